@@ -1,0 +1,303 @@
+"""The command line: parse, call one function of airflow_infra.commands, render. Nothing else.
+
+Exit status: 0 success; 1 any error (one line on stderr; traceback only with --debug);
+2 only from `plan --detailed-exitcode` when there are changes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .errors import AirflowInfraError, ConfirmationRequired
+
+
+class Ctx:
+    def __init__(self, directory: str, vars: tuple, var_files: tuple, lock_timeout: float, debug: bool):
+        self.directory, self.vars, self.var_files = directory, vars, var_files
+        self.lock_timeout, self.debug = lock_timeout, debug
+
+    def project(self):
+        from . import commands
+
+        return commands.load(self.directory, vars=self.vars, var_files=self.var_files)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-C", "directory", default=".", metavar="DIR", help="Project directory (default: the current one).")
+@click.option("--var", "vars", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. project.environment=prod.")
+@click.option("--var-file", "var_files", multiple=True, metavar="FILE", help="A TOML file of config overrides.")
+@click.option("--lock-timeout", type=float, default=0.0, metavar="SECONDS", help="Wait this long for the state lock.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="airflow-infra")
+@click.pass_context
+def cli(ctx, directory, vars, var_files, lock_timeout, debug):
+    """Give an Airflow ELT project its infrastructure: a workfiles bucket and a PostgreSQL target.
+
+    Start with `airflow-infra up` in a project directory.
+    """
+    ctx.obj = Ctx(directory, vars, var_files, lock_timeout, debug)
+
+
+def _confirm(auto_approve: bool, what: str):
+    """A confirm callback for the library; refuses at once when there is no terminal to ask on."""
+    if auto_approve:
+        return None
+    if not sys.stdin.isatty():
+        raise ConfirmationRequired(f"{what} needs confirmation and there is no terminal to ask on: pass --auto-approve")
+
+    def ask(plan) -> bool:
+        from .render import plan_text
+
+        click.echo(plan_text(plan))
+        answer = click.prompt(f"\nDo you want to {what}? Only 'yes' will be accepted", default="", show_default=False)
+        return answer.strip() == "yes"
+
+    return ask
+
+
+def _report(plan, result, verb: str) -> None:
+    if result is None:
+        click.echo(f"{verb.capitalize()} cancelled.")
+        return
+    for path in result.backups:
+        click.echo(f"Backup written: {path}")
+    counts = plan.counts()
+    click.echo(click.style(f"{verb.capitalize()} complete! Resources: {counts['add']} added, {counts['change']} changed, "
+                           f"{counts['destroy']} destroyed.", fg="green", bold=True))
+
+
+@cli.command()
+@click.option("--name", help="Project name (default: the folder's name).")
+@pass_ctx
+def init(c: Ctx, name):
+    """Write airflow-infra.toml for the local target."""
+    from . import commands
+
+    path = commands.init(c.directory, name=name)
+    click.echo(f"Wrote {path}")
+
+
+@cli.command()
+@pass_ctx
+def up(c: Ctx):
+    """Init (if needed), apply without asking, and print the outputs."""
+    from . import commands
+    from .render import event, outputs_text
+
+    project, plan, result = commands.up(c.directory, vars=c.vars, var_files=c.var_files,
+                                        lock_timeout=c.lock_timeout, on_event=event)
+    if not plan.has_changes:
+        click.echo("No changes. The infrastructure matches the configuration.")
+    else:
+        _report(plan, result, "apply")
+    click.echo("\nOutputs:\n" + outputs_text(commands.outputs(project), show_secrets=False))
+
+
+@cli.command()
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when no changes, 2 when changes, 1 on error.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--out", "out", metavar="FILE", help="Save the plan for `apply FILE`.")
+@click.option("--destroy", is_flag=True, help="Plan the destruction of everything in the state.")
+@pass_ctx
+def plan(c: Ctx, detailed_exitcode, as_json, out, destroy):
+    """Show what apply would change (reads only; writes nothing)."""
+    from . import commands
+    from .render import plan_text
+
+    p = commands.plan(c.project(), destroy=destroy)
+    click.echo(json.dumps(p.to_json(), sort_keys=True, indent=2) if as_json else plan_text(p))
+    if out:
+        commands.save_plan(p, out)
+        if not as_json:
+            click.echo(f"\nSaved the plan to {out}: apply it with `airflow-infra apply {out}`.")
+    if detailed_exitcode and p.has_changes:
+        sys.exit(2)
+
+
+@cli.command()
+@click.argument("planfile", required=False)
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force-delete-data", is_flag=True, help="Allow deleting what holds data, after a backup.")
+@pass_ctx
+def apply(c: Ctx, planfile, auto_approve, force_delete_data):
+    """Apply the configuration (or a plan saved with `plan --out`)."""
+    from . import commands
+    from .render import event, plan_text
+
+    # A saved plan was reviewed when it was made: applying it does not ask again (as Terraform).
+    confirm = None if planfile else _confirm(auto_approve, "apply these actions")
+    project = c.project()
+    saved = commands.load_plan(planfile) if planfile else None
+    p, result = commands.apply(project, plan=saved, confirm=confirm, force_delete_data=force_delete_data,
+                               lock_timeout=c.lock_timeout, on_event=event)
+    if confirm is None:
+        click.echo(plan_text(p))
+    if p.has_changes:
+        _report(p, result, "apply")
+
+
+@cli.command()
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force-delete-data", is_flag=True, help="Delete the bucket's objects and the database's tables, after a backup.")
+@pass_ctx
+def destroy(c: Ctx, auto_approve, force_delete_data):
+    """Destroy everything in the state, in reverse order."""
+    from . import commands
+    from .render import event, plan_text
+
+    confirm = _confirm(auto_approve, "destroy all these resources")
+    p, result = commands.destroy(c.project(), confirm=confirm, force_delete_data=force_delete_data,
+                                 lock_timeout=c.lock_timeout, on_event=event)
+    if confirm is None:
+        click.echo(plan_text(p))
+    if p.has_changes:
+        _report(p, result, "destroy")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Terraform's shape: {name: {value, sensitive}}.")
+@click.option("--show-secrets", is_flag=True, help="Show sensitive values.")
+@pass_ctx
+def output(c: Ctx, name, as_json, show_secrets):
+    """Show the outputs (sensitive ones only with --show-secrets)."""
+    from . import commands
+    from .render import outputs_json, outputs_text
+
+    outs = commands.outputs(c.project())
+    if name:
+        if name not in outs:
+            raise AirflowInfraError(f"NAME {name!r} is not an output (outputs: {', '.join(outs) or 'none, apply first'})")
+        o = outs[name]
+        if o["sensitive"] and not show_secrets:
+            raise AirflowInfraError(f"output {name!r} is sensitive: pass --show-secrets to print it")
+        click.echo(json.dumps(o["value"]) if as_json or not isinstance(o["value"], str) else o["value"])
+        return
+    click.echo(outputs_json(outs, show_secrets) if as_json else outputs_text(outs, show_secrets))
+
+
+@cli.group()
+def state():
+    """Inspect the state."""
+
+
+@state.command("list")
+@pass_ctx
+def state_list(c: Ctx):
+    """List the addresses in the state."""
+    from . import commands
+
+    for address in commands.state_list(c.project()):
+        click.echo(address)
+
+
+@state.command("show")
+@click.argument("address")
+@pass_ctx
+def state_show(c: Ctx, address):
+    """Show one resource in the state."""
+    from . import commands
+
+    click.echo(json.dumps(commands.state_show(c.project(), address), sort_keys=True, indent=2))
+
+
+@state.command("lock")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def state_lock(c: Ctx, as_json):
+    """Show the current state lock, if any."""
+    from dataclasses import asdict
+
+    from . import commands
+
+    info = commands.lock_info(c.project())
+    if as_json:
+        click.echo(json.dumps(asdict(info) if info else None, sort_keys=True, indent=2))
+    else:
+        click.echo(info.describe() if info else "The state is not locked.")
+
+
+@cli.command("force-unlock")
+@click.argument("lock_id")
+@pass_ctx
+def force_unlock(c: Ctx, lock_id):
+    """Remove the state lock, only when LOCK_ID matches it."""
+    from . import commands
+
+    commands.force_unlock(c.project(), lock_id)
+    click.echo(f"Lock {lock_id} removed.")
+
+
+@cli.group()
+def local():
+    """The local PostgreSQL server that airflow-infra runs (AIRFLOW_INFRA_HOME/postgres)."""
+
+
+def _status_text(s: dict) -> str:
+    if not s["initialised"]:
+        return "Local PostgreSQL: not initialised (any command that needs it starts it)."
+    state_word = click.style("running", fg="green") if s["running"] else click.style("stopped", fg="yellow")
+    pid = f", pid {s['pid']}" if s["running"] else ""
+    return (f"Local PostgreSQL {s['version']}: {state_word} on {s['host']}:{s['port']}{pid}\n"
+            f"  data: {s['data_dir']}\n  binaries: {s['bindir']}\n  log: {s['log']}")
+
+
+@local.command("start")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (set at first start, or while stopped).")
+def local_start(port):
+    """Start (initialising on first use) the local PostgreSQL."""
+    from . import commands
+
+    click.echo(_status_text(commands.local_start(port=port)))
+
+
+@local.command("stop")
+def local_stop():
+    """Stop the local PostgreSQL."""
+    from . import commands
+
+    click.echo(_status_text(commands.local_stop()))
+
+
+@local.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def local_status(as_json):
+    """Show whether the local PostgreSQL runs, where, and from which binaries."""
+    from . import commands
+
+    s = commands.local_status()
+    click.echo(json.dumps(s, sort_keys=True, indent=2) if as_json else _status_text(s))
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        cli.main(args=argv, prog_name="airflow-infra", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:  # usage errors exit 1 too: 2 means "changes" for plan
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        sys.exit(1)
+    except AirflowInfraError as exc:
+        if debug:
+            raise
+        click.echo(click.style("Error: ", fg="red", bold=True) + str(exc), err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(f"Error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
+        sys.exit(1)

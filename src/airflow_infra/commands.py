@@ -1,0 +1,201 @@
+"""The public API: one plain function per CLI command (after alembic's command.py).
+
+The CLI parses, calls one of these and renders the result; a script can do exactly what the
+CLI does. Options are keyword-only. Every function raises only AirflowInfraError subclasses
+on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .config import CONFIG_FILE, Config, check_name, default_name, load_config, render_config
+from .errors import AirflowInfraError, ConfigError, StalePlan, StateError
+from .home import home_dir
+
+# Heavier modules (the engine, providers, psycopg) are imported inside the functions that need
+# them, so that `airflow-infra --help` and config errors stay fast.
+
+
+@dataclass
+class Project:
+    """A loaded project: its directory, validated config, AIRFLOW_INFRA_HOME and state backend."""
+
+    dir: Path
+    config: Config
+    home: Path
+
+    @property
+    def state_path(self) -> Path:
+        return self.dir / self.config.state.path
+
+    def backend(self):
+        from .state.local import LocalStateBackend
+
+        return LocalStateBackend(self.state_path)
+
+    def target(self):
+        from .targets import get_target
+
+        return get_target(self.config, self.home)
+
+
+def init(project_dir: str | Path = ".", *, name: str | None = None, environment: str = "dev") -> Path:
+    """Write airflow-infra.toml (local target). Refuses to overwrite an existing one."""
+    project_dir = Path(project_dir)
+    path = project_dir / CONFIG_FILE
+    if path.exists():
+        raise ConfigError(f"{path}: already exists; edit it, or remove it to start again")
+    if name is None:
+        name = check_name(default_name(project_dir),
+                          source=f"project folder name {Path(project_dir).resolve().name!r} (pass --name)")
+    else:
+        check_name(name)
+    text = render_config(name, environment)
+    project_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def load(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: Sequence[str | Path] = ()) -> Project:
+    project_dir = Path(project_dir).resolve()
+    if not project_dir.is_dir():
+        raise ConfigError(f"-C {project_dir}: not a directory")
+    return Project(project_dir, load_config(project_dir, vars=vars, var_files=var_files), home_dir())
+
+
+def plan(project: Project, *, destroy: bool = False):
+    """Refresh and diff; writes nothing. Returns a Plan."""
+    from .engine.plan import make_plan
+
+    target = project.target()
+    try:
+        return make_plan(project.backend().read(), [] if destroy else target.desired(), target.providers(),
+                         operation="destroy" if destroy else "apply")
+    finally:
+        target.close()
+
+
+def save_plan(p, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(p.to_json(), sort_keys=True, indent=2) + "\n")
+
+
+def load_plan(path: str | Path):
+    from .engine.plan import Plan
+
+    try:
+        return Plan.from_json(json.loads(Path(path).read_text()))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: plan file not found") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a plan file saved by `airflow-infra plan --out` ({exc})") from None
+
+
+def _run(project: Project, operation: str, *, saved=None, confirm=None, force_delete_data=False,
+         lock_timeout: float = 0.0, on_event=None):
+    from .engine.apply import ApplyResult, apply_plan, check_data_loss
+    from .engine.plan import make_plan
+    from .state.base import acquire
+
+    backend, target = project.backend(), project.target()
+    lock = acquire(backend, operation, str(project.state_path), lock_timeout)
+    try:
+        stored = backend.read()
+        providers = target.providers()
+        if saved is None:
+            p = make_plan(stored, [] if operation == "destroy" else target.desired(), providers, operation=operation)
+        else:
+            p = saved
+            if p.serial != stored.serial or (stored.serial > 0 and p.lineage != stored.lineage):
+                raise StalePlan(
+                    f"the saved plan was made from state serial {p.serial} (lineage {p.lineage}) but the state is now "
+                    f"serial {stored.serial} (lineage {stored.lineage}): run `airflow-infra plan` again"
+                )
+        if not p.has_changes and not p.state_outdated:
+            return p, ApplyResult(stored, [], [])
+        check_data_loss(p, force_delete_data=force_delete_data)
+        if confirm is not None and p.has_changes and not confirm(p):
+            return p, None
+        return p, apply_plan(p, backend, stored, providers, backup_dir=project.home / "backups",
+                             force_delete_data=force_delete_data, on_event=on_event)
+    finally:
+        target.close()
+        try:
+            backend.unlock(lock.ID)
+        except StateError:
+            pass  # removed by force-unlock meanwhile: nothing of ours to release
+
+
+def apply(project: Project, *, plan=None, confirm: Callable | None = None, force_delete_data: bool = False,
+          lock_timeout: float = 0.0, on_event=None):
+    """Plan (or take the saved plan) and apply it under the state lock.
+
+    confirm(plan) -> bool is asked before anything changes; None means approved.
+    Returns (plan, ApplyResult), the result None when confirm declined.
+    """
+    return _run(project, "apply", saved=plan, confirm=confirm, force_delete_data=force_delete_data,
+                lock_timeout=lock_timeout, on_event=on_event)
+
+
+def destroy(project: Project, *, confirm: Callable | None = None, force_delete_data: bool = False,
+            lock_timeout: float = 0.0, on_event=None):
+    """Delete every resource in the state, in reverse dependency order."""
+    return _run(project, "destroy", confirm=confirm, force_delete_data=force_delete_data,
+                lock_timeout=lock_timeout, on_event=on_event)
+
+
+def up(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: Sequence[str | Path] = (),
+       lock_timeout: float = 0.0, on_event=None):
+    """init (when no config exists) + apply without asking. Returns (project, plan, result)."""
+    if not (Path(project_dir) / CONFIG_FILE).exists():
+        init(project_dir)
+    project = load(project_dir, vars=vars, var_files=var_files)
+    p, result = apply(project, lock_timeout=lock_timeout, on_event=on_event)
+    return project, p, result
+
+
+def outputs(project: Project) -> dict[str, dict]:
+    """{name: {"value": ..., "sensitive": bool}} from the state; values of sensitive outputs included."""
+    target = project.target()
+    return target.outputs(project.backend().read())
+
+
+def state_list(project: Project) -> list[str]:
+    return sorted(project.backend().read().resources)
+
+
+def state_show(project: Project, address: str) -> dict:
+    state = project.backend().read()
+    if address not in state.resources:
+        known = ", ".join(sorted(state.resources)) or "none"
+        raise AirflowInfraError(f"ADDRESS {address!r} is not in the state (addresses: {known})")
+    return state.resources[address].to_json()
+
+
+def lock_info(project: Project):
+    return project.backend().lock_info()
+
+
+def force_unlock(project: Project, lock_id: str) -> None:
+    project.backend().unlock(lock_id)
+
+
+def local_server(*, pg_bindir: str | None = None):
+    from .local_server import LocalServer
+
+    return LocalServer(home_dir(), pg_bindir=pg_bindir)
+
+
+def local_start(*, port: int | None = None, pg_bindir: str | None = None) -> dict:
+    return local_server(pg_bindir=pg_bindir).start(port=port)
+
+
+def local_stop() -> dict:
+    return local_server().stop()
+
+
+def local_status() -> dict:
+    return local_server().status()

@@ -1,0 +1,199 @@
+"""airflow-infra.toml: pydantic models, the override order, and load_config().
+
+Overrides, lowest to highest precedence (later wins):
+  1. airflow-infra.toml in the project directory
+  2. environment variables AIRFLOW_INFRA_<SECTION>__<KEY> (e.g. AIRFLOW_INFRA_PROJECT__ENVIRONMENT=prod)
+  3. --var-file FILE (a TOML file of the same shape), in the order given
+  4. --var KEY=VALUE (KEY dotted, e.g. database.schemas=["raw"]), in the order given
+A value is read as a TOML value when it parses as one, else as a plain string.
+Validation happens once, on the merged result, so a bad override is reported like a bad file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+CONFIG_FILE = "airflow-infra.toml"
+NAME_RE = r"^[a-z][a-z0-9_]{1,39}$"
+SCHEMA_RE = r"^[a-z_][a-z0-9_]{0,62}$"
+ENV_PREFIX = "AIRFLOW_INFRA_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectConfig(_Section):
+    name: str = Field(pattern=NAME_RE)
+    environment: str = Field(default="dev", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class TargetConfig(_Section):
+    kind: Literal["local"] = "local"
+    # Where the local PostgreSQL binaries are; default: the system's, else the pgserver wheel's.
+    pg_bindir: str | None = None
+
+
+class DatabaseConfig(_Section):
+    schemas: list[str] = Field(default_factory=lambda: ["raw", "staging", "analytics"])
+
+    @field_validator("schemas")
+    @classmethod
+    def _check_schemas(cls, schemas: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for s in schemas:
+            if not re.match(SCHEMA_RE, s):
+                raise ValueError(f"schema name {s!r} must match {SCHEMA_RE}")
+            if s.startswith("pg_") or s in ("information_schema", "public"):
+                raise ValueError(f"schema name {s!r} is reserved (pg_*, information_schema, public)")
+            if s in seen:
+                raise ValueError(f"schema name {s!r} is listed twice")
+            seen.add(s)
+        return schemas
+
+
+class BucketConfig(_Section):
+    # local target: a directory; default AIRFLOW_INFRA_HOME/buckets/<name>
+    path: str | None = None
+
+
+class StateConfig(_Section):
+    backend: Literal["local"] = "local"
+    path: str = ".airflow-infra/state.json"
+
+
+class Config(_Section):
+    project: ProjectConfig
+    target: TargetConfig = TargetConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    bucket: BucketConfig = BucketConfig()
+    state: StateConfig = StateConfig()
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _set_dotted(data: dict, dotted: str, value: Any, source: str) -> None:
+    parts = dotted.split(".")
+    if not all(parts):
+        raise ConfigError(f"{source}: {dotted!r} is not a dotted key like section.key")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{source}: {dotted!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _deep_merge(base: dict, over: Mapping) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (run `airflow-infra init` to write one)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int)) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        model: type[BaseModel] = Config
+        for part in err["loc"][:-1]:
+            ann = model.model_fields[part].annotation
+            model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else model
+        allowed = ", ".join(model.model_fields)
+        return f"{source}: unknown key {loc!r} (allowed here: {allowed})"
+    if err["type"] == "missing":
+        return f"{source}: missing required key {loc!r}"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "string_pattern_mismatch":
+        msg = f"{err['input']!r} is not allowed: must match {err['ctx']['pattern']}"
+    return f"{source}: {loc}: {msg}"
+
+
+def load_config(
+    project_dir: Path,
+    *,
+    vars: Sequence[str] = (),
+    var_files: Sequence[str | Path] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read, merge and validate the project's configuration. Raises ConfigError."""
+    path = Path(project_dir) / CONFIG_FILE
+    data = _read_toml(path)
+    environ = os.environ if environ is None else environ
+    for key in sorted(environ):
+        if key.startswith(ENV_PREFIX) and "__" in key:
+            dotted = key[len(ENV_PREFIX):].lower().replace("__", ".")
+            _set_dotted(data, dotted, _parse_value(environ[key]), f"environment variable {key}")
+    for vf in var_files:
+        data = _deep_merge(data, _read_toml(Path(vf)))
+    for item in vars:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--var {item!r}: expected KEY=VALUE, e.g. project.environment=prod")
+        _set_dotted(data, key.strip(), _parse_value(raw), f"--var {key.strip()}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, str(path))) from None
+
+
+def default_name(project_dir: Path) -> str:
+    """The folder's name made into a project name: lower case, '-', '.' and ' ' as '_'."""
+    return re.sub(r"[-. ]", "_", Path(project_dir).resolve().name.lower())
+
+
+def check_name(name: str, *, source: str = "--name") -> str:
+    if not re.match(NAME_RE, name):
+        raise ConfigError(
+            f"{source}: {name!r} is not a valid project name: it must match {NAME_RE} "
+            "(an importable Python name: lower case, starts with a letter)"
+        )
+    return name
+
+
+def render_config(name: str, environment: str = "dev") -> str:
+    """The airflow-infra.toml that `init` writes. It never holds a secret."""
+    check_name(name)
+    return f"""\
+# airflow-infra configuration; reference: README.md#configuration
+[project]
+name = "{name}"
+environment = "{environment}"
+
+[target]
+kind = "local"            # the embedded default: a directory as bucket, a PostgreSQL run by airflow-infra
+
+[database]
+schemas = ["raw", "staging", "analytics"]
+
+[bucket]                  # local: a directory under AIRFLOW_INFRA_HOME unless `path` is given
+
+[state]
+backend = "local"         # .airflow-infra/state.json in this directory
+"""

@@ -1,0 +1,1 @@
+"""The engine: plans are values (plan.py), applied by walking the dependency graph (apply.py)."""

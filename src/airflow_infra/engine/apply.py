@@ -1,0 +1,155 @@
+"""Applying a plan: walk the dependency graph with bounded parallelism, persist after every step.
+
+State is written after each finished resource, so an apply killed at any point leaves a state
+that the next plan completes: what was made but not recorded is found by refresh and adopted
+(providers mark what they make), never created twice.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from graphlib import TopologicalSorter
+from pathlib import Path
+from threading import Lock
+from typing import Any, Callable, Mapping
+
+from ..errors import AirflowInfraError, ApplyFailed, DataLossRefused, ProviderError
+from ..resources import Observed, Resource
+from ..state.base import State, StateBackend
+from .plan import ADOPT, CREATE, DELETE, REPLACE, UPDATE, Change, Plan
+
+Event = Callable[[str, Change, float], None]  # (phase: "start"|"done"|"failed", change, seconds)
+
+
+@dataclass
+class ApplyResult:
+    state: State
+    backups: list[Path]
+    applied: list[str]
+
+
+class _StateWriter:
+    """Serialises state writes from worker threads; every write bumps the serial by one."""
+
+    def __init__(self, backend: StateBackend, state: State):
+        self.backend = backend
+        self.state = state
+        self._lock = Lock()
+
+    def commit(self, change: Callable[[State], State]) -> None:
+        with self._lock:
+            new = change(self.state)
+            new = replace(new, serial=self.state.serial + 1)
+            self.backend.write(new)
+            self.state = new
+
+
+def _graph(plan: Plan) -> dict[str, set[str]]:
+    """Each change's predecessors: creates after what they depend on, deletes before it."""
+    by_addr = {c.address: c for c in plan.changes}
+    graph: dict[str, set[str]] = {a: set() for a in by_addr}
+    for c in plan.changes:
+        if c.action == DELETE:
+            # X depends on c's resource and X is deleted too: delete X first.
+            for other in plan.changes:
+                if other.action == DELETE and c.address in other.resource.depends_on:
+                    graph[c.address].add(other.address)
+        else:
+            graph[c.address] |= {d for d in c.resource.depends_on if d in by_addr and by_addr[d].action != DELETE}
+    return graph
+
+
+def _run(change: Change, provider: Any, force: bool) -> Observed | None:
+    r = change.resource
+    before = Observed(change.before or {})
+    if change.action == CREATE:
+        return provider.create(r)
+    if change.action == UPDATE:
+        return provider.update(r, before)
+    if change.action == REPLACE:
+        old = Resource(r.type, r.name, dict(change.before or {}), r.depends_on)
+        provider.delete(old, before, force=force)
+        return provider.create(r)
+    if change.action == DELETE:
+        provider.delete(r, before, force=force)
+        return None
+    if change.action == ADOPT:
+        return before
+    raise AssertionError(change.action)
+
+
+def check_data_loss(plan: Plan, *, force_delete_data: bool) -> list[Change]:
+    """The changes that would lose data; DataLossRefused unless force_delete_data."""
+    losing = [c for c in plan.changes if c.action in (DELETE, REPLACE) and c.holds_data]
+    if losing and not force_delete_data:
+        what = "; ".join(f"{c.address} holds {c.holds_data}" for c in losing)
+        raise DataLossRefused(f"refusing to delete data ({what}): pass --force-delete-data to back it up and delete it")
+    return losing
+
+
+def apply_plan(
+    plan: Plan,
+    backend: StateBackend,
+    stored: State,
+    providers: Mapping[str, Any],
+    *,
+    backup_dir: Path,
+    force_delete_data: bool = False,
+    parallelism: int = 4,
+    on_event: Event | None = None,
+) -> ApplyResult:
+    """Run plan against the state stored in backend (which the caller has locked)."""
+    losing = check_data_loss(plan, force_delete_data=force_delete_data)
+    backups: list[Path] = []
+    for c in losing:  # every backup is made before anything is deleted
+        p = providers[c.resource.type]
+        prior = Resource(c.resource.type, c.resource.name, dict(c.before or {}), c.resource.depends_on)
+        try:
+            backups.append(p.backup(prior, Observed(prior.attrs), backup_dir))
+        except AirflowInfraError:
+            raise
+        except Exception as exc:
+            raise ProviderError(f"{c.address}: backup failed, nothing was deleted: {type(exc).__name__}: {exc}") from exc
+
+    writer = _StateWriter(backend, replace(plan.refreshed, serial=stored.serial, lineage=plan.lineage))
+    if plan.state_outdated:
+        writer.commit(lambda s: s)  # record the refresh (e.g. resources deleted by hand) first
+    emit = on_event or (lambda *a: None)
+    by_addr = {c.address: c for c in plan.changes}
+    sorter = TopologicalSorter(_graph(plan))
+    sorter.prepare()
+    failures: list[str] = []
+    applied: list[str] = []
+    running: dict[Future, tuple[Change, float]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        while sorter.is_active():
+            if not failures:
+                for address in sorter.get_ready():
+                    c = by_addr[address]
+                    emit("start", c, 0.0)
+                    running[pool.submit(_run, c, providers[c.resource.type], force_delete_data)] = (c, time.monotonic())
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                c, started = running.pop(fut)
+                try:
+                    obs = fut.result()
+                except Exception as exc:
+                    detail = str(exc) if isinstance(exc, AirflowInfraError) else f"{type(exc).__name__}: {exc}"
+                    failures.append(f"{c.address}: {detail}")
+                    emit("failed", c, time.monotonic() - started)
+                    continue
+                r = c.resource
+                if obs is None:
+                    writer.commit(lambda s, a=c.address: s.without(a))
+                else:
+                    writer.commit(lambda s, r=r, obs=obs: s.with_resource(Resource(r.type, r.name, dict(obs.attrs), r.depends_on)))
+                applied.append(c.address)
+                emit("done", c, time.monotonic() - started)
+                sorter.done(c.address)
+    if failures:
+        raise ApplyFailed("apply failed; finished steps are saved in the state: " + "; ".join(failures))
+    return ApplyResult(writer.state, backups, applied)

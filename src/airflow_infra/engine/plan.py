@@ -1,0 +1,191 @@
+"""Planning: refresh (read what exists), then a pure diff against the desired resources.
+
+make_plan() writes nothing, anywhere; the Plan it returns is a value that apply runs as given,
+and that can be saved to a file and loaded again.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from ..errors import ForeignResource, ProviderError
+from ..resources import Observed, Resource
+from ..state.base import State
+
+PLAN_FORMAT = 1
+CREATE, UPDATE, REPLACE, DELETE, ADOPT = "create", "update", "replace", "delete", "adopt"
+SYMBOL = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", DELETE: "-", ADOPT: "<="}
+
+
+@dataclass(frozen=True)
+class Change:
+    address: str
+    action: str
+    resource: Resource                    # desired (create/update/replace/adopt) or as in state (delete)
+    before: Mapping[str, Any] | None      # attrs as refreshed; None for create
+    changed: tuple[str, ...] = ()
+    forces: tuple[str, ...] = ()          # fields forcing replacement
+    holds_data: str | None = None         # what a delete/replace would lose
+
+    def to_json(self) -> dict:
+        return {
+            "address": self.address,
+            "action": self.action,
+            "resource": self.resource.to_json(),
+            "before": None if self.before is None else dict(self.before),
+            "changed": list(self.changed),
+            "forces_replacement": list(self.forces),
+            "holds_data": self.holds_data,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping) -> "Change":
+        return cls(d["address"], d["action"], Resource.from_json(d["resource"]), d["before"],
+                   tuple(d["changed"]), tuple(d["forces_replacement"]), d["holds_data"])
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A difference between the state and what exists, made outside airflow-infra."""
+
+    address: str
+    deleted: bool
+    changes: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"address": self.address, "deleted": self.deleted,
+                "changes": {k: list(v) for k, v in self.changes.items()}}
+
+
+@dataclass(frozen=True)
+class Plan:
+    operation: str                # "apply" or "destroy"
+    lineage: str
+    serial: int                   # of the state the plan was made from
+    refreshed: State              # the state as it really is, before any change
+    changes: tuple[Change, ...]
+    drift: tuple[Drift, ...]
+    state_outdated: bool          # refreshed differs from stored: apply records the refresh first
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def counts(self) -> dict[str, int]:
+        add = sum(c.action in (CREATE, REPLACE) for c in self.changes)
+        change = sum(c.action == UPDATE for c in self.changes)
+        destroy = sum(c.action in (DELETE, REPLACE) for c in self.changes)
+        adopt = sum(c.action == ADOPT for c in self.changes)
+        return {"add": add, "change": change, "destroy": destroy, "adopt": adopt}
+
+    def to_json(self) -> dict:
+        return {
+            "format_version": PLAN_FORMAT,
+            "operation": self.operation,
+            "lineage": self.lineage,
+            "serial": self.serial,
+            "changes": [c.to_json() for c in self.changes],
+            "drift": [d.to_json() for d in self.drift],
+            "summary": self.counts(),
+            "refreshed": json.loads(self.refreshed.to_json()),
+            "state_outdated": self.state_outdated,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping) -> "Plan":
+        if d.get("format_version") != PLAN_FORMAT:
+            raise ValueError(f"plan format {d.get('format_version')!r} is not {PLAN_FORMAT}")
+        return cls(
+            operation=d["operation"], lineage=d["lineage"], serial=d["serial"],
+            refreshed=State.from_json(json.dumps(d["refreshed"])),
+            changes=tuple(Change.from_json(c) for c in d["changes"]),
+            drift=tuple(Drift(x["address"], x["deleted"], {k: tuple(v) for k, v in x["changes"].items()})
+                        for x in d["drift"]),
+            state_outdated=d["state_outdated"],
+        )
+
+
+def _read(provider, r: Resource, prior: Observed | None) -> Observed | None:
+    try:
+        return provider.read(r, prior)
+    except ProviderError:
+        raise
+    except Exception as exc:  # a provider bug or an untranslated library error: name the resource
+        raise ProviderError(f"{r.address}: refresh failed: {type(exc).__name__}: {exc}") from exc
+
+
+def make_plan(
+    state: State,
+    desired: Sequence[Resource],
+    providers: Mapping[str, Any],
+    *,
+    operation: str = "apply",
+    parallelism: int = 4,
+) -> Plan:
+    """Refresh every resource in state (and every desired one not in it), then diff."""
+    wanted = {r.address: r for r in desired}
+    to_read: list[tuple[Resource, Observed | None]] = [
+        (r, Observed(r.attrs)) for r in state.resources.values()
+    ] + [(r, None) for a, r in wanted.items() if a not in state.resources]
+
+    # Reads are independent; a few threads hide the round trips without loading the server.
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        found = list(pool.map(lambda item: _read(providers[item[0].type], *item), to_read))
+
+    drift: list[Drift] = []
+    refreshed: dict[str, Resource] = {}
+    adopted: set[str] = set()
+    for (r, prior), obs in zip(to_read, found):
+        if prior is not None:
+            if obs is None:
+                drift.append(Drift(r.address, deleted=True))
+                continue
+            diff = {k: (prior.attrs.get(k), v) for k, v in obs.attrs.items() if prior.attrs.get(k) != v}
+            if diff:
+                drift.append(Drift(r.address, deleted=False, changes=diff))
+            refreshed[r.address] = Resource(r.type, r.name, dict(obs.attrs), r.depends_on)
+        elif obs is not None:
+            if obs.foreign:
+                raise ForeignResource(
+                    f"{r.address}: {r.attrs.get('name', r.name)!r} already exists but was not made by "
+                    "airflow-infra; it is never taken over silently: rename or remove it"
+                )
+            # Made by us but not recorded: an apply was interrupted before it could write state.
+            refreshed[r.address] = Resource(r.type, r.name, dict(obs.attrs), r.depends_on)
+            adopted.add(r.address)
+
+    changes: list[Change] = []
+    for address in sorted(wanted):
+        r = wanted[address]
+        prior_r = refreshed.get(address)
+        if prior_r is None:
+            changes.append(Change(address, CREATE, r, None))
+            continue
+        changed = tuple(sorted(k for k, v in r.attrs.items() if prior_r.attrs.get(k) != v))
+        forces = tuple(k for k in changed if k in providers[r.type].force_new)
+        if forces:
+            holds = providers[r.type].holds_data(prior_r, Observed(prior_r.attrs))
+            changes.append(Change(address, REPLACE, r, prior_r.attrs, changed, forces, holds))
+        elif changed:
+            changes.append(Change(address, UPDATE, r, prior_r.attrs, changed))
+        elif address in adopted:
+            changes.append(Change(address, ADOPT, r, prior_r.attrs))
+    for address in sorted(set(refreshed) - set(wanted)):
+        prior_r = refreshed[address]
+        holds = providers[prior_r.type].holds_data(prior_r, Observed(prior_r.attrs))
+        changes.append(Change(address, DELETE, prior_r, prior_r.attrs, holds_data=holds))
+
+    refreshed_state = State(serial=state.serial, lineage=state.lineage,
+                            resources={a: r for a, r in refreshed.items() if a not in adopted})
+    return Plan(
+        operation=operation,
+        lineage=state.lineage,
+        serial=state.serial,
+        refreshed=refreshed_state,
+        changes=tuple(changes),
+        drift=tuple(sorted(drift, key=lambda d: d.address)),
+        state_outdated=refreshed_state.resources != state.resources,
+    )

@@ -1,0 +1,92 @@
+"""The whole error hierarchy of airflow-infra.
+
+Foreign exceptions (psycopg, OSError, pydantic) are translated once, where they cross
+into our code, with ``raise X(...) from exc``. The CLI prints ``str(error)`` as one line
+and exits 1; messages therefore name the file, key or argument and what is allowed, and
+never carry a secret.
+
+    AirflowInfraError
+    ├── ConfigError            airflow-infra.toml, --var, --var-file, environment overrides
+    ├── StateError
+    │   ├── StateCorrupt       state.json unreadable; left as it is
+    │   ├── StateLocked        another writer holds the lock (.holder is its LockInfo)
+    │   ├── LockMismatch       force-unlock with an ID that is not the lock's
+    │   ├── StateConflict      a write whose serial/lineage is stale
+    │   └── StalePlan          a saved plan whose state changed since
+    ├── ProviderError          a resource could not be read, created, updated or deleted
+    │   └── ForeignResource    exists, but was not made by airflow-infra
+    ├── LocalServerError       the managed local PostgreSQL
+    │   ├── BinariesNotFound
+    │   └── PortInUse
+    ├── DataLossRefused        destroy/replace of something holding data without --force-delete-data
+    ├── ConfirmationRequired   apply/destroy with no terminal to ask on and no --auto-approve
+    └── ApplyFailed            one or more steps failed; finished steps are in the state
+"""
+
+from __future__ import annotations
+
+
+class AirflowInfraError(Exception):
+    """Base of every error airflow-infra raises on purpose."""
+
+
+class ConfigError(AirflowInfraError):
+    pass
+
+
+class StateError(AirflowInfraError):
+    pass
+
+
+class StateCorrupt(StateError):
+    pass
+
+
+class StateLocked(StateError):
+    def __init__(self, message: str, holder=None):
+        super().__init__(message)
+        self.holder = holder
+
+
+class LockMismatch(StateError):
+    pass
+
+
+class StateConflict(StateError):
+    pass
+
+
+class StalePlan(StateError):
+    pass
+
+
+class ProviderError(AirflowInfraError):
+    pass
+
+
+class ForeignResource(ProviderError):
+    pass
+
+
+class LocalServerError(AirflowInfraError):
+    pass
+
+
+class BinariesNotFound(LocalServerError):
+    pass
+
+
+class PortInUse(LocalServerError):
+    pass
+
+
+class DataLossRefused(AirflowInfraError):
+    pass
+
+
+class ConfirmationRequired(AirflowInfraError):
+    pass
+
+
+class ApplyFailed(AirflowInfraError):
+    pass

@@ -1,0 +1,324 @@
+"""The managed local PostgreSQL server: find binaries, initdb, start/stop, port, connect.
+
+One server per AIRFLOW_INFRA_HOME (home/postgres/), holding one database per project. It
+listens on 127.0.0.1 only, on a free port chosen at initdb (never 5432 unless asked: Airflow's
+own metadata database often sits there), with scram-sha-256 password authentication and no
+Unix socket. PostgreSQL refuses to run as root, so under root the server runs as an
+unprivileged account (AIRFLOW_INFRA_PG_USER, else "postgres" when it exists, else "nobody").
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import json
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BinariesNotFound, LocalServerError, PortInUse
+from .home import ensure_dir
+from .secret_store import SecretStore
+
+SUPERUSER = "airflow_infra"
+SUPERUSER_REF = "local/superuser"
+REQUIRED = ("initdb", "pg_ctl", "postgres")
+
+
+def _has_binaries(bindir: Path) -> bool:
+    return all((bindir / b).is_file() and os.access(bindir / b, os.X_OK) for b in REQUIRED)
+
+
+def find_bindir(configured: str | None = None) -> Path:
+    """Configured path, else the system's, else the binaries in the pgserver wheel."""
+    if configured:
+        p = Path(configured).expanduser()
+        if _has_binaries(p):
+            return p.resolve()
+        raise BinariesNotFound(f"[target] pg_bindir = {configured!r}: no initdb, pg_ctl and postgres there")
+    candidates: list[Path] = []
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        candidates.append(Path(on_path).resolve().parent)
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        try:
+            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10).stdout.strip()
+            if out:
+                candidates.append(Path(out))
+        except (OSError, subprocess.SubprocessError):
+            pass
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0)
+    candidates += [Path(p) for p in reversed(versions)]
+    # pgserver's wheel carries a full PostgreSQL; find it without importing the package.
+    import importlib.util
+
+    spec = importlib.util.find_spec("pgserver")
+    if spec and spec.submodule_search_locations:
+        candidates += [Path(loc) / "pginstall" / "bin" for loc in spec.submodule_search_locations]
+    for c in candidates:
+        if _has_binaries(c):
+            return c.resolve()
+    raise BinariesNotFound(
+        "PostgreSQL binaries not found (looked at [target] pg_bindir, PATH, pg_config --bindir, "
+        "/usr/lib/postgresql/*/bin and the pgserver package): run `pip install pgserver` "
+        "or `apt-get install postgresql`, or set [target] pg_bindir"
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class _Account:
+    uid: int
+    gid: int
+    name: str
+
+
+def _service_account() -> _Account | None:
+    """The account the server runs as; None means "as ourselves" (we are not root)."""
+    if os.geteuid() != 0:
+        return None
+    wanted = os.environ.get("AIRFLOW_INFRA_PG_USER")
+    for name in ([wanted] if wanted else ["postgres", "nobody"]):
+        try:
+            pw = pwd.getpwnam(name)
+            return _Account(pw.pw_uid, pw.pw_gid, name)
+        except KeyError:
+            continue
+    raise LocalServerError(
+        f"running as root, PostgreSQL needs an unprivileged account and {wanted or 'postgres/nobody'!r} "
+        "does not exist: create one, or set AIRFLOW_INFRA_PG_USER"
+    )
+
+
+def _make_traversable(path: Path, account: _Account, home: Path) -> None:
+    """Let the service account reach path: chmod o+x our own directories, refuse on others."""
+    for d in [*reversed(path.parents), path]:
+        st = d.stat()
+        if st.st_uid == account.uid or st.st_mode & 0o001:
+            continue
+        if d == home or home in d.parents:
+            os.chmod(d, st.st_mode | 0o001)
+            continue
+        raise LocalServerError(
+            f"PostgreSQL runs as {account.name!r} under root and cannot reach {d}: "
+            f"`chmod o+x {d}`, or set AIRFLOW_INFRA_HOME to a directory it can reach"
+        )
+
+
+class LocalServer:
+    def __init__(self, home: Path, *, pg_bindir: str | None = None):
+        self.home = home
+        self.dir = home / "postgres"
+        self.data = self.dir / "data"
+        self.info_path = self.dir / "server.json"
+        self.log_path = self.dir / "server.log"
+        self._pg_bindir = pg_bindir
+        self.secrets = SecretStore(home)
+
+    # -- facts ---------------------------------------------------------------------------
+    def info(self) -> dict | None:
+        try:
+            return json.loads(self.info_path.read_text())
+        except FileNotFoundError:
+            return None
+
+    @property
+    def port(self) -> int:
+        info = self.info()
+        if info is None:
+            raise LocalServerError("the local PostgreSQL server is not initialised: run `airflow-infra local start`")
+        return int(info["port"])
+
+    @property
+    def bindir(self) -> Path:
+        info = self.info()
+        return Path(info["bindir"]) if info else find_bindir(self._pg_bindir)
+
+    def running_pid(self) -> int | None:
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (FileNotFoundError, ValueError, PermissionError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return pid
+
+    def status(self) -> dict:
+        info = self.info() or {}
+        pid = self.running_pid()
+        return {
+            "initialised": bool(info),
+            "running": pid is not None,
+            "pid": pid,
+            "host": "127.0.0.1",
+            "port": info.get("port"),
+            "version": info.get("version"),
+            "bindir": info.get("bindir"),
+            "data_dir": str(self.data),
+            "log": str(self.log_path),
+        }
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @contextmanager
+    def _locked(self):
+        ensure_dir(self.home)
+        fd = os.open(self.home / ".postgres.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _run(self, args: list[str], account: _Account | None, *, quiet_output: bool = False) -> subprocess.CompletedProcess:
+        kwargs: dict = {"cwd": self.dir, "text": True, "stdin": subprocess.DEVNULL}
+        if account is not None:
+            kwargs.update(user=account.uid, group=account.gid, extra_groups=[])
+        # pg_ctl start leaves the postmaster holding inherited pipes: never capture its output.
+        if quiet_output:
+            kwargs.update(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            kwargs.update(capture_output=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env.update(LC_ALL="C", LANG="C")
+        return subprocess.run(args, env=env, timeout=120, **kwargs, check=False)
+
+    def _initdb(self, port: int | None) -> None:
+        bindir = find_bindir(self._pg_bindir)
+        account = _service_account()
+        ensure_dir(self.home)
+        if self.dir.exists():
+            shutil.rmtree(self.dir)  # a half-made server from an interrupted init: nothing in it yet
+        ensure_dir(self.dir)
+        if account is not None:
+            os.chown(self.dir, account.uid, account.gid)
+            _make_traversable(self.dir, account, self.home)
+            _make_traversable(bindir, account, self.home)
+        password = self.secrets.get_or_create(SUPERUSER_REF)
+        pwfile = self.dir / ".pwfile"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(password + "\n")
+        if account is not None:
+            os.chown(pwfile, account.uid, account.gid)
+        try:
+            proc = self._run([str(bindir / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
+                              "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C"], account)
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if proc.returncode != 0:
+            raise LocalServerError(f"initdb failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+        port = port or free_port()
+        with open(self.data / "postgresql.conf", "a") as f:
+            f.write("\n# written by airflow-infra\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
+                    f"port = {port}\npassword_encryption = 'scram-sha-256'\n")
+        out = self._run([str(bindir / "postgres"), "--version"], account).stdout
+        version = m.group(1) if (m := re.search(r"\(PostgreSQL\) (\d+(?:\.\d+)*)", out)) else out.strip()
+        self._write_info({"port": port, "bindir": str(bindir), "version": version})
+
+    def _write_info(self, info: dict) -> None:
+        tmp = self.info_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, sort_keys=True, indent=2) + "\n")
+        os.replace(tmp, self.info_path)
+
+    def set_port(self, port: int) -> None:
+        info = self.info()
+        if info is None or info["port"] == port:
+            return
+        if self.running_pid() is not None:
+            raise LocalServerError(f"the local server is running on port {info['port']}: `airflow-infra local stop` first")
+        with open(self.data / "postgresql.conf", "a") as f:
+            f.write(f"port = {port}\n")
+        self._write_info({**info, "port": port})
+
+    def start(self, *, port: int | None = None) -> dict:
+        """Initialise (first time) and start the server; a no-op when it is running."""
+        with self._locked():
+            if self.info() is None or not (self.data / "PG_VERSION").exists():
+                self._initdb(port)
+            elif port is not None:
+                self.set_port(port)
+            if self.running_pid() is None:
+                info = self.info()
+                if _port_in_use(info["port"]):
+                    raise PortInUse(
+                        f"127.0.0.1:{info['port']} is in use by another program, so the local PostgreSQL cannot "
+                        "start there: stop that program, or move ours with `airflow-infra local start --port N`"
+                    )
+                account = _service_account()
+                proc = self._run([str(Path(info["bindir"]) / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_path),
+                                  "-w", "-t", "60", "-s", "start"], account, quiet_output=True)
+                if proc.returncode != 0:
+                    tail = ""
+                    try:
+                        tail = self.log_path.read_text().strip().splitlines()[-1]
+                    except (OSError, IndexError):
+                        pass
+                    raise LocalServerError(f"the local PostgreSQL did not start (see {self.log_path}): {tail}")
+        return self.status()
+
+    def stop(self) -> dict:
+        with self._locked():
+            if self.running_pid() is not None:
+                info = self.info()
+                proc = self._run([str(Path(info["bindir"]) / "pg_ctl"), "-D", str(self.data), "-m", "fast",
+                                  "-w", "-s", "stop"], _service_account())
+                if proc.returncode != 0:
+                    raise LocalServerError(f"pg_ctl stop failed: {proc.stderr.strip()}")
+        return self.status()
+
+    # -- clients -------------------------------------------------------------------------
+    def connect(self, dbname: str = "postgres"):
+        """A superuser connection (autocommit); starts the server on demand."""
+        import psycopg
+
+        def attempt():
+            return psycopg.connect(host="127.0.0.1", port=self.port, user=SUPERUSER, dbname=dbname,
+                                   password=self.secrets.get(SUPERUSER_REF), connect_timeout=10, autocommit=True)
+
+        if self.info() is not None and self.running_pid() is not None:
+            try:
+                return attempt()
+            except psycopg.OperationalError:
+                pass  # shutting down, or just started: go through start(), which waits
+        self.start()
+        try:
+            return attempt()
+        except psycopg.OperationalError as exc:
+            raise LocalServerError(f"cannot connect to the local PostgreSQL on 127.0.0.1:{self.port}: {exc}") from None
+
+    def client_env(self) -> dict[str, str]:
+        """Environment for pg_dump and friends: the password travels here, never in argv."""
+        return {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(self.port), "PGUSER": SUPERUSER,
+                "PGPASSWORD": self.secrets.get(SUPERUSER_REF) or ""}
+
+    def wait_stopped(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while self.running_pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)

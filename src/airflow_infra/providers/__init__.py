@@ -1,0 +1,1 @@
+"""Providers: one small class per resource type, each keeping the contract in base.py."""

@@ -1,0 +1,32 @@
+"""The provider contract, after pulumi's dynamic providers: every step says how it fails.
+
+- read(r, prior) never mutates anything; it returns None when the resource is gone, and an
+  Observed with foreign=True when something of that name exists without airflow-infra's marker.
+- create(r) is all-or-nothing: if it raises, the resource was not created. Creating one that
+  exists with our marker (an apply killed before it could record it) converges it instead.
+- update(r, prior) changes in place only fields not in ``force_new``; if it raises, the
+  resource is as it was or partly updated, and the next plan shows what is left.
+- delete(r, prior, force=...) of an absent resource succeeds; if it raises, the resource is
+  assumed to still exist. With force=False it must never destroy data.
+- holds_data(r, observed) says what data would be lost by a delete (None when nothing);
+  backup(r, observed, dest) writes a copy under dest and returns its path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from ..resources import Observed, Resource
+
+
+class Provider(Protocol):
+    type: str
+    force_new: frozenset[str]
+
+    def read(self, r: Resource, prior: Observed | None) -> Observed | None: ...
+    def create(self, r: Resource) -> Observed: ...
+    def update(self, r: Resource, prior: Observed) -> Observed: ...
+    def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None: ...
+    def holds_data(self, r: Resource, observed: Observed) -> str | None: ...
+    def backup(self, r: Resource, observed: Observed, dest: Path) -> Path: ...

@@ -1,0 +1,359 @@
+"""PostgreSQL resources on any server we can reach as an admin: roles, a database, schemas.
+
+One code path for every target: the local server, an existing server and (later) RDS differ
+only in the ``connect`` function handed to PgAdmin. Identifiers always go through
+psycopg.sql.Identifier. What we make carries a marker (a COMMENT naming the project), so that a
+refresh can tell our own half-recorded resource (adopted) from someone else's (never taken over).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from ..errors import ForeignResource, ProviderError
+from ..resources import Observed, Resource
+from ..secret_store import SecretStore
+
+
+def marker(project: str) -> str:
+    return f"managed by airflow-infra: project {project}"
+
+
+class PgAdmin:
+    """Admin connections, one per (thread, database), translated errors, and pg_dump."""
+
+    def __init__(self, connect: Callable[[str], object], *, project: str, secrets: SecretStore,
+                 bindir: Callable[[], Path], client_env: Callable[[], dict]):
+        self._connect = connect
+        self.project = project
+        self.marker = marker(project)
+        self.secrets = secrets
+        self._bindir = bindir
+        self._client_env = client_env
+        self._conns: dict[tuple[int, str], object] = {}
+        self._lock = threading.Lock()
+
+    def conn(self, dbname: str = "postgres"):
+        key = (threading.get_ident(), dbname)
+        with self._lock:
+            c = self._conns.get(key)
+        if c is None or c.closed:
+            c = self._connect(dbname)
+            with self._lock:
+                self._conns[key] = c
+        return c
+
+    def database_exists(self, dbname: str) -> bool:
+        return self.conn().execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone() is not None
+
+    def close_db(self, dbname: str) -> None:
+        with self._lock:
+            for key in [k for k in self._conns if k[1] == dbname]:
+                self._conns.pop(key).close()
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._conns.values():
+                c.close()
+            self._conns.clear()
+
+    def pg_dump(self, dbname: str, dest: Path, *, schema: str | None = None) -> Path:
+        dest.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        out = dest / f"{dbname}{'-' + schema if schema else ''}-{stamp}.dump"
+        args = [str(self._bindir() / "pg_dump"), "--format=custom", f"--file={out}", f"--dbname={dbname}"]
+        if schema:
+            args.append(f"--schema={schema}")
+        proc = subprocess.run(args, env=self._client_env(), capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            out.unlink(missing_ok=True)
+            raise ProviderError(f"pg_dump of {dbname} failed, nothing was deleted: {proc.stderr.strip()}")
+        return out
+
+
+def _translate(address: str, step: str):
+    """Decorator-free boundary: turn psycopg errors into ProviderError naming the resource."""
+
+    class _Boundary:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, et, exc, tb):
+            import psycopg
+
+            if isinstance(exc, psycopg.Error):
+                msg = (exc.diag.message_primary if getattr(exc, "diag", None) else None) or str(exc).strip()
+                raise ProviderError(f"{address}: {step} failed: {msg}") from exc
+            return False
+
+    return _Boundary()
+
+
+def _ident(name: str):
+    from psycopg import sql
+
+    return sql.Identifier(name)
+
+
+def _idents(names):
+    from psycopg import sql
+
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+class RoleProvider:
+    type = "postgres_role"
+    force_new = frozenset({"name"})
+
+    def __init__(self, admin: PgAdmin):
+        self.admin = admin
+
+    def _query(self, name: str):
+        return self.admin.conn().execute(
+            """SELECT r.rolcanlogin, shobj_description(r.oid, 'pg_authid'),
+                      array(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                            WHERE m.member = r.oid ORDER BY 1)
+               FROM pg_roles r WHERE r.rolname = %s""", (name,)).fetchone()
+
+    def read(self, r: Resource, prior: Observed | None) -> Observed | None:
+        with _translate(r.address, "read"):
+            row = self._query(r.attrs["name"])
+        if row is None:
+            return None
+        login, comment, member_of = row
+        return Observed({"name": r.attrs["name"], "login": login, "member_of": list(member_of),
+                         "password_ref": r.attrs.get("password_ref")}, foreign=comment != self.admin.marker)
+
+    def _converge(self, r: Resource, cur, current_members: list[str]) -> None:
+        from psycopg import sql
+
+        name = _ident(r.attrs["name"])
+        cur.execute(sql.SQL("ALTER ROLE {} " + ("LOGIN" if r.attrs["login"] else "NOLOGIN")).format(name))
+        for g in sorted(set(r.attrs["member_of"]) - set(current_members)):
+            cur.execute(sql.SQL("GRANT {} TO {}").format(_ident(g), name))
+        for g in sorted(set(current_members) - set(r.attrs["member_of"])):
+            cur.execute(sql.SQL("REVOKE {} FROM {}").format(_ident(g), name))
+
+    def create(self, r: Resource) -> Observed:
+        from psycopg import sql
+
+        name = r.attrs["name"]
+        with _translate(r.address, "create"):
+            conn = self.admin.conn()
+            with conn.transaction(), conn.cursor() as cur:  # all-or-nothing: role, marker, password, grants
+                row = self._query(name)
+                if row is not None and row[1] != self.admin.marker:
+                    raise ForeignResource(f"{r.address}: role {name!r} exists but was not made by airflow-infra")
+                if row is None:
+                    cur.execute(sql.SQL("CREATE ROLE {}").format(_ident(name)))
+                cur.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(_ident(name), sql.Literal(self.admin.marker)))
+                if r.attrs.get("password_ref"):
+                    password = self.admin.secrets.get_or_create(r.attrs["password_ref"])
+                    cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(_ident(name), sql.Literal(password)))
+                self._converge(r, cur, list(row[2]) if row else [])
+        return self.read(r, None)
+
+    def update(self, r: Resource, prior: Observed) -> Observed:
+        with _translate(r.address, "update"):
+            conn = self.admin.conn()
+            with conn.transaction(), conn.cursor() as cur:
+                self._converge(r, cur, list(prior.attrs.get("member_of", [])))
+        return self.read(r, None)
+
+    def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        from psycopg import sql
+
+        with _translate(r.address, "delete"):
+            self.admin.conn().execute(sql.SQL("DROP ROLE IF EXISTS {}").format(_ident(r.attrs["name"])))
+        if r.attrs.get("password_ref"):
+            self.admin.secrets.delete(r.attrs["password_ref"])
+
+    def holds_data(self, r: Resource, observed: Observed) -> str | None:
+        return None
+
+    def backup(self, r: Resource, observed: Observed, dest: Path) -> Path:
+        raise ProviderError(f"{r.address}: a role holds no data to back up")
+
+
+class DatabaseProvider:
+    """The project's database. CREATE DATABASE cannot run in a transaction, so "ours" is judged
+    by its owner: a database owned by our marked owner role is ours."""
+
+    type = "postgres_database"
+    force_new = frozenset({"name"})
+
+    def __init__(self, admin: PgAdmin):
+        self.admin = admin
+
+    def read(self, r: Resource, prior: Observed | None) -> Observed | None:
+        with _translate(r.address, "read"):
+            row = self.admin.conn().execute(
+                """SELECT pg_get_userbyid(d.datdba), shobj_description(o.oid, 'pg_authid'),
+                          array(SELECT DISTINCT pg_get_userbyid(a.grantee) FROM aclexplode(d.datacl) a
+                                WHERE a.privilege_type = 'CONNECT' AND a.grantee NOT IN (d.datdba, 0) ORDER BY 1),
+                          d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0)
+                   FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba WHERE d.datname = %s""",
+                (r.attrs["name"],)).fetchone()
+        if row is None:
+            return None
+        owner, owner_comment, connect, public = row
+        return Observed({"name": r.attrs["name"], "owner": owner, "connect": list(connect), "public_access": public},
+                        foreign=owner_comment != self.admin.marker)
+
+    def _converge(self, r: Resource, current: Observed | None) -> None:
+        from psycopg import sql
+
+        conn, db = self.admin.conn(), _ident(r.attrs["name"])
+        with conn.transaction():
+            conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db, _ident(r.attrs["owner"])))
+            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(db, sql.Literal(self.admin.marker)))
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
+            extra = set(current.attrs.get("connect", [])) - set(r.attrs["connect"]) if current else set()
+            if extra:
+                conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(db, _idents(sorted(extra))))
+            conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, _idents(r.attrs["connect"])))
+        # Inside the database: nobody but its owner may use the public schema.
+        self.admin.conn(r.attrs["name"]).execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+
+    def create(self, r: Resource) -> Observed:
+        from psycopg import sql
+
+        with _translate(r.address, "create"):
+            existing = self.read(r, None)
+            if existing is not None and existing.foreign:
+                raise ForeignResource(f"{r.address}: database {r.attrs['name']!r} exists but was not made by airflow-infra")
+            if existing is None:
+                self.admin.conn().execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
+                    _ident(r.attrs["name"]), _ident(r.attrs["owner"])))
+            self._converge(r, existing)
+        return self.read(r, None)
+
+    def update(self, r: Resource, prior: Observed) -> Observed:
+        with _translate(r.address, "update"):
+            self._converge(r, prior)
+        return self.read(r, None)
+
+    def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        from psycopg import sql
+
+        self.admin.close_db(r.attrs["name"])
+        with _translate(r.address, "delete"):
+            stmt = "DROP DATABASE IF EXISTS {} WITH (FORCE)" if force else "DROP DATABASE IF EXISTS {}"
+            self.admin.conn().execute(sql.SQL(stmt).format(_ident(r.attrs["name"])))
+
+    def holds_data(self, r: Resource, observed: Observed) -> str | None:
+        name = r.attrs["name"]
+        with _translate(r.address, "read"):
+            if not self.admin.database_exists(name):
+                return None
+            n = self.admin.conn(name).execute(
+                """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                     AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'""").fetchone()[0]
+        return f"{n} table{'s' if n != 1 else ''}" if n else None
+
+    def backup(self, r: Resource, observed: Observed, dest: Path) -> Path:
+        return self.admin.pg_dump(r.attrs["name"], dest)
+
+
+class SchemaProvider:
+    """A schema in the project's database, owned by the owner role; readers get USAGE, SELECT on
+    its tables, and SELECT on tables created later by the roles in ``default_select``."""
+
+    type = "postgres_schema"
+    force_new = frozenset({"name", "database"})
+
+    def __init__(self, admin: PgAdmin):
+        self.admin = admin
+
+    def _conn(self, r: Resource):
+        db = r.attrs["database"]
+        return self.admin.conn(db) if self.admin.database_exists(db) else None
+
+    def _query(self, conn, r: Resource):
+        return conn.execute(
+            """SELECT pg_get_userbyid(n.nspowner), obj_description(n.oid, 'pg_namespace'),
+                      array(SELECT DISTINCT pg_get_userbyid(a.grantee) FROM aclexplode(n.nspacl) a
+                            WHERE a.privilege_type = 'USAGE' AND a.grantee NOT IN (n.nspowner, 0) ORDER BY 1),
+                      array(SELECT DISTINCT pg_get_userbyid(d.defaclrole) FROM pg_default_acl d, aclexplode(d.defaclacl) a
+                            WHERE d.defaclnamespace = n.oid AND d.defaclobjtype = 'r' AND a.privilege_type = 'SELECT'
+                              AND pg_get_userbyid(a.grantee) = ANY(%s) ORDER BY 1)
+               FROM pg_namespace n WHERE n.nspname = %s""", (list(r.attrs["readers"]), r.attrs["name"])).fetchone()
+
+    def read(self, r: Resource, prior: Observed | None) -> Observed | None:
+        with _translate(r.address, "read"):
+            conn = self._conn(r)
+            row = self._query(conn, r) if conn is not None else None
+        if row is None:
+            return None
+        owner, comment, readers, default_select = row
+        return Observed({"name": r.attrs["name"], "database": r.attrs["database"], "owner": owner,
+                         "readers": list(readers), "default_select": list(default_select)},
+                        foreign=comment != self.admin.marker)
+
+    def _converge(self, cur, r: Resource, current: Observed | None) -> None:
+        from psycopg import sql
+
+        s, readers = _ident(r.attrs["name"]), _idents(r.attrs["readers"])
+        cur.execute(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(s, _ident(r.attrs["owner"])))
+        cur.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(s, sql.Literal(self.admin.marker)))
+        cur.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(s))
+        gone = set(current.attrs.get("readers", [])) - set(r.attrs["readers"]) if current else set()
+        if gone:
+            cur.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(s, _idents(sorted(gone))))
+        if r.attrs["readers"]:
+            cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, readers))
+            cur.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(s, readers))
+            for role in r.attrs["default_select"]:
+                cur.execute(sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}")
+                            .format(_ident(role), s, readers))
+
+    def create(self, r: Resource) -> Observed:
+        from psycopg import sql
+
+        with _translate(r.address, "create"):
+            conn = self._conn(r)
+            if conn is None:
+                raise ProviderError(f"{r.address}: database {r.attrs['database']!r} does not exist")
+            with conn.transaction(), conn.cursor() as cur:  # all-or-nothing
+                row = self._query(conn, r)
+                if row is not None and row[1] != self.admin.marker:
+                    raise ForeignResource(f"{r.address}: schema {r.attrs['name']!r} exists but was not made by airflow-infra")
+                if row is None:
+                    cur.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(_ident(r.attrs["name"]), _ident(r.attrs["owner"])))
+                self._converge(cur, r, None)
+        return self.read(r, None)
+
+    def update(self, r: Resource, prior: Observed) -> Observed:
+        with _translate(r.address, "update"):
+            conn = self.admin.conn(r.attrs["database"])
+            with conn.transaction(), conn.cursor() as cur:
+                self._converge(cur, r, prior)
+        return self.read(r, None)
+
+    def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        from psycopg import sql
+
+        with _translate(r.address, "delete"):
+            conn = self._conn(r)
+            if conn is None:
+                return  # the database went first: the schema went with it
+            stmt = "DROP SCHEMA IF EXISTS {} CASCADE" if force else "DROP SCHEMA IF EXISTS {}"
+            conn.execute(sql.SQL(stmt).format(_ident(r.attrs["name"])))
+
+    def holds_data(self, r: Resource, observed: Observed) -> str | None:
+        with _translate(r.address, "read"):
+            conn = self._conn(r)
+            if conn is None:
+                return None
+            n = conn.execute(
+                """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'm')""", (r.attrs["name"],)).fetchone()[0]
+        return f"{n} table{'s' if n != 1 else ''}" if n else None
+
+    def backup(self, r: Resource, observed: Observed, dest: Path) -> Path:
+        return self.admin.pg_dump(r.attrs["database"], dest, schema=r.attrs["name"])

@@ -1,0 +1,68 @@
+"""Generated passwords, kept in AIRFLOW_INFRA_HOME/secrets.json (mode 0600).
+
+The state and the config only ever hold a reference (``ref``); the value lives here, so that
+neither file can leak it. Writes are read-modify-write under an flock, replaced atomically.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import AirflowInfraError
+from .home import ensure_dir
+
+
+class SecretStore:
+    def __init__(self, home: Path):
+        self.path = home / "secrets.json"
+        self._lock_path = home / ".secrets.lock"
+
+    @contextmanager
+    def _locked(self):
+        ensure_dir(self.path.parent)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _load(self) -> dict[str, str]:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise AirflowInfraError(f"{self.path}: cannot read the secret store ({type(exc).__name__})") from None
+
+    def _save(self, data: dict[str, str]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, sort_keys=True, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def get(self, ref: str) -> str | None:
+        return self._load().get(ref)
+
+    def get_or_create(self, ref: str) -> str:
+        """The secret under ref, generated (URL-safe, 32 bytes of entropy) on first use."""
+        with self._locked():
+            data = self._load()
+            if ref not in data:
+                data[ref] = secrets.token_urlsafe(32)
+                self._save(data)
+            return data[ref]
+
+    def delete(self, ref: str) -> None:
+        with self._locked():
+            data = self._load()
+            if data.pop(ref, None) is not None:
+                self._save(data)

@@ -1,0 +1,122 @@
+"""The state value and the contract every state backend keeps.
+
+Contract (every backend passes tests/test_state_contract.py):
+- read() returns an empty State (serial 0, a new lineage) when none exists; a state it cannot
+  parse raises StateCorrupt and is left as it is.
+- write(state) is atomic; it raises StateConflict when the stored serial is not state.serial - 1
+  or the lineage differs (a writer working from stale state never overwrites newer state).
+- lock(info) raises StateLocked(holder=LockInfo) when another holds the lock.
+- unlock(lock_id) raises LockMismatch when lock_id is not the current lock's ID.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Protocol
+
+from .. import __version__
+from ..resources import Resource
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class State:
+    serial: int = 0
+    lineage: str = field(default_factory=lambda: str(uuid.uuid4()))
+    resources: dict[str, Resource] = field(default_factory=dict)
+    version: int = STATE_VERSION
+
+    def with_resource(self, r: Resource) -> "State":
+        return replace(self, resources={**self.resources, r.address: r})
+
+    def without(self, address: str) -> "State":
+        return replace(self, resources={a: r for a, r in self.resources.items() if a != address})
+
+    def to_json(self) -> str:
+        doc = {
+            "version": self.version,
+            "serial": self.serial,
+            "lineage": self.lineage,
+            "resources": [self.resources[a].to_json() for a in sorted(self.resources)],
+        }
+        return json.dumps(doc, sort_keys=True, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "State":
+        doc = json.loads(text)
+        resources = {}
+        for item in doc["resources"]:
+            r = Resource.from_json(item)
+            resources[r.address] = r
+        return cls(serial=int(doc["serial"]), lineage=str(doc["lineage"]), resources=resources, version=int(doc["version"]))
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    ID: str
+    Operation: str
+    Who: str
+    Version: str
+    Created: str
+    Path: str
+    pid: int
+    host: str
+
+    @classmethod
+    def new(cls, operation: str, path: str) -> "LockInfo":
+        host = socket.gethostname()
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = str(os.getuid())
+        return cls(
+            ID=str(uuid.uuid4()),
+            Operation=operation,
+            Who=f"{user}@{host}",
+            Version=__version__,
+            Created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            Path=path,
+            pid=os.getpid(),
+            host=host,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, indent=2) + "\n"
+
+    def describe(self) -> str:
+        return f"state is locked by {self.Who} since {self.Created} ({self.Operation}, lock ID {self.ID})"
+
+
+class StateBackend(Protocol):
+    def read(self) -> State: ...
+    def write(self, state: State) -> None: ...
+    def lock(self, info: LockInfo) -> None: ...
+    def unlock(self, lock_id: str) -> None: ...
+    def lock_info(self) -> LockInfo | None: ...
+
+
+def acquire(backend: StateBackend, operation: str, path: str, timeout: float = 0.0) -> LockInfo:
+    """Take the backend's lock, retrying until timeout seconds have passed."""
+    import time
+
+    from ..errors import StateLocked
+
+    info = LockInfo.new(operation, path)
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            backend.lock(info)
+            return info
+        except StateLocked:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 1.0)
