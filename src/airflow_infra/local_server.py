@@ -261,6 +261,8 @@ class LocalServer:
         """Initialise (first time) and start the server; a no-op when it is running."""
         with self._locked():
             if self.info() is None or not (self.data / "PG_VERSION").exists():
+                if port is not None and _port_in_use(port):
+                    raise PortInUse(f"--port {port}: 127.0.0.1:{port} is in use by another program; choose another port")
                 self._initdb(port)
             elif port is not None:
                 self.set_port(port)

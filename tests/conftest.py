@@ -1,0 +1,118 @@
+"""Shared fixtures: one real local PostgreSQL for the whole session, started by airflow-infra itself.
+
+AIRFLOW_INFRA_HOME is a fresh directory under /tmp (reachable by the unprivileged account the
+server runs as when the tests run as root). Tests drive the real CLI in subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from airflow_infra.local_server import SUPERUSER, LocalServer
+
+
+@pytest.fixture(scope="session")
+def home():
+    path = Path(tempfile.mkdtemp(prefix="airflow-infra-home-"))
+    old = os.environ.get("AIRFLOW_INFRA_HOME")
+    os.environ["AIRFLOW_INFRA_HOME"] = str(path)
+    server = LocalServer(path)
+    server.start()
+    yield path
+    try:
+        server.stop()
+    finally:
+        if old is None:
+            os.environ.pop("AIRFLOW_INFRA_HOME", None)
+        else:
+            os.environ["AIRFLOW_INFRA_HOME"] = old
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server(home) -> LocalServer:
+    return LocalServer(home)
+
+
+@pytest.fixture
+def superuser(server):
+    """A superuser connection to the local server (the tests' hands for changes made by hand)."""
+
+    def connect(dbname: str = "postgres"):
+        return server.connect(dbname)
+
+    return connect
+
+
+class Cli:
+    def __init__(self, project_dir: Path, home: Path):
+        self.dir = project_dir
+        self.home = home
+
+    def env(self, **extra) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_INFRA_")}
+        env["AIRFLOW_INFRA_HOME"] = str(self.home)
+        env.update(extra)
+        return env
+
+    def popen(self, *args: str, **env) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "airflow_infra", "-C", str(self.dir), *args],
+                                env=self.env(**env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def __call__(self, *args: str, expect: int | None = 0, **env) -> subprocess.CompletedProcess:
+        proc = subprocess.run([sys.executable, "-m", "airflow_infra", "-C", str(self.dir), *args],
+                              env=self.env(**env), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=300)
+        if expect is not None:
+            assert proc.returncode == expect, f"exit {proc.returncode} for {args}:\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def outputs(self) -> dict:
+        return {k: v["value"] for k, v in json.loads(self("output", "--json", "--show-secrets").stdout).items()}
+
+    def state(self) -> dict:
+        return json.loads((self.dir / ".airflow-infra" / "state.json").read_text())
+
+
+@pytest.fixture
+def name() -> str:
+    return "p" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def cli(tmp_path, home, name) -> Cli:
+    d = tmp_path / name
+    d.mkdir()
+    return Cli(d, home)
+
+
+@pytest.fixture
+def make_cli(tmp_path, home):
+    def make(project_name: str | None = None) -> Cli:
+        n = project_name or "p" + uuid.uuid4().hex[:10]
+        d = tmp_path / n
+        d.mkdir()
+        return Cli(d, home)
+
+    return make
+
+
+def connect_as(outputs: dict, who: str, dbname: str | None = None):
+    import psycopg
+
+    return psycopg.connect(host=outputs["postgres_host"], port=outputs["postgres_port"],
+                           user=outputs[f"{who}_user"], password=outputs[f"{who}_password"],
+                           dbname=dbname or outputs["postgres_database"], autocommit=True, connect_timeout=10)
+
+
+__all__ = ["Cli", "SUPERUSER", "connect_as"]
