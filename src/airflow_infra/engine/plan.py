@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from ..errors import ForeignResource, ProviderError
+from ..errors import AirflowInfraError, ForeignResource, ProviderError
 from ..resources import Observed, Resource
 from ..state.base import State
 
@@ -111,7 +111,7 @@ class Plan:
 def _read(provider, r: Resource, prior: Observed | None) -> Observed | None:
     try:
         return provider.read(r, prior)
-    except ProviderError:
+    except AirflowInfraError:
         raise
     except Exception as exc:  # a provider bug or an untranslated library error: name the resource
         raise ProviderError(f"{r.address}: refresh failed: {type(exc).__name__}: {exc}") from exc

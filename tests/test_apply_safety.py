@@ -1,0 +1,129 @@
+"""Apply under pressure: two writers at once, and a writer killed half-way.
+
+To catch an apply in the middle without hooks in the product, the test holds an open
+transaction that creates the project's reader role: the apply's own CREATE ROLE waits on it,
+as it would behind any slow server, until the test rolls it back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+
+def _wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _state(cli) -> dict | None:
+    try:
+        return json.loads((cli.dir / ".airflow-infra" / "state.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+@pytest.fixture
+def blocked_reader(superuser, name):
+    """An open transaction creating <name>_reader: the apply's CREATE ROLE waits behind it."""
+    conn = superuser()
+    conn.autocommit = False
+    conn.execute(f"CREATE ROLE {name}_reader")
+    yield conn
+    conn.rollback()
+    conn.close()
+
+
+def test_second_apply_fails_on_the_lock_or_waits(cli, blocked_reader):
+    cli("init")
+    first = cli.popen("apply", "--auto-approve")
+    lock = cli.dir / ".airflow-infra" / "state.lock"
+    _wait_for(lock.exists, what="the first apply's lock")
+    holder = json.loads(lock.read_text())
+
+    second = cli("apply", "--auto-approve", expect=1)
+    err = second.stderr.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert f"state is locked by {holder['Who']} since {holder['Created']} (apply, lock ID {holder['ID']})" in err
+    shown = json.loads(cli("state", "lock", "--json").stdout)
+    assert shown["ID"] == holder["ID"] and shown["pid"] == first.pid
+
+    waiting = cli.popen("--lock-timeout", "120", "apply", "--auto-approve")
+    time.sleep(1.0)
+    assert waiting.poll() is None  # still waiting for the lock
+    blocked_reader.rollback()
+    assert first.wait(120) == 0, first.stderr.read()
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err
+    assert "No changes." in out
+
+    state = _state(cli)
+    # 8 resources, one write each; the waiting apply found nothing to do and wrote nothing.
+    assert state["serial"] == 8 and len(state["resources"]) == 8
+    assert not lock.exists()
+    cli("plan", "--detailed-exitcode")
+
+
+def test_apply_killed_midway_converges(cli, blocked_reader, superuser, name):
+    cli("init")
+    victim = cli.popen("apply", "--auto-approve")
+    _wait_for(lambda: (_state(cli) or {}).get("serial", 0) >= 1, what="the first resource in state")
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(30)
+    blocked_reader.rollback()  # the killed apply's CREATE ROLE can now run to its end (rollback: client gone)
+    written = _state(cli)
+    assert 1 <= len(written["resources"]) < 8
+
+    lock = json.loads((cli.dir / ".airflow-infra" / "state.lock").read_text())
+    stale = cli("apply", "--auto-approve", expect=1)
+    assert "stale" in stale.stderr and lock["ID"] in stale.stderr
+    wrong = cli("force-unlock", "not-the-id", expect=1)
+    assert "does not match" in wrong.stderr
+    cli("force-unlock", lock["ID"])
+
+    cli("apply", "--auto-approve")
+    cli("plan", "--detailed-exitcode")
+    state = _state(cli)
+    assert len(state["resources"]) == 8
+    with superuser() as conn:  # no duplicate, no orphan: exactly our three roles and one database
+        roles = conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s ORDER BY 1", (f"{name}\\_%",)).fetchall()
+        assert [r[0] for r in roles] == [f"{name}_etl", f"{name}_owner", f"{name}_reader"]
+
+
+def test_resource_made_but_not_recorded_is_adopted(cli, superuser, name):
+    """An apply that died after CREATE but before writing state: the next plan adopts, never duplicates."""
+    cli("up")
+    state_file = cli.dir / ".airflow-infra" / "state.json"
+    doc = json.loads(state_file.read_text())
+    doc["resources"] = [r for r in doc["resources"] if r["type"] != "postgres_schema"]
+    doc["serial"] += 1
+    state_file.write_text(json.dumps(doc))
+    p = json.loads(cli("plan", "--json", "--detailed-exitcode", expect=2).stdout)
+    assert {c["action"] for c in p["changes"]} == {"adopt"} and len(p["changes"]) == 3
+    assert "3 to adopt" in cli("plan").stdout
+    cli("apply", "--auto-approve")
+    cli("plan", "--detailed-exitcode")
+
+
+def test_something_not_ours_is_never_taken_over(cli, superuser, name):
+    with superuser() as conn:
+        conn.execute(f"CREATE ROLE {name}_etl LOGIN")
+    try:
+        cli("init")
+        proc = cli("plan", expect=1)
+        assert f"'{name}_etl' already exists but was not made by airflow-infra" in proc.stderr
+        cli("apply", "--auto-approve", expect=1)
+        assert not (cli.dir / ".airflow-infra" / "state.json").exists()
+        with superuser() as conn:
+            assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (name,)).fetchone()[0] == 0
+    finally:
+        with superuser() as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {name}_etl")

@@ -1,0 +1,147 @@
+"""Bad input: a one-line error naming what is wrong, exit 1, no traceback, nothing created or changed."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import Cli
+
+GOOD = """[project]
+name = "{name}"
+[database]
+schemas = ["raw", "staging"]
+"""
+
+
+def assert_one_line_error(proc, *fragments: str) -> None:
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    err = proc.stderr.strip()
+    assert err.startswith("Error: ") and "\n" not in err and "Traceback" not in err, err
+    for f in fragments:
+        assert f in err, err
+
+
+def assert_nothing_made(cli: Cli, superuser, name: str) -> None:
+    assert not (cli.dir / ".airflow-infra" / "state.json").exists()
+    with superuser() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (name,)).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname LIKE %s", (f"{name}\\_%",)).fetchone()[0] == 0
+    assert not (cli.home / "buckets" / name).exists()
+
+
+@pytest.mark.parametrize("config, fragments", [
+    ('[project]\nname = "{name}"\n[database]\nschemass = ["raw"]\n', ["database.schemass", "unknown key", "schemas"]),
+    ('[project]\nname = "{name}"\ncolour = "red"\n', ["project.colour", "allowed here: name, environment"]),
+    ('[project]\nname = "211dashboard"\n', ["project.name", "'211dashboard' is not allowed"]),
+    ('[project]\nname = "Crime-Data"\n', ["project.name", "'Crime-Data'"]),
+    ('[project]\nname = "x; drop database postgres"\n', ["project.name", "must match"]),
+    ('[project]\nname = "{name}"\n[database]\nschemas = ["pg_stuff"]\n', ["database.schemas", "reserved"]),
+    ('[project]\nname = "{name}"\n[database]\nschemas = ["information_schema"]\n', ["reserved"]),
+    ('[project]\nname = "{name}"\n[database]\nschemas = ["raw", "raw"]\n', ["'raw' is listed twice"]),
+    ('[project]\nname = "{name}"\n[target]\nkind = "gcp"\n', ["target.kind", "local"]),
+    ('[database]\nschemas = ["raw"]\n', ["missing required key 'project'"]),
+    ('[project\nname = "x"\n', ["not valid TOML"]),
+])
+def test_bad_config(cli, superuser, name, config, fragments):
+    (cli.dir / "airflow-infra.toml").write_text(config.format(name=name))
+    for args in (("plan",), ("apply", "--auto-approve"), ("up",)):
+        assert_one_line_error(cli(*args, expect=None), "airflow-infra.toml", *fragments)
+    assert_nothing_made(cli, superuser, name)
+
+
+def test_missing_and_unreadable_config(cli, superuser, name):
+    assert_one_line_error(cli("plan", expect=None), "airflow-infra.toml: not found", "airflow-infra init")
+    (cli.dir / "airflow-infra.toml").mkdir()  # unreadable even for root
+    assert_one_line_error(cli("apply", "--auto-approve", expect=None), "airflow-infra.toml: cannot read")
+    assert_nothing_made(cli, superuser, name)
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (("--var", "project.name=Bad-Name"), ["project.name", "'Bad-Name'"]),
+    (("--var", "novalue"), ["--var 'novalue'", "KEY=VALUE"]),
+    (("--var", "database.schemas=[\"ok\", \"pg_no\"]"), ["reserved"]),
+])
+def test_bad_overrides(cli, superuser, name, args, fragments):
+    (cli.dir / "airflow-infra.toml").write_text(GOOD.format(name=name))
+    assert_one_line_error(cli(*args, "apply", "--auto-approve", expect=None), *fragments)
+    assert_nothing_made(cli, superuser, name)
+
+
+def test_bad_environment_override(cli, superuser, name):
+    (cli.dir / "airflow-infra.toml").write_text(GOOD.format(name=name))
+    proc = cli("apply", "--auto-approve", expect=None, AIRFLOW_INFRA_DATABASE__SCHEMAZ='["x"]')
+    assert_one_line_error(proc, "database.schemaz", "unknown key")
+    assert_nothing_made(cli, superuser, name)
+
+
+@pytest.mark.parametrize("folder", ["211dashboard", "Crime-Data!"])
+def test_init_and_up_refuse_bad_names(make_cli, superuser, folder):
+    c = make_cli(folder)
+    for args in (("init",), ("up",)):
+        assert_one_line_error(c(*args, expect=None), "not a valid project name", "--name")
+    assert not (c.dir / "airflow-infra.toml").exists()
+    assert_one_line_error(c("init", "--name", "x; drop database postgres", expect=None), "--name", "not a valid project name")
+    assert not (c.dir / "airflow-infra.toml").exists()
+
+
+def test_folder_name_is_made_a_project_name(make_cli):
+    c = make_cli("Crime-Data")
+    c("init")
+    assert 'name = "crime_data"' in (c.dir / "airflow-infra.toml").read_text()
+
+
+def test_corrupt_state_is_left_as_it_is(cli, superuser, name):
+    (cli.dir / "airflow-infra.toml").write_text(GOOD.format(name=name))
+    state = cli.dir / ".airflow-infra" / "state.json"
+    state.parent.mkdir()
+    state.write_text('{"version": 1, "serial": 3, "resour')
+    for args in (("plan",), ("apply", "--auto-approve"), ("destroy", "--auto-approve"), ("state", "list")):
+        assert_one_line_error(cli(*args, expect=None), "state.json", "corrupt", "left as it is")
+    assert state.read_text() == '{"version": 1, "serial": 3, "resour'
+    with superuser() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (name,)).fetchone()[0] == 0
+    assert not (cli.dir / ".airflow-infra" / "state.lock").exists()
+
+
+def test_unknown_address_and_output(cli, name):
+    (cli.dir / "airflow-infra.toml").write_text(GOOD.format(name=name))
+    assert_one_line_error(cli("state", "show", "postgres_role.nope", expect=None), "ADDRESS 'postgres_role.nope'")
+    assert_one_line_error(cli("output", "nope", expect=None), "NAME 'nope'")
+    assert_one_line_error(cli("apply", str(cli.dir / "missing.plan"), expect=None), "plan file not found")
+    assert_one_line_error(cli("plan", "--no-such-flag", expect=None), "--no-such-flag")
+
+
+@pytest.fixture
+def fresh_home():
+    import shutil
+
+    path = Path(tempfile.mkdtemp(prefix="airflow-infra-fresh-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_port_taken_by_something_else(make_cli, fresh_home):
+    c = make_cli()
+    c.home = fresh_home
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert_one_line_error(c("local", "start", "--port", str(port), expect=None), f"127.0.0.1:{port} is in use")
+    assert not (fresh_home / "postgres" / "data").exists()
+
+
+def test_binaries_not_found(make_cli, fresh_home, name):
+    c = make_cli()
+    c.home = fresh_home
+    (c.dir / "airflow-infra.toml").write_text(GOOD.format(name=name))
+    empty = fresh_home / "empty-bindir"
+    empty.mkdir()
+    proc = c("apply", "--auto-approve", expect=None, AIRFLOW_INFRA_TARGET__PG_BINDIR=str(empty))
+    assert_one_line_error(proc, "pg_bindir", "no initdb, pg_ctl and postgres there")
+    assert not (fresh_home / "postgres" / "data").exists()
+    assert not (c.dir / ".airflow-infra" / "state.json").exists()
