@@ -113,12 +113,17 @@ def _service_account() -> _Account | None:
     )
 
 
+def _blocked(d: Path, account: _Account) -> bool:
+    st = d.stat()
+    return not (st.st_uid == account.uid or st.st_mode & 0o001)
+
+
 def _make_traversable(path: Path, account: _Account, home: Path) -> None:
     """Let the service account reach path: chmod o+x our own directories, refuse on others."""
     for d in [*reversed(path.parents), path]:
-        st = d.stat()
-        if st.st_uid == account.uid or st.st_mode & 0o001:
+        if not _blocked(d, account):
             continue
+        st = d.stat()
         if d == home or home in d.parents:
             os.chmod(d, st.st_mode | 0o001)
             continue
@@ -219,6 +224,10 @@ class LocalServer:
         if account is not None:
             os.chown(self.dir, account.uid, account.gid)
             _make_traversable(self.dir, account, self.home)
+            if any(_blocked(d, account) for d in [*bindir.parents, bindir]):
+                # e.g. the pgserver wheel inside a virtualenv under /root: copy the installation
+                # (about 35 MB, once) where the service account can reach it.
+                bindir = self._private_copy(bindir)
             _make_traversable(bindir, account, self.home)
         password = self.secrets.get_or_create(SUPERUSER_REF)
         pwfile = self.dir / ".pwfile"
@@ -240,7 +249,30 @@ class LocalServer:
                     f"port = {port}\npassword_encryption = 'scram-sha-256'\n")
         out = self._run([str(bindir / "postgres"), "--version"], account).stdout
         version = m.group(1) if (m := re.search(r"\(PostgreSQL\) (\d+(?:\.\d+)*)", out)) else out.strip()
-        self._write_info({"port": port, "bindir": str(bindir), "version": version})
+        self._write_info({"port": port, "bindir": str(bindir), "version": version,
+                          "account": account.name if account else None})
+
+    def _private_copy(self, bindir: Path) -> Path:
+        """Copy a PostgreSQL installation under home; the pgserver wheel's binaries find their
+        libraries at $ORIGIN/../../../pgserver.libs, so that layout is kept."""
+        install = bindir.parent
+        libs = install.parent.parent / "pgserver.libs"
+        root = self.home / "pg-install"
+        dest = root / install.parent.name / install.name if libs.is_dir() else root / install.name
+        shutil.copytree(install, dest, symlinks=True, dirs_exist_ok=True)
+        if libs.is_dir():
+            shutil.copytree(libs, root / libs.name, symlinks=True, dirs_exist_ok=True)
+        return dest / bindir.name
+
+    @staticmethod
+    def _account(info: dict) -> _Account | None:
+        """The account recorded at initdb: the data directory belongs to it."""
+        if os.geteuid() != 0:
+            return None
+        if info.get("account"):
+            pw = pwd.getpwnam(info["account"])
+            return _Account(pw.pw_uid, pw.pw_gid, pw.pw_name)
+        return _service_account()
 
     def _write_info(self, info: dict) -> None:
         tmp = self.info_path.with_suffix(".tmp")
@@ -273,7 +305,7 @@ class LocalServer:
                         f"127.0.0.1:{info['port']} is in use by another program, so the local PostgreSQL cannot "
                         "start there: stop that program, or move ours with `airflow-infra local start --port N`"
                     )
-                account = _service_account()
+                account = self._account(info)
                 proc = self._run([str(Path(info["bindir"]) / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_path),
                                   "-w", "-t", "60", "-s", "start"], account, quiet_output=True)
                 if proc.returncode != 0:
@@ -290,7 +322,7 @@ class LocalServer:
             if self.running_pid() is not None:
                 info = self.info()
                 proc = self._run([str(Path(info["bindir"]) / "pg_ctl"), "-D", str(self.data), "-m", "fast",
-                                  "-w", "-s", "stop"], _service_account())
+                                  "-w", "-s", "stop"], self._account(info))
                 if proc.returncode != 0:
                     raise LocalServerError(f"pg_ctl stop failed: {proc.stderr.strip()}")
         return self.status()

@@ -1,0 +1,90 @@
+"""The state backend contract (state/base.py). Every backend subclasses StateBackendContract."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pytest
+
+from airflow_infra.errors import LockMismatch, StateConflict, StateCorrupt, StateLocked
+from airflow_infra.resources import Resource
+from airflow_infra.state.base import LockInfo, State, acquire
+from airflow_infra.state.local import LocalStateBackend
+
+
+class StateBackendContract:
+    @pytest.fixture
+    def backend(self):
+        raise NotImplementedError
+
+    def test_read_of_nothing_is_empty(self, backend):
+        s = backend.read()
+        assert s.serial == 0 and s.resources == {} and len(s.lineage) == 36
+
+    def test_write_then_read_round_trips_sorted(self, backend):
+        s = State()
+        for n in ("b", "a"):
+            s = s.with_resource(Resource("t", n, {"x": [1, 2], "n": n}, ("t.z",)))
+        backend.write(replace(s, serial=1))
+        got = backend.read()
+        assert got.serial == 1 and got.lineage == s.lineage and got.resources == s.resources
+        assert sorted(got.resources) == ["t.a", "t.b"]
+
+    def test_stale_or_foreign_write_conflicts(self, backend):
+        s = replace(State(), serial=1)
+        backend.write(s)
+        backend.write(replace(s, serial=2))
+        with pytest.raises(StateConflict):
+            backend.write(replace(s, serial=2))  # written from serial 1 again: stale
+        with pytest.raises(StateConflict):
+            backend.write(replace(State(), serial=3))  # another lineage
+        assert backend.read().serial == 2
+
+    def test_lock_is_exclusive_and_unlock_needs_its_id(self, backend):
+        first = LockInfo.new("apply", "p")
+        backend.lock(first)
+        with pytest.raises(StateLocked) as exc:
+            backend.lock(LockInfo.new("apply", "p"))
+        assert exc.value.holder.ID == first.ID
+        assert first.ID in str(exc.value) and first.Who in str(exc.value)
+        assert backend.lock_info().ID == first.ID
+        with pytest.raises(LockMismatch):
+            backend.unlock("someone-else")
+        backend.unlock(first.ID)
+        assert backend.lock_info() is None
+        backend.lock(LockInfo.new("destroy", "p"))
+
+    def test_acquire_waits_up_to_the_timeout(self, backend):
+        import threading
+
+        held = acquire(backend, "apply", "p")
+        threading.Timer(0.3, backend.unlock, args=(held.ID,)).start()
+        got = acquire(backend, "apply", "p", timeout=10)
+        assert got.ID != held.ID and backend.lock_info().ID == got.ID
+        with pytest.raises(StateLocked):
+            acquire(backend, "apply", "p", timeout=0.2)
+
+
+class TestLocalStateBackend(StateBackendContract):
+    @pytest.fixture
+    def backend(self, tmp_path):
+        return LocalStateBackend(tmp_path / ".airflow-infra" / "state.json")
+
+    def test_corrupt_state_is_reported_and_kept(self, backend):
+        backend.path.parent.mkdir(parents=True)
+        backend.path.write_text("{not json")
+        with pytest.raises(StateCorrupt, match="left as it is"):
+            backend.read()
+        with pytest.raises(StateCorrupt):
+            backend.write(replace(State(), serial=1))
+        assert backend.path.read_text() == "{not json"
+
+    def test_lock_of_a_dead_process_is_reported_stale(self, backend):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        backend.lock(replace(LockInfo.new("apply", "p"), pid=pid))
+        with pytest.raises(StateLocked, match="stale"):
+            backend.lock(LockInfo.new("apply", "p"))
