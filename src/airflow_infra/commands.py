@@ -8,13 +8,14 @@ on purpose.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .config import CONFIG_FILE, Config, check_name, default_name, load_config, render_config
 from .errors import AirflowInfraError, ConfigError, StalePlan, StateError
 from .home import home_dir
+from .names import CONFIG_FILE, project_name
 
 # Heavier modules (the engine, providers, psycopg) are imported inside the functions that need
 # them, so that `airflow-infra --help` and config errors stay fast.
@@ -25,7 +26,7 @@ class Project:
     """A loaded project: its directory, validated config, AIRFLOW_INFRA_HOME and state backend."""
 
     dir: Path
-    config: Config
+    config: "Config"  # noqa: F821 (airflow_infra.config.Config; imported lazily)
     home: Path
 
     @property
@@ -49,11 +50,9 @@ def init(project_dir: str | Path = ".", *, name: str | None = None, environment:
     path = project_dir / CONFIG_FILE
     if path.exists():
         raise ConfigError(f"{path}: already exists; edit it, or remove it to start again")
-    if name is None:
-        name = check_name(default_name(project_dir),
-                          source=f"project folder name {Path(project_dir).resolve().name!r} (pass --name)")
-    else:
-        check_name(name)
+    name = project_name(project_dir, name)
+    from .config import render_config
+
     text = render_config(name, environment)
     project_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -61,6 +60,8 @@ def init(project_dir: str | Path = ".", *, name: str | None = None, environment:
 
 
 def load(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: Sequence[str | Path] = ()) -> Project:
+    from .config import load_config
+
     project_dir = Path(project_dir).resolve()
     if not project_dir.is_dir():
         raise ConfigError(f"-C {project_dir}: not a directory")
@@ -151,7 +152,14 @@ def up(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: Se
        lock_timeout: float = 0.0, on_event=None):
     """init (when no config exists) + apply without asking. Returns (project, plan, result)."""
     if not (Path(project_dir) / CONFIG_FILE).exists():
-        init(project_dir)
+        name = project_name(project_dir)  # checked before anything is made
+        if not vars and not var_files and not any(k.startswith("AIRFLOW_INFRA_TARGET__") for k in os.environ):
+            # Surely the local default: start its server (initdb is most of a first `up`)
+            # while the config, the engine and psycopg load.
+            from .local_server import LocalServer
+
+            LocalServer(home_dir()).start_in_background()
+        init(project_dir, name=name)
     project = load(project_dir, vars=vars, var_files=var_files)
     p, result = apply(project, lock_timeout=lock_timeout, on_event=on_event)
     return project, p, result

@@ -20,9 +20,8 @@ from typing import Any, Literal, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
+from .names import CONFIG_FILE, NAME_RE, check_name
 
-CONFIG_FILE = "airflow-infra.toml"
-NAME_RE = r"^[a-z][a-z0-9_]{1,39}$"
 SCHEMA_RE = r"^[a-z_][a-z0-9_]{0,62}$"
 ENV_PREFIX = "AIRFLOW_INFRA_"
 
@@ -161,20 +160,6 @@ def load_config(
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, str(path))) from None
-
-
-def default_name(project_dir: Path) -> str:
-    """The folder's name made into a project name: lower case, '-', '.' and ' ' as '_'."""
-    return re.sub(r"[-. ]", "_", Path(project_dir).resolve().name.lower())
-
-
-def check_name(name: str, *, source: str = "--name") -> str:
-    if not re.match(NAME_RE, name):
-        raise ConfigError(
-            f"{source}: {name!r} is not a valid project name: it must match {NAME_RE} "
-            "(an importable Python name: lower case, starts with a letter)"
-        )
-    return name
 
 
 def render_config(name: str, environment: str = "dev") -> str:

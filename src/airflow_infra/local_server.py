@@ -18,6 +18,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -237,7 +238,8 @@ class LocalServer:
         if account is not None:
             os.chown(pwfile, account.uid, account.gid)
         try:
-            proc = self._run([str(bindir / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
+            # --no-sync: the files are flushed by _sync_in_background() while the server starts.
+            proc = self._run([str(bindir / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "--no-sync",
                               "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C"], account)
         finally:
             pwfile.unlink(missing_ok=True)
@@ -247,7 +249,7 @@ class LocalServer:
         with open(self.data / "postgresql.conf", "a") as f:
             f.write("\n# written by airflow-infra\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
                     f"port = {port}\npassword_encryption = 'scram-sha-256'\n")
-        out = self._run([str(bindir / "postgres"), "--version"], account).stdout
+        out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False).stdout
         version = m.group(1) if (m := re.search(r"\(PostgreSQL\) (\d+(?:\.\d+)*)", out)) else out.strip()
         self._write_info({"port": port, "bindir": str(bindir), "version": version,
                           "account": account.name if account else None})
@@ -292,7 +294,8 @@ class LocalServer:
     def start(self, *, port: int | None = None) -> dict:
         """Initialise (first time) and start the server; a no-op when it is running."""
         with self._locked():
-            if self.info() is None or not (self.data / "PG_VERSION").exists():
+            fresh = self.info() is None or not (self.data / "PG_VERSION").exists()
+            if fresh:
                 if port is not None and _port_in_use(port):
                     raise PortInUse(f"--port {port}: 127.0.0.1:{port} is in use by another program; choose another port")
                 self._initdb(port)
@@ -306,16 +309,66 @@ class LocalServer:
                         "start there: stop that program, or move ours with `airflow-infra local start --port N`"
                     )
                 account = self._account(info)
+                # No -w: pg_ctl polls at 100 ms; _wait_ready polls postmaster.pid at 10 ms.
                 proc = self._run([str(Path(info["bindir"]) / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_path),
-                                  "-w", "-t", "60", "-s", "start"], account, quiet_output=True)
+                                  "-s", "start"], account, quiet_output=True)
                 if proc.returncode != 0:
-                    tail = ""
-                    try:
-                        tail = self.log_path.read_text().strip().splitlines()[-1]
-                    except (OSError, IndexError):
-                        pass
-                    raise LocalServerError(f"the local PostgreSQL did not start (see {self.log_path}): {tail}")
+                    self._fail_start()
+                if fresh:
+                    self._sync_in_background()
+            self._wait_ready()
         return self.status()
+
+    def _sync_in_background(self) -> threading.Thread:
+        """fsync what initdb wrote (as initdb would have), alongside the server's start."""
+        info = self.info()
+        args = [str(Path(info["bindir"]) / "initdb"), "--sync-only", "-D", str(self.data)]
+        t = threading.Thread(target=self._run, args=(args, self._account(info)), name="airflow-infra-initdb-sync")
+        t.start()
+        return t
+
+    def _fail_start(self):
+        tail = ""
+        try:
+            tail = self.log_path.read_text().strip().splitlines()[-1]
+        except (OSError, IndexError):
+            pass
+        raise LocalServerError(f"the local PostgreSQL did not start (see {self.log_path}): {tail}")
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        """Until postmaster.pid says "ready" (PostgreSQL >= 10 writes its status on line 8)."""
+        deadline = time.monotonic() + timeout
+        gone_since = None
+        while time.monotonic() < deadline:
+            try:
+                lines = (self.data / "postmaster.pid").read_text().split("\n")
+                if len(lines) > 7 and lines[7].strip() == "ready":
+                    return
+            except FileNotFoundError:
+                pass
+            # No live postmaster for a while (not merely "not yet written its pid file"): it failed.
+            if self.running_pid() is None:
+                gone_since = gone_since or time.monotonic()
+                if time.monotonic() - gone_since > 3.0:
+                    self._fail_start()
+            else:
+                gone_since = None
+            time.sleep(0.01)
+        raise LocalServerError(f"the local PostgreSQL did not become ready within {timeout:.0f}s (see {self.log_path})")
+
+    def start_in_background(self) -> threading.Thread:
+        """Start the server on a thread while the caller goes on (a first `up` spends most of its
+        time in initdb); errors are left for the caller's own start(), which reports them."""
+
+        def run():
+            try:
+                self.start()
+            except Exception:
+                pass
+
+        t = threading.Thread(target=run, name="airflow-infra-local-start", daemon=True)
+        t.start()
+        return t
 
     def stop(self) -> dict:
         with self._locked():

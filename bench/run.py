@@ -1,0 +1,119 @@
+"""Benchmarks of the core issue; prints a table. Run: .venv/bin/python bench/run.py [--runs N]
+
+- `airflow-infra --help` beside `python -c pass`                         target: <= 8x
+- `up` from nothing (first server start) beside a bare shell script
+  (initdb, pg_ctl start, createdb) with the same binaries and account    target: <= 1.3x
+- `up` of a second project on the running server
+- a no-op `plan`: wall time and peak memory (max RSS)                    target: <= 0.5 s, <= 80 MB
+
+Each figure is the median of --runs runs. Every server started here is stopped again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PY = sys.executable
+CLI = [PY, "-m", "airflow_infra"]
+
+
+def timed(cmd: list[str], *, env=None, cwd=None, user=None) -> tuple[float, int]:
+    """Wall seconds and max RSS (KiB) of one run of cmd."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, user=user)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}: {proc.stderr.read().decode()}")
+    return elapsed, usage.ru_maxrss
+
+
+def median(cmd, runs, **kw) -> tuple[float, int]:
+    results = [timed(cmd, **kw) for _ in range(runs)]
+    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+
+
+def bare_script(bindir: Path, work: Path, port: int) -> str:
+    return f"""set -e
+{bindir}/initdb -D {work}/data -U postgres --auth=scram-sha-256 --pwfile={work}/pw -E UTF8 --locale=C >/dev/null
+{bindir}/pg_ctl -D {work}/data -l {work}/log -o "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''" -w -s start
+PGPASSWORD=bench {bindir}/createdb -h 127.0.0.1 -p {port} -U postgres bench
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    runs = ap.parse_args().runs
+
+    from airflow_infra.local_server import LocalServer, _service_account, find_bindir, free_port
+
+    rows = []
+    base, _ = median([PY, "-c", "pass"], runs * 2)
+    helpt, _ = median([*CLI, "--help"], runs * 2)
+    rows.append(("python -c pass", base, None, ""))
+    rows.append(("airflow-infra --help", helpt, None, f"{helpt / base:.1f}x python -c pass (target <= 8x)"))
+
+    bindir = find_bindir(None)
+    account = _service_account()
+    tmp = Path(tempfile.mkdtemp(prefix="airflow-infra-bench-"))
+    os.chmod(tmp, 0o711)
+    try:
+        bare_times, up_times = [], []
+        for i in range(runs):
+            work = tmp / f"bare{i}"
+            work.mkdir()
+            (work / "pw").write_text("bench\n")
+            if account:
+                for p in (work, work / "pw"):
+                    os.chown(p, account.uid, account.gid)
+            port = free_port()
+            script = work / "bare.sh"
+            script.write_text(bare_script(bindir, work, port))
+            os.chmod(script, 0o755)
+            bare_times.append(timed(["bash", str(script)], cwd=work, user=account.uid if account else None)[0])
+            subprocess.run([str(bindir / "pg_ctl"), "-D", str(work / "data"), "-m", "immediate", "-s", "stop"],
+                           user=account.uid if account else None, cwd=work, check=True)
+
+            home = tmp / f"home{i}"
+            project = tmp / f"proj{i}" / "bench_first"
+            project.mkdir(parents=True)
+            env = {**os.environ, "AIRFLOW_INFRA_HOME": str(home)}
+            up_times.append(timed([*CLI, "-C", str(project), "up"], env=env)[0])
+            if i < runs - 1:
+                LocalServer(home).stop()
+        bare, up = statistics.median(bare_times), statistics.median(up_times)
+        rows.append(("bare script: initdb + pg_ctl start + createdb", bare, None, ""))
+        rows.append(("up from nothing (first server start)", up, None, f"{up / bare:.2f}x bare script (target <= 1.3x)"))
+
+        # The last home's server is still running: a second project, then no-op plans.
+        env = {**os.environ, "AIRFLOW_INFRA_HOME": str(home)}
+        seconds = []
+        for i in range(runs):
+            second = tmp / f"second{i}" / f"bench_second_{i}"
+            second.mkdir(parents=True)
+            seconds.append(timed([*CLI, "-C", str(second), "up"], env=env)[0])
+        rows.append(("up of a second project, server running", statistics.median(seconds), None, ""))
+        noop, rss = median([*CLI, "-C", str(project), "plan", "--detailed-exitcode"], runs * 2, env=env)
+        rows.append(("no-op plan", noop, rss, "target <= 0.5 s and <= 80 MB"))
+        LocalServer(home).stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"{'benchmark':<48} {'median s':>9} {'max RSS MB':>11}  note")
+    print("-" * 110)
+    for label, secs, kib, note in rows:
+        mem = f"{kib / 1024:.1f}" if kib else ""
+        print(f"{label:<48} {secs:>9.3f} {mem:>11}  {note}")
+
+
+if __name__ == "__main__":
+    main()
