@@ -85,6 +85,17 @@ class Cli:
 
 
 @pytest.fixture
+def fresh_home():
+    """An AIRFLOW_INFRA_HOME of its own, for tests of the server's life cycle; its server is stopped after."""
+    path = Path(tempfile.mkdtemp(prefix="airflow-infra-fresh-"))
+    yield path
+    server = LocalServer(path)
+    if server.running_pid() is not None:
+        server.stop()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
 def name() -> str:
     return "p" + uuid.uuid4().hex[:10]
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -113,15 +111,6 @@ def test_unknown_address_and_output(cli, name):
     assert_one_line_error(cli("output", "nope", expect=None), "NAME 'nope'")
     assert_one_line_error(cli("apply", str(cli.dir / "missing.plan"), expect=None), "plan file not found")
     assert_one_line_error(cli("plan", "--no-such-flag", expect=None), "--no-such-flag")
-
-
-@pytest.fixture
-def fresh_home():
-    import shutil
-
-    path = Path(tempfile.mkdtemp(prefix="airflow-infra-fresh-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_port_taken_by_something_else(make_cli, fresh_home):

@@ -171,3 +171,36 @@ def test_local_status_and_binaries(cli, server):
     assert status["running"] and status["host"] == "127.0.0.1" and status["port"] != 5432
     assert status["data_dir"].startswith(str(cli.home))
     assert (server.bindir / "postgres").exists()
+
+
+def test_local_server_life_cycle_and_start_on_demand(make_cli, fresh_home):
+    c = make_cli()
+    c.home = fresh_home
+    assert "not initialised" in c("local", "status").stdout
+    c("up")
+    status = json.loads(c("local", "status", "--json").stdout)
+    assert status["running"] and status["port"] != 5432
+    port = status["port"]
+    assert "stopped" in c("local", "stop").stdout
+    assert not json.loads(c("local", "status", "--json").stdout)["running"]
+    c("plan", "--detailed-exitcode")  # starts the server on demand, on the same port
+    status = json.loads(c("local", "status", "--json").stdout)
+    assert status["running"] and status["port"] == port
+    import socket
+
+    with socket.socket() as s:  # listens on loopback only
+        s.settimeout(1)
+        assert s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_plan_imports_only_what_the_local_target_needs(cli):
+    import subprocess
+    import sys
+
+    cli("up")
+    for args, absent in ((("--help",), ("pydantic", "psycopg", "boto3")), (("plan",), ("boto3", "botocore", "rich"))):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "airflow_infra", "-C", str(cli.dir), *args],
+                              env=cli.env(), capture_output=True, text=True, check=True)
+        imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+        assert "click" in imported
+        assert not imported & set(absent), (args, imported & set(absent))
