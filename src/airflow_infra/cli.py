@@ -45,17 +45,18 @@ def cli(ctx, directory, vars, var_files, lock_timeout, debug):
 
 
 def _confirm(auto_approve: bool, what: str):
-    """A confirm callback for the library; refuses at once when there is no terminal to ask on."""
-    if auto_approve:
-        return None
-    if not sys.stdin.isatty():
+    """The library's confirm callback: shows the plan, then asks on a terminal (or not, with
+    --auto-approve). Without a terminal it refuses at once, before anything is read or locked."""
+    if not auto_approve and not sys.stdin.isatty():
         raise ConfirmationRequired(f"{what} needs confirmation and there is no terminal to ask on: pass --auto-approve")
 
     def ask(plan) -> bool:
         from .render import plan_text
 
-        click.echo(plan_text(plan))
-        answer = click.prompt(f"\nDo you want to {what}? Only 'yes' will be accepted", default="", show_default=False)
+        click.echo(plan_text(plan) + "\n")
+        if auto_approve:
+            return True
+        answer = click.prompt(f"Do you want to {what}? Only 'yes' will be accepted", default="", show_default=False)
         return answer.strip() == "yes"
 
     return ask
@@ -128,7 +129,7 @@ def plan(c: Ctx, detailed_exitcode, as_json, out, destroy):
 def apply(c: Ctx, planfile, auto_approve, force_delete_data):
     """Apply the configuration (or a plan saved with `plan --out`)."""
     from . import commands
-    from .render import event, plan_text
+    from .render import event
 
     # A saved plan was reviewed when it was made: applying it does not ask again (as Terraform).
     confirm = None if planfile else _confirm(auto_approve, "apply these actions")
@@ -136,10 +137,16 @@ def apply(c: Ctx, planfile, auto_approve, force_delete_data):
     saved = commands.load_plan(planfile) if planfile else None
     p, result = commands.apply(project, plan=saved, confirm=confirm, force_delete_data=force_delete_data,
                                lock_timeout=c.lock_timeout, on_event=event)
-    if confirm is None:
-        click.echo(plan_text(p))
+    _finish(p, result, "apply")
+
+
+def _finish(p, result, verb: str) -> None:
+    from .render import plan_text
+
     if p.has_changes:
-        _report(p, result, "apply")
+        _report(p, result, verb)
+    else:
+        click.echo(plan_text(p))
 
 
 @cli.command()
@@ -149,15 +156,12 @@ def apply(c: Ctx, planfile, auto_approve, force_delete_data):
 def destroy(c: Ctx, auto_approve, force_delete_data):
     """Destroy everything in the state, in reverse order."""
     from . import commands
-    from .render import event, plan_text
+    from .render import event
 
     confirm = _confirm(auto_approve, "destroy all these resources")
     p, result = commands.destroy(c.project(), confirm=confirm, force_delete_data=force_delete_data,
                                  lock_timeout=c.lock_timeout, on_event=event)
-    if confirm is None:
-        click.echo(plan_text(p))
-    if p.has_changes:
-        _report(p, result, "destroy")
+    _finish(p, result, "destroy")
 
 
 @cli.command()

@@ -153,7 +153,10 @@ class RoleProvider:
                 cur.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(_ident(name), sql.Literal(self.admin.marker)))
                 if r.attrs.get("password_ref"):
                     password = self.admin.secrets.get_or_create(r.attrs["password_ref"])
-                    cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(_ident(name), sql.Literal(password)))
+                    # Send a SCRAM verifier computed here, never the password: a statement that
+                    # reaches the server's log then holds nothing that logs in.
+                    verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256")
+                    cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(_ident(name), sql.Literal(verifier.decode())))
                 self._converge(r, cur, list(row[2]) if row else [])
         return self.read(r, None)
 
