@@ -36,13 +36,19 @@ class ProjectConfig(_Section):
 
 
 class TargetConfig(_Section):
-    kind: Literal["local"] = "local"
+    # local: a directory + the managed local PostgreSQL; server: any S3-compatible store + an existing PostgreSQL
+    kind: Literal["local", "server"] = "local"
     # Where the local PostgreSQL binaries are; default: the system's, else the pgserver wheel's.
     pg_bindir: str | None = None
 
 
 class DatabaseConfig(_Section):
     schemas: list[str] = Field(default_factory=lambda: ["raw", "staging", "analytics"])
+    # server: the name of the environment variable holding the admin connection string (never the DSN itself)
+    admin_dsn_env: str = Field(default="AIRFLOW_INFRA_ADMIN_DSN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # server: what Airflow workers use to reach it, when it differs from the admin DSN's host/port
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("schemas")
     @classmethod
@@ -59,9 +65,40 @@ class DatabaseConfig(_Section):
         return schemas
 
 
+BUCKET_RE = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+
+
 class BucketConfig(_Section):
     # local target: a directory; default AIRFLOW_INFRA_HOME/buckets/<name>
     path: str | None = None
+    # server target: an S3 bucket; default "<name with - for _>-<environment>-workfiles"
+    name: str | None = None
+    region: str = "us-east-1"
+    prefix: str = ""                     # non-empty: the project lives under this prefix of a shared bucket
+    endpoint_url: str | None = None      # default: the boto3 chain (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    sse: Literal["AES256", "aws:kms"] = "AES256"
+    kms_key_id: str | None = None
+    noncurrent_days: int = Field(default=30, ge=1)
+    tmp_expire_days: int | None = Field(default=None, ge=1)   # expire objects under tmp/ after N days
+    backup: str | None = None            # where --force-delete-data copies objects first: s3://bucket/prefix or a directory
+
+    @field_validator("name")
+    @classmethod
+    def _check_bucket_name(cls, name: str | None) -> str | None:
+        if name is None:
+            return name
+        if not re.match(BUCKET_RE, name) or ".." in name or re.match(r"^\d+\.\d+\.\d+\.\d+$", name):
+            raise ValueError(f"{name!r} is not a valid S3 bucket name: 3-63 characters of a-z, 0-9, '.' and '-', "
+                             "starting and ending with a letter or digit, not an IP address")
+        return name
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, prefix: str) -> str:
+        if prefix.startswith("/") or ".." in prefix.split("/"):
+            raise ValueError(f"prefix {prefix!r} must be relative, without '..'")
+        return prefix.strip("/") + "/" if prefix.strip("/") else ""
 
 
 class StateConfig(_Section):
@@ -75,6 +112,11 @@ class Config(_Section):
     database: DatabaseConfig = DatabaseConfig()
     bucket: BucketConfig = BucketConfig()
     state: StateConfig = StateConfig()
+
+    @property
+    def bucket_name(self) -> str:
+        p = self.project
+        return self.bucket.name or f"{p.name.replace('_', '-')}-{p.environment.replace('_', '-')}-workfiles"
 
 
 def _parse_value(raw: str) -> Any:
