@@ -59,7 +59,7 @@ class Cli:
         self.home = home
 
     def env(self, **extra) -> dict:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_INFRA_")}
+        env = {k: v for k, v in os.environ.items() if not (k.startswith("AIRFLOW_INFRA_") and "__" in k)}
         env["AIRFLOW_INFRA_HOME"] = str(self.home)
         env.update(extra)
         return env
@@ -127,3 +127,50 @@ def connect_as(outputs: dict, who: str, dbname: str | None = None):
 
 
 __all__ = ["Cli", "SUPERUSER", "connect_as"]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """moto in server mode: a real HTTP S3 endpoint on loopback, reached through AWS_ENDPOINT_URL."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    from airflow_infra.local_server import free_port
+
+    port = free_port()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env["AWS_ENDPOINT_URL"]
+    server.stop()
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def admin_dsn(server):
+    """'The existing server': the session's PostgreSQL, reached as a CREATEDB CREATEROLE admin (not superuser)."""
+    import secrets as _secrets
+
+    password = _secrets.token_urlsafe(16)
+    with server.connect() as conn:
+        conn.execute(f"CREATE ROLE it_admin LOGIN CREATEDB CREATEROLE PASSWORD '{password}'")
+    dsn = f"postgresql://it_admin:{password}@127.0.0.1:{server.port}/postgres"
+    os.environ["AIRFLOW_INFRA_ADMIN_DSN"] = dsn
+    yield dsn
+    os.environ.pop("AIRFLOW_INFRA_ADMIN_DSN", None)
+
+
+@pytest.fixture
+def s3(moto_endpoint):
+    import boto3
+
+    return boto3.client("s3", region_name="us-east-1")

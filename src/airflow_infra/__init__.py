@@ -8,7 +8,7 @@ CLI for `--help` does not pay for pydantic or psycopg.
 __version__ = "0.1.0"
 
 _COMMANDS = (
-    "Project", "apply", "destroy", "force_unlock", "init", "load", "load_plan", "local_start", "local_status",
+    "Project", "apply", "destroy", "force_unlock", "import_resource", "init", "load", "load_plan", "local_start", "local_status",
     "local_stop", "lock_info", "outputs", "plan", "save_plan", "state_list", "state_show", "up",
 )
 _ERRORS = (

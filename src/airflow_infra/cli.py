@@ -227,6 +227,18 @@ def state_lock(c: Ctx, as_json):
         click.echo(info.describe() if info else "The state is not locked.")
 
 
+@cli.command("import")
+@click.argument("address")
+@click.argument("resource_id", metavar="ID")
+@pass_ctx
+def import_(c: Ctx, address, resource_id):
+    """Adopt an existing bucket, database, role or schema into the state at ADDRESS."""
+    from . import commands
+
+    commands.import_resource(c.project(), address, resource_id, lock_timeout=c.lock_timeout)
+    click.echo(f"Imported {resource_id} as {address}. Run `airflow-infra plan` to see what apply would change on it.")
+
+
 @cli.command("force-unlock")
 @click.argument("lock_id")
 @pass_ctx

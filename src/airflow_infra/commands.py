@@ -165,6 +165,43 @@ def up(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: Se
     return project, p, result
 
 
+def import_resource(project: Project, address: str, resource_id: str, *, lock_timeout: float = 0.0):
+    """Adopt something that exists (a bucket, a database, a role, a schema) into the state at
+    address, after checking that it exists. The next plan shows what apply would change on it."""
+    from dataclasses import replace
+
+    from .resources import Resource
+    from .state.base import acquire
+
+    target = project.target()
+    try:
+        desired = {r.address: r for r in target.desired()}
+        if address not in desired:
+            raise AirflowInfraError(f"ADDRESS {address!r} is not in the configuration (addresses: {', '.join(sorted(desired))})")
+        r = desired[address]
+        key = "name" if "name" in r.attrs else "bucket"
+        if r.attrs[key] != resource_id:
+            raise AirflowInfraError(f"ID {resource_id!r} is not what the configuration names {address} "
+                                    f"({r.attrs[key]!r}): change airflow-infra.toml first, so that apply would not replace it")
+        backend = project.backend()
+        lock = acquire(backend, "import", str(project.state_path), lock_timeout)
+        try:
+            stored = backend.read()
+            if address in stored.resources:
+                raise AirflowInfraError(f"ADDRESS {address!r} is already in the state")
+            observed = target.providers()[r.type].read(r, None)
+            if observed is None:
+                raise AirflowInfraError(f"ID {resource_id!r}: no such {r.type} exists, so there is nothing to import")
+            new = replace(stored.with_resource(Resource(r.type, r.name, dict(observed.attrs), r.depends_on)),
+                          serial=stored.serial + 1)
+            backend.write(new)
+            return new.resources[address]
+        finally:
+            backend.unlock(lock.ID)
+    finally:
+        target.close()
+
+
 def outputs(project: Project) -> dict[str, dict]:
     """{name: {"value": ..., "sensitive": bool}} from the state; values of sensitive outputs included."""
     target = project.target()

@@ -79,6 +79,8 @@ class BucketConfig(_Section):
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
     sse: Literal["AES256", "aws:kms"] = "AES256"
     kms_key_id: str | None = None
+    # deny every request not made over TLS (a bucket policy); false only for a store reached over plain http
+    tls_only: bool = True
     noncurrent_days: int = Field(default=30, ge=1)
     tmp_expire_days: int | None = Field(default=None, ge=1)   # expire objects under tmp/ after N days
     backup: str | None = None            # where --force-delete-data copies objects first: s3://bucket/prefix or a directory

@@ -19,7 +19,9 @@ def _v(value: Any) -> str:
 
 
 def plan_text(plan: Plan) -> str:
-    lines: list[str] = []
+    lines: list[str] = [click.style(f"Warning: {w}", fg="yellow") for w in plan.warnings]
+    if lines:
+        lines.append("")
     if plan.drift:
         lines.append(click.style("Changed outside airflow-infra:", bold=True))
         for d in plan.drift:

@@ -139,7 +139,7 @@ def apply_plan(
                     obs = fut.result()
                 except Exception as exc:
                     detail = str(exc) if isinstance(exc, AirflowInfraError) else f"{type(exc).__name__}: {exc}"
-                    failures.append(f"{c.address}: {detail}")
+                    failures.append(detail if detail.startswith(c.address) else f"{c.address}: {detail}")
                     emit("failed", c, time.monotonic() - started)
                     continue
                 r = c.resource

@@ -69,6 +69,7 @@ class Plan:
     changes: tuple[Change, ...]
     drift: tuple[Drift, ...]
     state_outdated: bool          # refreshed differs from stored: apply records the refresh first
+    warnings: tuple[str, ...] = ()  # e.g. settings a store does not support
 
     @property
     def has_changes(self) -> bool:
@@ -92,6 +93,7 @@ class Plan:
             "summary": self.counts(),
             "refreshed": json.loads(self.refreshed.to_json()),
             "state_outdated": self.state_outdated,
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -105,6 +107,7 @@ class Plan:
             drift=tuple(Drift(x["address"], x["deleted"], {k: tuple(v) for k, v in x["changes"].items()})
                         for x in d["drift"]),
             state_outdated=d["state_outdated"],
+            warnings=tuple(d.get("warnings", ())),
         )
 
 
@@ -178,6 +181,8 @@ def make_plan(
         holds = providers[prior_r.type].holds_data(prior_r, Observed(prior_r.attrs))
         changes.append(Change(address, DELETE, prior_r, prior_r.attrs, holds_data=holds))
 
+    warnings = tuple(w for a in sorted(refreshed) for w in getattr(providers[refreshed[a].type], "warnings",
+                                                                    lambda o: [])(Observed(refreshed[a].attrs)))
     refreshed_state = State(serial=state.serial, lineage=state.lineage,
                             resources={a: r for a, r in refreshed.items() if a not in adopted})
     return Plan(
@@ -188,4 +193,5 @@ def make_plan(
         changes=tuple(changes),
         drift=tuple(sorted(drift, key=lambda d: d.address)),
         state_outdated=refreshed_state.resources != state.resources,
+        warnings=warnings,
     )

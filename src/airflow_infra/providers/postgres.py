@@ -23,6 +23,26 @@ def marker(project: str) -> str:
     return f"managed by airflow-infra: project {project}"
 
 
+def database_resources(name: str, schemas: list[str], *, secret_prefix: str) -> list[Resource]:
+    """The project's roles, database and schemas: the same on every target."""
+    owner, etl, reader = f"{name}_owner", f"{name}_etl", f"{name}_reader"
+    roles = ("postgres_role.owner", "postgres_role.etl", "postgres_role.reader")
+    out = [
+        Resource("postgres_role", "owner", {"name": owner, "login": False, "member_of": [], "password_ref": None}),
+        Resource("postgres_role", "etl", {"name": etl, "login": True, "member_of": [owner],
+                                          "password_ref": f"{secret_prefix}/{etl}"}, ("postgres_role.owner",)),
+        Resource("postgres_role", "reader", {"name": reader, "login": True, "member_of": [],
+                                             "password_ref": f"{secret_prefix}/{reader}"}),
+        Resource("postgres_database", "main", {"name": name, "owner": owner, "connect": sorted([etl, reader]),
+                                               "public_access": False}, roles),
+    ]
+    for s in schemas:
+        out.append(Resource("postgres_schema", s, {"name": s, "database": name, "owner": owner, "readers": [reader],
+                                                   "default_select": sorted([etl, owner])},
+                            ("postgres_database.main", *roles)))
+    return out
+
+
 class PgAdmin:
     """Admin connections, one per (thread, database), translated errors, and pg_dump."""
 
@@ -36,6 +56,7 @@ class PgAdmin:
         self._client_env = client_env
         self._conns: dict[tuple[int, str], object] = {}
         self._lock = threading.Lock()
+        self._superuser: bool | None = None
 
     def conn(self, dbname: str = "postgres"):
         key = (threading.get_ident(), dbname)
@@ -46,6 +67,18 @@ class PgAdmin:
             with self._lock:
                 self._conns[key] = c
         return c
+
+    @property
+    def is_superuser(self) -> bool:
+        if self._superuser is None:
+            row = self.conn().execute(
+                "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone()
+            self._superuser = bool(row[0])
+            if not (row[0] or (row[1] and row[2])):
+                user = self.conn().info.user
+                raise ProviderError(f"the admin role {user!r} needs CREATEDB and CREATEROLE (or SUPERUSER) "
+                                    "to make the project's database and roles")
+        return self._superuser
 
     def database_exists(self, dbname: str) -> bool:
         return self.conn().execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone() is not None
@@ -150,6 +183,9 @@ class RoleProvider:
                     raise ForeignResource(f"{r.address}: role {name!r} exists but was not made by airflow-infra")
                 if row is None:
                     cur.execute(sql.SQL("CREATE ROLE {}").format(_ident(name)))
+                    if not self.admin.is_superuser:
+                        # A CREATEROLE admin must be a member to own databases as, and set defaults for, it.
+                        cur.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(_ident(name)))
                 cur.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(_ident(name), sql.Literal(self.admin.marker)))
                 if r.attrs.get("password_ref"):
                     password = self.admin.secrets.get_or_create(r.attrs["password_ref"])

@@ -10,6 +10,7 @@ from ..config import Config
 
 REGISTRY = {
     "local": "airflow_infra.targets.local:LocalTarget",
+    "server": "airflow_infra.targets.server:ServerTarget",
 }
 
 

@@ -1,0 +1,72 @@
+"""boto3 at our boundary: clients from the standard credential and endpoint chain, retries through
+botocore's standard mode (plus S3's 409 OperationAborted), and error translation.
+
+Imported only by targets that talk to AWS or an S3-compatible store, so that the local target
+never loads boto3. Credentials and endpoints come only from boto3's chain (environment, profile,
+role; AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3), or an endpoint_url the config names.
+"""
+
+from __future__ import annotations
+
+import boto3
+import botocore.config
+import botocore.exceptions
+from botocore.retries import standard
+
+from .errors import ProviderError
+
+MAX_ATTEMPTS = 8
+
+
+class _Conditions(standard.StandardRetryConditions):
+    """botocore's standard conditions, plus 409 OperationAborted: S3 says it while a conflicting
+    operation on the same bucket (a create right after a delete, say) is still in progress."""
+
+    def __init__(self, max_attempts: int):
+        super().__init__(max_attempts=max_attempts)
+        self._aborted = standard.TransientRetryableChecker(
+            transient_error_codes=["OperationAborted"], transient_status_codes=[], transient_exception_cls=())
+
+    def is_retryable(self, context) -> bool:
+        return super().is_retryable(context) or (
+            self._max_attempts_checker.is_retryable(context) and self._aborted.is_retryable(context))
+
+
+def _use_standard_retries_with_aborted(client) -> None:
+    """Replace the client's standard retry handler by one that also retries OperationAborted."""
+    event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}"
+    client.meta.events.unregister(event, unique_id=f"retry-config-{client.meta.service_model.service_id.hyphenize()}")
+    handler = standard.register_retry_handler(client, max_attempts=MAX_ATTEMPTS)
+    handler._retry_policy._retry_checker = _Conditions(MAX_ATTEMPTS)
+
+
+def s3_client(*, region: str, endpoint_url: str | None = None, addressing_style: str = "auto"):
+    config = botocore.config.Config(
+        region_name=region,
+        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        connect_timeout=5,
+        read_timeout=60,
+        s3={"addressing_style": addressing_style},
+    )
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+    _use_standard_retries_with_aborted(client)
+    return client
+
+
+def error_code(exc: BaseException) -> str | None:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return exc.response.get("Error", {}).get("Code")
+    return None
+
+
+def translate(address: str, step: str, exc: BaseException) -> ProviderError:
+    """One line naming the resource and what failed; never the request (it may carry data)."""
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return ProviderError(f"{address}: {step} failed: no AWS credentials (set them the usual boto3 way: "
+                             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role)")
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        return ProviderError(f"{address}: {step} failed: cannot reach the S3 endpoint {exc.kwargs.get('endpoint_url')}")
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        return ProviderError(f"{address}: {step} failed: {err.get('Code')}: {err.get('Message', '')}".rstrip(": "))
+    return ProviderError(f"{address}: {step} failed: {type(exc).__name__}: {exc}")

@@ -1,0 +1,38 @@
+"""Outputs every target shares: the database's connection facts, and Terraform's output shape."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from .secret_store import SecretStore
+from .state.base import State
+
+
+def database_outputs(state: State, secrets: SecretStore, *, host: str, port: int | None) -> dict[str, tuple[Any, bool]]:
+    """{name: (value, sensitive)} for the project's database, or {} before it exists."""
+    res = state.resources
+    if "postgres_database.main" not in res:
+        return {}
+    db = res["postgres_database.main"].attrs["name"]
+    out: dict[str, tuple[Any, bool]] = {
+        "postgres_host": (host, False),
+        "postgres_port": (port, False),
+        "postgres_database": (db, False),
+        "schemas": (sorted(r.attrs["name"] for r in res.values() if r.type == "postgres_schema"), False),
+    }
+    etl = res.get("postgres_role.etl")
+    for label in ("etl", "reader"):
+        role = res.get(f"postgres_role.{label}")
+        if role is not None:
+            out[f"{label}_user"] = (role.attrs["name"], False)
+            out[f"{label}_password"] = (secrets.get(role.attrs["password_ref"]), True)
+    if etl is not None:
+        pw = secrets.get(etl.attrs["password_ref"]) or ""
+        out["postgres_uri"] = (f"postgresql://{quote(etl.attrs['name'])}:{quote(pw, safe='')}@{host}:{port}/{quote(db)}", True)
+    return out
+
+
+def shaped(out: dict[str, tuple[Any, bool]]) -> dict[str, dict]:
+    """Terraform's `output -json` shape: {name: {"value": ..., "sensitive": bool}}, sorted."""
+    return {k: {"value": v, "sensitive": s} for k, (v, s) in sorted(out.items())}

@@ -1,0 +1,393 @@
+"""The workfiles bucket on S3 or any S3-compatible store, done properly.
+
+A bucket of our own (``s3_bucket``) gets versioning, default encryption, all four
+public-access-block flags, BucketOwnerEnforced, a policy denying non-TLS access, lifecycle rules
+and tags; each is read back on refresh as a small canonical value, so drift shows field by
+field. A project under a prefix of a shared bucket (``s3_prefix``) owns only its prefix.
+Settings a store does not implement (MinIO and Ceph differ from AWS) are reported, not failed on.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ..aws import error_code, translate
+from ..errors import ForeignResource, ProviderError
+from ..resources import Observed, Resource
+
+POLICY_SID = "AirflowInfraDenyInsecureTransport"
+PAB_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+NOT_IMPLEMENTED = {"NotImplemented", "XNotImplemented", "501"}
+MISSING = {  # the "not configured" answer of each getter
+    "encryption": "ServerSideEncryptionConfigurationNotFoundError",
+    "public_access_block": "NoSuchPublicAccessBlockConfiguration",
+    "ownership": "OwnershipControlsNotFoundError",
+    "tls_only": "NoSuchBucketPolicy",
+    "lifecycle": "NoSuchLifecycleConfiguration",
+    "tags": "NoSuchTagSet",
+}
+
+
+def desired_settings(*, sse: str, kms_key_id: str | None, noncurrent_days: int, tmp_expire_days: int | None,
+                     tags: dict[str, str], tls_only: bool = True) -> dict[str, Any]:
+    return {
+        "versioning": "Enabled",
+        "encryption": {"sse": sse, "kms_key_id": kms_key_id},
+        "public_access_block": {f: True for f in PAB_FLAGS},
+        "ownership": "BucketOwnerEnforced",
+        "tls_only": tls_only,
+        "lifecycle": {"abort_multipart_days": 7, "noncurrent_days": noncurrent_days, "tmp_expire_days": tmp_expire_days},
+        "tags": dict(sorted(tags.items())),
+    }
+
+
+def _lifecycle_rules(lc: dict) -> list[dict]:
+    rules = [
+        {"ID": "airflow-infra-abort-multipart", "Status": "Enabled", "Filter": {"Prefix": ""},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": lc["abort_multipart_days"]}},
+        {"ID": "airflow-infra-expire-noncurrent", "Status": "Enabled", "Filter": {"Prefix": ""},
+         "NoncurrentVersionExpiration": {"NoncurrentDays": lc["noncurrent_days"]}},
+    ]
+    if lc.get("tmp_expire_days"):
+        rules.append({"ID": "airflow-infra-expire-tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"},
+                      "Expiration": {"Days": lc["tmp_expire_days"]}})
+    return rules
+
+
+def _lifecycle_summary(rules: list[dict]) -> dict:
+    by_id = {r.get("ID"): r for r in rules if r.get("Status") == "Enabled"}
+    abort = by_id.get("airflow-infra-abort-multipart", {}).get("AbortIncompleteMultipartUpload", {})
+    noncurrent = by_id.get("airflow-infra-expire-noncurrent", {}).get("NoncurrentVersionExpiration", {})
+    tmp = by_id.get("airflow-infra-expire-tmp", {}).get("Expiration", {})
+    return {"abort_multipart_days": abort.get("DaysAfterInitiation"), "noncurrent_days": noncurrent.get("NoncurrentDays"),
+            "tmp_expire_days": tmp.get("Days")}
+
+
+def _tls_statement(bucket: str) -> dict:
+    arn = f"arn:aws:s3:::{bucket}"
+    return {"Sid": POLICY_SID, "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+
+class S3BucketProvider:
+    type = "s3_bucket"
+    force_new = frozenset({"name", "region"})
+    SETTINGS = ("versioning", "encryption", "public_access_block", "ownership", "tls_only", "lifecycle", "tags")
+
+    def __init__(self, client: Callable[[], Any], *, project: str, backup_to: str | None = None):
+        self._client = client
+        self.project = project
+        self.backup_to = backup_to
+
+    @property
+    def s3(self):
+        return self._client()
+
+    # -- read: one getter per setting, all at once ----------------------------------------------
+    def _get(self, bucket: str, setting: str):
+        s3 = self.s3
+        if setting == "versioning":
+            return s3.get_bucket_versioning(Bucket=bucket).get("Status", "Disabled")
+        if setting == "encryption":
+            rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+            d = rule["ApplyServerSideEncryptionByDefault"]
+            return {"sse": d["SSEAlgorithm"], "kms_key_id": d.get("KMSMasterKeyID")}
+        if setting == "public_access_block":
+            conf = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+            return {f: bool(conf.get(f)) for f in PAB_FLAGS}
+        if setting == "ownership":
+            return s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"][0]["ObjectOwnership"]
+        if setting == "tls_only":
+            policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+            return any(st.get("Sid") == POLICY_SID and st.get("Effect") == "Deny" for st in policy.get("Statement", []))
+        if setting == "lifecycle":
+            return _lifecycle_summary(s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", []))
+        if setting == "tags":
+            return dict(sorted((t["Key"], t["Value"]) for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]))
+        raise AssertionError(setting)
+
+    def _absent_value(self, setting: str):
+        return {"encryption": None, "public_access_block": {f: False for f in PAB_FLAGS}, "ownership": None,
+                "tls_only": False, "lifecycle": _lifecycle_summary([]), "tags": {}}[setting]
+
+    def _read_setting(self, bucket: str, setting: str):
+        """(value, unsupported?); raises _Gone when the bucket does not exist."""
+        try:
+            return self._get(bucket, setting), False
+        except Exception as exc:
+            code = error_code(exc)
+            if code == "NoSuchBucket":
+                raise _Gone() from None
+            if code is not None and code == MISSING.get(setting):
+                return self._absent_value(setting), False
+            if code in NOT_IMPLEMENTED:
+                return None, True
+            raise
+
+    def read(self, r: Resource, prior: Observed | None) -> Observed | None:
+        bucket = r.attrs["name"]
+        try:
+            with ThreadPoolExecutor(max_workers=len(self.SETTINGS)) as pool:
+                results = dict(zip(self.SETTINGS, pool.map(lambda s: self._read_setting(bucket, s), self.SETTINGS)))
+        except _Gone:
+            return None
+        except Exception as exc:
+            if error_code(exc) in ("AccessDenied", "403", "AllAccessDisabled"):
+                return Observed({"name": bucket}, foreign=True)  # someone else's bucket
+            raise translate(r.address, "read", exc) from None
+        attrs: dict[str, Any] = {"name": bucket, "region": r.attrs["region"]}
+        unsupported = []
+        for setting, (value, missing) in results.items():
+            if missing:
+                unsupported.append(setting)
+                value = r.attrs.get(setting)  # nothing to compare against: take it as desired
+            attrs[setting] = value
+        attrs["unsupported"] = sorted(unsupported)
+        tags = attrs.get("tags") or {}
+        ours = tags.get("ManagedBy") == "airflow-infra" and tags.get("Project") == self.project
+        return Observed(attrs, foreign=not ours and "tags" not in unsupported)
+
+    def warnings(self, observed: Observed) -> list[str]:
+        if observed.attrs.get("unsupported"):
+            return [f"bucket {observed.attrs['name']}: the store does not support "
+                    f"{', '.join(observed.attrs['unsupported'])}; left as they are"]
+        return []
+
+    # -- write -----------------------------------------------------------------------------
+    def _put(self, bucket: str, setting: str, value) -> None:
+        s3 = self.s3
+        if setting == "versioning":
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": value})
+        elif setting == "encryption":
+            default = {"SSEAlgorithm": value["sse"]}
+            if value.get("kms_key_id"):
+                default["KMSMasterKeyID"] = value["kms_key_id"]
+            s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": value["sse"] == "aws:kms"}]})
+        elif setting == "public_access_block":
+            s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=dict(value))
+        elif setting == "ownership":
+            s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": value}]})
+        elif setting == "tls_only":
+            try:
+                policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+            except Exception as exc:
+                if error_code(exc) != "NoSuchBucketPolicy":
+                    raise
+                policy = {"Version": "2012-10-17", "Statement": []}
+            statements = [st for st in policy.get("Statement", []) if st.get("Sid") != POLICY_SID]
+            policy["Statement"] = statements + ([_tls_statement(bucket)] if value else [])
+            if policy["Statement"]:
+                s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+            else:
+                s3.delete_bucket_policy(Bucket=bucket)
+        elif setting == "lifecycle":
+            s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": _lifecycle_rules(value)})
+        elif setting == "tags":
+            s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in value.items()]})
+
+    def _converge(self, r: Resource, current: dict | None) -> list[str]:
+        unsupported = set((current or {}).get("unsupported", []))
+        # Tags first: they are our marker. Ownership before the policy; the PAB before the policy too.
+        for setting in ("tags", "ownership", "public_access_block", "encryption", "versioning", "tls_only", "lifecycle"):
+            if setting in unsupported or (current is not None and current.get(setting) == r.attrs[setting]):
+                continue
+            try:
+                self._put(r.attrs["name"], setting, r.attrs[setting])
+            except Exception as exc:
+                if error_code(exc) in NOT_IMPLEMENTED:
+                    unsupported.add(setting)
+                    continue
+                raise
+        return sorted(unsupported)
+
+    def create(self, r: Resource) -> Observed:
+        bucket, region = r.attrs["name"], r.attrs["region"]
+        existing = self.read(r, None)
+        if existing is not None and existing.foreign:
+            raise ForeignResource(f"{r.address}: bucket {bucket!r} exists but was not made by airflow-infra "
+                                  "(or belongs to another account): choose another [bucket] name")
+        created = False
+        try:
+            if existing is None:
+                kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+                self.s3.create_bucket(Bucket=bucket, **kwargs)
+                created = True
+            self._converge(r, None if existing is None else dict(existing.attrs))
+        except Exception as exc:
+            if created:  # all-or-nothing: an empty bucket we just made goes again
+                try:
+                    self.s3.delete_bucket(Bucket=bucket)
+                except Exception:
+                    pass
+            if error_code(exc) == "BucketAlreadyExists":
+                raise ProviderError(f"{r.address}: the bucket name {bucket!r} is taken by another account: "
+                                    "choose another [bucket] name") from None
+            raise translate(r.address, "create", exc) from None
+        return self._observed_after(r)
+
+    def _observed_after(self, r: Resource) -> Observed:
+        obs = self.read(r, None)
+        if obs is None:
+            raise ProviderError(f"{r.address}: bucket {r.attrs['name']!r} vanished right after it was written")
+        return Observed(obs.attrs)
+
+    def update(self, r: Resource, prior: Observed) -> Observed:
+        try:
+            self._converge(r, dict(prior.attrs))
+        except Exception as exc:
+            raise translate(r.address, "update", exc) from None
+        return self._observed_after(r)
+
+    # -- data ------------------------------------------------------------------------------
+    def _versions(self, bucket: str, prefix: str = "") -> Iterator[dict]:
+        pages = self.s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for v in page.get("Versions", []):
+                yield {"Key": v["Key"], "VersionId": v.get("VersionId") or "null", "IsLatest": v.get("IsLatest", False),
+                       "DeleteMarker": False, "Size": v.get("Size", 0)}
+            for m in page.get("DeleteMarkers", []):
+                yield {"Key": m["Key"], "VersionId": m.get("VersionId") or "null", "IsLatest": m.get("IsLatest", False),
+                       "DeleteMarker": True, "Size": 0}
+
+    def _count(self, r: Resource, bucket: str, prefix: str) -> str | None:
+        try:
+            page = self.s3.list_object_versions(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
+        except Exception as exc:
+            if error_code(exc) == "NoSuchBucket":
+                return None
+            raise translate(r.address, "read", exc) from None
+        n = len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
+        if not n:
+            return None
+        more = "more than " if page.get("IsTruncated") else ""
+        return f"{more}{n} object version{'s' if n != 1 else ''}"
+
+    def holds_data(self, r: Resource, observed: Observed) -> str | None:
+        return self._count(r, r.attrs["name"], "")
+
+    def _backup(self, r: Resource, bucket: str, prefix: str, dest: Path) -> str:
+        """Copy every version and delete marker to backup_to (s3://bucket/prefix) or a directory,
+        with a manifest.json listing them; returns where."""
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        name = f"{bucket}-{stamp}"
+        manifest = list(self._versions(bucket, prefix))
+        target = self.backup_to or str(dest)
+        try:
+            if target.startswith("s3://"):
+                dbucket, _, dprefix = target[5:].partition("/")
+                base = f"{dprefix.strip('/')}/{name}".lstrip("/")
+                for v in manifest:
+                    if not v["DeleteMarker"]:
+                        self.s3.copy_object(Bucket=dbucket, Key=f"{base}/versions/{v['VersionId']}/{v['Key']}",
+                                            CopySource={"Bucket": bucket, "Key": v["Key"], **_version(v)})
+                self.s3.put_object(Bucket=dbucket, Key=f"{base}/manifest.json", Body=json.dumps(manifest, indent=2).encode())
+                return f"s3://{dbucket}/{base}/"
+            root = Path(target).expanduser() / name
+            for v in manifest:
+                if not v["DeleteMarker"]:
+                    path = root / "versions" / v["VersionId"] / v["Key"]
+                    if root.resolve() not in path.resolve().parents:
+                        raise ProviderError(f"{r.address}: object key {v['Key']!r} would be written outside {root}")
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    self.s3.download_file(bucket, v["Key"], str(path), ExtraArgs=_version(v))
+            root.mkdir(parents=True, exist_ok=True)
+            (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
+            return str(root)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise translate(r.address, "backup", exc) from None
+
+    def backup(self, r: Resource, observed: Observed, dest: Path) -> str:
+        return self._backup(r, r.attrs["name"], "", dest)
+
+    def _empty(self, r: Resource, bucket: str, prefix: str) -> None:
+        batch: list[dict] = []
+        for v in self._versions(bucket, prefix):
+            batch.append({"Key": v["Key"], **_version(v)})
+            if len(batch) == 1000:
+                self.s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+                batch = []
+        if batch:
+            self.s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+
+    def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        bucket = r.attrs["name"]
+        try:
+            if force:
+                self._empty(r, bucket, "")
+            self.s3.delete_bucket(Bucket=bucket)  # fails while anything is left: never deletes data unforced
+        except Exception as exc:
+            if error_code(exc) == "NoSuchBucket":
+                return
+            if error_code(exc) == "BucketNotEmpty":
+                raise ProviderError(f"{r.address}: bucket {bucket!r} is not empty: pass --force-delete-data") from None
+            raise translate(r.address, "delete", exc) from None
+
+
+class S3PrefixProvider(S3BucketProvider):
+    """The project's prefix in a shared bucket that someone else manages: we own only the prefix,
+    marked by an empty object ``<prefix>.airflow-infra``."""
+
+    type = "s3_prefix"
+    force_new = frozenset({"bucket", "prefix"})
+
+    def _marker(self, r: Resource) -> str:
+        return f"{r.attrs['prefix']}.airflow-infra"
+
+    def read(self, r: Resource, prior: Observed | None) -> Observed | None:
+        try:
+            self.s3.head_object(Bucket=r.attrs["bucket"], Key=self._marker(r))
+        except Exception as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+                return None
+            raise translate(r.address, "read", exc) from None
+        return Observed({"bucket": r.attrs["bucket"], "prefix": r.attrs["prefix"], "region": r.attrs["region"]})
+
+    def warnings(self, observed: Observed) -> list[str]:
+        return []
+
+    def create(self, r: Resource) -> Observed:
+        try:
+            self.s3.put_object(Bucket=r.attrs["bucket"], Key=self._marker(r), Body=f"project {self.project}\n".encode())
+        except Exception as exc:
+            if error_code(exc) == "NoSuchBucket":
+                raise ProviderError(f"{r.address}: the shared bucket {r.attrs['bucket']!r} does not exist: create it "
+                                    "first, or leave [bucket] prefix empty to have a bucket of the project's own") from None
+            raise translate(r.address, "create", exc) from None
+        return Observed(dict(r.attrs))
+
+    def update(self, r: Resource, prior: Observed) -> Observed:
+        return self.create(r)
+
+    def holds_data(self, r: Resource, observed: Observed) -> str | None:
+        n = self._count(r, r.attrs["bucket"], r.attrs["prefix"])
+        return None if n == "1 object version" else n  # the marker alone is no data
+
+    def backup(self, r: Resource, observed: Observed, dest: Path) -> str:
+        return self._backup(r, r.attrs["bucket"], r.attrs["prefix"], dest)
+
+    def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        try:
+            if force:
+                self._empty(r, r.attrs["bucket"], r.attrs["prefix"])
+            else:
+                self.s3.delete_object(Bucket=r.attrs["bucket"], Key=self._marker(r))
+        except Exception as exc:
+            if error_code(exc) == "NoSuchBucket":
+                return
+            raise translate(r.address, "delete", exc) from None
+
+
+def _version(v: dict) -> dict:
+    """VersionId for a call; none for the "null" version of an unversioned bucket (not every store takes it)."""
+    return {} if v["VersionId"] == "null" else {"VersionId": v["VersionId"]}
+
+
+class _Gone(Exception):
+    pass

@@ -1,0 +1,146 @@
+"""The server target: a bucket on any S3-compatible store, a database on an existing PostgreSQL.
+
+The admin connection string comes from the environment variable that [database] admin_dsn_env
+names, never from a file; the PostgreSQL resources are the very ones of the local target.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..errors import ConfigError, ProviderError
+from ..outputs import database_outputs, shaped
+from ..providers.postgres import DatabaseProvider, PgAdmin, RoleProvider, SchemaProvider, database_resources
+from ..resources import Resource
+from ..secret_store import SecretStore
+from ..state.base import State
+
+
+class ServerTarget:
+    def __init__(self, config: Config, home: Path):
+        self.config = config
+        self.home = home
+        self.secrets = SecretStore(home)
+        self._admin: PgAdmin | None = None
+        self._s3 = None
+        if len(config.bucket_name) > 63:
+            raise ConfigError(f"[bucket] name: the default {config.bucket_name!r} is longer than 63 characters: "
+                              "set [bucket] name")
+
+    # -- the admin connection -------------------------------------------------------------
+    def _dsn(self) -> str:
+        env = self.config.database.admin_dsn_env
+        dsn = os.environ.get(env)
+        if not dsn:
+            raise ConfigError(f"[database] admin_dsn_env: the environment variable {env} is not set; it must hold the "
+                              "admin connection string of the PostgreSQL server (e.g. postgresql://admin@db:5432/postgres)")
+        return dsn
+
+    def _server_info(self) -> dict:
+        from psycopg.conninfo import conninfo_to_dict
+
+        dsn = self._dsn()
+        try:
+            info = conninfo_to_dict(dsn)
+        except Exception:
+            raise ConfigError(f"{self.config.database.admin_dsn_env}: not a valid PostgreSQL connection string") from None
+        return {"host": str(info.get("host") or "localhost"), "port": int(info.get("port") or 5432)}
+
+    def _connect(self, dbname: str):
+        import psycopg
+
+        try:
+            return psycopg.connect(self._dsn(), dbname=dbname, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            # psycopg's message names host and port, never the password
+            reason = str(exc).strip().splitlines()[-1]
+            raise ProviderError(f"cannot connect to the PostgreSQL server of {self.config.database.admin_dsn_env} "
+                                f"(database {dbname!r}): {reason}") from None
+
+    def admin(self) -> PgAdmin:
+        if self._admin is None:
+            import shutil
+
+            def bindir() -> Path:
+                pg_dump = shutil.which("pg_dump")
+                if pg_dump is None:
+                    from ..local_server import find_bindir
+
+                    return find_bindir(self.config.target.pg_bindir)
+                return Path(pg_dump).parent
+
+            def client_env() -> dict:
+                from psycopg.conninfo import conninfo_to_dict
+
+                info = conninfo_to_dict(self._dsn())
+                env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+                keys = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
+                        "sslmode": "PGSSLMODE"}
+                env.update({keys[k]: str(v) for k, v in info.items() if k in keys})
+                return env
+
+            self._admin = PgAdmin(self._connect, project=self.config.project.name, secrets=self.secrets,
+                                  bindir=bindir, client_env=client_env)
+        return self._admin
+
+    def s3(self):
+        if self._s3 is None:
+            from ..aws import s3_client
+
+            b = self.config.bucket
+            self._s3 = s3_client(region=b.region, endpoint_url=b.endpoint_url, addressing_style=b.addressing_style)
+        return self._s3
+
+    @property
+    def _secret_prefix(self) -> str:
+        s = self._server_info()
+        return f"server/{s['host']}:{s['port']}"
+
+    # -- what the project wants -------------------------------------------------------------
+    def desired(self) -> list[Resource]:
+        from ..providers.s3 import desired_settings
+
+        c, b = self.config, self.config.bucket
+        if b.prefix:
+            bucket = Resource("s3_prefix", "workfiles", {"bucket": c.bucket_name, "prefix": b.prefix, "region": b.region})
+        else:
+            tags = {"ManagedBy": "airflow-infra", "Project": c.project.name, "Environment": c.project.environment}
+            bucket = Resource("s3_bucket", "workfiles", {
+                "name": c.bucket_name, "region": b.region,
+                **desired_settings(sse=b.sse, kms_key_id=b.kms_key_id, noncurrent_days=b.noncurrent_days,
+                                   tmp_expire_days=b.tmp_expire_days, tags=tags, tls_only=b.tls_only)})
+        return [bucket, *database_resources(c.project.name, c.database.schemas, secret_prefix=self._secret_prefix)]
+
+    def providers(self) -> dict[str, Any]:
+        from ..providers.s3 import S3BucketProvider, S3PrefixProvider
+
+        admin = self.admin()
+        admin.is_superuser  # checks CREATEDB/CREATEROLE now, before anything is read or made
+        name, backup = self.config.project.name, self.config.bucket.backup
+        ps = [S3BucketProvider(self.s3, project=name, backup_to=backup), S3PrefixProvider(self.s3, project=name, backup_to=backup),
+              RoleProvider(admin), DatabaseProvider(admin), SchemaProvider(admin)]
+        return {p.type: p for p in ps}
+
+    def close(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+
+    # -- what it gives ---------------------------------------------------------------------
+    def outputs(self, state: State) -> dict[str, dict]:
+        c = self.config
+        server = self._server_info()
+        out = database_outputs(state, self.secrets, host=c.database.host or server["host"],
+                               port=c.database.port or server["port"])
+        bucket = state.resources.get("s3_bucket.workfiles") or state.resources.get("s3_prefix.workfiles")
+        if out and bucket is not None:
+            name = bucket.attrs.get("name") or bucket.attrs["bucket"]
+            out["bucket_url"] = (f"s3://{name}/{bucket.attrs.get('prefix', '')}", False)
+            out["bucket_name"] = (name, False)
+            out["bucket_region"] = (c.bucket.region, False)
+            endpoint = c.bucket.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+            if endpoint:
+                out["bucket_endpoint_url"] = (endpoint, False)
+        return shaped(out)

@@ -1,0 +1,221 @@
+"""target = "server": a bucket on an S3-compatible store (moto in server mode) and a database on an
+existing PostgreSQL (the session's server, reached as a non-superuser CREATEDB CREATEROLE admin)."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from conftest import connect_as
+
+SERVER = """[project]
+name = "{name}"
+environment = "dev"
+[target]
+kind = "server"
+[bucket]
+noncurrent_days = 14
+tmp_expire_days = 3
+{bucket_extra}
+[database]
+schemas = ["raw", "analytics"]
+"""
+
+
+@pytest.fixture
+def server_cli(cli, name, moto_endpoint, admin_dsn):
+    def write(bucket_extra: str = ""):
+        (cli.dir / "airflow-infra.toml").write_text(SERVER.format(name=name, bucket_extra=bucket_extra))
+        return cli
+
+    return write
+
+
+def bucket_of(name: str) -> str:
+    return f"{name}-dev-workfiles"
+
+
+def test_bucket_is_made_properly_and_outputs(server_cli, name, s3, moto_endpoint):
+    cli = server_cli()
+    cli("apply", "--auto-approve")
+    b = bucket_of(name)
+    assert s3.get_bucket_versioning(Bucket=b)["Status"] == "Enabled"
+    rule = s3.get_bucket_encryption(Bucket=b)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    pab = s3.get_public_access_block(Bucket=b)["PublicAccessBlockConfiguration"]
+    assert pab == {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+    assert s3.get_bucket_ownership_controls(Bucket=b)["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    policy = json.loads(s3.get_bucket_policy(Bucket=b)["Policy"])
+    [deny] = policy["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=b)["Rules"]}
+    assert rules["airflow-infra-abort-multipart"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    assert rules["airflow-infra-expire-noncurrent"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 14
+    assert rules["airflow-infra-expire-tmp"]["Expiration"]["Days"] == 3
+    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=b)["TagSet"]}
+    assert tags == {"ManagedBy": "airflow-infra", "Project": name, "Environment": "dev"}
+
+    out = cli.outputs()
+    assert out["bucket_url"] == f"s3://{b}/" and out["bucket_name"] == b and out["bucket_region"] == "us-east-1"
+    assert out["bucket_endpoint_url"] == moto_endpoint
+    with connect_as(out, "etl") as etl:
+        etl.execute("CREATE TABLE raw.t (id int)")
+    with connect_as(out, "reader") as reader:
+        assert reader.execute("SELECT count(*) FROM raw.t").fetchone()[0] == 0
+    cli("plan", "--detailed-exitcode")
+    texts = cli("plan").stdout + (cli.dir / ".airflow-infra" / "state.json").read_text() + cli("output").stdout
+    for secret in (out["etl_password"], out["reader_password"], cli.env()["AIRFLOW_INFRA_ADMIN_DSN"].split(":")[2].split("@")[0]):
+        assert secret not in texts
+
+
+def test_two_projects_on_one_server_cannot_read_each_other(server_cli, make_cli, moto_endpoint, admin_dsn, name):
+    a = server_cli()
+    a("apply", "--auto-approve")
+    b = make_cli()
+    (b.dir / "airflow-infra.toml").write_text(SERVER.format(name=b.dir.name, bucket_extra=""))
+    b("apply", "--auto-approve")
+    oa, ob = a.outputs(), b.outputs()
+    with connect_as(oa, "etl") as etl:
+        etl.execute("CREATE TABLE raw.secret (v text)")
+        etl.execute("INSERT INTO raw.secret VALUES ('a only')")
+    for who in ("etl", "reader"):
+        with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+            connect_as(ob, who, dbname=oa["postgres_database"])
+
+
+def test_drift_by_hand_is_planned_and_repaired(server_cli, name, s3):
+    cli = server_cli()
+    cli("apply", "--auto-approve")
+    b = bucket_of(name)
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Suspended"})
+    s3.delete_public_access_block(Bucket=b)
+    s3.delete_bucket_policy(Bucket=b)
+    plan = cli("plan", "--detailed-exitcode", expect=2).stdout
+    drift = plan.split("Changed outside airflow-infra:")[1].split("airflow-infra will perform")[0]
+    assert f's3_bucket.workfiles: versioning changed "Enabled" -> "Suspended"' in drift
+    assert "s3_bucket.workfiles: public_access_block changed" in drift and "tls_only changed true -> false" in drift
+    assert "~ s3_bucket.workfiles" in plan and "Plan: 0 to add, 1 to change, 0 to destroy." in plan
+    cli("apply", "--auto-approve")
+    assert s3.get_bucket_versioning(Bucket=b)["Status"] == "Enabled"
+    assert all(s3.get_public_access_block(Bucket=b)["PublicAccessBlockConfiguration"].values())
+    assert "Policy" in s3.get_bucket_policy(Bucket=b)
+    cli("plan", "--detailed-exitcode")
+
+
+def test_non_empty_bucket_is_backed_up_before_it_is_emptied(server_cli, name, s3, tmp_path):
+    backup = tmp_path / "bucket-backups"
+    # moto is reached over plain http, which the TLS-only policy would (rightly) deny
+    cli = server_cli(f'backup = "{backup}"\ntls_only = false')
+    cli("apply", "--auto-approve")
+    b = bucket_of(name)
+    s3.put_object(Bucket=b, Key="in/data.csv", Body=b"v1")
+    s3.put_object(Bucket=b, Key="in/data.csv", Body=b"v2")
+    s3.put_object(Bucket=b, Key="gone.txt", Body=b"x")
+    s3.delete_object(Bucket=b, Key="gone.txt")  # a delete marker
+    refused = cli("destroy", "--auto-approve", expect=1)
+    assert "s3_bucket.workfiles holds 4 object versions" in refused.stderr
+    assert s3.get_object(Bucket=b, Key="in/data.csv")["Body"].read() == b"v2"
+
+    done = cli("destroy", "--auto-approve", "--force-delete-data")
+    where = next(line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.startswith(f"Backup written: {backup}"))
+    manifest = json.loads((backup / where.rsplit("/", 1)[-1] / "manifest.json").read_text())
+    assert sorted((m["Key"], m["DeleteMarker"]) for m in manifest) == [
+        ("gone.txt", False), ("gone.txt", True), ("in/data.csv", False), ("in/data.csv", False)]
+    contents = sorted(p.read_bytes() for p in (backup / where.rsplit("/", 1)[-1] / "versions").rglob("data.csv"))
+    assert contents == [b"v1", b"v2"]
+    assert b not in [x["Name"] for x in s3.list_buckets()["Buckets"]]
+
+
+def test_backup_to_another_bucket(server_cli, name, s3):
+    s3.create_bucket(Bucket=f"{name}-vault")
+    cli = server_cli(f'backup = "s3://{name}-vault/backups"\ntls_only = false')
+    cli("apply", "--auto-approve")
+    s3.put_object(Bucket=bucket_of(name), Key="a.txt", Body=b"A")
+    done = cli("destroy", "--auto-approve", "--force-delete-data")
+    assert f"Backup written: s3://{name}-vault/backups/{bucket_of(name)}-" in done.stdout
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=f"{name}-vault")["Contents"]]
+    assert any(k.endswith("/a.txt") for k in keys) and any(k.endswith("/manifest.json") for k in keys)
+
+
+def test_bucket_refresh_call_count(server_cli, name):
+    """Counted with botocore's event hooks: one call per setting, 7 in all."""
+    import airflow_infra as ai
+
+    cli = server_cli()
+    cli("apply", "--auto-approve")
+    project = ai.load(cli.dir)
+    target = project.target()
+    provider = target.providers()["s3_bucket"]
+    [bucket] = [r for r in target.desired() if r.type == "s3_bucket"]
+    calls = []
+    target.s3().meta.events.register("before-call.s3", lambda model, **kw: calls.append(model.name))
+    observed = provider.read(bucket, None)
+    assert not observed.foreign and observed.attrs["versioning"] == "Enabled"
+    assert len(calls) == 7 and len(set(calls)) == 7, calls
+    target.close()
+
+
+def test_a_bucket_not_ours_is_refused_then_imported(server_cli, name, s3):
+    b = bucket_of(name)
+    s3.create_bucket(Bucket=b)
+    s3.put_object(Bucket=b, Key="keep.txt", Body=b"theirs")
+    cli = server_cli("tls_only = false")  # so that the test can read the object back over http
+    refused = cli("plan", expect=1)
+    assert f"'{b}' already exists but was not made by airflow-infra" in refused.stderr
+    wrong = cli("import", "s3_bucket.workfiles", "other-name", expect=1)
+    assert "is not what the configuration names s3_bucket.workfiles" in wrong.stderr
+    cli("import", "s3_bucket.workfiles", b)
+    plan = cli("plan", "--detailed-exitcode", expect=2).stdout
+    assert "~ s3_bucket.workfiles" in plan and "+ s3_bucket" not in plan
+    cli("apply", "--auto-approve")
+    cli("plan", "--detailed-exitcode")
+    assert s3.get_object(Bucket=b, Key="keep.txt")["Body"].read() == b"theirs"
+
+
+def test_project_under_a_prefix_of_a_shared_bucket(server_cli, name, s3):
+    shared = f"{name}-shared"
+    s3.create_bucket(Bucket=shared)
+    cli = server_cli(f'name = "{shared}"\nprefix = "projects/{name}"\ntls_only = false')
+    cli("apply", "--auto-approve")
+    assert cli.outputs()["bucket_url"] == f"s3://{shared}/projects/{name}/"
+    s3.put_object(Bucket=shared, Key=f"projects/{name}/x.csv", Body=b"1")
+    s3.put_object(Bucket=shared, Key="projects/other/y.csv", Body=b"2")
+    assert "s3_prefix.workfiles holds" in cli("destroy", "--auto-approve", expect=1).stderr
+    cli("destroy", "--auto-approve", "--force-delete-data")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=shared)["Contents"]]
+    assert keys == ["projects/other/y.csv"]
+
+
+@pytest.mark.parametrize("bucket_name", ["Has_Upper", "ab", "192.168.1.1", "a..b"])
+def test_invalid_bucket_name(server_cli, bucket_name, s3):
+    cli = server_cli(f'name = "{bucket_name}"')
+    proc = cli("apply", "--auto-approve", expect=1)
+    assert "bucket.name" in proc.stderr and "not a valid S3 bucket name" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+    assert not (cli.dir / ".airflow-infra" / "state.json").exists()
+
+
+def test_admin_dsn_missing_or_underprivileged(server_cli, name, superuser, server):
+    cli = server_cli()
+    missing = cli("plan", expect=1, AIRFLOW_INFRA_ADMIN_DSN="")
+    assert "AIRFLOW_INFRA_ADMIN_DSN is not set" in missing.stderr
+    with superuser() as conn:
+        conn.execute("DROP ROLE IF EXISTS it_weak")
+        conn.execute("CREATE ROLE it_weak LOGIN PASSWORD 'weak-pass-123'")
+    weak = f"postgresql://it_weak:weak-pass-123@127.0.0.1:{server.port}/postgres"
+    proc = cli("apply", "--auto-approve", expect=1, AIRFLOW_INFRA_ADMIN_DSN=weak)
+    assert "'it_weak' needs CREATEDB and CREATEROLE" in proc.stderr and "weak-pass-123" not in proc.stderr
+    bad = cli("plan", expect=1, AIRFLOW_INFRA_ADMIN_DSN=weak.replace("weak-pass-123", "wrong-pass-456"))
+    assert "password authentication failed" in bad.stderr and "wrong-pass-456" not in bad.stderr
+    with superuser() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (name,)).fetchone()[0] == 0
+
+
+def test_unreachable_endpoint(server_cli):
+    from airflow_infra.local_server import free_port
+
+    cli = server_cli()
+    proc = cli("plan", expect=1, AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}")
+    assert "cannot reach the S3 endpoint" in proc.stderr and proc.stderr.strip().count("\n") == 0
