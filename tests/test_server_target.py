@@ -219,3 +219,32 @@ def test_unreachable_endpoint(server_cli):
     cli = server_cli()
     proc = cli("plan", expect=1, AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}")
     assert "cannot reach the S3 endpoint" in proc.stderr and proc.stderr.strip().count("\n") == 0
+
+
+def test_a_store_without_some_settings_is_told_plainly(server_cli, name, moto_endpoint, s3):
+    from s3proxy import S3Proxy
+
+    with S3Proxy(moto_endpoint) as store:
+        store.not_implemented = {"ownershipControls", "lifecycle"}
+        cli = server_cli(f'endpoint_url = "{store.url}"\naddressing_style = "path"')
+        applied = cli("apply", "--auto-approve")
+        assert "Apply complete!" in applied.stdout
+        plan = cli("plan", "--detailed-exitcode")
+        assert (f"Warning: bucket {bucket_of(name)}: the store does not support lifecycle, ownership; "
+                "left as they are") in plan.stdout
+        assert cli.outputs()["bucket_endpoint_url"] == store.url
+    assert s3.get_bucket_versioning(Bucket=bucket_of(name))["Status"] == "Enabled"
+
+
+def test_operation_aborted_is_retried_by_botocore(moto_endpoint, s3, name):
+    from s3proxy import S3Proxy
+
+    from airflow_infra.aws import s3_client
+
+    s3.create_bucket(Bucket=f"{name}-aborts")
+    with S3Proxy(moto_endpoint) as store:
+        store.abort_next = 2
+        client = s3_client(region="us-east-1", endpoint_url=store.url, addressing_style="path")
+        client.put_bucket_versioning(Bucket=f"{name}-aborts", VersioningConfiguration={"Status": "Enabled"})
+        assert len(store.requests) == 3  # two 409 OperationAborted, then through
+    assert s3.get_bucket_versioning(Bucket=f"{name}-aborts")["Status"] == "Enabled"

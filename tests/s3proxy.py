@@ -1,0 +1,68 @@
+"""A small HTTP proxy in front of moto that plays a different S3-compatible store: it can answer
+chosen subresources with an error (501 NotImplemented, as some MinIO/Ceph versions do) or fail
+the first N requests with 409 OperationAborted. Loopback only; stops with the test."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+
+class S3Proxy:
+    def __init__(self, upstream: str):
+        self.upstream = urlsplit(upstream)
+        self.not_implemented: set[str] = set()   # subresources, e.g. "ownershipControls"
+        self.abort_next = 0                      # this many requests get 409 OperationAborted
+        self.requests: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _error(self, status: int, code: str):
+                body = f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>{code}</Message></Error>".encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                proxy.requests.append(f"{self.command} {self.path}")
+                query = urlsplit(self.path).query
+                if proxy.abort_next > 0:
+                    proxy.abort_next -= 1
+                    return self._error(409, "OperationAborted")
+                if any(q.split("=")[0] in proxy.not_implemented for q in query.split("&") if q):
+                    return self._error(501, "NotImplemented")
+                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=30)
+                conn.request(self.command, self.path, body=body, headers=dict(self.headers))
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "S3Proxy":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
