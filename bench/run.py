@@ -5,6 +5,8 @@
   (initdb, pg_ctl start, createdb) with the same binaries and account    target: <= 1.3x
 - `up` of a second project on the running server
 - a no-op `plan`: wall time and peak memory (max RSS)                    target: <= 0.5 s, <= 80 MB
+- the server target (bench/server_target.py): plan and apply of 1 and of 50 projects on one
+  PostgreSQL and moto, and the S3 calls of a bucket refresh
 
 Each figure is the median of --runs runs. Every server started here is stopped again.
 """
@@ -52,7 +54,9 @@ PGPASSWORD=bench {bindir}/createdb -h 127.0.0.1 -p {port} -U postgres bench
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
-    runs = ap.parse_args().runs
+    ap.add_argument("--projects", type=int, default=50, help="projects for the server-target benchmark")
+    args = ap.parse_args()
+    runs = args.runs
 
     from airflow_infra.local_server import LocalServer, _service_account, find_bindir, free_port
 
@@ -113,6 +117,14 @@ def main() -> None:
     for label, secs, kib, note in rows:
         mem = f"{kib / 1024:.1f}" if kib else ""
         print(f"{label:<48} {secs:>9.3f} {mem:>11}  {note}")
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from server_target import rows as server_rows
+
+    print(f"\n{'server target (PostgreSQL + moto)':<52} {'seconds':>9}  note")
+    print("-" * 110)
+    for label, secs, note in server_rows(args.projects):
+        print(f"{label:<52} {secs:>9.3f}  {note}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ role; AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3), or an endpoint_url the config name
 
 from __future__ import annotations
 
+import threading
+
 import boto3
 import botocore.config
 import botocore.exceptions
@@ -40,6 +42,19 @@ def _use_standard_retries_with_aborted(client) -> None:
     handler._retry_policy._retry_checker = _Conditions(MAX_ATTEMPTS)
 
 
+_lock = threading.Lock()
+_session = None
+
+
+def _shared_session():
+    """One boto3 session per process: it caches the service models (loading them costs ~0.1 s),
+    and clients are made under a lock because sessions are not thread-safe."""
+    global _session
+    if _session is None:
+        _session = boto3.session.Session()
+    return _session
+
+
 def s3_client(*, region: str, endpoint_url: str | None = None, addressing_style: str = "auto"):
     config = botocore.config.Config(
         region_name=region,
@@ -48,8 +63,9 @@ def s3_client(*, region: str, endpoint_url: str | None = None, addressing_style:
         read_timeout=60,
         s3={"addressing_style": addressing_style},
     )
-    client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
-    _use_standard_retries_with_aborted(client)
+    with _lock:
+        client = _shared_session().client("s3", endpoint_url=endpoint_url, config=config)
+        _use_standard_retries_with_aborted(client)
     return client
 
 

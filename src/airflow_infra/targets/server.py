@@ -87,6 +87,7 @@ class ServerTarget:
         return self._admin
 
     def s3(self):
+        # Made once (providers() calls this before any reader thread starts).
         if self._s3 is None:
             from ..aws import s3_client
 
@@ -119,6 +120,7 @@ class ServerTarget:
 
         admin = self.admin()
         admin.is_superuser  # checks CREATEDB/CREATEROLE now, before anything is read or made
+        self.s3()
         name, backup = self.config.project.name, self.config.bucket.backup
         ps = [S3BucketProvider(self.s3, project=name, backup_to=backup), S3PrefixProvider(self.s3, project=name, backup_to=backup),
               RoleProvider(admin), DatabaseProvider(admin), SchemaProvider(admin)]
