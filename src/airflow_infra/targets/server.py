@@ -89,7 +89,10 @@ class ServerTarget:
     def s3(self):
         # Made once (providers() calls this before any reader thread starts).
         if self._s3 is None:
-            from ..aws import s3_client
+            try:
+                from ..aws import s3_client
+            except ImportError:
+                raise ConfigError("[target] kind = \"server\" needs boto3: pip install 'airflow-infra[s3]'") from None
 
             b = self.config.bucket
             self._s3 = s3_client(region=b.region, endpoint_url=b.endpoint_url, addressing_style=b.addressing_style)
