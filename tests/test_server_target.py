@@ -248,3 +248,36 @@ def test_operation_aborted_is_retried_by_botocore(moto_endpoint, s3, name):
         client.put_bucket_versioning(Bucket=f"{name}-aborts", VersioningConfiguration={"Status": "Enabled"})
         assert len(store.requests) == 3  # two 409 OperationAborted, then through
     assert s3.get_bucket_versioning(Bucket=f"{name}-aborts")["Status"] == "Enabled"
+
+
+def test_existing_database_is_refused_then_imported(server_cli, name, superuser, admin_dsn):
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    with psycopg.connect(admin_dsn, dbname=name, autocommit=True) as db:
+        db.execute("CREATE TABLE kept (v int)")
+        db.execute("INSERT INTO kept VALUES (42)")
+    cli = server_cli("tls_only = false")
+    refused = cli("plan", expect=1)
+    assert f"'{name}' already exists but was not made by airflow-infra" in refused.stderr
+    missing = cli("import", "postgres_database.main", name + "x", expect=1)
+    assert "is not what the configuration names" in missing.stderr
+    cli("import", "postgres_database.main", name)
+    plan = json.loads(cli("plan", "--json").stdout)
+    assert {c["address"]: c["action"] for c in plan["changes"]}["postgres_database.main"] == "update"
+    cli("apply", "--auto-approve")
+    cli("plan", "--detailed-exitcode")
+    with connect_as(cli.outputs(), "reader") as reader:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            reader.execute("SELECT * FROM public.kept")
+    with psycopg.connect(admin_dsn, dbname=name) as db:
+        assert db.execute("SELECT v FROM kept").fetchone()[0] == 42
+
+
+def test_two_environments_of_one_project_never_share(server_cli, make_cli, name):
+    cli = server_cli("tls_only = false")
+    cli("apply", "--auto-approve")
+    prod = make_cli()  # another checkout, with its own state: the same project, environment prod
+    (prod.dir / "airflow-infra.toml").write_text(
+        (cli.dir / "airflow-infra.toml").read_text().replace('environment = "dev"', 'environment = "prod"'))
+    proc = prod("plan", expect=1)
+    assert f"'{name}_" in proc.stderr and "already exists but was not made by airflow-infra" in proc.stderr

@@ -23,6 +23,12 @@ def marker(project: str) -> str:
     return f"managed by airflow-infra: project {project}"
 
 
+def project_label(config) -> str:
+    """What the marker names: the project and its environment, so that two environments of one
+    project on one server never adopt each other's database and roles."""
+    return f"{config.project.name} ({config.project.environment})"
+
+
 def database_resources(name: str, schemas: list[str], *, secret_prefix: str) -> list[Resource]:
     """The project's roles, database and schemas: the same on every target."""
     owner, etl, reader = f"{name}_owner", f"{name}_etl", f"{name}_reader"

@@ -78,9 +78,10 @@ class S3BucketProvider:
     force_new = frozenset({"name", "region"})
     SETTINGS = ("versioning", "encryption", "public_access_block", "ownership", "tls_only", "lifecycle", "tags")
 
-    def __init__(self, client: Callable[[], Any], *, project: str, backup_to: str | None = None):
+    def __init__(self, client: Callable[[], Any], *, project: str, environment: str, backup_to: str | None = None):
         self._client = client
         self.project = project
+        self.environment = environment
         self.backup_to = backup_to
 
     @property
@@ -148,7 +149,8 @@ class S3BucketProvider:
             attrs[setting] = value
         attrs["unsupported"] = sorted(unsupported)
         tags = attrs.get("tags") or {}
-        ours = tags.get("ManagedBy") == "airflow-infra" and tags.get("Project") == self.project
+        ours = (tags.get("ManagedBy"), tags.get("Project"), tags.get("Environment")) == (
+            "airflow-infra", self.project, self.environment)
         return Observed(attrs, foreign=not ours and "tags" not in unsupported)
 
     def warnings(self, observed: Observed) -> list[str]:
@@ -354,7 +356,8 @@ class S3PrefixProvider(S3BucketProvider):
 
     def create(self, r: Resource) -> Observed:
         try:
-            self.s3.put_object(Bucket=r.attrs["bucket"], Key=self._marker(r), Body=f"project {self.project}\n".encode())
+            self.s3.put_object(Bucket=r.attrs["bucket"], Key=self._marker(r),
+                               Body=f"project {self.project} ({self.environment})\n".encode())
         except Exception as exc:
             if error_code(exc) == "NoSuchBucket":
                 raise ProviderError(f"{r.address}: the shared bucket {r.attrs['bucket']!r} does not exist: create it "

@@ -9,7 +9,7 @@ from ..config import Config
 from ..local_server import LocalServer
 from ..outputs import database_outputs, shaped
 from ..providers.localdir import LocalBucketProvider
-from ..providers.postgres import DatabaseProvider, PgAdmin, RoleProvider, SchemaProvider, database_resources
+from ..providers.postgres import DatabaseProvider, PgAdmin, RoleProvider, SchemaProvider, database_resources, project_label
 from ..resources import Resource
 from ..secret_store import SecretStore
 from ..state.base import State
@@ -35,7 +35,7 @@ class LocalTarget:
     # -- how to reach it -------------------------------------------------------------------
     def admin(self) -> PgAdmin:
         if self._admin is None:
-            self._admin = PgAdmin(self.server.connect, project=self.config.project.name, secrets=self.secrets,
+            self._admin = PgAdmin(self.server.connect, project=project_label(self.config), secrets=self.secrets,
                                   bindir=lambda: self.server.bindir, client_env=self.server.client_env)
         return self._admin
 

@@ -13,7 +13,7 @@ from typing import Any
 from ..config import Config
 from ..errors import ConfigError, ProviderError
 from ..outputs import database_outputs, shaped
-from ..providers.postgres import DatabaseProvider, PgAdmin, RoleProvider, SchemaProvider, database_resources
+from ..providers.postgres import DatabaseProvider, PgAdmin, RoleProvider, SchemaProvider, database_resources, project_label
 from ..resources import Resource
 from ..secret_store import SecretStore
 from ..state.base import State
@@ -82,7 +82,7 @@ class ServerTarget:
                 env.update({keys[k]: str(v) for k, v in info.items() if k in keys})
                 return env
 
-            self._admin = PgAdmin(self._connect, project=self.config.project.name, secrets=self.secrets,
+            self._admin = PgAdmin(self._connect, project=project_label(self.config), secrets=self.secrets,
                                   bindir=bindir, client_env=client_env)
         return self._admin
 
@@ -124,8 +124,9 @@ class ServerTarget:
         admin = self.admin()
         admin.is_superuser  # checks CREATEDB/CREATEROLE now, before anything is read or made
         self.s3()
-        name, backup = self.config.project.name, self.config.bucket.backup
-        ps = [S3BucketProvider(self.s3, project=name, backup_to=backup), S3PrefixProvider(self.s3, project=name, backup_to=backup),
+        p, backup = self.config.project, self.config.bucket.backup
+        owner = {"project": p.name, "environment": p.environment, "backup_to": backup}
+        ps = [S3BucketProvider(self.s3, **owner), S3PrefixProvider(self.s3, **owner),
               RoleProvider(admin), DatabaseProvider(admin), SchemaProvider(admin)]
         return {p.type: p for p in ps}
 
