@@ -94,7 +94,7 @@ def test_drift_by_hand_is_planned_and_repaired(server_cli, name, s3):
     s3.delete_bucket_policy(Bucket=b)
     plan = cli("plan", "--detailed-exitcode", expect=2).stdout
     drift = plan.split("Changed outside airflow-infra:")[1].split("airflow-infra will perform")[0]
-    assert f's3_bucket.workfiles: versioning changed "Enabled" -> "Suspended"' in drift
+    assert 's3_bucket.workfiles: versioning changed "Enabled" -> "Suspended"' in drift
     assert "s3_bucket.workfiles: public_access_block changed" in drift and "tls_only changed true -> false" in drift
     assert "~ s3_bucket.workfiles" in plan and "Plan: 0 to add, 1 to change, 0 to destroy." in plan
     cli("apply", "--auto-approve")

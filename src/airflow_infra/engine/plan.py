@@ -141,7 +141,7 @@ def make_plan(
     drift: list[Drift] = []
     refreshed: dict[str, Resource] = {}
     adopted: set[str] = set()
-    for (r, prior), obs in zip(to_read, found):
+    for (r, prior), obs in zip(to_read, found, strict=True):
         if prior is not None:
             if obs is None:
                 drift.append(Drift(r.address, deleted=True))

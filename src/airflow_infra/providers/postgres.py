@@ -74,16 +74,19 @@ class PgAdmin:
                 self._conns[key] = c
         return c
 
+    def check_privileges(self) -> None:
+        """ProviderError unless the admin role may make databases and roles."""
+        row = self.conn().execute(
+            "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone()
+        if not (row[0] or (row[1] and row[2])):
+            raise ProviderError(f"the admin role {self.conn().info.user!r} needs CREATEDB and CREATEROLE (or SUPERUSER) "
+                                "to make the project's database and roles")
+        self._superuser = bool(row[0])
+
     @property
     def is_superuser(self) -> bool:
         if self._superuser is None:
-            row = self.conn().execute(
-                "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone()
-            self._superuser = bool(row[0])
-            if not (row[0] or (row[1] and row[2])):
-                user = self.conn().info.user
-                raise ProviderError(f"the admin role {user!r} needs CREATEDB and CREATEROLE (or SUPERUSER) "
-                                    "to make the project's database and roles")
+            self.check_privileges()
         return self._superuser
 
     def database_exists(self, dbname: str) -> bool:

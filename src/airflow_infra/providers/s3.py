@@ -133,7 +133,7 @@ class S3BucketProvider:
         bucket = r.attrs["name"]
         try:
             with ThreadPoolExecutor(max_workers=len(self.SETTINGS)) as pool:
-                results = dict(zip(self.SETTINGS, pool.map(lambda s: self._read_setting(bucket, s), self.SETTINGS)))
+                results = dict(zip(self.SETTINGS, pool.map(lambda s: self._read_setting(bucket, s), self.SETTINGS), strict=True))
         except _Gone:
             return None
         except Exception as exc:
@@ -256,14 +256,15 @@ class S3BucketProvider:
                 yield {"Key": m["Key"], "VersionId": m.get("VersionId") or "null", "IsLatest": m.get("IsLatest", False),
                        "DeleteMarker": True, "Size": 0}
 
-    def _count(self, r: Resource, bucket: str, prefix: str) -> str | None:
+    def _count(self, r: Resource, bucket: str, prefix: str, *, besides: str | None = None) -> str | None:
+        """What a delete would lose, from the first page of versions: "N object versions" or None."""
         try:
             page = self.s3.list_object_versions(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
         except Exception as exc:
             if error_code(exc) == "NoSuchBucket":
                 return None
             raise translate(r.address, "read", exc) from None
-        n = len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
+        n = sum(v["Key"] != besides for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])])
         if not n:
             return None
         more = "more than " if page.get("IsTruncated") else ""
@@ -369,8 +370,7 @@ class S3PrefixProvider(S3BucketProvider):
         return self.create(r)
 
     def holds_data(self, r: Resource, observed: Observed) -> str | None:
-        n = self._count(r, r.attrs["bucket"], r.attrs["prefix"])
-        return None if n == "1 object version" else n  # the marker alone is no data
+        return self._count(r, r.attrs["bucket"], r.attrs["prefix"], besides=self._marker(r))  # the marker is no data
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> str:
         return self._backup(r, r.attrs["bucket"], r.attrs["prefix"], dest)

@@ -122,7 +122,7 @@ class ServerTarget:
         from ..providers.s3 import S3BucketProvider, S3PrefixProvider
 
         admin = self.admin()
-        admin.is_superuser  # checks CREATEDB/CREATEROLE now, before anything is read or made
+        admin.check_privileges()  # now, before anything is read or made
         self.s3()
         p, backup = self.config.project, self.config.bucket.backup
         owner = {"project": p.name, "environment": p.environment, "backup_to": backup}
