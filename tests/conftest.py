@@ -174,3 +174,16 @@ def s3(moto_endpoint):
     import boto3
 
     return boto3.client("s3", region_name="us-east-1")
+
+
+@pytest.fixture(scope="session")
+def airflow_python(tmp_path_factory) -> Path:
+    """A real Apache Airflow 3 with airflow-infra installed beside it, in .venv-airflow (the README's test
+    command makes it: Airflow pins its own dependencies, so it lives apart from .venv)."""
+    py = Path(os.environ.get("AIRFLOW_INFRA_TEST_AIRFLOW_PYTHON", Path(__file__).parent.parent / ".venv-airflow/bin/python"))
+    assert py.exists(), f"{py} is missing: run the README's test command, which installs Airflow there"
+    home = tmp_path_factory.mktemp("airflow-home")
+    os.environ["AIRFLOW_HOME"] = str(home)
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+    return py

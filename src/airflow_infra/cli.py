@@ -44,6 +44,37 @@ def cli(ctx, directory, vars, var_files, lock_timeout, debug):
     ctx.obj = Ctx(directory, vars, var_files, lock_timeout, debug)
 
 
+def fleet_options(f):
+    """--all over the registry's projects that have a Config, in parallel."""
+    f = click.option("--jobs", type=click.IntRange(1, 64), default=4, help="With --all: projects at a time.")(f)
+    f = click.option("--registry", default="projects.csv", metavar="FILE", help="With --all: the projects registry.")(f)
+    return click.option("--all", "all_projects", is_flag=True, help="Every project in the registry that has a Config.")(f)
+
+
+def _fleet_report(results, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in results], sort_keys=True, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("project", "add", "change", "destroy", "result")
+    for r in results:
+        counts = r.plan.counts() if r.plan is not None else {}
+        result = (f"[red]error: {r.error}[/red]" if r.error else
+                  "applied" if r.applied else "changes" if r.plan is not None and r.plan.has_changes else "no changes")
+        table.add_row(r.project, *(str(counts.get(k, "")) for k in ("add", "change", "destroy")), result)
+    Console(soft_wrap=True).print(table)
+
+
+def _fleet_exit(results, detailed_exitcode: bool) -> None:
+    """Exit status across projects: 1 if any failed, else (with --detailed-exitcode) 2 if any has changes."""
+    if any(r.error for r in results):
+        sys.exit(1)
+    if detailed_exitcode and any(r.plan is not None and r.plan.has_changes for r in results):
+        sys.exit(2)
+
+
 def _confirm(auto_approve: bool, what: str):
     """The library's confirm callback: shows the plan, then asks on a terminal (or not, with
     --auto-approve). Without a terminal it refuses at once, before anything is read or locked."""
@@ -105,12 +136,18 @@ def up(c: Ctx):
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--out", "out", metavar="FILE", help="Save the plan for `apply FILE`.")
 @click.option("--destroy", is_flag=True, help="Plan the destruction of everything in the state.")
+@fleet_options
 @pass_ctx
-def plan(c: Ctx, detailed_exitcode, as_json, out, destroy):
+def plan(c: Ctx, detailed_exitcode, as_json, out, destroy, all_projects, registry, jobs):
     """Show what apply would change (reads only; writes nothing)."""
     from . import commands
     from .render import plan_text
 
+    if all_projects:
+        results = commands.fleet_plan(registry, jobs=jobs)
+        _fleet_report(results, as_json)
+        _fleet_exit(results, detailed_exitcode)
+        return
     p = commands.plan(c.project(), destroy=destroy)
     click.echo(json.dumps(p.to_json(), sort_keys=True, indent=2) if as_json else plan_text(p))
     if out:
@@ -125,11 +162,30 @@ def plan(c: Ctx, detailed_exitcode, as_json, out, destroy):
 @click.argument("planfile", required=False)
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force-delete-data", is_flag=True, help="Allow deleting what holds data, after a backup.")
+@fleet_options
 @pass_ctx
-def apply(c: Ctx, planfile, auto_approve, force_delete_data):
+def apply(c: Ctx, planfile, auto_approve, force_delete_data, all_projects, registry, jobs):
     """Apply the configuration (or a plan saved with `plan --out`)."""
     from . import commands
     from .render import event
+
+    if all_projects:
+        if not auto_approve and not sys.stdin.isatty():
+            raise ConfirmationRequired("apply --all needs confirmation and there is no terminal to ask on: "
+                                       "pass --auto-approve")
+        plans = None
+        if not auto_approve:
+            planned = commands.fleet_plan(registry, jobs=jobs)
+            _fleet_report(planned, False)
+            if click.prompt("\nApply these projects' plans? Only 'yes' will be accepted", default="",
+                            show_default=False).strip() != "yes":
+                click.echo("Apply cancelled.")
+                return
+            plans = {r.project: r.plan for r in planned if r.plan is not None}
+        results = commands.fleet_apply(registry, plans=plans, jobs=jobs, lock_timeout=c.lock_timeout)
+        _fleet_report(results, False)
+        _fleet_exit(results, False)
+        return
 
     # A saved plan was reviewed when it was made: applying it does not ask again (as Terraform).
     confirm = None if planfile else _confirm(auto_approve, "apply these actions")
@@ -168,11 +224,22 @@ def destroy(c: Ctx, auto_approve, force_delete_data):
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Terraform's shape: {name: {value, sensitive}}.")
 @click.option("--show-secrets", is_flag=True, help="Show sensitive values.")
+@fleet_options
 @pass_ctx
-def output(c: Ctx, name, as_json, show_secrets):
+def output(c: Ctx, name, as_json, show_secrets, all_projects, registry, jobs):
     """Show the outputs (sensitive ones only with --show-secrets)."""
     from . import commands
     from .render import outputs_json, outputs_text
+
+    if all_projects:
+        results = commands.fleet_outputs(registry, jobs=jobs)
+        if as_json:
+            click.echo(json.dumps([r.to_json(show_secrets=show_secrets) for r in results], sort_keys=True, indent=2))
+        for r in results if not as_json else []:
+            click.echo(click.style(f"# {r.project}", bold=True))
+            click.echo(f"error: {r.error}" if r.error else outputs_text(r.outputs, show_secrets))
+        _fleet_exit(results, False)
+        return
 
     outs = commands.outputs(c.project())
     if name:
@@ -248,6 +315,116 @@ def force_unlock(c: Ctx, lock_id):
 
     commands.force_unlock(c.project(), lock_id)
     click.echo(f"Lock {lock_id} removed.")
+
+
+@cli.group()
+def projects():
+    """The projects registry (the seed's projects.csv: Project,Repo,URL[,Branch,Path,Config])."""
+
+
+registry_option = click.option("--registry", default="projects.csv", metavar="FILE", show_default=True,
+                               help="The projects registry.")
+
+
+@projects.command("list")
+@registry_option
+@click.option("--json", "as_json", is_flag=True)
+def projects_list(registry, as_json):
+    """List the registered projects."""
+    from . import commands
+
+    entries = commands.projects_list(registry)
+    if as_json:
+        click.echo(json.dumps([e.to_json() for e in entries], indent=2))
+    for e in entries if not as_json else []:
+        click.echo(f"{e.project}\t{e.url}" + (f"\t{e.branch}" if e.branch else ""))
+
+
+@projects.command("show")
+@click.argument("project")
+@registry_option
+def projects_show(project, registry):
+    """Show one registered project."""
+    from . import commands
+
+    entries = {e.project: e for e in commands.projects_list(registry)}
+    if project not in entries:
+        raise AirflowInfraError(f"PROJECT {project!r} is not in {registry} (projects: {', '.join(entries) or 'none'})")
+    click.echo(json.dumps(entries[project].to_json(), indent=2))
+
+
+@projects.command("add")
+@click.argument("project")
+@click.argument("url")
+@registry_option
+@click.option("--repo", default="", help="The repository's name (default: PROJECT).")
+@click.option("--branch", default="", help="Branch to publish (default: the repository's default branch).")
+@click.option("--path", default="", help="Folder of the repository holding its DAGs (default: all of it).")
+@click.option("--config", default="", help="The project's airflow-infra.toml, for --all commands.")
+def projects_add(project, url, registry, repo, branch, path, config):
+    """Register a project's workflows repository."""
+    from . import commands
+
+    commands.projects_add(registry, project=project, url=url, repo=repo, branch=branch, path=path, config=config)
+    click.echo(f"Added {project} to {registry}.")
+
+
+@projects.command("remove")
+@click.argument("project")
+@registry_option
+def projects_remove(project, registry):
+    """Remove a project from the registry (the next `dags sync` unpublishes it)."""
+    from . import commands
+
+    commands.projects_remove(registry, project)
+    click.echo(f"Removed {project} from {registry}.")
+
+
+@cli.group()
+def dags():
+    """Publish the registered projects' DAGs into Airflow's DAG folder."""
+
+
+@dags.command("sync")
+@registry_option
+@click.option("--dags-folder", required=True, metavar="DIR", help="Airflow's DAG folder.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True, help="Projects at a time.")
+@click.option("--check", is_flag=True, help="Compile (and load in a DagBag, where Airflow is importable) before publishing.")
+@click.option("--json", "as_json", is_flag=True)
+def dags_sync(registry, dags_folder, jobs, check, as_json):
+    """Clone or fetch each project's repository and publish it at DIR/<Project>, atomically."""
+    from . import commands
+
+    results = commands.dags_sync(registry, dags_folder, jobs=jobs, check=check)
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in results], indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("project", "revision", "result")
+        colour = {"failed": "red", "published": "green", "unpublished": "yellow"}
+        for r in results:
+            rev = f"{(r.old or '-')[:10]} -> {(r.new or '-')[:10]}" if r.old != r.new else (r.new or "-")[:10]
+            text = f"{r.result}: {r.error}" if r.error else r.result
+            table.add_row(r.project, rev, f"[{colour.get(r.result, 'default')}]{text}[/]")
+        Console(soft_wrap=True).print(table)
+    if any(r.result == "failed" for r in results):
+        sys.exit(1)
+
+
+@dags.command("install-importer")
+@registry_option
+@click.option("--dags-folder", required=True, metavar="DIR", help="Airflow's DAG folder.")
+@click.option("--schedule", default="*/5 * * * *", show_default=True, help="Cron schedule of the import_dags DAG.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("--no-check", is_flag=True, help="Publish without compiling or loading the DAGs first.")
+def dags_install_importer(registry, dags_folder, schedule, jobs, no_check):
+    """Write the import_dags DAG, which runs `dags sync` on a schedule."""
+    from . import commands
+
+    path = commands.dags_install_importer(dags_folder, registry=registry, schedule=schedule, jobs=jobs, check=not no_check)
+    click.echo(f"Wrote {path}")
 
 
 @cli.group()

@@ -1,0 +1,277 @@
+"""`dags sync`: publish every registered project's DAGs into Airflow's DAG folder, atomically.
+
+Layout under the DAG folder DIR (nothing is ever written outside it):
+  DIR/<Project>                                 a symlink, swapped atomically, to a whole revision
+  DIR/.airflow-infra/revisions/<Project>/<sha>  the exported revision (its Path subfolder)
+  DIR/.airflow-infra/repos/<Project>.git        a bare clone, fetched on later syncs
+  DIR/.airflowignore                            keeps Airflow out of .airflow-infra/
+
+A revision is exported beside the published one, checked (with --check), then made visible by
+renaming a new symlink over the old: Airflow never sees a half-written tree, a sync killed at any
+point leaves every project at a whole revision, and a project whose sync fails keeps its last good
+one. The fetch is not forced, so rewritten history is reported rather than published.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import AirflowInfraError
+from .names import check_name
+from .registry import Entry
+
+STATE = ".airflow-infra"
+IGNORE_LINE = ".airflow-infra/"
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    project: str
+    old: str | None
+    new: str | None
+    result: str          # published | unchanged | unpublished | failed
+    error: str = ""
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class SyncError(AirflowInfraError):
+    pass
+
+
+def _git(*args: str, cwd: Path | None = None, timeout: float = 600) -> str:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
+    proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        raise SyncError(lines[-1] if lines else f"git {args[0]} failed")
+    return proc.stdout.strip()
+
+
+def _published(link: Path) -> str | None:
+    """The revision a project's symlink points at, or None."""
+    if not link.is_symlink():
+        return None
+    return Path(os.readlink(link)).name
+
+
+def _check_python(tree: Path) -> None:
+    for py in sorted(tree.rglob("*.py")):
+        try:
+            compile(py.read_bytes(), str(py), "exec")
+        except (SyntaxError, ValueError) as exc:
+            raise SyncError(f"{py.relative_to(tree)} does not compile: {exc}") from None
+
+
+_DAGBAG = """
+import sys
+from airflow.models.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
+for path, err in sorted(bag.import_errors.items()):
+    print(f"{path}: {err.strip().splitlines()[-1]}", file=sys.stderr)
+sys.exit(1 if bag.import_errors else 0)
+"""
+
+
+def _check_dagbag(tree: Path) -> None:
+    """Load the revision in Airflow's DagBag, in a child process, where Airflow is importable."""
+    if importlib.util.find_spec("airflow") is None:
+        return
+    proc = subprocess.run([sys.executable, "-c", _DAGBAG, str(tree)], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        raise SyncError(f"DagBag import errors: {lines[-1] if lines else 'see airflow logs'}")
+
+
+class DagSync:
+    def __init__(self, dags_folder: str | Path, *, check: bool = False):
+        self.dir = Path(dags_folder).resolve()
+        self.state = self.dir / STATE
+        self.check = check
+
+    def _prepare(self) -> None:
+        for d in (self.dir, self.state / "repos", self.state / "revisions"):
+            d.mkdir(parents=True, exist_ok=True)
+        ignore = self.dir / ".airflowignore"
+        lines = ignore.read_text().splitlines() if ignore.exists() else []
+        if IGNORE_LINE not in lines:
+            ignore.write_text("\n".join([*lines, IGNORE_LINE]) + "\n")
+
+    def _fetch(self, e: Entry) -> str:
+        """Clone or fetch the project's bare repository; the commit of its branch."""
+        repo = self.state / "repos" / f"{e.project}.git"
+        if not (repo / "HEAD").exists():
+            tmp = repo.with_name(f".{repo.name}.{os.getpid()}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            _git("clone", "--bare", "--quiet", "--", e.url, str(tmp))
+            os.replace(tmp, repo)
+        branch = e.branch or _git("symbolic-ref", "--short", "HEAD", cwd=repo)
+        # Not forced: a branch whose history was rewritten is refused, not published.
+        _git("fetch", "--quiet", "--no-tags", "origin", f"refs/heads/{branch}:refs/heads/{branch}", cwd=repo)
+        return _git("rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}", cwd=repo)
+
+    def _export(self, e: Entry, sha: str) -> Path:
+        """The revision's tree (its Path subfolder) beside the published one; links out are refused."""
+        revisions = self.state / "revisions" / e.project
+        final = revisions / sha
+        if final.is_dir():
+            return final
+        tmp = revisions / f".{sha}.{os.getpid()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        repo = self.state / "repos" / f"{e.project}.git"
+        spec = f"{sha}:{e.path}" if e.path else sha
+        proc = subprocess.Popen(["git", "archive", "--format=tar", spec], cwd=repo, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+                # The "data" filter refuses absolute links, links out of the tree and special files.
+                tar.extractall(tmp, filter="data")
+        except tarfile.FilterError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SyncError(f"refused: {exc}") from None
+        finally:
+            proc.stdout.close()
+            err = proc.stderr.read().decode().strip()
+            proc.wait()
+        if proc.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SyncError(err.splitlines()[-1] if err else "git archive failed")
+        try:
+            if self.check:
+                _check_python(tmp)
+                _check_dagbag(tmp)
+        except SyncError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        os.replace(tmp, final)
+        return final
+
+    def _publish(self, e: Entry, tree: Path) -> None:
+        link = self.dir / e.project
+        if link.exists() and not link.is_symlink():
+            raise SyncError(f"{link} exists and was not published by airflow-infra: move it away first")
+        tmp_link = self.dir / f".{e.project}.{os.getpid()}.link"
+        tmp_link.unlink(missing_ok=True)
+        tmp_link.symlink_to(tree.relative_to(self.dir))
+        os.replace(tmp_link, link)  # the atomic swap
+
+    def _prune(self, project: str, keep: set[str]) -> None:
+        """Drop old revisions and leftovers of killed syncs; the previous revision stays one round,
+        for a parse of it that may still be running."""
+        revisions = self.state / "revisions" / project
+        if not revisions.is_dir():
+            return
+        for d in revisions.iterdir():
+            if d.name not in keep:
+                shutil.rmtree(d, ignore_errors=True)
+
+    def sync_one(self, e: Entry) -> SyncResult:
+        start = time.monotonic()
+        try:
+            check_name(e.project, source="Project")  # before any path is made of it
+        except AirflowInfraError as exc:
+            return SyncResult(e.project, None, None, "failed", str(exc))
+        old = _published(self.dir / e.project)
+        try:
+            sha = self._fetch(e)
+            if sha == old:
+                self._prune(e.project, {sha})
+                return SyncResult(e.project, old, sha, "unchanged", seconds=time.monotonic() - start)
+            self._publish(e, self._export(e, sha))
+            self._prune(e.project, {sha, old} - {None})
+            return SyncResult(e.project, old, sha, "published", seconds=time.monotonic() - start)
+        except (SyncError, AirflowInfraError) as exc:
+            return SyncResult(e.project, old, old, "failed", str(exc), time.monotonic() - start)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return SyncResult(e.project, old, old, "failed", f"{type(exc).__name__}: {exc}", time.monotonic() - start)
+
+    def unpublish_others(self, keep: set[str]) -> list[SyncResult]:
+        out = []
+        for link in sorted(self.dir.iterdir()):
+            if link.is_symlink() and link.name not in keep and os.readlink(link).startswith(f"{STATE}/revisions/"):
+                old = _published(link)
+                link.unlink()
+                shutil.rmtree(self.state / "revisions" / link.name, ignore_errors=True)
+                shutil.rmtree(self.state / "repos" / f"{link.name}.git", ignore_errors=True)
+                out.append(SyncResult(link.name, old, None, "unpublished"))
+        return out
+
+    def run(self, entries: list[Entry], *, jobs: int = 4) -> list[SyncResult]:
+        self._prepare()
+        fd = os.open(self.state / "sync.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # one sync at a time per DAG folder
+            with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+                results = list(pool.map(self.sync_one, entries))
+            results += self.unpublish_others({e.project for e in entries})
+        finally:
+            os.close(fd)
+        return sorted(results, key=lambda r: r.project)
+
+
+IMPORTER = '''"""import_dags: publishes every registered project's DAGs into this folder (airflow-infra dags sync).
+Written by `airflow-infra dags install-importer`; edit that command's options rather than this file."""
+
+from __future__ import annotations
+
+import pendulum
+
+try:  # Airflow 3
+    from airflow.sdk import DAG, task
+except ImportError:  # Airflow 2
+    from airflow import DAG
+    from airflow.decorators import task
+
+REGISTRY = {registry!r}
+DAGS_FOLDER = {dags_folder!r}
+JOBS = {jobs!r}
+CHECK = {check!r}
+
+with DAG(
+    dag_id="import_dags",
+    schedule={schedule!r},
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["airflow-infra"],
+):
+
+    @task(task_id="sync")
+    def sync() -> list[dict]:
+        from airflow_infra.dagsync import DagSync
+        from airflow_infra.registry import read
+
+        results = DagSync(DAGS_FOLDER, check=CHECK).run(read(REGISTRY), jobs=JOBS)
+        failed = [r for r in results if r.result == "failed"]
+        if failed:
+            raise RuntimeError("; ".join(f"{{r.project}}: {{r.error}}" for r in failed))
+        return [r.to_json() for r in results]
+
+    sync()
+'''
+
+
+def install_importer(dags_folder: str | Path, *, registry: str | Path, schedule: str = "*/5 * * * *",
+                     jobs: int = 4, check: bool = True) -> Path:
+    folder = Path(dags_folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "import_dags.py"
+    text = IMPORTER.format(registry=str(Path(registry).resolve()), dags_folder=str(folder), schedule=schedule,
+                           jobs=jobs, check=check)
+    tmp = path.with_name(".import_dags.py.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,121 @@
+"""The projects registry: the seed's AdminTools resources/projects.csv, read as it is.
+
+Columns Project,Repo,URL (the seed's), plus optional Branch, Path (the folder of the repo that
+holds its DAGs) and Config (the project's airflow-infra.toml, relative to the registry file, for
+fleet commands). Names are project names (importable Python names); duplicate names or URLs
+are refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+from .names import check_name
+
+REQUIRED = ("Project", "Repo", "URL")
+OPTIONAL = ("Branch", "Path", "Config")
+
+
+@dataclass(frozen=True)
+class Entry:
+    project: str
+    repo: str
+    url: str
+    branch: str = ""
+    path: str = ""
+    config: str = ""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _check_path(value: str, where: str) -> str:
+    if value and (os.path.isabs(value) or ".." in Path(value).parts):
+        raise ConfigError(f"{where}: {value!r} must be a relative path inside the repository, without '..'")
+    return value
+
+
+def _check(entries: list[Entry], source: str) -> list[Entry]:
+    names: set[str] = set()
+    urls: set[str] = set()
+    for i, e in enumerate(entries, start=2):
+        where = f"{source}: line {i}"
+        check_name(e.project, source=f"{where}: Project")
+        if not e.url:
+            raise ConfigError(f"{where}: URL is empty")
+        if e.project in names:
+            raise ConfigError(f"{where}: project {e.project!r} is listed twice")
+        if e.url in urls:
+            raise ConfigError(f"{where}: URL {e.url!r} is listed twice")
+        _check_path(e.path, f"{where}: Path")
+        names.add(e.project)
+        urls.add(e.url)
+    return entries
+
+
+def read(path: str | Path) -> list[Entry]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: registry not found (create it with `airflow-infra projects add`)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    rows = csv.DictReader(text.splitlines())
+    header = [h.strip() for h in rows.fieldnames or []]
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise ConfigError(f"{path}: missing column(s) {', '.join(missing)} (columns: {', '.join(REQUIRED + OPTIONAL)})")
+    unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
+    if unknown:
+        raise ConfigError(f"{path}: unknown column(s) {', '.join(unknown)} (allowed: {', '.join(REQUIRED + OPTIONAL)})")
+    entries = []
+    for row in rows:
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        if not any(row.values()):
+            continue
+        entries.append(Entry(row["Project"], row["Repo"], row["URL"], row.get("Branch", ""), row.get("Path", ""),
+                             row.get("Config", "")))
+    return _check(entries, str(path))
+
+
+def write(path: str | Path, entries: list[Entry]) -> None:
+    """Write atomically, with the optional columns only when an entry uses them."""
+    path = Path(path)
+    _check(entries, str(path))
+    columns = list(REQUIRED) + [c for c in OPTIONAL if any(getattr(e, c.lower()) for e in entries)]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(columns)
+        for e in entries:
+            w.writerow([getattr(e, c.lower()) for c in columns])
+    os.replace(tmp, path)
+
+
+def add(path: str | Path, entry: Entry) -> list[Entry]:
+    entries = read(path) if Path(path).exists() else []
+    write(path, entries + [entry])
+    return read(path)
+
+
+def remove(path: str | Path, project: str) -> list[Entry]:
+    entries = read(path)
+    kept = [e for e in entries if e.project != project]
+    if len(kept) == len(entries):
+        raise ConfigError(f"{path}: no project {project!r} (projects: {', '.join(e.project for e in entries) or 'none'})")
+    write(path, kept)
+    return kept
+
+
+def config_dir(registry: str | Path, entry: Entry) -> Path | None:
+    """The project directory of an entry's Config (relative to the registry file), if any."""
+    if not entry.config:
+        return None
+    p = Path(entry.config)
+    p = p if p.is_absolute() else Path(registry).resolve().parent / p
+    return p.parent if p.name.endswith(".toml") else p

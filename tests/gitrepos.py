@@ -1,0 +1,57 @@
+"""Real git repositories for the tests: a bare remote (file:// URL) and a work tree to commit from."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid", "GIT_COMMITTER_NAME": "Test",
+           "GIT_COMMITTER_EMAIL": "test@example.invalid", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent"}
+
+
+def git(*args: str, cwd: Path) -> str:
+    env = {**os.environ, **GIT_ENV}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def dag_source(dag_id: str) -> str:
+    return f'''import pendulum
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.empty import EmptyOperator
+
+with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False):
+    EmptyOperator(task_id="hello")
+'''
+
+
+class Repo:
+    def __init__(self, root: Path, name: str):
+        self.remote = root / "remotes" / f"{name}.git"
+        self.work = root / "work" / name
+        self.remote.parent.mkdir(parents=True, exist_ok=True)
+        self.work.parent.mkdir(parents=True, exist_ok=True)
+        git("init", "--bare", "--quiet", "--initial-branch=main", str(self.remote), cwd=root)
+        git("init", "--quiet", "--initial-branch=main", str(self.work), cwd=root)
+        git("remote", "add", "origin", str(self.remote), cwd=self.work)
+        self.name = name
+
+    @property
+    def url(self) -> str:
+        return self.remote.as_uri()
+
+    def commit(self, files: dict[str, str | None], message: str = "change", *, symlinks: dict[str, str] | None = None) -> str:
+        for rel, text in files.items():
+            path = self.work / rel
+            if text is None:
+                path.unlink()
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        for rel, target in (symlinks or {}).items():
+            (self.work / rel).parent.mkdir(parents=True, exist_ok=True)
+            (self.work / rel).symlink_to(target)
+        git("add", "-A", cwd=self.work)
+        git("commit", "--quiet", "-m", message, cwd=self.work)
+        git("push", "--quiet", "--force", "origin", "main", cwd=self.work)
+        return git("rev-parse", "HEAD", cwd=self.work)
