@@ -169,3 +169,98 @@ def test_sync_killed_midway_leaves_whole_revisions(tmp_path, repos):
     results = json.loads(cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--json").stdout)
     assert all(r["result"] in ("published", "unchanged") for r in results)
     assert not any(p.name.endswith(".tmp") for d in revisions.iterdir() for p in d.iterdir())
+
+
+DAGBAG = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+print(json.dumps({"dags": sorted(bag.dag_ids), "errors": {k: v for k, v in bag.import_errors.items()}}))
+"""
+
+
+def dagbag(airflow_python: Path, folder: Path) -> dict:
+    proc = subprocess.run([str(airflow_python), "-c", DAGBAG, str(folder)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_airflow_dagbag_holds_the_synced_dags_and_check_uses_it(tmp_path, repos, airflow_python):
+    a, b = repos("alpha"), repos("beta")
+    reg, dags = tmp_path / "projects.csv", tmp_path / "dags"
+    register(reg, a, b, path="dags")
+    cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--check", python=str(airflow_python))
+    bag = dagbag(airflow_python, dags)
+    assert bag == {"dags": ["alpha_hello", "beta_hello"], "errors": {}}
+    good = published(dags, "alpha")
+
+    # compiles, but fails to import in Airflow: only a DagBag finds it
+    a.commit({"dags/alpha_dag.py": "import no_such_module_anywhere\n" + dag_source("alpha_hello")}, "bad import")
+    proc = cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--check", "--json",
+               python=str(airflow_python), expect=1)
+    [alpha] = [r for r in json.loads(proc.stdout) if r["project"] == "alpha"]
+    assert alpha["result"] == "failed" and "DagBag import errors" in alpha["error"] and "no_such_module_anywhere" in alpha["error"]
+    assert published(dags, "alpha") == good
+    assert dagbag(airflow_python, dags)["errors"] == {}
+
+
+def test_shipped_import_dag_parses_and_its_task_runs_the_sync(tmp_path, repos, airflow_python):
+    a = repos("alpha")
+    reg, dags = tmp_path / "projects.csv", tmp_path / "dags"
+    register(reg, a)
+    cli("dags", "install-importer", "--registry", str(reg), "--dags-folder", str(dags), "--schedule", "*/5 * * * *")
+    run = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+assert not bag.import_errors, bag.import_errors
+dag = bag.dags["import_dags"]
+task = dag.get_task("sync")
+print(json.dumps({"ids": sorted(bag.dag_ids), "tasks": [t.task_id for t in dag.tasks], "catchup": dag.catchup,
+                  "max_active_runs": dag.max_active_runs, "schedule": str(dag.schedule),
+                  "result": task.python_callable()}))
+"""
+    proc = subprocess.run([str(airflow_python), "-c", run, str(dags)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert doc["tasks"] == ["sync"] and doc["catchup"] is False and doc["max_active_runs"] == 1
+    assert doc["schedule"] == "*/5 * * * *"
+    assert [(r["project"], r["result"]) for r in doc["result"]] == [("alpha", "published")]
+    assert (dags / "alpha" / "dags" / "alpha_dag.py").exists()
+    assert sorted(dagbag(airflow_python, dags)["dags"]) == ["alpha_hello", "import_dags"]
+
+
+def test_plan_all_reports_a_broken_project_and_plans_the_others(tmp_path, home):
+    reg = tmp_path / "projects.csv"
+    rows = ["Project,Repo,URL,Config"]
+    for name in ("fleet_a", "fleet_b", "fleet_c"):
+        d = tmp_path / name
+        d.mkdir()
+        text = f'[project]\nname = "{name}"\n'
+        if name == "fleet_b":
+            text += "[database]\nschemass = []\n"
+        (d / "airflow-infra.toml").write_text(text)
+        rows.append(f"{name},{name},file:///{name}.git,{name}/airflow-infra.toml")
+    reg.write_text("\n".join(rows) + "\n")
+    env = {**os.environ, "AIRFLOW_INFRA_HOME": str(home)}
+    proc = subprocess.run([sys.executable, "-m", "airflow_infra", "plan", "--all", "--registry", str(reg), "--json"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    results = {r["project"]: r for r in json.loads(proc.stdout)}
+    assert results["fleet_a"]["summary"]["add"] == results["fleet_c"]["summary"]["add"] == 8
+    assert results["fleet_b"]["result"] == "error" and "database.schemass" in results["fleet_b"]["error"]
+    table = subprocess.run([sys.executable, "-m", "airflow_infra", "plan", "--all", "--registry", str(reg)],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert table.returncode == 1 and "fleet_b" in table.stdout and "unknown key" in table.stdout
+
+    reg.write_text("\n".join(r for r in rows if not r.startswith("fleet_b")) + "\n")
+    applied = subprocess.run([sys.executable, "-m", "airflow_infra", "apply", "--all", "--auto-approve", "--registry", str(reg)],
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    again = subprocess.run([sys.executable, "-m", "airflow_infra", "plan", "--all", "--detailed-exitcode", "--registry", str(reg)],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stdout
+    outs = json.loads(subprocess.run([sys.executable, "-m", "airflow_infra", "output", "--all", "--json", "--registry", str(reg)],
+                                     capture_output=True, text=True, env=env, timeout=300, check=True).stdout)
+    assert [o["outputs"]["postgres_database"]["value"] for o in outs] == ["fleet_a", "fleet_c"]
+    assert all(o["outputs"]["etl_password"]["value"] is None for o in outs)

@@ -77,8 +77,11 @@ def _check_python(tree: Path) -> None:
 
 _DAGBAG = """
 import sys
-from airflow.models.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
+try:
+    from airflow.dag_processing.dagbag import DagBag  # Airflow >= 3.1
+except ImportError:
+    from airflow.models.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
 for path, err in sorted(bag.import_errors.items()):
     print(f"{path}: {err.strip().splitlines()[-1]}", file=sys.stderr)
 sys.exit(1 if bag.import_errors else 0)
@@ -89,7 +92,8 @@ def _check_dagbag(tree: Path) -> None:
     """Load the revision in Airflow's DagBag, in a child process, where Airflow is importable."""
     if importlib.util.find_spec("airflow") is None:
         return
-    proc = subprocess.run([sys.executable, "-c", _DAGBAG, str(tree)], capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    proc = subprocess.run([sys.executable, "-c", _DAGBAG, str(tree)], capture_output=True, text=True, timeout=600, env=env)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         raise SyncError(f"DagBag import errors: {lines[-1] if lines else 'see airflow logs'}")
