@@ -116,15 +116,17 @@ class DagSync:
     def _fetch(self, e: Entry) -> str:
         """Clone or fetch the project's bare repository; the commit of its branch."""
         repo = self.state / "repos" / f"{e.project}.git"
+        ref = f"refs/heads/{e.branch}" if e.branch else "HEAD"  # a bare clone's HEAD is the default branch
         if not (repo / "HEAD").exists():
             tmp = repo.with_name(f".{repo.name}.{os.getpid()}.tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             _git("clone", "--bare", "--quiet", "--", e.url, str(tmp))
-            os.replace(tmp, repo)
-        branch = e.branch or _git("symbolic-ref", "--short", "HEAD", cwd=repo)
-        # Not forced: a branch whose history was rewritten is refused, not published.
-        _git("fetch", "--quiet", "--no-tags", "origin", f"refs/heads/{branch}:refs/heads/{branch}", cwd=repo)
-        return _git("rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}", cwd=repo)
+            os.replace(tmp, repo)  # freshly cloned: nothing to fetch
+        else:
+            branch = e.branch or _git("symbolic-ref", "--short", "HEAD", cwd=repo)
+            # Not forced: a branch whose history was rewritten is refused, not published.
+            _git("fetch", "--quiet", "--no-tags", "origin", f"refs/heads/{branch}:refs/heads/{branch}", cwd=repo)
+        return _git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=repo)
 
     def _export(self, e: Entry, sha: str) -> Path:
         """The revision's tree (its Path subfolder) beside the published one; links out are refused."""

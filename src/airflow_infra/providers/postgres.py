@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -49,37 +50,75 @@ def database_resources(name: str, schemas: list[str], *, secret_prefix: str) -> 
     return out
 
 
-class PgAdmin:
-    """Admin connections, one per (thread, database), translated errors, and pg_dump."""
+class _Pool:
+    """Idle admin connections per (server, database), shared by every PgAdmin of a process that
+    reaches the same server: a fleet plan over 100 projects then opens a few connections to
+    `postgres`, not hundreds (each costs a backend and a SCRAM exchange)."""
 
-    def __init__(self, connect: Callable[[str], object], *, project: str, secrets: SecretStore,
+    def __init__(self):
+        self._idle: dict[tuple[str, str], list] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: tuple[str, str]):
+        with self._lock:
+            idle = self._idle.get(key, [])
+            while idle:
+                c = idle.pop()
+                if not c.closed:
+                    return c
+        return None
+
+    def give(self, key: tuple[str, str], conn) -> None:
+        from psycopg.pq import TransactionStatus
+
+        if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.close()
+            return
+        with self._lock:
+            self._idle.setdefault(key, []).append(conn)
+
+    def close(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            conns = self._idle.pop(key, [])
+        for c in conns:
+            c.close()
+
+
+_POOL = _Pool()
+
+
+class PgAdmin:
+    """Admin sessions on one server (pooled), the marker, and pg_dump."""
+
+    def __init__(self, connect: Callable[[str], object], *, server: str, project: str, secrets: SecretStore,
                  bindir: Callable[[], Path], client_env: Callable[[], dict]):
         self._connect = connect
+        self.server = server  # identifies the server and admin role: the pool's key
         self.project = project
         self.marker = marker(project)
         self.secrets = secrets
         self._bindir = bindir
         self._client_env = client_env
-        self._conns: dict[tuple[int, str], object] = {}
-        self._lock = threading.Lock()
         self._superuser: bool | None = None
 
-    def conn(self, dbname: str = "postgres"):
-        key = (threading.get_ident(), dbname)
-        with self._lock:
-            c = self._conns.get(key)
-        if c is None or c.closed:
-            c = self._connect(dbname)
-            with self._lock:
-                self._conns[key] = c
-        return c
+    @contextmanager
+    def session(self, dbname: str = "postgres"):
+        """An autocommit admin connection to dbname, for this block only."""
+        key = (self.server, dbname)
+        conn = _POOL.take(key) or self._connect(dbname)
+        try:
+            yield conn
+        finally:
+            _POOL.give(key, conn)
 
     def check_privileges(self) -> None:
         """ProviderError unless the admin role may make databases and roles."""
-        row = self.conn().execute(
-            "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone()
+        with self.session() as conn:
+            row = conn.execute(
+                "SELECT rolsuper, rolcreatedb, rolcreaterole, current_user FROM pg_roles WHERE rolname = current_user"
+            ).fetchone()
         if not (row[0] or (row[1] and row[2])):
-            raise ProviderError(f"the admin role {self.conn().info.user!r} needs CREATEDB and CREATEROLE (or SUPERUSER) "
+            raise ProviderError(f"the admin role {row[3]!r} needs CREATEDB and CREATEROLE (or SUPERUSER) "
                                 "to make the project's database and roles")
         self._superuser = bool(row[0])
 
@@ -89,19 +128,24 @@ class PgAdmin:
             self.check_privileges()
         return self._superuser
 
+    def query(self, sql_text, params=(), *, dbname: str = "postgres"):
+        """One row of one statement."""
+        with self.session(dbname) as conn:
+            return conn.execute(sql_text, params).fetchone()
+
+    def execute(self, statement, params=(), *, dbname: str = "postgres") -> None:
+        with self.session(dbname) as conn:
+            conn.execute(statement, params)
+
     def database_exists(self, dbname: str) -> bool:
-        return self.conn().execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone() is not None
+        return self.query("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)) is not None
 
     def close_db(self, dbname: str) -> None:
-        with self._lock:
-            for key in [k for k in self._conns if k[1] == dbname]:
-                self._conns.pop(key).close()
+        """Close our idle connections to dbname (before it is dropped)."""
+        _POOL.close((self.server, dbname))
 
     def close(self) -> None:
-        with self._lock:
-            for c in self._conns.values():
-                c.close()
-            self._conns.clear()
+        """Nothing to do: sessions go back to the process's pool as each block ends."""
 
     def pg_dump(self, dbname: str, dest: Path, *, schema: str | None = None) -> Path:
         dest.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -154,16 +198,14 @@ class RoleProvider:
     def __init__(self, admin: PgAdmin):
         self.admin = admin
 
-    def _query(self, name: str):
-        return self.admin.conn().execute(
-            """SELECT r.rolcanlogin, shobj_description(r.oid, 'pg_authid'),
-                      array(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-                            WHERE m.member = r.oid ORDER BY 1)
-               FROM pg_roles r WHERE r.rolname = %s""", (name,)).fetchone()
+    ROLE_SQL = """SELECT r.rolcanlogin, shobj_description(r.oid, 'pg_authid'),
+                         array(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                               WHERE m.member = r.oid ORDER BY 1)
+                  FROM pg_roles r WHERE r.rolname = %s"""
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         with _translate(r.address, "read"):
-            row = self._query(r.attrs["name"])
+            row = self.admin.query(self.ROLE_SQL, (r.attrs["name"],))
         if row is None:
             return None
         login, comment, member_of = row
@@ -184,10 +226,9 @@ class RoleProvider:
         from psycopg import sql
 
         name = r.attrs["name"]
-        with _translate(r.address, "create"):
-            conn = self.admin.conn()
+        with _translate(r.address, "create"), self.admin.session() as conn:
             with conn.transaction(), conn.cursor() as cur:  # all-or-nothing: role, marker, password, grants
-                row = self._query(name)
+                row = cur.execute(self.ROLE_SQL, (name,)).fetchone()
                 if row is not None and row[1] != self.admin.marker:
                     raise ForeignResource(f"{r.address}: role {name!r} exists but was not made by airflow-infra")
                 if row is None:
@@ -206,8 +247,7 @@ class RoleProvider:
         return self.read(r, None)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
-        with _translate(r.address, "update"):
-            conn = self.admin.conn()
+        with _translate(r.address, "update"), self.admin.session() as conn:
             with conn.transaction(), conn.cursor() as cur:
                 self._converge(r, cur, list(prior.attrs.get("member_of", [])))
         return self.read(r, None)
@@ -216,7 +256,7 @@ class RoleProvider:
         from psycopg import sql
 
         with _translate(r.address, "delete"):
-            self.admin.conn().execute(sql.SQL("DROP ROLE IF EXISTS {}").format(_ident(r.attrs["name"])))
+            self.admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(_ident(r.attrs["name"])))
         if r.attrs.get("password_ref"):
             self.admin.secrets.delete(r.attrs["password_ref"])
 
@@ -239,13 +279,13 @@ class DatabaseProvider:
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         with _translate(r.address, "read"):
-            row = self.admin.conn().execute(
+            row = self.admin.query(
                 """SELECT pg_get_userbyid(d.datdba), shobj_description(o.oid, 'pg_authid'),
                           array(SELECT DISTINCT pg_get_userbyid(a.grantee) FROM aclexplode(d.datacl) a
                                 WHERE a.privilege_type = 'CONNECT' AND a.grantee NOT IN (d.datdba, 0) ORDER BY 1),
                           d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0)
                    FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba WHERE d.datname = %s""",
-                (r.attrs["name"],)).fetchone()
+                (r.attrs["name"],))
         if row is None:
             return None
         owner, owner_comment, connect, public = row
@@ -255,8 +295,8 @@ class DatabaseProvider:
     def _converge(self, r: Resource, current: Observed | None) -> None:
         from psycopg import sql
 
-        conn, db = self.admin.conn(), _ident(r.attrs["name"])
-        with conn.transaction():
+        db = _ident(r.attrs["name"])
+        with self.admin.session() as conn, conn.transaction():
             conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db, _ident(r.attrs["owner"])))
             conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(db, sql.Literal(self.admin.marker)))
             conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
@@ -265,7 +305,7 @@ class DatabaseProvider:
                 conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(db, _idents(sorted(extra))))
             conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, _idents(r.attrs["connect"])))
         # Inside the database: nobody but its owner may use the public schema.
-        self.admin.conn(r.attrs["name"]).execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+        self.admin.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC", dbname=r.attrs["name"])
 
     def create(self, r: Resource) -> Observed:
         from psycopg import sql
@@ -275,7 +315,7 @@ class DatabaseProvider:
             if existing is not None and existing.foreign:
                 raise ForeignResource(f"{r.address}: database {r.attrs['name']!r} exists but was not made by airflow-infra")
             if existing is None:
-                self.admin.conn().execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
+                self.admin.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
                     _ident(r.attrs["name"]), _ident(r.attrs["owner"])))
             self._converge(r, existing)
         return self.read(r, None)
@@ -291,17 +331,17 @@ class DatabaseProvider:
         self.admin.close_db(r.attrs["name"])
         with _translate(r.address, "delete"):
             stmt = "DROP DATABASE IF EXISTS {} WITH (FORCE)" if force else "DROP DATABASE IF EXISTS {}"
-            self.admin.conn().execute(sql.SQL(stmt).format(_ident(r.attrs["name"])))
+            self.admin.execute(sql.SQL(stmt).format(_ident(r.attrs["name"])))
 
     def holds_data(self, r: Resource, observed: Observed) -> str | None:
         name = r.attrs["name"]
         with _translate(r.address, "read"):
             if not self.admin.database_exists(name):
                 return None
-            n = self.admin.conn(name).execute(
+            n = self.admin.query(
                 """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                    WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-                     AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'""").fetchone()[0]
+                     AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'""", dbname=name)[0]
         return f"{n} table{'s' if n != 1 else ''}" if n else None
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> Path:
@@ -318,9 +358,15 @@ class SchemaProvider:
     def __init__(self, admin: PgAdmin):
         self.admin = admin
 
-    def _conn(self, r: Resource):
+    @contextmanager
+    def _session(self, r: Resource):
+        """A session in the schema's database, or None when the database is gone."""
         db = r.attrs["database"]
-        return self.admin.conn(db) if self.admin.database_exists(db) else None
+        if not self.admin.database_exists(db):
+            yield None
+            return
+        with self.admin.session(db) as conn:
+            yield conn
 
     def _query(self, conn, r: Resource):
         return conn.execute(
@@ -334,8 +380,8 @@ class SchemaProvider:
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         with _translate(r.address, "read"):
-            conn = self._conn(r)
-            row = self._query(conn, r) if conn is not None else None
+            with self._session(r) as conn:
+                row = self._query(conn, r) if conn is not None else None
         if row is None:
             return None
         owner, comment, readers, default_select = row
@@ -364,22 +410,22 @@ class SchemaProvider:
         from psycopg import sql
 
         with _translate(r.address, "create"):
-            conn = self._conn(r)
-            if conn is None:
-                raise ProviderError(f"{r.address}: database {r.attrs['database']!r} does not exist")
-            with conn.transaction(), conn.cursor() as cur:  # all-or-nothing
-                row = self._query(conn, r)
-                if row is not None and row[1] != self.admin.marker:
-                    raise ForeignResource(f"{r.address}: schema {r.attrs['name']!r} exists but was not made by airflow-infra")
-                if row is None:
-                    cur.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(_ident(r.attrs["name"]), _ident(r.attrs["owner"])))
-                self._converge(cur, r, None)
+            with self._session(r) as conn:
+                if conn is None:
+                    raise ProviderError(f"{r.address}: database {r.attrs['database']!r} does not exist")
+                with conn.transaction(), conn.cursor() as cur:  # all-or-nothing
+                    row = self._query(conn, r)
+                    if row is not None and row[1] != self.admin.marker:
+                        raise ForeignResource(f"{r.address}: schema {r.attrs['name']!r} exists but was not made by airflow-infra")
+                    if row is None:
+                        cur.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                            _ident(r.attrs["name"]), _ident(r.attrs["owner"])))
+                    self._converge(cur, r, None)
         return self.read(r, None)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
         with _translate(r.address, "update"):
-            conn = self.admin.conn(r.attrs["database"])
-            with conn.transaction(), conn.cursor() as cur:
+            with self.admin.session(r.attrs["database"]) as conn, conn.transaction(), conn.cursor() as cur:
                 self._converge(cur, r, prior)
         return self.read(r, None)
 
@@ -387,20 +433,20 @@ class SchemaProvider:
         from psycopg import sql
 
         with _translate(r.address, "delete"):
-            conn = self._conn(r)
-            if conn is None:
-                return  # the database went first: the schema went with it
-            stmt = "DROP SCHEMA IF EXISTS {} CASCADE" if force else "DROP SCHEMA IF EXISTS {}"
-            conn.execute(sql.SQL(stmt).format(_ident(r.attrs["name"])))
+            with self._session(r) as conn:
+                if conn is None:
+                    return  # the database went first: the schema went with it
+                stmt = "DROP SCHEMA IF EXISTS {} CASCADE" if force else "DROP SCHEMA IF EXISTS {}"
+                conn.execute(sql.SQL(stmt).format(_ident(r.attrs["name"])))
 
     def holds_data(self, r: Resource, observed: Observed) -> str | None:
         with _translate(r.address, "read"):
-            conn = self._conn(r)
-            if conn is None:
-                return None
-            n = conn.execute(
-                """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                   WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'm')""", (r.attrs["name"],)).fetchone()[0]
+            with self._session(r) as conn:
+                if conn is None:
+                    return None
+                n = conn.execute(
+                    """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'm')""", (r.attrs["name"],)).fetchone()[0]
         return f"{n} table{'s' if n != 1 else ''}" if n else None
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> Path:

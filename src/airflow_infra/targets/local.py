@@ -35,7 +35,7 @@ class LocalTarget:
     # -- how to reach it -------------------------------------------------------------------
     def admin(self) -> PgAdmin:
         if self._admin is None:
-            self._admin = PgAdmin(self.server.connect, project=project_label(self.config), secrets=self.secrets,
+            self._admin = PgAdmin(self.server.connect, server=f"local:{self.home}", project=project_label(self.config), secrets=self.secrets,
                                   bindir=lambda: self.server.bindir, client_env=self.server.client_env)
         return self._admin
 

@@ -60,6 +60,11 @@ class ServerTarget:
             raise ProviderError(f"cannot connect to the PostgreSQL server of {self.config.database.admin_dsn_env} "
                                 f"(database {dbname!r}): {reason}") from None
 
+    def _pool_key(self) -> str:
+        import hashlib
+
+        return "server:" + hashlib.sha256(self._dsn().encode()).hexdigest()  # the DSN holds a password
+
     def admin(self) -> PgAdmin:
         if self._admin is None:
             import shutil
@@ -82,7 +87,7 @@ class ServerTarget:
                 env.update({keys[k]: str(v) for k, v in info.items() if k in keys})
                 return env
 
-            self._admin = PgAdmin(self._connect, project=project_label(self.config), secrets=self.secrets,
+            self._admin = PgAdmin(self._connect, server=self._pool_key(), project=project_label(self.config), secrets=self.secrets,
                                   bindir=bindir, client_env=client_env)
         return self._admin
 
