@@ -55,6 +55,8 @@ class _Pool:
     reaches the same server: a fleet plan over 100 projects then opens a few connections to
     `postgres`, not hundreds (each costs a backend and a SCRAM exchange)."""
 
+    MAX_IDLE = 8  # in all: well under a server's max_connections, whatever the number of projects
+
     def __init__(self):
         self._idle: dict[tuple[str, str], list] = {}
         self._lock = threading.Lock()
@@ -76,6 +78,16 @@ class _Pool:
             return
         with self._lock:
             self._idle.setdefault(key, []).append(conn)
+            surplus = sum(map(len, self._idle.values())) - self.MAX_IDLE
+            evicted = []
+            for k in list(self._idle):  # oldest keys first
+                while surplus > 0 and self._idle[k]:
+                    evicted.append(self._idle[k].pop(0))
+                    surplus -= 1
+                if not self._idle[k]:
+                    del self._idle[k]
+        for c in evicted:
+            c.close()
 
     def close(self, key: tuple[str, str]) -> None:
         with self._lock:
@@ -100,11 +112,13 @@ class PgAdmin:
         self._bindir = bindir
         self._client_env = client_env
         self._superuser: bool | None = None
+        self._dbs: set[str] = set()
 
     @contextmanager
     def session(self, dbname: str = "postgres"):
         """An autocommit admin connection to dbname, for this block only."""
         key = (self.server, dbname)
+        self._dbs.add(dbname)
         conn = _POOL.take(key) or self._connect(dbname)
         try:
             yield conn
@@ -145,7 +159,9 @@ class PgAdmin:
         _POOL.close((self.server, dbname))
 
     def close(self) -> None:
-        """Nothing to do: sessions go back to the process's pool as each block ends."""
+        """Close idle sessions to the project's own databases; those to `postgres` serve other projects."""
+        for db in self._dbs - {"postgres"}:
+            self.close_db(db)
 
     def pg_dump(self, dbname: str, dest: Path, *, schema: str | None = None) -> Path:
         dest.mkdir(parents=True, exist_ok=True, mode=0o700)
