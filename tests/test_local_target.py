@@ -233,3 +233,28 @@ def test_apply_asks_on_a_terminal(cli, answer, applied):
     assert proc.wait(60) == 0
     os.close(leader)
     assert (cli.dir / ".airflow-infra" / "state.json").exists() is applied
+
+
+def test_admin_sessions_are_pooled_and_bounded(server):
+    """Fleet commands share admin sessions per server; idle ones are capped so that many projects never
+    exhaust the server's connections (apply --all over 100 projects once did)."""
+    from airflow_infra.providers.postgres import _POOL, PgAdmin
+    from airflow_infra.secret_store import SecretStore
+
+    admin = PgAdmin(server.connect, server="test-pool", project="p", secrets=SecretStore(server.home),
+                    bindir=lambda: server.bindir, client_env=dict)
+    with admin.session() as a:
+        pid = a.info.backend_pid
+    with admin.session() as b:
+        assert b.info.backend_pid == pid  # reused, not reconnected
+    held = [server.connect() for _ in range(20)]
+    for i, conn in enumerate(held):
+        _POOL.give(("test-pool", f"db{i}"), conn)
+    assert sum(not c.closed for c in held) == _POOL.MAX_IDLE
+    with server.connect() as conn:
+        count = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchone()[0]
+    assert count < 30
+    for i in range(20):
+        _POOL.close(("test-pool", f"db{i}"))
+    _POOL.close(("test-pool", "postgres"))
+    assert all(c.closed for c in held)
