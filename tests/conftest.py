@@ -187,3 +187,15 @@ def airflow_python(tmp_path_factory) -> Path:
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
     return py
+
+
+@pytest.fixture(scope="session")
+def state_dsn(server) -> str:
+    """A database for the PostgreSQL state backend, on the session's server."""
+    import secrets as _secrets
+
+    password = _secrets.token_urlsafe(16)
+    with server.connect() as conn:
+        conn.execute(f"CREATE ROLE it_state LOGIN PASSWORD '{password}'")
+        conn.execute("CREATE DATABASE it_state OWNER it_state")
+    return f"postgresql://it_state:{password}@127.0.0.1:{server.port}/it_state"

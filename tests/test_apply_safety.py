@@ -127,3 +127,50 @@ def test_something_not_ours_is_never_taken_over(cli, superuser, name):
     finally:
         with superuser() as conn:
             conn.execute(f"DROP ROLE IF EXISTS {name}_etl")
+
+
+def test_eight_applies_racing_on_postgres_state(cli, state_dsn):
+    cli("init")
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text().replace('backend = "local"', 'backend = "postgres"'))
+    racers = [cli.popen("--lock-timeout", "120", "apply", "--auto-approve", AIRFLOW_INFRA_STATE_DSN=state_dsn)
+              for _ in range(8)]
+    outcomes = [(p.wait(180), p.stdout.read()) for p in racers]
+    assert all(code == 0 for code, _ in outcomes), [p.stderr.read() for p in racers]
+    assert sum("Apply complete!" in out for _, out in outcomes) == 1  # one applied, seven found nothing to do
+    assert not (cli.dir / ".airflow-infra").exists()  # nothing written locally
+    listed = cli("state", "list", AIRFLOW_INFRA_STATE_DSN=state_dsn).stdout.split()
+    assert len(listed) == 8
+    cli("plan", "--detailed-exitcode", AIRFLOW_INFRA_STATE_DSN=state_dsn)
+    import psycopg
+
+    with psycopg.connect(state_dsn) as conn:
+        serial = conn.execute("SELECT serial FROM airflow_infra_state WHERE project = %s", (cli.dir.name,)).fetchone()[0]
+    assert serial == 8  # one write per resource, by the one apply that had work
+
+
+def test_state_migrate_local_to_postgres_and_back(cli, state_dsn):
+    cli("up")
+    before = cli.state()
+    moved = cli("state", "migrate", "--to", "postgres", AIRFLOW_INFRA_STATE_DSN=state_dsn)
+    assert f"postgres:{cli.dir.name}/dev" in moved.stdout
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text().replace('backend = "local"', 'backend = "postgres"'))
+    (cli.dir / ".airflow-infra" / "state.json").rename(cli.dir / "old-state.json")
+    cli("plan", "--detailed-exitcode", AIRFLOW_INFRA_STATE_DSN=state_dsn)
+    again = cli("state", "migrate", "--to", "postgres", AIRFLOW_INFRA_STATE_DSN=state_dsn, expect=1)
+    assert "already at" in again.stderr
+    cli("state", "migrate", "--to", "local", "--path", "back/state.json", AIRFLOW_INFRA_STATE_DSN=state_dsn)
+    after = json.loads((cli.dir / "back" / "state.json").read_text())
+    assert (after["lineage"], after["serial"], after["resources"]) == (before["lineage"], before["serial"], before["resources"])
+    refused = cli("state", "migrate", "--to", "local", "--path", "back/state.json", AIRFLOW_INFRA_STATE_DSN=state_dsn,
+                  expect=1)
+    assert "a state is there already" in refused.stderr
+
+
+def test_postgres_state_needs_its_dsn(cli):
+    cli("init")
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text().replace('backend = "local"', 'backend = "postgres"'))
+    proc = cli("plan", expect=1, AIRFLOW_INFRA_STATE_DSN="")
+    assert "AIRFLOW_INFRA_STATE_DSN is not set" in proc.stderr and proc.stderr.count("\n") == 1

@@ -11,6 +11,7 @@ from airflow_infra.errors import LockMismatch, StateConflict, StateCorrupt, Stat
 from airflow_infra.resources import Resource
 from airflow_infra.state.base import LockInfo, State, acquire
 from airflow_infra.state.local import LocalStateBackend
+from airflow_infra.state.postgres import PostgresStateBackend
 
 
 class StateBackendContract:
@@ -55,6 +56,16 @@ class StateBackendContract:
         assert backend.lock_info() is None
         backend.lock(LockInfo.new("destroy", "p"))
 
+    def test_import_state_only_into_an_empty_backend(self, backend):
+        s = replace(State().with_resource(Resource("t", "a", {"x": 1})), serial=7)
+        backend.import_state(s)
+        got = backend.read()
+        assert (got.serial, got.lineage, got.resources) == (7, s.lineage, s.resources)
+        with pytest.raises(StateConflict):
+            backend.import_state(replace(s, serial=9))
+        backend.write(replace(s, serial=8))
+        assert backend.read().serial == 8
+
     def test_acquire_waits_up_to_the_timeout(self, backend):
         import threading
 
@@ -88,3 +99,52 @@ class TestLocalStateBackend(StateBackendContract):
         backend.lock(replace(LockInfo.new("apply", "p"), pid=pid))
         with pytest.raises(StateLocked, match="stale"):
             backend.lock(LockInfo.new("apply", "p"))
+
+
+class TestPostgresStateBackend(StateBackendContract):
+    @pytest.fixture
+    def backend(self, state_dsn, request):
+        import uuid
+
+        b = PostgresStateBackend(state_dsn, project="p" + uuid.uuid4().hex[:8], environment="dev")
+        yield b
+        if b._holder is not None:
+            b._holder.close()
+
+    def test_a_dead_holder_leaves_no_lock(self, backend, state_dsn):
+        import subprocess
+        import sys
+
+        code = (f"from airflow_infra.state.postgres import PostgresStateBackend as B; from airflow_infra.state.base import LockInfo;"
+                f"b = B({state_dsn!r}, project={backend.project!r}, environment='dev'); b.lock(LockInfo.new('apply', 'x'));"
+                "print('locked', flush=True); import time; time.sleep(60)")
+        holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "locked"
+        info = backend.lock_info()
+        assert info is not None and info.pid == holder.pid
+        with pytest.raises(StateLocked):
+            backend.lock(LockInfo.new("apply", "p"))
+        holder.kill()
+        holder.wait()
+        acquire(backend, "apply", "p", timeout=10)  # the server released the dead session's lock
+        assert backend.lock_info().pid == os.getpid()
+
+    def test_force_unlock_ends_another_process_hold(self, backend, state_dsn):
+        import subprocess
+        import sys
+
+        code = (f"from airflow_infra.state.postgres import PostgresStateBackend as B; from airflow_infra.state.base import LockInfo;"
+                f"b = B({state_dsn!r}, project={backend.project!r}, environment='dev'); b.lock(LockInfo.new('apply', 'x'));"
+                "print('locked', flush=True); import time; time.sleep(60)")
+        holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            info = backend.lock_info()
+            with pytest.raises(LockMismatch):
+                backend.unlock("not-it")
+            backend.unlock(info.ID)
+            assert backend.lock_info() is None
+            backend.lock(LockInfo.new("apply", "p"))
+        finally:
+            holder.kill()
+            holder.wait()

@@ -294,6 +294,20 @@ def state_lock(c: Ctx, as_json):
         click.echo(info.describe() if info else "The state is not locked.")
 
 
+@state.command("migrate")
+@click.option("--to", "to_backend", type=click.Choice(["local", "postgres"]), required=True, help="The backend to copy the state into.")
+@click.option("--dsn-env", help="postgres: the environment variable holding the DSN (default AIRFLOW_INFRA_STATE_DSN).")
+@click.option("--path", help="local: the state file, relative to the project directory.")
+@pass_ctx
+def state_migrate(c: Ctx, to_backend, dsn_env, path):
+    """Copy the state into another backend, lineage and serial kept."""
+    from . import commands
+
+    where = commands.state_migrate(c.project(), to_backend=to_backend, dsn_env=dsn_env, path=path,
+                                   lock_timeout=c.lock_timeout)
+    click.echo(f"Copied the state to {where}. Now set [state] backend = \"{to_backend}\" in airflow-infra.toml.")
+
+
 @cli.command("import")
 @click.argument("address")
 @click.argument("resource_id", metavar="ID")

@@ -29,14 +29,10 @@ class Project:
     config: "Config"  # noqa: F821 (airflow_infra.config.Config; imported lazily)
     home: Path
 
-    @property
-    def state_path(self) -> Path:
-        return self.dir / self.config.state.path
-
     def backend(self):
-        from .state.local import LocalStateBackend
+        from .state import get_backend
 
-        return LocalStateBackend(self.state_path)
+        return get_backend(self.config, self.dir)
 
     def target(self):
         from .targets import get_target
@@ -102,7 +98,7 @@ def _run(project: Project, operation: str, *, saved=None, confirm=None, force_de
     from .state.base import acquire
 
     backend, target = project.backend(), project.target()
-    lock = acquire(backend, operation, str(project.state_path), lock_timeout)
+    lock = acquire(backend, operation, backend.location, lock_timeout)
     try:
         stored = backend.read()
         providers = target.providers()
@@ -184,7 +180,7 @@ def import_resource(project: Project, address: str, resource_id: str, *, lock_ti
             raise AirflowInfraError(f"ID {resource_id!r} is not what the configuration names {address} "
                                     f"({r.attrs[key]!r}): change airflow-infra.toml first, so that apply would not replace it")
         backend = project.backend()
-        lock = acquire(backend, "import", str(project.state_path), lock_timeout)
+        lock = acquire(backend, "import", backend.location, lock_timeout)
         try:
             stored = backend.read()
             if address in stored.resources:
@@ -218,6 +214,34 @@ def state_show(project: Project, address: str) -> dict:
         known = ", ".join(sorted(state.resources)) or "none"
         raise AirflowInfraError(f"ADDRESS {address!r} is not in the state (addresses: {known})")
     return state.resources[address].to_json()
+
+
+def state_migrate(project: Project, *, to_backend: str, dsn_env: str | None = None, path: str | None = None,
+                  lock_timeout: float = 0.0) -> str:
+    """Copy the state from the configured backend into another, keeping lineage, serial and resources.
+    The destination must hold no state yet. Returns the destination's location; the config is left to
+    the user (set [state] backend to the destination afterwards)."""
+    from .config import StateConfig
+    from .state import get_backend
+    from .state.base import acquire
+
+    try:
+        state_cfg = StateConfig(backend=to_backend, **({"dsn_env": dsn_env} if dsn_env else {}),
+                                **({"path": path} if path else {}))
+    except ValueError as exc:
+        raise ConfigError(f"--to {to_backend!r}: {exc.errors()[0]['msg']}") from None
+    source = project.backend()
+    dest = get_backend(project.config.model_copy(update={"state": state_cfg}), project.dir)
+    if dest.location == source.location:
+        raise ConfigError(f"--to: the state is already at {dest.location}")
+    held = [(source, acquire(source, "migrate", source.location, lock_timeout))]
+    try:
+        held.append((dest, acquire(dest, "migrate", dest.location, lock_timeout)))
+        dest.import_state(source.read())
+        return dest.location
+    finally:
+        for backend, lock in reversed(held):
+            backend.unlock(lock.ID)
 
 
 def lock_info(project: Project):

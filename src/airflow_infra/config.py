@@ -104,8 +104,11 @@ class BucketConfig(_Section):
 
 
 class StateConfig(_Section):
-    backend: Literal["local"] = "local"
+    backend: Literal["local", "postgres"] = "local"
+    # local: the state file, relative to the project directory
     path: str = ".airflow-infra/state.json"
+    # postgres: the environment variable holding the DSN (never the DSN itself)
+    dsn_env: str = Field(default="AIRFLOW_INFRA_STATE_DSN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class Config(_Section):

@@ -7,6 +7,8 @@ Contract (every backend passes tests/test_state_contract.py):
   or the lineage differs (a writer working from stale state never overwrites newer state).
 - lock(info) raises StateLocked(holder=LockInfo) when another holds the lock.
 - unlock(lock_id) raises LockMismatch when lock_id is not the current lock's ID.
+- import_state(state) writes a whole state, serial and lineage kept, into a backend that holds
+  none (state migrate); StateConflict when one is there.
 """
 
 from __future__ import annotations
@@ -95,11 +97,14 @@ class LockInfo:
 
 
 class StateBackend(Protocol):
+    location: str  # where the state is, for messages and LockInfo.Path
+
     def read(self) -> State: ...
     def write(self, state: State) -> None: ...
     def lock(self, info: LockInfo) -> None: ...
     def unlock(self, lock_id: str) -> None: ...
     def lock_info(self) -> LockInfo | None: ...
+    def import_state(self, state: State) -> None: ...
 
 
 def acquire(backend: StateBackend, operation: str, path: str, timeout: float = 0.0) -> LockInfo:

@@ -37,6 +37,7 @@ class LocalStateBackend:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.stem + ".lock")
+        self.location = str(self.path)
 
     def read(self) -> State:
         try:
@@ -60,6 +61,9 @@ class LocalStateBackend:
                 f"{self.path}: state changed underneath this run (stored serial {current.serial}, "
                 f"lineage {current.lineage}; writing serial {state.serial}, lineage {state.lineage})"
             )
+        self._replace(state)
+
+    def _replace(self, state: State) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         with open(tmp, "w") as f:
@@ -68,6 +72,11 @@ class LocalStateBackend:
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
+
+    def import_state(self, state: State) -> None:
+        if self.path.exists():
+            raise StateConflict(f"{self.path}: a state is there already; nothing was overwritten")
+        self._replace(state)
 
     def lock_info(self) -> LockInfo | None:
         try:

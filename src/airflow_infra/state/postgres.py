@@ -1,0 +1,173 @@
+"""The PostgreSQL state backend: one row per project and environment, and a session-level
+advisory lock.
+
+Tables (made when missing): airflow_infra_state (project, environment, serial, lineage, state
+jsonb) and airflow_infra_lock (project, environment, info jsonb, backend_pid). The lock is
+pg_try_advisory_lock on a key derived from project/environment, held by a connection of its
+own for as long as the lock is held: if the holder dies, the server releases it, so a crashed
+run never leaves a stale lock. The lock row only makes the holder's LockInfo visible; it counts
+only while its advisory lock is held. Writes are conditional on the stored serial and lineage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+
+from ..errors import ConfigError, LockMismatch, StateConflict, StateCorrupt, StateError, StateLocked
+from .base import LockInfo, State
+
+DDL = """
+CREATE TABLE IF NOT EXISTS airflow_infra_state (
+    project text NOT NULL, environment text NOT NULL, serial bigint NOT NULL, lineage text NOT NULL,
+    state jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (project, environment));
+CREATE TABLE IF NOT EXISTS airflow_infra_lock (
+    project text NOT NULL, environment text NOT NULL, info jsonb NOT NULL, backend_pid int NOT NULL,
+    PRIMARY KEY (project, environment));
+"""
+
+
+class PostgresStateBackend:
+    def __init__(self, dsn: str, *, project: str, environment: str, dsn_env: str = "the DSN"):
+        self._dsn = dsn
+        self.project, self.environment = project, environment
+        self.location = f"postgres:{project}/{environment}"
+        self._dsn_env = dsn_env
+        digest = hashlib.sha256(f"airflow-infra/{project}/{environment}".encode()).digest()
+        self._key = int.from_bytes(digest[:8], "big", signed=True)
+        self._holder = None  # the connection holding our advisory lock
+        self._ready = False
+        self._mutex = threading.Lock()
+
+    @classmethod
+    def from_env(cls, dsn_env: str, *, project: str, environment: str) -> "PostgresStateBackend":
+        dsn = os.environ.get(dsn_env)
+        if not dsn:
+            raise ConfigError(f"[state] dsn_env: the environment variable {dsn_env} is not set; it must hold the "
+                              "connection string of the PostgreSQL database that keeps the state")
+        return cls(dsn, project=project, environment=environment, dsn_env=dsn_env)
+
+    def _connect(self):
+        import psycopg
+
+        try:
+            conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[-1]
+            raise StateError(f"cannot connect to the state database of {self._dsn_env}: {reason}") from None
+        if not self._ready:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(7041234567)")  # one DDL at a time
+                conn.execute(DDL)
+            self._ready = True
+        return conn
+
+    def _where(self) -> tuple[str, str]:
+        return self.project, self.environment
+
+    # -- state -----------------------------------------------------------------------------
+    def read(self) -> State:
+        with self._connect() as conn:
+            row = conn.execute("SELECT serial, lineage, state FROM airflow_infra_state WHERE project = %s AND "
+                               "environment = %s", self._where()).fetchone()
+        if row is None:
+            return State()
+        serial, lineage, doc = row
+        try:
+            state = State.from_json(json.dumps(doc))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StateCorrupt(f"{self.location}: the stored state is corrupt ({type(exc).__name__}); it was left as it is") from None
+        if state.serial != serial or state.lineage != lineage:
+            raise StateCorrupt(f"{self.location}: the stored state disagrees with its row's serial/lineage; left as it is")
+        return state
+
+    def write(self, state: State) -> None:
+        from psycopg.types.json import Jsonb
+
+        doc = Jsonb(json.loads(state.to_json()))
+        with self._connect() as conn:
+            cur = conn.execute(
+                "UPDATE airflow_infra_state SET serial = %s, state = %s, updated_at = now() "
+                "WHERE project = %s AND environment = %s AND serial = %s AND lineage = %s",
+                (state.serial, doc, *self._where(), state.serial - 1, state.lineage))
+            if cur.rowcount == 1:
+                return
+            if state.serial == 1:
+                cur = conn.execute(
+                    "INSERT INTO airflow_infra_state (project, environment, serial, lineage, state) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    (*self._where(), state.serial, state.lineage, doc))
+                if cur.rowcount == 1:
+                    return
+            row = conn.execute("SELECT serial, lineage FROM airflow_infra_state WHERE project = %s AND environment = %s",
+                               self._where()).fetchone()
+        stored = f"stored serial {row[0]}, lineage {row[1]}" if row else "nothing stored"
+        raise StateConflict(f"{self.location}: state changed underneath this run ({stored}; writing serial "
+                            f"{state.serial}, lineage {state.lineage})")
+
+    def import_state(self, state: State) -> None:
+        from psycopg.types.json import Jsonb
+
+        with self._connect() as conn:
+            cur = conn.execute(
+                "INSERT INTO airflow_infra_state (project, environment, serial, lineage, state) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (*self._where(), state.serial, state.lineage, Jsonb(json.loads(state.to_json()))))
+        if cur.rowcount != 1:
+            raise StateConflict(f"{self.location}: a state is there already; nothing was overwritten")
+
+    # -- lock ------------------------------------------------------------------------------
+    _HELD = """SELECT l.info FROM airflow_infra_lock l
+               WHERE l.project = %s AND l.environment = %s AND EXISTS (
+                   SELECT 1 FROM pg_locks p WHERE p.locktype = 'advisory' AND p.granted AND p.objsubid = 1
+                     AND p.pid = l.backend_pid
+                     AND ((p.classid::bigint << 32) | p.objid::bigint) = %s)"""
+
+    def lock_info(self) -> LockInfo | None:
+        with self._connect() as conn:
+            row = conn.execute(self._HELD, (*self._where(), self._key)).fetchone()
+        return LockInfo(**row[0]) if row else None
+
+    def lock(self, info: LockInfo) -> None:
+        from psycopg.types.json import Jsonb
+
+        while True:
+            conn = self._connect()
+            if conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()[0]:
+                break
+            conn.close()
+            holder = self.lock_info()
+            if holder is not None:
+                raise StateLocked(holder.describe(), holder=holder)
+            # The holder let go, or has not written its LockInfo yet: look again in a moment.
+            time.sleep(0.01)
+        with self._mutex:
+            conn.execute(
+                "INSERT INTO airflow_infra_lock (project, environment, info, backend_pid) "
+                "VALUES (%s, %s, %s, pg_backend_pid()) ON CONFLICT (project, environment) "
+                "DO UPDATE SET info = excluded.info, backend_pid = excluded.backend_pid",
+                (*self._where(), Jsonb(json.loads(info.to_json()))))
+            self._holder = conn
+
+    def unlock(self, lock_id: str) -> None:
+        holder = self.lock_info()
+        if holder is None:
+            raise LockMismatch(f"{self.location}: state is not locked")
+        if holder.ID != lock_id:
+            raise LockMismatch(f"lock ID {lock_id!r} does not match the current lock ({holder.ID}); nothing was unlocked")
+        with self._mutex:
+            if self._holder is not None:
+                self._holder.execute("DELETE FROM airflow_infra_lock WHERE project = %s AND environment = %s",
+                                     self._where())
+                self._holder.close()  # ends the session: the advisory lock goes with it
+                self._holder = None
+                return
+        # force-unlock of another process's lock: end the session that holds it
+        with self._connect() as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(backend_pid) FROM airflow_infra_lock WHERE project = %s AND environment = %s",
+                self._where())
+            conn.execute("DELETE FROM airflow_infra_lock WHERE project = %s AND environment = %s", self._where())
