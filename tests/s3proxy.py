@@ -16,6 +16,7 @@ class S3Proxy:
         self.not_implemented: set[str] = set()   # subresources, e.g. "ownershipControls"
         self.abort_next = 0                      # this many requests get 409 OperationAborted
         self.requests: list[str] = []
+        self.drop_headers: set[str] = set()     # e.g. {"If-None-Match"}: a store that ignores them
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,7 +42,8 @@ class S3Proxy:
                 if any(q.split("=")[0] in proxy.not_implemented for q in query.split("&") if q):
                     return self._error(501, "NotImplemented")
                 conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=30)
-                conn.request(self.command, self.path, body=body, headers=dict(self.headers))
+                headers = {k: v for k, v in self.headers.items() if k not in proxy.drop_headers}
+                conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
                 self.send_response(resp.status)

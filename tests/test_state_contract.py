@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from dataclasses import replace
 
 import pytest
 
-from airflow_infra.errors import LockMismatch, StateConflict, StateCorrupt, StateLocked
+from airflow_infra.errors import LockMismatch, StateConflict, StateCorrupt, StateError, StateLocked
 from airflow_infra.resources import Resource
 from airflow_infra.state.base import LockInfo, State, acquire
 from airflow_infra.state.local import LocalStateBackend
@@ -148,3 +150,120 @@ class TestPostgresStateBackend(StateBackendContract):
         finally:
             holder.kill()
             holder.wait()
+
+
+@pytest.fixture
+def s3_state(moto_endpoint):
+    """A bootstrapped state bucket and Terraform-shaped lock table on moto."""
+    import uuid
+
+    from airflow_infra.state.s3 import bootstrap
+
+    bucket = "state-" + uuid.uuid4().hex[:10]
+    bootstrap(bucket=bucket, region="us-east-1", lock="both", dynamodb_table="terraform-" + bucket)
+    return bucket
+
+
+class _S3Contract(StateBackendContract):
+    MODE = "s3"
+
+    @pytest.fixture
+    def backend(self, s3_state):
+        import uuid
+
+        from airflow_infra.state.s3 import S3StateBackend
+
+        b = S3StateBackend(bucket=s3_state, key=f"p{uuid.uuid4().hex[:8]}/dev/airflow-infra.json", region="us-east-1",
+                           lock=self.MODE, dynamodb_table="terraform-" + s3_state, lease_seconds=3)
+        yield b
+        b._stop.set()
+
+    def test_an_expired_lease_is_taken_over_once(self, backend):
+        import threading
+
+        from airflow_infra.state.s3 import S3StateBackend
+
+        crashed = S3StateBackend(bucket=backend.bucket, key=backend.key, region="us-east-1", lock=self.MODE,
+                                 dynamodb_table=backend._locks[-1].table if self.MODE != "s3" else "x", lease_seconds=1)
+        crashed.lock(LockInfo.new("apply", "p"))
+        crashed._stop.set()  # it stops renewing, as a killed process would
+        with pytest.raises(StateLocked, match="lease runs until"):
+            backend.lock(LockInfo.new("apply", "p"))
+        time.sleep(1.5)
+        winners = []
+        others = [S3StateBackend(bucket=backend.bucket, key=backend.key, region="us-east-1", lock=self.MODE,
+                                 dynamodb_table=crashed._locks[-1].table if self.MODE != "s3" else "x", lease_seconds=30)
+                  for _ in range(4)]
+
+        def take(b):
+            try:
+                b.lock(LockInfo.new("apply", "p"))
+                winners.append(b)
+            except StateLocked:
+                pass
+
+        threads = [threading.Thread(target=take, args=(b,)) for b in others]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(winners) == 1
+        for b in others:
+            b._stop.set()
+
+    def test_a_writer_that_lost_its_lock_cannot_overwrite(self, backend):
+        from airflow_infra.state.s3 import S3StateBackend
+
+        backend.write(replace(State(), serial=1))
+        slow = S3StateBackend(bucket=backend.bucket, key=backend.key, region="us-east-1", lock="s3", lease_seconds=30)
+        stale = slow.read()
+        backend.write(replace(stale, serial=2))  # someone else moved on
+        with pytest.raises(StateConflict, match="another writer got there first"):
+            slow.write(replace(stale, serial=2))
+        assert backend.read().serial == 2
+
+
+class TestS3StateBackendS3Lock(_S3Contract):
+    MODE = "s3"
+
+
+class TestS3StateBackendDynamoLock(_S3Contract):
+    MODE = "dynamodb"
+
+
+class TestS3StateBackendBothLocks(_S3Contract):
+    MODE = "both"
+
+
+def test_terraform_lock_item_shape_and_store_without_conditional_writes(s3_state, moto_endpoint):
+    import boto3
+    from s3proxy import S3Proxy
+
+    from airflow_infra.state.s3 import S3StateBackend
+
+    b = S3StateBackend(bucket=s3_state, key="tf/dev/airflow-infra.json", region="us-east-1", lock="dynamodb",
+                       dynamodb_table="terraform-" + s3_state, lease_seconds=30)
+    info = LockInfo.new("apply", b.location)
+    b.lock(info)
+    item = boto3.client("dynamodb", region_name="us-east-1").get_item(
+        TableName="terraform-" + s3_state, Key={"LockID": {"S": f"{s3_state}/tf/dev/airflow-infra.json"}})["Item"]
+    assert json.loads(item["Info"]["S"])["ID"] == info.ID
+    b.unlock(info.ID)
+    b._stop.set()
+
+    class Forgetful(S3Proxy):
+        pass
+
+    with Forgetful(moto_endpoint) as store:
+        store.drop_headers = {"If-None-Match"}
+        os.environ["AWS_ENDPOINT_URL_S3"] = store.url
+        try:
+            from airflow_infra.state import s3 as s3mod
+
+            s3mod._PROBED.clear()
+            unsafe = S3StateBackend(bucket=s3_state, key="tf/x.json", region="us-east-1", lock="s3")
+            with pytest.raises(StateError, match='ignores If-None-Match.*lock = "dynamodb"'):
+                unsafe.lock(LockInfo.new("apply", "x"))
+        finally:
+            os.environ.pop("AWS_ENDPOINT_URL_S3")
+            s3mod._PROBED.clear()

@@ -55,7 +55,8 @@ def _shared_session():
     return _session
 
 
-def s3_client(*, region: str, endpoint_url: str | None = None, addressing_style: str = "auto"):
+def aws_client(service: str, *, region: str, endpoint_url: str | None = None, addressing_style: str = "auto"):
+    """A client from boto3's chain, with botocore's standard retries (plus OperationAborted for S3)."""
     config = botocore.config.Config(
         region_name=region,
         retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
@@ -64,9 +65,14 @@ def s3_client(*, region: str, endpoint_url: str | None = None, addressing_style:
         s3={"addressing_style": addressing_style},
     )
     with _lock:
-        client = _shared_session().client("s3", endpoint_url=endpoint_url, config=config)
-        _use_standard_retries_with_aborted(client)
+        client = _shared_session().client(service, endpoint_url=endpoint_url, config=config)
+        if service == "s3":
+            _use_standard_retries_with_aborted(client)
     return client
+
+
+def s3_client(*, region: str, endpoint_url: str | None = None, addressing_style: str = "auto"):
+    return aws_client("s3", region=region, endpoint_url=endpoint_url, addressing_style=addressing_style)
 
 
 def error_code(exc: BaseException) -> str | None:

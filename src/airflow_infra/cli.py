@@ -295,7 +295,7 @@ def state_lock(c: Ctx, as_json):
 
 
 @state.command("migrate")
-@click.option("--to", "to_backend", type=click.Choice(["local", "postgres"]), required=True, help="The backend to copy the state into.")
+@click.option("--to", "to_backend", type=click.Choice(["local", "postgres", "s3"]), required=True, help="The backend to copy the state into.")
 @click.option("--dsn-env", help="postgres: the environment variable holding the DSN (default AIRFLOW_INFRA_STATE_DSN).")
 @click.option("--path", help="local: the state file, relative to the project directory.")
 @pass_ctx
@@ -306,6 +306,21 @@ def state_migrate(c: Ctx, to_backend, dsn_env, path):
     where = commands.state_migrate(c.project(), to_backend=to_backend, dsn_env=dsn_env, path=path,
                                    lock_timeout=c.lock_timeout)
     click.echo(f"Copied the state to {where}. Now set [state] backend = \"{to_backend}\" in airflow-infra.toml.")
+
+
+@cli.group()
+def backend():
+    """The state backend."""
+
+
+@backend.command("bootstrap")
+@pass_ctx
+def backend_bootstrap(c: Ctx):
+    """Make the state bucket and lock table that [state] names (idempotent)."""
+    from . import commands
+
+    done = commands.backend_bootstrap(c.project())
+    click.echo("\n".join(done) if done else "Nothing to do: the backend is ready.")
 
 
 @cli.command("import")

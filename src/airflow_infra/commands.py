@@ -225,9 +225,11 @@ def state_migrate(project: Project, *, to_backend: str, dsn_env: str | None = No
     from .state import get_backend
     from .state.base import acquire
 
+    # The destination's other settings ([state] bucket, key, lock, ...) come from the config.
+    settings = {**project.config.state.model_dump(), "backend": to_backend,
+                **({"dsn_env": dsn_env} if dsn_env else {}), **({"path": path} if path else {})}
     try:
-        state_cfg = StateConfig(backend=to_backend, **({"dsn_env": dsn_env} if dsn_env else {}),
-                                **({"path": path} if path else {}))
+        state_cfg = StateConfig(**settings)
     except ValueError as exc:
         raise ConfigError(f"--to {to_backend!r}: {exc.errors()[0]['msg']}") from None
     source = project.backend()
@@ -242,6 +244,19 @@ def state_migrate(project: Project, *, to_backend: str, dsn_env: str | None = No
     finally:
         for backend, lock in reversed(held):
             backend.unlock(lock.ID)
+
+
+def backend_bootstrap(project: Project) -> list[str]:
+    """Make what [state] needs and nobody should make by hand: for s3, the state bucket (versioning,
+    SSE, public-access block) and, for a DynamoDB lock, the table. Idempotent."""
+    st = project.config.state
+    if st.backend != "s3":
+        return []
+    if not st.bucket:
+        raise ConfigError("[state] bucket: set the state bucket's name first")
+    from .state.s3 import bootstrap
+
+    return bootstrap(bucket=st.bucket, region=st.region, lock=st.lock, dynamodb_table=st.dynamodb_table)
 
 
 def lock_info(project: Project):

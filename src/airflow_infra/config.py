@@ -104,11 +104,18 @@ class BucketConfig(_Section):
 
 
 class StateConfig(_Section):
-    backend: Literal["local", "postgres"] = "local"
+    backend: Literal["local", "postgres", "s3"] = "local"
     # local: the state file, relative to the project directory
     path: str = ".airflow-infra/state.json"
     # postgres: the environment variable holding the DSN (never the DSN itself)
     dsn_env: str = Field(default="AIRFLOW_INFRA_STATE_DSN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # s3: credentials and endpoints only from boto3's chain
+    bucket: str | None = None
+    key: str | None = None                 # default "<name>/<environment>/airflow-infra.json"
+    region: str = "us-east-1"
+    lock: Literal["s3", "dynamodb", "both"] = "s3"
+    dynamodb_table: str = "terraform"
+    lease_seconds: int = Field(default=300, ge=2, le=86400)
 
 
 class Config(_Section):

@@ -16,6 +16,22 @@ def get_backend(config, project_dir: Path) -> StateBackend:
 
         return PostgresStateBackend.from_env(config.state.dsn_env, project=config.project.name,
                                              environment=config.project.environment)
+    if config.state.backend == "s3":
+        st = config.state
+        if not st.bucket:
+            from ..errors import ConfigError
+
+            raise ConfigError("[state] bucket: backend = \"s3\" needs the state bucket's name "
+                              "(`airflow-infra backend bootstrap` makes it)")
+        try:
+            from .s3 import S3StateBackend
+        except ImportError:
+            from ..errors import ConfigError
+
+            raise ConfigError("[state] backend = \"s3\" needs boto3: pip install 'airflow-infra[s3]'") from None
+        key = st.key or f"{config.project.name}/{config.project.environment}/airflow-infra.json"
+        return S3StateBackend(bucket=st.bucket, key=key, region=st.region, lock=st.lock,
+                              dynamodb_table=st.dynamodb_table, lease_seconds=st.lease_seconds)
     from .local import LocalStateBackend
 
     return LocalStateBackend(Path(project_dir) / config.state.path)

@@ -1,0 +1,359 @@
+"""The S3 state backend: the state object written with compare-and-swap, and leased locks.
+
+- State: `<key>`, SSE-encrypted, written with If-Match on the ETag last read (If-None-Match: * for
+  the first write), so a writer that lost its lock can never overwrite newer state.
+- Lock "s3": an object `<key>.lock` created with If-None-Match: *, holding LockInfo and `expires`.
+- Lock "dynamodb": Terraform's shape, an item LockID = "<bucket>/<key>" with an Info JSON attribute,
+  written with a conditional put, so an existing Terraform lock table serves as it is.
+- Leases: the holder renews `expires` (a conditional write on what it wrote last) every third of
+  the lease; a lock whose lease ran out may be taken over, conditionally, so two waiters never both win.
+- Before using S3 locks on a store, a probe checks that it honours If-None-Match; if it does not, the
+  S3 lock is refused rather than used unsafely.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import asdict
+from datetime import datetime, timedelta, timezone
+
+from ..aws import error_code
+from ..errors import ConfigError, LockMismatch, StateConflict, StateCorrupt, StateError, StateLocked
+from .base import LockInfo, State
+
+_PROBED: dict[str, bool] = {}  # bucket -> honours If-None-Match (per process)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _fail(location: str, exc: Exception, *, bucket: str) -> StateError:
+    code = error_code(exc)
+    if code == "NoSuchBucket":
+        return StateError(f"{location}: the state bucket {bucket!r} does not exist: run `airflow-infra backend bootstrap`")
+    if code in ("AccessDenied", "403"):
+        return StateError(f"{location}: access denied by the store: the credentials need s3:GetObject/PutObject/DeleteObject "
+                          f"on {bucket}")
+    if code == "ResourceNotFoundException":
+        return StateError(f"{location}: the DynamoDB lock table does not exist: run `airflow-infra backend bootstrap`")
+    import botocore.exceptions
+
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return StateError(f"{location}: no AWS credentials (set them the usual boto3 way)")
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        return StateError(f"{location}: cannot reach the store's endpoint")
+    return StateError(f"{location}: {type(exc).__name__}: {exc}")
+
+
+class _S3Lock:
+    def __init__(self, s3, bucket: str, key: str):
+        self.s3, self.bucket, self.key = s3, bucket, f"{key}.lock"
+        self._etag: str | None = None
+
+    def get(self) -> tuple[dict, str] | None:
+        try:
+            obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)
+        except Exception as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise
+        return json.loads(obj["Body"].read()), obj["ETag"]
+
+    def put(self, doc: dict, *, replacing: str | None) -> bool:
+        """Create (replacing None) or replace the object whose ETag is replacing; False when someone else won."""
+        cond = {"IfMatch": replacing} if replacing else {"IfNoneMatch": "*"}
+        try:
+            resp = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=json.dumps(doc).encode(),
+                                      ContentType="application/json", **cond)
+        except Exception as exc:
+            if error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey"):
+                return False
+            raise
+        self._etag = resp["ETag"]
+        return True
+
+    def renew(self, doc: dict) -> bool:
+        return self._etag is not None and self.put(doc, replacing=self._etag)
+
+    def delete(self, etag: str) -> None:
+        try:
+            self.s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
+        except Exception as exc:
+            if error_code(exc) not in ("NoSuchKey", "404"):
+                raise
+
+
+class _DynamoLock:
+    def __init__(self, ddb, table: str, lock_id: str):
+        self.ddb, self.table, self.lock_id = ddb, table, lock_id
+        self._info: str | None = None
+
+    def get(self) -> tuple[dict, str] | None:
+        item = self.ddb.get_item(TableName=self.table, Key={"LockID": {"S": self.lock_id}}, ConsistentRead=True).get("Item")
+        if not item or "Info" not in item:
+            return None
+        return json.loads(item["Info"]["S"]), item["Info"]["S"]
+
+    def put(self, doc: dict, *, replacing: str | None) -> bool:
+        info = json.dumps(doc, sort_keys=True)
+        cond = ({"ConditionExpression": "Info = :old", "ExpressionAttributeValues": {":old": {"S": replacing}}}
+                if replacing else {"ConditionExpression": "attribute_not_exists(LockID)"})
+        try:
+            self.ddb.put_item(TableName=self.table, Item={"LockID": {"S": self.lock_id}, "Info": {"S": info}}, **cond)
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        self._info = info
+        return True
+
+    def renew(self, doc: dict) -> bool:
+        return self._info is not None and self.put(doc, replacing=self._info)
+
+    def delete(self, token: str) -> None:
+        try:
+            self.ddb.delete_item(TableName=self.table, Key={"LockID": {"S": self.lock_id}},
+                                 ConditionExpression="Info = :old", ExpressionAttributeValues={":old": {"S": token}})
+        except Exception as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+
+
+class S3StateBackend:
+    def __init__(self, *, bucket: str, key: str, region: str, lock: str = "s3", dynamodb_table: str = "terraform",
+                 lease_seconds: int = 300):
+        from ..aws import aws_client
+
+        self.bucket, self.key, self.mode, self.lease = bucket, key, lock, lease_seconds
+        self.location = f"s3://{bucket}/{key}"
+        self.s3 = aws_client("s3", region=region)
+        self._locks = []
+        if lock in ("s3", "both"):
+            self._locks.append(_S3Lock(self.s3, bucket, key))
+        if lock in ("dynamodb", "both"):
+            self._locks.append(_DynamoLock(aws_client("dynamodb", region=region), dynamodb_table, f"{bucket}/{key}"))
+        self._etag: str | None = None
+        self._known: State | None = None
+        self._held: dict | None = None
+        self._lost = threading.Event()
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    # -- state -----------------------------------------------------------------------------
+    def read(self) -> State:
+        try:
+            obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)
+        except Exception as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                self._etag, self._known = None, State()
+                return self._known
+            raise _fail(self.location, exc, bucket=self.bucket) from None
+        try:
+            state = State.from_json(obj["Body"].read().decode())
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StateCorrupt(f"{self.location}: the state object is corrupt ({type(exc).__name__}); it was left as it is") from None
+        self._etag, self._known = obj["ETag"], state
+        return state
+
+    def _put(self, state: State, cond: dict) -> None:
+        try:
+            resp = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=state.to_json().encode(),
+                                      ContentType="application/json", ServerSideEncryption="AES256", **cond)
+        except Exception as exc:
+            if error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                raise StateConflict(f"{self.location}: the state changed underneath this run (its ETag no longer "
+                                    "matches): another writer got there first; nothing was overwritten") from None
+            raise _fail(self.location, exc, bucket=self.bucket) from None
+        self._etag, self._known = resp["ETag"], state
+
+    def write(self, state: State) -> None:
+        if self._lost.is_set():
+            raise StateConflict(f"{self.location}: this run's lock lease ran out and was taken over; "
+                                "nothing was written")
+        known = self._known if self._known is not None else self.read()
+        if (known.serial > 0 and known.lineage != state.lineage) or state.serial != known.serial + 1:
+            raise StateConflict(f"{self.location}: state changed underneath this run (stored serial {known.serial}, "
+                                f"lineage {known.lineage}; writing serial {state.serial}, lineage {state.lineage})")
+        self._put(state, {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"})
+
+    def import_state(self, state: State) -> None:
+        self._put(state, {"IfNoneMatch": "*"})
+
+    # -- lock ------------------------------------------------------------------------------
+    def _probe(self) -> None:
+        """Refuse the S3 lock on a store that ignores If-None-Match (a second create must fail)."""
+        if self.bucket in _PROBED:
+            ok = _PROBED[self.bucket]
+        else:
+            probe = f"{self.key}.probe-{uuid.uuid4().hex}"
+            try:
+                self.s3.put_object(Bucket=self.bucket, Key=probe, Body=b"1", IfNoneMatch="*")
+                try:
+                    self.s3.put_object(Bucket=self.bucket, Key=probe, Body=b"2", IfNoneMatch="*")
+                    ok = False
+                except Exception as exc:
+                    if error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                        raise
+                    ok = True
+            except Exception as exc:
+                raise _fail(self.location, exc, bucket=self.bucket) from None
+            finally:
+                try:
+                    self.s3.delete_object(Bucket=self.bucket, Key=probe)
+                except Exception:
+                    pass
+            _PROBED[self.bucket] = ok
+        if not ok:
+            raise StateError(f"{self.location}: this store ignores If-None-Match, so an S3 lock would not be safe: "
+                             "set [state] lock = \"dynamodb\", or use backend = \"postgres\"")
+
+    def _doc(self, info: LockInfo) -> dict:
+        return {**asdict(info), "expires": (_now() + timedelta(seconds=self.lease)).isoformat(timespec="milliseconds")}
+
+    def lock(self, info: LockInfo) -> None:
+        if any(isinstance(lk, _S3Lock) for lk in self._locks):
+            self._probe()
+        doc = self._doc(info)
+        taken = []
+        try:
+            for lk in self._locks:
+                self._take(lk, doc)
+                taken.append(lk)
+        except BaseException:
+            for lk in taken:
+                current = lk.get()
+                if current and current[0].get("ID") == info.ID:
+                    lk.delete(current[1])
+            raise
+        self._held, self._known = doc, None  # re-read the state under the lock
+        self._lost.clear()
+        self._stop.clear()
+        self._beat = threading.Thread(target=self._heartbeat, name="airflow-infra-lease", daemon=True)
+        self._beat.start()
+
+    def _take(self, lk, doc: dict) -> None:
+        try:
+            if lk.put(doc, replacing=None):
+                return
+            current = lk.get()
+            if current is None:  # released in between
+                if lk.put(doc, replacing=None):
+                    return
+                current = lk.get()
+            holder, token = current
+            if datetime.fromisoformat(holder["expires"]) < _now():
+                # Its holder stopped renewing (crashed): take it over, conditionally on what we saw.
+                if lk.put(doc, replacing=token):
+                    return
+                holder, _ = lk.get() or (holder, token)
+        except StateError:
+            raise
+        except Exception as exc:
+            raise _fail(self.location, exc, bucket=self.bucket) from None
+        info = LockInfo(**{k: v for k, v in holder.items() if k != "expires"})
+        raise StateLocked(f"{info.describe()}; its lease runs until {holder['expires']}", holder=info)
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(max(0.2, self.lease / 3)):
+            doc = {**self._held, "expires": (_now() + timedelta(seconds=self.lease)).isoformat(timespec="milliseconds")}
+            try:
+                ok = all(lk.renew(doc) for lk in self._locks)
+            except Exception:
+                continue  # a passing network error: try again before the lease runs out
+            if not ok:
+                self._lost.set()
+                return
+            self._held = doc
+
+    def lock_info(self) -> LockInfo | None:
+        try:
+            for lk in self._locks:
+                current = lk.get()
+                if current:
+                    return LockInfo(**{k: v for k, v in current[0].items() if k != "expires"})
+        except Exception as exc:
+            raise _fail(self.location, exc, bucket=self.bucket) from None
+        return None
+
+    def unlock(self, lock_id: str) -> None:
+        found = False
+        try:
+            for lk in self._locks:
+                current = lk.get()
+                if current is None:
+                    continue
+                if current[0].get("ID") != lock_id:
+                    raise LockMismatch(f"lock ID {lock_id!r} does not match the current lock ({current[0].get('ID')}); "
+                                       "nothing was unlocked")
+                lk.delete(current[1])  # conditional: only the lock we looked at
+                found = True
+        except (LockMismatch, StateError):
+            raise
+        except Exception as exc:
+            raise _fail(self.location, exc, bucket=self.bucket) from None
+        finally:
+            if self._held is not None and self._held.get("ID") == lock_id:
+                self._stop.set()
+                self._held = None
+        if not found:
+            raise LockMismatch(f"{self.location}: state is not locked")
+
+
+def bootstrap(*, bucket: str, region: str, lock: str, dynamodb_table: str) -> list[str]:
+    """Make the state bucket (versioning, SSE, public-access block) and the lock table when missing;
+    a second run changes nothing. Returns what it did."""
+    from ..aws import aws_client
+
+    s3 = aws_client("s3", region=region)
+    done: list[str] = []
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except Exception as exc:
+        if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+            raise _fail(f"s3://{bucket}", exc, bucket=bucket) from None
+        kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=bucket, **kwargs)
+        done.append(f"created bucket {bucket}")
+    if s3.get_bucket_versioning(Bucket=bucket).get("Status") != "Enabled":
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        done.append("enabled versioning")
+    try:
+        s3.get_bucket_encryption(Bucket=bucket)
+    except Exception as exc:
+        if error_code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
+            raise
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+        done.append("enabled default encryption")
+    flags = {f: True for f in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")}
+    try:
+        current = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    except Exception as exc:
+        if error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
+            raise
+        current = {}
+    if current != flags:
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=flags)
+        done.append("blocked public access")
+    if lock in ("dynamodb", "both"):
+        ddb = aws_client("dynamodb", region=region)
+        try:
+            table = ddb.describe_table(TableName=dynamodb_table)["Table"]
+            if table["KeySchema"] != [{"AttributeName": "LockID", "KeyType": "HASH"}]:
+                raise ConfigError(f"[state] dynamodb_table: {dynamodb_table!r} exists but its key is not LockID (string, "
+                                  "partition key), the shape Terraform's lock table has")
+        except ConfigError:
+            raise
+        except Exception as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            ddb.create_table(TableName=dynamodb_table, BillingMode="PAY_PER_REQUEST",
+                             AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+                             KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}])
+            ddb.get_waiter("table_exists").wait(TableName=dynamodb_table)
+            done.append(f"created lock table {dynamodb_table}")
+    return done
