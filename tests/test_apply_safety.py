@@ -174,3 +174,97 @@ def test_postgres_state_needs_its_dsn(cli):
     toml.write_text(toml.read_text().replace('backend = "local"', 'backend = "postgres"'))
     proc = cli("plan", expect=1, AIRFLOW_INFRA_STATE_DSN="")
     assert "AIRFLOW_INFRA_STATE_DSN is not set" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+S3_STATE = """
+[state]
+backend = "s3"
+bucket = "{bucket}"
+lock = "{lock}"
+dynamodb_table = "tf-locks-{bucket}"
+lease_seconds = {lease}
+"""
+
+
+def use_s3_state(cli, bucket: str, lock: str, lease: int = 300) -> None:
+    toml = cli.dir / "airflow-infra.toml"
+    text = toml.read_text().split("[state]")[0]
+    toml.write_text(text + S3_STATE.format(bucket=bucket, lock=lock, lease=lease))
+
+
+@pytest.fixture
+def state_bucket(moto_endpoint, name):
+    return f"{name.replace('_', '-')}-tfstate"
+
+
+@pytest.mark.parametrize("lock", ["s3", "dynamodb", "both"])
+def test_eight_applies_racing_on_s3_state(cli, state_bucket, lock, s3):
+    cli("init")
+    use_s3_state(cli, state_bucket, lock)
+    missing = cli("plan", expect=1)
+    assert "does not exist: run `airflow-infra backend bootstrap`" in missing.stderr
+    made = cli("backend", "bootstrap").stdout
+    assert f"created bucket {state_bucket}" in made
+    assert "Nothing to do" in cli("backend", "bootstrap").stdout  # idempotent
+    assert s3.get_bucket_versioning(Bucket=state_bucket)["Status"] == "Enabled"
+    assert all(s3.get_public_access_block(Bucket=state_bucket)["PublicAccessBlockConfiguration"].values())
+
+    racers = [cli.popen("--lock-timeout", "120", "apply", "--auto-approve") for _ in range(8)]
+    outcomes = [(p.wait(180), p.stdout.read(), p.stderr.read()) for p in racers]
+    assert all(code == 0 for code, _, _ in outcomes), [err for _, _, err in outcomes]
+    assert sum("Apply complete!" in out for _, out, _ in outcomes) == 1
+    key = f"{cli.dir.name}/dev/airflow-infra.json"
+    obj = s3.get_object(Bucket=state_bucket, Key=key)
+    assert obj["ServerSideEncryption"] == "AES256"
+    state = json.loads(obj["Body"].read())
+    assert state["serial"] == 8 and len(state["resources"]) == 8
+    cli("plan", "--detailed-exitcode")
+    assert "not locked" in cli("state", "lock").stdout
+
+
+def test_killed_holder_is_taken_over_after_its_lease(cli, state_bucket, blocked_reader):
+    cli("init")
+    use_s3_state(cli, state_bucket, "s3", lease=3)
+    cli("backend", "bootstrap")
+    victim = cli.popen("apply", "--auto-approve")
+    _wait_for(lambda: "locked by" in cli("state", "lock", expect=None).stdout, what="the victim's lock")
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(30)
+    blocked_reader.rollback()
+    held = cli("apply", "--auto-approve", expect=1)
+    assert "lease runs until" in held.stderr
+    cli("--lock-timeout", "60", "apply", "--auto-approve")  # waits for the lease to run out, takes over
+    cli("plan", "--detailed-exitcode")
+
+
+def test_state_migrate_through_every_backend(cli, state_bucket, state_dsn):
+    cli("up")
+    before = cli.state()
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text().split("[state]")[0] + f'[state]\nbackend = "local"\nbucket = "{state_bucket}"\n')
+    cli("backend", "bootstrap")  # nothing for local
+    from airflow_infra.state.s3 import bootstrap
+
+    bootstrap(bucket=state_bucket, region="us-east-1", lock="s3", dynamodb_table="x")
+    cli("state", "migrate", "--to", "s3")
+    toml.write_text(toml.read_text().replace('backend = "local"', 'backend = "s3"'))
+    cli("plan", "--detailed-exitcode")
+    cli("state", "migrate", "--to", "postgres", AIRFLOW_INFRA_STATE_DSN=state_dsn)
+    toml.write_text(toml.read_text().replace('backend = "s3"', 'backend = "postgres"'))
+    cli("plan", "--detailed-exitcode", AIRFLOW_INFRA_STATE_DSN=state_dsn)
+    cli("state", "migrate", "--to", "local", "--path", "again/state.json", AIRFLOW_INFRA_STATE_DSN=state_dsn)
+    after = json.loads((cli.dir / "again" / "state.json").read_text())
+    assert (after["lineage"], after["serial"], after["resources"]) == (before["lineage"], before["serial"], before["resources"])
+
+
+def test_lock_table_with_the_wrong_key_is_refused(cli, state_bucket, moto_endpoint):
+    import boto3
+
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    ddb.create_table(TableName=f"tf-locks-{state_bucket}", BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    cli("init")
+    use_s3_state(cli, state_bucket, "dynamodb")
+    proc = cli("backend", "bootstrap", expect=1)
+    assert "its key is not LockID" in proc.stderr and proc.stderr.count("\n") == 1
