@@ -239,7 +239,7 @@ def test_admin_sessions_are_pooled_and_bounded(server):
     """Fleet commands share admin sessions per server; idle ones are capped so that many projects never
     exhaust the server's connections (apply --all over 100 projects once did)."""
     from airflow_infra.providers.postgres import _POOL, PgAdmin
-    from airflow_infra.secret_store import SecretStore
+    from airflow_infra.secretstores.file import FileSecretStore as SecretStore
 
     admin = PgAdmin(server.connect, server="test-pool", project="p", secrets=SecretStore(server.home),
                     bindir=lambda: server.bindir, client_env=dict)

@@ -101,6 +101,7 @@ def _run(project: Project, operation: str, *, saved=None, confirm=None, force_de
     lock = acquire(backend, operation, backend.location, lock_timeout)
     try:
         stored = backend.read()
+        _load_secrets(target, stored)
         providers = target.providers()
         if saved is None:
             p = make_plan(stored, [] if operation == "destroy" else target.desired(), providers, operation=operation)
@@ -117,7 +118,8 @@ def _run(project: Project, operation: str, *, saved=None, confirm=None, force_de
         if confirm is not None and p.has_changes and not confirm(p):
             return p, None
         return p, apply_plan(p, backend, stored, providers, backup_dir=project.home / "backups",
-                             force_delete_data=force_delete_data, on_event=on_event)
+                             force_delete_data=force_delete_data, on_event=on_event,
+                             bind=getattr(target.secrets, "bind", None))
     finally:
         target.close()
         try:
@@ -198,10 +200,19 @@ def import_resource(project: Project, address: str, resource_id: str, *, lock_ti
         target.close()
 
 
+def _load_secrets(target, state) -> None:
+    """A store that keeps its values in the state ([secrets] store = "state") reads them from it."""
+    load = getattr(target.secrets, "load", None)
+    if load is not None:
+        load(state)
+
+
 def outputs(project: Project) -> dict[str, dict]:
     """{name: {"value": ..., "sensitive": bool}} from the state; values of sensitive outputs included."""
     target = project.target()
-    return target.outputs(project.backend().read())
+    state = project.backend().read()
+    _load_secrets(target, state)
+    return target.outputs(state)
 
 
 def state_list(project: Project) -> list[str]:

@@ -118,12 +118,22 @@ class StateConfig(_Section):
     lease_seconds: int = Field(default=300, ge=2, le=86400)
 
 
+class SecretsConfig(_Section):
+    # file: AIRFLOW_INFRA_HOME/secrets.json (one machine); state: encrypted inside the state (teams);
+    # aws-secrets-manager: a secret per role
+    store: Literal["file", "state", "aws-secrets-manager"] = "file"
+    passphrase_env: str = Field(default="AIRFLOW_INFRA_PASSPHRASE", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    region: str = "us-east-1"
+    prefix: str = "airflow-infra"     # aws-secrets-manager: secrets are <prefix>/<name>/<environment>/<ref>
+
+
 class Config(_Section):
     project: ProjectConfig
     target: TargetConfig = TargetConfig()
     database: DatabaseConfig = DatabaseConfig()
     bucket: BucketConfig = BucketConfig()
     state: StateConfig = StateConfig()
+    secrets: SecretsConfig = SecretsConfig()
 
     @property
     def bucket_name(self) -> str:

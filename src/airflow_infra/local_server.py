@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .errors import BinariesNotFound, LocalServerError, PortInUse
 from .home import ensure_dir
-from .secret_store import SecretStore
+from .secretstores.file import FileSecretStore
 
 SUPERUSER = "airflow_infra"
 SUPERUSER_REF = "local/superuser"
@@ -142,7 +142,7 @@ class LocalServer:
         self.info_path = self.dir / "server.json"
         self.log_path = self.dir / "server.log"
         self._pg_bindir = pg_bindir
-        self.secrets = SecretStore(home)
+        self.secrets = FileSecretStore(home)
 
     # -- facts ---------------------------------------------------------------------------
     def info(self) -> dict | None:

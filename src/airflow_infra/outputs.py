@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from .secret_store import SecretStore
+from .secretstores import SecretStore
 from .state.base import State
 
 

@@ -183,7 +183,7 @@ def make_plan(
 
     warnings = tuple(w for a in sorted(refreshed) for w in getattr(providers[refreshed[a].type], "warnings",
                                                                     lambda o: [])(Observed(refreshed[a].attrs)))
-    refreshed_state = State(serial=state.serial, lineage=state.lineage,
+    refreshed_state = State(serial=state.serial, lineage=state.lineage, secrets=state.secrets,
                             resources={a: r for a, r in refreshed.items() if a not in adopted})
     return Plan(
         operation=operation,

@@ -17,7 +17,7 @@ from typing import Callable
 
 from ..errors import ForeignResource, ProviderError
 from ..resources import Observed, Resource
-from ..secret_store import SecretStore
+from ..secretstores import SecretStore
 
 
 def marker(project: str) -> str:

@@ -34,6 +34,7 @@ class State:
     lineage: str = field(default_factory=lambda: str(uuid.uuid4()))
     resources: dict[str, Resource] = field(default_factory=dict)
     version: int = STATE_VERSION
+    secrets: dict[str, str] = field(default_factory=dict)  # ref -> ciphertext ([secrets] store = "state")
 
     def with_resource(self, r: Resource) -> "State":
         return replace(self, resources={**self.resources, r.address: r})
@@ -48,6 +49,8 @@ class State:
             "lineage": self.lineage,
             "resources": [self.resources[a].to_json() for a in sorted(self.resources)],
         }
+        if self.secrets:
+            doc["secrets"] = dict(sorted(self.secrets.items()))
         return json.dumps(doc, sort_keys=True, indent=2) + "\n"
 
     @classmethod
@@ -57,7 +60,8 @@ class State:
         for item in doc["resources"]:
             r = Resource.from_json(item)
             resources[r.address] = r
-        return cls(serial=int(doc["serial"]), lineage=str(doc["lineage"]), resources=resources, version=int(doc["version"]))
+        return cls(serial=int(doc["serial"]), lineage=str(doc["lineage"]), resources=resources, version=int(doc["version"]),
+                   secrets=dict(doc.get("secrets", {})))
 
 
 @dataclass(frozen=True)

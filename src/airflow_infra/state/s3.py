@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone

@@ -11,7 +11,7 @@ from ..outputs import database_outputs, shaped
 from ..providers.localdir import LocalBucketProvider
 from ..providers.postgres import DatabaseProvider, PgAdmin, RoleProvider, SchemaProvider, database_resources, project_label
 from ..resources import Resource
-from ..secret_store import SecretStore
+from ..secretstores import make_store
 from ..state.base import State
 
 
@@ -20,7 +20,7 @@ class LocalTarget:
         self.config = config
         self.home = home
         self.server = LocalServer(home, pg_bindir=config.target.pg_bindir)
-        self.secrets = SecretStore(home)
+        self.secrets = make_store(config, home)
         self._admin: PgAdmin | None = None
 
     # -- what the project wants ------------------------------------------------------------

@@ -15,7 +15,7 @@ from ..errors import ConfigError, ProviderError
 from ..outputs import database_outputs, shaped
 from ..providers.postgres import DatabaseProvider, PgAdmin, RoleProvider, SchemaProvider, database_resources, project_label
 from ..resources import Resource
-from ..secret_store import SecretStore
+from ..secretstores import make_store
 from ..state.base import State
 
 
@@ -23,7 +23,7 @@ class ServerTarget:
     def __init__(self, config: Config, home: Path):
         self.config = config
         self.home = home
-        self.secrets = SecretStore(home)
+        self.secrets = make_store(config, home)
         self._admin: PgAdmin | None = None
         self._s3 = None
         if len(config.bucket_name) > 63:

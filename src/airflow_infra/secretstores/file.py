@@ -1,4 +1,4 @@
-"""Generated passwords, kept in AIRFLOW_INFRA_HOME/secrets.json (mode 0600).
+"""The "file" store: generated passwords in AIRFLOW_INFRA_HOME/secrets.json (mode 0600).
 
 The state and the config only ever hold a reference (``ref``); the value lives here, so that
 neither file can leak it. Writes are read-modify-write under an flock, replaced atomically.
@@ -13,11 +13,11 @@ import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import AirflowInfraError
-from .home import ensure_dir
+from ..errors import AirflowInfraError
+from ..home import ensure_dir
 
 
-class SecretStore:
+class FileSecretStore:
     def __init__(self, home: Path):
         self.path = home / "secrets.json"
         self._lock_path = home / ".secrets.lock"

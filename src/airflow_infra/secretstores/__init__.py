@@ -1,0 +1,37 @@
+"""Where generated passwords live. The config and the state only ever hold a reference.
+
+Every store keeps one small contract: get(ref) -> str | None; get_or_create(ref) -> str (made with
+`secrets` on first use, and kept before it is used); delete(ref). [secrets] store chooses:
+- "file" (default): a 0600 file under AIRFLOW_INFRA_HOME, for one machine;
+- "state": each value encrypted inside the state (AES-GCM, key from a passphrase through scrypt),
+  so that a team sharing remote state shares the passwords, never in plaintext;
+- "aws-secrets-manager": one secret per role.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+
+class SecretStore(Protocol):
+    def get(self, ref: str) -> str | None: ...
+    def get_or_create(self, ref: str) -> str: ...
+    def delete(self, ref: str) -> None: ...
+
+
+def make_store(config, home: Path):
+    kind = config.secrets.store
+    if kind == "state":
+        from .state import StateSecretStore
+
+        return StateSecretStore(passphrase_env=config.secrets.passphrase_env)
+    if kind == "aws-secrets-manager":
+        from .aws import AwsSecretsManagerStore
+
+        p = config.project
+        return AwsSecretsManagerStore(region=config.secrets.region,
+                                      prefix=f"{config.secrets.prefix.rstrip('/')}/{p.name}/{p.environment}/")
+    from .file import FileSecretStore
+
+    return FileSecretStore(home)

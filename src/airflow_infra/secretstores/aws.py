@@ -1,0 +1,49 @@
+"""The "aws-secrets-manager" store: one secret per role, named <prefix>/<name>/<environment>/<ref>;
+the state holds only the reference. Deleting a role schedules its secret's deletion with AWS's
+recovery window rather than forcing it."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from ..aws import aws_client, error_code
+from ..errors import AirflowInfraError
+
+
+class AwsSecretsManagerStore:
+    def __init__(self, *, region: str, prefix: str):
+        self.sm = aws_client("secretsmanager", region=region)
+        self.prefix = prefix
+
+    def name(self, ref: str) -> str:
+        return self.prefix + re.sub(r"[^A-Za-z0-9/_+=.@-]", "-", ref)
+
+    def get(self, ref: str) -> str | None:
+        try:
+            return self.sm.get_secret_value(SecretId=self.name(ref))["SecretString"]
+        except Exception as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return None
+            raise AirflowInfraError(f"Secrets Manager: cannot read {self.name(ref)}: {error_code(exc) or type(exc).__name__}") from None
+
+    def get_or_create(self, ref: str) -> str:
+        existing = self.get(ref)
+        if existing is not None:
+            return existing
+        value = secrets.token_urlsafe(32)
+        try:
+            self.sm.create_secret(Name=self.name(ref), SecretString=value,
+                                  Tags=[{"Key": "ManagedBy", "Value": "airflow-infra"}])
+        except Exception as exc:
+            if error_code(exc) == "ResourceExistsException":  # another run made it first
+                return self.get(ref)
+            raise AirflowInfraError(f"Secrets Manager: cannot create {self.name(ref)}: {error_code(exc) or type(exc).__name__}") from None
+        return value
+
+    def delete(self, ref: str) -> None:
+        try:
+            self.sm.delete_secret(SecretId=self.name(ref), RecoveryWindowInDays=7)
+        except Exception as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise AirflowInfraError(f"Secrets Manager: cannot delete {self.name(ref)}: {error_code(exc)}") from None
