@@ -4,6 +4,7 @@ existing PostgreSQL (the session's server, reached as a non-superuser CREATEDB C
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -281,3 +282,70 @@ def test_two_environments_of_one_project_never_share(server_cli, make_cli, name)
         (cli.dir / "airflow-infra.toml").read_text().replace('environment = "dev"', 'environment = "prod"'))
     proc = prod("plan", expect=1)
     assert f"'{name}_" in proc.stderr and "already exists but was not made by airflow-infra" in proc.stderr
+
+
+TEAM = """
+[state]
+backend = "postgres"
+[secrets]
+store = "{store}"
+"""
+
+
+def test_team_secrets_in_the_state(server_cli, make_cli, name, state_dsn, tmp_path):
+    """Two laptops (two AIRFLOW_INFRA_HOMEs), one shared state: the passwords travel encrypted in it."""
+    import shutil
+    import tempfile
+
+    a = server_cli("tls_only = false")
+    toml = a.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text() + TEAM.format(store="state"))
+    env = {"AIRFLOW_INFRA_STATE_DSN": state_dsn, "AIRFLOW_INFRA_PASSPHRASE": "correct horse battery staple"}
+    a("apply", "--auto-approve", **env)
+    out_a = {k: v["value"] for k, v in json.loads(a("output", "--json", "--show-secrets", **env).stdout).items()}
+    with psycopg.connect(state_dsn) as conn:
+        stored = json.dumps(conn.execute("SELECT state FROM airflow_infra_state WHERE project = %s", (name,)).fetchone()[0])
+    assert out_a["etl_password"] not in stored and out_a["reader_password"] not in stored
+    assert stored.count('"v1:') == 2
+    assert out_a["etl_password"] not in (a.home / "secrets.json").read_text()  # only the local server's own
+
+    laptop_b = Path(tempfile.mkdtemp(prefix="airflow-infra-laptop-b-"))
+    try:
+        b = make_cli()
+        b.home = laptop_b
+        (b.dir / "airflow-infra.toml").write_text(toml.read_text())
+        b("plan", "--detailed-exitcode", **env)
+        out_b = {k: v["value"] for k, v in json.loads(b("output", "--json", "--show-secrets", **env).stdout).items()}
+        assert (out_b["etl_password"], out_b["reader_password"]) == (out_a["etl_password"], out_a["reader_password"])
+        with connect_as(out_b, "etl") as etl:
+            assert etl.execute("SELECT current_user").fetchone()[0] == f"{name}_etl"
+        no_pass = {"AIRFLOW_INFRA_STATE_DSN": state_dsn, "AIRFLOW_INFRA_PASSPHRASE": ""}
+        b("plan", "--detailed-exitcode", **no_pass)
+        refused = b("output", "--show-secrets", expect=1, **no_pass)
+        assert "AIRFLOW_INFRA_PASSPHRASE is not set" in refused.stderr and refused.stderr.count("\n") == 1
+        wrong = b("output", "--show-secrets", expect=1, AIRFLOW_INFRA_STATE_DSN=state_dsn, AIRFLOW_INFRA_PASSPHRASE="nope")
+        assert "does not decrypt" in wrong.stderr
+        assert b("output", **no_pass).stdout.count("<sensitive>") == 3
+    finally:
+        shutil.rmtree(laptop_b, ignore_errors=True)
+
+
+def test_secrets_in_aws_secrets_manager(server_cli, name, state_dsn):
+    import boto3
+
+    cli = server_cli("tls_only = false")
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text() + TEAM.format(store="aws-secrets-manager"))
+    cli("apply", "--auto-approve", AIRFLOW_INFRA_STATE_DSN=state_dsn)
+    out = {k: v["value"] for k, v in json.loads(cli("output", "--json", "--show-secrets",
+                                                    AIRFLOW_INFRA_STATE_DSN=state_dsn).stdout).items()}
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    names = [s["Name"] for s in sm.list_secrets()["SecretList"] if s["Name"].startswith(f"airflow-infra/{name}/dev/")]
+    assert len(names) == 2
+    values = sorted(sm.get_secret_value(SecretId=n)["SecretString"] for n in names)
+    assert values == sorted([out["etl_password"], out["reader_password"]])
+    with psycopg.connect(state_dsn) as conn:
+        stored = json.dumps(conn.execute("SELECT state FROM airflow_infra_state WHERE project = %s", (name,)).fetchone()[0])
+    assert all(v not in stored for v in values)
+    with connect_as(out, "reader") as reader:
+        assert reader.execute("SELECT 1").fetchone()[0] == 1

@@ -128,7 +128,7 @@ def up(c: Ctx):
         click.echo("No changes. The infrastructure matches the configuration.")
     else:
         _report(plan, result, "apply")
-    click.echo("\nOutputs:\n" + outputs_text(commands.outputs(project), show_secrets=False))
+    click.echo("\nOutputs:\n" + outputs_text(commands.outputs(project, reveal=False), show_secrets=False))
 
 
 @cli.command()
@@ -232,7 +232,7 @@ def output(c: Ctx, name, as_json, show_secrets, all_projects, registry, jobs):
     from .render import outputs_json, outputs_text
 
     if all_projects:
-        results = commands.fleet_outputs(registry, jobs=jobs)
+        results = commands.fleet_outputs(registry, jobs=jobs, reveal=show_secrets)
         if as_json:
             click.echo(json.dumps([r.to_json(show_secrets=show_secrets) for r in results], sort_keys=True, indent=2))
         for r in results if not as_json else []:
@@ -241,7 +241,7 @@ def output(c: Ctx, name, as_json, show_secrets, all_projects, registry, jobs):
         _fleet_exit(results, False)
         return
 
-    outs = commands.outputs(c.project())
+    outs = commands.outputs(c.project(), reveal=show_secrets)
     if name:
         if name not in outs:
             raise AirflowInfraError(f"NAME {name!r} is not an output (outputs: {', '.join(outs) or 'none, apply first'})")

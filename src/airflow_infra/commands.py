@@ -207,12 +207,13 @@ def _load_secrets(target, state) -> None:
         load(state)
 
 
-def outputs(project: Project) -> dict[str, dict]:
-    """{name: {"value": ..., "sensitive": bool}} from the state; values of sensitive outputs included."""
+def outputs(project: Project, *, reveal: bool = True) -> dict[str, dict]:
+    """{name: {"value": ..., "sensitive": bool}} from the state. With reveal=False the values of
+    sensitive outputs are None and no secret store is asked."""
     target = project.target()
     state = project.backend().read()
     _load_secrets(target, state)
-    return target.outputs(state)
+    return target.outputs(state, reveal=reveal)
 
 
 def state_list(project: Project) -> list[str]:
@@ -390,5 +391,5 @@ def fleet_apply(registry: str | Path, *, plans: dict[str, object] | None = None,
     return _fleet(registry, work, jobs=jobs)
 
 
-def fleet_outputs(registry: str | Path, *, jobs: int = 4) -> list[FleetResult]:
-    return _fleet(registry, lambda name, p: FleetResult(name, outputs=outputs(p)), jobs=jobs)
+def fleet_outputs(registry: str | Path, *, jobs: int = 4, reveal: bool = False) -> list[FleetResult]:
+    return _fleet(registry, lambda name, p: FleetResult(name, outputs=outputs(p, reveal=reveal)), jobs=jobs)

@@ -9,8 +9,10 @@ from .secretstores import SecretStore
 from .state.base import State
 
 
-def database_outputs(state: State, secrets: SecretStore, *, host: str, port: int | None) -> dict[str, tuple[Any, bool]]:
-    """{name: (value, sensitive)} for the project's database, or {} before it exists."""
+def database_outputs(state: State, secrets: SecretStore, *, host: str, port: int | None,
+                     reveal: bool = True) -> dict[str, tuple[Any, bool]]:
+    """{name: (value, sensitive)} for the project's database, or {} before it exists. Without reveal,
+    sensitive values are None and the secret store is not asked (it may need a passphrase)."""
     res = state.resources
     if "postgres_database.main" not in res:
         return {}
@@ -26,10 +28,11 @@ def database_outputs(state: State, secrets: SecretStore, *, host: str, port: int
         role = res.get(f"postgres_role.{label}")
         if role is not None:
             out[f"{label}_user"] = (role.attrs["name"], False)
-            out[f"{label}_password"] = (secrets.get(role.attrs["password_ref"]), True)
+            out[f"{label}_password"] = (secrets.get(role.attrs["password_ref"]) if reveal else None, True)
     if etl is not None:
-        pw = secrets.get(etl.attrs["password_ref"]) or ""
-        out["postgres_uri"] = (f"postgresql://{quote(etl.attrs['name'])}:{quote(pw, safe='')}@{host}:{port}/{quote(db)}", True)
+        pw = (secrets.get(etl.attrs["password_ref"]) or "") if reveal else None
+        uri = f"postgresql://{quote(etl.attrs['name'])}:{quote(pw, safe='')}@{host}:{port}/{quote(db)}" if reveal else None
+        out["postgres_uri"] = (uri, True)
     return out
 
 

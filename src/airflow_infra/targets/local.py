@@ -49,9 +49,10 @@ class LocalTarget:
             self._admin.close()
 
     # -- what it gives ---------------------------------------------------------------------
-    def outputs(self, state: State) -> dict[str, dict]:
+    def outputs(self, state: State, *, reveal: bool = True) -> dict[str, dict]:
         """Terraform's output shape: {name: {"value": ..., "sensitive": bool}}; empty before apply."""
-        out = database_outputs(state, self.secrets, host="127.0.0.1", port=(self.server.info() or {}).get("port"))
+        out = database_outputs(state, self.secrets, host="127.0.0.1", port=(self.server.info() or {}).get("port"),
+                               reveal=reveal)
         bucket = state.resources.get("local_bucket.workfiles")
         if out and bucket is not None:
             out["bucket_url"] = (Path(bucket.attrs["path"]).as_uri(), False)

@@ -140,11 +140,11 @@ class ServerTarget:
             self._admin.close()
 
     # -- what it gives ---------------------------------------------------------------------
-    def outputs(self, state: State) -> dict[str, dict]:
+    def outputs(self, state: State, *, reveal: bool = True) -> dict[str, dict]:
         c = self.config
         server = self._server_info()
         out = database_outputs(state, self.secrets, host=c.database.host or server["host"],
-                               port=c.database.port or server["port"])
+                               port=c.database.port or server["port"], reveal=reveal)
         bucket = state.resources.get("s3_bucket.workfiles") or state.resources.get("s3_prefix.workfiles")
         if out and bucket is not None:
             name = bucket.attrs.get("name") or bucket.attrs["bucket"]
