@@ -7,6 +7,7 @@
 - a no-op `plan`: wall time and peak memory (max RSS)                    target: <= 0.5 s, <= 80 MB
 - the server target (bench/server_target.py): plan and apply of 1 and of 50 projects on one
   PostgreSQL and moto, and the S3 calls of a bucket refresh
+- state backends (bench/state_backends.py): lock + unlock latency and a no-op plan for each backend
 - DAG import and fleet (bench/dags.py): `dags sync` of 50 repositories beside the seed's clone loop,
   local and 100 ms away; `plan --all` of 100 projects beside one project's plan
 
@@ -126,6 +127,13 @@ def main() -> None:
     print(f"\n{'server target (PostgreSQL + moto)':<52} {'seconds':>9}  note")
     print("-" * 110)
     for label, secs, note in server_rows(args.projects):
+        print(f"{label:<52} {secs:>9.3f}  {note}")
+
+    from state_backends import rows as state_rows
+
+    print(f"\n{'state backends (moto, PostgreSQL)':<52} {'seconds':>9}  note")
+    print("-" * 110)
+    for label, secs, note in state_rows():
         print(f"{label:<52} {secs:>9.3f}  {note}")
 
     from dags import rows as dag_rows
