@@ -268,3 +268,34 @@ def test_lock_table_with_the_wrong_key_is_refused(cli, state_bucket, moto_endpoi
     use_s3_state(cli, state_bucket, "dynamodb")
     proc = cli("backend", "bootstrap", expect=1)
     assert "its key is not LockID" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_existing_terraform_lock_table_is_used_as_is(cli, state_bucket, moto_endpoint):
+    import boto3
+
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    ddb.create_table(TableName=f"tf-locks-{state_bucket}", BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}])
+    cli("init")
+    use_s3_state(cli, state_bucket, "dynamodb")
+    made = cli("backend", "bootstrap").stdout
+    assert "created bucket" in made and "lock table" not in made
+    cli("apply", "--auto-approve")
+    cli("plan", "--detailed-exitcode")
+
+
+def test_bad_s3_state_inputs(cli, state_bucket, s3):
+    cli("init")
+    use_s3_state(cli, state_bucket, "s3")
+    cli("backend", "bootstrap")
+    no_creds = cli("plan", expect=1, AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="",
+                   AWS_SHARED_CREDENTIALS_FILE="/nonexistent", AWS_CONFIG_FILE="/nonexistent")
+    assert "no AWS credentials" in no_creds.stderr and no_creds.stderr.count("\n") == 1
+    key = f"{cli.dir.name}/dev/airflow-infra.json"
+    s3.put_object(Bucket=state_bucket, Key=key, Body=b'{"serial": 3, "linea')
+    for args in (("plan",), ("apply", "--auto-approve")):
+        proc = cli(*args, expect=1)
+        assert "state object is corrupt" in proc.stderr and "left as it is" in proc.stderr
+    assert s3.get_object(Bucket=state_bucket, Key=key)["Body"].read() == b'{"serial": 3, "linea'
+    assert "not locked" in cli("state", "lock").stdout  # the failed apply released its lock
