@@ -235,24 +235,24 @@ class S3StateBackend:
         self._beat.start()
 
     def _take(self, lk, doc: dict) -> None:
+        holder = None
         try:
-            if lk.put(doc, replacing=None):
-                return
-            current = lk.get()
-            if current is None:  # released in between
+            for _ in range(3):  # the lock may come and go between our calls
                 if lk.put(doc, replacing=None):
                     return
                 current = lk.get()
-            holder, token = current
-            if datetime.fromisoformat(holder["expires"]) < _now():
+                if current is None:
+                    continue  # released in between: create it again
+                holder, token = current
+                if datetime.fromisoformat(holder["expires"]) >= _now():
+                    break
                 # Its holder stopped renewing (crashed): take it over, conditionally on what we saw.
                 if lk.put(doc, replacing=token):
                     return
-                holder, _ = lk.get() or (holder, token)
-        except StateError:
-            raise
         except Exception as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
+        if holder is None:
+            raise StateLocked(f"{self.location}: the lock changed hands while it was being taken; try again")
         info = LockInfo(**{k: v for k, v in holder.items() if k != "expires"})
         raise StateLocked(f"{info.describe()}; its lease runs until {holder['expires']}", holder=info)
 
