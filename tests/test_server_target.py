@@ -349,3 +349,24 @@ def test_secrets_in_aws_secrets_manager(server_cli, name, state_dsn):
     assert all(v not in stored for v in values)
     with connect_as(out, "reader") as reader:
         assert reader.execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_team_secrets_wrapped_by_kms(server_cli, make_cli, name, state_dsn):
+    import boto3
+
+    key_id = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
+    a = server_cli("tls_only = false")
+    toml = a.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text() + TEAM.format(store="state") + f'kms_key_id = "{key_id}"\n')
+    env = {"AIRFLOW_INFRA_STATE_DSN": state_dsn, "AIRFLOW_INFRA_PASSPHRASE": ""}
+    a("apply", "--auto-approve", **env)
+    out_a = json.loads(a("output", "--json", "--show-secrets", **env).stdout)
+    with psycopg.connect(state_dsn) as conn:
+        doc = conn.execute("SELECT state FROM airflow_infra_state WHERE project = %s", (name,)).fetchone()[0]
+    assert set(doc["secrets"]) == {"_data_key", f"server/127.0.0.1:{out_a['postgres_port']['value']}/{name}_etl",
+                                   f"server/127.0.0.1:{out_a['postgres_port']['value']}/{name}_reader"}
+    assert out_a["etl_password"]["value"] not in json.dumps(doc)
+    b = make_cli()
+    (b.dir / "airflow-infra.toml").write_text(toml.read_text())
+    b("plan", "--detailed-exitcode", **env)
+    assert json.loads(b("output", "--json", "--show-secrets", **env).stdout)["etl_password"] == out_a["etl_password"]

@@ -123,6 +123,8 @@ class SecretsConfig(_Section):
     # aws-secrets-manager: a secret per role
     store: Literal["file", "state", "aws-secrets-manager"] = "file"
     passphrase_env: str = Field(default="AIRFLOW_INFRA_PASSPHRASE", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # state: wrap the state's data key with this AWS KMS key instead of deriving a key from a passphrase
+    kms_key_id: str | None = None
     region: str = "us-east-1"
     prefix: str = "airflow-infra"     # aws-secrets-manager: secrets are <prefix>/<name>/<environment>/<ref>
 

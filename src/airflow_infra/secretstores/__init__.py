@@ -25,7 +25,8 @@ def make_store(config, home: Path):
     if kind == "state":
         from .state import StateSecretStore
 
-        return StateSecretStore(passphrase_env=config.secrets.passphrase_env)
+        return StateSecretStore(passphrase_env=config.secrets.passphrase_env, kms_key_id=config.secrets.kms_key_id,
+                                region=config.secrets.region)
     if kind == "aws-secrets-manager":
         from .aws import AwsSecretsManagerStore
 

@@ -1,7 +1,8 @@
 """The "state" store: each password encrypted inside the state, the way Pulumi keeps secrets in
-self-managed state. AES-GCM (cryptography) with a key derived from a passphrase by scrypt
-(hashlib), a fresh salt and nonce per value, and the reference as associated data (a ciphertext
-moved to another reference does not decrypt). Nothing needs the passphrase to plan: only where a
+self-managed state. AES-GCM (cryptography), a fresh nonce per value, the reference as associated
+data (a ciphertext moved to another reference does not decrypt). The key is either derived from a
+passphrase by scrypt (hashlib, a fresh salt per value), or, with kms_key_id, a data key kept in the
+state wrapped by that AWS KMS key (secret "_data_key"). Nothing needs the key to plan: only where a
 value is needed (creating a role, `output --show-secrets`) does its absence give an error.
 """
 
@@ -18,11 +19,14 @@ from typing import Callable
 from ..errors import ConfigError
 
 PREFIX = "v1:"
+KMS_KEY = "_data_key"  # the KMS-wrapped data key, among the state's secrets
 
 
 class StateSecretStore:
-    def __init__(self, *, passphrase_env: str):
+    def __init__(self, *, passphrase_env: str, kms_key_id: str | None = None, region: str = "us-east-1"):
         self._env = passphrase_env
+        self._kms_key_id, self._region = kms_key_id, region
+        self._data_key: bytes | None = None
         self._values: dict[str, str] = {}
         self._commit: Callable | None = None
         self._lock = threading.Lock()
@@ -34,7 +38,37 @@ class StateSecretStore:
         """commit(change) writes change(state) as the next state: a new value is kept before it is used."""
         self._commit = commit
 
+    def _kms_data_key(self) -> bytes:
+        """The state's data key, unwrapped by KMS; made (and kept in the state, wrapped) on first use."""
+        if self._data_key is None:
+            from ..aws import aws_client, error_code
+
+            kms = aws_client("kms", region=self._region)
+            try:
+                if KMS_KEY in self._values:
+                    blob = base64.b64decode(self._values[KMS_KEY])
+                    self._data_key = kms.decrypt(CiphertextBlob=blob, KeyId=self._kms_key_id)["Plaintext"]
+                else:
+                    made = kms.generate_data_key(KeyId=self._kms_key_id, KeySpec="AES_256")
+                    wrapped = base64.b64encode(made["CiphertextBlob"]).decode()
+                    self._keep(KMS_KEY, wrapped)
+                    self._data_key = made["Plaintext"]
+            except ConfigError:
+                raise
+            except Exception as exc:
+                raise ConfigError(f"[secrets] kms_key_id: KMS could not {'unwrap' if KMS_KEY in self._values else 'make'} "
+                                  f"the state's data key: {error_code(exc) or type(exc).__name__}") from None
+        return self._data_key
+
+    def _keep(self, ref: str, token: str) -> None:
+        if self._commit is None:
+            raise ConfigError("a secret is needed outside an apply; run `airflow-infra apply`")
+        self._commit(lambda s: replace(s, secrets={**s.secrets, ref: token}))
+        self._values[ref] = token
+
     def _key(self, salt: bytes) -> bytes:
+        if self._kms_key_id:
+            return self._kms_data_key()
         passphrase = os.environ.get(self._env)
         if not passphrase:
             raise ConfigError(f"[secrets] passphrase_env: the environment variable {self._env} is not set; it holds "
@@ -57,7 +91,8 @@ class StateSecretStore:
         try:
             return AESGCM(self._key(salt)).decrypt(nonce, sealed, ref.encode()).decode()
         except InvalidTag:
-            raise ConfigError(f"the passphrase in {self._env} does not decrypt the secrets kept in the state") from None
+            what = f"the KMS key {self._kms_key_id}" if self._kms_key_id else f"the passphrase in {self._env}"
+            raise ConfigError(f"{what} does not decrypt the secrets kept in the state") from None
 
     def get(self, ref: str) -> str | None:
         token = self._values.get(ref)
@@ -67,12 +102,8 @@ class StateSecretStore:
         with self._lock:
             if ref in self._values:
                 return self._decrypt(ref, self._values[ref])
-            if self._commit is None:
-                raise ConfigError("a secret is needed outside an apply; run `airflow-infra apply`")
             value = secrets.token_urlsafe(32)
-            token = self._encrypt(ref, value)
-            self._commit(lambda s: replace(s, secrets={**s.secrets, ref: token}))
-            self._values[ref] = token
+            self._keep(ref, self._encrypt(ref, value))
             return value
 
     def delete(self, ref: str) -> None:
