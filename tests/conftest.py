@@ -185,7 +185,6 @@ def airflow_python(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("airflow-home")
     os.environ["AIRFLOW_HOME"] = str(home)
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
     return py
 
 

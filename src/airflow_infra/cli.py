@@ -308,6 +308,59 @@ def state_migrate(c: Ctx, to_backend, dsn_env, path):
     click.echo(f"Copied the state to {where}. Now set [state] backend = \"{to_backend}\" in airflow-infra.toml.")
 
 
+@cli.group(invoke_without_command=True)
+@click.option("--format", "fmt", type=click.Choice(["env", "json", "yaml", "uri"]), default="env", show_default=True,
+              help="env: AIRFLOW_CONN_* lines to source; json/yaml: for `airflow connections import`; uri: conn_id=URI lines.")
+@click.option("--output", metavar="FILE", help="Write to FILE (mode 0600, secrets included) instead of stdout.")
+@click.option("--show-secrets", is_flag=True, help="Print passwords on stdout.")
+@click.pass_context
+def connections(ctx, fmt, output, show_secrets):
+    """The project's Airflow connections and variables."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from . import commands
+
+    text = commands.connections(ctx.obj.project(), fmt=fmt, show_secrets=show_secrets, output=output)
+    if output:
+        click.echo(f"Wrote {output} (mode 0600).")
+    else:
+        click.echo(text, nl=False)
+
+
+@connections.command("push")
+@click.option("--to", "to", type=click.Choice(["aws-secrets-manager", "airflow"]), required=True)
+@click.option("--prefix", default="airflow/connections", show_default=True, help="aws-secrets-manager: connections prefix.")
+@click.option("--variables-prefix", default="airflow/variables", show_default=True)
+@click.option("--airflow-bin", default="airflow", show_default=True, help="airflow: the command to run.")
+@pass_ctx
+def connections_push(c: Ctx, to, prefix, variables_prefix, airflow_bin):
+    """Write the connections where Airflow reads them (idempotent)."""
+    from . import commands
+
+    for name, result in commands.connections_push(c.project(), to=to, prefix=prefix, variables_prefix=variables_prefix,
+                                                  airflow_bin=airflow_bin):
+        click.echo(f"{name}: {result}")
+
+
+@cli.command()
+@pass_ctx
+def doctor(c: Ctx):
+    """Check from here that each connection works (postgres as the etl user; the bucket)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import commands
+
+    checks = commands.doctor(c.project())
+    table = Table("check", "result")
+    table.add_column("detail", overflow="fold")  # the whole reason, never cut short
+    for ch in checks:
+        table.add_row(ch.name, "[green]passed[/]" if ch.ok else "[red]failed[/]", ch.detail)
+    Console(soft_wrap=True).print(table)
+    if not all(ch.ok for ch in checks):
+        sys.exit(1)
+
+
 @cli.group()
 def backend():
     """The state backend."""

@@ -118,6 +118,12 @@ class StateConfig(_Section):
     lease_seconds: int = Field(default=300, ge=2, le=86400)
 
 
+class AirflowConfig(_Section):
+    # the seed's projects used "<project>_postgres" and "<project>-workbucket": set these to keep them
+    postgres_conn_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
+    bucket_conn_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
 class SecretsConfig(_Section):
     # file: AIRFLOW_INFRA_HOME/secrets.json (one machine); state: encrypted inside the state (teams);
     # aws-secrets-manager: a secret per role
@@ -136,6 +142,7 @@ class Config(_Section):
     bucket: BucketConfig = BucketConfig()
     state: StateConfig = StateConfig()
     secrets: SecretsConfig = SecretsConfig()
+    airflow: AirflowConfig = AirflowConfig()
 
     @property
     def bucket_name(self) -> str:

@@ -1,0 +1,1 @@
+"""Airflow integration: the project's connections and variables in Airflow's own formats."""

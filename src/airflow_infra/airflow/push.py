@@ -1,0 +1,66 @@
+"""Pushing connections where Airflow reads them: AWS Secrets Manager (as SecretsManagerBackend reads
+`<prefix>/<conn_id>`, JSON form; variables under `<variables_prefix>/<name>`), or a local Airflow through
+`airflow connections import --overwrite` and `airflow variables set`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+from ..errors import AirflowInfraError
+from .connections import Connection
+
+
+def push_secrets_manager(conns: list[Connection], variables: dict[str, str], *, prefix: str, variables_prefix: str,
+                         region: str) -> list[tuple[str, str]]:
+    from ..aws import aws_client, error_code
+
+    sm = aws_client("secretsmanager", region=region)
+    items = [(f"{prefix.rstrip('/')}/{c.conn_id}", json.dumps(c.fields(show_secrets=True), sort_keys=True)) for c in conns]
+    items += [(f"{variables_prefix.rstrip('/')}/{k}", v) for k, v in sorted(variables.items())]
+    done = []
+    for name, value in items:
+        try:
+            try:
+                current = sm.get_secret_value(SecretId=name)["SecretString"]
+            except Exception as exc:
+                if error_code(exc) != "ResourceNotFoundException":
+                    raise
+                sm.create_secret(Name=name, SecretString=value, Tags=[{"Key": "ManagedBy", "Value": "airflow-infra"}])
+                done.append((name, "created"))
+                continue
+            if current == value:
+                done.append((name, "unchanged"))
+            else:
+                sm.put_secret_value(SecretId=name, SecretString=value)
+                done.append((name, "updated"))
+        except AirflowInfraError:
+            raise
+        except Exception as exc:
+            raise AirflowInfraError(f"Secrets Manager: cannot write {name}: {error_code(exc) or type(exc).__name__}") from None
+    return done
+
+
+def push_airflow(conns: list[Connection], variables: dict[str, str], *, airflow_bin: str = "airflow") -> list[tuple[str, str]]:
+    exe = shutil.which(airflow_bin)
+    if exe is None:
+        raise AirflowInfraError(f"--to airflow: no `{airflow_bin}` command here (install Airflow, or pass --airflow-bin)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "connections.json")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({c.conn_id: c.fields(show_secrets=True) for c in conns}, f)
+        _run([exe, "connections", "import", "--overwrite", path])
+    for k, v in sorted(variables.items()):
+        _run([exe, "variables", "set", k, v])
+    return [(c.conn_id, "imported") for c in conns] + [(k, "set") for k in sorted(variables)]
+
+
+def _run(args: list[str]) -> None:
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
+        raise AirflowInfraError(f"`airflow {' '.join(args[1:3])}` failed: {lines[-1] if lines else proc.returncode}")

@@ -1,0 +1,61 @@
+"""`doctor`: from where it runs, does each connection work? Postgres as the etl user; the bucket by
+listing, putting and deleting a probe object. Each check says why it failed; none raises."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _postgres(o: dict) -> Check:
+    import psycopg
+
+    try:
+        with psycopg.connect(host=o["postgres_host"], port=o["postgres_port"], dbname=o["postgres_database"],
+                             user=o["etl_user"], password=o["etl_password"], connect_timeout=10) as conn:
+            user = conn.execute("SELECT current_user").fetchone()[0]
+        return Check("postgres (etl user)", True, f"connected to {o['postgres_host']}:{o['postgres_port']}/"
+                                                  f"{o['postgres_database']} as {user}")
+    except psycopg.Error as exc:
+        return Check("postgres (etl user)", False, str(exc).strip().splitlines()[-1])
+
+
+def _local_bucket(path: str) -> Check:
+    probe = Path(path) / f".airflow-infra-doctor-{uuid.uuid4().hex}"
+    try:
+        list(Path(path).iterdir())
+        probe.write_text("probe")
+        probe.unlink()
+        return Check("bucket (list, put, delete)", True, path)
+    except OSError as exc:
+        return Check("bucket (list, put, delete)", False, f"{path}: {exc.strerror}")
+
+
+def run(outputs: dict[str, dict], *, s3=None) -> list[Check]:
+    o = {k: v["value"] for k, v in outputs.items()}
+    if "postgres_database" not in o:
+        return [Check("state", False, "nothing applied yet: run `airflow-infra apply`")]
+    checks = [_postgres(o)]
+    if "bucket_path" in o:
+        checks.append(_local_bucket(o["bucket_path"]))
+    elif "bucket_name" in o and s3 is not None:
+        from .aws import error_code
+
+        prefix = o["bucket_url"].split("/", 3)[3] if o["bucket_url"].count("/") >= 3 else ""
+        key = f"{prefix}.airflow-infra-doctor-{uuid.uuid4().hex}"
+        try:
+            s3.list_objects_v2(Bucket=o["bucket_name"], Prefix=prefix, MaxKeys=1)
+            s3.put_object(Bucket=o["bucket_name"], Key=key, Body=b"probe")
+            s3.delete_object(Bucket=o["bucket_name"], Key=key)
+            checks.append(Check("bucket (list, put, delete)", True, o["bucket_url"]))
+        except Exception as exc:
+            checks.append(Check("bucket (list, put, delete)", False, f"{o['bucket_url']}: {error_code(exc) or type(exc).__name__}"))
+    return checks

@@ -1,0 +1,113 @@
+"""Generated Airflow connections, read by a real Airflow 3; pushed to Secrets Manager (moto); doctor."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def airflow_db(airflow_python, tmp_path_factory):
+    """A migrated Airflow metadata database (sqlite) in an AIRFLOW_HOME of its own."""
+    home = tmp_path_factory.mktemp("airflow-db")
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    airflow = str(airflow_python.parent / "airflow")
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
+    return airflow, env
+
+
+def airflow_get(airflow_db, conn_id: str, env_extra: dict | None = None) -> dict:
+    airflow, env = airflow_db
+    proc = subprocess.run([airflow, "connections", "get", conn_id, "-o", "json"], env={**env, **(env_extra or {})},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])[0]
+
+
+def test_files_are_accepted_by_airflow_connections_import(cli, name, airflow_db):
+    cli("up")
+    out = cli.outputs()
+    for fmt, suffix in (("json", "json"), ("yaml", "yaml"), ("uri", "env")):
+        path = cli.dir / f"connections.{suffix}"
+        cli("connections", "--format", fmt, "--output", str(path))
+        assert path.stat().st_mode & 0o777 == 0o600
+        airflow, env = airflow_db
+        subprocess.run([airflow, "connections", "import", "--overwrite", str(path)], env=env, check=True,
+                       capture_output=True, timeout=300)
+        got = airflow_get(airflow_db, f"{name}_postgres")
+        assert (got["host"], int(got["port"]), got["login"], got["schema"]) == (
+            out["postgres_host"], out["postgres_port"], out["etl_user"], out["postgres_database"]), fmt
+        assert got["password"] == out["etl_password"]
+        bucket = airflow_get(airflow_db, f"{name}_workbucket")
+        assert bucket["conn_type"] == "fs" and bucket["extra_dejson"] == {"path": out["bucket_path"]}
+
+    # env: sourced, Airflow reads AIRFLOW_CONN_* from the environment
+    env_file = cli.dir / "airflow.env"
+    cli("connections", "--format", "env", "--output", str(env_file))
+    airflow, env = airflow_db
+    script = f"set -a; . {env_file}; set +a; {airflow} connections get {name}_postgres -o json"
+    proc = subprocess.run(["bash", "-c", script], env={**env, "AIRFLOW_HOME": str(cli.dir / "no-db")},
+                          capture_output=True, text=True, timeout=300)
+    got = json.loads(proc.stdout.strip().splitlines()[-1])[0]
+    assert (got["host"], got["login"], got["password"]) == (out["postgres_host"], out["etl_user"], out["etl_password"])
+    variables = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    assert variables[f"AIRFLOW_VAR_{name.upper()}_WORKFILES_URL"] == f"'{out['bucket_url']}'"
+
+
+def test_no_secret_without_show_secrets(cli):
+    cli("up")
+    password = cli.outputs()["etl_password"]
+    for fmt in ("env", "json", "yaml", "uri"):
+        shown = cli("connections", "--format", fmt).stdout
+        assert password not in shown and "sensitive" in shown
+    assert password in cli("connections", "--format", "json", "--show-secrets").stdout
+
+
+def test_seed_connection_ids_are_kept(cli, name):
+    cli("init")
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text() + '\n[airflow]\npostgres_conn_id = "redb_postgres"\nbucket_conn_id = "redb-workbucket"\n')
+    cli("apply", "--auto-approve")
+    conns = json.loads(cli("connections", "--format", "json").stdout)
+    assert set(conns) == {"redb_postgres", "redb-workbucket"}
+    refused = cli("connections", "--format", "env", expect=1)
+    assert "'redb-workbucket' cannot be an environment variable" in refused.stderr
+
+
+def test_push_to_secrets_manager(cli, name, moto_endpoint):
+    import boto3
+
+    cli("up")
+    first = cli("connections", "push", "--to", "aws-secrets-manager").stdout
+    assert f"airflow/connections/{name}_postgres: created" in first
+    assert f"airflow/variables/{name}_workfiles_url: created" in first
+    again = cli("connections", "push", "--to", "aws-secrets-manager").stdout
+    assert again.count("unchanged") == 3 and "created" not in again
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    body = json.loads(sm.get_secret_value(SecretId=f"airflow/connections/{name}_postgres")["SecretString"])
+    out = cli.outputs()
+    assert body == {"conn_type": "postgres", "host": out["postgres_host"], "port": out["postgres_port"],
+                    "schema": out["postgres_database"], "login": out["etl_user"], "password": out["etl_password"]}
+    assert sm.get_secret_value(SecretId=f"airflow/variables/{name}_workfiles_url")["SecretString"] == out["bucket_url"]
+    assert out["etl_password"] not in first + again
+
+
+def test_push_to_a_local_airflow(cli, name, airflow_db):
+    airflow, env = airflow_db
+    cli("up")
+    pushed = cli("connections", "push", "--to", "airflow", "--airflow-bin", airflow, AIRFLOW_HOME=env["AIRFLOW_HOME"]).stdout
+    assert f"{name}_postgres: imported" in pushed
+    assert airflow_get(airflow_db, f"{name}_postgres")["login"] == f"{name}_etl"
+
+
+def test_doctor(cli, name, superuser):
+    cli("up")
+    ok = cli("doctor").stdout
+    assert ok.count("passed") == 2
+    with superuser(name) as conn:
+        conn.execute(f"ALTER ROLE {name}_etl PASSWORD 'changed-by-hand-1'")
+    failed = cli("doctor", expect=1, COLUMNS="300").stdout
+    assert "failed" in failed and "password authentication failed" in failed and "changed-by-hand-1" not in failed
