@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +112,50 @@ def test_doctor(cli, name, superuser):
         conn.execute(f"ALTER ROLE {name}_etl PASSWORD 'changed-by-hand-1'")
     failed = cli("doctor", expect=1, COLUMNS="300").stdout
     assert "failed" in failed and "password authentication failed" in failed and "changed-by-hand-1" not in failed
+
+
+def test_new_project_runs_its_example_dag_in_airflow(tmp_path, home, airflow_db):
+    import sys
+    import uuid
+
+    import psycopg
+
+    from gitrepos import git
+
+    name = "demo_" + uuid.uuid4().hex[:6]
+    env = {**os.environ, "AIRFLOW_INFRA_HOME": str(home)}
+
+    def ai(*args, cwd=tmp_path, check=True):
+        return subprocess.run([sys.executable, "-m", "airflow_infra", *args], cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=300, check=check)
+
+    bad = ai("new", "211dashboard", check=False)
+    assert bad.returncode == 1 and "not a valid project name" in bad.stderr
+    ai("new", name)
+    repo = tmp_path / name
+    for d in ("dags", "scripts", "resources", "sql", "tests"):
+        assert (repo / d).is_dir()
+    ai("up", cwd=repo)
+    ai("connections", "--format", "env", "--output", ".airflow.env", cwd=repo)
+
+    # the repository's .gitignore keeps every file that can hold a secret, and the state, out of git
+    git("init", "--quiet", cwd=repo)
+    for f in (".airflow.env", "connections.json", "prod.env", ".airflow-infra/state.json"):
+        assert subprocess.run(["git", "check-ignore", "-q", f], cwd=repo).returncode == 0, f
+    assert subprocess.run(["git", "check-ignore", "-q", "dags/x.py"], cwd=repo).returncode == 1
+
+    airflow, af_env = airflow_db
+    run = (f"set -a; . ./.airflow.env; set +a; {airflow} dags test {name}_example_elt")
+    proc = subprocess.run(["bash", "-c", run], cwd=repo, capture_output=True, text=True, timeout=600,
+                          env={**af_env, "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags")})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = {k: v["value"] for k, v in json.loads(ai("output", "--json", "--show-secrets", cwd=repo).stdout).items()}
+    with psycopg.connect(out["postgres_uri"]) as conn:
+        rows = conn.execute("SELECT state, cities, population FROM analytics.cities_by_state ORDER BY state").fetchall()
+    assert rows == [("IL", 2, 2777846), ("MO", 3, 927116)]
+    assert (Path(out["bucket_path"]) / "incoming" / "cities.csv").exists()
+
+    check = subprocess.run([str(Path(airflow).parent / "python"), "-c",
+                            "import sys; sys.path.insert(0, 'tests'); import test_dags; test_dags.test_dags_load()"],
+                           cwd=repo, capture_output=True, text=True, timeout=300, env=af_env)
+    assert check.returncode == 0, check.stderr

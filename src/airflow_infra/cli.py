@@ -343,6 +343,17 @@ def connections_push(c: Ctx, to, prefix, variables_prefix, airflow_bin):
 
 
 @cli.command()
+@click.argument("name")
+@click.argument("directory", required=False, metavar="[DIR]")
+def new(name, directory):
+    """Scaffold a workflows repository for project NAME (default DIR: ./NAME)."""
+    from . import commands
+
+    root = commands.new(name, directory)
+    click.echo(f"Made {root}. Next: cd {root} && airflow-infra up")
+
+
+@cli.command()
 @pass_ctx
 def doctor(c: Ctx):
     """Check from here that each connection works (postgres as the etl user; the bucket)."""

@@ -446,3 +446,10 @@ def doctor(project: Project):
         return run(outputs(project, reveal=True), s3=target.s3() if hasattr(target, "s3") else None)
     finally:
         target.close()
+
+
+def new(name: str, directory: str | Path | None = None) -> Path:
+    """Scaffold a workflows repository (the seed's layout) with an example ELT DAG; returns its path."""
+    from .airflow.scaffold import new as scaffold
+
+    return scaffold(name, directory)
