@@ -78,7 +78,7 @@ def test_seed_connection_ids_are_kept(cli, name):
     assert "'redb-workbucket' cannot be an environment variable" in refused.stderr
 
 
-def test_push_to_secrets_manager(cli, name, moto_endpoint):
+def test_push_to_secrets_manager(cli, name, moto_endpoint, airflow_python):
     import boto3
 
     cli("up")
@@ -94,6 +94,20 @@ def test_push_to_secrets_manager(cli, name, moto_endpoint):
                     "schema": out["postgres_database"], "login": out["etl_user"], "password": out["etl_password"]}
     assert sm.get_secret_value(SecretId=f"airflow/variables/{name}_workfiles_url")["SecretString"] == out["bucket_url"]
     assert out["etl_password"] not in first + again
+
+    # read back as Airflow reads them: the amazon provider's SecretsManagerBackend
+    read = f"""
+import json
+from airflow.providers.amazon.aws.secrets.secrets_manager import SecretsManagerBackend
+b = SecretsManagerBackend(region_name="us-east-1")
+c = b.get_connection("{name}_postgres")
+print(json.dumps([c.conn_type, c.host, c.port, c.schema, c.login, c.password, b.get_variable("{name}_workfiles_url")]))
+"""
+    proc = subprocess.run([str(airflow_python), "-c", read], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
+        "postgres", out["postgres_host"], out["postgres_port"], out["postgres_database"], out["etl_user"],
+        out["etl_password"], out["bucket_url"]]
 
 
 def test_push_to_a_local_airflow(cli, name, airflow_db):

@@ -370,3 +370,18 @@ def test_team_secrets_wrapped_by_kms(server_cli, make_cli, name, state_dsn):
     (b.dir / "airflow-infra.toml").write_text(toml.read_text())
     b("plan", "--detailed-exitcode", **env)
     assert json.loads(b("output", "--json", "--show-secrets", **env).stdout)["etl_password"] == out_a["etl_password"]
+
+
+def test_connections_on_s3(server_cli, name, moto_endpoint):
+    cli = server_cli('prefix = "projects/x"\nname = "' + name.replace("_", "-") + '-shared"\ntls_only = false')
+    import boto3
+
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=name.replace("_", "-") + "-shared")
+    cli("apply", "--auto-approve")
+    conns = json.loads(cli("connections", "--format", "json").stdout)
+    bucket = conns[f"{name}_workbucket"]
+    assert bucket == {"conn_type": "aws", "extra": {"region_name": "us-east-1", "endpoint_url": moto_endpoint,
+                                                     "service_config": {"s3": {"bucket_name": f"{name.replace('_', '-')}-shared"}}}}
+    env = cli("connections", "--format", "env").stdout
+    assert f"AIRFLOW_VAR_{name.upper()}_WORKFILES_URL='s3://{name}_workbucket@{name.replace('_', '-')}-shared/projects/x/'" in env
+    assert conns[f"{name}_postgres"]["password"] == "<sensitive>"
