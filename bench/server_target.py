@@ -3,13 +3,10 @@ moto (S3 in server mode), through the library in one process, and S3 calls per b
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 SERVER = """[project]
 name = "{name}"
@@ -21,25 +18,11 @@ schemas = ["raw", "staging", "analytics"]
 
 
 def rows(projects: int = 50) -> list[tuple[str, float, str]]:
-    from moto.server import ThreadedMotoServer
-
     import airflow_infra as ai
-    from airflow_infra.local_server import LocalServer, free_port
+    from servers import moto_and_postgres
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    tmp = Path(tempfile.mkdtemp(prefix="airflow-infra-bench-server-"))
-    os.chmod(tmp, 0o711)
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-           "AWS_DEFAULT_REGION": "us-east-1", "AIRFLOW_INFRA_HOME": str(tmp / "home")}
-    saved = {k: os.environ.get(k) for k in [*env, "AIRFLOW_INFRA_ADMIN_DSN"]}
-    os.environ.update(env)
-    server = LocalServer(tmp / "home")
     out: list[tuple[str, float, str]] = []
-    try:
-        server.start()
+    with moto_and_postgres("airflow-infra-bench-server-") as (tmp, server):
         password = secrets.token_urlsafe(16)
         with server.connect() as conn:
             conn.execute(f"CREATE ROLE bench_admin LOGIN CREATEDB CREATEROLE PASSWORD '{password}'")
@@ -82,17 +65,4 @@ def rows(projects: int = 50) -> list[tuple[str, float, str]]:
             times.append(time.perf_counter() - start)
         out.append(("bucket refresh (7 getters in parallel)", statistics.median(times), f"{len(calls) // 10} S3 calls"))
         target.close()
-    finally:
-        try:
-            server.stop()
-        finally:
-            moto.stop()
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
     return out

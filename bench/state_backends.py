@@ -4,43 +4,26 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 CLI = [sys.executable, "-m", "airflow_infra"]
 
 
 def rows(runs: int = 20) -> list[tuple[str, float, str]]:
-    from moto.server import ThreadedMotoServer
+    from servers import moto_and_postgres
 
     from airflow_infra.config import load_config
-    from airflow_infra.local_server import LocalServer, free_port
     from airflow_infra.state import get_backend
     from airflow_infra.state.base import LockInfo
     from airflow_infra.state.s3 import bootstrap
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    tmp = Path(tempfile.mkdtemp(prefix="airflow-infra-bench-state-"))
-    os.chmod(tmp, 0o711)
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-           "AWS_DEFAULT_REGION": "us-east-1", "AIRFLOW_INFRA_HOME": str(tmp / "home")}
-    saved = {k: os.environ.get(k) for k in [*env, "AIRFLOW_INFRA_STATE_DSN"]}
-    os.environ.update(env)
-    server = LocalServer(tmp / "home")
     out = []
-    try:
-        server.start()
+    with moto_and_postgres("airflow-infra-bench-state-") as (tmp, server):
         pw = secrets.token_urlsafe(12)
         with server.connect() as conn:
             conn.execute(f"CREATE ROLE bench_state LOGIN PASSWORD '{pw}'")
@@ -77,17 +60,6 @@ def rows(runs: int = 20) -> list[tuple[str, float, str]]:
                 subprocess.run([*CLI, "-C", str(d), "plan", "--detailed-exitcode"], check=True, stdout=subprocess.DEVNULL)
                 plans.append(time.perf_counter() - start)
             out.append((f"no-op plan (CLI), {label}", statistics.median(plans), ""))
-    finally:
-        try:
-            server.stop()
-        finally:
-            moto.stop()
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
