@@ -8,10 +8,11 @@ CLI for `--help` does not pay for pydantic or psycopg.
 __version__ = "0.1.0"
 
 _COMMANDS = (
-    "Project", "apply", "destroy", "force_unlock", "import_resource", "init", "load", "load_plan", "local_start", "local_status",
-    "local_stop", "lock_info", "outputs", "plan", "save_plan", "state_list", "state_migrate", "state_show", "up",
-    "projects_list", "projects_add", "projects_remove", "dags_sync", "dags_install_importer",
-    "fleet_plan", "fleet_apply", "fleet_outputs",
+    "Project", "apply", "backend_bootstrap", "destroy", "force_unlock", "import_resource", "init", "load", "load_plan",
+    "local_start", "local_status", "local_stop", "lock_info", "outputs", "plan", "save_plan", "state_list",
+    "state_migrate", "state_show", "up", "projects_list", "projects_add", "projects_remove", "dags_sync",
+    "dags_install_importer", "fleet_plan", "fleet_apply", "fleet_outputs", "connections", "connections_push",
+    "doctor", "new",
 )
 _ERRORS = (
     "AirflowInfraError", "ConfigError", "StateError", "StateCorrupt", "StateLocked", "LockMismatch",

@@ -1,4 +1,4 @@
-"""The public API: one plain function per CLI command (after alembic's command.py).
+"""The core commands: init, plan, apply, destroy, up, outputs, state, import, backend, local server.
 
 The CLI parses, calls one of these and renders the result; a script can do exactly what the
 CLI does. Options are keyword-only. Every function raises only AirflowInfraError subclasses
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import AirflowInfraError, ConfigError, StalePlan, StateError
-from .home import home_dir
-from .names import CONFIG_FILE, project_name
+from ..errors import AirflowInfraError, ConfigError, StalePlan, StateError
+from ..home import home_dir
+from ..names import CONFIG_FILE, project_name
 
 # Heavier modules (the engine, providers, psycopg) are imported inside the functions that need
 # them, so that `airflow-infra --help` and config errors stay fast.
@@ -30,12 +30,12 @@ class Project:
     home: Path
 
     def backend(self):
-        from .state import get_backend
+        from ..state import get_backend
 
         return get_backend(self.config, self.dir)
 
     def target(self):
-        from .targets import get_target
+        from ..targets import get_target
 
         return get_target(self.config, self.home)
 
@@ -47,7 +47,7 @@ def init(project_dir: str | Path = ".", *, name: str | None = None, environment:
     if path.exists():
         raise ConfigError(f"{path}: already exists; edit it, or remove it to start again")
     name = project_name(project_dir, name)
-    from .config import render_config
+    from ..config import render_config
 
     text = render_config(name, environment)
     project_dir.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,7 @@ def init(project_dir: str | Path = ".", *, name: str | None = None, environment:
 
 
 def load(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: Sequence[str | Path] = ()) -> Project:
-    from .config import load_config
+    from ..config import load_config
 
     project_dir = Path(project_dir).resolve()
     if not project_dir.is_dir():
@@ -66,7 +66,7 @@ def load(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: 
 
 def plan(project: Project, *, destroy: bool = False):
     """Refresh and diff; writes nothing. Returns a Plan."""
-    from .engine.plan import make_plan
+    from ..engine.plan import make_plan
 
     target = project.target()
     try:
@@ -81,7 +81,7 @@ def save_plan(p, path: str | Path) -> None:
 
 
 def load_plan(path: str | Path):
-    from .engine.plan import Plan
+    from ..engine.plan import Plan
 
     try:
         return Plan.from_json(json.loads(Path(path).read_text()))
@@ -93,9 +93,9 @@ def load_plan(path: str | Path):
 
 def _run(project: Project, operation: str, *, saved=None, confirm=None, force_delete_data=False,
          lock_timeout: float = 0.0, on_event=None):
-    from .engine.apply import ApplyResult, apply_plan, check_data_loss
-    from .engine.plan import make_plan
-    from .state.base import acquire
+    from ..engine.apply import ApplyResult, apply_plan, check_data_loss
+    from ..engine.plan import make_plan
+    from ..state.base import acquire
 
     backend, target = project.backend(), project.target()
     lock = acquire(backend, operation, backend.location, lock_timeout)
@@ -154,7 +154,7 @@ def up(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: Se
         if not vars and not var_files and not any(k.startswith("AIRFLOW_INFRA_TARGET__") for k in os.environ):
             # Surely the local default: start its server (initdb is most of a first `up`)
             # while the config, the engine and psycopg load.
-            from .local_server import LocalServer
+            from ..local_server import LocalServer
 
             LocalServer(home_dir()).start_in_background()
         init(project_dir, name=name)
@@ -168,8 +168,8 @@ def import_resource(project: Project, address: str, resource_id: str, *, lock_ti
     address, after checking that it exists. The next plan shows what apply would change on it."""
     from dataclasses import replace
 
-    from .resources import Resource
-    from .state.base import acquire
+    from ..resources import Resource
+    from ..state.base import acquire
 
     target = project.target()
     try:
@@ -233,9 +233,9 @@ def state_migrate(project: Project, *, to_backend: str, dsn_env: str | None = No
     """Copy the state from the configured backend into another, keeping lineage, serial and resources.
     The destination must hold no state yet. Returns the destination's location; the config is left to
     the user (set [state] backend to the destination afterwards)."""
-    from .config import StateConfig
-    from .state import get_backend
-    from .state.base import acquire
+    from ..config import StateConfig
+    from ..state import get_backend
+    from ..state.base import acquire
 
     # The destination's other settings ([state] bucket, key, lock, ...) come from the config.
     settings = {**project.config.state.model_dump(), "backend": to_backend,
@@ -266,7 +266,7 @@ def backend_bootstrap(project: Project) -> list[str]:
         return []
     if not st.bucket:
         raise ConfigError("[state] bucket: set the state bucket's name first")
-    from .state.s3 import bootstrap
+    from ..state.s3 import bootstrap
 
     return bootstrap(bucket=st.bucket, region=st.region, lock=st.lock, dynamodb_table=st.dynamodb_table)
 
@@ -280,7 +280,7 @@ def force_unlock(project: Project, lock_id: str) -> None:
 
 
 def local_server(*, pg_bindir: str | None = None):
-    from .local_server import LocalServer
+    from ..local_server import LocalServer
 
     return LocalServer(home_dir(), pg_bindir=pg_bindir)
 
@@ -295,161 +295,3 @@ def local_stop() -> dict:
 
 def local_status() -> dict:
     return local_server().status()
-
-
-# -- the projects registry, DAG import and fleet commands -------------------------------------------
-
-def projects_list(registry: str | Path):
-    from . import registry as reg
-
-    return reg.read(registry)
-
-
-def projects_add(registry: str | Path, *, project: str, url: str, repo: str = "", branch: str = "", path: str = "",
-                 config: str = ""):
-    from . import registry as reg
-
-    return reg.add(registry, reg.Entry(project, repo or project, url, branch, path, config))
-
-
-def projects_remove(registry: str | Path, project: str):
-    from . import registry as reg
-
-    return reg.remove(registry, project)
-
-
-def dags_sync(registry: str | Path, dags_folder: str | Path, *, jobs: int = 4, check: bool = False):
-    """Publish every registered project's DAGs at dags_folder/<Project>; a list of SyncResult."""
-    from . import registry as reg
-    from .dagsync import DagSync
-
-    return DagSync(dags_folder, check=check).run(reg.read(registry), jobs=jobs)
-
-
-def dags_install_importer(dags_folder: str | Path, *, registry: str | Path, schedule: str = "*/5 * * * *",
-                          jobs: int = 4, check: bool = True) -> Path:
-    from .dagsync import install_importer
-
-    reg_path = Path(registry)
-    if not reg_path.exists():
-        raise ConfigError(f"--registry {registry}: not found")
-    return install_importer(dags_folder, registry=reg_path, schedule=schedule, jobs=jobs, check=check)
-
-
-@dataclass
-class FleetResult:
-    project: str
-    plan: object | None = None        # the Plan, when planning worked
-    outputs: dict | None = None
-    error: str = ""
-    applied: bool = False
-
-    def to_json(self, *, show_secrets: bool = False) -> dict:
-        doc: dict = {"project": self.project, "result": "error" if self.error else ("applied" if self.applied else "ok")}
-        if self.error:
-            doc["error"] = self.error
-        if self.plan is not None:
-            doc["summary"] = self.plan.counts()
-            doc["changes"] = self.plan.has_changes
-        if self.outputs is not None:
-            doc["outputs"] = {k: (o if show_secrets or not o["sensitive"] else {**o, "value": None})
-                              for k, o in self.outputs.items()}
-        return doc
-
-
-def _fleet(registry: str | Path, work: Callable[[str, Project], FleetResult], *, jobs: int = 4) -> list[FleetResult]:
-    """work() on every registered project that has a Config, in parallel; one's error stops no other."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from . import registry as reg
-
-    entries = [e for e in reg.read(registry) if e.config]
-
-    def one(e) -> FleetResult:
-        try:
-            return work(e.project, load(reg.config_dir(registry, e)))
-        except AirflowInfraError as exc:
-            return FleetResult(e.project, error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - reported per project, never lost
-            return FleetResult(e.project, error=f"unexpected {type(exc).__name__}: {exc}")
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(one, entries))
-
-
-def fleet_plan(registry: str | Path, *, jobs: int = 4) -> list[FleetResult]:
-    return _fleet(registry, lambda name, p: FleetResult(name, plan=plan(p)), jobs=jobs)
-
-
-def fleet_apply(registry: str | Path, *, plans: dict[str, object] | None = None, jobs: int = 4,
-                lock_timeout: float = 0.0) -> list[FleetResult]:
-    """Apply every project (its plan from plans, when given: a changed state refuses it)."""
-    def work(name, p):
-        planned, result = apply(p, plan=(plans or {}).get(name), lock_timeout=lock_timeout)
-        return FleetResult(name, plan=planned, applied=result is not None and planned.has_changes)
-
-    return _fleet(registry, work, jobs=jobs)
-
-
-def fleet_outputs(registry: str | Path, *, jobs: int = 4, reveal: bool = False) -> list[FleetResult]:
-    return _fleet(registry, lambda name, p: FleetResult(name, outputs=outputs(p, reveal=reveal)), jobs=jobs)
-
-
-# -- Airflow: connections and variables ------------------------------------------------------------
-
-def connections(project: Project, *, fmt: str = "env", show_secrets: bool = False, output: str | Path | None = None) -> str:
-    """The project's connections and variables in Airflow's format fmt (env, json, yaml, uri). Written to
-    output (created with mode 0600, secrets included) when given, else returned (secrets only with show_secrets)."""
-    from .airflow.connections import build, render
-
-    reveal = show_secrets or output is not None
-    conns, variables = build(project.config, outputs(project, reveal=reveal))
-    if not conns:
-        raise AirflowInfraError("no connections yet: run `airflow-infra apply` first")
-    text = render(conns, variables, fmt, show_secrets=reveal)
-    if output is not None:
-        import os
-
-        path = Path(output)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(path, 0o600)  # also when it existed with another mode
-    return text
-
-
-def connections_push(project: Project, *, to: str, prefix: str = "airflow/connections",
-                     variables_prefix: str = "airflow/variables", region: str | None = None,
-                     airflow_bin: str = "airflow") -> list[tuple[str, str]]:
-    """Push the connections (and variables) where Airflow reads them; [(name, created|updated|unchanged)]."""
-    from .airflow.connections import build
-
-    conns, variables = build(project.config, outputs(project, reveal=True))
-    if not conns:
-        raise AirflowInfraError("no connections yet: run `airflow-infra apply` first")
-    if to == "aws-secrets-manager":
-        from .airflow.push import push_secrets_manager
-
-        return push_secrets_manager(conns, variables, prefix=prefix, variables_prefix=variables_prefix,
-                                    region=region or project.config.secrets.region)
-    from .airflow.push import push_airflow
-
-    return push_airflow(conns, variables, airflow_bin=airflow_bin)
-
-
-def doctor(project: Project):
-    """Check from here that the project's connections work; a list of doctor.Check."""
-    from .doctor import run
-
-    target = project.target()
-    try:
-        return run(outputs(project, reveal=True), s3=target.s3() if hasattr(target, "s3") else None)
-    finally:
-        target.close()
-
-
-def new(name: str, directory: str | Path | None = None) -> Path:
-    """Scaffold a workflows repository (the seed's layout) with an example ELT DAG; returns its path."""
-    from .airflow.scaffold import new as scaffold
-
-    return scaffold(name, directory)

@@ -1,0 +1,24 @@
+"""The public API: one plain function per CLI command (after alembic's command.py).
+
+The CLI parses, calls one of these and renders the result; a script can do exactly what the CLI
+does. Options are keyword-only. Every function raises only AirflowInfraError subclasses on purpose.
+core.py: one project; fleet.py: the registry, DAG import and --all; airflow.py: Airflow's side.
+"""
+
+from .airflow import connections, connections_push, doctor, new
+from .core import (
+    Project, apply, backend_bootstrap, destroy, force_unlock, import_resource, init, load, load_plan, local_server,
+    local_start, local_status, local_stop, lock_info, outputs, plan, save_plan, state_list, state_migrate, state_show, up,
+)
+from .fleet import (
+    FleetResult, dags_install_importer, dags_sync, fleet_apply, fleet_outputs, fleet_plan, projects_add, projects_list,
+    projects_remove,
+)
+
+__all__ = [
+    "Project", "apply", "backend_bootstrap", "destroy", "force_unlock", "import_resource", "init", "load", "load_plan",
+    "local_server", "local_start", "local_status", "local_stop", "lock_info", "outputs", "plan", "save_plan",
+    "state_list", "state_migrate", "state_show", "up", "FleetResult", "dags_install_importer", "dags_sync",
+    "fleet_apply", "fleet_outputs", "fleet_plan", "projects_add", "projects_list", "projects_remove",
+    "connections", "connections_push", "doctor", "new",
+]

@@ -1,0 +1,65 @@
+"""The Airflow integration: connections and variables, pushing them, `new`, `doctor`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import AirflowInfraError
+from .core import Project, outputs
+
+def connections(project: Project, *, fmt: str = "env", show_secrets: bool = False, output: str | Path | None = None) -> str:
+    """The project's connections and variables in Airflow's format fmt (env, json, yaml, uri). Written to
+    output (created with mode 0600, secrets included) when given, else returned (secrets only with show_secrets)."""
+    from ..airflow.connections import build, render
+
+    reveal = show_secrets or output is not None
+    conns, variables = build(project.config, outputs(project, reveal=reveal))
+    if not conns:
+        raise AirflowInfraError("no connections yet: run `airflow-infra apply` first")
+    text = render(conns, variables, fmt, show_secrets=reveal)
+    if output is not None:
+        import os
+
+        path = Path(output)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o600)  # also when it existed with another mode
+    return text
+
+
+def connections_push(project: Project, *, to: str, prefix: str = "airflow/connections",
+                     variables_prefix: str = "airflow/variables", region: str | None = None,
+                     airflow_bin: str = "airflow") -> list[tuple[str, str]]:
+    """Push the connections (and variables) where Airflow reads them; [(name, created|updated|unchanged)]."""
+    from ..airflow.connections import build
+
+    conns, variables = build(project.config, outputs(project, reveal=True))
+    if not conns:
+        raise AirflowInfraError("no connections yet: run `airflow-infra apply` first")
+    if to == "aws-secrets-manager":
+        from ..airflow.push import push_secrets_manager
+
+        return push_secrets_manager(conns, variables, prefix=prefix, variables_prefix=variables_prefix,
+                                    region=region or project.config.secrets.region)
+    from ..airflow.push import push_airflow
+
+    return push_airflow(conns, variables, airflow_bin=airflow_bin)
+
+
+def doctor(project: Project):
+    """Check from here that the project's connections work; a list of doctor.Check."""
+    from ..doctor import run
+
+    target = project.target()
+    try:
+        return run(outputs(project, reveal=True), s3=target.s3() if hasattr(target, "s3") else None)
+    finally:
+        target.close()
+
+
+def new(name: str, directory: str | Path | None = None) -> Path:
+    """Scaffold a workflows repository (the seed's layout) with an example ELT DAG; returns its path."""
+    from ..airflow.scaffold import new as scaffold
+
+    return scaffold(name, directory)

@@ -1,0 +1,105 @@
+"""Many projects: the registry (projects.csv), `dags sync` and the `--all` fleet commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import AirflowInfraError, ConfigError
+from .core import Project, apply, load, outputs, plan
+
+def projects_list(registry: str | Path):
+    from .. import registry as reg
+
+    return reg.read(registry)
+
+
+def projects_add(registry: str | Path, *, project: str, url: str, repo: str = "", branch: str = "", path: str = "",
+                 config: str = ""):
+    from .. import registry as reg
+
+    return reg.add(registry, reg.Entry(project, repo or project, url, branch, path, config))
+
+
+def projects_remove(registry: str | Path, project: str):
+    from .. import registry as reg
+
+    return reg.remove(registry, project)
+
+
+def dags_sync(registry: str | Path, dags_folder: str | Path, *, jobs: int = 4, check: bool = False):
+    """Publish every registered project's DAGs at dags_folder/<Project>; a list of SyncResult."""
+    from .. import registry as reg
+    from ..dagsync import DagSync
+
+    return DagSync(dags_folder, check=check).run(reg.read(registry), jobs=jobs)
+
+
+def dags_install_importer(dags_folder: str | Path, *, registry: str | Path, schedule: str = "*/5 * * * *",
+                          jobs: int = 4, check: bool = True) -> Path:
+    from ..dagsync import install_importer
+
+    reg_path = Path(registry)
+    if not reg_path.exists():
+        raise ConfigError(f"--registry {registry}: not found")
+    return install_importer(dags_folder, registry=reg_path, schedule=schedule, jobs=jobs, check=check)
+
+
+@dataclass
+class FleetResult:
+    project: str
+    plan: object | None = None        # the Plan, when planning worked
+    outputs: dict | None = None
+    error: str = ""
+    applied: bool = False
+
+    def to_json(self, *, show_secrets: bool = False) -> dict:
+        doc: dict = {"project": self.project, "result": "error" if self.error else ("applied" if self.applied else "ok")}
+        if self.error:
+            doc["error"] = self.error
+        if self.plan is not None:
+            doc["summary"] = self.plan.counts()
+            doc["changes"] = self.plan.has_changes
+        if self.outputs is not None:
+            doc["outputs"] = {k: (o if show_secrets or not o["sensitive"] else {**o, "value": None})
+                              for k, o in self.outputs.items()}
+        return doc
+
+
+def _fleet(registry: str | Path, work: Callable[[str, Project], FleetResult], *, jobs: int = 4) -> list[FleetResult]:
+    """work() on every registered project that has a Config, in parallel; one's error stops no other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .. import registry as reg
+
+    entries = [e for e in reg.read(registry) if e.config]
+
+    def one(e) -> FleetResult:
+        try:
+            return work(e.project, load(reg.config_dir(registry, e)))
+        except AirflowInfraError as exc:
+            return FleetResult(e.project, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - reported per project, never lost
+            return FleetResult(e.project, error=f"unexpected {type(exc).__name__}: {exc}")
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(one, entries))
+
+
+def fleet_plan(registry: str | Path, *, jobs: int = 4) -> list[FleetResult]:
+    return _fleet(registry, lambda name, p: FleetResult(name, plan=plan(p)), jobs=jobs)
+
+
+def fleet_apply(registry: str | Path, *, plans: dict[str, object] | None = None, jobs: int = 4,
+                lock_timeout: float = 0.0) -> list[FleetResult]:
+    """Apply every project (its plan from plans, when given: a changed state refuses it)."""
+    def work(name, p):
+        planned, result = apply(p, plan=(plans or {}).get(name), lock_timeout=lock_timeout)
+        return FleetResult(name, plan=planned, applied=result is not None and planned.has_changes)
+
+    return _fleet(registry, work, jobs=jobs)
+
+
+def fleet_outputs(registry: str | Path, *, jobs: int = 4, reveal: bool = False) -> list[FleetResult]:
+    return _fleet(registry, lambda name, p: FleetResult(name, outputs=outputs(p, reveal=reveal)), jobs=jobs)
