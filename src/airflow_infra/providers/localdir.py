@@ -14,7 +14,8 @@ MARKER = ".airflow-infra-bucket"
 
 
 def _objects(path: Path) -> int:
-    return sum(len([f for f in files if f != MARKER or root != str(path)]) for root, _, files in os.walk(path))
+    """Files in the bucket, its own marker not counted."""
+    return sum(1 for root, _, files in os.walk(path) for f in files if not (f == MARKER and root == str(path)))
 
 
 class LocalBucketProvider:
