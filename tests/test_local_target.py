@@ -71,7 +71,8 @@ def test_no_secret_in_files_or_plain_output(cli):
     out = cli.outputs()
     secrets = [out["etl_password"], out["reader_password"]]
     assert all(len(s) >= 32 for s in secrets)
-    texts += [(cli.dir / "airflow-infra.toml").read_text(), (cli.dir / ".airflow-infra" / "state.json").read_text()]
+    texts += [(cli.dir / "airflow-infra.toml").read_text(), (cli.dir / ".airflow-infra" / "state.json").read_text(),
+              (cli.home / "postgres" / "server.log").read_text()]
     for secret in secrets:
         for text in texts:
             assert secret not in text
