@@ -264,3 +264,22 @@ def test_plan_all_reports_a_broken_project_and_plans_the_others(tmp_path, home):
                                      capture_output=True, text=True, env=env, timeout=300, check=True).stdout)
     assert [o["outputs"]["postgres_database"]["value"] for o in outs] == ["fleet_a", "fleet_c"]
     assert all(o["outputs"]["etl_password"]["value"] is None for o in outs)
+
+
+def test_fleet_apply_applies_only_reviewed_plans(tmp_path, home):
+    import airflow_infra as ai
+
+    reg = tmp_path / "projects.csv"
+    rows = ["Project,Repo,URL,Config"]
+    for name in ("reviewed_a", "unreviewed_b"):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "airflow-infra.toml").write_text(f'[project]\nname = "{name}"\n')
+        rows.append(f"{name},{name},file:///{name}.git,{name}/airflow-infra.toml")
+    reg.write_text("\n".join(rows) + "\n")
+    os.environ["AIRFLOW_INFRA_HOME"] = str(home)
+    planned = {r.project: r.plan for r in ai.fleet_plan(reg) if r.project == "reviewed_a"}
+    results = {r.project: r for r in ai.fleet_apply(reg, plans=planned)}
+    assert results["reviewed_a"].applied and not results["reviewed_a"].error
+    assert "no reviewed plan" in results["unreviewed_b"].error
+    assert not (tmp_path / "unreviewed_b" / ".airflow-infra" / "state.json").exists()

@@ -93,9 +93,12 @@ def fleet_plan(registry: str | Path, *, jobs: int = 4) -> list[FleetResult]:
 
 def fleet_apply(registry: str | Path, *, plans: dict[str, object] | None = None, jobs: int = 4,
                 lock_timeout: float = 0.0) -> list[FleetResult]:
-    """Apply every project (its plan from plans, when given: a changed state refuses it)."""
+    """Apply every project. With plans (the reviewed ones), each project applies its own plan (a changed
+    state refuses it), and a project without one is not applied at all: nobody reviewed it."""
     def work(name, p):
-        planned, result = apply(p, plan=(plans or {}).get(name), lock_timeout=lock_timeout)
+        if plans is not None and name not in plans:
+            return FleetResult(name, error="not applied: it had no reviewed plan (planning it failed)")
+        planned, result = apply(p, plan=None if plans is None else plans[name], lock_timeout=lock_timeout)
         return FleetResult(name, plan=planned, applied=result is not None and planned.has_changes)
 
     return _fleet(registry, work, jobs=jobs)
