@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .names import CONFIG_FILE, NAME_RE, check_name
@@ -36,8 +36,10 @@ class ProjectConfig(_Section):
 
 
 class TargetConfig(_Section):
-    # local: a directory + the managed local PostgreSQL; server: any S3-compatible store + an existing PostgreSQL
-    kind: Literal["local", "server"] = "local"
+    # local: a directory + the managed local PostgreSQL; server: any S3-compatible store + an existing
+    # PostgreSQL; aws: S3 + an RDS instance of the project's own
+    kind: Literal["local", "server", "aws"] = "local"
+    region: str = "us-east-1"   # aws
     # Where the local PostgreSQL binaries are; default: the system's, else the pgserver wheel's.
     pg_bindir: str | None = None
 
@@ -124,10 +126,53 @@ class AirflowConfig(_Section):
     bucket_conn_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
 
 
+class RdsConfig(_Section):
+    instance_class: str = "db.t4g.micro"
+    engine_major: str = Field(default="16", pattern=r"^\d{2}$")   # the major only: minor upgrades are AWS's
+    allocated_storage: int = Field(default=20, ge=20)
+    max_allocated_storage: int = Field(default=100, ge=20)
+    backup_retention_days: int = Field(default=7, ge=1, le=35)
+    multi_az: bool = False
+    deletion_protection: bool | None = None     # default: true unless environment = "dev"
+    publicly_accessible: bool = False
+    storage_encrypted: bool = True
+    kms_key_id: str | None = None
+    subnet_ids: list[str] = Field(default_factory=list)
+    allowed_security_groups: list[str] = Field(default_factory=list)   # the Airflow workers
+    allowed_cidrs: list[str] = Field(default_factory=list)
+    allow_public_cidr: bool = False   # 0.0.0.0/0 in allowed_cidrs only with this set
+    connect_through: str | None = Field(default=None, pattern=r"^[^:\s]+:\d{1,5}$")  # host:port of a tunnel
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _check_cidrs(cls, cidrs: list[str]) -> list[str]:
+        import ipaddress
+
+        for c in cidrs:
+            try:
+                ipaddress.ip_network(c)
+            except ValueError:
+                raise ValueError(f"{c!r} is not a CIDR like 10.0.0.0/16") from None
+        return cidrs
+
+
+    @model_validator(mode="after")
+    def _public_only_on_purpose(self):
+        import ipaddress
+
+        if any(ipaddress.ip_network(c).prefixlen == 0 for c in self.allowed_cidrs) and not self.allow_public_cidr:
+            raise ValueError("a /0 CIDR opens PostgreSQL to the whole internet: set allow_public_cidr = true to mean it")
+        return self
+
+
+class AwsConfig(_Section):
+    rds: RdsConfig = RdsConfig()
+
+
 class SecretsConfig(_Section):
     # file: AIRFLOW_INFRA_HOME/secrets.json (one machine); state: encrypted inside the state (teams);
     # aws-secrets-manager: a secret per role
-    store: Literal["file", "state", "aws-secrets-manager"] = "file"
+    store: Literal["file", "state", "aws-secrets-manager"] | None = None   # default: aws-secrets-manager on aws, else file
     passphrase_env: str = Field(default="AIRFLOW_INFRA_PASSPHRASE", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     # state: wrap the state's data key with this AWS KMS key instead of deriving a key from a passphrase
     kms_key_id: str | None = None
@@ -143,6 +188,7 @@ class Config(_Section):
     state: StateConfig = StateConfig()
     secrets: SecretsConfig = SecretsConfig()
     airflow: AirflowConfig = AirflowConfig()
+    aws: AwsConfig = AwsConfig()
 
     @property
     def bucket_name(self) -> str:

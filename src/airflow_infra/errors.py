@@ -14,7 +14,8 @@ never carry a secret.
     │   ├── StateConflict      a write whose serial/lineage is stale
     │   └── StalePlan          a saved plan whose state changed since
     ├── ProviderError          a resource could not be read, created, updated or deleted
-    │   └── ForeignResource    exists, but was not made by airflow-infra
+    │   ├── ForeignResource    exists, but was not made by airflow-infra
+    │   └── NotYetReachable    its server does not exist yet (an RDS instance to be created): it is absent
     ├── LocalServerError       the managed local PostgreSQL
     │   ├── BinariesNotFound
     │   └── PortInUse
@@ -65,6 +66,10 @@ class ProviderError(AirflowInfraError):
 
 
 class ForeignResource(ProviderError):
+    pass
+
+
+class NotYetReachable(ProviderError):
     pass
 
 

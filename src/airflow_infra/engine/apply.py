@@ -15,7 +15,7 @@ from pathlib import Path
 from threading import Lock
 from typing import Any, Callable, Mapping
 
-from ..errors import AirflowInfraError, ApplyFailed, DataLossRefused, ProviderError
+from ..errors import AirflowInfraError, ApplyFailed, DataLossRefused, NotYetReachable, ProviderError
 from ..resources import Observed, Resource
 from ..state.base import State, StateBackend
 from .plan import ADOPT, CREATE, DELETE, REPLACE, UPDATE, Change, Plan
@@ -73,7 +73,10 @@ def _run(change: Change, provider: Any, force: bool) -> Observed | None:
         provider.delete(old, before, force=force)
         return provider.create(r)
     if change.action == DELETE:
-        provider.delete(r, before, force=force)
+        try:
+            provider.delete(r, before, force=force)
+        except NotYetReachable:
+            pass  # its server is gone, and the resource with it
         return None
     if change.action == ADOPT:
         return before

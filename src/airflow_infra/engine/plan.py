@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from ..errors import AirflowInfraError, ForeignResource, ProviderError
+from ..errors import AirflowInfraError, ForeignResource, NotYetReachable, ProviderError
 from ..resources import Observed, Resource
 from ..state.base import State
 
@@ -114,6 +114,8 @@ class Plan:
 def _read(provider, r: Resource, prior: Observed | None) -> Observed | None:
     try:
         return provider.read(r, prior)
+    except NotYetReachable:
+        return None  # e.g. a role on an RDS instance this plan is about to create
     except AirflowInfraError:
         raise
     except Exception as exc:  # a provider bug or an untranslated library error: name the resource

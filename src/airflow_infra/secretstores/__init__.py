@@ -21,7 +21,7 @@ class SecretStore(Protocol):
 
 
 def make_store(config, home: Path):
-    kind = config.secrets.store
+    kind = config.secrets.store or ("aws-secrets-manager" if config.target.kind == "aws" else "file")
     if kind == "state":
         from .state import StateSecretStore
 
@@ -31,7 +31,7 @@ def make_store(config, home: Path):
         from .aws import AwsSecretsManagerStore
 
         p = config.project
-        return AwsSecretsManagerStore(region=config.secrets.region,
+        return AwsSecretsManagerStore(region=config.target.region if config.target.kind == "aws" else config.secrets.region,
                                       prefix=f"{config.secrets.prefix.rstrip('/')}/{p.name}/{p.environment}/")
     from .file import FileSecretStore
 

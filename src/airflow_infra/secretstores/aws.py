@@ -19,16 +19,22 @@ class AwsSecretsManagerStore:
     def name(self, ref: str) -> str:
         return self.prefix + re.sub(r"[^A-Za-z0-9/_+=.@-]", "-", ref)
 
-    def get(self, ref: str) -> str | None:
+    def get(self, ref: str, *, restore: bool = False) -> str | None:
         try:
             return self.sm.get_secret_value(SecretId=self.name(ref))["SecretString"]
         except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
+            code = error_code(exc)
+            if code == "ResourceNotFoundException":
                 return None
-            raise AirflowInfraError(f"Secrets Manager: cannot read {self.name(ref)}: {error_code(exc) or type(exc).__name__}") from None
+            if code == "InvalidRequestException":  # scheduled for deletion (its role was destroyed)
+                if not restore:
+                    return None
+                self.sm.restore_secret(SecretId=self.name(ref))
+                return self.get(ref)
+            raise AirflowInfraError(f"Secrets Manager: cannot read {self.name(ref)}: {code or type(exc).__name__}") from None
 
     def get_or_create(self, ref: str) -> str:
-        existing = self.get(ref)
+        existing = self.get(ref, restore=True)  # a role made again gets its old secret back
         if existing is not None:
             return existing
         value = secrets.token_urlsafe(32)

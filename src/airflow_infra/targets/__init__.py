@@ -11,6 +11,7 @@ from ..config import Config
 REGISTRY = {
     "local": "airflow_infra.targets.local:LocalTarget",
     "server": "airflow_infra.targets.server:ServerTarget",
+    "aws": "airflow_infra.targets.aws:AwsTarget",
 }
 
 

@@ -1,0 +1,360 @@
+"""AWS resources of the aws target: the database's security group, DB subnet group, parameter group
+and the RDS instance, each with safe defaults read back on refresh (drift on what matters for
+security: public accessibility, encryption, deletion protection, security-group rules).
+
+Every one is tagged ManagedBy/Project/Environment: the tags are the marker that tells ours from
+someone else's.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from ..aws import error_code, translate
+from ..errors import ProviderError
+from ..resources import Observed, Resource
+
+PORT = 5432
+
+
+def _tags(d: dict) -> list[dict]:
+    return [{"Key": k, "Value": v} for k, v in sorted(d.items())]
+
+
+def _ours(tags: list[dict] | None, want: dict) -> bool:
+    have = {t["Key"]: t["Value"] for t in tags or []}
+    return all(have.get(k) == v for k, v in want.items())
+
+
+class _Aws:
+    def __init__(self, client: Callable[[str], Any], *, tags: dict[str, str]):
+        self._client = client
+        self.tags = tags
+
+    def __getattr__(self, service: str):
+        return self._client(service)
+
+
+class SecurityGroupProvider:
+    """5432 open only to the named security groups and CIDRs."""
+
+    type = "aws_security_group"
+    force_new = frozenset({"name", "vpc_id"})
+
+    def __init__(self, aws: _Aws):
+        self.aws = aws
+
+    def _find(self, r: Resource):
+        groups = self.aws.ec2.describe_security_groups(Filters=[
+            {"Name": "group-name", "Values": [r.attrs["name"]]}, {"Name": "vpc-id", "Values": [r.attrs["vpc_id"]]}])
+        return (groups["SecurityGroups"] or [None])[0]
+
+    @staticmethod
+    def _ingress(group: dict) -> dict:
+        cidrs, sgs = set(), set()
+        for perm in group.get("IpPermissions", []):
+            if perm.get("FromPort") == PORT and perm.get("ToPort") == PORT and perm.get("IpProtocol") == "tcp":
+                cidrs |= {x["CidrIp"] for x in perm.get("IpRanges", [])}
+                sgs |= {x["GroupId"] for x in perm.get("UserIdGroupPairs", [])}
+            else:  # any other port counts as an unexpected rule
+                cidrs |= {f"{perm.get('IpProtocol')}:{perm.get('FromPort')}:{x['CidrIp']}" for x in perm.get("IpRanges", [])}
+        return {"cidrs": sorted(cidrs), "security_groups": sorted(sgs)}
+
+    def read(self, r: Resource, prior: Observed | None) -> Observed | None:
+        try:
+            group = self._find(r)
+        except Exception as exc:
+            raise translate(r.address, "read", exc) from None
+        if group is None:
+            return None
+        return Observed({"name": r.attrs["name"], "vpc_id": r.attrs["vpc_id"], "id": group["GroupId"],
+                         "ingress": self._ingress(group)}, foreign=not _ours(group.get("Tags"), self.aws.tags))
+
+    def _converge(self, r: Resource, group_id: str, current: dict) -> None:
+        want = r.attrs["ingress"]
+        gone_c = set(current["cidrs"]) - set(want["cidrs"])
+        gone_s = set(current["security_groups"]) - set(want["security_groups"])
+        if gone_c or gone_s:
+            plain = [c for c in gone_c if ":" not in c]
+            if plain or gone_s:
+                self.aws.ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=[{
+                    "IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT, "IpRanges": [{"CidrIp": c} for c in sorted(plain)],
+                    "UserIdGroupPairs": [{"GroupId": g} for g in sorted(gone_s)]}])
+            for other in sorted(c for c in gone_c if ":" in c):
+                proto, port, cidr = other.split(":", 2)
+                perm = {"IpProtocol": proto, "IpRanges": [{"CidrIp": cidr}]}
+                if port != "None":
+                    perm.update(FromPort=int(port), ToPort=int(port))
+                self.aws.ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=[perm])
+        new_c = set(want["cidrs"]) - set(current["cidrs"])
+        new_s = set(want["security_groups"]) - set(current["security_groups"])
+        if new_c or new_s:
+            self.aws.ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[{
+                "IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT, "IpRanges": [{"CidrIp": c} for c in sorted(new_c)],
+                "UserIdGroupPairs": [{"GroupId": g} for g in sorted(new_s)]}])
+
+    def create(self, r: Resource) -> Observed:
+        try:
+            group = self._find(r)
+            if group is None:
+                gid = self.aws.ec2.create_security_group(
+                    GroupName=r.attrs["name"], VpcId=r.attrs["vpc_id"], Description="airflow-infra: PostgreSQL",
+                    TagSpecifications=[{"ResourceType": "security-group", "Tags": _tags(self.aws.tags)}])["GroupId"]
+                current = {"cidrs": [], "security_groups": []}
+                # a new group allows all egress and no ingress: only ours is added
+            else:
+                gid, current = group["GroupId"], self._ingress(group)
+            self._converge(r, gid, current)
+        except Exception as exc:
+            raise translate(r.address, "create", exc) from None
+        return self.read(r, None)
+
+    def update(self, r: Resource, prior: Observed) -> Observed:
+        try:
+            self._converge(r, prior.attrs["id"], prior.attrs["ingress"])
+        except Exception as exc:
+            raise translate(r.address, "update", exc) from None
+        return self.read(r, None)
+
+    def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        try:
+            self.aws.ec2.delete_security_group(GroupId=r.attrs["id"])
+        except Exception as exc:
+            if error_code(exc) not in ("InvalidGroup.NotFound", "InvalidGroupId.NotFound"):
+                raise translate(r.address, "delete", exc) from None
+
+    def holds_data(self, r: Resource, observed: Observed) -> str | None:
+        return None
+
+    def backup(self, r: Resource, observed: Observed, dest: Path):
+        raise ProviderError(f"{r.address}: holds no data")
+
+    def warnings(self, observed: Observed) -> list[str]:
+        if any(c.endswith("/0") for c in observed.attrs.get("ingress", {}).get("cidrs", [])):
+            return [f"security group {observed.attrs['name']}: PostgreSQL is open to the whole internet (a /0 CIDR)"]
+        return []
+
+
+class SubnetGroupProvider:
+    type = "aws_db_subnet_group"
+    force_new = frozenset({"name"})
+
+    def __init__(self, aws: _Aws):
+        self.aws = aws
+
+    def read(self, r: Resource, prior: Observed | None) -> Observed | None:
+        try:
+            groups = self.aws.rds.describe_db_subnet_groups(DBSubnetGroupName=r.attrs["name"])["DBSubnetGroups"]
+        except Exception as exc:
+            if error_code(exc) == "DBSubnetGroupNotFoundFault":
+                return None
+            raise translate(r.address, "read", exc) from None
+        if not groups:
+            return None
+        group = groups[0]
+        return Observed({"name": r.attrs["name"], "subnet_ids": sorted(s["SubnetIdentifier"] for s in group["Subnets"])})
+
+    def create(self, r: Resource) -> Observed:
+        try:
+            if self.read(r, None) is None:
+                self.aws.rds.create_db_subnet_group(DBSubnetGroupName=r.attrs["name"], SubnetIds=r.attrs["subnet_ids"],
+                                                    DBSubnetGroupDescription="airflow-infra", Tags=_tags(self.aws.tags))
+            else:
+                return self.update(r, None)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise translate(r.address, "create", exc) from None
+        return self.read(r, None)
+
+    def update(self, r: Resource, prior: Observed | None) -> Observed:
+        try:
+            self.aws.rds.modify_db_subnet_group(DBSubnetGroupName=r.attrs["name"], SubnetIds=r.attrs["subnet_ids"])
+        except Exception as exc:
+            raise translate(r.address, "update", exc) from None
+        return self.read(r, None)
+
+    def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        try:
+            self.aws.rds.delete_db_subnet_group(DBSubnetGroupName=r.attrs["name"])
+        except Exception as exc:
+            if error_code(exc) != "DBSubnetGroupNotFoundFault":
+                raise translate(r.address, "delete", exc) from None
+
+    holds_data = SecurityGroupProvider.holds_data
+    backup = SecurityGroupProvider.backup
+
+
+class ParameterGroupProvider:
+    """A parameter group of our own, so settings can be changed without touching the default one;
+    its family follows the major version (a major upgrade makes a new one)."""
+
+    type = "aws_db_parameter_group"
+    force_new = frozenset({"name", "family"})
+
+    def __init__(self, aws: _Aws):
+        self.aws = aws
+
+    def read(self, r: Resource, prior: Observed | None) -> Observed | None:
+        try:
+            groups = self.aws.rds.describe_db_parameter_groups(DBParameterGroupName=r.attrs["name"])["DBParameterGroups"]
+        except Exception as exc:
+            if error_code(exc) == "DBParameterGroupNotFound":
+                return None
+            raise translate(r.address, "read", exc) from None
+        if not groups:
+            return None
+        g = groups[0]
+        return Observed({"name": r.attrs["name"], "family": g["DBParameterGroupFamily"]})
+
+    def create(self, r: Resource) -> Observed:
+        try:
+            if self.read(r, None) is None:
+                self.aws.rds.create_db_parameter_group(DBParameterGroupName=r.attrs["name"], DBParameterGroupFamily=r.attrs["family"],
+                                                       Description="airflow-infra", Tags=_tags(self.aws.tags))
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise translate(r.address, "create", exc) from None
+        return self.read(r, None)
+
+    def update(self, r: Resource, prior: Observed) -> Observed:
+        return self.read(r, None)
+
+    def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        try:
+            self.aws.rds.delete_db_parameter_group(DBParameterGroupName=r.attrs["name"])
+        except Exception as exc:
+            if error_code(exc) != "DBParameterGroupNotFound":
+                raise translate(r.address, "delete", exc) from None
+
+    holds_data = SecurityGroupProvider.holds_data
+    backup = SecurityGroupProvider.backup
+
+
+class DbInstanceProvider:
+    """The RDS PostgreSQL instance: private, encrypted, master password managed by RDS in Secrets
+    Manager, deletion protection, backups, tags copied to snapshots, and a unique final snapshot."""
+
+    type = "aws_db_instance"
+    force_new = frozenset({"identifier", "engine", "storage_encrypted", "kms_key_id", "db_subnet_group"})
+    MUTABLE = {  # attr -> modify_db_instance argument
+        "instance_class": "DBInstanceClass", "allocated_storage": "AllocatedStorage",
+        "max_allocated_storage": "MaxAllocatedStorage", "publicly_accessible": "PubliclyAccessible",
+        "deletion_protection": "DeletionProtection", "backup_retention_days": "BackupRetentionPeriod",
+        "multi_az": "MultiAZ", "copy_tags_to_snapshot": "CopyTagsToSnapshot",
+        "parameter_group": "DBParameterGroupName",
+    }
+
+    def __init__(self, aws: _Aws, *, security_group_id: Callable[[], str], on_wait: Callable[[str], None] | None = None):
+        self.aws = aws
+        self._sg = security_group_id
+        self._on_wait = on_wait or (lambda status: None)
+
+    def describe(self, identifier: str) -> dict | None:
+        try:
+            return self.aws.rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+        except Exception as exc:
+            if error_code(exc) == "DBInstanceNotFound":
+                return None
+            raise
+
+    def read(self, r: Resource, prior: Observed | None) -> Observed | None:
+        try:
+            db = self.describe(r.attrs["identifier"])
+        except Exception as exc:
+            raise translate(r.address, "read", exc) from None
+        if db is None:
+            return None
+        version = db.get("EngineVersion", "")
+        attrs = {
+            "identifier": r.attrs["identifier"], "engine": db["Engine"], "engine_major": version.split(".")[0],
+            "instance_class": db["DBInstanceClass"], "allocated_storage": db["AllocatedStorage"],
+            "max_allocated_storage": db.get("MaxAllocatedStorage"), "storage_encrypted": db.get("StorageEncrypted", False),
+            "kms_key_id": r.attrs.get("kms_key_id"), "publicly_accessible": db.get("PubliclyAccessible", False),
+            "deletion_protection": db.get("DeletionProtection", False),
+            "backup_retention_days": db.get("BackupRetentionPeriod"), "multi_az": db.get("MultiAZ", False),
+            "copy_tags_to_snapshot": db.get("CopyTagsToSnapshot", False),
+            "db_subnet_group": (db.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"),
+            "security_groups": sorted(g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", [])),
+            "parameter_group": next((g["DBParameterGroupName"] for g in db.get("DBParameterGroups", [])), None),
+            "master_password_managed": bool(db.get("MasterUserSecret")),
+            # recorded, never compared: AWS's minor upgrades are not changes
+            "engine_version": version, "endpoint": (db.get("Endpoint") or {}).get("Address"),
+            "port": (db.get("Endpoint") or {}).get("Port"), "master_username": db.get("MasterUsername"),
+            "master_secret_arn": (db.get("MasterUserSecret") or {}).get("SecretArn"),
+        }
+        return Observed(attrs, foreign=not _ours(db.get("TagList"), self.aws.tags))
+
+    def _wait(self, identifier: str) -> None:
+        waiter = self.aws.rds.get_waiter("db_instance_available")
+        self._on_wait("waiting for available")
+        waiter.wait(DBInstanceIdentifier=identifier, WaiterConfig={"Delay": 15, "MaxAttempts": 240})
+
+    def create(self, r: Resource) -> Observed:
+        a = r.attrs
+        try:
+            if self.describe(a["identifier"]) is None:
+                kwargs = dict(
+                    DBInstanceIdentifier=a["identifier"], Engine="postgres", EngineVersion=a["engine_major"],
+                    DBInstanceClass=a["instance_class"], AllocatedStorage=a["allocated_storage"],
+                    MaxAllocatedStorage=a["max_allocated_storage"], StorageEncrypted=a["storage_encrypted"],
+                    PubliclyAccessible=a["publicly_accessible"], DeletionProtection=a["deletion_protection"],
+                    BackupRetentionPeriod=a["backup_retention_days"], MultiAZ=a["multi_az"],
+                    CopyTagsToSnapshot=a["copy_tags_to_snapshot"], DBSubnetGroupName=a["db_subnet_group"],
+                    VpcSecurityGroupIds=[self._sg()], DBParameterGroupName=a["parameter_group"],
+                    MasterUsername="airflow_infra_admin", ManageMasterUserPassword=True, Tags=_tags(self.aws.tags))
+                if a.get("kms_key_id"):
+                    kwargs["KmsKeyId"] = a["kms_key_id"]
+                self.aws.rds.create_db_instance(**kwargs)
+            self._wait(a["identifier"])  # an interrupted wait: the next apply finds the instance and waits again
+        except Exception as exc:
+            raise translate(r.address, "create", exc) from None
+        return self.read(r, None)
+
+    def update(self, r: Resource, prior: Observed) -> Observed:
+        changes = {arg: r.attrs[k] for k, arg in self.MUTABLE.items() if prior.attrs.get(k) != r.attrs[k]}
+        if sorted(prior.attrs.get("security_groups", [])) != [self._sg()]:
+            changes["VpcSecurityGroupIds"] = [self._sg()]
+        try:
+            if changes:
+                self.aws.rds.modify_db_instance(DBInstanceIdentifier=r.attrs["identifier"], ApplyImmediately=True, **changes)
+                self._wait(r.attrs["identifier"])
+        except Exception as exc:
+            raise translate(r.address, "update", exc) from None
+        return self.read(r, None)
+
+    def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        db = self.describe(r.attrs["identifier"])
+        if db is None:
+            return
+        if db.get("DeletionProtection"):
+            raise ProviderError(f"{r.address}: deletion protection is on: set [aws.rds] deletion_protection = false, "
+                                "apply, then destroy")
+        final = f"final-{r.attrs['identifier']}-{secrets.token_hex(4)}"
+        try:
+            self.aws.rds.delete_db_instance(DBInstanceIdentifier=r.attrs["identifier"], SkipFinalSnapshot=False,
+                                            FinalDBSnapshotIdentifier=final)
+        except Exception as exc:
+            raise translate(r.address, "delete", exc) from None
+
+    def warnings(self, observed: Observed) -> list[str]:
+        if observed.attrs.get("publicly_accessible"):
+            return [f"RDS instance {observed.attrs['identifier']} is publicly accessible"]
+        return []
+
+    def holds_data(self, r: Resource, observed: Observed) -> str | None:
+        return "a PostgreSQL instance (a final snapshot is taken when it is deleted)"
+
+    def backup(self, r: Resource, observed: Observed, dest: Path) -> str:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+        snap = f"backup-{r.attrs['identifier']}-{stamp}"
+        try:
+            self.aws.rds.create_db_snapshot(DBInstanceIdentifier=r.attrs["identifier"], DBSnapshotIdentifier=snap,
+                                            Tags=_tags(self.aws.tags))
+        except Exception as exc:
+            raise translate(r.address, "backup", exc) from None
+        return f"rds snapshot {snap}"

@@ -1,0 +1,164 @@
+"""The aws target: the server target's S3 bucket and PostgreSQL code, on an RDS instance of the
+project's own (security group, DB subnet group, parameter group), reached for the in-database
+setup at its endpoint or through `connect_through` (an SSH tunnel or SSM port forward), as its
+master user, whose password RDS keeps in Secrets Manager and we read at apply time, never store.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ..config import Config
+from ..errors import ConfigError, NotYetReachable
+from ..outputs import shaped
+from ..resources import Resource
+from ..state.base import State
+from .server import ServerTarget
+
+
+class AwsTarget(ServerTarget):
+    def __init__(self, config: Config, home: Path):
+        super().__init__(config, home)
+        rds = config.aws.rds
+        if not rds.subnet_ids:
+            raise ConfigError("[aws.rds] subnet_ids: name the private subnets (two availability zones at least)")
+        p = config.project
+        self.identifier = f"{p.name}-{p.environment}".replace("_", "-")
+        self.tags = {"ManagedBy": "airflow-infra", "Project": p.name, "Environment": p.environment}
+        self._clients: dict[str, Any] = {}
+        self._vpc: str | None = None
+
+    def client(self, service: str):
+        if service not in self._clients:
+            from ..aws import aws_client
+
+            self._clients[service] = aws_client(service, region=self.config.target.region)
+        return self._clients[service]
+
+    # -- the network the instance lives in -----------------------------------------------------
+    def vpc_id(self) -> str:
+        """The subnets' VPC; they must span two availability zones (RDS asks it of a subnet group)."""
+        if self._vpc is None:
+            from ..aws import translate
+
+            try:
+                subnets = self.client("ec2").describe_subnets(SubnetIds=self.config.aws.rds.subnet_ids)["Subnets"]
+            except Exception as exc:
+                raise ConfigError(str(translate("[aws.rds] subnet_ids", "lookup", exc))) from None
+            if len({s["AvailabilityZone"] for s in subnets}) < 2:
+                raise ConfigError("[aws.rds] subnet_ids: the subnets are all in one availability zone; "
+                                  "RDS needs them in two at least")
+            vpcs = {s["VpcId"] for s in subnets}
+            if len(vpcs) != 1:
+                raise ConfigError(f"[aws.rds] subnet_ids: the subnets are in several VPCs ({', '.join(sorted(vpcs))})")
+            self._vpc = vpcs.pop()
+        return self._vpc
+
+    def _security_group_id(self) -> str:
+        from ..providers.aws import SecurityGroupProvider, _Aws
+
+        [sg] = [r for r in self.desired() if r.type == "aws_security_group"]
+        found = SecurityGroupProvider(_Aws(self.client, tags=self.tags)).read(sg, None)
+        if found is None:
+            raise NotYetReachable("the security group does not exist yet")
+        return found.attrs["id"]
+
+    # -- the admin connection: the instance's master user ---------------------------------------
+    def _instance(self) -> dict:
+        try:
+            db = self.client("rds").describe_db_instances(DBInstanceIdentifier=self.identifier)["DBInstances"][0]
+        except Exception as exc:
+            from ..aws import error_code
+
+            if error_code(exc) == "DBInstanceNotFound":
+                raise NotYetReachable(f"the RDS instance {self.identifier} does not exist yet") from None
+            raise
+        if not db.get("Endpoint") or not db.get("MasterUserSecret"):
+            raise NotYetReachable(f"the RDS instance {self.identifier} is not available yet")
+        return db
+
+    def _dsn(self) -> str:
+        db = self._instance()
+        secret = json.loads(self.client("secretsmanager").get_secret_value(
+            SecretId=db["MasterUserSecret"]["SecretArn"])["SecretString"])
+        through = self.config.aws.rds.connect_through
+        host, port = through.rsplit(":", 1) if through else (db["Endpoint"]["Address"], db["Endpoint"]["Port"])
+        sslmode = "prefer" if through else "require"
+        return (f"postgresql://{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}"
+                f"@{host}:{port}/postgres?sslmode={sslmode}")
+
+    def _pool_key(self) -> str:
+        return f"aws:{self.config.target.region}:{self.identifier}"
+
+    @property
+    def _secret_prefix(self) -> str:
+        return f"aws/{self.identifier}"
+
+    # -- what the project wants ------------------------------------------------------------------
+    def desired(self) -> list[Resource]:
+        from ..providers.postgres import database_resources
+
+        c, rds = self.config, self.config.aws.rds
+        server_side = [r for r in super().desired() if not r.type.startswith("postgres_")]
+        ident = self.identifier
+        pg = f"{ident}-pg{rds.engine_major}"
+        infra = [
+            Resource("aws_security_group", "db", {"name": f"{ident}-postgres", "vpc_id": self.vpc_id(), "ingress": {
+                "cidrs": sorted(rds.allowed_cidrs), "security_groups": sorted(rds.allowed_security_groups)}}),
+            Resource("aws_db_subnet_group", "main", {"name": ident, "subnet_ids": sorted(rds.subnet_ids)}),
+            Resource("aws_db_parameter_group", "main", {"name": pg, "family": f"postgres{rds.engine_major}"}),
+            Resource("aws_db_instance", "main", {
+                "identifier": ident, "engine": "postgres", "engine_major": rds.engine_major,
+                "instance_class": rds.instance_class, "allocated_storage": rds.allocated_storage,
+                "max_allocated_storage": rds.max_allocated_storage, "storage_encrypted": rds.storage_encrypted,
+                "kms_key_id": rds.kms_key_id, "publicly_accessible": rds.publicly_accessible,
+                "deletion_protection": (rds.deletion_protection if rds.deletion_protection is not None
+                                        else c.project.environment != "dev"),
+                "backup_retention_days": rds.backup_retention_days, "multi_az": rds.multi_az,
+                "copy_tags_to_snapshot": True, "db_subnet_group": ident, "parameter_group": pg,
+                "master_password_managed": True,
+            }, ("aws_security_group.db", "aws_db_subnet_group.main", "aws_db_parameter_group.main")),
+        ]
+        postgres = [Resource(r.type, r.name, r.attrs, (*r.depends_on, "aws_db_instance.main"))
+                    for r in database_resources(c.project.name, c.database.schemas, secret_prefix=self._secret_prefix)]
+        return [*server_side, *infra, *postgres]
+
+    def providers(self) -> dict[str, Any]:
+        from ..providers.aws import DbInstanceProvider, ParameterGroupProvider, SecurityGroupProvider, SubnetGroupProvider, _Aws
+        from ..providers.postgres import DatabaseProvider, RoleProvider, SchemaProvider
+        from ..providers.s3 import S3BucketProvider, S3PrefixProvider
+
+        aws = _Aws(self.client, tags=self.tags)
+        admin = self.admin()  # sessions open on first use: the instance may not exist yet
+        p, backup = self.config.project, self.config.bucket.backup
+        owner = {"project": p.name, "environment": p.environment, "backup_to": backup}
+        self.s3()
+        ps = [S3BucketProvider(self.s3, **owner), S3PrefixProvider(self.s3, **owner), SecurityGroupProvider(aws),
+              SubnetGroupProvider(aws), ParameterGroupProvider(aws),
+              DbInstanceProvider(aws, security_group_id=self._security_group_id),
+              RoleProvider(admin), DatabaseProvider(admin), SchemaProvider(admin)]
+        return {pr.type: pr for pr in ps}
+
+    # -- what it gives ---------------------------------------------------------------------------
+    def outputs(self, state: State, *, reveal: bool = True) -> dict[str, dict]:
+        from ..outputs import database_outputs
+
+        db = state.resources.get("aws_db_instance.main")
+        if db is None:
+            return {}
+        c = self.config
+        host, port = c.database.host or db.attrs.get("endpoint"), c.database.port or db.attrs.get("port")
+        out = database_outputs(state, self.secrets, host=host, port=port, reveal=reveal)
+        if out.get("postgres_uri", (None,))[0]:
+            out["postgres_uri"] = (out["postgres_uri"][0] + "?sslmode=require", True)
+        bucket = state.resources.get("s3_bucket.workfiles") or state.resources.get("s3_prefix.workfiles")
+        if out and bucket is not None:
+            name = bucket.attrs.get("name") or bucket.attrs["bucket"]
+            out["bucket_url"] = (f"s3://{name}/{bucket.attrs.get('prefix', '')}", False)
+            out["bucket_name"] = (name, False)
+            out["bucket_region"] = (c.bucket.region, False)
+        out["rds_instance"] = (self.identifier, False)
+        return shaped(out)

@@ -1,0 +1,121 @@
+"""target = "aws": moto in server mode for EC2, RDS, Secrets Manager and S3; the in-database step reaches
+the session's real PostgreSQL through connect_through, as the master user whose password the test reads
+from the secret moto made for the instance."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+AWS = """[project]
+name = "{name}"
+environment = "prod"
+[target]
+kind = "aws"
+region = "us-east-1"
+[bucket]
+tls_only = false
+[database]
+schemas = ["raw"]
+[aws.rds]
+subnet_ids = {subnets}
+allowed_security_groups = ["{workers}"]
+connect_through = "127.0.0.1:{port}"
+{extra}
+"""
+
+
+@pytest.fixture
+def network(moto_endpoint):
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"us-east-1{az}")["Subnet"]["SubnetId"]
+               for i, az in enumerate("ab")]
+    workers = ec2.create_security_group(GroupName="airflow-workers", Description="w", VpcId=vpc)["GroupId"]
+    return {"vpc": vpc, "subnets": subnets, "workers": workers}
+
+
+@pytest.fixture
+def aws_cli(cli, name, network, server):
+    def write(extra: str = ""):
+        (cli.dir / "airflow-infra.toml").write_text(AWS.format(
+            name=name, subnets=json.dumps(network["subnets"]), workers=network["workers"], port=server.port, extra=extra))
+        return cli
+    return write
+
+
+def give_master_user(identifier: str, superuser) -> None:
+    """What a real RDS instance has: its master user, with the password RDS keeps in Secrets Manager."""
+    rds = boto3.client("rds", region_name="us-east-1")
+    db = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+    secret = json.loads(boto3.client("secretsmanager", region_name="us-east-1").get_secret_value(
+        SecretId=db["MasterUserSecret"]["SecretArn"])["SecretString"])
+    with superuser() as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (secret["username"],)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(f"{verb} ROLE {secret['username']} LOGIN CREATEDB CREATEROLE PASSWORD '{secret['password']}'")
+
+
+def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, network, superuser):
+    cli = aws_cli("deletion_protection = true")
+    ident = f"{name}-prod".replace("_", "-")
+    first = cli("apply", "--auto-approve", expect=1)  # the master user is not on "the instance" yet
+    last = first.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and "password authentication failed" in last
+    give_master_user(ident, superuser)
+    cli("apply", "--auto-approve")  # carries on from where it stopped
+    cli("plan", "--detailed-exitcode")
+
+    rds, ec2 = boto3.client("rds", region_name="us-east-1"), boto3.client("ec2", region_name="us-east-1")
+    db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+    assert (db["Engine"], db["EngineVersion"].split(".")[0]) == ("postgres", "16")
+    assert db["StorageEncrypted"] and not db["PubliclyAccessible"] and db["DeletionProtection"]
+    assert db["CopyTagsToSnapshot"] and db["BackupRetentionPeriod"] == 7 and db["MasterUserSecret"]["SecretArn"]
+    assert db["DBSubnetGroup"]["DBSubnetGroupName"] == ident
+    assert db["DBParameterGroups"][0]["DBParameterGroupName"] == f"{ident}-pg16"
+    [sg] = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"{ident}-postgres"]}])["SecurityGroups"]
+    assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"]) for p in sg["IpPermissions"]] == [
+        (5432, [network["workers"]], [])]
+    assert {t["Key"]: t["Value"] for t in db["TagList"]} == {"ManagedBy": "airflow-infra", "Project": name, "Environment": "prod"}
+    out = {k: v["value"] for k, v in json.loads(cli("output", "--json", "--show-secrets").stdout).items()}
+    assert out["postgres_uri"].endswith("?sslmode=require") and out["postgres_host"] == db["Endpoint"]["Address"]
+    names = [s["Name"] for s in boto3.client("secretsmanager", region_name="us-east-1").list_secrets()["SecretList"]]
+    assert f"airflow-infra/{name}/prod/aws/{ident}/{name}_etl" in names  # role passwords live in Secrets Manager
+
+    # drift by hand on what matters for security
+    rds.modify_db_instance(DBInstanceIdentifier=ident, PubliclyAccessible=True, ApplyImmediately=True)
+    ec2.authorize_security_group_ingress(GroupId=sg["GroupId"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    plan = cli("plan", "--detailed-exitcode", expect=2).stdout
+    assert "aws_db_instance.main: publicly_accessible changed false -> true" in plan
+    assert "0.0.0.0/0" in plan and "open to the whole internet" in plan
+    cli("apply", "--auto-approve")
+    assert not rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["PubliclyAccessible"]
+    cli("plan", "--detailed-exitcode")
+
+    # destroy: refused while deletion protection is on; after lifting it, a final snapshot is kept
+    refused = cli("destroy", "--auto-approve", "--force-delete-data", expect=1)
+    assert "deletion protection is on" in refused.stderr
+    assert rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"]
+    cli.dir.joinpath("airflow-infra.toml").write_text(
+        cli.dir.joinpath("airflow-infra.toml").read_text().replace("deletion_protection = true", "deletion_protection = false"))
+    cli("apply", "--auto-approve")
+    cli("destroy", "--auto-approve", "--force-delete-data")
+    snaps = [s["DBSnapshotIdentifier"] for s in rds.describe_db_snapshots()["DBSnapshots"]]
+    assert any(s.startswith(f"final-{ident}-") for s in snaps) and any(s.startswith(f"backup-{ident}-") for s in snaps)
+
+
+def test_bad_aws_inputs(aws_cli, network, moto_endpoint):
+    cli = aws_cli('allowed_cidrs = ["0.0.0.0/0"]')
+    proc = cli("plan", expect=1)
+    assert "allow_public_cidr = true" in proc.stderr and proc.stderr.count("\n") == 1
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    one_az = ec2.create_subnet(VpcId=network["vpc"], CidrBlock="10.20.9.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    cli = aws_cli("")
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text().replace(json.dumps(network["subnets"]), json.dumps([network["subnets"][0], one_az])))
+    proc = cli("plan", expect=1)
+    assert "all in one availability zone" in proc.stderr
+    assert not (cli.dir / ".airflow-infra" / "state.json").exists()
