@@ -165,8 +165,14 @@ class RdsConfig(_Section):
         return self
 
 
+class IamConfig(_Section):
+    # the Airflow workers' role: the project's bucket policy is attached to it; otherwise it is only an output
+    attach_to_role: str | None = None
+
+
 class AwsConfig(_Section):
     rds: RdsConfig = RdsConfig()
+    iam: IamConfig = IamConfig()
 
 
 class SecretsConfig(_Section):

@@ -358,3 +358,106 @@ class DbInstanceProvider:
         except Exception as exc:
             raise translate(r.address, "backup", exc) from None
         return f"rds snapshot {snap}"
+
+
+def workers_policy(bucket: str, prefix: str) -> dict:
+    """Exactly the project's bucket (or prefix) for the Airflow workers."""
+    arn = f"arn:aws:s3:::{bucket}"
+    listing: dict = {"Sid": "ListProjectObjects", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": arn}
+    if prefix:
+        listing["Condition"] = {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}}
+    return {"Version": "2012-10-17", "Statement": [
+        listing,
+        {"Sid": "ReadWriteProjectObjects", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+         "Resource": f"{arn}/{prefix}*"},
+    ]}
+
+
+class IamPolicyProvider:
+    """A managed policy for the workers; attached to [aws.iam] attach_to_role when given."""
+
+    type = "aws_iam_policy"
+    force_new = frozenset({"name"})
+
+    def __init__(self, aws: _Aws):
+        self.aws = aws
+        self._account: str | None = None
+
+    def _arn(self, name: str) -> str:
+        if self._account is None:
+            self._account = self.aws.sts.get_caller_identity()["Account"]
+        return f"arn:aws:iam::{self._account}:policy/{name}"
+
+    def read(self, r: Resource, prior: Observed | None) -> Observed | None:
+        arn = self._arn(r.attrs["name"])
+        try:
+            policy = self.aws.iam.get_policy(PolicyArn=arn)["Policy"]
+            doc = self.aws.iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]["Document"]
+            roles = sorted(x["RoleName"] for x in self.aws.iam.list_entities_for_policy(PolicyArn=arn)["PolicyRoles"])
+        except Exception as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return None
+            raise translate(r.address, "read", exc) from None
+        if isinstance(doc, str):
+            import json
+            from urllib.parse import unquote
+
+            doc = json.loads(unquote(doc))
+        return Observed({"name": r.attrs["name"], "document": doc, "attached_to": roles, "arn": arn})
+
+    def _attach(self, r: Resource, arn: str, current: list[str]) -> None:
+        for role in sorted(set(r.attrs["attached_to"]) - set(current)):
+            self.aws.iam.attach_role_policy(RoleName=role, PolicyArn=arn)
+        for role in sorted(set(current) - set(r.attrs["attached_to"])):
+            self.aws.iam.detach_role_policy(RoleName=role, PolicyArn=arn)
+
+    def create(self, r: Resource) -> Observed:
+        import json
+
+        try:
+            existing = self.read(r, None)
+            if existing is None:
+                arn = self.aws.iam.create_policy(PolicyName=r.attrs["name"], PolicyDocument=json.dumps(r.attrs["document"]),
+                                                 Description="airflow-infra: the project's bucket, for the Airflow workers",
+                                                 Tags=_tags(self.aws.tags))["Policy"]["Arn"]
+                self._attach(r, arn, [])
+            else:
+                return self.update(r, existing)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise translate(r.address, "create", exc) from None
+        return self.read(r, None)
+
+    def update(self, r: Resource, prior: Observed) -> Observed:
+        import json
+
+        arn = prior.attrs["arn"]
+        try:
+            if prior.attrs.get("document") != r.attrs["document"]:
+                versions = self.aws.iam.list_policy_versions(PolicyArn=arn)["Versions"]
+                old = sorted((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
+                if len(versions) >= 5:  # IAM keeps five versions
+                    self.aws.iam.delete_policy_version(PolicyArn=arn, VersionId=old[0]["VersionId"])
+                self.aws.iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(r.attrs["document"]),
+                                                   SetAsDefault=True)
+            self._attach(r, arn, prior.attrs.get("attached_to", []))
+        except Exception as exc:
+            raise translate(r.address, "update", exc) from None
+        return self.read(r, None)
+
+    def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        arn = self._arn(r.attrs["name"])
+        try:
+            for role in self.aws.iam.list_entities_for_policy(PolicyArn=arn)["PolicyRoles"]:
+                self.aws.iam.detach_role_policy(RoleName=role["RoleName"], PolicyArn=arn)
+            for v in self.aws.iam.list_policy_versions(PolicyArn=arn)["Versions"]:
+                if not v["IsDefaultVersion"]:
+                    self.aws.iam.delete_policy_version(PolicyArn=arn, VersionId=v["VersionId"])
+            self.aws.iam.delete_policy(PolicyArn=arn)
+        except Exception as exc:
+            if error_code(exc) != "NoSuchEntity":
+                raise translate(r.address, "delete", exc) from None
+
+    holds_data = SecurityGroupProvider.holds_data
+    backup = SecurityGroupProvider.backup

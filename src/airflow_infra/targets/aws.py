@@ -122,12 +122,20 @@ class AwsTarget(ServerTarget):
                 "master_password_managed": True,
             }, ("aws_security_group.db", "aws_db_subnet_group.main", "aws_db_parameter_group.main")),
         ]
+        from ..providers.aws import workers_policy
+
+        prefix = c.bucket.prefix
+        infra.append(Resource("aws_iam_policy", "workers", {
+            "name": f"airflow-infra-{ident}-workfiles", "document": workers_policy(c.bucket_name, prefix),
+            "attached_to": [c.aws.iam.attach_to_role] if c.aws.iam.attach_to_role else []}))
         postgres = [Resource(r.type, r.name, r.attrs, (*r.depends_on, "aws_db_instance.main"))
                     for r in database_resources(c.project.name, c.database.schemas, secret_prefix=self._secret_prefix)]
         return [*server_side, *infra, *postgres]
 
     def providers(self) -> dict[str, Any]:
-        from ..providers.aws import DbInstanceProvider, ParameterGroupProvider, SecurityGroupProvider, SubnetGroupProvider, _Aws
+        from ..providers.aws import (
+            DbInstanceProvider, IamPolicyProvider, ParameterGroupProvider, SecurityGroupProvider, SubnetGroupProvider, _Aws,
+        )
         from ..providers.postgres import DatabaseProvider, RoleProvider, SchemaProvider
         from ..providers.s3 import S3BucketProvider, S3PrefixProvider
 
@@ -138,7 +146,7 @@ class AwsTarget(ServerTarget):
         self.s3()
         ps = [S3BucketProvider(self.s3, **owner), S3PrefixProvider(self.s3, **owner), SecurityGroupProvider(aws),
               SubnetGroupProvider(aws), ParameterGroupProvider(aws),
-              DbInstanceProvider(aws, security_group_id=self._security_group_id),
+              DbInstanceProvider(aws, security_group_id=self._security_group_id), IamPolicyProvider(aws),
               RoleProvider(admin), DatabaseProvider(admin), SchemaProvider(admin)]
         return {pr.type: pr for pr in ps}
 
@@ -161,4 +169,8 @@ class AwsTarget(ServerTarget):
             out["bucket_name"] = (name, False)
             out["bucket_region"] = (c.bucket.region, False)
         out["rds_instance"] = (self.identifier, False)
+        policy = state.resources.get("aws_iam_policy.workers")
+        if policy is not None:
+            out["worker_policy_arn"] = (policy.attrs.get("arn"), False)
+            out["worker_policy_json"] = (policy.attrs["document"], False)
         return shaped(out)
