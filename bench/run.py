@@ -7,6 +7,7 @@
 - a no-op `plan`: wall time and peak memory (max RSS)                    target: <= 0.5 s, <= 80 MB
 - the server target (bench/server_target.py): plan and apply of 1 and of 50 projects on one
   PostgreSQL and moto, and the S3 calls of a bucket refresh
+- the aws target (bench/aws_target.py): API calls by service and wall time of a no-op plan
 - state backends (bench/state_backends.py): lock + unlock latency and a no-op plan for each backend
 - DAG import and fleet (bench/dags.py): `dags sync` of 50 repositories beside the seed's clone loop,
   local and 100 ms away; `plan --all` of 100 projects beside one project's plan
@@ -127,6 +128,13 @@ def main() -> None:
     print(f"\n{'server target (PostgreSQL + moto)':<52} {'seconds':>9}  note")
     print("-" * 110)
     for label, secs, note in server_rows(args.projects):
+        print(f"{label:<52} {secs:>9.3f}  {note}")
+
+    from aws_target import rows as aws_rows
+
+    print(f"\n{'aws target (moto, PostgreSQL through connect_through)':<52} {'seconds':>9}  note")
+    print("-" * 110)
+    for label, secs, note in aws_rows():
         print(f"{label:<52} {secs:>9.3f}  {note}")
 
     from state_backends import rows as state_rows
