@@ -138,83 +138,31 @@ class SecurityGroupProvider:
         return []
 
 
-class SubnetGroupProvider:
-    type = "aws_db_subnet_group"
-    force_new = frozenset({"name"})
+class _RdsGroup:
+    """What a DB subnet group and a DB parameter group share: found by name, made when missing,
+    deleted by name; no data in them."""
+
+    NOT_FOUND: str
+    LIST: str  # the describe call's result key
 
     def __init__(self, aws: _Aws):
         self.aws = aws
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         try:
-            groups = self.aws.rds.describe_db_subnet_groups(DBSubnetGroupName=r.attrs["name"])["DBSubnetGroups"]
+            groups = self._describe(r.attrs["name"])[self.LIST]
         except Exception as exc:
-            if error_code(exc) == "DBSubnetGroupNotFoundFault":
+            if error_code(exc) == self.NOT_FOUND:
                 return None
             raise translate(r.address, "read", exc) from None
-        if not groups:
-            return None
-        group = groups[0]
-        return Observed({"name": r.attrs["name"], "subnet_ids": sorted(s["SubnetIdentifier"] for s in group["Subnets"])})
+        return Observed({"name": r.attrs["name"], **self._observe(groups[0])}) if groups else None  # moto lists none
 
     def create(self, r: Resource) -> Observed:
         try:
             if self.read(r, None) is None:
-                self.aws.rds.create_db_subnet_group(DBSubnetGroupName=r.attrs["name"], SubnetIds=r.attrs["subnet_ids"],
-                                                    DBSubnetGroupDescription="airflow-infra", Tags=_tags(self.aws.tags))
+                self._create(r)
             else:
-                return self.update(r, None)
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise translate(r.address, "create", exc) from None
-        return self.read(r, None)
-
-    def update(self, r: Resource, prior: Observed | None) -> Observed:
-        try:
-            self.aws.rds.modify_db_subnet_group(DBSubnetGroupName=r.attrs["name"], SubnetIds=r.attrs["subnet_ids"])
-        except Exception as exc:
-            raise translate(r.address, "update", exc) from None
-        return self.read(r, None)
-
-    def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
-        try:
-            self.aws.rds.delete_db_subnet_group(DBSubnetGroupName=r.attrs["name"])
-        except Exception as exc:
-            if error_code(exc) != "DBSubnetGroupNotFoundFault":
-                raise translate(r.address, "delete", exc) from None
-
-    holds_data = SecurityGroupProvider.holds_data
-    backup = SecurityGroupProvider.backup
-
-
-class ParameterGroupProvider:
-    """A parameter group of our own, so settings can be changed without touching the default one;
-    its family follows the major version (a major upgrade makes a new one)."""
-
-    type = "aws_db_parameter_group"
-    force_new = frozenset({"name", "family"})
-
-    def __init__(self, aws: _Aws):
-        self.aws = aws
-
-    def read(self, r: Resource, prior: Observed | None) -> Observed | None:
-        try:
-            groups = self.aws.rds.describe_db_parameter_groups(DBParameterGroupName=r.attrs["name"])["DBParameterGroups"]
-        except Exception as exc:
-            if error_code(exc) == "DBParameterGroupNotFound":
-                return None
-            raise translate(r.address, "read", exc) from None
-        if not groups:
-            return None
-        g = groups[0]
-        return Observed({"name": r.attrs["name"], "family": g["DBParameterGroupFamily"]})
-
-    def create(self, r: Resource) -> Observed:
-        try:
-            if self.read(r, None) is None:
-                self.aws.rds.create_db_parameter_group(DBParameterGroupName=r.attrs["name"], DBParameterGroupFamily=r.attrs["family"],
-                                                       Description="airflow-infra", Tags=_tags(self.aws.tags))
+                self._modify(r)
         except ProviderError:
             raise
         except Exception as exc:
@@ -222,17 +170,70 @@ class ParameterGroupProvider:
         return self.read(r, None)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
+        try:
+            self._modify(r)
+        except Exception as exc:
+            raise translate(r.address, "update", exc) from None
         return self.read(r, None)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         try:
-            self.aws.rds.delete_db_parameter_group(DBParameterGroupName=r.attrs["name"])
+            self._delete(r.attrs["name"])
         except Exception as exc:
-            if error_code(exc) != "DBParameterGroupNotFound":
+            if error_code(exc) != self.NOT_FOUND:
                 raise translate(r.address, "delete", exc) from None
 
     holds_data = SecurityGroupProvider.holds_data
     backup = SecurityGroupProvider.backup
+
+
+class SubnetGroupProvider(_RdsGroup):
+    type = "aws_db_subnet_group"
+    force_new = frozenset({"name"})
+    NOT_FOUND, LIST = "DBSubnetGroupNotFoundFault", "DBSubnetGroups"
+
+    def _describe(self, name):
+        return self.aws.rds.describe_db_subnet_groups(DBSubnetGroupName=name)
+
+    @staticmethod
+    def _observe(group) -> dict:
+        return {"subnet_ids": sorted(s["SubnetIdentifier"] for s in group["Subnets"])}
+
+    def _create(self, r: Resource) -> None:
+        self.aws.rds.create_db_subnet_group(DBSubnetGroupName=r.attrs["name"], SubnetIds=r.attrs["subnet_ids"],
+                                            DBSubnetGroupDescription="airflow-infra", Tags=_tags(self.aws.tags))
+
+    def _modify(self, r: Resource) -> None:
+        self.aws.rds.modify_db_subnet_group(DBSubnetGroupName=r.attrs["name"], SubnetIds=r.attrs["subnet_ids"])
+
+    def _delete(self, name: str) -> None:
+        self.aws.rds.delete_db_subnet_group(DBSubnetGroupName=name)
+
+
+class ParameterGroupProvider(_RdsGroup):
+    """A parameter group of our own, so settings can be changed without touching the default one;
+    its family follows the major version (a major upgrade makes a new one)."""
+
+    type = "aws_db_parameter_group"
+    force_new = frozenset({"name", "family"})
+    NOT_FOUND, LIST = "DBParameterGroupNotFound", "DBParameterGroups"
+
+    def _describe(self, name):
+        return self.aws.rds.describe_db_parameter_groups(DBParameterGroupName=name)
+
+    @staticmethod
+    def _observe(group) -> dict:
+        return {"family": group["DBParameterGroupFamily"]}
+
+    def _create(self, r: Resource) -> None:
+        self.aws.rds.create_db_parameter_group(DBParameterGroupName=r.attrs["name"], DBParameterGroupFamily=r.attrs["family"],
+                                               Description="airflow-infra", Tags=_tags(self.aws.tags))
+
+    def _modify(self, r: Resource) -> None:
+        pass  # name and family force a new group; nothing else is ours to set yet
+
+    def _delete(self, name: str) -> None:
+        self.aws.rds.delete_db_parameter_group(DBParameterGroupName=name)
 
 
 class DbInstanceProvider:

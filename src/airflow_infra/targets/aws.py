@@ -162,12 +162,7 @@ class AwsTarget(ServerTarget):
         out = database_outputs(state, self.secrets, host=host, port=port, reveal=reveal)
         if out.get("postgres_uri", (None,))[0]:
             out["postgres_uri"] = (out["postgres_uri"][0] + "?sslmode=require", True)
-        bucket = state.resources.get("s3_bucket.workfiles") or state.resources.get("s3_prefix.workfiles")
-        if out and bucket is not None:
-            name = bucket.attrs.get("name") or bucket.attrs["bucket"]
-            out["bucket_url"] = (f"s3://{name}/{bucket.attrs.get('prefix', '')}", False)
-            out["bucket_name"] = (name, False)
-            out["bucket_region"] = (c.bucket.region, False)
+        self._with_bucket_outputs(state, out)
         out["rds_instance"] = (self.identifier, False)
         policy = state.resources.get("aws_iam_policy.workers")
         if policy is not None:

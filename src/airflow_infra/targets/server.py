@@ -145,6 +145,10 @@ class ServerTarget:
         server = self._server_info()
         out = database_outputs(state, self.secrets, host=c.database.host or server["host"],
                                port=c.database.port or server["port"], reveal=reveal)
+        return shaped(self._with_bucket_outputs(state, out))
+
+    def _with_bucket_outputs(self, state: State, out: dict) -> dict:
+        c = self.config
         bucket = state.resources.get("s3_bucket.workfiles") or state.resources.get("s3_prefix.workfiles")
         if out and bucket is not None:
             name = bucket.attrs.get("name") or bucket.attrs["bucket"]
@@ -154,4 +158,4 @@ class ServerTarget:
             endpoint = c.bucket.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
             if endpoint:
                 out["bucket_endpoint_url"] = (endpoint, False)
-        return shaped(out)
+        return out
