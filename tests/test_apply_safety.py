@@ -257,13 +257,18 @@ def test_state_migrate_through_every_backend(cli, state_bucket, state_dsn):
     assert (after["lineage"], after["serial"], after["resources"]) == (before["lineage"], before["serial"], before["resources"])
 
 
-def test_lock_table_with_the_wrong_key_is_refused(cli, state_bucket, moto_endpoint):
+def make_lock_table(state_bucket: str, key: str) -> None:
+    """A lock table made by someone else beforehand, keyed on key."""
     import boto3
 
-    ddb = boto3.client("dynamodb", region_name="us-east-1")
-    ddb.create_table(TableName=f"tf-locks-{state_bucket}", BillingMode="PAY_PER_REQUEST",
-                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    boto3.client("dynamodb", region_name="us-east-1").create_table(
+        TableName=f"tf-locks-{state_bucket}", BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}])
+
+
+def test_lock_table_with_the_wrong_key_is_refused(cli, state_bucket, moto_endpoint):
+    make_lock_table(state_bucket, "id")
     cli("init")
     use_s3_state(cli, state_bucket, "dynamodb")
     proc = cli("backend", "bootstrap", expect=1)
@@ -271,12 +276,7 @@ def test_lock_table_with_the_wrong_key_is_refused(cli, state_bucket, moto_endpoi
 
 
 def test_existing_terraform_lock_table_is_used_as_is(cli, state_bucket, moto_endpoint):
-    import boto3
-
-    ddb = boto3.client("dynamodb", region_name="us-east-1")
-    ddb.create_table(TableName=f"tf-locks-{state_bucket}", BillingMode="PAY_PER_REQUEST",
-                     AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
-                     KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}])
+    make_lock_table(state_bucket, "LockID")  # Terraform's shape
     cli("init")
     use_s3_state(cli, state_bucket, "dynamodb")
     made = cli("backend", "bootstrap").stdout

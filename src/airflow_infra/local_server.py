@@ -404,8 +404,3 @@ class LocalServer:
         """Environment for pg_dump and friends: the password travels here, never in argv."""
         return {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(self.port), "PGUSER": SUPERUSER,
                 "PGPASSWORD": self.secrets.get(SUPERUSER_REF) or ""}
-
-    def wait_stopped(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while self.running_pid() is not None and time.monotonic() < deadline:
-            time.sleep(0.05)
