@@ -126,7 +126,7 @@ def connect_as(outputs: dict, who: str, dbname: str | None = None):
                            dbname=dbname or outputs["postgres_database"], autocommit=True, connect_timeout=10)
 
 
-__all__ = ["Cli", "SUPERUSER", "connect_as"]
+__all__ = ["Cli", "SUPERUSER", "connect_as", "give_master_user"]
 
 
 @pytest.fixture(scope="session")
@@ -198,3 +198,30 @@ def state_dsn(server) -> str:
         conn.execute(f"CREATE ROLE it_state LOGIN PASSWORD '{password}'")
         conn.execute("CREATE DATABASE it_state OWNER it_state")
     return f"postgresql://it_state:{password}@127.0.0.1:{server.port}/it_state"
+
+
+@pytest.fixture
+def network(moto_endpoint):
+    """Two subnets in two AZs of a new VPC, and the Airflow workers' security group (moto)."""
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"us-east-1{az}")["Subnet"]["SubnetId"]
+               for i, az in enumerate("ab")]
+    workers = ec2.create_security_group(GroupName="airflow-workers", Description="w", VpcId=vpc)["GroupId"]
+    return {"vpc": vpc, "subnets": subnets, "workers": workers}
+
+
+def give_master_user(identifier: str, superuser) -> None:
+    """What a real RDS instance has: its master user, with the password RDS keeps in Secrets Manager."""
+    import boto3
+
+    rds = boto3.client("rds", region_name="us-east-1")
+    db = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+    secret = json.loads(boto3.client("secretsmanager", region_name="us-east-1").get_secret_value(
+        SecretId=db["MasterUserSecret"]["SecretArn"])["SecretString"])
+    with superuser() as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (secret["username"],)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(f"{verb} ROLE {secret['username']} LOGIN CREATEDB CREATEROLE PASSWORD '{secret['password']}'")

@@ -1,13 +1,15 @@
 """A small HTTP proxy in front of moto that plays a different S3-compatible store: it can answer
 chosen subresources with an error (501 NotImplemented, as some MinIO/Ceph versions do) or fail
-the first N requests with 409 OperationAborted. Loopback only; stops with the test."""
+the first N requests with 409 OperationAborted. In front of moto's other services it can answer a
+Query-protocol action (RDS's CreateDBInstance, say) with the error AWS gives where moto gives none.
+Loopback only; stops with the test."""
 
 from __future__ import annotations
 
 import http.client
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 
 class S3Proxy:
@@ -17,6 +19,7 @@ class S3Proxy:
         self.abort_next = 0                      # this many requests get 409 OperationAborted
         self.requests: list[str] = []
         self.drop_headers: set[str] = set()     # e.g. {"If-None-Match"}: a store that ignores them
+        self.reject_actions: dict[str, tuple[str, str]] = {}  # Query action -> (error code, message), as 400
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -36,6 +39,16 @@ class S3Proxy:
                 body = self.rfile.read(length) if length else None
                 proxy.requests.append(f"{self.command} {self.path}")
                 query = urlsplit(self.path).query
+                action = parse_qs((body or b"").decode("latin-1")).get("Action", [""])[0]
+                if action in proxy.reject_actions:
+                    code, message = proxy.reject_actions[action]
+                    xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
+                           "</Error><RequestId>1</RequestId></ErrorResponse>").encode()
+                    self.send_response(400)
+                    self.send_header("Content-Type", "text/xml")
+                    self.send_header("Content-Length", str(len(xml)))
+                    self.end_headers()
+                    return self.wfile.write(xml)
                 if proxy.abort_next > 0:
                     proxy.abort_next -= 1
                     return self._error(409, "OperationAborted")

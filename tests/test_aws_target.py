@@ -8,6 +8,7 @@ import json
 
 import boto3
 import pytest
+from conftest import give_master_user
 
 AWS = """[project]
 name = "{name}"
@@ -28,34 +29,12 @@ connect_through = "127.0.0.1:{port}"
 
 
 @pytest.fixture
-def network(moto_endpoint):
-    ec2 = boto3.client("ec2", region_name="us-east-1")
-    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"us-east-1{az}")["Subnet"]["SubnetId"]
-               for i, az in enumerate("ab")]
-    workers = ec2.create_security_group(GroupName="airflow-workers", Description="w", VpcId=vpc)["GroupId"]
-    return {"vpc": vpc, "subnets": subnets, "workers": workers}
-
-
-@pytest.fixture
 def aws_cli(cli, name, network, server):
     def write(extra: str = ""):
         (cli.dir / "airflow-infra.toml").write_text(AWS.format(
             name=name, subnets=json.dumps(network["subnets"]), workers=network["workers"], port=server.port, extra=extra))
         return cli
     return write
-
-
-def give_master_user(identifier: str, superuser) -> None:
-    """What a real RDS instance has: its master user, with the password RDS keeps in Secrets Manager."""
-    rds = boto3.client("rds", region_name="us-east-1")
-    db = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
-    secret = json.loads(boto3.client("secretsmanager", region_name="us-east-1").get_secret_value(
-        SecretId=db["MasterUserSecret"]["SecretArn"])["SecretString"])
-    with superuser() as conn:
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (secret["username"],)).fetchone()
-        verb = "ALTER" if exists else "CREATE"
-        conn.execute(f"{verb} ROLE {secret['username']} LOGIN CREATEDB CREATEROLE PASSWORD '{secret['password']}'")
 
 
 def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, network, superuser):
@@ -96,6 +75,22 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     assert not rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["PubliclyAccessible"]
     cli("plan", "--detailed-exitcode")
 
+    # a major upgrade: the new version's parameter group first, the instance moved onto it, the old group last
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text().replace("deletion_protection = true", 'deletion_protection = true\nengine_major = "17"'))
+    actions = {c["address"]: c["action"] for c in json.loads(cli("plan", "--json").stdout)["changes"]}
+    assert actions == {"aws_db_parameter_group.pg17": "create", "aws_db_instance.main": "update",
+                       "aws_db_parameter_group.pg16": "delete"}
+    cli("apply", "--auto-approve")
+    db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+    assert db["EngineVersion"].split(".")[0] == "17" and db["DBParameterGroups"][0]["DBParameterGroupName"] == f"{ident}-pg17"
+    groups = [g["DBParameterGroupName"] for g in rds.describe_db_parameter_groups()["DBParameterGroups"]]
+    assert f"{ident}-pg17" in groups and f"{ident}-pg16" not in groups
+    toml.write_text(toml.read_text().replace('engine_major = "17"', 'engine_major = "16"'))
+    refused = cli("plan", expect=1).stderr
+    assert "RDS cannot downgrade" in refused and refused.count("\n") == 1
+    toml.write_text(toml.read_text().replace('engine_major = "16"', 'engine_major = "17"'))
+
     # destroy: refused while deletion protection is on; after lifting it, a final snapshot is kept
     refused = cli("destroy", "--auto-approve", "--force-delete-data", expect=1)
     assert "deletion protection is on" in refused.stderr
@@ -120,6 +115,41 @@ def test_bad_aws_inputs(aws_cli, network, moto_endpoint):
     proc = cli("plan", expect=1)
     assert "all in one availability zone" in proc.stderr
     assert not (cli.dir / ".airflow-infra" / "state.json").exists()
+
+
+def one_line(proc) -> str:
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return proc.stderr
+
+
+def test_more_bad_aws_inputs_are_one_line(aws_cli, moto_endpoint):
+    cli = aws_cli("")
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text().replace('region = "us-east-1"\n', ""))
+    assert "[target] region: required" in one_line(cli("plan", expect=None, AWS_DEFAULT_REGION="", AWS_REGION=""))
+    no_credentials = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+                      "AWS_CONFIG_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"}
+    assert "no AWS credentials" in one_line(cli("plan", expect=None, **no_credentials))
+    assert "the profile 'nobody'" in one_line(cli("plan", expect=None, AWS_PROFILE="nobody", **no_credentials))
+    assert "instance_class" in one_line(aws_cli('instance_class = "t4g.micro"')("plan", expect=None))
+    cli = aws_cli("")
+    assert "only for environment" in one_line(cli("destroy", "--auto-approve", "--skip-final-snapshot", expect=None))
+    assert not (cli.dir / ".airflow-infra" / "state.json").exists()
+
+
+def test_instance_class_rds_rejects_is_one_line(aws_cli, moto_endpoint):
+    """moto takes any class; the proxy answers CreateDBInstance the way RDS does."""
+    from s3proxy import S3Proxy
+
+    with S3Proxy(moto_endpoint) as aws:
+        aws.reject_actions["CreateDBInstance"] = (
+            "InvalidParameterCombination", "RDS does not support creating a DB instance with the following combination: "
+            "DBInstanceClass=db.m1.giant, Engine=postgres, EngineVersion=16.4, LicenseModel=postgresql-license.")
+        cli = aws_cli('instance_class = "db.m1.giant"')
+        proc = cli("apply", "--auto-approve", expect=1, AWS_ENDPOINT_URL=aws.url)
+    err = proc.stderr.strip().splitlines()[-1]  # above it: the progress line of the failed step
+    assert err.startswith("Error: ") and "Traceback" not in proc.stderr
+    assert "aws_db_instance.main: create failed: InvalidParameterCombination" in err and "db.m1.giant" in err
 
 
 def test_worker_policy_grants_exactly_the_project_bucket(aws_cli, name, superuser):

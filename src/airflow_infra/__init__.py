@@ -12,11 +12,12 @@ _COMMANDS = (
     "local_start", "local_status", "local_stop", "lock_info", "outputs", "plan", "save_plan", "state_list",
     "state_migrate", "state_show", "up", "projects_list", "projects_add", "projects_remove", "dags_sync",
     "dags_install_importer", "fleet_plan", "fleet_apply", "fleet_outputs", "connections", "connections_push",
-    "doctor", "new",
+    "doctor", "new", "import_terraform",
 )
 _ERRORS = (
     "AirflowInfraError", "ConfigError", "StateError", "StateCorrupt", "StateLocked", "LockMismatch",
-    "StateConflict", "StalePlan", "ProviderError", "ForeignResource", "LocalServerError", "BinariesNotFound",
+    "StateConflict", "StalePlan", "ProviderError", "ForeignResource", "NotYetReachable", "Unreadable",
+    "LocalServerError", "BinariesNotFound",
     "PortInUse", "DataLossRefused", "ConfirmationRequired", "ApplyFailed",
 )
 __all__ = [*_COMMANDS, *_ERRORS]

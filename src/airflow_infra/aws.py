@@ -15,7 +15,7 @@ import botocore.config
 import botocore.exceptions
 from botocore.retries import standard
 
-from .errors import ProviderError
+from .errors import ConfigError, ProviderError
 
 MAX_ATTEMPTS = 8
 
@@ -65,7 +65,11 @@ def aws_client(service: str, *, region: str, endpoint_url: str | None = None, ad
         s3={"addressing_style": addressing_style},
     )
     with _lock:
-        client = _shared_session().client(service, endpoint_url=endpoint_url, config=config)
+        try:
+            client = _shared_session().client(service, endpoint_url=endpoint_url, config=config)
+        except botocore.exceptions.ProfileNotFound as exc:
+            raise ConfigError(f"AWS_PROFILE: the profile {exc.kwargs.get('profile')!r} is not in the AWS config "
+                              "files (aws configure --profile NAME makes it)") from None
         if service == "s3":
             _use_standard_retries_with_aborted(client)
     return client

@@ -162,14 +162,18 @@ def plan(c: Ctx, detailed_exitcode, as_json, out, destroy, all_projects, registr
 @click.argument("planfile", required=False)
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force-delete-data", is_flag=True, help="Allow deleting what holds data, after a backup.")
+@click.option("--encrypt-storage", is_flag=True,
+              help="aws: encrypt an unencrypted RDS instance by a snapshot-copy-restore (stop writers first).")
 @fleet_options
 @pass_ctx
-def apply(c: Ctx, planfile, auto_approve, force_delete_data, all_projects, registry, jobs):
+def apply(c: Ctx, planfile, auto_approve, force_delete_data, encrypt_storage, all_projects, registry, jobs):
     """Apply the configuration (or a plan saved with `plan --out`)."""
     from . import commands
-    from .render import event
+    from .render import event, progress
 
     if all_projects:
+        if encrypt_storage:
+            raise click.UsageError("--encrypt-storage is for one project at a time, not with --all")
         if not auto_approve and not sys.stdin.isatty():
             raise ConfirmationRequired("apply --all needs confirmation and there is no terminal to ask on: "
                                        "pass --auto-approve")
@@ -192,7 +196,8 @@ def apply(c: Ctx, planfile, auto_approve, force_delete_data, all_projects, regis
     project = c.project()
     saved = commands.load_plan(planfile) if planfile else None
     p, result = commands.apply(project, plan=saved, confirm=confirm, force_delete_data=force_delete_data,
-                               lock_timeout=c.lock_timeout, on_event=event)
+                               lock_timeout=c.lock_timeout, on_event=event, encrypt_storage=encrypt_storage,
+                               on_progress=progress)
     _finish(p, result, "apply")
 
 
@@ -208,15 +213,17 @@ def _finish(p, result, verb: str) -> None:
 @cli.command()
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force-delete-data", is_flag=True, help="Delete the bucket's objects and the database's tables, after a backup.")
+@click.option("--skip-final-snapshot", is_flag=True, help="aws, environment \"dev\" only: no final snapshot of the RDS instance.")
 @pass_ctx
-def destroy(c: Ctx, auto_approve, force_delete_data):
+def destroy(c: Ctx, auto_approve, force_delete_data, skip_final_snapshot):
     """Destroy everything in the state, in reverse order."""
     from . import commands
-    from .render import event
+    from .render import event, progress
 
     confirm = _confirm(auto_approve, "destroy all these resources")
     p, result = commands.destroy(c.project(), confirm=confirm, force_delete_data=force_delete_data,
-                                 lock_timeout=c.lock_timeout, on_event=event)
+                                 lock_timeout=c.lock_timeout, on_event=event, skip_final_snapshot=skip_final_snapshot,
+                                 on_progress=progress)
     _finish(p, result, "destroy")
 
 
@@ -397,6 +404,33 @@ def import_(c: Ctx, address, resource_id):
 
     commands.import_resource(c.project(), address, resource_id, lock_timeout=c.lock_timeout)
     click.echo(f"Imported {resource_id} as {address}. Run `airflow-infra plan` to see what apply would change on it.")
+
+
+@cli.command("import-terraform")
+@click.argument("tfstate", type=click.Path(dir_okay=False))
+@click.option("--name", help="The project's name (default: the RDS instance's database name).")
+@click.option("--environment", default="prod", show_default=True)
+@click.option("--module", help="The module holding the seed's resources, e.g. module.airflow_infrastructure.")
+@click.option("--region", help="Default: the region in the instance's ARN.")
+@click.option("--allow-security-group", "allow_sgs", multiple=True, metavar="SG_ID",
+              help="The Airflow workers' security group (repeatable): the only ones let through to 5432.")
+@click.option("--allow-cidr", "allow_cidrs", multiple=True, metavar="CIDR", help="A network let through to 5432 (repeatable).")
+@click.option("--connect-through", metavar="HOST:PORT", help="A tunnel to the instance for the in-database setup.")
+@pass_ctx
+def import_terraform(c: Ctx, tfstate, name, environment, module, region, allow_sgs, allow_cidrs, connect_through):
+    """Adopt what the seed's Terraform module made (its state file, format 4): write airflow-infra.toml
+    and take the bucket, security group and RDS instance into the state, changing nothing in AWS."""
+    from . import commands
+
+    done = commands.import_terraform(tfstate, c.directory, name=name, environment=environment, module=module,
+                                     region=region, allow_security_groups=allow_sgs, allow_cidrs=allow_cidrs,
+                                     connect_through=connect_through, lock_timeout=c.lock_timeout)
+    click.echo(f"Wrote {done.config_path} for project {done.name}; adopted {', '.join(done.adopted)}.")
+    for rule in done.dropped_rules:
+        click.echo(f"The security group will no longer allow: {rule}")
+    for w in done.warnings:
+        click.echo(click.style(f"Warning: {w}", fg="yellow"))
+    click.echo("Next: `airflow-infra plan` shows the hardening apply would do; nothing is replaced.")
 
 
 @cli.command("force-unlock")

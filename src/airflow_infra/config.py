@@ -39,12 +39,14 @@ class TargetConfig(_Section):
     # local: a directory + the managed local PostgreSQL; server: any S3-compatible store + an existing
     # PostgreSQL; aws: S3 + an RDS instance of the project's own
     kind: Literal["local", "server", "aws"] = "local"
-    region: str = "us-east-1"   # aws
+    region: str | None = None   # aws: required here or in AWS_REGION / AWS_DEFAULT_REGION
     # Where the local PostgreSQL binaries are; default: the system's, else the pgserver wheel's.
     pg_bindir: str | None = None
 
 
 class DatabaseConfig(_Section):
+    # the database's name; default: the project's name (roles are always <project>_owner/_etl/_reader)
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
     schemas: list[str] = Field(default_factory=lambda: ["raw", "staging", "analytics"])
     # server: the name of the environment variable holding the admin connection string (never the DSN itself)
     admin_dsn_env: str = Field(default="AIRFLOW_INFRA_ADMIN_DSN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -75,7 +77,7 @@ class BucketConfig(_Section):
     path: str | None = None
     # server target: an S3 bucket; default "<name with - for _>-<environment>-workfiles"
     name: str | None = None
-    region: str = "us-east-1"
+    region: str | None = None            # default: [target] region on aws, else us-east-1
     prefix: str = ""                     # non-empty: the project lives under this prefix of a shared bucket
     endpoint_url: str | None = None      # default: the boto3 chain (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
@@ -127,10 +129,15 @@ class AirflowConfig(_Section):
 
 
 class RdsConfig(_Section):
-    instance_class: str = "db.t4g.micro"
+    # default "<name>-<environment>"; set it to adopt an existing instance (import-terraform writes it)
+    identifier: str | None = Field(default=None, pattern=r"^[a-zA-Z][a-zA-Z0-9-]{0,61}[a-zA-Z0-9]$")
+    # an existing DB subnet group to use instead of one of our own made from subnet_ids
+    db_subnet_group: str | None = None
+    security_group_name: str | None = None     # default "<identifier>-postgres"
+    instance_class: str = Field(default="db.t4g.micro", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")  # RDS checks the rest
     engine_major: str = Field(default="16", pattern=r"^\d{2}$")   # the major only: minor upgrades are AWS's
     allocated_storage: int = Field(default=20, ge=20)
-    max_allocated_storage: int = Field(default=100, ge=20)
+    max_allocated_storage: int = Field(default=100, ge=0)   # 0: no storage autoscaling
     backup_retention_days: int = Field(default=7, ge=1, le=35)
     multi_az: bool = False
     deletion_protection: bool | None = None     # default: true unless environment = "dev"
@@ -142,6 +149,13 @@ class RdsConfig(_Section):
     allowed_cidrs: list[str] = Field(default_factory=list)
     allow_public_cidr: bool = False   # 0.0.0.0/0 in allowed_cidrs only with this set
     connect_through: str | None = Field(default=None, pattern=r"^[^:\s]+:\d{1,5}$")  # host:port of a tunnel
+
+    @field_validator("identifier")
+    @classmethod
+    def _check_identifier(cls, identifier: str | None) -> str | None:
+        if identifier and "--" in identifier:
+            raise ValueError(f"{identifier!r}: RDS identifiers cannot hold two hyphens in a row")
+        return identifier
 
     @field_validator("allowed_cidrs")
     @classmethod
@@ -195,6 +209,19 @@ class Config(_Section):
     secrets: SecretsConfig = SecretsConfig()
     airflow: AirflowConfig = AirflowConfig()
     aws: AwsConfig = AwsConfig()
+
+    @property
+    def database_name(self) -> str:
+        return self.database.name or self.project.name
+
+    @property
+    def region(self) -> str | None:
+        """The AWS region of the aws target: the config's, else boto3's environment variables."""
+        return self.target.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+    @property
+    def bucket_region(self) -> str:
+        return self.bucket.region or (self.region if self.target.kind == "aws" else None) or "us-east-1"
 
     @property
     def bucket_name(self) -> str:
@@ -281,10 +308,15 @@ def load_config(
         if not sep:
             raise ConfigError(f"--var {item!r}: expected KEY=VALUE, e.g. project.environment=prod")
         _set_dotted(data, key.strip(), _parse_value(raw), f"--var {key.strip()}")
+    return validate_config(data, str(path))
+
+
+def validate_config(data: Mapping, source: str) -> Config:
+    """The merged settings as a Config; ConfigError naming source and the key on bad input."""
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, str(path))) from None
+        raise ConfigError(_describe(exc, source)) from None
 
 
 def render_config(name: str, environment: str = "dev") -> str:

@@ -15,7 +15,8 @@ never carry a secret.
     │   └── StalePlan          a saved plan whose state changed since
     ├── ProviderError          a resource could not be read, created, updated or deleted
     │   ├── ForeignResource    exists, but was not made by airflow-infra
-    │   └── NotYetReachable    its server does not exist yet (an RDS instance to be created): it is absent
+    │   ├── NotYetReachable    its server does not exist yet (an RDS instance to be created): it is absent
+    │   └── Unreadable         its server exists but cannot be asked yet: it is taken to be as the state says
     ├── LocalServerError       the managed local PostgreSQL
     │   ├── BinariesNotFound
     │   └── PortInUse
@@ -70,6 +71,10 @@ class ForeignResource(ProviderError):
 
 
 class NotYetReachable(ProviderError):
+    pass
+
+
+class Unreadable(ProviderError):
     pass
 
 

@@ -41,6 +41,8 @@ def plan_text(plan: Plan) -> str:
         if c.action in (UPDATE, REPLACE):
             for k in c.changed:
                 note = click.style("  # forces replacement", fg="magenta") if k in c.forces else ""
+                if k in c.notes:
+                    note += click.style(f"  # {c.notes[k]}", fg="cyan")
                 lines.append(f"        {k}: {_v((c.before or {}).get(k))} -> {_v(c.resource.attrs.get(k))}{note}")
         elif c.action == CREATE:
             for k, v in sorted(c.resource.attrs.items()):
@@ -65,6 +67,11 @@ def event(phase: str, change, seconds: float) -> None:
         click.echo(f"{change.address}: {done} complete after {seconds:.1f}s")
     else:
         click.echo(click.style(f"{change.address}: {done} failed after {seconds:.1f}s", fg="red"), err=True)
+
+
+def progress(message: str) -> None:
+    """A long wait's news (an RDS instance's status), between the step lines."""
+    click.echo(click.style(f"  ... {message}", dim=True))
 
 
 def outputs_text(outs: dict[str, dict], show_secrets: bool) -> str:

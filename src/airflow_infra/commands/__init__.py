@@ -2,7 +2,8 @@
 
 The CLI parses, calls one of these and renders the result; a script can do exactly what the CLI
 does. Options are keyword-only. Every function raises only AirflowInfraError subclasses on purpose.
-core.py: one project; fleet.py: the registry, DAG import and --all; airflow.py: Airflow's side.
+core.py: one project; fleet.py: the registry, DAG import and --all; airflow.py: Airflow's side;
+migrate.py: from the seed's Terraform.
 """
 
 from .airflow import connections, connections_push, doctor, new
@@ -14,11 +15,12 @@ from .fleet import (
     FleetResult, dags_install_importer, dags_sync, fleet_apply, fleet_outputs, fleet_plan, projects_add, projects_list,
     projects_remove,
 )
+from .migrate import TerraformImport, import_terraform
 
 __all__ = [
     "Project", "apply", "backend_bootstrap", "destroy", "force_unlock", "import_resource", "init", "load", "load_plan",
     "local_server", "local_start", "local_status", "local_stop", "lock_info", "outputs", "plan", "save_plan",
     "state_list", "state_migrate", "state_show", "up", "FleetResult", "dags_install_importer", "dags_sync",
     "fleet_apply", "fleet_outputs", "fleet_plan", "projects_add", "projects_list", "projects_remove",
-    "connections", "connections_push", "doctor", "new",
+    "connections", "connections_push", "doctor", "new", "TerraformImport", "import_terraform",
 ]

@@ -34,10 +34,11 @@ class Project:
 
         return get_backend(self.config, self.dir)
 
-    def target(self):
+    def target(self, **options):
+        """options: the aws target's apply/destroy flags (encrypt_storage, skip_final_snapshot, on_progress)."""
         from ..targets import get_target
 
-        return get_target(self.config, self.home)
+        return get_target(self.config, self.home, **options)
 
 
 def init(project_dir: str | Path = ".", *, name: str | None = None, environment: str = "dev") -> Path:
@@ -92,12 +93,12 @@ def load_plan(path: str | Path):
 
 
 def _run(project: Project, operation: str, *, saved=None, confirm=None, force_delete_data=False,
-         lock_timeout: float = 0.0, on_event=None):
+         lock_timeout: float = 0.0, on_event=None, **target_options):
     from ..engine.apply import ApplyResult, apply_plan, check_data_loss
     from ..engine.plan import make_plan
     from ..state.base import acquire
 
-    backend, target = project.backend(), project.target()
+    backend, target = project.backend(), project.target(**target_options)
     lock = acquire(backend, operation, backend.location, lock_timeout)
     try:
         stored = backend.read()
@@ -129,21 +130,29 @@ def _run(project: Project, operation: str, *, saved=None, confirm=None, force_de
 
 
 def apply(project: Project, *, plan=None, confirm: Callable | None = None, force_delete_data: bool = False,
-          lock_timeout: float = 0.0, on_event=None):
+          lock_timeout: float = 0.0, on_event=None, encrypt_storage: bool = False,
+          on_progress: Callable[[str], None] | None = None):
     """Plan (or take the saved plan) and apply it under the state lock.
 
     confirm(plan) -> bool is asked before anything changes; None means approved.
+    encrypt_storage (aws): encrypt an unencrypted RDS instance by a snapshot-copy-restore.
+    on_progress(message) hears about long waits (an RDS instance becoming available).
     Returns (plan, ApplyResult), the result None when confirm declined.
     """
     return _run(project, "apply", saved=plan, confirm=confirm, force_delete_data=force_delete_data,
-                lock_timeout=lock_timeout, on_event=on_event)
+                lock_timeout=lock_timeout, on_event=on_event, encrypt_storage=encrypt_storage, on_progress=on_progress)
 
 
 def destroy(project: Project, *, confirm: Callable | None = None, force_delete_data: bool = False,
-            lock_timeout: float = 0.0, on_event=None):
-    """Delete every resource in the state, in reverse dependency order."""
+            lock_timeout: float = 0.0, on_event=None, skip_final_snapshot: bool = False,
+            on_progress: Callable[[str], None] | None = None):
+    """Delete every resource in the state, in reverse dependency order.
+
+    skip_final_snapshot (aws, environment "dev" only): delete the RDS instance without a final snapshot.
+    """
     return _run(project, "destroy", confirm=confirm, force_delete_data=force_delete_data,
-                lock_timeout=lock_timeout, on_event=on_event)
+                lock_timeout=lock_timeout, on_event=on_event, skip_final_snapshot=skip_final_snapshot,
+                on_progress=on_progress)
 
 
 def up(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: Sequence[str | Path] = (),

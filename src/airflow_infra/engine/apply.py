@@ -47,14 +47,20 @@ class _StateWriter:
 
 
 def _graph(plan: Plan) -> dict[str, set[str]]:
-    """Each change's predecessors: creates after what they depend on, deletes before it."""
+    """Each change's predecessors: creates after what they depend on, deletes before it.
+
+    A resource that moves to a new dependency (an RDS instance to the parameter group of its new
+    major version) is changed before the old dependency is deleted: create before destroy.
+    """
     by_addr = {c.address: c for c in plan.changes}
     graph: dict[str, set[str]] = {a: set() for a in by_addr}
+    used_before = {a: r.depends_on for a, r in plan.refreshed.resources.items()}
     for c in plan.changes:
         if c.action == DELETE:
-            # X depends on c's resource and X is deleted too: delete X first.
+            # X depended on c's resource and X is deleted or moved off it: X goes first.
             for other in plan.changes:
-                if other.action == DELETE and c.address in other.resource.depends_on:
+                if other.address != c.address and c.address in (
+                        other.resource.depends_on if other.action == DELETE else used_before.get(other.address, ())):
                     graph[c.address].add(other.address)
         else:
             graph[c.address] |= {d for d in c.resource.depends_on if d in by_addr and by_addr[d].action != DELETE}

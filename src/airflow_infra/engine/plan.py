@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from ..errors import AirflowInfraError, ForeignResource, NotYetReachable, ProviderError
+from ..errors import AirflowInfraError, ForeignResource, NotYetReachable, ProviderError, Unreadable
 from ..resources import Observed, Resource
 from ..state.base import State
 
@@ -29,6 +29,7 @@ class Change:
     changed: tuple[str, ...] = ()
     forces: tuple[str, ...] = ()          # fields forcing replacement
     holds_data: str | None = None         # what a delete/replace would lose
+    notes: Mapping[str, str] = field(default_factory=dict)  # field -> what changing it means (the provider's words)
 
     def to_json(self) -> dict:
         return {
@@ -39,12 +40,13 @@ class Change:
             "changed": list(self.changed),
             "forces_replacement": list(self.forces),
             "holds_data": self.holds_data,
+            "notes": dict(self.notes),
         }
 
     @classmethod
     def from_json(cls, d: Mapping) -> "Change":
         return cls(d["address"], d["action"], Resource.from_json(d["resource"]), d["before"],
-                   tuple(d["changed"]), tuple(d["forces_replacement"]), d["holds_data"])
+                   tuple(d["changed"]), tuple(d["forces_replacement"]), d["holds_data"], d.get("notes", {}))
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,8 @@ def _read(provider, r: Resource, prior: Observed | None) -> Observed | None:
         return provider.read(r, prior)
     except NotYetReachable:
         return None  # e.g. a role on an RDS instance this plan is about to create
+    except Unreadable:
+        return prior  # its server is there but cannot be asked yet: as the state says, until apply can look
     except AirflowInfraError:
         raise
     except Exception as exc:  # a provider bug or an untranslated library error: name the resource
@@ -170,12 +174,15 @@ def make_plan(
             changes.append(Change(address, CREATE, r, None))
             continue
         changed = tuple(sorted(k for k, v in r.attrs.items() if prior_r.attrs.get(k) != v))
+        if changed and hasattr(providers[r.type], "check_change"):
+            providers[r.type].check_change(r, Observed(prior_r.attrs))  # what the provider can never do
         forces = tuple(k for k in changed if k in providers[r.type].force_new)
+        notes = {k: n for k, n in getattr(providers[r.type], "notes", {}).items() if k in changed}
         if forces:
             holds = providers[r.type].holds_data(prior_r, Observed(prior_r.attrs))
-            changes.append(Change(address, REPLACE, r, prior_r.attrs, changed, forces, holds))
+            changes.append(Change(address, REPLACE, r, prior_r.attrs, changed, forces, holds, notes))
         elif changed:
-            changes.append(Change(address, UPDATE, r, prior_r.attrs, changed))
+            changes.append(Change(address, UPDATE, r, prior_r.attrs, changed, notes=notes))
         elif address in adopted:
             changes.append(Change(address, ADOPT, r, prior_r.attrs))
     for address in sorted(set(refreshed) - set(wanted)):

@@ -9,6 +9,7 @@ someone else's.
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -43,6 +44,7 @@ class SecurityGroupProvider:
 
     type = "aws_security_group"
     force_new = frozenset({"name", "vpc_id"})
+    notes = {"tagged": "adds the tags ManagedBy, Project, Environment", "ingress": "only 5432, only from those named"}
 
     def __init__(self, aws: _Aws):
         self.aws = aws
@@ -70,8 +72,9 @@ class SecurityGroupProvider:
             raise translate(r.address, "read", exc) from None
         if group is None:
             return None
+        ours = _ours(group.get("Tags"), self.aws.tags)
         return Observed({"name": r.attrs["name"], "vpc_id": r.attrs["vpc_id"], "id": group["GroupId"],
-                         "ingress": self._ingress(group)}, foreign=not _ours(group.get("Tags"), self.aws.tags))
+                         "ingress": self._ingress(group), "tagged": ours}, foreign=not ours)
 
     def _converge(self, r: Resource, group_id: str, current: dict) -> None:
         want = r.attrs["ingress"]
@@ -115,6 +118,8 @@ class SecurityGroupProvider:
     def update(self, r: Resource, prior: Observed) -> Observed:
         try:
             self._converge(r, prior.attrs["id"], prior.attrs["ingress"])
+            if not prior.attrs.get("tagged"):  # adopted (import-terraform): ours from now on
+                self.aws.ec2.create_tags(Resources=[prior.attrs["id"]], Tags=_tags(self.aws.tags))
         except Exception as exc:
             raise translate(r.address, "update", exc) from None
         return self.read(r, None)
@@ -238,22 +243,48 @@ class ParameterGroupProvider(_RdsGroup):
 
 class DbInstanceProvider:
     """The RDS PostgreSQL instance: private, encrypted, master password managed by RDS in Secrets
-    Manager, deletion protection, backups, tags copied to snapshots, and a unique final snapshot."""
+    Manager, deletion protection, backups, tags copied to snapshots, and a unique final snapshot.
+
+    Failure contract: create and update wait for `available`; a wait cut short (Ctrl-C, a crash)
+    leaves the instance on its way, and the next apply finds it and waits again. Encrypting an
+    existing instance (a snapshot-copy-restore) runs only with encrypt_storage; the unencrypted
+    instance is kept under a new name, never deleted.
+    """
 
     type = "aws_db_instance"
-    force_new = frozenset({"identifier", "engine", "storage_encrypted", "kms_key_id", "db_subnet_group"})
+    force_new = frozenset({"identifier", "engine", "db_subnet_group"})
     MUTABLE = {  # attr -> modify_db_instance argument
         "instance_class": "DBInstanceClass", "allocated_storage": "AllocatedStorage",
         "max_allocated_storage": "MaxAllocatedStorage", "publicly_accessible": "PubliclyAccessible",
         "deletion_protection": "DeletionProtection", "backup_retention_days": "BackupRetentionPeriod",
         "multi_az": "MultiAZ", "copy_tags_to_snapshot": "CopyTagsToSnapshot",
-        "parameter_group": "DBParameterGroupName",
+        "parameter_group": "DBParameterGroupName", "engine_major": "EngineVersion",
+        "master_password_managed": "ManageMasterUserPassword",
     }
+    FAILED = {"failed", "incompatible-parameters", "incompatible-restore", "incompatible-network", "storage-full",
+              "inaccessible-encryption-credentials", "restore-error"}
 
-    def __init__(self, aws: _Aws, *, security_group_id: Callable[[], str], on_wait: Callable[[str], None] | None = None):
+    def __init__(self, aws: _Aws, *, security_group_id: Callable[[], str], encrypt_storage: bool = False,
+                 skip_final_snapshot: bool = False, on_progress: Callable[[str], None] | None = None,
+                 poll_seconds: float = 15.0):
         self.aws = aws
         self._sg = security_group_id
-        self._on_wait = on_wait or (lambda status: None)
+        self.encrypt_storage = encrypt_storage
+        self.skip_final_snapshot = skip_final_snapshot
+        self._progress = on_progress or (lambda message: None)
+        self._poll = poll_seconds
+
+    @property
+    def notes(self) -> dict[str, str]:
+        encrypt = ("encrypted now by a snapshot-copy-restore (--encrypt-storage): stop writers first; the unencrypted "
+                   "instance is kept, renamed" if self.encrypt_storage else
+                   "an existing instance is encrypted only by a snapshot-copy-restore: not done without "
+                   "`apply --encrypt-storage`")
+        return {"storage_encrypted": encrypt, "kms_key_id": encrypt,
+                "master_password_managed": "RDS makes a new master password in Secrets Manager; the old one stops working",
+                "engine_major": "a major version upgrade: minutes of downtime",
+                "parameter_group": "settings apply at the next reboot",
+                "tagged": "adds the tags ManagedBy, Project, Environment"}
 
     def describe(self, identifier: str) -> dict | None:
         try:
@@ -271,10 +302,11 @@ class DbInstanceProvider:
         if db is None:
             return None
         version = db.get("EngineVersion", "")
+        ours = _ours(db.get("TagList"), self.aws.tags)
         attrs = {
             "identifier": r.attrs["identifier"], "engine": db["Engine"], "engine_major": version.split(".")[0],
             "instance_class": db["DBInstanceClass"], "allocated_storage": db["AllocatedStorage"],
-            "max_allocated_storage": db.get("MaxAllocatedStorage"), "storage_encrypted": db.get("StorageEncrypted", False),
+            "max_allocated_storage": db.get("MaxAllocatedStorage", 0), "storage_encrypted": db.get("StorageEncrypted", False),
             "kms_key_id": r.attrs.get("kms_key_id"), "publicly_accessible": db.get("PubliclyAccessible", False),
             "deletion_protection": db.get("DeletionProtection", False),
             "backup_retention_days": db.get("BackupRetentionPeriod"), "multi_az": db.get("MultiAZ", False),
@@ -282,19 +314,45 @@ class DbInstanceProvider:
             "db_subnet_group": (db.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"),
             "security_groups": sorted(g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", [])),
             "parameter_group": next((g["DBParameterGroupName"] for g in db.get("DBParameterGroups", [])), None),
-            "master_password_managed": bool(db.get("MasterUserSecret")),
+            "master_password_managed": bool(db.get("MasterUserSecret")), "tagged": ours,
             # recorded, never compared: AWS's minor upgrades are not changes
             "engine_version": version, "endpoint": (db.get("Endpoint") or {}).get("Address"),
             "port": (db.get("Endpoint") or {}).get("Port"), "master_username": db.get("MasterUsername"),
-            "master_secret_arn": (db.get("MasterUserSecret") or {}).get("SecretArn"),
+            "master_secret_arn": (db.get("MasterUserSecret") or {}).get("SecretArn"), "arn": db.get("DBInstanceArn"),
         }
-        return Observed(attrs, foreign=not _ours(db.get("TagList"), self.aws.tags))
+        return Observed(attrs, foreign=not ours)
 
-    def _wait(self, identifier: str) -> None:
-        waiter = self.aws.rds.get_waiter("db_instance_available")
-        self._on_wait("waiting for available")
-        waiter.wait(DBInstanceIdentifier=identifier, WaiterConfig={"Delay": 15, "MaxAttempts": 240})
+    # -- waiting, with progress ------------------------------------------------------------------
+    def _wait(self, identifier: str, *, until: str = "available") -> None:
+        """Poll until the instance is `until` ("gone": deleted), telling on_progress what it is doing."""
+        started, last, told = time.monotonic(), None, 0.0
+        while True:
+            db = self.describe(identifier)
+            status = "gone" if db is None else db["DBInstanceStatus"]
+            if status == until:
+                return
+            elapsed = time.monotonic() - started
+            # "gone" while waiting to appear: a rename or a create not visible yet, for a while
+            if status in self.FAILED or (status == "gone" and elapsed > 300):
+                raise ProviderError(f"RDS instance {identifier} is {status}, not {until}")
+            if status != last or elapsed - told >= 60:
+                self._progress(f"RDS instance {identifier}: {status} ({int(elapsed)}s; waiting for {until})")
+                last, told = status, elapsed
+            time.sleep(self._poll)
 
+    def _wait_snapshot(self, name: str) -> None:
+        started = time.monotonic()
+        while True:
+            snap = self.aws.rds.describe_db_snapshots(DBSnapshotIdentifier=name)["DBSnapshots"][0]
+            if snap["Status"] == "available":
+                return
+            if snap["Status"] in ("failed", "incompatible-restore"):
+                raise ProviderError(f"RDS snapshot {name} is {snap['Status']}")
+            self._progress(f"RDS snapshot {name}: {snap['Status']} {snap.get('PercentProgress', 0)}% "
+                           f"({int(time.monotonic() - started)}s)")
+            time.sleep(self._poll)
+
+    # -- lifecycle -------------------------------------------------------------------------------
     def create(self, r: Resource) -> Observed:
         a = r.attrs
         try:
@@ -302,31 +360,85 @@ class DbInstanceProvider:
                 kwargs = dict(
                     DBInstanceIdentifier=a["identifier"], Engine="postgres", EngineVersion=a["engine_major"],
                     DBInstanceClass=a["instance_class"], AllocatedStorage=a["allocated_storage"],
-                    MaxAllocatedStorage=a["max_allocated_storage"], StorageEncrypted=a["storage_encrypted"],
+                    StorageEncrypted=a["storage_encrypted"],
                     PubliclyAccessible=a["publicly_accessible"], DeletionProtection=a["deletion_protection"],
                     BackupRetentionPeriod=a["backup_retention_days"], MultiAZ=a["multi_az"],
                     CopyTagsToSnapshot=a["copy_tags_to_snapshot"], DBSubnetGroupName=a["db_subnet_group"],
                     VpcSecurityGroupIds=[self._sg()], DBParameterGroupName=a["parameter_group"],
                     MasterUsername="airflow_infra_admin", ManageMasterUserPassword=True, Tags=_tags(self.aws.tags))
+                if a["max_allocated_storage"]:
+                    kwargs["MaxAllocatedStorage"] = a["max_allocated_storage"]
                 if a.get("kms_key_id"):
                     kwargs["KmsKeyId"] = a["kms_key_id"]
                 self.aws.rds.create_db_instance(**kwargs)
             self._wait(a["identifier"])  # an interrupted wait: the next apply finds the instance and waits again
+        except ProviderError:
+            raise
         except Exception as exc:
             raise translate(r.address, "create", exc) from None
         return self.read(r, None)
 
+    def check_change(self, r: Resource, prior: Observed) -> None:
+        """At plan time: what RDS cannot do is refused before anything is planned."""
+        a, p = r.attrs, prior.attrs
+        if int(a["engine_major"]) < int(p["engine_major"]):
+            raise ProviderError(f"[aws.rds] engine_major: {a['engine_major']} is older than the instance's "
+                                f"{p['engine_major']}; RDS cannot downgrade (set engine_major = \"{p['engine_major']}\")")
+        if p["storage_encrypted"] and not a["storage_encrypted"]:
+            raise ProviderError("[aws.rds] storage_encrypted: the instance is encrypted and cannot be decrypted "
+                                "(set storage_encrypted = true)")
+
     def update(self, r: Resource, prior: Observed) -> Observed:
-        changes = {arg: r.attrs[k] for k, arg in self.MUTABLE.items() if prior.attrs.get(k) != r.attrs[k]}
-        if sorted(prior.attrs.get("security_groups", [])) != [self._sg()]:
+        a, p = r.attrs, prior.attrs
+        self.check_change(r, prior)
+        changes = {arg: a[k] for k, arg in self.MUTABLE.items() if p.get(k) != a[k]}
+        if "EngineVersion" in changes:
+            changes["AllowMajorVersionUpgrade"] = True
+        if changes.get("MaxAllocatedStorage") == 0:
+            changes["MaxAllocatedStorage"] = a["allocated_storage"]  # RDS's way to turn autoscaling off
+        if changes.get("ManageMasterUserPassword") is False:
+            del changes["ManageMasterUserPassword"]  # never hand the password back to a file
+        if sorted(p.get("security_groups", [])) != [self._sg()]:
             changes["VpcSecurityGroupIds"] = [self._sg()]
         try:
+            if a["storage_encrypted"] and not p["storage_encrypted"] and self.encrypt_storage:
+                self._encrypt_by_restore(r)
             if changes:
-                self.aws.rds.modify_db_instance(DBInstanceIdentifier=r.attrs["identifier"], ApplyImmediately=True, **changes)
-                self._wait(r.attrs["identifier"])
+                self.aws.rds.modify_db_instance(DBInstanceIdentifier=a["identifier"], ApplyImmediately=True, **changes)
+                self._wait(a["identifier"])
+            if not p.get("tagged"):  # adopted (import-terraform): ours from now on
+                self.aws.rds.add_tags_to_resource(ResourceName=p["arn"], Tags=_tags(self.aws.tags))
+        except ProviderError:
+            raise
         except Exception as exc:
             raise translate(r.address, "update", exc) from None
         return self.read(r, None)
+
+    def _encrypt_by_restore(self, r: Resource) -> None:
+        """Snapshot, copy the snapshot encrypted, restore it, swap the names. Writes made after the
+        snapshot are not in the new instance: the plan note says to stop writers first."""
+        a, rds = r.attrs, self.aws.rds
+        ident, stamp = a["identifier"], datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+        plain, encrypted, fresh = f"{ident}-plain-{stamp}", f"{ident}-encrypted-{stamp}", f"{ident}-new-{stamp}"
+        kept = f"{ident}-unencrypted-{stamp}"
+        rds.create_db_snapshot(DBInstanceIdentifier=ident, DBSnapshotIdentifier=plain, Tags=_tags(self.aws.tags))
+        self._wait_snapshot(plain)
+        rds.copy_db_snapshot(SourceDBSnapshotIdentifier=plain, TargetDBSnapshotIdentifier=encrypted,
+                             KmsKeyId=a.get("kms_key_id") or "alias/aws/rds", Tags=_tags(self.aws.tags))
+        self._wait_snapshot(encrypted)
+        rds.restore_db_instance_from_db_snapshot(
+            DBInstanceIdentifier=fresh, DBSnapshotIdentifier=encrypted, DBInstanceClass=a["instance_class"],
+            DBSubnetGroupName=a["db_subnet_group"], VpcSecurityGroupIds=[self._sg()], MultiAZ=a["multi_az"],
+            PubliclyAccessible=a["publicly_accessible"], DeletionProtection=a["deletion_protection"],
+            CopyTagsToSnapshot=True, DBParameterGroupName=a["parameter_group"], ManageMasterUserPassword=True,
+            Tags=_tags(self.aws.tags))
+        self._wait(fresh)
+        rds.modify_db_instance(DBInstanceIdentifier=ident, NewDBInstanceIdentifier=kept, ApplyImmediately=True)
+        self._wait(kept)
+        rds.modify_db_instance(DBInstanceIdentifier=fresh, NewDBInstanceIdentifier=ident, ApplyImmediately=True)
+        self._wait(ident)
+        self._progress(f"RDS instance {ident} is now encrypted; the unencrypted one is kept as {kept} "
+                       "(not managed by airflow-infra): delete it once you have checked the new one")
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         db = self.describe(r.attrs["identifier"])
@@ -336,16 +448,27 @@ class DbInstanceProvider:
             raise ProviderError(f"{r.address}: deletion protection is on: set [aws.rds] deletion_protection = false, "
                                 "apply, then destroy")
         final = f"final-{r.attrs['identifier']}-{secrets.token_hex(4)}"
+        snapshot = {"SkipFinalSnapshot": True} if self.skip_final_snapshot else {
+            "SkipFinalSnapshot": False, "FinalDBSnapshotIdentifier": final}
         try:
-            self.aws.rds.delete_db_instance(DBInstanceIdentifier=r.attrs["identifier"], SkipFinalSnapshot=False,
-                                            FinalDBSnapshotIdentifier=final)
+            self.aws.rds.delete_db_instance(DBInstanceIdentifier=r.attrs["identifier"], **snapshot)
+            self._wait(r.attrs["identifier"], until="gone")  # its subnet and security groups are free only then
+        except ProviderError:
+            raise
         except Exception as exc:
             raise translate(r.address, "delete", exc) from None
+        if not self.skip_final_snapshot:
+            self._progress(f"RDS instance {r.attrs['identifier']}: final snapshot {final}")
 
     def warnings(self, observed: Observed) -> list[str]:
+        out = []
+        ident = observed.attrs["identifier"]
         if observed.attrs.get("publicly_accessible"):
-            return [f"RDS instance {observed.attrs['identifier']} is publicly accessible"]
-        return []
+            out.append(f"RDS instance {ident} is publicly accessible")
+        if not observed.attrs.get("storage_encrypted"):
+            out.append(f"RDS instance {ident} is not encrypted at rest; encrypting it takes a snapshot-copy-restore, "
+                       "which `apply --encrypt-storage` does (stop writers first)")
+        return out
 
     def holds_data(self, r: Resource, observed: Observed) -> str | None:
         return "a PostgreSQL instance (a final snapshot is taken when it is deleted)"

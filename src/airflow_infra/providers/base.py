@@ -10,6 +10,12 @@
   assumed to still exist. With force=False it must never destroy data.
 - holds_data(r, observed) says what data would be lost by a delete (None when nothing);
   backup(r, observed, dest) writes a copy under dest and returns its path.
+
+Optional, read by plan: ``notes`` (field -> what changing it means, shown beside the change),
+``warnings(observed)`` (risks to show, e.g. a public instance), ``check_change(r, prior)`` (raises
+ProviderError for a change the provider can never make, e.g. a major-version downgrade). read may
+raise NotYetReachable (its server does not exist yet: absent) or Unreadable (its server cannot be
+asked yet: taken as the state says).
 """
 
 from __future__ import annotations

@@ -30,9 +30,11 @@ def project_label(config) -> str:
     return f"{config.project.name} ({config.project.environment})"
 
 
-def database_resources(name: str, schemas: list[str], *, secret_prefix: str) -> list[Resource]:
-    """The project's roles, database and schemas: the same on every target."""
+def database_resources(name: str, schemas: list[str], *, secret_prefix: str, database: str | None = None) -> list[Resource]:
+    """The project's roles, database (named `database`, default the project's name) and schemas:
+    the same on every target."""
     owner, etl, reader = f"{name}_owner", f"{name}_etl", f"{name}_reader"
+    database = database or name
     roles = ("postgres_role.owner", "postgres_role.etl", "postgres_role.reader")
     out = [
         Resource("postgres_role", "owner", {"name": owner, "login": False, "member_of": [], "password_ref": None}),
@@ -40,11 +42,11 @@ def database_resources(name: str, schemas: list[str], *, secret_prefix: str) -> 
                                           "password_ref": f"{secret_prefix}/{etl}"}, ("postgres_role.owner",)),
         Resource("postgres_role", "reader", {"name": reader, "login": True, "member_of": [],
                                              "password_ref": f"{secret_prefix}/{reader}"}),
-        Resource("postgres_database", "main", {"name": name, "owner": owner, "connect": sorted([etl, reader]),
+        Resource("postgres_database", "main", {"name": database, "owner": owner, "connect": sorted([etl, reader]),
                                                "public_access": False}, roles),
     ]
     for s in schemas:
-        out.append(Resource("postgres_schema", s, {"name": s, "database": name, "owner": owner, "readers": [reader],
+        out.append(Resource("postgres_schema", s, {"name": s, "database": database, "owner": owner, "readers": [reader],
                                                    "default_select": sorted([etl, owner])},
                             ("postgres_database.main", *roles)))
     return out
@@ -289,6 +291,8 @@ class DatabaseProvider:
 
     type = "postgres_database"
     force_new = frozenset({"name"})
+    notes = {"owner": "the previous owner keeps USAGE and CREATE on schema public, and its tables",
+             "public_access": "PUBLIC loses CONNECT and its rights on schema public"}
 
     def __init__(self, admin: PgAdmin):
         self.admin = admin
@@ -320,8 +324,13 @@ class DatabaseProvider:
             if extra:
                 conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(db, _idents(sorted(extra))))
             conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, _idents(r.attrs["connect"])))
-        # Inside the database: nobody but its owner may use the public schema.
+        # Inside the database: nobody but its owner may use the public schema...
         self.admin.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC", dbname=r.attrs["name"])
+        previous = current.attrs.get("owner") if current else None
+        if previous and previous != r.attrs["owner"]:
+            # ...except an adopted database's previous owner, which still owns the tables there
+            self.admin.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(_ident(previous)),
+                               dbname=r.attrs["name"])
 
     def create(self, r: Resource) -> Observed:
         from psycopg import sql

@@ -31,7 +31,7 @@ def make_store(config, home: Path):
         from .aws import AwsSecretsManagerStore
 
         p = config.project
-        return AwsSecretsManagerStore(region=config.target.region if config.target.kind == "aws" else config.secrets.region,
+        return AwsSecretsManagerStore(region=config.region if config.target.kind == "aws" else config.secrets.region,
                                       prefix=f"{config.secrets.prefix.rstrip('/')}/{p.name}/{p.environment}/")
     from .file import FileSecretStore
 

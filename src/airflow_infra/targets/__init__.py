@@ -7,6 +7,7 @@ import importlib
 from pathlib import Path
 
 from ..config import Config
+from ..errors import ConfigError
 
 REGISTRY = {
     "local": "airflow_infra.targets.local:LocalTarget",
@@ -15,6 +16,13 @@ REGISTRY = {
 }
 
 
-def get_target(config: Config, home: Path):
-    module, _, cls = REGISTRY[config.target.kind].partition(":")
-    return getattr(importlib.import_module(module), cls)(config, home)
+def get_target(config: Config, home: Path, **options):
+    """The target of config's kind; options (apply/destroy flags) only where the target takes them."""
+    module, _, name = REGISTRY[config.target.kind].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    takes = getattr(cls, "OPTIONS", frozenset())
+    unknown = sorted(k for k, v in options.items() if v and k not in takes and k != "on_progress")  # a callback: optional
+    if unknown:
+        flag = "--" + unknown[0].replace("_", "-")
+        raise ConfigError(f'{flag}: not for [target] kind = "{config.target.kind}" (only "aws")')
+    return cls(config, home, **{k: v for k, v in options.items() if k in takes})

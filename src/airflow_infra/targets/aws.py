@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 from ..config import Config
-from ..errors import ConfigError, NotYetReachable
+from ..errors import ConfigError, NotYetReachable, Unreadable
 from ..outputs import shaped
 from ..resources import Resource
 from ..state.base import State
@@ -20,14 +20,24 @@ from .server import ServerTarget
 
 
 class AwsTarget(ServerTarget):
-    def __init__(self, config: Config, home: Path):
+    OPTIONS = frozenset({"encrypt_storage", "skip_final_snapshot", "on_progress"})
+
+    def __init__(self, config: Config, home: Path, *, encrypt_storage: bool = False, skip_final_snapshot: bool = False,
+                 on_progress: Callable[[str], None] | None = None):
         super().__init__(config, home)
-        rds = config.aws.rds
-        if not rds.subnet_ids:
-            raise ConfigError("[aws.rds] subnet_ids: name the private subnets (two availability zones at least)")
-        p = config.project
-        self.identifier = f"{p.name}-{p.environment}".replace("_", "-")
+        rds, p = config.aws.rds, config.project
+        if not config.region:
+            raise ConfigError('[target] region: required for kind = "aws" (or set AWS_REGION), e.g. region = "us-east-1"')
+        if not rds.subnet_ids and not rds.db_subnet_group:
+            raise ConfigError("[aws.rds] subnet_ids: name the private subnets (two availability zones at least), "
+                              "or an existing DB subnet group in db_subnet_group")
+        if skip_final_snapshot and p.environment != "dev":
+            raise ConfigError(f"--skip-final-snapshot: only for environment = \"dev\" (this is {p.environment!r}); "
+                              "the final snapshot is what makes a destroy undoable")
+        self.identifier = rds.identifier or f"{p.name}-{p.environment}".replace("_", "-")
         self.tags = {"ManagedBy": "airflow-infra", "Project": p.name, "Environment": p.environment}
+        self.options = {"encrypt_storage": encrypt_storage, "skip_final_snapshot": skip_final_snapshot,
+                        "on_progress": on_progress}
         self._clients: dict[str, Any] = {}
         self._vpc: str | None = None
 
@@ -35,12 +45,14 @@ class AwsTarget(ServerTarget):
         if service not in self._clients:
             from ..aws import aws_client
 
-            self._clients[service] = aws_client(service, region=self.config.target.region)
+            self._clients[service] = aws_client(service, region=self.config.region)
         return self._clients[service]
 
     # -- the network the instance lives in -----------------------------------------------------
     def vpc_id(self) -> str:
         """The subnets' VPC; they must span two availability zones (RDS asks it of a subnet group)."""
+        if self._vpc is None and self.config.aws.rds.db_subnet_group:
+            self._vpc = self._existing_subnet_group()["VpcId"]
         if self._vpc is None:
             from ..aws import translate
 
@@ -56,6 +68,20 @@ class AwsTarget(ServerTarget):
                 raise ConfigError(f"[aws.rds] subnet_ids: the subnets are in several VPCs ({', '.join(sorted(vpcs))})")
             self._vpc = vpcs.pop()
         return self._vpc
+
+    def _existing_subnet_group(self) -> dict:
+        from ..aws import error_code, translate
+
+        name = self.config.aws.rds.db_subnet_group
+        try:
+            groups = self.client("rds").describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"]
+        except Exception as exc:
+            if error_code(exc) != "DBSubnetGroupNotFoundFault":
+                raise ConfigError(str(translate("[aws.rds] db_subnet_group", "lookup", exc))) from None
+            groups = []
+        if not groups:
+            raise ConfigError(f"[aws.rds] db_subnet_group: no DB subnet group {name!r} in {self.config.region}")
+        return groups[0]
 
     def _security_group_id(self) -> str:
         from ..providers.aws import SecurityGroupProvider, _Aws
@@ -76,8 +102,10 @@ class AwsTarget(ServerTarget):
             if error_code(exc) == "DBInstanceNotFound":
                 raise NotYetReachable(f"the RDS instance {self.identifier} does not exist yet") from None
             raise
-        if not db.get("Endpoint") or not db.get("MasterUserSecret"):
+        if not db.get("Endpoint"):
             raise NotYetReachable(f"the RDS instance {self.identifier} is not available yet")
+        if not db.get("MasterUserSecret"):  # adopted from Terraform: apply turns ManageMasterUserPassword on
+            raise Unreadable(f"the RDS instance {self.identifier} has no master password in Secrets Manager yet")
         return db
 
     def _dsn(self) -> str:
@@ -91,7 +119,7 @@ class AwsTarget(ServerTarget):
                 f"@{host}:{port}/postgres?sslmode={sslmode}")
 
     def _pool_key(self) -> str:
-        return f"aws:{self.config.target.region}:{self.identifier}"
+        return f"aws:{self.config.region}:{self.identifier}"
 
     @property
     def _secret_prefix(self) -> str:
@@ -104,12 +132,18 @@ class AwsTarget(ServerTarget):
         c, rds = self.config, self.config.aws.rds
         server_side = [r for r in super().desired() if not r.type.startswith("postgres_")]
         ident = self.identifier
-        pg = f"{ident}-pg{rds.engine_major}"
+        # one address per major version: an upgrade makes the new group before the old one goes
+        pg, pg_address = f"{ident}-pg{rds.engine_major}", f"aws_db_parameter_group.pg{rds.engine_major}"
+        subnet_group = rds.db_subnet_group or ident
         infra = [
-            Resource("aws_security_group", "db", {"name": f"{ident}-postgres", "vpc_id": self.vpc_id(), "ingress": {
-                "cidrs": sorted(rds.allowed_cidrs), "security_groups": sorted(rds.allowed_security_groups)}}),
-            Resource("aws_db_subnet_group", "main", {"name": ident, "subnet_ids": sorted(rds.subnet_ids)}),
-            Resource("aws_db_parameter_group", "main", {"name": pg, "family": f"postgres{rds.engine_major}"}),
+            Resource("aws_security_group", "db", {
+                "name": rds.security_group_name or f"{ident}-postgres", "vpc_id": self.vpc_id(), "tagged": True,
+                "ingress": {"cidrs": sorted(rds.allowed_cidrs), "security_groups": sorted(rds.allowed_security_groups)}}),
+            Resource("aws_db_parameter_group", pg_address.split(".")[1], {"name": pg, "family": f"postgres{rds.engine_major}"}),
+        ]
+        if not rds.db_subnet_group:
+            infra.append(Resource("aws_db_subnet_group", "main", {"name": ident, "subnet_ids": sorted(rds.subnet_ids)}))
+        infra += [
             Resource("aws_db_instance", "main", {
                 "identifier": ident, "engine": "postgres", "engine_major": rds.engine_major,
                 "instance_class": rds.instance_class, "allocated_storage": rds.allocated_storage,
@@ -118,9 +152,9 @@ class AwsTarget(ServerTarget):
                 "deletion_protection": (rds.deletion_protection if rds.deletion_protection is not None
                                         else c.project.environment != "dev"),
                 "backup_retention_days": rds.backup_retention_days, "multi_az": rds.multi_az,
-                "copy_tags_to_snapshot": True, "db_subnet_group": ident, "parameter_group": pg,
-                "master_password_managed": True,
-            }, ("aws_security_group.db", "aws_db_subnet_group.main", "aws_db_parameter_group.main")),
+                "copy_tags_to_snapshot": True, "db_subnet_group": subnet_group, "parameter_group": pg,
+                "master_password_managed": True, "tagged": True,
+            }, ("aws_security_group.db", pg_address, *(() if rds.db_subnet_group else ("aws_db_subnet_group.main",)))),
         ]
         from ..providers.aws import workers_policy
 
@@ -129,7 +163,8 @@ class AwsTarget(ServerTarget):
             "name": f"airflow-infra-{ident}-workfiles", "document": workers_policy(c.bucket_name, prefix),
             "attached_to": [c.aws.iam.attach_to_role] if c.aws.iam.attach_to_role else []}))
         postgres = [Resource(r.type, r.name, r.attrs, (*r.depends_on, "aws_db_instance.main"))
-                    for r in database_resources(c.project.name, c.database.schemas, secret_prefix=self._secret_prefix)]
+                    for r in database_resources(c.project.name, c.database.schemas, secret_prefix=self._secret_prefix,
+                                                   database=c.database_name)]
         return [*server_side, *infra, *postgres]
 
     def providers(self) -> dict[str, Any]:
@@ -146,7 +181,7 @@ class AwsTarget(ServerTarget):
         self.s3()
         ps = [S3BucketProvider(self.s3, **owner), S3PrefixProvider(self.s3, **owner), SecurityGroupProvider(aws),
               SubnetGroupProvider(aws), ParameterGroupProvider(aws),
-              DbInstanceProvider(aws, security_group_id=self._security_group_id), IamPolicyProvider(aws),
+              DbInstanceProvider(aws, security_group_id=self._security_group_id, **self.options), IamPolicyProvider(aws),
               RoleProvider(admin), DatabaseProvider(admin), SchemaProvider(admin)]
         return {pr.type: pr for pr in ps}
 

@@ -29,7 +29,7 @@ class LocalTarget:
         bucket = self.config.bucket.path or str(self.home / "buckets" / n)
         return [
             Resource("local_bucket", "workfiles", {"path": str(Path(bucket).expanduser().resolve())}),
-            *database_resources(n, self.config.database.schemas, secret_prefix="local"),
+            *database_resources(n, self.config.database.schemas, secret_prefix="local", database=self.config.database_name),
         ]
 
     # -- how to reach it -------------------------------------------------------------------

@@ -99,8 +99,8 @@ class ServerTarget:
             except ImportError:
                 raise ConfigError("[target] kind = \"server\" needs boto3: pip install 'airflow-infra[s3]'") from None
 
-            b = self.config.bucket
-            self._s3 = s3_client(region=b.region, endpoint_url=b.endpoint_url, addressing_style=b.addressing_style)
+            c, b = self.config, self.config.bucket
+            self._s3 = s3_client(region=c.bucket_region, endpoint_url=b.endpoint_url, addressing_style=b.addressing_style)
         return self._s3
 
     @property
@@ -114,14 +114,15 @@ class ServerTarget:
 
         c, b = self.config, self.config.bucket
         if b.prefix:
-            bucket = Resource("s3_prefix", "workfiles", {"bucket": c.bucket_name, "prefix": b.prefix, "region": b.region})
+            bucket = Resource("s3_prefix", "workfiles", {"bucket": c.bucket_name, "prefix": b.prefix, "region": c.bucket_region})
         else:
             tags = {"ManagedBy": "airflow-infra", "Project": c.project.name, "Environment": c.project.environment}
             bucket = Resource("s3_bucket", "workfiles", {
-                "name": c.bucket_name, "region": b.region,
+                "name": c.bucket_name, "region": c.bucket_region,
                 **desired_settings(sse=b.sse, kms_key_id=b.kms_key_id, noncurrent_days=b.noncurrent_days,
                                    tmp_expire_days=b.tmp_expire_days, tags=tags, tls_only=b.tls_only)})
-        return [bucket, *database_resources(c.project.name, c.database.schemas, secret_prefix=self._secret_prefix)]
+        return [bucket, *database_resources(c.project.name, c.database.schemas, secret_prefix=self._secret_prefix,
+                                                  database=c.database_name)]
 
     def providers(self) -> dict[str, Any]:
         from ..providers.s3 import S3BucketProvider, S3PrefixProvider
@@ -154,7 +155,7 @@ class ServerTarget:
             name = bucket.attrs.get("name") or bucket.attrs["bucket"]
             out["bucket_url"] = (f"s3://{name}/{bucket.attrs.get('prefix', '')}", False)
             out["bucket_name"] = (name, False)
-            out["bucket_region"] = (c.bucket.region, False)
+            out["bucket_region"] = (c.bucket_region, False)
             endpoint = c.bucket.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
             if endpoint:
                 out["bucket_endpoint_url"] = (endpoint, False)
