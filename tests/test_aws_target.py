@@ -67,12 +67,17 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     # drift by hand on what matters for security
     rds.modify_db_instance(DBInstanceIdentifier=ident, PubliclyAccessible=True, ApplyImmediately=True)
     ec2.authorize_security_group_ingress(GroupId=sg["GroupId"], IpPermissions=[
-        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
     plan = cli("plan", "--detailed-exitcode", expect=2).stdout
     assert "aws_db_instance.main: publicly_accessible changed false -> true" in plan
     assert "0.0.0.0/0" in plan and "open to the whole internet" in plan
+    assert "tcp 22-22 from ::/0" in plan and "other ports are open to the whole internet" in plan
     cli("apply", "--auto-approve")
     assert not rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["PubliclyAccessible"]
+    [sg] = ec2.describe_security_groups(GroupIds=[sg["GroupId"]])["SecurityGroups"]
+    assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"], p.get("Ipv6Ranges", []))
+            for p in sg["IpPermissions"]] == [(5432, [network["workers"]], [], [])]
     cli("plan", "--detailed-exitcode")
 
     # a major upgrade: the new version's parameter group first, the instance moved onto it, the old group last

@@ -55,15 +55,30 @@ class SecurityGroupProvider:
         return (groups["SecurityGroups"] or [None])[0]
 
     @staticmethod
-    def _ingress(group: dict) -> dict:
-        cidrs, sgs = set(), set()
+    def _is_ours(perm: dict) -> bool:
+        return perm.get("IpProtocol") == "tcp" and perm.get("FromPort") == PORT and perm.get("ToPort") == PORT
+
+    @classmethod
+    def _ingress(cls, group: dict) -> dict:
+        """5432's CIDRs (IPv4 and IPv6) and groups; every other rule, as text, is an unexpected one."""
+        cidrs, sgs, other = set(), set(), set()
         for perm in group.get("IpPermissions", []):
-            if perm.get("FromPort") == PORT and perm.get("ToPort") == PORT and perm.get("IpProtocol") == "tcp":
-                cidrs |= {x["CidrIp"] for x in perm.get("IpRanges", [])}
+            sources = ([x["CidrIp"] for x in perm.get("IpRanges", [])] + [x["CidrIpv6"] for x in perm.get("Ipv6Ranges", [])]
+                       + [x["GroupId"] for x in perm.get("UserIdGroupPairs", [])]
+                       + [x["PrefixListId"] for x in perm.get("PrefixListIds", [])])
+            if cls._is_ours(perm):
+                cidrs |= {x["CidrIp"] for x in perm.get("IpRanges", [])} | {x["CidrIpv6"] for x in perm.get("Ipv6Ranges", [])}
                 sgs |= {x["GroupId"] for x in perm.get("UserIdGroupPairs", [])}
-            else:  # any other port counts as an unexpected rule
-                cidrs |= {f"{perm.get('IpProtocol')}:{perm.get('FromPort')}:{x['CidrIp']}" for x in perm.get("IpRanges", [])}
-        return {"cidrs": sorted(cidrs), "security_groups": sorted(sgs)}
+                other |= {f"tcp {PORT} from {x['PrefixListId']}" for x in perm.get("PrefixListIds", [])}
+            else:
+                ports = "all" if perm.get("FromPort") in (None, -1) else f"{perm['FromPort']}-{perm.get('ToPort')}"
+                other |= {f"{perm.get('IpProtocol')} {ports} from {src}" for src in sources}
+        return {"cidrs": sorted(cidrs), "security_groups": sorted(sgs), "other_rules": sorted(other)}
+
+    @staticmethod
+    def _ranges(cidrs) -> dict:
+        return {"IpRanges": [{"CidrIp": c} for c in sorted(cidrs) if ":" not in c],
+                "Ipv6Ranges": [{"CidrIpv6": c} for c in sorted(cidrs) if ":" in c]}
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         try:
@@ -78,25 +93,23 @@ class SecurityGroupProvider:
 
     def _converge(self, r: Resource, group_id: str, current: dict) -> None:
         want = r.attrs["ingress"]
+        if current.get("other_rules"):  # revoked as they are, whatever their shape
+            group = self.aws.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+            unexpected = [{k: v for k, v in perm.items() if v not in (None, [], "")} for perm in group.get("IpPermissions", [])
+                          if not self._is_ours(perm) or perm.get("PrefixListIds")]
+            if unexpected:
+                self.aws.ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=unexpected)
         gone_c = set(current["cidrs"]) - set(want["cidrs"])
         gone_s = set(current["security_groups"]) - set(want["security_groups"])
         if gone_c or gone_s:
-            plain = [c for c in gone_c if ":" not in c]
-            if plain or gone_s:
-                self.aws.ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=[{
-                    "IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT, "IpRanges": [{"CidrIp": c} for c in sorted(plain)],
-                    "UserIdGroupPairs": [{"GroupId": g} for g in sorted(gone_s)]}])
-            for other in sorted(c for c in gone_c if ":" in c):
-                proto, port, cidr = other.split(":", 2)
-                perm = {"IpProtocol": proto, "IpRanges": [{"CidrIp": cidr}]}
-                if port != "None":
-                    perm.update(FromPort=int(port), ToPort=int(port))
-                self.aws.ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=[perm])
+            self.aws.ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=[{
+                "IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT, **self._ranges(gone_c),
+                "UserIdGroupPairs": [{"GroupId": g} for g in sorted(gone_s)]}])
         new_c = set(want["cidrs"]) - set(current["cidrs"])
         new_s = set(want["security_groups"]) - set(current["security_groups"])
         if new_c or new_s:
             self.aws.ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[{
-                "IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT, "IpRanges": [{"CidrIp": c} for c in sorted(new_c)],
+                "IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT, **self._ranges(new_c),
                 "UserIdGroupPairs": [{"GroupId": g} for g in sorted(new_s)]}])
 
     def create(self, r: Resource) -> Observed:
@@ -106,7 +119,7 @@ class SecurityGroupProvider:
                 gid = self.aws.ec2.create_security_group(
                     GroupName=r.attrs["name"], VpcId=r.attrs["vpc_id"], Description="airflow-infra: PostgreSQL",
                     TagSpecifications=[{"ResourceType": "security-group", "Tags": _tags(self.aws.tags)}])["GroupId"]
-                current = {"cidrs": [], "security_groups": []}
+                current = {"cidrs": [], "security_groups": [], "other_rules": []}
                 # a new group allows all egress and no ingress: only ours is added
             else:
                 gid, current = group["GroupId"], self._ingress(group)
@@ -138,9 +151,12 @@ class SecurityGroupProvider:
         raise ProviderError(f"{r.address}: holds no data")
 
     def warnings(self, observed: Observed) -> list[str]:
-        if any(c.endswith("/0") for c in observed.attrs.get("ingress", {}).get("cidrs", [])):
-            return [f"security group {observed.attrs['name']}: PostgreSQL is open to the whole internet (a /0 CIDR)"]
-        return []
+        ingress, out = observed.attrs.get("ingress", {}), []
+        if any(c.endswith("/0") for c in ingress.get("cidrs", [])):
+            out.append(f"security group {observed.attrs['name']}: PostgreSQL is open to the whole internet (a /0 CIDR)")
+        if any(rule.endswith("/0") for rule in ingress.get("other_rules", [])):
+            out.append(f"security group {observed.attrs['name']}: other ports are open to the whole internet")
+        return out
 
 
 class _RdsGroup:

@@ -138,7 +138,8 @@ class AwsTarget(ServerTarget):
         infra = [
             Resource("aws_security_group", "db", {
                 "name": rds.security_group_name or f"{ident}-postgres", "vpc_id": self.vpc_id(), "tagged": True,
-                "ingress": {"cidrs": sorted(rds.allowed_cidrs), "security_groups": sorted(rds.allowed_security_groups)}}),
+                "ingress": {"cidrs": sorted(rds.allowed_cidrs), "security_groups": sorted(rds.allowed_security_groups),
+                            "other_rules": []}}),
             Resource("aws_db_parameter_group", pg_address.split(".")[1], {"name": pg, "family": f"postgres{rds.engine_major}"}),
         ]
         if not rds.db_subnet_group:
