@@ -179,3 +179,22 @@ def test_worker_policy_grants_exactly_the_project_bucket(aws_cli, name, superuse
     assert "attached_to changed" in cli("plan", "--detailed-exitcode", expect=2).stdout
     cli("apply", "--auto-approve")
     cli("plan", "--detailed-exitcode")
+
+
+def test_dev_destroy_without_final_snapshot(aws_cli, name, superuser):
+    """environment "dev": deletion protection off by default; --skip-final-snapshot leaves no final snapshot
+    (the backup snapshot --force-delete-data takes is still made: data is never deleted without one)."""
+    cli = aws_cli("")
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text().replace('environment = "prod"', 'environment = "dev"'))
+    ident = f"{name}-dev".replace("_", "-")
+    cli("apply", "--auto-approve", expect=None)
+    give_master_user(ident, superuser)
+    cli("apply", "--auto-approve")
+    rds = boto3.client("rds", region_name="us-east-1")
+    assert not rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["DeletionProtection"]
+    done = cli("destroy", "--auto-approve", "--force-delete-data", "--skip-final-snapshot").stdout
+    assert "no final snapshot: --skip-final-snapshot" in done and "final snapshot final-" not in done
+    assert not [d for d in rds.describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"] == ident]
+    snaps = [s["DBSnapshotIdentifier"] for s in rds.describe_db_snapshots()["DBSnapshots"]]
+    assert not any(s.startswith(f"final-{ident}-") for s in snaps) and any(s.startswith(f"backup-{ident}-") for s in snaps)

@@ -487,6 +487,8 @@ class DbInstanceProvider:
         return out
 
     def holds_data(self, r: Resource, observed: Observed) -> str | None:
+        if self.skip_final_snapshot:
+            return "a PostgreSQL instance (no final snapshot: --skip-final-snapshot)"
         return "a PostgreSQL instance (a final snapshot is taken when it is deleted)"
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> str:
