@@ -61,8 +61,10 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     assert {t["Key"]: t["Value"] for t in db["TagList"]} == {"ManagedBy": "airflow-infra", "Project": name, "Environment": "prod"}
     out = {k: v["value"] for k, v in json.loads(cli("output", "--json", "--show-secrets").stdout).items()}
     assert out["postgres_uri"].endswith("?sslmode=require") and out["postgres_host"] == db["Endpoint"]["Address"]
-    names = [s["Name"] for s in boto3.client("secretsmanager", region_name="us-east-1").list_secrets()["SecretList"]]
-    assert f"airflow-infra/{name}/prod/aws/{ident}/{name}_etl" in names  # role passwords live in Secrets Manager
+    secrets = {s["Name"]: s for s in boto3.client("secretsmanager", region_name="us-east-1").list_secrets()["SecretList"]}
+    etl_secret = secrets[f"airflow-infra/{name}/prod/aws/{ident}/{name}_etl"]  # role passwords live in Secrets Manager
+    assert {t["Key"]: t["Value"] for t in etl_secret["Tags"]} == {
+        "ManagedBy": "airflow-infra", "Project": name, "Environment": "prod"}
 
     # drift by hand on what matters for security
     rds.modify_db_instance(DBInstanceIdentifier=ident, PubliclyAccessible=True, ApplyImmediately=True)

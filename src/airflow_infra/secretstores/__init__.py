@@ -32,7 +32,8 @@ def make_store(config, home: Path):
 
         p = config.project
         return AwsSecretsManagerStore(region=config.region if config.target.kind == "aws" else config.secrets.region,
-                                      prefix=f"{config.secrets.prefix.rstrip('/')}/{p.name}/{p.environment}/")
+                                      prefix=f"{config.secrets.prefix.rstrip('/')}/{p.name}/{p.environment}/",
+                                      tags={"ManagedBy": "airflow-infra", "Project": p.name, "Environment": p.environment})
     from .file import FileSecretStore
 
     return FileSecretStore(home)

@@ -12,9 +12,10 @@ from ..errors import AirflowInfraError
 
 
 class AwsSecretsManagerStore:
-    def __init__(self, *, region: str, prefix: str):
+    def __init__(self, *, region: str, prefix: str, tags: dict[str, str] | None = None):
         self.sm = aws_client("secretsmanager", region=region)
         self.prefix = prefix
+        self.tags = [{"Key": k, "Value": v} for k, v in sorted((tags or {"ManagedBy": "airflow-infra"}).items())]
 
     def name(self, ref: str) -> str:
         return self.prefix + re.sub(r"[^A-Za-z0-9/_+=.@-]", "-", ref)
@@ -40,7 +41,7 @@ class AwsSecretsManagerStore:
         value = secrets.token_urlsafe(32)
         try:
             self.sm.create_secret(Name=self.name(ref), SecretString=value,
-                                  Tags=[{"Key": "ManagedBy", "Value": "airflow-infra"}])
+                                  Tags=self.tags)
         except Exception as exc:
             if error_code(exc) == "ResourceExistsException":  # another run made it first
                 return self.get(ref)
