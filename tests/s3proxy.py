@@ -1,7 +1,8 @@
 """A small HTTP proxy in front of moto that plays a different S3-compatible store: it can answer
 chosen subresources with an error (501 NotImplemented, as some MinIO/Ceph versions do) or fail
 the first N requests with 409 OperationAborted. In front of moto's other services it can answer a
-Query-protocol action (RDS's CreateDBInstance, say) with the error AWS gives where moto gives none.
+Query-protocol action (RDS's CreateDBInstance, say) with the error AWS gives where moto gives none,
+or rewrite its responses (an instance that stays "creating", as a real one does for minutes).
 Loopback only; stops with the test."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class S3Proxy:
         self.requests: list[str] = []
         self.drop_headers: set[str] = set()     # e.g. {"If-None-Match"}: a store that ignores them
         self.reject_actions: dict[str, tuple[str, str]] = {}  # Query action -> (error code, message), as 400
+        self.rewrite: dict[str, tuple[bytes, bytes]] = {}     # Query action -> (old, new) in its responses
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -59,6 +61,8 @@ class S3Proxy:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
+                if action in proxy.rewrite:
+                    data = data.replace(*proxy.rewrite[action])
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
                     if k.lower() not in ("transfer-encoding", "connection", "content-length"):

@@ -5,6 +5,7 @@ from the secret moto made for the instance."""
 from __future__ import annotations
 
 import json
+import signal
 
 import boto3
 import pytest
@@ -200,3 +201,29 @@ def test_dev_destroy_without_final_snapshot(aws_cli, name, superuser):
     assert not [d for d in rds.describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"] == ident]
     snaps = [s["DBSnapshotIdentifier"] for s in rds.describe_db_snapshots()["DBSnapshots"]]
     assert not any(s.startswith(f"final-{ident}-") for s in snaps) and any(s.startswith(f"backup-{ident}-") for s in snaps)
+
+
+def test_ctrl_c_during_the_wait_leaves_a_state_the_next_apply_carries_on_from(aws_cli, name, superuser, moto_endpoint):
+    """A real instance stays "creating" for minutes; the proxy makes moto's say so until the test lets it go."""
+    from s3proxy import S3Proxy
+
+    cli = aws_cli("")
+    ident = f"{name}-prod".replace("_", "-")
+    with S3Proxy(moto_endpoint) as aws:
+        aws.rewrite["DescribeDBInstances"] = (b"<DBInstanceStatus>available<", b"<DBInstanceStatus>creating<")
+        proc = cli.popen("apply", "--auto-approve", AWS_ENDPOINT_URL=aws.url)
+        for line in proc.stdout:  # the progress display
+            if f"RDS instance {ident}: creating" in line and "waiting for available" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130, proc.stderr.read()
+    state = {f"{r['type']}.{r['name']}" for r in cli.state()["resources"]}
+    assert "aws_security_group.db" in state and "aws_db_instance.main" not in state
+    assert json.loads(cli("state", "lock", "--json").stdout) is None  # the lock was released
+
+    cli("apply", "--auto-approve", expect=None)  # finds the instance, waits, records it; then the master user (above)
+    give_master_user(ident, superuser)
+    cli("apply", "--auto-approve")
+    cli("plan", "--detailed-exitcode")
+    rds = boto3.client("rds", region_name="us-east-1")
+    assert [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]].count(ident) == 1

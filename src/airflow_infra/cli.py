@@ -602,7 +602,10 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="airflow-infra", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            click.echo("Interrupted; what finished is in the state, and the next apply carries on.", err=True)
+            sys.exit(130)
         click.echo("Aborted.", err=True)
         sys.exit(1)
     except click.ClickException as exc:  # usage errors exit 1 too: 2 means "changes" for plan
@@ -614,7 +617,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(click.style("Error: ", fg="red", bold=True) + str(exc), err=True)
         sys.exit(1)
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
+        click.echo("Interrupted; what finished is in the state, and the next apply carries on.", err=True)
         sys.exit(130)
     except Exception as exc:
         if debug:

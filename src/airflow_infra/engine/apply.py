@@ -141,32 +141,39 @@ def apply_plan(
     applied: list[str] = []
     running: dict[Future, tuple[Change, float]] = {}
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        while sorter.is_active():
-            if not failures:
-                for address in sorter.get_ready():
-                    c = by_addr[address]
-                    emit("start", c, 0.0)
-                    running[pool.submit(_run, c, providers[c.resource.type], force_delete_data)] = (c, time.monotonic())
-            if not running:
-                break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in done:
-                c, started = running.pop(fut)
-                try:
-                    obs = fut.result()
-                except Exception as exc:
-                    detail = str(exc) if isinstance(exc, AirflowInfraError) else f"{type(exc).__name__}: {exc}"
-                    failures.append(detail if detail.startswith(c.address) else f"{c.address}: {detail}")
-                    emit("failed", c, time.monotonic() - started)
-                    continue
-                r = c.resource
-                if obs is None:
-                    writer.commit(lambda s, a=c.address: s.without(a))
-                else:
-                    writer.commit(lambda s, r=r, obs=obs: s.with_resource(Resource(r.type, r.name, dict(obs.attrs), r.depends_on)))
-                applied.append(c.address)
-                emit("done", c, time.monotonic() - started)
-                sorter.done(c.address)
+        try:
+            while sorter.is_active():
+                if not failures:
+                    for address in sorter.get_ready():
+                        c = by_addr[address]
+                        emit("start", c, 0.0)
+                        running[pool.submit(_run, c, providers[c.resource.type], force_delete_data)] = (c, time.monotonic())
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    c, started = running.pop(fut)
+                    try:
+                        obs = fut.result()
+                    except Exception as exc:
+                        detail = str(exc) if isinstance(exc, AirflowInfraError) else f"{type(exc).__name__}: {exc}"
+                        failures.append(detail if detail.startswith(c.address) else f"{c.address}: {detail}")
+                        emit("failed", c, time.monotonic() - started)
+                        continue
+                    r = c.resource
+                    if obs is None:
+                        writer.commit(lambda s, a=c.address: s.without(a))
+                    else:
+                        writer.commit(lambda s, r=r, obs=obs: s.with_resource(Resource(r.type, r.name, dict(obs.attrs), r.depends_on)))
+                    applied.append(c.address)
+                    emit("done", c, time.monotonic() - started)
+                    sorter.done(c.address)
+        except KeyboardInterrupt:
+            # Ctrl-C: steps still running stop waiting (providers that wait say how) and fail;
+            # what finished is in the state already, and the next apply carries on.
+            for provider in {id(p): p for p in providers.values()}.values():
+                getattr(provider, "cancel", lambda: None)()
+            raise
     if failures:
         raise ApplyFailed("apply failed; finished steps are saved in the state: " + "; ".join(failures))
     return ApplyResult(writer.state, backups, applied)

@@ -9,6 +9,7 @@ someone else's.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -289,6 +290,15 @@ class DbInstanceProvider:
         self.skip_final_snapshot = skip_final_snapshot
         self._progress = on_progress or (lambda message: None)
         self._poll = poll_seconds
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop waiting (Ctrl-C): the step fails at once, and the next apply finds the instance and waits again."""
+        self._cancelled.set()
+
+    def _sleep(self, what: str) -> None:
+        if self._cancelled.wait(self._poll):
+            raise ProviderError(f"{what}: the wait was interrupted; the next apply carries on from here")
 
     @property
     def notes(self) -> dict[str, str]:
@@ -354,7 +364,7 @@ class DbInstanceProvider:
             if status != last or elapsed - told >= 60:
                 self._progress(f"RDS instance {identifier}: {status} ({int(elapsed)}s; waiting for {until})")
                 last, told = status, elapsed
-            time.sleep(self._poll)
+            self._sleep(f"RDS instance {identifier}")
 
     def _wait_snapshot(self, name: str) -> None:
         started = time.monotonic()
@@ -366,7 +376,7 @@ class DbInstanceProvider:
                 raise ProviderError(f"RDS snapshot {name} is {snap['Status']}")
             self._progress(f"RDS snapshot {name}: {snap['Status']} {snap.get('PercentProgress', 0)}% "
                            f"({int(time.monotonic() - started)}s)")
-            time.sleep(self._poll)
+            self._sleep(f"RDS snapshot {name}")
 
     # -- lifecycle -------------------------------------------------------------------------------
     def create(self, r: Resource) -> Observed:

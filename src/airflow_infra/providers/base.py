@@ -13,7 +13,8 @@
 
 Optional, read by plan: ``notes`` (field -> what changing it means, shown beside the change),
 ``warnings(observed)`` (risks to show, e.g. a public instance), ``check_change(r, prior)`` (raises
-ProviderError for a change the provider can never make, e.g. a major-version downgrade). read may
+ProviderError for a change the provider can never make, e.g. a major-version downgrade); read by
+apply: ``cancel()`` (Ctrl-C: a step that is waiting stops and fails; the next apply resumes). read may
 raise NotYetReachable (its server does not exist yet: absent) or Unreadable (its server cannot be
 asked yet: taken as the state says).
 """
