@@ -191,3 +191,34 @@ def test_import_terraform_bad_input_changes_nothing(cli, seed, tmp_path):
     assert "not in AWS" in refused(gone)
     assert "not found" in refused(tmp_path / "missing.tfstate")
     assert "valid project name" in refused(seed["tfstate"], "--name", "Bad-Name")
+
+
+def test_seed_used_as_a_module_is_found_by_module(tmp_path):
+    """The seed was often called as a module, once per project: --module picks one; several without it is an error."""
+    from airflow_infra import ConfigError
+    from airflow_infra.terraform import read_seed_state
+
+    def module_state(mod: str, project: str) -> list[dict]:
+        arn = f"arn:aws:rds:eu-west-1:123456789012:db:{project}-db"
+        return [
+            {**_tf_resource("aws_s3_bucket", "airflow_workbucket", {"bucket": f"{project}-workbucket", "region": "eu-west-1"}),
+             "module": mod},
+            {**_tf_resource("aws_security_group", "db_security_group", {"name": f"{project}-sg", "id": "sg-1", "ingress": [
+                {"cidr_blocks": ["10.0.0.0/16"], "from_port": 5432, "to_port": 5432, "protocol": "tcp", "security_groups": []},
+                {"cidr_blocks": [], "from_port": 5432, "to_port": 5432, "protocol": "tcp", "security_groups": ["sg-w"]}]}),
+             "module": mod},
+            {**_tf_resource("aws_db_instance", "db_database", {
+                "identifier": f"{project}-db", "engine": "postgres", "engine_version": "11.5", "arn": arn, "name": project,
+                "db_subnet_group_name": "platform", "password": "x"}), "module": mod},
+        ]
+
+    path = tmp_path / "terraform.tfstate"
+    path.write_text(json.dumps({"version": 4, "resources": module_state("module.redb", "redb")
+                                + module_state("module.crime", "crime")}))
+    with pytest.raises(ConfigError, match="several aws_s3_bucket resources .*: name the module with --module"):
+        read_seed_state(path)
+    seed = read_seed_state(path, module="module.crime")
+    assert (seed.bucket, seed.region, seed.database, seed.instance["identifier"]) == (
+        "crime-workbucket", "eu-west-1", "crime", "crime-db")
+    assert seed.allowed_cidrs == ["10.0.0.0/16"] and seed.allowed_security_groups == ["sg-w"] and not seed.dropped_rules
+    assert "password" not in seed.instance
