@@ -121,10 +121,12 @@ def render_adoption_config(seed: SeedInfrastructure, *, name: str | None, enviro
     """(project name, airflow-infra.toml text) that describes what exists, hardened where that
     changes nothing that must be replaced: the first plan then holds only hardening changes."""
     db = seed.instance
+    if name is None and not seed.database:
+        raise ConfigError(f"--name: {seed.source} names no database on the instance: pass the project's name")
+    source = "--name" if name else f"the instance's database {seed.database!r}"
     name = name or seed.database
-    if not name or not re.match(NAME_RE, name):
-        raise ConfigError(f"--name: the instance's database {seed.database!r} is not a valid project name "
-                          f"(must match {NAME_RE}): pass --name")
+    if not re.match(NAME_RE, name):
+        raise ConfigError(f"{source}: {name!r} is not a valid project name (must match {NAME_RE}); pass --name")
     major = str(db.get("engine_version") or "").split(".")[0]
     if not re.fullmatch(r"\d{2}", major):
         raise ConfigError(f"{seed.source}: engine_version {db.get('engine_version')!r}: airflow-infra manages "

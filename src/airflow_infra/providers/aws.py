@@ -332,7 +332,9 @@ class DbInstanceProvider:
         attrs = {
             "identifier": r.attrs["identifier"], "engine": db["Engine"], "engine_major": version.split(".")[0],
             "instance_class": db["DBInstanceClass"], "allocated_storage": db["AllocatedStorage"],
-            "max_allocated_storage": db.get("MaxAllocatedStorage", 0), "storage_encrypted": db.get("StorageEncrypted", False),
+            # autoscaling is off when the ceiling is absent or not above the storage (how RDS turns it off)
+            "max_allocated_storage": (db.get("MaxAllocatedStorage") or 0) if (db.get("MaxAllocatedStorage") or 0) > db[
+                "AllocatedStorage"] else 0, "storage_encrypted": db.get("StorageEncrypted", False),
             "kms_key_id": r.attrs.get("kms_key_id"), "publicly_accessible": db.get("PubliclyAccessible", False),
             "deletion_protection": db.get("DeletionProtection", False),
             "backup_retention_days": db.get("BackupRetentionPeriod"), "multi_az": db.get("MultiAZ", False),
