@@ -66,6 +66,9 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     etl_secret = secrets[f"airflow-infra/{name}/prod/aws/{ident}/{name}_etl"]  # role passwords live in Secrets Manager
     assert {t["Key"]: t["Value"] for t in etl_secret["Tags"]} == {
         "ManagedBy": "airflow-infra", "Project": name, "Environment": "prod"}
+    [etl_role] = [r for r in cli.state()["resources"] if (r["type"], r["name"]) == ("postgres_role", "etl")]
+    assert etl_role["attrs"]["password_secret"] == etl_secret["ARN"] == out["etl_password_secret"]  # the state: the ARN
+    assert out["etl_password"] not in cli.dir.joinpath(".airflow-infra", "state.json").read_text()
 
     # drift by hand on what matters for security
     rds.modify_db_instance(DBInstanceIdentifier=ident, PubliclyAccessible=True, ApplyImmediately=True)

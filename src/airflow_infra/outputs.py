@@ -29,6 +29,8 @@ def database_outputs(state: State, secrets: SecretStore, *, host: str, port: int
         if role is not None:
             out[f"{label}_user"] = (role.attrs["name"], False)
             out[f"{label}_password"] = (secrets.get(role.attrs["password_ref"]) if reveal else None, True)
+            if role.attrs.get("password_secret"):  # e.g. for an IAM policy allowing the workers to read it
+                out[f"{label}_password_secret"] = (role.attrs["password_secret"], False)
     if etl is not None:
         pw = (secrets.get(etl.attrs["password_ref"]) or "") if reveal else None
         uri = f"postgresql://{quote(etl.attrs['name'])}:{quote(pw, safe='')}@{host}:{port}/{quote(db)}" if reveal else None

@@ -227,8 +227,20 @@ class RoleProvider:
         if row is None:
             return None
         login, comment, member_of = row
-        return Observed({"name": r.attrs["name"], "login": login, "member_of": list(member_of),
-                         "password_ref": r.attrs.get("password_ref")}, foreign=comment != self.admin.marker)
+        attrs = {"name": r.attrs["name"], "login": login, "member_of": list(member_of),
+                 "password_ref": r.attrs.get("password_ref")}
+        secret = self._secret_location(r, prior)
+        if secret:
+            attrs["password_secret"] = secret
+        return Observed(attrs, foreign=comment != self.admin.marker)
+
+    def _secret_location(self, r: Resource, prior: Observed | None) -> str | None:
+        """The password's address in its store (a Secrets Manager ARN), recorded when the role is
+        made; a refresh keeps the recorded one rather than asking the store again."""
+        ref, locate = r.attrs.get("password_ref"), getattr(self.admin.secrets, "locate", None)
+        if not ref or locate is None:
+            return None
+        return (prior.attrs.get("password_secret") if prior else None) or locate(ref)
 
     def _converge(self, r: Resource, cur, current_members: list[str]) -> None:
         from psycopg import sql

@@ -19,6 +19,10 @@ class SecretStore(Protocol):
     def get_or_create(self, ref: str) -> str: ...
     def delete(self, ref: str) -> None: ...
 
+    # optional: where the secret lives, for the state (a Secrets Manager ARN); stores that keep
+    # secrets themselves have no such address and leave it out
+    # def locate(self, ref: str) -> str: ...
+
 
 def make_store(config, home: Path):
     kind = config.secrets.store or ("aws-secrets-manager" if config.target.kind == "aws" else "file")

@@ -1,5 +1,5 @@
 """The "aws-secrets-manager" store: one secret per role, named <prefix>/<name>/<environment>/<ref>;
-the state holds only the reference. Deleting a role schedules its secret's deletion with AWS's
+the state holds only the reference and the secret's ARN. Deleting a role schedules its secret's deletion with AWS's
 recovery window rather than forcing it."""
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ class AwsSecretsManagerStore:
         self.sm = aws_client("secretsmanager", region=region)
         self.prefix = prefix
         self.tags = [{"Key": k, "Value": v} for k, v in sorted((tags or {"ManagedBy": "airflow-infra"}).items())]
+        self._arns: dict[str, str] = {}  # ref -> ARN, from the calls that return it anyway
 
     def name(self, ref: str) -> str:
         return self.prefix + re.sub(r"[^A-Za-z0-9/_+=.@-]", "-", ref)
 
     def get(self, ref: str, *, restore: bool = False) -> str | None:
         try:
-            return self.sm.get_secret_value(SecretId=self.name(ref))["SecretString"]
+            found = self.sm.get_secret_value(SecretId=self.name(ref))
+            self._arns[ref] = found["ARN"]
+            return found["SecretString"]
         except Exception as exc:
             code = error_code(exc)
             if code == "ResourceNotFoundException":
@@ -40,13 +43,20 @@ class AwsSecretsManagerStore:
             return existing
         value = secrets.token_urlsafe(32)
         try:
-            self.sm.create_secret(Name=self.name(ref), SecretString=value,
-                                  Tags=self.tags)
+            self._arns[ref] = self.sm.create_secret(Name=self.name(ref), SecretString=value, Tags=self.tags)["ARN"]
         except Exception as exc:
             if error_code(exc) == "ResourceExistsException":  # another run made it first
                 return self.get(ref)
             raise AirflowInfraError(f"Secrets Manager: cannot create {self.name(ref)}: {error_code(exc) or type(exc).__name__}") from None
         return value
+
+    def locate(self, ref: str) -> str:
+        if ref not in self._arns:
+            try:
+                self._arns[ref] = self.sm.describe_secret(SecretId=self.name(ref))["ARN"]
+            except Exception as exc:
+                raise AirflowInfraError(f"Secrets Manager: cannot find {self.name(ref)}: {error_code(exc) or type(exc).__name__}") from None
+        return self._arns[ref]
 
     def delete(self, ref: str) -> None:
         try:
