@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -89,6 +90,18 @@ def _run(change: Change, provider: Any, force: bool) -> Observed | None:
     raise AssertionError(change.action)
 
 
+@contextmanager
+def _cancel_on_interrupt(providers: Mapping[str, Any]):
+    """Ctrl-C: steps still running stop waiting (providers that wait have cancel()) and fail, so the
+    worker threads end; what finished is in the state already, and the next apply carries on."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        for provider in {id(p): p for p in providers.values()}.values():
+            getattr(provider, "cancel", lambda: None)()
+        raise
+
+
 def check_data_loss(plan: Plan, *, force_delete_data: bool) -> list[Change]:
     """The changes that would lose data; DataLossRefused unless force_delete_data."""
     losing = [c for c in plan.changes if c.action in (DELETE, REPLACE) and c.holds_data]
@@ -140,40 +153,33 @@ def apply_plan(
     failures: list[str] = []
     applied: list[str] = []
     running: dict[Future, tuple[Change, float]] = {}
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        try:
-            while sorter.is_active():
-                if not failures:
-                    for address in sorter.get_ready():
-                        c = by_addr[address]
-                        emit("start", c, 0.0)
-                        running[pool.submit(_run, c, providers[c.resource.type], force_delete_data)] = (c, time.monotonic())
-                if not running:
-                    break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    c, started = running.pop(fut)
-                    try:
-                        obs = fut.result()
-                    except Exception as exc:
-                        detail = str(exc) if isinstance(exc, AirflowInfraError) else f"{type(exc).__name__}: {exc}"
-                        failures.append(detail if detail.startswith(c.address) else f"{c.address}: {detail}")
-                        emit("failed", c, time.monotonic() - started)
-                        continue
-                    r = c.resource
-                    if obs is None:
-                        writer.commit(lambda s, a=c.address: s.without(a))
-                    else:
-                        writer.commit(lambda s, r=r, obs=obs: s.with_resource(Resource(r.type, r.name, dict(obs.attrs), r.depends_on)))
-                    applied.append(c.address)
-                    emit("done", c, time.monotonic() - started)
-                    sorter.done(c.address)
-        except KeyboardInterrupt:
-            # Ctrl-C: steps still running stop waiting (providers that wait say how) and fail;
-            # what finished is in the state already, and the next apply carries on.
-            for provider in {id(p): p for p in providers.values()}.values():
-                getattr(provider, "cancel", lambda: None)()
-            raise
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool, _cancel_on_interrupt(providers):
+        while sorter.is_active():
+            if not failures:
+                for address in sorter.get_ready():
+                    c = by_addr[address]
+                    emit("start", c, 0.0)
+                    running[pool.submit(_run, c, providers[c.resource.type], force_delete_data)] = (c, time.monotonic())
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                c, started = running.pop(fut)
+                try:
+                    obs = fut.result()
+                except Exception as exc:
+                    detail = str(exc) if isinstance(exc, AirflowInfraError) else f"{type(exc).__name__}: {exc}"
+                    failures.append(detail if detail.startswith(c.address) else f"{c.address}: {detail}")
+                    emit("failed", c, time.monotonic() - started)
+                    continue
+                r = c.resource
+                if obs is None:
+                    writer.commit(lambda s, a=c.address: s.without(a))
+                else:
+                    writer.commit(lambda s, r=r, obs=obs: s.with_resource(Resource(r.type, r.name, dict(obs.attrs), r.depends_on)))
+                applied.append(c.address)
+                emit("done", c, time.monotonic() - started)
+                sorter.done(c.address)
     if failures:
         raise ApplyFailed("apply failed; finished steps are saved in the state: " + "; ".join(failures))
     return ApplyResult(writer.state, backups, applied)

@@ -279,7 +279,7 @@ class DbInstanceProvider:
         "master_password_managed": "ManageMasterUserPassword",
     }
     FAILED = {"failed", "incompatible-parameters", "incompatible-restore", "incompatible-network", "storage-full",
-              "inaccessible-encryption-credentials", "restore-error"}
+              "inaccessible-encryption-credentials", "restore-error"}  # instances' and snapshots' dead ends
 
     def __init__(self, aws: _Aws, *, security_group_id: Callable[[], str], encrypt_storage: bool = False,
                  skip_final_snapshot: bool = False, on_progress: Callable[[str], None] | None = None,
@@ -289,16 +289,12 @@ class DbInstanceProvider:
         self.encrypt_storage = encrypt_storage
         self.skip_final_snapshot = skip_final_snapshot
         self._progress = on_progress or (lambda message: None)
-        self._poll = poll_seconds
+        self._poll_seconds = poll_seconds
         self._cancelled = threading.Event()
 
     def cancel(self) -> None:
         """Stop waiting (Ctrl-C): the step fails at once, and the next apply finds the instance and waits again."""
         self._cancelled.set()
-
-    def _sleep(self, what: str) -> None:
-        if self._cancelled.wait(self._poll):
-            raise ProviderError(f"{what}: the wait was interrupted; the next apply carries on from here")
 
     @property
     def notes(self) -> dict[str, str]:
@@ -351,34 +347,30 @@ class DbInstanceProvider:
         return Observed(attrs, foreign=not ours)
 
     # -- waiting, with progress ------------------------------------------------------------------
-    def _wait(self, identifier: str, *, until: str = "available") -> None:
-        """Poll until the instance is `until` ("gone": deleted), telling on_progress what it is doing."""
+    def _poll(self, what: str, status: Callable[[], str], until: str) -> None:
+        """Poll status() until it says `until`, telling on_progress when it changes (and each minute)."""
         started, last, told = time.monotonic(), None, 0.0
-        while True:
-            db = self.describe(identifier)
-            status = "gone" if db is None else db["DBInstanceStatus"]
-            if status == until:
-                return
+        while (now := status()) != until:
             elapsed = time.monotonic() - started
-            # "gone" while waiting to appear: a rename or a create not visible yet, for a while
-            if status in self.FAILED or (status == "gone" and elapsed > 300):
-                raise ProviderError(f"RDS instance {identifier} is {status}, not {until}")
-            if status != last or elapsed - told >= 60:
-                self._progress(f"RDS instance {identifier}: {status} ({int(elapsed)}s; waiting for {until})")
-                last, told = status, elapsed
-            self._sleep(f"RDS instance {identifier}")
+            # "gone" while waiting for one to appear: a rename or a create not visible yet, for a while
+            if now in self.FAILED or (now == "gone" and elapsed > 300):
+                raise ProviderError(f"{what} is {now}, not {until}")
+            if now != last or elapsed - told >= 60:
+                self._progress(f"{what}: {now} ({int(elapsed)}s; waiting for {until})")
+                last, told = now, elapsed
+            if self._cancelled.wait(self._poll_seconds):
+                raise ProviderError(f"{what}: the wait was interrupted; the next apply carries on from here")
+
+    def _wait(self, identifier: str, *, until: str = "available") -> None:
+        """Until the instance is `until` ("gone": deleted)."""
+        def status() -> str:
+            db = self.describe(identifier)
+            return "gone" if db is None else db["DBInstanceStatus"]
+        self._poll(f"RDS instance {identifier}", status, until)
 
     def _wait_snapshot(self, name: str) -> None:
-        started = time.monotonic()
-        while True:
-            snap = self.aws.rds.describe_db_snapshots(DBSnapshotIdentifier=name)["DBSnapshots"][0]
-            if snap["Status"] == "available":
-                return
-            if snap["Status"] in ("failed", "incompatible-restore"):
-                raise ProviderError(f"RDS snapshot {name} is {snap['Status']}")
-            self._progress(f"RDS snapshot {name}: {snap['Status']} {snap.get('PercentProgress', 0)}% "
-                           f"({int(time.monotonic() - started)}s)")
-            self._sleep(f"RDS snapshot {name}")
+        self._poll(f"RDS snapshot {name}", lambda: self.aws.rds.describe_db_snapshots(
+            DBSnapshotIdentifier=name)["DBSnapshots"][0]["Status"], "available")
 
     # -- lifecycle -------------------------------------------------------------------------------
     def create(self, r: Resource) -> Observed:
