@@ -7,12 +7,13 @@ master user, whose password RDS keeps in Secrets Manager and we read at apply ti
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
 
 from ..config import Config
-from ..errors import ConfigError, NotYetReachable, Unreadable
+from ..errors import ConfigError, NotYetReachable, ProviderError, Unreadable
 from ..outputs import shaped
 from ..resources import Resource
 from ..state.base import State
@@ -40,6 +41,8 @@ class AwsTarget(ServerTarget):
                         "on_progress": on_progress}
         self._clients: dict[str, Any] = {}
         self._vpc: str | None = None
+        self._master_dsn: str | None = None  # in memory only, for this command
+        self._dsn_lock = threading.Lock()
 
     def client(self, service: str):
         if service not in self._clients:
@@ -109,6 +112,27 @@ class AwsTarget(ServerTarget):
         return db
 
     def _dsn(self) -> str:
+        """The master user's DSN, read once per command (not once per admin session); read again
+        when a connection fails, since the password may have changed meanwhile (RDS rotates it,
+        and an apply may turn ManageMasterUserPassword on or restore the instance)."""
+        with self._dsn_lock:
+            if self._master_dsn is None:
+                self._master_dsn = self._read_master_dsn()
+            return self._master_dsn
+
+    def _connect(self, dbname: str):
+        try:
+            return super()._connect(dbname)
+        except ProviderError:
+            with self._dsn_lock:
+                self._master_dsn = None
+            return super()._connect(dbname)
+
+    def _server_label(self) -> str:
+        through = self.config.aws.rds.connect_through
+        return f"the RDS instance {self.identifier}" + (f" through {through}" if through else "")
+
+    def _read_master_dsn(self) -> str:
         db = self._instance()
         secret = json.loads(self.client("secretsmanager").get_secret_value(
             SecretId=db["MasterUserSecret"]["SecretArn"])["SecretString"])

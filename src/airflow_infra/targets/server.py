@@ -57,8 +57,10 @@ class ServerTarget:
         except psycopg.OperationalError as exc:
             # psycopg's message names host and port, never the password
             reason = str(exc).strip().splitlines()[-1]
-            raise ProviderError(f"cannot connect to the PostgreSQL server of {self.config.database.admin_dsn_env} "
-                                f"(database {dbname!r}): {reason}") from None
+            raise ProviderError(f"cannot connect to {self._server_label()} (database {dbname!r}): {reason}") from None
+
+    def _server_label(self) -> str:
+        return f"the PostgreSQL server of {self.config.database.admin_dsn_env}"
 
     def _pool_key(self) -> str:
         import hashlib
