@@ -170,6 +170,20 @@ def test_seed_state_is_adopted_hardened_and_encrypted_without_replacing_anything
     cli("plan", "--detailed-exitcode", **TLS_OFF)
     assert _rows(superuser, name) == 250
 
+    # A key of the organisation's own, later: the same snapshot-copy-restore, with that key
+    key = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text().replace("[aws.rds]\n", f'[aws.rds]\nkms_key_id = "{key}"\n'))
+    pending = json.loads(cli("plan", "--json", **TLS_OFF).stdout)["changes"]
+    assert [(c["address"], c["changed"], "--encrypt-storage" in c["notes"]["kms_key_id"]) for c in pending] == [
+        ("aws_db_instance.main", ["kms_key_id"], True)]
+    cli("apply", "--auto-approve", **TLS_OFF)  # without the flag: nothing done, still pending
+    assert json.loads(cli("plan", "--json", **TLS_OFF).stdout)["changes"]
+    cli("apply", "--auto-approve", "--encrypt-storage", **TLS_OFF)
+    assert rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["KmsKeyId"] == key
+    cli("plan", "--detailed-exitcode", **TLS_OFF)
+    assert _rows(superuser, name) == 250
+
 
 def test_import_terraform_bad_input_changes_nothing(cli, seed, tmp_path):
     def refused(path, *extra):

@@ -331,7 +331,9 @@ class DbInstanceProvider:
             # autoscaling is off when the ceiling is absent or not above the storage (how RDS turns it off)
             "max_allocated_storage": (db.get("MaxAllocatedStorage") or 0) if (db.get("MaxAllocatedStorage") or 0) > db[
                 "AllocatedStorage"] else 0, "storage_encrypted": db.get("StorageEncrypted", False),
-            "kms_key_id": r.attrs.get("kms_key_id"), "publicly_accessible": db.get("PubliclyAccessible", False),
+            # as recorded when the storage was encrypted (AWS answers with the key's ARN, the config may name an alias)
+            "kms_key_id": (prior.attrs.get("kms_key_id") if prior else r.attrs.get("kms_key_id")),
+            "publicly_accessible": db.get("PubliclyAccessible", False),
             "deletion_protection": db.get("DeletionProtection", False),
             "backup_retention_days": db.get("BackupRetentionPeriod"), "multi_az": db.get("MultiAZ", False),
             "copy_tags_to_snapshot": db.get("CopyTagsToSnapshot", False),
@@ -421,7 +423,8 @@ class DbInstanceProvider:
         if sorted(p.get("security_groups", [])) != [self._sg()]:
             changes["VpcSecurityGroupIds"] = [self._sg()]
         try:
-            if a["storage_encrypted"] and not p["storage_encrypted"] and self.encrypt_storage:
+            restore = a["storage_encrypted"] and (not p["storage_encrypted"] or a.get("kms_key_id") != p.get("kms_key_id"))
+            if restore and self.encrypt_storage:  # a new key, too, takes an encrypted copy
                 self._encrypt_by_restore(r)
             if changes:
                 self.aws.rds.modify_db_instance(DBInstanceIdentifier=a["identifier"], ApplyImmediately=True, **changes)
@@ -432,7 +435,7 @@ class DbInstanceProvider:
             raise
         except Exception as exc:
             raise translate(r.address, "update", exc) from None
-        return self.read(r, None)
+        return self.read(r, None if restore and self.encrypt_storage else prior)
 
     def _encrypt_by_restore(self, r: Resource) -> None:
         """Snapshot, copy the snapshot encrypted, restore it, swap the names. Writes made after the
