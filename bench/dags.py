@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
-from gitrepos import Repo, dag_source  # noqa: E402
+from gitrepos import EXT_ALLOWED, Repo, dag_source  # noqa: E402
 
 CLI = [sys.executable, "-m", "airflow_infra"]
 
@@ -29,7 +29,7 @@ def sync_rows(n: int = 50, *, latency: float = 0.0) -> list[tuple[str, float, st
     """With latency, every remote is reached through git's ext:: transport after a sleep: a stand-in
     for a network round trip, the same for the seed's loop and for the sync."""
     tmp = Path(tempfile.mkdtemp(prefix="airflow-infra-bench-dags-"))
-    env = {**os.environ, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "protocol.ext.allow", "GIT_CONFIG_VALUE_0": "always"}
+    env = {**os.environ, **EXT_ALLOWED}
     where = f", remotes {latency * 1000:.0f} ms away" if latency else ", local remotes"
     try:
         repos = []

@@ -25,6 +25,9 @@ with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz=
 '''
 
 
+EXT_ALLOWED = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "protocol.ext.allow", "GIT_CONFIG_VALUE_0": "always"}
+
+
 class Repo:
     def __init__(self, root: Path, name: str):
         self.remote = root / "remotes" / f"{name}.git"
@@ -39,6 +42,13 @@ class Repo:
     @property
     def url(self) -> str:
         return self.remote.as_uri()
+
+    @property
+    def transport_url(self) -> str:
+        """The same repository through git's ext:: transport, as a remote server is reached (a
+        fetch, not a read in place); needs protocol.ext.allow (see EXT_ALLOWED)."""
+        return f"ext::git %s {self.remote}"
+
 
     def commit(self, files: dict[str, str | None], message: str = "change", *, symlinks: dict[str, str] | None = None) -> str:
         for rel, text in files.items():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gitrepos import Repo, dag_source, git
+from gitrepos import EXT_ALLOWED, Repo, dag_source, git
 
 SEED_CSV = "Project,Repo,URL\nredb,REDB-Workflows,https://github.com/stlrda/REDB-Workflows\n"
 
@@ -38,10 +38,20 @@ def repos(tmp_path):
     return make
 
 
-def register(registry: Path, *repos: Repo, **extra) -> None:
+def register(registry: Path, *repos: Repo, remote: bool = False, **extra) -> None:
     lines = ["Project,Repo,URL,Branch,Path"]
-    lines += [f"{r.name},{r.name}-Workflows,{r.url},{extra.get('branch', '')},{extra.get('path', '')}" for r in repos]
+    lines += [f"{r.name},{r.name}-Workflows,{r.transport_url if remote else r.url},{extra.get('branch', '')},"
+              f"{extra.get('path', '')}" for r in repos]
     registry.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(params=["local", "remote"])
+def source(request, monkeypatch) -> bool:
+    """True for a remote repository (mirrored by a bare clone), False for a local one (read in place)."""
+    if request.param == "remote":
+        for k, v in EXT_ALLOWED.items():
+            monkeypatch.setenv(k, v)
+    return request.param == "remote"
 
 
 def published(dags: Path, project: str) -> str:
@@ -66,12 +76,14 @@ def test_seed_registry_parses_as_is_and_names_are_checked(tmp_path):
     assert "'../x' is not a valid project name" in cli("projects", "list", "--registry", str(reg), expect=1).stderr
 
 
-def test_sync_publishes_and_picks_up_new_commits(tmp_path, repos):
+def test_sync_publishes_and_picks_up_new_commits(tmp_path, repos, source):
     a, b, c = repos("alpha"), repos("beta"), repos("gamma")
     reg, dags = tmp_path / "projects.csv", tmp_path / "dags"
-    register(reg, a, b, c)
+    register(reg, a, b, c, remote=source)
     first = json.loads(cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--json").stdout)
     assert [(r["project"], r["result"]) for r in first] == [("alpha", "published"), ("beta", "published"), ("gamma", "published")]
+    # a remote repository is mirrored; a local one is read in place, with no copy
+    assert (dags / ".airflow-infra" / "repos" / "alpha.git").is_dir() == source
     for r in (a, b, c):
         assert (dags / r.name / "dags" / f"{r.name}_dag.py").read_text() == dag_source(f"{r.name}_hello")
     before = {p: os.lstat(dags / p).st_mtime_ns for p in ("alpha", "gamma")}
@@ -86,10 +98,10 @@ def test_sync_publishes_and_picks_up_new_commits(tmp_path, repos):
     assert "unchanged" in table and "beta" in table
 
 
-def test_a_failing_project_keeps_its_last_good_revision(tmp_path, repos):
+def test_a_failing_project_keeps_its_last_good_revision(tmp_path, repos, source):
     a, b = repos("alpha"), repos("beta")
     reg, dags = tmp_path / "projects.csv", tmp_path / "dags"
-    register(reg, a, b)
+    register(reg, a, b, remote=source)
     cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags))
     good = published(dags, "alpha")
 

@@ -3,7 +3,8 @@
 Layout under the DAG folder DIR (nothing is ever written outside it):
   DIR/<Project>                                 a symlink, swapped atomically, to a whole revision
   DIR/.airflow-infra/revisions/<Project>/<sha>  the exported revision (its Path subfolder)
-  DIR/.airflow-infra/repos/<Project>.git        a bare clone, fetched on later syncs
+  DIR/.airflow-infra/repos/<Project>.git        a bare clone, fetched on later syncs (a remote repository)
+  DIR/.airflow-infra/repos/<Project>.seen       the commit last seen (a local repository, read in place)
   DIR/.airflowignore                            keeps Airflow out of .airflow-infra/
 
 A revision is exported beside the published one, checked (with --check), then made visible by
@@ -25,6 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from .errors import AirflowInfraError
 from .names import check_name
@@ -58,6 +60,17 @@ def _git(*args: str, cwd: Path | None = None, timeout: float = 600) -> str:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         raise SyncError(lines[-1] if lines else f"git {args[0]} failed")
     return proc.stdout.strip()
+
+
+def _local_repository(url: str) -> Path | None:
+    """The directory of a git repository on this machine (a path or a file:// URL), else None."""
+    if url.startswith("file://"):
+        path = Path(unquote(urlsplit(url).path))
+    elif "://" in url or url.startswith("ext::") or (":" in url.split("/", 1)[0]):  # URLs and scp-like host:path
+        return None
+    else:
+        path = Path(url).expanduser()
+    return path if (path / "HEAD").is_file() or (path / ".git").exists() else None
 
 
 def _published(link: Path) -> str | None:
@@ -113,10 +126,16 @@ class DagSync:
         if IGNORE_LINE not in lines:
             ignore.write_text("\n".join([*lines, IGNORE_LINE]) + "\n")
 
-    def _fetch(self, e: Entry) -> str:
-        """Clone or fetch the project's bare repository; the commit of its branch."""
-        repo = self.state / "repos" / f"{e.project}.git"
+    def _fetch(self, e: Entry) -> tuple[str, Path]:
+        """The commit of the project's branch, and the repository to export it from: a local
+        repository is read in place (no copy to make), any other is mirrored by a bare clone."""
         ref = f"refs/heads/{e.branch}" if e.branch else "HEAD"  # a bare clone's HEAD is the default branch
+        local = _local_repository(e.url)
+        if local is not None:
+            sha = _git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=local)
+            self._check_fast_forward(e.project, sha, local)
+            return sha, local
+        repo = self.state / "repos" / f"{e.project}.git"
         if not (repo / "HEAD").exists():
             tmp = repo.with_name(f".{repo.name}.{os.getpid()}.tmp")
             shutil.rmtree(tmp, ignore_errors=True)
@@ -126,9 +145,24 @@ class DagSync:
             branch = e.branch or _git("symbolic-ref", "--short", "HEAD", cwd=repo)
             # Not forced: a branch whose history was rewritten is refused, not published.
             _git("fetch", "--quiet", "--no-tags", "origin", f"refs/heads/{branch}:refs/heads/{branch}", cwd=repo)
-        return _git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=repo)
+        return _git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=repo), repo
 
-    def _export(self, e: Entry, sha: str) -> Path:
+    def _check_fast_forward(self, project: str, sha: str, repo: Path) -> None:
+        """What the mirror's non-forced fetch does, for a repository read in place: the commit last
+        seen must be an ancestor of the new one, or the history was rewritten and nothing is published."""
+        seen = self.state / "repos" / f"{project}.seen"
+        last = seen.read_text().strip() if seen.exists() else None
+        if last and last != sha:
+            ancestor = subprocess.run(["git", "merge-base", "--is-ancestor", last, sha], cwd=repo, capture_output=True)
+            if ancestor.returncode != 0:
+                raise SyncError(f"the branch's history was rewritten ({last[:12]} is not an ancestor of {sha[:12]}): "
+                                "not published")
+        if last != sha:
+            tmp = seen.with_name(f".{seen.name}.{os.getpid()}.tmp")
+            tmp.write_text(sha + "\n")
+            os.replace(tmp, seen)
+
+    def _export(self, e: Entry, sha: str, repo: Path) -> Path:
         """The revision's tree (its Path subfolder) beside the published one; links out are refused."""
         revisions = self.state / "revisions" / e.project
         final = revisions / sha
@@ -137,7 +171,6 @@ class DagSync:
         tmp = revisions / f".{sha}.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        repo = self.state / "repos" / f"{e.project}.git"
         spec = f"{sha}:{e.path}" if e.path else sha
         proc = subprocess.Popen(["git", "archive", "--format=tar", spec], cwd=repo, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
@@ -192,11 +225,11 @@ class DagSync:
             return SyncResult(e.project, None, None, "failed", str(exc))
         old = _published(self.dir / e.project)
         try:
-            sha = self._fetch(e)
+            sha, repo = self._fetch(e)
             if sha == old:
                 self._prune(e.project, {sha})
                 return SyncResult(e.project, old, sha, "unchanged", seconds=time.monotonic() - start)
-            self._publish(e, self._export(e, sha))
+            self._publish(e, self._export(e, sha, repo))
             self._prune(e.project, {sha, old} - {None})
             return SyncResult(e.project, old, sha, "published", seconds=time.monotonic() - start)
         except (SyncError, AirflowInfraError) as exc:
@@ -212,6 +245,7 @@ class DagSync:
                 link.unlink()
                 shutil.rmtree(self.state / "revisions" / link.name, ignore_errors=True)
                 shutil.rmtree(self.state / "repos" / f"{link.name}.git", ignore_errors=True)
+                (self.state / "repos" / f"{link.name}.seen").unlink(missing_ok=True)
                 out.append(SyncResult(link.name, old, None, "unpublished"))
         return out
 
