@@ -54,7 +54,12 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     assert (db["Engine"], db["EngineVersion"].split(".")[0]) == ("postgres", "16")
     assert db["StorageEncrypted"] and not db["PubliclyAccessible"] and db["DeletionProtection"]
     assert db["CopyTagsToSnapshot"] and db["BackupRetentionPeriod"] == 7 and db["MasterUserSecret"]["SecretArn"]
+    assert (db["DBInstanceClass"], db["AllocatedStorage"], db["MaxAllocatedStorage"], db["MultiAZ"]) == (
+        "db.t4g.micro", 20, 100, False)
     assert db["DBSubnetGroup"]["DBSubnetGroupName"] == ident
+    assert sorted(s["SubnetIdentifier"] for s in db["DBSubnetGroup"]["Subnets"]) == sorted(network["subnets"])
+    [pg] = rds.describe_db_parameter_groups(DBParameterGroupName=f"{ident}-pg16")["DBParameterGroups"]
+    assert pg["DBParameterGroupFamily"] == "postgres16"
     assert db["DBParameterGroups"][0]["DBParameterGroupName"] == f"{ident}-pg16"
     [sg] = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"{ident}-postgres"]}])["SecurityGroups"]
     assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"]) for p in sg["IpPermissions"]] == [
