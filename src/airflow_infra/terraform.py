@@ -94,7 +94,7 @@ def read_seed_state(path: str | Path, *, module: str | None = None) -> SeedInfra
     for rule in sg.get("ingress") or []:
         ports = (rule.get("from_port"), rule.get("to_port"))
         on_pg = rule.get("protocol") in ("tcp", "6") and ports[0] <= PORT <= ports[1]
-        for cidr in rule.get("cidr_blocks") or []:
+        for cidr in [*(rule.get("cidr_blocks") or []), *(rule.get("ipv6_cidr_blocks") or [])]:
             if on_pg and not cidr.endswith("/0"):
                 allowed_cidrs.add(cidr)
             else:
