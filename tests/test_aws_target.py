@@ -76,7 +76,8 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     assert out["etl_password"] not in cli.dir.joinpath(".airflow-infra", "state.json").read_text()
 
     # drift by hand on what matters for security
-    rds.modify_db_instance(DBInstanceIdentifier=ident, PubliclyAccessible=True, ApplyImmediately=True)
+    rds.modify_db_instance(DBInstanceIdentifier=ident, PubliclyAccessible=True, ApplyImmediately=True,
+                           VpcSecurityGroupIds=[sg["GroupId"], network["workers"]])
     ec2.authorize_security_group_ingress(GroupId=sg["GroupId"], IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
         {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
@@ -84,8 +85,10 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     assert "aws_db_instance.main: publicly_accessible changed false -> true" in plan
     assert "0.0.0.0/0" in plan and "open to the whole internet" in plan
     assert "tcp 22-22 from ::/0" in plan and "other ports are open to the whole internet" in plan
+    assert f'aws_db_instance.main: other_security_groups changed [] -> ["{network["workers"]}"]' in plan  # by hand
     cli("apply", "--auto-approve")
-    assert not rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["PubliclyAccessible"]
+    db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+    assert not db["PubliclyAccessible"] and [g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]] == [sg["GroupId"]]
     [sg] = ec2.describe_security_groups(GroupIds=[sg["GroupId"]])["SecurityGroups"]
     assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"], p.get("Ipv6Ranges", []))
             for p in sg["IpPermissions"]] == [(5432, [network["workers"]], [], [])]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..aws import error_code, translate
-from ..errors import ProviderError
+from ..errors import NotYetReachable, ProviderError
 from ..resources import Observed, Resource
 
 PORT = 5432
@@ -49,6 +49,13 @@ class SecurityGroupProvider:
 
     def __init__(self, aws: _Aws):
         self.aws = aws
+        self._ids: dict[str, str] = {}  # name -> id, as this provider last saw it
+
+    def id_of(self, r: Resource) -> str | None:
+        """The group's id, as last read or made here (the instance needs it on every read), else looked up."""
+        if r.attrs["name"] not in self._ids and self.read(r, None) is None:
+            return None
+        return self._ids[r.attrs["name"]]
 
     def _find(self, r: Resource):
         groups = self.aws.ec2.describe_security_groups(Filters=[
@@ -87,7 +94,9 @@ class SecurityGroupProvider:
         except Exception as exc:
             raise translate(r.address, "read", exc) from None
         if group is None:
+            self._ids.pop(r.attrs["name"], None)
             return None
+        self._ids[r.attrs["name"]] = group["GroupId"]
         ours = _ours(group.get("Tags"), self.aws.tags)
         return Observed({"name": r.attrs["name"], "vpc_id": r.attrs["vpc_id"], "id": group["GroupId"],
                          "ingress": self._ingress(group), "tagged": ours}, foreign=not ours)
@@ -139,6 +148,7 @@ class SecurityGroupProvider:
         return self.read(r, None)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        self._ids.pop(r.attrs["name"], None)
         try:
             self.aws.ec2.delete_security_group(GroupId=r.attrs["id"])
         except Exception as exc:
@@ -306,6 +316,7 @@ class DbInstanceProvider:
                 "master_password_managed": "RDS makes a new master password in Secrets Manager; the old one stops working",
                 "engine_major": "a major version upgrade: minutes of downtime",
                 "parameter_group": "settings apply at the next reboot",
+                "other_security_groups": "detached: only the project's security group reaches the instance",
                 "tagged": "adds the tags ManagedBy, Project, Environment"}
 
     def describe(self, identifier: str) -> dict | None:
@@ -325,6 +336,14 @@ class DbInstanceProvider:
             return None
         version = db.get("EngineVersion", "")
         ours = _ours(db.get("TagList"), self.aws.tags)
+        attached = sorted(g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", []))
+        if prior is not None and prior.attrs.get("security_groups") == attached and "other_security_groups" in prior.attrs:
+            other = prior.attrs["other_security_groups"]  # the same groups as recorded: no need to look ours up
+        else:
+            try:
+                other = [g for g in attached if g != self._sg()]
+            except NotYetReachable:  # the project's group does not exist (yet): every attached one is other
+                other = attached
         attrs = {
             "identifier": r.attrs["identifier"], "engine": db["Engine"], "engine_major": version.split(".")[0],
             "instance_class": db["DBInstanceClass"], "allocated_storage": db["AllocatedStorage"],
@@ -338,7 +357,7 @@ class DbInstanceProvider:
             "backup_retention_days": db.get("BackupRetentionPeriod"), "multi_az": db.get("MultiAZ", False),
             "copy_tags_to_snapshot": db.get("CopyTagsToSnapshot", False),
             "db_subnet_group": (db.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"),
-            "security_groups": sorted(g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", [])),
+            "security_groups": attached, "other_security_groups": other,
             "parameter_group": next((g["DBParameterGroupName"] for g in db.get("DBParameterGroups", [])), None),
             "master_password_managed": bool(db.get("MasterUserSecret")), "tagged": ours,
             # recorded, never compared: AWS's minor upgrades are not changes

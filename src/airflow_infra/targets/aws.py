@@ -42,6 +42,8 @@ class AwsTarget(ServerTarget):
         self._clients: dict[str, Any] = {}
         self._vpc: str | None = None
         self._master_dsn: str | None = None  # in memory only, for this command
+        self._sg_provider = None
+        self._sg_resource: Resource | None = None
         self._dsn_lock = threading.Lock()
 
     def client(self, service: str):
@@ -86,14 +88,21 @@ class AwsTarget(ServerTarget):
             raise ConfigError(f"[aws.rds] db_subnet_group: no DB subnet group {name!r} in {self.config.region}")
         return groups[0]
 
-    def _security_group_id(self) -> str:
-        from ..providers.aws import SecurityGroupProvider, _Aws
+    def _security_groups(self):
+        """The one SecurityGroupProvider of this target: it remembers the group's id for the instance."""
+        if self._sg_provider is None:
+            from ..providers.aws import SecurityGroupProvider, _Aws
 
-        [sg] = [r for r in self.desired() if r.type == "aws_security_group"]
-        found = SecurityGroupProvider(_Aws(self.client, tags=self.tags)).read(sg, None)
+            self._sg_provider = SecurityGroupProvider(_Aws(self.client, tags=self.tags))
+        return self._sg_provider
+
+    def _security_group_id(self) -> str:
+        if self._sg_resource is None:
+            [self._sg_resource] = [r for r in self.desired() if r.type == "aws_security_group"]
+        found = self._security_groups().id_of(self._sg_resource)
         if found is None:
             raise NotYetReachable("the security group does not exist yet")
-        return found.attrs["id"]
+        return found
 
     # -- the admin connection: the instance's master user ---------------------------------------
     def _instance(self) -> dict:
@@ -178,7 +187,7 @@ class AwsTarget(ServerTarget):
                                         else c.project.environment != "dev"),
                 "backup_retention_days": rds.backup_retention_days, "multi_az": rds.multi_az,
                 "copy_tags_to_snapshot": True, "db_subnet_group": subnet_group, "parameter_group": pg,
-                "master_password_managed": True, "tagged": True,
+                "master_password_managed": True, "tagged": True, "other_security_groups": [],
             }, ("aws_security_group.db", pg_address, *(() if rds.db_subnet_group else ("aws_db_subnet_group.main",)))),
         ]
         from ..providers.aws import workers_policy
@@ -194,7 +203,7 @@ class AwsTarget(ServerTarget):
 
     def providers(self) -> dict[str, Any]:
         from ..providers.aws import (
-            DbInstanceProvider, IamPolicyProvider, ParameterGroupProvider, SecurityGroupProvider, SubnetGroupProvider, _Aws,
+            DbInstanceProvider, IamPolicyProvider, ParameterGroupProvider, SubnetGroupProvider, _Aws,
         )
         from ..providers.postgres import DatabaseProvider, RoleProvider, SchemaProvider
         from ..providers.s3 import S3BucketProvider, S3PrefixProvider
@@ -204,7 +213,7 @@ class AwsTarget(ServerTarget):
         p, backup = self.config.project, self.config.bucket.backup
         owner = {"project": p.name, "environment": p.environment, "backup_to": backup}
         self.s3()
-        ps = [S3BucketProvider(self.s3, **owner), S3PrefixProvider(self.s3, **owner), SecurityGroupProvider(aws),
+        ps = [S3BucketProvider(self.s3, **owner), S3PrefixProvider(self.s3, **owner), self._security_groups(),
               SubnetGroupProvider(aws), ParameterGroupProvider(aws),
               DbInstanceProvider(aws, security_group_id=self._security_group_id, **self.options), IamPolicyProvider(aws),
               RoleProvider(admin), DatabaseProvider(admin), SchemaProvider(admin)]
