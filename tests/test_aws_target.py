@@ -67,6 +67,8 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     assert {t["Key"]: t["Value"] for t in db["TagList"]} == {"ManagedBy": "airflow-infra", "Project": name, "Environment": "prod"}
     out = {k: v["value"] for k, v in json.loads(cli("output", "--json", "--show-secrets").stdout).items()}
     assert out["postgres_uri"].endswith("?sslmode=require") and out["postgres_host"] == db["Endpoint"]["Address"]
+    airflow_uri = [ln for ln in cli("connections", "--format", "uri").stdout.splitlines() if ln.startswith(f"{name}_postgres=")]
+    assert len(airflow_uri) == 1 and airflow_uri[0].endswith("?sslmode=require")  # Airflow's connection insists on TLS too
     secrets = {s["Name"]: s for s in boto3.client("secretsmanager", region_name="us-east-1").list_secrets()["SecretList"]}
     etl_secret = secrets[f"airflow-infra/{name}/prod/aws/{ident}/{name}_etl"]  # role passwords live in Secrets Manager
     assert {t["Key"]: t["Value"] for t in etl_secret["Tags"]} == {

@@ -231,6 +231,7 @@ class AwsTarget(ServerTarget):
         out = database_outputs(state, self.secrets, host=host, port=port, reveal=reveal)
         if out.get("postgres_uri", (None,))[0]:
             out["postgres_uri"] = (out["postgres_uri"][0] + "?sslmode=require", True)
+        out["postgres_sslmode"] = ("require", False)  # RDS speaks TLS: the generated connections insist on it
         self._with_bucket_outputs(state, out)
         out["rds_instance"] = (self.identifier, False)
         policy = state.resources.get("aws_iam_policy.workers")
