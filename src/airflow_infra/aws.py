@@ -9,13 +9,14 @@ role; AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3), or an endpoint_url the config name
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 
 import boto3
 import botocore.config
 import botocore.exceptions
 from botocore.retries import standard
 
-from .errors import ConfigError, ProviderError
+from .errors import AirflowInfraError, ConfigError, ProviderError
 
 MAX_ATTEMPTS = 8
 
@@ -83,6 +84,20 @@ def error_code(exc: BaseException) -> str | None:
     if isinstance(exc, botocore.exceptions.ClientError):
         return exc.response.get("Error", {}).get("Code")
     return None
+
+
+@contextmanager
+def translated(address: str, step: str, *, ignore: tuple[str, ...] = ()):
+    """The boundary around a block of AWS calls: our own errors pass as they are, an error whose code
+    is in ignore is dropped (deleting what is already gone), any other becomes one ProviderError line."""
+    try:
+        yield
+    except AirflowInfraError:
+        raise
+    except Exception as exc:
+        if error_code(exc) in ignore:
+            return
+        raise translate(address, step, exc) from None
 
 
 def translate(address: str, step: str, exc: BaseException) -> ProviderError:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from ..aws import error_code, translate
+from ..aws import error_code, translate, translated
 from ..errors import NotYetReachable, ProviderError
 from ..resources import Observed, Resource
 
@@ -89,10 +89,8 @@ class SecurityGroupProvider:
                 "Ipv6Ranges": [{"CidrIpv6": c} for c in sorted(cidrs) if ":" in c]}
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
-        try:
+        with translated(r.address, "read"):
             group = self._find(r)
-        except Exception as exc:
-            raise translate(r.address, "read", exc) from None
         if group is None:
             self._ids.pop(r.attrs["name"], None)
             return None
@@ -123,7 +121,7 @@ class SecurityGroupProvider:
                 "UserIdGroupPairs": [{"GroupId": g} for g in sorted(new_s)]}])
 
     def create(self, r: Resource) -> Observed:
-        try:
+        with translated(r.address, "create"):
             group = self._find(r)
             if group is None:
                 gid = self.aws.ec2.create_security_group(
@@ -134,26 +132,19 @@ class SecurityGroupProvider:
             else:
                 gid, current = group["GroupId"], self._ingress(group)
             self._converge(r, gid, current)
-        except Exception as exc:
-            raise translate(r.address, "create", exc) from None
         return self.read(r, None)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
-        try:
+        with translated(r.address, "update"):
             self._converge(r, prior.attrs["id"], prior.attrs["ingress"])
             if not prior.attrs.get("tagged"):  # adopted (import-terraform): ours from now on
                 self.aws.ec2.create_tags(Resources=[prior.attrs["id"]], Tags=_tags(self.aws.tags))
-        except Exception as exc:
-            raise translate(r.address, "update", exc) from None
         return self.read(r, None)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         self._ids.pop(r.attrs["name"], None)
-        try:
+        with translated(r.address, "delete", ignore=("InvalidGroup.NotFound", "InvalidGroupId.NotFound")):
             self.aws.ec2.delete_security_group(GroupId=r.attrs["id"])
-        except Exception as exc:
-            if error_code(exc) not in ("InvalidGroup.NotFound", "InvalidGroupId.NotFound"):
-                raise translate(r.address, "delete", exc) from None
 
     def holds_data(self, r: Resource, observed: Observed) -> str | None:
         return None
@@ -190,30 +181,21 @@ class _RdsGroup:
         return Observed({"name": r.attrs["name"], **self._observe(groups[0])}) if groups else None  # moto lists none
 
     def create(self, r: Resource) -> Observed:
-        try:
+        with translated(r.address, "create"):
             if self.read(r, None) is None:
                 self._create(r)
             else:
                 self._modify(r)
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise translate(r.address, "create", exc) from None
         return self.read(r, None)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
-        try:
+        with translated(r.address, "update"):
             self._modify(r)
-        except Exception as exc:
-            raise translate(r.address, "update", exc) from None
         return self.read(r, None)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
-        try:
+        with translated(r.address, "delete", ignore=(self.NOT_FOUND,)):
             self._delete(r.attrs["name"])
-        except Exception as exc:
-            if error_code(exc) != self.NOT_FOUND:
-                raise translate(r.address, "delete", exc) from None
 
     holds_data = SecurityGroupProvider.holds_data
     backup = SecurityGroupProvider.backup
@@ -328,10 +310,8 @@ class DbInstanceProvider:
             raise
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
-        try:
+        with translated(r.address, "read"):
             db = self.describe(r.attrs["identifier"])
-        except Exception as exc:
-            raise translate(r.address, "read", exc) from None
         if db is None:
             return None
         version = db.get("EngineVersion", "")
@@ -396,7 +376,7 @@ class DbInstanceProvider:
     # -- lifecycle -------------------------------------------------------------------------------
     def create(self, r: Resource) -> Observed:
         a = r.attrs
-        try:
+        with translated(r.address, "create"):
             if self.describe(a["identifier"]) is None:
                 kwargs = dict(
                     DBInstanceIdentifier=a["identifier"], Engine="postgres", EngineVersion=a["engine_major"],
@@ -413,10 +393,6 @@ class DbInstanceProvider:
                     kwargs["KmsKeyId"] = a["kms_key_id"]
                 self.aws.rds.create_db_instance(**kwargs)
             self._wait(a["identifier"])  # an interrupted wait: the next apply finds the instance and waits again
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise translate(r.address, "create", exc) from None
         return self.read(r, None)
 
     def check_change(self, r: Resource, prior: Observed) -> None:
@@ -441,7 +417,7 @@ class DbInstanceProvider:
             del changes["ManageMasterUserPassword"]  # never hand the password back to a file
         if sorted(p.get("security_groups", [])) != [self._sg()]:
             changes["VpcSecurityGroupIds"] = [self._sg()]
-        try:
+        with translated(r.address, "update"):
             restore = a["storage_encrypted"] and (not p["storage_encrypted"] or a.get("kms_key_id") != p.get("kms_key_id"))
             if restore and self.encrypt_storage:  # a new key, too, takes an encrypted copy
                 self._encrypt_by_restore(r)
@@ -450,10 +426,6 @@ class DbInstanceProvider:
                 self._wait(a["identifier"])
             if not p.get("tagged"):  # adopted (import-terraform): ours from now on
                 self.aws.rds.add_tags_to_resource(ResourceName=p["arn"], Tags=_tags(self.aws.tags))
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise translate(r.address, "update", exc) from None
         return self.read(r, None if restore and self.encrypt_storage else prior)
 
     def _encrypt_by_restore(self, r: Resource) -> None:
@@ -492,13 +464,9 @@ class DbInstanceProvider:
         final = f"final-{r.attrs['identifier']}-{secrets.token_hex(4)}"
         snapshot = {"SkipFinalSnapshot": True} if self.skip_final_snapshot else {
             "SkipFinalSnapshot": False, "FinalDBSnapshotIdentifier": final}
-        try:
+        with translated(r.address, "delete"):
             self.aws.rds.delete_db_instance(DBInstanceIdentifier=r.attrs["identifier"], **snapshot)
             self._wait(r.attrs["identifier"], until="gone")  # its subnet and security groups are free only then
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise translate(r.address, "delete", exc) from None
         if not self.skip_final_snapshot:
             self._progress(f"RDS instance {r.attrs['identifier']}: final snapshot {final}")
 
@@ -520,11 +488,9 @@ class DbInstanceProvider:
     def backup(self, r: Resource, observed: Observed, dest: Path) -> str:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
         snap = f"backup-{r.attrs['identifier']}-{stamp}"
-        try:
+        with translated(r.address, "backup"):
             self.aws.rds.create_db_snapshot(DBInstanceIdentifier=r.attrs["identifier"], DBSnapshotIdentifier=snap,
                                             Tags=_tags(self.aws.tags))
-        except Exception as exc:
-            raise translate(r.address, "backup", exc) from None
         return f"rds snapshot {snap}"
 
 
@@ -582,7 +548,7 @@ class IamPolicyProvider:
     def create(self, r: Resource) -> Observed:
         import json
 
-        try:
+        with translated(r.address, "create"):
             existing = self.read(r, None)
             if existing is None:
                 arn = self.aws.iam.create_policy(PolicyName=r.attrs["name"], PolicyDocument=json.dumps(r.attrs["document"]),
@@ -591,17 +557,13 @@ class IamPolicyProvider:
                 self._attach(r, arn, [])
             else:
                 return self.update(r, existing)
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise translate(r.address, "create", exc) from None
         return self.read(r, None)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
         import json
 
         arn = prior.attrs["arn"]
-        try:
+        with translated(r.address, "update"):
             if prior.attrs.get("document") != r.attrs["document"]:
                 versions = self.aws.iam.list_policy_versions(PolicyArn=arn)["Versions"]
                 old = sorted((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
@@ -610,22 +572,17 @@ class IamPolicyProvider:
                 self.aws.iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(r.attrs["document"]),
                                                    SetAsDefault=True)
             self._attach(r, arn, prior.attrs.get("attached_to", []))
-        except Exception as exc:
-            raise translate(r.address, "update", exc) from None
         return self.read(r, None)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         arn = self._arn(r.attrs["name"])
-        try:
+        with translated(r.address, "delete", ignore=("NoSuchEntity",)):
             for role in self.aws.iam.list_entities_for_policy(PolicyArn=arn)["PolicyRoles"]:
                 self.aws.iam.detach_role_policy(RoleName=role["RoleName"], PolicyArn=arn)
             for v in self.aws.iam.list_policy_versions(PolicyArn=arn)["Versions"]:
                 if not v["IsDefaultVersion"]:
                     self.aws.iam.delete_policy_version(PolicyArn=arn, VersionId=v["VersionId"])
             self.aws.iam.delete_policy(PolicyArn=arn)
-        except Exception as exc:
-            if error_code(exc) != "NoSuchEntity":
-                raise translate(r.address, "delete", exc) from None
 
     holds_data = SecurityGroupProvider.holds_data
     backup = SecurityGroupProvider.backup
