@@ -28,7 +28,7 @@ class SeedInfrastructure:
     """What the seed module made, as its Terraform state describes it."""
 
     source: str
-    region: str
+    region: str | None          # from the instance's ARN or the bucket; --region when neither says
     bucket: str
     bucket_region: str | None
     security_group_name: str
@@ -92,7 +92,7 @@ def read_seed_state(path: str | Path, *, module: str | None = None) -> SeedInfra
             raise ConfigError(f"{path}: a resource has no {key!r} attribute; is this the seed module's state?")
     allowed_sgs, allowed_cidrs, dropped = set(), set(), []
     for rule in sg.get("ingress") or []:
-        ports = (rule.get("from_port"), rule.get("to_port"))
+        ports = (rule.get("from_port") or 0, rule.get("to_port") or 0)
         on_pg = rule.get("protocol") in ("tcp", "6") and ports[0] <= PORT <= ports[1]
         for cidr in [*(rule.get("cidr_blocks") or []), *(rule.get("ipv6_cidr_blocks") or [])]:
             if on_pg and not cidr.endswith("/0"):
@@ -100,12 +100,12 @@ def read_seed_state(path: str | Path, *, module: str | None = None) -> SeedInfra
             else:
                 dropped.append(f"{rule.get('protocol')} {ports[0]}-{ports[1]} from {cidr}")
         for group in rule.get("security_groups") or []:
-            (allowed_sgs.add(group) if on_pg else dropped.append(f"{rule.get('protocol')} {ports[0]} from {group}"))
-    region = _region_of(db.get("arn")) or bucket.get("region")
-    if not region:
-        raise ConfigError(f"{path}: no region in the instance's ARN or the bucket: pass --region")
+            if on_pg:
+                allowed_sgs.add(group)
+            else:
+                dropped.append(f"{rule.get('protocol')} {ports[0]}-{ports[1]} from {group}")
     return SeedInfrastructure(
-        source=str(path), region=region, bucket=bucket["bucket"], bucket_region=bucket.get("region"),
+        source=str(path), region=_region_of(db.get("arn")) or bucket.get("region"), bucket=bucket["bucket"], bucket_region=bucket.get("region"),
         security_group_name=sg["name"], security_group_id=sg.get("id", ""),
         instance={k: v for k, v in db.items() if k != "password"},  # never kept, even in memory
         allowed_security_groups=sorted(allowed_sgs), allowed_cidrs=sorted(allowed_cidrs), dropped_rules=dropped)
@@ -132,6 +132,8 @@ def render_adoption_config(seed: SeedInfrastructure, *, name: str | None, enviro
         raise ConfigError(f"{seed.source}: engine_version {db.get('engine_version')!r}: airflow-infra manages "
                           "PostgreSQL 10 and later; upgrade the instance first")
     region = region or seed.region
+    if not region:
+        raise ConfigError(f"--region: {seed.source} says no region (the instance's ARN, the bucket): pass --region")
     groups = sorted(set(seed.allowed_security_groups) | set(allow_security_groups))
     cidrs = sorted(set(seed.allowed_cidrs) | set(allow_cidrs))
     lines = [
