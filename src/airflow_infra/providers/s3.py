@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..aws import error_code, translate
+from ..aws import error_code, translate, translated
 from ..errors import ForeignResource, ProviderError
 from ..resources import Observed, Resource
 
@@ -239,10 +239,8 @@ class S3BucketProvider:
         return Observed(obs.attrs)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
-        try:
+        with translated(r.address, "update"):
             self._converge(r, dict(prior.attrs))
-        except Exception as exc:
-            raise translate(r.address, "update", exc) from None
         return self._observed_after(r)
 
     # -- data ------------------------------------------------------------------------------
@@ -280,7 +278,7 @@ class S3BucketProvider:
         name = f"{bucket}-{stamp}"
         manifest = list(self._versions(bucket, prefix))
         target = self.backup_to or str(dest)
-        try:
+        with translated(r.address, "backup"):
             if target.startswith("s3://"):
                 dbucket, _, dprefix = target[5:].partition("/")
                 base = f"{dprefix.strip('/')}/{name}".lstrip("/")
@@ -301,10 +299,6 @@ class S3BucketProvider:
             root.mkdir(parents=True, exist_ok=True)
             (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
             return str(root)
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise translate(r.address, "backup", exc) from None
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> str:
         return self._backup(r, r.attrs["name"], "", dest)
