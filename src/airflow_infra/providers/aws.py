@@ -107,18 +107,15 @@ class SecurityGroupProvider:
                           if not self._is_ours(perm) or perm.get("PrefixListIds")]
             if unexpected:
                 self.aws.ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=unexpected)
-        gone_c = set(current["cidrs"]) - set(want["cidrs"])
-        gone_s = set(current["security_groups"]) - set(want["security_groups"])
-        if gone_c or gone_s:
-            self.aws.ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=[{
-                "IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT, **self._ranges(gone_c),
-                "UserIdGroupPairs": [{"GroupId": g} for g in sorted(gone_s)]}])
-        new_c = set(want["cidrs"]) - set(current["cidrs"])
-        new_s = set(want["security_groups"]) - set(current["security_groups"])
-        if new_c or new_s:
-            self.aws.ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[{
-                "IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT, **self._ranges(new_c),
-                "UserIdGroupPairs": [{"GroupId": g} for g in sorted(new_s)]}])
+        # revoke what is there and not wanted, then authorize what is wanted and not there
+        for change, have, lack in ((self.aws.ec2.revoke_security_group_ingress, current, want),
+                                   (self.aws.ec2.authorize_security_group_ingress, want, current)):
+            cidrs = set(have["cidrs"]) - set(lack["cidrs"])
+            groups = set(have["security_groups"]) - set(lack["security_groups"])
+            if cidrs or groups:
+                change(GroupId=group_id, IpPermissions=[{"IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT,
+                                                         **self._ranges(cidrs),
+                                                         "UserIdGroupPairs": [{"GroupId": g} for g in sorted(groups)]}])
 
     def create(self, r: Resource) -> Observed:
         with translated(r.address, "create"):

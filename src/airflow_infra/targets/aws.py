@@ -130,9 +130,12 @@ class AwsTarget(ServerTarget):
             return self._master_dsn
 
     def _connect(self, dbname: str):
+        cached = self._master_dsn is not None
         try:
             return super()._connect(dbname)
         except ProviderError:
+            if not cached:  # just read: asking again would only wait for the same failure
+                raise
             with self._dsn_lock:
                 self._master_dsn = None
             return super()._connect(dbname)
