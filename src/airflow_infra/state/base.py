@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from .. import __version__
+from ..errors import LockMismatch
 from ..resources import Resource
 
 STATE_VERSION = 1
@@ -109,6 +110,14 @@ class StateBackend(Protocol):
     def unlock(self, lock_id: str) -> None: ...
     def lock_info(self) -> LockInfo | None: ...
     def import_state(self, state: State) -> None: ...
+
+
+def check_holder(holder: LockInfo | None, lock_id: str, where: str) -> None:
+    """An unlock's precondition: the state is locked, and by lock_id; LockMismatch otherwise."""
+    if holder is None:
+        raise LockMismatch(f"{where}: state is not locked")
+    if holder.ID != lock_id:
+        raise LockMismatch(f"lock ID {lock_id!r} does not match the current lock ({holder.ID}); nothing was unlocked")
 
 
 def acquire(backend: StateBackend, operation: str, path: str, timeout: float = 0.0) -> LockInfo:

@@ -11,8 +11,8 @@ import os
 import socket
 from pathlib import Path
 
-from ..errors import LockMismatch, StateConflict, StateCorrupt, StateLocked
-from .base import LockInfo, State
+from ..errors import StateConflict, StateCorrupt, StateLocked
+from .base import LockInfo, State, check_holder
 
 
 def _pid_alive(pid: int) -> bool:
@@ -104,9 +104,5 @@ class LocalStateBackend:
             os.fsync(f.fileno())
 
     def unlock(self, lock_id: str) -> None:
-        holder = self.lock_info()
-        if holder is None:
-            raise LockMismatch(f"{self.lock_path}: state is not locked")
-        if holder.ID != lock_id:
-            raise LockMismatch(f"lock ID {lock_id!r} does not match the current lock ({holder.ID}); nothing was unlocked")
+        check_holder(self.lock_info(), lock_id, str(self.lock_path))
         self.lock_path.unlink()

@@ -17,8 +17,8 @@ import os
 import threading
 import time
 
-from ..errors import ConfigError, LockMismatch, StateConflict, StateCorrupt, StateError, StateLocked
-from .base import LockInfo, State
+from ..errors import ConfigError, StateConflict, StateCorrupt, StateError, StateLocked
+from .base import LockInfo, State, check_holder
 
 DDL = """
 CREATE TABLE IF NOT EXISTS airflow_infra_state (
@@ -153,11 +153,7 @@ class PostgresStateBackend:
             self._holder = conn
 
     def unlock(self, lock_id: str) -> None:
-        holder = self.lock_info()
-        if holder is None:
-            raise LockMismatch(f"{self.location}: state is not locked")
-        if holder.ID != lock_id:
-            raise LockMismatch(f"lock ID {lock_id!r} does not match the current lock ({holder.ID}); nothing was unlocked")
+        check_holder(self.lock_info(), lock_id, str(self.location))
         with self._mutex:
             if self._holder is not None:
                 self._holder.execute("DELETE FROM airflow_infra_lock WHERE project = %s AND environment = %s",
