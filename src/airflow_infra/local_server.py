@@ -12,9 +12,11 @@ from __future__ import annotations
 import fcntl
 import glob
 import json
+import logging
 import os
 import pwd
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BinariesNotFound, LocalServerError, PortInUse
+from .childenv import minimal_env
 from .home import ensure_dir
 from .secretstores.file import FileSecretStore
 
@@ -37,13 +40,8 @@ def _has_binaries(bindir: Path) -> bool:
     return all((bindir / b).is_file() and os.access(bindir / b, os.X_OK) for b in REQUIRED)
 
 
-def find_bindir(configured: str | None = None) -> Path:
-    """Configured path, else the system's, else the binaries in the pgserver wheel."""
-    if configured:
-        p = Path(configured).expanduser()
-        if _has_binaries(p):
-            return p.resolve()
-        raise BinariesNotFound(f"[target] pg_bindir = {configured!r}: no initdb, pg_ctl and postgres there")
+def _candidates() -> list[Path]:
+    """Where PostgreSQL installations may be: PATH, pg_config, Debian's layout, the pgserver wheel."""
     candidates: list[Path] = []
     on_path = shutil.which("pg_ctl")
     if on_path:
@@ -64,7 +62,17 @@ def find_bindir(configured: str | None = None) -> Path:
     spec = importlib.util.find_spec("pgserver")
     if spec and spec.submodule_search_locations:
         candidates += [Path(loc) / "pginstall" / "bin" for loc in spec.submodule_search_locations]
-    for c in candidates:
+    return candidates
+
+
+def find_bindir(configured: str | None = None) -> Path:
+    """Configured path, else the system's, else the binaries in the pgserver wheel."""
+    if configured:
+        p = Path(configured).expanduser()
+        if _has_binaries(p):
+            return p.resolve()
+        raise BinariesNotFound(f"[target] pg_bindir = {configured!r}: no initdb, pg_ctl and postgres there")
+    for c in _candidates():
         if _has_binaries(c):
             return c.resolve()
     raise BinariesNotFound(
@@ -72,6 +80,16 @@ def find_bindir(configured: str | None = None) -> Path:
         "/usr/lib/postgresql/*/bin and the pgserver package): run `pip install pgserver` "
         "or `apt-get install postgresql`, or set [target] pg_bindir"
     )
+
+
+def server_version(bindir: Path) -> str:
+    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False,
+                         env=minimal_env()).stdout
+    return m.group(1) if (m := re.search(r"\(PostgreSQL\) (\d+(?:\.\d+)*)", out)) else out.strip()
+
+
+def _major(version: str) -> str:
+    return version.split(".")[0]
 
 
 def free_port() -> int:
@@ -134,7 +152,32 @@ def _make_traversable(path: Path, account: _Account, home: Path) -> None:
         )
 
 
+_RECOVERY = threading.Lock()
+
+
+def _is_postmaster_of(pid: int, data: Path) -> bool:
+    """Whether pid is a live process working in data (a postmaster chdirs into its data directory).
+    Without /proc (macOS) the best left is whether the pid is alive."""
+    if not Path("/proc/self/cwd").exists():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")) == data.resolve()
+    except (FileNotFoundError, PermissionError, ProcessLookupError):
+        # gone, a zombie, or another user's process: our server runs as us, or (under root) we see all
+        return False
+
+
 class LocalServer:
+    """The server's data directory is the truth: server.json (port, binaries, account) is a cache
+    of it that can be rebuilt. A data directory holding a cluster (PG_VERSION) is never removed or
+    re-initialised here; initdb runs only where no data directory exists (or an empty one)."""
+
     def __init__(self, home: Path, *, pg_bindir: str | None = None):
         self.home = home
         self.dir = home / "postgres"
@@ -145,11 +188,80 @@ class LocalServer:
         self.secrets = FileSecretStore(home)
 
     # -- facts ---------------------------------------------------------------------------
+    def has_cluster(self) -> bool:
+        return (self.data / "PG_VERSION").is_file()
+
     def info(self) -> dict | None:
+        """server.json; rebuilt from the cluster when it is missing or unreadable; None when
+        there is no cluster (nothing initialised yet)."""
+        doc = self._read_info()
+        if doc is not None or not self.has_cluster():
+            return doc
+        with _RECOVERY:  # once per process, whatever the number of threads asking
+            return self._read_info() or self._recover_info()
+
+    def _read_info(self) -> dict | None:
         try:
-            return json.loads(self.info_path.read_text())
-        except FileNotFoundError:
+            doc = json.loads(self.info_path.read_text())
+        except (OSError, ValueError):
             return None
+        if isinstance(doc, dict) and isinstance(doc.get("port"), int) and isinstance(doc.get("bindir"), str):
+            return doc
+        return None
+
+    def _recover_info(self) -> dict:
+        """server.json from the data directory: the port the server runs on (or is configured
+        for), the binaries of its major version, the account that owns it."""
+        major = (self.data / "PG_VERSION").read_text().strip()
+        bindir = self._bindir_for(major)
+        port = self._pidfile_field(3) if self.running_pid() is not None else None
+        port = port or self._configured_port()
+        if port is None:
+            port = free_port()
+            with open(self.data / "postgresql.conf", "a") as f:
+                f.write(f"\n# written by airflow-infra\nport = {port}\n")
+        account = None
+        if os.geteuid() == 0:
+            account = pwd.getpwuid(self.data.stat().st_uid).pw_name
+        info = {"port": int(port), "bindir": str(bindir), "version": server_version(bindir), "account": account}
+        self._write_info(info)
+        logging.getLogger(__name__).warning(
+            "%s was missing or unreadable: rebuilt from the data directory (PostgreSQL %s, port %s)",
+            self.info_path, major, port)
+        return info
+
+    def _bindir_for(self, major: str) -> Path:
+        """Binaries that can run a cluster of this major version: those that last ran it
+        (postmaster.opts names the executable), else the first installation of that version."""
+        found: list[Path] = []
+        try:
+            exe = shlex.split((self.data / "postmaster.opts").read_text())[0]
+            found.append(Path(exe).parent)
+        except (OSError, ValueError, IndexError):
+            pass
+        if self._pg_bindir:
+            found.append(Path(self._pg_bindir).expanduser())
+        found += _candidates()
+        for c in found:
+            if _has_binaries(c) and _major(server_version(c)) == major:
+                return c.resolve()
+        raise BinariesNotFound(
+            f"{self.data} holds a PostgreSQL {major} cluster and no PostgreSQL {major} binaries were found "
+            "(looked at postmaster.opts, [target] pg_bindir, PATH, /usr/lib/postgresql/*/bin and pgserver): "
+            f"install PostgreSQL {major}, or set [target] pg_bindir; the data directory was left as it is"
+        )
+
+    def _configured_port(self) -> int | None:
+        """The last `port = N` of postgresql.conf and postgresql.auto.conf (the later file wins)."""
+        port = None
+        for name in ("postgresql.conf", "postgresql.auto.conf"):
+            try:
+                text = (self.data / name).read_text()
+            except OSError:
+                continue
+            for m in re.finditer(r"^\s*port\s*=\s*'?(\d+)'?", text, re.M):
+                port = int(m.group(1))
+        return port
 
     @property
     def port(self) -> int:
@@ -163,18 +275,20 @@ class LocalServer:
         info = self.info()
         return Path(info["bindir"]) if info else find_bindir(self._pg_bindir)
 
+    def _pidfile_field(self, n: int) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split("\n")[n])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def running_pid(self) -> int | None:
-        try:
-            pid = int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
-        except (FileNotFoundError, ValueError, PermissionError):
+        """The postmaster of this data directory, by identity: the pid postmaster.pid names is a
+        live process whose working directory is this data directory (a postmaster chdirs there).
+        After a reboot that pid may be any other process: then the server is not running."""
+        pid = self._pidfile_field(0)
+        if pid is None or pid <= 0:
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return pid
+        return pid if _is_postmaster_of(pid, self.data) else None
 
     def status(self) -> dict:
         info = self.info() or {}
@@ -211,17 +325,22 @@ class LocalServer:
             kwargs.update(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         else:
             kwargs.update(capture_output=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env.update(LC_ALL="C", LANG="C")
-        return subprocess.run(args, env=env, timeout=120, **kwargs, check=False)
+        return subprocess.run(args, env=minimal_env(), timeout=120, **kwargs, check=False)
 
     def _initdb(self, port: int | None) -> None:
+        """A new cluster, made beside the data directory and renamed into place when complete, so
+        that an interrupted initdb leaves nothing that looks like a cluster."""
+        if self.data.exists() and any(self.data.iterdir()):
+            raise LocalServerError(
+                f"{self.data} is not empty but holds no PostgreSQL cluster (no PG_VERSION): move it away "
+                "to start a new server; nothing was changed"
+            )
         bindir = find_bindir(self._pg_bindir)
         account = _service_account()
-        ensure_dir(self.home)
-        if self.dir.exists():
-            shutil.rmtree(self.dir)  # a half-made server from an interrupted init: nothing in it yet
         ensure_dir(self.dir)
+        staging = self.dir / "data.initdb"
+        if staging.exists():
+            shutil.rmtree(staging)  # an interrupted initdb's: never renamed to data/, never started
         if account is not None:
             os.chown(self.dir, account.uid, account.gid)
             _make_traversable(self.dir, account, self.home)
@@ -232,6 +351,7 @@ class LocalServer:
             _make_traversable(bindir, account, self.home)
         password = self.secrets.get_or_create(SUPERUSER_REF)
         pwfile = self.dir / ".pwfile"
+        pwfile.unlink(missing_ok=True)  # an interrupted initdb's
         fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(password + "\n")
@@ -239,19 +359,18 @@ class LocalServer:
             os.chown(pwfile, account.uid, account.gid)
         try:
             # --no-sync: the files are flushed by _sync_in_background() while the server starts.
-            proc = self._run([str(bindir / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "--no-sync",
+            proc = self._run([str(bindir / "initdb"), "-D", str(staging), "-U", SUPERUSER, "--no-sync",
                               "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C"], account)
         finally:
             pwfile.unlink(missing_ok=True)
         if proc.returncode != 0:
             raise LocalServerError(f"initdb failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
         port = port or free_port()
-        with open(self.data / "postgresql.conf", "a") as f:
+        with open(staging / "postgresql.conf", "a") as f:
             f.write("\n# written by airflow-infra\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
                     f"port = {port}\npassword_encryption = 'scram-sha-256'\n")
-        out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False).stdout
-        version = m.group(1) if (m := re.search(r"\(PostgreSQL\) (\d+(?:\.\d+)*)", out)) else out.strip()
-        self._write_info({"port": port, "bindir": str(bindir), "version": version,
+        os.rename(staging, self.data)  # onto nothing, or onto an empty directory
+        self._write_info({"port": port, "bindir": str(bindir), "version": server_version(bindir),
                           "account": account.name if account else None})
 
     def _private_copy(self, bindir: Path) -> Path:
@@ -277,7 +396,7 @@ class LocalServer:
         return _service_account()
 
     def _write_info(self, info: dict) -> None:
-        tmp = self.info_path.with_suffix(".tmp")
+        tmp = self.info_path.with_name(f".{self.info_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(info, sort_keys=True, indent=2) + "\n")
         os.replace(tmp, self.info_path)
 
@@ -292,9 +411,9 @@ class LocalServer:
         self._write_info({**info, "port": port})
 
     def start(self, *, port: int | None = None) -> dict:
-        """Initialise (first time) and start the server; a no-op when it is running."""
+        """Initialise (only when there is no cluster) and start the server; a no-op when it runs."""
         with self._locked():
-            fresh = self.info() is None or not (self.data / "PG_VERSION").exists()
+            fresh = not self.has_cluster()
             if fresh:
                 if port is not None and _port_in_use(port):
                     raise PortInUse(f"--port {port}: 127.0.0.1:{port} is in use by another program; choose another port")
@@ -303,6 +422,8 @@ class LocalServer:
                 self.set_port(port)
             if self.running_pid() is None:
                 info = self.info()
+                assert info is not None  # there is a cluster now
+                self._remove_stale_pidfile()
                 if _port_in_use(info["port"]):
                     raise PortInUse(
                         f"127.0.0.1:{info['port']} is in use by another program, so the local PostgreSQL cannot "
@@ -318,6 +439,13 @@ class LocalServer:
                     self._sync_in_background()
             self._wait_ready()
         return self.status()
+
+    def _remove_stale_pidfile(self) -> None:
+        """A postmaster.pid whose process is not a postmaster of this data directory (a reboot, a
+        kill -9) stops PostgreSQL from starting when that pid is alive as something else."""
+        pidfile = self.data / "postmaster.pid"
+        if pidfile.exists() and self.running_pid() is None:
+            pidfile.unlink(missing_ok=True)
 
     def _sync_in_background(self) -> threading.Thread:
         """fsync what initdb wrote (as initdb would have), alongside the server's start."""
@@ -402,5 +530,5 @@ class LocalServer:
 
     def client_env(self) -> dict[str, str]:
         """Environment for pg_dump and friends: the password travels here, never in argv."""
-        return {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(self.port), "PGUSER": SUPERUSER,
-                "PGPASSWORD": self.secrets.get(SUPERUSER_REF) or ""}
+        return minimal_env(PGHOST="127.0.0.1", PGPORT=str(self.port), PGUSER=SUPERUSER,
+                           PGPASSWORD=self.secrets.get(SUPERUSER_REF) or "")

@@ -82,12 +82,12 @@ class ServerTarget:
             def client_env() -> dict:
                 from psycopg.conninfo import conninfo_to_dict
 
+                from ..childenv import minimal_env
+
                 info = conninfo_to_dict(self._dsn())
-                env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
                 keys = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
                         "sslmode": "PGSSLMODE"}
-                env.update({keys[k]: str(v) for k, v in info.items() if k in keys})
-                return env
+                return minimal_env(**{keys[k]: str(v) for k, v in info.items() if k in keys})
 
             self._admin = PgAdmin(self._connect, server=self._pool_key(), project=project_label(self.config), secrets=self.secrets,
                                   bindir=bindir, client_env=client_env)

@@ -1,0 +1,146 @@
+"""The local server's data directory is never removed or re-initialised (DESIGN.md §5.1).
+
+Each test has a home and a server of its own: it damages the server's bookkeeping (server.json,
+postmaster.pid) and checks that every row written before is still there, that no second server
+runs, and that the data directory is the same one (inode and PG_VERSION unchanged).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from airflow_infra.local_server import LocalServer
+from conftest import Cli, connect_as
+
+
+def _postmasters(data) -> list[int]:
+    """Live processes whose working directory is this data directory and whose parent is not one of them."""
+    pids = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if os.readlink(f"/proc/{p}/cwd") == str(data.resolve()):
+                    pids.append(int(p))
+            except OSError:
+                pass
+    parents = {}
+    for p in pids:
+        with open(f"/proc/{p}/stat") as f:
+            parents[p] = int(f.read().rsplit(")", 1)[1].split()[1])
+    return [p for p in pids if parents[p] not in pids]
+
+
+@pytest.fixture
+def project(fresh_home, tmp_path):
+    """A project brought up in a home of its own, holding 100 rows."""
+    d = tmp_path / "keepme"
+    d.mkdir()
+    cli = Cli(d, fresh_home)
+    cli("up")
+    out = cli.outputs()
+    with connect_as(out, "etl") as etl:
+        etl.execute("CREATE TABLE raw.rows AS SELECT g AS id FROM generate_series(1, 100) g")
+    server = LocalServer(fresh_home)
+    fingerprint = (os.stat(server.data).st_ino, (server.data / "PG_VERSION").read_text())
+    return cli, server, fingerprint
+
+
+def _intact(cli: Cli, server: LocalServer, fingerprint) -> None:
+    assert (os.stat(server.data).st_ino, (server.data / "PG_VERSION").read_text()) == fingerprint
+    assert len(_postmasters(server.data)) == 1
+    with connect_as(cli.outputs(), "reader") as reader:
+        assert reader.execute("SELECT count(*) FROM raw.rows").fetchone()[0] == 100
+
+
+DAMAGE = {
+    "removed": lambda p: p.unlink(),
+    "emptied": lambda p: p.write_text(""),
+    "corrupt": lambda p: p.write_text('{"port": "not a port", '),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+@pytest.mark.parametrize("running", [True, False], ids=["running", "stopped"])
+def test_damaged_server_json_keeps_the_cluster(project, damage, running):
+    cli, server, fingerprint = project
+    port = server.port
+    if not running:
+        cli("local", "stop")
+    for command in (("plan", "--detailed-exitcode"), ("apply", "--auto-approve"), ("local", "status"),
+                    ("local", "start")):
+        DAMAGE[damage](server.info_path)
+        proc = cli(*command)
+        assert "deleted" not in proc.stdout, proc.stdout
+        assert json.loads(server.info_path.read_text())["port"] == port
+        _intact(cli, server, fingerprint)
+    assert "No changes." in cli("plan", "--detailed-exitcode").stdout
+
+
+def test_stale_postmaster_pid_of_an_unrelated_process(project):
+    """After a reboot postmaster.pid may name a pid that is now some other program."""
+    cli, server, fingerprint = project
+    cli("local", "stop")
+    sleeper = subprocess.Popen(["sleep", "300"])
+    try:
+        lines = ["0"] * 8
+        lines[0], lines[1], lines[3], lines[7] = str(sleeper.pid), str(server.data), str(server.port), "ready"
+        (server.data / "postmaster.pid").write_text("\n".join(lines) + "\n")
+        assert server.running_pid() is None
+        assert "No changes." in cli("plan", "--detailed-exitcode").stdout
+        assert server.running_pid() not in (None, sleeper.pid)
+        assert sleeper.poll() is None  # left alone
+        _intact(cli, server, fingerprint)
+    finally:
+        sleeper.kill()
+
+
+def test_a_non_empty_data_directory_without_a_cluster_is_refused(fresh_home, tmp_path):
+    data = fresh_home / "postgres" / "data"
+    data.mkdir(parents=True)
+    (data / "precious.txt").write_text("not a cluster, but not ours to remove")
+    d = tmp_path / "proj"
+    d.mkdir()
+    proc = Cli(d, fresh_home)("up", expect=1)
+    assert "holds no PostgreSQL cluster" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert (data / "precious.txt").read_text() == "not a cluster, but not ours to remove"
+
+
+def test_an_interrupted_initdb_leaves_nothing_that_looks_like_a_cluster(fresh_home, tmp_path):
+    """initdb writes into data.initdb and renames it when complete: kill it and start again."""
+    server = LocalServer(fresh_home)
+    code = ("import sys; from pathlib import Path; from airflow_infra.local_server import LocalServer; "
+            "LocalServer(Path(sys.argv[1])).start()")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(fresh_home)], start_new_session=True)
+    staging = server.dir / "data.initdb"
+    for _ in range(2000):
+        if (staging / "base").exists() or server.has_cluster():
+            break
+        subprocess.run(["sleep", "0.005"])
+    os.killpg(proc.pid, signal.SIGKILL)  # initdb with it
+    proc.wait()
+    if not server.has_cluster():
+        assert not server.data.exists() and server.info() is None
+    server.start()
+    assert server.has_cluster() and server.running_pid() is not None
+    assert not staging.exists()
+
+
+def test_server_environment_holds_none_of_the_callers_secrets(fresh_home, tmp_path):
+    d = tmp_path / "envcheck"
+    d.mkdir()
+    cli = Cli(d, fresh_home)
+    cli("local", "start", AWS_SECRET_ACCESS_KEY="caller-aws-secret-123",
+        AIRFLOW_INFRA_ADMIN_DSN="postgresql://admin:caller-dsn-secret-456@db/postgres",
+        PGPASSWORD="caller-pg-secret-789")
+    pid = LocalServer(fresh_home).running_pid()
+    environ = open(f"/proc/{pid}/environ", "rb").read()
+    for secret in (b"caller-aws-secret-123", b"caller-dsn-secret-456", b"caller-pg-secret-789"):
+        assert secret not in environ
+    assert b"AWS_" not in environ and b"AIRFLOW_INFRA" not in environ
