@@ -259,3 +259,42 @@ def test_admin_sessions_are_pooled_and_bounded(server):
         _POOL.close(("test-pool", f"db{i}"))
     _POOL.close(("test-pool", "postgres"))
     assert all(c.closed for c in held)
+
+
+def test_state_versions_and_restore(cli, make_cli):
+    cli("up")
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text().replace('"analytics"]', '"analytics", "marts"]'))
+    cli("apply", "--auto-approve")
+    versions = json.loads(cli("state", "versions", "--json").stdout)
+    current, previous = versions[0], versions[1]
+    assert previous["serial"] == current["serial"] - 1 and previous["resources"] == current["resources"] - 1
+    (cli.dir / ".airflow-infra" / "state.json").write_text('{"version": 1, "serial": ')  # damaged
+    corrupt = cli("plan", expect=1)
+    assert f"state restore {current['serial'] - 1}" in corrupt.stderr
+    restored = cli("state", "restore", str(previous["serial"]))
+    assert f"Restored state serial {previous['serial']}" in restored.stdout
+    assert "postgres_schema.marts" not in cli("state", "list").stdout
+    # marts exists (it was made) but the restored state does not hold it: plan adopts it, makes nothing
+    p = json.loads(cli("plan", "--json").stdout)
+    assert [(c["action"], c["address"]) for c in p["changes"]] == [("adopt", "postgres_schema.marts")]
+
+    other = make_cli()
+    other("init")
+    refused = other("state", "restore", "1", expect=1)
+    assert "no such state is kept" in refused.stderr
+
+
+def test_state_from_a_newer_release_or_with_an_unknown_type_is_refused(cli):
+    cli("up")
+    path = cli.dir / ".airflow-infra" / "state.json"
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "version": 99}))
+    for command in (("plan",), ("apply", "--auto-approve"), ("destroy", "--auto-approve")):
+        proc = cli(*command, expect=1)
+        assert "written by a newer airflow-infra" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert json.loads(path.read_text())["version"] == 99  # left as it is
+    doc["resources"].append({"type": "kafka_topic", "name": "x", "attrs": {}, "depends_on": []})
+    path.write_text(json.dumps(doc))
+    proc = cli("plan", expect=1)
+    assert "kafka_topic.x" in proc.stderr and "'kafka_topic'" in proc.stderr and "Traceback" not in proc.stderr

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from airflow_infra.errors import LockMismatch, StateConflict, StateCorrupt, StateError, StateLocked
+from airflow_infra.errors import LockMismatch, StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
 from airflow_infra.resources import Resource
 from airflow_infra.state.base import LockInfo, State, acquire
 from airflow_infra.state.local import LocalStateBackend
@@ -68,6 +68,39 @@ class StateBackendContract:
         backend.write(replace(s, serial=8))
         assert backend.read().serial == 8
 
+    def test_every_write_keeps_the_state_it_replaces(self, backend):
+        s = replace(State(), serial=1)
+        backend.write(s)
+        one = replace(s.with_resource(Resource("t", "a", {"x": 1})), serial=2)
+        backend.write(one)
+        backend.write(replace(one.without("t.a"), serial=3))
+        versions = backend.versions()
+        assert [v.serial for v in versions][:2] == [3, 2] and versions[0].resources == 0 and versions[1].resources == 1
+        assert all(v.lineage == s.lineage for v in versions)
+        kept = backend.read_version(2)
+        assert kept is not None and kept.resources == one.resources
+        assert backend.read_version(99) is None
+
+    def test_a_kept_state_comes_back_as_a_new_serial(self, backend):
+        """What `state restore` does: read a kept version, write it as the next serial; over a
+        state that cannot be read, overwrite() (the unreadable one is not listed)."""
+        s = replace(State().with_resource(Resource("t", "a", {"x": 1})), serial=1)
+        backend.write(s)
+        backend.write(replace(s.without("t.a"), serial=2))
+        backend.write(replace(backend.read_version(1), serial=3))
+        assert backend.read().resources == s.resources and backend.read().serial == 3
+        backend.overwrite(replace(s, serial=9, lineage=s.lineage))
+        assert backend.read().serial == 9
+        assert [v.serial for v in backend.versions()][:2] == [9, 3]
+
+    def test_a_state_from_a_newer_release_is_refused(self, backend):
+        s = replace(State(), serial=1)
+        backend.write(s)
+        backend.write(replace(s, serial=2, version=99))
+        with pytest.raises(StateTooNew, match="newer airflow-infra") as exc:
+            backend.read()
+        assert "version 99" in str(exc.value) and backend.location in str(exc.value)
+
     def test_acquire_waits_up_to_the_timeout(self, backend):
         import threading
 
@@ -92,6 +125,67 @@ class TestLocalStateBackend(StateBackendContract):
         with pytest.raises(StateCorrupt):
             backend.write(replace(State(), serial=1))
         assert backend.path.read_text() == "{not json"
+
+    def test_the_previous_state_is_kept_as_a_whole_file(self, backend):
+        s = replace(State(), serial=1)
+        backend.write(s)
+        backend.write(replace(s, serial=2))
+        assert State.from_json(backend.backup_path.read_text()).serial == 1
+        backend.path.write_text("{truncated")
+        with pytest.raises(StateCorrupt, match="state restore 1"):
+            backend.read()
+
+    def test_leftover_temporary_files_are_cleaned(self, backend):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        backend.path.parent.mkdir(parents=True)
+        for name in (f".state.json.{pid}.tmp", f".state.lock.{pid}.tmp"):
+            (backend.path.parent / name).write_text("{half")
+        backend.write(replace(State(), serial=1))
+        backend.lock(LockInfo.new("apply", "p"))
+        assert sorted(p.name for p in backend.path.parent.iterdir()) == ["state.json", "state.lock"]
+
+    def test_an_empty_lock_file_is_reported_and_force_unlocked(self, backend):
+        backend.path.parent.mkdir(parents=True)
+        backend.lock_path.write_text("")
+        with pytest.raises(StateLocked, match="empty or partial.*force-unlock unreadable-") as exc:
+            backend.lock(LockInfo.new("apply", "p"))
+        backend.unlock(exc.value.holder.ID)
+        backend.lock(LockInfo.new("apply", "p"))
+
+    def test_racing_processes_never_see_a_partial_lock(self, backend):
+        """500 acquisitions by 4 processes: every failure is StateLocked naming a whole holder."""
+        import subprocess
+        import sys
+
+        backend.path.parent.mkdir(parents=True)
+        code = f"""
+import sys
+from airflow_infra.state.local import LocalStateBackend
+from airflow_infra.state.base import LockInfo
+from airflow_infra.errors import StateLocked, StateCorrupt
+b = LocalStateBackend({str(backend.path)!r})
+got = bad = 0
+while got < 125:
+    info = LockInfo.new("apply", "p")
+    try:
+        b.lock(info)
+    except StateLocked as exc:
+        if exc.holder.ID.startswith("unreadable-"):
+            bad += 1
+        continue
+    except StateCorrupt:
+        bad += 1
+        continue
+    got += 1
+    b.unlock(info.ID)
+print(got, bad)
+"""
+        procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(4)]
+        results = [p.communicate(timeout=120)[0].split() for p in procs]
+        assert results == [["125", "0"]] * 4
 
     def test_lock_of_a_dead_process_is_reported_stale(self, backend):
         pid = os.fork()

@@ -301,6 +301,36 @@ def state_lock(c: Ctx, as_json):
         click.echo(info.describe() if info else "The state is not locked.")
 
 
+@state.command("versions")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def state_versions(c: Ctx, as_json):
+    """List the kept states, the current one first."""
+    from dataclasses import asdict
+
+    from . import commands
+
+    versions = commands.state_versions(c.project())
+    if as_json:
+        click.echo(json.dumps([asdict(v) for v in versions], sort_keys=True, indent=2))
+        return
+    for i, v in enumerate(versions):
+        mark = "current" if i == 0 else ""
+        click.echo(f"serial {v.serial:<6} {v.written}  {v.resources:>3} resources  lineage {v.lineage}  {mark}".rstrip())
+
+
+@state.command("restore")
+@click.argument("serial", type=click.IntRange(min=1))
+@pass_ctx
+def state_restore(c: Ctx, serial):
+    """Bring back a kept state (as a new serial); nothing else changes."""
+    from . import commands
+
+    restored = commands.state_restore(c.project(), serial, lock_timeout=c.lock_timeout)
+    click.echo(f"Restored state serial {serial} as serial {restored.serial} ({len(restored.resources)} resources). "
+               "Run `airflow-infra plan` to see how the world differs from it.")
+
+
 @state.command("migrate")
 @click.option("--to", "to_backend", type=click.Choice(["local", "postgres", "s3"]), required=True, help="The backend to copy the state into.")
 @click.option("--dsn-env", help="postgres: the environment variable holding the DSN (default AIRFLOW_INFRA_STATE_DSN).")

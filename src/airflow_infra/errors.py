@@ -9,6 +9,7 @@ never carry a secret.
     ├── ConfigError            airflow-infra.toml, --var, --var-file, environment overrides
     ├── StateError
     │   ├── StateCorrupt       state.json unreadable; left as it is
+    │   ├── StateTooNew        written by a newer release; left as it is
     │   ├── StateLocked        another writer holds the lock (.holder is its LockInfo)
     │   ├── LockMismatch       force-unlock with an ID that is not the lock's
     │   ├── StateConflict      a write whose serial/lineage is stale
@@ -41,6 +42,10 @@ class StateError(AirflowInfraError):
 
 
 class StateCorrupt(StateError):
+    pass
+
+
+class StateTooNew(StateError):
     pass
 
 

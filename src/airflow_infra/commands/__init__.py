@@ -9,7 +9,8 @@ migrate.py: from the seed's Terraform.
 from .airflow import connections, connections_push, doctor, new
 from .core import (
     Project, apply, backend_bootstrap, destroy, force_unlock, import_resource, init, load, load_plan, local_server,
-    local_start, local_status, local_stop, lock_info, outputs, plan, save_plan, state_list, state_migrate, state_show, up,
+    local_start, local_status, local_stop, lock_info, outputs, plan, save_plan, state_list, state_migrate, state_restore, state_show,
+    state_versions, up,
 )
 from .fleet import (
     FleetResult, dags_install_importer, dags_sync, fleet_apply, fleet_outputs, fleet_plan, projects_add, projects_list,
@@ -20,7 +21,7 @@ from .migrate import TerraformImport, import_terraform
 __all__ = [
     "Project", "apply", "backend_bootstrap", "destroy", "force_unlock", "import_resource", "init", "load", "load_plan",
     "local_server", "local_start", "local_status", "local_stop", "lock_info", "outputs", "plan", "save_plan",
-    "state_list", "state_migrate", "state_show", "up", "FleetResult", "dags_install_importer", "dags_sync",
+    "state_list", "state_migrate", "state_restore", "state_show", "state_versions", "up", "FleetResult", "dags_install_importer", "dags_sync",
     "fleet_apply", "fleet_outputs", "fleet_plan", "projects_add", "projects_list", "projects_remove",
     "connections", "connections_push", "doctor", "new", "TerraformImport", "import_terraform",
 ]

@@ -237,6 +237,50 @@ def state_show(project: Project, address: str) -> dict:
     return state.resources[address].to_json()
 
 
+def state_versions(project: Project):
+    """The states the backend keeps (the current one first): a list of StateVersion."""
+    return project.backend().versions()
+
+
+def state_restore(project: Project, serial: int, *, lock_timeout: float = 0.0):
+    """Bring back a kept state as a new serial of the current lineage, under the lock. Returns
+    the new State. Nothing in the world changes: the next plan shows what differs from it."""
+    from dataclasses import replace
+
+    from ..errors import StateConflict
+    from ..state.base import acquire
+
+    from ..errors import StateCorrupt
+
+    backend = project.backend()
+    lock = acquire(backend, "state restore", backend.location, lock_timeout)
+    try:
+        try:
+            current = backend.read()
+        except StateCorrupt:
+            current = None  # what restore is for: the corrupt one is kept as a version
+        old = backend.read_version(serial)
+        if old is None:
+            raise StateError(f"SERIAL {serial}: no such state is kept in {backend.location} "
+                             "(`airflow-infra state versions` lists those that are)")
+        if current is None:
+            newest = max((v.serial for v in backend.versions() if v.lineage == old.lineage), default=serial)
+            restored = replace(old, serial=newest + 1)
+            backend.overwrite(restored)
+            return restored
+        if current.serial > 0 and old.lineage != current.lineage:
+            raise StateConflict(f"SERIAL {serial}: that state is of lineage {old.lineage}, not the current "
+                                f"lineage {current.lineage} (another project's or an earlier start's); nothing was restored")
+        restored = replace(old, serial=current.serial + 1, lineage=current.lineage)
+        backend.write(restored)
+        return restored
+    finally:
+        try:
+            backend.unlock(lock.ID)
+        except StateError:
+            pass
+
+
 def state_migrate(project: Project, *, to_backend: str, dsn_env: str | None = None, path: str | None = None,
                   lock_timeout: float = 0.0) -> str:
     """Copy the state from the configured backend into another, keeping lineage, serial and resources.

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from ..errors import AirflowInfraError, ForeignResource, NotYetReachable, ProviderError, Unreadable
+from ..errors import AirflowInfraError, ForeignResource, NotYetReachable, ProviderError, StateError, Unreadable
 from ..resources import Observed, Resource
 from ..state.base import State
 
@@ -135,6 +135,13 @@ def make_plan(
     parallelism: int = 4,
 ) -> Plan:
     """Refresh every resource in state (and every desired one not in it), then diff."""
+    unknown = sorted(a for a, r in state.resources.items() if r.type not in providers)
+    if unknown:
+        r = state.resources[unknown[0]]
+        raise StateError(
+            f"the state holds {r.address}, of type {r.type!r}, which this target does not manage (it manages "
+            f"{', '.join(sorted(providers))}): a state of another target or release? Nothing was changed"
+        )
     wanted = {r.address: r for r in desired}
     to_read: list[tuple[Resource, Observed | None]] = [
         (r, Observed(r.attrs)) for r in state.resources.values()

@@ -7,6 +7,11 @@ Contract (every backend passes tests/test_state_contract.py):
   or the lineage differs (a writer working from stale state never overwrites newer state).
 - lock(info) raises StateLocked(holder=LockInfo) when another holds the lock.
 - unlock(lock_id) raises LockMismatch when lock_id is not the current lock's ID.
+- every write keeps the state it replaces: versions() lists the current state and those kept
+  (newest first; those it cannot parse left out), read_version(serial) returns one of them, None
+  when it is not kept. overwrite(state) writes without the serial/lineage check (the corrupt
+  state it replaces is kept like any other): only `state restore`, under the lock, uses it.
+- a state written by a newer release (its version above STATE_VERSION) raises StateTooNew.
 - import_state(state) writes a whole state, serial and lineage kept, into a backend that holds
   none (state migrate); StateConflict when one is there.
 """
@@ -23,7 +28,7 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from .. import __version__
-from ..errors import LockMismatch
+from ..errors import LockMismatch, StateTooNew
 from ..resources import Resource
 
 STATE_VERSION = 1
@@ -56,13 +61,39 @@ class State:
 
     @classmethod
     def from_json(cls, text: str) -> "State":
+        """StateTooNew for a state a newer release wrote (its meaning may have changed: never
+        read it, let alone write it back); ValueError/KeyError/TypeError when it is malformed."""
         doc = json.loads(text)
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        if int(doc["version"]) > STATE_VERSION:
+            raise StateTooNew(
+                f"state version {doc['version']} was written by a newer airflow-infra (this release reads up to "
+                f"version {STATE_VERSION}): upgrade airflow-infra; the state was left as it is")
         resources = {}
         for item in doc["resources"]:
             r = Resource.from_json(item)
             resources[r.address] = r
         return cls(serial=int(doc["serial"]), lineage=str(doc["lineage"]), resources=resources, version=int(doc["version"]),
                    secrets=dict(doc.get("secrets", {})))
+
+
+@dataclass(frozen=True)
+class StateVersion:
+    """One kept state: what `state versions` lists and `state restore SERIAL` brings back."""
+
+    serial: int
+    lineage: str
+    resources: int
+    written: str  # ISO 8601, UTC
+    where: str    # a file, an S3 object version, a history row
+
+    @classmethod
+    def of(cls, state: State, where: str, written: datetime | float) -> "StateVersion":
+        if not isinstance(written, datetime):
+            written = datetime.fromtimestamp(written, timezone.utc)
+        return cls(state.serial, state.lineage, len(state.resources),
+                   written.astimezone(timezone.utc).isoformat(timespec="seconds"), where)
 
 
 @dataclass(frozen=True)
@@ -110,6 +141,9 @@ class StateBackend(Protocol):
     def unlock(self, lock_id: str) -> None: ...
     def lock_info(self) -> LockInfo | None: ...
     def import_state(self, state: State) -> None: ...
+    def versions(self) -> list[StateVersion]: ...            # newest first, the current state included
+    def read_version(self, serial: int) -> State | None: ...  # a kept state; None when not kept
+    def overwrite(self, state: State) -> None: ...             # unconditional: only `state restore`, over a corrupt state
 
 
 def check_holder(holder: LockInfo | None, lock_id: str, where: str) -> None:

@@ -1,18 +1,21 @@
 """The local state backend: .airflow-infra/state.json beside the config, and a lock file.
 
-The lock is a file created with O_EXCL holding LockInfo JSON; a crashed holder leaves it
-behind, which is reported as stale (its pid is gone) and removed by force-unlock with its ID.
+Every write keeps the state it replaces as state.json.backup (a hard link to the old file, so the
+copy costs no I/O and is never partial). The lock file is written whole under a temporary name
+and linked into place, so a reader never sees a partial lock; a crashed holder leaves it behind,
+which is reported as stale (its pid is gone) and removed by force-unlock with its ID.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import socket
 from pathlib import Path
 
-from ..errors import StateConflict, StateCorrupt, StateLocked
-from .base import LockInfo, State, check_holder
+from ..errors import StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
+from .base import LockInfo, State, StateVersion, check_holder
 
 
 def _pid_alive(pid: int) -> bool:
@@ -33,26 +36,61 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _write_whole(path: Path, text: str) -> None:
+    """Write text to a new file, durably (the caller renames or links it into place)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 class LocalStateBackend:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.stem + ".lock")
+        self.backup_path = self.path.with_name(self.path.name + ".backup")
         self.location = str(self.path)
 
-    def read(self) -> State:
+    def _tmp(self, of: Path) -> Path:
+        return of.with_name(f".{of.name}.{os.getpid()}.tmp")
+
+    def _clean_leftovers(self) -> None:
+        """Temporary files of runs that were killed (their pid is gone)."""
+        for name in glob.glob(glob.escape(str(self.path.parent)) + "/.*.tmp"):
+            try:
+                pid = int(Path(name).name.rsplit(".", 2)[-2])
+            except ValueError:
+                continue
+            if pid != os.getpid() and not _pid_alive(pid):
+                Path(name).unlink(missing_ok=True)
+
+    def _parse(self, path: Path) -> State:
         try:
-            text = self.path.read_text()
+            text = path.read_text()
         except FileNotFoundError:
-            return State()
+            raise StateCorrupt(f"{path}: no such file") from None
         except OSError as exc:
-            raise StateCorrupt(f"{self.path}: cannot read state: {exc.strerror}") from None
+            raise StateCorrupt(f"{path}: cannot read state: {exc.strerror}") from None
         try:
             return State.from_json(text)
+        except StateTooNew as exc:
+            raise StateTooNew(f"{path}: {exc}") from None
         except (ValueError, KeyError, TypeError) as exc:
-            raise StateCorrupt(
-                f"{self.path}: state is corrupt ({type(exc).__name__}: {exc}); it was left as it is: "
-                "restore it from a backup or version control"
-            ) from None
+            hint = (f"`airflow-infra state restore {self._backup_serial()}` brings back the previous one"
+                    if self.backup_path.exists() and path != self.backup_path else "restore it from version control")
+            raise StateCorrupt(f"{path}: state is corrupt ({type(exc).__name__}: {exc}); it was left as it is: {hint}") from None
+
+    def _backup_serial(self) -> str:
+        try:
+            return str(State.from_json(self.backup_path.read_text()).serial)
+        except (OSError, ValueError, KeyError, TypeError):
+            return "SERIAL"
+
+    def read(self) -> State:
+        if not self.path.exists():
+            return State()
+        return self._parse(self.path)
 
     def write(self, state: State) -> None:
         current = self.read() if self.path.exists() else None
@@ -65,12 +103,20 @@ class LocalStateBackend:
 
     def _replace(self, state: State) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w") as f:
-            f.write(state.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        self._clean_leftovers()
+        tmp = self._tmp(self.path)
+        try:
+            _write_whole(tmp, state.to_json())
+            if self.path.exists():
+                # The previous state stays as state.json.backup: a link to the old file, made
+                # under a temporary name and renamed, so the backup is always a whole state.
+                link = self._tmp(self.backup_path)
+                link.unlink(missing_ok=True)
+                os.link(self.path, link)
+                os.replace(link, self.backup_path)
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
         _fsync_dir(self.path.parent)
 
     def import_state(self, state: State) -> None:
@@ -78,30 +124,66 @@ class LocalStateBackend:
             raise StateConflict(f"{self.path}: a state is there already; nothing was overwritten")
         self._replace(state)
 
+    def _kept(self) -> list[tuple[Path, State]]:
+        out = []
+        for path in (self.path, self.backup_path):
+            try:
+                out.append((path, self._parse(path)))
+            except StateError:
+                continue  # missing or unreadable: not a version anyone can restore
+        return out
+
+    def versions(self) -> list[StateVersion]:
+        return [StateVersion.of(st, str(path), os.stat(path).st_mtime) for path, st in self._kept()]
+
+    def read_version(self, serial: int) -> State | None:
+        return next((st for _, st in self._kept() if st.serial == serial), None)
+
+    def overwrite(self, state: State) -> None:
+        self._replace(state)
+
     def lock_info(self) -> LockInfo | None:
         try:
-            return LockInfo(**json.loads(self.lock_path.read_text()))
+            text = self.lock_path.read_text()
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, TypeError) as exc:
-            raise StateCorrupt(f"{self.lock_path}: lock file is unreadable ({type(exc).__name__}); remove it by hand") from None
+        except OSError as exc:
+            raise StateCorrupt(f"{self.lock_path}: lock file is unreadable ({exc.strerror})") from None
+        try:
+            return LockInfo(**json.loads(text))
+        except (ValueError, TypeError):
+            # Only an older release or a hand could leave this (ours are linked into place whole):
+            # give it an ID of its own, so that force-unlock can remove it like any other lock.
+            st = os.stat(self.lock_path)
+            return LockInfo(ID=f"unreadable-{st.st_ino}", Operation="unknown", Who="unknown (the lock file is "
+                            "empty or partial)", Version="", Created="", Path=str(self.lock_path), pid=0, host="")
 
     def lock(self, info: LockInfo) -> None:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        self._clean_leftovers()
+        tmp = self._tmp(self.lock_path)
         try:
-            fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            holder = self.lock_info()
-            if holder is None:  # released between our open and read: try once more
-                return self.lock(info)
-            message = holder.describe()
-            if holder.host == socket.gethostname() and not _pid_alive(holder.pid):
-                message += f"; the lock is stale (process {holder.pid} is gone): `airflow-infra force-unlock {holder.ID}` removes it"
-            raise StateLocked(message, holder=holder) from None
-        with os.fdopen(fd, "w") as f:
-            f.write(info.to_json())
-            f.flush()
-            os.fsync(f.fileno())
+            _write_whole(tmp, info.to_json())
+            while True:
+                try:
+                    os.link(tmp, self.lock_path)  # fails when a lock is there: the lock's atomic test-and-set
+                    return
+                except FileExistsError:
+                    holder = self.lock_info()
+                    if holder is None:  # released between our link and read: try once more
+                        continue
+                    raise StateLocked(self._describe(holder), holder=holder) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _describe(self, holder: LockInfo) -> str:
+        if holder.ID.startswith("unreadable-"):
+            return (f"{self.lock_path} is empty or partial (left by a run killed while taking the lock?): "
+                    f"`airflow-infra force-unlock {holder.ID}` removes it once no other run is going on")
+        message = holder.describe()
+        if holder.host == socket.gethostname() and not _pid_alive(holder.pid):
+            message += f"; the lock is stale (process {holder.pid} is gone): `airflow-infra force-unlock {holder.ID}` removes it"
+        return message
 
     def unlock(self, lock_id: str) -> None:
         check_holder(self.lock_info(), lock_id, str(self.lock_path))

@@ -2,7 +2,8 @@
 advisory lock.
 
 Tables (made when missing): airflow_infra_state (project, environment, serial, lineage, state
-jsonb) and airflow_infra_lock (project, environment, info jsonb, backend_pid). The lock is
+jsonb), airflow_infra_state_history (the states each write replaced, the newest KEEP of them) and
+airflow_infra_lock (project, environment, info jsonb, backend_pid). The lock is
 pg_try_advisory_lock on a key derived from project/environment, held by a connection of its
 own for as long as the lock is held: if the holder dies, the server releases it, so a crashed
 run never leaves a stale lock. The lock row only makes the holder's LockInfo visible; it counts
@@ -17,13 +18,16 @@ import os
 import threading
 import time
 
-from ..errors import ConfigError, StateConflict, StateCorrupt, StateError, StateLocked
-from .base import LockInfo, State, check_holder
+from ..errors import ConfigError, StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
+from .base import LockInfo, State, StateVersion, check_holder
 
 DDL = """
 CREATE TABLE IF NOT EXISTS airflow_infra_state (
     project text NOT NULL, environment text NOT NULL, serial bigint NOT NULL, lineage text NOT NULL,
     state jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (project, environment));
+CREATE TABLE IF NOT EXISTS airflow_infra_state_history (
+    project text NOT NULL, environment text NOT NULL, serial bigint NOT NULL, lineage text NOT NULL,
+    state jsonb NOT NULL, written_at timestamptz NOT NULL, PRIMARY KEY (project, environment, lineage, serial));
 CREATE TABLE IF NOT EXISTS airflow_infra_lock (
     project text NOT NULL, environment text NOT NULL, info jsonb NOT NULL, backend_pid int NOT NULL,
     PRIMARY KEY (project, environment));
@@ -31,6 +35,7 @@ CREATE TABLE IF NOT EXISTS airflow_infra_lock (
 
 
 class PostgresStateBackend:
+    KEEP = 100  # previous states kept per project and environment
     def __init__(self, dsn: str, *, project: str, environment: str, dsn_env: str = "the DSN"):
         self._dsn = dsn
         self.project, self.environment = project, environment
@@ -76,23 +81,81 @@ class PostgresStateBackend:
         if row is None:
             return State()
         serial, lineage, doc = row
-        try:
-            state = State.from_json(json.dumps(doc))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StateCorrupt(f"{self.location}: the stored state is corrupt ({type(exc).__name__}); it was left as it is") from None
+        state = self._parse(doc)
         if state.serial != serial or state.lineage != lineage:
             raise StateCorrupt(f"{self.location}: the stored state disagrees with its row's serial/lineage; left as it is")
         return state
+
+    def _parse(self, doc) -> State:
+        try:
+            return State.from_json(json.dumps(doc))
+        except StateTooNew as exc:
+            raise StateTooNew(f"{self.location}: {exc}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StateCorrupt(f"{self.location}: the stored state is corrupt ({type(exc).__name__}); it was left as it is") from None
+
+    _VERSIONS = """SELECT serial, lineage, state, updated_at, 'current' FROM airflow_infra_state
+                   WHERE project = %s AND environment = %s
+                   UNION ALL
+                   SELECT serial, lineage, state, written_at, 'history' FROM airflow_infra_state_history
+                   WHERE project = %s AND environment = %s
+                   ORDER BY 4 DESC, 1 DESC"""
+
+    def _kept(self):
+        with self._connect() as conn:
+            rows = conn.execute(self._VERSIONS, self._where() * 2).fetchall()
+        for serial, lineage, doc, at, kind in rows:
+            try:
+                yield self._parse(doc), at, kind, lineage
+            except (StateCorrupt, StateTooNew):
+                continue  # not a version anyone can restore
+
+    def versions(self) -> list[StateVersion]:
+        return [StateVersion.of(st, f"{self.location} ({kind}, serial {st.serial})", at) for st, at, kind, _ in self._kept()]
+
+    def read_version(self, serial: int) -> State | None:
+        kept = list(self._kept())
+        current_lineage = next((lineage for _, _, kind, lineage in kept if kind == "current"), None)
+        # the current lineage's first: a serial may have been written in an earlier lineage too
+        matches = sorted((k for k in kept if k[0].serial == serial), key=lambda k: k[3] != current_lineage)
+        return matches[0][0] if matches else None
+
+    def overwrite(self, state: State) -> None:
+        from psycopg.types.json import Jsonb
+
+        with self._connect() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO airflow_infra_state_history (project, environment, serial, lineage, state, written_at) "
+                "SELECT project, environment, serial, lineage, state, updated_at FROM airflow_infra_state "
+                "WHERE project = %s AND environment = %s ON CONFLICT DO NOTHING", self._where())
+            conn.execute(
+                "INSERT INTO airflow_infra_state (project, environment, serial, lineage, state) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (project, environment) DO UPDATE SET serial = excluded.serial, lineage = excluded.lineage, "
+                "state = excluded.state, updated_at = now()",
+                (*self._where(), state.serial, state.lineage, Jsonb(json.loads(state.to_json()))))
 
     def write(self, state: State) -> None:
         from psycopg.types.json import Jsonb
 
         doc = Jsonb(json.loads(state.to_json()))
         with self._connect() as conn:
-            cur = conn.execute(
-                "UPDATE airflow_infra_state SET serial = %s, state = %s, updated_at = now() "
-                "WHERE project = %s AND environment = %s AND serial = %s AND lineage = %s",
-                (state.serial, doc, *self._where(), state.serial - 1, state.lineage))
+            with conn.transaction():
+                # The state being replaced goes to the history first (same transaction).
+                conn.execute(
+                    "INSERT INTO airflow_infra_state_history (project, environment, serial, lineage, state, written_at) "
+                    "SELECT project, environment, serial, lineage, state, updated_at FROM airflow_infra_state "
+                    "WHERE project = %s AND environment = %s AND serial = %s AND lineage = %s ON CONFLICT DO NOTHING",
+                    (*self._where(), state.serial - 1, state.lineage))
+                cur = conn.execute(
+                    "UPDATE airflow_infra_state SET serial = %s, state = %s, updated_at = now() "
+                    "WHERE project = %s AND environment = %s AND serial = %s AND lineage = %s",
+                    (state.serial, doc, *self._where(), state.serial - 1, state.lineage))
+                if cur.rowcount == 1:
+                    conn.execute(
+                        "DELETE FROM airflow_infra_state_history WHERE project = %s AND environment = %s AND "
+                        "(lineage, serial) NOT IN (SELECT lineage, serial FROM airflow_infra_state_history "
+                        "WHERE project = %s AND environment = %s ORDER BY written_at DESC LIMIT %s)",
+                        (*self._where(), *self._where(), self.KEEP))
             if cur.rowcount == 1:
                 return
             if state.serial == 1:

@@ -20,8 +20,8 @@ from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 
 from ..aws import error_code
-from ..errors import ConfigError, LockMismatch, StateConflict, StateCorrupt, StateError, StateLocked
-from .base import LockInfo, State
+from ..errors import ConfigError, LockMismatch, StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
+from .base import LockInfo, State, StateVersion
 
 _PROBED: dict[str, bool] = {}  # bucket -> honours If-None-Match (per process)
 
@@ -151,12 +151,53 @@ class S3StateBackend:
                 self._etag, self._known = None, State()
                 return self._known
             raise _fail(self.location, exc, bucket=self.bucket) from None
-        try:
-            state = State.from_json(obj["Body"].read().decode())
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StateCorrupt(f"{self.location}: the state object is corrupt ({type(exc).__name__}); it was left as it is") from None
+        state = self._parse(obj)
         self._etag, self._known = obj["ETag"], state
         return state
+
+    def _parse(self, obj: dict) -> State:
+        try:
+            return State.from_json(obj["Body"].read().decode())
+        except StateTooNew as exc:
+            raise StateTooNew(f"{self.location}: {exc}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StateCorrupt(f"{self.location}: the state object is corrupt ({type(exc).__name__}); it was left as it is") from None
+
+    def _object_versions(self, limit: int = 50) -> list[dict]:
+        """The state object's versions, newest first (the bucket's versioning keeps them:
+        `backend bootstrap` turns it on; without it there is only the current one)."""
+        out: list[dict] = []
+        try:
+            for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=self.key):
+                out += [v for v in page.get("Versions", []) if v["Key"] == self.key]
+        except Exception as exc:
+            raise _fail(self.location, exc, bucket=self.bucket) from None
+        return sorted(out, key=lambda v: v["LastModified"], reverse=True)[:limit]
+
+    def _get_version(self, version_id: str) -> State:
+        try:
+            return self._parse(self.s3.get_object(Bucket=self.bucket, Key=self.key, VersionId=version_id))
+        except StateError:
+            raise
+        except Exception as exc:
+            raise _fail(self.location, exc, bucket=self.bucket) from None
+
+    def _kept(self):
+        for v in self._object_versions():
+            try:
+                yield v, self._get_version(v["VersionId"])
+            except (StateCorrupt, StateTooNew):
+                continue  # not a version anyone can restore
+
+    def versions(self) -> list[StateVersion]:
+        return [StateVersion.of(st, f"{self.location}?versionId={v['VersionId']}", v["LastModified"])
+                for v, st in self._kept()]
+
+    def read_version(self, serial: int) -> State | None:
+        return next((st for _, st in self._kept() if st.serial == serial), None)
+
+    def overwrite(self, state: State) -> None:
+        self._put(state, {})
 
     def _put(self, state: State, cond: dict) -> None:
         try:
