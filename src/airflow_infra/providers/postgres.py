@@ -179,6 +179,46 @@ class PgAdmin:
         return out
 
 
+# Every kind of object a user can make in a schema, counted per kind: all of it is data (a schema of
+# views or functions is someone's work as much as one of tables). Indexes, triggers, constraints
+# and policies belong to tables; automatic array and multirange types to their element types.
+_OBJECTS_SQL = """
+WITH ns AS (SELECT oid FROM pg_namespace WHERE {where})
+SELECT kind, count(*) FROM (
+    SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view'
+                          WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
+                          WHEN 'f' THEN 'foreign table' ELSE 'type' END
+      FROM pg_class c JOIN ns ON ns.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c')
+    UNION ALL SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END
+      FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace
+    UNION ALL SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END
+      FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
+     WHERE t.typtype IN ('b', 'd', 'e', 'r')
+       AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid)
+    UNION ALL SELECT 'collation' FROM pg_collation x JOIN ns ON ns.oid = x.collnamespace
+    UNION ALL SELECT 'conversion' FROM pg_conversion x JOIN ns ON ns.oid = x.connamespace
+    UNION ALL SELECT 'operator' FROM pg_operator x JOIN ns ON ns.oid = x.oprnamespace
+    UNION ALL SELECT 'operator class' FROM pg_opclass x JOIN ns ON ns.oid = x.opcnamespace
+    UNION ALL SELECT 'operator family' FROM pg_opfamily x JOIN ns ON ns.oid = x.opfnamespace
+    UNION ALL SELECT 'text search object' FROM pg_ts_config x JOIN ns ON ns.oid = x.cfgnamespace
+    UNION ALL SELECT 'text search object' FROM pg_ts_dict x JOIN ns ON ns.oid = x.dictnamespace
+    UNION ALL SELECT 'text search object' FROM pg_ts_parser x JOIN ns ON ns.oid = x.prsnamespace
+    UNION ALL SELECT 'text search object' FROM pg_ts_template x JOIN ns ON ns.oid = x.tmplnamespace
+    UNION ALL SELECT 'statistics object' FROM pg_statistic_ext x JOIN ns ON ns.oid = x.stxnamespace
+    UNION ALL SELECT 'extension' FROM pg_extension x JOIN ns ON ns.oid = x.extnamespace
+    {extra}
+) objects(kind) GROUP BY kind ORDER BY kind"""
+
+# (run without parameters: a single % is literal to psycopg then)
+_USER_SCHEMAS = "nspname NOT IN ('pg_catalog', 'information_schema') AND nspname !~ '^pg_(toast|temp_)'"
+
+
+def _describe_objects(rows) -> str | None:
+    """[("table", 3), ("view", 1)] -> "3 tables, 1 view"; None when there is nothing."""
+    parts = [f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in rows if n]
+    return ", ".join(parts) or None
+
+
 def _translate(address: str, step: str):
     """Decorator-free boundary: turn psycopg errors into ProviderError naming the resource."""
 
@@ -375,11 +415,11 @@ class DatabaseProvider:
         with _translate(r.address, "read"):
             if not self.admin.database_exists(name):
                 return None
-            n = self.admin.query(
-                """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                   WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-                     AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'""", dbname=name)[0]
-        return f"{n} table{'s' if n != 1 else ''}" if n else None
+            with self.admin.session(name) as conn:
+                rows = conn.execute(_OBJECTS_SQL.format(
+                    where=_USER_SCHEMAS,
+                    extra="UNION ALL SELECT 'large object' FROM pg_largeobject_metadata")).fetchall()
+        return _describe_objects(rows)
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> Path:
         return self.admin.pg_dump(r.attrs["name"], dest)
@@ -481,10 +521,8 @@ class SchemaProvider:
             with self._session(r) as conn:
                 if conn is None:
                     return None
-                n = conn.execute(
-                    """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                       WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'm')""", (r.attrs["name"],)).fetchone()[0]
-        return f"{n} table{'s' if n != 1 else ''}" if n else None
+                rows = conn.execute(_OBJECTS_SQL.format(where="nspname = %s", extra=""), (r.attrs["name"],)).fetchall()
+        return _describe_objects(rows)
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> Path:
         return self.admin.pg_dump(r.attrs["database"], dest, schema=r.attrs["name"])
