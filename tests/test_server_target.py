@@ -121,10 +121,11 @@ def test_non_empty_bucket_is_backed_up_before_it_is_emptied(server_cli, name, s3
 
     done = cli("destroy", "--auto-approve", "--force-delete-data")
     where = next(line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.startswith(f"Backup written: {backup}"))
-    manifest = json.loads((backup / where.rsplit("/", 1)[-1] / "manifest.json").read_text())
+    assert where.endswith(".manifest.json")
+    manifest = json.loads(Path(where).read_text())["versions"]
     assert sorted((m["Key"], m["DeleteMarker"]) for m in manifest) == [
         ("gone.txt", False), ("gone.txt", True), ("in/data.csv", False), ("in/data.csv", False)]
-    contents = sorted(p.read_bytes() for p in (backup / where.rsplit("/", 1)[-1] / "versions").rglob("data.csv"))
+    contents = sorted((backup / m["Object"]).read_bytes() for m in manifest if m["Key"] == "in/data.csv")
     assert contents == [b"v1", b"v2"]
     assert b not in [x["Name"] for x in s3.list_buckets()["Buckets"]]
 
@@ -136,8 +137,11 @@ def test_backup_to_another_bucket(server_cli, name, s3):
     s3.put_object(Bucket=bucket_of(name), Key="a.txt", Body=b"A")
     done = cli("destroy", "--auto-approve", "--force-delete-data")
     assert f"Backup written: s3://{name}-vault/backups/{bucket_of(name)}-" in done.stdout
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=f"{name}-vault")["Contents"]]
-    assert any(k.endswith("/a.txt") for k in keys) and any(k.endswith("/manifest.json") for k in keys)
+    where = next(line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.startswith("Backup written: "))
+    manifest = json.loads(s3.get_object(Bucket=f"{name}-vault", Key=where.split("/", 3)[3])["Body"].read())
+    [version] = manifest["versions"]
+    copy = s3.get_object(Bucket=f"{name}-vault", Key=f"backups/{version['Object']}")["Body"].read()
+    assert version["Key"] == "a.txt" and copy == b"A"
 
 
 def test_bucket_refresh_call_count(server_cli, name):

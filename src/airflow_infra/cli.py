@@ -97,8 +97,6 @@ def _report(plan, result, verb: str) -> None:
     if result is None:
         click.echo(f"{verb.capitalize()} cancelled.")
         return
-    for path in result.backups:
-        click.echo(f"Backup written: {path}")
     counts = plan.counts()
     click.echo(click.style(f"{verb.capitalize()} complete! Resources: {counts['add']} added, {counts['change']} changed, "
                            f"{counts['destroy']} destroyed.", fg="green", bold=True))
@@ -461,6 +459,23 @@ def import_terraform(c: Ctx, tfstate, name, environment, module, region, allow_s
     for w in done.warnings:
         click.echo(click.style(f"Warning: {w}", fg="yellow"))
     click.echo("Next: `airflow-infra plan` shows the hardening apply would do; nothing is replaced.")
+
+
+@cli.command()
+@click.argument("backup")
+@click.option("--into", "into", metavar="PROJECT_DIR", help="The project to restore into (default: -C's).")
+@click.option("--force-delete-data", is_flag=True, help="Replace what is there, after a backup of it.")
+@pass_ctx
+def restore(c: Ctx, backup, into, force_delete_data):
+    """Put a backup (a .dump, a .tar.gz or a *.manifest.json) back into a project's database or bucket."""
+    from . import commands
+
+    project = commands.load(into or c.directory, vars=c.vars, var_files=c.var_files)
+    done = commands.restore(project, backup, force_delete_data=force_delete_data, lock_timeout=c.lock_timeout)
+    for path in done.backups:
+        click.echo(f"Backup written: {path}")
+    what = "the dump" if backup.endswith(".dump") else f"{done.items} item{'s' if done.items != 1 else ''}"
+    click.echo(f"Restored {what} into {done.address} from {done.source}.")
 
 
 @cli.command("force-unlock")

@@ -57,11 +57,13 @@ def plan_text(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def event(phase: str, change, seconds: float) -> None:
+def event(phase: str, change, seconds: float, detail: str | None = None) -> None:
     words = {CREATE: ("Creating", "Creation"), UPDATE: ("Modifying", "Modifications"),
              REPLACE: ("Replacing", "Replacement"), DELETE: ("Destroying", "Destruction"), ADOPT: ("Adopting", "Adoption")}
     doing, done = words[change.action]
-    if phase == "start":
+    if phase == "backup":
+        click.echo(f"Backup written: {detail}")
+    elif phase == "start":
         click.echo(f"{change.address}: {doing}...")
     elif phase == "done":
         click.echo(f"{change.address}: {done} complete after {seconds:.1f}s")

@@ -17,11 +17,12 @@ from .fleet import (
     projects_remove,
 )
 from .migrate import TerraformImport, import_terraform
+from .restore import Restored, restore
 
 __all__ = [
     "Project", "apply", "backend_bootstrap", "destroy", "force_unlock", "import_resource", "init", "load", "load_plan",
     "local_server", "local_start", "local_status", "local_stop", "lock_info", "outputs", "plan", "save_plan",
     "state_list", "state_migrate", "state_restore", "state_show", "state_versions", "up", "FleetResult", "dags_install_importer", "dags_sync",
     "fleet_apply", "fleet_outputs", "fleet_plan", "projects_add", "projects_list", "projects_remove",
-    "connections", "connections_push", "doctor", "new", "TerraformImport", "import_terraform",
+    "connections", "connections_push", "doctor", "new", "TerraformImport", "import_terraform", "Restored", "restore",
 ]

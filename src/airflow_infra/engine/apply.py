@@ -21,7 +21,8 @@ from ..resources import Observed, Resource
 from ..state.base import State, StateBackend
 from .plan import ADOPT, CREATE, DELETE, REPLACE, UPDATE, Change, Plan
 
-Event = Callable[[str, Change, float], None]  # (phase: "start"|"done"|"failed", change, seconds)
+# (phase: "start"|"done"|"failed"|"backup", change, seconds[, the backup's path for "backup"])
+Event = Callable[..., None]
 
 
 @dataclass
@@ -144,12 +145,15 @@ def apply_plan(
     """
     plan = _recheck_data(plan, providers)
     losing = check_data_loss(plan, force_delete_data=force_delete_data)
+    emit = on_event or (lambda *a: None)
     backups: list[Path] = []
     for c in losing:  # every backup is made before anything is deleted
         p = providers[c.resource.type]
         prior = Resource(c.resource.type, c.resource.name, dict(c.before or {}), c.resource.depends_on)
+        started = time.monotonic()
         try:
             backups.append(p.backup(prior, Observed(prior.attrs), backup_dir))
+            emit("backup", c, time.monotonic() - started, str(backups[-1]))
         except AirflowInfraError:
             raise
         except Exception as exc:
@@ -161,7 +165,6 @@ def apply_plan(
         bind(writer.commit)
     if plan.state_outdated:
         writer.commit(lambda s: s)  # record the refresh (e.g. resources deleted by hand) first
-    emit = on_event or (lambda *a: None)
     by_addr = {c.address: c for c in plan.changes}
     sorter = TopologicalSorter(_graph(plan))
     sorter.prepare()

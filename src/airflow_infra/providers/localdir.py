@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import datetime, timezone
+import tarfile
 from pathlib import Path
 
+from ..backups import backup_dir, stamp, written_whole
 from ..errors import ForeignResource, ProviderError
 from ..resources import Observed, Resource
 
@@ -66,7 +67,31 @@ class LocalBucketProvider:
         return f"{n} object{'s' if n != 1 else ''}" if n else None
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> Path:
-        dest.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """A .tar.gz of the directory (its marker left out), written whole under a temporary name."""
         path = Path(r.attrs["path"])
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        return Path(shutil.make_archive(str(dest / f"{path.name}-{stamp}"), "gztar", root_dir=path))
+        final = backup_dir(dest) / f"{path.name}-{stamp()}.tar.gz"
+        with written_whole(final) as tmp, tarfile.open(tmp, "w:gz") as tar:
+            for entry in sorted(path.iterdir()):
+                if entry.name != MARKER:
+                    tar.add(entry, arcname=entry.name)
+        return final
+
+    def restore(self, r: Resource, source: str, *, replace: bool = False) -> int:
+        """Unpack a local bucket backup into r's directory; replace: remove what is there first
+        (the caller has backed it up). Returns the number of files."""
+        path = Path(r.attrs["path"])
+        try:
+            if replace:
+                for entry in path.iterdir():
+                    if entry.name != MARKER:
+                        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            with tarfile.open(source, "r:gz") as tar:
+                members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
+                tar.extractall(path, members=members, filter="data")
+        except (OSError, tarfile.TarError) as exc:
+            raise ProviderError(f"{source}: cannot restore into {path}: {exc}") from None
+        for root, dirs, files in os.walk(path):
+            os.chmod(root, 0o700)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o600)
+        return sum(m.isfile() for m in members)

@@ -8,13 +8,15 @@ refresh can tell our own half-recorded resource (adopted) from someone else's (n
 
 from __future__ import annotations
 
+import re
 import subprocess
+import tempfile
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from ..backups import backup_dir, stamp, written_whole
 from ..errors import ForeignResource, ProviderError
 from ..resources import Observed, Resource
 from ..secretstores import SecretStore
@@ -166,17 +168,40 @@ class PgAdmin:
             self.close_db(db)
 
     def pg_dump(self, dbname: str, dest: Path, *, schema: str | None = None) -> Path:
-        dest.mkdir(parents=True, exist_ok=True, mode=0o700)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        out = dest / f"{dbname}{'-' + schema if schema else ''}-{stamp}.dump"
-        args = [str(self._bindir() / "pg_dump"), "--format=custom", f"--file={out}", f"--dbname={dbname}"]
-        if schema:
-            args.append(f"--schema={schema}")
-        proc = subprocess.run(args, env=self._client_env(), capture_output=True, text=True, timeout=3600)
-        if proc.returncode != 0:
-            out.unlink(missing_ok=True)
-            raise ProviderError(f"pg_dump of {dbname} failed, nothing was deleted: {proc.stderr.strip()}")
+        """pg_dump's custom format, written whole under a temporary name."""
+        out = backup_dir(dest) / f"{dbname}{'-' + schema if schema else ''}-{stamp()}.dump"
+        with written_whole(out) as tmp:
+            args = [str(self._bindir() / "pg_dump"), "--format=custom", f"--file={tmp}", f"--dbname={dbname}"]
+            if schema:
+                args.append(f"--schema={schema}")
+            proc = subprocess.run(args, env=self._client_env(), capture_output=True, text=True, timeout=3600)
+            if proc.returncode != 0:
+                raise ProviderError(f"pg_dump of {dbname} failed, nothing was deleted: {proc.stderr.strip()}")
         return out
+
+    def pg_restore(self, dump: str, dbname: str, *, role: str, clean: bool = False) -> None:
+        """Load a dump into dbname, every object made as role (the project's owner) and given our
+        grants by its default privileges; schemas that exist already are kept, not made again."""
+        bindir, env = self._bindir(), self._client_env()
+        listing = subprocess.run([str(bindir / "pg_restore"), "--list", dump], env=env, capture_output=True,
+                                 text=True, timeout=600)
+        if listing.returncode != 0:
+            raise ProviderError(f"{dump}: not a dump pg_restore can read: {listing.stderr.strip()}")
+        with self.session(dbname) as conn:
+            existing = {row[0] for row in conn.execute("SELECT nspname FROM pg_namespace")}
+        keep = [line for line in listing.stdout.splitlines()
+                if not ((m := re.match(r"^\d+; \d+ \d+ (SCHEMA|COMMENT) - (?:SCHEMA )?(\S+) ", line))
+                        and m.group(2) in existing)]
+        with tempfile.NamedTemporaryFile("w", suffix=".list") as toc:
+            toc.write("\n".join(keep) + "\n")
+            toc.flush()
+            args = [str(bindir / "pg_restore"), f"--dbname={dbname}", "--no-owner", "--no-acl", f"--role={role}",
+                    "--exit-on-error", "--single-transaction", f"--use-list={toc.name}", dump]
+            if clean:
+                args[1:1] = ["--clean", "--if-exists"]
+            proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            raise ProviderError(f"restore of {dump} into {dbname} failed, nothing was restored: {proc.stderr.strip()}")
 
 
 # Every kind of object a user can make in a schema, counted per kind: all of it is data (a schema of
@@ -423,6 +448,12 @@ class DatabaseProvider:
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> Path:
         return self.admin.pg_dump(r.attrs["name"], dest)
+
+    def restore(self, r: Resource, source: str, *, replace: bool = False) -> int:
+        """Load a dump (of a database or a schema) into the database; replace: drop what the dump
+        holds first (the caller has backed it up)."""
+        self.admin.pg_restore(source, r.attrs["name"], role=r.attrs["owner"], clean=replace)
+        return 1
 
 
 class SchemaProvider:

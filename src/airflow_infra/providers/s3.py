@@ -9,13 +9,14 @@ Settings a store does not implement (MinIO and Ceph differ from AWS) are reporte
 
 from __future__ import annotations
 
+import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..aws import error_code, translate, translated
+from ..backups import MANIFEST_SUFFIX
 from ..errors import ForeignResource, ProviderError
 from ..resources import Observed, Resource
 
@@ -249,10 +250,11 @@ class S3BucketProvider:
         for page in pages:
             for v in page.get("Versions", []):
                 yield {"Key": v["Key"], "VersionId": v.get("VersionId") or "null", "IsLatest": v.get("IsLatest", False),
-                       "DeleteMarker": False, "Size": v.get("Size", 0)}
+                       "DeleteMarker": False, "Size": v.get("Size", 0), "ETag": v.get("ETag", ""),
+                       "LastModified": _iso(v.get("LastModified"))}
             for m in page.get("DeleteMarkers", []):
                 yield {"Key": m["Key"], "VersionId": m.get("VersionId") or "null", "IsLatest": m.get("IsLatest", False),
-                       "DeleteMarker": True, "Size": 0}
+                       "DeleteMarker": True, "Size": 0, "LastModified": _iso(m.get("LastModified"))}
 
     def _count(self, r: Resource, bucket: str, prefix: str, *, besides: str | None = None) -> str | None:
         """What a delete would lose, from the first page of versions: "N object versions" or None."""
@@ -271,47 +273,124 @@ class S3BucketProvider:
     def holds_data(self, r: Resource, observed: Observed) -> str | None:
         return self._count(r, r.attrs["name"], "")
 
-    def _backup(self, r: Resource, bucket: str, prefix: str, dest: Path) -> str:
-        """Copy every version and delete marker to backup_to (s3://bucket/prefix) or a directory,
-        with a manifest.json listing them; returns where."""
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        name = f"{bucket}-{stamp}"
-        manifest = list(self._versions(bucket, prefix))
+    def _backup(self, r: Resource, bucket: str, prefix: str, dest: Path, *, besides: str | None = None) -> str:
+        """Copy every version and delete marker (the "null" version of objects written before
+        versioning included) to backup_to (s3://bucket/prefix) or a directory; the manifest,
+        written last, lists them with sizes and checksums. Returns the manifest's address."""
+        from ..backups import backup_dir, manifest_doc, object_name, stamp, written_whole
+
+        name = f"{bucket}-{stamp()}{MANIFEST_SUFFIX}"
         target = self.backup_to or str(dest)
         with translated(r.address, "backup"):
+            versions = [v for v in self._versions(bucket, prefix) if v["Key"] != besides]
             if target.startswith("s3://"):
                 dbucket, _, dprefix = target[5:].partition("/")
-                base = f"{dprefix.strip('/')}/{name}".lstrip("/")
-                for v in manifest:
-                    if not v["DeleteMarker"]:
-                        self.s3.copy_object(Bucket=dbucket, Key=f"{base}/versions/{v['VersionId']}/{v['Key']}",
-                                            CopySource={"Bucket": bucket, "Key": v["Key"], **_version(v)})
-                self.s3.put_object(Bucket=dbucket, Key=f"{base}/manifest.json", Body=json.dumps(manifest, indent=2).encode())
-                return f"s3://{dbucket}/{base}/"
-            root = Path(target).expanduser() / name
-            for v in manifest:
-                if not v["DeleteMarker"]:
-                    path = root / "versions" / v["VersionId"] / v["Key"]
-                    if root.resolve() not in path.resolve().parents:
-                        raise ProviderError(f"{r.address}: object key {v['Key']!r} would be written outside {root}")
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    self.s3.download_file(bucket, v["Key"], str(path), ExtraArgs=_version(v))
-            root.mkdir(parents=True, exist_ok=True)
-            (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
-            return str(root)
+                base = dprefix.strip("/")
+
+                def keep(v: dict) -> None:
+                    v["Object"] = object_name(bucket, v)
+                    done = self.s3.copy_object(Bucket=dbucket, Key=f"{base}/{v['Object']}".lstrip("/"),
+                                               CopySource={"Bucket": bucket, "Key": v["Key"], **_source_version(v)})
+                    etag = done.get("CopyObjectResult", {}).get("ETag", "")
+                    if "-" not in v["ETag"] and etag and etag != v["ETag"]:
+                        raise ProviderError(f"{r.address}: backup of {v['Key']!r} does not match its source (ETag)")
+            else:
+                root = backup_dir(Path(target).expanduser())
+                (root / "objects").mkdir(mode=0o700, exist_ok=True)
+
+                def keep(v: dict) -> None:
+                    v["Object"] = object_name(bucket, v)
+                    body = self.s3.get_object(Bucket=bucket, Key=v["Key"], **_source_version(v))["Body"]
+                    digest = hashlib.sha256()
+                    with written_whole(root / v["Object"]) as tmp, open(tmp, "wb") as f:
+                        for chunk in body.iter_chunks(1 << 20):
+                            digest.update(chunk)
+                            f.write(chunk)
+                    v["Sha256"] = digest.hexdigest()
+
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(keep, [v for v in versions if not v["DeleteMarker"]]))
+            doc = json.dumps(manifest_doc(bucket, prefix, versions), indent=1, sort_keys=True).encode()
+            if target.startswith("s3://"):
+                key = f"{base}/{name}".lstrip("/")
+                self.s3.put_object(Bucket=dbucket, Key=key, Body=doc)
+                return f"s3://{dbucket}/{key}"
+            with written_whole(root / name) as tmp:
+                tmp.write_bytes(doc)
+            return str(root / name)
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> str:
         return self._backup(r, r.attrs["name"], "", dest)
 
-    def _empty(self, r: Resource, bucket: str, prefix: str) -> None:
+    def _empty(self, r: Resource, bucket: str, prefix: str, *, besides: str | None = None) -> None:
+        """Delete every version and delete marker; each per-key error is checked."""
+        versioned = bool(self.s3.get_bucket_versioning(Bucket=bucket).get("Status"))
         batch: list[dict] = []
+
+        def flush() -> None:
+            errors = self.s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True}).get("Errors", [])
+            if errors:
+                e = errors[0]
+                raise ProviderError(f"{r.address}: {len(errors)} object version(s) could not be deleted, e.g. "
+                                    f"{e.get('Key')!r}: {e.get('Code')}: {e.get('Message', '')}; the bucket is "
+                                    "left with what remains, recorded as it was")
+            batch.clear()
+
         for v in self._versions(bucket, prefix):
-            batch.append({"Key": v["Key"], **_version(v)})
+            if v["Key"] == besides:
+                continue
+            # In a bucket that was ever versioned, the "null" version is deleted by its id too:
+            # without one, S3 would only add a delete marker above it.
+            batch.append({"Key": v["Key"], **({"VersionId": v["VersionId"]} if versioned else _version(v))})
             if len(batch) == 1000:
-                self.s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-                batch = []
+                flush()
         if batch:
-            self.s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+            flush()
+
+    def restore(self, r: Resource, source: str, *, replace: bool = False) -> int:
+        """Put a bucket backup's versions back into r, oldest first per key (so each key's history
+        and latest version come back); replace: delete what is there first (the caller has backed
+        it up). Returns how many versions were written."""
+        from ..backups import history_order
+
+        bucket, prefix = (r.attrs["name"], "") if r.type == "s3_bucket" else (r.attrs["bucket"], r.attrs["prefix"])
+        marker = None if r.type == "s3_bucket" else f"{prefix}.airflow-infra"
+        doc, read = self._open_backup(r, source)
+        n = 0
+        with translated(r.address, "restore"):
+            if replace:
+                self._empty(r, bucket, prefix, besides=marker)
+            for v in history_order(doc["versions"]):
+                key = prefix + v["Key"][len(doc.get("prefix", "")):]
+                if v["DeleteMarker"]:
+                    self.s3.delete_object(Bucket=bucket, Key=key)
+                else:
+                    self.s3.put_object(Bucket=bucket, Key=key, Body=read(v))
+                n += 1
+        return n
+
+    def _open_backup(self, r: Resource, source: str):
+        """The manifest, and a function reading one version's bytes (checked against the manifest)."""
+        from ..backups import check_manifest
+
+        with translated(r.address, "restore"):
+            if source.startswith("s3://"):
+                sbucket, _, key = source[5:].partition("/")
+                base = key.rsplit("/", 1)[0] if "/" in key else ""
+                doc = json.loads(self.s3.get_object(Bucket=sbucket, Key=key)["Body"].read())
+
+                def read(v: dict) -> bytes:
+                    return self.s3.get_object(Bucket=sbucket, Key=f"{base}/{v['Object']}".lstrip("/"))["Body"].read()
+            else:
+                path = Path(source).expanduser()
+                doc = json.loads(path.read_text())
+
+                def read(v: dict) -> bytes:
+                    data = (path.parent / v["Object"]).read_bytes()
+                    if v.get("Sha256") and hashlib.sha256(data).hexdigest() != v["Sha256"]:
+                        raise ProviderError(f"{source}: the copy of {v['Key']!r} does not match its checksum")
+                    return data
+        return check_manifest(doc, source), read
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         bucket = r.attrs["name"]
@@ -323,6 +402,9 @@ class S3BucketProvider:
             if error_code(exc) == "NoSuchBucket":
                 return
             if error_code(exc) == "BucketNotEmpty":
+                if force:
+                    raise ProviderError(f"{r.address}: bucket {bucket!r} received new objects while it was emptied; "
+                                        "nothing more was deleted: stop what writes there and run again") from None
                 raise ProviderError(f"{r.address}: bucket {bucket!r} is not empty: pass --force-delete-data") from None
             raise translate(r.address, "delete", exc) from None
 
@@ -367,7 +449,7 @@ class S3PrefixProvider(S3BucketProvider):
         return self._count(r, r.attrs["bucket"], r.attrs["prefix"], besides=self._marker(r))  # the marker is no data
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> str:
-        return self._backup(r, r.attrs["bucket"], r.attrs["prefix"], dest)
+        return self._backup(r, r.attrs["bucket"], r.attrs["prefix"], dest, besides=self._marker(r))
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         try:
@@ -379,6 +461,16 @@ class S3PrefixProvider(S3BucketProvider):
             if error_code(exc) == "NoSuchBucket":
                 return
             raise translate(r.address, "delete", exc) from None
+
+
+def _iso(when) -> str:
+    return when.isoformat() if hasattr(when, "isoformat") else str(when or "")
+
+
+def _source_version(v: dict) -> dict:
+    """VersionId to read a version: the "null" one too when it is not the latest (an object
+    written before versioning was turned on); the latest "null" is read without one."""
+    return {} if v["VersionId"] == "null" and v["IsLatest"] else {"VersionId": v["VersionId"]}
 
 
 def _version(v: dict) -> dict:
