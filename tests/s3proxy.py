@@ -22,6 +22,7 @@ class S3Proxy:
         self.drop_headers: set[str] = set()     # e.g. {"If-None-Match"}: a store that ignores them
         self.reject_actions: dict[str, tuple[str, str]] = {}  # Query action -> (error code, message), as 400
         self.rewrite: dict[str, tuple[bytes, bytes]] = {}     # Query action -> (old, new) in its responses
+        self.refuse_deletes = False  # DeleteObjects answers 200 with an AccessDenied error per key (Object Lock)
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,6 +49,18 @@ class S3Proxy:
                            "</Error><RequestId>1</RequestId></ErrorResponse>").encode()
                     self.send_response(400)
                     self.send_header("Content-Type", "text/xml")
+                    self.send_header("Content-Length", str(len(xml)))
+                    self.end_headers()
+                    return self.wfile.write(xml)
+                if proxy.refuse_deletes and self.command == "POST" and "delete" in query.split("&"):
+                    import re
+
+                    keys = re.findall(rb"<Key>(.*?)</Key>", body or b"")
+                    xml = b"<DeleteResult>" + b"".join(
+                        b"<Error><Key>" + k + b"</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+                        for k in keys) + b"</DeleteResult>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", str(len(xml)))
                     self.end_headers()
                     return self.wfile.write(xml)

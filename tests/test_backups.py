@@ -169,3 +169,25 @@ def test_a_killed_backup_leaves_nothing_named_like_a_complete_one(cli):
     assert not any(p.name.endswith(".partial") for p in backups.iterdir())  # the leftover is cleaned
     archive = next(b for b in _backups(done.stdout) if b.endswith(".tar.gz"))
     assert Path(archive).stat().st_size > 3000 * 2000
+
+
+def test_a_delete_the_store_refuses_stops_the_destroy_with_the_bucket_intact(make_cli, moto_endpoint, admin_dsn, s3,
+                                                                              tmp_path):
+    """Every per-key error of DeleteObjects is checked: the bucket stays, whole and in the state."""
+    from s3proxy import S3Proxy
+
+    cli = make_cli()
+    name = cli.dir.name
+    (cli.dir / "airflow-infra.toml").write_text(SERVER.format(name=name, backup=tmp_path / "vault"))
+    cli("apply", "--auto-approve")
+    bucket = f"{name}-dev-workfiles"
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"locked/{i}.csv", Body=b"x")
+    with S3Proxy(moto_endpoint) as store:
+        store.refuse_deletes = True
+        failed = cli("destroy", "--auto-approve", "--force-delete-data", expect=1, AWS_ENDPOINT_URL_S3=store.url)
+    assert "3 object version(s) could not be deleted" in failed.stderr and "AccessDenied" in failed.stderr
+    assert "s3_bucket.workfiles" in cli("state", "list").stdout
+    assert len(s3.list_object_versions(Bucket=bucket)["Versions"]) == 3
+    done = cli("destroy", "--auto-approve", "--force-delete-data")  # the store lets go: destroy finishes
+    assert "Destroy complete!" in done.stdout

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +145,25 @@ def test_server_environment_holds_none_of_the_callers_secrets(fresh_home, tmp_pa
     for secret in (b"caller-aws-secret-123", b"caller-dsn-secret-456", b"caller-pg-secret-789"):
         assert secret not in environ
     assert b"AWS_" not in environ and b"AIRFLOW_INFRA" not in environ
+
+
+def test_only_the_user_reads_buckets_backups_and_secrets(cli, home):
+    """As another OS user (nobody), a bucket file, a backup and the secrets file cannot be read."""
+    cli("up")
+    bucket = Path(cli.outputs()["bucket_path"])
+    (bucket / "data.csv").write_text("private rows\n")
+    os.chmod(bucket, 0o755)  # as an earlier release made it: plan shows it, apply repairs it
+    assert "private" in cli("plan").stdout
+    cli("apply", "--auto-approve")
+    done = cli("destroy", "--auto-approve", "--force-delete-data")
+    backups = [line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.startswith("Backup written: ")]
+    cli("up")
+    (bucket / "data.csv").write_text("private rows\n")
+    secrets = home / "secrets.json"
+    for path in (bucket / "data.csv", *map(Path, backups), secrets):
+        assert path.exists()
+        if os.geteuid() == 0:
+            proc = subprocess.run(["cat", str(path)], user="nobody", capture_output=True, text=True)
+            assert proc.returncode != 0 and "Permission denied" in proc.stderr, path
+        else:
+            assert all(os.stat(p).st_mode & 0o077 == 0 for p in (path, path.parent) if p != home), path

@@ -163,7 +163,7 @@ def test_bucket_with_objects_is_archived_before_delete(cli, name):
     import tarfile
 
     with tarfile.open(archive) as tar:
-        assert "./in/data.csv" in tar.getnames()
+        assert "in/data.csv" in tar.getnames()
     assert not bucket.exists()
 
 

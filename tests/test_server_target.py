@@ -389,3 +389,13 @@ def test_connections_on_s3(server_cli, name, moto_endpoint):
     env = cli("connections", "--format", "env").stdout
     assert f"AIRFLOW_VAR_{name.upper()}_WORKFILES_URL='s3://{name}_workbucket@{name.replace('_', '-')}-shared/projects/x/'" in env
     assert conns[f"{name}_postgres"]["password"] == "<sensitive>"
+
+
+def test_doctor_leaves_nothing_behind_in_a_versioned_bucket(server_cli, name, s3):
+    cli = server_cli("tls_only = false")
+    cli("apply", "--auto-approve")
+    assert "bucket (list, put, delete)" in cli("doctor").stdout
+    page = s3.list_object_versions(Bucket=bucket_of(name))
+    assert page.get("Versions", []) == [] and page.get("DeleteMarkers", []) == []
+    cli("destroy", "--auto-approve")  # an unused bucket goes without --force-delete-data
+    assert bucket_of(name) not in [b["Name"] for b in s3.list_buckets()["Buckets"]]

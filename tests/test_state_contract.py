@@ -272,6 +272,17 @@ class _S3Contract(StateBackendContract):
         yield b
         b._stop.set()
 
+    def test_the_lock_probe_leaves_no_version_behind(self, backend):
+        import boto3
+
+        from airflow_infra.state import s3 as s3mod
+
+        s3mod._PROBED.clear()
+        backend.lock(LockInfo.new("apply", "p"))
+        page = boto3.client("s3", region_name="us-east-1").list_object_versions(Bucket=backend.bucket,
+                                                                                  Prefix=backend.key + ".probe")
+        assert page.get("Versions", []) == [] and page.get("DeleteMarkers", []) == []
+
     def test_an_expired_lease_is_taken_over_once(self, backend):
         import threading
 

@@ -53,8 +53,11 @@ def run(outputs: dict[str, dict], *, s3=None) -> list[Check]:
         key = f"{prefix}.airflow-infra-doctor-{uuid.uuid4().hex}"
         try:
             s3.list_objects_v2(Bucket=o["bucket_name"], Prefix=prefix, MaxKeys=1)
-            s3.put_object(Bucket=o["bucket_name"], Key=key, Body=b"probe")
-            s3.delete_object(Bucket=o["bucket_name"], Key=key)
+            put = s3.put_object(Bucket=o["bucket_name"], Key=key, Body=b"probe")
+            # By its version: a plain delete in a versioned bucket would leave the probe behind a
+            # delete marker, and the bucket no longer empty.
+            version = {"VersionId": put["VersionId"]} if put.get("VersionId") else {}
+            s3.delete_object(Bucket=o["bucket_name"], Key=key, **version)
             checks.append(Check("bucket (list, put, delete)", True, o["bucket_url"]))
         except Exception as exc:
             checks.append(Check("bucket (list, put, delete)", False, f"{o['bucket_url']}: {error_code(exc) or type(exc).__name__}"))

@@ -171,11 +171,16 @@ def apply_plan(
     failures: list[str] = []
     applied: list[str] = []
     running: dict[Future, tuple[Change, float]] = {}
+    ready: list[str] = []
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool, _cancel_on_interrupt(providers):
         while sorter.is_active():
             if not failures:
-                for address in sorter.get_ready():
+                ready += sorter.get_ready()
+                for address in list(ready):
                     c = by_addr[address]
+                    if c.holds_data and any(rc.holds_data for rc, _ in running.values()):
+                        continue  # one deletion of data at a time: a failure stops before the next
+                    ready.remove(address)
                     emit("start", c, 0.0)
                     running[pool.submit(_run, c, providers[c.resource.type], force_delete_data)] = (c, time.monotonic())
             if not running:

@@ -31,7 +31,8 @@ class LocalBucketProvider:
         if not path.is_dir():
             return None
         ours = (path / MARKER).is_file() or _objects(path) == 0  # an empty directory loses nothing if adopted
-        return Observed({"path": str(path)}, foreign=not ours)
+        # private: only the owner may enter it (the workfiles are nobody else's to read)
+        return Observed({"path": str(path), "private": path.stat().st_mode & 0o077 == 0}, foreign=not ours)
 
     def create(self, r: Resource) -> Observed:
         path = Path(r.attrs["path"])
@@ -39,11 +40,13 @@ class LocalBucketProvider:
         if existing is not None and existing.foreign:
             raise ForeignResource(f"{r.address}: directory {path} exists, holds files and was not made by airflow-infra")
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # e.g. AIRFLOW_INFRA_HOME/buckets
+            path.mkdir(exist_ok=True, mode=0o700)
+            os.chmod(path, 0o700)
             (path / MARKER).write_text(f"managed by airflow-infra: project {self.project}\n")
         except OSError as exc:
             raise ProviderError(f"{r.address}: cannot create {path}: {exc.strerror}") from None
-        return Observed({"path": str(path)})
+        return Observed({"path": str(path), "private": True})
 
     def update(self, r: Resource, prior: Observed) -> Observed:
         return self.create(r)

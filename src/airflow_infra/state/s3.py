@@ -230,8 +230,10 @@ class S3StateBackend:
             ok = _PROBED[self.bucket]
         else:
             probe = f"{self.key}.probe-{uuid.uuid4().hex}"
+            version: dict = {}
             try:
-                self.s3.put_object(Bucket=self.bucket, Key=probe, Body=b"1", IfNoneMatch="*")
+                put = self.s3.put_object(Bucket=self.bucket, Key=probe, Body=b"1", IfNoneMatch="*")
+                version = {"VersionId": put["VersionId"]} if put.get("VersionId") else {}
                 try:
                     self.s3.put_object(Bucket=self.bucket, Key=probe, Body=b"2", IfNoneMatch="*")
                     ok = False
@@ -242,8 +244,8 @@ class S3StateBackend:
             except Exception as exc:
                 raise _fail(self.location, exc, bucket=self.bucket) from None
             finally:
-                try:
-                    self.s3.delete_object(Bucket=self.bucket, Key=probe)
+                try:  # by its version: nothing left behind a delete marker in the versioned state bucket
+                    self.s3.delete_object(Bucket=self.bucket, Key=probe, **version)
                 except Exception:
                     pass
             _PROBED[self.bucket] = ok

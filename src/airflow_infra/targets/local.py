@@ -28,7 +28,7 @@ class LocalTarget:
         n = self.config.project.name
         bucket = self.config.bucket.path or str(self.home / "buckets" / n)
         return [
-            Resource("local_bucket", "workfiles", {"path": str(Path(bucket).expanduser().resolve())}),
+            Resource("local_bucket", "workfiles", {"path": str(Path(bucket).expanduser().resolve()), "private": True}),
             *database_resources(n, self.config.database.schemas, secret_prefix="local", database=self.config.database_name),
         ]
 
