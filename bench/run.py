@@ -9,6 +9,8 @@
   PostgreSQL and moto, and the S3 calls of a bucket refresh
 - the aws target (bench/aws_target.py): API calls by service and wall time of a no-op plan
 - state backends (bench/state_backends.py): lock + unlock latency and a no-op plan for each backend
+- backups (bench/backups.py): backup and restore of a 1 GB database and a 10,000-object bucket
+  beside pg_dump/pg_restore and boto3 doing what `aws s3 sync` does             target: <= 1.2x
 - DAG import and fleet (bench/dags.py): `dags sync` of 50 repositories beside the seed's clone loop,
   local and 100 ms away; `plan --all` of 100 projects beside one project's plan
 
@@ -59,6 +61,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--projects", type=int, default=50, help="projects for the server-target benchmark")
+    ap.add_argument("--db-mb", type=int, default=1024, help="size of the database the backup benchmark copies")
+    ap.add_argument("--objects", type=int, default=10_000, help="objects in the bucket the backup benchmark copies")
     args = ap.parse_args()
     runs = args.runs
 
@@ -142,6 +146,13 @@ def main() -> None:
     print(f"\n{'state backends (moto, PostgreSQL)':<52} {'seconds':>9}  note")
     print("-" * 110)
     for label, secs, note in state_rows():
+        print(f"{label:<52} {secs:>9.3f}  {note}")
+
+    from backups import rows as backup_rows
+
+    print(f"\n{'backups (PostgreSQL, moto)':<52} {'seconds':>9}  note")
+    print("-" * 110)
+    for label, secs, note in backup_rows(args.db_mb, args.objects):
         print(f"{label:<52} {secs:>9.3f}  {note}")
 
     from dags import rows as dag_rows

@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from .pids import pid_alive
+
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FORMAT = "airflow-infra bucket backup"
 
@@ -33,26 +35,17 @@ def stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def backup_dir(path: Path) -> Path:
-    """A directory for backups, readable by its owner only; partial files of dead runs removed."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
+    """A directory for backups (made 0700; one the user configured keeps its mode, the files in it
+    are 0600 and objects/ 0700); partial files of dead runs removed."""
+    if not path.exists():
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
     for leftover in glob.glob(glob.escape(str(path)) + "/.*.partial") + glob.glob(glob.escape(str(path)) + "/objects/.*.partial"):
         try:
             pid = int(leftover.rsplit(".", 2)[-2])
         except ValueError:
             continue
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             p = Path(leftover)
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     return path

@@ -29,6 +29,7 @@ from pathlib import Path
 from .errors import BinariesNotFound, LocalServerError, PortInUse
 from .childenv import minimal_env
 from .home import ensure_dir
+from .pids import pid_alive
 from .secretstores.file import FileSecretStore
 
 SUPERUSER = "airflow_infra"
@@ -159,13 +160,7 @@ def _is_postmaster_of(pid: int, data: Path) -> bool:
     """Whether pid is a live process working in data (a postmaster chdirs into its data directory).
     Without /proc (macOS) the best left is whether the pid is alive."""
     if not Path("/proc/self/cwd").exists():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        return True
+        return pid_alive(pid)
     try:
         return Path(os.readlink(f"/proc/{pid}/cwd")) == data.resolve()
     except (FileNotFoundError, PermissionError, ProcessLookupError):

@@ -15,17 +15,8 @@ import socket
 from pathlib import Path
 
 from ..errors import StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
+from ..pids import pid_alive
 from .base import LockInfo, State, StateVersion, check_holder
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync_dir(path: Path) -> None:
@@ -62,7 +53,7 @@ class LocalStateBackend:
                 pid = int(Path(name).name.rsplit(".", 2)[-2])
             except ValueError:
                 continue
-            if pid != os.getpid() and not _pid_alive(pid):
+            if pid != os.getpid() and not pid_alive(pid):
                 Path(name).unlink(missing_ok=True)
 
     def _parse(self, path: Path) -> State:
@@ -181,7 +172,7 @@ class LocalStateBackend:
             return (f"{self.lock_path} is empty or partial (left by a run killed while taking the lock?): "
                     f"`airflow-infra force-unlock {holder.ID}` removes it once no other run is going on")
         message = holder.describe()
-        if holder.host == socket.gethostname() and not _pid_alive(holder.pid):
+        if holder.host == socket.gethostname() and not pid_alive(holder.pid):
             message += f"; the lock is stale (process {holder.pid} is gone): `airflow-infra force-unlock {holder.ID}` removes it"
         return message
 
