@@ -191,3 +191,58 @@ def test_a_delete_the_store_refuses_stops_the_destroy_with_the_bucket_intact(mak
     assert len(s3.list_object_versions(Bucket=bucket)["Versions"]) == 3
     done = cli("destroy", "--auto-approve", "--force-delete-data")  # the store lets go: destroy finishes
     assert "Destroy complete!" in done.stdout
+
+
+def test_a_bucket_archive_that_cannot_be_read_changes_nothing(cli, tmp_path):
+    import tarfile
+
+    cli("up")
+    bucket = Path(cli.outputs()["bucket_path"])
+    (bucket / "important.csv").write_text("keep me\n")
+    whole = tmp_path / "whole.tar.gz"
+    with tarfile.open(whole, "w:gz") as tar:
+        for i in range(30):
+            data = tmp_path / f"f{i}"
+            data.write_bytes(os.urandom(20_000))
+            tar.add(data, arcname=f"f{i}")
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(whole.read_bytes()[:300_000])
+    failed = cli("restore", str(cut), "--force-delete-data", expect=1)
+    assert "cannot restore" in failed.stderr and "is backed up at" in failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in bucket.iterdir()) == [".airflow-infra-bucket", "important.csv"]
+
+
+def test_links_in_a_bucket_come_back_when_they_stay_inside_it(cli):
+    cli("up")
+    bucket = Path(cli.outputs()["bucket_path"])
+    (bucket / "2024.csv").write_text("rows\n")
+    os.symlink("2024.csv", bucket / "latest.csv")
+    os.symlink("/etc/hostname", bucket / "outside")
+    os.mkfifo(bucket / "pipe")
+    done = cli("destroy", "--auto-approve", "--force-delete-data")
+    archive = next(b for b in _backups(done.stdout) if b.endswith(".tar.gz"))
+    cli("up")
+    restored = cli("restore", archive).stdout
+    assert "Skipped: outside" in restored and "Skipped: pipe" in restored
+    assert os.readlink(bucket / "latest.csv") == "2024.csv" and (bucket / "latest.csv").read_text() == "rows\n"
+    assert not (bucket / "outside").exists() and not (bucket / "outside").is_symlink()
+
+
+def test_a_schema_backup_holds_the_extensions_installed_in_it(cli, superuser, server, name):
+    cli("up")
+    with superuser(name) as conn:
+        conn.execute("CREATE EXTENSION hstore SCHEMA staging")
+        conn.execute(f"SET ROLE {name}_owner")
+        conn.execute("CREATE TABLE staging.kv (id int, h staging.hstore)")
+        conn.execute("INSERT INTO staging.kv VALUES (1, 'a=>1'), (2, 'b=>2')")
+    toml = cli.dir / "airflow-infra.toml"
+    original = toml.read_text()
+    toml.write_text(original.replace('"staging", ', ""))
+    done = cli("apply", "--auto-approve", "--force-delete-data")
+    [dump] = [b for b in _backups(done.stdout) if b.endswith(".dump")]
+    toml.write_text(original)
+    cli("apply", "--auto-approve")
+    cli("restore", dump, "--force-delete-data")
+    with superuser(name) as conn:
+        assert conn.execute("SELECT staging.fetchval(h, 'b') FROM staging.kv WHERE id = 2").fetchone()[0] == "2"

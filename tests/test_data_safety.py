@@ -97,3 +97,28 @@ def test_a_saved_plan_is_checked_again_before_it_deletes(cli, superuser, name):
     assert "holds 1 view" in refused.stderr
     with superuser(name) as conn:
         assert conn.execute("SELECT 1 FROM pg_views WHERE viewname = 'late'").fetchone()
+
+
+def test_objects_in_other_schemas_that_depend_on_a_removed_schema_are_never_dropped(cli, superuser, name):
+    """DROP SCHEMA ... CASCADE would take a column, a partition and a view from schemas that stay, and
+    the schema's backup would not hold them: refused even with --force-delete-data."""
+    cli("up")
+    with superuser(name) as conn:
+        conn.execute(f"SET ROLE {name}_owner")
+        conn.execute("CREATE TYPE raw.color AS ENUM ('red', 'green')")
+        conn.execute("CREATE TABLE staging.keep (id int, c raw.color)")
+        conn.execute("INSERT INTO staging.keep VALUES (1, 'red'), (2, 'green')")
+        conn.execute("CREATE TABLE raw.events (d date, n int) PARTITION BY RANGE (d)")
+        conn.execute("CREATE TABLE staging.events_2024 PARTITION OF raw.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')")
+        conn.execute("INSERT INTO raw.events SELECT date '2024-01-01' + g % 300, g FROM generate_series(1, 1000) g")
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text().replace('"raw", ', ""))
+    plan = cli("plan").stdout
+    assert "in other schemas depend on it" in plan and "staging.keep" in plan
+    refused = cli("apply", "--auto-approve", "--force-delete-data", expect=1)
+    assert "objects in other schemas depend on schema 'raw'" in refused.stderr
+    assert "column c of table staging.keep" in refused.stderr and "staging.events_2024" in refused.stderr
+    with superuser(name) as conn:
+        assert conn.execute("SELECT count(*) FROM staging.keep WHERE c IS NOT NULL").fetchone()[0] == 2
+        assert conn.execute("SELECT count(*) FROM staging.events_2024").fetchone()[0] == 1000
+    assert "postgres_schema.raw" in cli("state", "list").stdout

@@ -63,6 +63,9 @@ DAMAGE = {
     "removed": lambda p: p.unlink(),
     "emptied": lambda p: p.write_text(""),
     "corrupt": lambda p: p.write_text('{"port": "not a port", '),
+    # valid, but not what the cluster says: trusted, it would point every client at the wrong port
+    "wrong": lambda p: p.write_text(json.dumps({**json.loads(p.read_text() or "{}"), "port": 54999,
+                                                "bindir": "/nonexistent", "account": "nosuchuser"})),
 }
 
 
@@ -99,6 +102,33 @@ def test_stale_postmaster_pid_of_an_unrelated_process(project):
         _intact(cli, server, fingerprint)
     finally:
         sleeper.kill()
+
+
+def test_a_running_server_whose_postmaster_pid_was_removed_is_named(project):
+    cli, server, fingerprint = project
+    pid = server.running_pid()
+    (server.data / "postmaster.pid").unlink()
+    proc = cli("local", "start", expect=1)
+    assert f"runs as pid {pid} but its postmaster.pid is gone" in proc.stderr and f"kill -INT {pid}" in proc.stderr
+    os.kill(pid, signal.SIGINT)
+    for _ in range(500):
+        if not _postmasters(server.data):
+            break
+        subprocess.run(["sleep", "0.01"])
+    cli("local", "start")
+    _intact(cli, server, fingerprint)
+
+
+def test_an_empty_data_directory_the_user_made_is_used_as_it_is(fresh_home, tmp_path):
+    """e.g. a link to a bigger disk"""
+    disk = fresh_home / "bigdisk"
+    disk.mkdir()
+    (fresh_home / "postgres").mkdir()
+    os.symlink(disk, fresh_home / "postgres" / "data")
+    d = tmp_path / "ondisk"
+    d.mkdir()
+    Cli(d, fresh_home)("up")
+    assert (disk / "PG_VERSION").is_file() and (fresh_home / "postgres" / "data").is_symlink()
 
 
 def test_a_non_empty_data_directory_without_a_cluster_is_refused(fresh_home, tmp_path):

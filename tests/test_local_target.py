@@ -268,13 +268,21 @@ def test_state_versions_and_restore(cli, make_cli):
     cli("apply", "--auto-approve")
     versions = json.loads(cli("state", "versions", "--json").stdout)
     current, previous = versions[0], versions[1]
+    assert current["current"] and not previous["current"]
     assert previous["serial"] == current["serial"] - 1 and previous["resources"] == current["resources"] - 1
+    saved = str(cli.dir / "old.plan")  # made from the state that is about to go bad
+    cli("plan", "--out", saved)
     (cli.dir / ".airflow-infra" / "state.json").write_text('{"version": 1, "serial": ')  # damaged
     corrupt = cli("plan", expect=1)
     assert f"state restore {current['serial'] - 1}" in corrupt.stderr
+    listed = cli("state", "versions").stdout
+    assert "cannot be read" in listed and not any(line.endswith("current") for line in listed.splitlines())
     restored = cli("state", "restore", str(previous["serial"]))
     assert f"Restored state serial {previous['serial']}" in restored.stdout
     assert "postgres_schema.marts" not in cli("state", "list").stdout
+    # the restored serial is past the bad one: the plan saved from it is stale
+    stale = cli("apply", "--auto-approve", saved, expect=1)
+    assert "saved plan was made from state serial" in stale.stderr
     # marts exists (it was made) but the restored state does not hold it: plan adopts it, makes nothing
     p = json.loads(cli("plan", "--json").stdout)
     assert [(c["action"], c["address"]) for c in p["changes"]] == [("adopt", "postgres_schema.marts")]
@@ -283,6 +291,14 @@ def test_state_versions_and_restore(cli, make_cli):
     other("init")
     refused = other("state", "restore", "1", expect=1)
     assert "no such state is kept" in refused.stderr
+
+    # another project's state, copied in as the backup, is never restored over a corrupt one
+    other("up")
+    (cli.dir / ".airflow-infra" / "state.json.backup").write_bytes((other.dir / ".airflow-infra" / "state.json").read_bytes())
+    (cli.dir / ".airflow-infra" / "state.json").write_text("{")
+    theirs = json.loads(other("state", "versions", "--json").stdout)[0]["serial"]
+    refused = cli("state", "restore", str(theirs), expect=1)
+    assert "another project's state" in refused.stderr
 
 
 def test_state_from_a_newer_release_or_with_an_unknown_type_is_refused(cli):

@@ -77,6 +77,7 @@ class StateBackendContract:
         versions = backend.versions()
         assert [v.serial for v in versions][:2] == [3, 2] and versions[0].resources == 0 and versions[1].resources == 1
         assert all(v.lineage == s.lineage for v in versions)
+        assert versions[0].current and not any(v.current for v in versions[1:])
         kept = backend.read_version(2)
         assert kept is not None and kept.resources == one.resources
         assert backend.read_version(99) is None

@@ -312,8 +312,12 @@ def state_versions(c: Ctx, as_json):
     if as_json:
         click.echo(json.dumps([asdict(v) for v in versions], sort_keys=True, indent=2))
         return
-    for i, v in enumerate(versions):
-        mark = "current" if i == 0 else ""
+    if not any(v.current for v in versions):
+        click.echo("The current state cannot be read (corrupt, or written by a newer release); "
+                   "`airflow-infra state restore SERIAL` brings back one of these:" if versions else
+                   "No state is kept.")
+    for v in versions:
+        mark = "current" if v.current else ""
         click.echo(f"serial {v.serial:<6} {v.written}  {v.resources:>3} resources  lineage {v.lineage}  {mark}".rstrip())
 
 
@@ -474,6 +478,8 @@ def restore(c: Ctx, backup, into, force_delete_data):
     done = commands.restore(project, backup, force_delete_data=force_delete_data, lock_timeout=c.lock_timeout)
     for path in done.backups:
         click.echo(f"Backup written: {path}")
+    for item in done.skipped:
+        click.echo(click.style(f"Skipped: {item}", fg="yellow"))
     what = "the dump" if backup.endswith(".dump") else f"{done.items} item{'s' if done.items != 1 else ''}"
     click.echo(f"Restored {what} into {done.address} from {done.source}.")
 

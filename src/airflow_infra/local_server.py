@@ -156,6 +156,25 @@ def _make_traversable(path: Path, account: _Account, home: Path) -> None:
 _RECOVERY = threading.Lock()
 
 
+def _postmaster_without_pidfile(data: Path) -> int | None:
+    """A live process working in data whose parent does not (the postmaster, not a backend)."""
+    if not Path("/proc/self/cwd").exists() or (data / "postmaster.pid").exists():
+        return None
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _is_postmaster_of(int(entry), data):
+            pids.add(int(entry))
+    for pid in sorted(pids):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent not in pids:
+            return pid
+    return None
+
+
 def _is_postmaster_of(pid: int, data: Path) -> bool:
     """Whether pid is a live process working in data (a postmaster chdirs into its data directory).
     Without /proc (macOS) the best left is whether the pid is alive."""
@@ -181,6 +200,7 @@ class LocalServer:
         self.log_path = self.dir / "server.log"
         self._pg_bindir = pg_bindir
         self.secrets = FileSecretStore(home)
+        self._checked = False  # server.json compared with the cluster once per instance
 
     # -- facts ---------------------------------------------------------------------------
     def has_cluster(self) -> bool:
@@ -190,19 +210,43 @@ class LocalServer:
         """server.json; rebuilt from the cluster when it is missing or unreadable; None when
         there is no cluster (nothing initialised yet)."""
         doc = self._read_info()
-        if doc is not None or not self.has_cluster():
+        if not self.has_cluster():
+            return doc
+        if doc is not None and (self._checked or self._agrees(doc)):
+            self._checked = True
             return doc
         with _RECOVERY:  # once per process, whatever the number of threads asking
-            return self._read_info() or self._recover_info()
+            doc = self._read_info()
+            if doc is None or not self._agrees(doc):
+                doc = self._recover_info()
+            self._checked = True
+            return doc
 
     def _read_info(self) -> dict | None:
         try:
             doc = json.loads(self.info_path.read_text())
         except (OSError, ValueError):
             return None
-        if isinstance(doc, dict) and isinstance(doc.get("port"), int) and isinstance(doc.get("bindir"), str):
+        port = doc.get("port") if isinstance(doc, dict) else None
+        if (isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536
+                and isinstance(doc.get("bindir"), str) and isinstance(doc.get("account"), (str, type(None)))):
             return doc
         return None
+
+    def _agrees(self, doc: dict) -> bool:
+        """Whether server.json says what the cluster says: its port (the running server's, else the
+        configured one), binaries that exist, the account that owns the data directory."""
+        running = self._pidfile_field(3) if self.running_pid() is not None else None
+        if doc["port"] != (running or self._configured_port()):
+            return False
+        if not _has_binaries(Path(doc["bindir"])):
+            return False
+        if os.geteuid() != 0:
+            return doc.get("account") is None
+        try:
+            return doc.get("account") is not None and pwd.getpwnam(doc["account"]).pw_uid == self.data.stat().st_uid
+        except KeyError:
+            return False
 
     def _recover_info(self) -> dict:
         """server.json from the data directory: the port the server runs on (or is configured
@@ -221,8 +265,8 @@ class LocalServer:
         info = {"port": int(port), "bindir": str(bindir), "version": server_version(bindir), "account": account}
         self._write_info(info)
         logging.getLogger(__name__).warning(
-            "%s was missing or unreadable: rebuilt from the data directory (PostgreSQL %s, port %s)",
-            self.info_path, major, port)
+            "%s was missing, unreadable or disagreed with the cluster: rebuilt from the data directory "
+            "(PostgreSQL %s, port %s)", self.info_path, major, port)
         return info
 
     def _bindir_for(self, major: str) -> Path:
@@ -333,11 +377,18 @@ class LocalServer:
         bindir = find_bindir(self._pg_bindir)
         account = _service_account()
         ensure_dir(self.dir)
-        staging = self.dir / "data.initdb"
-        if staging.exists():
+        # An empty data directory the user made (a link to a bigger disk, say) is used as it is;
+        # otherwise initdb runs beside it and is renamed into place when complete.
+        direct = self.data.exists()
+        staging = self.data.resolve() if direct else self.dir / "data.initdb"
+        if not direct and staging.exists():
             shutil.rmtree(staging)  # an interrupted initdb's: never renamed to data/, never started
         if account is not None:
             os.chown(self.dir, account.uid, account.gid)
+            if direct:
+                os.chown(staging, account.uid, account.gid)
+                os.chmod(staging, 0o700)
+                _make_traversable(staging, account, self.home)
             _make_traversable(self.dir, account, self.home)
             if any(_blocked(d, account) for d in [*bindir.parents, bindir]):
                 # e.g. the pgserver wheel inside a virtualenv under /root: copy the installation
@@ -364,7 +415,8 @@ class LocalServer:
         with open(staging / "postgresql.conf", "a") as f:
             f.write("\n# written by airflow-infra\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
                     f"port = {port}\npassword_encryption = 'scram-sha-256'\n")
-        os.rename(staging, self.data)  # onto nothing, or onto an empty directory
+        if not direct:
+            os.rename(staging, self.data)
         self._write_info({"port": port, "bindir": str(bindir), "version": server_version(bindir),
                           "account": account.name if account else None})
 
@@ -419,6 +471,12 @@ class LocalServer:
                 info = self.info()
                 assert info is not None  # there is a cluster now
                 self._remove_stale_pidfile()
+                orphan = _postmaster_without_pidfile(self.data)
+                if orphan is not None:
+                    raise LocalServerError(
+                        f"a PostgreSQL of {self.data} runs as pid {orphan} but its postmaster.pid is gone (removed by "
+                        f"hand?): stop it with `kill -INT {orphan}`, then run `airflow-infra local start`; "
+                        "nothing was started")
                 if _port_in_use(info["port"]):
                     raise PortInUse(
                         f"127.0.0.1:{info['port']} is in use by another program, so the local PostgreSQL cannot "
@@ -453,7 +511,8 @@ class LocalServer:
     def _fail_start(self):
         tail = ""
         try:
-            tail = self.log_path.read_text().strip().splitlines()[-1]
+            lines = self.log_path.read_text().strip().splitlines()
+            tail = next((ln for ln in reversed(lines) if "FATAL" in ln or "PANIC" in ln), lines[-1])
         except (OSError, IndexError):
             pass
         raise LocalServerError(f"the local PostgreSQL did not start (see {self.log_path}): {tail}")

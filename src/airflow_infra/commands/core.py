@@ -263,9 +263,12 @@ def state_restore(project: Project, serial: int, *, lock_timeout: float = 0.0):
         if old is None:
             raise StateError(f"SERIAL {serial}: no such state is kept in {backend.location} "
                              "(`airflow-infra state versions` lists those that are)")
+        _check_is_this_projects(project, old, serial)
         if current is None:
+            # Past the corrupt state too (at most one past the newest readable one), so that a plan
+            # saved from that state can never pass for one made from the restored state.
             newest = max((v.serial for v in backend.versions() if v.lineage == old.lineage), default=serial)
-            restored = replace(old, serial=newest + 1)
+            restored = replace(old, serial=newest + 2)
             backend.overwrite(restored)
             return restored
         if current.serial > 0 and old.lineage != current.lineage:
@@ -279,6 +282,24 @@ def state_restore(project: Project, serial: int, *, lock_timeout: float = 0.0):
             backend.unlock(lock.ID)
         except StateError:
             pass
+
+
+def _check_is_this_projects(project: Project, old, serial: int) -> None:
+    """A kept state names the resources of one project: refuse one whose database, roles, bucket ...
+    are not those this config wants (a state file copied from another project)."""
+    target = project.target()
+    try:
+        providers, desired = target.providers(), {r.address: r for r in target.desired()}
+    finally:
+        target.close()
+    for address, r in sorted(old.resources.items()):
+        want = desired.get(address)
+        forced = getattr(providers.get(r.type), "force_new", frozenset())
+        differs = sorted(k for k in forced if want is not None and k in r.attrs and r.attrs[k] != want.attrs.get(k))
+        if differs:
+            k = differs[0]
+            raise StateError(f"SERIAL {serial}: that state's {address} is {k} = {r.attrs[k]!r}, this project's is "
+                             f"{want.attrs.get(k)!r}: it is another project's state; nothing was restored")
 
 
 def state_migrate(project: Project, *, to_backend: str, dsn_env: str | None = None, path: str | None = None,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..backups import is_bucket_backup
-from ..errors import ConfigError, DataLossRefused, StateError
+from ..errors import AirflowInfraError, ConfigError, DataLossRefused, StateError
 from .core import Project
 
 
@@ -21,6 +21,7 @@ class Restored:
     source: str         # the backup
     items: int          # files or object versions written (1 for a dump)
     backups: list[str]  # what was there before, backed up first (with force_delete_data)
+    skipped: list[str]  # members of the backup not restored, each with why (a link out of the bucket)
 
 
 def _kind(source: str) -> tuple[str, ...]:
@@ -60,8 +61,13 @@ def restore(project: Project, source: str, *, force_delete_data: bool = False, l
                 raise DataLossRefused(f"{r.address} holds {holds}: restore goes into an empty one; pass "
                                       "--force-delete-data to back that up and replace it")
             backups.append(str(provider.backup(r, Observed(r.attrs), project.home / "backups")))
-        items = provider.restore(r, source, replace=bool(holds))
-        return Restored(r.address, source, items, backups)
+        try:
+            items, skipped = provider.restore(r, source, replace=bool(holds))
+        except AirflowInfraError as exc:
+            if backups:  # never leave the user without the path of what was there
+                raise type(exc)(f"{exc} (what {r.address} held is backed up at {backups[0]})") from exc
+            raise
+        return Restored(r.address, source, items, backups, skipped)
     finally:
         target.close()
         try:

@@ -69,7 +69,9 @@ def _graph(plan: Plan) -> dict[str, set[str]]:
     return graph
 
 
-def _run(change: Change, provider: Any, force: bool) -> Observed | None:
+def _run(change: Change, provider: Any, force: bool, covered: bool = False) -> Observed | None:
+    """covered: a DELETE whose container is deleted in the same plan (a schema in a database that
+    goes): the container's delete takes it, and its backup holds it."""
     r = change.resource
     before = Observed(change.before or {})
     if change.action == CREATE:
@@ -81,6 +83,8 @@ def _run(change: Change, provider: Any, force: bool) -> Observed | None:
         provider.delete(old, before, force=force)
         return provider.create(r)
     if change.action == DELETE:
+        if covered:
+            return None
         try:
             provider.delete(r, before, force=force)
         except NotYetReachable:
@@ -166,6 +170,10 @@ def apply_plan(
     if plan.state_outdated:
         writer.commit(lambda s: s)  # record the refresh (e.g. resources deleted by hand) first
     by_addr = {c.address: c for c in plan.changes}
+    deleting = {c.address for c in plan.changes if c.action == DELETE}
+    covered = {c.address for c in plan.changes if c.action == DELETE and any(
+        d in deleting and by_addr[d].resource.type in getattr(providers[c.resource.type], "deleted_with", ())
+        for d in c.resource.depends_on)}
     sorter = TopologicalSorter(_graph(plan))
     sorter.prepare()
     failures: list[str] = []
@@ -182,7 +190,8 @@ def apply_plan(
                         continue  # one deletion of data at a time: a failure stops before the next
                     ready.remove(address)
                     emit("start", c, 0.0)
-                    running[pool.submit(_run, c, providers[c.resource.type], force_delete_data)] = (c, time.monotonic())
+                    running[pool.submit(_run, c, providers[c.resource.type], force_delete_data,
+                                        address in covered)] = (c, time.monotonic())
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -9,12 +9,17 @@
 - delete(r, prior, force=...) of an absent resource succeeds; if it raises, the resource is
   assumed to still exist. With force=False it must never destroy data.
 - holds_data(r, observed) says what data would be lost by a delete (None when nothing);
-  backup(r, observed, dest) writes a copy under dest and returns its path.
+  backup(r, observed, dest) writes a copy under dest (under a temporary name, renamed when whole)
+  and returns its path; restore(r, source, replace=...) puts such a copy back and returns
+  (items, skipped); with replace=False only into an empty resource, and an unreadable copy
+  changes nothing.
 
 Optional, read by plan: ``notes`` (field -> what changing it means, shown beside the change),
 ``warnings(observed)`` (risks to show, e.g. a public instance), ``check_change(r, prior)`` (raises
 ProviderError for a change the provider can never make, e.g. a major-version downgrade); read by
-apply: ``cancel()`` (Ctrl-C: a step that is waiting stops and fails; the next apply resumes). read may
+apply: ``cancel()`` (Ctrl-C: a step that is waiting stops and fails; the next apply resumes) and
+``deleted_with`` (types of container whose delete in the same plan takes this resource along: its own
+delete is then skipped, e.g. a schema in a database that goes). read may
 raise NotYetReachable (its server does not exist yet: absent) or Unreadable (its server cannot be
 asked yet: taken as the state says).
 """
@@ -37,3 +42,4 @@ class Provider(Protocol):
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None: ...
     def holds_data(self, r: Resource, observed: Observed) -> str | None: ...
     def backup(self, r: Resource, observed: Observed, dest: Path) -> Path: ...
+    def restore(self, r: Resource, source: str, *, replace: bool = False) -> tuple[int, list[str]]: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tarfile
+import zlib
 from pathlib import Path
 
 from ..backups import backup_dir, stamp, written_whole
@@ -79,22 +80,41 @@ class LocalBucketProvider:
                     tar.add(entry, arcname=entry.name)
         return final
 
-    def restore(self, r: Resource, source: str, *, replace: bool = False) -> int:
-        """Unpack a local bucket backup into r's directory; replace: remove what is there first
-        (the caller has backed it up). Returns the number of files."""
+    def restore(self, r: Resource, source: str, *, replace: bool = False) -> tuple[int, list[str]]:
+        """Unpack a local bucket backup into r's directory: first whole into a staging directory
+        beside what is there (an archive that cannot be read changes nothing), then, with replace,
+        what was there is removed (the caller has backed it up) and the staged files moved in.
+        Returns (files, skipped): members that cannot be restored safely (a link out of the bucket, a
+        FIFO) are skipped and named."""
         path = Path(r.attrs["path"])
+        staging = path / f".airflow-infra-restore.{os.getpid()}.partial"
+        skipped: list[str] = []
+
+        def safe(member: tarfile.TarInfo, dest: str):
+            try:
+                return tarfile.data_filter(member, dest)
+            except tarfile.FilterError as exc:
+                skipped.append(f"{member.name} ({exc})")
+                return None
+
         try:
+            staging.mkdir(mode=0o700)
+            with tarfile.open(source, "r:gz") as tar:
+                tar.extractall(staging, filter=safe)
+            for root, _, files in os.walk(staging):
+                os.chmod(root, 0o700)
+                for f in files:
+                    if not os.path.islink(os.path.join(root, f)):
+                        os.chmod(os.path.join(root, f), 0o600)
+            files = _objects(staging)
             if replace:
                 for entry in path.iterdir():
-                    if entry.name != MARKER:
+                    if entry.name != MARKER and entry != staging:
                         shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-            with tarfile.open(source, "r:gz") as tar:
-                members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
-                tar.extractall(path, members=members, filter="data")
-        except (OSError, tarfile.TarError) as exc:
+            for entry in staging.iterdir():
+                os.rename(entry, path / entry.name)
+        except (OSError, EOFError, zlib.error, tarfile.TarError) as exc:
             raise ProviderError(f"{source}: cannot restore into {path}: {exc}") from None
-        for root, dirs, files in os.walk(path):
-            os.chmod(root, 0o700)
-            for f in files:
-                os.chmod(os.path.join(root, f), 0o600)
-        return sum(m.isfile() for m in members)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return files, skipped

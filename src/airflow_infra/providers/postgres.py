@@ -168,12 +168,17 @@ class PgAdmin:
             self.close_db(db)
 
     def pg_dump(self, dbname: str, dest: Path, *, schema: str | None = None) -> Path:
-        """pg_dump's custom format, written whole under a temporary name."""
+        """pg_dump's custom format, written whole under a temporary name. A schema's dump holds the
+        extensions installed in it too (pg_dump --schema alone leaves them out)."""
         out = backup_dir(dest) / f"{dbname}{'-' + schema if schema else ''}-{stamp()}.dump"
         with written_whole(out) as tmp:
             args = [str(self._bindir() / "pg_dump"), "--format=custom", f"--file={tmp}", f"--dbname={dbname}"]
             if schema:
                 args.append(f"--schema={schema}")
+                with self.session(dbname) as conn:
+                    extensions = conn.execute("SELECT e.extname FROM pg_extension e JOIN pg_namespace n ON "
+                                              "n.oid = e.extnamespace WHERE n.nspname = %s", (schema,)).fetchall()
+                args += [f"--extension={name}" for (name,) in extensions]
             proc = subprocess.run(args, env=self._client_env(), capture_output=True, text=True, timeout=3600)
             if proc.returncode != 0:
                 raise ProviderError(f"pg_dump of {dbname} failed, nothing was deleted: {proc.stderr.strip()}")
@@ -189,19 +194,33 @@ class PgAdmin:
             raise ProviderError(f"{dump}: not a dump pg_restore can read: {listing.stderr.strip()}")
         with self.session(dbname) as conn:
             existing = {row[0] for row in conn.execute("SELECT nspname FROM pg_namespace")}
+            extensions = {row[0] for row in conn.execute("SELECT extname FROM pg_extension")}
         keep = [line for line in listing.stdout.splitlines()
                 if not ((m := re.match(r"^\d+; \d+ \d+ (SCHEMA|COMMENT) - (?:SCHEMA )?(\S+) ", line))
                         and m.group(2) in existing)]
-        with tempfile.NamedTemporaryFile("w", suffix=".list") as toc:
-            toc.write("\n".join(keep) + "\n")
-            toc.flush()
-            args = [str(bindir / "pg_restore"), f"--dbname={dbname}", "--no-owner", "--no-acl", f"--role={role}",
-                    "--exit-on-error", "--single-transaction", f"--use-list={toc.name}", dump]
-            if clean:
-                args[1:1] = ["--clean", "--if-exists"]
-            proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=3600)
-        if proc.returncode != 0:
-            raise ProviderError(f"restore of {dump} into {dbname} failed, nothing was restored: {proc.stderr.strip()}")
+        # Extensions are made by the admin (most may not be made by a plain role), the rest as role.
+        def extension(line: str) -> str | None:
+            m = re.match(r"^\d+; \d+ \d+ (?:EXTENSION - |COMMENT - EXTENSION )(\S+)(?:\s|$)", line)
+            return m.group(1) if m else None
+
+        new_extensions = [ln for ln in keep if extension(ln) and extension(ln) not in extensions]
+        for part, as_role in ((new_extensions, False), ([ln for ln in keep if not extension(ln)], True)):
+            if not any(ln and not ln.startswith(";") for ln in part):
+                continue
+            with tempfile.NamedTemporaryFile("w", suffix=".list") as toc:
+                toc.write("\n".join(part) + "\n")
+                toc.flush()
+                args = [str(bindir / "pg_restore"), f"--dbname={dbname}", "--no-owner", "--no-acl",
+                        "--exit-on-error", "--single-transaction", f"--use-list={toc.name}", dump]
+                if as_role:
+                    args.insert(2, f"--role={role}")
+                    if clean:  # never for extensions: dropping one would take its users' columns along
+                        args[1:1] = ["--clean", "--if-exists"]
+                proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=3600)
+            if proc.returncode != 0:
+                lines = proc.stderr.strip().splitlines()
+                reason = next((ln for ln in lines if "ERROR" in ln or "error:" in ln), lines[-1] if lines else "")
+                raise ProviderError(f"restore of {dump} into {dbname} failed, nothing more was restored: {reason}")
 
 
 # Every kind of object a user can make in a schema, counted per kind: all of it is data (a schema of
@@ -238,10 +257,81 @@ SELECT kind, count(*) FROM (
 _USER_SCHEMAS = "nspname NOT IN ('pg_catalog', 'information_schema') AND nspname !~ '^pg_(toast|temp_)'"
 
 
+def _plural(kind: str, n: int) -> str:
+    if n == 1:
+        return kind
+    return kind + "es" if kind.endswith("s") else kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
+
+
 def _describe_objects(rows) -> str | None:
     """[("table", 3), ("view", 1)] -> "3 tables, 1 view"; None when there is nothing."""
-    parts = [f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in rows if n]
+    parts = [f"{n} {_plural(kind, n)}" for kind, n in rows if n]
     return ", ".join(parts) or None
+
+
+# What DROP SCHEMA ... CASCADE would take from *other* schemas: objects that depend, directly or
+# through others, on an object in the schema (a column of a type defined there, a view reading a
+# table there, a partition of a table there, a trigger calling a function there). Each dropped
+# object is placed in a schema through its own catalog; one that cannot be placed counts as outside.
+_OUTSIDE_DEPENDENTS_SQL = """
+WITH RECURSIVE ns AS (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s),
+inside(classid, objid) AS (
+    SELECT 'pg_class'::regclass, c.oid FROM pg_class c JOIN ns ON c.relnamespace = ns.oid
+    UNION ALL SELECT 'pg_proc'::regclass, p.oid FROM pg_proc p JOIN ns ON p.pronamespace = ns.oid
+    UNION ALL SELECT 'pg_type'::regclass, t.oid FROM pg_type t JOIN ns ON t.typnamespace = ns.oid
+    UNION ALL SELECT 'pg_collation'::regclass, x.oid FROM pg_collation x JOIN ns ON x.collnamespace = ns.oid
+    UNION ALL SELECT 'pg_operator'::regclass, x.oid FROM pg_operator x JOIN ns ON x.oprnamespace = ns.oid
+    UNION ALL SELECT 'pg_ts_config'::regclass, x.oid FROM pg_ts_config x JOIN ns ON x.cfgnamespace = ns.oid
+    UNION ALL SELECT 'pg_extension'::regclass, x.oid FROM pg_extension x JOIN ns ON x.extnamespace = ns.oid
+    UNION ALL SELECT 'pg_namespace'::regclass, ns.oid FROM ns
+),
+dropped(classid, objid, objsubid) AS (
+    SELECT d.classid, d.objid, d.objsubid FROM pg_depend d JOIN inside i ON (d.refclassid, d.refobjid) = (i.classid, i.objid)
+     WHERE d.deptype IN ('n', 'a', 'P', 'S')
+    UNION
+    SELECT d.classid, d.objid, d.objsubid FROM pg_depend d JOIN dropped x ON (d.refclassid, d.refobjid) = (x.classid, x.objid)
+     WHERE d.deptype IN ('n', 'a', 'P', 'S')
+),
+placed AS (
+    SELECT x.*, CASE x.classid
+        WHEN 'pg_class'::regclass THEN (SELECT relnamespace FROM pg_class WHERE oid = x.objid)
+        WHEN 'pg_proc'::regclass THEN (SELECT pronamespace FROM pg_proc WHERE oid = x.objid)
+        WHEN 'pg_type'::regclass THEN (SELECT typnamespace FROM pg_type WHERE oid = x.objid)
+        WHEN 'pg_constraint'::regclass THEN (SELECT connamespace FROM pg_constraint WHERE oid = x.objid)
+        WHEN 'pg_collation'::regclass THEN (SELECT collnamespace FROM pg_collation WHERE oid = x.objid)
+        WHEN 'pg_operator'::regclass THEN (SELECT oprnamespace FROM pg_operator WHERE oid = x.objid)
+        WHEN 'pg_opclass'::regclass THEN (SELECT opcnamespace FROM pg_opclass WHERE oid = x.objid)
+        WHEN 'pg_opfamily'::regclass THEN (SELECT opfnamespace FROM pg_opfamily WHERE oid = x.objid)
+        WHEN 'pg_ts_config'::regclass THEN (SELECT cfgnamespace FROM pg_ts_config WHERE oid = x.objid)
+        WHEN 'pg_statistic_ext'::regclass THEN (SELECT stxnamespace FROM pg_statistic_ext WHERE oid = x.objid)
+        WHEN 'pg_extension'::regclass THEN (SELECT extnamespace FROM pg_extension WHERE oid = x.objid)
+        WHEN 'pg_conversion'::regclass THEN (SELECT connamespace FROM pg_conversion WHERE oid = x.objid)
+        WHEN 'pg_ts_dict'::regclass THEN (SELECT dictnamespace FROM pg_ts_dict WHERE oid = x.objid)
+        WHEN 'pg_ts_parser'::regclass THEN (SELECT prsnamespace FROM pg_ts_parser WHERE oid = x.objid)
+        WHEN 'pg_ts_template'::regclass THEN (SELECT tmplnamespace FROM pg_ts_template WHERE oid = x.objid)
+        WHEN 'pg_default_acl'::regclass THEN (SELECT defaclnamespace FROM pg_default_acl WHERE oid = x.objid)
+        WHEN 'pg_amop'::regclass THEN (SELECT f.opfnamespace FROM pg_amop a JOIN pg_opfamily f ON f.oid = a.amopfamily
+                                       WHERE a.oid = x.objid)
+        WHEN 'pg_amproc'::regclass THEN (SELECT f.opfnamespace FROM pg_amproc a JOIN pg_opfamily f ON f.oid = a.amprocfamily
+                                         WHERE a.oid = x.objid)
+        WHEN 'pg_rewrite'::regclass THEN (SELECT c.relnamespace FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
+                                          WHERE r.oid = x.objid)
+        WHEN 'pg_trigger'::regclass THEN (SELECT c.relnamespace FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                                          WHERE t.oid = x.objid)
+        WHEN 'pg_attrdef'::regclass THEN (SELECT c.relnamespace FROM pg_attrdef a JOIN pg_class c ON c.oid = a.adrelid
+                                          WHERE a.oid = x.objid)
+        WHEN 'pg_policy'::regclass THEN (SELECT c.relnamespace FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+                                         WHERE p.oid = x.objid)
+        END AS nsp
+    FROM dropped x
+)
+SELECT DISTINCT pg_describe_object(classid, objid, objsubid) FROM placed p
+ WHERE nsp IS DISTINCT FROM (SELECT oid FROM ns)
+   AND NOT EXISTS (  -- a member of an extension installed in the schema (a cast, say) goes with its extension
+       SELECT 1 FROM pg_depend e JOIN pg_extension x ON x.oid = e.refobjid
+        WHERE (e.classid, e.objid) = (p.classid, p.objid) AND e.refclassid = 'pg_extension'::regclass
+          AND e.deptype = 'e' AND x.extnamespace = (SELECT oid FROM ns))
+ ORDER BY 1 LIMIT 20"""
 
 
 def _translate(address: str, step: str):
@@ -449,11 +539,11 @@ class DatabaseProvider:
     def backup(self, r: Resource, observed: Observed, dest: Path) -> Path:
         return self.admin.pg_dump(r.attrs["name"], dest)
 
-    def restore(self, r: Resource, source: str, *, replace: bool = False) -> int:
+    def restore(self, r: Resource, source: str, *, replace: bool = False) -> tuple[int, list[str]]:
         """Load a dump (of a database or a schema) into the database; replace: drop what the dump
         holds first (the caller has backed it up)."""
         self.admin.pg_restore(source, r.attrs["name"], role=r.attrs["owner"], clean=replace)
-        return 1
+        return 1, []
 
 
 class SchemaProvider:
@@ -462,6 +552,7 @@ class SchemaProvider:
 
     type = "postgres_schema"
     force_new = frozenset({"name", "database"})
+    deleted_with = frozenset({"postgres_database"})  # a destroy drops the database, schemas and all
 
     def __init__(self, admin: PgAdmin):
         self.admin = admin
@@ -544,8 +635,21 @@ class SchemaProvider:
             with self._session(r) as conn:
                 if conn is None:
                     return  # the database went first: the schema went with it
-                stmt = "DROP SCHEMA IF EXISTS {} CASCADE" if force else "DROP SCHEMA IF EXISTS {}"
-                conn.execute(sql.SQL(stmt).format(_ident(r.attrs["name"])))
+                if force:
+                    with conn.transaction():  # the check and the drop see the same objects
+                        outside = self._outside_dependents(conn, r)
+                        if outside:
+                            raise ProviderError(
+                                f"{r.address}: objects in other schemas depend on schema {r.attrs['name']!r} and "
+                                f"would be dropped with it ({', '.join(outside)}); their data is in no backup of "
+                                "this schema: drop or change them first; nothing was deleted")
+                        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(_ident(r.attrs["name"])))
+                else:
+                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {}").format(_ident(r.attrs["name"])))
+
+    @staticmethod
+    def _outside_dependents(conn, r: Resource) -> list[str]:
+        return [row[0] for row in conn.execute(_OUTSIDE_DEPENDENTS_SQL, {"schema": r.attrs["name"]})]
 
     def holds_data(self, r: Resource, observed: Observed) -> str | None:
         with _translate(r.address, "read"):
@@ -553,7 +657,11 @@ class SchemaProvider:
                 if conn is None:
                     return None
                 rows = conn.execute(_OBJECTS_SQL.format(where="nspname = %s", extra=""), (r.attrs["name"],)).fetchall()
-        return _describe_objects(rows)
+                outside = self._outside_dependents(conn, r) if rows else []
+        held = _describe_objects(rows)
+        if held and outside:
+            held += f"; {', '.join(outside)} in other schemas depend on it (never dropped with it)"
+        return held
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> Path:
         return self.admin.pg_dump(r.attrs["database"], dest, schema=r.attrs["name"])

@@ -351,7 +351,7 @@ class S3BucketProvider:
         if batch:
             flush()
 
-    def restore(self, r: Resource, source: str, *, replace: bool = False) -> int:
+    def restore(self, r: Resource, source: str, *, replace: bool = False) -> tuple[int, list[str]]:
         """Put a bucket backup's versions back into r, oldest first per key (so each key's history
         and latest version come back); replace: delete what is there first (the caller has backed
         it up). Returns how many versions were written."""
@@ -377,7 +377,7 @@ class S3BucketProvider:
             if replace:
                 self._empty(r, bucket, prefix, besides=marker)
             with ThreadPoolExecutor(max_workers=TRANSFERS) as pool:  # keys in parallel, each key's versions in order
-                return sum(pool.map(replay, by_key.values()))
+                return sum(pool.map(replay, by_key.values())), []
 
     def _open_backup(self, r: Resource, source: str):
         """The manifest, and a function reading one version's bytes (checked against the manifest)."""

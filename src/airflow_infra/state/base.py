@@ -87,13 +87,14 @@ class StateVersion:
     resources: int
     written: str  # ISO 8601, UTC
     where: str    # a file, an S3 object version, a history row
+    current: bool = False  # the state read() returns (none is, when that one cannot be read)
 
     @classmethod
-    def of(cls, state: State, where: str, written: datetime | float) -> "StateVersion":
+    def of(cls, state: State, where: str, written: datetime | float, *, current: bool = False) -> "StateVersion":
         if not isinstance(written, datetime):
             written = datetime.fromtimestamp(written, timezone.utc)
         return cls(state.serial, state.lineage, len(state.resources),
-                   written.astimezone(timezone.utc).isoformat(timespec="seconds"), where)
+                   written.astimezone(timezone.utc).isoformat(timespec="seconds"), where, current)
 
 
 @dataclass(frozen=True)

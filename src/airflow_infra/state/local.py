@@ -125,7 +125,8 @@ class LocalStateBackend:
         return out
 
     def versions(self) -> list[StateVersion]:
-        return [StateVersion.of(st, str(path), os.stat(path).st_mtime) for path, st in self._kept()]
+        return [StateVersion.of(st, str(path), os.stat(path).st_mtime, current=path == self.path)
+                for path, st in self._kept()]
 
     def read_version(self, serial: int) -> State | None:
         return next((st for _, st in self._kept() if st.serial == serial), None)

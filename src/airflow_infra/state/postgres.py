@@ -111,7 +111,8 @@ class PostgresStateBackend:
                 continue  # not a version anyone can restore
 
     def versions(self) -> list[StateVersion]:
-        return [StateVersion.of(st, f"{self.location} ({kind}, serial {st.serial})", at) for st, at, kind, _ in self._kept()]
+        return [StateVersion.of(st, f"{self.location} ({kind}, serial {st.serial})", at, current=kind == "current")
+                for st, at, kind, _ in self._kept()]
 
     def read_version(self, serial: int) -> State | None:
         kept = list(self._kept())

@@ -190,8 +190,8 @@ class S3StateBackend:
                 continue  # not a version anyone can restore
 
     def versions(self) -> list[StateVersion]:
-        return [StateVersion.of(st, f"{self.location}?versionId={v['VersionId']}", v["LastModified"])
-                for v, st in self._kept()]
+        return [StateVersion.of(st, f"{self.location}?versionId={v['VersionId']}", v["LastModified"],
+                                current=bool(v.get("IsLatest"))) for v, st in self._kept()]
 
     def read_version(self, serial: int) -> State | None:
         return next((st for _, st in self._kept() if st.serial == serial), None)
