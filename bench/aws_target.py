@@ -4,6 +4,7 @@ broken down by service (the in-database refresh goes to the local PostgreSQL thr
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import time
@@ -39,10 +40,8 @@ def rows() -> list[tuple[str, float, str]]:
         d = tmp / "bench_aws"
         d.mkdir()
         (d / "airflow-infra.toml").write_text(CONFIG.format(subnets=json.dumps(subnets), workers=workers, port=server.port))
-        try:
+        with contextlib.suppress(ai.AirflowInfraError):  # the master user is not on the local server yet
             ai.apply(ai.load(d))
-        except ai.AirflowInfraError:
-            pass  # the master user is not on the local server yet
         db = boto3.client("rds", region_name="us-east-1").describe_db_instances()["DBInstances"][0]
         secret = json.loads(boto3.client("secretsmanager", region_name="us-east-1").get_secret_value(
             SecretId=db["MasterUserSecret"]["SecretArn"])["SecretString"])

@@ -171,7 +171,7 @@ def test_server_environment_holds_none_of_the_callers_secrets(fresh_home, tmp_pa
         AIRFLOW_INFRA_ADMIN_DSN="postgresql://admin:caller-dsn-secret-456@db/postgres",
         PGPASSWORD="caller-pg-secret-789")
     pid = LocalServer(fresh_home).running_pid()
-    environ = open(f"/proc/{pid}/environ", "rb").read()
+    environ = Path(f"/proc/{pid}/environ").read_bytes()
     for secret in (b"caller-aws-secret-123", b"caller-dsn-secret-456", b"caller-pg-secret-789"):
         assert secret not in environ
     assert b"AWS_" not in environ and b"AIRFLOW_INFRA" not in environ

@@ -271,9 +271,8 @@ def test_existing_database_is_refused_then_imported(server_cli, name, superuser,
     assert {c["address"]: c["action"] for c in plan["changes"]}["postgres_database.main"] == "update"
     cli("apply", "--auto-approve")
     cli("plan", "--detailed-exitcode")
-    with connect_as(cli.outputs(), "reader") as reader:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            reader.execute("SELECT * FROM public.kept")
+    with connect_as(cli.outputs(), "reader") as reader, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        reader.execute("SELECT * FROM public.kept")
     with psycopg.connect(admin_dsn, dbname=name) as db:
         assert db.execute("SELECT v FROM kept").fetchone()[0] == 42
 

@@ -21,9 +21,10 @@ import json
 import os
 import shutil
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from .pids import pid_alive
 
@@ -32,7 +33,7 @@ MANIFEST_FORMAT = "airflow-infra bucket backup"
 
 
 def stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def backup_dir(path: Path) -> Path:
@@ -82,7 +83,7 @@ def is_bucket_backup(where: str) -> bool:
 
 def manifest_doc(bucket: str, prefix: str, versions: list[dict[str, Any]]) -> dict:
     return {"format": MANIFEST_FORMAT, "version": 1, "bucket": bucket, "prefix": prefix,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions}
+            "created": datetime.now(UTC).isoformat(timespec="seconds"), "versions": versions}
 
 
 def check_manifest(doc: Any, where: str) -> dict:

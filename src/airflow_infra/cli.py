@@ -242,7 +242,7 @@ def output(c: Ctx, name, as_json, show_secrets, all_projects, registry, jobs):
             click.echo(json.dumps([r.to_json(show_secrets=show_secrets) for r in results], sort_keys=True, indent=2))
         for r in results if not as_json else []:
             click.echo(click.style(f"# {r.project}", bold=True))
-            click.echo(f"error: {r.error}" if r.error else outputs_text(r.outputs, show_secrets))
+            click.echo(f"error: {r.error}" if r.error else outputs_text(r.outputs or {}, show_secrets))
         _fleet_exit(results, False)
         return
 

@@ -15,7 +15,8 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
+from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -274,7 +275,7 @@ def _describe(exc: ValidationError, source: str) -> str:
     if err["type"] == "extra_forbidden":
         model: type[BaseModel] = Config
         for part in err["loc"][:-1]:
-            ann = model.model_fields[part].annotation
+            ann = model.model_fields[str(part)].annotation
             model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else model
         allowed = ", ".join(model.model_fields)
         return f"{source}: unknown key {loc!r} (allowed here: {allowed})"

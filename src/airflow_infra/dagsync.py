@@ -182,6 +182,7 @@ class DagSync:
             shutil.rmtree(tmp, ignore_errors=True)
             raise SyncError(f"refused: {exc}") from None
         finally:
+            assert proc.stdout is not None and proc.stderr is not None  # both PIPE
             proc.stdout.close()
             err = proc.stderr.read().decode().strip()
             proc.wait()
@@ -230,7 +231,7 @@ class DagSync:
                 self._prune(e.project, {sha})
                 return SyncResult(e.project, old, sha, "unchanged", seconds=time.monotonic() - start)
             self._publish(e, self._export(e, sha, repo))
-            self._prune(e.project, {sha, old} - {None})
+            self._prune(e.project, {sha} | ({old} if old else set()))
             return SyncResult(e.project, old, sha, "published", seconds=time.monotonic() - start)
         except (SyncError, AirflowInfraError) as exc:
             return SyncResult(e.project, old, old, "failed", str(exc), time.monotonic() - start)

@@ -21,7 +21,8 @@ def _postgres(o: dict) -> Check:
     try:
         with psycopg.connect(host=o["postgres_host"], port=o["postgres_port"], dbname=o["postgres_database"],
                              user=o["etl_user"], password=o["etl_password"], connect_timeout=10) as conn:
-            user = conn.execute("SELECT current_user").fetchone()[0]
+            row = conn.execute("SELECT current_user").fetchone()
+            user = row[0] if row else "?"
         return Check("postgres (etl user)", True, f"connected to {o['postgres_host']}:{o['postgres_port']}/"
                                                   f"{o['postgres_database']} as {user}")
     except psycopg.Error as exc:

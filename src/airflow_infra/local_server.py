@@ -22,7 +22,7 @@ import socket
 import subprocess
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,12 +302,16 @@ class LocalServer:
                 port = int(m.group(1))
         return port
 
-    @property
-    def port(self) -> int:
+    def _info(self) -> dict:
+        """info(), where a cluster must exist."""
         info = self.info()
         if info is None:
             raise LocalServerError("the local PostgreSQL server is not initialised: run `airflow-infra local start`")
-        return int(info["port"])
+        return info
+
+    @property
+    def port(self) -> int:
+        return int(self._info()["port"])
 
     @property
     def bindir(self) -> Path:
@@ -468,8 +472,7 @@ class LocalServer:
             elif port is not None:
                 self.set_port(port)
             if self.running_pid() is None:
-                info = self.info()
-                assert info is not None  # there is a cluster now
+                info = self._info()
                 self._remove_stale_pidfile()
                 orphan = _postmaster_without_pidfile(self.data)
                 if orphan is not None:
@@ -502,7 +505,7 @@ class LocalServer:
 
     def _sync_in_background(self) -> threading.Thread:
         """fsync what initdb wrote (as initdb would have), alongside the server's start."""
-        info = self.info()
+        info = self._info()
         args = [str(Path(info["bindir"]) / "initdb"), "--sync-only", "-D", str(self.data)]
         t = threading.Thread(target=self._run, args=(args, self._account(info)), name="airflow-infra-initdb-sync")
         t.start()
@@ -543,10 +546,8 @@ class LocalServer:
         time in initdb); errors are left for the caller's own start(), which reports them."""
 
         def run():
-            try:
+            with suppress(Exception):
                 self.start()
-            except Exception:
-                pass
 
         t = threading.Thread(target=run, name="airflow-infra-local-start", daemon=True)
         t.start()
@@ -555,7 +556,7 @@ class LocalServer:
     def stop(self) -> dict:
         with self._locked():
             if self.running_pid() is not None:
-                info = self.info()
+                info = self._info()
                 proc = self._run([str(Path(info["bindir"]) / "pg_ctl"), "-D", str(self.data), "-m", "fast",
                                   "-w", "-s", "stop"], self._account(info))
                 if proc.returncode != 0:

@@ -32,7 +32,7 @@ def database_outputs(state: State, secrets: SecretStore, *, host: str, port: int
             if role.attrs.get("password_secret"):  # e.g. for an IAM policy allowing the workers to read it
                 out[f"{label}_password_secret"] = (role.attrs["password_secret"], False)
     if etl is not None:
-        pw = (secrets.get(etl.attrs["password_ref"]) or "") if reveal else None
+        pw = (secrets.get(etl.attrs["password_ref"]) or "") if reveal else ""
         uri = f"postgresql://{quote(etl.attrs['name'])}:{quote(pw, safe='')}@{host}:{port}/{quote(db)}" if reveal else None
         out["postgres_uri"] = (uri, True)
     return out

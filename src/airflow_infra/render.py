@@ -18,37 +18,45 @@ def _v(value: Any) -> str:
     return json.dumps(value)
 
 
+def _drift_lines(plan: Plan) -> list[str]:
+    lines = [click.style("Changed outside airflow-infra:", bold=True)]
+    for d in plan.drift:
+        if d.deleted:
+            lines.append(f"  {d.address} has been deleted")
+        else:
+            lines += [f"  {d.address}: {k} changed {_v(old)} -> {_v(new)}" for k, (old, new) in sorted(d.changes.items())]
+    return [*lines, ""]
+
+
+def _change_lines(c) -> list[str]:
+    head = click.style(f"  {SYMBOL[c.action]:>3} {c.address}", fg=COLOUR[c.action], bold=True)
+    lines = [f"{head}  will be {VERB[c.action]}"]
+    if c.action in (UPDATE, REPLACE):
+        for k in c.changed:
+            note = click.style("  # forces replacement", fg="magenta") if k in c.forces else ""
+            if k in c.notes:
+                note += click.style(f"  # {c.notes[k]}", fg="cyan")
+            lines.append(f"        {k}: {_v((c.before or {}).get(k))} -> {_v(c.resource.attrs.get(k))}{note}")
+    elif c.action == CREATE:
+        lines += [f"        {k}: {_v(v)}" for k, v in sorted(c.resource.attrs.items())]
+    if c.holds_data:
+        lines.append(click.style(f"        ! holds {c.holds_data}: deleted only with --force-delete-data, after a backup",
+                                 fg="red"))
+    return lines
+
+
 def plan_text(plan: Plan) -> str:
     lines: list[str] = [click.style(f"Warning: {w}", fg="yellow") for w in plan.warnings]
     if lines:
         lines.append("")
     if plan.drift:
-        lines.append(click.style("Changed outside airflow-infra:", bold=True))
-        for d in plan.drift:
-            if d.deleted:
-                lines.append(f"  {d.address} has been deleted")
-            else:
-                for k, (old, new) in sorted(d.changes.items()):
-                    lines.append(f"  {d.address}: {k} changed {_v(old)} -> {_v(new)}")
-        lines.append("")
+        lines += _drift_lines(plan)
     if not plan.changes:
         lines.append(click.style("No changes.", bold=True) + " The infrastructure matches the configuration.")
         return "\n".join(lines)
     lines.append("airflow-infra will perform the following actions:")
     for c in plan.changes:
-        head = click.style(f"  {SYMBOL[c.action]:>3} {c.address}", fg=COLOUR[c.action], bold=True)
-        lines.append(f"{head}  will be {VERB[c.action]}")
-        if c.action in (UPDATE, REPLACE):
-            for k in c.changed:
-                note = click.style("  # forces replacement", fg="magenta") if k in c.forces else ""
-                if k in c.notes:
-                    note += click.style(f"  # {c.notes[k]}", fg="cyan")
-                lines.append(f"        {k}: {_v((c.before or {}).get(k))} -> {_v(c.resource.attrs.get(k))}{note}")
-        elif c.action == CREATE:
-            for k, v in sorted(c.resource.attrs.items()):
-                lines.append(f"        {k}: {_v(v)}")
-        if c.holds_data:
-            lines.append(click.style(f"        ! holds {c.holds_data}: deleted only with --force-delete-data, after a backup", fg="red"))
+        lines += _change_lines(c)
     counts = plan.counts()
     summary = f"Plan: {counts['add']} to add, {counts['change']} to change, {counts['destroy']} to destroy."
     if counts["adopt"]:

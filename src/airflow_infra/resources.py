@@ -7,7 +7,8 @@ and never hold a secret (passwords are referenced through ``password_ref``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Resource:
         return {"type": self.type, "name": self.name, "attrs": dict(self.attrs), "depends_on": list(self.depends_on)}
 
     @classmethod
-    def from_json(cls, data: Mapping) -> "Resource":
+    def from_json(cls, data: Mapping) -> Resource:
         return cls(data["type"], data["name"], dict(data["attrs"]), tuple(data.get("depends_on", ())))
 
 

@@ -7,15 +7,21 @@ on purpose.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+
+from typing import TYPE_CHECKING
 
 from ..errors import AirflowInfraError, ConfigError, StalePlan, StateError
 from ..home import home_dir
 from ..names import CONFIG_FILE, project_name
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 # Heavier modules (the engine, providers, psycopg) are imported inside the functions that need
 # them, so that `airflow-infra --help` and config errors stay fast.
@@ -26,7 +32,7 @@ class Project:
     """A loaded project: its directory, validated config, AIRFLOW_INFRA_HOME and state backend."""
 
     dir: Path
-    config: "Config"  # noqa: F821 (airflow_infra.config.Config; imported lazily)
+    config: Config  # imported lazily: `--help` stays fast
     home: Path
 
     def backend(self):
@@ -123,10 +129,8 @@ def _run(project: Project, operation: str, *, saved=None, confirm=None, force_de
                              bind=getattr(target.secrets, "bind", None))
     finally:
         target.close()
-        try:
+        with contextlib.suppress(StateError):  # removed by force-unlock meanwhile: nothing of ours to release
             backend.unlock(lock.ID)
-        except StateError:
-            pass  # removed by force-unlock meanwhile: nothing of ours to release
 
 
 def apply(project: Project, *, plan=None, confirm: Callable | None = None, force_delete_data: bool = False,
@@ -159,7 +163,7 @@ def up(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: Se
        lock_timeout: float = 0.0, on_event=None):
     """init (when no config exists) + apply without asking. Returns (project, plan, result)."""
     if not (Path(project_dir) / CONFIG_FILE).exists():
-        name = project_name(project_dir)  # checked before anything is made
+        name = project_name(Path(project_dir))  # checked before anything is made
         if not vars and not var_files and not any(k.startswith("AIRFLOW_INFRA_TARGET__") for k in os.environ):
             # Surely the local default: start its server (initdb is most of a first `up`)
             # while the config, the engine and psycopg load.
@@ -278,10 +282,8 @@ def state_restore(project: Project, serial: int, *, lock_timeout: float = 0.0):
         backend.write(restored)
         return restored
     finally:
-        try:
+        with contextlib.suppress(StateError):
             backend.unlock(lock.ID)
-        except StateError:
-            pass
 
 
 def _check_is_this_projects(project: Project, old, serial: int) -> None:
@@ -294,8 +296,9 @@ def _check_is_this_projects(project: Project, old, serial: int) -> None:
         target.close()
     for address, r in sorted(old.resources.items()):
         want = desired.get(address)
-        forced = getattr(providers.get(r.type), "force_new", frozenset())
-        differs = sorted(k for k in forced if want is not None and k in r.attrs and r.attrs[k] != want.attrs.get(k))
+        if want is None or r.type not in providers:
+            continue
+        differs = sorted(k for k in providers[r.type].force_new if k in r.attrs and r.attrs[k] != want.attrs.get(k))
         if differs:
             k = differs[0]
             raise StateError(f"SERIAL {serial}: that state's {address} is {k} = {r.attrs[k]!r}, this project's is "
@@ -307,6 +310,8 @@ def state_migrate(project: Project, *, to_backend: str, dsn_env: str | None = No
     """Copy the state from the configured backend into another, keeping lineage, serial and resources.
     The destination must hold no state yet. Returns the destination's location; the config is left to
     the user (set [state] backend to the destination afterwards)."""
+    from pydantic import ValidationError
+
     from ..config import StateConfig
     from ..state import get_backend
     from ..state.base import acquire
@@ -316,7 +321,7 @@ def state_migrate(project: Project, *, to_backend: str, dsn_env: str | None = No
                 **({"dsn_env": dsn_env} if dsn_env else {}), **({"path": path} if path else {})}
     try:
         state_cfg = StateConfig(**settings)
-    except ValueError as exc:
+    except ValidationError as exc:
         raise ConfigError(f"--to {to_backend!r}: {exc.errors()[0]['msg']}") from None
     source = project.backend()
     dest = get_backend(project.config.model_copy(update={"state": state_cfg}), project.dir)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
+
+from typing import TYPE_CHECKING
 
 from ..errors import AirflowInfraError, ConfigError
 from .core import Project, apply, load, outputs, plan
+
+if TYPE_CHECKING:
+    from ..engine.plan import Plan
 
 def projects_list(registry: str | Path):
     from .. import registry as reg
@@ -49,7 +54,7 @@ def dags_install_importer(dags_folder: str | Path, *, registry: str | Path, sche
 @dataclass
 class FleetResult:
     project: str
-    plan: object | None = None        # the Plan, when planning worked
+    plan: Plan | None = None          # the Plan, when planning worked
     outputs: dict | None = None
     error: str = ""
     applied: bool = False
@@ -76,8 +81,10 @@ def _fleet(registry: str | Path, work: Callable[[str, Project], FleetResult], *,
     entries = [e for e in reg.read(registry) if e.config]
 
     def one(e) -> FleetResult:
+        directory = reg.config_dir(registry, e)
+        assert directory is not None  # only entries with a Config are here
         try:
-            return work(e.project, load(reg.config_dir(registry, e)))
+            return work(e.project, load(directory))
         except AirflowInfraError as exc:
             return FleetResult(e.project, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - reported per project, never lost
@@ -91,7 +98,7 @@ def fleet_plan(registry: str | Path, *, jobs: int = 4) -> list[FleetResult]:
     return _fleet(registry, lambda name, p: FleetResult(name, plan=plan(p)), jobs=jobs)
 
 
-def fleet_apply(registry: str | Path, *, plans: dict[str, object] | None = None, jobs: int = 4,
+def fleet_apply(registry: str | Path, *, plans: dict[str, Plan] | None = None, jobs: int = 4,
                 lock_timeout: float = 0.0) -> list[FleetResult]:
     """Apply every project. With plans (the reviewed ones), each project applies its own plan (a changed
     state refuses it), and a project without one is not applied at all: nobody reviewed it."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..backups import is_bucket_backup
 from ..errors import AirflowInfraError, ConfigError, DataLossRefused, StateError
 from .core import Project
+import contextlib
 
 
 @dataclass
@@ -70,7 +71,5 @@ def restore(project: Project, source: str, *, force_delete_data: bool = False, l
         return Restored(r.address, source, items, backups, skipped)
     finally:
         target.close()
-        try:
+        with contextlib.suppress(StateError):
             backend.unlock(lock.ID)
-        except StateError:
-            pass

@@ -7,6 +7,7 @@ that the next plan completes: what was made but not recorded is found by refresh
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -14,9 +15,10 @@ from dataclasses import dataclass, replace
 from graphlib import TopologicalSorter
 from pathlib import Path
 from threading import Lock
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from ..errors import AirflowInfraError, ApplyFailed, DataLossRefused, NotYetReachable, ProviderError
+from ..providers.base import Provider
 from ..resources import Observed, Resource
 from ..state.base import State, StateBackend
 from .plan import ADOPT, CREATE, DELETE, REPLACE, UPDATE, Change, Plan
@@ -28,7 +30,7 @@ Event = Callable[..., None]
 @dataclass
 class ApplyResult:
     state: State
-    backups: list[Path]
+    backups: list[Path | str]  # a file, or an s3:// address
     applied: list[str]
 
 
@@ -69,26 +71,32 @@ def _graph(plan: Plan) -> dict[str, set[str]]:
     return graph
 
 
-def _run(change: Change, provider: Any, force: bool, covered: bool = False) -> Observed | None:
+def _converged(change: Change, obs: Observed | None) -> Observed:
+    """A create or update must read back what it made: None would be recorded as "deleted"."""
+    if obs is None:
+        raise ProviderError(f"{change.address}: {change.action} reported success, but the resource reads back "
+                            "as absent; it was not recorded as made: run plan to see what is there")
+    return obs
+
+
+def _run(change: Change, provider: Provider, force: bool, covered: bool = False) -> Observed | None:
     """covered: a DELETE whose container is deleted in the same plan (a schema in a database that
     goes): the container's delete takes it, and its backup holds it."""
     r = change.resource
     before = Observed(change.before or {})
     if change.action == CREATE:
-        return provider.create(r)
+        return _converged(change, provider.create(r))
     if change.action == UPDATE:
-        return provider.update(r, before)
+        return _converged(change, provider.update(r, before))
     if change.action == REPLACE:
         old = Resource(r.type, r.name, dict(change.before or {}), r.depends_on)
         provider.delete(old, before, force=force)
-        return provider.create(r)
+        return _converged(change, provider.create(r))
     if change.action == DELETE:
         if covered:
             return None
-        try:
+        with contextlib.suppress(NotYetReachable):  # its server is gone, and the resource with it
             provider.delete(r, before, force=force)
-        except NotYetReachable:
-            pass  # its server is gone, and the resource with it
         return None
     if change.action == ADOPT:
         return before
@@ -96,14 +104,14 @@ def _run(change: Change, provider: Any, force: bool, covered: bool = False) -> O
 
 
 @contextmanager
-def _cancel_on_interrupt(providers: Mapping[str, Any]):
+def _cancel_on_interrupt(providers: Mapping[str, Provider]):
     """Ctrl-C: steps still running stop waiting (providers that wait have cancel()) and fail, so the
     worker threads end; what finished is in the state already, and the next apply carries on."""
     try:
         yield
     except KeyboardInterrupt:
         for provider in {id(p): p for p in providers.values()}.values():
-            getattr(provider, "cancel", lambda: None)()
+            provider.cancel()
         raise
 
 
@@ -116,7 +124,7 @@ def check_data_loss(plan: Plan, *, force_delete_data: bool) -> list[Change]:
     return losing
 
 
-def _recheck_data(plan: Plan, providers: Mapping[str, Any]) -> Plan:
+def _recheck_data(plan: Plan, providers: Mapping[str, Provider]) -> Plan:
     """Ask again, under the lock, whether what a change deletes holds data: a saved plan, or one
     confirmed at a prompt, may be older than rows written since."""
     changes = []
@@ -134,7 +142,7 @@ def apply_plan(
     plan: Plan,
     backend: StateBackend,
     stored: State,
-    providers: Mapping[str, Any],
+    providers: Mapping[str, Provider],
     *,
     backup_dir: Path,
     force_delete_data: bool = False,
@@ -150,30 +158,52 @@ def apply_plan(
     plan = _recheck_data(plan, providers)
     losing = check_data_loss(plan, force_delete_data=force_delete_data)
     emit = on_event or (lambda *a: None)
-    backups: list[Path] = []
-    for c in losing:  # every backup is made before anything is deleted
-        p = providers[c.resource.type]
-        prior = Resource(c.resource.type, c.resource.name, dict(c.before or {}), c.resource.depends_on)
-        started = time.monotonic()
-        try:
-            backups.append(p.backup(prior, Observed(prior.attrs), backup_dir))
-            emit("backup", c, time.monotonic() - started, str(backups[-1]))
-        except AirflowInfraError:
-            raise
-        except Exception as exc:
-            raise ProviderError(f"{c.address}: backup failed, nothing was deleted: {type(exc).__name__}: {exc}") from exc
-
+    backups = _backups(losing, providers, backup_dir, emit)  # every backup before anything is deleted
     writer = _StateWriter(backend, replace(plan.refreshed, serial=stored.serial, lineage=plan.lineage,
                                            secrets=stored.secrets))
     if bind is not None:
         bind(writer.commit)
     if plan.state_outdated:
         writer.commit(lambda s: s)  # record the refresh (e.g. resources deleted by hand) first
+    applied, failures = _walk(plan, providers, writer, force_delete_data=force_delete_data,
+                              parallelism=parallelism, emit=emit)
+    if failures:
+        raise ApplyFailed("apply failed; finished steps are saved in the state: " + "; ".join(failures))
+    return ApplyResult(writer.state, backups, applied)
+
+
+def _backups(losing: list[Change], providers: Mapping[str, Provider], backup_dir: Path,
+             emit: Event) -> list[Path | str]:
+    backups: list[Path | str] = []
+    for c in losing:
+        p = providers[c.resource.type]
+        prior = Resource(c.resource.type, c.resource.name, dict(c.before or {}), c.resource.depends_on)
+        started = time.monotonic()
+        try:
+            backups.append(p.backup(prior, Observed(prior.attrs), backup_dir))
+        except AirflowInfraError:
+            raise
+        except Exception as exc:
+            raise ProviderError(f"{c.address}: backup failed, nothing was deleted: {type(exc).__name__}: {exc}") from exc
+        emit("backup", c, time.monotonic() - started, str(backups[-1]))
+    return backups
+
+
+def _covered(plan: Plan, providers: Mapping[str, Provider]) -> set[str]:
+    """DELETEs whose container goes in the same plan (see _run's covered)."""
     by_addr = {c.address: c for c in plan.changes}
     deleting = {c.address for c in plan.changes if c.action == DELETE}
-    covered = {c.address for c in plan.changes if c.action == DELETE and any(
-        d in deleting and by_addr[d].resource.type in getattr(providers[c.resource.type], "deleted_with", ())
+    return {c.address for c in plan.changes if c.action == DELETE and any(
+        d in deleting and by_addr[d].resource.type in providers[c.resource.type].deleted_with
         for d in c.resource.depends_on)}
+
+
+def _walk(plan: Plan, providers: Mapping[str, Provider], writer: _StateWriter, *, force_delete_data: bool,
+          parallelism: int, emit: Event) -> tuple[list[str], list[str]]:
+    """Run the changes along the dependency graph, recording each as it finishes; after the first
+    failure nothing new starts. Returns (applied, failures)."""
+    by_addr = {c.address: c for c in plan.changes}
+    covered = _covered(plan, providers)
     sorter = TopologicalSorter(_graph(plan))
     sorter.prepare()
     failures: list[str] = []
@@ -197,21 +227,28 @@ def apply_plan(
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
                 c, started = running.pop(fut)
-                try:
-                    obs = fut.result()
-                except Exception as exc:
-                    detail = str(exc) if isinstance(exc, AirflowInfraError) else f"{type(exc).__name__}: {exc}"
-                    failures.append(detail if detail.startswith(c.address) else f"{c.address}: {detail}")
+                failure = _record(c, fut, writer)
+                if failure:
+                    failures.append(failure)
                     emit("failed", c, time.monotonic() - started)
                     continue
-                r = c.resource
-                if obs is None:
-                    writer.commit(lambda s, a=c.address: s.without(a))
-                else:
-                    writer.commit(lambda s, r=r, obs=obs: s.with_resource(Resource(r.type, r.name, dict(obs.attrs), r.depends_on)))
                 applied.append(c.address)
                 emit("done", c, time.monotonic() - started)
                 sorter.done(c.address)
-    if failures:
-        raise ApplyFailed("apply failed; finished steps are saved in the state: " + "; ".join(failures))
-    return ApplyResult(writer.state, backups, applied)
+    return applied, failures
+
+
+def _record(c: Change, fut: Future, writer: _StateWriter) -> str | None:
+    """Commit a finished change to the state; the failure's line instead when it failed."""
+    try:
+        obs = fut.result()
+    except Exception as exc:
+        detail = str(exc) if isinstance(exc, AirflowInfraError) else f"{type(exc).__name__}: {exc}"
+        return detail if detail.startswith(c.address) else f"{c.address}: {detail}"
+    r = c.resource
+    if obs is None:
+        writer.commit(lambda s: s.without(c.address))
+    else:
+        made = Resource(r.type, r.name, dict(obs.attrs), r.depends_on)
+        writer.commit(lambda s: s.with_resource(made))
+    return None

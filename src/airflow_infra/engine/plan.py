@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 from ..errors import AirflowInfraError, ForeignResource, NotYetReachable, ProviderError, StateError, Unreadable
+from ..providers.base import Provider
 from ..resources import Observed, Resource
 from ..state.base import State
 
@@ -25,7 +27,7 @@ class Change:
     address: str
     action: str
     resource: Resource                    # desired (create/update/replace/adopt) or as in state (delete)
-    before: Mapping[str, Any] | None      # attrs as refreshed; None for create
+    before: Mapping[str, Provider] | None      # attrs as refreshed; None for create
     changed: tuple[str, ...] = ()
     forces: tuple[str, ...] = ()          # fields forcing replacement
     holds_data: str | None = None         # what a delete/replace would lose
@@ -44,7 +46,7 @@ class Change:
         }
 
     @classmethod
-    def from_json(cls, d: Mapping) -> "Change":
+    def from_json(cls, d: Mapping) -> Change:
         return cls(d["address"], d["action"], Resource.from_json(d["resource"]), d["before"],
                    tuple(d["changed"]), tuple(d["forces_replacement"]), d["holds_data"], d.get("notes", {}))
 
@@ -99,7 +101,7 @@ class Plan:
         }
 
     @classmethod
-    def from_json(cls, d: Mapping) -> "Plan":
+    def from_json(cls, d: Mapping) -> Plan:
         if d.get("format_version") != PLAN_FORMAT:
             raise ValueError(f"plan format {d.get('format_version')!r} is not {PLAN_FORMAT}")
         return cls(
@@ -126,15 +128,7 @@ def _read(provider, r: Resource, prior: Observed | None) -> Observed | None:
         raise ProviderError(f"{r.address}: refresh failed: {type(exc).__name__}: {exc}") from exc
 
 
-def make_plan(
-    state: State,
-    desired: Sequence[Resource],
-    providers: Mapping[str, Any],
-    *,
-    operation: str = "apply",
-    parallelism: int = 4,
-) -> Plan:
-    """Refresh every resource in state (and every desired one not in it), then diff."""
+def _check_types(state: State, providers: Mapping[str, Provider]) -> None:
     unknown = sorted(a for a, r in state.resources.items() if r.type not in providers)
     if unknown:
         r = state.resources[unknown[0]]
@@ -142,7 +136,10 @@ def make_plan(
             f"the state holds {r.address}, of type {r.type!r}, which this target does not manage (it manages "
             f"{', '.join(sorted(providers))}): a state of another target or release? Nothing was changed"
         )
-    wanted = {r.address: r for r in desired}
+
+
+def _refresh(state: State, wanted: Mapping[str, Resource], providers: Mapping[str, Provider], parallelism: int):
+    """Read every resource in state and every wanted one not in it: (refreshed, adopted, drift)."""
     to_read: list[tuple[Resource, Observed | None]] = [
         (r, Observed(r.attrs)) for r in state.resources.values()
     ] + [(r, None) for a, r in wanted.items() if a not in state.resources]
@@ -172,7 +169,11 @@ def make_plan(
             # Made by us but not recorded: an apply was interrupted before it could write state.
             refreshed[r.address] = Resource(r.type, r.name, dict(obs.attrs), r.depends_on)
             adopted.add(r.address)
+    return refreshed, adopted, drift
 
+
+def _diff(wanted: Mapping[str, Resource], refreshed: Mapping[str, Resource], adopted: set[str],
+          providers: Mapping[str, Provider]) -> list[Change]:
     changes: list[Change] = []
     for address in sorted(wanted):
         r = wanted[address]
@@ -181,10 +182,10 @@ def make_plan(
             changes.append(Change(address, CREATE, r, None))
             continue
         changed = tuple(sorted(k for k, v in r.attrs.items() if prior_r.attrs.get(k) != v))
-        if changed and hasattr(providers[r.type], "check_change"):
+        if changed:
             providers[r.type].check_change(r, Observed(prior_r.attrs))  # what the provider can never do
         forces = tuple(k for k in changed if k in providers[r.type].force_new)
-        notes = {k: n for k, n in getattr(providers[r.type], "notes", {}).items() if k in changed}
+        notes = {k: n for k, n in providers[r.type].notes.items() if k in changed}
         if forces:
             holds = providers[r.type].holds_data(prior_r, Observed(prior_r.attrs))
             changes.append(Change(address, REPLACE, r, prior_r.attrs, changed, forces, holds, notes))
@@ -196,9 +197,25 @@ def make_plan(
         prior_r = refreshed[address]
         holds = providers[prior_r.type].holds_data(prior_r, Observed(prior_r.attrs))
         changes.append(Change(address, DELETE, prior_r, prior_r.attrs, holds_data=holds))
+    return changes
 
-    warnings = tuple(w for a in sorted(refreshed) for w in getattr(providers[refreshed[a].type], "warnings",
-                                                                    lambda o: [])(Observed(refreshed[a].attrs)))
+
+def make_plan(
+    state: State,
+    desired: Sequence[Resource],
+    providers: Mapping[str, Provider],
+    *,
+    operation: str = "apply",
+    parallelism: int = 4,
+) -> Plan:
+    """Refresh every resource in state (and every desired one not in it), then diff."""
+    _check_types(state, providers)
+    wanted = {r.address: r for r in desired}
+    refreshed, adopted, drift = _refresh(state, wanted, providers, parallelism)
+    changes = _diff(wanted, refreshed, adopted, providers)
+
+    warnings = tuple(w for a in sorted(refreshed)
+                     for w in providers[refreshed[a].type].warnings(Observed(refreshed[a].attrs)))
     refreshed_state = State(serial=state.serial, lineage=state.lineage, secrets=state.secrets,
                             resources={a: r for a, r in refreshed.items() if a not in adopted})
     return Plan(

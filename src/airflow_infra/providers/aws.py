@@ -9,15 +9,18 @@ someone else's.
 from __future__ import annotations
 
 import secrets
+from abc import abstractmethod
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from ..aws import error_code, translate, translated
 from ..errors import NotYetReachable, ProviderError
 from ..resources import Observed, Resource
+from .base import Provider, read_back
 
 PORT = 5432
 
@@ -40,7 +43,7 @@ class _Aws:
         return self._client(service)
 
 
-class SecurityGroupProvider:
+class SecurityGroupProvider(Provider):
     """5432 open only to the named security groups and CIDRs."""
 
     type = "aws_security_group"
@@ -124,30 +127,24 @@ class SecurityGroupProvider:
                 gid = self.aws.ec2.create_security_group(
                     GroupName=r.attrs["name"], VpcId=r.attrs["vpc_id"], Description="airflow-infra: PostgreSQL",
                     TagSpecifications=[{"ResourceType": "security-group", "Tags": _tags(self.aws.tags)}])["GroupId"]
-                current = {"cidrs": [], "security_groups": [], "other_rules": []}
+                current: dict[str, list[str]] = {"cidrs": [], "security_groups": [], "other_rules": []}
                 # a new group allows all egress and no ingress: only ours is added
             else:
                 gid, current = group["GroupId"], self._ingress(group)
             self._converge(r, gid, current)
-        return self.read(r, None)
+        return read_back(self, r)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
         with translated(r.address, "update"):
             self._converge(r, prior.attrs["id"], prior.attrs["ingress"])
             if not prior.attrs.get("tagged"):  # adopted (import-terraform): ours from now on
                 self.aws.ec2.create_tags(Resources=[prior.attrs["id"]], Tags=_tags(self.aws.tags))
-        return self.read(r, None)
+        return read_back(self, r)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         self._ids.pop(r.attrs["name"], None)
         with translated(r.address, "delete", ignore=("InvalidGroup.NotFound", "InvalidGroupId.NotFound")):
             self.aws.ec2.delete_security_group(GroupId=r.attrs["id"])
-
-    def holds_data(self, r: Resource, observed: Observed) -> str | None:
-        return None
-
-    def backup(self, r: Resource, observed: Observed, dest: Path):
-        raise ProviderError(f"{r.address}: holds no data")
 
     def warnings(self, observed: Observed) -> list[str]:
         ingress, out = observed.attrs.get("ingress", {}), []
@@ -158,7 +155,7 @@ class SecurityGroupProvider:
         return out
 
 
-class _RdsGroup:
+class _RdsGroup(Provider):
     """What a DB subnet group and a DB parameter group share: found by name, made when missing,
     deleted by name; no data in them."""
 
@@ -167,6 +164,22 @@ class _RdsGroup:
 
     def __init__(self, aws: _Aws):
         self.aws = aws
+
+    @abstractmethod
+    def _describe(self, name: str) -> dict[str, Any]: ...
+
+    @staticmethod
+    @abstractmethod
+    def _observe(group: dict[str, Any]) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _create(self, r: Resource) -> None: ...
+
+    @abstractmethod
+    def _modify(self, r: Resource) -> None: ...
+
+    @abstractmethod
+    def _delete(self, name: str) -> None: ...
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         try:
@@ -183,19 +196,17 @@ class _RdsGroup:
                 self._create(r)
             else:
                 self._modify(r)
-        return self.read(r, None)
+        return read_back(self, r)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
         with translated(r.address, "update"):
             self._modify(r)
-        return self.read(r, None)
+        return read_back(self, r)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         with translated(r.address, "delete", ignore=(self.NOT_FOUND,)):
             self._delete(r.attrs["name"])
 
-    holds_data = SecurityGroupProvider.holds_data
-    backup = SecurityGroupProvider.backup
 
 
 class SubnetGroupProvider(_RdsGroup):
@@ -247,7 +258,7 @@ class ParameterGroupProvider(_RdsGroup):
         self.aws.rds.delete_db_parameter_group(DBParameterGroupName=name)
 
 
-class DbInstanceProvider:
+class DbInstanceProvider(Provider):
     """The RDS PostgreSQL instance: private, encrypted, master password managed by RDS in Secrets
     Manager, deletion protection, backups, tags copied to snapshots, and a unique final snapshot.
 
@@ -286,7 +297,7 @@ class DbInstanceProvider:
         self._cancelled.set()
 
     @property
-    def notes(self) -> dict[str, str]:
+    def notes(self) -> Mapping[str, str]:
         encrypt = ("encrypted now by a snapshot-copy-restore (--encrypt-storage): stop writers first; the unencrypted "
                    "instance is kept, renamed" if self.encrypt_storage else
                    "an existing instance is encrypted only by a snapshot-copy-restore: not done without "
@@ -390,7 +401,7 @@ class DbInstanceProvider:
                     kwargs["KmsKeyId"] = a["kms_key_id"]
                 self.aws.rds.create_db_instance(**kwargs)
             self._wait(a["identifier"])  # an interrupted wait: the next apply finds the instance and waits again
-        return self.read(r, None)
+        return read_back(self, r)
 
     def check_change(self, r: Resource, prior: Observed) -> None:
         """At plan time: what RDS cannot do is refused before anything is planned."""
@@ -423,13 +434,13 @@ class DbInstanceProvider:
                 self._wait(a["identifier"])
             if not p.get("tagged"):  # adopted (import-terraform): ours from now on
                 self.aws.rds.add_tags_to_resource(ResourceName=p["arn"], Tags=_tags(self.aws.tags))
-        return self.read(r, None if restore and self.encrypt_storage else prior)
+        return read_back(self, r, None if restore and self.encrypt_storage else prior)
 
     def _encrypt_by_restore(self, r: Resource) -> None:
         """Snapshot, copy the snapshot encrypted, restore it, swap the names. Writes made after the
         snapshot are not in the new instance: the plan note says to stop writers first."""
         a, rds = r.attrs, self.aws.rds
-        ident, stamp = a["identifier"], datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+        ident, stamp = a["identifier"], datetime.now(UTC).strftime("%Y%m%d%H%M%S")
         plain, encrypted, fresh = f"{ident}-plain-{stamp}", f"{ident}-encrypted-{stamp}", f"{ident}-new-{stamp}"
         kept = f"{ident}-unencrypted-{stamp}"
         rds.create_db_snapshot(DBInstanceIdentifier=ident, DBSnapshotIdentifier=plain, Tags=_tags(self.aws.tags))
@@ -483,7 +494,7 @@ class DbInstanceProvider:
         return "a PostgreSQL instance (a final snapshot is taken when it is deleted)"
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> str:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
         snap = f"backup-{r.attrs['identifier']}-{stamp}"
         with translated(r.address, "backup"):
             self.aws.rds.create_db_snapshot(DBInstanceIdentifier=r.attrs["identifier"], DBSnapshotIdentifier=snap,
@@ -504,7 +515,7 @@ def workers_policy(bucket: str, prefix: str) -> dict:
     ]}
 
 
-class IamPolicyProvider:
+class IamPolicyProvider(Provider):
     """A managed policy for the workers; attached to [aws.iam] attach_to_role when given."""
 
     type = "aws_iam_policy"
@@ -554,7 +565,7 @@ class IamPolicyProvider:
                 self._attach(r, arn, [])
             else:
                 return self.update(r, existing)
-        return self.read(r, None)
+        return read_back(self, r)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
         import json
@@ -569,7 +580,7 @@ class IamPolicyProvider:
                 self.aws.iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(r.attrs["document"]),
                                                    SetAsDefault=True)
             self._attach(r, arn, prior.attrs.get("attached_to", []))
-        return self.read(r, None)
+        return read_back(self, r)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         arn = self._arn(r.attrs["name"])
@@ -581,5 +592,3 @@ class IamPolicyProvider:
                     self.aws.iam.delete_policy_version(PolicyArn=arn, VersionId=v["VersionId"])
             self.aws.iam.delete_policy(PolicyArn=arn)
 
-    holds_data = SecurityGroupProvider.holds_data
-    backup = SecurityGroupProvider.backup

@@ -14,7 +14,7 @@
   (items, skipped); with replace=False only into an empty resource, and an unreadable copy
   changes nothing.
 
-Optional, read by plan: ``notes`` (field -> what changing it means, shown beside the change),
+Optional (Provider has a default for each), read by plan: ``notes`` (field -> what changing it means, shown beside the change),
 ``warnings(observed)`` (risks to show, e.g. a public instance), ``check_change(r, prior)`` (raises
 ProviderError for a change the provider can never make, e.g. a major-version downgrade); read by
 apply: ``cancel()`` (Ctrl-C: a step that is waiting stops and fails; the next apply resumes) and
@@ -26,20 +26,63 @@ asked yet: taken as the state says).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar
 
+from ..errors import ProviderError
 from ..resources import Observed, Resource
 
 
-class Provider(Protocol):
-    type: str
-    force_new: frozenset[str]
+class Provider(ABC):
+    """One resource type: the four lifecycle steps are abstract, every optional hook has a default."""
 
+    type: ClassVar[str]
+    force_new: ClassVar[frozenset[str]] = frozenset()
+    deleted_with: ClassVar[frozenset[str]] = frozenset()  # container types whose delete takes this along
+
+    @abstractmethod
     def read(self, r: Resource, prior: Observed | None) -> Observed | None: ...
+
+    @abstractmethod
     def create(self, r: Resource) -> Observed: ...
+
+    @abstractmethod
     def update(self, r: Resource, prior: Observed) -> Observed: ...
+
+    @abstractmethod
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None: ...
-    def holds_data(self, r: Resource, observed: Observed) -> str | None: ...
-    def backup(self, r: Resource, observed: Observed, dest: Path) -> Path: ...
-    def restore(self, r: Resource, source: str, *, replace: bool = False) -> tuple[int, list[str]]: ...
+
+    @property
+    def notes(self) -> Mapping[str, str]:
+        """field -> what changing it means, shown beside the change."""
+        return {}
+
+    def holds_data(self, r: Resource, observed: Observed) -> str | None:
+        return None
+
+    def backup(self, r: Resource, observed: Observed, dest: Path) -> Path | str:
+        raise ProviderError(f"{r.address}: holds no data to back up")
+
+    def restore(self, r: Resource, source: str, *, replace: bool = False) -> tuple[int, list[str]]:
+        raise ProviderError(f"{r.address}: nothing can be restored into it")
+
+    def warnings(self, observed: Observed) -> list[str]:
+        return []
+
+    def check_change(self, r: Resource, prior: Observed) -> None:
+        return None
+
+    def cancel(self) -> None:
+        return None
+
+
+def read_back(provider: Provider, r: Resource, prior: Observed | None = None) -> Observed:
+    """How create and update end: read what they made. Absent right after it was written means it
+    did not converge, never "deleted" (the engine would drop it from the state)."""
+    obs = provider.read(r, prior)
+    if obs is None:
+        raise ProviderError(f"{r.address}: reads back as absent right after it was written; "
+                            "it was not recorded: run plan to see what is there")
+    return Observed(obs.attrs)

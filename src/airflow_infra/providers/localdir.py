@@ -11,6 +11,7 @@ from pathlib import Path
 from ..backups import backup_dir, stamp, written_whole
 from ..errors import ForeignResource, ProviderError
 from ..resources import Observed, Resource
+from .base import Provider
 
 MARKER = ".airflow-infra-bucket"
 
@@ -20,7 +21,7 @@ def _objects(path: Path) -> int:
     return sum(1 for root, _, files in os.walk(path) for f in files if not (f == MARKER and root == str(path)))
 
 
-class LocalBucketProvider:
+class LocalBucketProvider(Provider):
     type = "local_bucket"
     force_new = frozenset({"path"})
 
@@ -101,9 +102,9 @@ class LocalBucketProvider:
             staging.mkdir(mode=0o700)
             with tarfile.open(source, "r:gz") as tar:
                 tar.extractall(staging, filter=safe)
-            for root, _, files in os.walk(staging):
+            for root, _, names in os.walk(staging):
                 os.chmod(root, 0o700)
-                for f in files:
+                for f in names:
                     if not os.path.islink(os.path.join(root, f)):
                         os.chmod(os.path.join(root, f), 0o600)
             files = _objects(staging)

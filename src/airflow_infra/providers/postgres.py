@@ -14,11 +14,12 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from ..backups import backup_dir, stamp, written_whole
 from ..errors import ForeignResource, ProviderError
 from ..resources import Observed, Resource
+from .base import Provider, read_back
 from ..secretstores import SecretStore
 
 
@@ -144,7 +145,7 @@ class PgAdmin:
     def is_superuser(self) -> bool:
         if self._superuser is None:
             self.check_privileges()
-        return self._superuser
+        return bool(self._superuser)
 
     def query(self, sql_text, params=(), *, dbname: str = "postgres"):
         """One row of one statement."""
@@ -364,7 +365,7 @@ def _idents(names):
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
-class RoleProvider:
+class RoleProvider(Provider):
     type = "postgres_role"
     force_new = frozenset({"name"})
 
@@ -411,31 +412,30 @@ class RoleProvider:
         from psycopg import sql
 
         name = r.attrs["name"]
-        with _translate(r.address, "create"), self.admin.session() as conn:
-            with conn.transaction(), conn.cursor() as cur:  # all-or-nothing: role, marker, password, grants
-                row = cur.execute(self.ROLE_SQL, (name,)).fetchone()
-                if row is not None and row[1] != self.admin.marker:
-                    raise ForeignResource(f"{r.address}: role {name!r} exists but was not made by airflow-infra")
-                if row is None:
-                    cur.execute(sql.SQL("CREATE ROLE {}").format(_ident(name)))
-                    if not self.admin.is_superuser:
-                        # A CREATEROLE admin must be a member to own databases as, and set defaults for, it.
-                        cur.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(_ident(name)))
-                cur.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(_ident(name), sql.Literal(self.admin.marker)))
-                if r.attrs.get("password_ref"):
-                    password = self.admin.secrets.get_or_create(r.attrs["password_ref"])
-                    # Send a SCRAM verifier computed here, never the password: a statement that
-                    # reaches the server's log then holds nothing that logs in.
-                    verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256")
-                    cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(_ident(name), sql.Literal(verifier.decode())))
-                self._converge(r, cur, list(row[2]) if row else [])
-        return self.read(r, None)
+        # all-or-nothing: role, marker, password, grants
+        with _translate(r.address, "create"), self.admin.session() as conn, conn.transaction(), conn.cursor() as cur:
+            row = cur.execute(self.ROLE_SQL, (name,)).fetchone()
+            if row is not None and row[1] != self.admin.marker:
+                raise ForeignResource(f"{r.address}: role {name!r} exists but was not made by airflow-infra")
+            if row is None:
+                cur.execute(sql.SQL("CREATE ROLE {}").format(_ident(name)))
+                if not self.admin.is_superuser:
+                    # A CREATEROLE admin must be a member to own databases as, and set defaults for, it.
+                    cur.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(_ident(name)))
+            cur.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(_ident(name), sql.Literal(self.admin.marker)))
+            if r.attrs.get("password_ref"):
+                password = self.admin.secrets.get_or_create(r.attrs["password_ref"])
+                # Send a SCRAM verifier computed here, never the password: a statement that
+                # reaches the server's log then holds nothing that logs in.
+                verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256")
+                cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(_ident(name), sql.Literal(verifier.decode())))
+            self._converge(r, cur, list(row[2]) if row else [])
+        return read_back(self, r)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
-        with _translate(r.address, "update"), self.admin.session() as conn:
-            with conn.transaction(), conn.cursor() as cur:
-                self._converge(r, cur, list(prior.attrs.get("member_of", [])))
-        return self.read(r, None)
+        with _translate(r.address, "update"), self.admin.session() as conn, conn.transaction(), conn.cursor() as cur:
+            self._converge(r, cur, list(prior.attrs.get("member_of", [])))
+        return read_back(self, r)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         from psycopg import sql
@@ -445,14 +445,9 @@ class RoleProvider:
         if r.attrs.get("password_ref"):
             self.admin.secrets.delete(r.attrs["password_ref"])
 
-    def holds_data(self, r: Resource, observed: Observed) -> str | None:
-        return None
-
-    def backup(self, r: Resource, observed: Observed, dest: Path) -> Path:
-        raise ProviderError(f"{r.address}: a role holds no data to back up")
 
 
-class DatabaseProvider:
+class DatabaseProvider(Provider):
     """The project's database. CREATE DATABASE cannot run in a transaction, so "ours" is judged
     by its owner: a database owned by our marked owner role is ours."""
 
@@ -510,12 +505,12 @@ class DatabaseProvider:
                 self.admin.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
                     _ident(r.attrs["name"]), _ident(r.attrs["owner"])))
             self._converge(r, existing)
-        return self.read(r, None)
+        return read_back(self, r)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
         with _translate(r.address, "update"):
             self._converge(r, prior)
-        return self.read(r, None)
+        return read_back(self, r)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         from psycopg import sql
@@ -546,7 +541,7 @@ class DatabaseProvider:
         return 1, []
 
 
-class SchemaProvider:
+class SchemaProvider(Provider):
     """A schema in the project's database, owned by the owner role; readers get USAGE, SELECT on
     its tables, and SELECT on tables created later by the roles in ``default_select``."""
 
@@ -578,9 +573,8 @@ class SchemaProvider:
                FROM pg_namespace n WHERE n.nspname = %s""", (list(r.attrs["readers"]), r.attrs["name"])).fetchone()
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
-        with _translate(r.address, "read"):
-            with self._session(r) as conn:
-                row = self._query(conn, r) if conn is not None else None
+        with _translate(r.address, "read"), self._session(r) as conn:
+            row = self._query(conn, r) if conn is not None else None
         if row is None:
             return None
         owner, comment, readers, default_select = row
@@ -608,56 +602,53 @@ class SchemaProvider:
     def create(self, r: Resource) -> Observed:
         from psycopg import sql
 
-        with _translate(r.address, "create"):
-            with self._session(r) as conn:
-                if conn is None:
-                    raise ProviderError(f"{r.address}: database {r.attrs['database']!r} does not exist")
-                with conn.transaction(), conn.cursor() as cur:  # all-or-nothing
-                    row = self._query(conn, r)
-                    if row is not None and row[1] != self.admin.marker:
-                        raise ForeignResource(f"{r.address}: schema {r.attrs['name']!r} exists but was not made by airflow-infra")
-                    if row is None:
-                        cur.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
-                            _ident(r.attrs["name"]), _ident(r.attrs["owner"])))
-                    self._converge(cur, r, None)
-        return self.read(r, None)
+        with _translate(r.address, "create"), self._session(r) as conn:
+            if conn is None:
+                raise ProviderError(f"{r.address}: database {r.attrs['database']!r} does not exist")
+            with conn.transaction(), conn.cursor() as cur:  # all-or-nothing
+                row = self._query(conn, r)
+                if row is not None and row[1] != self.admin.marker:
+                    raise ForeignResource(f"{r.address}: schema {r.attrs['name']!r} exists but was not made by airflow-infra")
+                if row is None:
+                    cur.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                        _ident(r.attrs["name"]), _ident(r.attrs["owner"])))
+                self._converge(cur, r, None)
+        return read_back(self, r)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
-        with _translate(r.address, "update"):
-            with self.admin.session(r.attrs["database"]) as conn, conn.transaction(), conn.cursor() as cur:
-                self._converge(cur, r, prior)
-        return self.read(r, None)
+        with (_translate(r.address, "update"), self.admin.session(r.attrs["database"]) as conn, conn.transaction(),
+              conn.cursor() as cur):
+            self._converge(cur, r, prior)
+        return read_back(self, r)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         from psycopg import sql
 
-        with _translate(r.address, "delete"):
-            with self._session(r) as conn:
-                if conn is None:
-                    return  # the database went first: the schema went with it
-                if force:
-                    with conn.transaction():  # the check and the drop see the same objects
-                        outside = self._outside_dependents(conn, r)
-                        if outside:
-                            raise ProviderError(
-                                f"{r.address}: objects in other schemas depend on schema {r.attrs['name']!r} and "
-                                f"would be dropped with it ({', '.join(outside)}); their data is in no backup of "
-                                "this schema: drop or change them first; nothing was deleted")
-                        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(_ident(r.attrs["name"])))
-                else:
-                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {}").format(_ident(r.attrs["name"])))
+        with _translate(r.address, "delete"), self._session(r) as conn:
+            if conn is None:
+                return  # the database went first: the schema went with it
+            if force:
+                with conn.transaction():  # the check and the drop see the same objects
+                    outside = self._outside_dependents(conn, r)
+                    if outside:
+                        raise ProviderError(
+                            f"{r.address}: objects in other schemas depend on schema {r.attrs['name']!r} and "
+                            f"would be dropped with it ({', '.join(outside)}); their data is in no backup of "
+                            "this schema: drop or change them first; nothing was deleted")
+                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(_ident(r.attrs["name"])))
+            else:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {}").format(_ident(r.attrs["name"])))
 
     @staticmethod
     def _outside_dependents(conn, r: Resource) -> list[str]:
         return [row[0] for row in conn.execute(_OUTSIDE_DEPENDENTS_SQL, {"schema": r.attrs["name"]})]
 
     def holds_data(self, r: Resource, observed: Observed) -> str | None:
-        with _translate(r.address, "read"):
-            with self._session(r) as conn:
-                if conn is None:
-                    return None
-                rows = conn.execute(_OBJECTS_SQL.format(where="nspname = %s", extra=""), (r.attrs["name"],)).fetchall()
-                outside = self._outside_dependents(conn, r) if rows else []
+        with _translate(r.address, "read"), self._session(r) as conn:
+            if conn is None:
+                return None
+            rows = conn.execute(_OBJECTS_SQL.format(where="nspname = %s", extra=""), (r.attrs["name"],)).fetchall()
+            outside = self._outside_dependents(conn, r) if rows else []
         held = _describe_objects(rows)
         if held and outside:
             held += f"; {', '.join(outside)} in other schemas depend on it (never dropped with it)"

@@ -14,12 +14,15 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 from ..aws import error_code, translate, translated
 from ..backups import MANIFEST_SUFFIX
 from ..errors import ForeignResource, ProviderError
 from ..resources import Observed, Resource
+from .base import Provider, read_back
+import contextlib
 
 TRANSFERS = 10  # object copies at a time in backups and restores, as `aws s3 sync` makes
 
@@ -77,7 +80,7 @@ def _tls_statement(bucket: str) -> dict:
             "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
 
 
-class S3BucketProvider:
+class S3BucketProvider(Provider):
     type = "s3_bucket"
     force_new = frozenset({"name", "region"})
     SETTINGS = ("versioning", "encryption", "public_access_block", "ownership", "tls_only", "lifecycle", "tags")
@@ -226,26 +229,19 @@ class S3BucketProvider:
             self._converge(r, None if existing is None else dict(existing.attrs))
         except Exception as exc:
             if created:  # all-or-nothing: an empty bucket we just made goes again
-                try:
+                with contextlib.suppress(Exception):
                     self.s3.delete_bucket(Bucket=bucket)
-                except Exception:
-                    pass
             if error_code(exc) == "BucketAlreadyExists":
                 raise ProviderError(f"{r.address}: the bucket name {bucket!r} is taken by another account: "
                                     "choose another [bucket] name") from None
             raise translate(r.address, "create", exc) from None
-        return self._observed_after(r)
+        return read_back(self, r)
 
-    def _observed_after(self, r: Resource) -> Observed:
-        obs = self.read(r, None)
-        if obs is None:
-            raise ProviderError(f"{r.address}: bucket {r.attrs['name']!r} vanished right after it was written")
-        return Observed(obs.attrs)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
         with translated(r.address, "update"):
             self._converge(r, dict(prior.attrs))
-        return self._observed_after(r)
+        return read_back(self, r)
 
     # -- data ------------------------------------------------------------------------------
     def _versions(self, bucket: str, prefix: str = "") -> Iterator[dict]:

@@ -46,7 +46,9 @@ class AwsSecretsManagerStore:
             self._arns[ref] = self.sm.create_secret(Name=self.name(ref), SecretString=value, Tags=self.tags)["ARN"]
         except Exception as exc:
             if error_code(exc) == "ResourceExistsException":  # another run made it first
-                return self.get(ref)
+                made = self.get(ref)
+                if made is not None:
+                    return made
             raise AirflowInfraError(f"Secrets Manager: cannot create {self.name(ref)}: {error_code(exc) or type(exc).__name__}") from None
         return value
 

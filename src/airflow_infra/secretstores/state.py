@@ -14,7 +14,7 @@ import os
 import secrets
 import threading
 from dataclasses import replace
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import ConfigError
 

@@ -24,7 +24,7 @@ import os
 import socket
 import uuid
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Protocol
 
 from .. import __version__
@@ -42,10 +42,10 @@ class State:
     version: int = STATE_VERSION
     secrets: dict[str, str] = field(default_factory=dict)  # ref -> ciphertext ([secrets] store = "state")
 
-    def with_resource(self, r: Resource) -> "State":
+    def with_resource(self, r: Resource) -> State:
         return replace(self, resources={**self.resources, r.address: r})
 
-    def without(self, address: str) -> "State":
+    def without(self, address: str) -> State:
         return replace(self, resources={a: r for a, r in self.resources.items() if a != address})
 
     def to_json(self) -> str:
@@ -60,7 +60,7 @@ class State:
         return json.dumps(doc, sort_keys=True, indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "State":
+    def from_json(cls, text: str) -> State:
         """StateTooNew for a state a newer release wrote (its meaning may have changed: never
         read it, let alone write it back); ValueError/KeyError/TypeError when it is malformed."""
         doc = json.loads(text)
@@ -90,11 +90,11 @@ class StateVersion:
     current: bool = False  # the state read() returns (none is, when that one cannot be read)
 
     @classmethod
-    def of(cls, state: State, where: str, written: datetime | float, *, current: bool = False) -> "StateVersion":
+    def of(cls, state: State, where: str, written: datetime | float, *, current: bool = False) -> StateVersion:
         if not isinstance(written, datetime):
-            written = datetime.fromtimestamp(written, timezone.utc)
+            written = datetime.fromtimestamp(written, UTC)
         return cls(state.serial, state.lineage, len(state.resources),
-                   written.astimezone(timezone.utc).isoformat(timespec="seconds"), where, current)
+                   written.astimezone(UTC).isoformat(timespec="seconds"), where, current)
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class LockInfo:
     host: str
 
     @classmethod
-    def new(cls, operation: str, path: str) -> "LockInfo":
+    def new(cls, operation: str, path: str) -> LockInfo:
         host = socket.gethostname()
         try:
             user = getpass.getuser()
@@ -120,7 +120,7 @@ class LockInfo:
             Operation=operation,
             Who=f"{user}@{host}",
             Version=__version__,
-            Created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            Created=datetime.now(UTC).isoformat(timespec="seconds"),
             Path=path,
             pid=os.getpid(),
             host=host,
@@ -151,7 +151,7 @@ def check_holder(holder: LockInfo | None, lock_id: str, where: str) -> None:
     """An unlock's precondition: the state is locked, and by lock_id; LockMismatch otherwise."""
     if holder is None:
         raise LockMismatch(f"{where}: state is not locked")
-    if holder.ID != lock_id:
+    if lock_id != holder.ID:
         raise LockMismatch(f"lock ID {lock_id!r} does not match the current lock ({holder.ID}); nothing was unlocked")
 
 

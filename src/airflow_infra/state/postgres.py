@@ -48,7 +48,7 @@ class PostgresStateBackend:
         self._mutex = threading.Lock()
 
     @classmethod
-    def from_env(cls, dsn_env: str, *, project: str, environment: str) -> "PostgresStateBackend":
+    def from_env(cls, dsn_env: str, *, project: str, environment: str) -> PostgresStateBackend:
         dsn = os.environ.get(dsn_env)
         if not dsn:
             raise ConfigError(f"[state] dsn_env: the environment variable {dsn_env} is not set; it must hold the "
@@ -104,7 +104,7 @@ class PostgresStateBackend:
     def _kept(self):
         with self._connect() as conn:
             rows = conn.execute(self._VERSIONS, self._where() * 2).fetchall()
-        for serial, lineage, doc, at, kind in rows:
+        for _serial, lineage, doc, at, kind in rows:
             try:
                 yield self._parse(doc), at, kind, lineage
             except (StateCorrupt, StateTooNew):

@@ -13,21 +13,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import uuid
 from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 from ..aws import error_code
-from ..errors import ConfigError, LockMismatch, StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
+from ..errors import AirflowInfraError, ConfigError, LockMismatch, StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
 from .base import LockInfo, State, StateVersion
 
 _PROBED: dict[str, bool] = {}  # bucket -> honours If-None-Match (per process)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _fail(location: str, exc: Exception, *, bucket: str) -> StateError:
@@ -130,7 +131,7 @@ class S3StateBackend:
         self.bucket, self.key, self.mode, self.lease = bucket, key, lock, lease_seconds
         self.location = f"s3://{bucket}/{key}"
         self.s3 = aws_client("s3", region=region)
-        self._locks = []
+        self._locks: list[_S3Lock | _DynamoLock] = []
         if lock in ("s3", "both"):
             self._locks.append(_S3Lock(self.s3, bucket, key))
         if lock in ("dynamodb", "both"):
@@ -244,10 +245,8 @@ class S3StateBackend:
             except Exception as exc:
                 raise _fail(self.location, exc, bucket=self.bucket) from None
             finally:
-                try:  # by its version: nothing left behind a delete marker in the versioned state bucket
+                with contextlib.suppress(Exception):  # by its version: no delete marker left in a versioned bucket
                     self.s3.delete_object(Bucket=self.bucket, Key=probe, **version)
-                except Exception:
-                    pass
             _PROBED[self.bucket] = ok
         if not ok:
             raise StateError(f"{self.location}: this store ignores If-None-Match, so an S3 lock would not be safe: "
@@ -301,7 +300,7 @@ class S3StateBackend:
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(max(0.2, self.lease / 3)):
-            doc = {**self._held, "expires": (_now() + timedelta(seconds=self.lease)).isoformat(timespec="milliseconds")}
+            doc = {**(self._held or {}), "expires": (_now() + timedelta(seconds=self.lease)).isoformat(timespec="milliseconds")}
             try:
                 ok = all(lk.renew(doc) for lk in self._locks)
             except Exception:
@@ -347,16 +346,27 @@ class S3StateBackend:
 
 def bootstrap(*, bucket: str, region: str, lock: str, dynamodb_table: str) -> list[str]:
     """Make the state bucket (versioning, SSE, public-access block) and the lock table when missing;
-    a second run changes nothing. Returns what it did."""
+    a second run changes nothing. Returns what it did; a store's error is one StateError line."""
     from ..aws import aws_client
 
-    s3 = aws_client("s3", region=region)
+    try:
+        done = _bootstrap_bucket(aws_client("s3", region=region), bucket, region)
+        if lock in ("dynamodb", "both"):
+            done += _bootstrap_table(aws_client("dynamodb", region=region), dynamodb_table)
+    except AirflowInfraError:
+        raise
+    except Exception as exc:
+        raise _fail(f"s3://{bucket}", exc, bucket=bucket) from None
+    return done
+
+
+def _bootstrap_bucket(s3, bucket: str, region: str) -> list[str]:
     done: list[str] = []
     try:
         s3.head_bucket(Bucket=bucket)
     except Exception as exc:
         if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
-            raise _fail(f"s3://{bucket}", exc, bucket=bucket) from None
+            raise
         kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
         s3.create_bucket(Bucket=bucket, **kwargs)
         done.append(f"created bucket {bucket}")
@@ -381,21 +391,21 @@ def bootstrap(*, bucket: str, region: str, lock: str, dynamodb_table: str) -> li
     if current != flags:
         s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=flags)
         done.append("blocked public access")
-    if lock in ("dynamodb", "both"):
-        ddb = aws_client("dynamodb", region=region)
-        try:
-            table = ddb.describe_table(TableName=dynamodb_table)["Table"]
-            if table["KeySchema"] != [{"AttributeName": "LockID", "KeyType": "HASH"}]:
-                raise ConfigError(f"[state] dynamodb_table: {dynamodb_table!r} exists but its key is not LockID (string, "
-                                  "partition key), the shape Terraform's lock table has")
-        except ConfigError:
-            raise
-        except Exception as exc:
-            if error_code(exc) != "ResourceNotFoundException":
-                raise
-            ddb.create_table(TableName=dynamodb_table, BillingMode="PAY_PER_REQUEST",
-                             AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
-                             KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}])
-            ddb.get_waiter("table_exists").wait(TableName=dynamodb_table)
-            done.append(f"created lock table {dynamodb_table}")
     return done
+
+
+def _bootstrap_table(ddb, table_name: str) -> list[str]:
+    try:
+        table = ddb.describe_table(TableName=table_name)["Table"]
+    except Exception as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+        ddb.create_table(TableName=table_name, BillingMode="PAY_PER_REQUEST",
+                         AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+                         KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}])
+        ddb.get_waiter("table_exists").wait(TableName=table_name)
+        return [f"created lock table {table_name}"]
+    if table["KeySchema"] != [{"AttributeName": "LockID", "KeyType": "HASH"}]:
+        raise ConfigError(f"[state] dynamodb_table: {table_name!r} exists but its key is not LockID (string, "
+                          "partition key), the shape Terraform's lock table has")
+    return []

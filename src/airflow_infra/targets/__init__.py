@@ -20,7 +20,7 @@ def get_target(config: Config, home: Path, **options):
     """The target of config's kind; options (apply/destroy flags) only where the target takes them."""
     module, _, name = REGISTRY[config.target.kind].partition(":")
     cls = getattr(importlib.import_module(module), name)
-    takes = getattr(cls, "OPTIONS", frozenset())
+    takes: frozenset[str] = getattr(cls, "OPTIONS", frozenset())
     unknown = sorted(k for k, v in options.items() if v and k not in takes and k != "on_progress")  # a callback: optional
     if unknown:
         flag = "--" + unknown[0].replace("_", "-")

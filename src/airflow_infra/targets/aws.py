@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 from urllib.parse import quote
 
 from ..config import Config
@@ -18,6 +19,9 @@ from ..outputs import shaped
 from ..resources import Resource
 from ..state.base import State
 from .server import ServerTarget
+
+if TYPE_CHECKING:
+    from ..providers.aws import SecurityGroupProvider
 
 
 class AwsTarget(ServerTarget):
@@ -37,12 +41,12 @@ class AwsTarget(ServerTarget):
                               "the final snapshot is what makes a destroy undoable")
         self.identifier = rds.identifier or f"{p.name}-{p.environment}".replace("_", "-")
         self.tags = {"ManagedBy": "airflow-infra", "Project": p.name, "Environment": p.environment}
-        self.options = {"encrypt_storage": encrypt_storage, "skip_final_snapshot": skip_final_snapshot,
+        self.options: dict[str, Any] = {"encrypt_storage": encrypt_storage, "skip_final_snapshot": skip_final_snapshot,
                         "on_progress": on_progress}
         self._clients: dict[str, Any] = {}
         self._vpc: str | None = None
         self._master_dsn: str | None = None  # in memory only, for this command
-        self._sg_provider = None
+        self._sg_provider: SecurityGroupProvider | None = None
         self._sg_resource: Resource | None = None
         self._dsn_lock = threading.Lock()
 
@@ -50,7 +54,7 @@ class AwsTarget(ServerTarget):
         if service not in self._clients:
             from ..aws import aws_client
 
-            self._clients[service] = aws_client(service, region=self.config.region)
+            self._clients[service] = aws_client(service, region=self.config.region or "us-east-1")
         return self._clients[service]
 
     # -- the network the instance lives in -----------------------------------------------------
@@ -214,7 +218,7 @@ class AwsTarget(ServerTarget):
         aws = _Aws(self.client, tags=self.tags)
         admin = self.admin()  # sessions open on first use: the instance may not exist yet
         p, backup = self.config.project, self.config.bucket.backup
-        owner = {"project": p.name, "environment": p.environment, "backup_to": backup}
+        owner: dict[str, Any] = {"project": p.name, "environment": p.environment, "backup_to": backup}
         self.s3()
         ps = [S3BucketProvider(self.s3, **owner), S3PrefixProvider(self.s3, **owner), self._security_groups(),
               SubnetGroupProvider(aws), ParameterGroupProvider(aws),
@@ -231,7 +235,7 @@ class AwsTarget(ServerTarget):
             return {}
         c = self.config
         host, port = c.database.host or db.attrs.get("endpoint"), c.database.port or db.attrs.get("port")
-        out = database_outputs(state, self.secrets, host=host, port=port, reveal=reveal)
+        out = database_outputs(state, self.secrets, host=str(host or ""), port=port, reveal=reveal)
         if out.get("postgres_uri", (None,))[0]:
             out["postgres_uri"] = (out["postgres_uri"][0] + "?sslmode=require", True)
         out["postgres_sslmode"] = ("require", False)  # RDS speaks TLS: the generated connections insist on it

@@ -133,7 +133,7 @@ class ServerTarget:
         admin.check_privileges()  # now, before anything is read or made
         self.s3()
         p, backup = self.config.project, self.config.bucket.backup
-        owner = {"project": p.name, "environment": p.environment, "backup_to": backup}
+        owner: dict[str, Any] = {"project": p.name, "environment": p.environment, "backup_to": backup}
         ps = [S3BucketProvider(self.s3, **owner), S3PrefixProvider(self.s3, **owner),
               RoleProvider(admin), DatabaseProvider(admin), SchemaProvider(admin)]
         return {p.type: p for p in ps}

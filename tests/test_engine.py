@@ -1,0 +1,58 @@
+"""The engine against the provider contract (providers/base.py), with a provider of its own: a dict."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_infra.engine.apply import apply_plan
+from airflow_infra.engine.plan import make_plan
+from airflow_infra.errors import ApplyFailed
+from airflow_infra.providers.base import Provider
+from airflow_infra.resources import Observed, Resource
+from airflow_infra.state.base import State
+from airflow_infra.state.local import LocalStateBackend
+
+
+class DictProvider(Provider):
+    """Resources kept in a dict; `lose` names those whose create forgets what it made."""
+
+    type = "thing"
+
+    def __init__(self) -> None:
+        self.things: dict[str, dict] = {}
+        self.lose: set[str] = set()
+
+    def read(self, r: Resource, prior: Observed | None) -> Observed | None:
+        found = self.things.get(r.name)
+        return Observed(found) if found is not None else None
+
+    def create(self, r: Resource) -> Observed:  # type: ignore[override]
+        if r.name in self.lose:
+            return None  # type: ignore[return-value]  # a provider bug: the engine must not take it as "deleted"
+        self.things[r.name] = dict(r.attrs)
+        return Observed(dict(r.attrs))
+
+    def update(self, r: Resource, prior: Observed) -> Observed:
+        self.things[r.name] = dict(r.attrs)
+        return Observed(dict(r.attrs))
+
+    def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        self.things.pop(r.name, None)
+
+
+def test_a_create_that_reads_back_nothing_is_a_failure_not_a_deletion(tmp_path):
+    provider = DictProvider()
+    provider.lose = {"b"}
+    backend = LocalStateBackend(tmp_path / "state.json")
+    desired = [Resource("thing", "a", {"x": 1}), Resource("thing", "b", {"x": 2})]
+    plan = make_plan(State(), desired, {"thing": provider})
+    with pytest.raises(ApplyFailed, match="thing.b: create reported success, but the resource reads back as absent"):
+        apply_plan(plan, backend, State(), {"thing": provider}, backup_dir=tmp_path / "backups")
+    assert sorted(backend.read().resources) == ["thing.a"]
+
+
+def test_optional_hooks_have_defaults():
+    p = DictProvider()
+    r = Resource("thing", "a", {})
+    assert p.holds_data(r, Observed({})) is None and p.warnings(Observed({})) == [] and p.notes == {}
+    assert p.check_change(r, Observed({})) is None and p.deleted_with == frozenset()
