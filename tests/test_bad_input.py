@@ -134,3 +134,30 @@ def test_binaries_not_found(make_cli, fresh_home, name):
     assert_one_line_error(proc, "pg_bindir", "no initdb, pg_ctl and postgres there")
     assert not (fresh_home / "postgres" / "data").exists()
     assert not (c.dir / ".airflow-infra" / "state.json").exists()
+
+
+SECRET_DSNS = [
+    "postgresql://admin:pa%zzSECRETPART@127.0.0.1:1/postgres",       # a raw % in the password
+    'postgresql://admin:pa ss"SECRETPART@127.0.0.1:1/postgres',      # a space and a quote
+    "postgresql://admin:pässwörd%SECRETPART@127.0.0.1:1/postgres",   # unicode and a raw %
+    "host=127.0.0.1 port=1 password='SECRETPART",                     # an unterminated quote
+]
+
+
+@pytest.mark.parametrize("dsn", SECRET_DSNS)
+def test_a_malformed_dsn_never_shows_its_password(cli, name, dsn):
+    """Every command that takes a DSN answers in one line, without any part of the password."""
+    cli("init")
+    toml = cli.dir / "airflow-infra.toml"
+    base = toml.read_text()
+    toml.write_text(base + '\n[state]\nbackend = "postgres"\n')
+    for command in (("plan",), ("state", "list"), ("state", "versions"), ("force-unlock", "x")):
+        proc = cli(*command, expect=1, AIRFLOW_INFRA_STATE_DSN=dsn)
+        assert "SECRETPART" not in proc.stdout + proc.stderr and "unexpected" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    toml.write_text(f'[project]\nname = "{name}"\n[target]\nkind = "server"\n[bucket]\ntls_only = false\n')
+    for command in (("plan",), ("apply", "--auto-approve")):
+        proc = cli(*command, expect=1, AIRFLOW_INFRA_ADMIN_DSN=dsn, AWS_ENDPOINT_URL="http://127.0.0.1:1",
+                   AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
+        assert "SECRETPART" not in proc.stdout + proc.stderr and "unexpected" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1

@@ -44,6 +44,13 @@ class StateBackendContract:
             backend.write(replace(State(), serial=3))  # another lineage
         assert backend.read().serial == 2
 
+    def test_the_first_write_is_serial_1(self, backend):
+        with pytest.raises(StateConflict):
+            backend.write(replace(State(), serial=5))
+        assert backend.read().serial == 0
+        backend.write(replace(State(), serial=1))
+        assert backend.read().serial == 1
+
     def test_lock_is_exclusive_and_unlock_needs_its_id(self, backend):
         first = LockInfo.new("apply", "p")
         backend.lock(first)

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from .pgerrors import reason
+
 
 @dataclass(frozen=True)
 class Check:
@@ -26,7 +28,7 @@ def _postgres(o: dict) -> Check:
         return Check("postgres (etl user)", True, f"connected to {o['postgres_host']}:{o['postgres_port']}/"
                                                   f"{o['postgres_database']} as {user}")
     except psycopg.Error as exc:
-        return Check("postgres (etl user)", False, str(exc).strip().splitlines()[-1])
+        return Check("postgres (etl user)", False, reason(exc, connecting=True))
 
 
 def _local_bucket(path: str) -> Check:

@@ -29,6 +29,7 @@ from pathlib import Path
 from .errors import BinariesNotFound, LocalServerError, PortInUse
 from .childenv import minimal_env
 from .home import ensure_dir
+from .pgerrors import translated
 from .pids import pid_alive
 from .secretstores.file import FileSecretStore
 
@@ -578,10 +579,9 @@ class LocalServer:
             except psycopg.OperationalError:
                 pass  # shutting down, or just started: go through start(), which waits
         self.start()
-        try:
+        with translated(f"cannot connect to the local PostgreSQL on 127.0.0.1:{self.port} (`airflow-infra local "
+                        "status` says more)", error=LocalServerError, connecting=True):
             return attempt()
-        except psycopg.OperationalError as exc:
-            raise LocalServerError(f"cannot connect to the local PostgreSQL on 127.0.0.1:{self.port}: {exc}") from None
 
     def client_env(self) -> dict[str, str]:
         """Environment for pg_dump and friends: the password travels here, never in argv."""

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from ..backups import backup_dir, stamp, written_whole
 from ..errors import ForeignResource, ProviderError
+from ..pgerrors import translated
 from ..resources import Observed, Resource
 from .base import Provider, read_back
 from ..secretstores import SecretStore
@@ -336,21 +337,8 @@ SELECT DISTINCT pg_describe_object(classid, objid, objsubid) FROM placed p
 
 
 def _translate(address: str, step: str):
-    """Decorator-free boundary: turn psycopg errors into ProviderError naming the resource."""
-
-    class _Boundary:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, et, exc, tb):
-            import psycopg
-
-            if isinstance(exc, psycopg.Error):
-                msg = (exc.diag.message_primary if getattr(exc, "diag", None) else None) or str(exc).strip()
-                raise ProviderError(f"{address}: {step} failed: {msg}") from exc
-            return False
-
-    return _Boundary()
+    """The psycopg boundary (pgerrors.translated) for one step of one resource."""
+    return translated(f"{address}: {step} failed")
 
 
 def _ident(name: str):

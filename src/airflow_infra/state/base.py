@@ -28,7 +28,7 @@ from datetime import datetime, UTC
 from typing import Protocol
 
 from .. import __version__
-from ..errors import LockMismatch, StateTooNew
+from ..errors import LockMismatch, StateConflict, StateTooNew
 from ..resources import Resource
 
 STATE_VERSION = 1
@@ -145,6 +145,16 @@ class StateBackend(Protocol):
     def versions(self) -> list[StateVersion]: ...            # newest first, the current state included
     def read_version(self, serial: int) -> State | None: ...  # a kept state; None when not kept
     def overwrite(self, state: State) -> None: ...             # unconditional: only `state restore`, over a corrupt state
+
+
+def check_successor(stored: State, new: State, where: str) -> None:
+    """The one rule every backend's write keeps: the first state written is serial 1; each later one
+    is the stored serial + 1, of the same lineage. StateConflict otherwise."""
+    first = stored.serial == 0 and not stored.resources
+    if (first and new.serial != 1) or (not first and (new.lineage != stored.lineage or new.serial != stored.serial + 1)):
+        now = "nothing stored" if first else f"stored serial {stored.serial}, lineage {stored.lineage}"
+        raise StateConflict(f"{where}: state changed underneath this run ({now}; writing serial {new.serial}, "
+                            f"lineage {new.lineage})")
 
 
 def check_holder(holder: LockInfo | None, lock_id: str, where: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
 from ..pids import pid_alive
-from .base import LockInfo, State, StateVersion, check_holder
+from .base import LockInfo, State, StateVersion, check_holder, check_successor
 
 
 def _fsync_dir(path: Path) -> None:
@@ -84,12 +84,7 @@ class LocalStateBackend:
         return self._parse(self.path)
 
     def write(self, state: State) -> None:
-        current = self.read() if self.path.exists() else None
-        if current is not None and (current.lineage != state.lineage or current.serial != state.serial - 1):
-            raise StateConflict(
-                f"{self.path}: state changed underneath this run (stored serial {current.serial}, "
-                f"lineage {current.lineage}; writing serial {state.serial}, lineage {state.lineage})"
-            )
+        check_successor(self.read(), state, str(self.path))
         self._replace(state)
 
     def _replace(self, state: State) -> None:

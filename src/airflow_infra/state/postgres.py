@@ -19,6 +19,7 @@ import threading
 import time
 
 from ..errors import ConfigError, StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
+from ..pgerrors import translated
 from .base import LockInfo, State, StateVersion, check_holder
 
 DDL = """
@@ -58,11 +59,8 @@ class PostgresStateBackend:
     def _connect(self):
         import psycopg
 
-        try:
+        with translated(f"cannot connect to the state database of {self._dsn_env}", error=StateError, connecting=True):
             conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[-1]
-            raise StateError(f"cannot connect to the state database of {self._dsn_env}: {reason}") from None
         if not self._ready:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(7041234567)")  # one DDL at a time

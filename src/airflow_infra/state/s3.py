@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, UTC
 
 from ..aws import error_code
 from ..errors import AirflowInfraError, ConfigError, LockMismatch, StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
-from .base import LockInfo, State, StateVersion
+from .base import LockInfo, State, StateVersion, check_successor
 
 _PROBED: dict[str, bool] = {}  # bucket -> honours If-None-Match (per process)
 
@@ -215,10 +215,7 @@ class S3StateBackend:
         if self._lost.is_set():
             raise StateConflict(f"{self.location}: this run's lock lease ran out and was taken over; "
                                 "nothing was written")
-        known = self._known if self._known is not None else self.read()
-        if (known.serial > 0 and known.lineage != state.lineage) or state.serial != known.serial + 1:
-            raise StateConflict(f"{self.location}: state changed underneath this run (stored serial {known.serial}, "
-                                f"lineage {known.lineage}; writing serial {state.serial}, lineage {state.lineage})")
+        check_successor(self._known if self._known is not None else self.read(), state, self.location)
         self._put(state, {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"})
 
     def import_state(self, state: State) -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..errors import ConfigError, ProviderError
+from ..errors import ConfigError
 from ..outputs import database_outputs, shaped
+from ..pgerrors import translated
 from ..providers.postgres import DatabaseProvider, PgAdmin, RoleProvider, SchemaProvider, database_resources, project_label
 from ..resources import Resource
 from ..secretstores import make_store
@@ -52,12 +53,8 @@ class ServerTarget:
     def _connect(self, dbname: str):
         import psycopg
 
-        try:
+        with translated(f"cannot connect to {self._server_label()} (database {dbname!r})", connecting=True):
             return psycopg.connect(self._dsn(), dbname=dbname, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            # psycopg's message names host and port, never the password
-            reason = str(exc).strip().splitlines()[-1]
-            raise ProviderError(f"cannot connect to {self._server_label()} (database {dbname!r}): {reason}") from None
 
     def _server_label(self) -> str:
         return f"the PostgreSQL server of {self.config.database.admin_dsn_env}"
@@ -84,7 +81,8 @@ class ServerTarget:
 
                 from ..childenv import minimal_env
 
-                info = conninfo_to_dict(self._dsn())
+                with translated(self.config.database.admin_dsn_env, error=ConfigError, connecting=True):
+                    info = conninfo_to_dict(self._dsn())
                 keys = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
                         "sslmode": "PGSSLMODE"}
                 return minimal_env(**{keys[k]: str(v) for k, v in info.items() if k in keys})
