@@ -246,3 +246,38 @@ def test_a_schema_backup_holds_the_extensions_installed_in_it(cli, superuser, se
     cli("restore", dump, "--force-delete-data")
     with superuser(name) as conn:
         assert conn.execute("SELECT staging.fetchval(h, 'b') FROM staging.kv WHERE id = 2").fetchone()[0] == "2"
+
+
+def test_a_backup_inside_the_bucket_it_protects_is_refused(make_cli, moto_endpoint, admin_dsn, s3, tmp_path):
+    cli = make_cli()
+    name = cli.dir.name
+    bucket = f"{name}-dev-workfiles"
+    (cli.dir / "airflow-infra.toml").write_text(SERVER.format(name=name, backup=f"s3://{bucket}/backups"))
+    cli("apply", "--auto-approve")
+    s3.put_object(Bucket=bucket, Key="data.csv", Body=b"rows")
+    refused = cli("destroy", "--auto-approve", "--force-delete-data", expect=1)
+    assert "lies inside what is about to be emptied" in refused.stderr
+    assert s3.get_object(Bucket=bucket, Key="data.csv")["Body"].read() == b"rows"
+
+
+def test_what_is_written_after_the_backup_is_never_deleted(moto_endpoint, s3, tmp_path):
+    """Emptying deletes exactly the versions the backup holds: a later write stays, and says so."""
+    import uuid
+
+    import pytest
+
+    from airflow_infra.errors import ProviderError
+    from airflow_infra.providers.s3 import S3BucketProvider
+    from airflow_infra.resources import Observed, Resource
+
+    bucket = "late-" + uuid.uuid4().hex[:10]
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key="early.csv", Body=b"1")
+    provider = S3BucketProvider(lambda: s3, project="p", environment="dev")
+    r = Resource("s3_bucket", "workfiles", {"name": bucket})
+    provider.backup(r, Observed(r.attrs), tmp_path)
+    s3.put_object(Bucket=bucket, Key="late.csv", Body=b"2")  # an Airflow task still writing
+    with pytest.raises(ProviderError, match="received new objects"):
+        provider.delete(r, Observed(r.attrs), force=True)
+    assert [v["Key"] for v in s3.list_object_versions(Bucket=bucket)["Versions"]] == ["late.csv"]

@@ -141,6 +141,8 @@ SECRET_DSNS = [
     'postgresql://admin:pa ss"SECRETPART@127.0.0.1:1/postgres',      # a space and a quote
     "postgresql://admin:pässwörd%SECRETPART@127.0.0.1:1/postgres",   # unicode and a raw %
     "host=127.0.0.1 port=1 password='SECRETPART",                     # an unterminated quote
+    "postgresql://admin:p@SECRETPART@127.0.0.1:1/postgres",          # an unencoded @ (the rest reads as host)
+    "postgresql://admin:x@127.0.0.1:SECRETPART/postgres",            # a port that is not one
 ]
 
 

@@ -148,12 +148,18 @@ class TestLocalStateBackend(StateBackendContract):
         if pid == 0:
             os._exit(0)
         os.waitpid(pid, 0)
+        import socket
+
         backend.path.parent.mkdir(parents=True)
-        for name in (f".state.json.{pid}.tmp", f".state.lock.{pid}.tmp"):
+        host = socket.gethostname()
+        for name in (f".state.json.{host}.{pid}.tmp", f".state.lock.{host}.{pid}.tmp"):
             (backend.path.parent / name).write_text("{half")
+        others = [f".state.json.otherhost.{pid}.tmp", f".notes.{pid}.tmp"]  # another host's; not ours at all
+        for name in others:
+            (backend.path.parent / name).write_text("keep")
         backend.write(replace(State(), serial=1))
         backend.lock(LockInfo.new("apply", "p"))
-        assert sorted(p.name for p in backend.path.parent.iterdir()) == ["state.json", "state.lock"]
+        assert sorted(p.name for p in backend.path.parent.iterdir()) == sorted([*others, "state.json", "state.lock"])
 
     def test_an_empty_lock_file_is_reported_and_force_unlocked(self, backend):
         backend.path.parent.mkdir(parents=True)

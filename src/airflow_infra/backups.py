@@ -1,8 +1,8 @@
 """Backups: what --force-delete-data writes before anything is deleted, and what `restore` reads.
 
 A backup named like a complete one is always complete: files are written under a temporary
-name (``.<name>.<pid>.partial``) and renamed when whole; leftovers of killed runs are removed
-by the next backup into the same place. Kinds, told apart by name:
+name (``.<name>.<host>.<pid>.partial``) and renamed when whole; leftovers of killed runs on this
+host are removed by the next backup into the same place. Kinds, told apart by name:
 
 - ``<database>[-<schema>]-<stamp>.dump``: pg_dump's custom format (pg_restore reads it);
 - ``<directory>-<stamp>.tar.gz``: a local bucket;
@@ -19,7 +19,9 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 from contextlib import contextmanager
 from datetime import datetime, UTC
 from pathlib import Path
@@ -27,6 +29,8 @@ from typing import Any
 from collections.abc import Iterator
 
 from .pids import pid_alive
+
+_HOST = socket.gethostname().replace("/", "_").replace(".", "_")
 
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FORMAT = "airflow-infra bucket backup"
@@ -42,21 +46,24 @@ def backup_dir(path: Path) -> Path:
     if not path.exists():
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
     for leftover in glob.glob(glob.escape(str(path)) + "/.*.partial") + glob.glob(glob.escape(str(path)) + "/objects/.*.partial"):
-        try:
-            pid = int(leftover.rsplit(".", 2)[-2])
-        except ValueError:
-            continue
-        if not pid_alive(pid):
+        host, pid = _owner(leftover)
+        if host == _HOST and pid.isdigit() and not pid_alive(int(pid)):
             p = Path(leftover)
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     return path
+
+
+def _owner(partial: str) -> tuple[str, str]:
+    """(host, pid) of a ".<name>.<host>.<pid>.partial" file: only this host's dead runs are cleaned."""
+    parts = partial[:-len(".partial")].rsplit(".", 2)
+    return (parts[-2], parts[-1]) if len(parts) == 3 else ("", "")
 
 
 @contextmanager
 def written_whole(final: Path) -> Iterator[Path]:
     """Yield a temporary path beside final; rename it to final when the block succeeds, remove it
     when it fails."""
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.partial")
+    tmp = final.with_name(f".{final.name}.{_HOST}.{os.getpid()}.partial")
     try:
         yield tmp
         if tmp.is_file():
@@ -91,6 +98,9 @@ def check_manifest(doc: Any, where: str) -> dict:
 
     if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT or not isinstance(doc.get("versions"), list):
         raise ConfigError(f"{where}: not a bucket backup written by airflow-infra")
+    for v in doc["versions"]:  # a manifest names its copies; never a path of its own choosing
+        if not v.get("DeleteMarker") and not re.fullmatch(r"objects/[0-9a-f]{64}", str(v.get("Object", ""))):
+            raise ConfigError(f"{where}: not a bucket backup written by airflow-infra (copy {v.get('Object')!r})")
     if doc.get("version", 0) > 1:
         raise ConfigError(f"{where}: written by a newer airflow-infra (manifest version {doc['version']}): upgrade it")
     return doc

@@ -155,6 +155,13 @@ def _make_traversable(path: Path, account: _Account, home: Path) -> None:
 
 
 _RECOVERY = threading.Lock()
+_SETTINGS_MARK = "# written by airflow-infra"
+
+
+def _settings(port: int) -> str:
+    """What makes the server ours: loopback only, no Unix socket, SCRAM passwords."""
+    return (f"\n{_SETTINGS_MARK}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
+            f"port = {port}\npassword_encryption = 'scram-sha-256'\n")
 
 
 def _postmaster_without_pidfile(data: Path) -> int | None:
@@ -182,6 +189,8 @@ def _is_postmaster_of(pid: int, data: Path) -> bool:
     if not Path("/proc/self/cwd").exists():
         return pid_alive(pid)
     try:
+        if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":  # a shell cd'd there is not a server
+            return False
         return Path(os.readlink(f"/proc/{pid}/cwd")) == data.resolve()
     except (FileNotFoundError, PermissionError, ProcessLookupError):
         # gone, a zombie, or another user's process: our server runs as us, or (under root) we see all
@@ -256,10 +265,15 @@ class LocalServer:
         bindir = self._bindir_for(major)
         port = self._pidfile_field(3) if self.running_pid() is not None else None
         port = port or self._configured_port()
-        if port is None:
+        conf = (self.data / "postgresql.conf").read_text()
+        if _SETTINGS_MARK not in conf:  # an initdb stopped before our settings were written
+            port = port or free_port()
+            with open(self.data / "postgresql.conf", "a") as f:
+                f.write(_settings(port))
+        elif port is None:
             port = free_port()
             with open(self.data / "postgresql.conf", "a") as f:
-                f.write(f"\n# written by airflow-infra\nport = {port}\n")
+                f.write(f"\nport = {port}\n")
         account = None
         if os.geteuid() == 0:
             account = pwd.getpwuid(self.data.stat().st_uid).pw_name
@@ -274,11 +288,12 @@ class LocalServer:
         """Binaries that can run a cluster of this major version: those that last ran it
         (postmaster.opts names the executable), else the first installation of that version."""
         found: list[Path] = []
-        try:
-            exe = shlex.split((self.data / "postmaster.opts").read_text())[0]
-            found.append(Path(exe).parent)
-        except (OSError, ValueError, IndexError):
-            pass
+        if os.geteuid() != 0:  # under root the file is the service account's to write: never run what it names
+            try:
+                exe = shlex.split((self.data / "postmaster.opts").read_text())[0]
+                found.append(Path(exe).parent)
+            except (OSError, ValueError, IndexError):
+                pass
         if self._pg_bindir:
             found.append(Path(self._pg_bindir).expanduser())
         found += _candidates()
@@ -418,8 +433,7 @@ class LocalServer:
             raise LocalServerError(f"initdb failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
         port = port or free_port()
         with open(staging / "postgresql.conf", "a") as f:
-            f.write("\n# written by airflow-infra\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
-                    f"port = {port}\npassword_encryption = 'scram-sha-256'\n")
+            f.write(_settings(port))
         if not direct:
             os.rename(staging, self.data)
         self._write_info({"port": port, "bindir": str(bindir), "version": server_version(bindir),

@@ -26,6 +26,23 @@ def reason(exc: BaseException, *, connecting: bool = False) -> str:
     return primary or (lines[-1].strip() if lines else type(exc).__name__)
 
 
+def checked_dsn(dsn: str, where: str) -> str:
+    """dsn, once it is known to parse into a host and port that hold no part of a password
+    (an unencoded @ in a password makes the rest of it the host, which errors then quote);
+    ConfigError naming where it came from otherwise, never quoting it."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from .errors import ConfigError
+
+    with translated(where, error=ConfigError, connecting=True):
+        info = conninfo_to_dict(dsn)
+    host, port = str(info.get("host") or ""), str(info.get("port") or "5432")
+    if "@" in host or not all(p.strip().isdigit() for p in port.split(",")):
+        raise ConfigError(f"{where}: the connection string's host or port is malformed (an @ in the password must "
+                          "be percent-encoded as %40)")
+    return dsn
+
+
 @contextmanager
 def translated(what: str, *, error: type[AirflowInfraError] = ProviderError, connecting: bool = False) -> Iterator[None]:
     """psycopg errors inside become error(f"{what}: {reason}"); ours pass as they are."""

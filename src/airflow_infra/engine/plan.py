@@ -27,7 +27,7 @@ class Change:
     address: str
     action: str
     resource: Resource                    # desired (create/update/replace/adopt) or as in state (delete)
-    before: Mapping[str, Provider] | None      # attrs as refreshed; None for create
+    before: Mapping[str, Any] | None      # attrs as refreshed; None for create
     changed: tuple[str, ...] = ()
     forces: tuple[str, ...] = ()          # fields forcing replacement
     holds_data: str | None = None         # what a delete/replace would lose

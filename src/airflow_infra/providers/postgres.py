@@ -616,7 +616,9 @@ class SchemaProvider(Provider):
             if conn is None:
                 return  # the database went first: the schema went with it
             if force:
-                with conn.transaction():  # the check and the drop see the same objects
+                # One transaction; an object made in another schema between the check and the drop
+                # (someone at work right now) is not covered.
+                with conn.transaction():
                     outside = self._outside_dependents(conn, r)
                     if outside:
                         raise ProviderError(

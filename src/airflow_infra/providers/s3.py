@@ -25,6 +25,7 @@ from .base import Provider, read_back
 import contextlib
 
 TRANSFERS = 10  # object copies at a time in backups and restores, as `aws s3 sync` makes
+_STREAM_ABOVE = 64 << 20  # a restored version larger than this is uploaded in parts, streamed
 
 POLICY_SID = "AirflowInfraDenyInsecureTransport"
 PAB_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
@@ -90,6 +91,9 @@ class S3BucketProvider(Provider):
         self.project = project
         self.environment = environment
         self.backup_to = backup_to
+        # (bucket, prefix) -> the versions its last backup holds: emptying deletes those and no
+        # other, so what is written after the backup stays (and the bucket's delete then fails)
+        self._backed_up: dict[tuple[str, str], set[tuple[str, str]]] = {}
 
     @property
     def s3(self):
@@ -280,19 +284,21 @@ class S3BucketProvider(Provider):
 
         name = f"{bucket}-{stamp()}{MANIFEST_SUFFIX}"
         target = self.backup_to or str(dest)
+        if target.startswith("s3://"):
+            dbucket, _, dprefix = target[5:].partition("/")
+            base = dprefix.strip("/")
+            if dbucket == bucket and (base + "/").startswith(prefix):
+                raise ProviderError(f"{r.address}: [bucket] backup = {target!r} lies inside what is about to be "
+                                    "emptied: choose another bucket or prefix; nothing was deleted")
         with translated(r.address, "backup"):
             versions = [v for v in self._versions(bucket, prefix) if v["Key"] != besides]
             if target.startswith("s3://"):
-                dbucket, _, dprefix = target[5:].partition("/")
-                base = dprefix.strip("/")
 
                 def keep(v: dict) -> None:
                     v["Object"] = object_name(bucket, v)
-                    done = self.s3.copy_object(Bucket=dbucket, Key=f"{base}/{v['Object']}".lstrip("/"),
-                                               CopySource={"Bucket": bucket, "Key": v["Key"], **_source_version(v)})
-                    etag = done.get("CopyObjectResult", {}).get("ETag", "")
-                    if "-" not in v["ETag"] and etag and etag != v["ETag"]:
-                        raise ProviderError(f"{r.address}: backup of {v['Key']!r} does not match its source (ETag)")
+                    # a server-side copy; ETags are not compared: with SSE-KMS they are not the MD5
+                    self.s3.copy_object(Bucket=dbucket, Key=f"{base}/{v['Object']}".lstrip("/"),
+                                        CopySource={"Bucket": bucket, "Key": v["Key"], **_source_version(v)})
             else:
                 root = backup_dir(Path(target).expanduser())
                 (root / "objects").mkdir(mode=0o700, exist_ok=True)
@@ -310,6 +316,7 @@ class S3BucketProvider(Provider):
 
             with ThreadPoolExecutor(max_workers=TRANSFERS) as pool:
                 list(pool.map(keep, [v for v in versions if not v["DeleteMarker"]]))
+            self._backed_up[(bucket, prefix)] = {(v["Key"], v["VersionId"]) for v in versions}
             doc = json.dumps(manifest_doc(bucket, prefix, versions), indent=1, sort_keys=True).encode()
             if target.startswith("s3://"):
                 key = f"{base}/{name}".lstrip("/")
@@ -323,7 +330,10 @@ class S3BucketProvider(Provider):
         return self._backup(r, r.attrs["name"], "", dest)
 
     def _empty(self, r: Resource, bucket: str, prefix: str, *, besides: str | None = None) -> None:
-        """Delete every version and delete marker; each per-key error is checked."""
+        """Delete every version and delete marker the last backup holds, and no other (what came
+        after the backup stays, so the bucket's delete fails rather than losing it); each per-key
+        error is checked."""
+        backed_up = self._backed_up.get((bucket, prefix), set())
         versioned = bool(self.s3.get_bucket_versioning(Bucket=bucket).get("Status"))
         batch: list[dict] = []
 
@@ -337,7 +347,7 @@ class S3BucketProvider(Provider):
             batch.clear()
 
         for v in self._versions(bucket, prefix):
-            if v["Key"] == besides:
+            if v["Key"] == besides or (v["Key"], v["VersionId"]) not in backed_up:
                 continue
             # In a bucket that was ever versioned, the "null" version is deleted by its id too:
             # without one, S3 would only add a delete marker above it.
@@ -362,8 +372,12 @@ class S3BucketProvider(Provider):
                 key = prefix + v["Key"][len(doc.get("prefix", "")):]
                 if v["DeleteMarker"]:
                     self.s3.delete_object(Bucket=bucket, Key=key)
-                else:
-                    self.s3.put_object(Bucket=bucket, Key=key, Body=read(v))
+                    continue
+                with contextlib.closing(read(v)) as body:  # streamed, never whole in memory
+                    if v.get("Size", 0) > _STREAM_ABOVE:
+                        self.s3.upload_fileobj(body, bucket, key)
+                    else:
+                        self.s3.put_object(Bucket=bucket, Key=key, Body=body.read())
             return len(versions)
 
         by_key: dict[str, list[dict]] = {}
@@ -385,17 +399,21 @@ class S3BucketProvider(Provider):
                 base = key.rsplit("/", 1)[0] if "/" in key else ""
                 doc = json.loads(self.s3.get_object(Bucket=sbucket, Key=key)["Body"].read())
 
-                def read(v: dict) -> bytes:
-                    return self.s3.get_object(Bucket=sbucket, Key=f"{base}/{v['Object']}".lstrip("/"))["Body"].read()
+                def read(v: dict) -> Any:
+                    return self.s3.get_object(Bucket=sbucket, Key=f"{base}/{v['Object']}".lstrip("/"))["Body"]
             else:
                 path = Path(source).expanduser()
                 doc = json.loads(path.read_text())
 
-                def read(v: dict) -> bytes:
-                    data = (path.parent / v["Object"]).read_bytes()
-                    if v.get("Sha256") and hashlib.sha256(data).hexdigest() != v["Sha256"]:
+                def read(v: dict) -> Any:
+                    copy = path.parent / v["Object"]
+                    digest = hashlib.sha256()
+                    with open(copy, "rb") as f:
+                        for chunk in iter(lambda: f.read(1 << 20), b""):
+                            digest.update(chunk)
+                    if v.get("Sha256") and digest.hexdigest() != v["Sha256"]:
                         raise ProviderError(f"{source}: the copy of {v['Key']!r} does not match its checksum")
-                    return data
+                    return open(copy, "rb")
         return check_manifest(doc, source), read
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
@@ -404,6 +422,8 @@ class S3BucketProvider(Provider):
             if force:
                 self._empty(r, bucket, "")
             self.s3.delete_bucket(Bucket=bucket)  # fails while anything is left: never deletes data unforced
+        except ProviderError:
+            raise
         except Exception as exc:
             if error_code(exc) == "NoSuchBucket":
                 return
@@ -458,11 +478,22 @@ class S3PrefixProvider(S3BucketProvider):
         return self._backup(r, r.attrs["bucket"], r.attrs["prefix"], dest, besides=self._marker(r))
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        bucket, prefix = r.attrs["bucket"], r.attrs["prefix"]
         try:
             if force:
-                self._empty(r, r.attrs["bucket"], r.attrs["prefix"])
+                self._empty(r, bucket, prefix, besides=self._marker(r))
+                left = [v for v in self._versions(bucket, prefix) if v["Key"] != self._marker(r)]
+                if left:
+                    raise ProviderError(f"{r.address}: s3://{bucket}/{prefix} received new objects while it was "
+                                        f"emptied ({left[0]['Key']!r}, ...); they were kept: stop what writes there "
+                                        "and run again")
+                for v in self._versions(bucket, self._marker(r)):
+                    if v["Key"] == self._marker(r):  # every version of it, by id: no delete marker left
+                        self.s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
             else:
-                self.s3.delete_object(Bucket=r.attrs["bucket"], Key=self._marker(r))
+                self.s3.delete_object(Bucket=bucket, Key=self._marker(r))
+        except ProviderError:
+            raise
         except Exception as exc:
             if error_code(exc) == "NoSuchBucket":
                 return

@@ -18,6 +18,8 @@ from ..errors import StateConflict, StateCorrupt, StateError, StateLocked, State
 from ..pids import pid_alive
 from .base import LockInfo, State, StateVersion, check_holder, check_successor
 
+_HOST = socket.gethostname().replace("/", "_")
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -44,17 +46,17 @@ class LocalStateBackend:
         self.location = str(self.path)
 
     def _tmp(self, of: Path) -> Path:
-        return of.with_name(f".{of.name}.{os.getpid()}.tmp")
+        return of.with_name(f".{of.name}.{_HOST}.{os.getpid()}.tmp")
 
     def _clean_leftovers(self) -> None:
-        """Temporary files of runs that were killed (their pid is gone)."""
-        for name in glob.glob(glob.escape(str(self.path.parent)) + "/.*.tmp"):
-            try:
-                pid = int(Path(name).name.rsplit(".", 2)[-2])
-            except ValueError:
-                continue
-            if pid != os.getpid() and not pid_alive(pid):
-                Path(name).unlink(missing_ok=True)
+        """Our own temporary files of runs on this host that were killed (their pid is gone); never
+        another host's (a shared volume) nor anything else in the directory."""
+        for of in (self.path, self.backup_path, self.lock_path):
+            prefix = f".{of.name}.{_HOST}."
+            for name in glob.glob(glob.escape(str(of.parent / prefix)) + "*.tmp"):
+                pid = Path(name).name[len(prefix):-len(".tmp")]
+                if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+                    Path(name).unlink(missing_ok=True)
 
     def _parse(self, path: Path) -> State:
         try:

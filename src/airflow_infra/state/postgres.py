@@ -19,7 +19,7 @@ import threading
 import time
 
 from ..errors import ConfigError, StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
-from ..pgerrors import translated
+from ..pgerrors import checked_dsn, translated
 from .base import LockInfo, State, StateVersion, check_holder
 
 DDL = """
@@ -59,6 +59,7 @@ class PostgresStateBackend:
     def _connect(self):
         import psycopg
 
+        checked_dsn(self._dsn, self._dsn_env)
         with translated(f"cannot connect to the state database of {self._dsn_env}", error=StateError, connecting=True):
             conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
         if not self._ready:
@@ -223,9 +224,11 @@ class PostgresStateBackend:
                 self._holder.close()  # ends the session: the advisory lock goes with it
                 self._holder = None
                 return
-        # force-unlock of another process's lock: end the session that holds it
+        # force-unlock of another process's lock: end the session that holds it (that lock's only: it
+        # may have changed hands since it was checked)
         with self._connect() as conn:
             conn.execute(
-                "SELECT pg_terminate_backend(backend_pid) FROM airflow_infra_lock WHERE project = %s AND environment = %s",
-                self._where())
-            conn.execute("DELETE FROM airflow_infra_lock WHERE project = %s AND environment = %s", self._where())
+                "SELECT pg_terminate_backend(backend_pid) FROM airflow_infra_lock WHERE project = %s AND environment = %s "
+                "AND info->>'ID' = %s", (*self._where(), lock_id))
+            conn.execute("DELETE FROM airflow_infra_lock WHERE project = %s AND environment = %s AND info->>'ID' = %s",
+                         (*self._where(), lock_id))

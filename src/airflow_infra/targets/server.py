@@ -13,7 +13,7 @@ from typing import Any
 from ..config import Config
 from ..errors import ConfigError
 from ..outputs import database_outputs, shaped
-from ..pgerrors import translated
+from ..pgerrors import checked_dsn, translated
 from ..providers.postgres import DatabaseProvider, PgAdmin, RoleProvider, SchemaProvider, database_resources, project_label
 from ..resources import Resource
 from ..secretstores import make_store
@@ -38,7 +38,7 @@ class ServerTarget:
         if not dsn:
             raise ConfigError(f"[database] admin_dsn_env: the environment variable {env} is not set; it must hold the "
                               "admin connection string of the PostgreSQL server (e.g. postgresql://admin@db:5432/postgres)")
-        return dsn
+        return checked_dsn(dsn, env)
 
     def _server_info(self) -> dict:
         from psycopg.conninfo import conninfo_to_dict
