@@ -9,7 +9,7 @@ from airflow_infra.engine.plan import make_plan
 from airflow_infra.errors import ApplyFailed
 from airflow_infra.providers.base import Provider
 from airflow_infra.resources import Observed, Resource
-from airflow_infra.state.base import State
+from airflow_infra.state.base import State, transaction
 from airflow_infra.state.local import LocalStateBackend
 
 
@@ -46,9 +46,10 @@ def test_a_create_that_reads_back_nothing_is_a_failure_not_a_deletion(tmp_path):
     backend = LocalStateBackend(tmp_path / "state.json")
     desired = [Resource("thing", "a", {"x": 1}), Resource("thing", "b", {"x": 2})]
     plan = make_plan(State(), desired, {"thing": provider})
-    with pytest.raises(ApplyFailed, match="thing.b: create reported success, but the resource reads back as absent"):
-        apply_plan(plan, backend, State(), {"thing": provider}, backup_dir=tmp_path / "backups")
-    assert sorted(backend.read().resources) == ["thing.a"]
+    with pytest.raises(ApplyFailed, match="thing.b: create reported success, but the resource reads back as absent"), \
+            transaction(backend, "apply") as txn:
+        apply_plan(plan, txn, {"thing": provider}, backup_dir=tmp_path / "backups")
+    assert sorted(backend.read().resources) == ["thing.a"] and backend.lock_info() is None
 
 
 def test_optional_hooks_have_defaults():

@@ -11,7 +11,7 @@ import pytest
 
 from airflow_infra.errors import LockMismatch, StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
 from airflow_infra.resources import Resource
-from airflow_infra.state.base import LockInfo, State, acquire
+from airflow_infra.state.base import LockInfo, State, acquire, transaction
 from airflow_infra.state.local import LocalStateBackend
 from airflow_infra.state.postgres import PostgresStateBackend
 
@@ -43,6 +43,16 @@ class StateBackendContract:
         with pytest.raises(StateConflict):
             backend.write(replace(State(), serial=3))  # another lineage
         assert backend.read().serial == 2
+
+    def test_a_transaction_commits_in_order_and_unlocks_on_every_way_out(self, backend):
+        with pytest.raises(RuntimeError), transaction(backend, "apply") as txn:
+            assert backend.lock_info().ID == txn.lock.ID
+            txn.commit(lambda s: s.with_resource(Resource("t", "a", {"x": 1})))
+            txn.commit(lambda s: s.with_resource(Resource("t", "b", {"x": 2})))
+            raise RuntimeError("a step failed")
+        assert backend.lock_info() is None
+        got = backend.read()
+        assert got.serial == 2 and sorted(got.resources) == ["t.a", "t.b"]
 
     def test_the_first_write_is_serial_1(self, backend):
         with pytest.raises(StateConflict):

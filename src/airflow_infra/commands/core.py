@@ -7,7 +7,6 @@ on purpose.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -100,37 +99,41 @@ def load_plan(path: str | Path):
 
 def _run(project: Project, operation: str, *, saved=None, confirm=None, force_delete_data=False,
          lock_timeout: float = 0.0, on_event=None, **target_options):
-    from ..engine.apply import ApplyResult, apply_plan, check_data_loss
-    from ..engine.plan import make_plan
-    from ..state.base import acquire
+    from ..state.base import transaction
 
     backend, target = project.backend(), project.target(**target_options)
-    lock = acquire(backend, operation, backend.location, lock_timeout)
     try:
-        stored = backend.read()
-        _load_secrets(target, stored)
-        providers = target.providers()
-        if saved is None:
-            p = make_plan(stored, [] if operation == "destroy" else target.desired(), providers, operation=operation)
-        else:
-            p = saved
-            if p.serial != stored.serial or (stored.serial > 0 and p.lineage != stored.lineage):
-                raise StalePlan(
-                    f"the saved plan was made from state serial {p.serial} (lineage {p.lineage}) but the state is now "
-                    f"serial {stored.serial} (lineage {stored.lineage}): run `airflow-infra plan` again"
-                )
-        if not p.has_changes and not p.state_outdated:
-            return p, ApplyResult(stored, [], [])
-        check_data_loss(p, force_delete_data=force_delete_data)
-        if confirm is not None and p.has_changes and not confirm(p):
-            return p, None
-        return p, apply_plan(p, backend, stored, providers, backup_dir=project.home / "backups",
-                             force_delete_data=force_delete_data, on_event=on_event,
-                             bind=getattr(target.secrets, "bind", None))
+        with transaction(backend, operation, timeout=lock_timeout) as txn:
+            return _run_in(txn, project, target, operation, saved=saved, confirm=confirm,
+                           force_delete_data=force_delete_data, on_event=on_event)
     finally:
         target.close()
-        with contextlib.suppress(StateError):  # removed by force-unlock meanwhile: nothing of ours to release
-            backend.unlock(lock.ID)
+
+
+def _run_in(txn, project: Project, target, operation: str, *, saved, confirm, force_delete_data, on_event):
+    from ..engine.apply import ApplyResult, apply_plan, check_data_loss
+    from ..engine.plan import make_plan
+
+    stored = txn.state
+    target.secrets.load(stored)
+    providers = target.providers()
+    if saved is None:
+        p = make_plan(stored, [] if operation == "destroy" else target.desired(), providers, operation=operation)
+    else:
+        p = saved
+        if p.serial != stored.serial or (stored.serial > 0 and p.lineage != stored.lineage):
+            raise StalePlan(
+                f"the saved plan was made from state serial {p.serial} (lineage {p.lineage}) but the state is now "
+                f"serial {stored.serial} (lineage {stored.lineage}): run `airflow-infra plan` again"
+            )
+    if not p.has_changes and not p.state_outdated:
+        return p, ApplyResult(stored, [], [])
+    check_data_loss(p, force_delete_data=force_delete_data)
+    if confirm is not None and p.has_changes and not confirm(p):
+        return p, None
+    target.secrets.bind(txn.commit)
+    return p, apply_plan(p, txn, providers, backup_dir=project.home / "backups",
+                         force_delete_data=force_delete_data, on_event=on_event)
 
 
 def apply(project: Project, *, plan=None, confirm: Callable | None = None, force_delete_data: bool = False,
@@ -179,10 +182,8 @@ def up(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: Se
 def import_resource(project: Project, address: str, resource_id: str, *, lock_timeout: float = 0.0):
     """Adopt something that exists (a bucket, a database, a role, a schema) into the state at
     address, after checking that it exists. The next plan shows what apply would change on it."""
-    from dataclasses import replace
-
     from ..resources import Resource
-    from ..state.base import acquire
+    from ..state.base import transaction
 
     target = project.target()
     try:
@@ -194,30 +195,16 @@ def import_resource(project: Project, address: str, resource_id: str, *, lock_ti
         if r.attrs[key] != resource_id:
             raise AirflowInfraError(f"ID {resource_id!r} is not what the configuration names {address} "
                                     f"({r.attrs[key]!r}): change airflow-infra.toml first, so that apply would not replace it")
-        backend = project.backend()
-        lock = acquire(backend, "import", backend.location, lock_timeout)
-        try:
-            stored = backend.read()
-            if address in stored.resources:
+        with transaction(project.backend(), "import", timeout=lock_timeout) as txn:
+            if address in txn.state.resources:
                 raise AirflowInfraError(f"ADDRESS {address!r} is already in the state")
             observed = target.providers()[r.type].read(r, None)
             if observed is None:
                 raise AirflowInfraError(f"ID {resource_id!r}: no such {r.type} exists, so there is nothing to import")
-            new = replace(stored.with_resource(Resource(r.type, r.name, dict(observed.attrs), r.depends_on)),
-                          serial=stored.serial + 1)
-            backend.write(new)
-            return new.resources[address]
-        finally:
-            backend.unlock(lock.ID)
+            adopted = Resource(r.type, r.name, dict(observed.attrs), r.depends_on)
+            return txn.commit(lambda s: s.with_resource(adopted)).resources[address]
     finally:
         target.close()
-
-
-def _load_secrets(target, state) -> None:
-    """A store that keeps its values in the state ([secrets] store = "state") reads them from it."""
-    load = getattr(target.secrets, "load", None)
-    if load is not None:
-        load(state)
 
 
 def outputs(project: Project, *, reveal: bool = True) -> dict[str, dict]:
@@ -225,7 +212,7 @@ def outputs(project: Project, *, reveal: bool = True) -> dict[str, dict]:
     sensitive outputs are None and no secret store is asked."""
     target = project.target()
     state = project.backend().read()
-    _load_secrets(target, state)
+    target.secrets.load(state)
     return target.outputs(state, reveal=reveal)
 
 
@@ -251,16 +238,13 @@ def state_restore(project: Project, serial: int, *, lock_timeout: float = 0.0):
     the new State. Nothing in the world changes: the next plan shows what differs from it."""
     from dataclasses import replace
 
-    from ..errors import StateConflict
-    from ..state.base import acquire
-
-    from ..errors import StateCorrupt
+    from ..errors import StateConflict, StateCorrupt
+    from ..state.base import transaction
 
     backend = project.backend()
-    lock = acquire(backend, "state restore", backend.location, lock_timeout)
-    try:
+    with transaction(backend, "state restore", timeout=lock_timeout, read=False) as txn:
         try:
-            current = backend.read()
+            current = txn.state
         except StateCorrupt:
             current = None  # what restore is for: the corrupt one is kept as a version
         old = backend.read_version(serial)
@@ -278,12 +262,7 @@ def state_restore(project: Project, serial: int, *, lock_timeout: float = 0.0):
         if current.serial > 0 and old.lineage != current.lineage:
             raise StateConflict(f"SERIAL {serial}: that state is of lineage {old.lineage}, not the current "
                                 f"lineage {current.lineage} (another project's or an earlier start's); nothing was restored")
-        restored = replace(old, serial=current.serial + 1, lineage=current.lineage)
-        backend.write(restored)
-        return restored
-    finally:
-        with contextlib.suppress(StateError):
-            backend.unlock(lock.ID)
+        return txn.commit(lambda s: replace(old, serial=s.serial, lineage=s.lineage))
 
 
 def _check_is_this_projects(project: Project, old, serial: int) -> None:
@@ -309,7 +288,7 @@ def state_migrate(project: Project, *, to_backend: str, dsn_env: str | None = No
 
     from ..config import StateConfig
     from ..state import get_backend
-    from ..state.base import acquire
+    from ..state.base import transaction
 
     # The destination's other settings ([state] bucket, key, lock, ...) come from the config.
     settings = {**project.config.state.model_dump(), "backend": to_backend,
@@ -322,14 +301,10 @@ def state_migrate(project: Project, *, to_backend: str, dsn_env: str | None = No
     dest = get_backend(project.config.model_copy(update={"state": state_cfg}), project.dir)
     if dest.location == source.location:
         raise ConfigError(f"--to: the state is already at {dest.location}")
-    held = [(source, acquire(source, "migrate", source.location, lock_timeout))]
-    try:
-        held.append((dest, acquire(dest, "migrate", dest.location, lock_timeout)))
-        dest.import_state(source.read())
+    with transaction(source, "migrate", timeout=lock_timeout) as txn, \
+            transaction(dest, "migrate", timeout=lock_timeout, read=False):
+        dest.import_state(txn.state)
         return dest.location
-    finally:
-        for backend, lock in reversed(held):
-            backend.unlock(lock.ID)
 
 
 def backend_bootstrap(project: Project) -> list[str]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Sequence
 
@@ -35,7 +36,7 @@ def import_terraform(tfstate: str | Path, project_dir: str | Path = ".", *, name
     file is written."""
     from ..config import validate_config
     from ..resources import Resource
-    from ..state.base import acquire
+    from ..state.base import State, transaction
     from ..terraform import read_seed_state, render_adoption_config
 
     project_dir = Path(project_dir).resolve()
@@ -70,24 +71,17 @@ def import_terraform(tfstate: str | Path, project_dir: str | Path = ".", *, name
                 "name": seed.database, "owner": seed.instance.get("username"), "connect": [], "public_access": True},
                 db.depends_on)
         backend = project.backend()
-        lock = acquire(backend, "import-terraform", backend.location, lock_timeout)
-        try:
-            stored = backend.read()
-            if stored.resources:
+        with transaction(backend, "import-terraform", timeout=lock_timeout) as txn:
+            if txn.state.resources:
                 raise AirflowInfraError(f"the state at {backend.location} already holds resources; "
                                         "import-terraform starts a project's state")
-            new = stored
-            for r in adopted.values():
-                new = new.with_resource(r)
             project_dir.mkdir(parents=True, exist_ok=True)
             config_path.write_text(text)
             try:
-                backend.write(replace(new, serial=stored.serial + 1))
+                txn.commit(lambda s: functools.reduce(State.with_resource, adopted.values(), s))
             except BaseException:
                 config_path.unlink()
                 raise
-        finally:
-            backend.unlock(lock.ID)
     finally:
         target.close()
     warnings = []

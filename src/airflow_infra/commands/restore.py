@@ -13,7 +13,6 @@ from pathlib import Path
 from ..backups import is_bucket_backup
 from ..errors import AirflowInfraError, ConfigError, DataLossRefused, StateError
 from .core import Project
-import contextlib
 
 
 @dataclass
@@ -39,37 +38,34 @@ def _kind(source: str) -> tuple[str, ...]:
 
 def restore(project: Project, source: str, *, force_delete_data: bool = False, lock_timeout: float = 0.0) -> Restored:
     from ..resources import Observed
-    from ..state.base import acquire
+    from ..state.base import transaction
 
     types = _kind(source)
     if not source.startswith("s3://"):
         if not Path(source).is_file():
             raise ConfigError(f"BACKUP {source!r}: no such file")
         source = str(Path(source).resolve())
-    backend, target = project.backend(), project.target()
-    lock = acquire(backend, "restore", backend.location, lock_timeout)
+    target = project.target()
     try:
-        state = backend.read()
-        r = next((r for r in state.resources.values() if r.type in types), None)
-        if r is None:
-            raise StateError(f"{project.dir}: the project has no {' or '.join(types)} in its state to restore "
-                             "into: run `airflow-infra up` (or apply) first")
-        provider = target.providers()[r.type]
-        holds = provider.holds_data(r, Observed(r.attrs))
-        backups = []
-        if holds:
-            if not force_delete_data:
-                raise DataLossRefused(f"{r.address} holds {holds}: restore goes into an empty one; pass "
-                                      "--force-delete-data to back that up and replace it")
-            backups.append(str(provider.backup(r, Observed(r.attrs), project.home / "backups")))
-        try:
-            items, skipped = provider.restore(r, source, replace=bool(holds))
-        except AirflowInfraError as exc:
-            if backups:  # never leave the user without the path of what was there
-                raise type(exc)(f"{exc} (what {r.address} held is backed up at {backups[0]})") from exc
-            raise
-        return Restored(r.address, source, items, backups, skipped)
+        with transaction(project.backend(), "restore", timeout=lock_timeout) as txn:
+            r = next((r for r in txn.state.resources.values() if r.type in types), None)
+            if r is None:
+                raise StateError(f"{project.dir}: the project has no {' or '.join(types)} in its state to restore "
+                                 "into: run `airflow-infra up` (or apply) first")
+            provider = target.providers()[r.type]
+            holds = provider.holds_data(r, Observed(r.attrs))
+            backups = []
+            if holds:
+                if not force_delete_data:
+                    raise DataLossRefused(f"{r.address} holds {holds}: restore goes into an empty one; pass "
+                                          "--force-delete-data to back that up and replace it")
+                backups.append(str(provider.backup(r, Observed(r.attrs), project.home / "backups")))
+            try:
+                items, skipped = provider.restore(r, source, replace=bool(holds))
+            except AirflowInfraError as exc:
+                if backups:  # never leave the user without the path of what was there
+                    raise type(exc)(f"{exc} (what {r.address} held is backed up at {backups[0]})") from exc
+                raise
+            return Restored(r.address, source, items, backups, skipped)
     finally:
         target.close()
-        with contextlib.suppress(StateError):
-            backend.unlock(lock.ID)

@@ -381,10 +381,10 @@ class RoleProvider(Provider):
     def _secret_location(self, r: Resource, prior: Observed | None) -> str | None:
         """The password's address in its store (a Secrets Manager ARN), recorded when the role is
         made; a refresh keeps the recorded one rather than asking the store again."""
-        ref, locate = r.attrs.get("password_ref"), getattr(self.admin.secrets, "locate", None)
-        if not ref or locate is None:
+        ref = r.attrs.get("password_ref")
+        if not ref:
             return None
-        return (prior.attrs.get("password_secret") if prior else None) or locate(ref)
+        return (prior.attrs.get("password_secret") if prior else None) or self.admin.secrets.locate(ref)
 
     def _converge(self, r: Resource, cur, current_members: list[str]) -> None:
         from psycopg import sql

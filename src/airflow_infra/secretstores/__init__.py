@@ -10,18 +10,33 @@ Every store keeps one small contract: get(ref) -> str | None; get_or_create(ref)
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any
 
 
-class SecretStore(Protocol):
+class SecretStore(ABC):
+    @abstractmethod
     def get(self, ref: str) -> str | None: ...
+
+    @abstractmethod
     def get_or_create(self, ref: str) -> str: ...
+
+    @abstractmethod
     def delete(self, ref: str) -> None: ...
 
-    # optional: where the secret lives, for the state (a Secrets Manager ARN); stores that keep
-    # secrets themselves have no such address and leave it out
-    # def locate(self, ref: str) -> str: ...
+    def locate(self, ref: str) -> str | None:
+        """Where the secret lives, for the state (a Secrets Manager ARN); None for a store that
+        keeps its secrets itself."""
+        return None
+
+    def load(self, state: Any) -> None:  # noqa: B027 (a hook with nothing to do by default)
+        """The state as read under the lock (a store that keeps its values in the state reads them)."""
+
+    def bind(self, commit: Callable[[Callable[[Any], Any]], Any]) -> None:  # noqa: B027 (likewise)
+        """The transaction's commit, for a store that must keep a new value in the state before it
+        is used."""
 
 
 def make_store(config, home: Path):

@@ -9,9 +9,10 @@ import secrets
 
 from ..aws import aws_client, error_code
 from ..errors import AirflowInfraError
+from . import SecretStore
 
 
-class AwsSecretsManagerStore:
+class AwsSecretsManagerStore(SecretStore):
     def __init__(self, *, region: str, prefix: str, tags: dict[str, str] | None = None):
         self.sm = aws_client("secretsmanager", region=region)
         self.prefix = prefix

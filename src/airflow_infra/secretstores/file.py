@@ -15,9 +15,10 @@ from pathlib import Path
 
 from ..errors import AirflowInfraError
 from ..home import ensure_dir
+from . import SecretStore
 
 
-class FileSecretStore:
+class FileSecretStore(SecretStore):
     def __init__(self, home: Path):
         self.path = home / "secrets.json"
         self._lock_path = home / ".secrets.lock"

@@ -17,12 +17,13 @@ from dataclasses import replace
 from collections.abc import Callable
 
 from ..errors import ConfigError
+from . import SecretStore
 
 PREFIX = "v1:"
 KMS_KEY = "_data_key"  # the KMS-wrapped data key, among the state's secrets
 
 
-class StateSecretStore:
+class StateSecretStore(SecretStore):
     def __init__(self, *, passphrase_env: str, kms_key_id: str | None = None, region: str = "us-east-1"):
         self._env = passphrase_env
         self._kms_key_id, self._region = kms_key_id, region

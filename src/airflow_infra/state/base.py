@@ -25,10 +25,13 @@ import socket
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, UTC
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Protocol
 
 from .. import __version__
-from ..errors import LockMismatch, StateConflict, StateTooNew
+from ..errors import LockMismatch, StateConflict, StateError, StateTooNew
 from ..resources import Resource
 
 STATE_VERSION = 1
@@ -183,3 +186,43 @@ def acquire(backend: StateBackend, operation: str, path: str, timeout: float = 0
                 raise
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 1.0)
+
+
+class Transaction:
+    """The state under the lock: ``state`` as last written (or as read), ``commit(change)`` to write
+    change(state) as the next serial. Commits from worker threads are serialised."""
+
+    def __init__(self, backend: StateBackend, lock: LockInfo, *, read: bool = True):
+        self.backend = backend
+        self.lock = lock
+        self._state: State | None = backend.read() if read else None
+        self._mutex = threading.Lock()
+
+    @property
+    def state(self) -> State:
+        if self._state is None:
+            self._state = self.backend.read()
+        return self._state
+
+    def rebase(self, state: State) -> None:
+        """Go on from state (a refreshed one, same serial and lineage) without writing it."""
+        self._state = state
+
+    def commit(self, change: Callable[[State], State]) -> State:
+        with self._mutex:
+            new = replace(change(self.state), serial=self.state.serial + 1)
+            self.backend.write(new)
+            self._state = new
+            return new
+
+
+@contextmanager
+def transaction(backend: StateBackend, operation: str, *, timeout: float = 0.0, read: bool = True) -> Iterator[Transaction]:
+    """Lock -> read -> commit... -> unlock, the unlock on every way out. read=False leaves the first
+    read to the caller (`state restore` reads a state that may be corrupt)."""
+    lock = acquire(backend, operation, backend.location, timeout)
+    try:
+        yield Transaction(backend, lock, read=read)
+    finally:
+        with suppress(StateError):  # removed by force-unlock meanwhile: nothing of ours to release
+            backend.unlock(lock.ID)
