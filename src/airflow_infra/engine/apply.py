@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from graphlib import TopologicalSorter
 from pathlib import Path
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from ..errors import AirflowInfraError, ApplyFailed, DataLossRefused, NotYetReachable, ProviderError
 from ..providers.base import Provider
@@ -87,7 +87,7 @@ def _run(change: Change, provider: Provider, force: bool, covered: bool = False)
 
 
 @contextmanager
-def _cancel_on_interrupt(providers: Mapping[str, Provider]):
+def _cancel_on_interrupt(providers: Mapping[str, Provider]) -> Iterator[None]:
     """Ctrl-C: steps still running stop waiting (providers that wait have cancel()) and fail, so the
     worker threads end; what finished is in the state already, and the next apply carries on."""
     try:
@@ -183,7 +183,7 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], writer: Transaction, *,
     sorter.prepare()
     failures: list[str] = []
     applied: list[str] = []
-    running: dict[Future, tuple[Change, float]] = {}
+    running: dict[Future[Observed | None], tuple[Change, float]] = {}
     ready: list[str] = []
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool, _cancel_on_interrupt(providers):
         while sorter.is_active():
@@ -213,7 +213,7 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], writer: Transaction, *,
     return applied, failures
 
 
-def _record(c: Change, fut: Future, writer: Transaction) -> str | None:
+def _record(c: Change, fut: Future[Observed | None], writer: Transaction) -> str | None:
     """Commit a finished change to the state; the failure's line instead when it failed."""
     try:
         obs = fut.result()

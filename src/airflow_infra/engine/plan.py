@@ -33,7 +33,7 @@ class Change:
     holds_data: str | None = None         # what a delete/replace would lose
     notes: Mapping[str, str] = field(default_factory=dict)  # field -> what changing it means (the provider's words)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "address": self.address,
             "action": self.action,
@@ -46,7 +46,7 @@ class Change:
         }
 
     @classmethod
-    def from_json(cls, d: Mapping) -> Change:
+    def from_json(cls, d: Mapping[str, Any]) -> Change:
         return cls(d["address"], d["action"], Resource.from_json(d["resource"]), d["before"],
                    tuple(d["changed"]), tuple(d["forces_replacement"]), d["holds_data"], d.get("notes", {}))
 
@@ -59,7 +59,7 @@ class Drift:
     deleted: bool
     changes: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"address": self.address, "deleted": self.deleted,
                 "changes": {k: list(v) for k, v in self.changes.items()}}
 
@@ -86,7 +86,7 @@ class Plan:
         adopt = sum(c.action == ADOPT for c in self.changes)
         return {"add": add, "change": change, "destroy": destroy, "adopt": adopt}
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "format_version": PLAN_FORMAT,
             "operation": self.operation,
@@ -101,7 +101,7 @@ class Plan:
         }
 
     @classmethod
-    def from_json(cls, d: Mapping) -> Plan:
+    def from_json(cls, d: Mapping[str, Any]) -> Plan:
         if d.get("format_version") != PLAN_FORMAT:
             raise ValueError(f"plan format {d.get('format_version')!r} is not {PLAN_FORMAT}")
         return cls(
@@ -115,7 +115,7 @@ class Plan:
         )
 
 
-def _read(provider, r: Resource, prior: Observed | None) -> Observed | None:
+def _read(provider: Provider, r: Resource, prior: Observed | None) -> Observed | None:
     try:
         return provider.read(r, prior)
     except NotYetReachable:
@@ -138,7 +138,8 @@ def _check_types(state: State, providers: Mapping[str, Provider]) -> None:
         )
 
 
-def _refresh(state: State, wanted: Mapping[str, Resource], providers: Mapping[str, Provider], parallelism: int):
+def _refresh(state: State, wanted: Mapping[str, Resource], providers: Mapping[str, Provider],
+             parallelism: int) -> tuple[dict[str, Resource], set[str], list[Drift]]:
     """Read every resource in state and every wanted one not in it: (refreshed, adopted, drift)."""
     to_read: list[tuple[Resource, Observed | None]] = [
         (r, Observed(r.attrs)) for r in state.resources.values()

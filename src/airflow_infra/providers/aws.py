@@ -531,8 +531,8 @@ class IamPolicyProvider(Provider):
         return f"arn:aws:iam::{self._account}:policy/{name}"
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
-        arn = self._arn(r.attrs["name"])
         try:
+            arn = self._arn(r.attrs["name"])  # STS: inside the boundary too
             policy = self.aws.iam.get_policy(PolicyArn=arn)["Policy"]
             doc = self.aws.iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]["Document"]
             roles = sorted(x["RoleName"] for x in self.aws.iam.list_entities_for_policy(PolicyArn=arn)["PolicyRoles"])
@@ -583,8 +583,8 @@ class IamPolicyProvider(Provider):
         return read_back(self, r)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
-        arn = self._arn(r.attrs["name"])
         with translated(r.address, "delete", ignore=("NoSuchEntity",)):
+            arn = self._arn(r.attrs["name"])
             for role in self.aws.iam.list_entities_for_policy(PolicyArn=arn)["PolicyRoles"]:
                 self.aws.iam.detach_role_policy(RoleName=role["RoleName"], PolicyArn=arn)
             for v in self.aws.iam.list_policy_versions(PolicyArn=arn)["Versions"]:

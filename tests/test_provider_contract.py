@@ -1,0 +1,264 @@
+"""The provider contract (providers/base.py), one suite every provider runs (fsspec's shape).
+
+Each case takes a real target's own desired resources and providers (the local target against the
+session's PostgreSQL; the server target against moto and the same PostgreSQL as a CREATEDB
+CREATEROLE admin), makes what the resource under test depends on, and then checks: create reads
+back what it made and a second plan is empty; a change made by hand is repaired in place by
+update; delete leaves it absent, and a second delete of what is gone succeeds; a read whose
+server cannot be reached is one of our errors, never a library's.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from airflow_infra.config import load_config
+from airflow_infra.engine.plan import make_plan
+from airflow_infra.errors import AirflowInfraError
+from airflow_infra.providers.base import Provider
+from airflow_infra.resources import Observed, Resource
+from airflow_infra.state.base import State
+from airflow_infra.targets import get_target
+
+
+@dataclass
+class World:
+    target: object
+    provider: Provider
+    resource: Resource
+    made: list[tuple[Provider, Resource]]  # its dependencies, made first
+
+
+def _world(tmp_path: Path, home: Path, config: str, address: str) -> World:
+    d = tmp_path / ("p" + uuid.uuid4().hex[:10])
+    d.mkdir()
+    (d / "airflow-infra.toml").write_text(config.format(name=d.name))
+    target = get_target(load_config(d), home)
+    providers = target.providers()
+    desired = {r.address: r for r in target.desired()}
+    made = []
+    for dep in desired[address].depends_on:  # database_resources lists each one's dependencies, ordered
+        for inner in desired[dep].depends_on:
+            if all(m[1].address != inner for m in made):
+                providers[desired[inner].type].create(desired[inner])
+                made.append((providers[desired[inner].type], desired[inner]))
+        if all(m[1].address != dep for m in made):
+            providers[desired[dep].type].create(desired[dep])
+            made.append((providers[desired[dep].type], desired[dep]))
+    r = desired[address]
+    return World(target, providers[r.type], r, made)
+
+
+def _as_made(r: Resource, obs: Observed) -> Resource:
+    """What the engine hands delete: the resource as the state records it (read back, ids and all)."""
+    return Resource(r.type, r.name, dict(obs.attrs), r.depends_on)
+
+
+def _cleanup(w: World) -> None:
+    for p, r in [(w.provider, w.resource), *reversed(w.made)]:
+        obs = p.read(r, None)
+        if obs is not None:
+            p.delete(_as_made(r, obs), obs, force=True)
+    w.target.close()
+
+
+LOCAL = '[project]\nname = "{name}"\n[database]\nschemas = ["raw"]\n'
+SERVER = ('[project]\nname = "{name}"\n[target]\nkind = "server"\n[bucket]\ntls_only = false\n{extra}\n'
+          '[database]\nschemas = ["raw"]\n')
+
+
+def _superuser(w: World):
+    """A superuser session on the session's server, for changes made by hand."""
+    from airflow_infra.local_server import LocalServer
+
+    return LocalServer(Path(os.environ["AIRFLOW_INFRA_HOME"])).connect
+
+
+# address -> (config, a change made by hand that update must repair)
+def _chmod(w: World) -> None:
+    os.chmod(w.resource.attrs["path"], 0o755)
+
+
+def _nologin(w: World) -> None:
+    with _superuser(w)() as c:
+        c.execute(f'ALTER ROLE "{w.resource.attrs["name"]}" NOLOGIN')
+
+
+def _public(w: World) -> None:
+    with _superuser(w)() as c:
+        c.execute(f'GRANT CONNECT ON DATABASE "{w.resource.attrs["name"]}" TO PUBLIC')
+
+
+def _revoke_reader(w: World) -> None:
+    with _superuser(w)(w.resource.attrs["database"]) as c:
+        c.execute(f'REVOKE USAGE ON SCHEMA "{w.resource.attrs["name"]}" FROM "{w.resource.attrs["readers"][0]}"')
+
+
+def _suspend(w: World) -> None:
+    w.target.s3().put_bucket_versioning(Bucket=w.resource.attrs["name"],  # type: ignore[attr-defined]
+                                        VersioningConfiguration={"Status": "Suspended"})
+
+
+def _nothing(w: World) -> None:
+    pass  # nothing of it changes in place (a prefix, a parameter group's name and family): update converges
+
+
+def _revoke_ingress(w: World) -> None:
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    group = ec2.describe_security_groups(GroupNames=[w.resource.attrs["name"]])["SecurityGroups"][0]
+    ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=group["IpPermissions"])
+
+
+
+
+CASES: dict[str, tuple[str, str, Callable[[World], None] | None]] = {
+    "local/local_bucket": ("local", "local_bucket.workfiles", _chmod),
+    "local/postgres_role": ("local", "postgres_role.etl", _nologin),
+    "local/postgres_database": ("local", "postgres_database.main", _public),
+    "local/postgres_schema": ("local", "postgres_schema.raw", _revoke_reader),
+    "server/s3_bucket": ("server", "s3_bucket.workfiles", _suspend),
+    "server/s3_prefix": ("server-prefix", "s3_prefix.workfiles", _nothing),
+    "server/postgres_role": ("server", "postgres_role.reader", _nologin),
+    "server/postgres_database": ("server", "postgres_database.main", _public),
+    "server/postgres_schema": ("server", "postgres_schema.raw", _revoke_reader),
+    "aws/aws_security_group": ("aws", "aws_security_group.db", _revoke_ingress),
+    # aws_db_subnet_group is not here: moto loses a group on ModifyDBSubnetGroup (it is listed no
+    # more; read_back() reports it as "reads back as absent"), which create-again and update call.
+    # test_aws_target makes and deletes it.
+    "aws/aws_db_parameter_group": ("aws", "aws_db_parameter_group.pg16", _nothing),
+    "aws/aws_iam_policy": ("aws", "aws_iam_policy.workers", _nothing),
+}
+AWS = ('[project]\nname = "{name}"\n[target]\nkind = "aws"\nregion = "us-east-1"\n[bucket]\ntls_only = false\n'
+       '[database]\nschemas = ["raw"]\n[aws.rds]\nsubnet_ids = SUBNETS\nallowed_security_groups = ["WORKERS"]\n')
+
+
+def _make_world(request, tmp_path, home):
+    kind, address, _ = CASES[request.param]
+    if kind == "local":
+        config = LOCAL
+    elif kind == "aws":
+        import json
+
+        network = request.getfixturevalue("network")
+        config = AWS.replace("SUBNETS", json.dumps(network["subnets"])).replace("WORKERS", network["workers"])
+    else:
+        request.getfixturevalue("moto_endpoint")
+        request.getfixturevalue("admin_dsn")
+        extra = ""
+        if kind == "server-prefix":
+            import boto3
+
+            shared = "shared-" + uuid.uuid4().hex[:8]
+            boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=shared)
+            extra = f'name = "{shared}"\nprefix = "projects/p/"'
+        config = SERVER.replace("{extra}", extra)
+    w = _world(tmp_path, home, config, address)
+    w.case = request.param  # type: ignore[attr-defined]
+    return w
+
+
+@pytest.fixture(params=sorted(CASES))
+def world(request, tmp_path, home):
+    w = _make_world(request, tmp_path, home)
+    yield w
+    _cleanup(w)
+
+
+@pytest.fixture(params=sorted(c for c in CASES if CASES[c][2] is not None))
+def updatable(request, tmp_path, home):
+    w = _make_world(request, tmp_path, home)
+    yield w
+    _cleanup(w)
+
+
+def _plan_is_empty(w: World, made: Observed) -> None:
+    state = State(serial=1).with_resource(Resource(w.resource.type, w.resource.name, dict(made.attrs),
+                                                   w.resource.depends_on))
+    plan = make_plan(state, [w.resource], {w.resource.type: w.provider})
+    assert not plan.changes and not plan.drift, (plan.changes, plan.drift)
+
+
+def test_create_reads_back_what_it_made_and_a_second_plan_is_empty(world):
+    made = world.provider.create(world.resource)
+    assert world.provider.read(world.resource, made) == made
+    _plan_is_empty(world, made)
+
+
+def test_a_change_by_hand_is_repaired_in_place(updatable):
+    w = updatable
+    made = w.provider.create(w.resource)
+    drift = CASES[w.case][2]
+    assert drift is not None
+    drift(w)
+    drifted = w.provider.read(w.resource, made)
+    assert drifted is not None
+    repaired = w.provider.update(w.resource, drifted)
+    assert w.provider.read(w.resource, repaired) == repaired
+    _plan_is_empty(w, repaired)
+
+
+def test_delete_leaves_it_absent_and_a_second_delete_succeeds(world):
+    made = world.provider.create(world.resource)
+    world.provider.delete(_as_made(world.resource, made), made)
+    assert world.provider.read(world.resource, None) is None
+    world.provider.delete(_as_made(world.resource, made), made)
+
+
+def test_a_create_of_what_exists_with_our_marker_converges(world):
+    """An apply killed after the create but before the state write: the next create adopts it."""
+    first = world.provider.create(world.resource)
+    again = world.provider.create(world.resource)
+    assert again == first
+
+
+def _unreachable(w: World) -> Provider:
+    """The same provider, made with its public constructor against a server that does not answer."""
+    import boto3
+    import psycopg
+
+    from airflow_infra.providers.localdir import LocalBucketProvider
+    from airflow_infra.providers.postgres import PgAdmin
+    from airflow_infra.secretstores.file import FileSecretStore
+
+    kind = type(w.provider)
+    if kind is LocalBucketProvider:
+        return LocalBucketProvider("p")
+    if w.resource.type.startswith("aws_"):
+        from airflow_infra.providers.aws import _Aws
+
+        def dead_client(service: str):
+            return boto3.client(service, region_name="us-east-1", endpoint_url="http://127.0.0.1:1",
+                                config=__import__("botocore.config").config.Config(retries={"max_attempts": 1},
+                                                                                   connect_timeout=2))
+
+        return kind(_Aws(dead_client, tags={}))  # type: ignore[call-arg]
+    if w.resource.type.startswith("s3_"):
+        dead = boto3.client("s3", region_name="us-east-1", endpoint_url="http://127.0.0.1:1",
+                            config=__import__("botocore.config").config.Config(retries={"max_attempts": 1},
+                                                                               connect_timeout=2))
+        return kind(lambda: dead, project="p", environment="dev")  # type: ignore[call-arg]
+    admin = PgAdmin(lambda dbname: psycopg.connect(host="127.0.0.1", port=1, dbname=dbname, connect_timeout=2),
+                    server="unreachable", project="p", secrets=FileSecretStore(Path(os.environ["AIRFLOW_INFRA_HOME"])),
+                    bindir=Path, client_env=dict)
+    return kind(admin)  # type: ignore[call-arg]
+
+
+def test_an_unreachable_server_is_one_of_our_errors(world):
+    """A read against a server that does not answer (for a directory: a path that cannot be
+    made) is one line of our error hierarchy, never a library's exception."""
+    provider = _unreachable(world)
+    r = world.resource
+    with pytest.raises(AirflowInfraError) as exc:
+        if r.type == "local_bucket":
+            provider.create(Resource(r.type, r.name, {**r.attrs, "path": "/etc/hostname/not-a-directory"}))
+        else:
+            provider.read(r, None)
+    assert len(str(exc.value).splitlines()) == 1
