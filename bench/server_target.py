@@ -18,8 +18,9 @@ schemas = ["raw", "staging", "analytics"]
 
 
 def rows(projects: int = 50) -> list[tuple[str, float, str]]:
-    import airflow_infra as ai
     from servers import moto_and_postgres
+
+    import airflow_infra as ai
 
     out: list[tuple[str, float, str]] = []
     with moto_and_postgres("airflow-infra-bench-server-") as (tmp, server):

@@ -133,7 +133,6 @@ def test_new_project_runs_its_example_dag_in_airflow(tmp_path, home, airflow_db)
     import uuid
 
     import psycopg
-
     from gitrepos import git
 
     name = "demo_" + uuid.uuid4().hex[:6]

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from gitrepos import EXT_ALLOWED, Repo, dag_source, git
 
 SEED_CSV = "Project,Repo,URL\nredb,REDB-Workflows,https://github.com/stlrda/REDB-Workflows\n"

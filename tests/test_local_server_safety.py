@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import Cli, connect_as
 
 from airflow_infra.local_server import LocalServer
-from conftest import Cli, connect_as
 
 
 def _postmasters(data) -> list[int]:

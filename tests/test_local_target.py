@@ -6,7 +6,6 @@ import json
 
 import psycopg
 import pytest
-
 from conftest import connect_as
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from conftest import connect_as
 
 SERVER = """[project]
@@ -244,7 +243,7 @@ def test_a_store_without_some_settings_is_told_plainly(server_cli, name, moto_en
 def test_operation_aborted_is_retried_by_botocore(moto_endpoint, s3, name):
     from s3proxy import S3Proxy
 
-    from airflow_infra.aws import s3_client
+    from airflow_infra.aws_clients import s3_client
 
     s3.create_bucket(Bucket=f"{name}-aborts")
     with S3Proxy(moto_endpoint) as store:

@@ -22,11 +22,11 @@ import os
 import re
 import shutil
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
 
 from .pids import pid_alive
 

@@ -50,7 +50,7 @@ def run(outputs: dict[str, dict], *, s3=None) -> list[Check]:
     if "bucket_path" in o:
         checks.append(_local_bucket(o["bucket_path"]))
     elif "bucket_name" in o and s3 is not None:
-        from .aws import error_code
+        from .aws_clients import error_code
 
         prefix = o["bucket_url"].split("/", 3)[3] if o["bucket_url"].count("/") >= 3 else ""
         key = f"{prefix}.airflow-infra-doctor-{uuid.uuid4().hex}"

@@ -26,8 +26,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BinariesNotFound, LocalServerError, PortInUse
 from .childenv import minimal_env
+from .errors import BinariesNotFound, LocalServerError, PortInUse
 from .home import ensure_dir
 from .pgerrors import translated
 from .pids import pid_alive

@@ -6,9 +6,9 @@ and never hold a secret (passwords are referenced through ``password_ref``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Mapping
 
 
 @dataclass(frozen=True)

@@ -3,21 +3,48 @@
 The CLI parses, calls one of these and renders the result; a script can do exactly what the CLI
 does. Options are keyword-only. Every function raises only AirflowInfraError subclasses on purpose.
 core.py: one project; fleet.py: the registry, DAG import and --all; airflow.py: Airflow's side;
-migrate.py: from the seed's Terraform.
+terraform_import.py: from the seed's Terraform; restore.py: backups back into a project.
 """
 
 from .airflow import connections, connections_push, doctor, new
 from .core import (
-    Project, apply, backend_bootstrap, destroy, force_unlock, import_resource, init, load, load_plan, local_server,
-    local_start, local_status, local_stop, lock_info, outputs, plan, save_plan, state_list, state_migrate, state_restore, state_show,
-    state_versions, up,
+    Project,
+    apply,
+    backend_bootstrap,
+    destroy,
+    force_unlock,
+    import_resource,
+    init,
+    load,
+    load_plan,
+    local_server,
+    local_start,
+    local_status,
+    local_stop,
+    lock_info,
+    outputs,
+    plan,
+    save_plan,
+    state_list,
+    state_migrate,
+    state_restore,
+    state_show,
+    state_versions,
+    up,
 )
 from .fleet import (
-    FleetResult, dags_install_importer, dags_sync, fleet_apply, fleet_outputs, fleet_plan, projects_add, projects_list,
+    FleetResult,
+    dags_install_importer,
+    dags_sync,
+    fleet_apply,
+    fleet_outputs,
+    fleet_plan,
+    projects_add,
+    projects_list,
     projects_remove,
 )
-from .migrate import TerraformImport, import_terraform
 from .restore import Restored, restore
+from .terraform_import import TerraformImport, import_terraform
 
 __all__ = [
     "Project", "apply", "backend_bootstrap", "destroy", "force_unlock", "import_resource", "init", "load", "load_plan",

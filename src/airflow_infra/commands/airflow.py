@@ -7,6 +7,7 @@ from pathlib import Path
 from ..errors import AirflowInfraError
 from .core import Project, outputs
 
+
 def connections(project: Project, *, fmt: str = "env", show_secrets: bool = False, output: str | Path | None = None) -> str:
     """The project's connections and variables in Airflow's format fmt (env, json, yaml, uri). Written to
     output (created with mode 0600, secrets included) when given, else returned (secrets only with show_secrets)."""

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable, Sequence
-
 from typing import TYPE_CHECKING
 
 from ..errors import AirflowInfraError, ConfigError, StalePlan, StateError

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
-
 from typing import TYPE_CHECKING
 
 from ..errors import AirflowInfraError, ConfigError

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from graphlib import TopologicalSorter
 from pathlib import Path
-from collections.abc import Callable, Iterator, Mapping
 
 from ..errors import AirflowInfraError, ApplyFailed, DataLossRefused, NotYetReachable, ProviderError
 from ..providers.base import Provider

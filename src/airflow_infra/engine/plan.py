@@ -7,10 +7,10 @@ and that can be saved to a file and loaded again.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Mapping, Sequence
 
 from ..errors import AirflowInfraError, ForeignResource, NotYetReachable, ProviderError, StateError, Unreadable
 from ..providers.base import Provider

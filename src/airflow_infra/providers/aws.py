@@ -9,15 +9,15 @@ someone else's.
 from __future__ import annotations
 
 import secrets
-from abc import abstractmethod
 import threading
 import time
-from datetime import datetime, UTC
+from abc import abstractmethod
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Mapping
 
-from ..aws import error_code, translate, translated
+from ..aws_clients import error_code, translate, translated
 from ..errors import NotYetReachable, ProviderError
 from ..resources import Observed, Resource
 from .base import Provider, read_back

@@ -12,16 +12,16 @@ import re
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Callable
 
 from ..backups import backup_dir, stamp, written_whole
 from ..errors import ForeignResource, ProviderError
 from ..pgerrors import translated
 from ..resources import Observed, Resource
-from .base import Provider, read_back
 from ..secretstores import SecretStore
+from .base import Provider, read_back
 
 
 def marker(project: str) -> str:

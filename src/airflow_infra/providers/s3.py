@@ -9,20 +9,20 @@ Settings a store does not implement (MinIO and Ceph differ from AWS) are reporte
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterator
 
-from ..aws import error_code, translate, translated
+from ..aws_clients import error_code, translate, translated
 from ..backups import MANIFEST_SUFFIX
 from ..errors import ForeignResource, ProviderError
 from ..resources import Observed, Resource
 from .base import Provider, read_back
-import contextlib
 
 TRANSFERS = 10  # object copies at a time in backups and restores, as `aws s3 sync` makes
 _STREAM_ABOVE = 64 << 20  # a restored version larger than this is uploaded in parts, streamed

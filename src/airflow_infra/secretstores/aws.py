@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from ..aws import aws_client, error_code
+from ..aws_clients import aws_client, error_code
 from ..errors import AirflowInfraError
 from . import SecretStore
 

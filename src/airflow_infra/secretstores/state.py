@@ -13,8 +13,8 @@ import hashlib
 import os
 import secrets
 import threading
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 
 from ..errors import ConfigError
 from . import SecretStore
@@ -42,7 +42,7 @@ class StateSecretStore(SecretStore):
     def _kms_data_key(self) -> bytes:
         """The state's data key, unwrapped by KMS; made (and kept in the state, wrapped) on first use."""
         if self._data_key is None:
-            from ..aws import aws_client, error_code
+            from ..aws_clients import aws_client, error_code
 
             kms = aws_client("kms", region=self._region)
             try:

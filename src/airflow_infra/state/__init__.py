@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .base import LockInfo, State, StateBackend
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 __all__ = ["LockInfo", "State", "StateBackend", "get_backend"]
 
 
-def get_backend(config, project_dir: Path) -> StateBackend:
+def get_backend(config: Config, project_dir: Path) -> StateBackend:
     """The backend [state] names; each imports only what it needs."""
     if config.state.backend == "postgres":
         from .postgres import PostgresStateBackend

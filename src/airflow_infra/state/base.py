@@ -22,12 +22,12 @@ import getpass
 import json
 import os
 import socket
-import uuid
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, UTC
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Protocol
 
 from .. import __version__

@@ -17,10 +17,16 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
 from ..pgerrors import checked_dsn, translated
 from .base import LockInfo, State, StateVersion, check_holder
+
+if TYPE_CHECKING:
+    import psycopg
 
 DDL = """
 CREATE TABLE IF NOT EXISTS airflow_infra_state (
@@ -44,7 +50,7 @@ class PostgresStateBackend:
         self._dsn_env = dsn_env
         digest = hashlib.sha256(f"airflow-infra/{project}/{environment}".encode()).digest()
         self._key = int.from_bytes(digest[:8], "big", signed=True)
-        self._holder = None  # the connection holding our advisory lock
+        self._holder: psycopg.Connection[Any] | None = None  # the connection holding our advisory lock
         self._ready = False
         self._mutex = threading.Lock()
 
@@ -56,7 +62,7 @@ class PostgresStateBackend:
                               "connection string of the PostgreSQL database that keeps the state")
         return cls(dsn, project=project, environment=environment, dsn_env=dsn_env)
 
-    def _connect(self):
+    def _connect(self) -> psycopg.Connection[Any]:
         import psycopg
 
         checked_dsn(self._dsn, self._dsn_env)
@@ -85,7 +91,7 @@ class PostgresStateBackend:
             raise StateCorrupt(f"{self.location}: the stored state disagrees with its row's serial/lineage; left as it is")
         return state
 
-    def _parse(self, doc) -> State:
+    def _parse(self, doc: Any) -> State:
         try:
             return State.from_json(json.dumps(doc))
         except StateTooNew as exc:
@@ -100,7 +106,7 @@ class PostgresStateBackend:
                    WHERE project = %s AND environment = %s
                    ORDER BY 4 DESC, 1 DESC"""
 
-    def _kept(self):
+    def _kept(self) -> Iterator[tuple[State, datetime, str, str]]:
         with self._connect() as conn:
             rows = conn.execute(self._VERSIONS, self._where() * 2).fetchall()
         for _serial, lineage, doc, at, kind in rows:
@@ -199,7 +205,8 @@ class PostgresStateBackend:
 
         while True:
             conn = self._connect()
-            if conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()[0]:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
+            if row is not None and row[0]:
                 break
             conn.close()
             holder = self.lock_info()

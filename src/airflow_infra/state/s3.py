@@ -17,11 +17,22 @@ import contextlib
 import json
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from ..aws import error_code
-from ..errors import AirflowInfraError, ConfigError, LockMismatch, StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
+from ..aws_clients import error_code
+from ..errors import (
+    AirflowInfraError,
+    ConfigError,
+    LockMismatch,
+    StateConflict,
+    StateCorrupt,
+    StateError,
+    StateLocked,
+    StateTooNew,
+)
 from .base import LockInfo, State, StateVersion, check_successor
 
 _PROBED: dict[str, bool] = {}  # bucket -> honours If-None-Match (per process)
@@ -50,11 +61,11 @@ def _fail(location: str, exc: Exception, *, bucket: str) -> StateError:
 
 
 class _S3Lock:
-    def __init__(self, s3, bucket: str, key: str):
+    def __init__(self, s3: Any, bucket: str, key: str):
         self.s3, self.bucket, self.key = s3, bucket, f"{key}.lock"
         self._etag: str | None = None
 
-    def get(self) -> tuple[dict, str] | None:
+    def get(self) -> tuple[dict[str, Any], str] | None:
         try:
             obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)
         except Exception as exc:
@@ -63,7 +74,7 @@ class _S3Lock:
             raise
         return json.loads(obj["Body"].read()), obj["ETag"]
 
-    def put(self, doc: dict, *, replacing: str | None) -> bool:
+    def put(self, doc: dict[str, Any], *, replacing: str | None) -> bool:
         """Create (replacing None) or replace the object whose ETag is replacing; False when someone else won."""
         cond = {"IfMatch": replacing} if replacing else {"IfNoneMatch": "*"}
         try:
@@ -76,7 +87,7 @@ class _S3Lock:
         self._etag = resp["ETag"]
         return True
 
-    def renew(self, doc: dict) -> bool:
+    def renew(self, doc: dict[str, Any]) -> bool:
         return self._etag is not None and self.put(doc, replacing=self._etag)
 
     def delete(self, etag: str) -> None:
@@ -88,17 +99,17 @@ class _S3Lock:
 
 
 class _DynamoLock:
-    def __init__(self, ddb, table: str, lock_id: str):
+    def __init__(self, ddb: Any, table: str, lock_id: str):
         self.ddb, self.table, self.lock_id = ddb, table, lock_id
         self._info: str | None = None
 
-    def get(self) -> tuple[dict, str] | None:
+    def get(self) -> tuple[dict[str, Any], str] | None:
         item = self.ddb.get_item(TableName=self.table, Key={"LockID": {"S": self.lock_id}}, ConsistentRead=True).get("Item")
         if not item or "Info" not in item:
             return None
         return json.loads(item["Info"]["S"]), item["Info"]["S"]
 
-    def put(self, doc: dict, *, replacing: str | None) -> bool:
+    def put(self, doc: dict[str, Any], *, replacing: str | None) -> bool:
         info = json.dumps(doc, sort_keys=True)
         cond = ({"ConditionExpression": "Info = :old", "ExpressionAttributeValues": {":old": {"S": replacing}}}
                 if replacing else {"ConditionExpression": "attribute_not_exists(LockID)"})
@@ -111,7 +122,7 @@ class _DynamoLock:
         self._info = info
         return True
 
-    def renew(self, doc: dict) -> bool:
+    def renew(self, doc: dict[str, Any]) -> bool:
         return self._info is not None and self.put(doc, replacing=self._info)
 
     def delete(self, token: str) -> None:
@@ -126,7 +137,7 @@ class _DynamoLock:
 class S3StateBackend:
     def __init__(self, *, bucket: str, key: str, region: str, lock: str = "s3", dynamodb_table: str = "terraform",
                  lease_seconds: int = 300):
-        from ..aws import aws_client
+        from ..aws_clients import aws_client
 
         self.bucket, self.key, self.mode, self.lease = bucket, key, lock, lease_seconds
         self.location = f"s3://{bucket}/{key}"
@@ -138,7 +149,7 @@ class S3StateBackend:
             self._locks.append(_DynamoLock(aws_client("dynamodb", region=region), dynamodb_table, f"{bucket}/{key}"))
         self._etag: str | None = None
         self._known: State | None = None
-        self._held: dict | None = None
+        self._held: dict[str, Any] | None = None
         self._lost = threading.Event()
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
@@ -156,7 +167,7 @@ class S3StateBackend:
         self._etag, self._known = obj["ETag"], state
         return state
 
-    def _parse(self, obj: dict) -> State:
+    def _parse(self, obj: dict[str, Any]) -> State:
         try:
             return State.from_json(obj["Body"].read().decode())
         except StateTooNew as exc:
@@ -164,10 +175,10 @@ class S3StateBackend:
         except (ValueError, KeyError, TypeError) as exc:
             raise StateCorrupt(f"{self.location}: the state object is corrupt ({type(exc).__name__}); it was left as it is") from None
 
-    def _object_versions(self, limit: int = 50) -> list[dict]:
+    def _object_versions(self, limit: int = 50) -> list[dict[str, Any]]:
         """The state object's versions, newest first (the bucket's versioning keeps them:
         `backend bootstrap` turns it on; without it there is only the current one)."""
-        out: list[dict] = []
+        out: list[dict[str, Any]] = []
         try:
             for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=self.key):
                 out += [v for v in page.get("Versions", []) if v["Key"] == self.key]
@@ -183,7 +194,7 @@ class S3StateBackend:
         except Exception as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
 
-    def _kept(self):
+    def _kept(self) -> Iterator[tuple[dict[str, Any], State]]:
         for v in self._object_versions():
             try:
                 yield v, self._get_version(v["VersionId"])
@@ -200,7 +211,7 @@ class S3StateBackend:
     def overwrite(self, state: State) -> None:
         self._put(state, {})
 
-    def _put(self, state: State, cond: dict) -> None:
+    def _put(self, state: State, cond: dict[str, Any]) -> None:
         try:
             resp = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=state.to_json().encode(),
                                       ContentType="application/json", ServerSideEncryption="AES256", **cond)
@@ -228,7 +239,7 @@ class S3StateBackend:
             ok = _PROBED[self.bucket]
         else:
             probe = f"{self.key}.probe-{uuid.uuid4().hex}"
-            version: dict = {}
+            version: dict[str, Any] = {}
             try:
                 put = self.s3.put_object(Bucket=self.bucket, Key=probe, Body=b"1", IfNoneMatch="*")
                 version = {"VersionId": put["VersionId"]} if put.get("VersionId") else {}
@@ -249,7 +260,7 @@ class S3StateBackend:
             raise StateError(f"{self.location}: this store ignores If-None-Match, so an S3 lock would not be safe: "
                              "set [state] lock = \"dynamodb\", or use backend = \"postgres\"")
 
-    def _doc(self, info: LockInfo) -> dict:
+    def _doc(self, info: LockInfo) -> dict[str, Any]:
         return {**asdict(info), "expires": (_now() + timedelta(seconds=self.lease)).isoformat(timespec="milliseconds")}
 
     def lock(self, info: LockInfo) -> None:
@@ -273,7 +284,7 @@ class S3StateBackend:
         self._beat = threading.Thread(target=self._heartbeat, name="airflow-infra-lease", daemon=True)
         self._beat.start()
 
-    def _take(self, lk, doc: dict) -> None:
+    def _take(self, lk: _S3Lock | _DynamoLock, doc: dict[str, Any]) -> None:
         holder = None
         try:
             for _ in range(3):  # the lock may come and go between our calls
@@ -344,7 +355,7 @@ class S3StateBackend:
 def bootstrap(*, bucket: str, region: str, lock: str, dynamodb_table: str) -> list[str]:
     """Make the state bucket (versioning, SSE, public-access block) and the lock table when missing;
     a second run changes nothing. Returns what it did; a store's error is one StateError line."""
-    from ..aws import aws_client
+    from ..aws_clients import aws_client
 
     try:
         done = _bootstrap_bucket(aws_client("s3", region=region), bucket, region)
@@ -357,7 +368,7 @@ def bootstrap(*, bucket: str, region: str, lock: str, dynamodb_table: str) -> li
     return done
 
 
-def _bootstrap_bucket(s3, bucket: str, region: str) -> list[str]:
+def _bootstrap_bucket(s3: Any, bucket: str, region: str) -> list[str]:
     done: list[str] = []
     try:
         s3.head_bucket(Bucket=bucket)
@@ -391,7 +402,7 @@ def _bootstrap_bucket(s3, bucket: str, region: str) -> list[str]:
     return done
 
 
-def _bootstrap_table(ddb, table_name: str) -> list[str]:
+def _bootstrap_table(ddb: Any, table_name: str) -> list[str]:
     try:
         table = ddb.describe_table(TableName=table_name)["Table"]
     except Exception as exc:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from collections.abc import Callable
 from urllib.parse import quote
 
 from ..config import Config
@@ -52,7 +52,7 @@ class AwsTarget(ServerTarget):
 
     def client(self, service: str):
         if service not in self._clients:
-            from ..aws import aws_client
+            from ..aws_clients import aws_client
 
             self._clients[service] = aws_client(service, region=self.config.region or "us-east-1")
         return self._clients[service]
@@ -63,7 +63,7 @@ class AwsTarget(ServerTarget):
         if self._vpc is None and self.config.aws.rds.db_subnet_group:
             self._vpc = self._existing_subnet_group()["VpcId"]
         if self._vpc is None:
-            from ..aws import translate
+            from ..aws_clients import translate
 
             try:
                 subnets = self.client("ec2").describe_subnets(SubnetIds=self.config.aws.rds.subnet_ids)["Subnets"]
@@ -79,7 +79,7 @@ class AwsTarget(ServerTarget):
         return self._vpc
 
     def _existing_subnet_group(self) -> dict:
-        from ..aws import error_code, translate
+        from ..aws_clients import error_code, translate
 
         name = self.config.aws.rds.db_subnet_group
         try:
@@ -113,7 +113,7 @@ class AwsTarget(ServerTarget):
         try:
             db = self.client("rds").describe_db_instances(DBInstanceIdentifier=self.identifier)["DBInstances"][0]
         except Exception as exc:
-            from ..aws import error_code
+            from ..aws_clients import error_code
 
             if error_code(exc) == "DBInstanceNotFound":
                 raise NotYetReachable(f"the RDS instance {self.identifier} does not exist yet") from None
@@ -210,7 +210,11 @@ class AwsTarget(ServerTarget):
 
     def providers(self) -> dict[str, Any]:
         from ..providers.aws import (
-            DbInstanceProvider, IamPolicyProvider, ParameterGroupProvider, SubnetGroupProvider, _Aws,
+            DbInstanceProvider,
+            IamPolicyProvider,
+            ParameterGroupProvider,
+            SubnetGroupProvider,
+            _Aws,
         )
         from ..providers.postgres import DatabaseProvider, RoleProvider, SchemaProvider
         from ..providers.s3 import S3BucketProvider, S3PrefixProvider

@@ -9,7 +9,14 @@ from ..config import Config
 from ..local_server import LocalServer
 from ..outputs import database_outputs, shaped
 from ..providers.localdir import LocalBucketProvider
-from ..providers.postgres import DatabaseProvider, PgAdmin, RoleProvider, SchemaProvider, database_resources, project_label
+from ..providers.postgres import (
+    DatabaseProvider,
+    PgAdmin,
+    RoleProvider,
+    SchemaProvider,
+    database_resources,
+    project_label,
+)
 from ..resources import Resource
 from ..secretstores import make_store
 from ..state.base import State

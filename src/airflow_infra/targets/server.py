@@ -14,7 +14,14 @@ from ..config import Config
 from ..errors import ConfigError
 from ..outputs import database_outputs, shaped
 from ..pgerrors import checked_dsn, translated
-from ..providers.postgres import DatabaseProvider, PgAdmin, RoleProvider, SchemaProvider, database_resources, project_label
+from ..providers.postgres import (
+    DatabaseProvider,
+    PgAdmin,
+    RoleProvider,
+    SchemaProvider,
+    database_resources,
+    project_label,
+)
 from ..resources import Resource
 from ..secretstores import make_store
 from ..state.base import State
@@ -95,7 +102,7 @@ class ServerTarget:
         # Made once (providers() calls this before any reader thread starts).
         if self._s3 is None:
             try:
-                from ..aws import s3_client
+                from ..aws_clients import s3_client
             except ImportError:
                 raise ConfigError("[target] kind = \"server\" needs boto3: pip install 'airflow-infra[s3]'") from None
 

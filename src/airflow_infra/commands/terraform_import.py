@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 
 from ..errors import AirflowInfraError, ConfigError
 from ..home import home_dir
