@@ -277,7 +277,7 @@ def test_plan_all_reports_a_broken_project_and_plans_the_others(tmp_path, home):
     assert all(o["outputs"]["etl_password"]["value"] is None for o in outs)
 
 
-def test_fleet_apply_applies_only_reviewed_plans(tmp_path, home):
+def test_fleet_apply_applies_only_reviewed_plans(tmp_path, home, monkeypatch):
     import airflow_infra as ai
 
     reg = tmp_path / "projects.csv"
@@ -288,7 +288,7 @@ def test_fleet_apply_applies_only_reviewed_plans(tmp_path, home):
         (d / "airflow-infra.toml").write_text(f'[project]\nname = "{name}"\n')
         rows.append(f"{name},{name},file:///{name}.git,{name}/airflow-infra.toml")
     reg.write_text("\n".join(rows) + "\n")
-    os.environ["AIRFLOW_INFRA_HOME"] = str(home)
+    monkeypatch.setenv("AIRFLOW_INFRA_HOME", str(home))
     planned = {r.project: r.plan for r in ai.fleet_plan(reg) if r.project == "reviewed_a"}
     results = {r.project: r for r in ai.fleet_apply(reg, plans=planned)}
     assert results["reviewed_a"].applied and not results["reviewed_a"].error

@@ -228,8 +228,7 @@ class TestPostgresStateBackend(StateBackendContract):
 
         b = PostgresStateBackend(state_dsn, project="p" + uuid.uuid4().hex[:8], environment="dev")
         yield b
-        if b._holder is not None:
-            b._holder.close()
+        b.close()
 
     def test_a_dead_holder_leaves_no_lock(self, backend, state_dsn):
         import subprocess
@@ -294,7 +293,7 @@ class _S3Contract(StateBackendContract):
         b = S3StateBackend(bucket=s3_state, key=f"p{uuid.uuid4().hex[:8]}/dev/airflow-infra.json", region="us-east-1",
                            lock=self.MODE, dynamodb_table="terraform-" + s3_state, lease_seconds=3)
         yield b
-        b._stop.set()
+        b.close()
 
     def test_the_lock_probe_leaves_no_version_behind(self, backend):
         import boto3
@@ -313,15 +312,15 @@ class _S3Contract(StateBackendContract):
         from airflow_infra.state.s3 import S3StateBackend
 
         crashed = S3StateBackend(bucket=backend.bucket, key=backend.key, region="us-east-1", lock=self.MODE,
-                                 dynamodb_table=backend._locks[-1].table if self.MODE != "s3" else "x", lease_seconds=1)
+                                 dynamodb_table=f"terraform-{backend.bucket}", lease_seconds=1)
         crashed.lock(LockInfo.new("apply", "p"))
-        crashed._stop.set()  # it stops renewing, as a killed process would
+        crashed.close()  # it stops renewing, as a killed process would
         with pytest.raises(StateLocked, match="lease runs until"):
             backend.lock(LockInfo.new("apply", "p"))
         time.sleep(1.5)
         winners = []
         others = [S3StateBackend(bucket=backend.bucket, key=backend.key, region="us-east-1", lock=self.MODE,
-                                 dynamodb_table=crashed._locks[-1].table if self.MODE != "s3" else "x", lease_seconds=30)
+                                 dynamodb_table=f"terraform-{backend.bucket}", lease_seconds=30)
                   for _ in range(4)]
 
         def take(b):
@@ -338,7 +337,7 @@ class _S3Contract(StateBackendContract):
             t.join()
         assert len(winners) == 1
         for b in others:
-            b._stop.set()
+            b.close()
 
     def test_a_writer_that_lost_its_lock_cannot_overwrite(self, backend):
         from airflow_infra.state.s3 import S3StateBackend
@@ -364,7 +363,7 @@ class TestS3StateBackendBothLocks(_S3Contract):
     MODE = "both"
 
 
-def test_terraform_lock_item_shape_and_store_without_conditional_writes(s3_state, moto_endpoint):
+def test_terraform_lock_item_shape_and_store_without_conditional_writes(s3_state, moto_endpoint, monkeypatch):
     import boto3
     from s3proxy import S3Proxy
 
@@ -378,14 +377,14 @@ def test_terraform_lock_item_shape_and_store_without_conditional_writes(s3_state
         TableName="terraform-" + s3_state, Key={"LockID": {"S": f"{s3_state}/tf/dev/airflow-infra.json"}})["Item"]
     assert json.loads(item["Info"]["S"])["ID"] == info.ID
     b.unlock(info.ID)
-    b._stop.set()
+    b.close()
 
     class Forgetful(S3Proxy):
         pass
 
     with Forgetful(moto_endpoint) as store:
         store.drop_headers = {"If-None-Match"}
-        os.environ["AWS_ENDPOINT_URL_S3"] = store.url
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", store.url)
         try:
             from airflow_infra.state import s3 as s3mod
 
@@ -394,5 +393,4 @@ def test_terraform_lock_item_shape_and_store_without_conditional_writes(s3_state
             with pytest.raises(StateError, match='ignores If-None-Match.*lock = "dynamodb"'):
                 unsafe.lock(LockInfo.new("apply", "x"))
         finally:
-            os.environ.pop("AWS_ENDPOINT_URL_S3")
             s3mod._PROBED.clear()

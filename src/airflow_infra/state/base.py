@@ -148,6 +148,7 @@ class StateBackend(Protocol):
     def versions(self) -> list[StateVersion]: ...            # newest first, the current state included
     def read_version(self, serial: int) -> State | None: ...  # a kept state; None when not kept
     def overwrite(self, state: State) -> None: ...             # unconditional: only `state restore`, over a corrupt state
+    def close(self) -> None: ...                               # let go of connections/heartbeats, not the lock
 
 
 def check_successor(stored: State, new: State, where: str) -> None:

@@ -174,6 +174,9 @@ class LocalStateBackend:
             message += f"; the lock is stale (process {holder.pid} is gone): `airflow-infra force-unlock {holder.ID}` removes it"
         return message
 
+    def close(self) -> None:
+        """Nothing is held open between calls."""
+
     def unlock(self, lock_id: str) -> None:
         check_holder(self.lock_info(), lock_id, str(self.lock_path))
         self.lock_path.unlink()

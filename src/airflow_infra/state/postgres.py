@@ -222,6 +222,14 @@ class PostgresStateBackend:
                 (*self._where(), Jsonb(json.loads(info.to_json()))))
             self._holder = conn
 
+    def close(self) -> None:
+        """Close this process's connections, without unlocking first: as a crash would (the server
+        releases a session's advisory lock with the session)."""
+        with self._mutex:
+            if self._holder is not None:
+                self._holder.close()
+                self._holder = None
+
     def unlock(self, lock_id: str) -> None:
         check_holder(self.lock_info(), lock_id, str(self.location))
         with self._mutex:

@@ -328,6 +328,10 @@ class S3StateBackend:
             raise _fail(self.location, exc, bucket=self.bucket) from None
         return None
 
+    def close(self) -> None:
+        """Stop renewing the lease, without unlocking: what a crash leaves (the lock runs out)."""
+        self._stop.set()
+
     def unlock(self, lock_id: str) -> None:
         found = False
         try:
