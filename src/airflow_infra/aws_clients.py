@@ -100,14 +100,31 @@ def translated(address: str, step: str, *, ignore: tuple[str, ...] = ()):
         raise translate(address, step, exc) from None
 
 
-def translate(address: str, step: str, exc: BaseException) -> ProviderError:
-    """One line naming the resource and what failed; never the request (it may carry data)."""
+# What to do about the error codes any AWS call can meet, whatever the service.
+HINTS = {
+    "ExpiredToken": "the AWS credentials have expired: renew them",
+    "ExpiredTokenException": "the AWS credentials have expired: renew them",
+    "InvalidAccessKeyId": "the store does not know this AWS access key",
+    "UnrecognizedClientException": "the service does not know this AWS access key",
+    "SignatureDoesNotMatch": "the AWS secret key does not match the access key",
+    "RequestTimeTooSkewed": "this machine's clock is off: synchronise it",
+}
+
+
+def translate(address: str, step: str, exc: BaseException, *,
+              error: type[AirflowInfraError] = ProviderError) -> AirflowInfraError:
+    """The one botocore boundary: one line naming what failed and, where there is one, what to do;
+    never the request (it may carry data). error: the class of ours it becomes."""
+    what = f"{address}: {step} failed"
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return ProviderError(f"{address}: {step} failed: no AWS credentials (set them the usual boto3 way: "
-                             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role)")
+        return error(f"{what}: no AWS credentials (set them the usual boto3 way: "
+                     "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role)")
     if isinstance(exc, botocore.exceptions.EndpointConnectionError):
-        return ProviderError(f"{address}: {step} failed: cannot reach the S3 endpoint {exc.kwargs.get('endpoint_url')}")
+        return error(f"{what}: cannot reach the endpoint {exc.kwargs.get('endpoint_url')}")
     if isinstance(exc, botocore.exceptions.ClientError):
         err = exc.response.get("Error", {})
-        return ProviderError(f"{address}: {step} failed: {err.get('Code')}: {err.get('Message', '')}".rstrip(": "))
-    return ProviderError(f"{address}: {step} failed: {type(exc).__name__}: {exc}")
+        code = err.get("Code")
+        if code in HINTS:
+            return error(f"{what}: {code}: {HINTS[code]}")
+        return error(f"{what}: {code}: {err.get('Message', '')}".rstrip(": "))
+    return error(f"{what}: {type(exc).__name__}: {exc}")

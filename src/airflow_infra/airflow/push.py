@@ -16,7 +16,7 @@ from .connections import Connection
 
 def push_secrets_manager(conns: list[Connection], variables: dict[str, str], *, prefix: str, variables_prefix: str,
                          region: str) -> list[tuple[str, str]]:
-    from ..aws_clients import aws_client, error_code
+    from ..aws_clients import aws_client, error_code, translate
 
     sm = aws_client("secretsmanager", region=region)
     items = [(f"{prefix.rstrip('/')}/{c.conn_id}", json.dumps(c.fields(show_secrets=True), sort_keys=True)) for c in conns]
@@ -40,7 +40,7 @@ def push_secrets_manager(conns: list[Connection], variables: dict[str, str], *, 
         except AirflowInfraError:
             raise
         except Exception as exc:
-            raise AirflowInfraError(f"Secrets Manager: cannot write {name}: {error_code(exc) or type(exc).__name__}") from None
+            raise translate(f"Secrets Manager secret {name}", "write", exc, error=AirflowInfraError) from None
     return done
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from ..aws_clients import aws_client, error_code
+from ..aws_clients import aws_client, error_code, translate
 from ..errors import AirflowInfraError
 from . import SecretStore
 
@@ -36,7 +36,7 @@ class AwsSecretsManagerStore(SecretStore):
                     return None
                 self.sm.restore_secret(SecretId=self.name(ref))
                 return self.get(ref)
-            raise AirflowInfraError(f"Secrets Manager: cannot read {self.name(ref)}: {code or type(exc).__name__}") from None
+            raise translate(f"Secrets Manager secret {self.name(ref)}", "read", exc, error=AirflowInfraError) from None
 
     def get_or_create(self, ref: str) -> str:
         existing = self.get(ref, restore=True)  # a role made again gets its old secret back
@@ -50,7 +50,7 @@ class AwsSecretsManagerStore(SecretStore):
                 made = self.get(ref)
                 if made is not None:
                     return made
-            raise AirflowInfraError(f"Secrets Manager: cannot create {self.name(ref)}: {error_code(exc) or type(exc).__name__}") from None
+            raise translate(f"Secrets Manager secret {self.name(ref)}", "create", exc, error=AirflowInfraError) from None
         return value
 
     def locate(self, ref: str) -> str:
@@ -58,7 +58,7 @@ class AwsSecretsManagerStore(SecretStore):
             try:
                 self._arns[ref] = self.sm.describe_secret(SecretId=self.name(ref))["ARN"]
             except Exception as exc:
-                raise AirflowInfraError(f"Secrets Manager: cannot find {self.name(ref)}: {error_code(exc) or type(exc).__name__}") from None
+                raise translate(f"Secrets Manager secret {self.name(ref)}", "describe", exc, error=AirflowInfraError) from None
         return self._arns[ref]
 
     def delete(self, ref: str) -> None:
@@ -66,4 +66,4 @@ class AwsSecretsManagerStore(SecretStore):
             self.sm.delete_secret(SecretId=self.name(ref), RecoveryWindowInDays=7)
         except Exception as exc:
             if error_code(exc) != "ResourceNotFoundException":
-                raise AirflowInfraError(f"Secrets Manager: cannot delete {self.name(ref)}: {error_code(exc)}") from None
+                raise translate(f"Secrets Manager secret {self.name(ref)}", "delete", exc, error=AirflowInfraError) from None

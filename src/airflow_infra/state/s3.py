@@ -22,7 +22,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..aws_clients import error_code
+from ..aws_clients import error_code, translate
 from ..errors import (
     AirflowInfraError,
     ConfigError,
@@ -51,13 +51,9 @@ def _fail(location: str, exc: Exception, *, bucket: str) -> StateError:
                           f"on {bucket}")
     if code == "ResourceNotFoundException":
         return StateError(f"{location}: the DynamoDB lock table does not exist: run `airflow-infra backend bootstrap`")
-    import botocore.exceptions
-
-    if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return StateError(f"{location}: no AWS credentials (set them the usual boto3 way)")
-    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
-        return StateError(f"{location}: cannot reach the store's endpoint")
-    return StateError(f"{location}: {type(exc).__name__}: {exc}")
+    err = translate(location, "state access", exc, error=StateError)
+    assert isinstance(err, StateError)
+    return err
 
 
 class _S3Lock:
