@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,11 @@ from .base import Provider, read_back
 PORT = 5432
 
 
-def _tags(d: dict) -> list[dict]:
+def _tags(d: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"Key": k, "Value": v} for k, v in sorted(d.items())]
 
 
-def _ours(tags: list[dict] | None, want: dict) -> bool:
+def _ours(tags: list[dict[str, Any]] | None, want: dict[str, Any]) -> bool:
     have = {t["Key"]: t["Value"] for t in tags or []}
     return all(have.get(k) == v for k, v in want.items())
 
@@ -39,7 +39,7 @@ class _Aws:
         self._client = client
         self.tags = tags
 
-    def __getattr__(self, service: str):
+    def __getattr__(self, service: str) -> Any:
         return self._client(service)
 
 
@@ -60,17 +60,18 @@ class SecurityGroupProvider(Provider):
             return None
         return self._ids[r.attrs["name"]]
 
-    def _find(self, r: Resource):
+    def _find(self, r: Resource) -> dict[str, Any] | None:
         groups = self.aws.ec2.describe_security_groups(Filters=[
             {"Name": "group-name", "Values": [r.attrs["name"]]}, {"Name": "vpc-id", "Values": [r.attrs["vpc_id"]]}])
-        return (groups["SecurityGroups"] or [None])[0]
+        found: dict[str, Any] | None = (groups["SecurityGroups"] or [None])[0]
+        return found
 
     @staticmethod
-    def _is_ours(perm: dict) -> bool:
+    def _is_ours(perm: dict[str, Any]) -> bool:
         return perm.get("IpProtocol") == "tcp" and perm.get("FromPort") == PORT and perm.get("ToPort") == PORT
 
     @classmethod
-    def _ingress(cls, group: dict) -> dict:
+    def _ingress(cls, group: dict[str, Any]) -> dict[str, Any]:
         """5432's CIDRs (IPv4 and IPv6) and groups; every other rule, as text, is an unexpected one."""
         cidrs, sgs, other = set(), set(), set()
         for perm in group.get("IpPermissions", []):
@@ -87,7 +88,7 @@ class SecurityGroupProvider(Provider):
         return {"cidrs": sorted(cidrs), "security_groups": sorted(sgs), "other_rules": sorted(other)}
 
     @staticmethod
-    def _ranges(cidrs) -> dict:
+    def _ranges(cidrs: Iterable[str]) -> dict[str, Any]:
         return {"IpRanges": [{"CidrIp": c} for c in sorted(cidrs) if ":" not in c],
                 "Ipv6Ranges": [{"CidrIpv6": c} for c in sorted(cidrs) if ":" in c]}
 
@@ -102,7 +103,7 @@ class SecurityGroupProvider(Provider):
         return Observed({"name": r.attrs["name"], "vpc_id": r.attrs["vpc_id"], "id": group["GroupId"],
                          "ingress": self._ingress(group), "tagged": ours}, foreign=not ours)
 
-    def _converge(self, r: Resource, group_id: str, current: dict) -> None:
+    def _converge(self, r: Resource, group_id: str, current: dict[str, Any]) -> None:
         want = r.attrs["ingress"]
         if current.get("other_rules"):  # revoked as they are, whatever their shape
             group = self.aws.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
@@ -214,11 +215,12 @@ class SubnetGroupProvider(_RdsGroup):
     force_new = frozenset({"name"})
     NOT_FOUND, LIST = "DBSubnetGroupNotFoundFault", "DBSubnetGroups"
 
-    def _describe(self, name):
-        return self.aws.rds.describe_db_subnet_groups(DBSubnetGroupName=name)
+    def _describe(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.aws.rds.describe_db_subnet_groups(DBSubnetGroupName=name)
+        return found
 
     @staticmethod
-    def _observe(group) -> dict:
+    def _observe(group: dict[str, Any]) -> dict[str, Any]:
         return {"subnet_ids": sorted(s["SubnetIdentifier"] for s in group["Subnets"])}
 
     def _create(self, r: Resource) -> None:
@@ -240,11 +242,12 @@ class ParameterGroupProvider(_RdsGroup):
     force_new = frozenset({"name", "family"})
     NOT_FOUND, LIST = "DBParameterGroupNotFound", "DBParameterGroups"
 
-    def _describe(self, name):
-        return self.aws.rds.describe_db_parameter_groups(DBParameterGroupName=name)
+    def _describe(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.aws.rds.describe_db_parameter_groups(DBParameterGroupName=name)
+        return found
 
     @staticmethod
-    def _observe(group) -> dict:
+    def _observe(group: dict[str, Any]) -> dict[str, Any]:
         return {"family": group["DBParameterGroupFamily"]}
 
     def _create(self, r: Resource) -> None:
@@ -309,9 +312,10 @@ class DbInstanceProvider(Provider):
                 "other_security_groups": "detached: only the project's security group reaches the instance",
                 "tagged": "adds the tags ManagedBy, Project, Environment"}
 
-    def describe(self, identifier: str) -> dict | None:
+    def describe(self, identifier: str) -> dict[str, Any] | None:
         try:
-            return self.aws.rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+            found: dict[str, Any] = self.aws.rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+            return found
         except Exception as exc:
             if error_code(exc) == "DBInstanceNotFound":
                 return None
@@ -502,10 +506,10 @@ class DbInstanceProvider(Provider):
         return f"rds snapshot {snap}"
 
 
-def workers_policy(bucket: str, prefix: str) -> dict:
+def workers_policy(bucket: str, prefix: str) -> dict[str, Any]:
     """Exactly the project's bucket (or prefix) for the Airflow workers."""
     arn = f"arn:aws:s3:::{bucket}"
-    listing: dict = {"Sid": "ListProjectObjects", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": arn}
+    listing: dict[str, Any] = {"Sid": "ListProjectObjects", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": arn}
     if prefix:
         listing["Condition"] = {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}}
     return {"Version": "2012-10-17", "Statement": [

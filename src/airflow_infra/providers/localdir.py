@@ -91,7 +91,7 @@ class LocalBucketProvider(Provider):
         staging = path / f".airflow-infra-restore.{os.getpid()}.partial"
         skipped: list[str] = []
 
-        def safe(member: tarfile.TarInfo, dest: str):
+        def safe(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
             try:
                 return tarfile.data_filter(member, dest)
             except tarfile.FilterError as exc:

@@ -12,9 +12,10 @@ import re
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 from ..backups import backup_dir, stamp, written_whole
 from ..errors import ForeignResource, ProviderError
@@ -28,7 +29,7 @@ def marker(project: str) -> str:
     return f"managed by airflow-infra: project {project}"
 
 
-def project_label(config) -> str:
+def project_label(config: Any) -> str:
     """What the marker names: the project and its environment, so that two environments of one
     project on one server never adopt each other's database and roles."""
     return f"{config.project.name} ({config.project.environment})"
@@ -63,11 +64,11 @@ class _Pool:
 
     MAX_IDLE = 8  # in all: well under a server's max_connections, whatever the number of projects
 
-    def __init__(self):
-        self._idle: dict[tuple[str, str], list] = {}
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, str], list[Any]] = {}
         self._lock = threading.Lock()
 
-    def take(self, key: tuple[str, str]):
+    def take(self, key: tuple[str, str]) -> Any:
         with self._lock:
             idle = self._idle.get(key, [])
             while idle:
@@ -76,7 +77,7 @@ class _Pool:
                     return c
         return None
 
-    def give(self, key: tuple[str, str], conn) -> None:
+    def give(self, key: tuple[str, str], conn: Any) -> None:
         from psycopg.pq import TransactionStatus
 
         if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
@@ -109,7 +110,7 @@ class PgAdmin:
     """Admin sessions on one server (pooled), the marker, and pg_dump."""
 
     def __init__(self, connect: Callable[[str], object], *, server: str, project: str, secrets: SecretStore,
-                 bindir: Callable[[], Path], client_env: Callable[[], dict]):
+                 bindir: Callable[[], Path], client_env: Callable[[], dict[str, str]]) -> None:
         self._connect = connect
         self.server = server  # identifies the server and admin role: the pool's key
         self.project = project
@@ -121,7 +122,7 @@ class PgAdmin:
         self._dbs: set[str] = set()
 
     @contextmanager
-    def session(self, dbname: str = "postgres"):
+    def session(self, dbname: str = "postgres") -> Iterator[Any]:
         """An autocommit admin connection to dbname, for this block only."""
         key = (self.server, dbname)
         self._dbs.add(dbname)
@@ -148,12 +149,12 @@ class PgAdmin:
             self.check_privileges()
         return bool(self._superuser)
 
-    def query(self, sql_text, params=(), *, dbname: str = "postgres"):
+    def query(self, sql_text: Any, params: Any = (), *, dbname: str = "postgres") -> Any:
         """One row of one statement."""
         with self.session(dbname) as conn:
             return conn.execute(sql_text, params).fetchone()
 
-    def execute(self, statement, params=(), *, dbname: str = "postgres") -> None:
+    def execute(self, statement: Any, params: Any = (), *, dbname: str = "postgres") -> None:
         with self.session(dbname) as conn:
             conn.execute(statement, params)
 
@@ -265,7 +266,7 @@ def _plural(kind: str, n: int) -> str:
     return kind + "es" if kind.endswith("s") else kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
 
 
-def _describe_objects(rows) -> str | None:
+def _describe_objects(rows: list[tuple[str, int]]) -> str | None:
     """[("table", 3), ("view", 1)] -> "3 tables, 1 view"; None when there is nothing."""
     parts = [f"{n} {_plural(kind, n)}" for kind, n in rows if n]
     return ", ".join(parts) or None
@@ -336,18 +337,18 @@ SELECT DISTINCT pg_describe_object(classid, objid, objsubid) FROM placed p
  ORDER BY 1 LIMIT 20"""
 
 
-def _translate(address: str, step: str):
+def _translate(address: str, step: str) -> AbstractContextManager[None]:
     """The psycopg boundary (pgerrors.translated) for one step of one resource."""
     return translated(f"{address}: {step} failed")
 
 
-def _ident(name: str):
+def _ident(name: str) -> Any:
     from psycopg import sql
 
     return sql.Identifier(name)
 
 
-def _idents(names):
+def _idents(names: Iterable[str]) -> Any:
     from psycopg import sql
 
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
@@ -386,7 +387,7 @@ class RoleProvider(Provider):
             return None
         return (prior.attrs.get("password_secret") if prior else None) or self.admin.secrets.locate(ref)
 
-    def _converge(self, r: Resource, cur, current_members: list[str]) -> None:
+    def _converge(self, r: Resource, cur: Any, current_members: list[str]) -> None:
         from psycopg import sql
 
         name = _ident(r.attrs["name"])
@@ -541,7 +542,7 @@ class SchemaProvider(Provider):
         self.admin = admin
 
     @contextmanager
-    def _session(self, r: Resource):
+    def _session(self, r: Resource) -> Iterator[Any]:
         """A session in the schema's database, or None when the database is gone."""
         db = r.attrs["database"]
         if not self.admin.database_exists(db):
@@ -550,7 +551,7 @@ class SchemaProvider(Provider):
         with self.admin.session(db) as conn:
             yield conn
 
-    def _query(self, conn, r: Resource):
+    def _query(self, conn: Any, r: Resource) -> Any:
         return conn.execute(
             """SELECT pg_get_userbyid(n.nspowner), obj_description(n.oid, 'pg_namespace'),
                       array(SELECT DISTINCT pg_get_userbyid(a.grantee) FROM aclexplode(n.nspacl) a
@@ -570,7 +571,7 @@ class SchemaProvider(Provider):
                          "readers": list(readers), "default_select": list(default_select)},
                         foreign=comment != self.admin.marker)
 
-    def _converge(self, cur, r: Resource, current: Observed | None) -> None:
+    def _converge(self, cur: Any, r: Resource, current: Observed | None) -> None:
         from psycopg import sql
 
         s, readers = _ident(r.attrs["name"]), _idents(r.attrs["readers"])
@@ -630,7 +631,7 @@ class SchemaProvider(Provider):
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {}").format(_ident(r.attrs["name"])))
 
     @staticmethod
-    def _outside_dependents(conn, r: Resource) -> list[str]:
+    def _outside_dependents(conn: Any, r: Resource) -> list[str]:
         return [row[0] for row in conn.execute(_OUTSIDE_DEPENDENTS_SQL, {"schema": r.attrs["name"]})]
 
     def holds_data(self, r: Resource, observed: Observed) -> str | None:

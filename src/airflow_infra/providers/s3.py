@@ -53,7 +53,7 @@ def desired_settings(*, sse: str, kms_key_id: str | None, noncurrent_days: int, 
     }
 
 
-def _lifecycle_rules(lc: dict) -> list[dict]:
+def _lifecycle_rules(lc: dict[str, Any]) -> list[dict[str, Any]]:
     rules = [
         {"ID": "airflow-infra-abort-multipart", "Status": "Enabled", "Filter": {"Prefix": ""},
          "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": lc["abort_multipart_days"]}},
@@ -66,7 +66,7 @@ def _lifecycle_rules(lc: dict) -> list[dict]:
     return rules
 
 
-def _lifecycle_summary(rules: list[dict]) -> dict:
+def _lifecycle_summary(rules: list[dict[str, Any]]) -> dict[str, Any]:
     by_id = {r.get("ID"): r for r in rules if r.get("Status") == "Enabled"}
     abort = by_id.get("airflow-infra-abort-multipart", {}).get("AbortIncompleteMultipartUpload", {})
     noncurrent = by_id.get("airflow-infra-expire-noncurrent", {}).get("NoncurrentVersionExpiration", {})
@@ -75,7 +75,7 @@ def _lifecycle_summary(rules: list[dict]) -> dict:
             "tmp_expire_days": tmp.get("Days")}
 
 
-def _tls_statement(bucket: str) -> dict:
+def _tls_statement(bucket: str) -> dict[str, Any]:
     arn = f"arn:aws:s3:::{bucket}"
     return {"Sid": POLICY_SID, "Effect": "Deny", "Principal": "*", "Action": "s3:*",
             "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
@@ -96,11 +96,11 @@ class S3BucketProvider(Provider):
         self._backed_up: dict[tuple[str, str], set[tuple[str, str]]] = {}
 
     @property
-    def s3(self):
+    def s3(self) -> Any:
         return self._client()
 
     # -- read: one getter per setting, all at once ----------------------------------------------
-    def _get(self, bucket: str, setting: str):
+    def _get(self, bucket: str, setting: str) -> Any:
         s3 = self.s3
         if setting == "versioning":
             return s3.get_bucket_versioning(Bucket=bucket).get("Status", "Disabled")
@@ -122,11 +122,11 @@ class S3BucketProvider(Provider):
             return dict(sorted((t["Key"], t["Value"]) for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]))
         raise AssertionError(setting)
 
-    def _absent_value(self, setting: str):
+    def _absent_value(self, setting: str) -> Any:
         return {"encryption": None, "public_access_block": {f: False for f in PAB_FLAGS}, "ownership": None,
                 "tls_only": False, "lifecycle": _lifecycle_summary([]), "tags": {}}[setting]
 
-    def _read_setting(self, bucket: str, setting: str):
+    def _read_setting(self, bucket: str, setting: str) -> tuple[Any, bool]:
         """(value, unsupported?); raises _Gone when the bucket does not exist."""
         try:
             return self._get(bucket, setting), False
@@ -171,7 +171,7 @@ class S3BucketProvider(Provider):
         return []
 
     # -- write -----------------------------------------------------------------------------
-    def _put(self, bucket: str, setting: str, value) -> None:
+    def _put(self, bucket: str, setting: str, value: Any) -> None:
         s3 = self.s3
         if setting == "versioning":
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": value})
@@ -203,7 +203,7 @@ class S3BucketProvider(Provider):
         elif setting == "tags":
             s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in value.items()]})
 
-    def _converge(self, r: Resource, current: dict | None) -> list[str]:
+    def _converge(self, r: Resource, current: dict[str, Any] | None) -> list[str]:
         unsupported = set((current or {}).get("unsupported", []))
         # Tags first: they are our marker. Ownership before the policy; the PAB before the policy too.
         for setting in ("tags", "ownership", "public_access_block", "encryption", "versioning", "tls_only", "lifecycle"):
@@ -248,7 +248,7 @@ class S3BucketProvider(Provider):
         return read_back(self, r)
 
     # -- data ------------------------------------------------------------------------------
-    def _versions(self, bucket: str, prefix: str = "") -> Iterator[dict]:
+    def _versions(self, bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:
         pages = self.s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
         for page in pages:
             for v in page.get("Versions", []):
@@ -294,7 +294,7 @@ class S3BucketProvider(Provider):
             versions = [v for v in self._versions(bucket, prefix) if v["Key"] != besides]
             if target.startswith("s3://"):
 
-                def keep(v: dict) -> None:
+                def keep(v: dict[str, Any]) -> None:
                     v["Object"] = object_name(bucket, v)
                     # a server-side copy; ETags are not compared: with SSE-KMS they are not the MD5
                     self.s3.copy_object(Bucket=dbucket, Key=f"{base}/{v['Object']}".lstrip("/"),
@@ -304,7 +304,7 @@ class S3BucketProvider(Provider):
                 (root / "objects").mkdir(mode=0o700, exist_ok=True)
                 os.chmod(root / "objects", 0o700)
 
-                def keep(v: dict) -> None:
+                def keep(v: dict[str, Any]) -> None:
                     v["Object"] = object_name(bucket, v)
                     body = self.s3.get_object(Bucket=bucket, Key=v["Key"], **_source_version(v))["Body"]
                     digest = hashlib.sha256()
@@ -335,7 +335,7 @@ class S3BucketProvider(Provider):
         error is checked."""
         backed_up = self._backed_up.get((bucket, prefix), set())
         versioned = bool(self.s3.get_bucket_versioning(Bucket=bucket).get("Status"))
-        batch: list[dict] = []
+        batch: list[dict[str, Any]] = []
 
         def flush() -> None:
             errors = self.s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True}).get("Errors", [])
@@ -367,7 +367,7 @@ class S3BucketProvider(Provider):
         marker = None if r.type == "s3_bucket" else f"{prefix}.airflow-infra"
         doc, read = self._open_backup(r, source)
 
-        def replay(versions: list[dict]) -> int:
+        def replay(versions: list[dict[str, Any]]) -> int:
             for v in versions:  # one key's history, in order
                 key = prefix + v["Key"][len(doc.get("prefix", "")):]
                 if v["DeleteMarker"]:
@@ -380,7 +380,7 @@ class S3BucketProvider(Provider):
                         self.s3.put_object(Bucket=bucket, Key=key, Body=body.read())
             return len(versions)
 
-        by_key: dict[str, list[dict]] = {}
+        by_key: dict[str, list[dict[str, Any]]] = {}
         for v in history_order(doc["versions"]):
             by_key.setdefault(v["Key"], []).append(v)
         with translated(r.address, "restore"):
@@ -389,7 +389,7 @@ class S3BucketProvider(Provider):
             with ThreadPoolExecutor(max_workers=TRANSFERS) as pool:  # keys in parallel, each key's versions in order
                 return sum(pool.map(replay, by_key.values())), []
 
-    def _open_backup(self, r: Resource, source: str):
+    def _open_backup(self, r: Resource, source: str) -> tuple[dict[str, Any], Callable[[dict[str, Any]], Any]]:
         """The manifest, and a function reading one version's bytes (checked against the manifest)."""
         from ..backups import check_manifest
 
@@ -399,13 +399,13 @@ class S3BucketProvider(Provider):
                 base = key.rsplit("/", 1)[0] if "/" in key else ""
                 doc = json.loads(self.s3.get_object(Bucket=sbucket, Key=key)["Body"].read())
 
-                def read(v: dict) -> Any:
+                def read(v: dict[str, Any]) -> Any:
                     return self.s3.get_object(Bucket=sbucket, Key=f"{base}/{v['Object']}".lstrip("/"))["Body"]
             else:
                 path = Path(source).expanduser()
                 doc = json.loads(path.read_text())
 
-                def read(v: dict) -> Any:
+                def read(v: dict[str, Any]) -> Any:
                     copy = path.parent / v["Object"]
                     digest = hashlib.sha256()
                     with open(copy, "rb") as f:
@@ -500,17 +500,17 @@ class S3PrefixProvider(S3BucketProvider):
             raise translate(r.address, "delete", exc) from None
 
 
-def _iso(when) -> str:
+def _iso(when: Any) -> str:
     return when.isoformat() if hasattr(when, "isoformat") else str(when or "")
 
 
-def _source_version(v: dict) -> dict:
+def _source_version(v: dict[str, Any]) -> dict[str, Any]:
     """VersionId to read a version: the "null" one too when it is not the latest (an object
     written before versioning was turned on); the latest "null" is read without one."""
     return {} if v["VersionId"] == "null" and v["IsLatest"] else {"VersionId": v["VersionId"]}
 
 
-def _version(v: dict) -> dict:
+def _version(v: dict[str, Any]) -> dict[str, Any]:
     """VersionId for a call; none for the "null" version of an unversioned bucket (not every store takes it)."""
     return {} if v["VersionId"] == "null" else {"VersionId": v["VersionId"]}
 
