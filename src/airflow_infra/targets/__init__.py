@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
@@ -16,7 +17,7 @@ REGISTRY = {
 }
 
 
-def get_target(config: Config, home: Path, **options):
+def get_target(config: Config, home: Path, **options: Any) -> Any:
     """The target of config's kind; options (apply/destroy flags) only where the target takes them."""
     module, _, name = REGISTRY[config.target.kind].partition(":")
     cls = getattr(importlib.import_module(module), name)

@@ -50,7 +50,7 @@ class AwsTarget(ServerTarget):
         self._sg_resource: Resource | None = None
         self._dsn_lock = threading.Lock()
 
-    def client(self, service: str):
+    def client(self, service: str) -> Any:
         if service not in self._clients:
             from ..aws_clients import aws_client
 
@@ -78,7 +78,7 @@ class AwsTarget(ServerTarget):
             self._vpc = vpcs.pop()
         return self._vpc
 
-    def _existing_subnet_group(self) -> dict:
+    def _existing_subnet_group(self) -> dict[str, Any]:
         from ..aws_clients import error_code, translate
 
         name = self.config.aws.rds.db_subnet_group
@@ -90,9 +90,10 @@ class AwsTarget(ServerTarget):
             groups = []
         if not groups:
             raise ConfigError(f"[aws.rds] db_subnet_group: no DB subnet group {name!r} in {self.config.region}")
-        return groups[0]
+        found: dict[str, Any] = groups[0]
+        return found
 
-    def _security_groups(self):
+    def _security_groups(self) -> SecurityGroupProvider:
         """The one SecurityGroupProvider of this target: it remembers the group's id for the instance."""
         if self._sg_provider is None:
             from ..providers.aws import SecurityGroupProvider, _Aws
@@ -103,15 +104,16 @@ class AwsTarget(ServerTarget):
     def _security_group_id(self) -> str:
         if self._sg_resource is None:
             [self._sg_resource] = [r for r in self.desired() if r.type == "aws_security_group"]
-        found = self._security_groups().id_of(self._sg_resource)
+        found: str | None = self._security_groups().id_of(self._sg_resource)
         if found is None:
             raise NotYetReachable("the security group does not exist yet")
         return found
 
     # -- the admin connection: the instance's master user ---------------------------------------
-    def _instance(self) -> dict:
+    def _instance(self) -> dict[str, Any]:
         try:
-            db = self.client("rds").describe_db_instances(DBInstanceIdentifier=self.identifier)["DBInstances"][0]
+            db: dict[str, Any] = self.client("rds").describe_db_instances(
+                DBInstanceIdentifier=self.identifier)["DBInstances"][0]
         except Exception as exc:
             from ..aws_clients import error_code
 
@@ -133,7 +135,7 @@ class AwsTarget(ServerTarget):
                 self._master_dsn = self._read_master_dsn()
             return self._master_dsn
 
-    def _connect(self, dbname: str):
+    def _connect(self, dbname: str) -> Any:
         cached = self._master_dsn is not None
         try:
             return super()._connect(dbname)
@@ -231,7 +233,7 @@ class AwsTarget(ServerTarget):
         return {pr.type: pr for pr in ps}
 
     # -- what it gives ---------------------------------------------------------------------------
-    def outputs(self, state: State, *, reveal: bool = True) -> dict[str, dict]:
+    def outputs(self, state: State, *, reveal: bool = True) -> dict[str, dict[str, Any]]:
         from ..outputs import database_outputs
 
         db = state.resources.get("aws_db_instance.main")

@@ -56,7 +56,7 @@ class LocalTarget:
             self._admin.close()
 
     # -- what it gives ---------------------------------------------------------------------
-    def outputs(self, state: State, *, reveal: bool = True) -> dict[str, dict]:
+    def outputs(self, state: State, *, reveal: bool = True) -> dict[str, dict[str, Any]]:
         """Terraform's output shape: {name: {"value": ..., "sensitive": bool}}; empty before apply."""
         out = database_outputs(state, self.secrets, host="127.0.0.1", port=(self.server.info() or {}).get("port"),
                                reveal=reveal)

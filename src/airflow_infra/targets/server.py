@@ -47,7 +47,7 @@ class ServerTarget:
                               "admin connection string of the PostgreSQL server (e.g. postgresql://admin@db:5432/postgres)")
         return checked_dsn(dsn, env)
 
-    def _server_info(self) -> dict:
+    def _server_info(self) -> dict[str, Any]:
         from psycopg.conninfo import conninfo_to_dict
 
         dsn = self._dsn()
@@ -57,7 +57,7 @@ class ServerTarget:
             raise ConfigError(f"{self.config.database.admin_dsn_env}: not a valid PostgreSQL connection string") from None
         return {"host": str(info.get("host") or "localhost"), "port": int(info.get("port") or 5432)}
 
-    def _connect(self, dbname: str):
+    def _connect(self, dbname: str) -> Any:
         import psycopg
 
         with translated(f"cannot connect to {self._server_label()} (database {dbname!r})", connecting=True):
@@ -83,7 +83,7 @@ class ServerTarget:
                     return find_bindir(self.config.target.pg_bindir)
                 return Path(pg_dump).parent
 
-            def client_env() -> dict:
+            def client_env() -> dict[str, str]:
                 from psycopg.conninfo import conninfo_to_dict
 
                 from ..childenv import minimal_env
@@ -98,7 +98,7 @@ class ServerTarget:
                                   bindir=bindir, client_env=client_env)
         return self._admin
 
-    def s3(self):
+    def s3(self) -> Any:
         # Made once (providers() calls this before any reader thread starts).
         if self._s3 is None:
             try:
@@ -148,14 +148,14 @@ class ServerTarget:
             self._admin.close()
 
     # -- what it gives ---------------------------------------------------------------------
-    def outputs(self, state: State, *, reveal: bool = True) -> dict[str, dict]:
+    def outputs(self, state: State, *, reveal: bool = True) -> dict[str, dict[str, Any]]:
         c = self.config
         server = self._server_info()
         out = database_outputs(state, self.secrets, host=c.database.host or server["host"],
                                port=c.database.port or server["port"], reveal=reveal)
         return shaped(self._with_bucket_outputs(state, out))
 
-    def _with_bucket_outputs(self, state: State, out: dict) -> dict:
+    def _with_bucket_outputs(self, state: State, out: dict[str, Any]) -> dict[str, Any]:
         c = self.config
         bucket = state.resources.get("s3_bucket.workfiles") or state.resources.get("s3_prefix.workfiles")
         if out and bucket is not None:
