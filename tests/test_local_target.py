@@ -238,7 +238,7 @@ def test_apply_asks_on_a_terminal(cli, answer, applied):
 def test_admin_sessions_are_pooled_and_bounded(server):
     """Fleet commands share admin sessions per server; idle ones are capped so that many projects never
     exhaust the server's connections (apply --all over 100 projects once did)."""
-    from airflow_infra.providers.postgres import _POOL, PgAdmin
+    from airflow_infra.providers.postgres import POOL, PgAdmin
     from airflow_infra.secretstores.file import FileSecretStore as SecretStore
 
     admin = PgAdmin(server.connect, server="test-pool", project="p", secrets=SecretStore(server.home),
@@ -249,14 +249,14 @@ def test_admin_sessions_are_pooled_and_bounded(server):
         assert b.info.backend_pid == pid  # reused, not reconnected
     held = [server.connect() for _ in range(20)]
     for i, conn in enumerate(held):
-        _POOL.give(("test-pool", f"db{i}"), conn)
-    assert sum(not c.closed for c in held) == _POOL.MAX_IDLE
+        POOL.give(("test-pool", f"db{i}"), conn)
+    assert sum(not c.closed for c in held) == POOL.MAX_IDLE
     with server.connect() as conn:
         count = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchone()[0]
     assert count < 30
     for i in range(20):
-        _POOL.close(("test-pool", f"db{i}"))
-    _POOL.close(("test-pool", "postgres"))
+        POOL.close(("test-pool", f"db{i}"))
+    POOL.close(("test-pool", "postgres"))
     assert all(c.closed for c in held)
 
 

@@ -300,7 +300,7 @@ class _S3Contract(StateBackendContract):
 
         from airflow_infra.state import s3 as s3mod
 
-        s3mod._PROBED.clear()
+        s3mod.forget_probes()
         backend.lock(LockInfo.new("apply", "p"))
         page = boto3.client("s3", region_name="us-east-1").list_object_versions(Bucket=backend.bucket,
                                                                                   Prefix=backend.key + ".probe")
@@ -388,9 +388,9 @@ def test_terraform_lock_item_shape_and_store_without_conditional_writes(s3_state
         try:
             from airflow_infra.state import s3 as s3mod
 
-            s3mod._PROBED.clear()
+            s3mod.forget_probes()
             unsafe = S3StateBackend(bucket=s3_state, key="tf/x.json", region="us-east-1", lock="s3")
             with pytest.raises(StateError, match='ignores If-None-Match.*lock = "dynamodb"'):
                 unsafe.lock(LockInfo.new("apply", "x"))
         finally:
-            s3mod._PROBED.clear()
+            s3mod.forget_probes()

@@ -103,7 +103,7 @@ class _Pool:
             c.close()
 
 
-_POOL = _Pool()
+POOL = _Pool()  # one per process: shared by every PgAdmin, so fleet commands share sessions
 
 
 class PgAdmin:
@@ -126,11 +126,11 @@ class PgAdmin:
         """An autocommit admin connection to dbname, for this block only."""
         key = (self.server, dbname)
         self._dbs.add(dbname)
-        conn = _POOL.take(key) or self._connect(dbname)
+        conn = POOL.take(key) or self._connect(dbname)
         try:
             yield conn
         finally:
-            _POOL.give(key, conn)
+            POOL.give(key, conn)
 
     def check_privileges(self) -> None:
         """ProviderError unless the admin role may make databases and roles."""
@@ -163,7 +163,7 @@ class PgAdmin:
 
     def close_db(self, dbname: str) -> None:
         """Close our idle connections to dbname (before it is dropped)."""
-        _POOL.close((self.server, dbname))
+        POOL.close((self.server, dbname))
 
     def close(self) -> None:
         """Close idle sessions to the project's own databases; those to `postgres` serve other projects."""

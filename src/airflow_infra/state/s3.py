@@ -38,6 +38,11 @@ from .base import LockInfo, State, StateVersion, check_successor
 _PROBED: dict[str, bool] = {}  # bucket -> honours If-None-Match (per process)
 
 
+def forget_probes() -> None:
+    """Probe each bucket again (its store may have changed: another endpoint, a proxy)."""
+    _PROBED.clear()
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
