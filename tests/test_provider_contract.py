@@ -96,8 +96,19 @@ def _public(w: World) -> None:
 
 
 def _revoke_reader(w: World) -> None:
-    with _superuser(w)(w.resource.attrs["database"]) as c:
+    import time
+
+    db = w.resource.attrs["database"]
+    with _superuser(w)(db) as c:
         c.execute(f'REVOKE USAGE ON SCHEMA "{w.resource.attrs["name"]}" FROM "{w.resource.attrs["readers"][0]}"')
+    # The superuser's backend ends a moment after its client closes; until then the server target's
+    # CREATEROLE admin may not DROP DATABASE ... WITH (FORCE) at cleanup (it cannot end a superuser's).
+    with _superuser(w)() as c:
+        for _ in range(500):
+            if not c.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s AND usesysid = "
+                             "(SELECT oid FROM pg_roles WHERE rolname = current_user)", (db,)).fetchone():
+                break
+            time.sleep(0.01)
 
 
 def _suspend(w: World) -> None:
