@@ -158,10 +158,9 @@ class TestLocalStateBackend(StateBackendContract):
         if pid == 0:
             os._exit(0)
         os.waitpid(pid, 0)
-        import socket
+        from airflow_infra.pids import HOST as host
 
         backend.path.parent.mkdir(parents=True)
-        host = socket.gethostname()
         for name in (f".state.json.{host}.{pid}.tmp", f".state.lock.{host}.{pid}.tmp"):
             (backend.path.parent / name).write_text("{half")
         others = [f".state.json.otherhost.{pid}.tmp", f".notes.{pid}.tmp"]  # another host's; not ours at all

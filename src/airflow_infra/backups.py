@@ -15,22 +15,18 @@ host are removed by the next backup into the same place. Kinds, told apart by na
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
 import re
 import shutil
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .pids import pid_alive
-
-_HOST = socket.gethostname().replace("/", "_").replace(".", "_")
+from .pids import dead_leftovers, own_temp
 
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FORMAT = "airflow-infra bucket backup"
@@ -45,25 +41,16 @@ def backup_dir(path: Path) -> Path:
     are 0600 and objects/ 0700); partial files of dead runs removed."""
     if not path.exists():
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for leftover in glob.glob(glob.escape(str(path)) + "/.*.partial") + glob.glob(glob.escape(str(path)) + "/objects/.*.partial"):
-        host, pid = _owner(leftover)
-        if host == _HOST and pid.isdigit() and not pid_alive(int(pid)):
-            p = Path(leftover)
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    for leftover in dead_leftovers(path, ".partial") + dead_leftovers(path / "objects", ".partial"):
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
     return path
-
-
-def _owner(partial: str) -> tuple[str, str]:
-    """(host, pid) of a ".<name>.<host>.<pid>.partial" file: only this host's dead runs are cleaned."""
-    parts = partial[:-len(".partial")].rsplit(".", 2)
-    return (parts[-2], parts[-1]) if len(parts) == 3 else ("", "")
 
 
 @contextmanager
 def written_whole(final: Path) -> Iterator[Path]:
     """Yield a temporary path beside final; rename it to final when the block succeeds, remove it
     when it fails."""
-    tmp = final.with_name(f".{final.name}.{_HOST}.{os.getpid()}.partial")
+    tmp = own_temp(final, ".partial")
     try:
         yield tmp
         if tmp.is_file():

@@ -15,10 +15,8 @@ import socket
 from pathlib import Path
 
 from ..errors import StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
-from ..pids import pid_alive
+from ..pids import dead_leftovers, own_temp, pid_alive
 from .base import LockInfo, State, StateVersion, check_holder, check_successor
-
-_HOST = socket.gethostname().replace("/", "_")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -46,17 +44,13 @@ class LocalStateBackend:
         self.location = str(self.path)
 
     def _tmp(self, of: Path) -> Path:
-        return of.with_name(f".{of.name}.{_HOST}.{os.getpid()}.tmp")
+        return own_temp(of, ".tmp")
 
     def _clean_leftovers(self) -> None:
-        """Our own temporary files of runs on this host that were killed (their pid is gone); never
-        another host's (a shared volume) nor anything else in the directory."""
+        """Our own temporary files of killed runs on this host (see pids.dead_leftovers)."""
         for of in (self.path, self.backup_path, self.lock_path):
-            prefix = f".{of.name}.{_HOST}."
-            for name in glob.glob(glob.escape(str(of.parent / prefix)) + "*.tmp"):
-                pid = Path(name).name[len(prefix):-len(".tmp")]
-                if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
-                    Path(name).unlink(missing_ok=True)
+            for leftover in dead_leftovers(of.parent, ".tmp", glob.escape(of.name)):
+                leftover.unlink(missing_ok=True)
 
     def _parse(self, path: Path) -> State:
         try:
