@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from ..aws_clients import error_code, translate, translated
-from ..backups import MANIFEST_SUFFIX
+from ..backups import (
+    MANIFEST_SUFFIX,
+    backup_dir,
+    check_manifest,
+    history_order,
+    manifest_doc,
+    object_name,
+    stamp,
+    written_whole,
+)
 from ..errors import ForeignResource, ProviderError
 from ..resources import Observed, Resource
 from .base import Provider, read_back
@@ -280,8 +289,6 @@ class S3BucketProvider(Provider):
         """Copy every version and delete marker (the "null" version of objects written before
         versioning included) to backup_to (s3://bucket/prefix) or a directory; the manifest,
         written last, lists them with sizes and checksums. Returns the manifest's address."""
-        from ..backups import backup_dir, manifest_doc, object_name, stamp, written_whole
-
         name = f"{bucket}-{stamp()}{MANIFEST_SUFFIX}"
         target = self.backup_to or str(dest)
         if target.startswith("s3://"):
@@ -329,6 +336,10 @@ class S3BucketProvider(Provider):
     def backup(self, r: Resource, observed: Observed, dest: Path) -> str:
         return self._backup(r, r.attrs["name"], "", dest)
 
+    def _place(self, r: Resource) -> tuple[str, str, str | None]:
+        """(bucket, prefix, our marker's key): a bucket of its own has no prefix and no marker object."""
+        return r.attrs["name"], "", None
+
     def _empty(self, r: Resource, bucket: str, prefix: str, *, besides: str | None = None) -> None:
         """Delete every version and delete marker the last backup holds, and no other (what came
         after the backup stays, so the bucket's delete fails rather than losing it); each per-key
@@ -361,10 +372,7 @@ class S3BucketProvider(Provider):
         """Put a bucket backup's versions back into r, oldest first per key (so each key's history
         and latest version come back); replace: delete what is there first (the caller has backed
         it up). Returns how many versions were written."""
-        from ..backups import history_order
-
-        bucket, prefix = (r.attrs["name"], "") if r.type == "s3_bucket" else (r.attrs["bucket"], r.attrs["prefix"])
-        marker = None if r.type == "s3_bucket" else f"{prefix}.airflow-infra"
+        bucket, prefix, marker = self._place(r)
         doc, read = self._open_backup(r, source)
 
         def replay(versions: list[dict[str, Any]]) -> int:
@@ -391,8 +399,6 @@ class S3BucketProvider(Provider):
 
     def _open_backup(self, r: Resource, source: str) -> tuple[dict[str, Any], Callable[[dict[str, Any]], Any]]:
         """The manifest, and a function reading one version's bytes (checked against the manifest)."""
-        from ..backups import check_manifest
-
         with translated(r.address, "restore"):
             if source.startswith("s3://"):
                 sbucket, _, key = source[5:].partition("/")
@@ -441,6 +447,9 @@ class S3PrefixProvider(S3BucketProvider):
 
     type = "s3_prefix"
     force_new = frozenset({"bucket", "prefix"})
+
+    def _place(self, r: Resource) -> tuple[str, str, str | None]:
+        return r.attrs["bucket"], r.attrs["prefix"], self._marker(r)
 
     def _marker(self, r: Resource) -> str:
         return f"{r.attrs['prefix']}.airflow-infra"
