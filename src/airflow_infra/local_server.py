@@ -246,8 +246,7 @@ class LocalServer:
     def _agrees(self, doc: dict) -> bool:
         """Whether server.json says what the cluster says: its port (the running server's, else the
         configured one), binaries that exist, the account that owns the data directory."""
-        running = self._pidfile_field(3) if self.running_pid() is not None else None
-        if doc["port"] != (running or self._configured_port()):
+        if doc["port"] != self._cluster_port():
             return False
         if not _has_binaries(Path(doc["bindir"])):
             return False
@@ -263,8 +262,7 @@ class LocalServer:
         for), the binaries of its major version, the account that owns it."""
         major = (self.data / "PG_VERSION").read_text().strip()
         bindir = self._bindir_for(major)
-        port = self._pidfile_field(3) if self.running_pid() is not None else None
-        port = port or self._configured_port()
+        port = self._cluster_port()
         conf = (self.data / "postgresql.conf").read_text()
         if _SETTINGS_MARK not in conf:  # an initdb stopped before our settings were written
             port = port or free_port()
@@ -305,6 +303,11 @@ class LocalServer:
             "(looked at postmaster.opts, [target] pg_bindir, PATH, /usr/lib/postgresql/*/bin and pgserver): "
             f"install PostgreSQL {major}, or set [target] pg_bindir; the data directory was left as it is"
         )
+
+    def _cluster_port(self) -> int | None:
+        """The port the running server listens on (postmaster.pid), else the one it is configured for."""
+        running = self._pidfile_field(3) if self.running_pid() is not None else None
+        return running or self._configured_port()
 
     def _configured_port(self) -> int | None:
         """The last `port = N` of postgresql.conf and postgresql.auto.conf (the later file wins)."""
@@ -388,7 +391,8 @@ class LocalServer:
 
     def _initdb(self, port: int | None) -> None:
         """A new cluster, made beside the data directory and renamed into place when complete, so
-        that an interrupted initdb leaves nothing that looks like a cluster."""
+        that an interrupted initdb leaves nothing that looks like a cluster; or made in the empty
+        data directory the user made (not atomic then: see the note in the session's issue)."""
         if self.data.exists() and any(self.data.iterdir()):
             raise LocalServerError(
                 f"{self.data} is not empty but holds no PostgreSQL cluster (no PG_VERSION): move it away "
@@ -400,15 +404,15 @@ class LocalServer:
         # An empty data directory the user made (a link to a bigger disk, say) is used as it is;
         # otherwise initdb runs beside it and is renamed into place when complete.
         direct = self.data.exists()
-        staging = self.data.resolve() if direct else self.dir / "data.initdb"
-        if not direct and staging.exists():
-            shutil.rmtree(staging)  # an interrupted initdb's: never renamed to data/, never started
+        into = self.data.resolve() if direct else self.dir / "data.initdb"
+        if not direct and into.exists():
+            shutil.rmtree(into)  # an interrupted initdb's: never renamed to data/, never started
         if account is not None:
             os.chown(self.dir, account.uid, account.gid)
             if direct:
-                os.chown(staging, account.uid, account.gid)
-                os.chmod(staging, 0o700)
-                _make_traversable(staging, account, self.home)
+                os.chown(into, account.uid, account.gid)
+                os.chmod(into, 0o700)
+                _make_traversable(into, account, self.home)
             _make_traversable(self.dir, account, self.home)
             if any(_blocked(d, account) for d in [*bindir.parents, bindir]):
                 # e.g. the pgserver wheel inside a virtualenv under /root: copy the installation
@@ -425,17 +429,17 @@ class LocalServer:
             os.chown(pwfile, account.uid, account.gid)
         try:
             # --no-sync: the files are flushed by _sync_in_background() while the server starts.
-            proc = self._run([str(bindir / "initdb"), "-D", str(staging), "-U", SUPERUSER, "--no-sync",
+            proc = self._run([str(bindir / "initdb"), "-D", str(into), "-U", SUPERUSER, "--no-sync",
                               "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C"], account)
         finally:
             pwfile.unlink(missing_ok=True)
         if proc.returncode != 0:
             raise LocalServerError(f"initdb failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
         port = port or free_port()
-        with open(staging / "postgresql.conf", "a") as f:
+        with open(into / "postgresql.conf", "a") as f:
             f.write(_settings(port))
         if not direct:
-            os.rename(staging, self.data)
+            os.rename(into, self.data)
         self._write_info({"port": port, "bindir": str(bindir), "version": server_version(bindir),
                           "account": account.name if account else None})
 

@@ -173,7 +173,7 @@ def _covered(plan: Plan, providers: Mapping[str, Provider]) -> set[str]:
         for d in c.resource.depends_on)}
 
 
-def _walk(plan: Plan, providers: Mapping[str, Provider], writer: Transaction, *, force_delete_data: bool,
+def _walk(plan: Plan, providers: Mapping[str, Provider], txn: Transaction, *, force_delete_data: bool,
           parallelism: int, emit: Event) -> tuple[list[str], list[str]]:
     """Run the changes along the dependency graph, recording each as it finishes; after the first
     failure nothing new starts. Returns (applied, failures)."""
@@ -202,7 +202,7 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], writer: Transaction, *,
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
                 c, started = running.pop(fut)
-                failure = _record(c, fut, writer)
+                failure = _record(c, fut, txn)
                 if failure:
                     failures.append(failure)
                     emit("failed", c, time.monotonic() - started)
@@ -213,7 +213,7 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], writer: Transaction, *,
     return applied, failures
 
 
-def _record(c: Change, fut: Future[Observed | None], writer: Transaction) -> str | None:
+def _record(c: Change, fut: Future[Observed | None], txn: Transaction) -> str | None:
     """Commit a finished change to the state; the failure's line instead when it failed."""
     try:
         obs = fut.result()
@@ -222,8 +222,8 @@ def _record(c: Change, fut: Future[Observed | None], writer: Transaction) -> str
         return detail if detail.startswith(c.address) else f"{c.address}: {detail}"
     r = c.resource
     if obs is None:
-        writer.commit(lambda s: s.without(c.address))
+        txn.commit(lambda s: s.without(c.address))
     else:
         made = Resource(r.type, r.name, dict(obs.attrs), r.depends_on)
-        writer.commit(lambda s: s.with_resource(made))
+        txn.commit(lambda s: s.with_resource(made))
     return None
