@@ -268,9 +268,11 @@ def _check_is_this_projects(project: Project, old, serial: int) -> None:
     """A kept state names the resources of one project: refuse one whose database or roles are not
     this config's (a state file copied from another project). From the config alone: a restore must
     work while the servers are down."""
-    name = project.config.project.name
-    expected = {"postgres_database.main": project.config.database_name, "postgres_role.owner": f"{name}_owner",
-                "postgres_role.etl": f"{name}_etl", "postgres_role.reader": f"{name}_reader"}
+    from ..providers.postgres import database_resources
+
+    # the names every target gives the project's database and roles, from the one place that says them
+    expected = {r.address: r.attrs["name"] for r in database_resources(
+        project.config.project.name, [], secret_prefix="", database=project.config.database_name)}
     for address, want in sorted(expected.items()):
         r = old.resources.get(address)
         if r is not None and r.attrs.get("name") != want:
