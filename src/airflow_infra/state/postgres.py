@@ -106,25 +106,26 @@ class PostgresStateBackend:
                    WHERE project = %s AND environment = %s
                    ORDER BY 4 DESC, 1 DESC"""
 
-    def _kept(self) -> Iterator[tuple[State, datetime, str, str]]:
+    def _kept(self) -> Iterator[tuple[State, datetime, str]]:
+        """(state, written at, "current" or "history"), newest first; those that cannot be read left out."""
         with self._connect() as conn:
             rows = conn.execute(self._VERSIONS, self._where() * 2).fetchall()
-        for _serial, lineage, doc, at, kind in rows:
+        for _serial, _lineage, doc, at, kind in rows:
             try:
-                yield self._parse(doc), at, kind, lineage
+                yield self._parse(doc), at, kind
             except (StateCorrupt, StateTooNew):
                 continue  # not a version anyone can restore
 
     def versions(self) -> list[StateVersion]:
         return [StateVersion.of(st, f"{self.location} ({kind}, serial {st.serial})", at, current=kind == "current")
-                for st, at, kind, _ in self._kept()]
+                for st, at, kind in self._kept()]
 
     def read_version(self, serial: int) -> State | None:
         kept = list(self._kept())
-        current_lineage = next((lineage for _, _, kind, lineage in kept if kind == "current"), None)
+        current_lineage = next((st.lineage for st, _, kind in kept if kind == "current"), None)
         # the current lineage's first: a serial may have been written in an earlier lineage too
-        matches = sorted((k for k in kept if k[0].serial == serial), key=lambda k: k[3] != current_lineage)
-        return matches[0][0] if matches else None
+        matches = sorted((st for st, _, _ in kept if st.serial == serial), key=lambda st: st.lineage != current_lineage)
+        return matches[0] if matches else None
 
     def overwrite(self, state: State) -> None:
         from psycopg.types.json import Jsonb
