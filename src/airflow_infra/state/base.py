@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from .. import __version__
-from ..errors import LockMismatch, StateConflict, StateError, StateTooNew
+from ..errors import LockMismatch, StateConflict, StateCorrupt, StateError, StateTooNew
 from ..resources import Resource
 
 STATE_VERSION = 1
@@ -149,6 +149,18 @@ class StateBackend(Protocol):
     def read_version(self, serial: int) -> State | None: ...  # a kept state; None when not kept
     def overwrite(self, state: State) -> None: ...             # unconditional: only `state restore`, over a corrupt state
     def close(self) -> None: ...                               # let go of connections/heartbeats, not the lock
+
+
+def parse_state(text: str, where: str, *, what: str = "state", hint: str = "") -> State:
+    """State.from_json, its errors in one line naming where: StateTooNew for a newer release's,
+    StateCorrupt for one that cannot be read (left as it is; hint says how to get back)."""
+    try:
+        return State.from_json(text)
+    except StateTooNew as exc:
+        raise StateTooNew(f"{where}: {exc}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StateCorrupt(f"{where}: {what} is corrupt ({type(exc).__name__}: {exc}); it was left as it is"
+                           + (f": {hint}" if hint else "")) from None
 
 
 def check_successor(stored: State, new: State, where: str) -> None:

@@ -14,9 +14,9 @@ import os
 import socket
 from pathlib import Path
 
-from ..errors import StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
+from ..errors import StateConflict, StateCorrupt, StateError, StateLocked
 from ..pids import dead_leftovers, own_temp, pid_alive
-from .base import LockInfo, State, StateVersion, check_holder, check_successor
+from .base import LockInfo, State, StateVersion, check_holder, check_successor, parse_state
 
 
 def _fsync_dir(path: Path) -> None:
@@ -59,14 +59,9 @@ class LocalStateBackend:
             raise StateCorrupt(f"{path}: no such file") from None
         except OSError as exc:
             raise StateCorrupt(f"{path}: cannot read state: {exc.strerror}") from None
-        try:
-            return State.from_json(text)
-        except StateTooNew as exc:
-            raise StateTooNew(f"{path}: {exc}") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            hint = (f"`airflow-infra state restore {self._backup_serial()}` brings back the previous one"
-                    if self.backup_path.exists() and path != self.backup_path else "restore it from version control")
-            raise StateCorrupt(f"{path}: state is corrupt ({type(exc).__name__}: {exc}); it was left as it is: {hint}") from None
+        hint = (f"`airflow-infra state restore {self._backup_serial()}` brings back the previous one"
+                if self.backup_path.exists() and path != self.backup_path else "restore it from version control")
+        return parse_state(text, str(path), hint=hint)
 
     def _backup_serial(self) -> str:
         try:

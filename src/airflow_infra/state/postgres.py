@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
 from ..pgerrors import checked_dsn, translated
-from .base import LockInfo, State, StateVersion, check_holder
+from .base import LockInfo, State, StateVersion, check_holder, parse_state
 
 if TYPE_CHECKING:
     import psycopg
@@ -92,12 +92,7 @@ class PostgresStateBackend:
         return state
 
     def _parse(self, doc: Any) -> State:
-        try:
-            return State.from_json(json.dumps(doc))
-        except StateTooNew as exc:
-            raise StateTooNew(f"{self.location}: {exc}") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StateCorrupt(f"{self.location}: the stored state is corrupt ({type(exc).__name__}); it was left as it is") from None
+        return parse_state(json.dumps(doc), self.location, what="the stored state")
 
     _VERSIONS = """SELECT serial, lineage, state, updated_at, 'current' FROM airflow_infra_state
                    WHERE project = %s AND environment = %s

@@ -33,7 +33,7 @@ from ..errors import (
     StateLocked,
     StateTooNew,
 )
-from .base import LockInfo, State, StateVersion, check_successor
+from .base import LockInfo, State, StateVersion, check_successor, parse_state
 
 _PROBED: dict[str, bool] = {}  # bucket -> honours If-None-Match (per process)
 
@@ -170,11 +170,10 @@ class S3StateBackend:
 
     def _parse(self, obj: dict[str, Any]) -> State:
         try:
-            return State.from_json(obj["Body"].read().decode())
-        except StateTooNew as exc:
-            raise StateTooNew(f"{self.location}: {exc}") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StateCorrupt(f"{self.location}: the state object is corrupt ({type(exc).__name__}); it was left as it is") from None
+            text = obj["Body"].read().decode()
+        except UnicodeDecodeError as exc:
+            raise StateCorrupt(f"{self.location}: the state object is corrupt ({exc.reason}); it was left as it is") from None
+        return parse_state(text, self.location, what="the state object")
 
     def _object_versions(self, limit: int = 50) -> list[dict[str, Any]]:
         """The state object's versions, newest first (the bucket's versioning keeps them:
