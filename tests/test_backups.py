@@ -183,12 +183,18 @@ def test_a_delete_the_store_refuses_stops_the_destroy_with_the_bucket_intact(mak
     bucket = f"{name}-dev-workfiles"
     for i in range(3):
         s3.put_object(Bucket=bucket, Key=f"locked/{i}.csv", Body=b"x")
+    with connect_as(cli.outputs(), "etl") as etl:  # the database holds data too
+        etl.execute("CREATE TABLE raw.kept AS SELECT g AS id FROM generate_series(1, 10) g")
     with S3Proxy(moto_endpoint) as store:
         store.refuse_deletes = True
         failed = cli("destroy", "--auto-approve", "--force-delete-data", expect=1, AWS_ENDPOINT_URL_S3=store.url)
     assert "3 object version(s) could not be deleted" in failed.stderr and "AccessDenied" in failed.stderr
     assert "s3_bucket.workfiles" in cli("state", "list").stdout
     assert len(s3.list_object_versions(Bucket=bucket)["Versions"]) == 3
+    # deletions of data run one at a time: the bucket's failed first, so the database was never dropped
+    assert "postgres_database.main" in cli("state", "list").stdout
+    with connect_as(cli.outputs(), "reader") as reader:
+        assert reader.execute("SELECT count(*) FROM raw.kept").fetchone()[0] == 10
     done = cli("destroy", "--auto-approve", "--force-delete-data")  # the store lets go: destroy finishes
     assert "Destroy complete!" in done.stdout
 

@@ -21,12 +21,14 @@ from airflow_infra.local_server import LocalServer
 
 
 def _postmasters(data) -> list[int]:
-    """Live processes whose working directory is this data directory and whose parent is not one of them."""
+    """Live postgres processes whose working directory is this data directory and whose parent is not one
+    of them."""
     pids = []
     for p in os.listdir("/proc"):
         if p.isdigit():
             try:
-                if os.readlink(f"/proc/{p}/cwd") == str(data.resolve()):
+                if (os.readlink(f"/proc/{p}/cwd") == str(data.resolve())
+                        and Path(f"/proc/{p}/comm").read_text().strip() == "postgres"):
                     pids.append(int(p))
             except OSError:
                 pass
@@ -129,6 +131,24 @@ def test_an_empty_data_directory_the_user_made_is_used_as_it_is(fresh_home, tmp_
     d.mkdir()
     Cli(d, fresh_home)("up")
     assert (disk / "PG_VERSION").is_file() and (fresh_home / "postgres" / "data").is_symlink()
+
+
+def test_a_process_that_only_works_in_the_data_directory_is_not_the_server(project):
+    """A shell cd'd into the data directory, its pid left in postmaster.pid by a reboot: not the
+    server (pg_ctl stop would signal it), and not an orphan postmaster that blocks the start."""
+    cli, server, fingerprint = project
+    cli("local", "stop")
+    sleeper = subprocess.Popen(["sleep", "300"], cwd=server.data)
+    try:
+        lines = ["0"] * 8
+        lines[0], lines[1], lines[3], lines[7] = str(sleeper.pid), str(server.data), str(server.port), "ready"
+        (server.data / "postmaster.pid").write_text("\n".join(lines) + "\n")
+        assert server.running_pid() is None
+        cli("local", "start")
+        assert server.running_pid() not in (None, sleeper.pid) and sleeper.poll() is None
+        _intact(cli, server, fingerprint)
+    finally:
+        sleeper.kill()
 
 
 def test_a_non_empty_data_directory_without_a_cluster_is_refused(fresh_home, tmp_path):

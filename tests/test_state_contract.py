@@ -247,6 +247,27 @@ class TestPostgresStateBackend(StateBackendContract):
         acquire(backend, "apply", "p", timeout=10)  # the server released the dead session's lock
         assert backend.lock_info().pid == os.getpid()
 
+    def test_force_unlock_of_a_lock_that_changed_hands_ends_nobody(self, backend, state_dsn):
+        """force-unlock checks the holder, then ends its session: if the lock changed hands in
+        between, the new holder's session is not the one ended."""
+        first = LockInfo.new("apply", "p")
+        backend.lock(first)
+        backend.unlock(first.ID)
+        holder = PostgresStateBackend(state_dsn, project=backend.project, environment="dev")
+        now = LockInfo.new("apply", "p")
+        holder.lock(now)
+
+        class ReadBeforeTheHandOver(PostgresStateBackend):
+            def lock_info(self):
+                return first  # what the check saw, a moment before the lock changed hands
+
+        try:
+            ReadBeforeTheHandOver(state_dsn, project=backend.project, environment="dev").unlock(first.ID)
+            assert backend.lock_info().ID == now.ID
+            holder.unlock(now.ID)  # its session is alive: it can still let go of its own lock
+        finally:
+            holder.close()
+
     def test_force_unlock_ends_another_process_hold(self, backend, state_dsn):
         import subprocess
         import sys
