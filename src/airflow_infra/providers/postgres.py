@@ -12,6 +12,7 @@ import re
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -502,12 +503,23 @@ class DatabaseProvider(Provider):
         return read_back(self, r)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        import psycopg
         from psycopg import sql
 
         self.admin.close_db(r.attrs["name"])
+        stmt = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)" if force else "DROP DATABASE IF EXISTS {}").format(
+            _ident(r.attrs["name"]))
         with _translate(r.address, "delete"):
-            stmt = "DROP DATABASE IF EXISTS {} WITH (FORCE)" if force else "DROP DATABASE IF EXISTS {}"
-            self.admin.execute(sql.SQL(stmt).format(_ident(r.attrs["name"])))
+            for attempt in range(50):
+                try:
+                    self.admin.execute(stmt)
+                    return
+                except psycopg.errors.InsufficientPrivilege:
+                    # WITH (FORCE) as a non-superuser admin cannot end a superuser's session, an
+                    # autovacuum worker's among them: those are brief, so try again for a while
+                    if not force or attempt == 49:
+                        raise
+                    time.sleep(0.1)
 
     def holds_data(self, r: Resource, observed: Observed) -> str | None:
         name = r.attrs["name"]
