@@ -62,7 +62,7 @@ def _database_rows(tmp: Path, server, db_mb: int) -> list[tuple[str, float, str]
     dumps: list[Path] = []
     ours_backup = _timed(lambda: dumps.append(provider.backup(db, Observed(db.attrs), tmp / "backups")))
     fresh("bench_our_restore")
-    ours_restore = _timed(lambda: target.admin().pg_restore(str(dumps[0]), "bench_our_restore", role=db.attrs["owner"]))
+    ours_restore = _timed(lambda: target.database.admin().pg_restore(str(dumps[0]), "bench_our_restore", role=db.attrs["owner"]))
     target.close()
     mb = size / 1024 / 1024
     return [

@@ -58,7 +58,7 @@ def rows(projects: int = 50) -> list[tuple[str, float, str]]:
         provider = target.providers()["s3_bucket"]
         [bucket] = [r for r in target.desired() if r.type == "s3_bucket"]
         calls: list[str] = []
-        target.s3().meta.events.register("before-call.s3", lambda model, **kw: calls.append(model.name))
+        target.bucket_client().meta.events.register("before-call.s3", lambda model, **kw: calls.append(model.name))
         times = []
         for _ in range(10):
             start = time.perf_counter()

@@ -57,3 +57,60 @@ def test_optional_hooks_have_defaults():
     r = Resource("thing", "a", {})
     assert p.holds_data(r, Observed({})) is None and p.warnings(Observed({})) == [] and p.notes == {}
     assert p.check_change(r, Observed({})) is None and p.deleted_with == frozenset()
+
+
+class GroupProvider(DictProvider):
+    """Gives what it makes a new id, as AWS does: a replaced group has another one."""
+
+    type = "group"
+    force_new = frozenset({"name"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made = 0
+
+    def create(self, r: Resource) -> Observed:
+        self.made += 1
+        self.things[r.name] = {**r.attrs, "id": f"g-{self.made}"}
+        return Observed(self.things[r.name])
+
+
+def test_a_ref_is_known_after_apply_and_follows_a_replaced_dependency(tmp_path):
+    """The engine resolves a Ref from what the dependency reads back, and keeps it unknown while
+    this very plan makes (or remakes) the dependency; the saved plan keeps it as a Ref."""
+    from airflow_infra.engine.plan import Plan
+    from airflow_infra.render import plan_text
+    from airflow_infra.resources import Ref
+
+    groups, things = GroupProvider(), DictProvider()
+    providers: dict[str, Provider] = {"group": groups, "thing": things}
+    backend = LocalStateBackend(tmp_path / "state.json")
+
+    def desired(group_name: str) -> list[Resource]:
+        return [Resource("group", "g", {"name": group_name}),
+                Resource("thing", "t", {"group_id": Ref("group.g", "id")}, ("group.g",))]
+
+    def apply(group_name: str) -> Plan:
+        plan = make_plan(backend.read(), desired(group_name), providers)
+        plan = Plan.from_json(plan.to_json())  # as a saved plan would be
+        with transaction(backend, "apply") as txn:
+            apply_plan(plan, txn, providers, backup_dir=tmp_path / "backups")
+        return plan
+
+    first = apply("a")
+    assert "group_id: (known after apply: group.g.id)" in plan_text(first)
+    assert things.things["t"]["group_id"] == "g-1"
+    assert backend.read().resources["thing.t"].attrs["group_id"] == "g-1"
+    assert not make_plan(backend.read(), desired("a"), providers).changes
+
+    second = apply("b")  # the group is replaced: a new id, which the thing follows in the same apply
+    assert {c.address: c.action for c in second.changes} == {"group.g": "replace", "thing.t": "update"}
+    assert things.things["t"]["group_id"] == "g-2"
+    assert not make_plan(backend.read(), desired("b"), providers).changes
+
+
+def test_a_ref_outside_depends_on_is_refused():
+    from airflow_infra.resources import Ref
+
+    with pytest.raises(ValueError, match="refers to"):
+        make_plan(State(), [Resource("thing", "t", {"x": Ref("group.g", "id")})], {"thing": DictProvider()})

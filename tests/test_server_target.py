@@ -154,7 +154,7 @@ def test_bucket_refresh_call_count(server_cli, name):
     provider = target.providers()["s3_bucket"]
     [bucket] = [r for r in target.desired() if r.type == "s3_bucket"]
     calls = []
-    target.s3().meta.events.register("before-call.s3", lambda model, **kw: calls.append(model.name))
+    target.bucket_client().meta.events.register("before-call.s3", lambda model, **kw: calls.append(model.name))
     observed = provider.read(bucket, None)
     assert not observed.foreign and observed.attrs["versioning"] == "Enabled"
     assert len(calls) == 7 and len(set(calls)) == 7, calls

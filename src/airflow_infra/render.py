@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from .engine.plan import ADOPT, CREATE, DELETE, REPLACE, SYMBOL, UPDATE, Plan
+from .resources import Ref
 
 COLOUR = {CREATE: "green", UPDATE: "yellow", REPLACE: "magenta", DELETE: "red", ADOPT: "cyan"}
 VERB = {CREATE: "created", UPDATE: "updated in place", REPLACE: "replaced", DELETE: "destroyed",
@@ -15,7 +16,7 @@ VERB = {CREATE: "created", UPDATE: "updated in place", REPLACE: "replaced", DELE
 
 
 def _v(value: Any) -> str:
-    return json.dumps(value)
+    return str(value) if isinstance(value, Ref) else json.dumps(value)
 
 
 def _drift_lines(plan: Plan) -> list[str]:

@@ -1,14 +1,36 @@
 """Resource (what the config wants) and Observed (what a provider found), both values.
 
 An address is ``<type>.<name>``, e.g. ``postgres_schema.raw``; attributes are plain JSON values
-and never hold a secret (passwords are referenced through ``password_ref``).
+and never hold a secret (passwords are referenced through ``password_ref``). A desired attribute
+may be a Ref to another resource's attribute (an RDS instance's security group id): the engine
+resolves it from the refreshed or just-applied resource, so no provider reaches into another.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Ref:
+    """The attribute `attr` of the resource at `address`, known once that one exists."""
+
+    address: str
+    attr: str
+
+    def __str__(self) -> str:
+        return f"(known after apply: {self.address}.{self.attr})"
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {"$ref": [self.address, self.attr]}
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"$ref"}:
+        return Ref(*value["$ref"])
+    return value
 
 
 @dataclass(frozen=True)
@@ -22,12 +44,32 @@ class Resource:
     def address(self) -> str:
         return f"{self.type}.{self.name}"
 
+    def refs(self) -> set[str]:
+        """The addresses this resource's Refs name."""
+        return {v.address for v in self.attrs.values() if isinstance(v, Ref)}
+
+    def resolved(self, attrs_of: Callable[[str], Mapping[str, Any] | None], *, unknown: Any = Ref) -> Resource:
+        """Each Ref replaced by its value where attrs_of(address) knows it; else kept (unknown=Ref) or
+        replaced by `unknown` (None for a read: what does not exist yet has no id)."""
+        if not self.refs():
+            return self
+        out = {}
+        for k, v in self.attrs.items():
+            if isinstance(v, Ref):
+                found = attrs_of(v.address)
+                v = found[v.attr] if found is not None and found.get(v.attr) is not None else (
+                    v if unknown is Ref else unknown)
+            out[k] = v
+        return Resource(self.type, self.name, out, self.depends_on)
+
     def to_json(self) -> dict:
-        return {"type": self.type, "name": self.name, "attrs": dict(self.attrs), "depends_on": list(self.depends_on)}
+        attrs = {k: v.to_json() if isinstance(v, Ref) else v for k, v in self.attrs.items()}
+        return {"type": self.type, "name": self.name, "attrs": attrs, "depends_on": list(self.depends_on)}
 
     @classmethod
     def from_json(cls, data: Mapping) -> Resource:
-        return cls(data["type"], data["name"], dict(data["attrs"]), tuple(data.get("depends_on", ())))
+        attrs = {k: _from_json(v) for k, v in data["attrs"].items()}
+        return cls(data["type"], data["name"], attrs, tuple(data.get("depends_on", ())))
 
 
 @dataclass(frozen=True)

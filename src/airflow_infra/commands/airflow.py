@@ -54,7 +54,7 @@ def doctor(project: Project):
 
     target = project.target()
     try:
-        return run(outputs(project, reveal=True), s3=target.s3() if hasattr(target, "s3") else None)
+        return run(outputs(project, reveal=True), s3=target.bucket_client())
     finally:
         target.close()
 

@@ -197,6 +197,8 @@ def import_resource(project: Project, address: str, resource_id: str, *, lock_ti
         with transaction(project.backend(), "import", timeout=lock_timeout) as txn:
             if address in txn.state.resources:
                 raise AirflowInfraError(f"ADDRESS {address!r} is already in the state")
+            known = txn.state.resources
+            r = r.resolved(lambda a: known[a].attrs if a in known else None, unknown=None)
             observed = target.providers()[r.type].read(r, None)
             if observed is None:
                 raise AirflowInfraError(f"ID {resource_id!r}: no such {r.type} exists, so there is nothing to import")

@@ -54,7 +54,7 @@ def import_terraform(tfstate: str | Path, project_dir: str | Path = ".", *, name
         providers = target.providers()
         adopted: dict[str, Resource] = {}
         for address in ADOPTED:
-            r = desired[address]
+            r = desired[address].resolved(lambda a: adopted[a].attrs if a in adopted else None, unknown=None)
             found = providers[r.type].read(r, None)
             if found is None:
                 raise AirflowInfraError(f"{tfstate}: {r.type} {r.attrs.get('name') or r.attrs.get('identifier')!r} is in "

@@ -194,6 +194,7 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], txn: Transaction, *, fo
                     if c.holds_data and any(rc.holds_data for rc, _ in running.values()):
                         continue  # one deletion of data at a time: a failure stops before the next
                     ready.remove(address)
+                    c = _resolved(c, txn.state)
                     emit("start", c, 0.0)
                     running[pool.submit(_run, c, providers[c.resource.type], force_delete_data,
                                         address in covered)] = (c, time.monotonic())
@@ -211,6 +212,17 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], txn: Transaction, *, fo
                 emit("done", c, time.monotonic() - started)
                 sorter.done(c.address)
     return applied, failures
+
+
+def _resolved(c: Change, state: State) -> Change:
+    """The change with its Refs' values, from what the state holds now (the dependencies ran first)."""
+    if not c.resource.refs() or c.action == DELETE:
+        return c
+    r = c.resource.resolved(lambda a: state.resources[a].attrs if a in state.resources else None)
+    missing = sorted(r.refs())
+    if missing:
+        raise ProviderError(f"{c.address}: needs {missing[0]}, which is not in the state: apply it first")
+    return replace(c, resource=r)
 
 
 def _record(c: Change, fut: Future[Observed | None], txn: Transaction) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import AirflowInfraError, ForeignResource, NotYetReachable, ProviderError, StateError, Unreadable
 from ..providers.base import Provider
-from ..resources import Observed, Resource
+from ..resources import Observed, Ref, Resource
 from ..state.base import State
 
 PLAN_FORMAT = 1
@@ -138,6 +138,16 @@ def _check_types(state: State, providers: Mapping[str, Provider]) -> None:
         )
 
 
+def _for_read(r: Resource, want: Resource | None, known: Mapping[str, Mapping[str, Any]]) -> Resource:
+    """What a provider reads with: the stored (or desired) attributes, with the desired Refs'
+    current values (None where the referenced resource does not exist)."""
+    if want is None or not want.refs():
+        return r
+    resolved = want.resolved(known.get, unknown=None)
+    return Resource(r.type, r.name, {**r.attrs, **{k: resolved.attrs[k] for k, v in want.attrs.items()
+                                                     if isinstance(v, Ref)}}, r.depends_on)
+
+
 def _refresh(state: State, wanted: Mapping[str, Resource], providers: Mapping[str, Provider],
              parallelism: int) -> tuple[dict[str, Resource], set[str], list[Drift]]:
     """Read every resource in state and every wanted one not in it: (refreshed, adopted, drift)."""
@@ -145,19 +155,30 @@ def _refresh(state: State, wanted: Mapping[str, Resource], providers: Mapping[st
         (r, Observed(r.attrs)) for r in state.resources.values()
     ] + [(r, None) for a, r in wanted.items() if a not in state.resources]
 
-    # Reads are independent; a few threads hide the round trips without loading the server.
+    # Reads are independent; a few threads hide the round trips without loading the server. A
+    # resource with Refs is read after the rest, with their values.
+    def with_refs(item: tuple[Resource, Observed | None]) -> bool:
+        return item[0].address in wanted and bool(wanted[item[0].address].refs())
+
+    found: dict[str, Observed | None] = {}
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        found = list(pool.map(lambda item: _read(providers[item[0].type], *item), to_read))
+        for wave in ([i for i in to_read if not with_refs(i)], [i for i in to_read if with_refs(i)]):
+            known = {a: obs.attrs for a, obs in found.items() if obs is not None}
+            reads = [(_for_read(r, wanted.get(r.address), known), prior) for r, prior in wave]
+            found.update(zip((r.address for r, _ in wave),
+                             pool.map(lambda item: _read(providers[item[0].type], *item), reads), strict=True))
 
     drift: list[Drift] = []
     refreshed: dict[str, Resource] = {}
     adopted: set[str] = set()
-    for (r, prior), obs in zip(to_read, found, strict=True):
+    for r, prior in to_read:
+        obs = found[r.address]
         if prior is not None:
             if obs is None:
                 drift.append(Drift(r.address, deleted=True))
                 continue
-            diff = {k: (prior.attrs.get(k), v) for k, v in obs.attrs.items() if prior.attrs.get(k) != v}
+            # an attribute the state never recorded (an older release's state) is news, not drift
+            diff = {k: (prior.attrs[k], v) for k, v in obs.attrs.items() if k in prior.attrs and prior.attrs[k] != v}
             if diff:
                 drift.append(Drift(r.address, deleted=False, changes=diff))
             refreshed[r.address] = Resource(r.type, r.name, dict(obs.attrs), r.depends_on)
@@ -173,27 +194,40 @@ def _refresh(state: State, wanted: Mapping[str, Resource], providers: Mapping[st
     return refreshed, adopted, drift
 
 
+def _change(r: Resource, prior_r: Resource | None, adopted: bool, provider: Provider) -> Change | None:
+    if prior_r is None:
+        return Change(r.address, CREATE, r, None)
+    changed = tuple(sorted(k for k, v in r.attrs.items() if prior_r.attrs.get(k) != v))  # a Ref: unknown, changed
+    if changed:
+        provider.check_change(r, Observed(prior_r.attrs))  # what the provider can never do
+    forces = tuple(k for k in changed if k in provider.force_new)
+    notes = {k: n for k, n in provider.notes.items() if k in changed}
+    if forces:
+        holds = provider.holds_data(prior_r, Observed(prior_r.attrs))
+        return Change(r.address, REPLACE, r, prior_r.attrs, changed, forces, holds, notes)
+    if changed:
+        return Change(r.address, UPDATE, r, prior_r.attrs, changed, notes=notes)
+    if adopted:
+        return Change(r.address, ADOPT, r, prior_r.attrs)
+    return None
+
+
 def _diff(wanted: Mapping[str, Resource], refreshed: Mapping[str, Resource], adopted: set[str],
           providers: Mapping[str, Provider]) -> list[Change]:
-    changes: list[Change] = []
-    for address in sorted(wanted):
-        r = wanted[address]
-        prior_r = refreshed.get(address)
-        if prior_r is None:
-            changes.append(Change(address, CREATE, r, None))
-            continue
-        changed = tuple(sorted(k for k, v in r.attrs.items() if prior_r.attrs.get(k) != v))
-        if changed:
-            providers[r.type].check_change(r, Observed(prior_r.attrs))  # what the provider can never do
-        forces = tuple(k for k in changed if k in providers[r.type].force_new)
-        notes = {k: n for k, n in providers[r.type].notes.items() if k in changed}
-        if forces:
-            holds = providers[r.type].holds_data(prior_r, Observed(prior_r.attrs))
-            changes.append(Change(address, REPLACE, r, prior_r.attrs, changed, forces, holds, notes))
-        elif changed:
-            changes.append(Change(address, UPDATE, r, prior_r.attrs, changed, notes=notes))
-        elif address in adopted:
-            changes.append(Change(address, ADOPT, r, prior_r.attrs))
+    """Resources with Refs last: a Ref resolves to the refreshed value unless its resource is made
+    or replaced by this plan (then it stays a Ref, known after apply)."""
+    by_addr: dict[str, Change | None] = {}
+    remade: set[str] = set()
+
+    def attrs_of(address: str) -> Mapping[str, Any] | None:
+        return None if address in remade or address not in refreshed else refreshed[address].attrs
+
+    for refs in (False, True):
+        remade |= {a for a, c in by_addr.items() if c is not None and c.action in (CREATE, REPLACE)}
+        for address in sorted(a for a, r in wanted.items() if bool(r.refs()) == refs):
+            r = wanted[address].resolved(attrs_of)
+            by_addr[address] = _change(r, refreshed.get(address), address in adopted, providers[r.type])
+    changes = [c for _, c in sorted(by_addr.items()) if c is not None]
     for address in sorted(set(refreshed) - set(wanted)):
         prior_r = refreshed[address]
         holds = providers[prior_r.type].holds_data(prior_r, Observed(prior_r.attrs))
@@ -212,6 +246,9 @@ def make_plan(
     """Refresh every resource in state (and every desired one not in it), then diff."""
     _check_types(state, providers)
     wanted = {r.address: r for r in desired}
+    for r in desired:
+        if r.refs() - set(r.depends_on):  # the graph orders by depends_on: a Ref must be in it
+            raise ValueError(f"{r.address}: refers to {sorted(r.refs() - set(r.depends_on))} without depending on it")
     refreshed, adopted, drift = _refresh(state, wanted, providers, parallelism)
     changes = _diff(wanted, refreshed, adopted, providers)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..aws_clients import error_code, translate, translated
-from ..errors import NotYetReachable, ProviderError
+from ..errors import ProviderError
 from ..resources import Observed, Resource
 from .base import Provider, read_back
 
@@ -52,13 +52,6 @@ class SecurityGroupProvider(Provider):
 
     def __init__(self, aws: _Aws):
         self.aws = aws
-        self._ids: dict[str, str] = {}  # name -> id, as this provider last saw it
-
-    def id_of(self, r: Resource) -> str | None:
-        """The group's id, as last read or made here (the instance needs it on every read), else looked up."""
-        if r.attrs["name"] not in self._ids and self.read(r, None) is None:
-            return None
-        return self._ids[r.attrs["name"]]
 
     def _find(self, r: Resource) -> dict[str, Any] | None:
         groups = self.aws.ec2.describe_security_groups(Filters=[
@@ -96,9 +89,7 @@ class SecurityGroupProvider(Provider):
         with translated(r.address, "read"):
             group = self._find(r)
         if group is None:
-            self._ids.pop(r.attrs["name"], None)
             return None
-        self._ids[r.attrs["name"]] = group["GroupId"]
         ours = _ours(group.get("Tags"), self.aws.tags)
         return Observed({"name": r.attrs["name"], "vpc_id": r.attrs["vpc_id"], "id": group["GroupId"],
                          "ingress": self._ingress(group), "tagged": ours}, foreign=not ours)
@@ -143,7 +134,6 @@ class SecurityGroupProvider(Provider):
         return read_back(self, r)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
-        self._ids.pop(r.attrs["name"], None)
         with translated(r.address, "delete", ignore=("InvalidGroup.NotFound", "InvalidGroupId.NotFound")):
             self.aws.ec2.delete_security_group(GroupId=r.attrs["id"])
 
@@ -284,11 +274,9 @@ class DbInstanceProvider(Provider):
     FAILED = {"failed", "incompatible-parameters", "incompatible-restore", "incompatible-network", "storage-full",
               "inaccessible-encryption-credentials", "restore-error"}  # instances' and snapshots' dead ends
 
-    def __init__(self, aws: _Aws, *, security_group_id: Callable[[], str], encrypt_storage: bool = False,
-                 skip_final_snapshot: bool = False, on_progress: Callable[[str], None] | None = None,
-                 poll_seconds: float = 15.0):
+    def __init__(self, aws: _Aws, *, encrypt_storage: bool = False, skip_final_snapshot: bool = False,
+                 on_progress: Callable[[str], None] | None = None, poll_seconds: float = 15.0):
         self.aws = aws
-        self._sg = security_group_id
         self.encrypt_storage = encrypt_storage
         self.skip_final_snapshot = skip_final_snapshot
         self._progress = on_progress or (lambda message: None)
@@ -329,13 +317,8 @@ class DbInstanceProvider(Provider):
         version = db.get("EngineVersion", "")
         ours = _ours(db.get("TagList"), self.aws.tags)
         attached = sorted(g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", []))
-        if prior is not None and prior.attrs.get("security_groups") == attached and "other_security_groups" in prior.attrs:
-            other = prior.attrs["other_security_groups"]  # the same groups as recorded: no need to look ours up
-        else:
-            try:
-                other = [g for g in attached if g != self._sg()]
-            except NotYetReachable:  # the project's group does not exist (yet): every attached one is other
-                other = attached
+        group = r.attrs.get("security_group_id")  # the engine's value of the Ref; None: the group does not exist
+        other = [g for g in attached if g != group]
         attrs = {
             "identifier": r.attrs["identifier"], "engine": db["Engine"], "engine_major": version.split(".")[0],
             "instance_class": db["DBInstanceClass"], "allocated_storage": db["AllocatedStorage"],
@@ -350,6 +333,7 @@ class DbInstanceProvider(Provider):
             "copy_tags_to_snapshot": db.get("CopyTagsToSnapshot", False),
             "db_subnet_group": (db.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"),
             "security_groups": attached, "other_security_groups": other,
+            "security_group_id": group if group in attached else None,
             "parameter_group": next((g["DBParameterGroupName"] for g in db.get("DBParameterGroups", [])), None),
             "master_password_managed": bool(db.get("MasterUserSecret")), "tagged": ours,
             # recorded, never compared: AWS's minor upgrades are not changes
@@ -397,7 +381,7 @@ class DbInstanceProvider(Provider):
                     PubliclyAccessible=a["publicly_accessible"], DeletionProtection=a["deletion_protection"],
                     BackupRetentionPeriod=a["backup_retention_days"], MultiAZ=a["multi_az"],
                     CopyTagsToSnapshot=a["copy_tags_to_snapshot"], DBSubnetGroupName=a["db_subnet_group"],
-                    VpcSecurityGroupIds=[self._sg()], DBParameterGroupName=a["parameter_group"],
+                    VpcSecurityGroupIds=[a["security_group_id"]], DBParameterGroupName=a["parameter_group"],
                     MasterUsername="airflow_infra_admin", ManageMasterUserPassword=True, Tags=_tags(self.aws.tags))
                 if a["max_allocated_storage"]:
                     kwargs["MaxAllocatedStorage"] = a["max_allocated_storage"]
@@ -427,8 +411,8 @@ class DbInstanceProvider(Provider):
             changes["MaxAllocatedStorage"] = a["allocated_storage"]  # RDS's way to turn autoscaling off
         if changes.get("ManageMasterUserPassword") is False:
             del changes["ManageMasterUserPassword"]  # never hand the password back to a file
-        if sorted(p.get("security_groups", [])) != [self._sg()]:
-            changes["VpcSecurityGroupIds"] = [self._sg()]
+        if sorted(p.get("security_groups", [])) != [a["security_group_id"]]:
+            changes["VpcSecurityGroupIds"] = [a["security_group_id"]]
         with translated(r.address, "update"):
             restore = a["storage_encrypted"] and (not p["storage_encrypted"] or a.get("kms_key_id") != p.get("kms_key_id"))
             if restore and self.encrypt_storage:  # a new key, too, takes an encrypted copy
@@ -454,7 +438,7 @@ class DbInstanceProvider(Provider):
         self._wait_snapshot(encrypted)
         rds.restore_db_instance_from_db_snapshot(
             DBInstanceIdentifier=fresh, DBSnapshotIdentifier=encrypted, DBInstanceClass=a["instance_class"],
-            DBSubnetGroupName=a["db_subnet_group"], VpcSecurityGroupIds=[self._sg()], MultiAZ=a["multi_az"],
+            DBSubnetGroupName=a["db_subnet_group"], VpcSecurityGroupIds=[a["security_group_id"]], MultiAZ=a["multi_az"],
             PubliclyAccessible=a["publicly_accessible"], DeletionProtection=a["deletion_protection"],
             CopyTagsToSnapshot=True, DBParameterGroupName=a["parameter_group"], ManageMasterUserPassword=True,
             Tags=_tags(self.aws.tags))

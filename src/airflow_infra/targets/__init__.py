@@ -9,6 +9,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
+from .base import Target
 
 REGISTRY = {
     "local": "airflow_infra.targets.local:LocalTarget",
@@ -17,11 +18,11 @@ REGISTRY = {
 }
 
 
-def get_target(config: Config, home: Path, **options: Any) -> Any:
+def get_target(config: Config, home: Path, **options: Any) -> Target:
     """The target of config's kind; options (apply/destroy flags) only where the target takes them."""
     module, _, name = REGISTRY[config.target.kind].partition(":")
-    cls = getattr(importlib.import_module(module), name)
-    takes: frozenset[str] = getattr(cls, "OPTIONS", frozenset())
+    cls: type[Target] = getattr(importlib.import_module(module), name)
+    takes = cls.OPTIONS
     unknown = sorted(k for k, v in options.items() if v and k not in takes and k != "on_progress")  # a callback: optional
     if unknown:
         flag = "--" + unknown[0].replace("_", "-")

@@ -1,7 +1,7 @@
-"""The aws target: the server target's S3 bucket and PostgreSQL code, on an RDS instance of the
-project's own (security group, DB subnet group, parameter group), reached for the in-database
-setup at its endpoint or through `connect_through` (an SSH tunnel or SSM port forward), as its
-master user, whose password RDS keeps in Secrets Manager and we read at apply time, never store.
+"""The aws target: an S3 bucket and the project's database on an RDS instance of its own
+(security group, DB subnet group, parameter group), reached for the in-database setup at its
+endpoint or through `connect_through` (an SSH tunnel or SSM port forward), as its master user,
+whose password RDS keeps in Secrets Manager and we read at apply time, never store.
 """
 
 from __future__ import annotations
@@ -10,21 +10,21 @@ import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from ..config import Config
-from ..errors import ConfigError, NotYetReachable, ProviderError, Unreadable
+from ..errors import ConfigError, NotYetReachable, Unreadable
 from ..outputs import shaped
-from ..resources import Resource
+from ..providers.base import Provider
+from ..resources import Ref, Resource
 from ..state.base import State
-from .server import ServerTarget
+from .base import Target
+from .bucket import S3Workfiles
+from .database import DsnServer
 
-if TYPE_CHECKING:
-    from ..providers.aws import SecurityGroupProvider
 
-
-class AwsTarget(ServerTarget):
+class AwsTarget(Target):
     OPTIONS = frozenset({"encrypt_storage", "skip_final_snapshot", "on_progress"})
 
     def __init__(self, config: Config, home: Path, *, encrypt_storage: bool = False, skip_final_snapshot: bool = False,
@@ -42,13 +42,20 @@ class AwsTarget(ServerTarget):
         self.identifier = rds.identifier or f"{p.name}-{p.environment}".replace("_", "-")
         self.tags = {"ManagedBy": "airflow-infra", "Project": p.name, "Environment": p.environment}
         self.options: dict[str, Any] = {"encrypt_storage": encrypt_storage, "skip_final_snapshot": skip_final_snapshot,
-                        "on_progress": on_progress}
+                                        "on_progress": on_progress}
         self._clients: dict[str, Any] = {}
         self._vpc: str | None = None
         self._master_dsn: str | None = None  # in memory only, for this command
-        self._sg_provider: SecurityGroupProvider | None = None
-        self._sg_resource: Resource | None = None
         self._dsn_lock = threading.Lock()
+        self.bucket = S3Workfiles(config)
+        through = rds.connect_through
+        self.server = DsnServer(self._dsn, name=f"the master secret of the RDS instance {self.identifier}",
+                                label=f"the RDS instance {self.identifier}" + (f" through {through}" if through else ""),
+                                pg_bindir=config.target.pg_bindir, stale=lambda: self._master_dsn is not None,
+                                forget=self._forget_dsn)
+        self.database = self.server.database(config, self.secrets, secret_prefix=lambda: f"aws/{self.identifier}",
+                                             server_key=lambda: f"aws:{config.region}:{self.identifier}",
+                                             depends_on=("aws_db_instance.main",))
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -93,22 +100,6 @@ class AwsTarget(ServerTarget):
         found: dict[str, Any] = groups[0]
         return found
 
-    def _security_groups(self) -> SecurityGroupProvider:
-        """The one SecurityGroupProvider of this target: it remembers the group's id for the instance."""
-        if self._sg_provider is None:
-            from ..providers.aws import SecurityGroupProvider, _Aws
-
-            self._sg_provider = SecurityGroupProvider(_Aws(self.client, tags=self.tags))
-        return self._sg_provider
-
-    def _security_group_id(self) -> str:
-        if self._sg_resource is None:
-            [self._sg_resource] = [r for r in self.desired() if r.type == "aws_security_group"]
-        found: str | None = self._security_groups().id_of(self._sg_resource)
-        if found is None:
-            raise NotYetReachable("the security group does not exist yet")
-        return found
-
     # -- the admin connection: the instance's master user ---------------------------------------
     def _instance(self) -> dict[str, Any]:
         try:
@@ -135,20 +126,9 @@ class AwsTarget(ServerTarget):
                 self._master_dsn = self._read_master_dsn()
             return self._master_dsn
 
-    def _connect(self, dbname: str) -> Any:
-        cached = self._master_dsn is not None
-        try:
-            return super()._connect(dbname)
-        except ProviderError:
-            if not cached:  # just read: asking again would only wait for the same failure
-                raise
-            with self._dsn_lock:
-                self._master_dsn = None
-            return super()._connect(dbname)
-
-    def _server_label(self) -> str:
-        through = self.config.aws.rds.connect_through
-        return f"the RDS instance {self.identifier}" + (f" through {through}" if through else "")
+    def _forget_dsn(self) -> None:
+        with self._dsn_lock:
+            self._master_dsn = None
 
     def _read_master_dsn(self) -> str:
         db = self._instance()
@@ -160,19 +140,11 @@ class AwsTarget(ServerTarget):
         return (f"postgresql://{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}"
                 f"@{host}:{port}/postgres?sslmode={sslmode}")
 
-    def _pool_key(self) -> str:
-        return f"aws:{self.config.region}:{self.identifier}"
-
-    @property
-    def _secret_prefix(self) -> str:
-        return f"aws/{self.identifier}"
-
     # -- what the project wants ------------------------------------------------------------------
     def desired(self) -> list[Resource]:
-        from ..providers.postgres import database_resources
+        from ..providers.aws import workers_policy
 
         c, rds = self.config, self.config.aws.rds
-        server_side = [r for r in super().desired() if not r.type.startswith("postgres_")]
         ident = self.identifier
         # one address per major version: an upgrade makes the new group before the old one goes
         pg, pg_address = f"{ident}-pg{rds.engine_major}", f"aws_db_parameter_group.pg{rds.engine_major}"
@@ -197,55 +169,46 @@ class AwsTarget(ServerTarget):
                 "backup_retention_days": rds.backup_retention_days, "multi_az": rds.multi_az,
                 "copy_tags_to_snapshot": True, "db_subnet_group": subnet_group, "parameter_group": pg,
                 "master_password_managed": True, "tagged": True, "other_security_groups": [],
+                "security_group_id": Ref("aws_security_group.db", "id"),
             }, ("aws_security_group.db", pg_address, *(() if rds.db_subnet_group else ("aws_db_subnet_group.main",)))),
+            Resource("aws_iam_policy", "workers", {
+                "name": f"airflow-infra-{ident}-workfiles", "document": workers_policy(c.bucket_name, c.bucket.prefix),
+                "attached_to": [c.aws.iam.attach_to_role] if c.aws.iam.attach_to_role else []}),
         ]
-        from ..providers.aws import workers_policy
+        return [*self.bucket.resources(), *infra, *self.database.resources()]
 
-        prefix = c.bucket.prefix
-        infra.append(Resource("aws_iam_policy", "workers", {
-            "name": f"airflow-infra-{ident}-workfiles", "document": workers_policy(c.bucket_name, prefix),
-            "attached_to": [c.aws.iam.attach_to_role] if c.aws.iam.attach_to_role else []}))
-        postgres = [Resource(r.type, r.name, r.attrs, (*r.depends_on, "aws_db_instance.main"))
-                    for r in database_resources(c.project.name, c.database.schemas, secret_prefix=self._secret_prefix,
-                                                   database=c.database_name)]
-        return [*server_side, *infra, *postgres]
-
-    def providers(self) -> dict[str, Any]:
+    def providers(self) -> dict[str, Provider]:
         from ..providers.aws import (
             DbInstanceProvider,
             IamPolicyProvider,
             ParameterGroupProvider,
+            SecurityGroupProvider,
             SubnetGroupProvider,
             _Aws,
         )
-        from ..providers.postgres import DatabaseProvider, RoleProvider, SchemaProvider
-        from ..providers.s3 import S3BucketProvider, S3PrefixProvider
 
         aws = _Aws(self.client, tags=self.tags)
-        admin = self.admin()  # sessions open on first use: the instance may not exist yet
-        p, backup = self.config.project, self.config.bucket.backup
-        owner: dict[str, Any] = {"project": p.name, "environment": p.environment, "backup_to": backup}
-        self.s3()
-        ps = [S3BucketProvider(self.s3, **owner), S3PrefixProvider(self.s3, **owner), self._security_groups(),
-              SubnetGroupProvider(aws), ParameterGroupProvider(aws),
-              DbInstanceProvider(aws, security_group_id=self._security_group_id, **self.options), IamPolicyProvider(aws),
-              RoleProvider(admin), DatabaseProvider(admin), SchemaProvider(admin)]
+        ps = [*self.bucket.providers(), SecurityGroupProvider(aws), SubnetGroupProvider(aws), ParameterGroupProvider(aws),
+              DbInstanceProvider(aws, **self.options), IamPolicyProvider(aws), *self.database.providers()]
         return {pr.type: pr for pr in ps}
+
+    def bucket_client(self) -> Any:
+        return self.bucket.client()
+
+    def close(self) -> None:
+        self.database.close()
 
     # -- what it gives ---------------------------------------------------------------------------
     def outputs(self, state: State, *, reveal: bool = True) -> dict[str, dict[str, Any]]:
-        from ..outputs import database_outputs
-
         db = state.resources.get("aws_db_instance.main")
         if db is None:
             return {}
-        c = self.config
-        host, port = c.database.host or db.attrs.get("endpoint"), c.database.port or db.attrs.get("port")
-        out = database_outputs(state, self.secrets, host=str(host or ""), port=port, reveal=reveal)
+        out = self.database.outputs(state, host=str(db.attrs.get("endpoint") or ""), port=db.attrs.get("port"),
+                                    reveal=reveal)
         if out.get("postgres_uri", (None,))[0]:
             out["postgres_uri"] = (out["postgres_uri"][0] + "?sslmode=require", True)
         out["postgres_sslmode"] = ("require", False)  # RDS speaks TLS: the generated connections insist on it
-        self._with_bucket_outputs(state, out)
+        out.update(self.bucket.outputs(state))
         out["rds_instance"] = (self.identifier, False)
         policy = state.resources.get("aws_iam_policy.workers")
         if policy is not None:

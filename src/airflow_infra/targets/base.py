@@ -1,0 +1,43 @@
+"""What every target is: the resources a project wants, the providers that make them, the outputs
+it gives. A target assembles parts (targets/database.py, targets/bucket.py); none subclasses another.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..config import Config
+from ..providers.base import Provider
+from ..resources import Resource
+from ..secretstores import SecretStore, make_store
+from ..state.base import State
+
+
+class Target(ABC):
+    OPTIONS: ClassVar[frozenset[str]] = frozenset()  # the apply/destroy flags it takes (get_target checks them)
+
+    def __init__(self, config: Config, home: Path):
+        self.config = config
+        self.home = home
+        self.secrets: SecretStore = make_store(config, home)
+
+    @abstractmethod
+    def desired(self) -> list[Resource]:
+        """What the project wants, in dependency order of no importance (the engine sorts)."""
+
+    @abstractmethod
+    def providers(self) -> dict[str, Provider]:
+        """type -> the provider of that type; may check the servers are usable first."""
+
+    @abstractmethod
+    def outputs(self, state: State, *, reveal: bool = True) -> dict[str, dict[str, Any]]:
+        """Terraform's output shape: {name: {"value": ..., "sensitive": bool}}; empty before apply."""
+
+    def bucket_client(self) -> Any | None:
+        """The S3 client of the project's bucket (doctor checks it); None when the bucket is no S3 one."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 (nothing to close by default)
+        """Release sessions; the target is not used after."""
