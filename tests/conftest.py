@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,22 +21,42 @@ import pytest
 from airflow_infra.local_server import SUPERUSER, LocalServer
 
 
+def on_terminal(args: list[str], env: dict, answer: str) -> tuple[str, int]:
+    """Run the CLI on a pseudo-terminal, answer its one prompt, and return (what it printed, status)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "airflow_infra", *args], env=env,
+                            stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    seen = b""
+    while b"Only 'yes' will be accepted" not in seen:
+        chunk = os.read(leader, 4096)
+        assert chunk, seen
+        seen += chunk
+    os.write(leader, answer.encode() + b"\n")
+    try:
+        while chunk := os.read(leader, 4096):
+            seen += chunk
+    except OSError:  # the terminal closes when the process ends
+        pass
+    status = proc.wait(120)
+    os.close(leader)
+    return seen.decode(errors="replace"), status
+
+
 @pytest.fixture(scope="session")
 def home():
     path = Path(tempfile.mkdtemp(prefix="airflow-infra-home-"))
-    old = os.environ.get("AIRFLOW_INFRA_HOME")
-    os.environ["AIRFLOW_INFRA_HOME"] = str(path)
-    server = LocalServer(path)
-    server.start()
-    yield path
-    try:
-        server.stop()
-    finally:
-        if old is None:
-            os.environ.pop("AIRFLOW_INFRA_HOME", None)
-        else:
-            os.environ["AIRFLOW_INFRA_HOME"] = old
-        shutil.rmtree(path, ignore_errors=True)
+    with pytest.MonkeyPatch.context() as env:  # a session's monkeypatch
+        env.setenv("AIRFLOW_INFRA_HOME", str(path))
+        server = LocalServer(path)
+        server.start()
+        try:
+            yield path
+        finally:
+            server.stop()
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -126,7 +147,7 @@ def connect_as(outputs: dict, who: str, dbname: str | None = None):
                            dbname=dbname or outputs["postgres_database"], autocommit=True, connect_timeout=10)
 
 
-__all__ = ["Cli", "SUPERUSER", "connect_as", "give_master_user"]
+__all__ = ["Cli", "SUPERUSER", "connect_as", "give_master_user", "on_terminal"]
 
 
 @pytest.fixture(scope="session")
@@ -144,15 +165,11 @@ def moto_endpoint():
     server.start()
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield env["AWS_ENDPOINT_URL"]
+    with pytest.MonkeyPatch.context() as patch:
+        for k, v in env.items():
+            patch.setenv(k, v)
+        yield env["AWS_ENDPOINT_URL"]
     server.stop()
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 @pytest.fixture(scope="session")
@@ -164,9 +181,9 @@ def admin_dsn(server):
     with server.connect() as conn:
         conn.execute(f"CREATE ROLE it_admin LOGIN CREATEDB CREATEROLE PASSWORD '{password}'")
     dsn = f"postgresql://it_admin:{password}@127.0.0.1:{server.port}/postgres"
-    os.environ["AIRFLOW_INFRA_ADMIN_DSN"] = dsn
-    yield dsn
-    os.environ.pop("AIRFLOW_INFRA_ADMIN_DSN", None)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AIRFLOW_INFRA_ADMIN_DSN", dsn)
+        yield dsn
 
 
 @pytest.fixture
@@ -177,15 +194,16 @@ def s3(moto_endpoint):
 
 
 @pytest.fixture(scope="session")
-def airflow_python(tmp_path_factory) -> Path:
+def airflow_python(tmp_path_factory) -> Iterator[Path]:
     """A real Apache Airflow 3 with airflow-infra installed beside it, in .venv-airflow (the README's test
     command makes it: Airflow pins its own dependencies, so it lives apart from .venv)."""
     py = Path(os.environ.get("AIRFLOW_INFRA_TEST_AIRFLOW_PYTHON", Path(__file__).parent.parent / ".venv-airflow/bin/python"))
     assert py.exists(), f"{py} is missing: run the README's test command, which installs Airflow there"
     home = tmp_path_factory.mktemp("airflow-home")
-    os.environ["AIRFLOW_HOME"] = str(home)
-    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    return py
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AIRFLOW_HOME", str(home))
+        env.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+        yield py
 
 
 @pytest.fixture(scope="session")

@@ -294,3 +294,27 @@ def test_fleet_apply_applies_only_reviewed_plans(tmp_path, home, monkeypatch):
     assert results["reviewed_a"].applied and not results["reviewed_a"].error
     assert "no reviewed plan" in results["unreviewed_b"].error
     assert not (tmp_path / "unreviewed_b" / ".airflow-infra" / "state.json").exists()
+
+
+@pytest.mark.parametrize("answer", ["no", "yes"])
+def test_apply_all_shows_every_plan_and_asks_once(tmp_path, home, answer):
+    """apply --all on a terminal: every project is planned and shown, one question is asked (the
+    confirm callback of a single apply), and only a "yes" applies the reviewed plans."""
+    from conftest import Cli, on_terminal
+
+    reg = tmp_path / "projects.csv"
+    rows = ["Project,Repo,URL,Config"]
+    for name in ("fleet_a", "fleet_b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "airflow-infra.toml").write_text(f'[project]\nname = "{name}_{tmp_path.name[-6:]}"\n')
+        rows.append(f"{name},{name},file:///{name}.git,{name}/airflow-infra.toml")
+    reg.write_text("\n".join(rows) + "\n")
+    seen, status = on_terminal(["apply", "--all", "--registry", str(reg)], Cli(tmp_path, home).env(), answer)
+    assert status == 0, seen
+    assert "fleet_a" in seen and "fleet_b" in seen and seen.count("Only 'yes' will be accepted") == 1
+    states = [(tmp_path / n / ".airflow-infra" / "state.json").exists() for n in ("fleet_a", "fleet_b")]
+    assert states == [answer == "yes"] * 2
+    assert ("Apply cancelled." in seen) is (answer == "no")
+    if answer == "yes":
+        for n in ("fleet_a", "fleet_b"):
+            Cli(tmp_path / n, home)("destroy", "--auto-approve", "--force-delete-data")

@@ -208,30 +208,12 @@ def test_plan_imports_only_what_the_local_target_needs(cli):
 
 @pytest.mark.parametrize("answer, applied", [("no", False), ("yes", True)])
 def test_apply_asks_on_a_terminal(cli, answer, applied):
-    import os
-    import pty
-    import subprocess
-    import sys
+    from conftest import on_terminal
 
     cli("init")
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "airflow_infra", "-C", str(cli.dir), "apply"], env=cli.env(),
-                            stdin=follower, stdout=follower, stderr=follower)
-    os.close(follower)
-    seen = b""
-    while b"Only 'yes' will be accepted" not in seen:
-        chunk = os.read(leader, 4096)
-        assert chunk, seen
-        seen += chunk
-    assert b"Plan: 8 to add, 0 to change, 0 to destroy." in seen
-    os.write(leader, answer.encode() + b"\n")
-    try:
-        while os.read(leader, 4096):
-            pass
-    except OSError:  # the terminal closes when the process ends
-        pass
-    assert proc.wait(60) == 0
-    os.close(leader)
+    seen, status = on_terminal(["-C", str(cli.dir), "apply"], cli.env(), answer)
+    assert "Plan: 8 to add, 0 to change, 0 to destroy." in seen
+    assert status == 0
     assert (cli.dir / ".airflow-infra" / "state.json").exists() is applied
 
 

@@ -1,13 +1,18 @@
-"""Rendering for people: plans the way Terraform users read them, outputs, apply progress."""
+"""Rendering for people: plans the way Terraform users read them, outputs, apply progress, the
+tables and reports of every command, and the confirmation prompt."""
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import click
 
 from .engine.plan import ADOPT, CREATE, DELETE, REPLACE, SYMBOL, UPDATE, Plan
+from .errors import ConfirmationRequired
 from .resources import Ref
 
 COLOUR = {CREATE: "green", UPDATE: "yellow", REPLACE: "magenta", DELETE: "red", ADOPT: "cyan"}
@@ -93,7 +98,169 @@ def outputs_text(outs: dict[str, dict], show_secrets: bool) -> str:
     return "\n".join(lines)
 
 
+def output_value(o: dict, as_json: bool) -> str:
+    """One output's value: a string as it is (for `$(airflow-infra output x)`), anything else as JSON."""
+    return json.dumps(o["value"]) if as_json or not isinstance(o["value"], str) else o["value"]
+
+
 def outputs_json(outs: dict[str, dict], show_secrets: bool) -> str:
     shown = {k: {"value": (o["value"] if show_secrets or not o["sensitive"] else None), "sensitive": o["sensitive"]}
              for k, o in outs.items()}
     return json.dumps(shown, sort_keys=True, indent=2)
+
+
+def summary(plan: Plan, result: Any, verb: str) -> str:
+    """The last line of an apply or destroy: what it did, or that it was cancelled."""
+    if not plan.has_changes:
+        return plan_text(plan)
+    if result is None:
+        return f"{verb.capitalize()} cancelled."
+    counts = plan.counts()
+    return click.style(f"{verb.capitalize()} complete! Resources: {counts['add']} added, {counts['change']} changed, "
+                       f"{counts['destroy']} destroyed.", fg="green", bold=True)
+
+
+# -- tables: rich is imported only by the commands that print one --------------------------------
+def _table(*columns: str, rows: Sequence[Sequence[str]], fold: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns)
+    if fold:
+        table.add_column(fold, overflow="fold")  # the whole reason, never cut short
+    for row in rows:
+        table.add_row(*row)
+    Console(soft_wrap=True).print(table)
+
+
+def fleet(results: list | None, as_json: bool = False) -> None:
+    """Each project's plan counts and result (fleet commands); None: the review was declined."""
+    if results is None:
+        click.echo("Apply cancelled.")
+        return
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in results], sort_keys=True, indent=2))
+        return
+    rows = []
+    for r in results:
+        counts = r.plan.counts() if r.plan is not None else {}
+        result = (f"[red]error: {r.error}[/red]" if r.error else
+                  "applied" if r.applied else "changes" if r.plan is not None and r.plan.has_changes else "no changes")
+        rows.append((r.project, *(str(counts.get(k, "")) for k in ("add", "change", "destroy")), result))
+    _table("project", "add", "change", "destroy", "result", rows=rows)
+
+
+def fleet_outputs(results: list, as_json: bool, show_secrets: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([r.to_json(show_secrets=show_secrets) for r in results], sort_keys=True, indent=2))
+        return
+    for r in results:
+        click.echo(click.style(f"# {r.project}", bold=True))
+        click.echo(f"error: {r.error}" if r.error else outputs_text(r.outputs or {}, show_secrets))
+
+
+def doctor(checks: list) -> None:
+    _table("check", "result", fold="detail",
+           rows=[(ch.name, "[green]passed[/]" if ch.ok else "[red]failed[/]", ch.detail) for ch in checks])
+
+
+def dags_sync(results: list, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in results], indent=2))
+        return
+    colour = {"failed": "red", "published": "green", "unpublished": "yellow"}
+    rows = []
+    for r in results:
+        rev = f"{(r.old or '-')[:10]} -> {(r.new or '-')[:10]}" if r.old != r.new else (r.new or "-")[:10]
+        text = f"{r.result}: {r.error}" if r.error else r.result
+        rows.append((r.project, rev, f"[{colour.get(r.result, 'default')}]{text}[/]"))
+    _table("project", "revision", "result", rows=rows)
+
+
+# -- short reports -----------------------------------------------------------------------------
+def local_status(s: dict, as_json: bool = False) -> str:
+    if as_json:
+        return json.dumps(s, sort_keys=True, indent=2)
+    if not s["initialised"]:
+        return "Local PostgreSQL: not initialised (any command that needs it starts it)."
+    state_word = click.style("running", fg="green") if s["running"] else click.style("stopped", fg="yellow")
+    pid = f", pid {s['pid']}" if s["running"] else ""
+    return (f"Local PostgreSQL {s['version']}: {state_word} on {s['host']}:{s['port']}{pid}\n"
+            f"  data: {s['data_dir']}\n  binaries: {s['bindir']}\n  log: {s['log']}")
+
+
+def lock(info: Any, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(asdict(info) if info else None, sort_keys=True, indent=2)
+    return info.describe() if info else "The state is not locked."
+
+
+def state_versions(versions: list, as_json: bool) -> str:
+    if as_json:
+        return json.dumps([asdict(v) for v in versions], sort_keys=True, indent=2)
+    lines = []
+    if not any(v.current for v in versions):
+        lines.append("The current state cannot be read (corrupt, or written by a newer release); "
+                     "`airflow-infra state restore SERIAL` brings back one of these:" if versions else
+                     "No state is kept.")
+    for v in versions:
+        mark = "current" if v.current else ""
+        lines.append(f"serial {v.serial:<6} {v.written}  {v.resources:>3} resources  lineage {v.lineage}  {mark}".rstrip())
+    return "\n".join(lines)
+
+
+def terraform_import(done: Any) -> str:
+    lines = [f"Wrote {done.config_path} for project {done.name}; adopted {', '.join(done.adopted)}."]
+    lines += [f"The security group will no longer allow: {rule}" for rule in done.dropped_rules]
+    lines += [click.style(f"Warning: {w}", fg="yellow") for w in done.warnings]
+    lines.append("Next: `airflow-infra plan` shows the hardening apply would do; nothing is replaced.")
+    return "\n".join(lines)
+
+
+def restored(done: Any, backup: str) -> str:
+    lines = [f"Backup written: {path}" for path in done.backups]
+    lines += [click.style(f"Skipped: {item}", fg="yellow") for item in done.skipped]
+    what = "the dump" if backup.endswith(".dump") else f"{done.items} item{'s' if done.items != 1 else ''}"
+    lines.append(f"Restored {what} into {done.address} from {done.source}.")
+    return "\n".join(lines)
+
+
+def projects(entries: list, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([e.to_json() for e in entries], indent=2))
+    lines([] if as_json else [f"{e.project}\t{e.url}" + (f"\t{e.branch}" if e.branch else "") for e in entries])
+
+
+def lines(items: Sequence[str]) -> None:
+    for line in items:
+        click.echo(line)
+
+
+def pairs(items: Sequence[tuple[str, str]]) -> None:
+    lines([f"{name}: {value}" for name, value in items])
+
+
+# -- asking ----------------------------------------------------------------------------------------
+def confirm(auto_approve: bool, what: str, show: Callable[[Any], None]) -> Callable[[Any], bool]:
+    """The library's confirm callback, for one plan or a fleet's: show() it, then ask on a terminal
+    (or not, with --auto-approve). Without a terminal it refuses at once, before anything is read."""
+    if not auto_approve and not sys.stdin.isatty():
+        raise ConfirmationRequired(f"{what} needs confirmation and there is no terminal to ask on: pass --auto-approve")
+
+    def ask(planned: Any) -> bool:
+        show(planned)
+        if auto_approve:
+            return True
+        answer = click.prompt(f"Do you want to {what}? Only 'yes' will be accepted", default="", show_default=False)
+        return answer.strip() == "yes"
+
+    return ask
+
+
+def plan_review(plan: Plan) -> None:
+    click.echo(plan_text(plan) + "\n")
+
+
+def fleet_review(results: list) -> None:
+    fleet(results)
+    click.echo()

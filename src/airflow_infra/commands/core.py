@@ -217,6 +217,16 @@ def outputs(project: Project, *, reveal: bool = True) -> dict[str, dict]:
     return target.outputs(state, reveal=reveal)
 
 
+def output(project: Project, name: str, *, reveal: bool = False) -> dict:
+    """One output, {"value": ..., "sensitive": bool}; a sensitive one only with reveal."""
+    outs = outputs(project, reveal=reveal)
+    if name not in outs:
+        raise AirflowInfraError(f"NAME {name!r} is not an output (outputs: {', '.join(outs) or 'none, apply first'})")
+    if outs[name]["sensitive"] and not reveal:
+        raise AirflowInfraError(f"output {name!r} is sensitive: pass --show-secrets to print it")
+    return outs[name]
+
+
 def state_list(project: Project) -> list[str]:
     return sorted(project.backend().read().resources)
 

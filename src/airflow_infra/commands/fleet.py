@@ -19,6 +19,13 @@ def projects_list(registry: str | Path):
     return reg.read(registry)
 
 
+def projects_show(registry: str | Path, project: str):
+    entries = {e.project: e for e in projects_list(registry)}
+    if project not in entries:
+        raise AirflowInfraError(f"PROJECT {project!r} is not in {registry} (projects: {', '.join(entries) or 'none'})")
+    return entries[project]
+
+
 def projects_add(registry: str | Path, *, project: str, url: str, repo: str = "", branch: str = "", path: str = "",
                  config: str = ""):
     from .. import registry as reg
@@ -97,11 +104,20 @@ def fleet_plan(registry: str | Path, *, jobs: int = 4) -> list[FleetResult]:
     return _fleet(registry, lambda name, p: FleetResult(name, plan=plan(p)), jobs=jobs)
 
 
-def fleet_apply(registry: str | Path, *, plans: dict[str, Plan] | None = None, jobs: int = 4,
-                lock_timeout: float = 0.0) -> list[FleetResult]:
+def fleet_apply(registry: str | Path, *, plans: dict[str, Plan] | None = None,
+                confirm: Callable[[list[FleetResult]], bool] | None = None, jobs: int = 4,
+                lock_timeout: float = 0.0) -> list[FleetResult] | None:
     """Apply every project. With plans (the reviewed ones), each project applies its own plan (a changed
-    state refuses it), and a project without one is not applied at all: nobody reviewed it."""
-    def work(name, p):
+    state refuses it), and a project without one is not applied at all: nobody reviewed it. With
+    confirm (and no plans), every project is planned first and confirm(results) -> bool asked, as a
+    single apply asks; None when it declined."""
+    if confirm is not None and plans is None:
+        planned = fleet_plan(registry, jobs=jobs)
+        if any(r.plan is not None and r.plan.has_changes for r in planned) and not confirm(planned):
+            return None
+        plans = {r.project: r.plan for r in planned if r.plan is not None}
+
+    def work(name: str, p: Project) -> FleetResult:
         if plans is not None and name not in plans:
             return FleetResult(name, error="not applied: it had no reviewed plan (planning it failed)")
         planned, result = apply(p, plan=None if plans is None else plans[name], lock_timeout=lock_timeout)

@@ -1,0 +1,39 @@
+"""The process boundary: every way a command ends, as an exit status and at most one line on stderr.
+
+0 success; 1 any error (one line; a traceback only with --debug); 2 only from `plan
+--detailed-exitcode` when there are changes; 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .errors import AirflowInfraError
+
+
+def _fail(message: str, status: int = 1) -> None:
+    click.echo(message, err=True)
+    sys.exit(status)
+
+
+def run(cli: click.Group, argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        cli.main(args=argv, prog_name="airflow-infra", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C into Abort
+        if isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):
+            _fail("Interrupted; what finished is in the state, and the next apply carries on.", 130)
+        _fail("Aborted.")
+    except click.ClickException as exc:  # usage errors exit 1 too: 2 means "changes" for plan
+        _fail(f"Error: {exc.format_message()}")
+    except Exception as exc:
+        if debug:
+            raise
+        if isinstance(exc, AirflowInfraError):
+            _fail(click.style("Error: ", fg="red", bold=True) + str(exc))
+        _fail(f"Error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
