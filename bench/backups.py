@@ -35,7 +35,7 @@ def _database_rows(tmp: Path, server, db_mb: int) -> list[tuple[str, float, str]
     p = commands.load(project)
     target = p.target()
     db = p.backend().read().resources["postgres_database.main"]
-    provider = target.providers()["postgres_database"]
+    provider = target.providers("bench")["postgres_database"]
     with server.connect(db.attrs["name"]) as conn:
         # about 250 bytes a row on disk
         rows = db_mb * 1024 * 1024 // 250
@@ -79,6 +79,7 @@ def _bucket_rows(tmp: Path, objects: int) -> list[tuple[str, float, str]]:
 
     import boto3
 
+    from airflow_infra.ownership import Owner
     from airflow_infra.providers.s3 import S3BucketProvider
     from airflow_infra.resources import Resource
 
@@ -113,8 +114,8 @@ def _bucket_rows(tmp: Path, objects: int) -> list[tuple[str, float, str]]:
         files)))
 
     r = Resource("s3_bucket", "workfiles", {"name": "bench-src"})
-    to_dir = S3BucketProvider(lambda: s3, project="bench", environment="dev")
-    to_s3 = S3BucketProvider(lambda: s3, project="bench", environment="dev", backup_to="s3://bench-vault/ours")
+    to_dir = S3BucketProvider(lambda: s3, Owner("bench", "dev", "bench"))
+    to_s3 = S3BucketProvider(lambda: s3, Owner("bench", "dev", "bench"), backup_to="s3://bench-vault/ours")
     manifests: list[str] = []
     ours_to_dir = _timed(lambda: manifests.append(to_dir._backup(r, "bench-src", "", tmp / "backups")))
     ours_copy = _timed(lambda: to_s3._backup(r, "bench-src", "", tmp / "unused"))

@@ -55,7 +55,7 @@ def rows(projects: int = 50) -> list[tuple[str, float, str]]:
         # S3 calls and wall time of one bucket refresh
         project = ai.load(dirs[0])
         target = project.target()
-        provider = target.providers()["s3_bucket"]
+        provider = target.providers(project.backend().read().lineage)["s3_bucket"]
         [bucket] = [r for r in target.desired() if r.type == "s3_bucket"]
         calls: list[str] = []
         target.bucket_client().meta.events.register("before-call.s3", lambda model, **kw: calls.append(model.name))

@@ -119,7 +119,7 @@ def test_something_not_ours_is_never_taken_over(cli, superuser, name):
     try:
         cli("init")
         proc = cli("plan", expect=1)
-        assert f"'{name}_etl' already exists but was not made by airflow-infra" in proc.stderr
+        assert f"'{name}_etl' exists, not made by airflow-infra" in proc.stderr
         cli("apply", "--auto-approve", expect=1)
         assert not (cli.dir / ".airflow-infra" / "state.json").exists()
         with superuser() as conn:

@@ -64,7 +64,8 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     [sg] = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"{ident}-postgres"]}])["SecurityGroups"]
     assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"]) for p in sg["IpPermissions"]] == [
         (5432, [network["workers"]], [])]
-    assert {t["Key"]: t["Value"] for t in db["TagList"]} == {"ManagedBy": "airflow-infra", "Project": name, "Environment": "prod"}
+    assert {t["Key"]: t["Value"] for t in db["TagList"]} == {"ManagedBy": "airflow-infra", "Project": name,
+                                                             "Environment": "prod", "Lineage": cli.state()["lineage"]}
     out = {k: v["value"] for k, v in json.loads(cli("output", "--json", "--show-secrets").stdout).items()}
     assert out["postgres_uri"].endswith("?sslmode=require") and out["postgres_host"] == db["Endpoint"]["Address"]
     airflow_uri = [ln for ln in cli("connections", "--format", "uri").stdout.splitlines() if ln.startswith(f"{name}_postgres=")]

@@ -273,6 +273,7 @@ def test_what_is_written_after_the_backup_is_never_deleted(moto_endpoint, s3, tm
     import pytest
 
     from airflow_infra.errors import ProviderError
+    from airflow_infra.ownership import Owner
     from airflow_infra.providers.s3 import S3BucketProvider
     from airflow_infra.resources import Observed, Resource
 
@@ -280,7 +281,7 @@ def test_what_is_written_after_the_backup_is_never_deleted(moto_endpoint, s3, tm
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     s3.put_object(Bucket=bucket, Key="early.csv", Body=b"1")
-    provider = S3BucketProvider(lambda: s3, project="p", environment="dev")
+    provider = S3BucketProvider(lambda: s3, Owner("p", "dev", "lineage"))
     r = Resource("s3_bucket", "workfiles", {"name": bucket})
     provider.backup(r, Observed(r.attrs), tmp_path)
     s3.put_object(Bucket=bucket, Key="late.csv", Body=b"2")  # an Airflow task still writing

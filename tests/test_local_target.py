@@ -223,7 +223,7 @@ def test_admin_sessions_are_pooled_and_bounded(server):
     from airflow_infra.providers.postgres import POOL, PgAdmin
     from airflow_infra.secretstores.file import FileSecretStore as SecretStore
 
-    admin = PgAdmin(server.connect, server="test-pool", project="p", secrets=SecretStore(server.home),
+    admin = PgAdmin(server.connect, server="test-pool", secrets=SecretStore(server.home),
                     bindir=lambda: server.bindir, client_env=dict)
     with admin.session() as a:
         pid = a.info.backend_pid

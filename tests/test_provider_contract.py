@@ -21,6 +21,7 @@ import pytest
 from airflow_infra.config import load_config
 from airflow_infra.engine.plan import make_plan
 from airflow_infra.errors import AirflowInfraError
+from airflow_infra.ownership import Owner
 from airflow_infra.providers.base import Provider
 from airflow_infra.resources import Observed, Resource
 from airflow_infra.state.base import State
@@ -40,7 +41,7 @@ def _world(tmp_path: Path, home: Path, config: str, address: str) -> World:
     d.mkdir()
     (d / "airflow-infra.toml").write_text(config.format(name=d.name))
     target = get_target(load_config(d), home)
-    providers = target.providers()
+    providers = target.providers(str(uuid.uuid4()))
     desired = {r.address: r for r in target.desired()}
     made: list[tuple[Provider, Resource]] = []
     attrs: dict[str, Observed] = {}  # what each made one read back: a Ref's value
@@ -253,7 +254,7 @@ def _unreachable(w: World) -> Provider:
 
     kind = type(w.provider)
     if kind is LocalBucketProvider:
-        return LocalBucketProvider("p")
+        return LocalBucketProvider(Owner("p", "dev", "l"))
     if w.resource.type.startswith("aws_"):
         from airflow_infra.providers.aws import _Aws
 
@@ -262,16 +263,16 @@ def _unreachable(w: World) -> Provider:
                                 config=__import__("botocore.config").config.Config(retries={"max_attempts": 1},
                                                                                    connect_timeout=2))
 
-        return kind(_Aws(dead_client, tags={}))  # type: ignore[call-arg]
+        return kind(_Aws(dead_client, Owner("p", "dev", "l")))  # type: ignore[call-arg]
     if w.resource.type.startswith("s3_"):
         dead = boto3.client("s3", region_name="us-east-1", endpoint_url="http://127.0.0.1:1",
                             config=__import__("botocore.config").config.Config(retries={"max_attempts": 1},
                                                                                connect_timeout=2))
-        return kind(lambda: dead, project="p", environment="dev")  # type: ignore[call-arg]
+        return kind(lambda: dead, Owner("p", "dev", "l"))  # type: ignore[call-arg]
     admin = PgAdmin(lambda dbname: psycopg.connect(host="127.0.0.1", port=1, dbname=dbname, connect_timeout=2),
-                    server="unreachable", project="p", secrets=FileSecretStore(Path(os.environ["AIRFLOW_INFRA_HOME"])),
+                    server="unreachable", secrets=FileSecretStore(Path(os.environ["AIRFLOW_INFRA_HOME"])),
                     bindir=Path, client_env=dict)
-    return kind(admin)  # type: ignore[call-arg]
+    return kind(admin, Owner("p", "dev", "l"))  # type: ignore[call-arg]
 
 
 def test_an_unreachable_server_is_one_of_our_errors(world):
@@ -285,3 +286,45 @@ def test_an_unreachable_server_is_one_of_our_errors(world):
         else:
             provider.read(r, None)
     assert len(str(exc.value).splitlines()) == 1
+
+
+# the types whose resources carry a marker (the parameter group and the IAM policy are found by name only)
+MARKED = sorted(c for c in CASES if c not in ("aws/aws_db_parameter_group", "aws/aws_iam_policy"))
+
+
+@pytest.fixture(params=MARKED)
+def marked(request, tmp_path, home):
+    w = _make_world(request, tmp_path, home)
+    yield w
+    _cleanup(w)
+
+
+def _marked(obs: Observed) -> bool:
+    return bool(obs.attrs.get("marked", obs.attrs.get("tagged")))
+
+
+def test_what_another_state_made_is_never_adopted(marked):
+    """The same project and environment with another state (a copied folder, a lost state): what
+    the first made is foreign, recorded or not, and names whose it is; create refuses it."""
+    w = marked
+    made = w.provider.create(w.resource)
+    assert _marked(made)
+    other = w.target.providers(str(uuid.uuid4()))[w.resource.type]  # type: ignore[attr-defined]
+    for prior in (None, made):
+        seen = other.read(w.resource, prior)
+        assert seen is not None and seen.foreign and "state lineage" in seen.whose, (prior, seen)
+    with pytest.raises(AirflowInfraError, match="exists, made by project"):
+        other.create(w.resource)
+    assert w.provider.read(w.resource, made) == made  # untouched
+
+
+def test_mark_takes_it_over_on_purpose(marked):
+    """import's step: after mark() the resource is the new state's, and no more the old one's."""
+    w = marked
+    w.provider.create(w.resource)
+    other = w.target.providers(str(uuid.uuid4()))[w.resource.type]  # type: ignore[attr-defined]
+    other.mark(w.resource)
+    seen = other.read(w.resource, None)
+    assert seen is not None and not seen.foreign and _marked(seen)
+    first = w.provider.read(w.resource, None)
+    assert first is not None and first.foreign

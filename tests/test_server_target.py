@@ -55,7 +55,7 @@ def test_bucket_is_made_properly_and_outputs(server_cli, name, s3, moto_endpoint
     assert rules["airflow-infra-expire-noncurrent"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 14
     assert rules["airflow-infra-expire-tmp"]["Expiration"]["Days"] == 3
     tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=b)["TagSet"]}
-    assert tags == {"ManagedBy": "airflow-infra", "Project": name, "Environment": "dev"}
+    assert tags == {"ManagedBy": "airflow-infra", "Project": name, "Environment": "dev", "Lineage": cli.state()["lineage"]}
 
     out = cli.outputs()
     assert out["bucket_url"] == f"s3://{b}/" and out["bucket_name"] == b and out["bucket_region"] == "us-east-1"
@@ -151,7 +151,7 @@ def test_bucket_refresh_call_count(server_cli, name):
     cli("apply", "--auto-approve")
     project = ai.load(cli.dir)
     target = project.target()
-    provider = target.providers()["s3_bucket"]
+    provider = target.providers(cli.state()["lineage"])["s3_bucket"]
     [bucket] = [r for r in target.desired() if r.type == "s3_bucket"]
     calls = []
     target.bucket_client().meta.events.register("before-call.s3", lambda model, **kw: calls.append(model.name))
@@ -167,7 +167,9 @@ def test_a_bucket_not_ours_is_refused_then_imported(server_cli, name, s3):
     s3.put_object(Bucket=b, Key="keep.txt", Body=b"theirs")
     cli = server_cli("tls_only = false")  # so that the test can read the object back over http
     refused = cli("plan", expect=1)
-    assert f"'{b}' already exists but was not made by airflow-infra" in refused.stderr
+    assert f"s3_bucket.workfiles: '{b}' exists, not made by airflow-infra" in refused.stderr
+    assert f"airflow-infra import s3_bucket.workfiles {b}" in refused.stderr  # the way to take it on purpose
+    assert "+ postgres_database.main" in refused.stdout  # everything else is still planned
     wrong = cli("import", "s3_bucket.workfiles", "other-name", expect=1)
     assert "is not what the configuration names s3_bucket.workfiles" in wrong.stderr
     cli("import", "s3_bucket.workfiles", b)
@@ -240,6 +242,26 @@ def test_a_store_without_some_settings_is_told_plainly(server_cli, name, moto_en
     assert s3.get_bucket_versioning(Bucket=bucket_of(name))["Status"] == "Enabled"
 
 
+def test_a_store_without_tagging_adopts_nothing_without_import(server_cli, name, moto_endpoint, s3):
+    """Such a store can hold no marker: a bucket there is nobody's we can tell, so it is taken only by
+    `import`, and is then ours (the state records it) with nothing left to change."""
+    from s3proxy import S3Proxy
+
+    b = bucket_of(name)
+    s3.create_bucket(Bucket=b)
+    s3.put_object(Bucket=b, Key="theirs.csv", Body=b"1")
+    with S3Proxy(moto_endpoint) as store:
+        store.not_implemented = {"tagging"}
+        cli = server_cli(f'endpoint_url = "{store.url}"\naddressing_style = "path"\ntls_only = false')
+        refused = cli("plan", expect=1)
+        assert "the store keeps no tags" in refused.stderr
+        assert f"airflow-infra import s3_bucket.workfiles {b}" in refused.stderr
+        cli("import", "s3_bucket.workfiles", b)
+        cli("apply", "--auto-approve")
+        cli("plan", "--detailed-exitcode")
+    assert s3.get_object(Bucket=b, Key="theirs.csv")["Body"].read() == b"1"
+
+
 def test_operation_aborted_is_retried_by_botocore(moto_endpoint, s3, name):
     from s3proxy import S3Proxy
 
@@ -262,7 +284,7 @@ def test_existing_database_is_refused_then_imported(server_cli, name, superuser,
         db.execute("INSERT INTO kept VALUES (42)")
     cli = server_cli("tls_only = false")
     refused = cli("plan", expect=1)
-    assert f"'{name}' already exists but was not made by airflow-infra" in refused.stderr
+    assert f"postgres_database.main: '{name}' exists, not made by airflow-infra" in refused.stderr
     missing = cli("import", "postgres_database.main", name + "x", expect=1)
     assert "is not what the configuration names" in missing.stderr
     cli("import", "postgres_database.main", name)
@@ -283,7 +305,7 @@ def test_two_environments_of_one_project_never_share(server_cli, make_cli, name)
     (prod.dir / "airflow-infra.toml").write_text(
         (cli.dir / "airflow-infra.toml").read_text().replace('environment = "dev"', 'environment = "prod"'))
     proc = prod("plan", expect=1)
-    assert f"'{name}_" in proc.stderr and "already exists but was not made by airflow-infra" in proc.stderr
+    assert f"'{name}_" in proc.stderr and f"made by project {name}, environment dev, state lineage" in proc.stderr
 
 
 TEAM = """

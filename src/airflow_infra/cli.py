@@ -113,8 +113,8 @@ def plan(c: Ctx, detailed_exitcode, as_json, out, destroy, all_projects, registr
         commands.save_plan(p, out)
         if not as_json:
             click.echo(f"\nSaved the plan to {out}: apply it with `airflow-infra apply {out}`.")
-    if detailed_exitcode and p.has_changes:
-        sys.exit(2)
+    p.refuse_conflicts()
+    sys.exit(2 if detailed_exitcode and p.has_changes else 0)
 
 
 @cli.command()

@@ -52,7 +52,8 @@ def _change_lines(c) -> list[str]:
 
 
 def plan_text(plan: Plan) -> str:
-    lines: list[str] = [click.style(f"Warning: {w}", fg="yellow") for w in plan.warnings]
+    lines: list[str] = [click.style(f"Conflict: {c}", fg="red", bold=True) for c in plan.conflicts]
+    lines += [click.style(f"Warning: {w}", fg="yellow") for w in plan.warnings]
     if lines:
         lines.append("")
     if plan.drift:

@@ -74,7 +74,9 @@ class Resource:
 
 @dataclass(frozen=True)
 class Observed:
-    """What exists. ``foreign`` means it exists but carries no airflow-infra marker."""
+    """What exists. ``foreign`` means it exists but is not this project's (ownership.judge); then
+    ``whose`` says whose it is, in words."""
 
     attrs: Mapping[str, Any]
     foreign: bool = field(default=False)
+    whose: str = field(default="", compare=False)

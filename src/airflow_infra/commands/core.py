@@ -38,6 +38,10 @@ class Project:
 
         return get_backend(self.config, self.dir)
 
+    def claim(self, state):
+        """The state as this project's (StateError when it records another project or environment)."""
+        return state.claimed(self.config.project.name, self.config.project.environment)
+
     def target(self, **options):
         """options: the aws target's apply/destroy flags (encrypt_storage, skip_final_snapshot, on_progress)."""
         from ..targets import get_target
@@ -73,9 +77,10 @@ def plan(project: Project, *, destroy: bool = False):
     """Refresh and diff; writes nothing. Returns a Plan."""
     from ..engine.plan import make_plan
 
+    state = project.claim(project.backend().read())
     target = project.target()
     try:
-        return make_plan(project.backend().read(), [] if destroy else target.desired(), target.providers(),
+        return make_plan(state, [] if destroy else target.desired(), target.providers(state.lineage),
                          operation="destroy" if destroy else "apply")
     finally:
         target.close()
@@ -113,9 +118,10 @@ def _run_in(txn, project: Project, target, operation: str, *, saved, confirm, fo
     from ..engine.apply import ApplyResult, apply_plan, check_data_loss
     from ..engine.plan import make_plan
 
-    stored = txn.state
+    stored = project.claim(txn.state)
     target.secrets.load(stored)
-    providers = target.providers()
+    # a saved plan made from no state at all chose the lineage its creates are marked with
+    providers = target.providers(saved.lineage if saved is not None else stored.lineage)
     if saved is None:
         p = make_plan(stored, [] if operation == "destroy" else target.desired(), providers, operation=operation)
     else:
@@ -125,6 +131,7 @@ def _run_in(txn, project: Project, target, operation: str, *, saved, confirm, fo
                 f"the saved plan was made from state serial {p.serial} (lineage {p.lineage}) but the state is now "
                 f"serial {stored.serial} (lineage {stored.lineage}): run `airflow-infra plan` again"
             )
+    p.refuse_conflicts()
     if not p.has_changes and not p.state_outdated:
         return p, ApplyResult(stored, [], [])
     check_data_loss(p, force_delete_data=force_delete_data)
@@ -181,7 +188,9 @@ def up(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: Se
 def import_resource(project: Project, address: str, resource_id: str, *, lock_timeout: float = 0.0):
     """Adopt something that exists (a bucket, a database, a role, a schema) into the state at
     address, after checking that it exists. The next plan shows what apply would change on it."""
-    from ..resources import Resource
+    from ..engine.plan import import_id
+    from ..providers.base import read_back
+    from ..resources import Observed, Resource
     from ..state.base import transaction
 
     target = project.target()
@@ -190,20 +199,21 @@ def import_resource(project: Project, address: str, resource_id: str, *, lock_ti
         if address not in desired:
             raise AirflowInfraError(f"ADDRESS {address!r} is not in the configuration (addresses: {', '.join(sorted(desired))})")
         r = desired[address]
-        key = "name" if "name" in r.attrs else "bucket"
-        if r.attrs[key] != resource_id:
+        if import_id(r) != resource_id:
             raise AirflowInfraError(f"ID {resource_id!r} is not what the configuration names {address} "
-                                    f"({r.attrs[key]!r}): change airflow-infra.toml first, so that apply would not replace it")
+                                    f"({import_id(r)!r}): change airflow-infra.toml first, so that apply would not replace it")
         with transaction(project.backend(), "import", timeout=lock_timeout) as txn:
-            if address in txn.state.resources:
+            state = project.claim(txn.state)
+            if address in state.resources:
                 raise AirflowInfraError(f"ADDRESS {address!r} is already in the state")
-            known = txn.state.resources
-            r = r.resolved(lambda a: known[a].attrs if a in known else None, unknown=None)
-            observed = target.providers()[r.type].read(r, None)
-            if observed is None:
+            r = r.resolved(lambda a: state.resources[a].attrs if a in state.resources else None, unknown=None)
+            provider = target.providers(state.lineage)[r.type]
+            if provider.read(r, None) is None:
                 raise AirflowInfraError(f"ID {resource_id!r}: no such {r.type} exists, so there is nothing to import")
+            provider.mark(r)  # ours from now on: the marker names this project and state
+            observed = read_back(provider, r, Observed({}))
             adopted = Resource(r.type, r.name, dict(observed.attrs), r.depends_on)
-            return txn.commit(lambda s: s.with_resource(adopted)).resources[address]
+            return txn.commit(lambda s: project.claim(s).with_resource(adopted)).resources[address]
     finally:
         target.close()
 
@@ -212,7 +222,7 @@ def outputs(project: Project, *, reveal: bool = True) -> dict[str, dict]:
     """{name: {"value": ..., "sensitive": bool}} from the state. With reveal=False the values of
     sensitive outputs are None and no secret store is asked."""
     target = project.target()
-    state = project.backend().read()
+    state = project.claim(project.backend().read())
     target.secrets.load(state)
     return target.outputs(state, reveal=reveal)
 

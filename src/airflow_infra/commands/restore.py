@@ -52,7 +52,7 @@ def restore(project: Project, source: str, *, force_delete_data: bool = False, l
             if r is None:
                 raise StateError(f"{project.dir}: the project has no {' or '.join(types)} in its state to restore "
                                  "into: run `airflow-infra up` (or apply) first")
-            provider = target.providers()[r.type]
+            provider = target.providers(project.claim(txn.state).lineage)[r.type]
             holds = provider.holds_data(r, Observed(r.attrs))
             backups = []
             if holds:

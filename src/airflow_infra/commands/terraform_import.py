@@ -51,7 +51,7 @@ def import_terraform(tfstate: str | Path, project_dir: str | Path = ".", *, name
     target = project.target()
     try:
         desired = {r.address: r for r in target.desired()}
-        providers = target.providers()
+        providers = target.providers("")  # reads only: what Terraform made carries no marker of ours
         adopted: dict[str, Resource] = {}
         for address in ADOPTED:
             r = desired[address].resolved(lambda a: adopted[a].attrs if a in adopted else None, unknown=None)
@@ -78,7 +78,7 @@ def import_terraform(tfstate: str | Path, project_dir: str | Path = ".", *, name
             project_dir.mkdir(parents=True, exist_ok=True)
             config_path.write_text(text)
             try:
-                txn.commit(lambda s: functools.reduce(State.with_resource, adopted.values(), s))
+                txn.commit(lambda s: functools.reduce(State.with_resource, adopted.values(), project.claim(s)))
             except BaseException:
                 config_path.unlink()
                 raise

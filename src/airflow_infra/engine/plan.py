@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import AirflowInfraError, ForeignResource, NotYetReachable, ProviderError, StateError, Unreadable
@@ -74,10 +74,19 @@ class Plan:
     drift: tuple[Drift, ...]
     state_outdated: bool          # refreshed differs from stored: apply records the refresh first
     warnings: tuple[str, ...] = ()  # e.g. settings a store does not support
+    conflicts: tuple[str, ...] = ()  # what exists and is not this project's: apply refuses while there are any
 
     @property
     def has_changes(self) -> bool:
         return bool(self.changes)
+
+    def refuse_conflicts(self) -> None:
+        """ForeignResource naming every conflict, when there is any: nothing may be applied then."""
+        if self.conflicts:
+            n = len(self.conflicts)
+            raise ForeignResource(f"{n} resource{'s' if n > 1 else ''} of the configuration exist{'' if n > 1 else 's'} "
+                                  f"and {'are' if n > 1 else 'is'} not this project's; nothing was changed: "
+                                  + "; ".join(self.conflicts))
 
     def counts(self) -> dict[str, int]:
         add = sum(c.action in (CREATE, REPLACE) for c in self.changes)
@@ -98,6 +107,7 @@ class Plan:
             "refreshed": json.loads(self.refreshed.to_json()),
             "state_outdated": self.state_outdated,
             "warnings": list(self.warnings),
+            "conflicts": list(self.conflicts),
         }
 
     @classmethod
@@ -112,6 +122,7 @@ class Plan:
                         for x in d["drift"]),
             state_outdated=d["state_outdated"],
             warnings=tuple(d.get("warnings", ())),
+            conflicts=tuple(d.get("conflicts", ())),
         )
 
 
@@ -148,9 +159,22 @@ def _for_read(r: Resource, want: Resource | None, known: Mapping[str, Mapping[st
                                                      if isinstance(v, Ref)}}, r.depends_on)
 
 
+def import_id(r: Resource) -> str:
+    """What `airflow-infra import ADDRESS ID` takes for r."""
+    return str(next(r.attrs[k] for k in ("name", "identifier", "bucket", "path") if k in r.attrs))
+
+
+def _conflict(r: Resource, obs: Observed, recorded: bool) -> str:
+    what = f"{r.address}: {import_id(r)!r} exists, {obs.whose or 'not made by airflow-infra'}"
+    if recorded:
+        return f"{what}, yet this state records it (a state copied from another project?)"
+    return f"{what}; to take it over on purpose: airflow-infra import {r.address} {import_id(r)}"
+
+
 def _refresh(state: State, wanted: Mapping[str, Resource], providers: Mapping[str, Provider],
-             parallelism: int) -> tuple[dict[str, Resource], set[str], list[Drift]]:
-    """Read every resource in state and every wanted one not in it: (refreshed, adopted, drift)."""
+             parallelism: int) -> tuple[dict[str, Resource], set[str], list[Drift], list[str]]:
+    """Read every resource in state and every wanted one not in it: (refreshed, adopted, drift,
+    conflicts); what is not this project's is a conflict, never refreshed nor adopted."""
     to_read: list[tuple[Resource, Observed | None]] = [
         (r, Observed(r.attrs)) for r in state.resources.values()
     ] + [(r, None) for a, r in wanted.items() if a not in state.resources]
@@ -171,8 +195,12 @@ def _refresh(state: State, wanted: Mapping[str, Resource], providers: Mapping[st
     drift: list[Drift] = []
     refreshed: dict[str, Resource] = {}
     adopted: set[str] = set()
+    conflicts: list[str] = []
     for r, prior in to_read:
         obs = found[r.address]
+        if obs is not None and obs.foreign:
+            conflicts.append(_conflict(r, obs, prior is not None))
+            continue
         if prior is not None:
             if obs is None:
                 drift.append(Drift(r.address, deleted=True))
@@ -183,15 +211,10 @@ def _refresh(state: State, wanted: Mapping[str, Resource], providers: Mapping[st
                 drift.append(Drift(r.address, deleted=False, changes=diff))
             refreshed[r.address] = Resource(r.type, r.name, dict(obs.attrs), r.depends_on)
         elif obs is not None:
-            if obs.foreign:
-                raise ForeignResource(
-                    f"{r.address}: {r.attrs.get('name', r.name)!r} already exists but was not made by "
-                    "airflow-infra; it is never taken over silently: rename or remove it"
-                )
             # Made by us but not recorded: an apply was interrupted before it could write state.
             refreshed[r.address] = Resource(r.type, r.name, dict(obs.attrs), r.depends_on)
             adopted.add(r.address)
-    return refreshed, adopted, drift
+    return refreshed, adopted, drift, sorted(conflicts)
 
 
 def _change(r: Resource, prior_r: Resource | None, adopted: bool, provider: Provider) -> Change | None:
@@ -249,13 +272,15 @@ def make_plan(
     for r in desired:
         if r.refs() - set(r.depends_on):  # the graph orders by depends_on: a Ref must be in it
             raise ValueError(f"{r.address}: refers to {sorted(r.refs() - set(r.depends_on))} without depending on it")
-    refreshed, adopted, drift = _refresh(state, wanted, providers, parallelism)
-    changes = _diff(wanted, refreshed, adopted, providers)
+    refreshed, adopted, drift, conflicts = _refresh(state, wanted, providers, parallelism)
+    conflicting = {c.split(":", 1)[0] for c in conflicts}
+    changes = _diff({a: r for a, r in wanted.items() if a not in conflicting}, refreshed, adopted, providers)
+    # a conflicting resource in the state is neither planned nor deleted: it is not ours to touch
+    changes = [c for c in changes if c.address not in conflicting]
 
     warnings = tuple(w for a in sorted(refreshed)
                      for w in providers[refreshed[a].type].warnings(Observed(refreshed[a].attrs)))
-    refreshed_state = State(serial=state.serial, lineage=state.lineage, secrets=state.secrets,
-                            resources={a: r for a, r in refreshed.items() if a not in adopted})
+    refreshed_state = replace(state, resources={a: r for a, r in refreshed.items() if a not in adopted})
     return Plan(
         operation=operation,
         lineage=state.lineage,
@@ -265,4 +290,5 @@ def make_plan(
         drift=tuple(sorted(drift, key=lambda d: d.address)),
         state_outdated=refreshed_state.resources != state.resources,
         warnings=warnings,
+        conflicts=tuple(conflicts),
     )

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..aws_clients import error_code, translate, translated
-from ..errors import ProviderError
+from ..errors import ForeignResource, ProviderError
+from ..ownership import Owner, Verdict, judge
 from ..resources import Observed, Resource
 from .base import Provider, read_back
 
@@ -29,15 +30,22 @@ def _tags(d: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"Key": k, "Value": v} for k, v in sorted(d.items())]
 
 
-def _ours(tags: list[dict[str, Any]] | None, want: dict[str, Any]) -> bool:
-    have = {t["Key"]: t["Value"] for t in tags or []}
-    return all(have.get(k) == v for k, v in want.items())
+def _refuse_foreign(r: Resource, found: Observed | None) -> None:
+    if found is not None and found.foreign:
+        raise ForeignResource(f"{r.address}: {r.attrs.get('name') or r.attrs.get('identifier')!r} exists, {found.whose}: "
+                              "it is never taken over silently")
 
 
 class _Aws:
-    def __init__(self, client: Callable[[str], Any], *, tags: dict[str, str]):
+    """The clients, and whose what we make is: its tags are the marker (ownership.py)."""
+
+    def __init__(self, client: Callable[[str], Any], owner: Owner):
         self._client = client
-        self.tags = tags
+        self.owner = owner
+        self.tags = owner.tags()
+
+    def judge(self, tags: list[dict[str, Any]] | None, prior: Observed | None) -> Verdict:
+        return judge(self.owner, Owner.from_tags({t["Key"]: t["Value"] for t in tags or []}), recorded=prior is not None)
 
     def __getattr__(self, service: str) -> Any:
         return self._client(service)
@@ -48,7 +56,7 @@ class SecurityGroupProvider(Provider):
 
     type = "aws_security_group"
     force_new = frozenset({"name", "vpc_id"})
-    notes = {"tagged": "adds the tags ManagedBy, Project, Environment", "ingress": "only 5432, only from those named"}
+    notes = {"tagged": "adds the tags ManagedBy, Project, Environment, Lineage", "ingress": "only 5432, only from those named"}
 
     def __init__(self, aws: _Aws):
         self.aws = aws
@@ -90,9 +98,15 @@ class SecurityGroupProvider(Provider):
             group = self._find(r)
         if group is None:
             return None
-        ours = _ours(group.get("Tags"), self.aws.tags)
+        v = self.aws.judge(group.get("Tags"), prior)
         return Observed({"name": r.attrs["name"], "vpc_id": r.attrs["vpc_id"], "id": group["GroupId"],
-                         "ingress": self._ingress(group), "tagged": ours}, foreign=not ours)
+                         "ingress": self._ingress(group), "tagged": v.marked}, foreign=not v.ours, whose=v.whose)
+
+    def mark(self, r: Resource) -> None:
+        with translated(r.address, "import"):
+            group = self._find(r)
+            if group is not None:
+                self.aws.ec2.create_tags(Resources=[group["GroupId"]], Tags=_tags(self.aws.tags))
 
     def _converge(self, r: Resource, group_id: str, current: dict[str, Any]) -> None:
         want = r.attrs["ingress"]
@@ -113,6 +127,7 @@ class SecurityGroupProvider(Provider):
                                                          "UserIdGroupPairs": [{"GroupId": g} for g in sorted(groups)]}])
 
     def create(self, r: Resource) -> Observed:
+        _refuse_foreign(r, self.read(r, None))
         with translated(r.address, "create"):
             group = self._find(r)
             if group is None:
@@ -298,7 +313,7 @@ class DbInstanceProvider(Provider):
                 "engine_major": "a major version upgrade: minutes of downtime",
                 "parameter_group": "settings apply at the next reboot",
                 "other_security_groups": "detached: only the project's security group reaches the instance",
-                "tagged": "adds the tags ManagedBy, Project, Environment"}
+                "tagged": "adds the tags ManagedBy, Project, Environment, Lineage"}
 
     def describe(self, identifier: str) -> dict[str, Any] | None:
         try:
@@ -315,7 +330,7 @@ class DbInstanceProvider(Provider):
         if db is None:
             return None
         version = db.get("EngineVersion", "")
-        ours = _ours(db.get("TagList"), self.aws.tags)
+        v = self.aws.judge(db.get("TagList"), prior)
         attached = sorted(g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", []))
         group = r.attrs.get("security_group_id")  # the engine's value of the Ref; None: the group does not exist
         other = [g for g in attached if g != group]
@@ -335,13 +350,19 @@ class DbInstanceProvider(Provider):
             "security_groups": attached, "other_security_groups": other,
             "security_group_id": group if group in attached else None,
             "parameter_group": next((g["DBParameterGroupName"] for g in db.get("DBParameterGroups", [])), None),
-            "master_password_managed": bool(db.get("MasterUserSecret")), "tagged": ours,
+            "master_password_managed": bool(db.get("MasterUserSecret")), "tagged": v.marked,
             # recorded, never compared: AWS's minor upgrades are not changes
             "engine_version": version, "endpoint": (db.get("Endpoint") or {}).get("Address"),
             "port": (db.get("Endpoint") or {}).get("Port"), "master_username": db.get("MasterUsername"),
             "master_secret_arn": (db.get("MasterUserSecret") or {}).get("SecretArn"), "arn": db.get("DBInstanceArn"),
         }
-        return Observed(attrs, foreign=not ours)
+        return Observed(attrs, foreign=not v.ours, whose=v.whose)
+
+    def mark(self, r: Resource) -> None:
+        with translated(r.address, "import"):
+            db = self.describe(r.attrs["identifier"])
+            if db is not None:
+                self.aws.rds.add_tags_to_resource(ResourceName=db["DBInstanceArn"], Tags=_tags(self.aws.tags))
 
     # -- waiting, with progress ------------------------------------------------------------------
     def _poll(self, what: str, status: Callable[[], str], until: str) -> None:
@@ -372,6 +393,7 @@ class DbInstanceProvider(Provider):
     # -- lifecycle -------------------------------------------------------------------------------
     def create(self, r: Resource) -> Observed:
         a = r.attrs
+        _refuse_foreign(r, self.read(r, None))
         with translated(r.address, "create"):
             if self.describe(a["identifier"]) is None:
                 kwargs = dict(

@@ -1,7 +1,11 @@
 """The provider contract, after pulumi's dynamic providers: every step says how it fails.
 
 - read(r, prior) never mutates anything; it returns None when the resource is gone, and an
-  Observed with foreign=True when something of that name exists without airflow-infra's marker.
+  Observed with foreign=True (and whose: whose it is) when what exists is not this project's:
+  its marker names another project, environment or state lineage, or it has none and prior is
+  None (ownership.judge). Observed attrs hold `marked` (or `tagged`): our marker is exactly there.
+- mark(r) writes our marker on what exists (import: ours from now on); a no-op where the
+  resource can hold none.
 - create(r) is all-or-nothing: if it raises, the resource was not created. Creating one that
   exists with our marker (an apply killed before it could record it) converges it instead.
 - update(r, prior) changes in place only fields not in ``force_new``; if it raises, the
@@ -75,6 +79,10 @@ class Provider(ABC):
         return None
 
     def cancel(self) -> None:
+        return None
+
+    def mark(self, r: Resource) -> None:
+        """Our marker on an existing resource (`import`); nothing for a type that holds none."""
         return None
 
 

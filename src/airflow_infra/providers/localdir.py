@@ -1,4 +1,5 @@
-"""The local target's bucket: a directory. A marker file says airflow-infra made it."""
+"""The local target's bucket: a directory. A marker file says whose it is (ownership.py); an empty
+directory with no marker is taken as ours, since taking it loses nothing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from ..backups import backup_dir, stamp, written_whole
 from ..errors import ForeignResource, ProviderError
+from ..ownership import Owner, judge
 from ..resources import Observed, Resource
 from .base import Provider
 
@@ -25,33 +27,46 @@ class LocalBucketProvider(Provider):
     type = "local_bucket"
     force_new = frozenset({"path"})
 
-    def __init__(self, project: str):
-        self.project = project
+    def __init__(self, owner: Owner):
+        self.owner = owner
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         path = Path(r.attrs["path"])
         if not path.is_dir():
             return None
-        ours = (path / MARKER).is_file() or _objects(path) == 0  # an empty directory loses nothing if adopted
+        try:
+            found = Owner.from_marker((path / MARKER).read_text(errors="replace"))
+        except OSError:
+            found = None
+        v = judge(self.owner, found, recorded=prior is not None)
+        if not v.ours and found is None and not (path / MARKER).exists() and _objects(path) == 0:
+            v = judge(self.owner, None, recorded=True)  # empty and unmarked: taking it loses nothing
         # private: only the owner may enter it (the workfiles are nobody else's to read)
-        return Observed({"path": str(path), "private": path.stat().st_mode & 0o077 == 0}, foreign=not ours)
+        return Observed({"path": str(path), "private": path.stat().st_mode & 0o077 == 0, "marked": v.marked},
+                        foreign=not v.ours, whose=v.whose)
 
     def create(self, r: Resource) -> Observed:
         path = Path(r.attrs["path"])
         existing = self.read(r, None)
         if existing is not None and existing.foreign:
-            raise ForeignResource(f"{r.address}: directory {path} exists, holds files and was not made by airflow-infra")
+            raise ForeignResource(f"{r.address}: directory {path} exists, {existing.whose}: it is never taken over "
+                                  "silently")
+        self.mark(r)
+        return Observed({"path": str(path), "private": True, "marked": True})
+
+    def mark(self, r: Resource) -> None:
+        path = Path(r.attrs["path"])
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # e.g. AIRFLOW_INFRA_HOME/buckets
             path.mkdir(exist_ok=True, mode=0o700)
             os.chmod(path, 0o700)
-            (path / MARKER).write_text(f"managed by airflow-infra: project {self.project}\n")
+            (path / MARKER).write_text(self.owner.marker() + "\n")
         except OSError as exc:
             raise ProviderError(f"{r.address}: cannot create {path}: {exc.strerror}") from None
-        return Observed({"path": str(path), "private": True})
 
     def update(self, r: Resource, prior: Observed) -> Observed:
-        return self.create(r)
+        self.mark(r)
+        return Observed({"path": r.attrs["path"], "private": True, "marked": True})
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         path = Path(r.attrs["path"])

@@ -2,8 +2,9 @@
 
 One code path for every target: the local server, an existing server and (later) RDS differ
 only in the ``connect`` function handed to PgAdmin. Identifiers always go through
-psycopg.sql.Identifier. What we make carries a marker (a COMMENT naming the project), so that a
-refresh can tell our own half-recorded resource (adopted) from someone else's (never taken over).
+psycopg.sql.Identifier. What we make carries a marker (a COMMENT naming the project, environment
+and state lineage: ownership.py), so that a refresh can tell our own half-recorded resource
+(adopted) from someone else's (never taken over).
 """
 
 from __future__ import annotations
@@ -20,20 +21,22 @@ from typing import Any
 
 from ..backups import backup_dir, stamp, written_whole
 from ..errors import ForeignResource, ProviderError
+from ..ownership import Owner, judge
 from ..pgerrors import translated
 from ..resources import Observed, Resource
 from ..secretstores import SecretStore
 from .base import Provider, read_back
 
 
-def marker(project: str) -> str:
-    return f"managed by airflow-infra: project {project}"
+def _observed(owner: Owner, attrs: dict[str, Any], comment: str | None, prior: Observed | None) -> Observed:
+    """attrs with `marked`, judged by the COMMENT found (ownership.judge)."""
+    v = judge(owner, Owner.from_marker(comment), recorded=prior is not None)
+    return Observed({**attrs, "marked": v.marked}, foreign=not v.ours, whose=v.whose)
 
 
-def project_label(config: Any) -> str:
-    """What the marker names: the project and its environment, so that two environments of one
-    project on one server never adopt each other's database and roles."""
-    return f"{config.project.name} ({config.project.environment})"
+def _refuse_foreign(address: str, what: str, found: Observed | None) -> None:
+    if found is not None and found.foreign:
+        raise ForeignResource(f"{address}: {what} exists, {found.whose}: it is never taken over silently")
 
 
 def database_resources(name: str, schemas: list[str], *, secret_prefix: str, database: str | None = None) -> list[Resource]:
@@ -43,17 +46,18 @@ def database_resources(name: str, schemas: list[str], *, secret_prefix: str, dat
     database = database or name
     roles = ("postgres_role.owner", "postgres_role.etl", "postgres_role.reader")
     out = [
-        Resource("postgres_role", "owner", {"name": owner, "login": False, "member_of": [], "password_ref": None}),
+        Resource("postgres_role", "owner", {"name": owner, "login": False, "member_of": [], "password_ref": None,
+                                            "marked": True}),
         Resource("postgres_role", "etl", {"name": etl, "login": True, "member_of": [owner],
-                                          "password_ref": f"{secret_prefix}/{etl}"}, ("postgres_role.owner",)),
+                                          "password_ref": f"{secret_prefix}/{etl}", "marked": True}, ("postgres_role.owner",)),
         Resource("postgres_role", "reader", {"name": reader, "login": True, "member_of": [],
-                                             "password_ref": f"{secret_prefix}/{reader}"}),
+                                             "password_ref": f"{secret_prefix}/{reader}", "marked": True}),
         Resource("postgres_database", "main", {"name": database, "owner": owner, "connect": sorted([etl, reader]),
-                                               "public_access": False}, roles),
+                                               "public_access": False, "marked": True}, roles),
     ]
     for s in schemas:
         out.append(Resource("postgres_schema", s, {"name": s, "database": database, "owner": owner, "readers": [reader],
-                                                   "default_select": sorted([etl, owner])},
+                                                   "default_select": sorted([etl, owner]), "marked": True},
                             ("postgres_database.main", *roles)))
     return out
 
@@ -108,14 +112,12 @@ POOL = _Pool()  # one per process: shared by every PgAdmin, so fleet commands sh
 
 
 class PgAdmin:
-    """Admin sessions on one server (pooled), the marker, and pg_dump."""
+    """Admin sessions on one server (pooled), and pg_dump."""
 
-    def __init__(self, connect: Callable[[str], object], *, server: str, project: str, secrets: SecretStore,
+    def __init__(self, connect: Callable[[str], object], *, server: str, secrets: SecretStore,
                  bindir: Callable[[], Path], client_env: Callable[[], dict[str, str]]) -> None:
         self._connect = connect
         self.server = server  # identifies the server and admin role: the pool's key
-        self.project = project
-        self.marker = marker(project)
         self.secrets = secrets
         self._bindir = bindir
         self._client_env = client_env
@@ -359,8 +361,9 @@ class RoleProvider(Provider):
     type = "postgres_role"
     force_new = frozenset({"name"})
 
-    def __init__(self, admin: PgAdmin):
+    def __init__(self, admin: PgAdmin, owner: Owner):
         self.admin = admin
+        self.owner = owner
 
     ROLE_SQL = """SELECT r.rolcanlogin, shobj_description(r.oid, 'pg_authid'),
                          array(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
@@ -378,7 +381,7 @@ class RoleProvider(Provider):
         secret = self._secret_location(r, prior)
         if secret:
             attrs["password_secret"] = secret
-        return Observed(attrs, foreign=comment != self.admin.marker)
+        return _observed(self.owner, attrs, comment, prior)
 
     def _secret_location(self, r: Resource, prior: Observed | None) -> str | None:
         """The password's address in its store (a Secrets Manager ARN), recorded when the role is
@@ -392,6 +395,7 @@ class RoleProvider(Provider):
         from psycopg import sql
 
         name = _ident(r.attrs["name"])
+        cur.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(name, sql.Literal(self.owner.marker())))
         cur.execute(sql.SQL("ALTER ROLE {} " + ("LOGIN" if r.attrs["login"] else "NOLOGIN")).format(name))
         for g in sorted(set(r.attrs["member_of"]) - set(current_members)):
             cur.execute(sql.SQL("GRANT {} TO {}").format(_ident(g), name))
@@ -405,14 +409,12 @@ class RoleProvider(Provider):
         # all-or-nothing: role, marker, password, grants
         with _translate(r.address, "create"), self.admin.session() as conn, conn.transaction(), conn.cursor() as cur:
             row = cur.execute(self.ROLE_SQL, (name,)).fetchone()
-            if row is not None and row[1] != self.admin.marker:
-                raise ForeignResource(f"{r.address}: role {name!r} exists but was not made by airflow-infra")
+            _refuse_foreign(r.address, f"role {name!r}", None if row is None else _observed(self.owner, {}, row[1], None))
             if row is None:
                 cur.execute(sql.SQL("CREATE ROLE {}").format(_ident(name)))
                 if not self.admin.is_superuser:
                     # A CREATEROLE admin must be a member to own databases as, and set defaults for, it.
                     cur.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(_ident(name)))
-            cur.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(_ident(name), sql.Literal(self.admin.marker)))
             if r.attrs.get("password_ref"):
                 password = self.admin.secrets.get_or_create(r.attrs["password_ref"])
                 # Send a SCRAM verifier computed here, never the password: a statement that
@@ -426,6 +428,13 @@ class RoleProvider(Provider):
         with _translate(r.address, "update"), self.admin.session() as conn, conn.transaction(), conn.cursor() as cur:
             self._converge(r, cur, list(prior.attrs.get("member_of", [])))
         return read_back(self, r)
+
+    def mark(self, r: Resource) -> None:
+        from psycopg import sql
+
+        with _translate(r.address, "import"):
+            self.admin.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(_ident(r.attrs["name"]),
+                                                                          sql.Literal(self.owner.marker())))
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         from psycopg import sql
@@ -446,13 +455,15 @@ class DatabaseProvider(Provider):
     notes = {"owner": "the previous owner keeps USAGE and CREATE on schema public, and its tables",
              "public_access": "PUBLIC loses CONNECT and its rights on schema public"}
 
-    def __init__(self, admin: PgAdmin):
+    def __init__(self, admin: PgAdmin, owner: Owner):
         self.admin = admin
+        self.owner = owner
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         with _translate(r.address, "read"):
             row = self.admin.query(
                 """SELECT pg_get_userbyid(d.datdba), shobj_description(o.oid, 'pg_authid'),
+                          shobj_description(d.oid, 'pg_database'),
                           array(SELECT DISTINCT pg_get_userbyid(a.grantee) FROM aclexplode(d.datacl) a
                                 WHERE a.privilege_type = 'CONNECT' AND a.grantee NOT IN (d.datdba, 0) ORDER BY 1),
                           d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0)
@@ -460,9 +471,10 @@ class DatabaseProvider(Provider):
                 (r.attrs["name"],))
         if row is None:
             return None
-        owner, owner_comment, connect, public = row
-        return Observed({"name": r.attrs["name"], "owner": owner, "connect": list(connect), "public_access": public},
-                        foreign=owner_comment != self.admin.marker)
+        owner, owner_comment, comment, connect, public = row
+        # CREATE DATABASE and its COMMENT cannot share a transaction: before the COMMENT, our marked owner says it
+        return _observed(self.owner, {"name": r.attrs["name"], "owner": owner, "connect": list(connect),
+                                      "public_access": public}, comment or owner_comment, prior)
 
     def _converge(self, r: Resource, current: Observed | None) -> None:
         from psycopg import sql
@@ -470,7 +482,7 @@ class DatabaseProvider(Provider):
         db = _ident(r.attrs["name"])
         with self.admin.session() as conn, conn.transaction():
             conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db, _ident(r.attrs["owner"])))
-            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(db, sql.Literal(self.admin.marker)))
+            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(db, sql.Literal(self.owner.marker())))
             conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
             extra = set(current.attrs.get("connect", [])) - set(r.attrs["connect"]) if current else set()
             if extra:
@@ -489,8 +501,7 @@ class DatabaseProvider(Provider):
 
         with _translate(r.address, "create"):
             existing = self.read(r, None)
-            if existing is not None and existing.foreign:
-                raise ForeignResource(f"{r.address}: database {r.attrs['name']!r} exists but was not made by airflow-infra")
+            _refuse_foreign(r.address, f"database {r.attrs['name']!r}", existing)
             if existing is None:
                 self.admin.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
                     _ident(r.attrs["name"]), _ident(r.attrs["owner"])))
@@ -501,6 +512,13 @@ class DatabaseProvider(Provider):
         with _translate(r.address, "update"):
             self._converge(r, prior)
         return read_back(self, r)
+
+    def mark(self, r: Resource) -> None:
+        from psycopg import sql
+
+        with _translate(r.address, "import"):
+            self.admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(_ident(r.attrs["name"]),
+                                                                              sql.Literal(self.owner.marker())))
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         import psycopg
@@ -550,8 +568,9 @@ class SchemaProvider(Provider):
     force_new = frozenset({"name", "database"})
     deleted_with = frozenset({"postgres_database"})  # a destroy drops the database, schemas and all
 
-    def __init__(self, admin: PgAdmin):
+    def __init__(self, admin: PgAdmin, owner: Owner):
         self.admin = admin
+        self.owner = owner
 
     @contextmanager
     def _session(self, r: Resource) -> Iterator[Any]:
@@ -579,16 +598,15 @@ class SchemaProvider(Provider):
         if row is None:
             return None
         owner, comment, readers, default_select = row
-        return Observed({"name": r.attrs["name"], "database": r.attrs["database"], "owner": owner,
-                         "readers": list(readers), "default_select": list(default_select)},
-                        foreign=comment != self.admin.marker)
+        return _observed(self.owner, {"name": r.attrs["name"], "database": r.attrs["database"], "owner": owner,
+                                      "readers": list(readers), "default_select": list(default_select)}, comment, prior)
 
     def _converge(self, cur: Any, r: Resource, current: Observed | None) -> None:
         from psycopg import sql
 
         s, readers = _ident(r.attrs["name"]), _idents(r.attrs["readers"])
         cur.execute(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(s, _ident(r.attrs["owner"])))
-        cur.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(s, sql.Literal(self.admin.marker)))
+        cur.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(s, sql.Literal(self.owner.marker())))
         cur.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(s))
         gone = set(current.attrs.get("readers", [])) - set(r.attrs["readers"]) if current else set()
         if gone:
@@ -608,8 +626,8 @@ class SchemaProvider(Provider):
                 raise ProviderError(f"{r.address}: database {r.attrs['database']!r} does not exist")
             with conn.transaction(), conn.cursor() as cur:  # all-or-nothing
                 row = self._query(conn, r)
-                if row is not None and row[1] != self.admin.marker:
-                    raise ForeignResource(f"{r.address}: schema {r.attrs['name']!r} exists but was not made by airflow-infra")
+                _refuse_foreign(r.address, f"schema {r.attrs['name']!r}",
+                                None if row is None else _observed(self.owner, {}, row[1], None))
                 if row is None:
                     cur.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
                         _ident(r.attrs["name"]), _ident(r.attrs["owner"])))
@@ -641,6 +659,13 @@ class SchemaProvider(Provider):
                     conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(_ident(r.attrs["name"])))
             else:
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {}").format(_ident(r.attrs["name"])))
+
+    def mark(self, r: Resource) -> None:
+        from psycopg import sql
+
+        with _translate(r.address, "import"), self.admin.session(r.attrs["database"]) as conn:
+            conn.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(_ident(r.attrs["name"]),
+                                                                      sql.Literal(self.owner.marker())))
 
     @staticmethod
     def _outside_dependents(conn: Any, r: Resource) -> list[str]:

@@ -30,6 +30,7 @@ from ..backups import (
     written_whole,
 )
 from ..errors import ForeignResource, ProviderError
+from ..ownership import Owner, judge
 from ..resources import Observed, Resource
 from .base import Provider, read_back
 
@@ -95,10 +96,9 @@ class S3BucketProvider(Provider):
     force_new = frozenset({"name", "region"})
     SETTINGS = ("versioning", "encryption", "public_access_block", "ownership", "tls_only", "lifecycle", "tags")
 
-    def __init__(self, client: Callable[[], Any], *, project: str, environment: str, backup_to: str | None = None):
+    def __init__(self, client: Callable[[], Any], owner: Owner, *, backup_to: str | None = None):
         self._client = client
-        self.project = project
-        self.environment = environment
+        self.owner = owner
         self.backup_to = backup_to
         # (bucket, prefix) -> the versions its last backup holds: emptying deletes those and no
         # other, so what is written after the backup stays (and the bucket's delete then fails)
@@ -158,7 +158,7 @@ class S3BucketProvider(Provider):
             return None
         except Exception as exc:
             if error_code(exc) in ("AccessDenied", "403", "AllAccessDisabled"):
-                return Observed({"name": bucket}, foreign=True)  # someone else's bucket
+                return Observed({"name": bucket}, foreign=True, whose="of another account (access denied)")
             raise translate(r.address, "read", exc) from None
         attrs: dict[str, Any] = {"name": bucket, "region": r.attrs["region"]}
         unsupported = []
@@ -168,10 +168,22 @@ class S3BucketProvider(Provider):
                 value = r.attrs.get(setting)  # nothing to compare against: take it as desired
             attrs[setting] = value
         attrs["unsupported"] = sorted(unsupported)
-        tags = attrs.get("tags") or {}
-        ours = (tags.get("ManagedBy"), tags.get("Project"), tags.get("Environment")) == (
-            "airflow-infra", self.project, self.environment)
-        return Observed(attrs, foreign=not ours and "tags" not in unsupported)
+        # the lineage tag is part of the marker (judged here), not of the tags the config asks for
+        found = None if "tags" in unsupported else Owner.from_tags(attrs["tags"])
+        if "tags" not in unsupported:
+            attrs["tags"] = {k: v for k, v in attrs["tags"].items() if k != "Lineage"}
+        v = judge(self.owner, found, recorded=prior is not None)
+        whose = v.whose + (" (the store keeps no tags, so nothing can say so)" if "tags" in unsupported else "")
+        marked = v.marked or (v.ours and "tags" in unsupported)  # nothing more can be written there
+        return Observed({**attrs, "marked": marked}, foreign=not v.ours, whose=whose)
+
+    def mark(self, r: Resource) -> None:
+        """Our tags on the bucket, beside the ones it has (none on a store that keeps none)."""
+        bucket = r.attrs["name"]
+        with translated(r.address, "import"):
+            have, unsupported = self._read_setting(bucket, "tags")
+            if not unsupported:
+                self._put(bucket, "tags", have)
 
     def warnings(self, observed: Observed) -> list[str]:
         if observed.attrs.get("unsupported"):
@@ -209,14 +221,16 @@ class S3BucketProvider(Provider):
                 s3.delete_bucket_policy(Bucket=bucket)
         elif setting == "lifecycle":
             s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": _lifecycle_rules(value)})
-        elif setting == "tags":
-            s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in value.items()]})
+        elif setting == "tags":  # with our marker, always
+            tags = {**value, **self.owner.tags()}
+            s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
 
     def _converge(self, r: Resource, current: dict[str, Any] | None) -> list[str]:
         unsupported = set((current or {}).get("unsupported", []))
         # Tags first: they are our marker. Ownership before the policy; the PAB before the policy too.
         for setting in ("tags", "ownership", "public_access_block", "encryption", "versioning", "tls_only", "lifecycle"):
-            if setting in unsupported or (current is not None and current.get(setting) == r.attrs[setting]):
+            if setting in unsupported or (current is not None and current.get(setting) == r.attrs[setting]
+                                          and (setting != "tags" or current.get("marked"))):
                 continue
             try:
                 self._put(r.attrs["name"], setting, r.attrs[setting])
@@ -231,8 +245,8 @@ class S3BucketProvider(Provider):
         bucket, region = r.attrs["name"], r.attrs["region"]
         existing = self.read(r, None)
         if existing is not None and existing.foreign:
-            raise ForeignResource(f"{r.address}: bucket {bucket!r} exists but was not made by airflow-infra "
-                                  "(or belongs to another account): choose another [bucket] name")
+            raise ForeignResource(f"{r.address}: bucket {bucket!r} exists, {existing.whose}: choose another [bucket] "
+                                  "name, or take it over on purpose with `airflow-infra import`")
         created = False
         try:
             if existing is None:
@@ -456,20 +470,28 @@ class S3PrefixProvider(S3BucketProvider):
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         try:
-            self.s3.head_object(Bucket=r.attrs["bucket"], Key=self._marker(r))
+            body = self.s3.get_object(Bucket=r.attrs["bucket"], Key=self._marker(r))["Body"].read(4096)
         except Exception as exc:
             if error_code(exc) in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
                 return None
             raise translate(r.address, "read", exc) from None
-        return Observed({"bucket": r.attrs["bucket"], "prefix": r.attrs["prefix"], "region": r.attrs["region"]})
+        v = judge(self.owner, Owner.from_marker(body.decode(errors="replace")), recorded=prior is not None)
+        return Observed({"bucket": r.attrs["bucket"], "prefix": r.attrs["prefix"], "region": r.attrs["region"],
+                         "marked": v.marked}, foreign=not v.ours, whose=v.whose)
+
+    def mark(self, r: Resource) -> None:
+        self.s3.put_object(Bucket=r.attrs["bucket"], Key=self._marker(r), Body=(self.owner.marker() + "\n").encode())
 
     def warnings(self, observed: Observed) -> list[str]:
         return []
 
     def create(self, r: Resource) -> Observed:
+        existing = self.read(r, None)
+        if existing is not None and existing.foreign:
+            raise ForeignResource(f"{r.address}: s3://{r.attrs['bucket']}/{r.attrs['prefix']} exists, {existing.whose}: "
+                                  "choose another [bucket] prefix, or take it over on purpose with `airflow-infra import`")
         try:
-            self.s3.put_object(Bucket=r.attrs["bucket"], Key=self._marker(r),
-                               Body=f"project {self.project} ({self.environment})\n".encode())
+            self.mark(r)
         except Exception as exc:
             if error_code(exc) == "NoSuchBucket":
                 raise ProviderError(f"{r.address}: the shared bucket {r.attrs['bucket']!r} does not exist: create it "
@@ -478,7 +500,9 @@ class S3PrefixProvider(S3BucketProvider):
         return Observed(dict(r.attrs))
 
     def update(self, r: Resource, prior: Observed) -> Observed:
-        return self.create(r)
+        with translated(r.address, "update"):
+            self.mark(r)
+        return read_back(self, r, prior)
 
     def holds_data(self, r: Resource, observed: Observed) -> str | None:
         return self._count(r, r.attrs["bucket"], r.attrs["prefix"], besides=self._marker(r))  # the marker is no data

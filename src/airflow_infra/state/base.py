@@ -44,6 +44,8 @@ class State:
     resources: dict[str, Resource] = field(default_factory=dict)
     version: int = STATE_VERSION
     secrets: dict[str, str] = field(default_factory=dict)  # ref -> ciphertext ([secrets] store = "state")
+    project: str | None = None  # whose state it is: recorded at the first write, checked by every command
+    environment: str | None = None
 
     def with_resource(self, r: Resource) -> State:
         return replace(self, resources={**self.resources, r.address: r})
@@ -60,6 +62,8 @@ class State:
         }
         if self.secrets:
             doc["secrets"] = dict(sorted(self.secrets.items()))
+        if self.project is not None:
+            doc["project"], doc["environment"] = self.project, self.environment
         return json.dumps(doc, sort_keys=True, indent=2) + "\n"
 
     @classmethod
@@ -78,7 +82,18 @@ class State:
             r = Resource.from_json(item)
             resources[r.address] = r
         return cls(serial=int(doc["serial"]), lineage=str(doc["lineage"]), resources=resources, version=int(doc["version"]),
-                   secrets=dict(doc.get("secrets", {})))
+                   secrets=dict(doc.get("secrets", {})), project=doc.get("project"), environment=doc.get("environment"))
+
+    def claimed(self, project: str, environment: str) -> State:
+        """This state as the given project's: StateError when it records another project or
+        environment (a state file copied from another project)."""
+        if self.project is None:
+            return replace(self, project=project, environment=environment)
+        if (self.project, self.environment) != (project, environment):
+            raise StateError(
+                f"the state belongs to project {self.project}, environment {self.environment}, not to project "
+                f"{project}, environment {environment}: a state copied from another project? Nothing was changed")
+        return self
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,7 @@ class AwsTarget(Target):
         ]
         return [*self.bucket.resources(), *infra, *self.database.resources()]
 
-    def providers(self) -> dict[str, Provider]:
+    def providers(self, lineage: str) -> dict[str, Provider]:
         from ..providers.aws import (
             DbInstanceProvider,
             IamPolicyProvider,
@@ -187,9 +187,11 @@ class AwsTarget(Target):
             _Aws,
         )
 
-        aws = _Aws(self.client, tags=self.tags)
-        ps = [*self.bucket.providers(), SecurityGroupProvider(aws), SubnetGroupProvider(aws), ParameterGroupProvider(aws),
-              DbInstanceProvider(aws, **self.options), IamPolicyProvider(aws), *self.database.providers()]
+        owner = self.owner(lineage)
+        aws = _Aws(self.client, owner)
+        ps = [*self.bucket.providers(owner), SecurityGroupProvider(aws), SubnetGroupProvider(aws),
+              ParameterGroupProvider(aws), DbInstanceProvider(aws, **self.options), IamPolicyProvider(aws),
+              *self.database.providers(owner)]
         return {pr.type: pr for pr in ps}
 
     def bucket_client(self) -> Any:

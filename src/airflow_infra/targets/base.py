@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..config import Config
+from ..ownership import Owner
 from ..providers.base import Provider
 from ..resources import Resource
 from ..secretstores import SecretStore, make_store
@@ -28,8 +29,12 @@ class Target(ABC):
         """What the project wants, in dependency order of no importance (the engine sorts)."""
 
     @abstractmethod
-    def providers(self) -> dict[str, Provider]:
-        """type -> the provider of that type; may check the servers are usable first."""
+    def providers(self, lineage: str) -> dict[str, Provider]:
+        """type -> the provider of that type, marking what it makes as the project's and the state
+        of that lineage's (ownership.py); may check the servers are usable first."""
+
+    def owner(self, lineage: str) -> Owner:
+        return Owner(self.config.project.name, self.config.project.environment, lineage)
 
     @abstractmethod
     def outputs(self, state: State, *, reveal: bool = True) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
+from ..ownership import Owner
 from ..providers.base import Provider
 from ..resources import Resource
 from ..state.base import State
@@ -21,12 +22,13 @@ class LocalWorkfiles:
 
     def resources(self) -> list[Resource]:
         path = self.config.bucket.path or str(self.home / "buckets" / self.config.project.name)
-        return [Resource("local_bucket", "workfiles", {"path": str(Path(path).expanduser().resolve()), "private": True})]
+        return [Resource("local_bucket", "workfiles", {"path": str(Path(path).expanduser().resolve()), "private": True,
+                                                       "marked": True})]
 
-    def providers(self) -> list[Provider]:
+    def providers(self, owner: Owner) -> list[Provider]:
         from ..providers.localdir import LocalBucketProvider
 
-        return [LocalBucketProvider(self.config.project.name)]
+        return [LocalBucketProvider(owner)]
 
     def outputs(self, state: State) -> dict[str, tuple[Any, bool]]:
         bucket = state.resources.get("local_bucket.workfiles")
@@ -63,20 +65,19 @@ class S3Workfiles:
         c, b = self.config, self.config.bucket
         if b.prefix:
             return [Resource("s3_prefix", "workfiles", {"bucket": c.bucket_name, "prefix": b.prefix,
-                                                        "region": c.bucket_region})]
+                                                        "region": c.bucket_region, "marked": True})]
         tags = {"ManagedBy": "airflow-infra", "Project": c.project.name, "Environment": c.project.environment}
-        return [Resource("s3_bucket", "workfiles", {
+        return [Resource("s3_bucket", "workfiles", {"marked": True,
             "name": c.bucket_name, "region": c.bucket_region,
             **desired_settings(sse=b.sse, kms_key_id=b.kms_key_id, noncurrent_days=b.noncurrent_days,
                                tmp_expire_days=b.tmp_expire_days, tags=tags, tls_only=b.tls_only)})]
 
-    def providers(self) -> list[Provider]:
+    def providers(self, owner: Owner) -> list[Provider]:
         from ..providers.s3 import S3BucketProvider, S3PrefixProvider
 
         self.client()
-        p = self.config.project
-        owner: dict[str, Any] = {"project": p.name, "environment": p.environment, "backup_to": self.config.bucket.backup}
-        return [S3BucketProvider(self.client, **owner), S3PrefixProvider(self.client, **owner)]
+        backup = self.config.bucket.backup
+        return [S3BucketProvider(self.client, owner, backup_to=backup), S3PrefixProvider(self.client, owner, backup_to=backup)]
 
     def outputs(self, state: State) -> dict[str, tuple[Any, bool]]:
         c = self.config

@@ -13,16 +13,10 @@ from typing import Any
 from ..config import Config
 from ..errors import ConfigError, ProviderError
 from ..outputs import database_outputs
+from ..ownership import Owner
 from ..pgerrors import translated
 from ..providers.base import Provider
-from ..providers.postgres import (
-    DatabaseProvider,
-    PgAdmin,
-    RoleProvider,
-    SchemaProvider,
-    database_resources,
-    project_label,
-)
+from ..providers.postgres import DatabaseProvider, PgAdmin, RoleProvider, SchemaProvider, database_resources
 from ..resources import Resource
 from ..secretstores import SecretStore
 from ..state.base import State
@@ -48,8 +42,8 @@ class Database:
 
     def admin(self) -> PgAdmin:
         if self._admin is None:
-            self._admin = PgAdmin(self._connect, server=self._server_key(), project=project_label(self.config),
-                                  secrets=self.secrets, bindir=self._bindir, client_env=self._client_env)
+            self._admin = PgAdmin(self._connect, server=self._server_key(), secrets=self.secrets, bindir=self._bindir,
+                                  client_env=self._client_env)
         return self._admin
 
     def resources(self) -> list[Resource]:
@@ -58,9 +52,9 @@ class Database:
                 for r in database_resources(c.project.name, c.database.schemas, secret_prefix=self._secret_prefix(),
                                             database=c.database_name)]
 
-    def providers(self) -> list[Provider]:
+    def providers(self, owner: Owner) -> list[Provider]:
         admin = self.admin()  # sessions open on first use: the server may not exist yet
-        return [RoleProvider(admin), DatabaseProvider(admin), SchemaProvider(admin)]
+        return [RoleProvider(admin, owner), DatabaseProvider(admin, owner), SchemaProvider(admin, owner)]
 
     def outputs(self, state: State, *, host: str, port: int | None, reveal: bool) -> dict[str, tuple[Any, bool]]:
         c = self.config

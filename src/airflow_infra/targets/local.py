@@ -28,8 +28,9 @@ class LocalTarget(Target):
     def desired(self) -> list[Resource]:
         return [*self.bucket.resources(), *self.database.resources()]
 
-    def providers(self) -> dict[str, Provider]:
-        return {p.type: p for p in (*self.bucket.providers(), *self.database.providers())}
+    def providers(self, lineage: str) -> dict[str, Provider]:
+        owner = self.owner(lineage)
+        return {p.type: p for p in (*self.bucket.providers(owner), *self.database.providers(owner))}
 
     def close(self) -> None:
         self.database.close()

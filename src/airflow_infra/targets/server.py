@@ -46,9 +46,10 @@ class ServerTarget(Target):
     def desired(self) -> list[Resource]:
         return [*self.bucket.resources(), *self.database.resources()]
 
-    def providers(self) -> dict[str, Provider]:
+    def providers(self, lineage: str) -> dict[str, Provider]:
         self.database.admin().check_privileges()  # now, before anything is read or made
-        return {p.type: p for p in (*self.bucket.providers(), *self.database.providers())}
+        owner = self.owner(lineage)
+        return {p.type: p for p in (*self.bucket.providers(owner), *self.database.providers(owner))}
 
     def bucket_client(self) -> Any:
         return self.bucket.client()

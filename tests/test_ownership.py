@@ -1,0 +1,79 @@
+"""Only ours (DESIGN.md §5): what another project, environment or state made is never taken over,
+and plan lists every such conflict at once, with the import line that takes one on purpose."""
+
+from __future__ import annotations
+
+import shutil
+
+from conftest import Cli
+
+
+def test_another_projects_bucket_path_is_never_adopted_nor_deleted(make_cli):
+    a, b = make_cli(), make_cli()
+    a("up")
+    bucket = a.outputs()["bucket_path"]
+    with open(f"{bucket}/data.csv", "w") as f:
+        f.write("a's data\n")
+    (b.dir / "airflow-infra.toml").write_text(f'[project]\nname = "{b.dir.name}"\n[bucket]\npath = "{bucket}"\n')
+    refused = b("plan", expect=1)
+    assert f"local_bucket.workfiles: '{bucket}' exists, made by project {a.dir.name}, environment dev" in refused.stderr
+    assert f"airflow-infra import local_bucket.workfiles {bucket}" in refused.stderr
+    b("apply", "--auto-approve", "--force-delete-data", expect=1)
+    b("destroy", "--auto-approve", "--force-delete-data")
+    with open(f"{bucket}/data.csv") as f:
+        assert f.read() == "a's data\n"
+    a("plan", "--detailed-exitcode")  # still a's, untouched
+
+
+def test_a_copied_project_folder_is_refused(make_cli, tmp_path):
+    a = make_cli()
+    a("up")
+    copy = tmp_path / "copy_of_a"
+    shutil.copytree(a.dir, copy)
+    config = copy / "airflow-infra.toml"
+    config.write_text(config.read_text().replace(a.dir.name, "copy_of_a"))
+    b = Cli(copy, a.home)
+    before = (copy / ".airflow-infra" / "state.json").read_text()
+    for args in (("plan",), ("apply", "--auto-approve"), ("destroy", "--auto-approve", "--force-delete-data"),
+                 ("output",)):
+        proc = b(*args, expect=1)
+        assert f"the state belongs to project {a.dir.name}, environment dev, not to project copy_of_a" in proc.stderr
+        assert proc.stderr.count("\n") == 1
+    assert (copy / ".airflow-infra" / "state.json").read_text() == before
+    a("plan", "--detailed-exitcode")
+
+
+def test_the_same_project_with_a_new_state_lists_every_conflict_and_adopts_nothing(make_cli, tmp_path):
+    """A copy with the same name and environment (or a lost state): every resource is another
+    state's; plan names them all at once, each with its import line, and apply changes nothing."""
+    a = make_cli()
+    a("up")
+    copy = tmp_path / "same_name"
+    shutil.copytree(a.dir, copy, ignore=shutil.ignore_patterns(".airflow-infra"))
+    b = Cli(copy, a.home)
+    proc = b("plan", expect=1)
+    addresses = a("state", "list").stdout.split()
+    assert len(addresses) == 8
+    for address in addresses:
+        assert f"Conflict: {address}: " in proc.stdout and f"airflow-infra import {address} " in proc.stderr
+    assert "state lineage" in proc.stderr and proc.stderr.count("\n") == 1
+    b("apply", "--auto-approve", expect=1)
+    assert not (copy / ".airflow-infra" / "state.json").exists()
+    a("plan", "--detailed-exitcode")
+
+
+def test_an_older_releases_marker_is_rewritten_for_a_recorded_resource(cli, superuser, name):
+    """Markers from before lineages (`project P (E)`) are ours only where the state records the
+    resource; plan shows them as unmarked and apply writes the full marker."""
+    cli("up")
+    with superuser() as conn:
+        conn.execute(f"COMMENT ON ROLE {name}_reader IS 'managed by airflow-infra: project {name} (dev)'")
+    plan = cli("plan", "--detailed-exitcode", expect=2).stdout
+    assert "~ postgres_role.reader" in plan and "marked: false -> true" in plan
+    cli("apply", "--auto-approve")
+    with superuser() as conn:
+        comment = conn.execute("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s",
+                               (f"{name}_reader",)).fetchone()[0]
+    assert comment == (f"managed by airflow-infra: project {name}, environment dev, "
+                       f"state lineage {cli.state()['lineage']}")
+    cli("plan", "--detailed-exitcode")
