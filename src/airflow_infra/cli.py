@@ -171,10 +171,17 @@ def output(c: Ctx, name, as_json, show_secrets, all_projects, registry, jobs):
         render.fleet_outputs(results, as_json, show_secrets)
         _fleet_exit(results)
     elif name:
-        click.echo(render.output_value(commands.output(c.project(), name, reveal=show_secrets), as_json))
+        value = commands.output(c.project(), name, reveal=show_secrets)
+        if value["sensitive"]:
+            render.secret_stdout()
+        click.echo(render.output_value(value, as_json))
     else:
         outs = commands.outputs(c.project(), reveal=show_secrets)
+        if show_secrets:
+            render.secret_stdout()
         click.echo(render.outputs_json(outs, show_secrets) if as_json else render.outputs_text(outs, show_secrets))
+        if not show_secrets:
+            render.masked_note(outs)
 
 
 @cli.group()
@@ -244,8 +251,16 @@ def state_migrate(c: Ctx, to_backend, dsn_env, path):
 def connections(ctx, fmt, output, show_secrets):
     """The project's Airflow connections and variables."""
     if ctx.invoked_subcommand is None:
+        if not (output or show_secrets) and render.stdout_is_file():
+            raise click.UsageError("stdout is a file, and the passwords would go into it masked: pass --output FILE "
+                                   "(written with mode 0600, passwords included) or --show-secrets")
         text = commands.connections(ctx.obj.project(), fmt=fmt, show_secrets=show_secrets, output=output)
+        if show_secrets:
+            render.secret_stdout()
         click.echo(f"Wrote {output} (mode 0600)." if output else text, nl=bool(output))
+        if not (output or show_secrets):
+            click.echo("Note: passwords are masked: --show-secrets prints them, --output FILE writes them (mode 0600)",
+                       err=True)
 
 
 @connections.command("push")

@@ -21,6 +21,7 @@ never carry a secret.
     ├── LocalServerError       the managed local PostgreSQL
     │   ├── BinariesNotFound
     │   └── PortInUse
+    ├── SecretMissing          a password the outputs need is not in the secret store (apply sets a new one)
     ├── DataLossRefused        destroy/replace of something holding data without --force-delete-data
     ├── ConfirmationRequired   apply/destroy with no terminal to ask on and no --auto-approve
     └── ApplyFailed            one or more steps failed; finished steps are in the state
@@ -92,6 +93,10 @@ class BinariesNotFound(LocalServerError):
 
 
 class PortInUse(LocalServerError):
+    pass
+
+
+class SecretMissing(AirflowInfraError):
     pass
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -18,8 +19,19 @@ def _fail(message: str, status: int = 1) -> None:
     sys.exit(status)
 
 
+class _Warnings(logging.Handler):
+    """The library's warnings (logging, logger "airflow_infra"): one yellow line each on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(click.style(f"Warning: {record.getMessage()}", fg="yellow"), err=True)
+
+
 def run(cli: click.Group, argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    log = logging.getLogger("airflow_infra")
+    if not any(isinstance(h, _Warnings) for h in log.handlers):
+        log.addHandler(_Warnings(logging.WARNING))
+        log.propagate = False
     debug = "--debug" in argv
     try:
         cli.main(args=argv, prog_name="airflow-infra", standalone_mode=False)

@@ -38,6 +38,23 @@ SUPERUSER_REF = "local/superuser"
 REQUIRED = ("initdb", "pg_ctl", "postgres")
 
 
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """PostgreSQL's SCRAM-SHA-256 verifier of password (RFC 5802, PostgreSQL's format), so that no
+    statement ever carries the password itself. The passwords we make are ASCII, which SASLprep
+    leaves as they are."""
+    import base64
+    import hashlib
+    import hmac
+
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = base64.b64encode
+    return (f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}$"
+            f"{b64(hashlib.sha256(client_key).digest()).decode()}:{b64(server_key).decode()}")
+
+
 def _has_binaries(bindir: Path) -> bool:
     return all((bindir / b).is_file() and os.access(bindir / b, os.X_OK) for b in REQUIRED)
 
@@ -572,6 +589,40 @@ class LocalServer:
         t.start()
         return t
 
+    def _reset_superuser(self) -> None:
+        """The superuser's password is missing from the secret store (secrets.json deleted or
+        moved), and without it nothing can connect. The server is ours: set a new password in
+        single-user mode, PostgreSQL's own way back in, and start the server again; said, never
+        silent. The role passwords are missing too, and the next apply sets them."""
+        from .secretstores import new_password
+
+        with self._locked():
+            if self.secrets.get(SUPERUSER_REF) is not None:
+                return  # another process did it meanwhile
+            info = self._info()
+            account = self._account(info)
+            bindir = Path(info["bindir"])
+            if self.running_pid() is not None:
+                proc = self._run([str(bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-s", "stop"],
+                                 account)
+                if proc.returncode != 0:
+                    raise LocalServerError(f"the superuser's password is missing from {self.secrets.path}, and the "
+                                           f"server could not be stopped to set a new one: {proc.stderr.strip()}")
+            password = new_password()
+            statement = f"ALTER ROLE {SUPERUSER} PASSWORD '{scram_verifier(password)}'\n"
+            kwargs: dict = {"user": account.uid, "group": account.gid, "extra_groups": []} if account else {}
+            proc = subprocess.run([str(bindir / "postgres"), "--single", "-D", str(self.data), "postgres"],
+                                  input=statement, capture_output=True, text=True, cwd=self.dir, env=minimal_env(),
+                                  timeout=120, check=False, **kwargs)
+            if proc.returncode != 0 or "ERROR" in proc.stderr:
+                raise LocalServerError(f"the superuser's password is missing from {self.secrets.path}, and setting a "
+                                       f"new one failed: {proc.stderr.strip().splitlines()[-1:]}")
+            self.secrets.put(SUPERUSER_REF, password)
+        logging.getLogger(__name__).warning(
+            f"the local PostgreSQL's superuser password was missing from {self.secrets.path}: a new one was set "
+            "(the server was restarted for it); run `airflow-infra apply` to set the project roles' passwords")
+        self.start()
+
     def stop(self) -> dict:
         with self._locked():
             if self.running_pid() is not None:
@@ -586,6 +637,9 @@ class LocalServer:
     def connect(self, dbname: str = "postgres"):
         """A superuser connection (autocommit); starts the server on demand."""
         import psycopg
+
+        if self.has_cluster() and self.secrets.get(SUPERUSER_REF) is None:
+            self._reset_superuser()
 
         def attempt():
             return psycopg.connect(host="127.0.0.1", port=self.port, user=SUPERUSER, dbname=dbname,

@@ -5,14 +5,26 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from .errors import SecretMissing
 from .secretstores import SecretStore
 from .state.base import State
+
+
+def _password(secrets: SecretStore, role: Any) -> str:
+    """A role's stored password; SecretMissing rather than a None or empty value anyone could
+    write over a working Airflow connection."""
+    value = secrets.get(role.attrs["password_ref"])
+    if not value:
+        raise SecretMissing(f"the password of role {role.attrs['name']} is missing from the secret store "
+                            f"({role.attrs['password_ref']}): run `airflow-infra apply` to set a new one")
+    return value
 
 
 def database_outputs(state: State, secrets: SecretStore, *, host: str, port: int | None,
                      reveal: bool = True) -> dict[str, tuple[Any, bool]]:
     """{name: (value, sensitive)} for the project's database, or {} before it exists. Without reveal,
-    sensitive values are None and the secret store is not asked (it may need a passphrase)."""
+    sensitive values are None and the secret store is not asked (it may need a passphrase); with
+    it, a password missing from the store is SecretMissing."""
     res = state.resources
     if "postgres_database.main" not in res:
         return {}
@@ -28,12 +40,14 @@ def database_outputs(state: State, secrets: SecretStore, *, host: str, port: int
         role = res.get(f"postgres_role.{label}")
         if role is not None:
             out[f"{label}_user"] = (role.attrs["name"], False)
-            out[f"{label}_password"] = (secrets.get(role.attrs["password_ref"]) if reveal else None, True)
+            out[f"{label}_password"] = (_password(secrets, role) if reveal else None, True)
             if role.attrs.get("password_secret"):  # e.g. for an IAM policy allowing the workers to read it
                 out[f"{label}_password_secret"] = (role.attrs["password_secret"], False)
     if etl is not None:
-        pw = (secrets.get(etl.attrs["password_ref"]) or "") if reveal else ""
-        uri = f"postgresql://{quote(etl.attrs['name'])}:{quote(pw, safe='')}@{host}:{port}/{quote(db)}" if reveal else None
+        uri = None
+        if reveal:
+            pw = quote(_password(secrets, etl), safe="")
+            uri = f"postgresql://{quote(etl.attrs['name'])}:{pw}@{host}:{port}/{quote(db)}"
         out["postgres_uri"] = (uri, True)
     return out
 

@@ -104,10 +104,39 @@ def output_value(o: dict, as_json: bool) -> str:
     return json.dumps(o["value"]) if as_json or not isinstance(o["value"], str) else o["value"]
 
 
+def stdout_is_file() -> bool:
+    import os
+    import stat
+
+    try:
+        return stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode)
+    except (OSError, ValueError):  # no real file descriptor (a test runner's buffer)
+        return False
+
+
+def secret_stdout() -> None:
+    """Secrets are about to be printed: when stdout is a file (`> conns.env`), it gets mode 0600,
+    like every file we write a secret into."""
+    import os
+
+    if stdout_is_file():
+        os.fchmod(sys.stdout.fileno(), 0o600)
+
+
+def hidden(outs: dict[str, dict]) -> dict[str, dict]:
+    """Terraform's output shape without the sensitive values: a sensitive output has no "value"
+    key (never a null anyone could take for the value)."""
+    return {k: (o if not o["sensitive"] else {"sensitive": True}) for k, o in outs.items()}
+
+
+def masked_note(outs: dict[str, dict], what: str = "output") -> None:
+    n = sum(1 for o in outs.values() if o["sensitive"])
+    if n:
+        click.echo(f"Note: {n} sensitive {what}{'s' if n > 1 else ''} not shown: --show-secrets shows them", err=True)
+
+
 def outputs_json(outs: dict[str, dict], show_secrets: bool) -> str:
-    shown = {k: {"value": (o["value"] if show_secrets or not o["sensitive"] else None), "sensitive": o["sensitive"]}
-             for k, o in outs.items()}
-    return json.dumps(shown, sort_keys=True, indent=2)
+    return json.dumps(outs if show_secrets else hidden(outs), sort_keys=True, indent=2)
 
 
 def summary(plan: Plan, result: Any, verb: str) -> str:

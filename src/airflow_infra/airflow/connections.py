@@ -60,7 +60,7 @@ def build(config, outputs: dict[str, dict]) -> tuple[list[Connection], dict[str,
         return [], {}
     pg_id, bucket_id = connection_ids(config)
     conns = [Connection(pg_id, "postgres", host=o["postgres_host"], port=o["postgres_port"], schema=o["postgres_database"],
-                        login=o["etl_user"], password=o.get("etl_password") or MASK,  # MASK: not revealed
+                        login=o["etl_user"], password=o.get("etl_password") or MASK,  # not revealed: shown masked
                         extra={"sslmode": o["postgres_sslmode"]} if o.get("postgres_sslmode") else None)]
     variables: dict[str, str] = {}
     name = config.project.name

@@ -79,6 +79,7 @@ def plan(project: Project, *, destroy: bool = False):
 
     state = project.claim(project.backend().read())
     target = project.target()
+    target.secrets.load(state)  # a store that keeps its values in the state: whether each is there is drift
     try:
         return make_plan(state, [] if destroy else target.desired(), target.providers(state.lineage),
                          operation="destroy" if destroy else "apply")
@@ -294,7 +295,7 @@ def _check_is_this_projects(project: Project, old, serial: int) -> None:
 
     # the names every target gives the project's database and roles, from the one place that says them
     expected = {r.address: r.attrs["name"] for r in database_resources(
-        project.config.project.name, [], secret_prefix="", database=project.config.database_name)}
+        project.config.project.name, [], environment=project.config.project.environment, database=project.config.database_name)}
     for address, want in sorted(expected.items()):
         r = old.resources.get(address)
         if r is not None and r.attrs.get("name") != want:

@@ -73,7 +73,7 @@ class FleetResult:
             doc["summary"] = self.plan.counts()
             doc["changes"] = self.plan.has_changes
         if self.outputs is not None:
-            doc["outputs"] = {k: (o if show_secrets or not o["sensitive"] else {**o, "value": None})
+            doc["outputs"] = {k: (o if show_secrets or not o["sensitive"] else {"sensitive": True})
                               for k, o in self.outputs.items()}
         return doc
 

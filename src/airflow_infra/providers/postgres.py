@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from ..backups import backup_dir, stamp, written_whole
-from ..errors import ForeignResource, ProviderError
+from ..errors import ConfigError, ForeignResource, ProviderError
 from ..ownership import Owner, judge
 from ..pgerrors import translated
 from ..resources import Observed, Resource
-from ..secretstores import SecretStore
+from ..secretstores import SecretStore, role_ref
 from .base import Provider, read_back
 
 
@@ -34,14 +34,21 @@ def _observed(owner: Owner, attrs: dict[str, Any], comment: str | None, prior: O
     return Observed({**attrs, "marked": v.marked}, foreign=not v.ours, whose=v.whose)
 
 
+# A login role's `password`: the one it logs in with is the one kept in the secret store (STORED),
+# or the store has none (MISSING), or the role's is another (DIFFERS). Either of the last two is drift
+# that apply repairs by setting the stored one (a new one when there is none).
+STORED, MISSING, DIFFERS = "stored", "missing from the secret store", "not the stored one"
+
+
 def _refuse_foreign(address: str, what: str, found: Observed | None) -> None:
     if found is not None and found.foreign:
         raise ForeignResource(f"{address}: {what} exists, {found.whose}: it is never taken over silently")
 
 
-def database_resources(name: str, schemas: list[str], *, secret_prefix: str, database: str | None = None) -> list[Resource]:
+def database_resources(name: str, schemas: list[str], *, environment: str, database: str | None = None) -> list[Resource]:
     """The project's roles, database (named `database`, default the project's name) and schemas:
-    the same on every target."""
+    the same on every target. A login role's password is kept under role_ref, and `password`
+    wants it to be the one the role logs in with."""
     owner, etl, reader = f"{name}_owner", f"{name}_etl", f"{name}_reader"
     database = database or name
     roles = ("postgres_role.owner", "postgres_role.etl", "postgres_role.reader")
@@ -49,9 +56,11 @@ def database_resources(name: str, schemas: list[str], *, secret_prefix: str, dat
         Resource("postgres_role", "owner", {"name": owner, "login": False, "member_of": [], "password_ref": None,
                                             "marked": True}),
         Resource("postgres_role", "etl", {"name": etl, "login": True, "member_of": [owner],
-                                          "password_ref": f"{secret_prefix}/{etl}", "marked": True}, ("postgres_role.owner",)),
+                                          "password_ref": role_ref(name, environment, etl), "password": STORED,
+                                          "marked": True}, ("postgres_role.owner",)),
         Resource("postgres_role", "reader", {"name": reader, "login": True, "member_of": [],
-                                             "password_ref": f"{secret_prefix}/{reader}", "marked": True}),
+                                             "password_ref": role_ref(name, environment, reader),
+                                             "password": STORED, "marked": True}),
         Resource("postgres_database", "main", {"name": database, "owner": owner, "connect": sorted([etl, reader]),
                                                "public_access": False, "marked": True}, roles),
     ]
@@ -160,6 +169,23 @@ class PgAdmin:
     def execute(self, statement: Any, params: Any = (), *, dbname: str = "postgres") -> None:
         with self.session(dbname) as conn:
             conn.execute(statement, params)
+
+    def password_works(self, user: str, password: str) -> bool:
+        """Whether user logs in with password, tried the way the admin connects. Only a refused
+        password says no: a login refused after authentication (no CONNECT, a connection limit)
+        had the right password. A login check rather than comparing SCRAM verifiers: reading
+        pg_authid needs a superuser, and neither a CREATEROLE admin nor RDS's master user is one."""
+        import psycopg
+
+        with self.session() as conn:
+            params = conn.info.get_parameters()  # never holds the admin's password
+        params.update(user=user, password=password, dbname="postgres", connect_timeout="10")
+        try:
+            psycopg.connect(**params).close()
+        except psycopg.OperationalError as exc:
+            # no SQLSTATE on a failed connection: libpq gives the server's words only
+            return "password authentication failed" not in str(exc)
+        return True
 
     def database_exists(self, dbname: str) -> bool:
         return self.query("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)) is not None
@@ -360,6 +386,9 @@ def _idents(names: Iterable[str]) -> Any:
 class RoleProvider(Provider):
     type = "postgres_role"
     force_new = frozenset({"name"})
+    notes = {"password": "the stored password is set (a new one when none is stored); Airflow's connections "
+                         "need it again: `airflow-infra connections push`",
+             "password_ref": "the password moves to where this release keeps it"}
 
     def __init__(self, admin: PgAdmin, owner: Owner):
         self.admin = admin
@@ -378,10 +407,40 @@ class RoleProvider(Provider):
         login, comment, member_of = row
         attrs = {"name": r.attrs["name"], "login": login, "member_of": list(member_of),
                  "password_ref": r.attrs.get("password_ref")}
-        secret = self._secret_location(r, prior)
-        if secret:
-            attrs["password_secret"] = secret
+        if r.attrs.get("password_ref"):
+            attrs["password"] = self._password(r.attrs["name"], r.attrs["password_ref"])
+            secret = self._secret_location(r, prior)
+            if secret:
+                attrs["password_secret"] = secret
         return _observed(self.owner, attrs, comment, prior)
+
+    def _password(self, name: str, ref: str) -> str:
+        """STORED, MISSING or DIFFERS (see there)."""
+        try:
+            value = self.admin.secrets.get(ref)
+        except ConfigError:  # the store needs a key this run was not given: it can say only whether it holds one
+            return STORED if self.admin.secrets.holds(ref) else MISSING
+        if value is None:
+            return MISSING
+        return STORED if self.admin.password_works(name, value) else DIFFERS
+
+    def _set_password(self, cur: Any, r: Resource, prior: Observed | None) -> None:
+        """Give the role the stored password: the one under an older reference when it moved, else
+        the one stored, else a new one; kept in the store before the role gets it."""
+        from psycopg import sql
+
+        ref, name = r.attrs["password_ref"], r.attrs["name"]
+        old_ref = prior.attrs.get("password_ref") if prior else None
+        moved = self.admin.secrets.get(old_ref) if old_ref and old_ref != ref else None
+        if moved is not None:
+            self.admin.secrets.put(ref, moved)
+        password = self.admin.secrets.get_or_create(ref)
+        # Send a SCRAM verifier computed here, never the password: a statement that reaches the
+        # server's log then holds nothing that logs in.
+        verifier = cur.connection.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256")
+        cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(_ident(name), sql.Literal(verifier.decode())))
+        if moved is not None and old_ref:
+            self.admin.secrets.delete(old_ref)
 
     def _secret_location(self, r: Resource, prior: Observed | None) -> str | None:
         """The password's address in its store (a Secrets Manager ARN), recorded when the role is
@@ -416,16 +475,15 @@ class RoleProvider(Provider):
                     # A CREATEROLE admin must be a member to own databases as, and set defaults for, it.
                     cur.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(_ident(name)))
             if r.attrs.get("password_ref"):
-                password = self.admin.secrets.get_or_create(r.attrs["password_ref"])
-                # Send a SCRAM verifier computed here, never the password: a statement that
-                # reaches the server's log then holds nothing that logs in.
-                verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256")
-                cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(_ident(name), sql.Literal(verifier.decode())))
+                self._set_password(cur, r, None)
             self._converge(r, cur, list(row[2]) if row else [])
         return read_back(self, r)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
         with _translate(r.address, "update"), self.admin.session() as conn, conn.transaction(), conn.cursor() as cur:
+            if r.attrs.get("password_ref") and (prior.attrs.get("password") != STORED
+                                                or prior.attrs.get("password_ref") != r.attrs["password_ref"]):
+                self._set_password(cur, r, prior)
             self._converge(r, cur, list(prior.attrs.get("member_of", [])))
         return read_back(self, r)
 

@@ -1,7 +1,10 @@
 """Where generated passwords live. The config and the state only ever hold a reference.
 
-Every store keeps one small contract: get(ref) -> str | None; get_or_create(ref) -> str (made with
-`secrets` on first use, and kept before it is used); delete(ref). [secrets] store chooses:
+Every store keeps one small contract: get(ref) -> str | None (None: missing, or unreadable, which
+is the same to a caller: a new value is set); get_or_create(ref) -> str (made with `secrets` on
+first use, and kept before it is used); put(ref, value) (a new value: rotation, or a move to a new
+reference); delete(ref). A role's reference names its project, environment and role only
+(role_ref), never how the server is reached. [secrets] store chooses:
 - "file" (default): a 0600 file under AIRFLOW_INFRA_HOME, for one machine;
 - "state": each value encrypted inside the state (AES-GCM, key from a passphrase through scrypt),
   so that a team sharing remote state shares the passwords, never in plaintext;
@@ -10,10 +13,20 @@ Every store keeps one small contract: get(ref) -> str | None; get_or_create(ref)
 
 from __future__ import annotations
 
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+
+def role_ref(project: str, environment: str, role: str) -> str:
+    """Where a role's password is kept: the same whichever way the admin DSN spells the server."""
+    return f"{project}/{environment}/{role}"
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(32)  # URL-safe: goes into URIs and env files as it is
 
 
 class SecretStore(ABC):
@@ -24,7 +37,14 @@ class SecretStore(ABC):
     def get_or_create(self, ref: str) -> str: ...
 
     @abstractmethod
+    def put(self, ref: str, value: str) -> None: ...
+
+    @abstractmethod
     def delete(self, ref: str) -> None: ...
+
+    def holds(self, ref: str) -> bool:
+        """Whether a value is kept under ref, without needing what reads it (a passphrase)."""
+        return self.get(ref) is not None
 
     def locate(self, ref: str) -> str | None:
         """Where the secret lives, for the state (a Secrets Manager ARN); None for a store that
@@ -51,7 +71,7 @@ def make_store(config, home: Path):
 
         p = config.project
         return AwsSecretsManagerStore(region=config.region if config.target.kind == "aws" else config.secrets.region,
-                                      prefix=f"{config.secrets.prefix.rstrip('/')}/{p.name}/{p.environment}/",
+                                      prefix=f"{config.secrets.prefix.rstrip('/')}/",
                                       tags={"ManagedBy": "airflow-infra", "Project": p.name, "Environment": p.environment})
     from .file import FileSecretStore
 

@@ -1,15 +1,14 @@
-"""The "aws-secrets-manager" store: one secret per role, named <prefix>/<name>/<environment>/<ref>;
+"""The "aws-secrets-manager" store: one secret per role, named <prefix>/<ref> (ref: project/environment/role);
 the state holds only the reference and the secret's ARN. Deleting a role schedules its secret's deletion with AWS's
 recovery window rather than forcing it."""
 
 from __future__ import annotations
 
 import re
-import secrets
 
 from ..aws_clients import aws_client, error_code, translate
 from ..errors import AirflowInfraError
-from . import SecretStore
+from . import SecretStore, new_password
 
 
 class AwsSecretsManagerStore(SecretStore):
@@ -42,7 +41,7 @@ class AwsSecretsManagerStore(SecretStore):
         existing = self.get(ref, restore=True)  # a role made again gets its old secret back
         if existing is not None:
             return existing
-        value = secrets.token_urlsafe(32)
+        value = new_password()
         try:
             self._arns[ref] = self.sm.create_secret(Name=self.name(ref), SecretString=value, Tags=self.tags)["ARN"]
         except Exception as exc:
@@ -52,6 +51,21 @@ class AwsSecretsManagerStore(SecretStore):
                     return made
             raise translate(f"Secrets Manager secret {self.name(ref)}", "create", exc, error=AirflowInfraError) from None
         return value
+
+    def put(self, ref: str, value: str) -> None:
+        """A new value: the old one stays as AWSPREVIOUS (Secrets Manager moves the stage)."""
+        if self.get(ref, restore=True) is None:
+            try:
+                self._arns[ref] = self.sm.create_secret(Name=self.name(ref), SecretString=value, Tags=self.tags)["ARN"]
+                return
+            except Exception as exc:
+                if error_code(exc) != "ResourceExistsException":
+                    raise translate(f"Secrets Manager secret {self.name(ref)}", "create", exc,
+                                    error=AirflowInfraError) from None
+        try:
+            self._arns[ref] = self.sm.put_secret_value(SecretId=self.name(ref), SecretString=value)["ARN"]
+        except Exception as exc:
+            raise translate(f"Secrets Manager secret {self.name(ref)}", "write", exc, error=AirflowInfraError) from None
 
     def locate(self, ref: str) -> str:
         if ref not in self._arns:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
-import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import AirflowInfraError
 from ..home import ensure_dir
-from . import SecretStore
+from . import SecretStore, new_password
 
 
 class FileSecretStore(SecretStore):
@@ -35,11 +35,25 @@ class FileSecretStore(SecretStore):
 
     def _load(self) -> dict[str, str]:
         try:
-            return json.loads(self.path.read_text())
+            mode = self.path.stat().st_mode & 0o777
+            if mode != 0o600:  # readable by others: fixed, and said (nothing silent)
+                os.chmod(self.path, 0o600)
+                logging.getLogger(__name__).warning(f"{self.path}: the secret store had mode {mode:04o}; it was set to 0600")
+            data = json.loads(self.path.read_text())
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise AirflowInfraError(f"{self.path}: cannot read the secret store ({type(exc).__name__})") from None
+            raise AirflowInfraError(f"{self.path}: cannot read the secret store ({type(exc).__name__}); it was left "
+                                    "as it is: repair it, or move it aside and run `airflow-infra apply` to set new "
+                                    "passwords") from None
+        if not isinstance(data, dict):
+            raise AirflowInfraError(f"{self.path}: the secret store is not a JSON object; it was left as it is: repair "
+                                    "it, or move it aside and run `airflow-infra apply` to set new passwords")
+        return data
+
+    def _value(self, data: dict[str, str], ref: str) -> str | None:
+        value = data.get(ref)
+        return value if isinstance(value, str) and value else None  # an empty or mangled value is missing
 
     def _save(self, data: dict[str, str]) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -51,16 +65,23 @@ class FileSecretStore(SecretStore):
         os.replace(tmp, self.path)
 
     def get(self, ref: str) -> str | None:
-        return self._load().get(ref)
+        return self._value(self._load(), ref)
 
     def get_or_create(self, ref: str) -> str:
         """The secret under ref, generated (URL-safe, 32 bytes of entropy) on first use."""
         with self._locked():
             data = self._load()
-            if ref not in data:
-                data[ref] = secrets.token_urlsafe(32)
+            value = self._value(data, ref)
+            if value is None:
+                value = data[ref] = new_password()
                 self._save(data)
-            return data[ref]
+            return value
+
+    def put(self, ref: str, value: str) -> None:
+        with self._locked():
+            data = self._load()
+            data[ref] = value
+            self._save(data)
 
     def delete(self, ref: str) -> None:
         with self._locked():

@@ -11,13 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import replace
 
 from ..errors import ConfigError
-from . import SecretStore
+from . import SecretStore, new_password
 
 PREFIX = "v1:"
 KMS_KEY = "_data_key"  # the KMS-wrapped data key, among the state's secrets
@@ -83,17 +82,25 @@ class StateSecretStore(SecretStore):
         sealed = AESGCM(self._key(salt)).encrypt(nonce, value.encode(), ref.encode())
         return PREFIX + base64.b64encode(salt + nonce + sealed).decode()
 
-    def _decrypt(self, ref: str, token: str) -> str:
+    def _decrypt(self, ref: str, token: str) -> str | None:
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        raw = base64.b64decode(token.removeprefix(PREFIX))
+        try:
+            raw = base64.b64decode(token.removeprefix(PREFIX), validate=True)
+        except ValueError:
+            return None  # mangled: missing, and the next apply sets a new one
         salt, nonce, sealed = raw[:16], raw[16:28], raw[28:]
+        if len(sealed) < 16:
+            return None
         try:
             return AESGCM(self._key(salt)).decrypt(nonce, sealed, ref.encode()).decode()
         except InvalidTag:
             what = f"the KMS key {self._kms_key_id}" if self._kms_key_id else f"the passphrase in {self._env}"
             raise ConfigError(f"{what} does not decrypt the secrets kept in the state") from None
+
+    def holds(self, ref: str) -> bool:
+        return ref in self._values
 
     def get(self, ref: str) -> str | None:
         token = self._values.get(ref)
@@ -101,11 +108,16 @@ class StateSecretStore(SecretStore):
 
     def get_or_create(self, ref: str) -> str:
         with self._lock:
-            if ref in self._values:
-                return self._decrypt(ref, self._values[ref])
-            value = secrets.token_urlsafe(32)
+            found = self.get(ref)
+            if found is not None:
+                return found
+            value = new_password()
             self._keep(ref, self._encrypt(ref, value))
             return value
+
+    def put(self, ref: str, value: str) -> None:
+        with self._lock:
+            self._keep(ref, self._encrypt(ref, value))
 
     def delete(self, ref: str) -> None:
         with self._lock:

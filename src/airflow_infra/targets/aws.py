@@ -53,8 +53,7 @@ class AwsTarget(Target):
                                 label=f"the RDS instance {self.identifier}" + (f" through {through}" if through else ""),
                                 pg_bindir=config.target.pg_bindir, stale=lambda: self._master_dsn is not None,
                                 forget=self._forget_dsn)
-        self.database = self.server.database(config, self.secrets, secret_prefix=lambda: f"aws/{self.identifier}",
-                                             server_key=lambda: f"aws:{config.region}:{self.identifier}",
+        self.database = self.server.database(config, self.secrets, server_key=lambda: f"aws:{config.region}:{self.identifier}",
                                              depends_on=("aws_db_instance.main",))
 
     def client(self, service: str) -> Any:

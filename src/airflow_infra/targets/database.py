@@ -24,17 +24,16 @@ from ..state.base import State
 
 class Database:
     """connect(dbname) opens an admin session; server_key names the server and admin role (the
-    session pool's key); secret_prefix says where the roles' passwords are kept; depends_on is
+    session pool's key); depends_on is
     what every PostgreSQL resource waits for (the RDS instance)."""
 
     def __init__(self, config: Config, secrets: SecretStore, *, connect: Callable[[str], Any],
-                 server_key: Callable[[], str], secret_prefix: Callable[[], str], bindir: Callable[[], Path],
+                 server_key: Callable[[], str], bindir: Callable[[], Path],
                  client_env: Callable[[], dict[str, str]], depends_on: Sequence[str] = ()):
         self.config = config
         self.secrets = secrets
         self._connect = connect
         self._server_key = server_key
-        self._secret_prefix = secret_prefix
         self._bindir = bindir
         self._client_env = client_env
         self._depends_on = tuple(depends_on)
@@ -49,7 +48,7 @@ class Database:
     def resources(self) -> list[Resource]:
         c = self.config
         return [Resource(r.type, r.name, r.attrs, (*r.depends_on, *self._depends_on))
-                for r in database_resources(c.project.name, c.database.schemas, secret_prefix=self._secret_prefix(),
+                for r in database_resources(c.project.name, c.database.schemas, environment=c.project.environment,
                                             database=c.database_name)]
 
     def providers(self, owner: Owner) -> list[Provider]:
@@ -128,8 +127,7 @@ class DsnServer:
         keys = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "sslmode": "PGSSLMODE"}
         return minimal_env(**{keys[k]: str(v) for k, v in self._parts().items() if k in keys})
 
-    def database(self, config: Config, secrets: SecretStore, *, secret_prefix: Callable[[], str],
-                 server_key: Callable[[], str] | None = None, depends_on: Sequence[str] = ()) -> Database:
+    def database(self, config: Config, secrets: SecretStore, *, server_key: Callable[[], str] | None = None, depends_on: Sequence[str] = ()) -> Database:
         return Database(config, secrets, connect=self.connect, server_key=server_key or self.key,
-                        secret_prefix=secret_prefix, bindir=self.bindir, client_env=self.client_env,
+                        bindir=self.bindir, client_env=self.client_env,
                         depends_on=depends_on)

@@ -29,7 +29,7 @@ class ServerTarget(Target):
         self.bucket = S3Workfiles(config)
         self.server = DsnServer(self._dsn, name=env, label=f"the PostgreSQL server of {env}",
                                 pg_bindir=config.target.pg_bindir)
-        self.database = self.server.database(config, self.secrets, secret_prefix=self._secret_prefix)
+        self.database = self.server.database(config, self.secrets)
 
     def _dsn(self) -> str:
         env = self.config.database.admin_dsn_env
@@ -38,10 +38,6 @@ class ServerTarget(Target):
             raise ConfigError(f"[database] admin_dsn_env: the environment variable {env} is not set; it must hold the "
                               "admin connection string of the PostgreSQL server (e.g. postgresql://admin@db:5432/postgres)")
         return checked_dsn(dsn, env)
-
-    def _secret_prefix(self) -> str:
-        host, port = self.server.address()
-        return f"server/{host}:{port}"
 
     def desired(self) -> list[Resource]:
         return [*self.bucket.resources(), *self.database.resources()]

@@ -1,0 +1,166 @@
+"""Secrets never go missing silently (DESIGN.md §5.4, §5.5): a password's reference names its project,
+environment and role only; a password missing from the store, or one the role no longer logs in with,
+is drift that apply repairs; outputs and connections never print or write a null, an empty or a masked
+value as the password."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import psycopg
+from conftest import Cli, connect_as
+from test_server_target import server_cli  # noqa: F401 (a fixture)
+
+
+def _secrets(home) -> dict:
+    return json.loads((home / "secrets.json").read_text())
+
+
+def _logs_in(outputs: dict, who: str) -> bool:
+    try:
+        with connect_as(outputs, who) as conn:
+            return conn.execute("SELECT current_user").fetchone()[0] == outputs[f"{who}_user"]
+    except psycopg.OperationalError:
+        return False
+
+
+def _server_env(admin_dsn: str, host: str) -> dict:
+    return {"AIRFLOW_INFRA_ADMIN_DSN": admin_dsn.replace("@127.0.0.1:", f"@{host}:")}
+
+
+def test_the_reference_does_not_depend_on_how_the_dsn_spells_the_host(server_cli, name, admin_dsn):  # noqa: F811
+    cli = server_cli("tls_only = false")
+    cli("apply", "--auto-approve")
+    refs = {r["attrs"]["password_ref"] for r in cli.state()["resources"] if r["attrs"].get("password_ref")}
+    assert refs == {f"{name}/dev/{name}_etl", f"{name}/dev/{name}_reader"}
+    localhost = _server_env(admin_dsn, "localhost")
+    cli("plan", "--detailed-exitcode", **localhost)
+    shown = cli("output", "etl_password", "--show-secrets", **localhost).stdout.strip()
+    assert shown == _secrets(cli.home)[f"{name}/dev/{name}_etl"]
+    uri = cli("output", "postgres_uri", "--show-secrets", **localhost).stdout.strip()
+    assert f":{shown}@localhost:" in uri
+    with psycopg.connect(uri, connect_timeout=10) as conn:
+        assert conn.execute("SELECT current_user").fetchone()[0] == f"{name}_etl"
+
+
+def test_a_password_kept_under_an_older_reference_moves(server_cli, name, superuser):  # noqa: F811
+    """States of earlier releases keyed the password on the DSN's host: apply moves it, the role's
+    password stays what Airflow already uses."""
+    cli = server_cli("tls_only = false")
+    cli("apply", "--auto-approve")
+    before = cli.outputs()
+    path = cli.dir / ".airflow-infra" / "state.json"
+    doc = json.loads(path.read_text())
+    store = _secrets(cli.home)
+    for r in doc["resources"]:
+        if r["attrs"].get("password_ref"):
+            old = f"server/127.0.0.1:5432/{r['attrs']['name']}"
+            store[old] = store.pop(r["attrs"]["password_ref"])
+            r["attrs"]["password_ref"] = old
+    path.write_text(json.dumps(doc))
+    (cli.home / "secrets.json").write_text(json.dumps(store))
+    plan = cli("plan", "--detailed-exitcode", expect=2).stdout
+    assert "password_ref" in plan and "missing" not in plan
+    cli("apply", "--auto-approve")
+    cli("plan", "--detailed-exitcode")
+    after = cli.outputs()
+    assert (after["etl_password"], after["reader_password"]) == (before["etl_password"], before["reader_password"])
+    assert not any(k.startswith("server/127.0.0.1:5432/") for k in _secrets(cli.home))
+
+
+def test_a_deleted_secret_is_drift_and_never_printed_as_nothing(server_cli, name, tmp_path):  # noqa: F811
+    cli = server_cli("tls_only = false")
+    cli("apply", "--auto-approve")
+    old = cli.outputs()
+    store = _secrets(cli.home)
+    del store[f"{name}/dev/{name}_etl"]
+    store[f"{name}/dev/{name}_reader"] = "not-the-password"
+    (cli.home / "secrets.json").write_text(json.dumps(store))
+    plan = cli("plan", "--detailed-exitcode", expect=2).stdout
+    assert 'postgres_role.etl: password changed "stored" -> "missing from the secret store"' in plan
+    assert 'postgres_role.reader: password changed "stored" -> "not the stored one"' in plan
+    for args in (("output", "etl_password", "--show-secrets"), ("output", "--json", "--show-secrets"),
+                 ("connections", "--output", str(tmp_path / "c.json"), "--format", "json"),
+                 ("connections", "push", "--to", "aws-secrets-manager")):
+        refused = cli(*args, expect=1)
+        assert f"the password of role {name}_etl is missing from the secret store" in refused.stderr
+        assert refused.stderr.count("\n") == 1 and "null" not in refused.stdout
+    assert not (tmp_path / "c.json").exists()
+    cli("apply", "--auto-approve")
+    cli("plan", "--detailed-exitcode")
+    new = cli.outputs()
+    assert new["etl_password"] != old["etl_password"] and new["reader_password"] == "not-the-password"
+    assert _logs_in(new, "etl") and _logs_in(new, "reader") and not _logs_in(old, "etl")
+
+
+def test_a_secrets_file_others_can_read_is_made_private(cli):
+    cli("up")
+    path = cli.home / "secrets.json"
+    os.chmod(path, 0o644)
+    proc = cli("plan")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert f"Warning: {path}: the secret store had mode 0644; it was set to 0600" in proc.stderr
+
+
+def test_a_deleted_secrets_file_on_the_local_target(fresh_home, tmp_path):
+    """The local server's superuser password goes with it: a new one is set in single-user mode,
+    said on stderr; apply then sets the roles' passwords, and the data stays."""
+    cli = Cli(tmp_path / "proj", fresh_home)
+    cli.dir.mkdir()
+    cli("up")
+    with connect_as(cli.outputs(), "etl") as conn:
+        conn.execute("CREATE TABLE raw.kept AS SELECT 1 AS x")
+    (fresh_home / "secrets.json").unlink()
+    plan = cli("plan", "--detailed-exitcode", expect=2)
+    assert "superuser password was missing" in plan.stderr
+    assert plan.stdout.count('"missing from the secret store" -> "stored"') == 2
+    cli("apply", "--auto-approve")
+    out = cli.outputs()
+    with connect_as(out, "reader") as conn:
+        assert conn.execute("SELECT x FROM raw.kept").fetchone()[0] == 1
+    cli("plan", "--detailed-exitcode")
+    assert stat.S_IMODE((fresh_home / "secrets.json").stat().st_mode) == 0o600
+
+
+def test_passwords_are_masked_on_a_terminal_and_never_written_masked(cli, tmp_path):
+    cli("up")
+    shown = cli("connections", "--format", "json")
+    assert json.loads(shown.stdout)[f"{cli.dir.name}_postgres"]["password"] == "<sensitive>"
+    assert "passwords are masked" in shown.stderr
+    listed = cli("output", "--json")
+    assert json.loads(listed.stdout)["etl_password"] == {"sensitive": True}
+    assert "3 sensitive outputs not shown" in listed.stderr
+    target = tmp_path / "conns.env"
+    with open(target, "w") as f:  # `airflow-infra connections > conns.env`
+        refused = subprocess.run([sys.executable, "-m", "airflow_infra", "-C", str(cli.dir), "connections"],
+                                 env=cli.env(), stdout=f, stderr=subprocess.PIPE, text=True)
+    assert refused.returncode == 1 and "--output FILE" in refused.stderr
+    assert target.read_text() == ""
+    with open(target, "w") as f:
+        subprocess.run([sys.executable, "-m", "airflow_infra", "-C", str(cli.dir), "connections", "--show-secrets"],
+                       env=cli.env(), stdout=f, check=True)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert cli.outputs()["etl_password"] in target.read_text() and "<sensitive>" not in target.read_text()
+
+
+def test_a_mangled_secret_in_the_state_store_is_drift(server_cli, name, state_dsn):  # noqa: F811
+    from test_server_target import TEAM
+
+    cli = server_cli("tls_only = false")
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text() + TEAM.format(store="state"))
+    env = {"AIRFLOW_INFRA_STATE_DSN": state_dsn, "AIRFLOW_INFRA_PASSPHRASE": "correct horse"}
+    cli("apply", "--auto-approve", **env)
+    with psycopg.connect(state_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE airflow_infra_state SET state = jsonb_set(state, %s, '\"v1:garbage\"') WHERE project = %s",
+                     (["secrets", f"{name}/dev/{name}_etl"], name))
+    plan = cli("plan", "--detailed-exitcode", expect=2, **env).stdout
+    assert 'postgres_role.etl: password changed "stored" -> "missing from the secret store"' in plan
+    cli("apply", "--auto-approve", **env)
+    cli("plan", "--detailed-exitcode", **env)
+    out = {k: v["value"] for k, v in json.loads(cli("output", "--json", "--show-secrets", **env).stdout).items()}
+    assert _logs_in(out, "etl")
