@@ -299,3 +299,56 @@ def test_bad_s3_state_inputs(cli, state_bucket, s3):
         assert "state object is corrupt" in proc.stderr and "left as it is" in proc.stderr
     assert s3.get_object(Bucket=state_bucket, Key=key)["Body"].read() == b'{"serial": 3, "linea'
     assert "not locked" in cli("state", "lock").stdout  # the failed apply released its lock
+
+
+def _waiting_create_roles(superuser) -> int:
+    with superuser() as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                            "AND query LIKE 'CREATE ROLE%'").fetchone()[0]
+
+
+def test_a_paused_holder_writes_and_makes_nothing_after_its_lease(cli, state_bucket, blocked_reader, superuser, s3):
+    """A (an apply on S3 state with a 3 s lease) is stopped (SIGSTOP) while its CREATE ROLE waits;
+    B takes the lock over and applies within its --lock-timeout, though A's session holds an
+    uncommitted CREATE ROLE by then; A, resumed, writes no state and makes nothing, and says so."""
+    cli("init")
+    use_s3_state(cli, state_bucket, "s3", lease=3)
+    cli("backend", "bootstrap")
+    a = cli.popen("apply", "--auto-approve")
+    _wait_for(lambda: _waiting_create_roles(superuser) == 1, what="A's CREATE ROLE to wait")
+    a_lock = json.loads(cli("state", "lock", "--json").stdout)["ID"]
+    os.kill(a.pid, signal.SIGSTOP)
+    try:
+        time.sleep(4)  # A's lease runs out
+        b = cli.popen("--lock-timeout", "20", "apply", "--auto-approve")
+        _wait_for(lambda: _waiting_create_roles(superuser) == 2, what="B's CREATE ROLE to wait")
+        blocked_reader.rollback()  # A's CREATE ROLE goes through, uncommitted: A is stopped
+        assert b.wait(60) == 0, b.stderr.read()
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    assert a.wait(60) == 1
+    err = a.stderr.read()
+    assert "lease on the state lock ran out" in err and "Apply complete" not in a.stdout.read()
+    key = f"{cli.dir.name}/dev/airflow-infra.json"
+    versions = sorted((v for v in s3.list_object_versions(Bucket=state_bucket, Prefix=key)["Versions"]
+                       if v["Key"] == key), key=lambda v: v["LastModified"])
+    locks = [json.loads(s3.get_object(Bucket=state_bucket, Key=key, VersionId=v["VersionId"])["Body"].read())["lock"]
+             for v in versions]
+    b_lock = locks[-1]
+    assert b_lock != a_lock and a_lock not in locks[locks.index(b_lock):]  # B's fence, then only B's writes
+    with superuser() as conn:
+        roles = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (f"{cli.dir.name}_%",))}
+    assert roles == {f"{cli.dir.name}_{r}" for r in ("owner", "etl", "reader")}
+    cli("plan", "--detailed-exitcode")
+    assert "not locked" in cli("state", "lock").stdout
+
+
+def test_database_lock_waits_end_within_the_lock_timeout(cli, blocked_reader):
+    cli("init")
+    started = time.monotonic()
+    proc = cli("--lock-timeout", "2", "apply", "--auto-approve", expect=1)
+    assert time.monotonic() - started < 30
+    assert "postgres_role.reader" in proc.stderr and "lock timeout" in proc.stderr
+    blocked_reader.rollback()
+    cli("apply", "--auto-approve")
+    cli("plan", "--detailed-exitcode")

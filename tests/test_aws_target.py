@@ -71,7 +71,7 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     airflow_uri = [ln for ln in cli("connections", "--format", "uri").stdout.splitlines() if ln.startswith(f"{name}_postgres=")]
     assert len(airflow_uri) == 1 and airflow_uri[0].endswith("?sslmode=require")  # Airflow's connection insists on TLS too
     secrets = {s["Name"]: s for s in boto3.client("secretsmanager", region_name="us-east-1").list_secrets()["SecretList"]}
-    etl_secret = secrets[f"airflow-infra/{name}/prod/aws/{ident}/{name}_etl"]  # role passwords live in Secrets Manager
+    etl_secret = secrets[f"airflow-infra/{name}/prod/{name}_etl"]  # role passwords live in Secrets Manager
     assert {t["Key"]: t["Value"] for t in etl_secret["Tags"]} == {
         "ManagedBy": "airflow-infra", "Project": name, "Environment": "prod"}
     [etl_role] = [r for r in cli.state()["resources"] if (r["type"], r["name"]) == ("postgres_role", "etl")]

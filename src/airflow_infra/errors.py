@@ -13,6 +13,7 @@ never carry a secret.
     │   ├── StateLocked        another writer holds the lock (.holder is its LockInfo)
     │   ├── LockMismatch       force-unlock with an ID that is not the lock's
     │   ├── StateConflict      a write whose serial/lineage is stale
+    │   ├── LeaseLost          this run's lease on the lock ran out (it was paused): it does and writes nothing more
     │   └── StalePlan          a saved plan whose state changed since
     ├── ProviderError          a resource could not be read, created, updated or deleted
     │   ├── ForeignResource    exists, but was not made by airflow-infra
@@ -61,6 +62,10 @@ class LockMismatch(StateError):
 
 
 class StateConflict(StateError):
+    pass
+
+
+class LeaseLost(StateError):
     pass
 
 

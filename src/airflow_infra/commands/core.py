@@ -43,7 +43,8 @@ class Project:
         return state.claimed(self.config.project.name, self.config.project.environment)
 
     def target(self, **options):
-        """options: the aws target's apply/destroy flags (encrypt_storage, skip_final_snapshot, on_progress)."""
+        """options: lock_timeout (--lock-timeout: database lock waits too), and the aws target's
+        apply/destroy flags (encrypt_storage, skip_final_snapshot, on_progress)."""
         from ..targets import get_target
 
         return get_target(self.config, self.home, **options)
@@ -106,7 +107,7 @@ def _run(project: Project, operation: str, *, saved=None, confirm=None, force_de
          lock_timeout: float = 0.0, on_event=None, **target_options):
     from ..state.base import transaction
 
-    backend, target = project.backend(), project.target(**target_options)
+    backend, target = project.backend(), project.target(lock_timeout=lock_timeout, **target_options)
     try:
         with transaction(backend, operation, timeout=lock_timeout) as txn:
             return _run_in(txn, project, target, operation, saved=saved, confirm=confirm,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from graphlib import TopologicalSorter
 from pathlib import Path
 
-from ..errors import AirflowInfraError, ApplyFailed, DataLossRefused, NotYetReachable, ProviderError
+from ..errors import AirflowInfraError, ApplyFailed, DataLossRefused, NotYetReachable, ProviderError, StateError
 from ..providers.base import Provider
 from ..resources import Observed, Resource
 from ..state.base import State, Transaction
@@ -193,6 +193,11 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], txn: Transaction, *, fo
                     c = by_addr[address]
                     if c.holds_data and any(rc.holds_data for rc, _ in running.values()):
                         continue  # one deletion of data at a time: a failure stops before the next
+                    try:
+                        txn.check_held()  # a holder whose lease ran out touches nothing more
+                    except StateError as exc:
+                        failures.append(str(exc))
+                        break
                     ready.remove(address)
                     c = _resolved(c, txn.state)
                     emit("start", c, 0.0)
@@ -211,6 +216,11 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], txn: Transaction, *, fo
                 applied.append(c.address)
                 emit("done", c, time.monotonic() - started)
                 sorter.done(c.address)
+    if failures and not any("lease" in f for f in failures):
+        try:  # a step failed because this run was stopped past its lease: say that too
+            txn.check_held()
+        except StateError as exc:
+            failures.append(str(exc))
     return applied, failures
 
 
@@ -233,9 +243,13 @@ def _record(c: Change, fut: Future[Observed | None], txn: Transaction) -> str | 
         detail = str(exc) if isinstance(exc, AirflowInfraError) else f"{type(exc).__name__}: {exc}"
         return detail if detail.startswith(c.address) else f"{c.address}: {detail}"
     r = c.resource
-    if obs is None:
-        txn.commit(lambda s: s.without(c.address))
-    else:
-        made = Resource(r.type, r.name, dict(obs.attrs), r.depends_on)
-        txn.commit(lambda s: s.with_resource(made))
+    try:
+        if obs is None:
+            txn.commit(lambda s: s.without(c.address))
+        else:
+            made = Resource(r.type, r.name, dict(obs.attrs), r.depends_on)
+            txn.commit(lambda s: s.with_resource(made))
+    except StateError as exc:  # e.g. the lease ran out while the step ran: what it did is not recorded
+        return (f"{c.address}: {c.action} finished but was not recorded ({exc}); the next plan finds it as it is "
+                "(what we make carries this project's marker)")
     return None

@@ -120,12 +120,21 @@ class _Pool:
 POOL = _Pool()  # one per process: shared by every PgAdmin, so fleet commands share sessions
 
 
+IDLE_IN_TRANSACTION = 10  # seconds; see PgAdmin.lock_timeout
+
+
 class PgAdmin:
     """Admin sessions on one server (pooled), and pg_dump."""
 
-    def __init__(self, connect: Callable[[str], object], *, server: str, secrets: SecretStore,
-                 bindir: Callable[[], Path], client_env: Callable[[], dict[str, str]]) -> None:
+    def __init__(self, connect: Callable[[str], Any], *, server: str, secrets: SecretStore,
+                 bindir: Callable[[], Path], client_env: Callable[[], dict[str, str]], lock_timeout: float = 0.0) -> None:
         self._connect = connect
+        # Every wait on a database lock ends within the command's --lock-timeout (60 s without one:
+        # 0 means "do not wait for the state lock", not "fail on a moment's wait for autovacuum"). A
+        # session of ours left idle inside a transaction (its process stopped: SIGSTOP, a closed
+        # lid) is ended by the server after IDLE_IN_TRANSACTION, so that its uncommitted CREATE ROLE
+        # never blocks the next lock holder: our transactions never idle that long.
+        self.lock_timeout = lock_timeout if lock_timeout > 0 else 60.0
         self.server = server  # identifies the server and admin role: the pool's key
         self.secrets = secrets
         self._bindir = bindir
@@ -138,7 +147,12 @@ class PgAdmin:
         """An autocommit admin connection to dbname, for this block only."""
         key = (self.server, dbname)
         self._dbs.add(dbname)
-        conn = POOL.take(key) or self._connect(dbname)
+        conn = POOL.take(key)
+        if conn is None:
+            conn = self._connect(dbname)
+            conn.execute("SELECT set_config('lock_timeout', %s, false), "
+                         "set_config('idle_in_transaction_session_timeout', %s, false)",
+                         (f"{int(min(self.lock_timeout, 86400) * 1000)}ms", f"{IDLE_IN_TRANSACTION * 1000}ms"))
         try:
             yield conn
         finally:

@@ -150,6 +150,23 @@ class LockInfo:
     def describe(self) -> str:
         return f"state is locked by {self.Who} since {self.Created} ({self.Operation}, lock ID {self.ID})"
 
+    def held_message(self, *, expires: datetime | None = None) -> str:
+        """StateLocked's words, the same on every backend: who holds it, whether the holder is gone
+        when that can be told (this host: its process is gone; any host: its lease ran out), and how
+        to get out."""
+        from ..pids import pid_alive
+
+        message = self.describe()
+        if expires is not None:
+            message += f"; its lease runs until {expires.isoformat(timespec='seconds')}"
+        if self.host == socket.gethostname() and not pid_alive(self.pid):
+            gone = f"its process {self.pid} on this host is gone"
+        elif expires is not None and expires < datetime.now(UTC):
+            gone = "its lease ran out: the holder crashed or is stopped"
+        else:
+            return message + "; wait for it with --lock-timeout SECONDS"
+        return message + f"; the lock is stale ({gone}): `airflow-infra force-unlock {self.ID}` removes it"
+
 
 class StateBackend(Protocol):
     location: str  # where the state is, for messages and LockInfo.Path
@@ -164,6 +181,7 @@ class StateBackend(Protocol):
     def read_version(self, serial: int) -> State | None: ...  # a kept state; None when not kept
     def overwrite(self, state: State) -> None: ...             # unconditional: only `state restore`, over a corrupt state
     def close(self) -> None: ...                               # let go of connections/heartbeats, not the lock
+    def check_held(self) -> None: ...                          # LeaseLost when this run's lease may have run out
 
 
 def parse_state(text: str, where: str, *, what: str = "state", hint: str = "") -> State:
@@ -236,8 +254,13 @@ class Transaction:
         """Go on from state (a refreshed one, same serial and lineage) without writing it."""
         self._state = state
 
+    def check_held(self) -> None:
+        """LeaseLost when this run may no longer hold the lock: asked before every step."""
+        self.backend.check_held()
+
     def commit(self, change: Callable[[State], State]) -> State:
         with self._mutex:
+            self.backend.check_held()
             new = replace(change(self.state), serial=self.state.serial + 1)
             self.backend.write(new)
             self._state = new

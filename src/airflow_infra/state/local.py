@@ -11,11 +11,10 @@ from __future__ import annotations
 import glob
 import json
 import os
-import socket
 from pathlib import Path
 
 from ..errors import StateConflict, StateCorrupt, StateError, StateLocked
-from ..pids import dead_leftovers, own_temp, pid_alive
+from ..pids import dead_leftovers, own_temp
 from .base import LockInfo, State, StateVersion, check_holder, check_successor, parse_state
 
 
@@ -158,10 +157,10 @@ class LocalStateBackend:
         if holder.ID.startswith("unreadable-"):
             return (f"{self.lock_path} is empty or partial (left by a run killed while taking the lock?): "
                     f"`airflow-infra force-unlock {holder.ID}` removes it once no other run is going on")
-        message = holder.describe()
-        if holder.host == socket.gethostname() and not pid_alive(holder.pid):
-            message += f"; the lock is stale (process {holder.pid} is gone): `airflow-infra force-unlock {holder.ID}` removes it"
-        return message
+        return holder.held_message()
+
+    def check_held(self) -> None:
+        """A lock file has no lease: it is held until unlocked (or force-unlocked)."""
 
     def close(self) -> None:
         """Nothing is held open between calls."""

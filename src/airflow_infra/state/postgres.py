@@ -207,7 +207,7 @@ class PostgresStateBackend:
             conn.close()
             holder = self.lock_info()
             if holder is not None:
-                raise StateLocked(holder.describe(), holder=holder)
+                raise StateLocked(holder.held_message(), holder=holder)
             # The holder let go, or has not written its LockInfo yet: look again in a moment.
             time.sleep(0.01)
         with self._mutex:
@@ -217,6 +217,9 @@ class PostgresStateBackend:
                 "DO UPDATE SET info = excluded.info, backend_pid = excluded.backend_pid",
                 (*self._where(), Jsonb(json.loads(info.to_json()))))
             self._holder = conn
+
+    def check_held(self) -> None:
+        """The lock is the holder's session's: held while the session lives (no lease to run out)."""
 
     def close(self) -> None:
         """Close this process's connections, without unlocking first: as a crash would (the server

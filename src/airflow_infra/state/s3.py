@@ -7,6 +7,11 @@
   written with a conditional put, so an existing Terraform lock table serves as it is.
 - Leases: the holder renews `expires` (a conditional write on what it wrote last) every third of
   the lease; a lock whose lease ran out may be taken over, conditionally, so two waiters never both win.
+- Fencing: before every step and every write the holder checks its lease on a clock that runs on
+  while the process is stopped (CLOCK_BOOTTIME: SIGSTOP, a closed lid), and stops when it may have
+  run out. A take-over first rewrites the state object naming the new lock's ID (its ETag changes),
+  so a stale holder's conditional write fails even if its clock check was passed just before it
+  stopped. Each write names the lock it was made under ("lock").
 - Before using S3 locks on a store, a probe checks that it honours If-None-Match; if it does not, the
   S3 lock is refused rather than used unsafely.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -26,6 +32,7 @@ from ..aws_clients import error_code, translate
 from ..errors import (
     AirflowInfraError,
     ConfigError,
+    LeaseLost,
     LockMismatch,
     StateConflict,
     StateCorrupt,
@@ -45,6 +52,12 @@ def forget_probes() -> None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _clock() -> float:
+    """Seconds on a clock that never jumps and keeps counting while the process (or the machine)
+    is stopped, unlike time.monotonic() across a suspend."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic()
 
 
 def _fail(location: str, exc: Exception, *, bucket: str) -> StateError:
@@ -151,6 +164,7 @@ class S3StateBackend:
         self._etag: str | None = None
         self._known: State | None = None
         self._held: dict[str, Any] | None = None
+        self._valid_until = 0.0  # _clock() time until which our lease surely holds
         self._lost = threading.Event()
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
@@ -211,9 +225,17 @@ class S3StateBackend:
     def overwrite(self, state: State) -> None:
         self._put(state, {})
 
+    def _body(self, state: State, lock_id: str | None) -> bytes:
+        """The state as stored: with the ID of the lock it was written under (a take-over's fencing
+        write changes only that, and with it the ETag)."""
+        if lock_id is None:
+            return state.to_json().encode()
+        return (json.dumps({**json.loads(state.to_json()), "lock": lock_id}, sort_keys=True, indent=2) + "\n").encode()
+
     def _put(self, state: State, cond: dict[str, Any]) -> None:
         try:
-            resp = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=state.to_json().encode(),
+            body = self._body(state, self._held["ID"] if self._held else None)
+            resp = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body,
                                       ContentType="application/json", ServerSideEncryption="AES256", **cond)
         except Exception as exc:
             if error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
@@ -222,10 +244,17 @@ class S3StateBackend:
             raise _fail(self.location, exc, bucket=self.bucket) from None
         self._etag, self._known = resp["ETag"], state
 
+    def check_held(self) -> None:
+        if self._held is None:
+            return  # not locked by this run (state migrate's import, say): nothing to lose
+        margin = self.lease / 10  # time for the step's first call to reach the store
+        if self._lost.is_set() or _clock() > self._valid_until - margin:
+            raise LeaseLost(f"{self.location}: this run's lease on the state lock ran out (the process was stopped "
+                            "or could not renew it), so another run may hold the lock now: this run does and writes "
+                            "nothing more; run the command again")
+
     def write(self, state: State) -> None:
-        if self._lost.is_set():
-            raise StateConflict(f"{self.location}: this run's lock lease ran out and was taken over; "
-                                "nothing was written")
+        self.check_held()
         check_successor(self._known if self._known is not None else self.read(), state, self.location)
         self._put(state, {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"})
 
@@ -267,11 +296,19 @@ class S3StateBackend:
         if any(isinstance(lk, _S3Lock) for lk in self._locks):
             self._probe()
         doc = self._doc(info)
-        taken = []
+        started = _clock()
+        taken, took_over = [], False
         try:
             for lk in self._locks:
-                self._take(lk, doc)
+                took_over |= self._take(lk, doc)
                 taken.append(lk)
+            if took_over:
+                try:
+                    self._fence(info.ID)
+                except StateError:
+                    raise
+                except Exception as exc:
+                    raise _fail(self.location, exc, bucket=self.bucket) from None
         except BaseException:
             for lk in taken:
                 current = lk.get()
@@ -279,36 +316,68 @@ class S3StateBackend:
                     lk.delete(current[1])
             raise
         self._held, self._known = doc, None  # re-read the state under the lock
+        self._valid_until = started + self.lease
         self._lost.clear()
         self._stop.clear()
         self._beat = threading.Thread(target=self._heartbeat, name="airflow-infra-lease", daemon=True)
         self._beat.start()
 
-    def _take(self, lk: _S3Lock | _DynamoLock, doc: dict[str, Any]) -> None:
+    def _take(self, lk: _S3Lock | _DynamoLock, doc: dict[str, Any]) -> bool:
+        """Take lk; True when it was taken over from a holder whose lease ran out."""
         holder = None
         try:
             for _ in range(3):  # the lock may come and go between our calls
                 if lk.put(doc, replacing=None):
-                    return
+                    return False
                 current = lk.get()
                 if current is None:
                     continue  # released in between: create it again
                 holder, token = current
                 if datetime.fromisoformat(holder["expires"]) >= _now():
                     break
-                # Its holder stopped renewing (crashed): take it over, conditionally on what we saw.
+                # Its holder stopped renewing (crashed, or stopped): take it over, conditionally on what we saw.
                 if lk.put(doc, replacing=token):
-                    return
+                    return True
         except Exception as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
         if holder is None:
             raise StateLocked(f"{self.location}: the lock changed hands while it was being taken; try again")
         info = LockInfo(**{k: v for k, v in holder.items() if k != "expires"})
-        raise StateLocked(f"{info.describe()}; its lease runs until {holder['expires']}", holder=info)
+        raise StateLocked(info.held_message(expires=datetime.fromisoformat(holder["expires"])), holder=info)
+
+    def _fence(self, lock_id: str) -> None:
+        """After a take-over: rewrite the state object naming our lock, so that its ETag changes and
+        the previous holder's conditional write (If-Match on the ETag it read) fails."""
+        for _ in range(10):  # the previous holder may still be writing: go on from what it wrote
+            try:
+                obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)
+            except Exception as exc:
+                if error_code(exc) in ("NoSuchKey", "404"):
+                    return  # nothing written yet: its first write (If-None-Match) fails once ours is there
+                raise
+            try:
+                doc = json.loads(obj["Body"].read())
+            except ValueError:
+                return  # a corrupt state: no writer goes on from it (each parses what it read first)
+            if doc.get("lock") == lock_id:
+                return
+            try:
+                self.s3.put_object(Bucket=self.bucket, Key=self.key, IfMatch=obj["ETag"], ContentType="application/json",
+                                   ServerSideEncryption="AES256",
+                                   Body=(json.dumps({**doc, "lock": lock_id}, sort_keys=True, indent=2) + "\n").encode())
+                return
+            except Exception as exc:
+                if error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                    raise
+        raise StateLocked(f"{self.location}: the state kept changing while the lock was taken over; try again")
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(max(0.2, self.lease / 3)):
             doc = {**(self._held or {}), "expires": (_now() + timedelta(seconds=self.lease)).isoformat(timespec="milliseconds")}
+            sent = _clock()
+            if sent > self._valid_until:
+                self._lost.set()  # ran out while we were stopped: whatever the store says, never renew it back
+                return
             try:
                 ok = all(lk.renew(doc) for lk in self._locks)
             except Exception:
@@ -317,6 +386,7 @@ class S3StateBackend:
                 self._lost.set()
                 return
             self._held = doc
+            self._valid_until = sent + self.lease
 
     def lock_info(self) -> LockInfo | None:
         try:

@@ -18,8 +18,9 @@ REGISTRY = {
 }
 
 
-def get_target(config: Config, home: Path, **options: Any) -> Target:
-    """The target of config's kind; options (apply/destroy flags) only where the target takes them."""
+def get_target(config: Config, home: Path, *, lock_timeout: float = 0.0, **options: Any) -> Target:
+    """The target of config's kind; options (apply/destroy flags) only where the target takes them;
+    lock_timeout (--lock-timeout) bounds its database lock waits."""
     module, _, name = REGISTRY[config.target.kind].partition(":")
     cls: type[Target] = getattr(importlib.import_module(module), name)
     takes = cls.OPTIONS
@@ -27,4 +28,4 @@ def get_target(config: Config, home: Path, **options: Any) -> Target:
     if unknown:
         flag = "--" + unknown[0].replace("_", "-")
         raise ConfigError(f'{flag}: not for [target] kind = "{config.target.kind}" (only "aws")')
-    return cls(config, home, **{k: v for k, v in options.items() if k in takes})
+    return cls(config, home, lock_timeout=lock_timeout, **{k: v for k, v in options.items() if k in takes})

@@ -28,8 +28,8 @@ class AwsTarget(Target):
     OPTIONS = frozenset({"encrypt_storage", "skip_final_snapshot", "on_progress"})
 
     def __init__(self, config: Config, home: Path, *, encrypt_storage: bool = False, skip_final_snapshot: bool = False,
-                 on_progress: Callable[[str], None] | None = None):
-        super().__init__(config, home)
+                 on_progress: Callable[[str], None] | None = None, lock_timeout: float = 0.0):
+        super().__init__(config, home, lock_timeout=lock_timeout)
         rds, p = config.aws.rds, config.project
         if not config.region:
             raise ConfigError('[target] region: required for kind = "aws" (or set AWS_REGION), e.g. region = "us-east-1"')
@@ -53,7 +53,7 @@ class AwsTarget(Target):
                                 label=f"the RDS instance {self.identifier}" + (f" through {through}" if through else ""),
                                 pg_bindir=config.target.pg_bindir, stale=lambda: self._master_dsn is not None,
                                 forget=self._forget_dsn)
-        self.database = self.server.database(config, self.secrets, server_key=lambda: f"aws:{config.region}:{self.identifier}",
+        self.database = self.server.database(config, self.secrets, lock_timeout=lock_timeout, server_key=lambda: f"aws:{config.region}:{self.identifier}",
                                              depends_on=("aws_db_instance.main",))
 
     def client(self, service: str) -> Any:

@@ -19,9 +19,11 @@ from ..state.base import State
 class Target(ABC):
     OPTIONS: ClassVar[frozenset[str]] = frozenset()  # the apply/destroy flags it takes (get_target checks them)
 
-    def __init__(self, config: Config, home: Path):
+    def __init__(self, config: Config, home: Path, *, lock_timeout: float = 0.0):
+        """lock_timeout: the command's --lock-timeout, which bounds database lock waits too."""
         self.config = config
         self.home = home
+        self.lock_timeout = lock_timeout
         self.secrets: SecretStore = make_store(config, home)
 
     @abstractmethod

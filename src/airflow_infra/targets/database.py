@@ -29,8 +29,9 @@ class Database:
 
     def __init__(self, config: Config, secrets: SecretStore, *, connect: Callable[[str], Any],
                  server_key: Callable[[], str], bindir: Callable[[], Path],
-                 client_env: Callable[[], dict[str, str]], depends_on: Sequence[str] = ()):
+                 client_env: Callable[[], dict[str, str]], depends_on: Sequence[str] = (), lock_timeout: float = 0.0):
         self.config = config
+        self.lock_timeout = lock_timeout
         self.secrets = secrets
         self._connect = connect
         self._server_key = server_key
@@ -42,7 +43,7 @@ class Database:
     def admin(self) -> PgAdmin:
         if self._admin is None:
             self._admin = PgAdmin(self._connect, server=self._server_key(), secrets=self.secrets, bindir=self._bindir,
-                                  client_env=self._client_env)
+                                  client_env=self._client_env, lock_timeout=self.lock_timeout)
         return self._admin
 
     def resources(self) -> list[Resource]:
@@ -127,7 +128,8 @@ class DsnServer:
         keys = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "sslmode": "PGSSLMODE"}
         return minimal_env(**{keys[k]: str(v) for k, v in self._parts().items() if k in keys})
 
-    def database(self, config: Config, secrets: SecretStore, *, server_key: Callable[[], str] | None = None, depends_on: Sequence[str] = ()) -> Database:
+    def database(self, config: Config, secrets: SecretStore, *, server_key: Callable[[], str] | None = None,
+                 depends_on: Sequence[str] = (), lock_timeout: float = 0.0) -> Database:
         return Database(config, secrets, connect=self.connect, server_key=server_key or self.key,
-                        bindir=self.bindir, client_env=self.client_env,
-                        depends_on=depends_on)
+                        bindir=self.bindir, client_env=self.client_env, depends_on=depends_on,
+                        lock_timeout=lock_timeout)

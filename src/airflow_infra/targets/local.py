@@ -17,11 +17,11 @@ from .database import Database
 
 
 class LocalTarget(Target):
-    def __init__(self, config: Config, home: Path):
-        super().__init__(config, home)
+    def __init__(self, config: Config, home: Path, *, lock_timeout: float = 0.0):
+        super().__init__(config, home, lock_timeout=lock_timeout)
         self.server = LocalServer(home, pg_bindir=config.target.pg_bindir)
         self.bucket = LocalWorkfiles(config, home)
-        self.database = Database(config, self.secrets, connect=self.server.connect, server_key=lambda: f"local:{home}",
+        self.database = Database(config, self.secrets, connect=self.server.connect, server_key=lambda: f"local:{home}", lock_timeout=lock_timeout,
                                  bindir=lambda: self.server.bindir,
                                  client_env=self.server.client_env)
 

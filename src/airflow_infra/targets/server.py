@@ -23,13 +23,13 @@ from .database import DsnServer
 
 
 class ServerTarget(Target):
-    def __init__(self, config: Config, home: Path):
-        super().__init__(config, home)
+    def __init__(self, config: Config, home: Path, *, lock_timeout: float = 0.0):
+        super().__init__(config, home, lock_timeout=lock_timeout)
         env = config.database.admin_dsn_env
         self.bucket = S3Workfiles(config)
         self.server = DsnServer(self._dsn, name=env, label=f"the PostgreSQL server of {env}",
                                 pg_bindir=config.target.pg_bindir)
-        self.database = self.server.database(config, self.secrets)
+        self.database = self.server.database(config, self.secrets, lock_timeout=self.lock_timeout)
 
     def _dsn(self) -> str:
         env = self.config.database.admin_dsn_env
