@@ -232,7 +232,8 @@ def test_killed_holder_is_taken_over_after_its_lease(cli, state_bucket, blocked_
     victim.wait(30)
     blocked_reader.rollback()
     held = cli("apply", "--auto-approve", expect=1)
-    assert "lease runs until" in held.stderr
+    assert "lease runs until" in held.stderr and f"its process {victim.pid} on this host is gone" in held.stderr
+    assert "`airflow-infra force-unlock " in held.stderr and held.stderr.count("\n") == 1
     cli("--lock-timeout", "60", "apply", "--auto-approve")  # waits for the lease to run out, takes over
     cli("plan", "--detailed-exitcode")
 
