@@ -180,6 +180,9 @@ def admin_dsn(server):
     password = _secrets.token_urlsafe(16)
     with server.connect() as conn:
         conn.execute(f"CREATE ROLE it_admin LOGIN CREATEDB CREATEROLE PASSWORD '{password}'")
+        # the local server keeps project roles out of `postgres` (REVOKE ... FROM PUBLIC); this admin, of
+        # "another server" that happens to be the same one, gets in by name
+        conn.execute("GRANT CONNECT ON DATABASE postgres TO it_admin")
     dsn = f"postgresql://it_admin:{password}@127.0.0.1:{server.port}/postgres"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AIRFLOW_INFRA_ADMIN_DSN", dsn)
@@ -243,3 +246,4 @@ def give_master_user(identifier: str, superuser) -> None:
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (secret["username"],)).fetchone()
         verb = "ALTER" if exists else "CREATE"
         conn.execute(f"{verb} ROLE {secret['username']} LOGIN CREATEDB CREATEROLE PASSWORD '{secret['password']}'")
+        conn.execute(f"GRANT CONNECT ON DATABASE postgres TO {secret['username']}")  # see admin_dsn

@@ -210,6 +210,7 @@ def test_admin_dsn_missing_or_underprivileged(server_cli, name, superuser, serve
     with superuser() as conn:
         conn.execute("DROP ROLE IF EXISTS it_weak")
         conn.execute("CREATE ROLE it_weak LOGIN PASSWORD 'weak-pass-123'")
+        conn.execute("GRANT CONNECT ON DATABASE postgres TO it_weak")  # see admin_dsn
     weak = f"postgresql://it_weak:weak-pass-123@127.0.0.1:{server.port}/postgres"
     proc = cli("apply", "--auto-approve", expect=1, AIRFLOW_INFRA_ADMIN_DSN=weak)
     assert "'it_weak' needs CREATEDB and CREATEROLE" in proc.stderr and "weak-pass-123" not in proc.stderr

@@ -49,6 +49,7 @@ def seed(name, network, server, superuser, tmp_path):
     with superuser() as conn:
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'admin'").fetchone()
         conn.execute(f"{'ALTER' if exists else 'CREATE'} ROLE admin LOGIN CREATEDB CREATEROLE PASSWORD '{SEED_PASSWORD}'")
+        conn.execute("GRANT CONNECT ON DATABASE postgres TO admin")  # see admin_dsn in conftest
         conn.execute(f"CREATE DATABASE {name} OWNER admin")
     import psycopg
 

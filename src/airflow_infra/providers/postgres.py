@@ -40,33 +40,48 @@ def _observed(owner: Owner, attrs: dict[str, Any], comment: str | None, prior: O
 STORED, MISSING, DIFFERS = "stored", "missing from the secret store", "not the stored one"
 
 
+_SERVER_ACL = threading.Lock()  # see RoleProvider._keep_out
+
+# What every project role is besides its login: no power over the server or other roles, and nobody
+# outside the project a member of it. Each is read and repaired (drift by hand: ALTER ROLE ... SUPERUSER).
+ROLE_ATTRIBUTES: dict[str, Any] = {"superuser": False, "createdb": False, "createrole": False, "replication": False,
+                                   "bypassrls": False, "inherit": True, "connection_limit": -1, "valid_until": None,
+                                   "other_members": []}
+_FLAGS = {"superuser": "SUPERUSER", "createdb": "CREATEDB", "createrole": "CREATEROLE", "replication": "REPLICATION",
+          "bypassrls": "BYPASSRLS", "inherit": "INHERIT", "login": "LOGIN"}
+
+
 def _refuse_foreign(address: str, what: str, found: Observed | None) -> None:
     if found is not None and found.foreign:
         raise ForeignResource(f"{address}: {what} exists, {found.whose}: it is never taken over silently")
 
 
-def database_resources(name: str, schemas: list[str], *, environment: str, database: str | None = None) -> list[Resource]:
+def database_resources(name: str, schemas: list[str], *, environment: str, database: str | None = None,
+                       private_server: bool = False) -> list[Resource]:
     """The project's roles, database (named `database`, default the project's name) and schemas:
     the same on every target. A login role's password is kept under role_ref, and `password`
-    wants it to be the one the role logs in with."""
+    wants it to be the one the role logs in with. On a private server (RoleProvider's) no role
+    may connect to the server's other databases."""
     owner, etl, reader = f"{name}_owner", f"{name}_etl", f"{name}_reader"
     database = database or name
     roles = ("postgres_role.owner", "postgres_role.etl", "postgres_role.reader")
     out = [
         Resource("postgres_role", "owner", {"name": owner, "login": False, "member_of": [], "password_ref": None,
-                                            "marked": True}),
+                                            **ROLE_ATTRIBUTES, "marked": True}),
         Resource("postgres_role", "etl", {"name": etl, "login": True, "member_of": [owner],
                                           "password_ref": role_ref(name, environment, etl), "password": STORED,
-                                          "marked": True}, ("postgres_role.owner",)),
+                                          **ROLE_ATTRIBUTES, "marked": True}, ("postgres_role.owner",)),
         Resource("postgres_role", "reader", {"name": reader, "login": True, "member_of": [],
                                              "password_ref": role_ref(name, environment, reader),
-                                             "password": STORED, "marked": True}),
+                                             "password": STORED, **ROLE_ATTRIBUTES, "marked": True}),
         Resource("postgres_database", "main", {"name": database, "owner": owner, "connect": sorted([etl, reader]),
-                                               "public_access": False, "marked": True}, roles),
+                                               "public_access": False, "public_create": [], "marked": True}, roles),
     ]
+    if private_server:
+        out[:3] = [Resource(r.type, r.name, {**r.attrs, "other_databases": []}, r.depends_on) for r in out[:3]]
     for s in schemas:
         out.append(Resource("postgres_schema", s, {"name": s, "database": database, "owner": owner, "readers": [reader],
-                                                   "default_select": sorted([etl, owner]), "marked": True},
+                                                   "default_select": sorted([etl, owner]), "grants": [], "marked": True},
                             ("postgres_database.main", *roles)))
     return out
 
@@ -404,23 +419,43 @@ class RoleProvider(Provider):
                          "need it again: `airflow-infra connections push`",
              "password_ref": "the password moves to where this release keeps it"}
 
-    def __init__(self, admin: PgAdmin, owner: Owner):
+    def __init__(self, admin: PgAdmin, owner: Owner, *, private_server: bool = False):
+        """private_server: the server is ours (the local target's), so no project role may connect
+        to its other databases (postgres, template1) either."""
         self.admin = admin
         self.owner = owner
+        self.private_server = private_server
 
+    # members: roles other than the project's and the admin (a CREATEROLE admin is made a member)
     ROLE_SQL = """SELECT r.rolcanlogin, shobj_description(r.oid, 'pg_authid'),
                          array(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-                               WHERE m.member = r.oid ORDER BY 1)
-                  FROM pg_roles r WHERE r.rolname = %s"""
+                               WHERE m.member = r.oid ORDER BY 1),
+                         r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls, r.rolinherit,
+                         r.rolconnlimit, nullif(r.rolvaliduntil::text, 'infinity'),
+                         array(SELECT u.rolname FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member
+                               WHERE m.roleid = r.oid AND u.rolname <> ALL(%(ours)s) AND u.rolname <> current_user
+                               ORDER BY 1),
+                         array(SELECT d.datname FROM pg_database d WHERE %(private)s
+                               AND d.datname IN ('postgres', 'template1')
+                               AND has_database_privilege(r.oid, d.oid, 'CONNECT') ORDER BY 1)
+                  FROM pg_roles r WHERE r.rolname = %(name)s"""
+
+    def _project_roles(self) -> list[str]:
+        return [f"{self.owner.project}_{k}" for k in ("owner", "etl", "reader")]
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         with _translate(r.address, "read"):
-            row = self.admin.query(self.ROLE_SQL, (r.attrs["name"],))
+            row = self.admin.query(self.ROLE_SQL, {"name": r.attrs["name"], "ours": self._project_roles(),
+                                                   "private": self.private_server})
         if row is None:
             return None
-        login, comment, member_of = row
-        attrs = {"name": r.attrs["name"], "login": login, "member_of": list(member_of),
-                 "password_ref": r.attrs.get("password_ref")}
+        login, comment, member_of, *flags, connlimit, valid_until, others, databases = row
+        attrs: dict[str, Any] = {
+            "name": r.attrs["name"], "login": login, "member_of": list(member_of),
+            "password_ref": r.attrs.get("password_ref"), **dict(zip(list(_FLAGS)[:6], flags, strict=True)),
+            "connection_limit": connlimit, "valid_until": valid_until, "other_members": list(others)}
+        if self.private_server:
+            attrs["other_databases"] = list(databases)
         if r.attrs.get("password_ref"):
             attrs["password"] = self._password(r.attrs["name"], r.attrs["password_ref"])
             secret = self._secret_location(r, prior)
@@ -464,16 +499,49 @@ class RoleProvider(Provider):
             return None
         return (prior.attrs.get("password_secret") if prior else None) or self.admin.secrets.locate(ref)
 
-    def _converge(self, r: Resource, cur: Any, current_members: list[str]) -> None:
+    def _converge(self, r: Resource, cur: Any, current: dict[str, Any]) -> None:
+        """current: the role's attributes as read ({} for a role just made: CREATE ROLE's defaults).
+        Only what differs is altered: a CREATEROLE admin may not even name SUPERUSER, REPLICATION or
+        BYPASSRLS in an ALTER ROLE, but may take CREATEDB, CREATEROLE and the rest back."""
         from psycopg import sql
 
         name = _ident(r.attrs["name"])
+        made = {**ROLE_ATTRIBUTES, "login": False, **current}
         cur.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(name, sql.Literal(self.owner.marker())))
-        cur.execute(sql.SQL("ALTER ROLE {} " + ("LOGIN" if r.attrs["login"] else "NOLOGIN")).format(name))
-        for g in sorted(set(r.attrs["member_of"]) - set(current_members)):
+        clauses = [("" if r.attrs[k] else "NO") + word for k, word in _FLAGS.items() if k in r.attrs and made[k] != r.attrs[k]]
+        if made["connection_limit"] != r.attrs.get("connection_limit", -1):
+            clauses.append(f"CONNECTION LIMIT {int(r.attrs.get('connection_limit', -1))}")
+        if made["valid_until"] is not None:
+            clauses.append("VALID UNTIL 'infinity'")  # what "no expiry" is, once one was set
+        if clauses:
+            cur.execute(sql.SQL("ALTER ROLE {} " + " ".join(clauses)).format(name))
+        for g in sorted(set(r.attrs["member_of"]) - set(made.get("member_of", []))):
             cur.execute(sql.SQL("GRANT {} TO {}").format(_ident(g), name))
-        for g in sorted(set(current_members) - set(r.attrs["member_of"])):
+        for g in sorted(set(made.get("member_of", [])) - set(r.attrs["member_of"])):
             cur.execute(sql.SQL("REVOKE {} FROM {}").format(_ident(g), name))
+        for m in made["other_members"]:
+            cur.execute(sql.SQL("REVOKE {} FROM {}").format(name, _ident(m)))
+
+    def _keep_out(self, r: Resource, current: dict[str, Any]) -> None:
+        """On a private server: no CONNECT on its other databases, for PUBLIC or the role. Outside
+        the role's transaction and one at a time: each changes one shared catalog row, which two
+        open transactions cannot both update ("tuple concurrently updated")."""
+        import psycopg
+        from psycopg import sql
+
+        if not self.private_server or current.get("other_databases") == []:
+            return
+        dbs = _idents(["postgres", "template1"])
+        for attempt in range(20):  # another process's apply may be at it too
+            try:
+                with _SERVER_ACL:
+                    self.admin.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC, {}").format(
+                        dbs, _ident(r.attrs["name"])))
+                return
+            except psycopg.errors.InternalError:
+                if attempt == 19:
+                    raise
+                time.sleep(0.05)
 
     def create(self, r: Resource) -> Observed:
         from psycopg import sql
@@ -481,8 +549,9 @@ class RoleProvider(Provider):
         name = r.attrs["name"]
         # all-or-nothing: role, marker, password, grants
         with _translate(r.address, "create"), self.admin.session() as conn, conn.transaction(), conn.cursor() as cur:
-            row = cur.execute(self.ROLE_SQL, (name,)).fetchone()
-            _refuse_foreign(r.address, f"role {name!r}", None if row is None else _observed(self.owner, {}, row[1], None))
+            row = cur.execute("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s",
+                              (name,)).fetchone()
+            _refuse_foreign(r.address, f"role {name!r}", None if row is None else _observed(self.owner, {}, row[0], None))
             if row is None:
                 cur.execute(sql.SQL("CREATE ROLE {}").format(_ident(name)))
                 if not self.admin.is_superuser:
@@ -490,7 +559,10 @@ class RoleProvider(Provider):
                     cur.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(_ident(name)))
             if r.attrs.get("password_ref"):
                 self._set_password(cur, r, None)
-            self._converge(r, cur, list(row[2]) if row else [])
+            found = self.read(r, None) if row else None
+            self._converge(r, cur, dict(found.attrs) if found else {})
+        with _translate(r.address, "create"):
+            self._keep_out(r, dict(found.attrs) if found else {})
         return read_back(self, r)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
@@ -498,7 +570,9 @@ class RoleProvider(Provider):
             if r.attrs.get("password_ref") and (prior.attrs.get("password") != STORED
                                                 or prior.attrs.get("password_ref") != r.attrs["password_ref"]):
                 self._set_password(cur, r, prior)
-            self._converge(r, cur, list(prior.attrs.get("member_of", [])))
+            self._converge(r, cur, dict(prior.attrs))
+        with _translate(r.address, "update"):
+            self._keep_out(r, dict(prior.attrs))
         return read_back(self, r)
 
     def mark(self, r: Resource) -> None:
@@ -541,12 +615,20 @@ class DatabaseProvider(Provider):
                           d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0)
                    FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba WHERE d.datname = %s""",
                 (r.attrs["name"],))
-        if row is None:
-            return None
-        owner, owner_comment, comment, connect, public = row
+            if row is None:
+                return None
+            owner, owner_comment, comment, connect, public = row
+            with self.admin.session(r.attrs["name"]) as conn:
+                public_create = conn.execute(self.PUBLIC_CREATE_SQL, ([r.attrs["owner"], *r.attrs["connect"]],)).fetchone()[0]
         # CREATE DATABASE and its COMMENT cannot share a transaction: before the COMMENT, our marked owner says it
         return _observed(self.owner, {"name": r.attrs["name"], "owner": owner, "connect": list(connect),
-                                      "public_access": public}, comment or owner_comment, prior)
+                                      "public_access": public, "public_create": list(public_create)},
+                         comment or owner_comment, prior)
+
+    # The project's roles that may make objects in schema public, where the readers' grants never
+    # reach (the owner role may, through pg_database_owner, and the etl user through it).
+    PUBLIC_CREATE_SQL = """SELECT array(SELECT r FROM unnest(%s::text[]) r WHERE CASE WHEN to_regnamespace('public') IS NULL
+                                        THEN false ELSE has_schema_privilege(r, 'public', 'CREATE') END ORDER BY 1)"""
 
     def _converge(self, r: Resource, current: Observed | None) -> None:
         from psycopg import sql
@@ -560,8 +642,15 @@ class DatabaseProvider(Provider):
             if extra:
                 conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(db, _idents(sorted(extra))))
             conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, _idents(r.attrs["connect"])))
-        # Inside the database: nobody but its owner may use the public schema...
-        self.admin.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC", dbname=r.attrs["name"])
+        # Inside the database: nobody may use the public schema, not even its owner (nor the etl user
+        # through it) to make tables there...
+        with self.admin.session(r.attrs["name"]) as conn, conn.transaction():
+            public = conn.execute("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'public'").fetchone()
+            if public is not None:  # (dropped by hand: nothing to keep anyone out of)
+                conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+                holders = {public[0], r.attrs["owner"], *r.attrs["connect"],
+                           *(current.attrs.get("public_create", []) if current else [])}
+                conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(_idents(sorted(holders))))
         previous = current.attrs.get("owner") if current else None
         if previous and previous != r.attrs["owner"]:
             # ...except an adopted database's previous owner, which still owns the tables there
@@ -664,14 +753,50 @@ class SchemaProvider(Provider):
                               AND pg_get_userbyid(a.grantee) = ANY(%s) ORDER BY 1)
                FROM pg_namespace n WHERE n.nspname = %s""", (list(r.attrs["readers"]), r.attrs["name"])).fetchone()
 
+    # Every privilege on the schema's tables, views and sequences held by someone who does not own
+    # the object, and each table or view its readers cannot SELECT: what `grants` judges.
+    GRANTS_SQL = """
+        WITH rel AS (SELECT c.relname, c.relkind, c.relowner, c.relacl FROM pg_class c
+                       JOIN pg_namespace n ON n.oid = c.relnamespace
+                      WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S'))
+        SELECT rel.relname, CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+               array_agg(a.privilege_type ORDER BY a.privilege_type)
+          FROM rel, aclexplode(coalesce(rel.relacl, acldefault(CASE rel.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char",
+                                                               rel.relowner))) a
+         WHERE a.grantee <> rel.relowner GROUP BY 1, 2
+        UNION ALL
+        SELECT rel.relname, r.reader, '{}'::text[] FROM rel, unnest(%(readers)s::text[]) r(reader)
+         WHERE rel.relkind <> 'S' AND NOT has_table_privilege(r.reader, quote_ident(%(schema)s) || '.'
+                                                             || quote_ident(rel.relname), 'SELECT')
+        ORDER BY 1, 2"""
+
+    def _grants(self, conn: Any, r: Resource) -> list[str]:
+        """What is wrong with the privileges on the schema's objects, in words ([] when nothing): the
+        readers hold exactly SELECT on every table and view (SELECT at most on a sequence); nobody
+        outside the project holds anything."""
+        readers = list(r.attrs["readers"])
+        ours = {r.attrs["owner"], *readers, *r.attrs["default_select"]}
+        wrong = []
+        s = r.attrs["name"]
+        for rel, who, privileges in conn.execute(self.GRANTS_SQL, {"schema": s, "readers": readers}):
+            if not privileges:
+                wrong.append(f"{who} cannot SELECT {s}.{rel}")
+            elif who in readers and set(privileges) - {"SELECT"}:
+                wrong.append(f"{who} holds {', '.join(sorted(set(privileges) - {'SELECT'}))} on {s}.{rel}")
+            elif who not in ours:
+                wrong.append(f"{who} holds {', '.join(privileges)} on {s}.{rel}")
+        return sorted(wrong)
+
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         with _translate(r.address, "read"), self._session(r) as conn:
             row = self._query(conn, r) if conn is not None else None
+            grants = self._grants(conn, r) if row is not None else []
         if row is None:
             return None
         owner, comment, readers, default_select = row
         return _observed(self.owner, {"name": r.attrs["name"], "database": r.attrs["database"], "owner": owner,
-                                      "readers": list(readers), "default_select": list(default_select)}, comment, prior)
+                                      "readers": list(readers), "default_select": list(default_select),
+                                      "grants": grants}, comment, prior)
 
     def _converge(self, cur: Any, r: Resource, current: Observed | None) -> None:
         from psycopg import sql
@@ -683,12 +808,27 @@ class SchemaProvider(Provider):
         gone = set(current.attrs.get("readers", [])) - set(r.attrs["readers"]) if current else set()
         if gone:
             cur.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(s, _idents(sorted(gone))))
+        if current is not None and current.attrs.get("grants"):
+            # what no one outside the project may hold, and the readers only SELECT (given again below)
+            for who, rel in self._outsiders(cur, r):
+                cur.execute(sql.SQL("REVOKE ALL ON {}.{} FROM {}").format(
+                    s, _ident(rel), sql.SQL("PUBLIC") if who == "PUBLIC" else _ident(who)))
+            if r.attrs["readers"]:
+                cur.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(s, readers))
+                cur.execute(sql.SQL("REVOKE ALL ON ALL SEQUENCES IN SCHEMA {} FROM {}").format(s, readers))
         if r.attrs["readers"]:
             cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, readers))
             cur.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(s, readers))
             for role in r.attrs["default_select"]:
                 cur.execute(sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}")
                             .format(_ident(role), s, readers))
+
+    def _outsiders(self, cur: Any, r: Resource) -> list[tuple[str, str]]:
+        """(grantee, relation) for every privilege held outside the project (PUBLIC included)."""
+        ours = {r.attrs["owner"], *r.attrs["readers"], *r.attrs["default_select"]}
+        return [(who, rel) for rel, who, privileges in cur.execute(
+                    self.GRANTS_SQL, {"schema": r.attrs["name"], "readers": list(r.attrs["readers"])}).fetchall()
+                if privileges and who not in ours]
 
     def create(self, r: Resource) -> Observed:
         from psycopg import sql

@@ -58,6 +58,7 @@ def desired_settings(*, sse: str, kms_key_id: str | None, noncurrent_days: int, 
         "public_access_block": {f: True for f in PAB_FLAGS},
         "ownership": "BucketOwnerEnforced",
         "tls_only": tls_only,
+        "other_policy_statements": [],
         "lifecycle": {"abort_multipart_days": 7, "noncurrent_days": noncurrent_days, "tmp_expire_days": tmp_expire_days},
         "tags": dict(sorted(tags.items())),
     }
@@ -91,6 +92,21 @@ def _tls_statement(bucket: str) -> dict[str, Any]:
             "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
 
 
+def _judge_policy(policy: dict[str, Any]) -> tuple[bool, list[str]]:
+    """(our TLS statement is there, every other statement in words): a statement we did not write
+    (an Allow to Principal * made by hand) is drift, and apply leaves only ours."""
+    ours, others = False, []
+    for st in policy.get("Statement", []):
+        if st.get("Sid") == POLICY_SID and st.get("Effect") == "Deny":
+            ours = True
+            continue
+        principal = st.get("Principal")
+        if isinstance(principal, dict):
+            principal = ",".join(str(v) for v in principal.values())
+        others.append(f"{st.get('Sid') or '(no Sid)'}: {st.get('Effect')} {principal} {st.get('Action')}")
+    return ours, sorted(others)
+
+
 class S3BucketProvider(Provider):
     type = "s3_bucket"
     force_new = frozenset({"name", "region"})
@@ -122,9 +138,8 @@ class S3BucketProvider(Provider):
             return {f: bool(conf.get(f)) for f in PAB_FLAGS}
         if setting == "ownership":
             return s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"][0]["ObjectOwnership"]
-        if setting == "tls_only":
-            policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-            return any(st.get("Sid") == POLICY_SID and st.get("Effect") == "Deny" for st in policy.get("Statement", []))
+        if setting == "tls_only":  # the whole policy: read() judges our statement and every other one
+            return json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
         if setting == "lifecycle":
             return _lifecycle_summary(s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", []))
         if setting == "tags":
@@ -133,7 +148,7 @@ class S3BucketProvider(Provider):
 
     def _absent_value(self, setting: str) -> Any:
         return {"encryption": None, "public_access_block": {f: False for f in PAB_FLAGS}, "ownership": None,
-                "tls_only": False, "lifecycle": _lifecycle_summary([]), "tags": {}}[setting]
+                "tls_only": {"Statement": []}, "lifecycle": _lifecycle_summary([]), "tags": {}}[setting]
 
     def _read_setting(self, bucket: str, setting: str) -> tuple[Any, bool]:
         """(value, unsupported?); raises _Gone when the bucket does not exist."""
@@ -167,6 +182,10 @@ class S3BucketProvider(Provider):
                 unsupported.append(setting)
                 value = r.attrs.get(setting)  # nothing to compare against: take it as desired
             attrs[setting] = value
+        if "tls_only" in unsupported:
+            attrs["other_policy_statements"] = r.attrs.get("other_policy_statements", [])
+        else:
+            attrs["tls_only"], attrs["other_policy_statements"] = _judge_policy(attrs["tls_only"])
         attrs["unsupported"] = sorted(unsupported)
         # the lineage tag is part of the marker (judged here), not of the tags the config asks for
         found = None if "tags" in unsupported else Owner.from_tags(attrs["tags"])
@@ -206,17 +225,10 @@ class S3BucketProvider(Provider):
             s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=dict(value))
         elif setting == "ownership":
             s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": value}]})
-        elif setting == "tls_only":
-            try:
-                policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-            except Exception as exc:
-                if error_code(exc) != "NoSuchBucketPolicy":
-                    raise
-                policy = {"Version": "2012-10-17", "Statement": []}
-            statements = [st for st in policy.get("Statement", []) if st.get("Sid") != POLICY_SID]
-            policy["Statement"] = statements + ([_tls_statement(bucket)] if value else [])
-            if policy["Statement"]:
-                s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+        elif setting == "tls_only":  # the policy is ours alone: our statement, or none
+            if value:
+                s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(
+                    {"Version": "2012-10-17", "Statement": [_tls_statement(bucket)]}))
             else:
                 s3.delete_bucket_policy(Bucket=bucket)
         elif setting == "lifecycle":
@@ -230,7 +242,8 @@ class S3BucketProvider(Provider):
         # Tags first: they are our marker. Ownership before the policy; the PAB before the policy too.
         for setting in ("tags", "ownership", "public_access_block", "encryption", "versioning", "tls_only", "lifecycle"):
             if setting in unsupported or (current is not None and current.get(setting) == r.attrs[setting]
-                                          and (setting != "tags" or current.get("marked"))):
+                                          and (setting != "tags" or current.get("marked"))
+                                          and (setting != "tls_only" or not current.get("other_policy_statements"))):
                 continue
             try:
                 self._put(r.attrs["name"], setting, r.attrs[setting])

@@ -29,8 +29,12 @@ class Database:
 
     def __init__(self, config: Config, secrets: SecretStore, *, connect: Callable[[str], Any],
                  server_key: Callable[[], str], bindir: Callable[[], Path],
-                 client_env: Callable[[], dict[str, str]], depends_on: Sequence[str] = (), lock_timeout: float = 0.0):
+                 client_env: Callable[[], dict[str, str]], depends_on: Sequence[str] = (), lock_timeout: float = 0.0,
+                 private_server: bool = False):
+        """private_server: the server is ours alone (the local one): project roles are kept out of
+        its other databases too."""
         self.config = config
+        self.private_server = private_server
         self.lock_timeout = lock_timeout
         self.secrets = secrets
         self._connect = connect
@@ -50,11 +54,13 @@ class Database:
         c = self.config
         return [Resource(r.type, r.name, r.attrs, (*r.depends_on, *self._depends_on))
                 for r in database_resources(c.project.name, c.database.schemas, environment=c.project.environment,
+                                            private_server=self.private_server,
                                             database=c.database_name)]
 
     def providers(self, owner: Owner) -> list[Provider]:
         admin = self.admin()  # sessions open on first use: the server may not exist yet
-        return [RoleProvider(admin, owner), DatabaseProvider(admin, owner), SchemaProvider(admin, owner)]
+        return [RoleProvider(admin, owner, private_server=self.private_server), DatabaseProvider(admin, owner),
+                SchemaProvider(admin, owner)]
 
     def outputs(self, state: State, *, host: str, port: int | None, reveal: bool) -> dict[str, tuple[Any, bool]]:
         c = self.config

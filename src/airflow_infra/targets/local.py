@@ -22,6 +22,7 @@ class LocalTarget(Target):
         self.server = LocalServer(home, pg_bindir=config.target.pg_bindir)
         self.bucket = LocalWorkfiles(config, home)
         self.database = Database(config, self.secrets, connect=self.server.connect, server_key=lambda: f"local:{home}", lock_timeout=lock_timeout,
+                                 private_server=True,
                                  bindir=lambda: self.server.bindir,
                                  client_env=self.server.client_env)
 
