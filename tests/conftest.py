@@ -147,7 +147,7 @@ def connect_as(outputs: dict, who: str, dbname: str | None = None):
                            dbname=dbname or outputs["postgres_database"], autocommit=True, connect_timeout=10)
 
 
-__all__ = ["Cli", "SUPERUSER", "connect_as", "give_master_user", "on_terminal"]
+__all__ = ["Cli", "SERVER", "SUPERUSER", "bucket_of", "connect_as", "give_master_user", "on_terminal"]
 
 
 @pytest.fixture(scope="session")
@@ -247,3 +247,30 @@ def give_master_user(identifier: str, superuser) -> None:
         verb = "ALTER" if exists else "CREATE"
         conn.execute(f"{verb} ROLE {secret['username']} LOGIN CREATEDB CREATEROLE PASSWORD '{secret['password']}'")
         conn.execute(f"GRANT CONNECT ON DATABASE postgres TO {secret['username']}")  # see admin_dsn
+
+
+SERVER = """[project]
+name = "{name}"
+environment = "dev"
+[target]
+kind = "server"
+[bucket]
+noncurrent_days = 14
+tmp_expire_days = 3
+{bucket_extra}
+[database]
+schemas = ["raw", "analytics"]
+"""
+
+
+@pytest.fixture
+def server_cli(cli, name, moto_endpoint, admin_dsn):
+    def write(bucket_extra: str = ""):
+        (cli.dir / "airflow-infra.toml").write_text(SERVER.format(name=name, bucket_extra=bucket_extra))
+        return cli
+
+    return write
+
+
+def bucket_of(name: str) -> str:
+    return f"{name}-dev-workfiles"

@@ -13,6 +13,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 
+class _QuietHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def handle_one_request(self):
+        try:
+            super().handle_one_request()
+        except (BrokenPipeError, ConnectionResetError):  # its client was killed meanwhile
+            self.close_connection = True
+
+
 class S3Proxy:
     def __init__(self, upstream: str):
         self.upstream = urlsplit(upstream)
@@ -23,11 +34,12 @@ class S3Proxy:
         self.reject_actions: dict[str, tuple[str, str]] = {}  # Query action -> (error code, message), as 400
         self.rewrite: dict[str, tuple[bytes, bytes]] = {}     # Query action -> (old, new) in its responses
         self.refuse_deletes = False  # DeleteObjects answers 200 with an AccessDenied error per key (Object Lock)
+        self.hold: set[str] = set()  # requests on these subresources wait for release (a kill lands meanwhile)
+        self.held = threading.Event()
+        self.release = threading.Event()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
+        class Handler(_QuietHandler):
 
             def _error(self, status: int, code: str):
                 body = f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>{code}</Message></Error>".encode()
@@ -64,6 +76,9 @@ class S3Proxy:
                     self.send_header("Content-Length", str(len(xml)))
                     self.end_headers()
                     return self.wfile.write(xml)
+                if proxy.swallowed(self.command, query):
+                    self.close_connection = True  # never reaches the store: its client was killed meanwhile
+                    return None
                 if proxy.abort_next > 0:
                     proxy.abort_next -= 1
                     return self._error(409, "OperationAborted")
@@ -90,6 +105,14 @@ class S3Proxy:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def swallowed(self, command: str, query: str) -> bool:
+        """A PUT on a held subresource waits for release, and is then dropped."""
+        if command == "PUT" and any(q.split("=")[0] in self.hold for q in query.split("&") if q):
+            self.held.set()
+            self.release.wait(60)
+            return True
+        return False
 
     def __enter__(self) -> S3Proxy:
         self.thread.start()

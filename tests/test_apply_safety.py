@@ -353,3 +353,52 @@ def test_database_lock_waits_end_within_the_lock_timeout(cli, blocked_reader):
     blocked_reader.rollback()
     cli("apply", "--auto-approve")
     cli("plan", "--detailed-exitcode")
+
+
+def _unlock_after_kill(cli) -> None:
+    """A killed holder's lock, removed on purpose as a user would (the message gives the line)."""
+    held = json.loads(cli("state", "lock", "--json").stdout)
+    if held:
+        cli("force-unlock", held["ID"])
+
+
+def test_a_kill_between_create_bucket_and_its_tags_is_adopted(server_cli, name, s3, moto_endpoint):
+    """The create's name is in the state before CreateBucket: a bucket left untagged (unmarked) by a
+    kill is this project's, and the next apply marks and finishes it, instead of refusing it as foreign."""
+    from conftest import bucket_of
+    from s3proxy import S3Proxy
+
+    with S3Proxy(moto_endpoint) as store:
+        store.hold = {"tagging"}
+        cli = server_cli(f'endpoint_url = "{store.url}"\naddressing_style = "path"\ntls_only = false')
+        victim = cli.popen("apply", "--auto-approve")
+        assert store.held.wait(60), "the apply never reached the bucket's tagging"
+        victim.kill()
+        victim.wait(30)
+        store.hold.clear()
+        store.release.set()
+        bucket = bucket_of(name)
+        with pytest.raises(s3.exceptions.ClientError, match="NoSuchTagSet"):
+            s3.get_bucket_tagging(Bucket=bucket)  # made, and marked by nothing
+        assert cli.state()["pending"]["s3_bucket.workfiles"] == bucket
+        _unlock_after_kill(cli)
+        cli("apply", "--auto-approve")
+        tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+        assert tags["Project"] == name and tags["Lineage"] == cli.state()["lineage"]
+        assert "pending" not in cli.state()
+        cli("plan", "--detailed-exitcode")
+
+
+def test_a_kill_at_any_moment_converges_on_the_next_apply(make_cli):
+    """SIGKILL an apply after 0.1 s, 0.2 s, ...: whatever it left, the next apply finishes it
+    without a conflict, and a plan after that is empty."""
+    for delay in (0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0):
+        cli = make_cli()
+        cli("init")
+        victim = cli.popen("apply", "--auto-approve")
+        time.sleep(delay)
+        victim.kill()
+        victim.wait(30)
+        _unlock_after_kill(cli)
+        cli("apply", "--auto-approve")
+        cli("plan", "--detailed-exitcode")

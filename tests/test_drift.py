@@ -7,8 +7,7 @@ import json
 
 import psycopg
 import pytest
-from conftest import connect_as
-from test_server_target import bucket_of, server_cli  # noqa: F401 (a fixture)
+from conftest import bucket_of, connect_as
 
 
 def _drifted(cli) -> str:
@@ -102,7 +101,7 @@ def test_schema_public_and_the_servers_other_databases(cli, superuser):
         connect_as(out, "reader", "template1")
 
 
-def test_a_bucket_policy_statement_added_by_hand(server_cli, name, s3):  # noqa: F811
+def test_a_bucket_policy_statement_added_by_hand(server_cli, name, s3):
     cli = server_cli()
     cli("apply", "--auto-approve")
     bucket = bucket_of(name)
@@ -117,7 +116,7 @@ def test_a_bucket_policy_statement_added_by_hand(server_cli, name, s3):  # noqa:
     assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_a_createrole_admin_says_what_it_cannot_repair(server_cli, name, superuser):  # noqa: F811
+def test_a_createrole_admin_says_what_it_cannot_repair(server_cli, name, superuser):
     """The server target's admin is no superuser: it takes CREATEDB back, but a role made SUPERUSER
     by hand is beyond it; plan shows it, and apply says so in one line."""
     cli = server_cli("tls_only = false")

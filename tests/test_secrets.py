@@ -13,7 +13,6 @@ import sys
 
 import psycopg
 from conftest import Cli, connect_as
-from test_server_target import server_cli  # noqa: F401 (a fixture)
 
 
 def _secrets(home) -> dict:
@@ -32,7 +31,7 @@ def _server_env(admin_dsn: str, host: str) -> dict:
     return {"AIRFLOW_INFRA_ADMIN_DSN": admin_dsn.replace("@127.0.0.1:", f"@{host}:")}
 
 
-def test_the_reference_does_not_depend_on_how_the_dsn_spells_the_host(server_cli, name, admin_dsn):  # noqa: F811
+def test_the_reference_does_not_depend_on_how_the_dsn_spells_the_host(server_cli, name, admin_dsn):
     cli = server_cli("tls_only = false")
     cli("apply", "--auto-approve")
     refs = {r["attrs"]["password_ref"] for r in cli.state()["resources"] if r["attrs"].get("password_ref")}
@@ -47,7 +46,7 @@ def test_the_reference_does_not_depend_on_how_the_dsn_spells_the_host(server_cli
         assert conn.execute("SELECT current_user").fetchone()[0] == f"{name}_etl"
 
 
-def test_a_password_kept_under_an_older_reference_moves(server_cli, name, superuser):  # noqa: F811
+def test_a_password_kept_under_an_older_reference_moves(server_cli, name, superuser):
     """States of earlier releases keyed the password on the DSN's host: apply moves it, the role's
     password stays what Airflow already uses."""
     cli = server_cli("tls_only = false")
@@ -72,7 +71,7 @@ def test_a_password_kept_under_an_older_reference_moves(server_cli, name, superu
     assert not any(k.startswith("server/127.0.0.1:5432/") for k in _secrets(cli.home))
 
 
-def test_a_deleted_secret_is_drift_and_never_printed_as_nothing(server_cli, name, tmp_path):  # noqa: F811
+def test_a_deleted_secret_is_drift_and_never_printed_as_nothing(server_cli, name, tmp_path):
     cli = server_cli("tls_only = false")
     cli("apply", "--auto-approve")
     old = cli.outputs()
@@ -147,7 +146,7 @@ def test_passwords_are_masked_on_a_terminal_and_never_written_masked(cli, tmp_pa
     assert cli.outputs()["etl_password"] in target.read_text() and "<sensitive>" not in target.read_text()
 
 
-def test_a_mangled_secret_in_the_state_store_is_drift(server_cli, name, state_dsn):  # noqa: F811
+def test_a_mangled_secret_in_the_state_store_is_drift(server_cli, name, state_dsn):
     from test_server_target import TEAM
 
     cli = server_cli("tls_only = false")

@@ -8,33 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import connect_as
-
-SERVER = """[project]
-name = "{name}"
-environment = "dev"
-[target]
-kind = "server"
-[bucket]
-noncurrent_days = 14
-tmp_expire_days = 3
-{bucket_extra}
-[database]
-schemas = ["raw", "analytics"]
-"""
-
-
-@pytest.fixture
-def server_cli(cli, name, moto_endpoint, admin_dsn):
-    def write(bucket_extra: str = ""):
-        (cli.dir / "airflow-infra.toml").write_text(SERVER.format(name=name, bucket_extra=bucket_extra))
-        return cli
-
-    return write
-
-
-def bucket_of(name: str) -> str:
-    return f"{name}-dev-workfiles"
+from conftest import SERVER, bucket_of, connect_as
 
 
 def test_bucket_is_made_properly_and_outputs(server_cli, name, s3, moto_endpoint):

@@ -20,7 +20,7 @@ from ..errors import AirflowInfraError, ApplyFailed, DataLossRefused, NotYetReac
 from ..providers.base import Provider
 from ..resources import Observed, Resource
 from ..state.base import State, Transaction
-from .plan import ADOPT, CREATE, DELETE, REPLACE, UPDATE, Change, Plan
+from .plan import ADOPT, CREATE, DELETE, REPLACE, UPDATE, Change, Plan, import_id
 
 # (phase: "start"|"done"|"failed"|"backup", change, seconds[, the backup's path for "backup"])
 Event = Callable[..., None]
@@ -189,17 +189,21 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], txn: Transaction, *, fo
         while sorter.is_active():
             if not failures:
                 ready += sorter.get_ready()
+                starting: list[str] = []
                 for address in list(ready):
-                    c = by_addr[address]
-                    if c.holds_data and any(rc.holds_data for rc, _ in running.values()):
+                    if by_addr[address].holds_data and (any(rc.holds_data for rc, _ in running.values())
+                                                        or any(by_addr[a].holds_data for a in starting)):
                         continue  # one deletion of data at a time: a failure stops before the next
-                    try:
-                        txn.check_held()  # a holder whose lease ran out touches nothing more
-                    except StateError as exc:
-                        failures.append(str(exc))
-                        break
+                    starting.append(address)
+                try:
+                    txn.check_held()  # a holder whose lease ran out touches nothing more
+                    _intend([by_addr[a] for a in starting], txn)
+                except StateError as exc:
+                    failures.append(str(exc))
+                    starting = []
+                for address in starting:
                     ready.remove(address)
-                    c = _resolved(c, txn.state)
+                    c = _resolved(by_addr[address], txn.state)
                     emit("start", c, 0.0)
                     running[pool.submit(_run, c, providers[c.resource.type], force_delete_data,
                                         address in covered)] = (c, time.monotonic())
@@ -224,6 +228,15 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], txn: Transaction, *, fo
     return applied, failures
 
 
+def _intend(changes: list[Change], txn: Transaction) -> None:
+    """Record the names of the creates about to start in the state, in one write, before the calls
+    (DESIGN.md §5.2): a kill after a call and before its resource is recorded (or marked) leaves
+    something the next plan adopts, never something it refuses as foreign."""
+    creates = {c.address: import_id(c.resource) for c in changes if c.action in (CREATE, REPLACE)}
+    if any(txn.state.pending.get(a) != n for a, n in creates.items()):
+        txn.commit(lambda s: s.with_pending(creates))
+
+
 def _resolved(c: Change, state: State) -> Change:
     """The change with its Refs' values, from what the state holds now (the dependencies ran first)."""
     if not c.resource.refs() or c.action == DELETE:
@@ -245,10 +258,10 @@ def _record(c: Change, fut: Future[Observed | None], txn: Transaction) -> str | 
     r = c.resource
     try:
         if obs is None:
-            txn.commit(lambda s: s.without(c.address))
+            txn.commit(lambda s: s.without(c.address).done(c.address))
         else:
             made = Resource(r.type, r.name, dict(obs.attrs), r.depends_on)
-            txn.commit(lambda s: s.with_resource(made))
+            txn.commit(lambda s: s.with_resource(made).done(c.address))
     except StateError as exc:  # e.g. the lease ran out while the step ran: what it did is not recorded
         return (f"{c.address}: {c.action} finished but was not recorded ({exc}); the next plan finds it as it is "
                 "(what we make carries this project's marker)")

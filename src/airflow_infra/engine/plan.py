@@ -174,10 +174,12 @@ def _conflict(r: Resource, obs: Observed, recorded: bool) -> str:
 def _refresh(state: State, wanted: Mapping[str, Resource], providers: Mapping[str, Provider],
              parallelism: int) -> tuple[dict[str, Resource], set[str], list[Drift], list[str]]:
     """Read every resource in state and every wanted one not in it: (refreshed, adopted, drift,
-    conflicts); what is not this project's is a conflict, never refreshed nor adopted."""
+    conflicts); what is not this project's is a conflict, never refreshed nor adopted. A wanted
+    one with a pending create in the state is read as recorded (ours even without its marker: the
+    create was cut short before it could write one) and, when found, adopted."""
     to_read: list[tuple[Resource, Observed | None]] = [
         (r, Observed(r.attrs)) for r in state.resources.values()
-    ] + [(r, None) for a, r in wanted.items() if a not in state.resources]
+    ] + [(r, Observed(r.attrs) if a in state.pending else None) for a, r in wanted.items() if a not in state.resources]
 
     # Reads are independent; a few threads hide the round trips without loading the server. A
     # resource with Refs is read after the rest, with their values.
@@ -198,10 +200,11 @@ def _refresh(state: State, wanted: Mapping[str, Resource], providers: Mapping[st
     conflicts: list[str] = []
     for r, prior in to_read:
         obs = found[r.address]
+        recorded = r.address in state.resources
         if obs is not None and obs.foreign:
-            conflicts.append(_conflict(r, obs, prior is not None))
+            conflicts.append(_conflict(r, obs, recorded))
             continue
-        if prior is not None:
+        if recorded and prior is not None:
             if obs is None:
                 drift.append(Drift(r.address, deleted=True))
                 continue
@@ -280,7 +283,9 @@ def make_plan(
 
     warnings = tuple(w for a in sorted(refreshed)
                      for w in providers[refreshed[a].type].warnings(Observed(refreshed[a].attrs)))
-    refreshed_state = replace(state, resources={a: r for a, r in refreshed.items() if a not in adopted})
+    # a pending create stays pending until its resource is recorded; one that never happened is over
+    refreshed_state = replace(state, resources={a: r for a, r in refreshed.items() if a not in adopted},
+                              pending={a: n for a, n in state.pending.items() if a in adopted})
     return Plan(
         operation=operation,
         lineage=state.lineage,
@@ -288,7 +293,7 @@ def make_plan(
         refreshed=refreshed_state,
         changes=tuple(changes),
         drift=tuple(sorted(drift, key=lambda d: d.address)),
-        state_outdated=refreshed_state.resources != state.resources,
+        state_outdated=(refreshed_state.resources, refreshed_state.pending) != (state.resources, state.pending),
         warnings=warnings,
         conflicts=tuple(conflicts),
     )

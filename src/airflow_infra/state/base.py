@@ -46,12 +46,22 @@ class State:
     secrets: dict[str, str] = field(default_factory=dict)  # ref -> ciphertext ([secrets] store = "state")
     project: str | None = None  # whose state it is: recorded at the first write, checked by every command
     environment: str | None = None
+    # address -> the name a create is about to use, written before the call (pulumi's pending
+    # operations): what a kill leaves half-made (a bucket not yet tagged) is then known to be ours
+    pending: dict[str, str] = field(default_factory=dict)
 
     def with_resource(self, r: Resource) -> State:
         return replace(self, resources={**self.resources, r.address: r})
 
     def without(self, address: str) -> State:
         return replace(self, resources={a: r for a, r in self.resources.items() if a != address})
+
+    def with_pending(self, creates: dict[str, str]) -> State:
+        return replace(self, pending={**self.pending, **creates})
+
+    def done(self, address: str) -> State:
+        """address's pending create is over (recorded, or found not to have happened)."""
+        return replace(self, pending={a: n for a, n in self.pending.items() if a != address})
 
     def to_json(self) -> str:
         doc = {
@@ -64,6 +74,8 @@ class State:
             doc["secrets"] = dict(sorted(self.secrets.items()))
         if self.project is not None:
             doc["project"], doc["environment"] = self.project, self.environment
+        if self.pending:
+            doc["pending"] = dict(sorted(self.pending.items()))
         return json.dumps(doc, sort_keys=True, indent=2) + "\n"
 
     @classmethod
@@ -82,7 +94,8 @@ class State:
             r = Resource.from_json(item)
             resources[r.address] = r
         return cls(serial=int(doc["serial"]), lineage=str(doc["lineage"]), resources=resources, version=int(doc["version"]),
-                   secrets=dict(doc.get("secrets", {})), project=doc.get("project"), environment=doc.get("environment"))
+                   secrets=dict(doc.get("secrets", {})), project=doc.get("project"), environment=doc.get("environment"),
+                   pending={str(a): str(n) for a, n in dict(doc.get("pending", {})).items()})
 
     def claimed(self, project: str, environment: str) -> State:
         """This state as the given project's: StateError when it records another project or
