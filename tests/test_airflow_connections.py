@@ -172,3 +172,24 @@ def test_new_project_runs_its_example_dag_in_airflow(tmp_path, home, airflow_db)
                             "import sys; sys.path.insert(0, 'tests'); import test_dags; test_dags.test_dags_load()"],
                            cwd=repo, capture_output=True, text=True, timeout=300, env=af_env)
     assert check.returncode == 0, check.stderr
+
+
+def test_rotate_reaches_airflow_and_the_old_password_stops(cli, name, airflow_db):
+    import psycopg
+    from conftest import connect_as
+
+    airflow, env = airflow_db
+    cli("up")
+    old = cli.outputs()
+    cli("connections", "push", "--to", "airflow", "--airflow-bin", airflow, AIRFLOW_HOME=env["AIRFLOW_HOME"])
+    done = cli("rotate", "etl", "--push", "airflow", "--airflow-bin", airflow, AIRFLOW_HOME=env["AIRFLOW_HOME"]).stdout
+    assert f"{name}_etl: new password set and stored" in done and f"{name}_reader" not in done.split("\n")[1:2]
+    new = cli.outputs()
+    assert new["etl_password"] != old["etl_password"] and new["reader_password"] == old["reader_password"]
+    got = airflow_get(airflow_db, f"{name}_postgres")  # as Airflow reads it back
+    assert got["password"] == new["etl_password"]
+    with connect_as({**new, "etl_password": got["password"]}, "etl") as conn:
+        assert conn.execute("SELECT current_user").fetchone()[0] == f"{name}_etl"
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        connect_as(old, "etl")
+    cli("plan", "--detailed-exitcode")

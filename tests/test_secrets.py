@@ -163,3 +163,25 @@ def test_a_mangled_secret_in_the_state_store_is_drift(server_cli, name, state_ds
     cli("plan", "--detailed-exitcode", **env)
     out = {k: v["value"] for k, v in json.loads(cli("output", "--json", "--show-secrets", **env).stdout).items()}
     assert _logs_in(out, "etl")
+
+
+def test_rotate_in_secrets_manager_keeps_the_old_value_as_previous(server_cli, name, state_dsn):
+    import boto3
+    from test_server_target import TEAM
+
+    cli = server_cli("tls_only = false")
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text() + TEAM.format(store="aws-secrets-manager"))
+    env = {"AIRFLOW_INFRA_STATE_DSN": state_dsn}
+    cli("apply", "--auto-approve", **env)
+    before = {k: v["value"] for k, v in json.loads(cli("output", "--json", "--show-secrets", **env).stdout).items()}
+    cli("rotate", "reader", **env)
+    after = {k: v["value"] for k, v in json.loads(cli("output", "--json", "--show-secrets", **env).stdout).items()}
+    assert after["reader_password"] != before["reader_password"] and after["etl_password"] == before["etl_password"]
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    secret = f"airflow-infra/{name}/dev/{name}_reader"
+    assert sm.get_secret_value(SecretId=secret, VersionStage="AWSCURRENT")["SecretString"] == after["reader_password"]
+    assert sm.get_secret_value(SecretId=secret, VersionStage="AWSPREVIOUS")["SecretString"] == before["reader_password"]
+    assert _logs_in(after, "reader") and not _logs_in(before, "reader")
+    cli("plan", "--detailed-exitcode", **env)
+    assert "'owner' is not one of 'etl', 'reader'" in cli("rotate", "owner", expect=1, **env).stderr

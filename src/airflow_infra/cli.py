@@ -285,6 +285,18 @@ def new(name, directory):
 
 
 @cli.command()
+@click.argument("roles", nargs=-1, type=click.Choice(["etl", "reader"]), metavar="[ROLE]...")
+@click.option("--push", type=click.Choice(["aws-secrets-manager", "airflow"]),
+              help="Then write Airflow's connections with the new password.")
+@click.option("--airflow-bin", default="airflow", show_default=True, help="--push airflow: the command to run.")
+@pass_ctx
+def rotate(c: Ctx, roles, push, airflow_bin):
+    """Set a new password for the etl and/or reader role (default both); the old one stops working."""
+    render.pairs(commands.rotate(c.project(), tuple(roles) or ("etl", "reader"), lock_timeout=c.lock_timeout,
+                                 push=push, airflow_bin=airflow_bin))
+
+
+@cli.command()
 @pass_ctx
 def doctor(c: Ctx):
     """Check from here that each connection works (postgres as the etl user; the bucket)."""

@@ -3,7 +3,8 @@
 The CLI parses, calls one of these and renders the result; a script can do exactly what the CLI
 does. Options are keyword-only. Every function raises only AirflowInfraError subclasses on purpose.
 core.py: one project; fleet.py: the registry, DAG import and --all; airflow.py: Airflow's side;
-terraform_import.py: from the seed's Terraform; restore.py: backups back into a project.
+terraform_import.py: from the seed's Terraform; restore.py: backups back into a project; rotate.py:
+new passwords.
 """
 
 from .airflow import connections, connections_push, doctor, new
@@ -46,6 +47,7 @@ from .fleet import (
     projects_show,
 )
 from .restore import Restored, restore
+from .rotate import rotate
 from .terraform_import import TerraformImport, import_terraform
 
 __all__ = [
@@ -54,4 +56,5 @@ __all__ = [
     "state_list", "state_migrate", "state_restore", "state_show", "state_versions", "up", "FleetResult", "dags_install_importer", "dags_sync",
     "fleet_apply", "fleet_outputs", "fleet_plan", "projects_add", "projects_list", "projects_remove", "projects_show",
     "connections", "connections_push", "doctor", "new", "TerraformImport", "import_terraform", "Restored", "restore",
+    "rotate",
 ]

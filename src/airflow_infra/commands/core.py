@@ -195,7 +195,7 @@ def import_resource(project: Project, address: str, resource_id: str, *, lock_ti
     from ..resources import Observed, Resource
     from ..state.base import transaction
 
-    target = project.target()
+    target = project.target(lock_timeout=lock_timeout)
     try:
         desired = {r.address: r for r in target.desired()}
         if address not in desired:

@@ -491,6 +491,23 @@ class RoleProvider(Provider):
         if moved is not None and old_ref:
             self.admin.secrets.delete(old_ref)
 
+    def rotate(self, r: Resource) -> None:
+        """A new password for the login role r: kept in the store first (Secrets Manager: the new
+        value AWSCURRENT, the old one AWSPREVIOUS), then given to the role, so the old one stops
+        working only once the new one is safe."""
+        from psycopg import sql
+
+        from ..secretstores import new_password
+
+        ref, name = r.attrs.get("password_ref"), r.attrs["name"]
+        if not ref:
+            raise ProviderError(f"{r.address}: role {name} logs in with no password of ours; nothing to rotate")
+        password = new_password()
+        self.admin.secrets.put(ref, password)
+        with _translate(r.address, "rotate"), self.admin.session() as conn:
+            verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256")
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(_ident(name), sql.Literal(verifier.decode())))
+
     def _secret_location(self, r: Resource, prior: Observed | None) -> str | None:
         """The password's address in its store (a Secrets Manager ARN), recorded when the role is
         made; a refresh keeps the recorded one rather than asking the store again."""
