@@ -182,7 +182,7 @@ def test_worker_policy_grants_exactly_the_project_bucket(aws_cli, name, superuse
     cli("apply", "--auto-approve", expect=None)  # may stop at the in-database step (see the test above)
     give_master_user(ident, superuser)
     cli("apply", "--auto-approve")
-    out = {k: v["value"] for k, v in json.loads(cli("output", "--json").stdout).items()}
+    out = {k: v["value"] for k, v in json.loads(cli("output", "--json").stdout).items() if not v["sensitive"]}
     arn = out["worker_policy_arn"]
     attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=f"workers-{name}")["AttachedPolicies"]]
     assert attached == [arn]

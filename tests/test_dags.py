@@ -274,7 +274,7 @@ def test_plan_all_reports_a_broken_project_and_plans_the_others(tmp_path, home):
     outs = json.loads(subprocess.run([sys.executable, "-m", "airflow_infra", "output", "--all", "--json", "--registry", str(reg)],
                                      capture_output=True, text=True, env=env, timeout=300, check=True).stdout)
     assert [o["outputs"]["postgres_database"]["value"] for o in outs] == ["fleet_a", "fleet_c"]
-    assert all(o["outputs"]["etl_password"]["value"] is None for o in outs)
+    assert all(o["outputs"]["etl_password"] == {"sensitive": True} for o in outs)  # no value, not even a null
 
 
 def test_fleet_apply_applies_only_reviewed_plans(tmp_path, home, monkeypatch):

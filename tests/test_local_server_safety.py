@@ -34,9 +34,12 @@ def _postmasters(data) -> list[int]:
                 pass
     parents = {}
     for p in pids:
-        with open(f"/proc/{p}/stat") as f:
-            parents[p] = int(f.read().rsplit(")", 1)[1].split()[1])
-    return [p for p in pids if parents[p] not in pids]
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                parents[p] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except FileNotFoundError:  # ended since it was listed
+            continue
+    return [p for p in parents if parents[p] not in parents]
 
 
 @pytest.fixture

@@ -75,7 +75,7 @@ def test_no_secret_in_files_or_plain_output(cli):
     for secret in secrets:
         for text in texts:
             assert secret not in text
-    assert json.loads(cli("output", "--json").stdout)["etl_password"] == {"value": None, "sensitive": True}
+    assert json.loads(cli("output", "--json").stdout)["etl_password"] == {"sensitive": True}
     refused = cli("output", "etl_password", expect=1)
     assert "--show-secrets" in refused.stderr and out["etl_password"] not in refused.stderr
     assert cli("output", "etl_password", "--show-secrets").stdout.strip() == out["etl_password"]

@@ -362,8 +362,7 @@ def test_team_secrets_wrapped_by_kms(server_cli, make_cli, name, state_dsn):
     out_a = json.loads(a("output", "--json", "--show-secrets", **env).stdout)
     with psycopg.connect(state_dsn) as conn:
         doc = conn.execute("SELECT state FROM airflow_infra_state WHERE project = %s", (name,)).fetchone()[0]
-    assert set(doc["secrets"]) == {"_data_key", f"server/127.0.0.1:{out_a['postgres_port']['value']}/{name}_etl",
-                                   f"server/127.0.0.1:{out_a['postgres_port']['value']}/{name}_reader"}
+    assert set(doc["secrets"]) == {"_data_key", f"{name}/dev/{name}_etl", f"{name}/dev/{name}_reader"}
     assert out_a["etl_password"]["value"] not in json.dumps(doc)
     b = make_cli()
     (b.dir / "airflow-infra.toml").write_text(toml.read_text())

@@ -89,8 +89,7 @@ def up(c: Ctx):
     """Init (if needed), apply without asking, and print the outputs."""
     project, plan, result = commands.up(c.directory, vars=c.vars, var_files=c.var_files,
                                         lock_timeout=c.lock_timeout, on_event=render.event)
-    click.echo(render.summary(plan, result, "apply"))
-    click.echo("\nOutputs:\n" + render.outputs_text(commands.outputs(project, reveal=False), show_secrets=False))
+    render.up(plan, result, commands.outputs(project, reveal=False))
 
 
 @cli.command()
@@ -108,11 +107,9 @@ def plan(c: Ctx, detailed_exitcode, as_json, out, destroy, all_projects, registr
         _fleet_exit(results, detailed_exitcode)
         return
     p = commands.plan(c.project(), destroy=destroy)
-    click.echo(json.dumps(p.to_json(), sort_keys=True, indent=2) if as_json else render.plan_text(p))
     if out:
         commands.save_plan(p, out)
-        if not as_json:
-            click.echo(f"\nSaved the plan to {out}: apply it with `airflow-infra apply {out}`.")
+    render.plan(p, as_json, out)
     p.refuse_conflicts()
     sys.exit(2 if detailed_exitcode and p.has_changes else 0)
 
@@ -171,17 +168,9 @@ def output(c: Ctx, name, as_json, show_secrets, all_projects, registry, jobs):
         render.fleet_outputs(results, as_json, show_secrets)
         _fleet_exit(results)
     elif name:
-        value = commands.output(c.project(), name, reveal=show_secrets)
-        if value["sensitive"]:
-            render.secret_stdout()
-        click.echo(render.output_value(value, as_json))
+        render.output_value(commands.output(c.project(), name, reveal=show_secrets), as_json)
     else:
-        outs = commands.outputs(c.project(), reveal=show_secrets)
-        if show_secrets:
-            render.secret_stdout()
-        click.echo(render.outputs_json(outs, show_secrets) if as_json else render.outputs_text(outs, show_secrets))
-        if not show_secrets:
-            render.masked_note(outs)
+        render.outputs(commands.outputs(c.project(), reveal=show_secrets), as_json, show_secrets)
 
 
 @cli.group()
@@ -225,9 +214,7 @@ def state_versions(c: Ctx, as_json):
 @pass_ctx
 def state_restore(c: Ctx, serial):
     """Bring back a kept state (as a new serial); nothing else changes."""
-    restored = commands.state_restore(c.project(), serial, lock_timeout=c.lock_timeout)
-    click.echo(f"Restored state serial {serial} as serial {restored.serial} ({len(restored.resources)} resources). "
-               "Run `airflow-infra plan` to see how the world differs from it.")
+    render.state_restored(serial, commands.state_restore(c.project(), serial, lock_timeout=c.lock_timeout))
 
 
 @state.command("migrate")
@@ -237,9 +224,8 @@ def state_restore(c: Ctx, serial):
 @pass_ctx
 def state_migrate(c: Ctx, to_backend, dsn_env, path):
     """Copy the state into another backend, lineage and serial kept."""
-    where = commands.state_migrate(c.project(), to_backend=to_backend, dsn_env=dsn_env, path=path,
-                                   lock_timeout=c.lock_timeout)
-    click.echo(f"Copied the state to {where}. Now set [state] backend = \"{to_backend}\" in airflow-infra.toml.")
+    render.state_migrated(commands.state_migrate(c.project(), to_backend=to_backend, dsn_env=dsn_env, path=path,
+                                                 lock_timeout=c.lock_timeout), to_backend)
 
 
 @cli.group(invoke_without_command=True)
@@ -251,16 +237,9 @@ def state_migrate(c: Ctx, to_backend, dsn_env, path):
 def connections(ctx, fmt, output, show_secrets):
     """The project's Airflow connections and variables."""
     if ctx.invoked_subcommand is None:
-        if not (output or show_secrets) and render.stdout_is_file():
-            raise click.UsageError("stdout is a file, and the passwords would go into it masked: pass --output FILE "
-                                   "(written with mode 0600, passwords included) or --show-secrets")
+        render.refuse_masked_file(output, show_secrets)
         text = commands.connections(ctx.obj.project(), fmt=fmt, show_secrets=show_secrets, output=output)
-        if show_secrets:
-            render.secret_stdout()
-        click.echo(f"Wrote {output} (mode 0600)." if output else text, nl=bool(output))
-        if not (output or show_secrets):
-            click.echo("Note: passwords are masked: --show-secrets prints them, --output FILE writes them (mode 0600)",
-                       err=True)
+        render.connections(text, output, show_secrets)
 
 
 @connections.command("push")
@@ -280,14 +259,12 @@ def connections_push(c: Ctx, to, prefix, variables_prefix, airflow_bin):
 @click.argument("directory", required=False, metavar="[DIR]")
 def new(name, directory):
     """Scaffold a workflows repository for project NAME (default DIR: ./NAME)."""
-    root = commands.new(name, directory)
-    click.echo(f"Made {root}. Next: cd {root} && airflow-infra up")
+    click.echo("Made {0}. Next: cd {0} && airflow-infra up".format(commands.new(name, directory)))
 
 
 @cli.command()
 @click.argument("roles", nargs=-1, type=click.Choice(["etl", "reader"]), metavar="[ROLE]...")
-@click.option("--push", type=click.Choice(["aws-secrets-manager", "airflow"]),
-              help="Then write Airflow's connections with the new password.")
+@click.option("--push", type=click.Choice(["aws-secrets-manager", "airflow"]), help="Then push Airflow's connections.")
 @click.option("--airflow-bin", default="airflow", show_default=True, help="--push airflow: the command to run.")
 @pass_ctx
 def rotate(c: Ctx, roles, push, airflow_bin):
@@ -300,9 +277,7 @@ def rotate(c: Ctx, roles, push, airflow_bin):
 @pass_ctx
 def doctor(c: Ctx):
     """Check from here that each connection works (postgres as the etl user; the bucket)."""
-    checks = commands.doctor(c.project())
-    render.doctor(checks)
-    sys.exit(0 if all(ch.ok for ch in checks) else 1)
+    sys.exit(render.doctor(commands.doctor(c.project())))
 
 
 @cli.group()

@@ -99,9 +99,36 @@ def outputs_text(outs: dict[str, dict], show_secrets: bool) -> str:
     return "\n".join(lines)
 
 
-def output_value(o: dict, as_json: bool) -> str:
+def output_value(o: dict, as_json: bool) -> None:
     """One output's value: a string as it is (for `$(airflow-infra output x)`), anything else as JSON."""
-    return json.dumps(o["value"]) if as_json or not isinstance(o["value"], str) else o["value"]
+    if o["sensitive"]:
+        secret_stdout()
+    click.echo(json.dumps(o["value"]) if as_json or not isinstance(o["value"], str) else o["value"])
+
+
+def outputs(outs: dict[str, dict], as_json: bool, show_secrets: bool) -> None:
+    if show_secrets:
+        secret_stdout()
+    click.echo(outputs_json(outs, show_secrets) if as_json else outputs_text(outs, show_secrets))
+    if not show_secrets:
+        masked_note(outs)
+
+
+def refuse_masked_file(output: str | None, show_secrets: bool) -> None:
+    """`connections > file` without --show-secrets: a file would get masked passwords, which a later
+    import would write over working ones."""
+    if not (output or show_secrets) and stdout_is_file():
+        raise click.UsageError("stdout is a file, and the passwords would go into it masked: pass --output FILE "
+                               "(written with mode 0600, passwords included) or --show-secrets")
+
+
+def connections(text: str, output: str | None, show_secrets: bool) -> None:
+    if show_secrets:
+        secret_stdout()
+    click.echo(f"Wrote {output} (mode 0600)." if output else text, nl=bool(output))
+    if not (output or show_secrets):
+        click.echo("Note: passwords are masked: --show-secrets prints them, --output FILE writes them (mode 0600)",
+                   err=True)
 
 
 def stdout_is_file() -> bool:
@@ -137,6 +164,12 @@ def masked_note(outs: dict[str, dict], what: str = "output") -> None:
 
 def outputs_json(outs: dict[str, dict], show_secrets: bool) -> str:
     return json.dumps(outs if show_secrets else hidden(outs), sort_keys=True, indent=2)
+
+
+def plan(p: Plan, as_json: bool, saved_to: str | None) -> None:
+    click.echo(json.dumps(p.to_json(), sort_keys=True, indent=2) if as_json else plan_text(p))
+    if saved_to and not as_json:
+        click.echo(f"\nSaved the plan to {saved_to}: apply it with `airflow-infra apply {saved_to}`.")
 
 
 def summary(plan: Plan, result: Any, verb: str) -> str:
@@ -189,9 +222,25 @@ def fleet_outputs(results: list, as_json: bool, show_secrets: bool) -> None:
         click.echo(f"error: {r.error}" if r.error else outputs_text(r.outputs or {}, show_secrets))
 
 
-def doctor(checks: list) -> None:
+def doctor(checks: list) -> int:
+    """The checks as a table; the exit status (1 when one failed)."""
     _table("check", "result", fold="detail",
            rows=[(ch.name, "[green]passed[/]" if ch.ok else "[red]failed[/]", ch.detail) for ch in checks])
+    return 0 if all(ch.ok for ch in checks) else 1
+
+
+def state_restored(serial: int, restored: Any) -> None:
+    click.echo(f"Restored state serial {serial} as serial {restored.serial} ({len(restored.resources)} resources). "
+               "Run `airflow-infra plan` to see how the world differs from it.")
+
+
+def state_migrated(where: str, backend: str) -> None:
+    click.echo(f"Copied the state to {where}. Now set [state] backend = \"{backend}\" in airflow-infra.toml.")
+
+
+def up(plan: Plan, result: Any, outs: dict[str, dict]) -> None:
+    click.echo(summary(plan, result, "apply"))
+    click.echo("\nOutputs:\n" + outputs_text(outs, show_secrets=False))
 
 
 def dags_sync(results: list, as_json: bool) -> None:
