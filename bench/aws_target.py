@@ -28,7 +28,7 @@ def rows() -> list[tuple[str, float, str]]:
     from servers import moto_and_postgres
 
     import airflow_infra as ai
-    from airflow_infra import aws
+    from airflow_infra import aws_clients as aws
 
     out = []
     with moto_and_postgres("airflow-infra-bench-aws-") as (tmp, server):

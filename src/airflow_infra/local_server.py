@@ -26,6 +26,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import scram
 from .childenv import minimal_env
 from .errors import BinariesNotFound, LocalServerError, PortInUse
 from .home import ensure_dir
@@ -36,23 +37,6 @@ from .secretstores.file import FileSecretStore
 SUPERUSER = "airflow_infra"
 SUPERUSER_REF = "local/superuser"
 REQUIRED = ("initdb", "pg_ctl", "postgres")
-
-
-def scram_verifier(password: str, iterations: int = 4096) -> str:
-    """PostgreSQL's SCRAM-SHA-256 verifier of password (RFC 5802, PostgreSQL's format), so that no
-    statement ever carries the password itself. The passwords we make are ASCII, which SASLprep
-    leaves as they are."""
-    import base64
-    import hashlib
-    import hmac
-
-    salt = os.urandom(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-    b64 = base64.b64encode
-    return (f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}$"
-            f"{b64(hashlib.sha256(client_key).digest()).decode()}:{b64(server_key).decode()}")
 
 
 def _has_binaries(bindir: Path) -> bool:
@@ -609,7 +593,7 @@ class LocalServer:
                     raise LocalServerError(f"the superuser's password is missing from {self.secrets.path}, and the "
                                            f"server could not be stopped to set a new one: {proc.stderr.strip()}")
             password = new_password()
-            statement = f"ALTER ROLE {SUPERUSER} PASSWORD '{scram_verifier(password)}'\n"
+            statement = f"ALTER ROLE {SUPERUSER} PASSWORD '{scram.verifier(password)}'\n"
             kwargs: dict = {"user": account.uid, "group": account.gid, "extra_groups": []} if account else {}
             proc = subprocess.run([str(bindir / "postgres"), "--single", "-D", str(self.data), "postgres"],
                                   input=statement, capture_output=True, text=True, cwd=self.dir, env=minimal_env(),

@@ -542,7 +542,9 @@ class IamPolicyProvider(Provider):
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         try:
-            arn = self._arn(r.attrs["name"])  # STS: inside the boundary too
+            # the ARN recorded when it was made; else worked out (STS: inside the boundary too)
+            arn = (prior.attrs.get("arn") if prior and prior.attrs.get("name") == r.attrs["name"] else None) \
+                or self._arn(r.attrs["name"])
             policy = self.aws.iam.get_policy(PolicyArn=arn)["Policy"]
             doc = self.aws.iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]["Document"]
             roles = sorted(x["RoleName"] for x in self.aws.iam.list_entities_for_policy(PolicyArn=arn)["PolicyRoles"])

@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from .. import scram
 from ..backups import backup_dir, stamp, written_whole
 from ..errors import ConfigError, ForeignResource, ProviderError
 from ..ownership import Owner, judge
@@ -202,8 +203,8 @@ class PgAdmin:
     def password_works(self, user: str, password: str) -> bool:
         """Whether user logs in with password, tried the way the admin connects. Only a refused
         password says no: a login refused after authentication (no CONNECT, a connection limit)
-        had the right password. A login check rather than comparing SCRAM verifiers: reading
-        pg_authid needs a superuser, and neither a CREATEROLE admin nor RDS's master user is one."""
+        had the right password. For an admin that may not read pg_authid (a CREATEROLE admin, RDS's
+        master user), where a superuser compares verifiers instead (RoleProvider._password)."""
         import psycopg
 
         with self.session() as conn:
@@ -471,6 +472,9 @@ class RoleProvider(Provider):
             return STORED if self.admin.secrets.holds(ref) else MISSING
         if value is None:
             return MISSING
+        if self.admin.is_superuser:  # may read the verifier: a comparison, no login (nor a failed one in the log)
+            row = self.admin.query("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (name,))
+            return STORED if row is not None and scram.matches(row[0], value, name) else DIFFERS
         return STORED if self.admin.password_works(name, value) else DIFFERS
 
     def _set_password(self, cur: Any, r: Resource, prior: Observed | None) -> None:

@@ -42,6 +42,9 @@ class SecretStore(ABC):
     @abstractmethod
     def delete(self, ref: str) -> None: ...
 
+    def prefetch(self, refs: list[str]) -> None:  # noqa: B027 (nothing to do for a store that is at hand)
+        """Read refs now, in as few calls as the store allows: a refresh then asks for each from memory."""
+
     def holds(self, ref: str) -> bool:
         """Whether a value is kept under ref, without needing what reads it (a passphrase)."""
         return self.get(ref) is not None

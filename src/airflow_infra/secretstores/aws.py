@@ -17,14 +17,35 @@ class AwsSecretsManagerStore(SecretStore):
         self.prefix = prefix
         self.tags = [{"Key": k, "Value": v} for k, v in sorted((tags or {"ManagedBy": "airflow-infra"}).items())]
         self._arns: dict[str, str] = {}  # ref -> ARN, from the calls that return it anyway
+        self._values: dict[str, str | None] = {}  # ref -> value read by this run (None: there is none)
 
     def name(self, ref: str) -> str:
         return self.prefix + re.sub(r"[^A-Za-z0-9/_+=.@-]", "-", ref)
 
+    def prefetch(self, refs: list[str]) -> None:
+        """One BatchGetSecretValue for every role's secret (a refresh needs each value); without the
+        permission for it, each is read on its own later."""
+        wanted = {self.name(ref): ref for ref in refs if ref not in self._values}
+        if not wanted:
+            return
+        try:
+            found = self.sm.batch_get_secret_value(SecretIdList=sorted(wanted))
+        except Exception:
+            return
+        for v in found.get("SecretValues", []):
+            if v.get("Name") in wanted:
+                self._values[wanted[v["Name"]]], self._arns[wanted[v["Name"]]] = v.get("SecretString"), v["ARN"]
+        for e in found.get("Errors", []):  # missing, or scheduled for deletion: none to use
+            if e.get("SecretId") in wanted and e.get("ErrorCode") in ("ResourceNotFoundException", "InvalidRequestException"):
+                self._values[wanted[e["SecretId"]]] = None
+
     def get(self, ref: str, *, restore: bool = False) -> str | None:
+        if ref in self._values and not (restore and self._values[ref] is None):
+            return self._values[ref]
         try:
             found = self.sm.get_secret_value(SecretId=self.name(ref))
             self._arns[ref] = found["ARN"]
+            self._values[ref] = found["SecretString"]
             return found["SecretString"]
         except Exception as exc:
             code = error_code(exc)
@@ -44,6 +65,7 @@ class AwsSecretsManagerStore(SecretStore):
         value = new_password()
         try:
             self._arns[ref] = self.sm.create_secret(Name=self.name(ref), SecretString=value, Tags=self.tags)["ARN"]
+            self._values[ref] = value
         except Exception as exc:
             if error_code(exc) == "ResourceExistsException":  # another run made it first
                 made = self.get(ref)
@@ -57,6 +79,7 @@ class AwsSecretsManagerStore(SecretStore):
         if self.get(ref, restore=True) is None:
             try:
                 self._arns[ref] = self.sm.create_secret(Name=self.name(ref), SecretString=value, Tags=self.tags)["ARN"]
+                self._values[ref] = value
                 return
             except Exception as exc:
                 if error_code(exc) != "ResourceExistsException":
@@ -64,6 +87,7 @@ class AwsSecretsManagerStore(SecretStore):
                                     error=AirflowInfraError) from None
         try:
             self._arns[ref] = self.sm.put_secret_value(SecretId=self.name(ref), SecretString=value)["ARN"]
+            self._values[ref] = value
         except Exception as exc:
             raise translate(f"Secrets Manager secret {self.name(ref)}", "write", exc, error=AirflowInfraError) from None
 
@@ -76,6 +100,7 @@ class AwsSecretsManagerStore(SecretStore):
         return self._arns[ref]
 
     def delete(self, ref: str) -> None:
+        self._values.pop(ref, None)
         try:
             self.sm.delete_secret(SecretId=self.name(ref), RecoveryWindowInDays=7)
         except Exception as exc:

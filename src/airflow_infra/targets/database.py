@@ -59,6 +59,7 @@ class Database:
 
     def providers(self, owner: Owner) -> list[Provider]:
         admin = self.admin()  # sessions open on first use: the server may not exist yet
+        self.secrets.prefetch([r.attrs["password_ref"] for r in self.resources() if r.attrs.get("password_ref")])
         return [RoleProvider(admin, owner, private_server=self.private_server), DatabaseProvider(admin, owner),
                 SchemaProvider(admin, owner)]
 
