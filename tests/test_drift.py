@@ -133,3 +133,20 @@ def test_a_createrole_admin_says_what_it_cannot_repair(server_cli, name, superus
     with superuser() as conn:
         conn.execute(f"ALTER ROLE {name}_reader NOSUPERUSER")
     cli("plan", "--detailed-exitcode")
+
+
+def test_grants_the_admin_cannot_take_back_are_said(server_cli, name, superuser):
+    """A table a superuser made in a project schema, granted to PUBLIC: the CREATEROLE admin's REVOKE
+    would only warn; apply says what is left and who can, in one line."""
+    cli = server_cli("tls_only = false")
+    cli("apply", "--auto-approve")
+    with superuser(name) as conn:
+        conn.execute("CREATE TABLE raw.theirs (x int)")
+        conn.execute("GRANT SELECT ON raw.theirs TO PUBLIC")
+    assert '"PUBLIC holds SELECT on raw.theirs"' in _drifted(cli)
+    error = cli("apply", "--auto-approve", expect=1).stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: ") and "postgres_schema.raw: could not take these back" in error
+    assert "PUBLIC holds SELECT on raw.theirs" in error
+    with superuser(name) as conn:
+        conn.execute("DROP TABLE raw.theirs")
+    cli("plan", "--detailed-exitcode")

@@ -34,6 +34,7 @@ class World:
     provider: Provider
     resource: Resource
     made: list[tuple[Provider, Resource]]  # its dependencies, made first
+    config: str = ""  # the airflow-infra.toml it was made from, {name} left open
 
 
 def _world(tmp_path: Path, home: Path, config: str, address: str) -> World:
@@ -58,7 +59,7 @@ def _world(tmp_path: Path, home: Path, config: str, address: str) -> World:
         make(dep)
     r = desired[address].resolved(lambda a: attrs[a].attrs if a in attrs else None)
     assert not r.refs()
-    return World(target, providers[r.type], r, made)
+    return World(target, providers[r.type], r, made, config)
 
 
 def _as_made(r: Resource, obs: Observed) -> Resource:
@@ -91,30 +92,44 @@ def _chmod(w: World) -> None:
     os.chmod(w.resource.attrs["path"], 0o755)
 
 
-def _nologin(w: World) -> None:
-    with _superuser(w)() as c:
-        c.execute(f'ALTER ROLE "{w.resource.attrs["name"]}" NOLOGIN')
+def _by_hand(*statements: str, db: str = "postgres") -> Callable[[World], None]:
+    """Statements run as a superuser in db; {name} is the resource's name, {reader} its first reader."""
+
+    def run(w: World) -> None:
+        a = w.resource.attrs
+        words = {"name": a["name"], "reader": (a.get("readers") or [""])[0], "owner": a.get("owner", "")}
+        with _superuser(w)(a.get("database") or db.format(**words)) as c:
+            for s in statements:
+                c.execute(s.format(**words))
+        _wait_for_sessions_to_end(w)
+
+    return run
 
 
-def _public(w: World) -> None:
-    with _superuser(w)() as c:
-        c.execute(f'GRANT CONNECT ON DATABASE "{w.resource.attrs["name"]}" TO PUBLIC')
-
-
-def _revoke_reader(w: World) -> None:
+def _wait_for_sessions_to_end(w: World) -> None:
+    """The superuser's backend ends a moment after its client closes; until then the server target's
+    CREATEROLE admin may not DROP DATABASE ... WITH (FORCE) at cleanup (it cannot end a superuser's)."""
     import time
 
-    db = w.resource.attrs["database"]
-    with _superuser(w)(db) as c:
-        c.execute(f'REVOKE USAGE ON SCHEMA "{w.resource.attrs["name"]}" FROM "{w.resource.attrs["readers"][0]}"')
-    # The superuser's backend ends a moment after its client closes; until then the server target's
-    # CREATEROLE admin may not DROP DATABASE ... WITH (FORCE) at cleanup (it cannot end a superuser's).
     with _superuser(w)() as c:
         for _ in range(500):
-            if not c.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s AND usesysid = "
-                             "(SELECT oid FROM pg_roles WHERE rolname = current_user)", (db,)).fetchone():
+            if not c.execute("SELECT 1 FROM pg_stat_activity WHERE datname <> 'postgres' AND usesysid = "
+                             "(SELECT oid FROM pg_roles WHERE rolname = current_user)").fetchone():
                 break
             time.sleep(0.01)
+
+
+# every attribute of each that matters, changed by hand (DESIGN.md §5.4: drift on everything we manage)
+_nologin = _by_hand('ALTER ROLE "{name}" NOLOGIN')
+ROLE_DRIFT = [_nologin, _by_hand('ALTER ROLE "{name}" CREATEDB CREATEROLE'),
+              _by_hand('ALTER ROLE "{name}" CONNECTION LIMIT 0 VALID UNTIL \'2001-01-01\''),
+              _by_hand('ALTER ROLE "{name}" PASSWORD \'not-the-stored-one\''),
+              _by_hand('DROP ROLE IF EXISTS "{name}_x"', 'CREATE ROLE "{name}_x"', 'GRANT "{name}" TO "{name}_x"')]
+DATABASE_DRIFT = [_by_hand('GRANT CONNECT ON DATABASE "{name}" TO PUBLIC'),
+                  _by_hand("GRANT CREATE ON SCHEMA public TO PUBLIC", db="{name}")]
+SCHEMA_DRIFT = [_by_hand('REVOKE USAGE ON SCHEMA "{name}" FROM "{reader}"'),
+                _by_hand('CREATE TABLE "{name}".t (x int)', 'ALTER TABLE "{name}".t OWNER TO "{owner}"',
+                         'GRANT INSERT ON "{name}".t TO "{reader}", PUBLIC')]
 
 
 def _suspend(w: World) -> None:
@@ -122,8 +137,13 @@ def _suspend(w: World) -> None:
                                         VersioningConfiguration={"Status": "Suspended"})
 
 
-def _nothing(w: World) -> None:
-    pass  # nothing of it changes in place (a prefix, a parameter group's name and family): update converges
+def _public_statement(w: World) -> None:
+    import json
+
+    bucket = w.resource.attrs["name"]
+    w.target.bucket_client().put_bucket_policy(Bucket=bucket, Policy=json.dumps(  # type: ignore[attr-defined]
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                                                 "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
 
 
 def _revoke_ingress(w: World) -> None:
@@ -142,30 +162,32 @@ def _shorter_backups(w: World) -> None:
         DBInstanceIdentifier=w.resource.attrs["identifier"], BackupRetentionPeriod=1, ApplyImmediately=True)
 
 
-CASES: dict[str, tuple[str, str, Callable[[World], None] | None]] = {
-    "local/local_bucket": ("local", "local_bucket.workfiles", _chmod),
-    "local/postgres_role": ("local", "postgres_role.etl", _nologin),
-    "local/postgres_database": ("local", "postgres_database.main", _public),
-    "local/postgres_schema": ("local", "postgres_schema.raw", _revoke_reader),
-    "server/s3_bucket": ("server", "s3_bucket.workfiles", _suspend),
-    "server/s3_prefix": ("server-prefix", "s3_prefix.workfiles", _nothing),
-    "server/postgres_role": ("server", "postgres_role.reader", _nologin),
-    "server/postgres_database": ("server", "postgres_database.main", _public),
-    "server/postgres_schema": ("server", "postgres_schema.raw", _revoke_reader),
-    "aws/aws_security_group": ("aws", "aws_security_group.db", _revoke_ingress),
-    "aws/aws_db_instance": ("aws", "aws_db_instance.main", _shorter_backups),
+# case -> (config, address, the changes made by hand that a refresh must see and update repair)
+CASES: dict[str, tuple[str, str, list[Callable[[World], None]]]] = {
+    "local/local_bucket": ("local", "local_bucket.workfiles", [_chmod]),
+    "local/postgres_role": ("local", "postgres_role.etl",
+                            [*ROLE_DRIFT, _by_hand('GRANT CONNECT ON DATABASE template1 TO "{name}"')]),
+    "local/postgres_database": ("local", "postgres_database.main", DATABASE_DRIFT),
+    "local/postgres_schema": ("local", "postgres_schema.raw", SCHEMA_DRIFT),
+    "server/s3_bucket": ("server", "s3_bucket.workfiles", [_suspend, _public_statement]),
+    "server/s3_prefix": ("server-prefix", "s3_prefix.workfiles", []),
+    "server/postgres_role": ("server", "postgres_role.reader", ROLE_DRIFT),
+    "server/postgres_database": ("server", "postgres_database.main", DATABASE_DRIFT),
+    "server/postgres_schema": ("server", "postgres_schema.raw", SCHEMA_DRIFT),
+    "aws/aws_security_group": ("aws", "aws_security_group.db", [_revoke_ingress]),
+    "aws/aws_db_instance": ("aws", "aws_db_instance.main", [_shorter_backups]),
     # aws_db_subnet_group is not here: moto loses a group on ModifyDBSubnetGroup (it is listed no
     # more; read_back() reports it as "reads back as absent"), which create-again and update call.
     # It is made here as the instance's dependency, and test_aws_target makes and deletes it.
-    "aws/aws_db_parameter_group": ("aws", "aws_db_parameter_group.pg16", _nothing),
-    "aws/aws_iam_policy": ("aws", "aws_iam_policy.workers", _nothing),
+    "aws/aws_db_parameter_group": ("aws", "aws_db_parameter_group.pg16", []),
+    "aws/aws_iam_policy": ("aws", "aws_iam_policy.workers", []),
 }
 AWS = ('[project]\nname = "{name}"\n[target]\nkind = "aws"\nregion = "us-east-1"\n[bucket]\ntls_only = false\n'
        '[database]\nschemas = ["raw"]\n[aws.rds]\nsubnet_ids = SUBNETS\nallowed_security_groups = ["WORKERS"]\n')
 
 
 def _make_world(request, tmp_path, home):
-    kind, address, _ = CASES[request.param]
+    kind, address, _ = CASES[request.param.split("#")[0]]
     if kind == "local":
         config = LOCAL
     elif kind == "aws":
@@ -196,8 +218,9 @@ def world(request, tmp_path, home):
     _cleanup(w)
 
 
-@pytest.fixture(params=sorted(c for c in CASES if CASES[c][2] is not None))
+@pytest.fixture(params=sorted(f"{c}#{i}" for c in CASES for i in range(len(CASES[c][2]))))
 def updatable(request, tmp_path, home):
+    """One case per change made by hand ("case#n")."""
     w = _make_world(request, tmp_path, home)
     yield w
     _cleanup(w)
@@ -216,12 +239,15 @@ def test_create_reads_back_what_it_made_and_a_second_plan_is_empty(world):
     _plan_is_empty(world, made)
 
 
-def test_a_change_by_hand_is_repaired_in_place(updatable):
+def test_a_change_by_hand_shows_as_drift_and_is_repaired_in_place(updatable):
     w = updatable
     made = w.provider.create(w.resource)
-    drift = CASES[w.case][2]
-    assert drift is not None
-    drift(w)
+    case, n = w.case.split("#")  # type: ignore[attr-defined]
+    CASES[case][2][int(n)](w)
+    state = State(serial=1).with_resource(_as_made(w.resource, made))
+    plan = make_plan(state, [w.resource], {w.resource.type: w.provider})
+    assert [d.address for d in plan.drift if d.changes] == [w.resource.address], plan.drift  # "Changed outside"
+    assert [c.action for c in plan.changes] == ["update"], plan.changes
     drifted = w.provider.read(w.resource, made)
     assert drifted is not None
     repaired = w.provider.update(w.resource, drifted)
@@ -328,3 +354,23 @@ def test_mark_takes_it_over_on_purpose(marked):
     assert seen is not None and not seen.foreign and _marked(seen)
     first = w.provider.read(w.resource, None)
     assert first is not None and first.foreign
+
+
+def test_what_another_project_marked_is_never_adopted(marked):
+    """Another project's marker on it (its path, bucket or name set to ours, then imported there):
+    foreign to this project, recorded or not, with whose it is; create refuses it."""
+    w = marked
+    made = w.provider.create(w.resource)
+    d = Path(os.environ["AIRFLOW_INFRA_HOME"]) / ("other" + uuid.uuid4().hex[:8])
+    d.mkdir()
+    (d / "airflow-infra.toml").write_text(w.config.format(name=d.name))
+    other = get_target(load_config(d), Path(os.environ["AIRFLOW_INFRA_HOME"]))
+    try:
+        other.providers(str(uuid.uuid4()))[w.resource.type].mark(w.resource)
+    finally:
+        other.close()
+    for prior in (None, made):
+        seen = w.provider.read(w.resource, prior)
+        assert seen is not None and seen.foreign and f"made by project {d.name}" in seen.whose, (prior, seen)
+    with pytest.raises(AirflowInfraError, match=f"exists, made by project {d.name}"):
+        w.provider.create(w.resource)

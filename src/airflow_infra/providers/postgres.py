@@ -871,7 +871,12 @@ class SchemaProvider(Provider):
         with (_translate(r.address, "update"), self.admin.session(r.attrs["database"]) as conn, conn.transaction(),
               conn.cursor() as cur):
             self._converge(cur, r, prior)
-        return read_back(self, r)
+        done = read_back(self, r)
+        if done.attrs.get("grants"):  # a REVOKE on what the admin may not change only warns: say it, never silently
+            raise ProviderError(f"{r.address}: could not take these back, as the objects' owners (not members of "
+                                f"the project) granted them: {'; '.join(done.attrs['grants'])}: a superuser, or the "
+                                "owner, must")
+        return done
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         from psycopg import sql
