@@ -147,7 +147,11 @@ def connect_as(outputs: dict, who: str, dbname: str | None = None):
                            dbname=dbname or outputs["postgres_database"], autocommit=True, connect_timeout=10)
 
 
-__all__ = ["Cli", "SERVER", "SUPERUSER", "bucket_of", "connect_as", "give_master_user", "on_terminal"]
+# the state writes of a first apply of the 8 resources: one per resource, and one before each of its 4
+# waves of creates (owner, reader, bucket; etl; database; schemas) naming what it is about to make
+WRITES_OF_UP = 8 + 4
+
+__all__ = ["WRITES_OF_UP", "Cli", "SERVER", "SUPERUSER", "bucket_of", "connect_as", "give_master_user", "on_terminal"]
 
 
 @pytest.fixture(scope="session")

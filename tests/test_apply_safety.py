@@ -13,6 +13,7 @@ import signal
 import time
 
 import pytest
+from conftest import WRITES_OF_UP
 
 
 def _wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
@@ -66,8 +67,8 @@ def test_second_apply_fails_on_the_lock_or_waits(cli, blocked_reader):
     assert "No changes." in out
 
     state = _state(cli)
-    # 8 resources, one write each; the waiting apply found nothing to do and wrote nothing.
-    assert state["serial"] == 8 and len(state["resources"]) == 8
+    # the waiting apply found nothing to do and wrote nothing
+    assert state["serial"] == WRITES_OF_UP and len(state["resources"]) == 8
     assert not lock.exists()
     cli("plan", "--detailed-exitcode")
 
@@ -146,7 +147,7 @@ def test_eight_applies_racing_on_postgres_state(cli, state_dsn):
 
     with psycopg.connect(state_dsn) as conn:
         serial = conn.execute("SELECT serial FROM airflow_infra_state WHERE project = %s", (cli.dir.name,)).fetchone()[0]
-    assert serial == 8  # one write per resource, by the one apply that had work
+    assert serial == WRITES_OF_UP  # by the one apply that had work
 
 
 def test_state_migrate_local_to_postgres_and_back(cli, state_dsn):
@@ -217,7 +218,7 @@ def test_eight_applies_racing_on_s3_state(cli, state_bucket, lock, s3):
     obj = s3.get_object(Bucket=state_bucket, Key=key)
     assert obj["ServerSideEncryption"] == "AES256"
     state = json.loads(obj["Body"].read())
-    assert state["serial"] == 8 and len(state["resources"]) == 8
+    assert state["serial"] == WRITES_OF_UP and len(state["resources"]) == 8
     cli("plan", "--detailed-exitcode")
     assert "not locked" in cli("state", "lock").stdout
 

@@ -6,7 +6,7 @@ import json
 
 import psycopg
 import pytest
-from conftest import connect_as
+from conftest import WRITES_OF_UP, connect_as
 
 
 def test_up_gives_working_roles_and_grants(cli, make_cli, name):
@@ -99,7 +99,7 @@ def test_state_list_show_and_outputs_shape(cli, name):
     with psycopg.connect(out["postgres_uri"]["value"]) as conn:
         assert conn.execute("SELECT current_user").fetchone()[0] == f"{name}_etl"
     state = cli.state()
-    assert state["serial"] == 8 and state["version"] == 1 and len(state["lineage"]) == 36
+    assert state["serial"] == WRITES_OF_UP and state["version"] == 1 and len(state["lineage"]) == 36
 
 
 def test_saved_plan_applies_once_and_refuses_when_stale(cli):

@@ -648,8 +648,9 @@ class DatabaseProvider(Provider):
 
     # The project's roles that may make objects in schema public, where the readers' grants never
     # reach (the owner role may, through pg_database_owner, and the etl user through it).
-    PUBLIC_CREATE_SQL = """SELECT array(SELECT r FROM unnest(%s::text[]) r WHERE CASE WHEN to_regnamespace('public') IS NULL
-                                        THEN false ELSE has_schema_privilege(r, 'public', 'CREATE') END ORDER BY 1)"""
+    PUBLIC_CREATE_SQL = """SELECT array(SELECT r.rolname FROM pg_roles r WHERE r.rolname = ANY(%s::text[])
+                                          AND CASE WHEN to_regnamespace('public') IS NULL THEN false
+                                                   ELSE has_schema_privilege(r.oid, 'public', 'CREATE') END ORDER BY 1)"""
 
     def _converge(self, r: Resource, current: Observed | None) -> None:
         from psycopg import sql
@@ -786,9 +787,9 @@ class SchemaProvider(Provider):
                                                                rel.relowner))) a
          WHERE a.grantee <> rel.relowner GROUP BY 1, 2
         UNION ALL
-        SELECT rel.relname, r.reader, '{}'::text[] FROM rel, unnest(%(readers)s::text[]) r(reader)
-         WHERE rel.relkind <> 'S' AND NOT has_table_privilege(r.reader, quote_ident(%(schema)s) || '.'
-                                                             || quote_ident(rel.relname), 'SELECT')
+        SELECT rel.relname, r.rolname, '{}'::text[] FROM rel, pg_roles r
+         WHERE r.rolname = ANY(%(readers)s::text[]) AND rel.relkind <> 'S'
+           AND NOT has_table_privilege(r.oid, quote_ident(%(schema)s) || '.' || quote_ident(rel.relname), 'SELECT')
         ORDER BY 1, 2"""
 
     def _grants(self, conn: Any, r: Resource) -> list[str]:
