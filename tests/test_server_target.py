@@ -273,6 +273,22 @@ def test_existing_database_is_refused_then_imported(server_cli, name, superuser,
         assert db.execute("SELECT v FROM kept").fetchone()[0] == 42
 
 
+def test_a_database_closed_to_the_admin_is_a_conflict_not_a_failure(server_cli, name, superuser):
+    """Someone else's database of the project's name, with CONNECT revoked from PUBLIC: plan lists it
+    as a conflict (it looks no further inside) and plans the rest."""
+    with superuser() as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+        conn.execute(f"REVOKE CONNECT ON DATABASE {name} FROM PUBLIC")
+    try:
+        cli = server_cli("tls_only = false")
+        refused = cli("plan", expect=1)
+        assert f"Conflict: postgres_database.main: '{name}' exists, not made by airflow-infra" in refused.stdout
+        assert "+ postgres_role.etl" in refused.stdout
+    finally:
+        with superuser() as conn:
+            conn.execute(f"DROP DATABASE {name}")
+
+
 def test_two_environments_of_one_project_never_share(server_cli, make_cli, name):
     cli = server_cli("tls_only = false")
     cli("apply", "--auto-approve")

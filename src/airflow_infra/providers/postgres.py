@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import scram
 from ..backups import backup_dir, stamp, written_whole
-from ..errors import ConfigError, ForeignResource, ProviderError
+from ..errors import ConfigError, ForeignResource, ProviderError, Unreadable
 from ..ownership import Owner, judge
 from ..pgerrors import translated
 from ..resources import Observed, Resource
@@ -639,12 +639,14 @@ class DatabaseProvider(Provider):
             if row is None:
                 return None
             owner, owner_comment, comment, connect, public = row
+            # CREATE DATABASE and its COMMENT cannot share a transaction: before the COMMENT, our marked owner says it
+            found = _observed(self.owner, {"name": r.attrs["name"], "owner": owner, "connect": list(connect),
+                                           "public_access": public}, comment or owner_comment, prior)
+            if found.foreign:
+                return found  # not ours to look inside (nor, maybe, to connect to)
             with self.admin.session(r.attrs["name"]) as conn:
                 public_create = conn.execute(self.PUBLIC_CREATE_SQL, ([r.attrs["owner"], *r.attrs["connect"]],)).fetchone()[0]
-        # CREATE DATABASE and its COMMENT cannot share a transaction: before the COMMENT, our marked owner says it
-        return _observed(self.owner, {"name": r.attrs["name"], "owner": owner, "connect": list(connect),
-                                      "public_access": public, "public_create": list(public_create)},
-                         comment or owner_comment, prior)
+        return Observed({**found.attrs, "public_create": list(public_create)})
 
     # The project's roles that may make objects in schema public, where the readers' grants never
     # reach (the owner role may, through pg_database_owner, and the etl user through it).
@@ -757,11 +759,16 @@ class SchemaProvider(Provider):
 
     @contextmanager
     def _session(self, r: Resource) -> Iterator[Any]:
-        """A session in the schema's database, or None when the database is gone."""
+        """A session in the schema's database, or None when the database is gone; Unreadable when
+        the admin may not connect to it (someone else's database of that name: a conflict of its own)."""
         db = r.attrs["database"]
-        if not self.admin.database_exists(db):
+        row = self.admin.query("SELECT has_database_privilege(datname, 'CONNECT') FROM pg_database WHERE datname = %s",
+                               (db,))
+        if row is None:
             yield None
             return
+        if not row[0]:
+            raise Unreadable(f"{r.address}: the admin may not connect to database {db!r}")
         with self.admin.session(db) as conn:
             yield conn
 
@@ -812,13 +819,15 @@ class SchemaProvider(Provider):
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         with _translate(r.address, "read"), self._session(r) as conn:
             row = self._query(conn, r) if conn is not None else None
-            grants = self._grants(conn, r) if row is not None else []
-        if row is None:
-            return None
-        owner, comment, readers, default_select = row
-        return _observed(self.owner, {"name": r.attrs["name"], "database": r.attrs["database"], "owner": owner,
-                                      "readers": list(readers), "default_select": list(default_select),
-                                      "grants": grants}, comment, prior)
+            if row is None:
+                return None
+            owner, comment, readers, default_select = row
+            found = _observed(self.owner, {"name": r.attrs["name"], "database": r.attrs["database"], "owner": owner,
+                                           "readers": list(readers), "default_select": list(default_select)},
+                              comment, prior)
+            if found.foreign:
+                return found
+            return Observed({**found.attrs, "grants": self._grants(conn, r)})
 
     def _converge(self, cur: Any, r: Resource, current: Observed | None) -> None:
         from psycopg import sql
