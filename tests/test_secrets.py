@@ -185,3 +185,21 @@ def test_rotate_in_secrets_manager_keeps_the_old_value_as_previous(server_cli, n
     assert _logs_in(after, "reader") and not _logs_in(before, "reader")
     cli("plan", "--detailed-exitcode", **env)
     assert "'owner' is not one of 'etl', 'reader'" in cli("rotate", "owner", expect=1, **env).stderr
+
+
+def test_a_role_made_again_gets_its_scheduled_secret_back(server_cli, name, state_dsn):
+    """destroy schedules the role secrets' deletion (AWS's recovery window); the next apply of the
+    same project restores them, the passwords unchanged, in a run that had read them as gone."""
+    from test_server_target import TEAM
+
+    cli = server_cli("tls_only = false")
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text() + TEAM.format(store="aws-secrets-manager"))
+    env = {"AIRFLOW_INFRA_STATE_DSN": state_dsn}
+    cli("apply", "--auto-approve", **env)
+    before = json.loads(cli("output", "--json", "--show-secrets", **env).stdout)["etl_password"]["value"]
+    cli("destroy", "--auto-approve", **env)
+    cli("apply", "--auto-approve", **env)
+    after = json.loads(cli("output", "--json", "--show-secrets", **env).stdout)["etl_password"]["value"]
+    assert after == before
+    cli("plan", "--detailed-exitcode", **env)

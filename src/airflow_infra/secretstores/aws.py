@@ -40,7 +40,9 @@ class AwsSecretsManagerStore(SecretStore):
                 self._values[wanted[e["SecretId"]]] = None
 
     def get(self, ref: str, *, restore: bool = False) -> str | None:
-        if ref in self._values and not (restore and self._values[ref] is None):
+        """restore: a secret scheduled for deletion (its role was destroyed) comes back; always asked,
+        never from what this run read before."""
+        if ref in self._values and not restore:
             return self._values[ref]
         try:
             found = self.sm.get_secret_value(SecretId=self.name(ref))
@@ -50,11 +52,13 @@ class AwsSecretsManagerStore(SecretStore):
         except Exception as exc:
             code = error_code(exc)
             if code == "ResourceNotFoundException":
+                self._values[ref] = None
                 return None
             if code == "InvalidRequestException":  # scheduled for deletion (its role was destroyed)
                 if not restore:
                     return None
                 self.sm.restore_secret(SecretId=self.name(ref))
+                self._values.pop(ref, None)
                 return self.get(ref)
             raise translate(f"Secrets Manager secret {self.name(ref)}", "read", exc, error=AirflowInfraError) from None
 
@@ -68,7 +72,7 @@ class AwsSecretsManagerStore(SecretStore):
             self._values[ref] = value
         except Exception as exc:
             if error_code(exc) == "ResourceExistsException":  # another run made it first
-                made = self.get(ref)
+                made = self.get(ref, restore=True)
                 if made is not None:
                     return made
             raise translate(f"Secrets Manager secret {self.name(ref)}", "create", exc, error=AirflowInfraError) from None
