@@ -98,6 +98,28 @@ class Cli:
             assert proc.returncode == expect, f"exit {proc.returncode} for {args}:\n{proc.stdout}\n{proc.stderr}"
         return proc
 
+    def tty(self, *args: str, expect: int | None = 0, **env) -> subprocess.CompletedProcess:
+        """As __call__, with stdout on a pseudo-terminal (what a person sees); stderr apart."""
+        import pty
+
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen([sys.executable, "-m", "airflow_infra", "-C", str(self.dir), *args],
+                                env=self.env(**env), stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE)
+        os.close(follower)
+        out = b""
+        try:
+            while chunk := os.read(leader, 65536):
+                out += chunk
+        except OSError:  # the terminal closes when the process ends
+            pass
+        err = proc.stderr.read() if proc.stderr else b""
+        proc.wait(300)
+        os.close(leader)
+        done = subprocess.CompletedProcess(proc.args, proc.returncode, out.decode().replace("\r\n", "\n"), err.decode())
+        if expect is not None:
+            assert done.returncode == expect, f"exit {done.returncode} for {args}:\n{done.stdout}\n{done.stderr}"
+        return done
+
     def outputs(self) -> dict:
         return {k: v["value"] for k, v in json.loads(self("output", "--json", "--show-secrets").stdout).items()}
 

@@ -62,8 +62,10 @@ def test_no_secret_without_show_secrets(cli):
     cli("up")
     password = cli.outputs()["etl_password"]
     for fmt in ("env", "json", "yaml", "uri"):
-        shown = cli("connections", "--format", fmt).stdout
-        assert password not in shown and "sensitive" in shown
+        shown = cli.tty("connections", "--format", fmt)
+        assert password not in shown.stdout and "sensitive" in shown.stdout and "passwords are masked" in shown.stderr
+        piped = cli("connections", "--format", fmt, expect=1)  # `| tee conns.env` would get the mask
+        assert "stdout is not a terminal" in piped.stderr and piped.stdout == ""
     assert password in cli("connections", "--format", "json", "--show-secrets").stdout
 
 
@@ -72,9 +74,9 @@ def test_seed_connection_ids_are_kept(cli, name):
     toml = cli.dir / "airflow-infra.toml"
     toml.write_text(toml.read_text() + '\n[airflow]\npostgres_conn_id = "redb_postgres"\nbucket_conn_id = "redb-workbucket"\n')
     cli("apply", "--auto-approve")
-    conns = json.loads(cli("connections", "--format", "json").stdout)
+    conns = json.loads(cli.tty("connections", "--format", "json").stdout)
     assert set(conns) == {"redb_postgres", "redb-workbucket"}
-    refused = cli("connections", "--format", "env", expect=1)
+    refused = cli("connections", "--format", "env", "--show-secrets", expect=1)
     assert "'redb-workbucket' cannot be an environment variable" in refused.stderr
 
 

@@ -68,7 +68,8 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
                                                              "Environment": "prod", "Lineage": cli.state()["lineage"]}
     out = {k: v["value"] for k, v in json.loads(cli("output", "--json", "--show-secrets").stdout).items()}
     assert out["postgres_uri"].endswith("?sslmode=require") and out["postgres_host"] == db["Endpoint"]["Address"]
-    airflow_uri = [ln for ln in cli("connections", "--format", "uri").stdout.splitlines() if ln.startswith(f"{name}_postgres=")]
+    airflow_uri = [ln for ln in cli.tty("connections", "--format", "uri").stdout.splitlines()
+                   if ln.startswith(f"{name}_postgres=")]
     assert len(airflow_uri) == 1 and airflow_uri[0].endswith("?sslmode=require")  # Airflow's connection insists on TLS too
     secrets = {s["Name"]: s for s in boto3.client("secretsmanager", region_name="us-east-1").list_secrets()["SecretList"]}
     etl_secret = secrets[f"airflow-infra/{name}/prod/{name}_etl"]  # role passwords live in Secrets Manager

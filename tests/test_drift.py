@@ -136,8 +136,8 @@ def test_a_createrole_admin_says_what_it_cannot_repair(server_cli, name, superus
 
 
 def test_grants_the_admin_cannot_take_back_are_said(server_cli, name, superuser):
-    """A table a superuser made in a project schema, granted to PUBLIC: the CREATEROLE admin's REVOKE
-    would only warn; apply says what is left and who can, in one line."""
+    """A table a superuser made in a project schema, granted to PUBLIC: the CREATEROLE admin can neither
+    take it over nor revoke its grants; apply says so in one line, and changes nothing else."""
     cli = server_cli("tls_only = false")
     cli("apply", "--auto-approve")
     with superuser(name) as conn:
@@ -145,8 +145,44 @@ def test_grants_the_admin_cannot_take_back_are_said(server_cli, name, superuser)
         conn.execute("GRANT SELECT ON raw.theirs TO PUBLIC")
     assert '"PUBLIC holds SELECT on raw.theirs"' in _drifted(cli)
     error = cli("apply", "--auto-approve", expect=1).stderr.strip().splitlines()[-1]
-    assert error.startswith("Error: ") and "postgres_schema.raw: could not take these back" in error
-    assert "PUBLIC holds SELECT on raw.theirs" in error
+    assert error.startswith("Error: ") and "postgres_schema.raw: update failed: must be owner of table theirs" in error
     with superuser(name) as conn:
         conn.execute("DROP TABLE raw.theirs")
     cli("plan", "--detailed-exitcode")
+
+
+def test_every_way_into_the_project_schemas_and_database(cli, superuser):
+    """Found by a hostile review: privileges the first drift checks did not see."""
+    cli("up")
+    name = cli.dir.name
+    with connect_as(cli.outputs(), "etl") as etl:
+        etl.execute("CREATE TABLE raw.t AS SELECT 1 AS id")
+        etl.execute("CREATE TABLE raw.theirs (x int)")
+    with superuser() as conn:
+        conn.execute(f"CREATE ROLE {name}_out")
+        conn.execute(f"GRANT {name}_owner TO {name}_etl WITH ADMIN OPTION")
+    with superuser(name) as conn:
+        for statement in (f"GRANT CREATE ON DATABASE {name} TO {name}_reader",
+                          f"GRANT CREATE ON SCHEMA raw TO {name}_reader",
+                          f"GRANT CREATE ON SCHEMA raw TO {name}_out",
+                          "GRANT USAGE ON SCHEMA staging TO PUBLIC",
+                          f"GRANT SELECT (id) ON raw.t TO {name}_out",
+                          f"ALTER TABLE raw.theirs OWNER TO {name}_out",
+                          f"ALTER DEFAULT PRIVILEGES FOR ROLE {name}_etl IN SCHEMA raw GRANT ALL ON TABLES TO {name}_out"):
+            conn.execute(statement)
+    plan = _drifted(cli)
+    for words in (f'other_privileges changed [] -> ["{name}_reader holds CREATE"]',
+                  f'admin_of changed [] -> ["{name}_owner"]',
+                  f"{name}_reader holds CREATE on schema raw", f"{name}_out holds CREATE on schema raw",
+                  "PUBLIC holds USAGE on schema staging", f"{name}_out holds SELECT on raw.t (id)",
+                  f"{name}_out owns raw.theirs",
+                  f"the default privileges of {name}_etl give {name}_out "):
+        assert words in plan, words
+    _repaired(cli)
+    with superuser(name) as conn:
+        assert conn.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'theirs'").fetchone()[0] \
+            == f"{name}_owner"
+        assert not conn.execute("SELECT 1 FROM pg_default_acl d, aclexplode(d.defaclacl) a "
+                                "WHERE pg_get_userbyid(a.grantee) = %s", (f"{name}_out",)).fetchone()
+    with connect_as(cli.outputs(), "reader") as reader, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        reader.execute("CREATE SCHEMA mine")

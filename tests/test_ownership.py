@@ -3,6 +3,7 @@ and plan lists every such conflict at once, with the import line that takes one 
 
 from __future__ import annotations
 
+import json
 import shutil
 
 from conftest import Cli
@@ -77,3 +78,49 @@ def test_an_older_releases_marker_is_rewritten_for_a_recorded_resource(cli, supe
     assert comment == (f"managed by airflow-infra: project {name}, environment dev, "
                        f"state lineage {cli.state()['lineage']}")
     cli("plan", "--detailed-exitcode")
+
+
+def test_a_pending_create_adopts_only_what_it_names(make_cli, superuser):
+    """Found by a hostile review: a `pending` entry in a state (made by hand, or of an older config)
+    must not turn someone else's unmarked role into ours unless it names that very role."""
+    b = make_cli()
+    b("init")
+    name = b.dir.name
+    with superuser() as conn:
+        conn.execute(f"CREATE ROLE {name}_etl LOGIN PASSWORD 'theirs'")
+    try:
+        (b.dir / ".airflow-infra").mkdir()
+        (b.dir / ".airflow-infra" / "state.json").write_text(json.dumps({
+            "version": 1, "serial": 1, "lineage": "11111111-2222-3333-4444-555555555555", "resources": [],
+            "project": name, "environment": "dev", "pending": {"postgres_role.etl": "someone_else"}}))
+        refused = b("plan", expect=1)
+        assert f"Conflict: postgres_role.etl: '{name}_etl' exists, not made by airflow-infra" in refused.stdout
+        assert "Nothing else to change" not in refused.stdout and "+ postgres_role.owner" in refused.stdout
+    finally:
+        with superuser() as conn:
+            conn.execute(f"DROP ROLE {name}_etl")
+
+
+def test_a_bucket_inside_another_projects_bucket_is_a_conflict(make_cli):
+    a, b = make_cli(), make_cli()
+    a("up")
+    bucket = a.outputs()["bucket_path"]
+    (b.dir / "airflow-infra.toml").write_text(f'[project]\nname = "{b.dir.name}"\n[bucket]\npath = "{bucket}/nested"\n')
+    refused = b("plan", expect=1)
+    assert f"inside the bucket {bucket} (made by project {a.dir.name}" in refused.stdout
+    b("apply", "--auto-approve", expect=1)
+    assert not (shutil.os.path.exists(f"{bucket}/nested"))
+
+
+def test_a_replacement_onto_another_directory_is_refused_before_anything_goes(cli, tmp_path):
+    """A new [bucket] path that is someone's directory: plan shows the conflict; apply deletes nothing."""
+    cli("up")
+    old = cli.outputs()["bucket_path"]
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "keep.csv").write_text("1\n")
+    (cli.dir / "airflow-infra.toml").write_text(f'[project]\nname = "{cli.dir.name}"\n[bucket]\npath = "{theirs}"\n')
+    refused = cli("plan", expect=1)
+    assert f"Conflict: local_bucket.workfiles: '{theirs}' exists, not made by airflow-infra" in refused.stdout
+    cli("apply", "--auto-approve", expect=1)
+    assert shutil.os.path.isdir(old) and (theirs / "keep.csv").read_text() == "1\n"

@@ -392,11 +392,11 @@ def test_connections_on_s3(server_cli, name, moto_endpoint):
 
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=name.replace("_", "-") + "-shared")
     cli("apply", "--auto-approve")
-    conns = json.loads(cli("connections", "--format", "json").stdout)
+    conns = json.loads(cli.tty("connections", "--format", "json").stdout)
     bucket = conns[f"{name}_workbucket"]
     assert bucket == {"conn_type": "aws", "extra": {"region_name": "us-east-1", "endpoint_url": moto_endpoint,
                                                      "service_config": {"s3": {"bucket_name": f"{name.replace('_', '-')}-shared"}}}}
-    env = cli("connections", "--format", "env").stdout
+    env = cli.tty("connections", "--format", "env").stdout
     assert f"AIRFLOW_VAR_{name.upper()}_WORKFILES_URL='s3://{name}_workbucket@{name.replace('_', '-')}-shared/projects/x/'" in env
     assert conns[f"{name}_postgres"]["password"] == "<sensitive>"
 

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -573,16 +574,17 @@ class LocalServer:
         t.start()
         return t
 
-    def _reset_superuser(self) -> None:
+    def _reset_superuser(self, works: Callable[[], bool]) -> None:
         """The superuser's password is missing from the secret store (secrets.json deleted or
-        moved), and without it nothing can connect. The server is ours: set a new password in
-        single-user mode, PostgreSQL's own way back in, and start the server again; said, never
-        silent. The role passwords are missing too, and the next apply sets them."""
+        moved) or is not the server's (mangled), and without it nothing can connect. The server is
+        ours: set a new password in single-user mode, PostgreSQL's own way back in, and start the
+        server again; said, never silent. works() says whether the stored one logs in (another
+        process may have set a new one meanwhile)."""
         from .secretstores import new_password
 
         with self._locked():
-            if self.secrets.get(SUPERUSER_REF) is not None:
-                return  # another process did it meanwhile
+            if self.secrets.get(SUPERUSER_REF) is not None and works():
+                return
             info = self._info()
             account = self._account(info)
             bindir = Path(info["bindir"])
@@ -603,8 +605,9 @@ class LocalServer:
                                        f"new one failed: {proc.stderr.strip().splitlines()[-1:]}")
             self.secrets.put(SUPERUSER_REF, password)
         logging.getLogger(__name__).warning(
-            f"the local PostgreSQL's superuser password was missing from {self.secrets.path}: a new one was set "
-            "(the server was restarted for it); run `airflow-infra apply` to set the project roles' passwords")
+            f"the local PostgreSQL's superuser password was missing from {self.secrets.path}, or not the server's: "
+            "a new one was set (the server was restarted for it); run `airflow-infra apply`, which sets the project "
+            "roles' passwords where they are missing too")
         self.start()
 
     def stop(self) -> dict:
@@ -622,18 +625,27 @@ class LocalServer:
         """A superuser connection (autocommit); starts the server on demand."""
         import psycopg
 
-        if self.has_cluster() and self.secrets.get(SUPERUSER_REF) is None:
-            self._reset_superuser()
-
         def attempt():
             return psycopg.connect(host="127.0.0.1", port=self.port, user=SUPERUSER, dbname=dbname,
                                    password=self.secrets.get(SUPERUSER_REF), connect_timeout=10, autocommit=True)
 
+        def works() -> bool:
+            try:
+                attempt().close()
+                return True
+            except psycopg.OperationalError:
+                return False
+
+        if self.has_cluster() and self.secrets.get(SUPERUSER_REF) is None:
+            self._reset_superuser(works)
         if self.info() is not None and self.running_pid() is not None:
             try:
                 return attempt()
-            except psycopg.OperationalError:
-                pass  # shutting down, or just started: go through start(), which waits
+            except psycopg.OperationalError as exc:
+                # No SQLSTATE on a failed connection: the server's words (our cluster's are in C). Any
+                # other failure: shutting down, or just started: start() below waits for it.
+                if f'password authentication failed for user "{SUPERUSER}"' in str(exc):
+                    self._reset_superuser(works)
         self.start()
         with translated(f"cannot connect to the local PostgreSQL on 127.0.0.1:{self.port} (`airflow-infra local "
                         "status` says more)", error=LocalServerError, connecting=True):

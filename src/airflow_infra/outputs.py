@@ -10,14 +10,26 @@ from .secretstores import SecretStore
 from .state.base import State
 
 
+def _missing(role: Any) -> SecretMissing:
+    return SecretMissing(f"the password of role {role.attrs['name']} is missing from the secret store "
+                         f"({role.attrs['password_ref']}): run `airflow-infra apply` to set a new one")
+
+
 def _password(secrets: SecretStore, role: Any) -> str:
     """A role's stored password; SecretMissing rather than a None or empty value anyone could
     write over a working Airflow connection."""
     value = secrets.get(role.attrs["password_ref"])
     if not value:
-        raise SecretMissing(f"the password of role {role.attrs['name']} is missing from the secret store "
-                            f"({role.attrs['password_ref']}): run `airflow-infra apply` to set a new one")
+        raise _missing(role)
     return value
+
+
+def check_passwords(state: State, secrets: SecretStore) -> None:
+    """SecretMissing unless the store holds every login role's password (asked without reading it:
+    a listing that masks them must not hide that one is gone)."""
+    for role in state.resources.values():
+        if role.type == "postgres_role" and role.attrs.get("password_ref") and not secrets.holds(role.attrs["password_ref"]):
+            raise _missing(role)
 
 
 def database_outputs(state: State, secrets: SecretStore, *, host: str, port: int | None,

@@ -14,6 +14,7 @@ import click
 from .engine.plan import ADOPT, CREATE, DELETE, REPLACE, SYMBOL, UPDATE, Plan
 from .errors import ConfirmationRequired
 from .resources import Ref
+from .secretstores import MASK
 
 COLOUR = {CREATE: "green", UPDATE: "yellow", REPLACE: "magenta", DELETE: "red", ADOPT: "cyan"}
 VERB = {CREATE: "created", UPDATE: "updated in place", REPLACE: "replaced", DELETE: "destroyed",
@@ -58,6 +59,9 @@ def plan_text(plan: Plan) -> str:
         lines.append("")
     if plan.drift:
         lines += _drift_lines(plan)
+    if not plan.changes and plan.conflicts:
+        lines.append("Nothing else to change; nothing can be applied while the conflicts above remain.")
+        return "\n".join(lines)
     if not plan.changes:
         lines.append(click.style("No changes.", bold=True) + " The infrastructure matches the configuration.")
         return "\n".join(lines)
@@ -94,7 +98,7 @@ def progress(message: str) -> None:
 def outputs_text(outs: dict[str, dict], show_secrets: bool) -> str:
     lines = []
     for name, o in outs.items():
-        value = _v(o["value"]) if (show_secrets or not o["sensitive"]) else "<sensitive>"
+        value = _v(o["value"]) if (show_secrets or not o["sensitive"]) else MASK
         lines.append(f"{name} = {value}")
     return "\n".join(lines)
 
@@ -115,10 +119,10 @@ def outputs(outs: dict[str, dict], as_json: bool, show_secrets: bool) -> None:
 
 
 def refuse_masked_file(output: str | None, show_secrets: bool) -> None:
-    """`connections > file` without --show-secrets: a file would get masked passwords, which a later
-    import would write over working ones."""
-    if not (output or show_secrets) and stdout_is_file():
-        raise click.UsageError("stdout is a file, and the passwords would go into it masked: pass --output FILE "
+    """Connections are masked only for a person: into a file or a pipe (`> conns.env`, `| tee`) the
+    masked passwords would go, and a later import would write them over working ones."""
+    if not (output or show_secrets or sys.stdout.isatty()):
+        raise click.UsageError("stdout is not a terminal, and the passwords would go there masked: pass --output FILE "
                                "(written with mode 0600, passwords included) or --show-secrets")
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-MASK = "<sensitive>"
+from ..secretstores import MASK
 
 
 @dataclass(frozen=True)

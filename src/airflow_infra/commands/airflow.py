@@ -14,7 +14,7 @@ def connections(project: Project, *, fmt: str = "env", show_secrets: bool = Fals
     from ..airflow.connections import build, render
 
     reveal = show_secrets or output is not None
-    conns, variables = build(project.config, outputs(project, reveal=reveal))
+    conns, variables = build(project.config, outputs(project, reveal=reveal, check_secrets=True))
     if not conns:
         raise AirflowInfraError("no connections yet: run `airflow-infra apply` first")
     text = render(conns, variables, fmt, show_secrets=reveal)

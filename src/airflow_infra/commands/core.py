@@ -220,12 +220,17 @@ def import_resource(project: Project, address: str, resource_id: str, *, lock_ti
         target.close()
 
 
-def outputs(project: Project, *, reveal: bool = True) -> dict[str, dict]:
+def outputs(project: Project, *, reveal: bool = True, check_secrets: bool = False) -> dict[str, dict]:
     """{name: {"value": ..., "sensitive": bool}} from the state. With reveal=False the values of
-    sensitive outputs are None and no secret store is asked."""
+    sensitive outputs are None and no secret store is asked for a value; check_secrets then asks
+    whether it holds each (SecretMissing naming the role when not)."""
+    from ..outputs import check_passwords
+
     target = project.target()
     state = project.claim(project.backend().read())
     target.secrets.load(state)
+    if check_secrets and not reveal:
+        check_passwords(state, target.secrets)
     return target.outputs(state, reveal=reveal)
 
 

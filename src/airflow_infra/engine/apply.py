@@ -20,7 +20,7 @@ from ..errors import AirflowInfraError, ApplyFailed, DataLossRefused, NotYetReac
 from ..providers.base import Provider
 from ..resources import Observed, Resource
 from ..state.base import State, Transaction
-from .plan import ADOPT, CREATE, DELETE, REPLACE, UPDATE, Change, Plan, import_id
+from .plan import ADOPT, CREATE, DELETE, REPLACE, UPDATE, Change, Plan, name_of
 
 # (phase: "start"|"done"|"failed"|"backup", change, seconds[, the backup's path for "backup"])
 Event = Callable[..., None]
@@ -228,19 +228,11 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], txn: Transaction, *, fo
     return applied, failures
 
 
-def _name(r: Resource) -> str:
-    """What a create is about to name it (import's ID), or its address where it has no name."""
-    try:
-        return import_id(r)
-    except StopIteration:
-        return r.address
-
-
 def _intend(changes: list[Change], txn: Transaction) -> None:
     """Record the names of the creates about to start in the state, in one write, before the calls
     (DESIGN.md §5.2): a kill after a call and before its resource is recorded (or marked) leaves
     something the next plan adopts, never something it refuses as foreign."""
-    creates = {c.address: _name(c.resource) for c in changes if c.action in (CREATE, REPLACE)}
+    creates = {c.address: name_of(c.resource) for c in changes if c.action in (CREATE, REPLACE)}
     if any(txn.state.pending.get(a) != n for a, n in creates.items()):
         txn.commit(lambda s: s.with_pending(creates))
 

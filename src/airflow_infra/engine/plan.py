@@ -164,6 +164,15 @@ def import_id(r: Resource) -> str:
     return str(next(r.attrs[k] for k in ("name", "identifier", "bucket", "path") if k in r.attrs))
 
 
+def name_of(r: Resource) -> str:
+    """What a create names r, as a pending create records it: its import ID, or its address where
+    it has no name."""
+    try:
+        return import_id(r)
+    except StopIteration:
+        return r.address
+
+
 def _conflict(r: Resource, obs: Observed, recorded: bool) -> str:
     what = f"{r.address}: {import_id(r)!r} exists, {obs.whose or 'not made by airflow-infra'}"
     if recorded:
@@ -179,7 +188,8 @@ def _refresh(state: State, wanted: Mapping[str, Resource], providers: Mapping[st
     create was cut short before it could write one) and, when found, adopted."""
     to_read: list[tuple[Resource, Observed | None]] = [
         (r, Observed(r.attrs)) for r in state.resources.values()
-    ] + [(r, Observed(r.attrs) if a in state.pending else None) for a, r in wanted.items() if a not in state.resources]
+    ] + [(r, Observed(r.attrs) if state.pending.get(a) == name_of(r) else None)
+         for a, r in wanted.items() if a not in state.resources]
 
     # Reads are independent; a few threads hide the round trips without loading the server. A
     # resource with Refs is read after the rest, with their values.
@@ -280,6 +290,14 @@ def make_plan(
     changes = _diff({a: r for a, r in wanted.items() if a not in conflicting}, refreshed, adopted, providers)
     # a conflicting resource in the state is neither planned nor deleted: it is not ours to touch
     changes = [c for c in changes if c.address not in conflicting]
+    # a replacement made where something not ours is (a bucket path moved onto another's directory):
+    # a conflict too, found now, before apply deletes the old one
+    for c in [c for c in changes if c.action == REPLACE and name_of(c.resource) != name_of(refreshed[c.address])]:
+        there = _read(providers[c.resource.type], c.resource, None) if not c.resource.refs() else None
+        if there is not None and there.foreign:
+            conflicts.append(_conflict(c.resource, there, False))
+            changes.remove(c)
+    conflicts.sort()
 
     warnings = tuple(w for a in sorted(refreshed)
                      for w in providers[refreshed[a].type].warnings(Observed(refreshed[a].attrs)))

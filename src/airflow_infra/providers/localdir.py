@@ -23,6 +23,18 @@ def _objects(path: Path) -> int:
     return sum(1 for root, _, files in os.walk(path) for f in files if not (f == MARKER and root == str(path)))
 
 
+def _enclosing_bucket(path: Path) -> str | None:
+    """The bucket directory path lies inside (a marker in one of its parents), in words; None."""
+    for parent in path.parents:
+        try:
+            text = (parent / MARKER).read_text(errors="replace")
+        except OSError:
+            continue
+        owner = Owner.from_marker(text)
+        return f"{parent} ({'made by ' + owner.describe() if owner else 'of airflow-infra'})"
+    return None
+
+
 class LocalBucketProvider(Provider):
     type = "local_bucket"
     force_new = frozenset({"path"})
@@ -32,6 +44,9 @@ class LocalBucketProvider(Provider):
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         path = Path(r.attrs["path"])
+        around = _enclosing_bucket(path)
+        if around is not None:  # its files would be that bucket's, and go with it
+            return Observed({"path": str(path)}, foreign=True, whose=f"inside the bucket {around}")
         if not path.is_dir():
             return None
         try:

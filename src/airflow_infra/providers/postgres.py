@@ -26,6 +26,7 @@ from ..ownership import Owner, judge
 from ..pgerrors import translated
 from ..resources import Observed, Resource
 from ..secretstores import SecretStore, role_ref
+from . import pggrants
 from .base import Provider, read_back
 
 
@@ -47,7 +48,7 @@ _SERVER_ACL = threading.Lock()  # see RoleProvider._keep_out
 # outside the project a member of it. Each is read and repaired (drift by hand: ALTER ROLE ... SUPERUSER).
 ROLE_ATTRIBUTES: dict[str, Any] = {"superuser": False, "createdb": False, "createrole": False, "replication": False,
                                    "bypassrls": False, "inherit": True, "connection_limit": -1, "valid_until": None,
-                                   "other_members": []}
+                                   "other_members": [], "admin_of": []}
 _FLAGS = {"superuser": "SUPERUSER", "createdb": "CREATEDB", "createrole": "CREATEROLE", "replication": "REPLICATION",
           "bypassrls": "BYPASSRLS", "inherit": "INHERIT", "login": "LOGIN"}
 
@@ -76,7 +77,8 @@ def database_resources(name: str, schemas: list[str], *, environment: str, datab
                                              "password_ref": role_ref(name, environment, reader),
                                              "password": STORED, **ROLE_ATTRIBUTES, "marked": True}),
         Resource("postgres_database", "main", {"name": database, "owner": owner, "connect": sorted([etl, reader]),
-                                               "public_access": False, "public_create": [], "marked": True}, roles),
+                                               "public_access": False, "public_create": [], "other_privileges": [],
+                                               "marked": True}, roles),
     ]
     if private_server:
         out[:3] = [Resource(r.type, r.name, {**r.attrs, "other_databases": []}, r.depends_on) for r in out[:3]]
@@ -436,6 +438,8 @@ class RoleProvider(Provider):
                          array(SELECT u.rolname FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member
                                WHERE m.roleid = r.oid AND u.rolname <> ALL(%(ours)s) AND u.rolname <> current_user
                                ORDER BY 1),
+                         array(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                               WHERE m.member = r.oid AND m.admin_option ORDER BY 1),
                          array(SELECT d.datname FROM pg_database d WHERE %(private)s
                                AND d.datname IN ('postgres', 'template1')
                                AND has_database_privilege(r.oid, d.oid, 'CONNECT') ORDER BY 1)
@@ -450,11 +454,12 @@ class RoleProvider(Provider):
                                                    "private": self.private_server})
         if row is None:
             return None
-        login, comment, member_of, *flags, connlimit, valid_until, others, databases = row
+        login, comment, member_of, *flags, connlimit, valid_until, others, admin_of, databases = row
         attrs: dict[str, Any] = {
             "name": r.attrs["name"], "login": login, "member_of": list(member_of),
             "password_ref": r.attrs.get("password_ref"), **dict(zip(list(_FLAGS)[:6], flags, strict=True)),
-            "connection_limit": connlimit, "valid_until": valid_until, "other_members": list(others)}
+            "connection_limit": connlimit, "valid_until": valid_until, "other_members": list(others),
+            "admin_of": list(admin_of)}
         if self.private_server:
             attrs["other_databases"] = list(databases)
         if r.attrs.get("password_ref"):
@@ -474,7 +479,7 @@ class RoleProvider(Provider):
             return MISSING
         if self.admin.is_superuser:  # may read the verifier: a comparison, no login (nor a failed one in the log)
             row = self.admin.query("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (name,))
-            return STORED if row is not None and scram.matches(row[0], value, name) else DIFFERS
+            return STORED if row is not None and scram.matches(row[0], value) else DIFFERS
         return STORED if self.admin.password_works(name, value) else DIFFERS
 
     def _set_password(self, cur: Any, r: Resource, prior: Observed | None) -> None:
@@ -542,6 +547,8 @@ class RoleProvider(Provider):
             cur.execute(sql.SQL("REVOKE {} FROM {}").format(_ident(g), name))
         for m in made["other_members"]:
             cur.execute(sql.SQL("REVOKE {} FROM {}").format(name, _ident(m)))
+        for g in made.get("admin_of", []):  # may hand the role on to anyone: never the project's to do
+            cur.execute(sql.SQL("REVOKE ADMIN OPTION FOR {} FROM {}").format(_ident(g), name))
 
     def _keep_out(self, r: Resource, current: dict[str, Any]) -> None:
         """On a private server: no CONNECT on its other databases, for PUBLIC or the role. Outside
@@ -633,15 +640,20 @@ class DatabaseProvider(Provider):
                           shobj_description(d.oid, 'pg_database'),
                           array(SELECT DISTINCT pg_get_userbyid(a.grantee) FROM aclexplode(d.datacl) a
                                 WHERE a.privilege_type = 'CONNECT' AND a.grantee NOT IN (d.datdba, 0) ORDER BY 1),
-                          d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0)
+                          d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0),
+                          array(SELECT DISTINCT pg_get_userbyid(a.grantee) || ' holds ' || a.privilege_type
+                                  FROM aclexplode(d.datacl) a
+                                 WHERE a.grantee NOT IN (d.datdba, 0) AND a.privilege_type NOT IN ('CONNECT', 'TEMPORARY')
+                                 ORDER BY 1)
                    FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba WHERE d.datname = %s""",
                 (r.attrs["name"],))
             if row is None:
                 return None
-            owner, owner_comment, comment, connect, public = row
+            owner, owner_comment, comment, connect, public, others = row
             # CREATE DATABASE and its COMMENT cannot share a transaction: before the COMMENT, our marked owner says it
             found = _observed(self.owner, {"name": r.attrs["name"], "owner": owner, "connect": list(connect),
-                                           "public_access": public}, comment or owner_comment, prior)
+                                           "public_access": public, "other_privileges": list(others)},
+                              comment or owner_comment, prior)
             if found.foreign:
                 return found  # not ours to look inside (nor, maybe, to connect to)
             with self.admin.session(r.attrs["name"]) as conn:
@@ -662,6 +674,9 @@ class DatabaseProvider(Provider):
             conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db, _ident(r.attrs["owner"])))
             conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(db, sql.Literal(self.owner.marker())))
             conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
+            beyond = {x.split(" holds ")[0] for x in (current.attrs.get("other_privileges", []) if current else [])}
+            if beyond:  # CREATE (a schema of one's own) is the owner's alone
+                conn.execute(sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(db, _idents(sorted(beyond))))
             extra = set(current.attrs.get("connect", [])) - set(r.attrs["connect"]) if current else set()
             if extra:
                 conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(db, _idents(sorted(extra))))
@@ -782,40 +797,6 @@ class SchemaProvider(Provider):
                               AND pg_get_userbyid(a.grantee) = ANY(%s) ORDER BY 1)
                FROM pg_namespace n WHERE n.nspname = %s""", (list(r.attrs["readers"]), r.attrs["name"])).fetchone()
 
-    # Every privilege on the schema's tables, views and sequences held by someone who does not own
-    # the object, and each table or view its readers cannot SELECT: what `grants` judges.
-    GRANTS_SQL = """
-        WITH rel AS (SELECT c.relname, c.relkind, c.relowner, c.relacl FROM pg_class c
-                       JOIN pg_namespace n ON n.oid = c.relnamespace
-                      WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S'))
-        SELECT rel.relname, CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
-               array_agg(a.privilege_type ORDER BY a.privilege_type)
-          FROM rel, aclexplode(coalesce(rel.relacl, acldefault(CASE rel.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char",
-                                                               rel.relowner))) a
-         WHERE a.grantee <> rel.relowner GROUP BY 1, 2
-        UNION ALL
-        SELECT rel.relname, r.rolname, '{}'::text[] FROM rel, pg_roles r
-         WHERE r.rolname = ANY(%(readers)s::text[]) AND rel.relkind <> 'S'
-           AND NOT has_table_privilege(r.oid, quote_ident(%(schema)s) || '.' || quote_ident(rel.relname), 'SELECT')
-        ORDER BY 1, 2"""
-
-    def _grants(self, conn: Any, r: Resource) -> list[str]:
-        """What is wrong with the privileges on the schema's objects, in words ([] when nothing): the
-        readers hold exactly SELECT on every table and view (SELECT at most on a sequence); nobody
-        outside the project holds anything."""
-        readers = list(r.attrs["readers"])
-        ours = {r.attrs["owner"], *readers, *r.attrs["default_select"]}
-        wrong = []
-        s = r.attrs["name"]
-        for rel, who, privileges in conn.execute(self.GRANTS_SQL, {"schema": s, "readers": readers}):
-            if not privileges:
-                wrong.append(f"{who} cannot SELECT {s}.{rel}")
-            elif who in readers and set(privileges) - {"SELECT"}:
-                wrong.append(f"{who} holds {', '.join(sorted(set(privileges) - {'SELECT'}))} on {s}.{rel}")
-            elif who not in ours:
-                wrong.append(f"{who} holds {', '.join(privileges)} on {s}.{rel}")
-        return sorted(wrong)
-
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         with _translate(r.address, "read"), self._session(r) as conn:
             row = self._query(conn, r) if conn is not None else None
@@ -827,7 +808,7 @@ class SchemaProvider(Provider):
                               comment, prior)
             if found.foreign:
                 return found
-            return Observed({**found.attrs, "grants": self._grants(conn, r)})
+            return Observed({**found.attrs, "grants": pggrants.words(pggrants.findings(conn, r))})
 
     def _converge(self, cur: Any, r: Resource, current: Observed | None) -> None:
         from psycopg import sql
@@ -840,26 +821,13 @@ class SchemaProvider(Provider):
         if gone:
             cur.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(s, _idents(sorted(gone))))
         if current is not None and current.attrs.get("grants"):
-            # what no one outside the project may hold, and the readers only SELECT (given again below)
-            for who, rel in self._outsiders(cur, r):
-                cur.execute(sql.SQL("REVOKE ALL ON {}.{} FROM {}").format(
-                    s, _ident(rel), sql.SQL("PUBLIC") if who == "PUBLIC" else _ident(who)))
-            if r.attrs["readers"]:
-                cur.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(s, readers))
-                cur.execute(sql.SQL("REVOKE ALL ON ALL SEQUENCES IN SCHEMA {} FROM {}").format(s, readers))
+            pggrants.repair(cur, r, pggrants.findings(cur, r))  # the readers' grants are given again below
         if r.attrs["readers"]:
             cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, readers))
             cur.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(s, readers))
             for role in r.attrs["default_select"]:
                 cur.execute(sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}")
                             .format(_ident(role), s, readers))
-
-    def _outsiders(self, cur: Any, r: Resource) -> list[tuple[str, str]]:
-        """(grantee, relation) for every privilege held outside the project (PUBLIC included)."""
-        ours = {r.attrs["owner"], *r.attrs["readers"], *r.attrs["default_select"]}
-        return [(who, rel) for rel, who, privileges in cur.execute(
-                    self.GRANTS_SQL, {"schema": r.attrs["name"], "readers": list(r.attrs["readers"])}).fetchall()
-                if privileges and who not in ours]
 
     def create(self, r: Resource) -> Observed:
         from psycopg import sql
@@ -883,9 +851,9 @@ class SchemaProvider(Provider):
             self._converge(cur, r, prior)
         done = read_back(self, r)
         if done.attrs.get("grants"):  # a REVOKE on what the admin may not change only warns: say it, never silently
-            raise ProviderError(f"{r.address}: could not take these back, as the objects' owners (not members of "
-                                f"the project) granted them: {'; '.join(done.attrs['grants'])}: a superuser, or the "
-                                "owner, must")
+            raise ProviderError(f"{r.address}: could not put these right (the admin may not change what someone "
+                                f"outside the project owns or granted): {'; '.join(done.attrs['grants'])}: a superuser, "
+                                "or the objects' owners, must")
         return done
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:

@@ -19,6 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+MASK = "<sensitive>"  # how a secret is shown when it is not revealed
+
+
+def usable(value: object) -> str | None:
+    """value as a password, or None: blank, or the mask a masked listing wrote where the password
+    was (pasted back by hand), is no password; a store holding one is missing it."""
+    return value if isinstance(value, str) and value.strip() and value != MASK else None
+
 
 def role_ref(project: str, environment: str, role: str) -> str:
     """Where a role's password is kept: the same whichever way the admin DSN spells the server."""

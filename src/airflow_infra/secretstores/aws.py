@@ -8,7 +8,7 @@ import re
 
 from ..aws_clients import aws_client, error_code, translate
 from ..errors import AirflowInfraError
-from . import SecretStore, new_password
+from . import SecretStore, new_password, usable
 
 
 class AwsSecretsManagerStore(SecretStore):
@@ -34,7 +34,7 @@ class AwsSecretsManagerStore(SecretStore):
             return
         for v in found.get("SecretValues", []):
             if v.get("Name") in wanted:
-                self._values[wanted[v["Name"]]], self._arns[wanted[v["Name"]]] = v.get("SecretString"), v["ARN"]
+                self._values[wanted[v["Name"]]], self._arns[wanted[v["Name"]]] = usable(v.get("SecretString")), v["ARN"]
         for e in found.get("Errors", []):  # missing, or scheduled for deletion: none to use
             if e.get("SecretId") in wanted and e.get("ErrorCode") in ("ResourceNotFoundException", "InvalidRequestException"):
                 self._values[wanted[e["SecretId"]]] = None
@@ -47,8 +47,8 @@ class AwsSecretsManagerStore(SecretStore):
         try:
             found = self.sm.get_secret_value(SecretId=self.name(ref))
             self._arns[ref] = found["ARN"]
-            self._values[ref] = found["SecretString"]
-            return found["SecretString"]
+            self._values[ref] = usable(found.get("SecretString"))
+            return self._values[ref]
         except Exception as exc:
             code = error_code(exc)
             if code == "ResourceNotFoundException":
@@ -67,15 +67,7 @@ class AwsSecretsManagerStore(SecretStore):
         if existing is not None:
             return existing
         value = new_password()
-        try:
-            self._arns[ref] = self.sm.create_secret(Name=self.name(ref), SecretString=value, Tags=self.tags)["ARN"]
-            self._values[ref] = value
-        except Exception as exc:
-            if error_code(exc) == "ResourceExistsException":  # another run made it first
-                made = self.get(ref, restore=True)
-                if made is not None:
-                    return made
-            raise translate(f"Secrets Manager secret {self.name(ref)}", "create", exc, error=AirflowInfraError) from None
+        self.put(ref, value)  # made, or a new value where the secret holds none we can use (a blank one)
         return value
 
     def put(self, ref: str, value: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import AirflowInfraError
 from ..home import ensure_dir
-from . import SecretStore, new_password
+from . import SecretStore, new_password, usable
 
 
 class FileSecretStore(SecretStore):
@@ -52,17 +52,18 @@ class FileSecretStore(SecretStore):
         return data
 
     def _value(self, data: dict[str, str], ref: str) -> str | None:
-        value = data.get(ref)
-        return value if isinstance(value, str) and value else None  # an empty or mangled value is missing
+        return usable(data.get(ref))  # a blank or mangled value is missing
 
     def _save(self, data: dict[str, str]) -> None:
-        tmp = self.path.with_suffix(".tmp")
+        target = self.path.resolve()  # a secrets.json that is a link (to a safer disk) stays one
+        tmp = target.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a leftover .tmp keeps the mode it had
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, sort_keys=True, indent=2)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        os.replace(tmp, target)
 
     def get(self, ref: str) -> str | None:
         return self._value(self._load(), ref)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ..errors import ConfigError
-from . import SecretStore, new_password
+from . import SecretStore, new_password, usable
 
 PREFIX = "v1:"
 KMS_KEY = "_data_key"  # the KMS-wrapped data key, among the state's secrets
@@ -104,7 +104,7 @@ class StateSecretStore(SecretStore):
 
     def get(self, ref: str) -> str | None:
         token = self._values.get(ref)
-        return None if token is None else self._decrypt(ref, token)
+        return None if token is None else usable(self._decrypt(ref, token))
 
     def get_or_create(self, ref: str) -> str:
         with self._lock:
