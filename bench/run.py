@@ -1,4 +1,4 @@
-"""Benchmarks of the core issue; prints a table. Run: .venv/bin/python bench/run.py [--runs N]
+"""Benchmarks of the core issue; prints a table. Run: .venv/bin/python bench/run.py [--runs N] [--skip backups]
 
 - `airflow-infra --help` beside `python -c pass`                         target: <= 8x
 - `up` from nothing (first server start) beside a bare shell script
@@ -63,6 +63,8 @@ def main() -> None:
     ap.add_argument("--projects", type=int, default=50, help="projects for the server-target benchmark")
     ap.add_argument("--db-mb", type=int, default=1024, help="size of the database the backup benchmark copies")
     ap.add_argument("--objects", type=int, default=10_000, help="objects in the bucket the backup benchmark copies")
+    ap.add_argument("--skip", action="append", default=[], choices=["backups", "dags"],
+                    help="leave a slow section out (repeatable)")
     args = ap.parse_args()
     runs = args.runs
 
@@ -127,40 +129,24 @@ def main() -> None:
         print(f"{label:<48} {secs:>9.3f} {mem:>11}  {note}")
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from server_target import rows as server_rows
+    import aws_target
+    import backups
+    import dags
+    import server_target
+    import state_backends
 
-    print(f"\n{'server target (PostgreSQL + moto)':<52} {'seconds':>9}  note")
-    print("-" * 110)
-    for label, secs, note in server_rows(args.projects):
-        print(f"{label:<52} {secs:>9.3f}  {note}")
-
-    from aws_target import rows as aws_rows
-
-    print(f"\n{'aws target (moto, PostgreSQL through connect_through)':<52} {'seconds':>9}  note")
-    print("-" * 110)
-    for label, secs, note in aws_rows():
-        print(f"{label:<52} {secs:>9.3f}  {note}")
-
-    from state_backends import rows as state_rows
-
-    print(f"\n{'state backends (moto, PostgreSQL)':<52} {'seconds':>9}  note")
-    print("-" * 110)
-    for label, secs, note in state_rows():
-        print(f"{label:<52} {secs:>9.3f}  {note}")
-
-    from backups import rows as backup_rows
-
-    print(f"\n{'backups (PostgreSQL, moto)':<52} {'seconds':>9}  note")
-    print("-" * 110)
-    for label, secs, note in backup_rows(args.db_mb, args.objects):
-        print(f"{label:<52} {secs:>9.3f}  {note}")
-
-    from dags import rows as dag_rows
-
-    print(f"\n{'DAG import and fleet':<52} {'seconds':>9}  note")
-    print("-" * 110)
-    for label, secs, note in dag_rows():
-        print(f"{label:<52} {secs:>9.3f}  {note}")
+    sections = [("server target (PostgreSQL + moto)", lambda: server_target.rows(args.projects)),
+                ("aws target (moto, PostgreSQL through connect_through)", aws_target.rows),
+                ("state backends (moto, PostgreSQL)", state_backends.rows),
+                ("backups (PostgreSQL, moto)", lambda: backups.rows(args.db_mb, args.objects)),
+                ("DAG import and fleet", dags.rows)]
+    for title, section_rows in sections:
+        if title.split()[0].lower() in args.skip or (title.startswith("DAG") and "dags" in args.skip):
+            continue
+        print(f"\n{title:<52} {'seconds':>9}  note")
+        print("-" * 110)
+        for label, secs, note in section_rows():
+            print(f"{label:<52} {secs:>9.3f}  {note}")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,14 @@ _FLAGS = {"superuser": "SUPERUSER", "createdb": "CREATEDB", "createrole": "CREAT
           "bypassrls": "BYPASSRLS", "inherit": "INHERIT", "login": "LOGIN"}
 
 
+def _give_password(cur: Any, name: str, password: str) -> None:
+    """ALTER ROLE ... PASSWORD with a SCRAM verifier computed here, never the password: a statement
+    that reaches the server's log then holds nothing that logs in."""
+    from psycopg import sql
+
+    cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(_ident(name), sql.Literal(scram.verifier(password))))
+
+
 def _refuse_foreign(address: str, what: str, found: Observed | None) -> None:
     if found is not None and found.foreign:
         raise ForeignResource(f"{address}: {what} exists, {found.whose}: it is never taken over silently")
@@ -485,18 +493,12 @@ class RoleProvider(Provider):
     def _set_password(self, cur: Any, r: Resource, prior: Observed | None) -> None:
         """Give the role the stored password: the one under an older reference when it moved, else
         the one stored, else a new one; kept in the store before the role gets it."""
-        from psycopg import sql
-
         ref, name = r.attrs["password_ref"], r.attrs["name"]
         old_ref = prior.attrs.get("password_ref") if prior else None
         moved = self.admin.secrets.get(old_ref) if old_ref and old_ref != ref else None
         if moved is not None:
             self.admin.secrets.put(ref, moved)
-        password = self.admin.secrets.get_or_create(ref)
-        # Send a SCRAM verifier computed here, never the password: a statement that reaches the
-        # server's log then holds nothing that logs in.
-        verifier = cur.connection.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256")
-        cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(_ident(name), sql.Literal(verifier.decode())))
+        _give_password(cur, name, self.admin.secrets.get_or_create(ref))
         if moved is not None and old_ref:
             self.admin.secrets.delete(old_ref)
 
@@ -504,8 +506,6 @@ class RoleProvider(Provider):
         """A new password for the login role r: kept in the store first (Secrets Manager: the new
         value AWSCURRENT, the old one AWSPREVIOUS), then given to the role, so the old one stops
         working only once the new one is safe."""
-        from psycopg import sql
-
         from ..secretstores import new_password
 
         ref, name = r.attrs.get("password_ref"), r.attrs["name"]
@@ -514,8 +514,7 @@ class RoleProvider(Provider):
         password = new_password()
         self.admin.secrets.put(ref, password)
         with _translate(r.address, "rotate"), self.admin.session() as conn:
-            verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256")
-            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(_ident(name), sql.Literal(verifier.decode())))
+            _give_password(conn, name, password)
 
     def _secret_location(self, r: Resource, prior: Observed | None) -> str | None:
         """The password's address in its store (a Secrets Manager ARN), recorded when the role is
