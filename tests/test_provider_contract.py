@@ -3,9 +3,11 @@
 Each case takes a real target's own desired resources and providers (the local target against the
 session's PostgreSQL; the server target against moto and the same PostgreSQL as a CREATEDB
 CREATEROLE admin), makes what the resource under test depends on, and then checks: create reads
-back what it made and a second plan is empty; a change made by hand is repaired in place by
-update; delete leaves it absent, and a second delete of what is gone succeeds; a read whose
-server cannot be reached is one of our errors, never a library's.
+back what it made and a second plan is empty; every change made by hand to what it manages shows as
+drift and is repaired in place by update; delete leaves it absent, and a second delete of what is
+gone succeeds; a read whose server cannot be reached is one of our errors, never a library's; what
+another state or project marked is never adopted; a create cut short before its marker is adopted
+only as a pending create.
 """
 
 from __future__ import annotations
@@ -374,3 +376,45 @@ def test_what_another_project_marked_is_never_adopted(marked):
         assert seen is not None and seen.foreign and f"made by project {d.name}" in seen.whose, (prior, seen)
     with pytest.raises(AirflowInfraError, match=f"exists, made by project {d.name}"):
         w.provider.create(w.resource)
+
+
+def _unmark(w: World) -> None:
+    """What a kill between the create call and the marking leaves: the resource, without our marker."""
+    a = w.resource.attrs
+    if w.resource.type == "local_bucket":
+        from airflow_infra.providers.localdir import MARKER
+
+        (Path(a["path"]) / MARKER).unlink()
+        (Path(a["path"]) / "written.csv").write_text("1\n")  # an empty unmarked directory is anyone's to take
+    elif w.resource.type == "s3_bucket":
+        w.target.bucket_client().delete_bucket_tagging(Bucket=a["name"])  # type: ignore[attr-defined]
+    elif w.resource.type == "postgres_role":
+        _by_hand('COMMENT ON ROLE "{name}" IS NULL')(w)
+    elif w.resource.type == "postgres_schema":
+        _by_hand('COMMENT ON SCHEMA "{name}" IS NULL')(w)
+
+
+UNMARKABLE = sorted(c for c in CASES if CASES[c][1].split(".")[0] in ("local_bucket", "s3_bucket", "postgres_role",
+                                                                        "postgres_schema"))
+
+
+@pytest.fixture(params=UNMARKABLE)
+def unmarkable(request, tmp_path, home):
+    w = _make_world(request, tmp_path, home)
+    yield w
+    _cleanup(w)
+
+
+def test_a_create_cut_short_before_its_marker_is_adopted_when_pending(unmarkable):
+    """Unmarked, it is nobody's we know; with a pending create in the state (read as recorded) it is
+    ours, and update marks it; a plan after that is empty."""
+    w = unmarkable
+    w.provider.create(w.resource)
+    _unmark(w)
+    stranger = w.provider.read(w.resource, None)
+    assert stranger is not None and stranger.foreign
+    pending = w.provider.read(w.resource, Observed(w.resource.attrs))
+    assert pending is not None and not pending.foreign and not _marked(pending)
+    marked = w.provider.update(w.resource, pending)
+    assert _marked(marked)
+    _plan_is_empty(w, marked)
