@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("--projects", type=int, default=50, help="projects for the server-target benchmark")
     ap.add_argument("--db-mb", type=int, default=1024, help="size of the database the backup benchmark copies")
     ap.add_argument("--objects", type=int, default=10_000, help="objects in the bucket the backup benchmark copies")
-    ap.add_argument("--skip", action="append", default=[], choices=["backups", "dags"],
+    ap.add_argument("--skip", action="append", default=[], choices=["server", "aws", "state", "backups", "dags"],
                     help="leave a slow section out (repeatable)")
     args = ap.parse_args()
     runs = args.runs
@@ -141,7 +141,7 @@ def main() -> None:
                 ("backups (PostgreSQL, moto)", lambda: backups.rows(args.db_mb, args.objects)),
                 ("DAG import and fleet", dags.rows)]
     for title, section_rows in sections:
-        if title.split()[0].lower() in args.skip or (title.startswith("DAG") and "dags" in args.skip):
+        if title.split()[0].lower() in args.skip or (title.startswith("DAG") and "dags" in args.skip):  # the first word
             continue
         print(f"\n{title:<52} {'seconds':>9}  note")
         print("-" * 110)

@@ -169,9 +169,9 @@ def connect_as(outputs: dict, who: str, dbname: str | None = None):
                            dbname=dbname or outputs["postgres_database"], autocommit=True, connect_timeout=10)
 
 
-# the state writes of a first apply of the 8 resources: one per resource, and one before each of its 4
-# waves of creates (owner, reader, bucket; etl; database; schemas) naming what it is about to make
-WRITES_OF_UP = 8 + 4
+# the state writes of a first apply of the local target's 8 resources: one per resource, and one
+# naming the bucket before it is made (a directory, then its marker file: not one step)
+WRITES_OF_UP = 8 + 1
 
 __all__ = ["WRITES_OF_UP", "Cli", "SERVER", "SUPERUSER", "bucket_of", "connect_as", "give_master_user", "on_terminal"]
 

@@ -197,7 +197,7 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], txn: Transaction, *, fo
                     starting.append(address)
                 try:
                     txn.check_held()  # a holder whose lease ran out touches nothing more
-                    _intend([by_addr[a] for a in starting], txn)
+                    _intend([by_addr[a] for a in starting], providers, txn)
                 except StateError as exc:
                     failures.append(str(exc))
                     starting = []
@@ -228,11 +228,13 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], txn: Transaction, *, fo
     return applied, failures
 
 
-def _intend(changes: list[Change], txn: Transaction) -> None:
+def _intend(changes: list[Change], providers: Mapping[str, Provider], txn: Transaction) -> None:
     """Record the names of the creates about to start in the state, in one write, before the calls
     (DESIGN.md §5.2): a kill after a call and before its resource is recorded (or marked) leaves
-    something the next plan adopts, never something it refuses as foreign."""
-    creates = {c.address: name_of(c.resource) for c in changes if c.action in (CREATE, REPLACE)}
+    something the next plan adopts, never something it refuses as foreign. A provider whose create
+    marks in the same step needs none."""
+    creates = {c.address: name_of(c.resource) for c in changes
+               if c.action in (CREATE, REPLACE) and not providers[c.resource.type].marks_atomically}
     if any(txn.state.pending.get(a) != n for a, n in creates.items()):
         txn.commit(lambda s: s.with_pending(creates))
 

@@ -45,6 +45,9 @@ class Provider(ABC):
     type: ClassVar[str]
     force_new: ClassVar[frozenset[str]] = frozenset()
     deleted_with: ClassVar[frozenset[str]] = frozenset()  # container types whose delete takes this along
+    # create makes the resource and its marker in one step (one transaction): a kill leaves it marked
+    # or absent, so apply need not record a pending create before it (one state write fewer)
+    marks_atomically: ClassVar[bool] = False
 
     @abstractmethod
     def read(self, r: Resource, prior: Observed | None) -> Observed | None: ...

@@ -426,6 +426,7 @@ def _idents(names: Iterable[str]) -> Any:
 class RoleProvider(Provider):
     type = "postgres_role"
     force_new = frozenset({"name"})
+    marks_atomically = True  # CREATE ROLE and its COMMENT in one transaction
     notes = {"password": "the stored password is set (a new one when none is stored); Airflow's connections "
                          "need it again: `airflow-infra connections push`",
              "password_ref": "the password moves to where this release keeps it"}
@@ -625,6 +626,7 @@ class DatabaseProvider(Provider):
 
     type = "postgres_database"
     force_new = frozenset({"name"})
+    marks_atomically = True  # made owned by the marked owner role, which says whose it is
     notes = {"owner": "the previous owner keeps USAGE and CREATE on schema public, and its tables",
              "public_access": "PUBLIC loses CONNECT and its rights on schema public"}
 
@@ -765,6 +767,7 @@ class SchemaProvider(Provider):
 
     type = "postgres_schema"
     force_new = frozenset({"name", "database"})
+    marks_atomically = True  # CREATE SCHEMA and its COMMENT in one transaction
     deleted_with = frozenset({"postgres_database"})  # a destroy drops the database, schemas and all
 
     def __init__(self, admin: PgAdmin, owner: Owner):

@@ -473,6 +473,7 @@ class S3PrefixProvider(S3BucketProvider):
     marked by an empty object ``<prefix>.airflow-infra``."""
 
     type = "s3_prefix"
+    marks_atomically = True  # the marker object is all there is to it
     force_new = frozenset({"bucket", "prefix"})
 
     def _place(self, r: Resource) -> tuple[str, str, str | None]:
