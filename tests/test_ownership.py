@@ -124,3 +124,20 @@ def test_a_replacement_onto_another_directory_is_refused_before_anything_goes(cl
     assert f"Conflict: local_bucket.workfiles: '{theirs}' exists, not made by airflow-infra" in refused.stdout
     cli("apply", "--auto-approve", expect=1)
     assert shutil.os.path.isdir(old) and (theirs / "keep.csv").read_text() == "1\n"
+
+
+def test_a_create_refused_as_foreign_leaves_no_pending_create(cli):
+    """Found in review: a saved plan applied after someone else made the bucket's directory: the
+    create is refused, and its pending entry goes with it, so the next plan does not adopt theirs."""
+    cli("init")
+    saved = str(cli.dir / "saved.plan")
+    cli("plan", "--out", saved)
+    theirs = cli.home / "buckets" / cli.dir.name
+    theirs.mkdir(parents=True)
+    (theirs / "theirs.csv").write_text("1\n")
+    failed = cli("apply", saved, expect=1)
+    assert "local_bucket.workfiles" in failed.stderr and "not made by airflow-infra" in failed.stderr
+    assert "local_bucket.workfiles" not in cli.state().get("pending", {})
+    refused = cli("plan", expect=1)
+    assert f"Conflict: local_bucket.workfiles: '{theirs}' exists, not made by airflow-infra" in refused.stdout
+    assert (theirs / "theirs.csv").read_text() == "1\n"

@@ -406,15 +406,21 @@ def unmarkable(request, tmp_path, home):
 
 
 def test_a_create_cut_short_before_its_marker_is_adopted_when_pending(unmarkable):
-    """Unmarked, it is nobody's we know; with a pending create in the state (read as recorded) it is
-    ours, and update marks it; a plan after that is empty."""
+    """Unmarked, it is nobody's we know: a plan lists it as a conflict, also when the state's pending
+    create names something else; with a pending create naming it, the plan adopts it and update
+    marks it; a plan after that is empty."""
+    from airflow_infra.engine.plan import name_of
+
     w = unmarkable
     w.provider.create(w.resource)
     _unmark(w)
-    stranger = w.provider.read(w.resource, None)
-    assert stranger is not None and stranger.foreign
-    pending = w.provider.read(w.resource, Observed(w.resource.attrs))
-    assert pending is not None and not pending.foreign and not _marked(pending)
-    marked = w.provider.update(w.resource, pending)
+    providers = {w.resource.type: w.provider}
+    for pending in ({}, {w.resource.address: "someone-else"}):
+        plan = make_plan(State(serial=1, pending=pending), [w.resource], providers)
+        assert len(plan.conflicts) == 1 and not plan.changes, (pending, plan)
+    plan = make_plan(State(serial=1, pending={w.resource.address: name_of(w.resource)}), [w.resource], providers)
+    [change] = plan.changes
+    assert not plan.conflicts and change.action == "update" and "marked" in change.changed
+    marked = w.provider.update(w.resource, Observed(change.before or {}))
     assert _marked(marked)
     _plan_is_empty(w, marked)

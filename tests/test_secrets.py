@@ -261,3 +261,36 @@ def test_connections_with_a_missing_password_are_refused_even_masked(cli):
     (cli.home / "secrets.json").write_text(json.dumps(store))
     refused = cli.tty("connections", expect=1)
     assert f"the password of role {name}_etl is missing" in refused.stderr
+
+
+def test_a_secrets_manager_password_an_older_release_kept_moves(server_cli, name, admin_dsn):
+    """Found in review: an older release named the secret <prefix>/<project>/<env>/<ref> with a ref
+    keyed on the server's address; apply moves the value to where this release keeps it."""
+    import boto3
+
+    cli = server_cli("tls_only = false")
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text() + '[secrets]\nstore = "aws-secrets-manager"\n')
+    cli("apply", "--auto-approve")
+    before = cli.outputs()
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    path = cli.dir / ".airflow-infra" / "state.json"
+    doc = json.loads(path.read_text())
+    port = admin_dsn.rsplit(":", 1)[1].split("/")[0]
+    for r in doc["resources"]:
+        if r["attrs"].get("password_ref"):
+            role = r["attrs"]["name"]
+            old_ref = f"server/127.0.0.1:{port}/{role}"
+            sm.create_secret(Name=f"airflow-infra/{name}/dev/server/127.0.0.1-{port}/{role}",
+                             SecretString=before["etl_password" if role.endswith("_etl") else "reader_password"])
+            sm.delete_secret(SecretId=f"airflow-infra/{name}/dev/{role}", ForceDeleteWithoutRecovery=True)
+            r["attrs"]["password_ref"] = old_ref
+            r["attrs"].pop("password_secret", None)
+    path.write_text(json.dumps(doc))
+    plan = cli("plan", "--detailed-exitcode", expect=2).stdout
+    assert "password_ref" in plan and "missing" not in plan
+    cli("apply", "--auto-approve")
+    cli("plan", "--detailed-exitcode")
+    after = cli.outputs()
+    assert (after["etl_password"], after["reader_password"]) == (before["etl_password"], before["reader_password"])
+    assert _logs_in(after, "etl") and _logs_in(after, "reader")

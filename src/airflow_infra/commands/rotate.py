@@ -33,6 +33,7 @@ def rotate(project: Project, roles: tuple[str, ...] = ROLES, *, lock_timeout: fl
             provider = target.providers(state.lineage)["postgres_role"]
             assert isinstance(provider, RoleProvider)
             for label in roles:
+                txn.check_held()  # a holder whose lease ran out sets nothing more
                 r = state.resources[f"postgres_role.{label}"]
                 provider.rotate(r)
                 done.append((r.attrs["name"], "new password set and stored"))

@@ -16,7 +16,16 @@ from dataclasses import dataclass, replace
 from graphlib import TopologicalSorter
 from pathlib import Path
 
-from ..errors import AirflowInfraError, ApplyFailed, DataLossRefused, NotYetReachable, ProviderError, StateError
+from ..errors import (
+    AirflowInfraError,
+    ApplyFailed,
+    DataLossRefused,
+    ForeignResource,
+    LeaseLost,
+    NotYetReachable,
+    ProviderError,
+    StateError,
+)
 from ..providers.base import Provider
 from ..resources import Observed, Resource
 from ..state.base import State, Transaction
@@ -62,9 +71,12 @@ def _converged(change: Change, obs: Observed | None) -> Observed:
     return obs
 
 
-def _run(change: Change, provider: Provider, force: bool, covered: bool = False) -> Observed | None:
+def _run(change: Change, provider: Provider, force: bool, covered: bool = False,
+         txn: Transaction | None = None) -> Observed | None:
     """covered: a DELETE whose container is deleted in the same plan (a schema in a database that
-    goes): the container's delete takes it, and its backup holds it."""
+    goes): the container's delete takes it, and its backup holds it. A REPLACE records the old one's
+    delete before the create (txn), so that a kill between them leaves a pending create, not a
+    recorded resource that no longer exists."""
     r = change.resource
     before = Observed(change.before or {})
     if change.action == CREATE:
@@ -74,6 +86,8 @@ def _run(change: Change, provider: Provider, force: bool, covered: bool = False)
     if change.action == REPLACE:
         old = Resource(r.type, r.name, dict(change.before or {}), r.depends_on)
         provider.delete(old, before, force=force)
+        if txn is not None:
+            txn.commit(lambda s: s.without(change.address))
         return _converged(change, provider.create(r))
     if change.action == DELETE:
         if covered:
@@ -185,6 +199,7 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], txn: Transaction, *, fo
     applied: list[str] = []
     running: dict[Future[Observed | None], tuple[Change, float]] = {}
     ready: list[str] = []
+    lease_lost = False
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool, _cancel_on_interrupt(providers):
         while sorter.is_active():
             if not failures:
@@ -200,13 +215,14 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], txn: Transaction, *, fo
                     _intend([by_addr[a] for a in starting], providers, txn)
                 except StateError as exc:
                     failures.append(str(exc))
+                    lease_lost = isinstance(exc, LeaseLost)
                     starting = []
                 for address in starting:
                     ready.remove(address)
                     c = _resolved(by_addr[address], txn.state)
                     emit("start", c, 0.0)
                     running[pool.submit(_run, c, providers[c.resource.type], force_delete_data,
-                                        address in covered)] = (c, time.monotonic())
+                                        address in covered, txn)] = (c, time.monotonic())
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -220,10 +236,10 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], txn: Transaction, *, fo
                 applied.append(c.address)
                 emit("done", c, time.monotonic() - started)
                 sorter.done(c.address)
-    if failures and not any("lease" in f for f in failures):
+    if failures and not lease_lost:
         try:  # a step failed because this run was stopped past its lease: say that too
             txn.check_held()
-        except StateError as exc:
+        except LeaseLost as exc:
             failures.append(str(exc))
     return applied, failures
 
@@ -255,6 +271,11 @@ def _record(c: Change, fut: Future[Observed | None], txn: Transaction) -> str | 
     try:
         obs = fut.result()
     except Exception as exc:
+        if isinstance(exc, ForeignResource) and c.address in txn.state.pending:
+            # what is there is someone else's: no create of ours is pending there any more (else the
+            # next plan would read it as ours)
+            with contextlib.suppress(StateError):
+                txn.commit(lambda s: s.done(c.address))
         detail = str(exc) if isinstance(exc, AirflowInfraError) else f"{type(exc).__name__}: {exc}"
         return detail if detail.startswith(c.address) else f"{c.address}: {detail}"
     r = c.resource

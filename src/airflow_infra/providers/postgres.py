@@ -438,16 +438,17 @@ class RoleProvider(Provider):
         self.owner = owner
         self.private_server = private_server
 
-    # members: roles other than the project's and the admin (a CREATEROLE admin is made a member)
+    # members: roles other than the project's and the admin (a CREATEROLE admin is made a member);
+    # DISTINCT: PostgreSQL 16 keeps a membership once per grantor
     ROLE_SQL = """SELECT r.rolcanlogin, shobj_description(r.oid, 'pg_authid'),
-                         array(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                         array(SELECT DISTINCT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
                                WHERE m.member = r.oid ORDER BY 1),
                          r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls, r.rolinherit,
                          r.rolconnlimit, nullif(r.rolvaliduntil::text, 'infinity'),
-                         array(SELECT u.rolname FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member
+                         array(SELECT DISTINCT u.rolname FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member
                                WHERE m.roleid = r.oid AND u.rolname <> ALL(%(ours)s) AND u.rolname <> current_user
                                ORDER BY 1),
-                         array(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                         array(SELECT DISTINCT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
                                WHERE m.member = r.oid AND m.admin_option ORDER BY 1),
                          array(SELECT d.datname FROM pg_database d WHERE %(private)s
                                AND d.datname IN ('postgres', 'template1')
@@ -491,17 +492,17 @@ class RoleProvider(Provider):
             return STORED if row is not None and scram.matches(row[0], value) else DIFFERS
         return STORED if self.admin.password_works(name, value) else DIFFERS
 
-    def _set_password(self, cur: Any, r: Resource, prior: Observed | None) -> None:
-        """Give the role the stored password: the one under an older reference when it moved, else
-        the one stored, else a new one; kept in the store before the role gets it."""
-        ref, name = r.attrs["password_ref"], r.attrs["name"]
+    def _stored_password(self, r: Resource, prior: Observed | None) -> tuple[str, str | None]:
+        """(the password the role is to have, an older reference it was moved from, to delete once
+        the role has it): the one under an older reference when it moved, else the one stored, else a
+        new one, kept in the store first. Asked before the role's transaction opens, never inside:
+        a slow store must not hold a transaction open (the server ends one left idle)."""
+        ref = r.attrs["password_ref"]
         old_ref = prior.attrs.get("password_ref") if prior else None
         moved = self.admin.secrets.get(old_ref) if old_ref and old_ref != ref else None
         if moved is not None:
             self.admin.secrets.put(ref, moved)
-        _give_password(cur, name, self.admin.secrets.get_or_create(ref))
-        if moved is not None and old_ref:
-            self.admin.secrets.delete(old_ref)
+        return self.admin.secrets.get_or_create(ref), old_ref if moved is not None else None
 
     def rotate(self, r: Resource) -> None:
         """A new password for the login role r: kept in the store first (Secrets Manager: the new
@@ -575,33 +576,52 @@ class RoleProvider(Provider):
         from psycopg import sql
 
         name = r.attrs["name"]
+        with _translate(r.address, "create"):
+            found = self.read(r, None)  # an apply killed before it could record it: converged, not made again
+            _refuse_foreign(r.address, f"role {name!r}", found)
+            password, moved_from = self._stored_password(r, None) if r.attrs.get("password_ref") else (None, None)
         # all-or-nothing: role, marker, password, grants
         with _translate(r.address, "create"), self.admin.session() as conn, conn.transaction(), conn.cursor() as cur:
             row = cur.execute("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s",
                               (name,)).fetchone()
-            _refuse_foreign(r.address, f"role {name!r}", None if row is None else _observed(self.owner, {}, row[0], None))
+            if row is not None and found is None:  # made by someone else since it was read
+                _refuse_foreign(r.address, f"role {name!r}", _observed(self.owner, {}, row[0], None))
             if row is None:
                 cur.execute(sql.SQL("CREATE ROLE {}").format(_ident(name)))
                 if not self.admin.is_superuser:
                     # A CREATEROLE admin must be a member to own databases as, and set defaults for, it.
                     cur.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(_ident(name)))
-            if r.attrs.get("password_ref"):
-                self._set_password(cur, r, None)
-            found = self.read(r, None) if row else None
-            self._converge(r, cur, dict(found.attrs) if found else {})
-        with _translate(r.address, "create"):
-            self._keep_out(r, dict(found.attrs) if found else {})
+            if password is not None:
+                _give_password(cur, name, password)
+            self._converge(r, cur, dict(found.attrs) if found and row else {})
+        self._finish(r, dict(found.attrs) if found else {}, moved_from, "create")
         return read_back(self, r)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
+        password, moved_from = None, None
+        if r.attrs.get("password_ref") and (prior.attrs.get("password") != STORED
+                                            or prior.attrs.get("password_ref") != r.attrs["password_ref"]):
+            with _translate(r.address, "update"):
+                password, moved_from = self._stored_password(r, prior)
         with _translate(r.address, "update"), self.admin.session() as conn, conn.transaction(), conn.cursor() as cur:
-            if r.attrs.get("password_ref") and (prior.attrs.get("password") != STORED
-                                                or prior.attrs.get("password_ref") != r.attrs["password_ref"]):
-                self._set_password(cur, r, prior)
+            if password is not None:
+                _give_password(cur, r.attrs["name"], password)
             self._converge(r, cur, dict(prior.attrs))
-        with _translate(r.address, "update"):
-            self._keep_out(r, dict(prior.attrs))
-        return read_back(self, r)
+        self._finish(r, dict(prior.attrs), moved_from, "update")
+        done = read_back(self, r)
+        unconverged = sorted(k for k, v in r.attrs.items() if k in done.attrs and done.attrs[k] != v)
+        if unconverged:  # a REVOKE the server only warned about (another grantor's grant, say): never silent
+            raise ProviderError(f"{r.address}: {', '.join(unconverged)} could not be put right by the admin "
+                                f"({', '.join(f'{k} is {done.attrs[k]!r}' for k in unconverged)}): a superuser must")
+        return done
+
+    def _finish(self, r: Resource, current: dict[str, Any], moved_from: str | None, step: str) -> None:
+        """After the role's transaction: the server-wide CONNECTs, and the older reference a password
+        moved from (the role has the password now)."""
+        with _translate(r.address, step):
+            self._keep_out(r, current)
+        if moved_from:
+            self.admin.secrets.delete(moved_from)
 
     def mark(self, r: Resource) -> None:
         from psycopg import sql
@@ -657,6 +677,9 @@ class DatabaseProvider(Provider):
                               comment or owner_comment, prior)
             if found.foreign:
                 return found  # not ours to look inside (nor, maybe, to connect to)
+            if not self.admin.query("SELECT has_database_privilege(%s, 'CONNECT')", (r.attrs["name"],))[0]:
+                # (its owner changed by hand, say): unknown until update gives it back to our owner role
+                return Observed({**found.attrs, "public_create": None})
             with self.admin.session(r.attrs["name"]) as conn:
                 public_create = conn.execute(self.PUBLIC_CREATE_SQL, ([r.attrs["owner"], *r.attrs["connect"]],)).fetchone()[0]
         return Observed({**found.attrs, "public_create": list(public_create)})
@@ -675,7 +698,10 @@ class DatabaseProvider(Provider):
             conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db, _ident(r.attrs["owner"])))
             conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(db, sql.Literal(self.owner.marker())))
             conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
-            beyond = {x.split(" holds ")[0] for x in (current.attrs.get("other_privileges", []) if current else [])}
+            beyond = [row[0] for row in conn.execute(
+                "SELECT DISTINCT pg_get_userbyid(a.grantee) FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = %s "
+                "AND a.grantee NOT IN (d.datdba, 0) AND a.privilege_type NOT IN ('CONNECT', 'TEMPORARY')",
+                (r.attrs["name"],))]
             if beyond:  # CREATE (a schema of one's own) is the owner's alone
                 conn.execute(sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(db, _idents(sorted(beyond))))
             extra = set(current.attrs.get("connect", [])) - set(r.attrs["connect"]) if current else set()
@@ -689,7 +715,7 @@ class DatabaseProvider(Provider):
             if public is not None:  # (dropped by hand: nothing to keep anyone out of)
                 conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
                 holders = {public[0], r.attrs["owner"], *r.attrs["connect"],
-                           *(current.attrs.get("public_create", []) if current else [])}
+                           *((current.attrs.get("public_create") or []) if current else [])}
                 conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(_idents(sorted(holders))))
         previous = current.attrs.get("owner") if current else None
         if previous and previous != r.attrs["owner"]:
@@ -712,7 +738,12 @@ class DatabaseProvider(Provider):
     def update(self, r: Resource, prior: Observed) -> Observed:
         with _translate(r.address, "update"):
             self._converge(r, prior)
-        return read_back(self, r)
+        done = read_back(self, r)
+        unconverged = sorted(k for k in ("public_create", "other_privileges") if done.attrs.get(k) != r.attrs[k])
+        if unconverged:  # a REVOKE that only warned (schema public of a bootstrap superuser's, say): never silent
+            raise ProviderError(f"{r.address}: {', '.join(unconverged)} could not be put right by the admin "
+                                f"({', '.join(f'{k} is {done.attrs[k]!r}' for k in unconverged)}): a superuser must")
+        return done
 
     def mark(self, r: Resource) -> None:
         from psycopg import sql

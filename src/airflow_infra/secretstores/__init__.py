@@ -83,6 +83,8 @@ def make_store(config, home: Path):
         p = config.project
         return AwsSecretsManagerStore(region=config.region if config.target.kind == "aws" else config.secrets.region,
                                       prefix=f"{config.secrets.prefix.rstrip('/')}/",
+                                      current=f"{p.name}/{p.environment}/",
+                                      legacy_prefix=f"{config.secrets.prefix.rstrip('/')}/{p.name}/{p.environment}/",
                                       tags={"ManagedBy": "airflow-infra", "Project": p.name, "Environment": p.environment})
     from .file import FileSecretStore
 

@@ -12,15 +12,21 @@ from . import SecretStore, new_password, usable
 
 
 class AwsSecretsManagerStore(SecretStore):
-    def __init__(self, *, region: str, prefix: str, tags: dict[str, str] | None = None):
+    def __init__(self, *, region: str, prefix: str, tags: dict[str, str] | None = None, current: str = "",
+                 legacy_prefix: str | None = None):
+        """current: how this project's references start (project/environment/); a reference that does
+        not (an older release's, e.g. aws/<instance>/<role>) is named under legacy_prefix, where that
+        release kept it, so that apply can move it."""
         self.sm = aws_client("secretsmanager", region=region)
         self.prefix = prefix
+        self.current, self.legacy_prefix = current, legacy_prefix
         self.tags = [{"Key": k, "Value": v} for k, v in sorted((tags or {"ManagedBy": "airflow-infra"}).items())]
         self._arns: dict[str, str] = {}  # ref -> ARN, from the calls that return it anyway
         self._values: dict[str, str | None] = {}  # ref -> value read by this run (None: there is none)
 
     def name(self, ref: str) -> str:
-        return self.prefix + re.sub(r"[^A-Za-z0-9/_+=.@-]", "-", ref)
+        prefix = self.prefix if ref.startswith(self.current) or self.legacy_prefix is None else self.legacy_prefix
+        return prefix + re.sub(r"[^A-Za-z0-9/_+=.@-]", "-", ref)
 
     def prefetch(self, refs: list[str]) -> None:
         """One BatchGetSecretValue for every role's secret (a refresh needs each value); without the

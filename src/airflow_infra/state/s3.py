@@ -259,7 +259,10 @@ class S3StateBackend:
         self._put(state, {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"})
 
     def import_state(self, state: State) -> None:
-        self._put(state, {"IfNoneMatch": "*"})
+        current = self.read()  # an empty one (a take-over's fence, say) holds nothing to keep
+        if self._etag is not None and (current.serial or current.resources):
+            raise StateConflict(f"{self.location}: a state is there already; nothing was overwritten")
+        self._put(state, {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"})
 
     # -- lock ------------------------------------------------------------------------------
     def _probe(self) -> None:
@@ -351,20 +354,18 @@ class S3StateBackend:
         for _ in range(10):  # the previous holder may still be writing: go on from what it wrote
             try:
                 obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)
+                state, cond = self._parse(obj), {"IfMatch": obj["ETag"]}
+            except StateCorrupt:
+                return  # no writer goes on from a corrupt state (each parses what it read first)
             except Exception as exc:
-                if error_code(exc) in ("NoSuchKey", "404"):
-                    return  # nothing written yet: its first write (If-None-Match) fails once ours is there
-                raise
+                if error_code(exc) not in ("NoSuchKey", "404"):
+                    raise
+                # nothing written yet: an empty state naming our lock, so that the previous holder's
+                # first write (If-None-Match) fails too; ours goes on from it as from nothing
+                state, cond = State(), {"IfNoneMatch": "*"}
             try:
-                doc = json.loads(obj["Body"].read())
-            except ValueError:
-                return  # a corrupt state: no writer goes on from it (each parses what it read first)
-            if doc.get("lock") == lock_id:
-                return
-            try:
-                self.s3.put_object(Bucket=self.bucket, Key=self.key, IfMatch=obj["ETag"], ContentType="application/json",
-                                   ServerSideEncryption="AES256",
-                                   Body=(json.dumps({**doc, "lock": lock_id}, sort_keys=True, indent=2) + "\n").encode())
+                self.s3.put_object(Bucket=self.bucket, Key=self.key, ContentType="application/json",
+                                   ServerSideEncryption="AES256", Body=self._body(state, lock_id), **cond)
                 return
             except Exception as exc:
                 if error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
