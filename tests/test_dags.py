@@ -62,7 +62,7 @@ def test_seed_registry_parses_as_is_and_names_are_checked(tmp_path):
     reg.write_text(SEED_CSV)
     listed = json.loads(cli("projects", "list", "--registry", str(reg), "--json").stdout)
     assert listed == [{"project": "redb", "repo": "REDB-Workflows", "url": "https://github.com/stlrda/REDB-Workflows",
-                       "branch": "", "path": "", "config": ""}]
+                       "branch": "", "path": "", "config": "", "clone_url": "https://github.com/stlrda/REDB-Workflows"}]
     bad = cli("projects", "add", "211dashboard", "https://example.invalid/x.git", "--registry", str(reg), expect=1)
     assert "'211dashboard' is not a valid project name" in bad.stderr
     dup = cli("projects", "add", "other", "https://github.com/stlrda/REDB-Workflows", "--registry", str(reg), expect=1)
@@ -318,3 +318,30 @@ def test_apply_all_shows_every_plan_and_asks_once(tmp_path, home, answer):
     if answer == "yes":
         for n in ("fleet_a", "fleet_b"):
             Cli(tmp_path / n, home)("destroy", "--auto-approve", "--force-delete-data")
+
+
+SEED_ROW = "redb,REDB-Workflows,https://github.com/stlrda/REDB-Workflows/tree/theo/development"
+
+
+def test_the_seeds_own_row_names_its_branch_in_a_page_url(tmp_path, monkeypatch):
+    """The seed's projects.csv as it is: a GitHub page URL naming a branch with a slash. GitHub is
+    played by a local repository that git's url.<base>.insteadOf puts in its place."""
+    remote = Repo(tmp_path, "REDB-Workflows")
+    remote.commit({"dags/redb_dag.py": dag_source("redb_main")}, "on main")
+    wanted = remote.commit({"dags/redb_dag.py": dag_source("redb_theo")}, "on theo/development")
+    git("push", "--quiet", "origin", "HEAD:refs/heads/theo/development", cwd=remote.work)
+    remote.commit({"dags/redb_dag.py": dag_source("redb_later")}, "main moves on")
+    for k, v in {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"url.{remote.remote.parent.as_uri()}/.insteadOf",
+                 "GIT_CONFIG_VALUE_0": "https://github.com/stlrda/"}.items():
+        monkeypatch.setenv(k, v)
+    reg, dags = tmp_path / "projects.csv", tmp_path / "dags"
+    reg.write_text(f"Project,Repo,URL\n{SEED_ROW}\n")
+    shown = json.loads(cli("projects", "show", "redb", "--registry", str(reg)).stdout)
+    assert (shown["branch"], shown["clone_url"]) == ("theo/development", "https://github.com/stlrda/REDB-Workflows")
+    [done] = json.loads(cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--json").stdout)
+    assert done["result"] == "published" and done["new"] == wanted
+    assert (dags / "redb" / "dags" / "redb_dag.py").read_text() == dag_source("redb_theo")
+    assert reg.read_text() == f"Project,Repo,URL\n{SEED_ROW}\n"  # read as it is, never rewritten
+    reg.write_text("Project,Repo,URL\nredb,REDB-Workflows,https://github.com/stlrda/REDB-Workflows/blob/main/x.py\n")
+    refused = cli("projects", "list", "--registry", str(reg), expect=1)
+    assert "line 2: URL" in refused.stderr and "web page git cannot clone" in refused.stderr

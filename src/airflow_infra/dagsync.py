@@ -129,8 +129,8 @@ class DagSync:
     def _fetch(self, e: Entry) -> tuple[str, Path]:
         """The commit of the project's branch, and the repository to export it from: a local
         repository is read in place (no copy to make), any other is mirrored by a bare clone."""
-        ref = f"refs/heads/{e.branch}" if e.branch else "HEAD"  # a bare clone's HEAD is the default branch
-        local = _local_repository(e.url)
+        ref = f"refs/heads/{e.ref}" if e.ref else "HEAD"  # a bare clone's HEAD is the default branch
+        local = _local_repository(e.clone_url)
         if local is not None:
             sha = _git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=local)
             self._check_fast_forward(e.project, sha, local)
@@ -139,10 +139,10 @@ class DagSync:
         if not (repo / "HEAD").exists():
             tmp = repo.with_name(f".{repo.name}.{os.getpid()}.tmp")
             shutil.rmtree(tmp, ignore_errors=True)
-            _git("clone", "--bare", "--quiet", "--", e.url, str(tmp))
+            _git("clone", "--bare", "--quiet", "--", e.clone_url, str(tmp))
             os.replace(tmp, repo)  # freshly cloned: nothing to fetch
         else:
-            branch = e.branch or _git("symbolic-ref", "--short", "HEAD", cwd=repo)
+            branch = e.ref or _git("symbolic-ref", "--short", "HEAD", cwd=repo)
             # Not forced: a branch whose history was rewritten is refused, not published.
             _git("fetch", "--quiet", "--no-tags", "origin", f"refs/heads/{branch}:refs/heads/{branch}", cwd=repo)
         return _git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=repo), repo

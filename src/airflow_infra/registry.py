@@ -3,13 +3,17 @@
 Columns Project,Repo,URL (the seed's), plus optional Branch, Path (the folder of the repo that
 holds its DAGs) and Config (the project's airflow-infra.toml, relative to the registry file, for
 fleet commands). Names are project names (importable Python names); duplicate names or URLs
-are refused.
+are refused. A URL may be a repository's web page on GitHub, GitLab or Bitbucket naming a branch
+(the seed's own `https://github.com/stlrda/REDB-Workflows/tree/theo/development`): it is read as
+the repository and that branch, and an explicit Branch wins. A page git cannot clone (a file, an
+issue) is refused when the registry is read.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,6 +22,30 @@ from .names import check_name
 
 REQUIRED = ("Project", "Repo", "URL")
 OPTIONAL = ("Branch", "Path", "Config")
+
+# A repository's page naming a branch (which may hold "/"): GitHub's /tree/, GitLab's /-/tree/,
+# Bitbucket's /src/; the repository's URL is what comes before, without a trailing .git.
+_PAGES = (
+    re.compile(r"^(?P<repo>https?://(?:www\.)?github\.com/[^/]+/[^/]+?)(?:\.git)?/tree/(?P<branch>[^?#]+?)/?(?:[?#].*)?$"),
+    re.compile(r"^(?P<repo>https?://[^/]+/.+?)(?:\.git)?/-/tree/(?P<branch>[^?#]+?)/?(?:[?#].*)?$"),
+    re.compile(r"^(?P<repo>https?://(?:www\.)?bitbucket\.org/[^/]+/[^/]+?)(?:\.git)?/src/(?P<branch>[^?#]+?)/?(?:[?#].*)?$"),
+)
+# Hosts whose repositories are exactly owner/name: a longer path is a page git cannot clone.
+_TWO_PARTS = re.compile(r"^https?://(?:www\.)?(?:github\.com|bitbucket\.org)/(?P<path>[^?#]*)")
+
+
+def source(url: str) -> tuple[str, str]:
+    """(what git clones, the branch the URL names or "")."""
+    for page in _PAGES:
+        found = page.match(url)
+        if found:
+            return found["repo"], found["branch"]
+    return url, ""
+
+
+def _clonable(url: str) -> bool:
+    two = _TWO_PARTS.match(url)
+    return two is None or len([p for p in two["path"].removesuffix(".git").split("/") if p]) == 2
 
 
 @dataclass(frozen=True)
@@ -29,8 +57,17 @@ class Entry:
     path: str = ""
     config: str = ""
 
+    @property
+    def clone_url(self) -> str:
+        return source(self.url)[0]
+
+    @property
+    def ref(self) -> str:
+        """The branch to publish: Branch, else the one the URL's page names ("": the default branch)."""
+        return self.branch or source(self.url)[1]
+
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "branch": self.ref, "clone_url": self.clone_url}
 
 
 def _check_path(value: str, where: str) -> str:
@@ -47,6 +84,9 @@ def _check(entries: list[Entry], source: str) -> list[Entry]:
         check_name(e.project, source=f"{where}: Project")
         if not e.url:
             raise ConfigError(f"{where}: URL is empty")
+        if not _clonable(e.clone_url):
+            raise ConfigError(f"{where}: URL {e.url!r} is a web page git cannot clone: give the repository's URL, "
+                              "or its /tree/<branch> page")
         if e.project in names:
             raise ConfigError(f"{where}: project {e.project!r} is listed twice")
         if e.url in urls:
