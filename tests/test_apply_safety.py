@@ -403,3 +403,20 @@ def test_a_kill_at_any_moment_converges_on_the_next_apply(make_cli):
         _unlock_after_kill(cli)
         cli("apply", "--auto-approve")
         cli("plan", "--detailed-exitcode")
+
+
+def test_a_terraform_state_at_the_key_is_refused_and_left_alone(cli, state_bucket, s3):
+    """Issue 14: the seed's setup keeps every project's Terraform state in one bucket; one at our key is
+    named as Terraform's, pointed at import-terraform, and never overwritten (nor migrated over)."""
+    cli("init")
+    use_s3_state(cli, state_bucket, "s3")
+    cli("backend", "bootstrap")
+    key = f"{cli.dir.name}/dev/airflow-infra.json"
+    theirs = json.dumps({"version": 4, "terraform_version": "0.12.29", "serial": 1,
+                         "lineage": "7f1e9b9c-0000-4000-8000-000000000000", "outputs": {}, "resources": []}).encode()
+    s3.put_object(Bucket=state_bucket, Key=key, Body=theirs)
+    for args in (("plan",), ("apply", "--auto-approve")):
+        refused = cli(*args, expect=1)
+        assert "holds a Terraform state (Terraform 0.12.29)" in refused.stderr
+        assert "import-terraform" in refused.stderr and refused.stderr.count("\n") == 1
+    assert s3.get_object(Bucket=state_bucket, Key=key)["Body"].read() == theirs

@@ -81,10 +81,16 @@ class State:
     @classmethod
     def from_json(cls, text: str) -> State:
         """StateTooNew for a state a newer release wrote (its meaning may have changed: never
-        read it, let alone write it back); ValueError/KeyError/TypeError when it is malformed."""
+        read it, let alone write it back); StateCorrupt naming Terraform for a Terraform state;
+        ValueError/KeyError/TypeError when it is malformed."""
         doc = json.loads(text)
         if not isinstance(doc, dict):
             raise ValueError("not a JSON object")
+        if "terraform_version" in doc:  # a neighbour's state at our key: never ours to read, nor to overwrite
+            raise StateCorrupt(
+                f"holds a Terraform state (Terraform {doc['terraform_version']}), not airflow-infra's; it was left as "
+                "it is: give airflow-infra a key of its own ([state] key), and take over what that state manages "
+                "with `airflow-infra import-terraform`")
         if int(doc["version"]) > STATE_VERSION:
             raise StateTooNew(
                 f"state version {doc['version']} was written by a newer airflow-infra (this release reads up to "
@@ -204,6 +210,8 @@ def parse_state(text: str, where: str, *, what: str = "state", hint: str = "") -
         return State.from_json(text)
     except StateTooNew as exc:
         raise StateTooNew(f"{where}: {exc}") from None
+    except StateCorrupt as exc:
+        raise StateCorrupt(f"{where}: {exc}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise StateCorrupt(f"{where}: {what} is corrupt ({type(exc).__name__}: {exc}); it was left as it is"
                            + (f": {hint}" if hint else "")) from None
