@@ -114,3 +114,54 @@ def test_a_ref_outside_depends_on_is_refused():
 
     with pytest.raises(ValueError, match="refers to"):
         make_plan(State(), [Resource("thing", "t", {"x": Ref("group.g", "id")})], {"thing": DictProvider()})
+
+
+class MarkedProvider(DictProvider):
+    """Things carry a marker; one made without it (a create cut short) is nobody's we know unless the
+    state records it or a pending create names it. `cut` names creates that stop after the call."""
+
+    force_new = frozenset({"name"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cut: set[str] = set()
+
+    def read(self, r: Resource, prior: Observed | None) -> Observed | None:
+        found = self.things.get(r.attrs["name"])
+        if found is None:
+            return None
+        ours = found["marked"] or prior is not None
+        return Observed({"name": r.attrs["name"], "marked": found["marked"]}, foreign=not ours, whose="unmarked")
+
+    def create(self, r: Resource) -> Observed:
+        if r.attrs["name"] in self.cut:
+            self.things[r.attrs["name"]] = {"marked": False}
+            raise RuntimeError("killed between the create and its marker")
+        self.things[r.attrs["name"]] = {"marked": True}
+        return Observed({"name": r.attrs["name"], "marked": True})
+
+    def update(self, r: Resource, prior: Observed) -> Observed:
+        self.things[r.attrs["name"]] = {"marked": True}
+        return Observed({"name": r.attrs["name"], "marked": True})
+
+    def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        self.things.pop(r.attrs["name"], None)
+
+
+def test_a_replacement_cut_short_is_adopted_by_the_next_plan(tmp_path):
+    """DESIGN.md §5.2 on the replace path: the old one's delete is recorded before the new one's create,
+    whose name is pending, so what a kill leaves unmarked is adopted, never refused as foreign."""
+    provider = MarkedProvider()
+    providers: dict[str, Provider] = {"thing": provider}
+    backend = LocalStateBackend(tmp_path / "state.json")
+    with transaction(backend, "apply") as txn:
+        apply_plan(make_plan(State(), [Resource("thing", "a", {"name": "old", "marked": True})], providers), txn,
+                   providers, backup_dir=tmp_path / "backups")
+    provider.cut = {"new"}
+    wanted = [Resource("thing", "a", {"name": "new", "marked": True})]
+    with pytest.raises(ApplyFailed, match="killed between"), transaction(backend, "apply") as txn:
+        apply_plan(make_plan(backend.read(), wanted, providers), txn, providers, backup_dir=tmp_path / "backups")
+    stored = backend.read()
+    assert "thing.a" not in stored.resources and stored.pending == {"thing.a": "new"}
+    again = make_plan(stored, wanted, providers)
+    assert not again.conflicts and [(c.action, c.changed) for c in again.changes] == [("update", ("marked",))]
