@@ -46,6 +46,19 @@ def test_the_reference_does_not_depend_on_how_the_dsn_spells_the_host(server_cli
         assert conn.execute("SELECT current_user").fetchone()[0] == f"{name}_etl"
 
 
+def _moved_and_kept(cli, path, doc: dict, before: dict) -> dict:
+    """Write doc (a state whose references an older release made) to path: plan shows the move and
+    nothing missing; after apply the passwords are those Airflow already has. Returns the outputs."""
+    path.write_text(json.dumps(doc))
+    plan = cli("plan", "--detailed-exitcode", expect=2).stdout
+    assert "password_ref" in plan and "missing" not in plan
+    cli("apply", "--auto-approve")
+    cli("plan", "--detailed-exitcode")
+    after = cli.outputs()
+    assert (after["etl_password"], after["reader_password"]) == (before["etl_password"], before["reader_password"])
+    return after
+
+
 def test_a_password_kept_under_an_older_reference_moves(server_cli, name, superuser):
     """States of earlier releases keyed the password on the DSN's host: apply moves it, the role's
     password stays what Airflow already uses."""
@@ -60,14 +73,8 @@ def test_a_password_kept_under_an_older_reference_moves(server_cli, name, superu
             old = f"server/127.0.0.1:5432/{r['attrs']['name']}"
             store[old] = store.pop(r["attrs"]["password_ref"])
             r["attrs"]["password_ref"] = old
-    path.write_text(json.dumps(doc))
     (cli.home / "secrets.json").write_text(json.dumps(store))
-    plan = cli("plan", "--detailed-exitcode", expect=2).stdout
-    assert "password_ref" in plan and "missing" not in plan
-    cli("apply", "--auto-approve")
-    cli("plan", "--detailed-exitcode")
-    after = cli.outputs()
-    assert (after["etl_password"], after["reader_password"]) == (before["etl_password"], before["reader_password"])
+    _moved_and_kept(cli, path, doc, before)
     assert not any(k.startswith("server/127.0.0.1:5432/") for k in _secrets(cli.home))
 
 
@@ -286,11 +293,5 @@ def test_a_secrets_manager_password_an_older_release_kept_moves(server_cli, name
             sm.delete_secret(SecretId=f"airflow-infra/{name}/dev/{role}", ForceDeleteWithoutRecovery=True)
             r["attrs"]["password_ref"] = old_ref
             r["attrs"].pop("password_secret", None)
-    path.write_text(json.dumps(doc))
-    plan = cli("plan", "--detailed-exitcode", expect=2).stdout
-    assert "password_ref" in plan and "missing" not in plan
-    cli("apply", "--auto-approve")
-    cli("plan", "--detailed-exitcode")
-    after = cli.outputs()
-    assert (after["etl_password"], after["reader_password"]) == (before["etl_password"], before["reader_password"])
+    after = _moved_and_kept(cli, path, doc, before)
     assert _logs_in(after, "etl") and _logs_in(after, "reader")

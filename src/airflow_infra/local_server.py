@@ -601,8 +601,10 @@ class LocalServer:
                                   input=statement, capture_output=True, text=True, cwd=self.dir, env=minimal_env(),
                                   timeout=120, check=False, **kwargs)
             if proc.returncode != 0 or "ERROR" in proc.stderr:
+                # the server's own words, never the STATEMENT line (it holds the new verifier)
+                said = [ln for ln in proc.stderr.splitlines() if "ERROR" in ln or "FATAL" in ln][-1:]
                 raise LocalServerError(f"the superuser's password is missing from {self.secrets.path}, and setting a "
-                                       f"new one failed: {proc.stderr.strip().splitlines()[-1:]}")
+                                       f"new one failed: {' '.join(said) or 'postgres --single exited with an error'}")
             self.secrets.put(SUPERUSER_REF, password)
         logging.getLogger(__name__).warning(
             f"the local PostgreSQL's superuser password was missing from {self.secrets.path}, or not the server's: "

@@ -31,7 +31,7 @@ asked yet: taken as the state says).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -87,6 +87,17 @@ class Provider(ABC):
     def mark(self, r: Resource) -> None:
         """Our marker on an existing resource (`import`); nothing for a type that holds none."""
         return None
+
+
+def converged(r: Resource, done: Observed, keys: Iterable[str], *, who: str = "a superuser") -> Observed:
+    """done, when each of keys reads back as r wants it; else ProviderError naming what is left and
+    who can put it right. For a change the server accepts and only warns about (a REVOKE of another
+    grantor's grant): an update must never report what it did not do."""
+    left = sorted(k for k in keys if k in r.attrs and done.attrs.get(k) != r.attrs[k])
+    if left:
+        raise ProviderError(f"{r.address}: the admin could not put this right ("
+                            + "; ".join(f"{k} is {done.attrs.get(k)!r}" for k in left) + f"): {who} must")
+    return done
 
 
 def read_back(provider: Provider, r: Resource, prior: Observed | None = None) -> Observed:

@@ -27,7 +27,7 @@ from ..pgerrors import translated
 from ..resources import Observed, Resource
 from ..secretstores import SecretStore, role_ref
 from . import pggrants
-from .base import Provider, read_back
+from .base import Provider, converged, read_back
 
 
 def _observed(owner: Owner, attrs: dict[str, Any], comment: str | None, prior: Observed | None) -> Observed:
@@ -609,11 +609,7 @@ class RoleProvider(Provider):
             self._converge(r, cur, dict(prior.attrs))
         self._finish(r, dict(prior.attrs), moved_from, "update")
         done = read_back(self, r)
-        unconverged = sorted(k for k, v in r.attrs.items() if k in done.attrs and done.attrs[k] != v)
-        if unconverged:  # a REVOKE the server only warned about (another grantor's grant, say): never silent
-            raise ProviderError(f"{r.address}: {', '.join(unconverged)} could not be put right by the admin "
-                                f"({', '.join(f'{k} is {done.attrs[k]!r}' for k in unconverged)}): a superuser must")
-        return done
+        return converged(r, done, [k for k in r.attrs if k in done.attrs])
 
     def _finish(self, r: Resource, current: dict[str, Any], moved_from: str | None, step: str) -> None:
         """After the role's transaction: the server-wide CONNECTs, and the older reference a password
@@ -663,9 +659,7 @@ class DatabaseProvider(Provider):
                                 WHERE a.privilege_type = 'CONNECT' AND a.grantee NOT IN (d.datdba, 0) ORDER BY 1),
                           d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0),
                           array(SELECT DISTINCT pg_get_userbyid(a.grantee) || ' holds ' || a.privilege_type
-                                  FROM aclexplode(d.datacl) a
-                                 WHERE a.grantee NOT IN (d.datdba, 0) AND a.privilege_type NOT IN ('CONNECT', 'TEMPORARY')
-                                 ORDER BY 1)
+                                  FROM aclexplode(d.datacl) a WHERE """ + self.BEYOND + """ ORDER BY 1)
                    FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba WHERE d.datname = %s""",
                 (r.attrs["name"],))
             if row is None:
@@ -684,6 +678,10 @@ class DatabaseProvider(Provider):
                 public_create = conn.execute(self.PUBLIC_CREATE_SQL, ([r.attrs["owner"], *r.attrs["connect"]],)).fetchone()[0]
         return Observed({**found.attrs, "public_create": list(public_create)})
 
+    # A database privilege held beyond what the project's roles need (CONNECT, TEMPORARY) by anyone
+    # but the owner: `other_privileges`, read and taken back from the same catalog rows.
+    BEYOND = "a.grantee NOT IN (d.datdba, 0) AND a.privilege_type NOT IN ('CONNECT', 'TEMPORARY')"
+
     # The project's roles that may make objects in schema public, where the readers' grants never
     # reach (the owner role may, through pg_database_owner, and the etl user through it).
     PUBLIC_CREATE_SQL = """SELECT array(SELECT r.rolname FROM pg_roles r WHERE r.rolname = ANY(%s::text[])
@@ -699,9 +697,8 @@ class DatabaseProvider(Provider):
             conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(db, sql.Literal(self.owner.marker())))
             conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
             beyond = [row[0] for row in conn.execute(
-                "SELECT DISTINCT pg_get_userbyid(a.grantee) FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = %s "
-                "AND a.grantee NOT IN (d.datdba, 0) AND a.privilege_type NOT IN ('CONNECT', 'TEMPORARY')",
-                (r.attrs["name"],))]
+                "SELECT DISTINCT pg_get_userbyid(a.grantee) FROM pg_database d, aclexplode(d.datacl) a "
+                "WHERE d.datname = %s AND " + self.BEYOND, (r.attrs["name"],))]
             if beyond:  # CREATE (a schema of one's own) is the owner's alone
                 conn.execute(sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(db, _idents(sorted(beyond))))
             extra = set(current.attrs.get("connect", [])) - set(r.attrs["connect"]) if current else set()
@@ -738,12 +735,7 @@ class DatabaseProvider(Provider):
     def update(self, r: Resource, prior: Observed) -> Observed:
         with _translate(r.address, "update"):
             self._converge(r, prior)
-        done = read_back(self, r)
-        unconverged = sorted(k for k in ("public_create", "other_privileges") if done.attrs.get(k) != r.attrs[k])
-        if unconverged:  # a REVOKE that only warned (schema public of a bootstrap superuser's, say): never silent
-            raise ProviderError(f"{r.address}: {', '.join(unconverged)} could not be put right by the admin "
-                                f"({', '.join(f'{k} is {done.attrs[k]!r}' for k in unconverged)}): a superuser must")
-        return done
+        return converged(r, read_back(self, r), ("public_create", "other_privileges"))
 
     def mark(self, r: Resource) -> None:
         from psycopg import sql
@@ -882,12 +874,7 @@ class SchemaProvider(Provider):
         with (_translate(r.address, "update"), self.admin.session(r.attrs["database"]) as conn, conn.transaction(),
               conn.cursor() as cur):
             self._converge(cur, r, prior)
-        done = read_back(self, r)
-        if done.attrs.get("grants"):  # a REVOKE on what the admin may not change only warns: say it, never silently
-            raise ProviderError(f"{r.address}: could not put these right (the admin may not change what someone "
-                                f"outside the project owns or granted): {'; '.join(done.attrs['grants'])}: a superuser, "
-                                "or the objects' owners, must")
-        return done
+        return converged(r, read_back(self, r), ("grants",), who="a superuser, or the objects' owners,")
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         from psycopg import sql
