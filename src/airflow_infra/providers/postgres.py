@@ -659,19 +659,20 @@ class DatabaseProvider(Provider):
                                 WHERE a.privilege_type = 'CONNECT' AND a.grantee NOT IN (d.datdba, 0) ORDER BY 1),
                           d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0),
                           array(SELECT DISTINCT pg_get_userbyid(a.grantee) || ' holds ' || a.privilege_type
-                                  FROM aclexplode(d.datacl) a WHERE """ + self.BEYOND + """ ORDER BY 1)
+                                  FROM aclexplode(d.datacl) a WHERE """ + self.BEYOND + """ ORDER BY 1),
+                          has_database_privilege(d.oid, 'CONNECT')
                    FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba WHERE d.datname = %s""",
                 (r.attrs["name"],))
             if row is None:
                 return None
-            owner, owner_comment, comment, connect, public, others = row
+            owner, owner_comment, comment, connect, public, others, may_connect = row
             # CREATE DATABASE and its COMMENT cannot share a transaction: before the COMMENT, our marked owner says it
             found = _observed(self.owner, {"name": r.attrs["name"], "owner": owner, "connect": list(connect),
                                            "public_access": public, "other_privileges": list(others)},
                               comment or owner_comment, prior)
             if found.foreign:
                 return found  # not ours to look inside (nor, maybe, to connect to)
-            if not self.admin.query("SELECT has_database_privilege(%s, 'CONNECT')", (r.attrs["name"],))[0]:
+            if not may_connect:
                 # (its owner changed by hand, say): unknown until update gives it back to our owner role
                 return Observed({**found.attrs, "public_create": None})
             with self.admin.session(r.attrs["name"]) as conn:
