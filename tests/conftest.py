@@ -189,13 +189,51 @@ def moto_endpoint():
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    # s3rver's one account (moto takes any): one set of credentials serves both stores
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "S3RVER",
+           "AWS_SECRET_ACCESS_KEY": "S3RVER", "AWS_DEFAULT_REGION": "us-east-1"}
     with pytest.MonkeyPatch.context() as patch:
         for k, v in env.items():
             patch.setenv(k, v)
         yield env["AWS_ENDPOINT_URL"]
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3rver_endpoint(moto_endpoint, tmp_path_factory):
+    """s3rver, a second S3 implementation nobody here wrote (Node.js, from npm; the README's test
+    command installs it into .s3rver): no versioning, tags, policies or conditional writes, and
+    405/409/501 where AWS answers. Only S3: DynamoDB stays on moto."""
+    from airflow_infra.local_server import free_port
+
+    root = Path(__file__).parent.parent
+    binary = Path(os.environ.get("AIRFLOW_INFRA_TEST_S3RVER", root / ".s3rver/node_modules/.bin/s3rver"))
+    assert binary.exists(), f"{binary} is missing: run the README's test command, which installs s3rver there"
+    port = free_port()
+    data = tmp_path_factory.mktemp("s3rver")
+    proc = subprocess.Popen([str(binary), "-d", str(data), "-a", "127.0.0.1", "-p", str(port), "-s",
+                             "--no-vhost-buckets"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    import socket
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "s3rver exited"
+        assert time.monotonic() < deadline, "s3rver did not start in 30 s"
+        time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(params=["moto", "s3rver"])
+def store(request) -> str:
+    """The endpoint of each S3 implementation in turn: a test taking it runs against both."""
+    return request.getfixturevalue(f"{request.param}_endpoint")
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ from ..backups import (
 from ..errors import ForeignResource, ProviderError
 from ..ownership import Owner, judge
 from ..resources import Observed, Resource
+from ..s3stores import unsupported_answer, version_pages
 from .base import Provider, read_back
 
 TRANSFERS = 10  # object copies at a time in backups and restores, as `aws s3 sync` makes
@@ -39,7 +40,7 @@ _STREAM_ABOVE = 64 << 20  # a restored version larger than this is uploaded in p
 
 POLICY_SID = "AirflowInfraDenyInsecureTransport"
 PAB_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
-NOT_IMPLEMENTED = {"NotImplemented", "XNotImplemented", "501"}
+_NOT_A_SETTING = (KeyError, IndexError, TypeError, ValueError)  # a 200 whose body is not the setting asked for
 MISSING = {  # the "not configured" answer of each getter
     "encryption": "ServerSideEncryptionConfigurationNotFoundError",
     "public_access_block": "NoSuchPublicAccessBlockConfiguration",
@@ -119,6 +120,8 @@ class S3BucketProvider(Provider):
         # (bucket, prefix) -> the versions its last backup holds: emptying deletes those and no
         # other, so what is written after the backup stays (and the bucket's delete then fails)
         self._backed_up: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self._unsupported: dict[str, set[str]] = {}  # bucket -> settings the store was found not to keep
+        self._unversioned: set[str] = set()  # buckets of a store without ListObjectVersions
 
     @property
     def s3(self) -> Any:
@@ -151,21 +154,33 @@ class S3BucketProvider(Provider):
                 "tls_only": {"Statement": []}, "lifecycle": _lifecycle_summary([]), "tags": {}}[setting]
 
     def _read_setting(self, bucket: str, setting: str) -> tuple[Any, bool]:
-        """(value, unsupported?); raises _Gone when the bucket does not exist."""
+        """(value, unsupported?); raises _Gone when the bucket does not exist. A setting this store
+        was found not to keep is not asked again."""
+        if setting in self._unsupported.get(bucket, ()):
+            return None, True
         try:
             return self._get(bucket, setting), False
+        except _NOT_A_SETTING:
+            return self._lacks(bucket, setting)
         except Exception as exc:
             code = error_code(exc)
             if code == "NoSuchBucket":
                 raise _Gone() from None
             if code is not None and code == MISSING.get(setting):
                 return self._absent_value(setting), False
-            if code in NOT_IMPLEMENTED:
-                return None, True
+            if unsupported_answer(exc):
+                return self._lacks(bucket, setting)
             raise
+
+    def _lacks(self, bucket: str, setting: str) -> tuple[None, bool]:
+        """Remember, for this run, that the store does not keep setting on bucket."""
+        self._unsupported.setdefault(bucket, set()).add(setting)
+        return None, True
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         bucket = r.attrs["name"]
+        if prior is not None:  # found unsupported by an earlier run: a store that took no PUT of it still takes none
+            self._unsupported.setdefault(bucket, set()).update(prior.attrs.get("unsupported", []))
         try:
             with ThreadPoolExecutor(max_workers=len(self.SETTINGS)) as pool:
                 results = dict(zip(self.SETTINGS, pool.map(lambda s: self._read_setting(bucket, s), self.SETTINGS), strict=True))
@@ -248,8 +263,9 @@ class S3BucketProvider(Provider):
             try:
                 self._put(r.attrs["name"], setting, r.attrs[setting])
             except Exception as exc:
-                if error_code(exc) in NOT_IMPLEMENTED:
+                if unsupported_answer(exc, put=True):
                     unsupported.add(setting)
+                    self._lacks(r.attrs["name"], setting)
                     continue
                 raise
         return sorted(unsupported)
@@ -260,20 +276,21 @@ class S3BucketProvider(Provider):
         if existing is not None and existing.foreign:
             raise ForeignResource(f"{r.address}: bucket {bucket!r} exists, {existing.whose}: choose another [bucket] "
                                   "name, or take it over on purpose with `airflow-infra import`")
-        created = False
-        try:
-            if existing is None:
-                kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        if existing is None:
+            kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+            try:
                 self.s3.create_bucket(Bucket=bucket, **kwargs)
-                created = True
+            except Exception as exc:  # only CreateBucket's own answer says the name is someone else's
+                if error_code(exc) == "BucketAlreadyExists":
+                    raise ProviderError(f"{r.address}: the bucket name {bucket!r} is taken by another account: "
+                                        "choose another [bucket] name") from None
+                raise translate(r.address, "create", exc) from None
+        try:
             self._converge(r, None if existing is None else dict(existing.attrs))
         except Exception as exc:
-            if created:  # all-or-nothing: an empty bucket we just made goes again
+            if existing is None:  # all-or-nothing: an empty bucket we just made goes again
                 with contextlib.suppress(Exception):
                     self.s3.delete_bucket(Bucket=bucket)
-            if error_code(exc) == "BucketAlreadyExists":
-                raise ProviderError(f"{r.address}: the bucket name {bucket!r} is taken by another account: "
-                                    "choose another [bucket] name") from None
             raise translate(r.address, "create", exc) from None
         return read_back(self, r)
 
@@ -285,29 +302,21 @@ class S3BucketProvider(Provider):
 
     # -- data ------------------------------------------------------------------------------
     def _versions(self, bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:
-        pages = self.s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
-        for page in pages:
-            for v in page.get("Versions", []):
-                yield {"Key": v["Key"], "VersionId": v.get("VersionId") or "null", "IsLatest": v.get("IsLatest", False),
-                       "DeleteMarker": False, "Size": v.get("Size", 0), "ETag": v.get("ETag", ""),
-                       "LastModified": _iso(v.get("LastModified"))}
-            for m in page.get("DeleteMarkers", []):
-                yield {"Key": m["Key"], "VersionId": m.get("VersionId") or "null", "IsLatest": m.get("IsLatest", False),
-                       "DeleteMarker": True, "Size": 0, "LastModified": _iso(m.get("LastModified"))}
+        for page, _ in version_pages(self.s3, bucket, prefix, unversioned=self._unversioned):
+            yield from page
 
     def _count(self, r: Resource, bucket: str, prefix: str, *, besides: str | None = None) -> str | None:
         """What a delete would lose, from the first page of versions: "N object versions" or None."""
         try:
-            page = self.s3.list_object_versions(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
+            page, more = next(version_pages(self.s3, bucket, prefix, unversioned=self._unversioned), ([], False))
         except Exception as exc:
             if error_code(exc) == "NoSuchBucket":
                 return None
             raise translate(r.address, "read", exc) from None
-        n = sum(v["Key"] != besides for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])])
+        n = sum(v["Key"] != besides for v in page)
         if not n:
             return None
-        more = "more than " if page.get("IsTruncated") else ""
-        return f"{more}{n} object version{'s' if n != 1 else ''}"
+        return f"{'more than ' if more else ''}{n} object version{'s' if n != 1 else ''}"
 
     def holds_data(self, r: Resource, observed: Observed) -> str | None:
         return self._count(r, r.attrs["name"], "")
@@ -372,7 +381,8 @@ class S3BucketProvider(Provider):
         after the backup stays, so the bucket's delete fails rather than losing it); each per-key
         error is checked."""
         backed_up = self._backed_up.get((bucket, prefix), set())
-        versioned = bool(self.s3.get_bucket_versioning(Bucket=bucket).get("Status"))
+        status, lacking = self._read_setting(bucket, "versioning")
+        versioned = not lacking and status != "Disabled"
         batch: list[dict[str, Any]] = []
 
         def flush() -> None:
@@ -545,10 +555,6 @@ class S3PrefixProvider(S3BucketProvider):
             if error_code(exc) == "NoSuchBucket":
                 return
             raise translate(r.address, "delete", exc) from None
-
-
-def _iso(when: Any) -> str:
-    return when.isoformat() if hasattr(when, "isoformat") else str(when or "")
 
 
 def _source_version(v: dict[str, Any]) -> dict[str, Any]:
