@@ -64,3 +64,64 @@ def test_a_prefix_of_a_shared_bucket_on_every_store(server_cli, name, store, tmp
     assert "Backup written: " in done.stdout
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=shared).get("Contents", [])]
     assert keys == ["others/keep.csv"]
+
+
+STATE = """
+[state]
+backend = "s3"
+bucket = "{bucket}"
+key = "{name}/dev/airflow-infra.json"
+lock = "dynamodb"
+dynamodb_table = "{bucket}-locks"
+"""
+
+
+def test_two_applies_on_one_state_key_lose_no_update(server_cli, make_cli, name, s3rver_endpoint, superuser):
+    """s3rver ignores If-Match: with lock = "dynamodb" the lock table's digest keeps every write, so two
+    applies of one project racing on one state key leave the state equal to what exists, every time."""
+    env = {"AWS_ENDPOINT_URL_S3": s3rver_endpoint}
+    state = STATE.format(bucket=f"{name.replace('_', '-')}-states", name=name)
+    a = server_cli(on(s3rver_endpoint) + state)
+    made = a("backend", "bootstrap", **env).stdout
+    assert "created bucket" in made and "the store does not support versioning" in made
+    b = make_cli()
+    config = (a.dir / "airflow-infra.toml").read_text()
+    for i in range(20):
+        for cli, who in ((a, "a"), (b, "b")):
+            (cli.dir / "airflow-infra.toml").write_text(
+                config.replace('schemas = ["raw", "analytics"]', f'schemas = ["raw", "analytics", "{who}{i}"]'))
+        racing = [cli.popen("--lock-timeout", "60", "apply", "--auto-approve", **env) for cli in (a, b)]
+        for proc in racing:
+            out, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, out + err
+        stored = json.loads(client(s3rver_endpoint).get_object(
+            Bucket=f"{name.replace('_', '-')}-states", Key=f"{name}/dev/airflow-infra.json")["Body"].read())
+        recorded = sorted(r["attrs"]["name"] for r in stored["resources"] if r["type"] == "postgres_schema")
+        with superuser(name) as conn:
+            exists = sorted(n for (n,) in conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' "
+                "AND nspname <> 'public'"))
+        assert recorded == exists, f"run {i}"
+
+
+def test_bootstrap_changes_an_existing_bucket_only_when_approved(server_cli, name, store, s3rver_endpoint):
+    """A state bucket often exists already, shared with Terraform's states: its settings are listed
+    first, and changed with --auto-approve only."""
+    bucket = f"{name.replace('_', '-')}-tfstates"
+    s3 = client(store)
+    s3.create_bucket(Bucket=bucket)
+    cli = server_cli(on(store) + STATE.format(bucket=bucket, name=name))
+    env = {"AWS_ENDPOINT_URL_S3": store}
+    if store == s3rver_endpoint:  # nothing it could change: said, and done
+        done = cli("backend", "bootstrap", **env).stdout
+        assert f"the store does not support versioning on bucket {bucket}; left as it is" in done
+        return
+    refused = cli("backend", "bootstrap", expect=1, **env)
+    assert f"~ enable versioning on bucket {bucket}" in refused.stdout
+    assert f"~ enable public access block on bucket {bucket}" in refused.stdout
+    assert "no terminal to ask on: pass --auto-approve" in refused.stderr
+    assert s3.get_bucket_versioning(Bucket=bucket).get("Status") is None
+    done = cli("backend", "bootstrap", "--auto-approve", **env).stdout
+    assert f"enable versioning on bucket {bucket}" in done and f"created lock table {bucket}-locks" in done
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    assert "Nothing to do" in cli("backend", "bootstrap", **env).stdout

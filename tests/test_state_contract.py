@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -315,16 +316,21 @@ class _S3Contract(StateBackendContract):
         yield b
         b.close()
 
-    def test_the_lock_probe_leaves_no_version_behind(self, backend):
+    def test_the_probe_writes_nothing_once_its_object_exists(self, backend):
+        """An honest store refuses both conditional probes: the probe object keeps its one version."""
         import boto3
 
         from airflow_infra.state import s3 as s3mod
 
-        s3mod.forget_probes()
-        backend.lock(LockInfo.new("apply", "p"))
-        page = boto3.client("s3", region_name="us-east-1").list_object_versions(Bucket=backend.bucket,
-                                                                                  Prefix=backend.key + ".probe")
-        assert page.get("Versions", []) == [] and page.get("DeleteMarkers", []) == []
+        s3 = boto3.client("s3", region_name="us-east-1")
+        for _ in range(2):
+            s3mod.forget_probes()
+            backend.lock(info := LockInfo.new("apply", "p"))
+            backend.unlock(info.ID)
+        page = s3.list_object_versions(Bucket=backend.bucket, Prefix=s3mod.PROBE_KEY)
+        assert len(page.get("Versions", [])) == 1 and page.get("DeleteMarkers", []) == []
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket=backend.bucket)["Contents"] if "probe" in o["Key"]] == [
+            s3mod.PROBE_KEY]
 
     def test_an_expired_lease_is_taken_over_once(self, backend):
         import threading
@@ -363,7 +369,8 @@ class _S3Contract(StateBackendContract):
         from airflow_infra.state.s3 import S3StateBackend
 
         backend.write(replace(State(), serial=1))
-        slow = S3StateBackend(bucket=backend.bucket, key=backend.key, region="us-east-1", lock="s3", lease_seconds=30)
+        slow = S3StateBackend(bucket=backend.bucket, key=backend.key, region="us-east-1", lock=self.MODE,
+                              dynamodb_table=f"terraform-{backend.bucket}", lease_seconds=30)
         stale = slow.read()
         backend.write(replace(stale, serial=2))  # someone else moved on
         with pytest.raises(StateConflict, match="another writer got there first"):
@@ -381,6 +388,51 @@ class TestS3StateBackendDynamoLock(_S3Contract):
 
 class TestS3StateBackendBothLocks(_S3Contract):
     MODE = "both"
+
+
+@pytest.fixture
+def s3rver_state(s3rver_endpoint, moto_endpoint, monkeypatch):
+    """A state bucket on s3rver, which ignores If-None-Match and If-Match; its lock table on moto."""
+    import uuid
+
+    from airflow_infra.state.s3 import bootstrap, forget_probes
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3rver_endpoint)
+    forget_probes()
+    bucket = "state-" + uuid.uuid4().hex[:10]
+    bootstrap(bucket=bucket, region="us-east-1", lock="dynamodb", dynamodb_table="terraform-" + bucket)
+    yield bucket
+    forget_probes()
+
+
+class TestS3StateBackendWithoutConditionalWrites(_S3Contract):
+    """s3rver: compare-and-swap goes through the DynamoDB table, and the whole contract holds."""
+
+    MODE = "dynamodb"
+
+    @pytest.fixture
+    def s3_state(self, s3rver_state):
+        return s3rver_state
+
+    def test_the_probe_writes_nothing_once_its_object_exists(self, backend):
+        """(There is nothing such a store refuses.) Its digest item is Terraform's, one serial at a time."""
+        import boto3
+
+        backend.lock(info := LockInfo.new("apply", "p"))
+        backend.write(replace(State(), serial=1))
+        item = boto3.client("dynamodb", region_name="us-east-1").get_item(
+            TableName=f"terraform-{backend.bucket}", Key={"LockID": {"S": f"{backend.bucket}/{backend.key}-md5"}})["Item"]
+        stored = boto3.client("s3", region_name="us-east-1").get_object(Bucket=backend.bucket, Key=backend.key)["Body"].read()
+        assert item["Digest"]["S"] == hashlib.md5(stored).hexdigest() and item["Serial"]["N"] == "1"
+        backend.unlock(info.ID)
+
+    @pytest.mark.parametrize("mode", ["s3", "both"])
+    def test_an_s3_lock_is_refused_on_such_a_store(self, s3_state, mode):
+        from airflow_infra.state.s3 import S3StateBackend
+
+        unsafe = S3StateBackend(bucket=s3_state, key="x/dev/airflow-infra.json", region="us-east-1", lock=mode)
+        with pytest.raises(StateError, match='ignores conditional writes.*set \\[state\\] lock = "dynamodb"'):
+            unsafe.lock(LockInfo.new("apply", "x"))
 
 
 def test_terraform_lock_item_shape_and_store_without_conditional_writes(s3_state, moto_endpoint, monkeypatch):
@@ -410,7 +462,7 @@ def test_terraform_lock_item_shape_and_store_without_conditional_writes(s3_state
 
             s3mod.forget_probes()
             unsafe = S3StateBackend(bucket=s3_state, key="tf/x.json", region="us-east-1", lock="s3")
-            with pytest.raises(StateError, match='ignores If-None-Match.*lock = "dynamodb"'):
+            with pytest.raises(StateError, match='ignores conditional writes.*lock = "dynamodb"'):
                 unsafe.lock(LockInfo.new("apply", "x"))
         finally:
             s3mod.forget_probes()

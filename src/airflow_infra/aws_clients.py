@@ -72,7 +72,10 @@ def aws_client(service: str, *, region: str, endpoint_url: str | None = None, ad
             raise ConfigError(f"AWS_PROFILE: the profile {exc.kwargs.get('profile')!r} is not in the AWS config "
                               "files (aws configure --profile NAME makes it)") from None
         if service == "s3":
+            from .s3stores import check_setting_bodies
+
             _use_standard_retries_with_aborted(client)
+            check_setting_bodies(client)
     return client
 
 

@@ -69,12 +69,6 @@ def fleet_options(f):
     return f
 
 
-def _fleet_exit(results, detailed_exitcode: bool = False) -> None:
-    """Exit status across projects: 1 if any failed, else (with --detailed-exitcode) 2 if any has changes."""
-    changes = detailed_exitcode and any(r.plan is not None and r.plan.has_changes for r in results)
-    sys.exit(1 if any(r.error for r in results) else 2 if changes else 0)
-
-
 @cli.command()
 @click.option("--name", help="Project name (default: the folder's name).")
 @pass_ctx
@@ -104,7 +98,7 @@ def plan(c: Ctx, detailed_exitcode, as_json, out, destroy, all_projects, registr
     if all_projects:
         results = commands.fleet_plan(registry, jobs=jobs)
         render.fleet(results, as_json)
-        _fleet_exit(results, detailed_exitcode)
+        render.fleet_exit(results, detailed_exitcode)
         return
     p = commands.plan(c.project(), destroy=destroy)
     if out:
@@ -131,7 +125,7 @@ def apply(c: Ctx, planfile, auto_approve, force_delete_data, encrypt_storage, al
         confirm = render.confirm(False, "apply these projects' plans", render.fleet_review) if not auto_approve else None
         results = commands.fleet_apply(registry, confirm=confirm, jobs=jobs, lock_timeout=c.lock_timeout)
         render.fleet(results)  # None: cancelled
-        _fleet_exit(results or [])
+        render.fleet_exit(results or [])
     # A saved plan was reviewed when it was made: applying it does not ask again (as Terraform).
     confirm = None if planfile else render.confirm(auto_approve, "apply these actions", render.plan_review)
     saved = commands.load_plan(planfile) if planfile else None
@@ -166,7 +160,7 @@ def output(c: Ctx, name, as_json, show_secrets, all_projects, registry, jobs):
     if all_projects:
         results = commands.fleet_outputs(registry, jobs=jobs, reveal=show_secrets)
         render.fleet_outputs(results, as_json, show_secrets)
-        _fleet_exit(results)
+        render.fleet_exit(results)
     elif name:
         render.output_value(commands.output(c.project(), name, reveal=show_secrets), as_json)
     else:
@@ -286,10 +280,12 @@ def backend():
 
 
 @backend.command("bootstrap")
+@click.option("--auto-approve", "--yes", is_flag=True, help="Change an existing bucket's settings without asking.")
 @pass_ctx
-def backend_bootstrap(c: Ctx):
+def backend_bootstrap(c: Ctx, auto_approve):
     """Make the state bucket and lock table that [state] names (idempotent)."""
-    render.lines(commands.backend_bootstrap(c.project()) or ["Nothing to do: the backend is ready."])
+    confirm = render.confirm(auto_approve, "change the existing bucket", render.bucket_changes, early=False)
+    render.bootstrapped(commands.backend_bootstrap(c.project(), confirm=confirm))
 
 
 @cli.command("import")

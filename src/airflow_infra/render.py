@@ -324,20 +324,39 @@ def pairs(items: Sequence[tuple[str, str]]) -> None:
 
 
 # -- asking ----------------------------------------------------------------------------------------
-def confirm(auto_approve: bool, what: str, show: Callable[[Any], None]) -> Callable[[Any], bool]:
+def confirm(auto_approve: bool, what: str, show: Callable[[Any], None], *, early: bool = True) -> Callable[[Any], bool]:
     """The library's confirm callback, for one plan or a fleet's: show() it, then ask on a terminal
-    (or not, with --auto-approve). Without a terminal it refuses at once, before anything is read."""
-    if not auto_approve and not sys.stdin.isatty():
-        raise ConfirmationRequired(f"{what} needs confirmation and there is no terminal to ask on: pass --auto-approve")
+    (or not, with --auto-approve). Without a terminal it refuses: at once, before anything is read
+    (early), or only when there is something to confirm."""
+    refusal = ConfirmationRequired(f"{what} needs confirmation and there is no terminal to ask on: pass --auto-approve")
+    if early and not auto_approve and not sys.stdin.isatty():
+        raise refusal
 
     def ask(planned: Any) -> bool:
         show(planned)
         if auto_approve:
             return True
+        if not sys.stdin.isatty():
+            raise refusal
         answer = click.prompt(f"Do you want to {what}? Only 'yes' will be accepted", default="", show_default=False)
         return answer.strip() == "yes"
 
     return ask
+
+
+def fleet_exit(results: list, detailed_exitcode: bool = False) -> None:
+    """Exit status across projects: 1 if any failed, else (with --detailed-exitcode) 2 if any has changes."""
+    changes = detailed_exitcode and any(r.plan is not None and r.plan.has_changes for r in results)
+    sys.exit(1 if any(r.error for r in results) else 2 if changes else 0)
+
+
+def bootstrapped(done: list[str] | None) -> None:
+    lines(["Bootstrap cancelled: the bucket was left as it is."] if done is None
+          else done or ["Nothing to do: the backend is ready."])
+
+
+def bucket_changes(changes: list[str]) -> None:
+    lines(["backend bootstrap will change the existing state bucket:", *(f"  ~ {c}" for c in changes), ""])
 
 
 def plan_review(plan: Plan) -> None:

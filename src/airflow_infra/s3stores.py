@@ -18,10 +18,38 @@ NOT_IMPLEMENTED = {"NotImplemented", "XNotImplemented", "501"}
 _NOT_LACKING_400 = ("KMS.", "InvalidBucketName", "InvalidAccessKeyId", "ExpiredToken", "InvalidArgument")
 
 
+# the settings getters; a store that does not know the subresource answers as to a plain GET of the
+# bucket: a listing (s3rver's GET ?versioning), which botocore would read as "never turned on"
+_GETTERS = {"GetBucketVersioning", "GetBucketEncryption", "GetPublicAccessBlock", "GetBucketOwnershipControls",
+            "GetBucketLifecycleConfiguration", "GetBucketTagging", "GetBucketPolicy"}
+_LISTINGS = (b"ListBucketResult", b"ListVersionsResult")
+
+
+class NotASetting(ValueError):
+    """A 200 whose body is not the setting asked for."""
+
+
+def check_setting_bodies(client: Any) -> None:
+    """Make a settings getter's 200 that is not that setting raise NotASetting, rather than parse as
+    an empty setting (botocore reads a bucket listing as "versioning never turned on")."""
+
+    def check(http_response: Any, model: Any, **_: Any) -> None:
+        if model.name not in _GETTERS or http_response.status_code != 200:
+            return
+        body = http_response.content or b""
+        start = body.find(b"<", body.find(b"?>") + 1 if body.startswith(b"<?xml") else 0)
+        if body[start + 1:].startswith(_LISTINGS):
+            raise NotASetting(f"{model.name}: the store answered with a bucket listing")
+
+    client.meta.events.register("after-call.s3", check)
+
+
 def unsupported_answer(exc: BaseException, *, put: bool = False) -> bool:
     """Whether a store's error means "this store has no such call": 501, 405, a 400 (a subresource it
     cannot parse), and on a settings PUT a 409 other than OperationAborted. Throttling, permissions,
     bad credentials and missing buckets are not."""
+    if isinstance(exc, NotASetting):
+        return True
     code = error_code(exc)
     status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
     if code in NOT_IMPLEMENTED or code == "MethodNotAllowed" or status in (405, 501):

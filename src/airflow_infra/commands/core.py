@@ -337,9 +337,10 @@ def state_migrate(project: Project, *, to_backend: str, dsn_env: str | None = No
         return dest.location
 
 
-def backend_bootstrap(project: Project) -> list[str]:
+def backend_bootstrap(project: Project, *, confirm: Callable[[list[str]], bool] | None = None) -> list[str] | None:
     """Make what [state] needs and nobody should make by hand: for s3, the state bucket (versioning,
-    SSE, public-access block) and, for a DynamoDB lock, the table. Idempotent."""
+    SSE, public-access block) and, for a DynamoDB lock, the table. Idempotent. Settings of an
+    existing bucket change only when confirm(the changes) says yes; None: declined, nothing done."""
     st = project.config.state
     if st.backend != "s3":
         return []
@@ -347,7 +348,7 @@ def backend_bootstrap(project: Project) -> list[str]:
         raise ConfigError("[state] bucket: set the state bucket's name first")
     from ..state.s3 import bootstrap
 
-    return bootstrap(bucket=st.bucket, region=st.region, lock=st.lock, dynamodb_table=st.dynamodb_table)
+    return bootstrap(bucket=st.bucket, region=st.region, lock=st.lock, dynamodb_table=st.dynamodb_table, confirm=confirm)
 
 
 def lock_info(project: Project):

@@ -127,8 +127,10 @@ class StateVersion:
     current: bool = False  # the state read() returns (none is, when that one cannot be read)
 
     @classmethod
-    def of(cls, state: State, where: str, written: datetime | float, *, current: bool = False) -> StateVersion:
-        if not isinstance(written, datetime):
+    def of(cls, state: State, where: str, written: datetime | float | str, *, current: bool = False) -> StateVersion:
+        if isinstance(written, str):
+            written = datetime.fromisoformat(written)
+        elif not isinstance(written, datetime):
             written = datetime.fromtimestamp(written, UTC)
         return cls(state.serial, state.lineage, len(state.resources),
                    written.astimezone(UTC).isoformat(timespec="seconds"), where, current)

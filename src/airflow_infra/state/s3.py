@@ -12,18 +12,21 @@
   run out. A take-over first rewrites the state object naming the new lock's ID (its ETag changes),
   so a stale holder's conditional write fails even if its clock check was passed just before it
   stopped. Each write names the lock it was made under ("lock").
-- Before using S3 locks on a store, a probe checks that it honours If-None-Match; if it does not, the
-  S3 lock is refused rather than used unsafely.
+- Stores differ (s3rver ignores If-None-Match and If-Match): a probe, once per bucket and process,
+  checks both on a fixed object (PROBE_KEY; two calls once it exists, each refused by an honest
+  store, so nothing is written). On a store that ignores them the S3 lock is refused; with the
+  DynamoDB lock, compare-and-swap moves into the lock table: Terraform's "<bucket>/<key>-md5" item
+  holds the state's MD5 (Terraform's Digest), serial and lineage, and a write first moves it,
+  conditionally on what was read, then puts the object. A lost update is then impossible too.
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import json
 import threading
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,14 +43,19 @@ from ..errors import (
     StateLocked,
     StateTooNew,
 )
+from ..s3stores import unsupported_answer, version_pages
 from .base import LockInfo, State, StateVersion, check_successor, parse_state
 
-_PROBED: dict[str, bool] = {}  # bucket -> honours If-None-Match (per process)
+PROBE_KEY = ".airflow-infra-probe"  # one small object per state bucket: conditional writes are tried on it
+_PROBED: dict[str, bool] = {}  # bucket -> honours If-None-Match and If-Match (per process)
+_VERSIONED: dict[str, bool] = {}  # bucket -> keeps versions itself (asked at the first write)
+_CONFLICT = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
 def forget_probes() -> None:
     """Probe each bucket again (its store may have changed: another endpoint, a proxy)."""
     _PROBED.clear()
+    _VERSIONED.clear()
 
 
 def _now() -> datetime:
@@ -74,6 +82,10 @@ def _fail(location: str, exc: Exception, *, bucket: str) -> StateError:
     return err
 
 
+class _Conflict(Exception):
+    """A compare-and-swap lost to another writer."""
+
+
 class _S3Lock:
     def __init__(self, s3: Any, bucket: str, key: str):
         self.s3, self.bucket, self.key = s3, bucket, f"{key}.lock"
@@ -95,7 +107,7 @@ class _S3Lock:
             resp = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=json.dumps(doc).encode(),
                                       ContentType="application/json", **cond)
         except Exception as exc:
-            if error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey"):
+            if error_code(exc) in (*_CONFLICT, "NoSuchKey"):
                 return False
             raise
         self._etag = resp["ETag"]
@@ -148,6 +160,36 @@ class _DynamoLock:
                 raise
 
 
+class _Digest:
+    """Compare-and-swap kept in the lock table for a store that ignores conditional writes: the item
+    "<bucket>/<key>-md5" (where Terraform keeps its Digest) holds the MD5 of the state as stored, its
+    serial and lineage. A writer moves it from the digest it read to its own, conditionally, and only
+    then puts the object: of two writers from one state, one fails before writing anything."""
+
+    def __init__(self, ddb: Any, table: str, lock_id: str):
+        self.ddb, self.table, self.key = ddb, table, {"LockID": {"S": f"{lock_id}-md5"}}
+
+    def get(self) -> tuple[str, int] | None:
+        item = self.ddb.get_item(TableName=self.table, Key=self.key, ConsistentRead=True).get("Item")
+        if not item or "Digest" not in item:
+            return None
+        return item["Digest"]["S"], int(item.get("Serial", {}).get("N", "0"))
+
+    def swap(self, old: str | None, body: bytes, state: State) -> bool:
+        cond: dict[str, Any] = ({"ConditionExpression": "Digest = :old", "ExpressionAttributeValues": {":old": {"S": old}}}
+                                if old is not None else {"ConditionExpression": "attribute_not_exists(Digest)"})
+        values = {":d": {"S": hashlib.md5(body).hexdigest()}, ":s": {"N": str(state.serial)}, ":l": {"S": state.lineage}}
+        cond["ExpressionAttributeValues"] = {**cond.get("ExpressionAttributeValues", {}), **values}
+        try:
+            self.ddb.update_item(TableName=self.table, Key=self.key, UpdateExpression="SET Digest = :d, Serial = :s, "
+                                 "Lineage = :l", **cond)
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
 class S3StateBackend:
     def __init__(self, *, bucket: str, key: str, region: str, lock: str = "s3", dynamodb_table: str = "terraform",
                  lease_seconds: int = 300):
@@ -159,9 +201,12 @@ class S3StateBackend:
         self._locks: list[_S3Lock | _DynamoLock] = []
         if lock in ("s3", "both"):
             self._locks.append(_S3Lock(self.s3, bucket, key))
-        if lock in ("dynamodb", "both"):
-            self._locks.append(_DynamoLock(aws_client("dynamodb", region=region), dynamodb_table, f"{bucket}/{key}"))
-        self._etag: str | None = None
+        self._ddb = aws_client("dynamodb", region=region) if lock in ("dynamodb", "both") else None
+        if self._ddb is not None:
+            self._locks.append(_DynamoLock(self._ddb, dynamodb_table, f"{bucket}/{key}"))
+        self.dynamodb_table = dynamodb_table
+        self._digest: _Digest | None = None  # set when the store ignores conditional writes (see _probe)
+        self._etag: str | None = None  # what the next write is conditional on: the ETag read, or the digest
         self._known: State | None = None
         self._held: dict[str, Any] | None = None
         self._valid_until = 0.0  # _clock() time until which our lease surely holds
@@ -171,38 +216,84 @@ class S3StateBackend:
 
     # -- state -----------------------------------------------------------------------------
     def read(self) -> State:
+        self._probe()
         try:
             obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)
+            body = obj["Body"].read()
         except Exception as exc:
-            if error_code(exc) in ("NoSuchKey", "404"):
-                self._etag, self._known = None, State()
-                return self._known
-            raise _fail(self.location, exc, bucket=self.bucket) from None
-        state = self._parse(obj)
-        self._etag, self._known = obj["ETag"], state
+            if error_code(exc) not in ("NoSuchKey", "404"):
+                raise _fail(self.location, exc, bucket=self.bucket) from None
+            obj, body = None, None
+        state = State() if body is None else self._parse(body)
+        self._etag, self._known = (self._digested(body, state) if self._digest else obj and obj["ETag"]), state
         return state
 
-    def _parse(self, obj: dict[str, Any]) -> State:
+    def _digested(self, body: bytes | None, state: State) -> str | None:
+        """The digest a write from this state is conditional on. The object and the lock table's digest
+        differ only when a write was cut short between the two (the digest one serial ahead: the
+        object is the last whole state, and goes on from there); otherwise the object was replaced
+        behind our back, and nothing is written over it."""
         try:
-            text = obj["Body"].read().decode()
+            seen = self._digest.get() if self._digest else None
+        except Exception as exc:
+            raise _fail(self.location, exc, bucket=self.bucket) from None
+        if seen is None:
+            return None
+        digest, serial = seen
+        if digest != hashlib.md5(body or b"").hexdigest() and not (body is None and serial == 1) and serial != state.serial + 1:
+            raise StateConflict(f"{self.location}: the state object does not match the digest in the lock table "
+                                f"{self.dynamodb_table!r} (serial {serial}): it was written without airflow-infra's "
+                                "lock; it was left as it is: check it, then `airflow-infra state push` the right one")
+        return digest
+
+    def _parse(self, body: bytes) -> State:
+        try:
+            text = body.decode()
         except UnicodeDecodeError as exc:
             raise StateCorrupt(f"{self.location}: the state object is corrupt ({exc.reason}); it was left as it is") from None
         return parse_state(text, self.location, what="the state object")
 
     def _object_versions(self, limit: int = 50) -> list[dict[str, Any]]:
-        """The state object's versions, newest first (the bucket's versioning keeps them:
-        `backend bootstrap` turns it on; without it there is only the current one)."""
+        """The state object's versions, newest first: those the bucket's versioning keeps (`backend
+        bootstrap` turns it on), or on a store without versioning the copies kept beside it."""
         out: list[dict[str, Any]] = []
         try:
-            for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=self.key):
-                out += [v for v in page.get("Versions", []) if v["Key"] == self.key]
+            for page, _ in version_pages(self.s3, self.bucket, self.key):
+                out += [v for v in page if v["Key"] in (self.key,) and not v["DeleteMarker"]]
+                out += [{**v, "IsLatest": False} for v in page if v["Key"].startswith(self._kept_prefix)]
         except Exception as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
-        return sorted(out, key=lambda v: v["LastModified"], reverse=True)[:limit]
+        # kept copies are named by the time to the microsecond: within one second their names order them
+        return sorted(out, key=lambda v: (v["IsLatest"], v["LastModified"], v["Key"]), reverse=True)[:limit]
 
-    def _get_version(self, version_id: str) -> State:
+    @property
+    def _kept_prefix(self) -> str:
+        return f"{self.key}.kept/"
+
+    def _keep_copy(self) -> None:
+        """On a store that keeps no versions: copy the state about to be replaced beside it (what
+        `state versions` and `state restore` then find), named by the time, so copies sort by age."""
+        if _VERSIONED.get(self.bucket) is None:
+            try:
+                status = self.s3.get_bucket_versioning(Bucket=self.bucket).get("Status")
+            except Exception as exc:
+                if not unsupported_answer(exc):
+                    raise
+                status = None
+            _VERSIONED[self.bucket] = status == "Enabled"
+        if _VERSIONED[self.bucket]:
+            return
+        name = f"{self._kept_prefix}{_now().strftime('%Y%m%dT%H%M%S.%fZ')}.json"
         try:
-            return self._parse(self.s3.get_object(Bucket=self.bucket, Key=self.key, VersionId=version_id))
+            self.s3.copy_object(Bucket=self.bucket, Key=name, CopySource={"Bucket": self.bucket, "Key": self.key})
+        except Exception as exc:
+            if error_code(exc) not in ("NoSuchKey", "404"):  # nothing stored yet: nothing to keep
+                raise
+
+    def _get_version(self, v: dict[str, Any]) -> State:
+        try:
+            which = {} if v["VersionId"] == "null" else {"VersionId": v["VersionId"]}
+            return self._parse(self.s3.get_object(Bucket=self.bucket, Key=v["Key"], **which)["Body"].read())
         except StateError:
             raise
         except Exception as exc:
@@ -211,19 +302,20 @@ class S3StateBackend:
     def _kept(self) -> Iterator[tuple[dict[str, Any], State]]:
         for v in self._object_versions():
             try:
-                yield v, self._get_version(v["VersionId"])
+                yield v, self._get_version(v)
             except (StateCorrupt, StateTooNew):
                 continue  # not a version anyone can restore
 
     def versions(self) -> list[StateVersion]:
-        return [StateVersion.of(st, f"{self.location}?versionId={v['VersionId']}", v["LastModified"],
+        return [StateVersion.of(st, f"{self.location}?versionId={v['VersionId']}" if v["Key"] == self.key
+                                else f"s3://{self.bucket}/{v['Key']}", v["LastModified"],
                                 current=bool(v.get("IsLatest"))) for v, st in self._kept()]
 
     def read_version(self, serial: int) -> State | None:
         return next((st for _, st in self._kept() if st.serial == serial), None)
 
     def overwrite(self, state: State) -> None:
-        self._put(state, {})
+        self._put(state, None, force=True)
 
     def _body(self, state: State, lock_id: str | None) -> bytes:
         """The state as stored: with the ID of the lock it was written under (a take-over's fencing
@@ -232,17 +324,30 @@ class S3StateBackend:
             return state.to_json().encode()
         return (json.dumps({**json.loads(state.to_json()), "lock": lock_id}, sort_keys=True, indent=2) + "\n").encode()
 
-    def _put(self, state: State, cond: dict[str, Any]) -> None:
+    def _put(self, state: State, expected: str | None, *, force: bool = False, lock_id: str | None = None) -> None:
+        """Write state if the stored one is still what expected names (an ETag, or the digest in the
+        lock table; None: nothing stored); force: whatever is stored. StateConflict otherwise."""
+        body = self._body(state, lock_id or (self._held["ID"] if self._held else None))
         try:
-            body = self._body(state, self._held["ID"] if self._held else None)
+            if self._digest is not None:
+                if force:
+                    current = self._digest.get()
+                    expected = current[0] if current else None
+                if not self._digest.swap(expected, body, state):
+                    raise _Conflict()
+                cond: dict[str, Any] = {}
+            else:
+                cond = {} if force else {"IfMatch": expected} if expected else {"IfNoneMatch": "*"}
+            self._keep_copy()
             resp = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body,
                                       ContentType="application/json", ServerSideEncryption="AES256", **cond)
         except Exception as exc:
-            if error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
-                raise StateConflict(f"{self.location}: the state changed underneath this run (its ETag no longer "
-                                    "matches): another writer got there first; nothing was overwritten") from None
+            if isinstance(exc, _Conflict) or error_code(exc) in _CONFLICT:
+                raise StateConflict(f"{self.location}: the state changed underneath this run (it is no longer what "
+                                    "this run read): another writer got there first; nothing was overwritten") from None
             raise _fail(self.location, exc, bucket=self.bucket) from None
-        self._etag, self._known = resp["ETag"], state
+        self._etag = hashlib.md5(body).hexdigest() if self._digest else resp["ETag"]
+        self._known = state
 
     def check_held(self) -> None:
         if self._held is None:
@@ -256,48 +361,58 @@ class S3StateBackend:
     def write(self, state: State) -> None:
         self.check_held()
         check_successor(self._known if self._known is not None else self.read(), state, self.location)
-        self._put(state, {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"})
+        self._put(state, self._etag)
 
     def import_state(self, state: State) -> None:
         current = self.read()  # an empty one (a take-over's fence, say) holds nothing to keep
         if self._etag is not None and (current.serial or current.resources):
             raise StateConflict(f"{self.location}: a state is there already; nothing was overwritten")
-        self._put(state, {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"})
+        self._put(state, self._etag)
 
     # -- lock ------------------------------------------------------------------------------
     def _probe(self) -> None:
-        """Refuse the S3 lock on a store that ignores If-None-Match (a second create must fail)."""
-        if self.bucket in _PROBED:
-            ok = _PROBED[self.bucket]
-        else:
-            probe = f"{self.key}.probe-{uuid.uuid4().hex}"
-            version: dict[str, Any] = {}
+        """Find out, once per bucket and process, whether the store honours If-None-Match and If-Match
+        on PutObject: both are tried on PROBE_KEY, which an honest store refuses (nothing written;
+        the first probe of a bucket creates the object). Where it does not, the S3 lock is refused,
+        and with the DynamoDB lock compare-and-swap moves into the lock table."""
+        if self.bucket not in _PROBED:
+            _PROBED[self.bucket] = self._honours_conditions()
+        if _PROBED[self.bucket]:
+            return
+        if self.mode != "dynamodb":
+            raise StateError(f"{self.location}: this store ignores conditional writes (If-None-Match, If-Match), so "
+                             f"an S3 lock would not be safe: set [state] lock = \"dynamodb\" (compare-and-swap then "
+                             "goes through the lock table too), or use backend = \"postgres\"")
+        if self._digest is None:
+            assert self._ddb is not None
+            self._digest = _Digest(self._ddb, self.dynamodb_table, f"{self.bucket}/{self.key}")
+
+    def _honours_conditions(self) -> bool:
+        put = {"Bucket": self.bucket, "Key": PROBE_KEY, "Body": b"airflow-infra tries conditional writes on this "
+               b"object (a store that ignores them is never trusted with a lock); it may be deleted\n"}
+        try:
             try:
-                put = self.s3.put_object(Bucket=self.bucket, Key=probe, Body=b"1", IfNoneMatch="*")
-                version = {"VersionId": put["VersionId"]} if put.get("VersionId") else {}
-                try:
-                    self.s3.put_object(Bucket=self.bucket, Key=probe, Body=b"2", IfNoneMatch="*")
-                    ok = False
-                except Exception as exc:
-                    if error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
-                        raise
-                    ok = True
+                self.s3.put_object(**put, IfNoneMatch="*")  # made by the first probe of the bucket; refused after
+                self.s3.put_object(**put, IfNoneMatch="*")  # now it exists
+                return False
             except Exception as exc:
-                raise _fail(self.location, exc, bucket=self.bucket) from None
-            finally:
-                with contextlib.suppress(Exception):  # by its version: no delete marker left in a versioned bucket
-                    self.s3.delete_object(Bucket=self.bucket, Key=probe, **version)
-            _PROBED[self.bucket] = ok
-        if not ok:
-            raise StateError(f"{self.location}: this store ignores If-None-Match, so an S3 lock would not be safe: "
-                             "set [state] lock = \"dynamodb\", or use backend = \"postgres\"")
+                if error_code(exc) not in _CONFLICT:
+                    raise
+            try:
+                self.s3.put_object(**put, IfMatch='"' + "0" * 32 + '"')  # an ETag it never has
+                return False
+            except Exception as exc:
+                if error_code(exc) not in (*_CONFLICT, "NoSuchKey", "404"):
+                    raise
+        except Exception as exc:
+            raise _fail(self.location, exc, bucket=self.bucket) from None
+        return True
 
     def _doc(self, info: LockInfo) -> dict[str, Any]:
         return {**asdict(info), "expires": (_now() + timedelta(seconds=self.lease)).isoformat(timespec="milliseconds")}
 
     def lock(self, info: LockInfo) -> None:
-        if any(isinstance(lk, _S3Lock) for lk in self._locks):
-            self._probe()
+        self._probe()
         doc = self._doc(info)
         started = _clock()
         taken, took_over = [], False
@@ -349,27 +464,19 @@ class S3StateBackend:
         raise StateLocked(info.held_message(expires=datetime.fromisoformat(holder["expires"])), holder=info)
 
     def _fence(self, lock_id: str) -> None:
-        """After a take-over: rewrite the state object naming our lock, so that its ETag changes and
-        the previous holder's conditional write (If-Match on the ETag it read) fails."""
+        """After a take-over: rewrite the state naming our lock, so that what the previous holder's
+        conditional write expects (the ETag or digest it read) is gone and its write fails. Nothing
+        stored yet: an empty state naming our lock, so that its first write fails too."""
         for _ in range(10):  # the previous holder may still be writing: go on from what it wrote
             try:
-                obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)
-                state, cond = self._parse(obj), {"IfMatch": obj["ETag"]}
-            except StateCorrupt:
-                return  # no writer goes on from a corrupt state (each parses what it read first)
-            except Exception as exc:
-                if error_code(exc) not in ("NoSuchKey", "404"):
-                    raise
-                # nothing written yet: an empty state naming our lock, so that the previous holder's
-                # first write (If-None-Match) fails too; ours goes on from it as from nothing
-                state, cond = State(), {"IfNoneMatch": "*"}
+                state = self.read()
+            except (StateCorrupt, StateConflict):
+                return  # no writer goes on from a state it cannot read (each parses what it read first)
             try:
-                self.s3.put_object(Bucket=self.bucket, Key=self.key, ContentType="application/json",
-                                   ServerSideEncryption="AES256", Body=self._body(state, lock_id), **cond)
+                self._put(state, self._etag, lock_id=lock_id)
                 return
-            except Exception as exc:
-                if error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
-                    raise
+            except StateConflict:
+                continue
         raise StateLocked(f"{self.location}: the state kept changing while the lock was taken over; try again")
 
     def _heartbeat(self) -> None:
@@ -427,13 +534,26 @@ class S3StateBackend:
             raise LockMismatch(f"{self.location}: state is not locked")
 
 
-def bootstrap(*, bucket: str, region: str, lock: str, dynamodb_table: str) -> list[str]:
+def bootstrap(*, bucket: str, region: str, lock: str, dynamodb_table: str,
+              confirm: Callable[[list[str]], bool] | None = None) -> list[str] | None:
     """Make the state bucket (versioning, SSE, public-access block) and the lock table when missing;
-    a second run changes nothing. Returns what it did; a store's error is one StateError line."""
+    a second run changes nothing. An existing bucket (often shared, with Terraform's states in it)
+    is changed only after confirm(the changes) says yes (None: no confirmation, nothing changed on
+    it). Settings the store lacks are left alone, named in the list. Returns what it did (None:
+    declined); a store's error is one StateError line."""
     from ..aws_clients import aws_client
 
     try:
-        done = _bootstrap_bucket(aws_client("s3", region=region), bucket, region)
+        s3 = aws_client("s3", region=region)
+        made = _bootstrap_made_bucket(s3, bucket, region)
+        changes, lacking = _bootstrap_changes(s3, bucket)
+        if changes and not made and (confirm is None or not confirm([text for _, text, _ in changes])):
+            return None
+        for _, _, change in changes:
+            change()
+        done = ([f"created bucket {bucket}"] if made else []) + [text for setting, text, _ in changes
+                                                                 if setting not in lacking]
+        done += [f"the store does not support {setting} on bucket {bucket}; left as it is" for setting in lacking]
         if lock in ("dynamodb", "both"):
             done += _bootstrap_table(aws_client("dynamodb", region=region), dynamodb_table)
     except AirflowInfraError:
@@ -443,38 +563,58 @@ def bootstrap(*, bucket: str, region: str, lock: str, dynamodb_table: str) -> li
     return done
 
 
-def _bootstrap_bucket(s3: Any, bucket: str, region: str) -> list[str]:
-    done: list[str] = []
+def _bootstrap_made_bucket(s3: Any, bucket: str, region: str) -> bool:
     try:
         s3.head_bucket(Bucket=bucket)
+        return False
     except Exception as exc:
         if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
             raise
-        kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
-        s3.create_bucket(Bucket=bucket, **kwargs)
-        done.append(f"created bucket {bucket}")
-    if s3.get_bucket_versioning(Bucket=bucket).get("Status") != "Enabled":
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        done.append("enabled versioning")
-    try:
-        s3.get_bucket_encryption(Bucket=bucket)
-    except Exception as exc:
-        if error_code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
-            raise
-        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
-        done.append("enabled default encryption")
-    flags = {f: True for f in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")}
-    try:
-        current = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-    except Exception as exc:
-        if error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
-            raise
-        current = {}
-    if current != flags:
-        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=flags)
-        done.append("blocked public access")
-    return done
+    kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3.create_bucket(Bucket=bucket, **kwargs)
+    return True
+
+
+_FLAGS = {f: True for f in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")}
+
+
+def _bootstrap_changes(s3: Any, bucket: str) -> tuple[list[tuple[str, str, Callable[[], Any]]], list[str]]:
+    """([(setting, what would change, the call that changes it)], [settings the store lacks])."""
+    wanted: list[tuple[str, Callable[[], Any], Callable[[], Any], str | None]] = [  # setting, read, write, "not set" code
+        ("versioning", lambda: s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled",
+         lambda: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}), None),
+        ("default encryption", lambda: bool(s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]),
+         lambda: s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}),
+         "ServerSideEncryptionConfigurationNotFoundError"),
+        ("public access block", lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == _FLAGS,
+         lambda: s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=_FLAGS),
+         "NoSuchPublicAccessBlockConfiguration"),
+    ]
+    changes, lacking = [], []
+    for setting, read, write, unset in wanted:
+        try:
+            if read():
+                continue
+        except Exception as exc:
+            if unsupported_answer(exc):
+                lacking.append(setting)
+                continue
+            if error_code(exc) != unset:
+                raise
+        changes.append((setting, f"enable {setting} on bucket {bucket}", _or_lacking(write, setting, lacking)))
+    return changes, lacking
+
+
+def _or_lacking(write: Callable[[], Any], setting: str, lacking: list[str]) -> Callable[[], Any]:
+    def run() -> None:
+        try:
+            write()
+        except Exception as exc:
+            if not unsupported_answer(exc, put=True):
+                raise
+            lacking.append(setting)
+    return run
 
 
 def _bootstrap_table(ddb: Any, table_name: str) -> list[str]:
