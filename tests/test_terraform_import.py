@@ -123,6 +123,9 @@ def test_seed_state_is_adopted_hardened_and_encrypted_without_replacing_anything
     assert sorted(f"{r['type']}.{r['name']}" for r in state["resources"]) == ["aws_db_instance.main", "aws_security_group.db", "postgres_database.main",
                                           "s3_bucket.workfiles"]
     assert SEED_PASSWORD not in config and SEED_PASSWORD not in json.dumps(state) and SEED_PASSWORD not in done.stdout
+    conns = cli("connections", "--format", "json", "--show-secrets", **TLS_OFF)  # before the first apply: what exists, and why not more
+    assert [c.replace("-", "_") for c in json.loads(conns.stdout)] == [f"{name}_workbucket"]
+    assert f"connection {name}_postgres: the project's etl role does not exist yet" in conns.stderr
 
     # The first plan: hardening only. Nothing replaced, nothing destroyed.
     plan = json.loads(cli("plan", "--json", **TLS_OFF).stdout)

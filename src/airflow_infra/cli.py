@@ -310,7 +310,7 @@ def import_(c: Ctx, address, resource_id):
 @click.option("--connect-through", metavar="HOST:PORT", help="A tunnel to the instance for the in-database setup.")
 @pass_ctx
 def import_terraform(c: Ctx, tfstate, name, environment, module, region, allow_sgs, allow_cidrs, connect_through):
-    """Adopt what the seed's Terraform module made (its state file, format 4): write airflow-infra.toml
+    """Adopt what the seed's Terraform module made (its state: a file or s3://BUCKET/KEY): write airflow-infra.toml
     and take the bucket, security group and RDS instance into the state, changing nothing in AWS."""
     done = commands.import_terraform(tfstate, c.directory, name=name, environment=environment, module=module,
                                      region=region, allow_security_groups=allow_sgs, allow_cidrs=allow_cidrs,

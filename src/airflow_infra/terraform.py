@@ -43,7 +43,7 @@ class SeedInfrastructure:
         return self.instance.get("db_name") or self.instance.get("name") or None
 
 
-def _attributes(resources: list[dict], role: str, path: Path, module: str | None) -> dict:
+def _attributes(resources: list[dict], role: str, path: str | Path, module: str | None) -> dict:
     rtype, rname = SEED[role]
     found = [r for r in resources if r.get("mode") == "managed" and r.get("type") == rtype
              and (module is None or r.get("module") == module)]
@@ -67,11 +67,28 @@ def _region_of(arn: str | None) -> str | None:
     return parts[3] if len(parts) > 4 and parts[3] else None
 
 
+def _read(path: str | Path) -> str:
+    """A state file's text: a local file, or s3://bucket/key where Terraform's S3 backend keeps it."""
+    if not str(path).startswith("s3://"):
+        return Path(path).read_text()
+    import os
+
+    from .aws_clients import aws_client, error_code, translate
+
+    bucket, _, key = str(path)[5:].partition("/")
+    try:
+        body = aws_client("s3", region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1")).get_object(Bucket=bucket, Key=key)
+        return body["Body"].read().decode()
+    except Exception as exc:
+        if error_code(exc) in ("NoSuchKey", "NoSuchBucket", "404"):
+            raise FileNotFoundError(path) from None
+        raise ConfigError(str(translate(str(path), "read", exc))) from None
+
+
 def read_seed_state(path: str | Path, *, module: str | None = None) -> SeedInfrastructure:
     """Parse and check the state file; ConfigError naming the file on anything unexpected."""
-    path = Path(path)
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(_read(path))
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found (`terraform state pull > terraform.tfstate` writes it)") from None
     except (OSError, ValueError) as exc:

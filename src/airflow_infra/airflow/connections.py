@@ -59,9 +59,17 @@ def build(config, outputs: dict[str, dict]) -> tuple[list[Connection], dict[str,
     if "postgres_database" not in o:
         return [], {}
     pg_id, bucket_id = connection_ids(config)
-    conns = [Connection(pg_id, "postgres", host=o["postgres_host"], port=o["postgres_port"], schema=o["postgres_database"],
-                        login=o["etl_user"], password=o.get("etl_password") or MASK,  # not revealed: shown masked
-                        extra={"sslmode": o["postgres_sslmode"]} if o.get("postgres_sslmode") else None)]
+    conns = []
+    if "etl_user" in o:
+        conns.append(Connection(pg_id, "postgres", host=o["postgres_host"], port=o["postgres_port"],
+                                schema=o["postgres_database"], login=o["etl_user"],
+                                password=o.get("etl_password") or MASK,  # not revealed: shown masked
+                                extra={"sslmode": o["postgres_sslmode"]} if o.get("postgres_sslmode") else None))
+    else:  # adopted by import-terraform: the etl role comes with the first apply
+        import logging
+
+        logging.getLogger(__name__).warning(f"connection {pg_id}: the project's etl role does not exist yet; "
+                                            "the first `airflow-infra apply` makes it")
     variables: dict[str, str] = {}
     name = config.project.name
     if "bucket_path" in o:  # the local target: a directory

@@ -26,9 +26,9 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from .. import __version__
 from ..errors import LockMismatch, StateConflict, StateCorrupt, StateError, StateTooNew
@@ -138,14 +138,18 @@ class StateVersion:
 
 @dataclass(frozen=True)
 class LockInfo:
+    """Terraform's LockInfo fields, with Terraform's meanings (so each tool names the other's lock),
+    and ours beside them: pid and host, which Terraform never writes."""
+
     ID: str
     Operation: str
     Who: str
     Version: str
     Created: str
     Path: str
-    pid: int
-    host: str
+    pid: int | None = None
+    host: str | None = None
+    Info: str = ""
 
     @classmethod
     def new(cls, operation: str, path: str) -> LockInfo:
@@ -163,12 +167,27 @@ class LockInfo:
             Path=path,
             pid=os.getpid(),
             host=host,
+            Info=f"airflow-infra {__version__} {operation}, pid {os.getpid()}",
         )
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> LockInfo:
+        """A lock as stored: ours, or Terraform's (0.12 to 1.x); fields we do not know are left out."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{"ID": "", "Operation": "", "Who": "", "Version": "", "Created": "", "Path": "",
+                      **{k: v for k, v in doc.items() if k in known}})
+
+    @property
+    def by_terraform(self) -> bool:
+        return self.pid is None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, indent=2) + "\n"
 
     def describe(self) -> str:
+        if self.by_terraform:
+            return (f"state is locked by Terraform {self.Version}, {self.Who}, {self.Operation}, since {self.Created} "
+                    f"(lock ID {self.ID})")
         return f"state is locked by {self.Who} since {self.Created} ({self.Operation}, lock ID {self.ID})"
 
     def held_message(self, *, expires: datetime | None = None) -> str:
@@ -180,7 +199,10 @@ class LockInfo:
         message = self.describe()
         if expires is not None:
             message += f"; its lease runs until {expires.isoformat(timespec='seconds')}"
-        if self.host == socket.gethostname() and not pid_alive(self.pid):
+        if self.by_terraform:  # Terraform's locks have no lease: only a person can tell it is stale
+            return (message + "; wait for it with --lock-timeout SECONDS; if no Terraform run holds it any more, "
+                    f"`airflow-infra force-unlock {self.ID}` (or `terraform force-unlock {self.ID}`) removes it")
+        if self.host == socket.gethostname() and self.pid is not None and not pid_alive(self.pid):
             gone = f"its process {self.pid} on this host is gone"
         elif expires is not None and expires < datetime.now(UTC):
             gone = "its lease ran out: the holder crashed or is stopped"

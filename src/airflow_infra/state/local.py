@@ -127,7 +127,7 @@ class LocalStateBackend:
         except OSError as exc:
             raise StateCorrupt(f"{self.lock_path}: lock file is unreadable ({exc.strerror})") from None
         try:
-            return LockInfo(**json.loads(text))
+            return LockInfo.from_doc(json.loads(text))
         except (ValueError, TypeError):
             # Only an older release or a hand could leave this (ours are linked into place whole):
             # give it an ID of its own, so that force-unlock can remove it like any other lock.

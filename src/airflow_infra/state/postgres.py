@@ -194,7 +194,7 @@ class PostgresStateBackend:
     def lock_info(self) -> LockInfo | None:
         with self._connect() as conn:
             row = conn.execute(self._HELD, (*self._where(), self._key)).fetchone()
-        return LockInfo(**row[0]) if row else None
+        return LockInfo.from_doc(row[0]) if row else None
 
     def lock(self, info: LockInfo) -> None:
         from psycopg.types.json import Jsonb

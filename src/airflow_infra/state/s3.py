@@ -409,7 +409,10 @@ class S3StateBackend:
         return True
 
     def _doc(self, info: LockInfo) -> dict[str, Any]:
-        return {**asdict(info), "expires": (_now() + timedelta(seconds=self.lease)).isoformat(timespec="milliseconds")}
+        """The lock as stored: Terraform's LockInfo (Path as Terraform writes it, "<bucket>/<key>"), our
+        pid and host, and the lease's end."""
+        return {**asdict(info), "Path": f"{self.bucket}/{self.key}",
+                "expires": (_now() + timedelta(seconds=self.lease)).isoformat(timespec="milliseconds")}
 
     def lock(self, info: LockInfo) -> None:
         self._probe()
@@ -451,8 +454,8 @@ class S3StateBackend:
                 if current is None:
                     continue  # released in between: create it again
                 holder, token = current
-                if datetime.fromisoformat(holder["expires"]) >= _now():
-                    break
+                if "expires" not in holder or datetime.fromisoformat(holder["expires"]) >= _now():
+                    break  # held; a lock without a lease (Terraform's) is never taken over
                 # Its holder stopped renewing (crashed, or stopped): take it over, conditionally on what we saw.
                 if lk.put(doc, replacing=token):
                     return True
@@ -460,8 +463,9 @@ class S3StateBackend:
             raise _fail(self.location, exc, bucket=self.bucket) from None
         if holder is None:
             raise StateLocked(f"{self.location}: the lock changed hands while it was being taken; try again")
-        info = LockInfo(**{k: v for k, v in holder.items() if k != "expires"})
-        raise StateLocked(info.held_message(expires=datetime.fromisoformat(holder["expires"])), holder=info)
+        info = LockInfo.from_doc(holder)
+        expires = datetime.fromisoformat(holder["expires"]) if "expires" in holder else None
+        raise StateLocked(info.held_message(expires=expires), holder=info)
 
     def _fence(self, lock_id: str) -> None:
         """After a take-over: rewrite the state naming our lock, so that what the previous holder's
@@ -501,7 +505,7 @@ class S3StateBackend:
             for lk in self._locks:
                 current = lk.get()
                 if current:
-                    return LockInfo(**{k: v for k, v in current[0].items() if k != "expires"})
+                    return LockInfo.from_doc(current[0])
         except Exception as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
         return None
