@@ -9,6 +9,8 @@
   PostgreSQL and moto, and the S3 calls of a bucket refresh
 - the aws target (bench/aws_target.py): API calls by service and wall time of a no-op plan
 - state backends (bench/state_backends.py): lock + unlock latency and a no-op plan for each backend
+- S3 stores (bench/s3_stores.py): the conditional-write probe's calls; a no-op plan with the bucket on
+  moto beside s3rver                                                          target: <= 2 calls, <= 1.5x
 - backups (bench/backups.py): backup and restore of a 1 GB database and a 10,000-object bucket
   beside pg_dump/pg_restore and boto3 doing what `aws s3 sync` does             target: <= 1.2x
 - DAG import and fleet (bench/dags.py): `dags sync` of 50 repositories beside the seed's clone loop,
@@ -63,7 +65,7 @@ def main() -> None:
     ap.add_argument("--projects", type=int, default=50, help="projects for the server-target benchmark")
     ap.add_argument("--db-mb", type=int, default=1024, help="size of the database the backup benchmark copies")
     ap.add_argument("--objects", type=int, default=10_000, help="objects in the bucket the backup benchmark copies")
-    ap.add_argument("--skip", action="append", default=[], choices=["server", "aws", "state", "backups", "dags"],
+    ap.add_argument("--skip", action="append", default=[], choices=["server", "aws", "state", "stores", "backups", "dags"],
                     help="leave a slow section out (repeatable)")
     args = ap.parse_args()
     runs = args.runs
@@ -132,12 +134,14 @@ def main() -> None:
     import aws_target
     import backups
     import dags
+    import s3_stores
     import server_target
     import state_backends
 
     sections = [("server target (PostgreSQL + moto)", lambda: server_target.rows(args.projects)),
                 ("aws target (moto, PostgreSQL through connect_through)", aws_target.rows),
                 ("state backends (moto, PostgreSQL)", state_backends.rows),
+                ("stores: moto beside s3rver", lambda: s3_stores.rows(runs)),
                 ("backups (PostgreSQL, moto)", lambda: backups.rows(args.db_mb, args.objects)),
                 ("DAG import and fleet", dags.rows)]
     for title, section_rows in sections:
