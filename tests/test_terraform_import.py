@@ -211,6 +211,27 @@ def test_import_terraform_bad_input_changes_nothing(cli, seed, tmp_path):
     assert "valid project name" in refused(seed["tfstate"], "--name", "Bad-Name")
 
 
+def test_a_state_terraform_pushed_to_the_shared_bucket_is_imported_from_there(cli, seed, terraform, shared, network):
+    """The seed's team kept its states in one bucket: `terraform state push` (Terraform 0.12.29 itself)
+    puts the seed's state there, and import-terraform reads it from s3:// as from a file."""
+    doc = json.loads(seed["tfstate"].read_text())
+    doc["terraform_version"] = "0.12.29"  # as 0.12 wrote it: its provider addresses, no check_results
+    doc.pop("check_results")
+    for r in doc["resources"]:
+        r["provider"] = "provider.aws"
+    key = "crime/terraform.tfstate"
+    tf = terraform(key)
+    pushed = tf.dir / "seed.tfstate"
+    pushed.write_text(json.dumps(doc))
+    tf("state", "push", "-force", str(pushed))
+    done = cli("import-terraform", f"s3://{shared['bucket']}/{key}", "--allow-security-group", network["workers"], **TLS_OFF)
+    assert f'identifier = "{seed["ident"]}"' in (cli.dir / "airflow-infra.toml").read_text()
+    assert "tcp 22-22 from 0.0.0.0/0" in done.stdout
+    assert SEED_PASSWORD not in done.stdout + json.dumps(cli.state())
+    missing = cli("-C", str(cli.dir / "other"), "import-terraform", f"s3://{shared['bucket']}/nothing.tfstate", expect=1)
+    assert "nothing.tfstate: not found" in missing.stderr
+
+
 def test_seed_used_as_a_module_is_found_by_module(tmp_path):
     """The seed was often called as a module, once per project: --module picks one; several without it is an error."""
     from airflow_infra import ConfigError
