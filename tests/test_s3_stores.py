@@ -125,3 +125,13 @@ def test_bootstrap_changes_an_existing_bucket_only_when_approved(server_cli, nam
     assert f"enable versioning on bucket {bucket}" in done and f"created lock table {bucket}-locks" in done
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     assert "Nothing to do" in cli("backend", "bootstrap", **env).stdout
+
+
+def test_a_bucket_deleted_behind_its_back_is_seen_on_a_store_that_keeps_no_settings(server_cli, name, s3rver_endpoint):
+    cli = server_cli(on(s3rver_endpoint))
+    cli("apply", "--auto-approve")
+    client(s3rver_endpoint).delete_bucket(Bucket=bucket_of(name))
+    plan = cli("plan", "--detailed-exitcode", expect=2).stdout
+    assert "+ s3_bucket.workfiles" in plan
+    cli("apply", "--auto-approve")
+    cli("plan", "--detailed-exitcode")

@@ -172,6 +172,14 @@ class S3BucketProvider(Provider):
                 return self._lacks(bucket, setting)
             raise
 
+    def _exists(self, bucket: str) -> None:
+        try:
+            self.s3.head_bucket(Bucket=bucket)
+        except Exception as exc:
+            if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+                raise _Gone() from None
+            raise
+
     def _lacks(self, bucket: str, setting: str) -> tuple[None, bool]:
         """Remember, for this run, that the store does not keep setting on bucket."""
         self._unsupported.setdefault(bucket, set()).add(setting)
@@ -182,6 +190,8 @@ class S3BucketProvider(Provider):
         if prior is not None:  # found unsupported by an earlier run: a store that took no PUT of it still takes none
             self._unsupported.setdefault(bucket, set()).update(prior.attrs.get("unsupported", []))
         try:
+            if self._unsupported.get(bucket, set()) >= set(self.SETTINGS):
+                self._exists(bucket)  # no setting left to ask: whether the bucket is there at all
             with ThreadPoolExecutor(max_workers=len(self.SETTINGS)) as pool:
                 results = dict(zip(self.SETTINGS, pool.map(lambda s: self._read_setting(bucket, s), self.SETTINGS), strict=True))
         except _Gone:
