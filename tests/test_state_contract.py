@@ -426,6 +426,30 @@ class TestS3StateBackendWithoutConditionalWrites(_S3Contract):
         assert item["Digest"]["S"] == hashlib.md5(stored).hexdigest() and item["Serial"]["N"] == "1"
         backend.unlock(info.ID)
 
+    def test_a_write_cut_short_goes_on_and_a_rogue_one_is_refused(self, backend):
+        """Cut short between the digest and the object: the object is the last whole state, and the next
+        write goes on from it. The object replaced by hand (no digest): refused, left, restorable."""
+        import boto3
+
+        from airflow_infra.state.s3 import _Digest
+
+        s3 = boto3.client("s3", region_name="us-east-1")
+        backend.write(one := replace(State(), serial=1))
+        backend.write(two := replace(one, serial=2))
+        # a writer killed after moving the digest to its serial 3, before its PUT
+        _Digest(boto3.client("dynamodb", region_name="us-east-1"), f"terraform-{backend.bucket}",
+                f"{backend.bucket}/{backend.key}").swap(hashlib.md5(two.to_json().encode()).hexdigest(), b"lost",
+                                                   replace(two, serial=3))
+        assert backend.read().serial == 2
+        backend.write(replace(two, serial=3))
+        assert backend.read().serial == 3
+        s3.put_object(Bucket=backend.bucket, Key=backend.key, Body=one.to_json().encode())  # by hand, behind our back
+        with pytest.raises(StateCorrupt, match="does not match its digest.*state restore SERIAL"):
+            backend.read()
+        assert s3.get_object(Bucket=backend.bucket, Key=backend.key)["Body"].read() == one.to_json().encode()
+        backend.overwrite(replace(backend.read_version(2), serial=5))  # what `state restore 2` does (3 was lost by hand)
+        assert backend.read().serial == 5
+
     @pytest.mark.parametrize("mode", ["s3", "both"])
     def test_an_s3_lock_is_refused_on_such_a_store(self, s3_state, mode):
         from airflow_infra.state.s3 import S3StateBackend

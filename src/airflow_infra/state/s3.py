@@ -47,8 +47,8 @@ from ..s3stores import unsupported_answer, version_pages
 from .base import LockInfo, State, StateVersion, check_successor, parse_state
 
 PROBE_KEY = ".airflow-infra-probe"  # one small object per state bucket: conditional writes are tried on it
-_PROBED: dict[str, bool] = {}  # bucket -> honours If-None-Match and If-Match (per process)
-_VERSIONED: dict[str, bool] = {}  # bucket -> keeps versions itself (asked at the first write)
+_PROBED: dict[tuple[str, str], bool] = {}  # (endpoint, bucket) -> honours If-None-Match and If-Match (per process)
+_VERSIONED: dict[tuple[str, str], bool] = {}  # (endpoint, bucket) -> keeps versions itself (asked at the first write)
 _CONFLICT = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
@@ -241,9 +241,10 @@ class S3StateBackend:
             return None
         digest, serial = seen
         if digest != hashlib.md5(body or b"").hexdigest() and not (body is None and serial == 1) and serial != state.serial + 1:
-            raise StateConflict(f"{self.location}: the state object does not match the digest in the lock table "
-                                f"{self.dynamodb_table!r} (serial {serial}): it was written without airflow-infra's "
-                                "lock; it was left as it is: check it, then `airflow-infra state push` the right one")
+            raise StateCorrupt(f"{self.location}: the state object does not match its digest in the lock table "
+                               f"{self.dynamodb_table!r} (serial {serial}): it was written without airflow-infra's "
+                               "lock; it was left as it is: `airflow-infra state versions` lists the states kept, "
+                               "`state restore SERIAL` writes one back")
         return digest
 
     def _parse(self, body: bytes) -> State:
@@ -259,12 +260,16 @@ class S3StateBackend:
         out: list[dict[str, Any]] = []
         try:
             for page, _ in version_pages(self.s3, self.bucket, self.key):
-                out += [v for v in page if v["Key"] in (self.key,) and not v["DeleteMarker"]]
+                out += [v for v in page if v["Key"] == self.key and not v["DeleteMarker"]]
                 out += [{**v, "IsLatest": False} for v in page if v["Key"].startswith(self._kept_prefix)]
         except Exception as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
         # kept copies are named by the time to the microsecond: within one second their names order them
         return sorted(out, key=lambda v: (v["IsLatest"], v["LastModified"], v["Key"]), reverse=True)[:limit]
+
+    @property
+    def _store(self) -> tuple[str, str]:
+        return self.s3.meta.endpoint_url, self.bucket
 
     @property
     def _kept_prefix(self) -> str:
@@ -273,15 +278,15 @@ class S3StateBackend:
     def _keep_copy(self) -> None:
         """On a store that keeps no versions: copy the state about to be replaced beside it (what
         `state versions` and `state restore` then find), named by the time, so copies sort by age."""
-        if _VERSIONED.get(self.bucket) is None:
+        if _VERSIONED.get(self._store) is None:
             try:
                 status = self.s3.get_bucket_versioning(Bucket=self.bucket).get("Status")
             except Exception as exc:
                 if not unsupported_answer(exc):
                     raise
                 status = None
-            _VERSIONED[self.bucket] = status == "Enabled"
-        if _VERSIONED[self.bucket]:
+            _VERSIONED[self._store] = status == "Enabled"
+        if _VERSIONED[self._store]:
             return
         name = f"{self._kept_prefix}{_now().strftime('%Y%m%dT%H%M%S.%fZ')}.json"
         try:
@@ -375,9 +380,9 @@ class S3StateBackend:
         on PutObject: both are tried on PROBE_KEY, which an honest store refuses (nothing written;
         the first probe of a bucket creates the object). Where it does not, the S3 lock is refused,
         and with the DynamoDB lock compare-and-swap moves into the lock table."""
-        if self.bucket not in _PROBED:
-            _PROBED[self.bucket] = self._honours_conditions()
-        if _PROBED[self.bucket]:
+        if self._store not in _PROBED:
+            _PROBED[self._store] = self._honours_conditions()
+        if _PROBED[self._store]:
             return
         if self.mode != "dynamodb":
             raise StateError(f"{self.location}: this store ignores conditional writes (If-None-Match, If-Match), so "
