@@ -42,6 +42,8 @@ def assert_nothing_made(cli: Cli, superuser, name: str) -> None:
     ('[project]\nname = "{name}"\n[target]\nkind = "gcp"\n', ["target.kind", "local"]),
     ('[database]\nschemas = ["raw"]\n', ["missing required key 'project'"]),
     ('[project\nname = "x"\n', ["not valid TOML"]),
+    ('[project]\nname = "{name}"\n[state]\nbackend = "s3"\nbucket = "states"\nkey = ".airflow-infra-probe"\n',
+     ["state.key", "a name the S3 backend keeps for itself"]),
 ])
 def test_bad_config(cli, superuser, name, config, fragments):
     (cli.dir / "airflow-infra.toml").write_text(config.format(name=name))

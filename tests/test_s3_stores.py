@@ -29,6 +29,14 @@ def test_the_server_target_converges_on_every_store(server_cli, name, store, s3r
     applied = cli("apply", "--auto-approve")
     assert "Apply complete!" in applied.stdout and "taken by another account" not in applied.stderr
     plan = cli("plan", "--detailed-exitcode")  # converged: nothing left to do
+    assert "Changed outside airflow-infra" not in plan.stdout
+    toml = cli.dir / "airflow-infra.toml"  # a setting the store cannot keep, changed: still nothing to do there
+    toml.write_text(toml.read_text().replace("noncurrent_days = 14", "noncurrent_days = 21"))
+    if store == s3rver_endpoint:
+        plan = cli("plan", "--detailed-exitcode")
+    else:
+        cli("plan", "--detailed-exitcode", expect=2)
+        cli("apply", "--auto-approve")
     warning = f"Warning: bucket {bucket_of(name)}: the store does not support"
     if store == s3rver_endpoint:
         assert plan.stdout.count(warning) == 1, plan.stdout
@@ -115,6 +123,8 @@ def test_bootstrap_changes_an_existing_bucket_only_when_approved(server_cli, nam
     if store == s3rver_endpoint:  # nothing it could change: said, and done
         done = cli("backend", "bootstrap", **env).stdout
         assert f"the store does not support versioning on bucket {bucket}; left as it is" in done
+        unsafe = cli("--var", "state.lock=s3", "backend", "bootstrap", **env).stdout
+        assert 'ignores conditional writes, so [state] lock = "s3" will be refused' in unsafe
         return
     refused = cli("backend", "bootstrap", expect=1, **env)
     assert f"~ enable versioning on bucket {bucket}" in refused.stdout

@@ -332,6 +332,16 @@ class _S3Contract(StateBackendContract):
         assert [o["Key"] for o in s3.list_objects_v2(Bucket=backend.bucket)["Contents"] if "probe" in o["Key"]] == [
             s3mod.PROBE_KEY]
 
+    def test_a_read_writes_nothing(self, backend):
+        """Plans and `state list` need only s3:GetObject: the probe waits for the first lock or write."""
+        from airflow_infra.state import s3 as s3mod
+
+        s3mod.forget_probes()
+        calls: list[str] = []
+        backend.s3.meta.events.register("before-call.s3", lambda model, **kw: calls.append(model.name))
+        backend.read()
+        assert calls == ["GetObject"]
+
     def test_an_expired_lease_is_taken_over_once(self, backend):
         import threading
 
@@ -426,29 +436,51 @@ class TestS3StateBackendWithoutConditionalWrites(_S3Contract):
         assert item["Digest"]["S"] == hashlib.md5(stored).hexdigest() and item["Serial"]["N"] == "1"
         backend.unlock(info.ID)
 
-    def test_a_write_cut_short_goes_on_and_a_rogue_one_is_refused(self, backend):
-        """Cut short between the digest and the object: the object is the last whole state, and the next
-        write goes on from it. The object replaced by hand (no digest): refused, left, restorable."""
+    def test_a_state_without_a_digest_is_never_overwritten_by_an_import(self, backend):
+        """A state written before its lock table held a digest (or the item deleted by hand): `state
+        migrate` onto it is refused like onto any other."""
+        import boto3
+
+        from airflow_infra.state.s3 import S3StateBackend
+
+        backend.write(one := replace(State().with_resource(Resource("t", "a", {"x": 1})), serial=1))
+        boto3.client("dynamodb", region_name="us-east-1").delete_item(
+            TableName=f"terraform-{backend.bucket}", Key={"LockID": {"S": f"{backend.bucket}/{backend.key}-md5"}})
+        other = S3StateBackend(bucket=backend.bucket, key=backend.key, region="us-east-1", lock=self.MODE,
+                               dynamodb_table=f"terraform-{backend.bucket}")
+        with pytest.raises(StateConflict, match="a state is there already"):
+            other.import_state(replace(State(), serial=7))
+        assert backend.read() == one
+
+    def test_the_lock_table_names_the_state_whatever_the_object_holds(self, backend):
+        """Cut short after its commit (the digest moved), before the copy to the key: the state the
+        digest names is read, and the next write goes on from it. A stopped holder's late copy after
+        that: still the digest's state. A digest naming a state nobody kept: refused, left, restorable."""
         import boto3
 
         from airflow_infra.state.s3 import _Digest
 
         s3 = boto3.client("s3", region_name="us-east-1")
+        digests = _Digest(boto3.client("dynamodb", region_name="us-east-1"), f"terraform-{backend.bucket}",
+                          f"{backend.bucket}/{backend.key}")
         backend.write(one := replace(State(), serial=1))
         backend.write(two := replace(one, serial=2))
-        # a writer killed after moving the digest to its serial 3, before its PUT
-        _Digest(boto3.client("dynamodb", region_name="us-east-1"), f"terraform-{backend.bucket}",
-                f"{backend.bucket}/{backend.key}").swap(hashlib.md5(two.to_json().encode()).hexdigest(), b"lost",
-                                                   replace(two, serial=3))
-        assert backend.read().serial == 2
-        backend.write(replace(two, serial=3))
-        assert backend.read().serial == 3
-        s3.put_object(Bucket=backend.bucket, Key=backend.key, Body=one.to_json().encode())  # by hand, behind our back
-        with pytest.raises(StateCorrupt, match="does not match its digest.*state restore SERIAL"):
+        three = replace(two.with_resource(Resource("t", "a", {"x": 3})), serial=3)
+        body = three.to_json().encode()  # what a writer killed after its commit left: its own copy, and the digest
+        s3.put_object(Bucket=backend.bucket, Key=f"{backend.key}.states/{3:010d}-{hashlib.md5(body).hexdigest()}.json",
+                      Body=body)
+        assert digests.swap(hashlib.md5(two.to_json().encode()).hexdigest(), body, three)
+        assert backend.read() == three
+        backend.write(four := replace(three, serial=4))
+        s3.put_object(Bucket=backend.bucket, Key=backend.key, Body=body)  # the killed writer's copy, come late
+        assert backend.read() == four
+        assert [(v.serial, v.current) for v in backend.versions()] == [(4, True), (3, False), (2, False), (1, False)]
+
+        digests.swap(hashlib.md5(four.to_json().encode()).hexdigest(), b"nobody kept this", replace(four, serial=9))
+        with pytest.raises(StateCorrupt, match="names state serial 9.*state restore SERIAL"):
             backend.read()
-        assert s3.get_object(Bucket=backend.bucket, Key=backend.key)["Body"].read() == one.to_json().encode()
-        backend.overwrite(replace(backend.read_version(2), serial=5))  # what `state restore 2` does (3 was lost by hand)
-        assert backend.read().serial == 5
+        backend.overwrite(replace(backend.read_version(4), serial=10))  # what `state restore 4` does
+        assert backend.read().serial == 10
 
     @pytest.mark.parametrize("mode", ["s3", "both"])
     def test_an_s3_lock_is_refused_on_such_a_store(self, s3_state, mode):

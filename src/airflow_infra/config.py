@@ -122,6 +122,16 @@ class StateConfig(_Section):
     dynamodb_table: str = "terraform"
     lease_seconds: int = Field(default=300, ge=2, le=86400)
 
+    @field_validator("key")
+    @classmethod
+    def _check_key(cls, key: str | None) -> str | None:
+        # names the S3 backend keeps beside a state: another state there would be overwritten by them
+        if key is not None and (key.rsplit("/", 1)[-1] == ".airflow-infra-probe" or key.endswith(".lock")
+                                or ".states/" in key or ".kept/" in key):
+            raise ValueError(f"key {key!r} is a name the S3 backend keeps for itself (.airflow-infra-probe, "
+                             "<key>.lock, <key>.states/, <key>.kept/): choose another")
+        return key
+
 
 class AirflowConfig(_Section):
     # the seed's projects used "<project>_postgres" and "<project>-workbucket": set these to keep them

@@ -233,7 +233,9 @@ def _refresh(state: State, wanted: Mapping[str, Resource], providers: Mapping[st
 def _change(r: Resource, prior_r: Resource | None, adopted: bool, provider: Provider) -> Change | None:
     if prior_r is None:
         return Change(r.address, CREATE, r, None)
-    changed = tuple(sorted(k for k, v in r.attrs.items() if prior_r.attrs.get(k) != v))  # a Ref: unknown, changed
+    # a Ref: unknown, changed; a setting the target cannot keep (listed "unsupported") is never a change
+    lacking = set(prior_r.attrs.get("unsupported", ()))
+    changed = tuple(sorted(k for k, v in r.attrs.items() if prior_r.attrs.get(k) != v and k not in lacking))
     if changed:
         provider.check_change(r, Observed(prior_r.attrs))  # what the provider can never do
     forces = tuple(k for k in changed if k in provider.force_new)

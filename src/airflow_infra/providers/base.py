@@ -3,7 +3,8 @@
 - read(r, prior) never mutates anything; it returns None when the resource is gone, and an
   Observed with foreign=True (and whose: whose it is) when what exists is not this project's:
   its marker names another project, environment or state lineage, or it has none and prior is
-  None (ownership.judge). Observed attrs hold `marked` (or `tagged`): our marker is exactly there.
+  None (ownership.judge). Observed attrs hold `marked` (or `tagged`): our marker is exactly there,
+  and may hold `unsupported`: the settings the server cannot keep (plan never counts them changed).
 - mark(r) writes our marker on what exists (import: ours from now on); a no-op where the
   resource can hold none.
 - create(r) is all-or-nothing: if it raises, the resource was not created. Creating one that

@@ -302,13 +302,13 @@ class S3BucketProvider(Provider):
                 with contextlib.suppress(Exception):
                     self.s3.delete_bucket(Bucket=bucket)
             raise translate(r.address, "create", exc) from None
-        return read_back(self, r)
+        return read_back(self, r, Observed(dict(r.attrs)))  # ours now, also where the store keeps no tags to say so
 
 
     def update(self, r: Resource, prior: Observed) -> Observed:
         with translated(r.address, "update"):
             self._converge(r, dict(prior.attrs))
-        return read_back(self, r)
+        return read_back(self, r, prior)
 
     # -- data ------------------------------------------------------------------------------
     def _versions(self, bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:

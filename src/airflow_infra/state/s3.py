@@ -16,8 +16,11 @@
   checks both on a fixed object (PROBE_KEY; two calls once it exists, each refused by an honest
   store, so nothing is written). On a store that ignores them the S3 lock is refused; with the
   DynamoDB lock, compare-and-swap moves into the lock table: Terraform's "<bucket>/<key>-md5" item
-  holds the state's MD5 (Terraform's Digest), serial and lineage, and a write first moves it,
-  conditionally on what was read, then puts the object. A lost update is then impossible too.
+  holds the state's MD5 (Terraform's Digest), serial and lineage. A write puts its state under a
+  name of its own (<key>.states/<serial>-<md5>.json, never overwritten), then moves the digest,
+  conditionally on the one it read (the commit), then copies it to <key>. A reader trusts the
+  digest: where <key> differs (a write cut short before its copy, or a stopped holder's late copy
+  after a take-over), the state the digest names is read. A lost update is then impossible too.
 """
 
 from __future__ import annotations
@@ -162,9 +165,9 @@ class _DynamoLock:
 
 class _Digest:
     """Compare-and-swap kept in the lock table for a store that ignores conditional writes: the item
-    "<bucket>/<key>-md5" (where Terraform keeps its Digest) holds the MD5 of the state as stored, its
-    serial and lineage. A writer moves it from the digest it read to its own, conditionally, and only
-    then puts the object: of two writers from one state, one fails before writing anything."""
+    "<bucket>/<key>-md5" (where Terraform keeps its Digest) holds the MD5 of the current state, its
+    serial and lineage. Moving it from the digest a writer read to its own is the write's commit:
+    of two writers from one state, one fails."""
 
     def __init__(self, ddb: Any, table: str, lock_id: str):
         self.ddb, self.table, self.key = ddb, table, {"LockID": {"S": f"{lock_id}-md5"}}
@@ -205,8 +208,11 @@ class S3StateBackend:
         if self._ddb is not None:
             self._locks.append(_DynamoLock(self._ddb, dynamodb_table, f"{bucket}/{key}"))
         self.dynamodb_table = dynamodb_table
-        self._digest: _Digest | None = None  # set when the store ignores conditional writes (see _probe)
-        self._etag: str | None = None  # what the next write is conditional on: the ETag read, or the digest
+        self._digests = _Digest(self._ddb, dynamodb_table, f"{bucket}/{key}") if self._ddb is not None else None
+        self._cas_in_table = False  # the store ignores conditional writes: the digest is the commit (see _probe)
+        self._etag: str | None = None  # the ETag of the state object read: what the next write is conditional on
+        self._seen: tuple[str, int] | None = None  # the digest item read (digest, serial)
+        self._stored = False  # a state was there when last read
         self._known: State | None = None
         self._held: dict[str, Any] | None = None
         self._valid_until = 0.0  # _clock() time until which our lease surely holds
@@ -216,36 +222,41 @@ class S3StateBackend:
 
     # -- state -----------------------------------------------------------------------------
     def read(self) -> State:
-        self._probe()
+        """The state. With a lock table, its digest item is read too: where one exists (written on a store
+        that ignores conditional writes) it names the current state."""
         try:
             obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)
-            body = obj["Body"].read()
+            body: bytes | None = obj["Body"].read()
         except Exception as exc:
             if error_code(exc) not in ("NoSuchKey", "404"):
                 raise _fail(self.location, exc, bucket=self.bucket) from None
             obj, body = None, None
-        state = State() if body is None else self._parse(body)
-        self._etag, self._known = (self._digested(body, state) if self._digest else obj and obj["ETag"]), state
-        return state
-
-    def _digested(self, body: bytes | None, state: State) -> str | None:
-        """The digest a write from this state is conditional on. The object and the lock table's digest
-        differ only when a write was cut short between the two (the digest one serial ahead: the
-        object is the last whole state, and goes on from there); otherwise the object was replaced
-        behind our back, and nothing is written over it."""
         try:
-            seen = self._digest.get() if self._digest else None
+            seen = self._digests.get() if self._digests is not None else None
         except Exception as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
-        if seen is None:
-            return None
-        digest, serial = seen
-        if digest != hashlib.md5(body or b"").hexdigest() and not (body is None and serial == 1) and serial != state.serial + 1:
-            raise StateCorrupt(f"{self.location}: the state object does not match its digest in the lock table "
-                               f"{self.dynamodb_table!r} (serial {serial}): it was written without airflow-infra's "
-                               "lock; it was left as it is: `airflow-infra state versions` lists the states kept, "
-                               "`state restore SERIAL` writes one back")
-        return digest
+        if seen is not None and seen[0] != hashlib.md5(body or b"").hexdigest():
+            # the object is not the state the digest names: a write cut short before its copy to the key,
+            # or a stopped holder's late copy after a take-over; the state the digest names is the true one
+            body = self._named(*seen)
+        state = State() if body is None else self._parse(body)
+        self._etag, self._seen, self._stored, self._known = obj and obj["ETag"], seen, body is not None, state
+        return state
+
+    def _named(self, digest: str, serial: int) -> bytes:
+        try:
+            body: bytes = self.s3.get_object(Bucket=self.bucket, Key=self._state_key(serial, digest))["Body"].read()
+            return body
+        except Exception as exc:
+            if error_code(exc) not in ("NoSuchKey", "404"):
+                raise _fail(self.location, exc, bucket=self.bucket) from None
+        raise StateCorrupt(f"{self.location}: the lock table {self.dynamodb_table!r} names state serial {serial} (MD5 "
+                           f"{digest}), which is neither the state object nor kept beside it: the object was replaced "
+                           "by hand? It was left as it is: `airflow-infra state versions` lists the states kept, "
+                           "`state restore SERIAL` writes one back")
+
+    def _state_key(self, serial: int, digest: str) -> str:
+        return f"{self.key}.states/{serial:010d}-{digest}.json"
 
     def _parse(self, body: bytes) -> State:
         try:
@@ -255,15 +266,25 @@ class S3StateBackend:
         return parse_state(text, self.location, what="the state object")
 
     def _object_versions(self, limit: int = 50) -> list[dict[str, Any]]:
-        """The state object's versions, newest first: those the bucket's versioning keeps (`backend
-        bootstrap` turns it on), or on a store without versioning the copies kept beside it."""
+        """The state's versions, newest first, the current one marked IsLatest: those the bucket's
+        versioning keeps (`backend bootstrap` turns it on); on a store without versioning the copies
+        kept beside the object; where the lock table holds a digest, the states named after theirs
+        (the object at the key is then only a copy of one of them)."""
         out: list[dict[str, Any]] = []
         try:
+            seen = self._digests.get() if self._digests is not None else None
             for page, _ in version_pages(self.s3, self.bucket, self.key):
                 out += [v for v in page if v["Key"] == self.key and not v["DeleteMarker"]]
-                out += [{**v, "IsLatest": False} for v in page if v["Key"].startswith(self._kept_prefix)]
+                out += [{**v, "IsLatest": False} for v in page
+                        if v["Key"].startswith((self._kept_prefix, f"{self.key}.states/"))]
         except Exception as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
+        if seen is not None:
+            named = self._state_key(seen[1], seen[0])
+            out = [{**v, "IsLatest": v["Key"] == named} for v in out if v["Key"] != self.key]
+        else:  # a kept copy of the current state is the current state
+            current = {v["ETag"] for v in out if v["IsLatest"]}
+            out = [v for v in out if v["IsLatest"] or v["ETag"] not in current]
         # kept copies are named by the time to the microsecond: within one second their names order them
         return sorted(out, key=lambda v: (v["IsLatest"], v["LastModified"], v["Key"]), reverse=True)[:limit]
 
@@ -320,7 +341,7 @@ class S3StateBackend:
         return next((st for _, st in self._kept() if st.serial == serial), None)
 
     def overwrite(self, state: State) -> None:
-        self._put(state, None, force=True)
+        self._put(state, force=True)
 
     def _body(self, state: State, lock_id: str | None) -> bytes:
         """The state as stored: with the ID of the lock it was written under (a take-over's fencing
@@ -329,30 +350,41 @@ class S3StateBackend:
             return state.to_json().encode()
         return (json.dumps({**json.loads(state.to_json()), "lock": lock_id}, sort_keys=True, indent=2) + "\n").encode()
 
-    def _put(self, state: State, expected: str | None, *, force: bool = False, lock_id: str | None = None) -> None:
-        """Write state if the stored one is still what expected names (an ETag, or the digest in the
-        lock table; None: nothing stored); force: whatever is stored. StateConflict otherwise."""
+    def _put(self, state: State, *, force: bool = False, lock_id: str | None = None) -> None:
+        """Write state if the stored one is still the one last read (its ETag; or on a store that ignores
+        conditional writes, the digest in the lock table); force: whatever is stored. StateConflict otherwise."""
+        self._probe()
         body = self._body(state, lock_id or (self._held["ID"] if self._held else None))
         try:
-            if self._digest is not None:
-                if force:
-                    current = self._digest.get()
-                    expected = current[0] if current else None
-                if not self._digest.swap(expected, body, state):
-                    raise _Conflict()
-                cond: dict[str, Any] = {}
+            if self._cas_in_table:
+                resp = self._put_through_table(state, body, force=force)
             else:
-                cond = {} if force else {"IfMatch": expected} if expected else {"IfNoneMatch": "*"}
-            self._keep_copy()
-            resp = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body,
-                                      ContentType="application/json", ServerSideEncryption="AES256", **cond)
+                cond = {} if force else {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"}
+                self._keep_copy()
+                resp = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body,
+                                          ContentType="application/json", ServerSideEncryption="AES256", **cond)
         except Exception as exc:
             if isinstance(exc, _Conflict) or error_code(exc) in _CONFLICT:
                 raise StateConflict(f"{self.location}: the state changed underneath this run (it is no longer what "
                                     "this run read): another writer got there first; nothing was overwritten") from None
             raise _fail(self.location, exc, bucket=self.bucket) from None
-        self._etag = hashlib.md5(body).hexdigest() if self._digest else resp["ETag"]
-        self._known = state
+        self._etag, self._stored, self._known = resp["ETag"], True, state
+        if self._cas_in_table:
+            self._seen = (hashlib.md5(body).hexdigest(), state.serial)
+
+    def _put_through_table(self, state: State, body: bytes, *, force: bool) -> dict[str, Any]:
+        """The state under its own name, then the digest moved from the one read (the commit), then the
+        copy at the key: a writer that loses, or stops and comes back late, changes nothing anyone reads."""
+        assert self._digests is not None
+        seen = self._digests.get() if force else self._seen
+        digest = hashlib.md5(body).hexdigest()
+        self.s3.put_object(Bucket=self.bucket, Key=self._state_key(state.serial, digest), Body=body,
+                           ContentType="application/json", ServerSideEncryption="AES256")
+        if not self._digests.swap(seen[0] if seen else None, body, state):
+            raise _Conflict()
+        copied: dict[str, Any] = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body,
+                                                    ContentType="application/json", ServerSideEncryption="AES256")
+        return copied
 
     def check_held(self) -> None:
         if self._held is None:
@@ -366,20 +398,21 @@ class S3StateBackend:
     def write(self, state: State) -> None:
         self.check_held()
         check_successor(self._known if self._known is not None else self.read(), state, self.location)
-        self._put(state, self._etag)
+        self._put(state)
 
     def import_state(self, state: State) -> None:
         current = self.read()  # an empty one (a take-over's fence, say) holds nothing to keep
-        if self._etag is not None and (current.serial or current.resources):
+        if self._stored and (current.serial or current.resources):
             raise StateConflict(f"{self.location}: a state is there already; nothing was overwritten")
-        self._put(state, self._etag)
+        self._put(state)
 
     # -- lock ------------------------------------------------------------------------------
     def _probe(self) -> None:
-        """Find out, once per bucket and process, whether the store honours If-None-Match and If-Match
-        on PutObject: both are tried on PROBE_KEY, which an honest store refuses (nothing written;
-        the first probe of a bucket creates the object). Where it does not, the S3 lock is refused,
-        and with the DynamoDB lock compare-and-swap moves into the lock table."""
+        """Find out, once per bucket and process and before the first lock or write (reads need no
+        PutObject), whether the store honours If-None-Match and If-Match on PutObject: both are tried on
+        PROBE_KEY, which an honest store refuses (nothing written; the first probe of a bucket creates
+        the object). Where it does not, the S3 lock is refused, and with the DynamoDB lock
+        compare-and-swap moves into the lock table."""
         if self._store not in _PROBED:
             _PROBED[self._store] = self._honours_conditions()
         if _PROBED[self._store]:
@@ -388,12 +421,11 @@ class S3StateBackend:
             raise StateError(f"{self.location}: this store ignores conditional writes (If-None-Match, If-Match), so "
                              f"an S3 lock would not be safe: set [state] lock = \"dynamodb\" (compare-and-swap then "
                              "goes through the lock table too), or use backend = \"postgres\"")
-        if self._digest is None:
-            assert self._ddb is not None
-            self._digest = _Digest(self._ddb, self.dynamodb_table, f"{self.bucket}/{self.key}")
+        self._cas_in_table = True
 
     def _honours_conditions(self) -> bool:
-        put = {"Bucket": self.bucket, "Key": PROBE_KEY, "Body": b"airflow-infra tries conditional writes on this "
+        put = {"Bucket": self.bucket, "Key": PROBE_KEY, "ServerSideEncryption": "AES256",
+               "Body": b"airflow-infra tries conditional writes on this "
                b"object (a store that ignores them is never trusted with a lock); it may be deleted\n"}
         try:
             try:
@@ -482,7 +514,7 @@ class S3StateBackend:
             except (StateCorrupt, StateConflict):
                 return  # no writer goes on from a state it cannot read (each parses what it read first)
             try:
-                self._put(state, self._etag, lock_id=lock_id)
+                self._put(state, lock_id=lock_id)
                 return
             except StateConflict:
                 continue
@@ -565,6 +597,9 @@ def bootstrap(*, bucket: str, region: str, lock: str, dynamodb_table: str,
         done += [f"the store does not support {setting} on bucket {bucket}; left as it is" for setting in lacking]
         if lock in ("dynamodb", "both"):
             done += _bootstrap_table(aws_client("dynamodb", region=region), dynamodb_table)
+        if lock != "dynamodb" and not S3StateBackend(bucket=bucket, key=PROBE_KEY, region=region)._honours_conditions():
+            done.append(f'this store ignores conditional writes, so [state] lock = "{lock}" will be refused: '
+                        'set lock = "dynamodb" (compare-and-swap then goes through the lock table too)')
     except AirflowInfraError:
         raise
     except Exception as exc:
