@@ -122,6 +122,12 @@ class StateConfig(_Section):
     dynamodb_table: str = "terraform"
     lease_seconds: int = Field(default=300, ge=2, le=86400)
 
+    @property
+    def locks(self) -> str:
+        """The locks taken: lock, but both where lock = "s3" and dynamodb_table is named on purpose
+        (Terraform locks this bucket's keys there: never leave it out)."""
+        return "both" if self.lock == "s3" and "dynamodb_table" in self.model_fields_set else self.lock
+
     @field_validator("key")
     @classmethod
     def _check_key(cls, key: str | None) -> str | None:

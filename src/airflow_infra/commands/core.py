@@ -321,7 +321,7 @@ def state_migrate(project: Project, *, to_backend: str, dsn_env: str | None = No
     from ..state.base import transaction
 
     # The destination's other settings ([state] bucket, key, lock, ...) come from the config.
-    settings = {**project.config.state.model_dump(), "backend": to_backend,
+    settings = {**project.config.state.model_dump(exclude_unset=True), "backend": to_backend,
                 **({"dsn_env": dsn_env} if dsn_env else {}), **({"path": path} if path else {})}
     try:
         state_cfg = StateConfig(**settings)
@@ -348,7 +348,7 @@ def backend_bootstrap(project: Project, *, confirm: Callable[[list[str]], bool] 
         raise ConfigError("[state] bucket: set the state bucket's name first")
     from ..state.s3 import bootstrap
 
-    return bootstrap(bucket=st.bucket, region=st.region, lock=st.lock, dynamodb_table=st.dynamodb_table, confirm=confirm)
+    return bootstrap(bucket=st.bucket, region=st.region, lock=st.locks, dynamodb_table=st.dynamodb_table, confirm=confirm)
 
 
 def lock_info(project: Project):

@@ -34,9 +34,7 @@ def get_backend(config: Config, project_dir: Path) -> StateBackend:
 
             raise ConfigError("[state] backend = \"s3\" needs boto3: pip install 'airflow-infra[s3]'") from None
         key = st.key or f"{config.project.name}/{config.project.environment}/airflow-infra.json"
-        # a table named on purpose is where Terraform locks this bucket's keys: never leave it out
-        lock = "both" if st.lock == "s3" and "dynamodb_table" in st.model_fields_set else st.lock
-        return S3StateBackend(bucket=st.bucket, key=key, region=st.region, lock=lock,
+        return S3StateBackend(bucket=st.bucket, key=key, region=st.region, lock=st.locks,
                               dynamodb_table=st.dynamodb_table, lease_seconds=st.lease_seconds)
     from .local import LocalStateBackend
 
