@@ -44,6 +44,8 @@ def assert_nothing_made(cli: Cli, superuser, name: str) -> None:
     ('[project\nname = "x"\n', ["not valid TOML"]),
     ('[project]\nname = "{name}"\n[state]\nbackend = "s3"\nbucket = "states"\nkey = ".airflow-infra-probe"\n',
      ["state.key", "a name the S3 backend keeps for itself"]),
+    ('[project]\nname = "{name}"\n[state]\nbackend = "s3"\nbucket = "states"\nkey = "p/dev/airflow-infra.json-md5"\n',
+     ["state.key", "<key>-md5 in the lock table"]),
 ])
 def test_bad_config(cli, superuser, name, config, fragments):
     (cli.dir / "airflow-infra.toml").write_text(config.format(name=name))

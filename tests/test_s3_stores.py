@@ -124,7 +124,7 @@ def test_bootstrap_changes_an_existing_bucket_only_when_approved(server_cli, nam
         done = cli("backend", "bootstrap", **env).stdout
         assert f"the store does not support versioning on bucket {bucket}; left as it is" in done
         unsafe = cli("--var", "state.lock=s3", "backend", "bootstrap", **env).stdout
-        assert 'ignores conditional writes, so [state] lock = "s3" will be refused' in unsafe
+        assert 'ignores conditional writes, so its S3 lock will be refused: set [state] lock = "dynamodb"' in unsafe
         return
     refused = cli("backend", "bootstrap", expect=1, **env)
     assert f"~ enable versioning on bucket {bucket}" in refused.stdout

@@ -10,7 +10,15 @@ from dataclasses import replace
 
 import pytest
 
-from airflow_infra.errors import LockMismatch, StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
+from airflow_infra.errors import (
+    LockMismatch,
+    StateConflict,
+    StateCorrupt,
+    StateError,
+    StateLocked,
+    StateNotOurs,
+    StateTooNew,
+)
 from airflow_infra.resources import Resource
 from airflow_infra.state.base import LockInfo, State, acquire, transaction
 from airflow_infra.state.local import LocalStateBackend
@@ -332,6 +340,23 @@ class _S3Contract(StateBackendContract):
         assert [o["Key"] for o in s3.list_objects_v2(Bucket=backend.bucket)["Contents"] if "probe" in o["Key"]] == [
             s3mod.PROBE_KEY]
 
+    def test_an_unreadable_lock_is_named_and_force_unlocked(self, backend):
+        """A lock nobody can read (cut short, changed by hand) gets an ID that force-unlock takes."""
+        import boto3
+
+        if self.MODE == "dynamodb":
+            boto3.client("dynamodb", region_name="us-east-1").put_item(
+                TableName=f"terraform-{backend.bucket}",
+                Item={"LockID": {"S": f"{backend.bucket}/{backend.key}"}, "Info": {"S": "[1, 2"}})
+        else:
+            boto3.client("s3", region_name="us-east-1").put_object(Bucket=backend.bucket, Key=f"{backend.key}.lock",
+                                                                   Body=b'{"expires": 5}')
+        with pytest.raises(StateLocked, match="nobody can read it: `airflow-infra force-unlock unreadable-") as locked:
+            backend.lock(LockInfo.new("apply", "p"))
+        backend.unlock(locked.value.holder.ID)
+        backend.lock(info := LockInfo.new("apply", "p"))
+        backend.unlock(info.ID)
+
     def test_a_read_writes_nothing(self, backend):
         """Plans and `state list` need only s3:GetObject: the probe waits for the first lock or write."""
         from airflow_infra.state import s3 as s3mod
@@ -475,6 +500,23 @@ class TestS3StateBackendWithoutConditionalWrites(_S3Contract):
         s3.put_object(Bucket=backend.bucket, Key=backend.key, Body=body)  # the killed writer's copy, come late
         assert backend.read() == four
         assert [(v.serial, v.current) for v in backend.versions()] == [(4, True), (3, False), (2, False), (1, False)]
+
+        named = f"{backend.key}.states/{4:010d}-{hashlib.md5(four.to_json().encode()).hexdigest()}.json"
+        s3.delete_object(Bucket=backend.bucket, Key=backend.key)
+        s3.put_object(Bucket=backend.bucket, Key=named, Body=three.to_json().encode())  # a kept state edited by hand
+        with pytest.raises(StateCorrupt, match="names state serial 4.*kept whole"):
+            backend.read()
+        s3.put_object(Bucket=backend.bucket, Key=named, Body=four.to_json().encode())
+        terraform = json.dumps({"version": 4, "terraform_version": "0.12.29", "serial": 1, "lineage": "x",
+                                "outputs": {}, "resources": []}).encode()
+        s3.put_object(Bucket=backend.bucket, Key=backend.key, Body=terraform)  # Terraform's state at our key
+        with pytest.raises(StateNotOurs, match="holds a Terraform state"):
+            backend.read()
+        with pytest.raises(StateNotOurs):
+            backend.write(replace(four, serial=5))
+        assert s3.get_object(Bucket=backend.bucket, Key=backend.key)["Body"].read() == terraform
+        s3.delete_object(Bucket=backend.bucket, Key=backend.key)
+        assert backend.read() == four
 
         digests.swap(hashlib.md5(four.to_json().encode()).hexdigest(), b"nobody kept this", replace(four, serial=9))
         with pytest.raises(StateCorrupt, match="names state serial 9.*state restore SERIAL"):

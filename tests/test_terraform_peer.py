@@ -13,7 +13,7 @@ import time
 import boto3
 import pytest
 
-from airflow_infra.errors import StateCorrupt, StateLocked
+from airflow_infra.errors import StateLocked, StateNotOurs
 from airflow_infra.state.base import LockInfo, acquire
 from airflow_infra.state.s3 import S3StateBackend
 
@@ -87,7 +87,7 @@ def test_neighbouring_keys_of_one_table_do_not_exclude_each_other(terraform, sha
         holder.wait(30)
 
 
-def test_a_state_terraform_pushed_is_refused_and_named(terraform, shared, moto_endpoint):
+def test_a_state_terraform_wrote_at_our_key_is_refused_and_named(terraform, shared, cli):
     key = "crime_data/dev/airflow-infra.json"
     tf = terraform(key)
     tf("apply", "-auto-approve", "-no-color")  # Terraform writes its (empty) state at our key
@@ -95,8 +95,13 @@ def test_a_state_terraform_pushed_is_refused_and_named(terraform, shared, moto_e
     before = s3.get_object(Bucket=shared["bucket"], Key=key)["Body"].read()
     assert json.loads(before)["terraform_version"] == "0.12.29"
     backend = ours(shared, key)
-    with pytest.raises(StateCorrupt, match="holds a Terraform state \\(Terraform 0.12.29\\).*import-terraform"):
+    with pytest.raises(StateNotOurs, match="holds a Terraform state \\(Terraform 0.12.29\\).*import-terraform"):
         backend.read()
+    (cli.dir / "airflow-infra.toml").write_text(
+        f'[project]\nname = "crime_data"\n[state]\nbackend = "s3"\nbucket = "{shared["bucket"]}"\nkey = "{key}"\n'
+        f'lock = "dynamodb"\ndynamodb_table = "{shared["table"]}"\n')
+    for refused in (cli("plan", expect=1), cli("state", "restore", "1", expect=1)):  # never restored over it either
+        assert "holds a Terraform state (Terraform 0.12.29)" in refused.stderr
     assert s3.get_object(Bucket=shared["bucket"], Key=key)["Body"].read() == before
     tf("plan", "-no-color", "-detailed-exitcode")  # Terraform's digest still matches: nothing of ours was written
 

@@ -16,7 +16,7 @@ _COMMANDS = (  # commands.__all__, written out so that `import airflow_infra` im
     "import_terraform", "Restored", "restore",
 )
 _ERRORS = (
-    "AirflowInfraError", "ConfigError", "StateError", "StateCorrupt", "StateLocked", "LockMismatch",
+    "AirflowInfraError", "ConfigError", "StateError", "StateCorrupt", "StateNotOurs", "StateLocked", "LockMismatch",
     "StateConflict", "StalePlan", "ProviderError", "ForeignResource", "NotYetReachable", "Unreadable",
     "LocalServerError", "BinariesNotFound",
     "PortInUse", "DataLossRefused", "ConfirmationRequired", "ApplyFailed",

@@ -132,10 +132,10 @@ class StateConfig(_Section):
     @classmethod
     def _check_key(cls, key: str | None) -> str | None:
         # names the S3 backend keeps beside a state: another state there would be overwritten by them
-        if key is not None and (key.rsplit("/", 1)[-1] == ".airflow-infra-probe" or key.endswith(".lock")
+        if key is not None and (key.rsplit("/", 1)[-1] == ".airflow-infra-probe" or key.endswith((".lock", "-md5"))
                                 or ".states/" in key or ".kept/" in key):
             raise ValueError(f"key {key!r} is a name the S3 backend keeps for itself (.airflow-infra-probe, "
-                             "<key>.lock, <key>.states/, <key>.kept/): choose another")
+                             "<key>.lock, <key>-md5 in the lock table, <key>.states/, <key>.kept/): choose another")
         return key
 
 

@@ -10,6 +10,7 @@ never carry a secret.
     ├── StateError
     │   ├── StateCorrupt       state.json unreadable; left as it is
     │   ├── StateTooNew        written by a newer release; left as it is
+    │   ├── StateNotOurs       another tool's state (Terraform's) at the state's place; never read nor overwritten
     │   ├── StateLocked        another writer holds the lock (.holder is its LockInfo)
     │   ├── LockMismatch       force-unlock with an ID that is not the lock's
     │   ├── StateConflict      a write whose serial/lineage is stale
@@ -48,6 +49,10 @@ class StateCorrupt(StateError):
 
 
 class StateTooNew(StateError):
+    pass
+
+
+class StateNotOurs(StateError):
     pass
 
 

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from .. import __version__
-from ..errors import LockMismatch, StateConflict, StateCorrupt, StateError, StateTooNew
+from ..errors import LockMismatch, StateConflict, StateCorrupt, StateError, StateNotOurs, StateTooNew
 from ..resources import Resource
 
 STATE_VERSION = 1
@@ -81,13 +81,13 @@ class State:
     @classmethod
     def from_json(cls, text: str) -> State:
         """StateTooNew for a state a newer release wrote (its meaning may have changed: never
-        read it, let alone write it back); StateCorrupt naming Terraform for a Terraform state;
+        read it, let alone write it back); StateNotOurs naming Terraform for a Terraform state;
         ValueError/KeyError/TypeError when it is malformed."""
         doc = json.loads(text)
         if not isinstance(doc, dict):
             raise ValueError("not a JSON object")
         if "terraform_version" in doc:  # a neighbour's state at our key: never ours to read, nor to overwrite
-            raise StateCorrupt(
+            raise StateNotOurs(
                 f"holds a Terraform state (Terraform {doc['terraform_version']}), not airflow-infra's; it was left as "
                 "it is: give airflow-infra a key of its own ([state] key), and take over what that state manages "
                 "with `airflow-infra import-terraform`")
@@ -199,6 +199,8 @@ class LockInfo:
         message = self.describe()
         if expires is not None:
             message += f"; its lease runs until {expires.isoformat(timespec='seconds')}"
+        if self.ID.startswith("unreadable-"):
+            return message + f"; nobody can read it: `airflow-infra force-unlock {self.ID}` removes it"
         if self.by_terraform:  # Terraform's locks have no lease: only a person can tell it is stale
             return (message + "; wait for it with --lock-timeout SECONDS; if no Terraform run holds it any more, "
                     f"`airflow-infra force-unlock {self.ID}` (or `terraform force-unlock {self.ID}`) removes it")
@@ -234,6 +236,8 @@ def parse_state(text: str, where: str, *, what: str = "state", hint: str = "") -
         return State.from_json(text)
     except StateTooNew as exc:
         raise StateTooNew(f"{where}: {exc}") from None
+    except StateNotOurs as exc:
+        raise StateNotOurs(f"{where}: {exc}") from None
     except StateCorrupt as exc:
         raise StateCorrupt(f"{where}: {exc}") from None
     except (ValueError, KeyError, TypeError) as exc:
@@ -272,8 +276,10 @@ def acquire(backend: StateBackend, operation: str, path: str, timeout: float = 0
         try:
             backend.lock(info)
             return info
-        except StateLocked:
+        except StateLocked as exc:
             if time.monotonic() >= deadline:
+                if timeout > 0:
+                    raise StateLocked(f"{exc} (waited {timeout:g} s)", holder=exc.holder) from None
                 raise
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 1.0)

@@ -44,6 +44,7 @@ from ..errors import (
     StateCorrupt,
     StateError,
     StateLocked,
+    StateNotOurs,
     StateTooNew,
 )
 from ..s3stores import unsupported_answer, version_pages
@@ -85,6 +86,28 @@ def _fail(location: str, exc: Exception, *, bucket: str) -> StateError:
     return err
 
 
+def _expires(holder: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(holder["expires"]) if "expires" in holder else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _holder(raw: str, what: str) -> dict[str, Any]:
+    """A lock as stored; one nobody can read (cut short, changed by hand) gets an ID of its own, which
+    `force-unlock` takes (the delete stays conditional on what was read)."""
+    try:
+        doc = json.loads(raw)
+        if isinstance(doc, dict) and isinstance(doc.get("ID"), str):
+            if not isinstance(doc.get("expires", ""), str):
+                doc = {k: v for k, v in doc.items() if k != "expires"}
+            return doc
+    except ValueError:
+        pass
+    return {"ID": f"unreadable-{hashlib.md5(raw.encode()).hexdigest()[:12]}", "Operation": "unknown",
+            "Who": f"unknown ({what} cannot be read)", "Version": "", "Created": "", "Path": "", "pid": 0, "host": ""}
+
+
 class _Conflict(Exception):
     """A compare-and-swap lost to another writer."""
 
@@ -101,7 +124,7 @@ class _S3Lock:
             if error_code(exc) in ("NoSuchKey", "404"):
                 return None
             raise
-        return json.loads(obj["Body"].read()), obj["ETag"]
+        return _holder(obj["Body"].read().decode(errors="replace"), f"the lock object {self.key!r}"), obj["ETag"]
 
     def put(self, doc: dict[str, Any], *, replacing: str | None) -> bool:
         """Create (replacing None) or replace the object whose ETag is replacing; False when someone else won."""
@@ -136,7 +159,8 @@ class _DynamoLock:
         item = self.ddb.get_item(TableName=self.table, Key={"LockID": {"S": self.lock_id}}, ConsistentRead=True).get("Item")
         if not item or "Info" not in item:
             return None
-        return json.loads(item["Info"]["S"]), item["Info"]["S"]
+        raw = item["Info"].get("S", "")
+        return _holder(raw, f"the lock item {self.lock_id!r} in {self.table}"), raw
 
     def put(self, doc: dict[str, Any], *, replacing: str | None) -> bool:
         info = json.dumps(doc, sort_keys=True)
@@ -237,7 +261,10 @@ class S3StateBackend:
             raise _fail(self.location, exc, bucket=self.bucket) from None
         if seen is not None and seen[0] != hashlib.md5(body or b"").hexdigest():
             # the object is not the state the digest names: a write cut short before its copy to the key,
-            # or a stopped holder's late copy after a take-over; the state the digest names is the true one
+            # or a stopped holder's late copy after a take-over; the state the digest names is the true one.
+            # Anything else at the key (Terraform's state, a file put there) is refused, never written over.
+            if body is not None:
+                self._parse(body)
             body = self._named(*seen)
         state = State() if body is None else self._parse(body)
         self._etag, self._seen, self._stored, self._known = obj and obj["ETag"], seen, body is not None, state
@@ -246,14 +273,22 @@ class S3StateBackend:
     def _named(self, digest: str, serial: int) -> bytes:
         try:
             body: bytes = self.s3.get_object(Bucket=self.bucket, Key=self._state_key(serial, digest))["Body"].read()
-            return body
+            if hashlib.md5(body).hexdigest() == digest:
+                return body
         except Exception as exc:
             if error_code(exc) not in ("NoSuchKey", "404"):
                 raise _fail(self.location, exc, bucket=self.bucket) from None
         raise StateCorrupt(f"{self.location}: the lock table {self.dynamodb_table!r} names state serial {serial} (MD5 "
-                           f"{digest}), which is neither the state object nor kept beside it: the object was replaced "
-                           "by hand? It was left as it is: `airflow-infra state versions` lists the states kept, "
+                           f"{digest}), which is neither the state object nor kept whole beside it: changed by hand? "
+                           "It was left as it is: `airflow-infra state versions` lists the states kept, "
                            "`state restore SERIAL` writes one back")
+
+    def _check_key_is_ours(self) -> None:
+        try:
+            self._parse(self.s3.get_object(Bucket=self.bucket, Key=self.key)["Body"].read())
+        except Exception as exc:
+            if error_code(exc) not in ("NoSuchKey", "404"):
+                raise
 
     def _state_key(self, serial: int, digest: str) -> str:
         return f"{self.key}.states/{serial:010d}-{digest}.json"
@@ -329,7 +364,7 @@ class S3StateBackend:
         for v in self._object_versions():
             try:
                 yield v, self._get_version(v)
-            except (StateCorrupt, StateTooNew):
+            except (StateCorrupt, StateTooNew, StateNotOurs):
                 continue  # not a version anyone can restore
 
     def versions(self) -> list[StateVersion]:
@@ -363,6 +398,8 @@ class S3StateBackend:
                 self._keep_copy()
                 resp = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body,
                                           ContentType="application/json", ServerSideEncryption="AES256", **cond)
+        except StateError:
+            raise
         except Exception as exc:
             if isinstance(exc, _Conflict) or error_code(exc) in _CONFLICT:
                 raise StateConflict(f"{self.location}: the state changed underneath this run (it is no longer what "
@@ -377,6 +414,8 @@ class S3StateBackend:
         copy at the key: a writer that loses, or stops and comes back late, changes nothing anyone reads."""
         assert self._digests is not None
         seen = self._digests.get() if force else self._seen
+        if not force:  # the copy below is unconditional: what is at the key now must be ours (or nothing)
+            self._check_key_is_ours()
         digest = hashlib.md5(body).hexdigest()
         self.s3.put_object(Bucket=self.bucket, Key=self._state_key(state.serial, digest), Body=body,
                            ContentType="application/json", ServerSideEncryption="AES256")
@@ -462,7 +501,7 @@ class S3StateBackend:
                 taken.append(lk)
             if took_over:
                 try:
-                    self._fence(info.ID)
+                    self._fence(info.ID, until=started + self.lease - self.lease / 10)
                 except StateError:
                     raise
                 except Exception as exc:
@@ -491,8 +530,9 @@ class S3StateBackend:
                 if current is None:
                     continue  # released in between: create it again
                 holder, token = current
-                if "expires" not in holder or datetime.fromisoformat(holder["expires"]) >= _now():
-                    break  # held; a lock without a lease (Terraform's) is never taken over
+                expires = _expires(holder)
+                if expires is None or expires >= _now():
+                    break  # held; a lock without a lease (Terraform's, an unreadable one) is never taken over
                 # Its holder stopped renewing (crashed, or stopped): take it over, conditionally on what we saw.
                 if lk.put(doc, replacing=token):
                     return True
@@ -501,14 +541,17 @@ class S3StateBackend:
         if holder is None:
             raise StateLocked(f"{self.location}: the lock changed hands while it was being taken; try again")
         info = LockInfo.from_doc(holder)
-        expires = datetime.fromisoformat(holder["expires"]) if "expires" in holder else None
-        raise StateLocked(info.held_message(expires=expires), holder=info)
+        raise StateLocked(info.held_message(expires=_expires(holder)), holder=info)
 
-    def _fence(self, lock_id: str) -> None:
+    def _fence(self, lock_id: str, *, until: float) -> None:
         """After a take-over: rewrite the state naming our lock, so that what the previous holder's
         conditional write expects (the ETag or digest it read) is gone and its write fails. Nothing
-        stored yet: an empty state naming our lock, so that its first write fails too."""
+        stored yet: an empty state naming our lock, so that its first write fails too. Each try is
+        made only while our own new lease surely holds (until, on _clock())."""
         for _ in range(10):  # the previous holder may still be writing: go on from what it wrote
+            if _clock() > until:
+                raise LeaseLost(f"{self.location}: the lease on the lock this run took over ran out before the "
+                                "state could be fenced (the process was stopped?): nothing was written; run again")
             try:
                 state = self.read()
             except (StateCorrupt, StateConflict):
@@ -598,8 +641,8 @@ def bootstrap(*, bucket: str, region: str, lock: str, dynamodb_table: str,
         if lock in ("dynamodb", "both"):
             done += _bootstrap_table(aws_client("dynamodb", region=region), dynamodb_table)
         if lock != "dynamodb" and not S3StateBackend(bucket=bucket, key=PROBE_KEY, region=region)._honours_conditions():
-            done.append(f'this store ignores conditional writes, so [state] lock = "{lock}" will be refused: '
-                        'set lock = "dynamodb" (compare-and-swap then goes through the lock table too)')
+            done.append('this store ignores conditional writes, so its S3 lock will be refused: set [state] '
+                        'lock = "dynamodb" (compare-and-swap then goes through the lock table too)')
     except AirflowInfraError:
         raise
     except Exception as exc:
