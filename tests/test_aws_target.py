@@ -39,7 +39,7 @@ def aws_cli(cli, name, network, server):
 
 
 def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, network, superuser):
-    cli = aws_cli("deletion_protection = true")
+    cli = aws_cli("deletion_protection = true\n[aws.rds.parameters]\nwork_mem = 65536")
     ident = f"{name}-prod".replace("_", "-")
     first = cli("apply", "--auto-approve", expect=None)  # the master user is not on "the instance" yet...
     if first.returncode:  # ...unless an earlier test made it: then this apply went through
@@ -60,6 +60,11 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     assert sorted(s["SubnetIdentifier"] for s in db["DBSubnetGroup"]["Subnets"]) == sorted(network["subnets"])
     [pg] = rds.describe_db_parameter_groups(DBParameterGroupName=f"{ident}-pg16")["DBParameterGroups"]
     assert pg["DBParameterGroupFamily"] == "postgres16"
+    params = {p["ParameterName"]: p["ParameterValue"]
+              for p in rds.describe_db_parameters(DBParameterGroupName=f"{ident}-pg16", Source="user")["Parameters"]}
+    assert params == {"rds.force_ssl": "1", "password_encryption": "scram-sha-256", "log_connections": "1",
+                      "log_disconnections": "1", "work_mem": "65536"}  # FSBP's, and the config's own
+    assert db["AutoMinorVersionUpgrade"] and db["EnabledCloudwatchLogsExports"] == ["postgresql", "upgrade"]
     assert db["DBParameterGroups"][0]["DBParameterGroupName"] == f"{ident}-pg16"
     [sg] = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"{ident}-postgres"]}])["SecurityGroups"]
     assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"]) for p in sg["IpPermissions"]] == [
@@ -85,7 +90,14 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     ec2.authorize_security_group_ingress(GroupId=sg["GroupId"], IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
         {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
+    rds.modify_db_parameter_group(DBParameterGroupName=f"{ident}-pg16", Parameters=[
+        {"ParameterName": "rds.force_ssl", "ParameterValue": "0", "ApplyMethod": "immediate"}])
+    rds.modify_db_instance(DBInstanceIdentifier=ident, AutoMinorVersionUpgrade=False, ApplyImmediately=True,
+                           CloudwatchLogsExportConfiguration={"DisableLogTypes": ["postgresql", "upgrade"]})
     plan = cli("plan", "--detailed-exitcode", expect=2).stdout
+    assert "aws_db_parameter_group.pg16: parameters changed" in plan and "rds.force_ssl is not 1" in plan
+    assert "aws_db_instance.main: auto_minor_version_upgrade changed true -> false" in plan
+    assert "exports no logs to CloudWatch" in plan and "takes no minor version upgrades" in plan
     assert "aws_db_instance.main: publicly_accessible changed false -> true" in plan
     assert "0.0.0.0/0" in plan and "open to the whole internet" in plan
     assert "tcp 22-22 from ::/0" in plan and "other ports are open to the whole internet" in plan
@@ -93,6 +105,9 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     cli("apply", "--auto-approve")
     db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
     assert not db["PubliclyAccessible"] and [g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]] == [sg["GroupId"]]
+    assert db["AutoMinorVersionUpgrade"] and db["EnabledCloudwatchLogsExports"] == ["postgresql", "upgrade"]
+    assert {p["ParameterName"]: p["ParameterValue"] for p in rds.describe_db_parameters(
+        DBParameterGroupName=f"{ident}-pg16", Source="user")["Parameters"]}["rds.force_ssl"] == "1"
     [sg] = ec2.describe_security_groups(GroupIds=[sg["GroupId"]])["SecurityGroups"]
     assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"], p.get("Ipv6Ranges", []))
             for p in sg["IpPermissions"]] == [(5432, [network["workers"]], [], [])]

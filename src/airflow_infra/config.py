@@ -166,6 +166,11 @@ class RdsConfig(_Section):
     allowed_cidrs: list[str] = Field(default_factory=list)
     allow_public_cidr: bool = False   # 0.0.0.0/0 in allowed_cidrs only with this set
     connect_through: str | None = Field(default=None, pattern=r"^[^:\s]+:\d{1,5}$")  # host:port of a tunnel
+    auto_minor_version_upgrade: bool = True     # FSBP RDS.13
+    log_exports: list[Literal["postgresql", "upgrade"]] = Field(default=["postgresql", "upgrade"])  # RDS.9; [] turns off
+    # more settings of the parameter group, beside (or over) ours: rds.force_ssl = 1, password_encryption =
+    # scram-sha-256, log_connections = 1, log_disconnections = 1
+    parameters: dict[str, str | int | bool] = Field(default_factory=dict)
 
     @field_validator("identifier")
     @classmethod
@@ -173,6 +178,14 @@ class RdsConfig(_Section):
         if identifier and "--" in identifier:
             raise ValueError(f"{identifier!r}: RDS identifiers cannot hold two hyphens in a row")
         return identifier
+
+    @field_validator("parameters")
+    @classmethod
+    def _check_parameters(cls, parameters: dict[str, str | int | bool]) -> dict[str, str | int | bool]:
+        for k in parameters:
+            if not re.match(r"^[a-z][a-z0-9_.]*$", k):
+                raise ValueError(f"{k!r} is not a PostgreSQL parameter name (lower case, digits, '_' and '.')")
+        return parameters
 
     @field_validator("allowed_cidrs")
     @classmethod

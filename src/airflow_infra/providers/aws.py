@@ -239,13 +239,44 @@ class SubnetGroupProvider(_RdsGroup):
         self.aws.rds.delete_db_subnet_group(DBSubnetGroupName=name)
 
 
+# What our parameter group always sets (FSBP: TLS enforced, SCRAM passwords, an audit trail of sessions);
+# all four apply without a reboot. [aws.rds] parameters adds to them, or overrides them (plan then warns).
+PARAMETERS = {"rds.force_ssl": "1", "password_encryption": "scram-sha-256", "log_connections": "1",
+              "log_disconnections": "1"}
+
+
+def parameters(extra: Mapping[str, str | int | bool]) -> dict[str, str]:
+    """Ours and the config's, as RDS writes values (true -> "1")."""
+    def text(v: str | int | bool) -> str:
+        return ("1" if v else "0") if isinstance(v, bool) else str(v)
+    return dict(sorted({**PARAMETERS, **{k: text(v) for k, v in extra.items()}}.items()))
+
+
 class ParameterGroupProvider(_RdsGroup):
     """A parameter group of our own, so settings can be changed without touching the default one;
-    its family follows the major version (a major upgrade makes a new one)."""
+    its family follows the major version (a major upgrade makes a new one). Each parameter we set is
+    read back (drift: one changed by hand) and set again; others set by hand are left alone."""
 
     type = "aws_db_parameter_group"
     force_new = frozenset({"name", "family"})
     NOT_FOUND, LIST = "DBParameterGroupNotFound", "DBParameterGroups"
+    notes = {"parameters": "dynamic ones apply at once, static ones at the instance's next reboot"}
+
+    def read(self, r: Resource, prior: Observed | None) -> Observed | None:
+        found = super().read(r, prior)
+        if found is None or "parameters" not in r.attrs:  # a state from before parameters were ours
+            return found
+        with translated(r.address, "read"):
+            pages = self.aws.rds.get_paginator("describe_db_parameters").paginate(
+                DBParameterGroupName=r.attrs["name"], Source="user")
+            current = {p["ParameterName"]: p.get("ParameterValue") for page in pages for p in page["Parameters"]}
+        return Observed({**found.attrs, "parameters": {k: current.get(k) for k in sorted(r.attrs["parameters"])}})
+
+    def warnings(self, observed: Observed) -> list[str]:
+        values = observed.attrs.get("parameters") or {}
+        if values and values.get("rds.force_ssl") != "1":
+            return [f"parameter group {observed.attrs['name']}: rds.force_ssl is not 1: connections may go unencrypted"]
+        return []
 
     def _describe(self, name: str) -> dict[str, Any]:
         found: dict[str, Any] = self.aws.rds.describe_db_parameter_groups(DBParameterGroupName=name)
@@ -258,9 +289,13 @@ class ParameterGroupProvider(_RdsGroup):
     def _create(self, r: Resource) -> None:
         self.aws.rds.create_db_parameter_group(DBParameterGroupName=r.attrs["name"], DBParameterGroupFamily=r.attrs["family"],
                                                Description="airflow-infra", Tags=_tags(self.aws.tags))
+        self._modify(r)
 
     def _modify(self, r: Resource) -> None:
-        pass  # name and family force a new group; nothing else is ours to set yet
+        ours = [{"ParameterName": k, "ParameterValue": v, "ApplyMethod": "immediate" if k in PARAMETERS else "pending-reboot"}
+                for k, v in sorted(r.attrs.get("parameters", {}).items())]
+        for i in range(0, len(ours), 20):  # RDS takes 20 at a time
+            self.aws.rds.modify_db_parameter_group(DBParameterGroupName=r.attrs["name"], Parameters=ours[i:i + 20])
 
     def _delete(self, name: str) -> None:
         self.aws.rds.delete_db_parameter_group(DBParameterGroupName=name)
@@ -284,7 +319,7 @@ class DbInstanceProvider(Provider):
         "deletion_protection": "DeletionProtection", "backup_retention_days": "BackupRetentionPeriod",
         "multi_az": "MultiAZ", "copy_tags_to_snapshot": "CopyTagsToSnapshot",
         "parameter_group": "DBParameterGroupName", "engine_major": "EngineVersion",
-        "master_password_managed": "ManageMasterUserPassword",
+        "master_password_managed": "ManageMasterUserPassword", "auto_minor_version_upgrade": "AutoMinorVersionUpgrade",
     }
     FAILED = {"failed", "incompatible-parameters", "incompatible-restore", "incompatible-network", "storage-full",
               "inaccessible-encryption-credentials", "restore-error"}  # instances' and snapshots' dead ends
@@ -351,6 +386,8 @@ class DbInstanceProvider(Provider):
             "security_group_id": group if group in attached else None,
             "parameter_group": next((g["DBParameterGroupName"] for g in db.get("DBParameterGroups", [])), None),
             "master_password_managed": bool(db.get("MasterUserSecret")), "tagged": v.marked,
+            "auto_minor_version_upgrade": db.get("AutoMinorVersionUpgrade", True),
+            "log_exports": sorted(db.get("EnabledCloudwatchLogsExports") or []),
             # recorded, never compared: AWS's minor upgrades are not changes
             "engine_version": version, "endpoint": (db.get("Endpoint") or {}).get("Address"),
             "port": (db.get("Endpoint") or {}).get("Port"), "master_username": db.get("MasterUsername"),
@@ -404,7 +441,9 @@ class DbInstanceProvider(Provider):
                     BackupRetentionPeriod=a["backup_retention_days"], MultiAZ=a["multi_az"],
                     CopyTagsToSnapshot=a["copy_tags_to_snapshot"], DBSubnetGroupName=a["db_subnet_group"],
                     VpcSecurityGroupIds=[a["security_group_id"]], DBParameterGroupName=a["parameter_group"],
-                    MasterUsername="airflow_infra_admin", ManageMasterUserPassword=True, Tags=_tags(self.aws.tags))
+                    MasterUsername="airflow_infra_admin", ManageMasterUserPassword=True, Tags=_tags(self.aws.tags),
+                    AutoMinorVersionUpgrade=a.get("auto_minor_version_upgrade", True),
+                    EnableCloudwatchLogsExports=a.get("log_exports", []))
                 if a["max_allocated_storage"]:
                     kwargs["MaxAllocatedStorage"] = a["max_allocated_storage"]
                 if a.get("kms_key_id"):
@@ -435,6 +474,10 @@ class DbInstanceProvider(Provider):
             del changes["ManageMasterUserPassword"]  # never hand the password back to a file
         if sorted(p.get("security_groups", [])) != [a["security_group_id"]]:
             changes["VpcSecurityGroupIds"] = [a["security_group_id"]]
+        want, have = set(a.get("log_exports", [])), set(p.get("log_exports", []))
+        if want != have:
+            changes["CloudwatchLogsExportConfiguration"] = {"EnableLogTypes": sorted(want - have),
+                                                            "DisableLogTypes": sorted(have - want)}
         with translated(r.address, "update"):
             restore = a["storage_encrypted"] and (not p["storage_encrypted"] or a.get("kms_key_id") != p.get("kms_key_id"))
             if restore and self.encrypt_storage:  # a new key, too, takes an encrypted copy
@@ -463,7 +506,8 @@ class DbInstanceProvider(Provider):
             DBSubnetGroupName=a["db_subnet_group"], VpcSecurityGroupIds=[a["security_group_id"]], MultiAZ=a["multi_az"],
             PubliclyAccessible=a["publicly_accessible"], DeletionProtection=a["deletion_protection"],
             CopyTagsToSnapshot=True, DBParameterGroupName=a["parameter_group"], ManageMasterUserPassword=True,
-            Tags=_tags(self.aws.tags))
+            Tags=_tags(self.aws.tags), AutoMinorVersionUpgrade=a.get("auto_minor_version_upgrade", True),
+            EnableCloudwatchLogsExports=a.get("log_exports", []))
         self._wait(fresh)
         rds.modify_db_instance(DBInstanceIdentifier=ident, NewDBInstanceIdentifier=kept, ApplyImmediately=True)
         self._wait(kept)
@@ -496,6 +540,11 @@ class DbInstanceProvider(Provider):
         if not observed.attrs.get("storage_encrypted"):
             out.append(f"RDS instance {ident} is not encrypted at rest; encrypting it takes a snapshot-copy-restore, "
                        "which `apply --encrypt-storage` does (stop writers first)")
+        if self.aws.owner.environment != "dev":  # what a dev instance may do without
+            if observed.attrs.get("log_exports") == []:
+                out.append(f"RDS instance {ident} exports no logs to CloudWatch ([aws.rds] log_exports): no audit trail")
+            if observed.attrs.get("auto_minor_version_upgrade") is False:
+                out.append(f"RDS instance {ident} takes no minor version upgrades ([aws.rds] auto_minor_version_upgrade)")
         return out
 
     def holds_data(self, r: Resource, observed: Observed) -> str | None:

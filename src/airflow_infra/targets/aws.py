@@ -141,7 +141,7 @@ class AwsTarget(Target):
 
     # -- what the project wants ------------------------------------------------------------------
     def desired(self) -> list[Resource]:
-        from ..providers.aws import workers_policy
+        from ..providers.aws import parameters, workers_policy
 
         c, rds = self.config, self.config.aws.rds
         ident = self.identifier
@@ -153,7 +153,8 @@ class AwsTarget(Target):
                 "name": rds.security_group_name or f"{ident}-postgres", "vpc_id": self.vpc_id(), "tagged": True,
                 "ingress": {"cidrs": sorted(rds.allowed_cidrs), "security_groups": sorted(rds.allowed_security_groups),
                             "other_rules": []}}),
-            Resource("aws_db_parameter_group", pg_address.split(".")[1], {"name": pg, "family": f"postgres{rds.engine_major}"}),
+            Resource("aws_db_parameter_group", pg_address.split(".")[1], {
+                "name": pg, "family": f"postgres{rds.engine_major}", "parameters": parameters(rds.parameters)}),
         ]
         if not rds.db_subnet_group:
             infra.append(Resource("aws_db_subnet_group", "main", {"name": ident, "subnet_ids": sorted(rds.subnet_ids)}))
@@ -168,6 +169,7 @@ class AwsTarget(Target):
                 "backup_retention_days": rds.backup_retention_days, "multi_az": rds.multi_az,
                 "copy_tags_to_snapshot": True, "db_subnet_group": subnet_group, "parameter_group": pg,
                 "master_password_managed": True, "tagged": True, "other_security_groups": [],
+                "auto_minor_version_upgrade": rds.auto_minor_version_upgrade, "log_exports": sorted(set(rds.log_exports)),
                 "security_group_id": Ref("aws_security_group.db", "id"),
             }, ("aws_security_group.db", pg_address, *(() if rds.db_subnet_group else ("aws_db_subnet_group.main",)))),
             Resource("aws_iam_policy", "workers", {
