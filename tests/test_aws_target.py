@@ -69,6 +69,7 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     [sg] = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"{ident}-postgres"]}])["SecurityGroups"]
     assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"]) for p in sg["IpPermissions"]] == [
         (5432, [network["workers"]], [])]
+    assert sg["IpPermissionsEgress"] == []  # the database opens no connections
     assert {t["Key"]: t["Value"] for t in db["TagList"]} == {"ManagedBy": "airflow-infra", "Project": name,
                                                              "Environment": "prod", "Lineage": cli.state()["lineage"]}
     out = {k: v["value"] for k, v in json.loads(cli("output", "--json", "--show-secrets").stdout).items()}
@@ -94,7 +95,10 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
         {"ParameterName": "rds.force_ssl", "ParameterValue": "0", "ApplyMethod": "immediate"}])
     rds.modify_db_instance(DBInstanceIdentifier=ident, AutoMinorVersionUpgrade=False, ApplyImmediately=True,
                            CloudwatchLogsExportConfiguration={"DisableLogTypes": ["postgresql", "upgrade"]})
+    ec2.authorize_security_group_egress(GroupId=sg["GroupId"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
     plan = cli("plan", "--detailed-exitcode", expect=2).stdout
+    assert 'aws_security_group.db: egress changed [] -> ["tcp 443-443 to 0.0.0.0/0"]' in plan
     assert "aws_db_parameter_group.pg16: parameters changed" in plan and "rds.force_ssl is not 1" in plan
     assert "aws_db_instance.main: auto_minor_version_upgrade changed true -> false" in plan
     assert "exports no logs to CloudWatch" in plan and "takes no minor version upgrades" in plan
@@ -111,6 +115,7 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     [sg] = ec2.describe_security_groups(GroupIds=[sg["GroupId"]])["SecurityGroups"]
     assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"], p.get("Ipv6Ranges", []))
             for p in sg["IpPermissions"]] == [(5432, [network["workers"]], [], [])]
+    assert sg["IpPermissionsEgress"] == []
     cli("plan", "--detailed-exitcode")
 
     # a major upgrade: the new version's parameter group first, the instance moved onto it, the old group last

@@ -52,11 +52,13 @@ class _Aws:
 
 
 class SecurityGroupProvider(Provider):
-    """5432 open only to the named security groups and CIDRs."""
+    """5432 open only to the named security groups and CIDRs, and no egress rule at all (PostgreSQL
+    answers connections; it opens none): a rule added by hand either way is drift."""
 
     type = "aws_security_group"
     force_new = frozenset({"name", "vpc_id"})
-    notes = {"tagged": "adds the tags ManagedBy, Project, Environment, Lineage", "ingress": "only 5432, only from those named"}
+    notes = {"tagged": "adds the tags ManagedBy, Project, Environment, Lineage", "ingress": "only 5432, only from those named",
+             "egress": "none: the database opens no connections (answers to those it accepts still flow)"}
 
     def __init__(self, aws: _Aws):
         self.aws = aws
@@ -89,6 +91,17 @@ class SecurityGroupProvider(Provider):
         return {"cidrs": sorted(cidrs), "security_groups": sorted(sgs), "other_rules": sorted(other)}
 
     @staticmethod
+    def _egress(group: dict[str, Any]) -> list[str]:
+        out = set()
+        for perm in group.get("IpPermissionsEgress", []):
+            ports = "all" if perm.get("FromPort") in (None, -1) else f"{perm['FromPort']}-{perm.get('ToPort')}"
+            dests = ([x["CidrIp"] for x in perm.get("IpRanges", [])] + [x["CidrIpv6"] for x in perm.get("Ipv6Ranges", [])]
+                     + [x["GroupId"] for x in perm.get("UserIdGroupPairs", [])]
+                     + [x["PrefixListId"] for x in perm.get("PrefixListIds", [])])
+            out |= {f"{perm.get('IpProtocol')} {ports} to {d}" for d in dests}
+        return sorted(out)
+
+    @staticmethod
     def _ranges(cidrs: Iterable[str]) -> dict[str, Any]:
         return {"IpRanges": [{"CidrIp": c} for c in sorted(cidrs) if ":" not in c],
                 "Ipv6Ranges": [{"CidrIpv6": c} for c in sorted(cidrs) if ":" in c]}
@@ -100,7 +113,8 @@ class SecurityGroupProvider(Provider):
             return None
         v = self.aws.judge(group.get("Tags"), prior)
         return Observed({"name": r.attrs["name"], "vpc_id": r.attrs["vpc_id"], "id": group["GroupId"],
-                         "ingress": self._ingress(group), "tagged": v.marked}, foreign=not v.ours, whose=v.whose)
+                         "ingress": self._ingress(group), "egress": self._egress(group), "tagged": v.marked},
+                        foreign=not v.ours, whose=v.whose)
 
     def mark(self, r: Resource) -> None:
         with translated(r.address, "import"):
@@ -108,8 +122,13 @@ class SecurityGroupProvider(Provider):
             if group is not None:
                 self.aws.ec2.create_tags(Resources=[group["GroupId"]], Tags=_tags(self.aws.tags))
 
-    def _converge(self, r: Resource, group_id: str, current: dict[str, Any]) -> None:
+    def _converge(self, r: Resource, group_id: str, current: dict[str, Any], egress: list[str]) -> None:
         want = r.attrs["ingress"]
+        if egress and "egress" in r.attrs:  # none is declared: each one there goes, as it is
+            group = self.aws.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+            rules = [{k: v for k, v in perm.items() if v not in (None, [], "")} for perm in group.get("IpPermissionsEgress", [])]
+            if rules:
+                self.aws.ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=rules)
         if current.get("other_rules"):  # revoked as they are, whatever their shape
             group = self.aws.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
             unexpected = [{k: v for k, v in perm.items() if v not in (None, [], "")} for perm in group.get("IpPermissions", [])
@@ -135,15 +154,15 @@ class SecurityGroupProvider(Provider):
                     GroupName=r.attrs["name"], VpcId=r.attrs["vpc_id"], Description="airflow-infra: PostgreSQL",
                     TagSpecifications=[{"ResourceType": "security-group", "Tags": _tags(self.aws.tags)}])["GroupId"]
                 current: dict[str, list[str]] = {"cidrs": [], "security_groups": [], "other_rules": []}
-                # a new group allows all egress and no ingress: only ours is added
+                egress = ["-1 all to 0.0.0.0/0"]  # a new group allows all egress and no ingress
             else:
-                gid, current = group["GroupId"], self._ingress(group)
-            self._converge(r, gid, current)
+                gid, current, egress = group["GroupId"], self._ingress(group), self._egress(group)
+            self._converge(r, gid, current, egress)
         return read_back(self, r)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
         with translated(r.address, "update"):
-            self._converge(r, prior.attrs["id"], prior.attrs["ingress"])
+            self._converge(r, prior.attrs["id"], prior.attrs["ingress"], prior.attrs.get("egress", []))
             if not prior.attrs.get("tagged"):  # adopted (import-terraform): ours from now on
                 self.aws.ec2.create_tags(Resources=[prior.attrs["id"]], Tags=_tags(self.aws.tags))
         return read_back(self, r)

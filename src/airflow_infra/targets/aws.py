@@ -152,7 +152,7 @@ class AwsTarget(Target):
             Resource("aws_security_group", "db", {
                 "name": rds.security_group_name or f"{ident}-postgres", "vpc_id": self.vpc_id(), "tagged": True,
                 "ingress": {"cidrs": sorted(rds.allowed_cidrs), "security_groups": sorted(rds.allowed_security_groups),
-                            "other_rules": []}}),
+                            "other_rules": []}, "egress": []}),
             Resource("aws_db_parameter_group", pg_address.split(".")[1], {
                 "name": pg, "family": f"postgres{rds.engine_major}", "parameters": parameters(rds.parameters)}),
         ]
