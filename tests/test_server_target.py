@@ -366,6 +366,37 @@ def test_secrets_in_aws_secrets_manager(server_cli, name, state_dsn):
         assert reader.execute("SELECT 1").fetchone()[0] == 1
 
 
+def test_role_secrets_kept_right_in_secrets_manager(server_cli, name, state_dsn):
+    """Encrypted with [secrets] kms_key_id; scheduled for deletion, moved to another key or opened to
+    everyone by hand: drift on the role, repaired by apply, the password kept."""
+    import boto3
+
+    key = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
+    cli = server_cli("tls_only = false")
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text() + TEAM.format(store="aws-secrets-manager") + f'kms_key_id = "{key}"\n')
+    env = {"AIRFLOW_INFRA_STATE_DSN": state_dsn}
+    cli("apply", "--auto-approve", **env)
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    etl, reader = f"airflow-infra/{name}/dev/{name}_etl", f"airflow-infra/{name}/dev/{name}_reader"
+    assert sm.describe_secret(SecretId=etl)["KmsKeyId"] == key
+    password = sm.get_secret_value(SecretId=etl)["SecretString"]
+    sm.put_resource_policy(SecretId=etl, ResourcePolicy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}))
+    sm.update_secret(SecretId=reader, KmsKeyId=boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"])
+    plan = cli("plan", "--detailed-exitcode", expect=2, **env).stdout
+    assert "its resource policy allows everyone (Principal *)" in plan and "not [secrets] kms_key_id" in plan
+    cli("apply", "--auto-approve", **env)
+    assert "ResourcePolicy" not in sm.get_resource_policy(SecretId=etl)
+    assert sm.describe_secret(SecretId=reader)["KmsKeyId"] == key
+    sm.delete_secret(SecretId=etl, RecoveryWindowInDays=7)  # scheduled for deletion by hand
+    assert "scheduled for deletion" in cli("plan", "--detailed-exitcode", expect=2, **env).stdout
+    cli("apply", "--auto-approve", **env)
+    assert "DeletedDate" not in sm.describe_secret(SecretId=etl)
+    assert sm.get_secret_value(SecretId=etl)["SecretString"] == password  # the same password throughout
+    cli("plan", "--detailed-exitcode", **env)
+
+
 def test_team_secrets_wrapped_by_kms(server_cli, make_cli, name, state_dsn):
     import boto3
 

@@ -80,10 +80,12 @@ def database_resources(name: str, schemas: list[str], *, environment: str, datab
                                             **ROLE_ATTRIBUTES, "marked": True}),
         Resource("postgres_role", "etl", {"name": etl, "login": True, "member_of": [owner],
                                           "password_ref": role_ref(name, environment, etl), "password": STORED,
-                                          **ROLE_ATTRIBUTES, "marked": True}, ("postgres_role.owner",)),
+                                          "password_secret_findings": [], **ROLE_ATTRIBUTES, "marked": True},
+                 ("postgres_role.owner",)),
         Resource("postgres_role", "reader", {"name": reader, "login": True, "member_of": [],
                                              "password_ref": role_ref(name, environment, reader),
-                                             "password": STORED, **ROLE_ATTRIBUTES, "marked": True}),
+                                             "password": STORED, "password_secret_findings": [], **ROLE_ATTRIBUTES,
+                                             "marked": True}),
         Resource("postgres_database", "main", {"name": database, "owner": owner, "connect": sorted([etl, reader]),
                                                "public_access": False, "public_create": [], "other_privileges": [],
                                                "marked": True}, roles),
@@ -474,6 +476,7 @@ class RoleProvider(Provider):
             attrs["other_databases"] = list(databases)
         if r.attrs.get("password_ref"):
             attrs["password"] = self._password(r.attrs["name"], r.attrs["password_ref"])
+            attrs["password_secret_findings"] = self.admin.secrets.findings(r.attrs["password_ref"])
             secret = self._secret_location(r, prior)
             if secret:
                 attrs["password_secret"] = secret
@@ -599,6 +602,9 @@ class RoleProvider(Provider):
 
     def update(self, r: Resource, prior: Observed) -> Observed:
         password, moved_from = None, None
+        if r.attrs.get("password_ref") and prior.attrs.get("password_secret_findings"):
+            with _translate(r.address, "update"):
+                self.admin.secrets.repair(r.attrs["password_ref"])
         if r.attrs.get("password_ref") and (prior.attrs.get("password") != STORED
                                             or prior.attrs.get("password_ref") != r.attrs["password_ref"]):
             with _translate(r.address, "update"):

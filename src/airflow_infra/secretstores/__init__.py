@@ -57,6 +57,15 @@ class SecretStore(ABC):
         """Whether a value is kept under ref, without needing what reads it (a passphrase)."""
         return self.get(ref) is not None
 
+    def findings(self, ref: str) -> list[str]:
+        """What is wrong with how ref's secret is kept, beside its value (a store of secrets with
+        settings of their own: its encryption key, its access policy, a scheduled deletion); [] when
+        nothing is. Drift on the role that uses it; repair(ref) puts it right."""
+        return []
+
+    def repair(self, ref: str) -> None:  # noqa: B027 (a hook with nothing to do by default)
+        """Put right what findings(ref) names."""
+
     def locate(self, ref: str) -> str | None:
         """Where the secret lives, for the state (a Secrets Manager ARN); None for a store that
         keeps its secrets itself."""
@@ -85,7 +94,8 @@ def make_store(config, home: Path):
                                       prefix=f"{config.secrets.prefix.rstrip('/')}/",
                                       current=f"{p.name}/{p.environment}/",
                                       legacy_prefix=f"{config.secrets.prefix.rstrip('/')}/{p.name}/{p.environment}/",
-                                      tags={"ManagedBy": "airflow-infra", "Project": p.name, "Environment": p.environment})
+                                      tags={"ManagedBy": "airflow-infra", "Project": p.name, "Environment": p.environment},
+                                      kms_key_id=config.secrets.kms_key_id)
     from .file import FileSecretStore
 
     return FileSecretStore(home)

@@ -1,10 +1,14 @@
 """The "aws-secrets-manager" store: one secret per role, named <prefix>/<ref> (ref: project/environment/role);
 the state holds only the reference and the secret's ARN. Deleting a role schedules its secret's deletion with AWS's
-recovery window rather than forcing it."""
+recovery window rather than forcing it. Secrets are encrypted with [secrets] kms_key_id when given; a secret
+scheduled for deletion, under another key, or with a resource policy open to everyone is drift (findings)."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
+from typing import Any
 
 from ..aws_clients import aws_client, error_code, translate
 from ..errors import AirflowInfraError
@@ -13,7 +17,7 @@ from . import SecretStore, new_password, usable
 
 class AwsSecretsManagerStore(SecretStore):
     def __init__(self, *, region: str, prefix: str, tags: dict[str, str] | None = None, current: str = "",
-                 legacy_prefix: str | None = None):
+                 legacy_prefix: str | None = None, kms_key_id: str | None = None):
         """current: how this project's references start (project/environment/); a reference that does
         not (an older release's, e.g. aws/<instance>/<role>) is named under legacy_prefix, where that
         release kept it, so that apply can move it."""
@@ -23,6 +27,8 @@ class AwsSecretsManagerStore(SecretStore):
         self.tags = [{"Key": k, "Value": v} for k, v in sorted((tags or {"ManagedBy": "airflow-infra"}).items())]
         self._arns: dict[str, str] = {}  # ref -> ARN, from the calls that return it anyway
         self._values: dict[str, str | None] = {}  # ref -> value read by this run (None: there is none)
+        self.region, self.kms_key_id = region, kms_key_id
+        self._key_arn: str | None = None  # kms_key_id as the ARN Secrets Manager answers with
 
     def name(self, ref: str) -> str:
         prefix = self.prefix if ref.startswith(self.current) or self.legacy_prefix is None else self.legacy_prefix
@@ -80,7 +86,9 @@ class AwsSecretsManagerStore(SecretStore):
         """A new value: the old one stays as AWSPREVIOUS (Secrets Manager moves the stage)."""
         if self.get(ref, restore=True) is None:
             try:
-                self._arns[ref] = self.sm.create_secret(Name=self.name(ref), SecretString=value, Tags=self.tags)["ARN"]
+                key = {"KmsKeyId": self.kms_key_id} if self.kms_key_id else {}
+                self._arns[ref] = self.sm.create_secret(Name=self.name(ref), SecretString=value, Tags=self.tags,
+                                                        **key)["ARN"]
                 self._values[ref] = value
                 return
             except Exception as exc:
@@ -92,6 +100,44 @@ class AwsSecretsManagerStore(SecretStore):
             self._values[ref] = value
         except Exception as exc:
             raise translate(f"Secrets Manager secret {self.name(ref)}", "write", exc, error=AirflowInfraError) from None
+
+    def findings(self, ref: str) -> list[str]:
+        name, out = self.name(ref), []
+        try:
+            secret = self.sm.describe_secret(SecretId=name)
+            policy = self.sm.get_resource_policy(SecretId=name).get("ResourcePolicy")
+        except Exception as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return []  # no secret at all: the role's password says so (missing)
+            raise translate(f"Secrets Manager secret {name}", "read", exc, error=AirflowInfraError) from None
+        if secret.get("DeletedDate"):
+            out.append("scheduled for deletion")
+        if self.kms_key_id and not _same_key(secret.get("KmsKeyId"), self.kms_key_id, self._wanted_key):
+            out.append(f"encrypted with {secret.get('KmsKeyId') or 'the AWS-managed key'}, not [secrets] kms_key_id")
+        if policy and _open_to_everyone(json.loads(policy)):
+            out.append("its resource policy allows everyone (Principal *)")
+        return out
+
+    def _wanted_key(self) -> str:
+        """kms_key_id as an ARN (an alias or key ID is looked up once)."""
+        if self._key_arn is None:
+            wanted = self.kms_key_id or ""
+            self._key_arn = wanted if wanted.startswith("arn:") and ":key/" in wanted else aws_client(
+                "kms", region=self.region).describe_key(KeyId=wanted)["KeyMetadata"]["Arn"]
+        return self._key_arn
+
+    def repair(self, ref: str) -> None:
+        name = self.name(ref)
+        found = self.findings(ref)
+        try:
+            if "scheduled for deletion" in found:
+                self.sm.restore_secret(SecretId=name)
+            if any(f.startswith("encrypted with") for f in found):
+                self.sm.update_secret(SecretId=name, KmsKeyId=self.kms_key_id)
+            if any(f.startswith("its resource policy") for f in found):
+                self.sm.delete_resource_policy(SecretId=name)  # ours carry none: access is the roles' IAM policies
+        except Exception as exc:
+            raise translate(f"Secrets Manager secret {name}", "repair", exc, error=AirflowInfraError) from None
 
     def locate(self, ref: str) -> str:
         if ref not in self._arns:
@@ -108,3 +154,21 @@ class AwsSecretsManagerStore(SecretStore):
         except Exception as exc:
             if error_code(exc) != "ResourceNotFoundException":
                 raise translate(f"Secrets Manager secret {self.name(ref)}", "delete", exc, error=AirflowInfraError) from None
+
+
+def _same_key(have: str | None, wanted: str, arn: Callable[[], str]) -> bool:
+    if not have:
+        return False
+    if have == wanted or have.endswith(f"/{wanted}") or wanted.endswith(f"/{have}"):
+        return True
+    return have == arn()
+
+
+def _open_to_everyone(policy: dict[str, Any]) -> bool:
+    statements = policy.get("Statement", [])
+    for st in statements if isinstance(statements, list) else [statements]:
+        principal = st.get("Principal")
+        aws = principal.get("AWS") if isinstance(principal, dict) else principal
+        if st.get("Effect") == "Allow" and "*" in (aws if isinstance(aws, list) else [aws]):
+            return True
+    return False
