@@ -55,7 +55,10 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     assert db["StorageEncrypted"] and not db["PubliclyAccessible"] and db["DeletionProtection"]
     assert db["CopyTagsToSnapshot"] and db["BackupRetentionPeriod"] == 7 and db["MasterUserSecret"]["SecretArn"]
     assert (db["DBInstanceClass"], db["AllocatedStorage"], db["MaxAllocatedStorage"], db["MultiAZ"]) == (
-        "db.t4g.micro", 20, 100, False)
+        "db.t4g.micro", 20, 100, True)  # prod: Multi-AZ (FSBP RDS.5)
+    rule = boto3.client("s3", region_name="us-east-1").get_bucket_encryption(
+        Bucket=f"{ident}-workfiles")["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"  # prod: KMS (S3.17)
     assert db["DBSubnetGroup"]["DBSubnetGroupName"] == ident
     assert sorted(s["SubnetIdentifier"] for s in db["DBSubnetGroup"]["Subnets"]) == sorted(network["subnets"])
     [pg] = rds.describe_db_parameter_groups(DBParameterGroupName=f"{ident}-pg16")["DBParameterGroups"]
@@ -93,7 +96,7 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
         {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
     rds.modify_db_parameter_group(DBParameterGroupName=f"{ident}-pg16", Parameters=[
         {"ParameterName": "rds.force_ssl", "ParameterValue": "0", "ApplyMethod": "immediate"}])
-    rds.modify_db_instance(DBInstanceIdentifier=ident, AutoMinorVersionUpgrade=False, ApplyImmediately=True,
+    rds.modify_db_instance(DBInstanceIdentifier=ident, AutoMinorVersionUpgrade=False, ApplyImmediately=True, MultiAZ=False,
                            CloudwatchLogsExportConfiguration={"DisableLogTypes": ["postgresql", "upgrade"]})
     ec2.authorize_security_group_egress(GroupId=sg["GroupId"], IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
@@ -102,6 +105,7 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     assert "aws_db_parameter_group.pg16: parameters changed" in plan and "rds.force_ssl is not 1" in plan
     assert "aws_db_instance.main: auto_minor_version_upgrade changed true -> false" in plan
     assert "exports no logs to CloudWatch" in plan and "takes no minor version upgrades" in plan
+    assert "multi_az changed true -> false" in plan and "runs in one availability zone" in plan
     assert "aws_db_instance.main: publicly_accessible changed false -> true" in plan
     assert "0.0.0.0/0" in plan and "open to the whole internet" in plan
     assert "tcp 22-22 from ::/0" in plan and "other ports are open to the whole internet" in plan
@@ -109,7 +113,7 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     cli("apply", "--auto-approve")
     db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
     assert not db["PubliclyAccessible"] and [g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]] == [sg["GroupId"]]
-    assert db["AutoMinorVersionUpgrade"] and db["EnabledCloudwatchLogsExports"] == ["postgresql", "upgrade"]
+    assert db["AutoMinorVersionUpgrade"] and db["EnabledCloudwatchLogsExports"] == ["postgresql", "upgrade"] and db["MultiAZ"]
     assert {p["ParameterName"]: p["ParameterValue"] for p in rds.describe_db_parameters(
         DBParameterGroupName=f"{ident}-pg16", Source="user")["Parameters"]}["rds.force_ssl"] == "1"
     [sg] = ec2.describe_security_groups(GroupIds=[sg["GroupId"]])["SecurityGroups"]
@@ -230,7 +234,12 @@ def test_dev_destroy_without_final_snapshot(aws_cli, name, superuser):
     give_master_user(ident, superuser)
     cli("apply", "--auto-approve")
     rds = boto3.client("rds", region_name="us-east-1")
-    assert not rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["DeletionProtection"]
+    db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+    assert not db["DeletionProtection"] and not db["MultiAZ"]  # dev: cheaper, and no warning for it
+    rule = boto3.client("s3", region_name="us-east-1").get_bucket_encryption(
+        Bucket=f"{ident}-workfiles")["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert "one availability zone" not in cli("plan").stdout
     done = cli("destroy", "--auto-approve", "--force-delete-data", "--skip-final-snapshot").stdout
     assert "no final snapshot: --skip-final-snapshot" in done and "final snapshot final-" not in done
     assert not [d for d in rds.describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"] == ident]

@@ -82,7 +82,7 @@ class BucketConfig(_Section):
     prefix: str = ""                     # non-empty: the project lives under this prefix of a shared bucket
     endpoint_url: str | None = None      # default: the boto3 chain (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
-    sse: Literal["AES256", "aws:kms"] = "AES256"
+    sse: Literal["AES256", "aws:kms"] | None = None   # default: aws:kms on the aws target outside dev (S3.17), else AES256
     kms_key_id: str | None = None
     # deny every request not made over TLS (a bucket policy); false only for a store reached over plain http
     tls_only: bool = True
@@ -156,7 +156,7 @@ class RdsConfig(_Section):
     allocated_storage: int = Field(default=20, ge=20)
     max_allocated_storage: int = Field(default=100, ge=0)   # 0: no storage autoscaling
     backup_retention_days: int = Field(default=7, ge=1, le=35)
-    multi_az: bool = False
+    multi_az: bool | None = None                # default: true unless environment = "dev" (FSBP RDS.5)
     deletion_protection: bool | None = None     # default: true unless environment = "dev"
     publicly_accessible: bool = False
     storage_encrypted: bool = True
@@ -252,6 +252,14 @@ class Config(_Section):
     @property
     def bucket_region(self) -> str:
         return self.bucket.region or (self.region if self.target.kind == "aws" else None) or "us-east-1"
+
+    @property
+    def bucket_sse(self) -> str:
+        """[bucket] sse, else KMS (AWS's own key unless kms_key_id names one) for an aws project outside
+        dev, else SSE-S3: not every S3-compatible store has a KMS."""
+        if self.bucket.sse:
+            return self.bucket.sse
+        return "aws:kms" if self.target.kind == "aws" and self.project.environment != "dev" else "AES256"
 
     @property
     def bucket_name(self) -> str:

@@ -564,6 +564,8 @@ class DbInstanceProvider(Provider):
                 out.append(f"RDS instance {ident} exports no logs to CloudWatch ([aws.rds] log_exports): no audit trail")
             if observed.attrs.get("auto_minor_version_upgrade") is False:
                 out.append(f"RDS instance {ident} takes no minor version upgrades ([aws.rds] auto_minor_version_upgrade)")
+            if observed.attrs.get("multi_az") is False:
+                out.append(f"RDS instance {ident} runs in one availability zone ([aws.rds] multi_az)")
         return out
 
     def holds_data(self, r: Resource, observed: Observed) -> str | None:

@@ -166,7 +166,8 @@ class AwsTarget(Target):
                 "kms_key_id": rds.kms_key_id, "publicly_accessible": rds.publicly_accessible,
                 "deletion_protection": (rds.deletion_protection if rds.deletion_protection is not None
                                         else c.project.environment != "dev"),
-                "backup_retention_days": rds.backup_retention_days, "multi_az": rds.multi_az,
+                "backup_retention_days": rds.backup_retention_days,
+                "multi_az": rds.multi_az if rds.multi_az is not None else c.project.environment != "dev",
                 "copy_tags_to_snapshot": True, "db_subnet_group": subnet_group, "parameter_group": pg,
                 "master_password_managed": True, "tagged": True, "other_security_groups": [],
                 "auto_minor_version_upgrade": rds.auto_minor_version_upgrade, "log_exports": sorted(set(rds.log_exports)),

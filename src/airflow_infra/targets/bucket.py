@@ -69,7 +69,7 @@ class S3Workfiles:
         tags = {"ManagedBy": "airflow-infra", "Project": c.project.name, "Environment": c.project.environment}
         return [Resource("s3_bucket", "workfiles", {"marked": True,
             "name": c.bucket_name, "region": c.bucket_region,
-            **desired_settings(sse=b.sse, kms_key_id=b.kms_key_id, noncurrent_days=b.noncurrent_days,
+            **desired_settings(sse=c.bucket_sse, kms_key_id=b.kms_key_id, noncurrent_days=b.noncurrent_days,
                                tmp_expire_days=b.tmp_expire_days, tags=tags, tls_only=b.tls_only)})]
 
     def providers(self, owner: Owner) -> list[Provider]:
