@@ -218,9 +218,14 @@ def test_worker_policy_grants_exactly_the_project_bucket(aws_cli, name, superuse
     assert doc["Statement"][1]["Action"] == ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
     assert doc["Statement"][1]["Resource"] == f"arn:aws:s3:::{bucket}/*"
     iam.detach_role_policy(RoleName=f"workers-{name}", PolicyArn=arn)  # drift: detached by hand
-    assert "attached_to changed" in cli("plan", "--detailed-exitcode", expect=2).stdout
+    iam.put_role_policy(RoleName=f"workers-{name}", PolicyName="everything", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    plan = cli("plan", "--detailed-exitcode", expect=2).stdout
+    assert "attached_to changed" in plan
+    assert f"Warning: role workers-{name}: its inline policy everything allows S3 on every bucket" in plan
     cli("apply", "--auto-approve")
-    cli("plan", "--detailed-exitcode")
+    assert "its inline policy everything" in cli("plan", "--detailed-exitcode").stdout  # warned, never changed
+    assert iam.list_role_policies(RoleName=f"workers-{name}")["PolicyNames"] == ["everything"]
 
 
 def test_dev_destroy_without_final_snapshot(aws_cli, name, superuser):

@@ -582,6 +582,32 @@ class DbInstanceProvider(Provider):
         return f"rds snapshot {snap}"
 
 
+_BROAD_MANAGED = {"AdministratorAccess", "AmazonS3FullAccess", "PowerUserAccess", "AmazonS3ReadOnlyAccess"}
+
+
+def _document(doc: Any) -> Any:
+    """A policy document as IAM gives it: a dict, or (some APIs, moto) URL-encoded JSON text."""
+    if isinstance(doc, str):
+        import json
+        from urllib.parse import unquote
+
+        return json.loads(unquote(doc))
+    return doc
+
+
+def _grants_all_of_s3(doc: dict[str, Any]) -> bool:
+    statements = doc.get("Statement", [])
+    for st in statements if isinstance(statements, list) else [statements]:
+        actions = st.get("Action", [])
+        resources = st.get("Resource", [])
+        actions = actions if isinstance(actions, list) else [actions]
+        resources = resources if isinstance(resources, list) else [resources]
+        if st.get("Effect") == "Allow" and any(a in ("*", "s3:*") for a in actions) and any(
+                r in ("*", "arn:aws:s3:::*", "arn:aws:s3:::*/*") for r in resources):
+            return True
+    return False
+
+
 def workers_policy(bucket: str, prefix: str) -> dict[str, Any]:
     """Exactly the project's bucket (or prefix) for the Airflow workers."""
     arn = f"arn:aws:s3:::{bucket}"
@@ -622,12 +648,33 @@ class IamPolicyProvider(Provider):
             if error_code(exc) == "NoSuchEntity":
                 return None
             raise translate(r.address, "read", exc) from None
-        if isinstance(doc, str):
-            import json
-            from urllib.parse import unquote
+        doc = _document(doc)
+        with translated(r.address, "read"):
+            broader = [g for role in r.attrs.get("attached_to", []) for g in self._broader(role)]
+        # recorded, never compared: the role is not ours to change, only to warn about
+        return Observed({"name": r.attrs["name"], "document": doc, "attached_to": roles, "arn": arn,
+                         "broader_grants": broader})
 
-            doc = json.loads(unquote(doc))
-        return Observed({"name": r.attrs["name"], "document": doc, "attached_to": roles, "arn": arn})
+    def _broader(self, role: str) -> list[str]:
+        """What else lets the role at S3 beyond the project's bucket: an inline policy allowing s3:* or *
+        on every resource, or an AWS-managed policy that does."""
+        out = []
+        try:
+            for name in self.aws.iam.list_role_policies(RoleName=role)["PolicyNames"]:
+                doc = _document(self.aws.iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
+                if _grants_all_of_s3(doc):
+                    out.append(f"role {role}: its inline policy {name} allows S3 on every bucket")
+            for attached in self.aws.iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+                if attached["PolicyName"] in _BROAD_MANAGED:
+                    out.append(f"role {role}: the attached policy {attached['PolicyName']} allows S3 on every bucket")
+        except Exception as exc:
+            if error_code(exc) != "NoSuchEntity":
+                raise
+        return out
+
+    def warnings(self, observed: Observed) -> list[str]:
+        return [f"{g} (the role is not airflow-infra's: narrow it where it is managed)"
+                for g in observed.attrs.get("broader_grants", [])]
 
     def _attach(self, r: Resource, arn: str, current: list[str]) -> None:
         for role in sorted(set(r.attrs["attached_to"]) - set(current)):
