@@ -364,6 +364,10 @@ def test_secrets_in_aws_secrets_manager(server_cli, name, state_dsn):
     assert all(v not in stored for v in values)
     with connect_as(out, "reader") as reader:
         assert reader.execute("SELECT 1").fetchone()[0] == 1
+    fresh = cli("doctor", AIRFLOW_INFRA_STATE_DSN=state_dsn).stdout
+    assert "password age" in fresh and "failed" not in fresh
+    stale = cli("--var", "secrets.max_age_days=0", "doctor", expect=1, AIRFLOW_INFRA_STATE_DSN=state_dsn).stdout
+    assert "airflow-infra rotate" in " ".join(stale.replace("│", " ").split())
 
 
 def test_role_secrets_kept_right_in_secrets_manager(server_cli, name, state_dsn):

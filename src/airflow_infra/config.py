@@ -228,6 +228,7 @@ class SecretsConfig(_Section):
     kms_key_id: str | None = None
     region: str = "us-east-1"
     prefix: str = "airflow-infra"     # aws-secrets-manager: secrets are <prefix>/<name>/<environment>/<ref>
+    max_age_days: int = Field(default=90, ge=0)   # doctor fails a role secret older than this (SecretsManager.4)
 
 
 class Config(_Section):

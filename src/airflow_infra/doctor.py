@@ -42,11 +42,24 @@ def _local_bucket(path: str) -> Check:
         return Check("bucket (list, put, delete)", False, f"{path}: {exc.strerror}")
 
 
-def run(outputs: dict[str, dict], *, s3=None) -> list[Check]:
+def _ages(ages: dict[str, float], max_days: int) -> Check:
+    old = {role: days for role, days in sorted(ages.items()) if days > max_days}
+    if old:
+        return Check("password age", False, "; ".join(f"{role}: {days:.0f} days old" for role, days in old.items())
+                     + f" (more than [secrets] max_age_days = {max_days}): `airflow-infra rotate` gives new ones")
+    return Check("password age", True, ", ".join(f"{role}: {days:.0f} days" for role, days in sorted(ages.items()))
+                 + f" (at most {max_days})")
+
+
+def run(outputs: dict[str, dict], *, s3=None, secret_ages: dict[str, float] | None = None,
+        max_age_days: int = 90) -> list[Check]:
+    """secret_ages: role -> days since its password last changed, where the store keeps that."""
     o = {k: v["value"] for k, v in outputs.items()}
     if "postgres_database" not in o:
         return [Check("state", False, "nothing applied yet: run `airflow-infra apply`")]
     checks = [_postgres(o)]
+    if secret_ages:
+        checks.append(_ages(secret_ages, max_age_days))
     if "bucket_path" in o:
         checks.append(_local_bucket(o["bucket_path"]))
     elif "bucket_name" in o and s3 is not None:

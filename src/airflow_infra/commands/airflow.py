@@ -51,10 +51,15 @@ def connections_push(project: Project, *, to: str, prefix: str = "airflow/connec
 def doctor(project: Project):
     """Check from here that the project's connections work; a list of doctor.Check."""
     from ..doctor import run
+    from ..secretstores import role_ref
 
     target = project.target()
+    p = project.config.project
     try:
-        return run(outputs(project, reveal=True), s3=target.bucket_client())
+        ages = {role: days for role in ("etl", "reader")
+                if (days := target.secrets.age_days(role_ref(p.name, p.environment, f"{p.name}_{role}"))) is not None}
+        return run(outputs(project, reveal=True), s3=target.bucket_client(), secret_ages=ages,
+                   max_age_days=project.config.secrets.max_age_days)
     finally:
         target.close()
 

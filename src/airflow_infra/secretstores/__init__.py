@@ -63,6 +63,10 @@ class SecretStore(ABC):
         nothing is. Drift on the role that uses it; repair(ref) puts it right."""
         return []
 
+    def age_days(self, ref: str) -> float | None:
+        """Days since ref's value last changed, where the store keeps that (None: it does not)."""
+        return None
+
     def repair(self, ref: str) -> None:  # noqa: B027 (a hook with nothing to do by default)
         """Put right what findings(ref) names."""
 

@@ -118,6 +118,18 @@ class AwsSecretsManagerStore(SecretStore):
             out.append("its resource policy allows everyone (Principal *)")
         return out
 
+    def age_days(self, ref: str) -> float | None:
+        from datetime import UTC, datetime
+
+        try:
+            secret = self.sm.describe_secret(SecretId=self.name(ref))
+        except Exception as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return None
+            raise translate(f"Secrets Manager secret {self.name(ref)}", "read", exc, error=AirflowInfraError) from None
+        when = max(d for d in (secret.get("LastRotatedDate"), secret.get("LastChangedDate"), secret.get("CreatedDate")) if d)
+        return (datetime.now(UTC) - when).total_seconds() / 86400
+
     def _wanted_key(self) -> str:
         """kms_key_id as an ARN (an alias or key ID is looked up once)."""
         if self._key_arn is None:
