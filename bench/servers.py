@@ -22,6 +22,7 @@ def moto_and_postgres(prefix: str):
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(tmp, 0o711)
     port = free_port()
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # AWS's managed policies exist, as in AWS
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     moto.start()
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",

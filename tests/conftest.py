@@ -187,16 +187,18 @@ def moto_endpoint():
 
     port = free_port()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
     # s3rver's one account (moto takes any): one set of credentials serves both stores
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "S3RVER",
-           "AWS_SECRET_ACCESS_KEY": "S3RVER", "AWS_DEFAULT_REGION": "us-east-1"}
+           "AWS_SECRET_ACCESS_KEY": "S3RVER", "AWS_DEFAULT_REGION": "us-east-1",
+           # AWS's managed IAM policies exist, as in AWS (RDS enhanced monitoring's role attaches one)
+           "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
     with pytest.MonkeyPatch.context() as patch:
         for k, v in env.items():
             patch.setenv(k, v)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
         yield env["AWS_ENDPOINT_URL"]
-    server.stop()
+        server.stop()
 
 
 @pytest.fixture(scope="session")

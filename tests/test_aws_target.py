@@ -68,6 +68,11 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     assert params == {"rds.force_ssl": "1", "password_encryption": "scram-sha-256", "log_connections": "1",
                       "log_disconnections": "1", "work_mem": "65536"}  # FSBP's, and the config's own
     assert db["AutoMinorVersionUpgrade"] and db["EnabledCloudwatchLogsExports"] == ["postgresql", "upgrade"]
+    iam = boto3.client("iam", region_name="us-east-1")
+    monitoring = iam.get_role(RoleName=f"{ident}-rds-monitoring")["Role"]  # enhanced monitoring (RDS.6), its own role
+    assert db["MonitoringInterval"] == 60 and db["MonitoringRoleArn"] == monitoring["Arn"]
+    assert [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=f"{ident}-rds-monitoring")[
+        "AttachedPolicies"]] == ["AmazonRDSEnhancedMonitoringRole"]
     assert db["DBParameterGroups"][0]["DBParameterGroupName"] == f"{ident}-pg16"
     [sg] = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"{ident}-postgres"]}])["SecurityGroups"]
     assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"]) for p in sg["IpPermissions"]] == [
@@ -97,6 +102,7 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     rds.modify_db_parameter_group(DBParameterGroupName=f"{ident}-pg16", Parameters=[
         {"ParameterName": "rds.force_ssl", "ParameterValue": "0", "ApplyMethod": "immediate"}])
     rds.modify_db_instance(DBInstanceIdentifier=ident, AutoMinorVersionUpgrade=False, ApplyImmediately=True, MultiAZ=False,
+                           MonitoringInterval=0,
                            CloudwatchLogsExportConfiguration={"DisableLogTypes": ["postgresql", "upgrade"]})
     ec2.authorize_security_group_egress(GroupId=sg["GroupId"], IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
@@ -106,6 +112,7 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     assert "aws_db_instance.main: auto_minor_version_upgrade changed true -> false" in plan
     assert "exports no logs to CloudWatch" in plan and "takes no minor version upgrades" in plan
     assert "multi_az changed true -> false" in plan and "runs in one availability zone" in plan
+    assert "monitoring_interval changed 60 -> 0" in plan and "has no enhanced monitoring" in plan
     assert "aws_db_instance.main: publicly_accessible changed false -> true" in plan
     assert "0.0.0.0/0" in plan and "open to the whole internet" in plan
     assert "tcp 22-22 from ::/0" in plan and "other ports are open to the whole internet" in plan
@@ -114,6 +121,7 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
     assert not db["PubliclyAccessible"] and [g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]] == [sg["GroupId"]]
     assert db["AutoMinorVersionUpgrade"] and db["EnabledCloudwatchLogsExports"] == ["postgresql", "upgrade"] and db["MultiAZ"]
+    assert db["MonitoringInterval"] == 60
     assert {p["ParameterName"]: p["ParameterValue"] for p in rds.describe_db_parameters(
         DBParameterGroupName=f"{ident}-pg16", Source="user")["Parameters"]}["rds.force_ssl"] == "1"
     [sg] = ec2.describe_security_groups(GroupIds=[sg["GroupId"]])["SecurityGroups"]
@@ -241,6 +249,7 @@ def test_dev_destroy_without_final_snapshot(aws_cli, name, superuser):
     rds = boto3.client("rds", region_name="us-east-1")
     db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
     assert not db["DeletionProtection"] and not db["MultiAZ"]  # dev: cheaper, and no warning for it
+    assert not db.get("MonitoringInterval")
     rule = boto3.client("s3", region_name="us-east-1").get_bucket_encryption(
         Bucket=f"{ident}-workfiles")["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"

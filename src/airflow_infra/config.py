@@ -167,6 +167,9 @@ class RdsConfig(_Section):
     allow_public_cidr: bool = False   # 0.0.0.0/0 in allowed_cidrs only with this set
     connect_through: str | None = Field(default=None, pattern=r"^[^:\s]+:\d{1,5}$")  # host:port of a tunnel
     auto_minor_version_upgrade: bool = True     # FSBP RDS.13
+    # enhanced monitoring every N seconds, through an IAM role of the instance's own (FSBP RDS.6); 0 turns it
+    # off. Default: 60, or 0 for environment = "dev"
+    monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] | None = None
     log_exports: list[Literal["postgresql", "upgrade"]] = Field(default=["postgresql", "upgrade"])  # RDS.9; [] turns off
     # more settings of the parameter group, beside (or over) ours: rds.force_ssl = 1, password_encryption =
     # scram-sha-256, log_connections = 1, log_disconnections = 1

@@ -339,6 +339,7 @@ class DbInstanceProvider(Provider):
         "multi_az": "MultiAZ", "copy_tags_to_snapshot": "CopyTagsToSnapshot",
         "parameter_group": "DBParameterGroupName", "engine_major": "EngineVersion",
         "master_password_managed": "ManageMasterUserPassword", "auto_minor_version_upgrade": "AutoMinorVersionUpgrade",
+        "monitoring_interval": "MonitoringInterval", "monitoring_role_arn": "MonitoringRoleArn",
     }
     FAILED = {"failed", "incompatible-parameters", "incompatible-restore", "incompatible-network", "storage-full",
               "inaccessible-encryption-credentials", "restore-error"}  # instances' and snapshots' dead ends
@@ -406,6 +407,8 @@ class DbInstanceProvider(Provider):
             "parameter_group": next((g["DBParameterGroupName"] for g in db.get("DBParameterGroups", [])), None),
             "master_password_managed": bool(db.get("MasterUserSecret")), "tagged": v.marked,
             "auto_minor_version_upgrade": db.get("AutoMinorVersionUpgrade", True),
+            "monitoring_interval": db.get("MonitoringInterval") or 0,
+            "monitoring_role_arn": db.get("MonitoringRoleArn") if db.get("MonitoringInterval") else None,
             "log_exports": sorted(db.get("EnabledCloudwatchLogsExports") or []),
             # recorded, never compared: AWS's minor upgrades are not changes
             "engine_version": version, "endpoint": (db.get("Endpoint") or {}).get("Address"),
@@ -462,7 +465,7 @@ class DbInstanceProvider(Provider):
                     VpcSecurityGroupIds=[a["security_group_id"]], DBParameterGroupName=a["parameter_group"],
                     MasterUsername="airflow_infra_admin", ManageMasterUserPassword=True, Tags=_tags(self.aws.tags),
                     AutoMinorVersionUpgrade=a.get("auto_minor_version_upgrade", True),
-                    EnableCloudwatchLogsExports=a.get("log_exports", []))
+                    EnableCloudwatchLogsExports=a.get("log_exports", []), **_monitoring(a))
                 if a["max_allocated_storage"]:
                     kwargs["MaxAllocatedStorage"] = a["max_allocated_storage"]
                 if a.get("kms_key_id"):
@@ -484,7 +487,7 @@ class DbInstanceProvider(Provider):
     def update(self, r: Resource, prior: Observed) -> Observed:
         a, p = r.attrs, prior.attrs
         self.check_change(r, prior)
-        changes = {arg: a[k] for k, arg in self.MUTABLE.items() if p.get(k) != a[k]}
+        changes = {arg: a[k] for k, arg in self.MUTABLE.items() if p.get(k, a.get(k)) != a.get(k) and a.get(k) is not None}
         if "EngineVersion" in changes:
             changes["AllowMajorVersionUpgrade"] = True
         if changes.get("MaxAllocatedStorage") == 0:
@@ -528,6 +531,9 @@ class DbInstanceProvider(Provider):
             Tags=_tags(self.aws.tags), AutoMinorVersionUpgrade=a.get("auto_minor_version_upgrade", True),
             EnableCloudwatchLogsExports=a.get("log_exports", []))
         self._wait(fresh)
+        if _monitoring(a):  # a restore takes no monitoring settings: given to the restored instance after
+            rds.modify_db_instance(DBInstanceIdentifier=fresh, ApplyImmediately=True, **_monitoring(a))
+            self._wait(fresh)
         rds.modify_db_instance(DBInstanceIdentifier=ident, NewDBInstanceIdentifier=kept, ApplyImmediately=True)
         self._wait(kept)
         rds.modify_db_instance(DBInstanceIdentifier=fresh, NewDBInstanceIdentifier=ident, ApplyImmediately=True)
@@ -564,6 +570,8 @@ class DbInstanceProvider(Provider):
                 out.append(f"RDS instance {ident} exports no logs to CloudWatch ([aws.rds] log_exports): no audit trail")
             if observed.attrs.get("auto_minor_version_upgrade") is False:
                 out.append(f"RDS instance {ident} takes no minor version upgrades ([aws.rds] auto_minor_version_upgrade)")
+            if observed.attrs.get("monitoring_interval") == 0:
+                out.append(f"RDS instance {ident} has no enhanced monitoring ([aws.rds] monitoring_interval)")
             if observed.attrs.get("multi_az") is False:
                 out.append(f"RDS instance {ident} runs in one availability zone ([aws.rds] multi_az)")
         return out
@@ -580,6 +588,90 @@ class DbInstanceProvider(Provider):
             self.aws.rds.create_db_snapshot(DBInstanceIdentifier=r.attrs["identifier"], DBSnapshotIdentifier=snap,
                                             Tags=_tags(self.aws.tags))
         return f"rds snapshot {snap}"
+
+
+MONITORING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+
+
+def _monitoring(a: Mapping[str, Any]) -> dict[str, Any]:
+    """Enhanced monitoring's arguments to a create or restore: none when it is off."""
+    if not a.get("monitoring_interval"):
+        return {}
+    return {"MonitoringInterval": a["monitoring_interval"], "MonitoringRoleArn": a["monitoring_role_arn"]}
+
+
+class IamRoleProvider(Provider):
+    """A role an AWS service assumes (RDS enhanced monitoring's), with AWS-managed policies attached;
+    tagged, so ours is told from someone else's. It holds no data."""
+
+    type = "aws_iam_role"
+    force_new = frozenset({"name"})
+
+    def __init__(self, aws: _Aws):
+        self.aws = aws
+
+    def read(self, r: Resource, prior: Observed | None) -> Observed | None:
+        try:
+            role = self.aws.iam.get_role(RoleName=r.attrs["name"])["Role"]
+            attached = self.aws.iam.list_attached_role_policies(RoleName=r.attrs["name"])["AttachedPolicies"]
+        except Exception as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return None
+            raise translate(r.address, "read", exc) from None
+        trust = _document(role.get("AssumeRolePolicyDocument") or {})
+        services = sorted({p for st in trust.get("Statement", []) for p in _list((st.get("Principal") or {}).get("Service"))})
+        tags = role.get("Tags") or self.aws.iam.list_role_tags(RoleName=r.attrs["name"]).get("Tags", [])
+        v = self.aws.judge(tags, prior)
+        return Observed({"name": r.attrs["name"], "arn": role["Arn"], "service": ",".join(services),
+                         "policies": sorted(p["PolicyArn"] for p in attached), "tagged": v.marked},
+                        foreign=not v.ours, whose=v.whose)
+
+    def _trust(self, r: Resource) -> str:
+        import json
+
+        return json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": r.attrs["service"]}, "Action": "sts:AssumeRole"}]})
+
+    def _converge(self, r: Resource, current: Mapping[str, Any]) -> None:
+        if current.get("service") != r.attrs["service"]:
+            self.aws.iam.update_assume_role_policy(RoleName=r.attrs["name"], PolicyDocument=self._trust(r))
+        for arn in sorted(set(r.attrs["policies"]) - set(current.get("policies", []))):
+            self.aws.iam.attach_role_policy(RoleName=r.attrs["name"], PolicyArn=arn)
+        for arn in sorted(set(current.get("policies", [])) - set(r.attrs["policies"])):
+            self.aws.iam.detach_role_policy(RoleName=r.attrs["name"], PolicyArn=arn)
+
+    def create(self, r: Resource) -> Observed:
+        found = self.read(r, None)
+        _refuse_foreign(r, found)
+        with translated(r.address, "create"):
+            if found is None:
+                self.aws.iam.create_role(RoleName=r.attrs["name"], AssumeRolePolicyDocument=self._trust(r),
+                                         Description="airflow-infra: RDS enhanced monitoring", Tags=_tags(self.aws.tags))
+                self._converge(r, {"service": r.attrs["service"]})
+            else:
+                self._converge(r, found.attrs)
+        return read_back(self, r, Observed(dict(r.attrs)))
+
+    def update(self, r: Resource, prior: Observed) -> Observed:
+        with translated(r.address, "update"):
+            self._converge(r, prior.attrs)
+            if not prior.attrs.get("tagged"):
+                self.aws.iam.tag_role(RoleName=r.attrs["name"], Tags=_tags(self.aws.tags))
+        return read_back(self, r, prior)
+
+    def mark(self, r: Resource) -> None:
+        with translated(r.address, "import"):
+            self.aws.iam.tag_role(RoleName=r.attrs["name"], Tags=_tags(self.aws.tags))
+
+    def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        with translated(r.address, "delete", ignore=("NoSuchEntity",)):
+            for p in self.aws.iam.list_attached_role_policies(RoleName=r.attrs["name"])["AttachedPolicies"]:
+                self.aws.iam.detach_role_policy(RoleName=r.attrs["name"], PolicyArn=p["PolicyArn"])
+            self.aws.iam.delete_role(RoleName=r.attrs["name"])
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
 
 
 _BROAD_MANAGED = {"AdministratorAccess", "AmazonS3FullAccess", "PowerUserAccess", "AmazonS3ReadOnlyAccess"}

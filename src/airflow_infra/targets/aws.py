@@ -141,7 +141,7 @@ class AwsTarget(Target):
 
     # -- what the project wants ------------------------------------------------------------------
     def desired(self) -> list[Resource]:
-        from ..providers.aws import parameters, workers_policy
+        from ..providers.aws import MONITORING_POLICY, parameters, workers_policy
 
         c, rds = self.config, self.config.aws.rds
         ident = self.identifier
@@ -158,6 +158,12 @@ class AwsTarget(Target):
         ]
         if not rds.db_subnet_group:
             infra.append(Resource("aws_db_subnet_group", "main", {"name": ident, "subnet_ids": sorted(rds.subnet_ids)}))
+        interval = rds.monitoring_interval if rds.monitoring_interval is not None else (
+            0 if c.project.environment == "dev" else 60)
+        if interval:
+            infra.append(Resource("aws_iam_role", "monitoring", {
+                "name": f"{ident}-rds-monitoring", "service": "monitoring.rds.amazonaws.com",
+                "policies": [MONITORING_POLICY], "tagged": True}))
         infra += [
             Resource("aws_db_instance", "main", {
                 "identifier": ident, "engine": "postgres", "engine_major": rds.engine_major,
@@ -171,8 +177,11 @@ class AwsTarget(Target):
                 "copy_tags_to_snapshot": True, "db_subnet_group": subnet_group, "parameter_group": pg,
                 "master_password_managed": True, "tagged": True, "other_security_groups": [],
                 "auto_minor_version_upgrade": rds.auto_minor_version_upgrade, "log_exports": sorted(set(rds.log_exports)),
+                "monitoring_interval": interval,
+                "monitoring_role_arn": Ref("aws_iam_role.monitoring", "arn") if interval else None,
                 "security_group_id": Ref("aws_security_group.db", "id"),
-            }, ("aws_security_group.db", pg_address, *(() if rds.db_subnet_group else ("aws_db_subnet_group.main",)))),
+            }, ("aws_security_group.db", pg_address, *(() if rds.db_subnet_group else ("aws_db_subnet_group.main",)),
+                *(("aws_iam_role.monitoring",) if interval else ()))),
             Resource("aws_iam_policy", "workers", {
                 "name": f"airflow-infra-{ident}-workfiles", "document": workers_policy(c.bucket_name, c.bucket.prefix),
                 "attached_to": [c.aws.iam.attach_to_role] if c.aws.iam.attach_to_role else []}),
@@ -183,6 +192,7 @@ class AwsTarget(Target):
         from ..providers.aws import (
             DbInstanceProvider,
             IamPolicyProvider,
+            IamRoleProvider,
             ParameterGroupProvider,
             SecurityGroupProvider,
             SubnetGroupProvider,
@@ -193,6 +203,7 @@ class AwsTarget(Target):
         aws = _Aws(self.client, owner)
         ps = [*self.bucket.providers(owner), SecurityGroupProvider(aws), SubnetGroupProvider(aws),
               ParameterGroupProvider(aws), DbInstanceProvider(aws, **self.options), IamPolicyProvider(aws),
+              IamRoleProvider(aws),
               *self.database.providers(owner)]
         return {pr.type: pr for pr in ps}
 
