@@ -54,6 +54,7 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     assert (db["Engine"], db["EngineVersion"].split(".")[0]) == ("postgres", "16")
     assert db["StorageEncrypted"] and not db["PubliclyAccessible"] and db["DeletionProtection"]
     assert db["CopyTagsToSnapshot"] and db["BackupRetentionPeriod"] == 7 and db["MasterUserSecret"]["SecretArn"]
+    assert db["MasterUsername"] == "airflow_infra_admin"  # not a default admin name (RDS.25)
     assert (db["DBInstanceClass"], db["AllocatedStorage"], db["MaxAllocatedStorage"], db["MultiAZ"]) == (
         "db.t4g.micro", 20, 100, True)  # prod: Multi-AZ (FSBP RDS.5)
     rule = boto3.client("s3", region_name="us-east-1").get_bucket_encryption(
