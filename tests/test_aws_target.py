@@ -240,7 +240,7 @@ def test_worker_policy_grants_exactly_the_project_bucket(aws_cli, name, superuse
 def test_dev_destroy_without_final_snapshot(aws_cli, name, superuser):
     """environment "dev": deletion protection off by default; --skip-final-snapshot leaves no final snapshot
     (the backup snapshot --force-delete-data takes is still made: data is never deleted without one)."""
-    cli = aws_cli("")
+    cli = aws_cli("port = 6543")
     toml = cli.dir / "airflow-infra.toml"
     toml.write_text(toml.read_text().replace('environment = "prod"', 'environment = "dev"'))
     ident = f"{name}-dev".replace("_", "-")
@@ -255,6 +255,10 @@ def test_dev_destroy_without_final_snapshot(aws_cli, name, superuser):
         Bucket=f"{ident}-workfiles")["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert "one availability zone" not in cli("plan").stdout
+    [sg] = boto3.client("ec2", region_name="us-east-1").describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [f"{ident}-postgres"]}])["SecurityGroups"]
+    assert db["Endpoint"]["Port"] == 6543 and [(p["FromPort"], p["ToPort"]) for p in sg["IpPermissions"]] == [(6543, 6543)]
+    assert cli.outputs()["postgres_port"] == 6543  # not the engine's default port (RDS.23)
     done = cli("destroy", "--auto-approve", "--force-delete-data", "--skip-final-snapshot").stdout
     assert "no final snapshot: --skip-final-snapshot" in done and "final snapshot final-" not in done
     assert not [d for d in rds.describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"] == ident]

@@ -70,21 +70,21 @@ class SecurityGroupProvider(Provider):
         return found
 
     @staticmethod
-    def _is_ours(perm: dict[str, Any]) -> bool:
-        return perm.get("IpProtocol") == "tcp" and perm.get("FromPort") == PORT and perm.get("ToPort") == PORT
+    def _is_ours(perm: dict[str, Any], port: int) -> bool:
+        return perm.get("IpProtocol") == "tcp" and perm.get("FromPort") == port and perm.get("ToPort") == port
 
     @classmethod
-    def _ingress(cls, group: dict[str, Any]) -> dict[str, Any]:
-        """5432's CIDRs (IPv4 and IPv6) and groups; every other rule, as text, is an unexpected one."""
+    def _ingress(cls, group: dict[str, Any], port: int) -> dict[str, Any]:
+        """The database port's CIDRs (IPv4 and IPv6) and groups; every other rule, as text, is an unexpected one."""
         cidrs, sgs, other = set(), set(), set()
         for perm in group.get("IpPermissions", []):
             sources = ([x["CidrIp"] for x in perm.get("IpRanges", [])] + [x["CidrIpv6"] for x in perm.get("Ipv6Ranges", [])]
                        + [x["GroupId"] for x in perm.get("UserIdGroupPairs", [])]
                        + [x["PrefixListId"] for x in perm.get("PrefixListIds", [])])
-            if cls._is_ours(perm):
+            if cls._is_ours(perm, port):
                 cidrs |= {x["CidrIp"] for x in perm.get("IpRanges", [])} | {x["CidrIpv6"] for x in perm.get("Ipv6Ranges", [])}
                 sgs |= {x["GroupId"] for x in perm.get("UserIdGroupPairs", [])}
-                other |= {f"tcp {PORT} from {x['PrefixListId']}" for x in perm.get("PrefixListIds", [])}
+                other |= {f"tcp {port} from {x['PrefixListId']}" for x in perm.get("PrefixListIds", [])}
             else:
                 ports = "all" if perm.get("FromPort") in (None, -1) else f"{perm['FromPort']}-{perm.get('ToPort')}"
                 other |= {f"{perm.get('IpProtocol')} {ports} from {src}" for src in sources}
@@ -113,7 +113,8 @@ class SecurityGroupProvider(Provider):
             return None
         v = self.aws.judge(group.get("Tags"), prior)
         return Observed({"name": r.attrs["name"], "vpc_id": r.attrs["vpc_id"], "id": group["GroupId"],
-                         "ingress": self._ingress(group), "egress": self._egress(group), "tagged": v.marked},
+                         "ingress": self._ingress(group, r.attrs.get("port", PORT)), "egress": self._egress(group),
+                         "tagged": v.marked, **({"port": r.attrs["port"]} if "port" in r.attrs else {})},
                         foreign=not v.ours, whose=v.whose)
 
     def mark(self, r: Resource) -> None:
@@ -123,7 +124,7 @@ class SecurityGroupProvider(Provider):
                 self.aws.ec2.create_tags(Resources=[group["GroupId"]], Tags=_tags(self.aws.tags))
 
     def _converge(self, r: Resource, group_id: str, current: dict[str, Any], egress: list[str]) -> None:
-        want = r.attrs["ingress"]
+        want, port = r.attrs["ingress"], r.attrs.get("port", PORT)
         if egress and "egress" in r.attrs:  # none is declared: each one there goes, as it is
             group = self.aws.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
             rules = [{k: v for k, v in perm.items() if v not in (None, [], "")} for perm in group.get("IpPermissionsEgress", [])]
@@ -132,7 +133,7 @@ class SecurityGroupProvider(Provider):
         if current.get("other_rules"):  # revoked as they are, whatever their shape
             group = self.aws.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
             unexpected = [{k: v for k, v in perm.items() if v not in (None, [], "")} for perm in group.get("IpPermissions", [])
-                          if not self._is_ours(perm) or perm.get("PrefixListIds")]
+                          if not self._is_ours(perm, port) or perm.get("PrefixListIds")]
             if unexpected:
                 self.aws.ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=unexpected)
         # revoke what is there and not wanted, then authorize what is wanted and not there
@@ -141,7 +142,7 @@ class SecurityGroupProvider(Provider):
             cidrs = set(have["cidrs"]) - set(lack["cidrs"])
             groups = set(have["security_groups"]) - set(lack["security_groups"])
             if cidrs or groups:
-                change(GroupId=group_id, IpPermissions=[{"IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT,
+                change(GroupId=group_id, IpPermissions=[{"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
                                                          **self._ranges(cidrs),
                                                          "UserIdGroupPairs": [{"GroupId": g} for g in sorted(groups)]}])
 
@@ -156,7 +157,7 @@ class SecurityGroupProvider(Provider):
                 current: dict[str, list[str]] = {"cidrs": [], "security_groups": [], "other_rules": []}
                 egress = ["-1 all to 0.0.0.0/0"]  # a new group allows all egress and no ingress
             else:
-                gid, current, egress = group["GroupId"], self._ingress(group), self._egress(group)
+                gid, current, egress = group["GroupId"], self._ingress(group, r.attrs.get("port", PORT)), self._egress(group)
             self._converge(r, gid, current, egress)
         return read_back(self, r)
 
@@ -339,7 +340,7 @@ class DbInstanceProvider(Provider):
         "multi_az": "MultiAZ", "copy_tags_to_snapshot": "CopyTagsToSnapshot",
         "parameter_group": "DBParameterGroupName", "engine_major": "EngineVersion",
         "master_password_managed": "ManageMasterUserPassword", "auto_minor_version_upgrade": "AutoMinorVersionUpgrade",
-        "monitoring_interval": "MonitoringInterval", "monitoring_role_arn": "MonitoringRoleArn",
+        "monitoring_interval": "MonitoringInterval", "monitoring_role_arn": "MonitoringRoleArn", "port": "DBPortNumber",
     }
     FAILED = {"failed", "incompatible-parameters", "incompatible-restore", "incompatible-network", "storage-full",
               "inaccessible-encryption-credentials", "restore-error"}  # instances' and snapshots' dead ends
@@ -465,7 +466,7 @@ class DbInstanceProvider(Provider):
                     VpcSecurityGroupIds=[a["security_group_id"]], DBParameterGroupName=a["parameter_group"],
                     MasterUsername="airflow_infra_admin", ManageMasterUserPassword=True, Tags=_tags(self.aws.tags),
                     AutoMinorVersionUpgrade=a.get("auto_minor_version_upgrade", True),
-                    EnableCloudwatchLogsExports=a.get("log_exports", []), **_monitoring(a))
+                    EnableCloudwatchLogsExports=a.get("log_exports", []), Port=a.get("port", PORT), **_monitoring(a))
                 if a["max_allocated_storage"]:
                     kwargs["MaxAllocatedStorage"] = a["max_allocated_storage"]
                 if a.get("kms_key_id"):
@@ -526,7 +527,7 @@ class DbInstanceProvider(Provider):
         rds.restore_db_instance_from_db_snapshot(
             DBInstanceIdentifier=fresh, DBSnapshotIdentifier=encrypted, DBInstanceClass=a["instance_class"],
             DBSubnetGroupName=a["db_subnet_group"], VpcSecurityGroupIds=[a["security_group_id"]], MultiAZ=a["multi_az"],
-            PubliclyAccessible=a["publicly_accessible"], DeletionProtection=a["deletion_protection"],
+            PubliclyAccessible=a["publicly_accessible"], DeletionProtection=a["deletion_protection"], Port=a.get("port", PORT),
             CopyTagsToSnapshot=True, DBParameterGroupName=a["parameter_group"], ManageMasterUserPassword=True,
             Tags=_tags(self.aws.tags), AutoMinorVersionUpgrade=a.get("auto_minor_version_upgrade", True),
             EnableCloudwatchLogsExports=a.get("log_exports", []))

@@ -152,7 +152,7 @@ class AwsTarget(Target):
             Resource("aws_security_group", "db", {
                 "name": rds.security_group_name or f"{ident}-postgres", "vpc_id": self.vpc_id(), "tagged": True,
                 "ingress": {"cidrs": sorted(rds.allowed_cidrs), "security_groups": sorted(rds.allowed_security_groups),
-                            "other_rules": []}, "egress": []}),
+                            "other_rules": []}, "egress": [], "port": rds.port}),
             Resource("aws_db_parameter_group", pg_address.split(".")[1], {
                 "name": pg, "family": f"postgres{rds.engine_major}", "parameters": parameters(rds.parameters)}),
         ]
@@ -177,7 +177,7 @@ class AwsTarget(Target):
                 "copy_tags_to_snapshot": True, "db_subnet_group": subnet_group, "parameter_group": pg,
                 "master_password_managed": True, "tagged": True, "other_security_groups": [],
                 "auto_minor_version_upgrade": rds.auto_minor_version_upgrade, "log_exports": sorted(set(rds.log_exports)),
-                "monitoring_interval": interval,
+                "monitoring_interval": interval, "port": rds.port,
                 "monitoring_role_arn": Ref("aws_iam_role.monitoring", "arn") if interval else None,
                 "security_group_id": Ref("aws_security_group.db", "id"),
             }, ("aws_security_group.db", pg_address, *(() if rds.db_subnet_group else ("aws_db_subnet_group.main",)),
