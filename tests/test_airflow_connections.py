@@ -96,6 +96,10 @@ def test_push_to_secrets_manager(cli, name, moto_endpoint, airflow_python):
                     "schema": out["postgres_database"], "login": out["etl_user"], "password": out["etl_password"]}
     assert sm.get_secret_value(SecretId=f"airflow/variables/{name}_workfiles_url")["SecretString"] == out["bucket_url"]
     assert out["etl_password"] not in first + again
+    secret = sm.describe_secret(SecretId=f"airflow/connections/{name}_postgres")  # tagged like the project's others
+    assert {t["Key"]: t["Value"] for t in secret["Tags"]} == {"ManagedBy": "airflow-infra", "Project": name,
+                                                              "Environment": "dev"}
+    assert cli.state()["pushed"][f"airflow/connections/{name}_postgres"] == secret["ARN"]  # recorded, for destroy
 
     # read back as Airflow reads them: the amazon provider's SecretsManagerBackend
     read = f"""
@@ -110,6 +114,12 @@ print(json.dumps([c.conn_type, c.host, c.port, c.schema, c.login, c.password, b.
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
         "postgres", out["postgres_host"], out["postgres_port"], out["postgres_database"], out["etl_user"],
         out["etl_password"], out["bucket_url"]]
+
+    gone = cli("destroy", "--auto-approve")  # the pushed secrets go with the project (recoverable for 7 days)
+    assert "scheduled for deletion" in gone.stderr and f"airflow/connections/{name}_postgres" in gone.stderr
+    for n in (f"airflow/connections/{name}_postgres", f"airflow/variables/{name}_workfiles_url"):
+        assert sm.describe_secret(SecretId=n).get("DeletedDate")
+    assert "pushed" not in cli.state()
 
 
 def test_push_to_a_local_airflow(cli, name, airflow_db):

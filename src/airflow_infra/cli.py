@@ -245,7 +245,7 @@ def connections(ctx, fmt, output, show_secrets):
 def connections_push(c: Ctx, to, prefix, variables_prefix, airflow_bin):
     """Write the connections where Airflow reads them (idempotent)."""
     render.pairs(commands.connections_push(c.project(), to=to, prefix=prefix, variables_prefix=variables_prefix,
-                                           airflow_bin=airflow_bin))
+                                           airflow_bin=airflow_bin, lock_timeout=c.lock_timeout))
 
 
 @cli.command()

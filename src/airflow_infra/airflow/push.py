@@ -15,24 +15,30 @@ from .connections import Connection
 
 
 def push_secrets_manager(conns: list[Connection], variables: dict[str, str], *, prefix: str, variables_prefix: str,
-                         region: str) -> list[tuple[str, str]]:
+                         region: str, tags: dict[str, str] | None = None, kms_key_id: str | None = None,
+                         ) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """([(name, created|updated|unchanged)], {name: ARN}): tagged like the project's other secrets,
+    encrypted with kms_key_id when given."""
     from ..aws_clients import aws_client, error_code, translate
 
     sm = aws_client("secretsmanager", region=region)
     items = [(f"{prefix.rstrip('/')}/{c.conn_id}", json.dumps(c.fields(show_secrets=True), sort_keys=True)) for c in conns]
     items += [(f"{variables_prefix.rstrip('/')}/{k}", v) for k, v in sorted(variables.items())]
-    done = []
+    tagged = [{"Key": k, "Value": v} for k, v in sorted((tags or {"ManagedBy": "airflow-infra"}).items())]
+    done, arns = [], {}
     for name, value in items:
         try:
             try:
-                current = sm.get_secret_value(SecretId=name)["SecretString"]
+                found = sm.get_secret_value(SecretId=name)
             except Exception as exc:
                 if error_code(exc) != "ResourceNotFoundException":
                     raise
-                sm.create_secret(Name=name, SecretString=value, Tags=[{"Key": "ManagedBy", "Value": "airflow-infra"}])
+                key = {"KmsKeyId": kms_key_id} if kms_key_id else {}
+                arns[name] = sm.create_secret(Name=name, SecretString=value, Tags=tagged, **key)["ARN"]
                 done.append((name, "created"))
                 continue
-            if current == value:
+            arns[name] = found["ARN"]
+            if found["SecretString"] == value:
                 done.append((name, "unchanged"))
             else:
                 sm.put_secret_value(SecretId=name, SecretString=value)
@@ -41,7 +47,20 @@ def push_secrets_manager(conns: list[Connection], variables: dict[str, str], *, 
             raise
         except Exception as exc:
             raise translate(f"Secrets Manager secret {name}", "write", exc, error=AirflowInfraError) from None
-    return done
+    return done, arns
+
+
+def delete_pushed(names: list[str], *, region: str) -> None:
+    """Schedule the deletion of pushed secrets, with AWS's recovery window (7 days): never forced."""
+    from ..aws_clients import aws_client, error_code, translate
+
+    sm = aws_client("secretsmanager", region=region)
+    for name in names:
+        try:
+            sm.delete_secret(SecretId=name, RecoveryWindowInDays=7)
+        except Exception as exc:
+            if error_code(exc) not in ("ResourceNotFoundException", "InvalidRequestException"):  # gone, or going
+                raise translate(f"Secrets Manager secret {name}", "delete", exc, error=AirflowInfraError) from None
 
 
 def push_airflow(conns: list[Connection], variables: dict[str, str], *, airflow_bin: str = "airflow") -> list[tuple[str, str]]:

@@ -31,8 +31,11 @@ def connections(project: Project, *, fmt: str = "env", show_secrets: bool = Fals
 
 def connections_push(project: Project, *, to: str, prefix: str = "airflow/connections",
                      variables_prefix: str = "airflow/variables", region: str | None = None,
-                     airflow_bin: str = "airflow") -> list[tuple[str, str]]:
-    """Push the connections (and variables) where Airflow reads them; [(name, created|updated|unchanged)]."""
+                     airflow_bin: str = "airflow", lock_timeout: float = 0.0) -> list[tuple[str, str]]:
+    """Push the connections (and variables) where Airflow reads them; [(name, created|updated|unchanged)].
+    Secrets Manager secrets are recorded in the state, under its lock, so that destroy removes them."""
+    from dataclasses import replace
+
     from ..airflow.connections import build
 
     conns, variables = build(project.config, outputs(project, reveal=True))
@@ -40,9 +43,18 @@ def connections_push(project: Project, *, to: str, prefix: str = "airflow/connec
         raise AirflowInfraError("no connections yet: run `airflow-infra apply` first")
     if to == "aws-secrets-manager":
         from ..airflow.push import push_secrets_manager
+        from ..state.base import transaction
 
-        return push_secrets_manager(conns, variables, prefix=prefix, variables_prefix=variables_prefix,
-                                    region=region or project.config.secrets.region)
+        p, sc = project.config.project, project.config.secrets
+        with transaction(project.backend(), "connections push", timeout=lock_timeout) as txn:
+            state = project.claim(txn.state)
+            done, arns = push_secrets_manager(
+                conns, variables, prefix=prefix, variables_prefix=variables_prefix, region=region or sc.region,
+                tags={"ManagedBy": "airflow-infra", "Project": p.name, "Environment": p.environment},
+                kms_key_id=sc.kms_key_id)
+            if {**state.pushed, **arns} != state.pushed:
+                txn.commit(lambda s: replace(project.claim(s), pushed={**s.pushed, **arns}))
+            return done
     from ..airflow.push import push_airflow
 
     return push_airflow(conns, variables, airflow_bin=airflow_bin)

@@ -140,8 +140,28 @@ def _run_in(txn, project: Project, target, operation: str, *, saved, confirm, fo
     if confirm is not None and p.has_changes and not confirm(p):
         return p, None
     target.secrets.bind(txn.commit)
-    return p, apply_plan(p, txn, providers, backup_dir=project.home / "backups",
-                         force_delete_data=force_delete_data, on_event=on_event)
+    result = apply_plan(p, txn, providers, backup_dir=project.home / "backups",
+                        force_delete_data=force_delete_data, on_event=on_event)
+    if operation == "destroy":
+        _forget_pushed(txn, project)
+    return p, result
+
+
+def _forget_pushed(txn, project: Project) -> None:
+    """After a destroy: the connection secrets `connections push` wrote go too (recoverable for 7 days)."""
+    import logging
+    from dataclasses import replace
+
+    from ..airflow.push import delete_pushed
+
+    names = sorted(txn.state.pushed)
+    if not names:
+        return
+    txn.check_held()
+    delete_pushed(names, region=project.config.secrets.region)
+    txn.commit(lambda s: replace(s, pushed={}))
+    logging.getLogger(__name__).warning(f"the connection secrets `connections push` wrote are scheduled for deletion "
+                                        f"(recoverable for 7 days): {', '.join(names)}")
 
 
 def apply(project: Project, *, plan=None, confirm: Callable | None = None, force_delete_data: bool = False,

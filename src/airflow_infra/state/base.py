@@ -49,6 +49,8 @@ class State:
     # address -> the name a create is about to use, written before the call (pulumi's pending
     # operations): what a kill leaves half-made (a bucket not yet tagged) is then known to be ours
     pending: dict[str, str] = field(default_factory=dict)
+    # Secrets Manager secrets `connections push` wrote (name -> ARN): removed by destroy
+    pushed: dict[str, str] = field(default_factory=dict)
 
     def with_resource(self, r: Resource) -> State:
         return replace(self, resources={**self.resources, r.address: r})
@@ -76,6 +78,8 @@ class State:
             doc["project"], doc["environment"] = self.project, self.environment
         if self.pending:
             doc["pending"] = dict(sorted(self.pending.items()))
+        if self.pushed:
+            doc["pushed"] = dict(sorted(self.pushed.items()))
         return json.dumps(doc, sort_keys=True, indent=2) + "\n"
 
     @classmethod
@@ -101,7 +105,8 @@ class State:
             resources[r.address] = r
         return cls(serial=int(doc["serial"]), lineage=str(doc["lineage"]), resources=resources, version=int(doc["version"]),
                    secrets=dict(doc.get("secrets", {})), project=doc.get("project"), environment=doc.get("environment"),
-                   pending={str(a): str(n) for a, n in dict(doc.get("pending", {})).items()})
+                   pending={str(a): str(n) for a, n in dict(doc.get("pending", {})).items()},
+                   pushed={str(a): str(n) for a, n in dict(doc.get("pushed", {})).items()})
 
     def claimed(self, project: str, environment: str) -> State:
         """This state as the given project's: StateError when it records another project or
