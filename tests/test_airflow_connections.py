@@ -160,6 +160,8 @@ def test_new_project_runs_its_example_dag_in_airflow(tmp_path, home, airflow_db)
     repo = tmp_path / name
     for d in ("dags", "scripts", "resources", "sql", "tests"):
         assert (repo / d).is_dir()
+    rotation = [ln for ln in (repo / "README.md").read_text().splitlines() if "airflow-infra --lock-timeout" in ln]
+    assert rotation and rotation[0].split()[:5] == ["17", "3", "1", "*", "*"] and f"/{name} &&" in rotation[0]
     ai("up", cwd=repo)
     ai("connections", "--format", "env", "--output", ".airflow.env", cwd=repo)
 

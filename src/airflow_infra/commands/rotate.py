@@ -40,5 +40,5 @@ def rotate(project: Project, roles: tuple[str, ...] = ROLES, *, lock_timeout: fl
     finally:
         target.close()
     if push:
-        done += connections_push(project, to=push, airflow_bin=airflow_bin)
+        done += connections_push(project, to=push, airflow_bin=airflow_bin, lock_timeout=lock_timeout)
     return done
