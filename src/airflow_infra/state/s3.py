@@ -202,6 +202,14 @@ class _Digest:
             return None
         return item["Digest"]["S"], int(item.get("Serial", {}).get("N", "0"))
 
+    def set(self, body: bytes, state: State) -> None:
+        """Whatever it holds: a write made on a store found to honour conditional writes, where an
+        older digest (from when it did not) would otherwise name a state no longer current."""
+        self.ddb.update_item(TableName=self.table, Key=self.key, UpdateExpression="SET Digest = :d, Serial = :s, "
+                             "Lineage = :l", ExpressionAttributeValues={":d": {"S": hashlib.md5(body).hexdigest()},
+                                                                        ":s": {"N": str(state.serial)},
+                                                                        ":l": {"S": state.lineage}})
+
     def swap(self, old: str | None, body: bytes, state: State) -> bool:
         cond: dict[str, Any] = ({"ConditionExpression": "Digest = :old", "ExpressionAttributeValues": {":old": {"S": old}}}
                                 if old is not None else {"ConditionExpression": "attribute_not_exists(Digest)"})
@@ -398,6 +406,8 @@ class S3StateBackend:
                 self._keep_copy()
                 resp = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body,
                                           ContentType="application/json", ServerSideEncryption="AES256", **cond)
+                if self._seen is not None and self._digests is not None:
+                    self._digests.set(body, state)  # a digest from when the store ignored conditions: kept true
         except StateError:
             raise
         except Exception as exc:
