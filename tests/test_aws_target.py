@@ -211,17 +211,31 @@ def test_instance_class_rds_rejects_is_one_line(aws_cli, moto_endpoint):
 def test_worker_policy_grants_exactly_the_project_bucket(aws_cli, name, superuser):
     iam = boto3.client("iam", region_name="us-east-1")
     iam.create_role(RoleName=f"workers-{name}", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    # the organisation's log bucket (FSBP S3.9), which lets S3's log delivery write
+    s3, logs = boto3.client("s3", region_name="us-east-1"), f"{name.replace('_', '-')}-org-logs"
+    s3.create_bucket(Bucket=logs)
+    s3.put_bucket_policy(Bucket=logs, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{logs}/*"}]}))
     cli = aws_cli(f'[aws.iam]\nattach_to_role = "workers-{name}"')
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text().replace("[bucket]\n", f'[bucket]\naccess_log_bucket = "{logs}"\n'))
     ident = f"{name}-prod".replace("_", "-")
     cli("apply", "--auto-approve", expect=None)  # may stop at the in-database step (see the test above)
     give_master_user(ident, superuser)
     cli("apply", "--auto-approve")
+    bucket = f"{name.replace('_', '-')}-prod-workfiles"
+    assert s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"] == {"TargetBucket": logs, "TargetPrefix": f"{bucket}/"}
+    s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus={})  # turned off by hand
+    off = cli("plan", "--detailed-exitcode", expect=2).stdout
+    assert "s3_bucket.workfiles: logging changed" in off and "keeps no server access logs" in off
+    cli("apply", "--auto-approve")
+    assert s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"]["TargetBucket"] == logs
     out = {k: v["value"] for k, v in json.loads(cli("output", "--json").stdout).items() if not v["sensitive"]}
     arn = out["worker_policy_arn"]
     attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=f"workers-{name}")["AttachedPolicies"]]
     assert attached == [arn]
     doc = out["worker_policy_json"]
-    bucket = f"{name.replace('_', '-')}-prod-workfiles"
     assert doc["Statement"][0] == {"Sid": "ListProjectObjects", "Effect": "Allow", "Action": "s3:ListBucket",
                                    "Resource": f"arn:aws:s3:::{bucket}"}
     assert doc["Statement"][1]["Action"] == ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]

@@ -89,6 +89,9 @@ class BucketConfig(_Section):
     noncurrent_days: int = Field(default=30, ge=1)
     tmp_expire_days: int | None = Field(default=None, ge=1)   # expire objects under tmp/ after N days
     backup: str | None = None            # where --force-delete-data copies objects first: s3://bucket/prefix or a directory
+    # aws: the bucket server access logs go to (FSBP S3.9), one the organisation keeps, which lets
+    # logging.s3.amazonaws.com write (a policy); the logs go under "<bucket>/"
+    access_log_bucket: str | None = None
 
     @field_validator("name")
     @classmethod

@@ -49,6 +49,7 @@ MISSING = {  # the "not configured" answer of each getter
     "lifecycle": "NoSuchLifecycleConfiguration",
     "tags": "NoSuchTagSet",
 }
+OPTIONAL = ("logging",)  # read only for a bucket whose desired settings name it (the aws target's)
 
 
 def desired_settings(*, sse: str, kms_key_id: str | None, noncurrent_days: int, tmp_expire_days: int | None,
@@ -147,6 +148,9 @@ class S3BucketProvider(Provider):
             return _lifecycle_summary(s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", []))
         if setting == "tags":
             return dict(sorted((t["Key"], t["Value"]) for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]))
+        if setting == "logging":  # server access logs (FSBP S3.9): where they go, or None
+            on = s3.get_bucket_logging(Bucket=bucket).get("LoggingEnabled")
+            return {"bucket": on["TargetBucket"], "prefix": on.get("TargetPrefix", "")} if on else None
         raise AssertionError(setting)
 
     def _absent_value(self, setting: str) -> Any:
@@ -190,10 +194,11 @@ class S3BucketProvider(Provider):
         if prior is not None:  # found unsupported by an earlier run: a store that took no PUT of it still takes none
             self._unsupported.setdefault(bucket, set()).update(prior.attrs.get("unsupported", []))
         try:
-            if self._unsupported.get(bucket, set()) >= set(self.SETTINGS):
+            settings = (*self.SETTINGS, *(s for s in OPTIONAL if s in r.attrs))
+            if self._unsupported.get(bucket, set()) >= set(settings):
                 self._exists(bucket)  # no setting left to ask: whether the bucket is there at all
-            with ThreadPoolExecutor(max_workers=len(self.SETTINGS)) as pool:
-                results = dict(zip(self.SETTINGS, pool.map(lambda s: self._read_setting(bucket, s), self.SETTINGS), strict=True))
+            with ThreadPoolExecutor(max_workers=len(settings)) as pool:
+                results = dict(zip(settings, pool.map(lambda s: self._read_setting(bucket, s), settings), strict=True))
         except _Gone:
             return None
         except Exception as exc:
@@ -230,10 +235,13 @@ class S3BucketProvider(Provider):
                 self._put(bucket, "tags", have)
 
     def warnings(self, observed: Observed) -> list[str]:
+        out = []
         if observed.attrs.get("unsupported"):
-            return [f"bucket {observed.attrs['name']}: the store does not support "
-                    f"{', '.join(observed.attrs['unsupported'])}; left as they are"]
-        return []
+            out.append(f"bucket {observed.attrs['name']}: the store does not support "
+                       f"{', '.join(observed.attrs['unsupported'])}; left as they are")
+        if "logging" in observed.attrs and not observed.attrs["logging"] and self.owner.environment != "dev":
+            out.append(f"bucket {observed.attrs['name']} keeps no server access logs ([bucket] access_log_bucket)")
+        return out
 
     # -- write -----------------------------------------------------------------------------
     def _put(self, bucket: str, setting: str, value: Any) -> None:
@@ -258,6 +266,9 @@ class S3BucketProvider(Provider):
                 s3.delete_bucket_policy(Bucket=bucket)
         elif setting == "lifecycle":
             s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": _lifecycle_rules(value)})
+        elif setting == "logging":
+            on = {"LoggingEnabled": {"TargetBucket": value["bucket"], "TargetPrefix": value["prefix"]}} if value else {}
+            s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus=on)
         elif setting == "tags":  # with our marker, always
             tags = {**value, **self.owner.tags()}
             s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
@@ -265,7 +276,8 @@ class S3BucketProvider(Provider):
     def _converge(self, r: Resource, current: dict[str, Any] | None) -> list[str]:
         unsupported = set((current or {}).get("unsupported", []))
         # Tags first: they are our marker. Ownership before the policy; the PAB before the policy too.
-        for setting in ("tags", "ownership", "public_access_block", "encryption", "versioning", "tls_only", "lifecycle"):
+        for setting in ("tags", "ownership", "public_access_block", "encryption", "versioning", "tls_only", "lifecycle",
+                        *(s for s in OPTIONAL if s in r.attrs)):
             if setting in unsupported or (current is not None and current.get(setting) == r.attrs[setting]
                                           and (setting != "tags" or current.get("marked"))
                                           and (setting != "tls_only" or not current.get("other_policy_statements"))):

@@ -67,8 +67,10 @@ class S3Workfiles:
             return [Resource("s3_prefix", "workfiles", {"bucket": c.bucket_name, "prefix": b.prefix,
                                                         "region": c.bucket_region, "marked": True})]
         tags = {"ManagedBy": "airflow-infra", "Project": c.project.name, "Environment": c.project.environment}
+        logging = {"logging": {"bucket": b.access_log_bucket, "prefix": f"{c.bucket_name}/"} if b.access_log_bucket
+                   else None} if c.target.kind == "aws" else {}
         return [Resource("s3_bucket", "workfiles", {"marked": True,
-            "name": c.bucket_name, "region": c.bucket_region,
+            "name": c.bucket_name, "region": c.bucket_region, **logging,
             **desired_settings(sse=c.bucket_sse, kms_key_id=b.kms_key_id, noncurrent_days=b.noncurrent_days,
                                tmp_expire_days=b.tmp_expire_days, tags=tags, tls_only=b.tls_only)})]
 
