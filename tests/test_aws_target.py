@@ -148,9 +148,13 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     toml.write_text(toml.read_text().replace('engine_major = "16"', 'engine_major = "17"'))
 
     # destroy: refused while deletion protection is on; after lifting it, a final snapshot is kept
+    before = cli.state()["serial"]
     refused = cli("destroy", "--auto-approve", "--force-delete-data", expect=1)
-    assert "deletion protection is on" in refused.stderr
+    assert "has deletion protection on" in refused.stderr and "nothing was deleted" in refused.stderr
     assert rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"]
+    assert cli.state()["serial"] == before and len(cli.state()["resources"]) > 5  # refused before any step
+    with superuser(name) as conn:
+        assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = 'raw'").fetchone()
     cli.dir.joinpath("airflow-infra.toml").write_text(
         cli.dir.joinpath("airflow-infra.toml").read_text().replace("deletion_protection = true", "deletion_protection = false"))
     cli("apply", "--auto-approve")

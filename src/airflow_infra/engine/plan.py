@@ -239,6 +239,8 @@ def _change(r: Resource, prior_r: Resource | None, adopted: bool, provider: Prov
     if changed:
         provider.check_change(r, Observed(prior_r.attrs))  # what the provider can never do
     forces = tuple(k for k in changed if k in provider.force_new)
+    if forces:
+        provider.check_delete(Observed(prior_r.attrs))  # a replacement deletes the old one
     notes = {k: n for k, n in provider.notes.items() if k in changed}
     if forces:
         holds = provider.holds_data(prior_r, Observed(prior_r.attrs))
@@ -268,6 +270,7 @@ def _diff(wanted: Mapping[str, Resource], refreshed: Mapping[str, Resource], ado
     changes = [c for _, c in sorted(by_addr.items()) if c is not None]
     for address in sorted(set(refreshed) - set(wanted)):
         prior_r = refreshed[address]
+        providers[prior_r.type].check_delete(Observed(prior_r.attrs))  # refused now, before anything is done
         holds = providers[prior_r.type].holds_data(prior_r, Observed(prior_r.attrs))
         changes.append(Change(address, DELETE, prior_r, prior_r.attrs, holds_data=holds))
     return changes

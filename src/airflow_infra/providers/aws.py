@@ -485,6 +485,12 @@ class DbInstanceProvider(Provider):
             raise ProviderError("[aws.rds] storage_encrypted: the instance is encrypted and cannot be decrypted "
                                 "(set storage_encrypted = true)")
 
+    def check_delete(self, prior: Observed) -> None:
+        if prior.attrs.get("deletion_protection"):
+            raise ProviderError(f"aws_db_instance.main: RDS instance {prior.attrs.get('identifier')} has deletion "
+                                "protection on: set [aws.rds] deletion_protection = false, apply, then destroy; "
+                                "nothing was deleted")
+
     def update(self, r: Resource, prior: Observed) -> Observed:
         a, p = r.attrs, prior.attrs
         self.check_change(r, prior)

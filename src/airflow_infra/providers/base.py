@@ -21,7 +21,8 @@
 
 Optional (Provider has a default for each), read by plan: ``notes`` (field -> what changing it means, shown beside the change),
 ``warnings(observed)`` (risks to show, e.g. a public instance), ``check_change(r, prior)`` (raises
-ProviderError for a change the provider can never make, e.g. a major-version downgrade); read by
+ProviderError for a change the provider can never make, e.g. a major-version downgrade), ``check_delete(prior)``
+(the same for a delete, e.g. deletion protection on); read by
 apply: ``cancel()`` (Ctrl-C: a step that is waiting stops and fails; the next apply resumes) and
 ``deleted_with`` (types of container whose delete in the same plan takes this resource along: its own
 delete is then skipped, e.g. a schema in a database that goes). read may
@@ -80,6 +81,11 @@ class Provider(ABC):
         return []
 
     def check_change(self, r: Resource, prior: Observed) -> None:
+        return None
+
+    def check_delete(self, prior: Observed) -> None:
+        """At plan time: a delete the provider can never do now (deletion protection on) raises
+        ProviderError, so that nothing else of the plan is done first."""
         return None
 
     def cancel(self) -> None:
