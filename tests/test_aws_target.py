@@ -111,7 +111,7 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     assert 'aws_security_group.db: egress changed [] -> ["tcp 443-443 to 0.0.0.0/0"]' in plan
     assert "aws_db_parameter_group.pg16: parameters changed" in plan and "rds.force_ssl is not 1" in plan
     assert "aws_db_instance.main: auto_minor_version_upgrade changed true -> false" in plan
-    assert "exports no logs to CloudWatch" in plan and "takes no minor version upgrades" in plan
+    assert "exports no PostgreSQL log to CloudWatch" in plan and "takes no minor version upgrades" in plan
     assert "multi_az changed true -> false" in plan and "runs in one availability zone" in plan
     assert "monitoring_interval changed 60 -> 0" in plan and "has no enhanced monitoring" in plan
     assert "aws_db_instance.main: publicly_accessible changed false -> true" in plan

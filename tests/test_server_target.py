@@ -389,7 +389,7 @@ def test_role_secrets_kept_right_in_secrets_manager(server_cli, name, state_dsn)
         {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}))
     sm.update_secret(SecretId=reader, KmsKeyId=boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"])
     plan = cli("plan", "--detailed-exitcode", expect=2, **env).stdout
-    assert "its resource policy allows everyone (Principal *)" in plan and "not [secrets] kms_key_id" in plan
+    assert "it has a resource policy that allows everyone (Principal *)" in plan and "not [secrets] kms_key_id" in plan
     cli("apply", "--auto-approve", **env)
     assert "ResourcePolicy" not in sm.get_resource_policy(SecretId=etl)
     assert sm.describe_secret(SecretId=reader)["KmsKeyId"] == key

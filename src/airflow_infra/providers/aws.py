@@ -280,7 +280,8 @@ class ParameterGroupProvider(_RdsGroup):
     type = "aws_db_parameter_group"
     force_new = frozenset({"name", "family"})
     NOT_FOUND, LIST = "DBParameterGroupNotFound", "DBParameterGroups"
-    notes = {"parameters": "dynamic ones apply at once, static ones at the instance's next reboot"}
+    notes = {"parameters": "ours apply at once; others at the instance's next reboot (airflow-infra reboots nothing); "
+                           "one taken out of [aws.rds.parameters] keeps its value in AWS until reset there"}
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         found = super().read(r, prior)
@@ -293,10 +294,17 @@ class ParameterGroupProvider(_RdsGroup):
         return Observed({**found.attrs, "parameters": {k: current.get(k) for k in sorted(r.attrs["parameters"])}})
 
     def warnings(self, observed: Observed) -> list[str]:
-        values = observed.attrs.get("parameters") or {}
-        if values and values.get("rds.force_ssl") != "1":
-            return [f"parameter group {observed.attrs['name']}: rds.force_ssl is not 1: connections may go unencrypted"]
-        return []
+        values, name = observed.attrs.get("parameters") or {}, observed.attrs["name"]
+        if not values:
+            return []
+        out = []
+        if values.get("rds.force_ssl") != "1":
+            out.append(f"parameter group {name}: rds.force_ssl is not 1: connections may go unencrypted")
+        if values.get("password_encryption") != "scram-sha-256":
+            out.append(f"parameter group {name}: password_encryption is not scram-sha-256")
+        if "0" in (values.get("log_connections"), values.get("log_disconnections")):
+            out.append(f"parameter group {name}: sessions are not logged (log_connections, log_disconnections)")
+        return out
 
     def _describe(self, name: str) -> dict[str, Any]:
         found: dict[str, Any] = self.aws.rds.describe_db_parameter_groups(DBParameterGroupName=name)
@@ -573,8 +581,11 @@ class DbInstanceProvider(Provider):
             out.append(f"RDS instance {ident} is not encrypted at rest; encrypting it takes a snapshot-copy-restore, "
                        "which `apply --encrypt-storage` does (stop writers first)")
         if self.aws.owner.environment != "dev":  # what a dev instance may do without
-            if observed.attrs.get("log_exports") == []:
-                out.append(f"RDS instance {ident} exports no logs to CloudWatch ([aws.rds] log_exports): no audit trail")
+            if "postgresql" not in observed.attrs.get("log_exports", ["postgresql"]):
+                out.append(f"RDS instance {ident} exports no PostgreSQL log to CloudWatch ([aws.rds] log_exports): "
+                           "no audit trail")
+            if (observed.attrs.get("backup_retention_days") or 7) < 7:
+                out.append(f"RDS instance {ident} keeps backups fewer than 7 days ([aws.rds] backup_retention_days)")
             if observed.attrs.get("auto_minor_version_upgrade") is False:
                 out.append(f"RDS instance {ident} takes no minor version upgrades ([aws.rds] auto_minor_version_upgrade)")
             if observed.attrs.get("monitoring_interval") == 0:

@@ -239,8 +239,11 @@ class S3BucketProvider(Provider):
         if observed.attrs.get("unsupported"):
             out.append(f"bucket {observed.attrs['name']}: the store does not support "
                        f"{', '.join(observed.attrs['unsupported'])}; left as they are")
-        if "logging" in observed.attrs and not observed.attrs["logging"] and self.owner.environment != "dev":
-            out.append(f"bucket {observed.attrs['name']} keeps no server access logs ([bucket] access_log_bucket)")
+        if "logging" in observed.attrs and self.owner.environment != "dev":  # the aws target's bucket, outside dev
+            if not observed.attrs["logging"]:
+                out.append(f"bucket {observed.attrs['name']} keeps no server access logs ([bucket] access_log_bucket)")
+            if (observed.attrs.get("encryption") or {}).get("sse") != "aws:kms":
+                out.append(f"bucket {observed.attrs['name']} is not encrypted with KMS ([bucket] sse)")
         return out
 
     # -- write -----------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from typing import Any
 
 from ..aws_clients import aws_client, error_code, translate
@@ -112,31 +111,37 @@ class AwsSecretsManagerStore(SecretStore):
             raise translate(f"Secrets Manager secret {name}", "read", exc, error=AirflowInfraError) from None
         if secret.get("DeletedDate"):
             out.append("scheduled for deletion")
-        if self.kms_key_id and not _same_key(secret.get("KmsKeyId"), self.kms_key_id, self._wanted_key):
+        if self.kms_key_id and not self._same_key(secret.get("KmsKeyId")):
             out.append(f"encrypted with {secret.get('KmsKeyId') or 'the AWS-managed key'}, not [secrets] kms_key_id")
-        if policy and _open_to_everyone(json.loads(policy)):
-            out.append("its resource policy allows everyone (Principal *)")
+        if policy:  # ours carry none: who may read a role's password is said by IAM policies, not here
+            out.append("it has a resource policy" + (" that allows everyone (Principal *)"
+                                                     if _open_to_everyone(json.loads(policy)) else ""))
         return out
 
     def age_days(self, ref: str) -> float | None:
         from datetime import UTC, datetime
 
-        try:
-            secret = self.sm.describe_secret(SecretId=self.name(ref))
+        try:  # the current value's own date: a description, tag or key change moves LastChangedDate, not it
+            versions = self.sm.list_secret_version_ids(SecretId=self.name(ref))["Versions"]
         except Exception as exc:
             if error_code(exc) == "ResourceNotFoundException":
                 return None
             raise translate(f"Secrets Manager secret {self.name(ref)}", "read", exc, error=AirflowInfraError) from None
-        when = max(d for d in (secret.get("LastRotatedDate"), secret.get("LastChangedDate"), secret.get("CreatedDate")) if d)
-        return (datetime.now(UTC) - when).total_seconds() / 86400
+        current = [v["CreatedDate"] for v in versions if "AWSCURRENT" in v.get("VersionStages", []) and v.get("CreatedDate")]
+        return (datetime.now(UTC) - current[0]).total_seconds() / 86400 if current else None
 
-    def _wanted_key(self) -> str:
-        """kms_key_id as an ARN (an alias or key ID is looked up once)."""
+    def _key(self, key: str) -> str:
+        """A KMS key as its key ARN (an alias, alias ARN or key ID is looked up)."""
+        if key.startswith("arn:") and ":key/" in key:
+            return key
+        return str(aws_client("kms", region=self.region).describe_key(KeyId=key)["KeyMetadata"]["Arn"])
+
+    def _same_key(self, have: str | None) -> bool:
+        if not have:
+            return False
         if self._key_arn is None:
-            wanted = self.kms_key_id or ""
-            self._key_arn = wanted if wanted.startswith("arn:") and ":key/" in wanted else aws_client(
-                "kms", region=self.region).describe_key(KeyId=wanted)["KeyMetadata"]["Arn"]
-        return self._key_arn
+            self._key_arn = self._key(self.kms_key_id or "")
+        return have == self.kms_key_id or self._key(have) == self._key_arn
 
     def repair(self, ref: str) -> None:
         name = self.name(ref)
@@ -146,7 +151,7 @@ class AwsSecretsManagerStore(SecretStore):
                 self.sm.restore_secret(SecretId=name)
             if any(f.startswith("encrypted with") for f in found):
                 self.sm.update_secret(SecretId=name, KmsKeyId=self.kms_key_id)
-            if any(f.startswith("its resource policy") for f in found):
+            if any(f.startswith("it has a resource policy") for f in found):
                 self.sm.delete_resource_policy(SecretId=name)  # ours carry none: access is the roles' IAM policies
         except Exception as exc:
             raise translate(f"Secrets Manager secret {name}", "repair", exc, error=AirflowInfraError) from None
@@ -166,14 +171,6 @@ class AwsSecretsManagerStore(SecretStore):
         except Exception as exc:
             if error_code(exc) != "ResourceNotFoundException":
                 raise translate(f"Secrets Manager secret {self.name(ref)}", "delete", exc, error=AirflowInfraError) from None
-
-
-def _same_key(have: str | None, wanted: str, arn: Callable[[], str]) -> bool:
-    if not have:
-        return False
-    if have == wanted or have.endswith(f"/{wanted}") or wanted.endswith(f"/{have}"):
-        return True
-    return have == arn()
 
 
 def _open_to_everyone(policy: dict[str, Any]) -> bool:

@@ -162,7 +162,7 @@ class AwsTarget(Target):
             0 if c.project.environment == "dev" else 60)
         if interval:
             infra.append(Resource("aws_iam_role", "monitoring", {
-                "name": f"{ident}-rds-monitoring", "service": "monitoring.rds.amazonaws.com",
+                "name": f"{ident}-rds-monitoring"[:64], "service": "monitoring.rds.amazonaws.com",  # IAM's limit
                 "policies": [MONITORING_POLICY], "tagged": True}))
         infra += [
             Resource("aws_db_instance", "main", {
