@@ -247,9 +247,14 @@ def test_worker_policy_grants_exactly_the_project_bucket(aws_cli, name, superuse
     iam.detach_role_policy(RoleName=f"workers-{name}", PolicyArn=arn)  # drift: detached by hand
     iam.put_role_policy(RoleName=f"workers-{name}", PolicyName="everything", PolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    org = iam.create_policy(PolicyName=f"org-reads-{name}", PolicyDocument=json.dumps(  # IAM's names ignore case
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "S3:GetObject",
+                                                 "Resource": "arn:aws:s3:::*/*"}]}))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName=f"workers-{name}", PolicyArn=org)
     plan = cli("plan", "--detailed-exitcode", expect=2).stdout
     assert "attached_to changed" in plan
     assert f"Warning: role workers-{name}: its inline policy everything allows S3 on every bucket" in plan
+    assert f"the attached policy org-reads-{name} allows S3 on every bucket" in plan
     cli("apply", "--auto-approve")
     assert "its inline policy everything" in cli("plan", "--detailed-exitcode").stdout  # warned, never changed
     assert iam.list_role_policies(RoleName=f"workers-{name}")["PolicyNames"] == ["everything"]

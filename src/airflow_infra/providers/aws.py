@@ -637,7 +637,9 @@ class IamRoleProvider(Provider):
                 return None
             raise translate(r.address, "read", exc) from None
         trust = _document(role.get("AssumeRolePolicyDocument") or {})
-        services = sorted({p for st in trust.get("Statement", []) for p in _list((st.get("Principal") or {}).get("Service"))})
+        # every principal it trusts, whatever its kind: another account added beside the service is drift
+        services = sorted({p for st in trust.get("Statement", []) if st.get("Effect") == "Allow"
+                           for kind in ("Service", "AWS", "Federated") for p in _list((st.get("Principal") or {}).get(kind))})
         tags = role.get("Tags") or self.aws.iam.list_role_tags(RoleName=r.attrs["name"]).get("Tags", [])
         v = self.aws.judge(tags, prior)
         return Observed({"name": r.attrs["name"], "arn": role["Arn"], "service": ",".join(services),
@@ -685,6 +687,8 @@ class IamRoleProvider(Provider):
         with translated(r.address, "delete", ignore=("NoSuchEntity",)):
             for p in self.aws.iam.list_attached_role_policies(RoleName=r.attrs["name"])["AttachedPolicies"]:
                 self.aws.iam.detach_role_policy(RoleName=r.attrs["name"], PolicyArn=p["PolicyArn"])
+            for name in self.aws.iam.list_role_policies(RoleName=r.attrs["name"])["PolicyNames"]:  # added by hand
+                self.aws.iam.delete_role_policy(RoleName=r.attrs["name"], PolicyName=name)
             self.aws.iam.delete_role(RoleName=r.attrs["name"])
 
 
@@ -706,14 +710,16 @@ def _document(doc: Any) -> Any:
 
 
 def _grants_all_of_s3(doc: dict[str, Any]) -> bool:
+    """Whether an Allow reaches S3 on every bucket: any S3 action (IAM's names ignore case) or a
+    NotAction, on every resource or every bucket."""
     statements = doc.get("Statement", [])
     for st in statements if isinstance(statements, list) else [statements]:
-        actions = st.get("Action", [])
-        resources = st.get("Resource", [])
-        actions = actions if isinstance(actions, list) else [actions]
-        resources = resources if isinstance(resources, list) else [resources]
-        if st.get("Effect") == "Allow" and any(a in ("*", "s3:*") for a in actions) and any(
-                r in ("*", "arn:aws:s3:::*", "arn:aws:s3:::*/*") for r in resources):
+        if st.get("Effect") != "Allow":
+            continue
+        actions = [a.lower() for a in _list(st.get("Action"))]
+        resources = _list(st.get("Resource"))
+        s3 = "NotAction" in st or any(a == "*" or a.startswith("s3:") for a in actions)
+        if s3 and any(r in ("*", "arn:aws:s3:::*", "arn:aws:s3:::*/*") for r in resources):
             return True
     return False
 
@@ -775,7 +781,16 @@ class IamPolicyProvider(Provider):
                 if _grants_all_of_s3(doc):
                     out.append(f"role {role}: its inline policy {name} allows S3 on every bucket")
             for attached in self.aws.iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+                arn = attached["PolicyArn"]
                 if attached["PolicyName"] in _BROAD_MANAGED:
+                    broad = True
+                elif ":aws:policy/" in arn or attached["PolicyName"].startswith("airflow-infra-"):
+                    broad = False  # another AWS-managed one, or a project's own
+                else:  # the organisation's own: read it
+                    version = self.aws.iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+                    broad = _grants_all_of_s3(_document(self.aws.iam.get_policy_version(
+                        PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]))
+                if broad:
                     out.append(f"role {role}: the attached policy {attached['PolicyName']} allows S3 on every bucket")
         except Exception as exc:
             if error_code(exc) != "NoSuchEntity":
