@@ -260,6 +260,16 @@ def test_worker_policy_grants_exactly_the_project_bucket(aws_cli, name, superuse
     assert iam.list_role_policies(RoleName=f"workers-{name}")["PolicyNames"] == ["everything"]
 
 
+def test_a_parameter_group_not_ours_is_never_written(aws_cli, name, moto_endpoint):
+    rds = boto3.client("rds", region_name="us-east-1")
+    ident = f"{name}-prod".replace("_", "-")
+    rds.create_db_parameter_group(DBParameterGroupName=f"{ident}-pg16", DBParameterGroupFamily="postgres16",
+                                  Description="the DBA's")
+    refused = aws_cli("")("apply", "--auto-approve", expect=1)
+    assert "aws_db_parameter_group.pg16" in refused.stderr and "not made by airflow-infra" in refused.stderr
+    assert rds.describe_db_parameters(DBParameterGroupName=f"{ident}-pg16", Source="user")["Parameters"] == []
+
+
 def test_dev_destroy_without_final_snapshot(aws_cli, name, superuser):
     """environment "dev": deletion protection off by default; --skip-final-snapshot leaves no final snapshot
     (the backup snapshot --force-delete-data takes is still made: data is never deleted without one)."""

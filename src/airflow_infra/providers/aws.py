@@ -187,6 +187,7 @@ class _RdsGroup(Provider):
 
     NOT_FOUND: str
     LIST: str  # the describe call's result key
+    ARN: str   # its ARN's key in a described group
 
     def __init__(self, aws: _Aws):
         self.aws = aws
@@ -214,7 +215,15 @@ class _RdsGroup(Provider):
             if error_code(exc) == self.NOT_FOUND:
                 return None
             raise translate(r.address, "read", exc) from None
-        return Observed({"name": r.attrs["name"], **self._observe(groups[0])}) if groups else None  # moto lists none
+        if not groups:  # moto lists none
+            return None
+        if prior is not None:  # recorded: ours (its tags are asked only of one not recorded yet)
+            return Observed({"name": r.attrs["name"], **self._observe(groups[0])})
+        with translated(r.address, "read"):
+            arn = groups[0].get(self.ARN)
+            tags = self.aws.rds.list_tags_for_resource(ResourceName=arn).get("TagList", []) if arn else []
+        v = self.aws.judge(tags, None)
+        return Observed({"name": r.attrs["name"], **self._observe(groups[0])}, foreign=not v.ours, whose=v.whose)
 
     def create(self, r: Resource) -> Observed:
         with translated(r.address, "create"):
@@ -238,7 +247,7 @@ class _RdsGroup(Provider):
 class SubnetGroupProvider(_RdsGroup):
     type = "aws_db_subnet_group"
     force_new = frozenset({"name"})
-    NOT_FOUND, LIST = "DBSubnetGroupNotFoundFault", "DBSubnetGroups"
+    NOT_FOUND, LIST, ARN = "DBSubnetGroupNotFoundFault", "DBSubnetGroups", "DBSubnetGroupArn"
 
     def _describe(self, name: str) -> dict[str, Any]:
         found: dict[str, Any] = self.aws.rds.describe_db_subnet_groups(DBSubnetGroupName=name)
@@ -279,7 +288,7 @@ class ParameterGroupProvider(_RdsGroup):
 
     type = "aws_db_parameter_group"
     force_new = frozenset({"name", "family"})
-    NOT_FOUND, LIST = "DBParameterGroupNotFound", "DBParameterGroups"
+    NOT_FOUND, LIST, ARN = "DBParameterGroupNotFound", "DBParameterGroups", "DBParameterGroupArn"
     notes = {"parameters": "ours apply at once; others at the instance's next reboot (airflow-infra reboots nothing); "
                            "one taken out of [aws.rds.parameters] keeps its value in AWS until reset there"}
 
@@ -291,7 +300,8 @@ class ParameterGroupProvider(_RdsGroup):
             pages = self.aws.rds.get_paginator("describe_db_parameters").paginate(
                 DBParameterGroupName=r.attrs["name"], Source="user")
             current = {p["ParameterName"]: p.get("ParameterValue") for page in pages for p in page["Parameters"]}
-        return Observed({**found.attrs, "parameters": {k: current.get(k) for k in sorted(r.attrs["parameters"])}})
+        return Observed({**found.attrs, "parameters": {k: current.get(k) for k in sorted(r.attrs["parameters"])}},
+                        foreign=found.foreign, whose=found.whose)
 
     def warnings(self, observed: Observed) -> list[str]:
         values, name = observed.attrs.get("parameters") or {}, observed.attrs["name"]
