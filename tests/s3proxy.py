@@ -32,6 +32,7 @@ class S3Proxy:
         self.requests: list[str] = []
         self.drop_headers: set[str] = set()     # e.g. {"If-None-Match"}: a store that ignores them
         self.reject_actions: dict[str, tuple[str, str]] = {}  # Query action -> (error code, message), as 400
+        self.reject_times: dict[str, int] = {}  # Query action -> how many times reject_actions applies (default: always)
         self.rewrite: dict[str, tuple[bytes, bytes]] = {}     # Query action -> (old, new) in its responses
         self.refuse_deletes = False  # DeleteObjects answers 200 with an AccessDenied error per key (Object Lock)
         self.hold: set[str] = set()  # requests on these subresources wait for release (a kill lands meanwhile)
@@ -55,7 +56,9 @@ class S3Proxy:
                 proxy.requests.append(f"{self.command} {self.path}")
                 query = urlsplit(self.path).query
                 action = parse_qs((body or b"").decode("latin-1")).get("Action", [""])[0]
-                if action in proxy.reject_actions:
+                if action in proxy.reject_actions and proxy.reject_times.get(action, 1) > 0:
+                    if action in proxy.reject_times:
+                        proxy.reject_times[action] -= 1
                     code, message = proxy.reject_actions[action]
                     xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
                            "</Error><RequestId>1</RequestId></ErrorResponse>").encode()

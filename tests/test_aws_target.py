@@ -260,6 +260,23 @@ def test_worker_policy_grants_exactly_the_project_bucket(aws_cli, name, superuse
     assert iam.list_role_policies(RoleName=f"workers-{name}")["PolicyNames"] == ["everything"]
 
 
+def test_a_monitoring_role_rds_does_not_see_yet_is_waited_for(aws_cli, name, moto_endpoint):
+    """IAM takes seconds to propagate a new role: RDS refuses it for enhanced monitoring meanwhile."""
+    from s3proxy import S3Proxy
+
+    cli = aws_cli("")
+    ident = f"{name}-prod".replace("_", "-")
+    with S3Proxy(moto_endpoint) as aws:
+        aws.reject_actions["CreateDBInstance"] = ("InvalidParameterCombination", "IAM role ARN value is invalid or "
+                                                  "does not include the required permissions for: ENHANCED_MONITORING")
+        aws.reject_times["CreateDBInstance"] = 2
+        done = cli("apply", "--auto-approve", expect=None, AWS_ENDPOINT_URL=aws.url)
+        assert "RDS does not see the monitoring role yet" in done.stdout + done.stderr
+        assert aws.reject_times["CreateDBInstance"] == 0
+    db = boto3.client("rds", region_name="us-east-1").describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+    assert db["MonitoringInterval"] == 60
+
+
 def test_a_parameter_group_not_ours_is_never_written(aws_cli, name, moto_endpoint):
     rds = boto3.client("rds", region_name="us-east-1")
     ident = f"{name}-prod".replace("_", "-")

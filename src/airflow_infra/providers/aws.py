@@ -464,6 +464,22 @@ class DbInstanceProvider(Provider):
             return "gone" if db is None else db["DBInstanceStatus"]
         self._poll(f"RDS instance {identifier}", status, until)
 
+    def _until_role_usable(self, call: Callable[[], Any], tries: int = 12) -> Any:
+        """call, again while RDS does not yet see a monitoring role just made (IAM takes seconds to
+        propagate): InvalidParameterCombination naming ENHANCED_MONITORING."""
+        for attempt in range(tries):
+            try:
+                return call()
+            except Exception as exc:
+                message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", ""))
+                if error_code(exc) != "InvalidParameterCombination" or "MONITORING" not in message.upper() \
+                        or attempt == tries - 1:
+                    raise
+                self._progress("RDS does not see the monitoring role yet (IAM propagates it); trying again")
+                if self._cancelled.wait(min(5.0, self._poll_seconds)):
+                    raise
+        return None
+
     def _wait_snapshot(self, name: str) -> None:
         self._poll(f"RDS snapshot {name}", lambda: self.aws.rds.describe_db_snapshots(
             DBSnapshotIdentifier=name)["DBSnapshots"][0]["Status"], "available")
@@ -489,7 +505,7 @@ class DbInstanceProvider(Provider):
                     kwargs["MaxAllocatedStorage"] = a["max_allocated_storage"]
                 if a.get("kms_key_id"):
                     kwargs["KmsKeyId"] = a["kms_key_id"]
-                self.aws.rds.create_db_instance(**kwargs)
+                self._until_role_usable(lambda: self.aws.rds.create_db_instance(**kwargs))
             self._wait(a["identifier"])  # an interrupted wait: the next apply finds the instance and waits again
         return read_back(self, r)
 
@@ -530,7 +546,8 @@ class DbInstanceProvider(Provider):
             if restore and self.encrypt_storage:  # a new key, too, takes an encrypted copy
                 self._encrypt_by_restore(r)
             if changes:
-                self.aws.rds.modify_db_instance(DBInstanceIdentifier=a["identifier"], ApplyImmediately=True, **changes)
+                self._until_role_usable(lambda: self.aws.rds.modify_db_instance(
+                    DBInstanceIdentifier=a["identifier"], ApplyImmediately=True, **changes))
                 self._wait(a["identifier"])
             if not p.get("tagged"):  # adopted (import-terraform): ours from now on
                 self.aws.rds.add_tags_to_resource(ResourceName=p["arn"], Tags=_tags(self.aws.tags))
