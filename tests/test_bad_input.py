@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import time
 
 import pytest
 from conftest import Cli
@@ -70,6 +72,24 @@ def test_bad_overrides(cli, superuser, name, args, fragments):
     (cli.dir / "airflow-infra.toml").write_text(GOOD.format(name=name))
     assert_one_line_error(cli(*args, "apply", "--auto-approve", expect=None), *fragments)
     assert_nothing_made(cli, superuser, name)
+
+
+@pytest.mark.parametrize("value", ["-5", "nan", "inf", "1e400", "5 minutes"])
+def test_a_lock_timeout_that_never_ends_or_is_not_one_is_refused(cli, value):
+    """A negative or NaN --lock-timeout was accepted (NaN spun at full CPU against a held lock)."""
+    proc = cli("--lock-timeout", value, "state", "list", expect=None)
+    assert_one_line_error(proc, "--lock-timeout", "not a")
+
+
+def test_a_lock_timeout_in_terraform_s_units(cli, name):
+    (cli.dir / "airflow-infra.toml").write_text(GOOD.format(name=name))
+    (cli.dir / ".airflow-infra").mkdir()
+    lock = {"ID": "held-by-test", "Operation": "apply", "Who": "x@elsewhere", "Version": "0", "Created": "now",
+            "Path": "p", "pid": 1, "host": "elsewhere"}
+    (cli.dir / ".airflow-infra" / "state.lock").write_text(json.dumps(lock))
+    started = time.monotonic()
+    proc = cli("--lock-timeout", "2s", "apply", "--auto-approve", expect=1)
+    assert time.monotonic() - started >= 2 and "held-by-test" in proc.stderr and "(waited 2 s)" in proc.stderr
 
 
 def test_bad_environment_override(cli, superuser, name):

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from .durations import Seconds
 from .exits import run
 
 
@@ -48,7 +49,8 @@ pass_ctx = click.make_pass_decorator(Ctx)
 @click.option("-C", "directory", default=".", metavar="DIR", help="Project directory (default: the current one).")
 @click.option("--var", "vars", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. project.environment=prod.")
 @click.option("--var-file", "var_files", multiple=True, metavar="FILE", help="A TOML file of config overrides.")
-@click.option("--lock-timeout", type=float, default=0.0, metavar="SECONDS", help="Wait this long for the state lock.")
+@click.option("--lock-timeout", type=Seconds(), default=0.0, metavar="SECONDS",
+              help="Wait this long for the state lock (30, 30s, 5m).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="airflow-infra")
 @click.pass_context
