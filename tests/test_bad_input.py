@@ -87,9 +87,11 @@ def test_a_lock_timeout_in_terraform_s_units(cli, name):
     lock = {"ID": "held-by-test", "Operation": "apply", "Who": "x@elsewhere", "Version": "0", "Created": "now",
             "Path": "p", "pid": 1, "host": "elsewhere"}
     (cli.dir / ".airflow-infra" / "state.lock").write_text(json.dumps(lock))
-    started = time.monotonic()
-    proc = cli("--lock-timeout", "2s", "apply", "--auto-approve", expect=1)
-    assert time.monotonic() - started >= 2 and "held-by-test" in proc.stderr and "(waited 2 s)" in proc.stderr
+    for args in (("--lock-timeout", "2s", "apply", "--auto-approve"), ("apply", "-lock-timeout=2s", "--auto-approve"),
+                 ("apply", "--auto-approve", "--lock-timeout", "2")):  # before the subcommand, or after as Terraform's
+        started = time.monotonic()
+        proc = cli(*args, expect=1)
+        assert time.monotonic() - started >= 2 and "held-by-test" in proc.stderr and "(waited 2 s)" in proc.stderr
 
 
 def test_bad_environment_override(cli, superuser, name):

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from .durations import Seconds
+from .durations import Seconds, lock_timeout_first
 from .exits import run
 
 
@@ -444,4 +444,4 @@ def local_status(as_json):
 
 
 def main(argv: list[str] | None = None) -> None:
-    run(cli, argv)
+    run(cli, lock_timeout_first(sys.argv[1:] if argv is None else argv))

@@ -33,3 +33,18 @@ class Seconds(click.ParamType):
             return value if isinstance(value, float) else seconds(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+def lock_timeout_first(argv: list[str]) -> list[str]:
+    """argv with a --lock-timeout given after the subcommand, as Terraform takes it (`apply
+    -lock-timeout=30s`, `plan --lock-timeout 30`), moved before it, where the option is defined."""
+    out: list[str] = []
+    moved: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        name, eq, value = arg.partition("=")
+        if name in ("--lock-timeout", "-lock-timeout"):
+            moved = ["--lock-timeout", value if eq else next(args, "")]
+        else:
+            out.append(arg)
+    return moved + out
