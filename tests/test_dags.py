@@ -310,7 +310,7 @@ def test_apply_all_shows_every_plan_and_asks_once(tmp_path, home, answer):
         rows.append(f"{name},{name},file:///{name}.git,{name}/airflow-infra.toml")
     reg.write_text("\n".join(rows) + "\n")
     seen, status = on_terminal(["apply", "--all", "--registry", str(reg)], Cli(tmp_path, home).env(), answer)
-    assert status == 0, seen
+    assert status == (0 if answer == "yes" else 1), seen
     assert "fleet_a" in seen and "fleet_b" in seen and seen.count("Only 'yes' will be accepted") == 1
     states = [(tmp_path / n / ".airflow-infra" / "state.json").exists() for n in ("fleet_a", "fleet_b")]
     assert states == [answer == "yes"] * 2

@@ -213,7 +213,7 @@ def test_apply_asks_on_a_terminal(cli, answer, applied):
     cli("init")
     seen, status = on_terminal(["-C", str(cli.dir), "apply"], cli.env(), answer)
     assert "Plan: 8 to add, 0 to change, 0 to destroy." in seen
-    assert status == 0
+    assert status == (0 if applied else 1)  # "no" at the prompt is a refusal: exit 1
     assert (cli.dir / ".airflow-infra" / "state.json").exists() is applied
 
 

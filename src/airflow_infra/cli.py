@@ -127,14 +127,14 @@ def apply(c: Ctx, planfile, auto_approve, force_delete_data, encrypt_storage, al
         confirm = render.confirm(False, "apply these projects' plans", render.fleet_review) if not auto_approve else None
         results = commands.fleet_apply(registry, confirm=confirm, jobs=jobs, lock_timeout=c.lock_timeout)
         render.fleet(results)  # None: cancelled
-        render.fleet_exit(results or [])
+        render.fleet_exit(results)
     # A saved plan was reviewed when it was made: applying it does not ask again (as Terraform).
     confirm = None if planfile else render.confirm(auto_approve, "apply these actions", render.plan_review)
     saved = commands.load_plan(planfile) if planfile else None
     p, result = commands.apply(c.project(), plan=saved, confirm=confirm, force_delete_data=force_delete_data,
                                lock_timeout=c.lock_timeout, on_event=render.event, encrypt_storage=encrypt_storage,
                                on_progress=render.progress)
-    click.echo(render.summary(p, result, "apply"))
+    render.finished(p, result, "apply")
 
 
 @cli.command()
@@ -148,7 +148,7 @@ def destroy(c: Ctx, auto_approve, force_delete_data, skip_final_snapshot):
     p, result = commands.destroy(c.project(), confirm=confirm, force_delete_data=force_delete_data,
                                  lock_timeout=c.lock_timeout, on_event=render.event,
                                  skip_final_snapshot=skip_final_snapshot, on_progress=render.progress)
-    click.echo(render.summary(p, result, "destroy"))
+    render.finished(p, result, "destroy")
 
 
 @cli.command()
