@@ -94,6 +94,15 @@ def test_a_lock_timeout_in_terraform_s_units(cli, name):
         assert time.monotonic() - started >= 2 and "held-by-test" in proc.stderr and "(waited 2 s)" in proc.stderr
 
 
+def test_output_with_nothing_applied_says_so(cli, name):
+    (cli.dir / "airflow-infra.toml").write_text(GOOD.format(name=name))
+    listed = cli("output")
+    assert listed.stdout == "" and "No outputs: nothing is applied yet" in listed.stderr
+    assert cli("output", "--json").stdout.strip() == "{}"
+    assert_one_line_error(cli("output", "postgres_uri", expect=None), "NAME 'postgres_uri' is not an output",
+                          "none, apply first")
+
+
 def test_bad_environment_override(cli, superuser, name):
     (cli.dir / "airflow-infra.toml").write_text(GOOD.format(name=name))
     proc = cli("apply", "--auto-approve", expect=None, AIRFLOW_INFRA_DATABASE__SCHEMAZ='["x"]')

@@ -111,6 +111,9 @@ def output_value(o: dict, as_json: bool) -> None:
 
 
 def outputs(outs: dict[str, dict], as_json: bool, show_secrets: bool) -> None:
+    if not outs and not as_json:  # as Terraform: said, not an error (`output NAME` is one)
+        click.echo("No outputs: nothing is applied yet (`airflow-infra apply` makes them).", err=True)
+        return
     if show_secrets:
         secret_stdout()
     click.echo(outputs_json(outs, show_secrets) if as_json else outputs_text(outs, show_secrets))
