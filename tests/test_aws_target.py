@@ -277,6 +277,20 @@ def test_a_monitoring_role_rds_does_not_see_yet_is_waited_for(aws_cli, name, mot
     assert db["MonitoringInterval"] == 60
 
 
+def test_a_monitoring_role_not_ours_is_never_taken(aws_cli, name, moto_endpoint):
+    """A role of the planned name made by someone else (no marker): a conflict, left as it is."""
+    iam = boto3.client("iam", region_name="us-east-1")
+    ident = f"{name}-prod".replace("_", "-")
+    iam.create_role(RoleName=f"{ident}-rds-monitoring", AssumeRolePolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                                                 "Action": "sts:AssumeRole"}]}))
+    refused = aws_cli("")("apply", "--auto-approve", expect=1)
+    assert "aws_iam_role.monitoring" in refused.stderr and "not made by airflow-infra" in refused.stderr
+    assert iam.list_attached_role_policies(RoleName=f"{ident}-rds-monitoring")["AttachedPolicies"] == []
+    trust = iam.get_role(RoleName=f"{ident}-rds-monitoring")["Role"]["AssumeRolePolicyDocument"]
+    assert "ec2.amazonaws.com" in json.dumps(trust) and "monitoring.rds" not in json.dumps(trust)
+
+
 def test_a_parameter_group_not_ours_is_never_written(aws_cli, name, moto_endpoint):
     rds = boto3.client("rds", region_name="us-east-1")
     ident = f"{name}-prod".replace("_", "-")
