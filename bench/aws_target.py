@@ -7,7 +7,9 @@ import collections
 import contextlib
 import json
 import os
+import sys
 import time
+from pathlib import Path
 
 CONFIG = """[project]
 name = "bench_aws"
@@ -20,12 +22,16 @@ tls_only = false
 subnet_ids = {subnets}
 allowed_security_groups = ["{workers}"]
 connect_through = "127.0.0.1:{port}"
+ca_bundle = "{bundle}"
 """
 
 
 def rows() -> list[tuple[str, float, str]]:
     import boto3
     from servers import moto_and_postgres
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+    from conftest import RdsTls  # TLS on the server as RDS has it (the admin session verifies the certificate)
 
     import airflow_infra as ai
     from airflow_infra import aws_clients as aws
@@ -39,7 +45,10 @@ def rows() -> list[tuple[str, float, str]]:
         workers = ec2.create_security_group(GroupName="workers", Description="w", VpcId=vpc)["GroupId"]
         d = tmp / "bench_aws"
         d.mkdir()
-        (d / "airflow-infra.toml").write_text(CONFIG.format(subnets=json.dumps(subnets), workers=workers, port=server.port))
+        tls = RdsTls(server, tmp)
+        tls.serve(RdsTls.ENDPOINTS)
+        (d / "airflow-infra.toml").write_text(CONFIG.format(subnets=json.dumps(subnets), workers=workers, port=server.port,
+                                                            bundle=tls.bundle))
         with contextlib.suppress(ai.AirflowInfraError):  # the master user is not on the local server yet
             ai.apply(ai.load(d))
         db = boto3.client("rds", region_name="us-east-1").describe_db_instances()["DBInstances"][0]
@@ -67,9 +76,6 @@ def rows() -> list[tuple[str, float, str]]:
 
 
 if __name__ == "__main__":
-    import sys
-    from pathlib import Path
-
     sys.path.insert(0, str(Path(__file__).parent))
     for label, secs, note in rows():
         print(f"{label:<52} {secs:>9.3f}  {note}")

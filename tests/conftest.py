@@ -6,17 +6,23 @@ server runs as when the tests run as root). Tests drive the real CLI in subproce
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from airflow_infra.local_server import SUPERUSER, LocalServer
 
@@ -253,6 +259,70 @@ def admin_dsn(server):
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AIRFLOW_INFRA_ADMIN_DSN", dsn)
         yield dsn
+
+
+class RdsTls:
+    """TLS on the session's server, as RDS has it: a certificate for moto's RDS endpoint names, signed by
+    a certificate authority of the test's own (`bundle`, what `[aws.rds] ca_bundle` names)."""
+
+    ENDPOINTS = "*.aaaaaaaaaa.us-east-1.rds.amazonaws.com"  # moto's instance endpoints
+
+    def __init__(self, server: LocalServer, where: Path):
+        self.server = server
+        self.ca_key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "airflow-infra tests RDS CA")])
+        self.ca = self._valid(x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                              .public_key(self.ca_key.public_key())
+                              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True))
+        self.bundle = where / "rds-test-bundle.pem"
+        self.bundle.write_bytes(self.ca.public_bytes(serialization.Encoding.PEM))
+
+    def _valid(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        now = datetime.datetime.now(datetime.UTC)
+        return (builder.serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=1)).sign(self.ca_key, hashes.SHA256()))
+
+    def serve(self, *names: str) -> None:
+        """Give the server a certificate for `names` (and turn TLS on)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self._valid(x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+                           .issuer_name(self.ca.subject).public_key(key.public_key())
+                           .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False))
+        data = self.server.data
+        for file, blob in (("rds-test.crt", cert.public_bytes(serialization.Encoding.PEM)),
+                           ("rds-test.key", key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                              serialization.NoEncryption()))):
+            (data / file).write_bytes(blob)
+            os.chmod(data / file, 0o600)
+            os.chown(data / file, data.stat().st_uid, data.stat().st_gid)  # the server's account reads it
+        self._set(ssl="on", ssl_cert_file="rds-test.crt", ssl_key_file="rds-test.key")
+
+    def off(self) -> None:
+        self._set(ssl=None, ssl_cert_file=None, ssl_key_file=None)
+
+    def _set(self, **settings: str | None) -> None:
+        with self.server.connect() as conn:
+            for k, v in settings.items():
+                conn.execute(f"ALTER SYSTEM RESET {k}" if v is None else f"ALTER SYSTEM SET {k} = '{v}'")
+            conn.execute("SELECT pg_reload_conf()")
+        want = settings["ssl"] or "off"
+        for _ in range(100):  # the postmaster reloads in its own time
+            with self.server.connect() as conn:
+                if conn.execute("SHOW ssl").fetchone()[0] == want:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"ssl is not {want} after a reload")
+
+
+@pytest.fixture(scope="module")
+def rds_tls(server, tmp_path_factory) -> Iterator[RdsTls]:
+    """TLS on the session's server for one module (the aws target's tests), off again after it."""
+    tls = RdsTls(server, tmp_path_factory.mktemp("rds-ca"))
+    tls.serve(RdsTls.ENDPOINTS)
+    try:
+        yield tls
+    finally:
+        tls.off()
 
 
 @pytest.fixture

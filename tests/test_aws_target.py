@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import signal
+from urllib.parse import quote
 
 import boto3
+import psycopg
 import pytest
 from conftest import give_master_user
 
@@ -25,20 +27,30 @@ schemas = ["raw"]
 subnet_ids = {subnets}
 allowed_security_groups = ["{workers}"]
 connect_through = "127.0.0.1:{port}"
+ca_bundle = "{bundle}"
 {extra}
 """
 
 
 @pytest.fixture
-def aws_cli(cli, name, network, server):
+def aws_cli(cli, name, network, server, rds_tls):
     def write(extra: str = ""):
         (cli.dir / "airflow-infra.toml").write_text(AWS.format(
-            name=name, subnets=json.dumps(network["subnets"]), workers=network["workers"], port=server.port, extra=extra))
+            name=name, subnets=json.dumps(network["subnets"]), workers=network["workers"], port=server.port, extra=extra,
+            bundle=rds_tls.bundle))
         return cli
     return write
 
 
-def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, network, superuser):
+def airflow_dsn(conn: dict) -> str:
+    """The libpq DSN Airflow's PostgresHook makes of a connection (its extra is passed as libpq keywords)."""
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(host=conn["host"], port=conn["port"], dbname=conn["schema"], user=conn["login"],
+                         password=conn["password"], **conn["extra"])
+
+
+def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, network, superuser, server, rds_tls):
     cli = aws_cli("deletion_protection = true\n[aws.rds.parameters]\nwork_mem = 65536")
     ident = f"{name}-prod".replace("_", "-")
     first = cli("apply", "--auto-approve", expect=None)  # the master user is not on "the instance" yet...
@@ -82,10 +94,26 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     assert {t["Key"]: t["Value"] for t in db["TagList"]} == {"ManagedBy": "airflow-infra", "Project": name,
                                                              "Environment": "prod", "Lineage": cli.state()["lineage"]}
     out = {k: v["value"] for k, v in json.loads(cli("output", "--json", "--show-secrets").stdout).items()}
-    assert out["postgres_uri"].endswith("?sslmode=require") and out["postgres_host"] == db["Endpoint"]["Address"]
-    airflow_uri = [ln for ln in cli.tty("connections", "--format", "uri").stdout.splitlines()
-                   if ln.startswith(f"{name}_postgres=")]
-    assert len(airflow_uri) == 1 and airflow_uri[0].endswith("?sslmode=require")  # Airflow's connection insists on TLS too
+    assert out["postgres_host"] == db["Endpoint"]["Address"] and out["postgres_sslrootcert"] == str(rds_tls.bundle)
+    assert out["postgres_uri"].endswith(f"?sslmode=verify-full&sslrootcert={quote(str(rds_tls.bundle))}")
+    airflow = json.loads(cli("connections", "--format", "json", "--show-secrets").stdout)[f"{name}_postgres"]
+    assert airflow["extra"] == {"sslmode": "verify-full", "sslrootcert": str(rds_tls.bundle)}  # Airflow's too
+    # TLS verified: what `connections` generates opens the instance whose certificate names it...
+    for dsn in (out["postgres_uri"], airflow_dsn(airflow)):
+        with psycopg.connect(dsn, hostaddr="127.0.0.1", port=server.port) as conn:  # the endpoint, as DNS would say
+            assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
+    rds_tls.serve("db.example.com")  # ...and refuses a certificate for another host (sslmode=require took it)
+    try:
+        for dsn in (out["postgres_uri"], airflow_dsn(airflow)):
+            with pytest.raises(psycopg.OperationalError, match="does not match host name"):
+                psycopg.connect(dsn, hostaddr="127.0.0.1", port=server.port)
+        with psycopg.connect(dsn.replace("verify-full", "require"), hostaddr="127.0.0.1", port=server.port):
+            pass
+        # so does the admin session through the tunnel: the certificate is checked against the endpoint's name
+        last = cli("plan", expect=1).stderr.strip().splitlines()[-1]
+        assert "does not match host name" in last and out["etl_password"] not in last
+    finally:
+        rds_tls.serve(rds_tls.ENDPOINTS)
     secrets = {s["Name"]: s for s in boto3.client("secretsmanager", region_name="us-east-1").list_secrets()["SecretList"]}
     etl_secret = secrets[f"airflow-infra/{name}/prod/{name}_etl"]  # role passwords live in Secrets Manager
     assert {t["Key"]: t["Value"] for t in etl_secret["Tags"]} == {
@@ -195,6 +223,47 @@ def test_more_bad_aws_inputs_are_one_line(aws_cli, moto_endpoint):
     cli = aws_cli("")
     assert "only for environment" in one_line(cli("destroy", "--auto-approve", "--skip-final-snapshot", expect=None))
     assert not (cli.dir / ".airflow-infra" / "state.json").exists()
+
+
+def test_the_rds_ca_bundle_is_fetched_once_and_pinned(aws_cli, rds_tls, moto_endpoint, tmp_path):
+    """The default bundle is a URL (AWS's trust store): fetched at the first plan, kept in the home, checked
+    against `ca_bundle_sha256` when the team pins it; a bad bundle stops the plan before anything is made."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "global-bundle.pem").write_bytes(rds_tls.bundle.read_bytes())
+    (tmp_path / "www" / "junk.pem").write_text("<html>not found</html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{web.server_address[1]}"
+    digest = hashlib.sha256(rds_tls.bundle.read_bytes()).hexdigest()
+
+    def plan_with(lines: str, expect: int | None):
+        cli = aws_cli("")
+        toml = cli.dir / "airflow-infra.toml"
+        toml.write_text(toml.read_text().replace(f'ca_bundle = "{rds_tls.bundle}"', lines))
+        return cli("plan", expect=expect)
+
+    try:
+        err = one_line(plan_with(f'ca_bundle = "{url}/global-bundle.pem"\nca_bundle_sha256 = "{"0" * 64}"', None))
+        assert f"[aws.rds] ca_bundle_sha256: {url}/global-bundle.pem has SHA-256 {digest}, not the pinned" in err
+        assert "[aws.rds] ca_bundle: " in one_line(plan_with(f'ca_bundle = "{url}/junk.pem"', None))
+        assert "not a PEM bundle of certificates" in one_line(plan_with(f'ca_bundle = "{url}/junk.pem"', None))
+        assert "cannot fetch" in one_line(plan_with(f'ca_bundle = "{url}/missing.pem"', None))
+        plan_with(f'ca_bundle = "{url}/global-bundle.pem"\nca_bundle_sha256 = "{digest}"', 0)
+    finally:
+        web.shutdown()
+    plan_with(f'ca_bundle = "{url}/global-bundle.pem"\nca_bundle_sha256 = "{digest}"', 0)  # kept: no fetch
+    [kept] = [p for p in (aws_cli("").home / "certs").iterdir() if p.name.endswith("-global-bundle.pem")]
+    assert kept.read_bytes() == rds_tls.bundle.read_bytes()
+    kept.write_text(kept.read_text().replace("A", "B", 1))  # changed behind its back: refused, never used
+    err = one_line(plan_with(f'ca_bundle = "{url}/global-bundle.pem"\nca_bundle_sha256 = "{digest}"', None))
+    assert f"{kept} (kept from {url}/global-bundle.pem; delete it to fetch again)" in err
+    assert "cannot read" in one_line(plan_with('ca_bundle = "/nonexistent/bundle.pem"', None))
 
 
 def test_instance_class_rds_rejects_is_one_line(aws_cli, moto_endpoint):

@@ -15,7 +15,12 @@ import pytest
 from conftest import give_master_user
 
 SEED_PASSWORD = "seed-tfvars-pa55word"  # what the seed kept in terraform.tfvars and its state
-TLS_OFF = {"AIRFLOW_INFRA_BUCKET__TLS_ONLY": "false"}  # moto is plain http: a TLS-only policy denies it all
+
+
+@pytest.fixture
+def tls_env(rds_tls) -> dict[str, str]:
+    """moto is plain http: a TLS-only bucket policy denies it all; RDS's certificates are the test's own."""
+    return {"AIRFLOW_INFRA_BUCKET__TLS_ONLY": "false", "AIRFLOW_INFRA_AWS__RDS__CA_BUNDLE": str(rds_tls.bundle)}
 
 
 def _tf_resource(rtype: str, name: str, attributes: dict, *, deps: tuple = (), sensitive: tuple = ()) -> dict:
@@ -111,11 +116,11 @@ def _rows(superuser, name) -> int:
         return conn.execute("SELECT count(*) FROM public.crimes").fetchone()[0]
 
 
-def test_seed_state_is_adopted_hardened_and_encrypted_without_replacing_anything(cli, name, network, server, seed,
+def test_seed_state_is_adopted_hardened_and_encrypted_without_replacing_anything(tls_env, cli, name, network, server, seed,
                                                                                superuser):
     ident, rds = seed["ident"], boto3.client("rds", region_name="us-east-1")
     done = cli("import-terraform", str(seed["tfstate"]), "--allow-security-group", network["workers"],
-               "--connect-through", f"127.0.0.1:{server.port}", **TLS_OFF)
+               "--connect-through", f"127.0.0.1:{server.port}", **tls_env)
     assert "tcp 22-22 from 0.0.0.0/0" in done.stdout and "tcp 5432-5432 from 0.0.0.0/0" in done.stdout
     config = (cli.dir / "airflow-infra.toml").read_text()
     assert f'identifier = "{ident}"' in config and f'name = "{seed["bucket"]}"' in config
@@ -123,12 +128,12 @@ def test_seed_state_is_adopted_hardened_and_encrypted_without_replacing_anything
     assert sorted(f"{r['type']}.{r['name']}" for r in state["resources"]) == ["aws_db_instance.main", "aws_security_group.db", "postgres_database.main",
                                           "s3_bucket.workfiles"]
     assert SEED_PASSWORD not in config and SEED_PASSWORD not in json.dumps(state) and SEED_PASSWORD not in done.stdout
-    conns = cli("connections", "--format", "json", "--show-secrets", **TLS_OFF)  # before the first apply: what exists, and why not more
+    conns = cli("connections", "--format", "json", "--show-secrets", **tls_env)  # before the first apply: what exists, and why not more
     assert [c.replace("-", "_") for c in json.loads(conns.stdout)] == [f"{name}_workbucket"]
     assert f"connection {name}_postgres: the project's etl role does not exist yet" in conns.stderr
 
     # The first plan: hardening only. Nothing replaced, nothing destroyed.
-    plan = json.loads(cli("plan", "--json", **TLS_OFF).stdout)
+    plan = json.loads(cli("plan", "--json", **tls_env).stdout)
     actions = {c["address"]: c["action"] for c in plan["changes"]}
     assert not {"replace", "delete"} & set(actions.values()), actions
     changed = {c["address"]: c["changed"] for c in plan["changes"] if c["action"] == "update"}
@@ -137,14 +142,14 @@ def test_seed_state_is_adopted_hardened_and_encrypted_without_replacing_anything
     assert {"versioning", "encryption", "public_access_block"} <= set(changed["s3_bucket.workfiles"])
     assert "ingress" in changed["aws_security_group.db"]
     assert changed["postgres_database.main"] and actions["aws_db_parameter_group.pg11"] == "create"
-    text = cli("plan", **TLS_OFF).stdout
+    text = cli("plan", **tls_env).stdout
     assert "apply --encrypt-storage" in text and "not encrypted at rest" in text
     assert SEED_PASSWORD not in text
 
     # apply: the in-database step waits for the master user RDS now manages (see test_aws_target)
-    cli("apply", "--auto-approve", expect=None, **TLS_OFF)
+    cli("apply", "--auto-approve", expect=None, **tls_env)
     give_master_user(ident, superuser)
-    cli("apply", "--auto-approve", **TLS_OFF)
+    cli("apply", "--auto-approve", **tls_env)
 
     db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
     assert db["DeletionProtection"] and not db["PubliclyAccessible"] and db["MasterUserSecret"]["SecretArn"]
@@ -159,33 +164,33 @@ def test_seed_state_is_adopted_hardened_and_encrypted_without_replacing_anything
     assert all(s3.get_public_access_block(Bucket=seed["bucket"])["PublicAccessBlockConfiguration"].values())
     assert _rows(superuser, name) == 250
     out = cli.outputs()
-    assert out["postgres_database"] == name and out["postgres_uri"].endswith("?sslmode=require")
+    assert out["postgres_database"] == name and "?sslmode=verify-full&sslrootcert=" in out["postgres_uri"]
 
     # Still pending, and said so: the encryption. With the flag: snapshot, encrypted copy, restore, swap.
-    pending = json.loads(cli("plan", "--json", **TLS_OFF).stdout)["changes"]
+    pending = json.loads(cli("plan", "--json", **tls_env).stdout)["changes"]
     assert [(c["address"], c["changed"]) for c in pending] == [("aws_db_instance.main", ["storage_encrypted"])]
-    encrypted = cli("apply", "--auto-approve", "--encrypt-storage", **TLS_OFF).stdout
+    encrypted = cli("apply", "--auto-approve", "--encrypt-storage", **tls_env).stdout
     db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
     assert db["StorageEncrypted"] and db["DeletionProtection"] and not db["PubliclyAccessible"]
     kept = [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]
             if d["DBInstanceIdentifier"].startswith(f"{ident}-unencrypted-")]
     assert len(kept) == 1  # the old instance is kept, never deleted, and the progress lines say so
     assert f"RDS instance {ident} is now encrypted; the unencrypted one is kept as {kept[0]}" in encrypted
-    cli("plan", "--detailed-exitcode", **TLS_OFF)
+    cli("plan", "--detailed-exitcode", **tls_env)
     assert _rows(superuser, name) == 250
 
     # A key of the organisation's own, later: the same snapshot-copy-restore, with that key
     key = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
     toml = cli.dir / "airflow-infra.toml"
     toml.write_text(toml.read_text().replace("[aws.rds]\n", f'[aws.rds]\nkms_key_id = "{key}"\n'))
-    pending = json.loads(cli("plan", "--json", **TLS_OFF).stdout)["changes"]
+    pending = json.loads(cli("plan", "--json", **tls_env).stdout)["changes"]
     assert [(c["address"], c["changed"], "--encrypt-storage" in c["notes"]["kms_key_id"]) for c in pending] == [
         ("aws_db_instance.main", ["kms_key_id"], True)]
-    cli("apply", "--auto-approve", **TLS_OFF)  # without the flag: nothing done, still pending
-    assert json.loads(cli("plan", "--json", **TLS_OFF).stdout)["changes"]
-    cli("apply", "--auto-approve", "--encrypt-storage", **TLS_OFF)
+    cli("apply", "--auto-approve", **tls_env)  # without the flag: nothing done, still pending
+    assert json.loads(cli("plan", "--json", **tls_env).stdout)["changes"]
+    cli("apply", "--auto-approve", "--encrypt-storage", **tls_env)
     assert rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["KmsKeyId"] == key
-    cli("plan", "--detailed-exitcode", **TLS_OFF)
+    cli("plan", "--detailed-exitcode", **tls_env)
     assert _rows(superuser, name) == 250
 
 
@@ -211,7 +216,7 @@ def test_import_terraform_bad_input_changes_nothing(cli, seed, tmp_path):
     assert "valid project name" in refused(seed["tfstate"], "--name", "Bad-Name")
 
 
-def test_a_state_terraform_pushed_to_the_shared_bucket_is_imported_from_there(cli, seed, terraform, shared, network):
+def test_a_state_terraform_pushed_to_the_shared_bucket_is_imported_from_there(tls_env, cli, seed, terraform, shared, network):
     """The seed's team kept its states in one bucket: `terraform state push` (Terraform 0.12.29 itself)
     puts the seed's state there, and import-terraform reads it from s3:// as from a file."""
     doc = json.loads(seed["tfstate"].read_text())
@@ -224,7 +229,7 @@ def test_a_state_terraform_pushed_to_the_shared_bucket_is_imported_from_there(cl
     pushed = tf.dir / "seed.tfstate"
     pushed.write_text(json.dumps(doc))
     tf("state", "push", "-force", str(pushed))
-    done = cli("import-terraform", f"s3://{shared['bucket']}/{key}", "--allow-security-group", network["workers"], **TLS_OFF)
+    done = cli("import-terraform", f"s3://{shared['bucket']}/{key}", "--allow-security-group", network["workers"], **tls_env)
     assert f'identifier = "{seed["ident"]}"' in (cli.dir / "airflow-infra.toml").read_text()
     assert "tcp 22-22 from 0.0.0.0/0" in done.stdout
     assert SEED_PASSWORD not in done.stdout + json.dumps(cli.state())

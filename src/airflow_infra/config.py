@@ -169,6 +169,10 @@ class RdsConfig(_Section):
     allowed_cidrs: list[str] = Field(default_factory=list)
     allow_public_cidr: bool = False   # 0.0.0.0/0 in allowed_cidrs only with this set
     connect_through: str | None = Field(default=None, pattern=r"^[^:\s]+:\d{1,5}$")  # host:port of a tunnel
+    # the authorities RDS certificates are verified against (sslmode=verify-full): a file or a URL, fetched
+    # once into the home; default AWS's global bundle (see rdsca.py). ca_bundle_sha256 pins its content
+    ca_bundle: str | None = None
+    ca_bundle_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     port: int = Field(default=5432, ge=1150, le=65535)   # FSBP RDS.23 asks for another than the engine's default
     auto_minor_version_upgrade: bool = True     # FSBP RDS.13
     # enhanced monitoring every N seconds, through an IAM role of the instance's own (FSBP RDS.6); 0 turns it

@@ -64,7 +64,8 @@ def build(config, outputs: dict[str, dict]) -> tuple[list[Connection], dict[str,
         conns.append(Connection(pg_id, "postgres", host=o["postgres_host"], port=o["postgres_port"],
                                 schema=o["postgres_database"], login=o["etl_user"],
                                 password=o.get("etl_password") or MASK,  # not revealed: shown masked
-                                extra={"sslmode": o["postgres_sslmode"]} if o.get("postgres_sslmode") else None))
+                                extra={k: o[f"postgres_{k}"] for k in ("sslmode", "sslrootcert")
+                                       if o.get(f"postgres_{k}")} or None))
     else:  # adopted by import-terraform: the etl role comes with the first apply
         import logging
 

@@ -17,6 +17,7 @@ from ..config import Config
 from ..errors import ConfigError, NotYetReachable, Unreadable
 from ..outputs import shaped
 from ..providers.base import Provider
+from ..rdsca import bundle_path, ca_bundle
 from ..resources import Ref, Resource
 from ..state.base import State
 from .base import Target
@@ -46,6 +47,7 @@ class AwsTarget(Target):
         self._clients: dict[str, Any] = {}
         self._vpc: str | None = None
         self._master_dsn: str | None = None  # in memory only, for this command
+        self._ca: Path | None = None
         self._dsn_lock = threading.Lock()
         self.bucket = S3Workfiles(config)
         through = rds.connect_through
@@ -133,11 +135,32 @@ class AwsTarget(Target):
         db = self._instance()
         secret = json.loads(self.client("secretsmanager").get_secret_value(
             SecretId=db["MasterUserSecret"]["SecretArn"])["SecretString"])
-        through = self.config.aws.rds.connect_through
-        host, port = through.rsplit(":", 1) if through else (db["Endpoint"]["Address"], db["Endpoint"]["Port"])
-        sslmode = "prefer" if through else "require"
+        rds = self.config.aws.rds
+        host, port, hostaddr = db["Endpoint"]["Address"], db["Endpoint"]["Port"], ""
+        if rds.connect_through:  # through a tunnel, but the certificate is still checked against the endpoint's name
+            through, port = rds.connect_through.rsplit(":", 1)
+            hostaddr = f"&hostaddr={self._address_of(through)}"
+        ca = self.ca_bundle()
         return (f"postgresql://{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}"
-                f"@{host}:{port}/postgres?sslmode={sslmode}")
+                f"@{host}:{port}/postgres?sslmode=verify-full&sslrootcert={quote(str(ca))}{hostaddr}")
+
+    def ca_bundle(self) -> Path:
+        """Read (fetched the first time) and checked once per command, at plan: a bad bundle stops
+        before anything is made."""
+        if self._ca is None:
+            rds = self.config.aws.rds
+            self._ca = ca_bundle(rds.ca_bundle, rds.ca_bundle_sha256, self.home)
+        return self._ca
+
+    @staticmethod
+    def _address_of(host: str) -> str:
+        """libpq's hostaddr takes an address only: the tunnel's name resolved."""
+        import socket
+
+        try:
+            return str(socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0])
+        except OSError as exc:
+            raise ConfigError(f"[aws.rds] connect_through: cannot resolve {host!r} ({exc.strerror or exc})") from None
 
     # -- what the project wants ------------------------------------------------------------------
     def desired(self) -> list[Resource]:
@@ -145,6 +168,7 @@ class AwsTarget(Target):
 
         c, rds = self.config, self.config.aws.rds
         ident = self.identifier
+        self.ca_bundle()
         # one address per major version: an upgrade makes the new group before the old one goes
         pg, pg_address = f"{ident}-pg{rds.engine_major}", f"aws_db_parameter_group.pg{rds.engine_major}"
         subnet_group = rds.db_subnet_group or ident
@@ -220,9 +244,12 @@ class AwsTarget(Target):
             return {}
         out = self.database.outputs(state, host=str(db.attrs.get("endpoint") or ""), port=db.attrs.get("port"),
                                     reveal=reveal)
+        # RDS speaks TLS: the generated connections insist on it and check the certificate's name
+        ca = str(bundle_path(self.config.aws.rds.ca_bundle, self.home))
         if out.get("postgres_uri", (None,))[0]:
-            out["postgres_uri"] = (out["postgres_uri"][0] + "?sslmode=require", True)
-        out["postgres_sslmode"] = ("require", False)  # RDS speaks TLS: the generated connections insist on it
+            out["postgres_uri"] = (out["postgres_uri"][0] + f"?sslmode=verify-full&sslrootcert={quote(ca)}", True)
+        out["postgres_sslmode"] = ("verify-full", False)
+        out["postgres_sslrootcert"] = (ca, False)
         out.update(self.bucket.outputs(state))
         out["rds_instance"] = (self.identifier, False)
         policy = state.resources.get("aws_iam_policy.workers")

@@ -132,7 +132,8 @@ class DsnServer:
     def client_env(self) -> dict[str, str]:
         from ..childenv import minimal_env
 
-        keys = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "sslmode": "PGSSLMODE"}
+        keys = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "sslmode": "PGSSLMODE",
+                "sslrootcert": "PGSSLROOTCERT", "hostaddr": "PGHOSTADDR"}
         return minimal_env(**{keys[k]: str(v) for k, v in self._parts().items() if k in keys})
 
     def database(self, config: Config, secrets: SecretStore, *, server_key: Callable[[], str] | None = None,
