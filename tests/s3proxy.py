@@ -24,16 +24,22 @@ class _QuietHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+def _query_params(body: bytes | None) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs((body or b"").decode("latin-1")).items()}
+
+
 class S3Proxy:
     def __init__(self, upstream: str):
         self.upstream = urlsplit(upstream)
         self.not_implemented: set[str] = set()   # subresources, e.g. "ownershipControls"
         self.abort_next = 0                      # this many requests get 409 OperationAborted
         self.requests: list[str] = []
+        self.calls: list[dict[str, str]] = []   # each request's Query-protocol parameters (RDS, EC2, IAM; {} for S3)
         self.drop_headers: set[str] = set()     # e.g. {"If-None-Match"}: a store that ignores them
         self.reject_actions: dict[str, tuple[str, str]] = {}  # Query action -> (error code, message), as 400
         self.reject_times: dict[str, int] = {}  # Query action -> how many times reject_actions applies (default: always)
         self.rewrite: dict[str, tuple[bytes, bytes]] = {}     # Query action -> (old, new) in its responses
+        self.rewrite_times: dict[str, int] = {}  # Query action -> how many responses rewrite applies to (default: all)
         self.refuse_deletes = False  # DeleteObjects answers 200 with an AccessDenied error per key (Object Lock)
         self.hold: set[str] = set()  # requests on these subresources wait for release (a kill lands meanwhile)
         self.held = threading.Event()
@@ -55,7 +61,8 @@ class S3Proxy:
                 body = self.rfile.read(length) if length else None
                 proxy.requests.append(f"{self.command} {self.path}")
                 query = urlsplit(self.path).query
-                action = parse_qs((body or b"").decode("latin-1")).get("Action", [""])[0]
+                proxy.calls.append(_query_params(body))
+                action = proxy.calls[-1].get("Action", "")
                 if action in proxy.reject_actions and proxy.reject_times.get(action, 1) > 0:
                     if action in proxy.reject_times:
                         proxy.reject_times[action] -= 1
@@ -92,8 +99,9 @@ class S3Proxy:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
-                if action in proxy.rewrite:
+                if action in proxy.rewrite and proxy.rewrite_times.get(action, 1) > 0:
                     data = data.replace(*proxy.rewrite[action])
+                    proxy.rewrite_times[action] = proxy.rewrite_times.get(action, 1) - (action in proxy.rewrite_times)
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
                     if k.lower() not in ("transfer-encoding", "connection", "content-length"):

@@ -399,6 +399,53 @@ def test_dev_destroy_without_final_snapshot(aws_cli, name, superuser):
     assert not any(s.startswith(f"final-{ident}-") for s in snaps) and any(s.startswith(f"backup-{ident}-") for s in snaps)
 
 
+def test_performance_insights_and_the_maintenance_window_outside_dev(aws_cli, name, superuser, moto_endpoint):
+    """prod: Performance Insights on, and repaired when turned off. A new instance class waits for the maintenance window (ApplyImmediately=false), a security
+    setting applies now; what RDS holds as pending counts as done. moto applies everything at once: the
+    proxy records the calls and makes moto's answer look like RDS's meanwhile."""
+    from s3proxy import S3Proxy
+
+    cli = aws_cli("")
+    ident = f"{name}-prod".replace("_", "-")
+    with S3Proxy(moto_endpoint) as aws:
+        cli("apply", "--auto-approve", expect=None, AWS_ENDPOINT_URL=aws.url)
+        [create] = [c for c in aws.calls if c.get("Action") == "CreateDBInstance"]
+    assert (create["EnablePerformanceInsights"], create["PerformanceInsightsRetentionPeriod"]) == ("true", "7")
+    give_master_user(ident, superuser)
+    cli("apply", "--auto-approve")
+    with S3Proxy(moto_endpoint) as aws:  # Performance Insights turned off by hand (moto does not keep it: the proxy)
+        aws.rewrite["DescribeDBInstances"] = (b"<DBInstanceStatus>", b"<PerformanceInsightsEnabled>false"
+                                              b"</PerformanceInsightsEnabled><DBInstanceStatus>")
+        plan = cli("plan", "--detailed-exitcode", "--out", str(cli.dir / "pi.plan"), expect=2, AWS_ENDPOINT_URL=aws.url).stdout
+        assert "performance_insights changed true -> false" in plan and "has no Performance Insights" in plan
+    with S3Proxy(moto_endpoint) as aws:  # the saved plan applied: on again
+        cli("apply", str(cli.dir / "pi.plan"), AWS_ENDPOINT_URL=aws.url)
+        [modify] = [c for c in aws.calls if c.get("Action") == "ModifyDBInstance"]
+    assert (modify["EnablePerformanceInsights"], modify["ApplyImmediately"]) == ("true", "true")
+    toml = cli.dir / "airflow-infra.toml"
+    toml.write_text(toml.read_text() + 'instance_class = "db.t4g.small"\nallocated_storage = 30\ndeletion_protection = false\n')
+    plan = cli("plan").stdout
+    assert "in the next maintenance window unless [aws.rds] apply_immediately = true" in plan
+    with S3Proxy(moto_endpoint) as aws:
+        cli("apply", "--auto-approve", AWS_ENDPOINT_URL=aws.url)
+        modify = [{k: v for k, v in c.items() if k not in ("Action", "Version", "DBInstanceIdentifier")}
+                  for c in aws.calls if c.get("Action") == "ModifyDBInstance"]
+    assert modify == [{"ApplyImmediately": "false", "DBInstanceClass": "db.t4g.small", "AllocatedStorage": "30"},
+                      {"ApplyImmediately": "true", "DeletionProtection": "false"}]
+    with S3Proxy(moto_endpoint) as aws:  # as RDS answers until the window: the old class, the new one pending
+        aws.rewrite["DescribeDBInstances"] = (
+            b"<DBInstanceClass>db.t4g.small</DBInstanceClass>",
+            b"<DBInstanceClass>db.t4g.micro</DBInstanceClass><PendingModifiedValues><DBInstanceClass>db.t4g.small"
+            b"</DBInstanceClass></PendingModifiedValues>")
+        plan = cli("plan", "--detailed-exitcode", AWS_ENDPOINT_URL=aws.url).stdout
+    assert f"RDS instance {ident}: instance_class changed, waiting for the maintenance window" in plan
+    toml.write_text(toml.read_text() + "apply_immediately = true\n" + 'port = 6543\n')
+    with S3Proxy(moto_endpoint) as aws:
+        cli("apply", "--auto-approve", AWS_ENDPOINT_URL=aws.url)
+        modify = [c for c in aws.calls if c.get("Action") == "ModifyDBInstance"]
+    assert [(c["ApplyImmediately"], c.get("DBPortNumber")) for c in modify] == [("true", "6543")]
+
+
 def test_ctrl_c_during_the_wait_leaves_a_state_the_next_apply_carries_on_from(aws_cli, name, superuser, moto_endpoint):
     """A real instance stays "creating" for minutes; the proxy makes moto's say so until the test lets it go."""
     from s3proxy import S3Proxy

@@ -175,9 +175,15 @@ class RdsConfig(_Section):
     ca_bundle_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     port: int = Field(default=5432, ge=1150, le=65535)   # FSBP RDS.23 asks for another than the engine's default
     auto_minor_version_upgrade: bool = True     # FSBP RDS.13
+    # changes with downtime (class, storage, engine version, Multi-AZ, port) now, or in the instance's next
+    # maintenance window. Default: now for environment = "dev" only. Security settings always apply now
+    apply_immediately: bool | None = None
     # enhanced monitoring every N seconds, through an IAM role of the instance's own (FSBP RDS.6); 0 turns it
     # off. Default: 60, or 0 for environment = "dev"
     monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] | None = None
+    # Performance Insights, 7 days (AWS's free retention), encrypted with kms_key_id or AWS's key for RDS.
+    # Default: on unless environment = "dev"
+    performance_insights: bool | None = None
     log_exports: list[Literal["postgresql", "upgrade"]] = Field(default=["postgresql", "upgrade"])  # RDS.9; [] turns off
     # more settings of the parameter group, beside (or over) ours: rds.force_ssl = 1, password_encryption =
     # scram-sha-256, log_connections = 1, log_disconnections = 1

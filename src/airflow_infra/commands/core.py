@@ -82,6 +82,7 @@ def plan(project: Project, *, destroy: bool = False):
     target = project.target()
     target.secrets.load(state)  # a store that keeps its values in the state: whether each is there is drift
     try:
+        target.preflight()
         return make_plan(state, [] if destroy else target.desired(), target.providers(state.lineage),
                          operation="destroy" if destroy else "apply")
     finally:
@@ -121,6 +122,7 @@ def _run_in(txn, project: Project, target, operation: str, *, saved, confirm, fo
     from ..engine.plan import make_plan
 
     stored = project.claim(txn.state)
+    target.preflight()
     target.secrets.load(stored)
     # a saved plan made from no state at all chose the lineage its creates are marked with
     providers = target.providers(saved.lineage if saved is not None else stored.lineage)

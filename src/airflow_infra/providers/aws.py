@@ -339,6 +339,10 @@ class ParameterGroupProvider(_RdsGroup):
         self.aws.rds.delete_db_parameter_group(DBParameterGroupName=name)
 
 
+WINDOW_NOTE = ("; in the next maintenance window unless [aws.rds] apply_immediately = true (the default only "
+               "for environment \"dev\")")
+
+
 class DbInstanceProvider(Provider):
     """The RDS PostgreSQL instance: private, encrypted, master password managed by RDS in Secrets
     Manager, deletion protection, backups, tags copied to snapshots, and a unique final snapshot.
@@ -359,7 +363,12 @@ class DbInstanceProvider(Provider):
         "parameter_group": "DBParameterGroupName", "engine_major": "EngineVersion",
         "master_password_managed": "ManageMasterUserPassword", "auto_minor_version_upgrade": "AutoMinorVersionUpgrade",
         "monitoring_interval": "MonitoringInterval", "monitoring_role_arn": "MonitoringRoleArn", "port": "DBPortNumber",
+        "performance_insights": "EnablePerformanceInsights",
     }
+    # what RDS does with downtime: with apply_immediately off, left for the maintenance window
+    WINDOW = ("DBInstanceClass", "AllocatedStorage", "EngineVersion", "MultiAZ", "DBPortNumber")
+    PENDING = {"DBInstanceClass": "instance_class", "AllocatedStorage": "allocated_storage", "EngineVersion": "engine_major",
+               "MultiAZ": "multi_az", "Port": "port"}  # how describe_db_instances names them while they wait
     FAILED = {"failed", "incompatible-parameters", "incompatible-restore", "incompatible-network", "storage-full",
               "inaccessible-encryption-credentials", "restore-error"}  # instances' and snapshots' dead ends
 
@@ -384,7 +393,10 @@ class DbInstanceProvider(Provider):
                    "`apply --encrypt-storage`")
         return {"storage_encrypted": encrypt, "kms_key_id": encrypt,
                 "master_password_managed": "RDS makes a new master password in Secrets Manager; the old one stops working",
-                "engine_major": "a major version upgrade: minutes of downtime",
+                "engine_major": "a major version upgrade: minutes of downtime" + WINDOW_NOTE,
+                "instance_class": "minutes of downtime" + WINDOW_NOTE, "allocated_storage": "slower I/O for a while"
+                + WINDOW_NOTE, "multi_az": "slower I/O while the standby is made" + WINDOW_NOTE,
+                "port": "a reboot; clients must use the new port" + WINDOW_NOTE,
                 "parameter_group": "settings apply at the next reboot",
                 "other_security_groups": "detached: only the project's security group reaches the instance",
                 "tagged": "adds the tags ManagedBy, Project, Environment, Lineage"}
@@ -405,6 +417,10 @@ class DbInstanceProvider(Provider):
             return None
         version = db.get("EngineVersion", "")
         v = self.aws.judge(db.get("TagList"), prior)
+        # what waits for the maintenance window counts as done (planning it again would change nothing)
+        pending = {self.PENDING[k]: v for k, v in (db.get("PendingModifiedValues") or {}).items() if k in self.PENDING}
+        if "engine_major" in pending:
+            pending["engine_major"] = str(pending["engine_major"]).split(".")[0]
         attached = sorted(g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", []))
         group = r.attrs.get("security_group_id")  # the engine's value of the Ref; None: the group does not exist
         other = [g for g in attached if g != group]
@@ -427,13 +443,18 @@ class DbInstanceProvider(Provider):
             "master_password_managed": bool(db.get("MasterUserSecret")), "tagged": v.marked,
             "auto_minor_version_upgrade": db.get("AutoMinorVersionUpgrade", True),
             "monitoring_interval": db.get("MonitoringInterval") or 0,
+            # RDS always answers it; moto (the tests' RDS) never does: then what we asked for
+            "performance_insights": db.get("PerformanceInsightsEnabled", r.attrs.get("performance_insights", False)),
             "monitoring_role_arn": db.get("MonitoringRoleArn") if db.get("MonitoringInterval") else None,
             "log_exports": sorted(db.get("EnabledCloudwatchLogsExports") or []),
             # recorded, never compared: AWS's minor upgrades are not changes
             "engine_version": version, "endpoint": (db.get("Endpoint") or {}).get("Address"),
             "port": (db.get("Endpoint") or {}).get("Port"), "master_username": db.get("MasterUsername"),
             "master_secret_arn": (db.get("MasterUserSecret") or {}).get("SecretArn"), "arn": db.get("DBInstanceArn"),
+            "apply_immediately": r.attrs.get("apply_immediately", True),  # how we change it, not what it is
         }
+        attrs.update(pending)
+        attrs["pending"] = sorted(pending)  # recorded, never compared
         return Observed(attrs, foreign=not v.ours, whose=v.whose)
 
     def mark(self, r: Resource) -> None:
@@ -500,7 +521,8 @@ class DbInstanceProvider(Provider):
                     VpcSecurityGroupIds=[a["security_group_id"]], DBParameterGroupName=a["parameter_group"],
                     MasterUsername="airflow_infra_admin", ManageMasterUserPassword=True, Tags=_tags(self.aws.tags),
                     AutoMinorVersionUpgrade=a.get("auto_minor_version_upgrade", True),
-                    EnableCloudwatchLogsExports=a.get("log_exports", []), Port=a.get("port", PORT), **_monitoring(a))
+                    EnableCloudwatchLogsExports=a.get("log_exports", []), Port=a.get("port", PORT), **_monitoring(a),
+                    **_insights(a))
                 if a["max_allocated_storage"]:
                     kwargs["MaxAllocatedStorage"] = a["max_allocated_storage"]
                 if a.get("kms_key_id"):
@@ -531,6 +553,8 @@ class DbInstanceProvider(Provider):
         changes = {arg: a[k] for k, arg in self.MUTABLE.items() if p.get(k, a.get(k)) != a.get(k) and a.get(k) is not None}
         if "EngineVersion" in changes:
             changes["AllowMajorVersionUpgrade"] = True
+        if "EnablePerformanceInsights" in changes:
+            changes.update(_insights(a))
         if changes.get("MaxAllocatedStorage") == 0:
             changes["MaxAllocatedStorage"] = a["allocated_storage"]  # RDS's way to turn autoscaling off
         if changes.get("ManageMasterUserPassword") is False:
@@ -545,6 +569,12 @@ class DbInstanceProvider(Provider):
             restore = a["storage_encrypted"] and (not p["storage_encrypted"] or a.get("kms_key_id") != p.get("kms_key_id"))
             if restore and self.encrypt_storage:  # a new key, too, takes an encrypted copy
                 self._encrypt_by_restore(r)
+            later = {} if a.get("apply_immediately", True) else {
+                arg: changes.pop(arg) for arg in [*self.WINDOW, "AllowMajorVersionUpgrade"] if arg in changes}
+            if "EngineVersion" in later and "DBParameterGroupName" in changes:  # the new major's group goes with it
+                later["DBParameterGroupName"] = changes.pop("DBParameterGroupName")
+            if later:  # no wait: the instance stays available until its window
+                self.aws.rds.modify_db_instance(DBInstanceIdentifier=a["identifier"], ApplyImmediately=False, **later)
             if changes:
                 self._until_role_usable(lambda: self.aws.rds.modify_db_instance(
                     DBInstanceIdentifier=a["identifier"], ApplyImmediately=True, **changes))
@@ -607,6 +637,9 @@ class DbInstanceProvider(Provider):
         if not observed.attrs.get("storage_encrypted"):
             out.append(f"RDS instance {ident} is not encrypted at rest; encrypting it takes a snapshot-copy-restore, "
                        "which `apply --encrypt-storage` does (stop writers first)")
+        if observed.attrs.get("pending"):
+            out.append(f"RDS instance {ident}: {', '.join(observed.attrs['pending'])} changed, waiting for the "
+                       "maintenance window ([aws.rds] apply_immediately = true and apply to make it now)")
         if self.aws.owner.environment != "dev":  # what a dev instance may do without
             if "postgresql" not in observed.attrs.get("log_exports", ["postgresql"]):
                 out.append(f"RDS instance {ident} exports no PostgreSQL log to CloudWatch ([aws.rds] log_exports): "
@@ -617,6 +650,8 @@ class DbInstanceProvider(Provider):
                 out.append(f"RDS instance {ident} takes no minor version upgrades ([aws.rds] auto_minor_version_upgrade)")
             if observed.attrs.get("monitoring_interval") == 0:
                 out.append(f"RDS instance {ident} has no enhanced monitoring ([aws.rds] monitoring_interval)")
+            if observed.attrs.get("performance_insights") is False:
+                out.append(f"RDS instance {ident} has no Performance Insights ([aws.rds] performance_insights)")
             if observed.attrs.get("multi_az") is False:
                 out.append(f"RDS instance {ident} runs in one availability zone ([aws.rds] multi_az)")
         return out
@@ -643,6 +678,14 @@ def _monitoring(a: Mapping[str, Any]) -> dict[str, Any]:
     if not a.get("monitoring_interval"):
         return {}
     return {"MonitoringInterval": a["monitoring_interval"], "MonitoringRoleArn": a["monitoring_role_arn"]}
+
+
+def _insights(a: Mapping[str, Any]) -> dict[str, Any]:
+    """Performance Insights' arguments: on, 7 days (free), under the instance's own key when it names one."""
+    if not a.get("performance_insights"):
+        return {"EnablePerformanceInsights": False}
+    return {"EnablePerformanceInsights": True, "PerformanceInsightsRetentionPeriod": 7,
+            **({"PerformanceInsightsKMSKeyId": a["kms_key_id"]} if a.get("kms_key_id") else {})}
 
 
 class IamRoleProvider(Provider):

@@ -144,6 +144,9 @@ class AwsTarget(Target):
         return (f"postgresql://{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}"
                 f"@{host}:{port}/postgres?sslmode=verify-full&sslrootcert={quote(str(ca))}{hostaddr}")
 
+    def preflight(self) -> None:
+        self.ca_bundle()
+
     def ca_bundle(self) -> Path:
         """Read (fetched the first time) and checked once per command, at plan: a bad bundle stops
         before anything is made."""
@@ -168,7 +171,6 @@ class AwsTarget(Target):
 
         c, rds = self.config, self.config.aws.rds
         ident = self.identifier
-        self.ca_bundle()
         # one address per major version: an upgrade makes the new group before the old one goes
         pg, pg_address = f"{ident}-pg{rds.engine_major}", f"aws_db_parameter_group.pg{rds.engine_major}"
         subnet_group = rds.db_subnet_group or ident
@@ -202,6 +204,10 @@ class AwsTarget(Target):
                 "master_password_managed": True, "tagged": True, "other_security_groups": [],
                 "auto_minor_version_upgrade": rds.auto_minor_version_upgrade, "log_exports": sorted(set(rds.log_exports)),
                 "monitoring_interval": interval, "port": rds.port,
+                "performance_insights": (rds.performance_insights if rds.performance_insights is not None
+                                         else c.project.environment != "dev"),
+                "apply_immediately": (rds.apply_immediately if rds.apply_immediately is not None
+                                      else c.project.environment == "dev"),
                 "monitoring_role_arn": Ref("aws_iam_role.monitoring", "arn") if interval else None,
                 "security_group_id": Ref("aws_security_group.db", "id"),
             }, ("aws_security_group.db", pg_address, *(() if rds.db_subnet_group else ("aws_db_subnet_group.main",)),

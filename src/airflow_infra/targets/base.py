@@ -35,6 +35,10 @@ class Target(ABC):
         """type -> the provider of that type, marking what it makes as the project's and the state
         of that lineage's (ownership.py); may check the servers are usable first."""
 
+    def preflight(self) -> None:  # noqa: B027 (nothing to check by default)
+        """Before plan and apply: what the target reads from this machine is usable (a bad one stops
+        the plan before anything is made). Not run by commands that connect nowhere."""
+
     def owner(self, lineage: str) -> Owner:
         return Owner(self.config.project.name, self.config.project.environment, lineage)
 
