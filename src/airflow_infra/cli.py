@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from .cli_dags import dags
+from .cli_platform import platform_group
 from .durations import Seconds, lock_timeout_first
 from .exits import run
 
@@ -389,36 +391,6 @@ def projects_remove(project, registry):
 
 
 @cli.group()
-def dags():
-    """Publish the registered projects' DAGs into Airflow's DAG folder."""
-
-
-@dags.command("sync")
-@registry_option
-@click.option("--dags-folder", required=True, metavar="DIR", help="Airflow's DAG folder.")
-@click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True, help="Projects at a time.")
-@click.option("--check", is_flag=True, help="Compile (and load in a DagBag, where Airflow is importable) before publishing.")
-@click.option("--json", "as_json", is_flag=True)
-def dags_sync(registry, dags_folder, jobs, check, as_json):
-    """Clone or fetch each project's repository and publish it at DIR/<Project>, atomically."""
-    results = commands.dags_sync(registry, dags_folder, jobs=jobs, check=check)
-    render.dags_sync(results, as_json)
-    sys.exit(1 if any(r.result == "failed" for r in results) else 0)
-
-
-@dags.command("install-importer")
-@registry_option
-@click.option("--dags-folder", required=True, metavar="DIR", help="Airflow's DAG folder.")
-@click.option("--schedule", default="*/5 * * * *", show_default=True, help="Cron schedule of the import_dags DAG.")
-@click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True)
-@click.option("--no-check", is_flag=True, help="Publish without compiling or loading the DAGs first.")
-def dags_install_importer(registry, dags_folder, schedule, jobs, no_check):
-    """Write the import_dags DAG, which runs `dags sync` on a schedule."""
-    path = commands.dags_install_importer(dags_folder, registry=registry, schedule=schedule, jobs=jobs, check=not no_check)
-    click.echo(f"Wrote {path}")
-
-
-@cli.group()
 def local():
     """The local PostgreSQL server that airflow-infra runs (AIRFLOW_INFRA_HOME/postgres)."""
 
@@ -441,6 +413,10 @@ def local_stop():
 def local_status(as_json):
     """Show whether the local PostgreSQL runs, where, and from which binaries."""
     click.echo(render.local_status(commands.local_status(), as_json))
+
+
+cli.add_command(dags)
+cli.add_command(platform_group)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,208 @@
+"""`airflow-infra platform up|status|logs|down` and `dags bundles`: a local Airflow 3 wired to every
+registered project (see platform/)."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import AirflowInfraError, ConfigError
+from ..home import home_dir
+
+
+class PlatformError(AirflowInfraError):
+    pass
+
+
+@dataclass
+class PlatformStatus:
+    url: str
+    user: str
+    components: list[dict[str, Any]]
+    health: dict | None
+    started: list[str] = field(default_factory=list)
+    password: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        from ..platform.processes import healthy
+
+        return all(c["running"] for c in self.components) and healthy(self.health)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"url": self.url, "user": self.user, "healthy": self.healthy, "components": self.components,
+               "health": self.health, "started": self.started}
+        if self.password is not None:
+            out["password"] = self.password
+        return out
+
+
+def _root(home: Path) -> Path:
+    return home / "platform"
+
+
+def _registry(registry: str | Path) -> Path:
+    from ..registry import read
+
+    path = Path(registry).resolve()
+    read(path)  # a missing or bad registry: its own one-line error
+    return path
+
+
+def dags_bundles(registry: str | Path, *, fmt: str = "json") -> str:
+    from ..airflow.bundles import bundles, render
+
+    return render(bundles(_registry(registry)), fmt)
+
+
+def platform_status(registry: str | Path = "projects.csv", *, reveal: bool = False) -> PlatformStatus:
+    from ..platform.airflowcfg import ADMIN, ADMIN_PASSWORD
+    from ..platform.processes import COMPONENTS, Supervisor, health
+    from ..platform.settings import load_settings
+    from ..secretstores.file import FileSecretStore
+
+    settings = load_settings(Path(registry))
+    home = home_dir()
+    sup = Supervisor(_root(home))
+    comps = []
+    for c in COMPONENTS:
+        found = sup.running(c)
+        comps.append({"name": c, "running": found is not None, "pid": found.pid if found else None,
+                      "log": str(sup.log(c))})
+    answer = health(settings.port) if comps[0]["running"] else None
+    return PlatformStatus(f"http://127.0.0.1:{settings.port}", ADMIN, comps, answer,
+                          password=FileSecretStore(home).get(ADMIN_PASSWORD) if reveal else None)
+
+
+def platform_up(registry: str | Path = "projects.csv", *, on_progress: Callable[[str], None] | None = None,
+                timeout: float = 300.0) -> PlatformStatus:
+    """Start what is not running (or runs with another configuration) and wait until Airflow is healthy;
+    a no-op when all is. On any failure the components started by this call are stopped again."""
+    from ..airflow.bundles import bundles
+    from ..local_server import LocalServer
+    from ..platform import airflowcfg, metadata
+    from ..platform.environment import airflow_executable
+    from ..platform.processes import COMPONENTS, Supervisor
+    from ..platform.settings import load_settings
+
+    progress = on_progress or (lambda message: None)
+    registry = _registry(registry)
+    settings = load_settings(registry)
+    home = home_dir()
+    root = _root(home)
+    root.mkdir(parents=True, exist_ok=True)
+    airflow = airflow_executable(settings, root, progress)
+    server = LocalServer(home)
+    url = metadata.ensure(server)
+    airflow_home = root / "airflow"
+    airflow_home.mkdir(exist_ok=True)
+    cfg = airflowcfg.airflow_cfg(settings, airflow_home, registry, bundles(registry))
+    secrets = airflowcfg.secrets_env(server.secrets, url)
+    env = airflowcfg.process_env(airflow, airflow_home, home, secrets)
+    digest = hashlib.sha256((cfg + str(airflow) + repr(sorted(secrets.items()))).encode()).hexdigest()[:16]
+    sup = Supervisor(root)
+    stale = [c for c in COMPONENTS if (r := sup.running(c)) is not None and r.digest != digest]
+    for c in stale:  # another configuration (a project added, a new port or version): restarted
+        progress(f"{c}: restarting with the new configuration")
+        sup.stop(c)
+    (airflow_home / "airflow.cfg").write_text(cfg)
+    airflowcfg.write_passwords(airflow_home, server.secrets.get_or_create(airflowcfg.ADMIN_PASSWORD))
+    _migrate(airflow, env, root, digest, progress)
+    todo = [c for c in COMPONENTS if sup.running(c) is None]
+    for c, port in (("api-server", settings.port), ("scheduler", settings.port + 1), ("triggerer", settings.port + 2)):
+        if c in todo and _port_taken(port):
+            raise PlatformError(f"[platform] port: 127.0.0.1:{port} ({c}) is in use by another program; set another "
+                                f"port in [platform] of {registry.parent / 'airflow-infra.toml'} (it takes port, "
+                                "port+1 and port+2); nothing was started")
+    started: list[str] = []
+    try:
+        for c in todo:
+            argv = [str(airflow), c] + (["--host", "127.0.0.1", "--port", str(settings.port)] if c == "api-server" else [])
+            sup.start(c, argv, env, airflow_home, digest)
+            started.append(c)
+            progress(f"{c}: started (log: {sup.log(c)})")
+        _wait_healthy(sup, settings.port, timeout, progress)
+    except BaseException:
+        for c in started:
+            sup.stop(c, timeout=10)
+        raise
+    status = platform_status(registry)
+    status.started = started
+    return status
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _migrate(airflow: Path, env: dict[str, str], root: Path, digest: str, progress: Callable[[str], None]) -> None:
+    """`airflow db migrate`, once per Airflow installation and metadata database (not at every up)."""
+    marker = root / "run" / "migrated"
+    key = hashlib.sha256((str(airflow.resolve()) + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]).encode()).hexdigest()
+    if marker.is_file() and marker.read_text().strip() == key:
+        return
+    progress("migrating Airflow's metadata database")
+    log = root / "logs" / "db-migrate.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        proc = subprocess.run([str(airflow), "db", "migrate"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, timeout=900)
+    if proc.returncode != 0:
+        last = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:] or ["no output"]
+        raise PlatformError(f"`airflow db migrate` failed: {last[0][:300]} (log: {log}); nothing was started")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(key + "\n")
+
+
+def _wait_healthy(sup, port: int, timeout: float, progress: Callable[[str], None]) -> None:
+    from ..platform.processes import COMPONENTS, health, healthy
+
+    deadline = time.monotonic() + timeout
+    told = ""
+    while True:
+        for c in COMPONENTS:
+            if sup.running(c) is None:
+                raise PlatformError(f"{c} exited while starting: {sup.tail(c)[:300]!r} (log: {sup.log(c)}); "
+                                    "what this run started was stopped")
+        answer = health(port)
+        if healthy(answer):
+            return
+        waiting = "the api-server" if answer is None else ", ".join(
+            p for p in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+            if (answer.get(p) or {}).get("status") != "healthy")
+        if waiting != told:
+            progress(f"waiting for {waiting}")
+            told = waiting
+        if time.monotonic() > deadline:
+            raise PlatformError(f"Airflow is not healthy after {int(timeout)} s (waiting for {waiting}); logs in "
+                                f"{sup.logs}; what this run started was stopped")
+        time.sleep(1.0)
+
+
+def platform_down(*, timeout: float = 30.0) -> list[str]:
+    """Stop every component (SIGTERM, SIGKILL after timeout); the names of those that were running."""
+    from ..platform.processes import COMPONENTS, Supervisor
+
+    sup = Supervisor(_root(home_dir()))
+    return [c for c in reversed(COMPONENTS) if sup.stop(c, timeout=timeout)]
+
+
+def platform_logs(component: str | None = None) -> list[Path]:
+    from ..platform.processes import COMPONENTS, Supervisor
+
+    if component is not None and component not in COMPONENTS:
+        raise ConfigError(f"COMPONENT {component!r}: one of {', '.join(COMPONENTS)}")
+    sup = Supervisor(_root(home_dir()))
+    return [sup.log(c) for c in ([component] if component else COMPONENTS) if sup.log(c).is_file()]

@@ -1,0 +1,73 @@
+"""What the platform tells Airflow: airflow.cfg in its AIRFLOW_HOME (no secret in it), and the processes'
+environment, which carries the secrets (the metadata database's URL, the JWT and session keys, the
+Fernet key) from the home's secret store into the processes only."""
+
+from __future__ import annotations
+
+import configparser
+import io
+import json
+import os
+from pathlib import Path
+
+from ..secretstores.file import FileSecretStore
+from .settings import PlatformSettings
+
+ADMIN = "admin"
+ADMIN_PASSWORD = "platform/admin"
+SIMPLE_AUTH = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+
+
+def airflow_cfg(settings: PlatformSettings, airflow_home: Path, registry: Path, bundles: list[dict]) -> str:
+    url = f"http://127.0.0.1:{settings.port}"
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read_dict({
+        "core": {"executor": settings.executor, "load_examples": "False", "auth_manager": SIMPLE_AUTH,
+                 "simple_auth_manager_users": f"{ADMIN}:admin",
+                 "simple_auth_manager_passwords_file": str(airflow_home / "passwords.json")},
+        "api": {"host": "127.0.0.1", "port": str(settings.port), "base_url": url, "workers": "1"},
+        "dag_processor": {"dag_bundle_config_list": json.dumps(bundles, sort_keys=True), "refresh_interval": "30"},
+        "secrets": {"backend": "airflow_infra.airflow.secrets.AirflowInfraBackend",
+                    "backend_kwargs": json.dumps({"registry": str(registry)})},
+        # the scheduler's and triggerer's log servers: beside the api-server, not on Airflow's 8793/8794
+        "logging": {"base_log_folder": str(airflow_home / "logs"), "worker_log_server_port": str(settings.port + 1),
+                    "trigger_log_server_port": str(settings.port + 2)},
+    })
+    out = io.StringIO()
+    out.write("# written by `airflow-infra platform up`: changes here are overwritten; see [platform] in "
+              "airflow-infra.toml\n")
+    cfg.write(out)
+    return out.getvalue()
+
+
+def secrets_env(store: FileSecretStore, metadata_url: str) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    if store.get("platform/fernet") is None:
+        store.put("platform/fernet", Fernet.generate_key().decode())
+    return {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+        # psycopg 3 is async too (Airflow would otherwise want asyncpg)
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata_url.replace("+psycopg:", "+psycopg_async:", 1),
+        "AIRFLOW__CORE__FERNET_KEY": store.get("platform/fernet") or "",
+        "AIRFLOW__API_AUTH__JWT_SECRET": store.get_or_create("platform/jwt"),
+        "AIRFLOW__API__SECRET_KEY": store.get_or_create("platform/session"),
+    }
+
+
+def process_env(airflow: Path, airflow_home: Path, home: Path, secrets: dict[str, str]) -> dict[str, str]:
+    """The caller's environment without its Airflow settings (the platform's own win), and ours."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")) and k != "AIRFLOW_HOME"}
+    env.update(AIRFLOW_HOME=str(airflow_home), AIRFLOW_INFRA_HOME=str(home),
+               PATH=f"{airflow.parent}{os.pathsep}{env.get('PATH', os.defpath)}", **secrets)
+    return env
+
+
+def write_passwords(airflow_home: Path, password: str) -> None:
+    """The simple auth manager's own password file (0600): the one secret Airflow reads from a file."""
+    path = airflow_home / "passwords.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({ADMIN: password}, f)
+    os.chmod(path, 0o600)
