@@ -1,13 +1,12 @@
 """Airflow 3 DAG bundles for the registry's projects: one per project, so that Airflow itself
-versions and refreshes each. A repository on this machine is a LocalDagBundle on its working tree
-(edits show at the next parse, as a developer expects); any other is a GitDagBundle on its URL and
-branch (apache-airflow-providers-git), cloned by Airflow. Path narrows either to the DAGs' folder."""
+versions and refreshes each. A working tree on this machine (a plain path) is a LocalDagBundle (edits
+show at the next parse, as a developer expects); any other repository (a remote, a file:// URL, a bare
+one) is a GitDagBundle on its URL and branch (apache-airflow-providers-git), cloned by Airflow. Path narrows either to the DAGs' folder."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from ..registry import Entry, read
 
@@ -16,14 +15,13 @@ GIT = "airflow.providers.git.bundles.git.GitDagBundle"
 
 
 def local_directory(url: str) -> Path | None:
-    """The directory a URL names on this machine (a path or file://), if it is one."""
-    if url.startswith("file://"):
-        path = Path(unquote(urlsplit(url).path))
-    elif "://" in url or url.startswith("ext::") or ":" in url.split("/", 1)[0]:
+    """The working tree a registry URL names on this machine (a plain path), if it is one; a file:// URL
+    or a bare repository is a repository to clone, as a remote one is."""
+    if "://" in url or url.startswith("ext::") or ":" in url.split("/", 1)[0]:  # URLs and scp-like host:path
         return None
-    else:
-        path = Path(url).expanduser()
-    return path.resolve() if path.is_dir() else None
+    path = Path(url).expanduser()
+    bare = (path / "HEAD").is_file() and (path / "objects").is_dir() and not (path / ".git").exists()
+    return path.resolve() if path.is_dir() and not bare else None
 
 
 def bundle(e: Entry) -> dict:

@@ -111,15 +111,15 @@ def platform_up(registry: str | Path = "projects.csv", *, on_progress: Callable[
     for c in stale:  # another configuration (a project added, a new port or version): restarted
         progress(f"{c}: restarting with the new configuration")
         sup.stop(c)
-    (airflow_home / "airflow.cfg").write_text(cfg)
-    airflowcfg.write_passwords(airflow_home, server.secrets.get_or_create(airflowcfg.ADMIN_PASSWORD))
-    _migrate(airflow, env, root, digest, progress)
     todo = [c for c in COMPONENTS if sup.running(c) is None]
     for c, port in (("api-server", settings.port), ("scheduler", settings.port + 1), ("triggerer", settings.port + 2)):
         if c in todo and _port_taken(port):
             raise PlatformError(f"[platform] port: 127.0.0.1:{port} ({c}) is in use by another program; set another "
                                 f"port in [platform] of {registry.parent / 'airflow-infra.toml'} (it takes port, "
                                 "port+1 and port+2); nothing was started")
+    (airflow_home / "airflow.cfg").write_text(cfg)
+    airflowcfg.write_passwords(airflow_home, server.secrets.get_or_create(airflowcfg.ADMIN_PASSWORD))
+    _migrate(airflow, env, root, digest, progress)
     started: list[str] = []
     try:
         for c in todo:

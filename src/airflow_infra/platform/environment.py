@@ -87,5 +87,6 @@ def _install(env: Path, reqs: list[str], on_progress: Callable[[str], None]) -> 
     if status != 0:
         shutil.rmtree(env, ignore_errors=True)
         lines = [ln for ln in log.read_text().splitlines() if ln.startswith("ERROR")] or ["pip failed"]
-        raise InstallFailed(f"installing Airflow failed: {lines[0]} (full log: {log}); nothing was started")
+        reason = lines[0].split(" (from versions:")[0][:300]  # pip lists every version there is
+        raise InstallFailed(f"installing Airflow failed: {reason} (full log: {log}); nothing was started")
     (env / ".installed").write_text(json.dumps(reqs) + "\n")

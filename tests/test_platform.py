@@ -1,0 +1,251 @@
+"""`airflow-infra platform`: a real Apache Airflow 3 (api-server, scheduler, dag-processor, triggerer) started
+for two registered projects, driven through its REST API v2. One platform for the module: it takes
+about ten seconds to start on two cores, the DAG runs about ten each.
+
+Project A is a working tree on this machine (a LocalDagBundle); project B is pushed to a bare repository
+and registered by its file:// URL (a GitDagBundle Airflow clones). Their connections come from the
+secrets backend at lookup time: nothing is imported into Airflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import Cli, connect_as
+from gitrepos import git
+
+from airflow_infra.local_server import free_port
+
+
+def three_free_ports() -> int:
+    """A port whose next two are free too (the platform takes port, port+1, port+2)."""
+    while True:
+        port = free_port()
+        if port < 65000 and all(_free(port + i) for i in (1, 2)):
+            return port
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Api:
+    """Airflow's REST API v2 as the admin user (a JWT from /auth/token)."""
+
+    def __init__(self, port: int, password: str):
+        self.base = f"http://127.0.0.1:{port}"
+        self.token: str | None = None
+        self.token = self.call("POST", "/auth/token", {"username": "admin", "password": password})["access_token"]
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        req = urllib.request.Request(self.base + path, method=method, data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {self.token}"} if self.token else {})})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def dag_ids(self) -> set[str]:
+        return {d["dag_id"] for d in self.call("GET", "/api/v2/dags")["dags"]}
+
+    def run(self, dag_id: str, timeout: float = 240) -> tuple[str, list[tuple[str, str]]]:
+        """Unpause, trigger, wait: (the run's state, [(task, state)])."""
+        self.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        run = self.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})["dag_run_id"]
+        deadline = time.monotonic() + timeout
+        while (state := self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run}")["state"]) not in ("success", "failed"):
+            assert time.monotonic() < deadline, f"{dag_id} still {state} after {timeout} s"
+            time.sleep(1)
+        tasks = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run}/taskInstances")["task_instances"]
+        return state, sorted((t["task_id"], t["state"]) for t in tasks)
+
+
+@dataclass
+class Platform:
+    cli: Cli
+    registry: Path
+    port: int
+    projects: dict[str, Cli]
+    first_passwords: list[str]
+
+    def status(self, expect: int | None = 0) -> dict:
+        return json.loads(self.cli("platform", "status", "--json", "--registry", str(self.registry), expect=expect).stdout)
+
+    def api(self) -> Api:
+        found = json.loads(self.cli("platform", "status", "--json", "--show-secrets", "--registry", str(self.registry)).stdout)
+        return Api(self.port, found["password"])
+
+
+def passwords(project: Cli) -> list[str]:
+    out = json.loads(project("output", "--json", "--show-secrets").stdout)
+    return [out[k]["value"] for k in ("etl_password", "reader_password")]
+
+
+@pytest.fixture(scope="module")
+def platform(home, airflow_python, tmp_path_factory):
+    root = tmp_path_factory.mktemp("platform")
+    cli = Cli(root, home)
+    a, b = ("pa" + uuid.uuid4().hex[:8]), ("pb" + uuid.uuid4().hex[:8])
+    projects = {}
+    for n in (a, b):
+        cli("new", n, str(root / n))
+        projects[n] = Cli(root / n, home)
+        projects[n]("up")
+    git("init", "--quiet", "--initial-branch=main", str(root / b), cwd=root)  # B lives in a repository Airflow clones
+    git("add", "-A", cwd=root / b)
+    git("commit", "--quiet", "-m", "first", cwd=root / b)
+    git("clone", "--quiet", "--bare", str(root / b), str(root / f"{b}.git"), cwd=root)
+    registry = root / "projects.csv"
+    cli("projects", "add", a, str(root / a), "--path", "dags", "--config", f"{a}/airflow-infra.toml", "--registry", str(registry))
+    cli("projects", "add", b, f"file://{root}/{b}.git", "--branch", "main", "--path", "dags", "--config",
+        f"{b}/airflow-infra.toml", "--registry", str(registry))
+    port = three_free_ports()
+    (root / "airflow-infra.toml").write_text(f'[platform]\nport = {port}\nairflow_bin = "{airflow_python.parent / "airflow"}"\n')
+    up = cli("platform", "up", "--registry", str(registry))
+    assert "Started: api-server, scheduler, dag-processor, triggerer" in up.stdout
+    try:
+        yield Platform(cli, registry, port, projects, [p for c in projects.values() for p in passwords(c)])
+    finally:
+        cli("platform", "down", expect=None)
+
+
+def test_both_projects_run_with_connections_from_the_secrets_backend(platform, superuser):
+    api = platform.api()
+    want = {f"{n}_example_elt" for n in platform.projects}
+    deadline = time.monotonic() + 120
+    while not want <= api.dag_ids():  # parsed: from a working tree and from a clone
+        assert time.monotonic() < deadline, f"DAGs listed: {api.dag_ids()}"
+        time.sleep(1)
+    for n, project in platform.projects.items():
+        assert api.run(f"{n}_example_elt") == ("success", [("extract", "success"), ("load", "success"),
+                                                           ("transform", "success")])
+        with connect_as(project.outputs(), "etl") as conn:  # the rows are in this project's own database
+            assert conn.execute("SELECT sum(cities) FROM analytics.cities_by_state").fetchone()[0] > 0
+    with superuser("airflow_platform") as conn:  # nothing was copied into Airflow
+        assert conn.execute("SELECT count(*) FROM connection").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM variable").fetchone()[0] == 0
+
+    a, project = next(iter(platform.projects.items()))
+    project("rotate", "etl")  # the next task looks the new password up
+    assert api.run(f"{a}_example_elt")[0] == "success"
+
+
+def test_no_password_in_airflows_database_logs_or_files(platform, superuser, home):
+    secrets = platform.first_passwords + [p for c in platform.projects.values() for p in passwords(c)]
+    with superuser("airflow_platform") as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT quote_ident(table_name) FROM information_schema.tables WHERE table_schema = 'public'")]
+        dump = "\n".join(conn.execute(f"SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM {t} t").fetchone()[0]
+                         for t in tables)
+    assert len(tables) > 20 and "_example_elt" in dump  # the whole metadata database, with the runs in it
+    files = [p for p in (home / "platform").rglob("*") if p.is_file() and "envs" not in p.parts]
+    assert any(p.name == "airflow.cfg" for p in files) and any(p.suffix == ".log" for p in files)
+    texts = [dump] + [p.read_bytes().decode(errors="replace") for p in files]
+    for secret in secrets:
+        assert not [t[:80] for t in texts if secret in t]
+
+
+def test_up_again_changes_nothing_and_a_killed_scheduler_comes_back(platform):
+    before = {c["name"]: c["pid"] for c in platform.status()["components"]}
+    again = platform.cli("platform", "up", "--registry", str(platform.registry))
+    assert "Everything was running: no change." in again.stdout
+    assert {c["name"]: c["pid"] for c in platform.status()["components"]} == before
+
+    os.killpg(before["scheduler"], signal.SIGKILL)  # killed by hand, children and all
+    time.sleep(0.5)
+    down = platform.status(expect=1)
+    assert [c["name"] for c in down["components"] if not c["running"]] == ["scheduler"] and not down["healthy"]
+    back = platform.cli("platform", "up", "--registry", str(platform.registry))
+    assert "Started: scheduler" in back.stdout
+    now = platform.status()
+    assert now["healthy"] and {c["name"]: c["pid"] for c in now["components"] if c["name"] != "scheduler"} == {
+        k: v for k, v in before.items() if k != "scheduler"}
+
+
+def test_dags_bundles_are_read_by_another_airflows_dag_processor(platform, airflow_python, tmp_path):
+    """`dags bundles --format env` for an Airflow 3 the tool does not run: its dag-processor finds both DAGs."""
+    line = platform.cli("dags", "bundles", "--format", "env", "--registry", str(platform.registry)).stdout
+    bundles = json.loads(platform.cli("dags", "bundles", "--registry", str(platform.registry)).stdout)
+    assert [b["classpath"].rsplit(".", 1)[1] for b in bundles] == ["LocalDagBundle", "GitDagBundle"]
+    airflow = airflow_python.parent / "airflow"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    env.update(AIRFLOW_HOME=str(tmp_path), AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
+    script = f"export {line.strip()}\n{airflow} dag-processor --num-runs 2\n{airflow} dags list -o json"
+    proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    listed = {d["dag_id"] for d in json.loads(proc.stdout.strip().splitlines()[-1])}
+    assert listed == {f"{n}_example_elt" for n in platform.projects}, proc.stderr[-2000:]
+
+
+def test_down_leaves_no_process_and_no_port(platform):
+    pids = [c["pid"] for c in platform.status()["components"]]
+    done = platform.cli("platform", "down")
+    assert done.stdout.strip() == "Stopped: triggerer, dag-processor, scheduler, api-server"
+    groups = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            groups.add(int(fields[2]))
+    assert not groups & set(pids)
+    for port in (platform.port, platform.port + 1, platform.port + 2):
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0
+    stopped = platform.status(expect=1)
+    assert not any(c["running"] for c in stopped["components"])
+    assert platform.cli("platform", "down").stdout.strip() == "Nothing was running."
+
+
+def one_line(proc) -> str:
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return proc.stderr
+
+
+def test_refusals_start_nothing(tmp_path, fresh_home, airflow_python):
+    """Bad settings, no local server, a port taken, a failed install: one line each, nothing started."""
+    cli = Cli(tmp_path, fresh_home)
+    registry = tmp_path / "projects.csv"
+    registry.write_text("Project,Repo,URL\n")
+    settings = tmp_path / "airflow-infra.toml"
+    port = three_free_ports()
+    airflow = airflow_python.parent / "airflow"
+
+    def up(text: str) -> str:
+        settings.write_text("[platform]\n" + text)
+        return one_line(cli("platform", "up", "--registry", str(registry), expect=None))
+
+    assert "[platform] prot: Extra inputs are not permitted" in up("prot = 1\n")
+    assert "[platform] port: Input should be a valid integer" in up("port = true\n")
+    assert "[platform] airflow_bin: /nonexistent/airflow is not an executable file" in up('airflow_bin = "/nonexistent/airflow"\n')
+    err = up(f'port = {port}\nairflow_bin = "{airflow}"\n')
+    assert f"no local PostgreSQL in {fresh_home}: run `airflow-infra up`" in err
+    cli("local", "start")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port + 1))
+        taken.listen()
+        err = up(f'port = {port}\nairflow_bin = "{airflow}"\n')
+    assert f"127.0.0.1:{port + 1} (scheduler) is in use by another program" in err and "nothing was started" in err
+    settings.write_text('[platform]\nairflow_version = "3.0.99"\n')  # pip cannot find it
+    proc = cli("platform", "up", "--registry", str(registry), expect=1)
+    assert "installing Apache Airflow into" in proc.stderr.splitlines()[0]  # progress, then the one error line
+    err = proc.stderr.strip().splitlines()[-1]
+    assert err.startswith("Error: installing Airflow failed: ERROR: Could not find a version that satisfies the "
+                          "requirement apache-airflow==3.0.99 (full log: ") and err.endswith("nothing was started")
+    platform_dir = fresh_home / "platform"
+    assert not (platform_dir / "env").exists() and not list((platform_dir / "envs").glob("airflow-*/bin"))
+    assert not list(platform_dir.glob("run/*.pid"))
