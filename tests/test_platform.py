@@ -84,9 +84,12 @@ class Platform:
     def status(self, expect: int | None = 0) -> dict:
         return json.loads(self.cli("platform", "status", "--json", "--registry", str(self.registry), expect=expect).stdout)
 
-    def api(self) -> Api:
+    def status_with_password(self) -> str:
         found = json.loads(self.cli("platform", "status", "--json", "--show-secrets", "--registry", str(self.registry)).stdout)
-        return Api(self.port, found["password"])
+        return str(found["password"])
+
+    def api(self) -> Api:
+        return Api(self.port, self.status_with_password())
 
 
 def passwords(project: Cli) -> list[str]:
@@ -173,6 +176,58 @@ def test_up_again_changes_nothing_and_a_killed_scheduler_comes_back(platform):
     now = platform.status()
     assert now["healthy"] and {c["name"]: c["pid"] for c in now["components"] if c["name"] != "scheduler"} == {
         k: v for k, v in before.items() if k != "scheduler"}
+
+
+def png_colours(path: Path) -> int:
+    """How many different byte values the image's pixel rows hold (a blank page: two or three)."""
+    import struct
+    import zlib
+
+    data, pos, idat = path.read_bytes(), 8, b""
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    return len(set(zlib.decompress(idat)))
+
+
+def test_a_browser_logs_in_with_the_generated_password_and_sees_both_projects(platform, tmp_path):
+    """Headless Chromium from Debian, driven by Selenium through the system's chromedriver."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(arg)
+    password = platform.status_with_password()
+    browser = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    try:
+        wait = WebDriverWait(browser, 60)
+
+        def sign_in(secret: str) -> None:
+            browser.get(f"http://127.0.0.1:{platform.port}/")
+            wait.until(lambda b: b.find_elements(By.NAME, "password"))
+            browser.find_element(By.NAME, "username").send_keys("admin")
+            browser.find_element(By.NAME, "password").send_keys(secret)
+            browser.find_element(By.XPATH, "//button[normalize-space()='Sign in']").click()
+
+        sign_in(password + "x")  # a wrong password stays at the login page
+        time.sleep(2)
+        assert "/auth/login" in browser.current_url
+        sign_in(password)
+        wait.until(lambda b: "/auth/login" not in b.current_url)
+        browser.get(f"http://127.0.0.1:{platform.port}/dags")
+        want = [f"{n}_example_elt" for n in platform.projects]
+        wait.until(lambda b: all(d in b.find_element(By.TAG_NAME, "body").text for d in want))
+        shot = tmp_path / "dags.png"
+        browser.save_screenshot(str(shot))
+    finally:
+        browser.quit()
+    assert shot.stat().st_size > 10_000 and png_colours(shot) > 50
 
 
 def test_dags_bundles_are_read_by_another_airflows_dag_processor(platform, airflow_python, tmp_path):
