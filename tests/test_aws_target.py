@@ -254,6 +254,11 @@ def test_the_rds_ca_bundle_is_fetched_once_and_pinned(aws_cli, rds_tls, moto_end
         assert "[aws.rds] ca_bundle: " in one_line(plan_with(f'ca_bundle = "{url}/junk.pem"', None))
         assert "not a PEM bundle of certificates" in one_line(plan_with(f'ca_bundle = "{url}/junk.pem"', None))
         assert "cannot fetch" in one_line(plan_with(f'ca_bundle = "{url}/missing.pem"', None))
+        # a presigned URL's query is a credential: never shown, never in the kept file's name
+        err = one_line(plan_with(f'ca_bundle = "{url}/global-bundle.pem?token=s3cr3t"\nca_bundle_sha256 = "{"0" * 64}"', None))
+        assert "s3cr3t" not in err and f"{url}/global-bundle.pem has SHA-256" in err
+        plan_with(f'ca_bundle = "{url}/global-bundle.pem?token=s3cr3t"', 0)
+        assert not [p for p in (aws_cli("").home / "certs").iterdir() if "s3cr3t" in p.name]
         plan_with(f'ca_bundle = "{url}/global-bundle.pem"\nca_bundle_sha256 = "{digest}"', 0)
     finally:
         web.shutdown()
@@ -264,6 +269,12 @@ def test_the_rds_ca_bundle_is_fetched_once_and_pinned(aws_cli, rds_tls, moto_end
     err = one_line(plan_with(f'ca_bundle = "{url}/global-bundle.pem"\nca_bundle_sha256 = "{digest}"', None))
     assert f"{kept} (kept from {url}/global-bundle.pem; delete it to fetch again)" in err
     assert "cannot read" in one_line(plan_with('ca_bundle = "/nonexistent/bundle.pem"', None))
+    cli = aws_cli("")  # a bundle cut short (a download broken off): what libpq would refuse, refused at plan
+    pem = rds_tls.bundle.read_bytes()
+    (cli.dir / "cut.pem").write_bytes(pem + pem[:300])
+    assert "not a PEM bundle of certificates" in one_line(plan_with('ca_bundle = "cut.pem"', None))
+    (cli.dir / "ca.pem").write_bytes(pem)  # relative: to the project, wherever the command runs from
+    plan_with('ca_bundle = "ca.pem"', 0)
 
 
 def test_instance_class_rds_rejects_is_one_line(aws_cli, moto_endpoint):
@@ -439,11 +450,16 @@ def test_performance_insights_and_the_maintenance_window_outside_dev(aws_cli, na
             b"</DBInstanceClass></PendingModifiedValues>")
         plan = cli("plan", "--detailed-exitcode", AWS_ENDPOINT_URL=aws.url).stdout
     assert f"RDS instance {ident}: instance_class changed, waiting for the maintenance window" in plan
-    toml.write_text(toml.read_text() + "apply_immediately = true\n" + 'port = 6543\n')
+    toml.write_text(toml.read_text() + 'port = 6543\n')  # RDS restarts for a port at once: so says the plan
+    assert "a restart now (RDS restarts for it whatever apply_immediately says)" in cli("plan").stdout
     with S3Proxy(moto_endpoint) as aws:
         cli("apply", "--auto-approve", AWS_ENDPOINT_URL=aws.url)
         modify = [c for c in aws.calls if c.get("Action") == "ModifyDBInstance"]
     assert [(c["ApplyImmediately"], c.get("DBPortNumber")) for c in modify] == [("true", "6543")]
+    [sg] = boto3.client("ec2", region_name="us-east-1").describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [f"{ident}-postgres"]}])["SecurityGroups"]
+    assert [(p["FromPort"], p["ToPort"]) for p in sg["IpPermissions"]] == [(6543, 6543)]  # in the same apply
+    # (moto keeps the instance's port as it was made: DBPortNumber is not applied there, so no plan after it)
 
 
 def test_ctrl_c_during_the_wait_leaves_a_state_the_next_apply_carries_on_from(aws_cli, name, superuser, moto_endpoint):

@@ -197,3 +197,28 @@ def test_a_malformed_dsn_never_shows_its_password(cli, name, dsn):
                    AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
         assert "SECRETPART" not in proc.stdout + proc.stderr and "unexpected" not in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_home_that_does_not_exist_is_made_only_by_up_init_or_local_start(cli, name, tmp_path, fresh_home):
+    """A mistyped AIRFLOW_INFRA_HOME is an error, not a new, empty world with a new PostgreSQL in it."""
+    cli.dir.joinpath("airflow-infra.toml").write_text(GOOD.format(name=name))
+    typo = tmp_path / "nonexistent" / "deep" / "home"
+    for args in (["plan"], ["apply", "--auto-approve"], ["output"], ["state", "list"], ["doctor"]):
+        proc = cli(*args, expect=None, AIRFLOW_INFRA_HOME=str(typo))
+        assert_one_line_error(proc, f"AIRFLOW_INFRA_HOME={typo}: no such directory",
+                              "`airflow-infra up`, `init` or `local start` makes it")
+    assert not typo.parent.parent.exists() and not (cli.dir / ".airflow-infra").exists()
+    other = Cli(tmp_path / "other", cli.home)
+    other.dir.mkdir()
+    other("init", AIRFLOW_INFRA_HOME=str(typo))
+    assert typo.is_dir()  # init makes it, for the commands that follow
+    fresh_home.chmod(0o711)
+    fresh = fresh_home / "new" / "home"  # where the server's account can reach
+    up = Cli(tmp_path / "third", cli.home)
+    up.dir.mkdir()
+    up.dir.joinpath("airflow-infra.toml").write_text(GOOD.format(name=name + "_up"))
+    try:
+        up("up", AIRFLOW_INFRA_HOME=str(fresh))  # so does up, as on a newcomer's machine
+        assert (fresh / "postgres").is_dir()
+    finally:
+        up("local", "stop", expect=None, AIRFLOW_INFRA_HOME=str(fresh))

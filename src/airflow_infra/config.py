@@ -175,8 +175,8 @@ class RdsConfig(_Section):
     ca_bundle_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     port: int = Field(default=5432, ge=1150, le=65535)   # FSBP RDS.23 asks for another than the engine's default
     auto_minor_version_upgrade: bool = True     # FSBP RDS.13
-    # changes with downtime (class, storage, engine version, Multi-AZ, port) now, or in the instance's next
-    # maintenance window. Default: now for environment = "dev" only. Security settings always apply now
+    # changes of class, storage and Multi-AZ now, or in the instance's next maintenance window. Default: now
+    # for environment = "dev" only. Security settings, a major version upgrade and a new port always apply now
     apply_immediately: bool | None = None
     # enhanced monitoring every N seconds, through an IAM role of the instance's own (FSBP RDS.6); 0 turns it
     # off. Default: 60, or 0 for environment = "dev"
@@ -364,6 +364,11 @@ def load_config(
         if not sep:
             raise ConfigError(f"--var {item!r}: expected KEY=VALUE, e.g. project.environment=prod")
         _set_dotted(data, key.strip(), _parse_value(raw), f"--var {key.strip()}")
+    rds = data.get("aws", {}).get("rds", {}) if isinstance(data.get("aws"), dict) else {}
+    bundle = rds.get("ca_bundle") if isinstance(rds, dict) else None
+    if isinstance(bundle, str) and bundle and "://" not in bundle and not Path(bundle).expanduser().is_absolute():
+        # the project's file, wherever the command runs from (outputs and connections name it)
+        rds["ca_bundle"] = str((Path(project_dir) / bundle).resolve())
     return validate_config(data, str(path))
 
 

@@ -21,8 +21,9 @@ def _postgres(o: dict) -> Check:
     import psycopg
 
     try:
+        tls = {k: o[f"postgres_{k}"] for k in ("sslmode", "sslrootcert") if o.get(f"postgres_{k}")}  # as Airflow's
         with psycopg.connect(host=o["postgres_host"], port=o["postgres_port"], dbname=o["postgres_database"],
-                             user=o["etl_user"], password=o["etl_password"], connect_timeout=10) as conn:
+                             user=o["etl_user"], password=o["etl_password"], connect_timeout=10, **tls) as conn:
             row = conn.execute("SELECT current_user").fetchone()
             user = row[0] if row else "?"
         return Check("postgres (etl user)", True, f"connected to {o['postgres_host']}:{o['postgres_port']}/"

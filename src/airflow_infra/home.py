@@ -26,3 +26,17 @@ def home_dir() -> Path:
 def ensure_dir(path: Path, mode: int = 0o700) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=mode)
     return path
+
+
+def existing_home() -> Path:
+    """The home, which must exist: only `up`, `init` and `local start` make it, so that a mistyped
+    AIRFLOW_INFRA_HOME is an error here rather than a new, empty world (and a new PostgreSQL)."""
+    home = home_dir()
+    if not home.is_dir():
+        from .errors import ConfigError
+
+        var = os.environ.get("AIRFLOW_INFRA_HOME")
+        where = f"AIRFLOW_INFRA_HOME={var}" if var else f"the home {home} (AIRFLOW_INFRA_HOME is not set)"
+        raise ConfigError(f"{where}: no such directory, so nothing was made there yet; `airflow-infra up`, `init` "
+                          "or `local start` makes it (or set AIRFLOW_INFRA_HOME to the home you meant)")
+    return home

@@ -15,10 +15,12 @@ import os
 import tempfile
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
 AWS_GLOBAL_BUNDLE = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+LIMIT = 10_000_000  # AWS's global bundle is about 160 KB
 
 
 def ca_bundle(source: str | None, sha256: str | None, home: Path) -> Path:
@@ -35,22 +37,40 @@ def ca_bundle(source: str | None, sha256: str | None, home: Path) -> Path:
         _check(data, sha256, str(path))
         return path
     kept = path
-    if kept.is_file():
-        _check(kept.read_bytes(), sha256, f"{kept} (kept from {source}; delete it to fetch again)")
+    if kept.exists():
+        try:
+            data = kept.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{key}: cannot read {kept} ({exc.strerror}); delete it to fetch again") from None
+        _check(data, sha256, f"{kept} (kept from {_shown(source)}; delete it to fetch again)")
         return kept
+    shown = _shown(source)
     try:
         with urllib.request.urlopen(source, timeout=30) as answer:  # noqa: S310 - https or the user's own URL
-            data = answer.read(10_000_000)
+            data = answer.read(LIMIT + 1)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{key}: cannot fetch {source} ({getattr(exc, 'reason', exc)}); "
+        raise ConfigError(f"{key}: cannot fetch {shown} ({getattr(exc, 'reason', exc)}); "
                           "download it and name the file in [aws.rds] ca_bundle") from None
-    _check(data, sha256, source)
+    if len(data) > LIMIT:
+        raise ConfigError(f"{key}: {shown} is larger than {LIMIT // 1_000_000} MB: not a bundle of certificates")
+    _check(data, sha256, shown)
     kept.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=kept.parent, prefix=".fetch-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, kept)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # public certificates: Airflow's processes, whoever they run as, read them
+        os.replace(tmp, kept)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return kept
+
+
+def _shown(url: str) -> str:
+    """The URL without its query and fragment (a presigned one carries a credential there)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
 
 
 def bundle_path(source: str | None, home: Path) -> Path:
@@ -58,17 +78,18 @@ def bundle_path(source: str | None, home: Path) -> Path:
     source = source or AWS_GLOBAL_BUNDLE
     if "://" not in source:
         return Path(source).expanduser().resolve()
-    return home / "certs" / f"{hashlib.sha256(source.encode()).hexdigest()[:12]}-{source.rsplit('/', 1)[-1]}"
+    name = urlsplit(source).path.rsplit("/", 1)[-1][-60:] or "bundle.pem"  # never the query: it may be a credential
+    return home / "certs" / f"{hashlib.sha256(_shown(source).encode()).hexdigest()[:12]}-{name}"
 
 
 def _check(data: bytes, sha256: str | None, where: str) -> None:
-    from cryptography import x509
+    """Pinned content, and certificates OpenSSL (libpq's reader) takes whole: a bundle cut short is refused."""
+    import ssl
 
     digest = hashlib.sha256(data).hexdigest()
     if sha256 and digest != sha256.lower():
         raise ConfigError(f"[aws.rds] ca_bundle_sha256: {where} has SHA-256 {digest}, not the pinned {sha256}")
     try:
-        if not x509.load_pem_x509_certificates(data):
-            raise ValueError
-    except ValueError:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=data.decode("ascii"))
+    except (ssl.SSLError, UnicodeDecodeError, ValueError):
         raise ConfigError(f"[aws.rds] ca_bundle: {where} is not a PEM bundle of certificates") from None

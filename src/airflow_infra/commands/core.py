@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import AirflowInfraError, ConfigError, StalePlan, StateError
-from ..home import home_dir
+from ..home import ensure_dir, home_dir
 from ..names import CONFIG_FILE, project_name
 
 if TYPE_CHECKING:
@@ -62,16 +62,21 @@ def init(project_dir: str | Path = ".", *, name: str | None = None, environment:
     text = render_config(name, environment)
     project_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+    ensure_dir(home_dir())  # the home, for the commands that follow (they make none)
     return path
 
 
-def load(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: Sequence[str | Path] = ()) -> Project:
+def load(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: Sequence[str | Path] = (),
+         create_home: bool = False) -> Project:
+    """The project in project_dir. The home must exist unless create_home (what `up` does)."""
     from ..config import load_config
+    from ..home import existing_home
 
     project_dir = Path(project_dir).resolve()
     if not project_dir.is_dir():
         raise ConfigError(f"-C {project_dir}: not a directory")
-    return Project(project_dir, load_config(project_dir, vars=vars, var_files=var_files), home_dir())
+    config = load_config(project_dir, vars=vars, var_files=var_files)
+    return Project(project_dir, config, home_dir() if create_home else existing_home())
 
 
 def plan(project: Project, *, destroy: bool = False):
@@ -204,7 +209,7 @@ def up(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: Se
 
             LocalServer(home_dir()).start_in_background()
         init(project_dir, name=name)
-    project = load(project_dir, vars=vars, var_files=var_files)
+    project = load(project_dir, vars=vars, var_files=var_files, create_home=True)
     p, result = apply(project, lock_timeout=lock_timeout, on_event=on_event)
     return project, p, result
 

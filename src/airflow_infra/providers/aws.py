@@ -163,7 +163,11 @@ class SecurityGroupProvider(Provider):
 
     def update(self, r: Resource, prior: Observed) -> Observed:
         with translated(r.address, "update"):
-            self._converge(r, prior.attrs["id"], prior.attrs["ingress"], prior.attrs.get("egress", []))
+            current = prior.attrs["ingress"]
+            if prior.attrs.get("port", PORT) != r.attrs.get("port", PORT):  # read for the old port: its rule is ours
+                group = self.aws.ec2.describe_security_groups(GroupIds=[prior.attrs["id"]])["SecurityGroups"][0]
+                current = self._ingress(group, r.attrs.get("port", PORT))  # now another's: revoked, the new one made
+            self._converge(r, prior.attrs["id"], current, prior.attrs.get("egress", []))
             if not prior.attrs.get("tagged"):  # adopted (import-terraform): ours from now on
                 self.aws.ec2.create_tags(Resources=[prior.attrs["id"]], Tags=_tags(self.aws.tags))
         return read_back(self, r)
@@ -366,9 +370,11 @@ class DbInstanceProvider(Provider):
         "performance_insights": "EnablePerformanceInsights",
     }
     # what RDS does with downtime: with apply_immediately off, left for the maintenance window
-    WINDOW = ("DBInstanceClass", "AllocatedStorage", "EngineVersion", "MultiAZ", "DBPortNumber")
-    PENDING = {"DBInstanceClass": "instance_class", "AllocatedStorage": "allocated_storage", "EngineVersion": "engine_major",
-               "MultiAZ": "multi_az", "Port": "port"}  # how describe_db_instances names them while they wait
+    # Not a major version upgrade (its parameter group moves with it and the old group goes after) nor a
+    # port (RDS restarts for it whatever ApplyImmediately says): those are made now, as the plan says.
+    WINDOW = ("DBInstanceClass", "AllocatedStorage", "MultiAZ")
+    PENDING = {"DBInstanceClass": "instance_class", "AllocatedStorage": "allocated_storage",
+               "MultiAZ": "multi_az"}  # how describe_db_instances names them while they wait
     FAILED = {"failed", "incompatible-parameters", "incompatible-restore", "incompatible-network", "storage-full",
               "inaccessible-encryption-credentials", "restore-error"}  # instances' and snapshots' dead ends
 
@@ -393,10 +399,11 @@ class DbInstanceProvider(Provider):
                    "`apply --encrypt-storage`")
         return {"storage_encrypted": encrypt, "kms_key_id": encrypt,
                 "master_password_managed": "RDS makes a new master password in Secrets Manager; the old one stops working",
-                "engine_major": "a major version upgrade: minutes of downtime" + WINDOW_NOTE,
+                "engine_major": "a major version upgrade: minutes of downtime, now (then the old parameter group goes)",
                 "instance_class": "minutes of downtime" + WINDOW_NOTE, "allocated_storage": "slower I/O for a while"
                 + WINDOW_NOTE, "multi_az": "slower I/O while the standby is made" + WINDOW_NOTE,
-                "port": "a reboot; clients must use the new port" + WINDOW_NOTE,
+                "port": "a restart now (RDS restarts for it whatever apply_immediately says); clients must use the "
+                        "new port",
                 "parameter_group": "settings apply at the next reboot",
                 "other_security_groups": "detached: only the project's security group reaches the instance",
                 "tagged": "adds the tags ManagedBy, Project, Environment, Lineage"}
@@ -419,8 +426,6 @@ class DbInstanceProvider(Provider):
         v = self.aws.judge(db.get("TagList"), prior)
         # what waits for the maintenance window counts as done (planning it again would change nothing)
         pending = {self.PENDING[k]: v for k, v in (db.get("PendingModifiedValues") or {}).items() if k in self.PENDING}
-        if "engine_major" in pending:
-            pending["engine_major"] = str(pending["engine_major"]).split(".")[0]
         attached = sorted(g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", []))
         group = r.attrs.get("security_group_id")  # the engine's value of the Ref; None: the group does not exist
         other = [g for g in attached if g != group]
@@ -570,9 +575,7 @@ class DbInstanceProvider(Provider):
             if restore and self.encrypt_storage:  # a new key, too, takes an encrypted copy
                 self._encrypt_by_restore(r)
             later = {} if a.get("apply_immediately", True) else {
-                arg: changes.pop(arg) for arg in [*self.WINDOW, "AllowMajorVersionUpgrade"] if arg in changes}
-            if "EngineVersion" in later and "DBParameterGroupName" in changes:  # the new major's group goes with it
-                later["DBParameterGroupName"] = changes.pop("DBParameterGroupName")
+                arg: changes.pop(arg) for arg in self.WINDOW if arg in changes}
             if later:  # no wait: the instance stays available until its window
                 self.aws.rds.modify_db_instance(DBInstanceIdentifier=a["identifier"], ApplyImmediately=False, **later)
             if changes:
