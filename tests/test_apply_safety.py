@@ -111,7 +111,8 @@ def test_resource_made_but_not_recorded_is_adopted(cli, superuser, name):
     p = json.loads(cli("plan", "--json", "--detailed-exitcode", expect=2).stdout)
     assert {c["action"] for c in p["changes"]} == {"adopt"} and len(p["changes"]) == 3
     assert "3 to adopt" in cli("plan").stdout
-    cli("apply", "--auto-approve")
+    done = cli("apply", "--auto-approve").stdout  # says what it did: not "0 added, 0 changed, 0 destroyed" alone
+    assert "Apply complete! Resources: 0 added, 0 changed, 0 destroyed, 3 adopted." in done
     cli("plan", "--detailed-exitcode")
 
 

@@ -316,8 +316,14 @@ def test_apply_all_shows_every_plan_and_asks_once(tmp_path, home, answer):
     assert states == [answer == "yes"] * 2
     assert ("Apply cancelled." in seen) is (answer == "no")
     if answer == "yes":
+        # nothing left to change: no approval needed, even without a terminal to ask on
+        again = Cli(tmp_path, home)("apply", "--all", "--registry", str(reg))
+        assert "needs confirmation" not in again.stderr
         for n in ("fleet_a", "fleet_b"):
             Cli(tmp_path / n, home)("destroy", "--auto-approve", "--force-delete-data")
+    else:  # changes and no terminal: refused, as a single apply is
+        refused = Cli(tmp_path, home)("apply", "--all", "--registry", str(reg), expect=1)
+        assert "needs confirmation and there is no terminal to ask on: pass --auto-approve" in refused.stderr
 
 
 SEED_ROW = "redb,REDB-Workflows,https://github.com/stlrda/REDB-Workflows/tree/theo/development"

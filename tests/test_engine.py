@@ -165,3 +165,23 @@ def test_a_replacement_cut_short_is_adopted_by_the_next_plan(tmp_path):
     assert "thing.a" not in stored.resources and stored.pending == {"thing.a": "new"}
     again = make_plan(stored, wanted, providers)
     assert not again.conflicts and [(c.action, c.changed) for c in again.changes] == [("update", ("marked",))]
+
+
+class StuckProvider(DictProvider):
+    def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
+        from airflow_infra.errors import ProviderError
+
+        raise ProviderError(f"{r.address}: still in use")
+
+
+def test_a_failed_destroy_says_destroy_failed(tmp_path):
+    provider = StuckProvider()
+    backend = LocalStateBackend(tmp_path / "state.json")
+    with transaction(backend, "apply") as txn:
+        apply_plan(make_plan(State(), [Resource("thing", "a", {"x": 1})], {"thing": provider}), txn, {"thing": provider},
+                   backup_dir=tmp_path / "backups")
+    plan = make_plan(backend.read(), [], {"thing": provider}, operation="destroy")
+    with pytest.raises(ApplyFailed, match=r"^destroy failed; finished steps are saved in the state: thing.a"), \
+            transaction(backend, "destroy") as txn:
+        apply_plan(plan, txn, {"thing": provider}, backup_dir=tmp_path / "backups")
+    assert sorted(backend.read().resources) == ["thing.a"]

@@ -125,8 +125,10 @@ def apply(c: Ctx, planfile, auto_approve, force_delete_data, encrypt_storage, al
     if all_projects:
         if encrypt_storage:
             raise click.UsageError("--encrypt-storage is for one project at a time, not with --all")
-        # without --auto-approve every project is planned, shown and confirmed first; each applies its reviewed plan
-        confirm = render.confirm(False, "apply these projects' plans", render.fleet_review) if not auto_approve else None
+        # without --auto-approve every project is planned, shown and confirmed first (when one has changes: only
+        # then is a terminal needed); each applies its reviewed plan
+        confirm = None if auto_approve else render.confirm(False, "apply these projects' plans", render.fleet_review,
+                                                           early=False)
         results = commands.fleet_apply(registry, confirm=confirm, jobs=jobs, lock_timeout=c.lock_timeout)
         render.fleet(results)  # None: cancelled
         render.fleet_exit(results)

@@ -186,8 +186,9 @@ def summary(plan: Plan, result: Any, verb: str) -> str:
     if result is None:
         return f"{verb.capitalize()} cancelled."
     counts = plan.counts()
+    adopted = f", {counts['adopt']} adopted" if counts["adopt"] else ""  # an apply that only adopts says so
     return click.style(f"{verb.capitalize()} complete! Resources: {counts['add']} added, {counts['change']} changed, "
-                       f"{counts['destroy']} destroyed.", fg="green", bold=True)
+                       f"{counts['destroy']} destroyed{adopted}.", fg="green", bold=True)
 
 
 # -- tables: rich is imported only by the commands that print one --------------------------------

@@ -157,7 +157,7 @@ def apply_plan(
     applied, failures = _walk(plan, providers, txn, force_delete_data=force_delete_data,
                               parallelism=parallelism, emit=emit)
     if failures:
-        raise ApplyFailed("apply failed; finished steps are saved in the state: " + "; ".join(failures))
+        raise ApplyFailed(f"{plan.operation} failed; finished steps are saved in the state: " + "; ".join(failures))
     return ApplyResult(txn.state, backups, applied)
 
 
