@@ -48,6 +48,17 @@ def assert_nothing_made(cli: Cli, superuser, name: str) -> None:
      ["state.key", "a name the S3 backend keeps for itself"]),
     ('[project]\nname = "{name}"\n[state]\nbackend = "s3"\nbucket = "states"\nkey = "p/dev/airflow-infra.json-md5"\n',
      ["state.key", "<key>-md5 in the lock table"]),
+    # strict types: a bool is no port, a string no number
+    ('[project]\nname = "{name}"\n[database]\nport = true\n', ["database.port", "valid integer"]),
+    ('[project]\nname = "{name}"\n[bucket]\nnoncurrent_days = "30"\n', ["bucket.noncurrent_days", "valid integer"]),
+    # names PostgreSQL refuses, refused at load rather than half-way through an apply
+    ('[project]\nname = "pg_x"\n', ["project.name", "PostgreSQL reserves role names starting with pg_"]),
+    # control characters and unsafe characters in what becomes a key or a path
+    ('[project]\nname = "{name}"\n[bucket]\nprefix = "a\\u0000b"\n', ["bucket.prefix", "control character"]),
+    ('[project]\nname = "{name}"\n[bucket]\nprefix = "team;rm"\n', ["bucket.prefix", "S3's safe characters"]),
+    ('[project]\nname = "{name}"\n[state]\nbackend = "s3"\nbucket = "states"\nkey = "a\\nb.json"\n',
+     ["state.key", "control character"]),
+    ('[project]\nname = "{name}"\n[bucket]\npath = "/tmp/x\\ty"\n', ["bucket.path", "control character"]),
 ])
 def test_bad_config(cli, superuser, name, config, fragments):
     (cli.dir / "airflow-infra.toml").write_text(config.format(name=name))

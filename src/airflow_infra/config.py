@@ -21,19 +21,47 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
-from .names import CONFIG_FILE, NAME_RE, check_name
+from .names import CONFIG_FILE, NAME_RE, check_name, reserved
 
 SCHEMA_RE = r"^[a-z_][a-z0-9_]{0,62}$"
 ENV_PREFIX = "AIRFLOW_INFRA_"
 
 
+def _no_control(value: Any) -> Any:
+    """Every string that becomes a name, key or path: no control character (NUL, a newline, ...)."""
+    if isinstance(value, str) and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError(f"{value!r} holds a control character")
+    if isinstance(value, list):
+        for v in value:
+            _no_control(v)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _no_control(k)
+            _no_control(v)
+    return value
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `port = true` is not 1, `"5432"` in TOML is not a number
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @field_validator("*")
+    @classmethod
+    def _check_text(cls, value: Any) -> Any:
+        return _no_control(value)
 
 
 class ProjectConfig(_Section):
     name: str = Field(pattern=NAME_RE)
     environment: str = Field(default="dev", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+
+    @field_validator("name")
+    @classmethod
+    def _check_reserved(cls, name: str) -> str:
+        why = reserved(name)
+        if why:
+            raise ValueError(f"{name!r}: {why}")
+        return name
 
 
 class TargetConfig(_Section):
@@ -71,6 +99,7 @@ class DatabaseConfig(_Section):
 
 
 BUCKET_RE = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+SAFE_KEY_RE = r"^[A-Za-z0-9!_.*'()/-]*$"  # S3's characters safe in any key and URL
 
 
 class BucketConfig(_Section):
@@ -108,6 +137,8 @@ class BucketConfig(_Section):
     def _check_prefix(cls, prefix: str) -> str:
         if prefix.startswith("/") or ".." in prefix.split("/"):
             raise ValueError(f"prefix {prefix!r} must be relative, without '..'")
+        if not re.match(SAFE_KEY_RE, prefix):
+            raise ValueError(f"prefix {prefix!r}: only letters, digits and !-_.*'()/ (S3's safe characters)")
         return prefix.strip("/") + "/" if prefix.strip("/") else ""
 
 
@@ -134,6 +165,8 @@ class StateConfig(_Section):
     @field_validator("key")
     @classmethod
     def _check_key(cls, key: str | None) -> str | None:
+        if key is not None and not re.match(SAFE_KEY_RE, key):
+            raise ValueError(f"key {key!r}: only letters, digits and !-_.*'()/ (S3's safe characters)")
         # names the S3 backend keeps beside a state: another state there would be overwritten by them
         if key is not None and (key.rsplit("/", 1)[-1] == ".airflow-infra-probe" or key.endswith((".lock", "-md5"))
                                 or ".states/" in key or ".kept/" in key):

@@ -31,4 +31,13 @@ def check_name(name: str, *, source: str = "--name") -> str:
             f"{source}: {name!r} is not a valid project name: it must match {NAME_RE} "
             "(an importable Python name: lower case, starts with a letter)"
         )
+    if reserved(name):
+        raise ConfigError(f"{source}: {name!r} is not a valid project name: {reserved(name)}")
     return name
+
+
+def reserved(name: str) -> str | None:
+    """Why PostgreSQL refuses the roles a project of this name has, if it does."""
+    if name.startswith("pg_"):
+        return "PostgreSQL reserves role names starting with pg_ (its roles would be pg_…_owner); choose another"
+    return None
