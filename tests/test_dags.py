@@ -75,6 +75,24 @@ def test_seed_registry_parses_as_is_and_names_are_checked(tmp_path):
     assert "'../x' is not a valid project name" in cli("projects", "list", "--registry", str(reg), expect=1).stderr
 
 
+@pytest.mark.parametrize("text, message", [
+    ("Project,Repo,URL,URL\nx_a,X,file:///a.git,file:///b.git\n", "line 1: column(s) URL named twice"),
+    ('Project,Repo,URL\n"x_\nb",X,file:///a.git\n', "line 2: a field holds a line break"),
+    ("Project,Repo,URL\nx_a,X,file:///a.git,extra\n", "line 2: 4 fields, the header names 3"),
+    ("Project,Repo,URL\nx_a,X,file:///" + "a" * 200_000 + ".git\n", "line 2: a field longer than 4096 characters"),
+    ("Project,Repo,URL\n\n\nx_a,X,\n", "line 4: URL is empty"),  # blank lines counted: the line in the file
+    ("Project,Repo,URL\nx_a,X,file:///a.git\n\nx_a,Y,file:///b.git\n", "line 4: project 'x_a' is listed twice"),
+])
+def test_a_registry_is_read_strictly_and_errors_name_the_line(tmp_path, text, message):
+    reg = tmp_path / "projects.csv"
+    reg.write_text(text)
+    for args in (("projects", "list"), ("dags", "bundles"), ("projects", "add", "x_c", "file:///c.git")):
+        proc = cli(*args, "--registry", str(reg), expect=1)
+        err = proc.stderr.strip()
+        assert err == f"Error: {reg}: {message}" or err.startswith(f"Error: {reg}: {message}"), err
+    assert reg.read_text() == text  # never rewritten
+
+
 def test_sync_publishes_and_picks_up_new_commits(tmp_path, repos, source):
     a, b, c = repos("alpha"), repos("beta"), repos("gamma")
     reg, dags = tmp_path / "projects.csv", tmp_path / "dags"

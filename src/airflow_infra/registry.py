@@ -12,6 +12,7 @@ issue) is refused when the registry is read.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -76,10 +77,10 @@ def _check_path(value: str, where: str) -> str:
     return value
 
 
-def _check(entries: list[Entry], source: str) -> list[Entry]:
+def _check(entries: list[Entry], source: str, lines: list[int] | None = None) -> list[Entry]:
     names: set[str] = set()
     urls: set[str] = set()
-    for i, e in enumerate(entries, start=2):
+    for i, e in zip(lines or range(2, len(entries) + 2), entries, strict=True):
         where = f"{source}: line {i}"
         check_name(e.project, source=f"{where}: Project")
         if not e.url:
@@ -97,30 +98,69 @@ def _check(entries: list[Entry], source: str) -> list[Entry]:
     return entries
 
 
-def read(path: str | Path) -> list[Entry]:
-    path = Path(path)
+FIELD_LIMIT = 4096  # no URL, path or name is longer; a larger field is a broken file
+
+
+def _rows(path: Path, text: str) -> list[tuple[int, list[str]]]:
+    """(line, fields) of each row, the header first."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[tuple[int, list[str]]] = []
+    last = 0
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: registry not found (create it with `airflow-infra projects add`)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    rows = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in rows.fieldnames or []]
+        for fields in reader:
+            start, last = last + 1, reader.line_num
+            if start != last or any("\n" in f or "\r" in f for f in fields):
+                raise ConfigError(f"{path}: line {start}: a field holds a line break (one row per line)")
+            if any(len(f) > FIELD_LIMIT for f in fields):
+                raise ConfigError(f"{path}: line {start}: a field longer than {FIELD_LIMIT} characters")
+            rows.append((start, fields))
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):  # the csv module's own limit, far above ours
+            raise ConfigError(f"{path}: line {reader.line_num}: a field longer than {FIELD_LIMIT} characters") from None
+        raise ConfigError(f"{path}: line {reader.line_num}: not CSV ({exc})") from None
+    if not rows:
+        raise ConfigError(f"{path}: empty; the first line names the columns: {','.join(REQUIRED)}")
+    return rows
+
+
+def _header(path: Path, fields: list[str]) -> list[str]:
+    header = [h.strip() for h in fields]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise ConfigError(f"{path}: missing column(s) {', '.join(missing)} (columns: {', '.join(REQUIRED + OPTIONAL)})")
     unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
     if unknown:
         raise ConfigError(f"{path}: unknown column(s) {', '.join(unknown)} (allowed: {', '.join(REQUIRED + OPTIONAL)})")
-    entries = []
-    for row in rows:
-        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-        if not any(row.values()):
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise ConfigError(f"{path}: line 1: column(s) {', '.join(twice)} named twice")
+    return header
+
+
+def read(path: str | Path) -> list[Entry]:
+    """The registry, strictly: one header naming each column once, one line per row (no line break inside
+    a field), as many fields as the header, none huge; errors name the row's line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: registry not found (create it with `airflow-infra projects add`)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    rows = _rows(path, text)
+    header = _header(path, rows[0][1])
+    entries, lines = [], []
+    for line, fields in rows[1:]:
+        if not any(f.strip() for f in fields):
             continue
+        if len(fields) != len(header):
+            raise ConfigError(f"{path}: line {line}: {len(fields)} fields, the header names {len(header)} "
+                              f"({','.join(header)})")
+        row = dict(zip(header, (f.strip() for f in fields), strict=True))
         entries.append(Entry(row["Project"], row["Repo"], row["URL"], row.get("Branch", ""), row.get("Path", ""),
                              row.get("Config", "")))
-    return _check(entries, str(path))
+        lines.append(line)
+    return _check(entries, str(path), lines)
 
 
 def write(path: str | Path, entries: list[Entry]) -> None:
