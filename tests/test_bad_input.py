@@ -75,9 +75,11 @@ def test_missing_and_unreadable_config(cli, superuser, name):
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (("--var", "project.name=Bad-Name"), ["project.name", "'Bad-Name'"]),
+    (("--var", "project.name=Bad-Name"), ["--var project.name: project.name", "'Bad-Name'"]),
     (("--var", "novalue"), ["--var 'novalue'", "KEY=VALUE"]),
-    (("--var", "database.schemas=[\"ok\", \"pg_no\"]"), ["reserved"]),
+    (("--var", "database.schemas=[\"ok\", \"pg_no\"]"), ["--var database.schemas", "reserved"]),
+    (("--var", "database.port=true"), ["--var database.port: database.port", "valid integer"]),
+    (("--var-file", "/nonexistent/prod.toml"), ["--var-file /nonexistent/prod.toml: not found"]),
 ])
 def test_bad_overrides(cli, superuser, name, args, fragments):
     (cli.dir / "airflow-infra.toml").write_text(GOOD.format(name=name))
@@ -117,8 +119,12 @@ def test_output_with_nothing_applied_says_so(cli, name):
 def test_bad_environment_override(cli, superuser, name):
     (cli.dir / "airflow-infra.toml").write_text(GOOD.format(name=name))
     proc = cli("apply", "--auto-approve", expect=None, AIRFLOW_INFRA_DATABASE__SCHEMAZ='["x"]')
-    assert_one_line_error(proc, "database.schemaz", "unknown key")
+    assert_one_line_error(proc, "environment variable AIRFLOW_INFRA_DATABASE__SCHEMAZ: unknown key 'database.schemaz'")
     assert_nothing_made(cli, superuser, name)
+    (cli.dir / "prod.toml").write_text("[database]\nport = 0\n")
+    proc = cli("--var-file", str(cli.dir / "prod.toml"), "plan", expect=None)
+    assert_one_line_error(proc, f"--var-file {cli.dir / 'prod.toml'}: database.port")
+    assert "init" not in proc.stderr
 
 
 @pytest.mark.parametrize("folder", ["211dashboard", "Crime-Data!"])

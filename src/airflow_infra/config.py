@@ -345,12 +345,12 @@ def _deep_merge(base: dict, over: Mapping) -> dict:
     return out
 
 
-def _read_toml(path: Path) -> dict:
+def _read_toml(path: Path, *, missing: str | None = None) -> dict:
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: not found (run `airflow-infra init` to write one)") from None
+        raise ConfigError(missing or f"{path}: not found (run `airflow-infra init` to write one)") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -385,32 +385,48 @@ def load_config(
     """Read, merge and validate the project's configuration. Raises ConfigError."""
     path = Path(project_dir) / CONFIG_FILE
     data = _read_toml(path)
+    origins: dict[str, str] = {}  # dotted key -> what set it last, when not the file: errors name it
     environ = os.environ if environ is None else environ
     for key in sorted(environ):
         if key.startswith(ENV_PREFIX) and "__" in key:
             dotted = key[len(ENV_PREFIX):].lower().replace("__", ".")
             _set_dotted(data, dotted, _parse_value(environ[key]), f"environment variable {key}")
+            origins[dotted] = f"environment variable {key}"
     for vf in var_files:
-        data = _deep_merge(data, _read_toml(Path(vf)))
+        layer = _read_toml(Path(vf), missing=f"--var-file {vf}: not found")
+        data = _deep_merge(data, layer)
+        origins.update({k: f"--var-file {vf}" for k in _dotted_keys(layer)})
     for item in vars:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"--var {item!r}: expected KEY=VALUE, e.g. project.environment=prod")
         _set_dotted(data, key.strip(), _parse_value(raw), f"--var {key.strip()}")
+        origins[key.strip()] = f"--var {key.strip()}"
     rds = data.get("aws", {}).get("rds", {}) if isinstance(data.get("aws"), dict) else {}
     bundle = rds.get("ca_bundle") if isinstance(rds, dict) else None
     if isinstance(bundle, str) and bundle and "://" not in bundle and not Path(bundle).expanduser().is_absolute():
         # the project's file, wherever the command runs from (outputs and connections name it)
         rds["ca_bundle"] = str((Path(project_dir) / bundle).resolve())
-    return validate_config(data, str(path))
+    return validate_config(data, str(path), origins)
 
 
-def validate_config(data: Mapping, source: str) -> Config:
-    """The merged settings as a Config; ConfigError naming source and the key on bad input."""
+def validate_config(data: Mapping, source: str, origins: Mapping[str, str] | None = None) -> Config:
+    """The merged settings as a Config; ConfigError naming the key on bad input and where it was set:
+    source, or what origins says set it (an environment variable, --var, --var-file)."""
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from None
+        loc = ".".join(str(p) for p in exc.errors()[0]["loc"] if not isinstance(p, int))
+        setter = next((o for k, o in sorted((origins or {}).items(), key=lambda kv: -len(kv[0]))
+                       if loc == k or loc.startswith(k + ".")), None)
+        raise ConfigError(_describe(exc, setter or source)) from None
+
+
+def _dotted_keys(table: Mapping, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in table.items():
+        out += _dotted_keys(v, f"{prefix}{k}.") if isinstance(v, Mapping) and v else [f"{prefix}{k}"]
+    return out
 
 
 def render_config(name: str, environment: str = "dev") -> str:
