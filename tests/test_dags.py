@@ -281,6 +281,13 @@ def test_plan_all_reports_a_broken_project_and_plans_the_others(tmp_path, home):
     table = subprocess.run([sys.executable, "-m", "airflow_infra", "plan", "--all", "--registry", str(reg)],
                            capture_output=True, text=True, env=env, timeout=300)
     assert table.returncode == 1 and "fleet_b" in table.stdout and "unknown key" in table.stdout
+    missing = rows + ["fleet_d,fleet_d,file:///fleet_d.git,fleet_d/airflow-infra.toml"]  # a Config not there
+    reg.write_text("\n".join(missing) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "airflow_infra", "plan", "--all", "--registry", str(reg), "--json"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    error = {r["project"]: r for r in json.loads(proc.stdout)}["fleet_d"]["error"]
+    assert error == (f"{reg}: Config 'fleet_d/airflow-infra.toml' of fleet_d: no {tmp_path}/fleet_d/airflow-infra.toml "
+                     f"(fix the row, or `airflow-infra init` in {tmp_path}/fleet_d)")  # not "-C …: not a directory"
 
     reg.write_text("\n".join(r for r in rows if not r.startswith("fleet_b")) + "\n")
     applied = subprocess.run([sys.executable, "-m", "airflow_infra", "apply", "--all", "--auto-approve", "--registry", str(reg)],

@@ -89,6 +89,10 @@ def _fleet(registry: str | Path, work: Callable[[str, Project], FleetResult], *,
     def one(e) -> FleetResult:
         directory = reg.config_dir(registry, e)
         assert directory is not None  # only entries with a Config are here
+        if not (directory / "airflow-infra.toml").is_file():
+            return FleetResult(e.project, error=f"{registry}: Config {e.config!r} of {e.project}: no "
+                                                f"{directory / 'airflow-infra.toml'} (fix the row, or "
+                                                f"`airflow-infra init` in {directory})")
         try:
             return work(e.project, load(directory))
         except AirflowInfraError as exc:
