@@ -239,3 +239,35 @@ def test_a_home_that_does_not_exist_is_made_only_by_up_init_or_local_start(cli, 
         assert (fresh / "postgres").is_dir()
     finally:
         up("local", "stop", expect=None, AIRFLOW_INFRA_HOME=str(fresh))
+
+
+def test_a_refused_connection_keeps_the_servers_words_and_doctor_says_what_to_start(cli, name, project_up_elsewhere):
+    """libpq's "Connection refused" was dropped, leaving only its indented hint; doctor on a stopped local
+    server did not say how to start it."""
+    cli.dir.joinpath("airflow-infra.toml").write_text(f'[project]\nname = "{name}"\n[target]\nkind = "server"\n'
+                                                      '[bucket]\ntls_only = false\n')
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))  # bound, never listening: refused
+    try:
+        proc = cli("plan", expect=None, AIRFLOW_INFRA_ADMIN_DSN=f"postgresql://u:SECRETPART@127.0.0.1:"
+                   f"{port.getsockname()[1]}/postgres", AWS_ENDPOINT_URL="http://127.0.0.1:1", AWS_ACCESS_KEY_ID="x",
+                   AWS_SECRET_ACCESS_KEY="x")
+    finally:
+        port.close()
+    assert_one_line_error(proc, "failed: Connection refused (is the server running on that host and accepting "
+                          "TCP/IP connections?)")
+    assert "SECRETPART" not in proc.stderr and "\t" not in proc.stderr
+    local = project_up_elsewhere
+    local("local", "stop")
+    checks = local("doctor", expect=1).stdout
+    assert "the local PostgreSQL is not running" in checks and "airflow-infra local start" in checks
+
+
+@pytest.fixture
+def project_up_elsewhere(fresh_home, tmp_path):
+    fresh_home.chmod(0o711)
+    d = tmp_path / "elsewhere"
+    d.mkdir()
+    local = Cli(d, fresh_home)
+    local("up")
+    return local

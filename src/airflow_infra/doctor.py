@@ -53,12 +53,17 @@ def _ages(ages: dict[str, float], max_days: int) -> Check:
 
 
 def run(outputs: dict[str, dict], *, s3=None, secret_ages: dict[str, float] | None = None,
-        max_age_days: int = 90) -> list[Check]:
-    """secret_ages: role -> days since its password last changed, where the store keeps that."""
+        max_age_days: int = 90, local_stopped: bool = False) -> list[Check]:
+    """secret_ages: role -> days since its password last changed, where the store keeps that;
+    local_stopped: the project's server is the local one, and it is not running."""
     o = {k: v["value"] for k, v in outputs.items()}
     if "postgres_database" not in o:
         return [Check("state", False, "nothing applied yet: run `airflow-infra apply`")]
-    checks = [_postgres(o)]
+    if local_stopped:  # no connection to try: what to do instead
+        checks = [Check("postgres (etl user)", False, "the local PostgreSQL is not running: `airflow-infra local start` "
+                                                      "starts it (so does any plan or apply)")]
+    else:
+        checks = [_postgres(o)]
     if secret_ages:
         checks.append(_ages(secret_ages, max_age_days))
     if "bucket_path" in o:

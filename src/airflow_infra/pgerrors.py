@@ -22,8 +22,16 @@ def reason(exc: BaseException, *, connecting: bool = False) -> str:
                 "percent-encoded in a URI, or quoted in key=value form)")
     diag = getattr(exc, "diag", None)
     primary = diag.message_primary if diag is not None else None
-    lines = str(exc).strip().splitlines()
-    return primary or (lines[-1].strip() if lines else type(exc).__name__)
+    if primary:
+        return str(primary)
+    # libpq: 'connection to server at "h", port p failed: Connection refused' then a tab-indented hint;
+    # the server's (or the kernel's) own words first, the hint after them
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    failed = [ln.removeprefix("connection failed: ") for ln in lines if " failed: " in ln]
+    hints = [ln for ln in lines if " failed: " not in ln and not ln.startswith("connection failed")]
+    if failed:
+        return failed[-1] + (f" ({hints[-1][0].lower()}{hints[-1][1:].rstrip('?.')}?)" if hints else "")
+    return lines[-1] if lines else type(exc).__name__
 
 
 def checked_dsn(dsn: str, where: str) -> str:

@@ -64,14 +64,16 @@ def doctor(project: Project):
     """Check from here that the project's connections work; a list of doctor.Check."""
     from ..doctor import run
     from ..secretstores import role_ref
+    from .core import local_server
 
     target = project.target()
     p = project.config.project
     try:
         ages = {role: days for role in ("etl", "reader")
                 if (days := target.secrets.age_days(role_ref(p.name, p.environment, f"{p.name}_{role}"))) is not None}
+        stopped = project.config.target.kind == "local" and local_server().running_pid() is None
         return run(outputs(project, reveal=True), s3=target.bucket_client(), secret_ages=ages,
-                   max_age_days=project.config.secrets.max_age_days)
+                   max_age_days=project.config.secrets.max_age_days, local_stopped=stopped)
     finally:
         target.close()
 
