@@ -39,7 +39,6 @@ class S3Proxy:
         self.reject_actions: dict[str, tuple[str, str]] = {}  # Query action -> (error code, message), as 400
         self.reject_times: dict[str, int] = {}  # Query action -> how many times reject_actions applies (default: always)
         self.rewrite: dict[str, tuple[bytes, bytes]] = {}     # Query action -> (old, new) in its responses
-        self.rewrite_times: dict[str, int] = {}  # Query action -> how many responses rewrite applies to (default: all)
         self.refuse_deletes = False  # DeleteObjects answers 200 with an AccessDenied error per key (Object Lock)
         self.hold: set[str] = set()  # requests on these subresources wait for release (a kill lands meanwhile)
         self.held = threading.Event()
@@ -99,9 +98,8 @@ class S3Proxy:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
-                if action in proxy.rewrite and proxy.rewrite_times.get(action, 1) > 0:
+                if action in proxy.rewrite:
                     data = data.replace(*proxy.rewrite[action])
-                    proxy.rewrite_times[action] = proxy.rewrite_times.get(action, 1) - (action in proxy.rewrite_times)
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
                     if k.lower() not in ("transfer-encoding", "connection", "content-length"):

@@ -178,6 +178,8 @@ def render_adoption_config(seed: SeedInfrastructure, *, name: str | None, enviro
               f"max_allocated_storage = {_toml(db.get('max_allocated_storage') or 0)}",
               f"backup_retention_days = {_toml(max(1, db.get('backup_retention_period') or 7))}",
               f"multi_az = {_toml(bool(db.get('multi_az')))}",
+              # as the instance has it: Performance Insights depends on its class and engine version
+              f"performance_insights = {_toml(bool(db.get('performance_insights_enabled')))}",
               "deletion_protection = true",
               "publicly_accessible = false",
               "# storage_encrypted = true (the default): an unencrypted instance is encrypted only by",
