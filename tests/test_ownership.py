@@ -141,3 +141,22 @@ def test_a_create_refused_as_foreign_leaves_no_pending_create(cli):
     refused = cli("plan", expect=1)
     assert f"Conflict: local_bucket.workfiles: '{theirs}' exists, not made by airflow-infra" in refused.stdout
     assert (theirs / "theirs.csv").read_text() == "1\n"
+
+
+def test_another_environment_of_the_project_on_the_same_server_is_refused_and_never_told_to_import(make_cli, tmp_path):
+    """dev and prod of one project on one PostgreSQL: the names carry no environment, so prod would be dev's
+    roles and database. Refused at plan, saying why, without the import advice (taking them over merges the two)."""
+    dev = make_cli()
+    dev("up")
+    prod_dir = tmp_path / "prod"
+    shutil.copytree(dev.dir, prod_dir, ignore=shutil.ignore_patterns(".airflow-infra"))
+    config = prod_dir / "airflow-infra.toml"
+    config.write_text(config.read_text().replace('environment = "dev"', 'environment = "prod"'))
+    prod = Cli(prod_dir, dev.home)
+    for args in (("plan",), ("apply", "--auto-approve")):
+        err = prod(*args, expect=1).stderr
+        assert "made by this project's environment 'dev'" in err and "airflow-infra import" not in err
+        assert "two environments of one project cannot share a server or bucket" in err
+        assert "give environment 'prod' a server of its own" in err and err.count("\n") == 1
+    assert not (prod_dir / ".airflow-infra" / "state.json").exists()
+    dev("plan", "--detailed-exitcode")

@@ -76,4 +76,17 @@ def judge(me: Owner, found: Owner | None, *, recorded: bool) -> Verdict:
     same_project = (found.project, found.environment) == (me.project, me.environment)
     if same_project and found.lineage is None and recorded:
         return Verdict(True, False)
+    if found.project == me.project and found.environment != me.environment:
+        return Verdict(False, False, f"{SIBLING} {found.environment!r}")
     return Verdict(False, False, f"made by {found.describe()}")
+
+
+# whose, for what another environment of the same project made: never to be imported (names carry
+# no environment, so the two environments would share one database and one set of roles)
+SIBLING = "made by this project's environment"
+
+
+def sibling_advice(environment: str) -> str:
+    return (f"two environments of one project cannot share a server or bucket (the names of its roles, "
+            f"database and bucket carry no environment): give environment {environment!r} a server of its own "
+            "(another [target] or AIRFLOW_INFRA_HOME)")

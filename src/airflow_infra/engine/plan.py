@@ -173,10 +173,14 @@ def name_of(r: Resource) -> str:
         return r.address
 
 
-def _conflict(r: Resource, obs: Observed, recorded: bool) -> str:
+def _conflict(r: Resource, obs: Observed, recorded: bool, environment: str = "") -> str:
+    from ..ownership import SIBLING, sibling_advice
+
     what = f"{r.address}: {import_id(r)!r} exists, {obs.whose or 'not made by airflow-infra'}"
     if recorded:
         return f"{what}, yet this state records it (a state copied from another project?)"
+    if obs.whose.startswith(SIBLING):  # taking it over would merge the two environments: never advised
+        return f"{what}; {sibling_advice(environment)}"
     return f"{what}; to take it over on purpose: airflow-infra import {r.address} {import_id(r)}"
 
 
@@ -212,7 +216,7 @@ def _refresh(state: State, wanted: Mapping[str, Resource], providers: Mapping[st
         obs = found[r.address]
         recorded = r.address in state.resources
         if obs is not None and obs.foreign:
-            conflicts.append(_conflict(r, obs, recorded))
+            conflicts.append(_conflict(r, obs, recorded, state.environment or ""))
             continue
         if recorded and prior is not None:
             if obs is None:
@@ -300,7 +304,7 @@ def make_plan(
     for c in [c for c in changes if c.action == REPLACE and name_of(c.resource) != name_of(refreshed[c.address])]:
         there = _read(providers[c.resource.type], c.resource, None) if not c.resource.refs() else None
         if there is not None and there.foreign:
-            conflicts.append(_conflict(c.resource, there, False))
+            conflicts.append(_conflict(c.resource, there, False, state.environment or ""))
             changes.remove(c)
     conflicts.sort()
 
