@@ -233,6 +233,28 @@ def test_airflow_dagbag_holds_the_synced_dags_and_check_uses_it(tmp_path, repos,
     assert dagbag(airflow_python, dags)["errors"] == {}
 
 
+def test_a_published_revision_is_checked_again_when_airflow_changed_or_when_asked(tmp_path, repos, airflow_python):
+    """`dags sync --check` used to skip a revision already published: checked with no Airflow (compiling only),
+    a broken import stayed "unchanged" for ever. Now a new Airflow, or --recheck, checks it again."""
+    a = repos("alpha")
+    a.commit({"dags/alpha_dag.py": "import no_such_module_anywhere\n" + dag_source("alpha_hello")}, "bad import")
+    reg, dags = tmp_path / "projects.csv", tmp_path / "dags"
+    register(reg, a, path="dags")
+    cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--check")  # no Airflow here: compiles
+    first = published(dags, "alpha")
+    proc = cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--check", "--json",
+               python=str(airflow_python), expect=1)  # with Airflow: checked again, and found broken
+    [alpha] = json.loads(proc.stdout)
+    assert alpha["result"] == "failed" and f"the published revision {first[:12]} fails the check now" in alpha["error"]
+    assert "no_such_module_anywhere" in alpha["error"]
+    a.commit({"dags/alpha_dag.py": dag_source("alpha_hello")}, "fixed")
+    cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--check", python=str(airflow_python))
+    again = cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--recheck", "--json",
+                python=str(airflow_python))
+    assert [r["result"] for r in json.loads(again.stdout)] == ["unchanged"]
+    assert published(dags, "alpha") != first
+
+
 def test_shipped_import_dag_parses_and_its_task_runs_the_sync(tmp_path, repos, airflow_python):
     a = repos("alpha")
     reg, dags = tmp_path / "projects.csv", tmp_path / "dags"

@@ -32,12 +32,14 @@ def dags_bundles(registry, fmt):
 @click.option("--dags-folder", required=True, metavar="DIR", help="Airflow's DAG folder.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True, help="Projects at a time.")
 @click.option("--check", is_flag=True, help="Compile (and load in a DagBag, where Airflow is importable) before publishing.")
+@click.option("--recheck", is_flag=True, help="--check the published revisions again too (done by itself when "
+                                               "the Airflow they passed with changed).")
 @click.option("--json", "as_json", is_flag=True)
-def dags_sync(registry, dags_folder, jobs, check, as_json):
+def dags_sync(registry, dags_folder, jobs, check, recheck, as_json):
     """Clone or fetch each project's repository and publish it at DIR/<Project>, atomically."""
     from . import commands, render
 
-    results = commands.dags_sync(registry, dags_folder, jobs=jobs, check=check)
+    results = commands.dags_sync(registry, dags_folder, jobs=jobs, check=check, recheck=recheck)
     render.dags_sync(results, as_json)
     sys.exit(1 if any(r.result == "failed" for r in results) else 0)
 

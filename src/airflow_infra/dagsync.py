@@ -112,11 +112,38 @@ def _check_dagbag(tree: Path) -> None:
         raise SyncError(f"DagBag import errors: {lines[-1] if lines else 'see airflow logs'}")
 
 
+def _airflow_version() -> str:
+    """The Airflow the check loads DAGs with ("" where there is none): a new one checks again."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("apache-airflow")
+    except PackageNotFoundError:
+        return ""
+
+
 class DagSync:
-    def __init__(self, dags_folder: str | Path, *, check: bool = False):
+    def __init__(self, dags_folder: str | Path, *, check: bool = False, recheck: bool = False):
         self.dir = Path(dags_folder).resolve()
         self.state = self.dir / STATE
-        self.check = check
+        self.check = check or recheck
+        self.recheck = recheck
+
+    def _checked(self, project: str, sha: str) -> Path:
+        """The record of a revision's passed check: the Airflow version it passed with."""
+        return self.state / "revisions" / project / f"{sha}.checked"
+
+    def _run_checks(self, tree: Path, project: str, sha: str) -> None:
+        _check_python(tree)
+        _check_dagbag(tree)
+        self._checked(project, sha).write_text(_airflow_version() + "\n")
+
+    def _needs_recheck(self, project: str, sha: str) -> bool:
+        """A published revision is checked again when asked, or when the Airflow it passed with changed."""
+        if not self.check:
+            return False
+        record = self._checked(project, sha)
+        return self.recheck or not record.is_file() or record.read_text().strip() != _airflow_version()
 
     def _prepare(self) -> None:
         for d in (self.dir, self.state / "repos", self.state / "revisions"):
@@ -191,8 +218,7 @@ class DagSync:
             raise SyncError(err.splitlines()[-1] if err else "git archive failed")
         try:
             if self.check:
-                _check_python(tmp)
-                _check_dagbag(tmp)
+                self._run_checks(tmp, e.project, sha)
         except SyncError:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -215,8 +241,11 @@ class DagSync:
         if not revisions.is_dir():
             return
         for d in revisions.iterdir():
-            if d.name not in keep:
-                shutil.rmtree(d, ignore_errors=True)
+            if d.name.removesuffix(".checked") not in keep:
+                if d.is_dir() and not d.is_symlink():
+                    shutil.rmtree(d, ignore_errors=True)
+                else:
+                    d.unlink(missing_ok=True)
 
     def sync_one(self, e: Entry) -> SyncResult:
         start = time.monotonic()
@@ -228,6 +257,11 @@ class DagSync:
         try:
             sha, repo = self._fetch(e)
             if sha == old:
+                if self._needs_recheck(e.project, sha):  # published, but checked with another Airflow or not at all
+                    try:
+                        self._run_checks(self.state / "revisions" / e.project / sha, e.project, sha)
+                    except SyncError as exc:
+                        raise SyncError(f"the published revision {sha[:12]} fails the check now: {exc}") from None
                 self._prune(e.project, {sha})
                 return SyncResult(e.project, old, sha, "unchanged", seconds=time.monotonic() - start)
             self._publish(e, self._export(e, sha, repo))

@@ -39,12 +39,14 @@ def projects_remove(registry: str | Path, project: str):
     return reg.remove(registry, project)
 
 
-def dags_sync(registry: str | Path, dags_folder: str | Path, *, jobs: int = 4, check: bool = False):
-    """Publish every registered project's DAGs at dags_folder/<Project>; a list of SyncResult."""
+def dags_sync(registry: str | Path, dags_folder: str | Path, *, jobs: int = 4, check: bool = False,
+              recheck: bool = False):
+    """Publish every registered project's DAGs at dags_folder/<Project>; a list of SyncResult. With check,
+    a published revision is checked again when the Airflow it passed with changed; with recheck, always."""
     from .. import registry as reg
     from ..dagsync import DagSync
 
-    return DagSync(dags_folder, check=check).run(reg.read(registry), jobs=jobs)
+    return DagSync(dags_folder, check=check, recheck=recheck).run(reg.read(registry), jobs=jobs)
 
 
 def dags_install_importer(dags_folder: str | Path, *, registry: str | Path, schedule: str = "*/5 * * * *",
