@@ -220,3 +220,28 @@ def test_only_the_user_reads_buckets_backups_and_secrets(cli, home):
             assert proc.returncode != 0 and "Permission denied" in proc.stderr, path
         else:
             assert all(os.stat(p).st_mode & 0o077 == 0 for p in (path, path.parent) if p != home), path
+
+
+def test_the_service_unit_starts_and_stops_the_server_as_systemd_would(fresh_home, tmp_path):
+    """`local install-service --print`: the unit's ExecStart and ExecStop lines, run as systemd runs them
+    (its Environment, no shell), start and stop the server; installing where systemd does not run is
+    refused in one line with nothing written."""
+    import shlex
+
+    fresh_home.chmod(0o711)
+    cli = Cli(tmp_path, fresh_home)
+    text = cli("local", "install-service", "--print", "--scope", "system").stdout
+    lines = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    assert lines["Type"] == "oneshot" and lines["RemainAfterExit"] == "yes" and lines["WantedBy"] == "multi-user.target"
+    env = dict([shlex.split(lines["Environment"])[0].split("=", 1)])
+    assert env == {"AIRFLOW_INFRA_HOME": str(fresh_home)}
+    server = LocalServer(fresh_home)
+    for step, running in (("ExecStart", True), ("ExecStop", False)):
+        subprocess.run(shlex.split(lines[step]), env={"PATH": os.environ["PATH"], **env}, check=True,
+                       capture_output=True, timeout=300)
+        assert (server.running_pid() is not None) is running
+    if not Path("/run/systemd/system").is_dir():  # this machine: no systemd running
+        proc = cli("local", "install-service", "--scope", "user", expect=1,
+                   XDG_CONFIG_HOME=str(tmp_path / "config"))
+        assert proc.stderr.startswith("Error: systemd does not run on this machine") and proc.stderr.count("\n") == 1
+        assert not (tmp_path / "config").exists()

@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 _COMMANDS = (  # commands.__all__, written out so that `import airflow_infra` imports nothing more
     "Project", "apply", "backend_bootstrap", "destroy", "force_unlock", "import_resource", "init", "load", "load_plan",
-    "local_server", "local_start", "local_status", "local_stop", "lock_info", "output", "outputs", "plan", "save_plan",
+    "local_install_service", "local_server", "local_start", "local_status", "local_stop", "lock_info", "output", "outputs", "plan", "save_plan",
     "state_list", "state_migrate", "state_restore", "state_show", "state_versions", "up", "FleetResult",
     "dags_install_importer", "dags_sync", "fleet_apply", "fleet_outputs", "fleet_plan", "projects_add", "projects_list",
     "projects_remove", "projects_show", "connections", "connections_push", "doctor", "new", "TerraformImport",

@@ -410,6 +410,15 @@ def local_stop():
     click.echo(render.local_status(commands.local_stop()))
 
 
+@local.command("install-service")
+@click.option("--scope", type=click.Choice(["system", "user"]), help="Default: system as root, else user.")
+@click.option("--print", "print_only", is_flag=True, help="Show the systemd unit; install nothing.")
+def local_install_service(scope, print_only):
+    """Start the local PostgreSQL at boot and stop it cleanly (a systemd unit)."""
+    found = commands.local_install_service(scope=scope, print_only=print_only)
+    click.echo(found.text if print_only else f"Installed and started {found.name} ({found.path}).", nl=not print_only)
+
+
 @local.command("status")
 @click.option("--json", "as_json", is_flag=True)
 def local_status(as_json):

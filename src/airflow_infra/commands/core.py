@@ -400,5 +400,14 @@ def local_stop() -> dict:
     return local_server().stop()
 
 
+def local_install_service(*, scope: str | None = None, print_only: bool = False):
+    """The systemd unit that starts the local server at boot (service.Service); installed unless print_only."""
+    from ..home import existing_home
+    from ..service import install, unit
+
+    found = unit(existing_home() if not print_only else home_dir(), scope=scope)
+    return found if print_only else install(found)
+
+
 def local_status() -> dict:
     return local_server().status()
