@@ -271,3 +271,13 @@ def project_up_elsewhere(fresh_home, tmp_path):
     local = Cli(d, fresh_home)
     local("up")
     return local
+
+
+def test_a_pg_bindir_the_running_server_does_not_use_is_said(cli, name):
+    """pg_bindir chooses the binaries of a server still to be made: set on an existing one, it used to be
+    ignored without a word."""
+    cli.dir.joinpath("airflow-infra.toml").write_text(GOOD.format(name=name))
+    proc = cli("--var", "target.pg_bindir=/opt/other/postgres/bin", "plan")
+    assert proc.stderr.startswith("Warning: [target] pg_bindir = '/opt/other/postgres/bin' is not what the local "
+                                  "server runs with")
+    assert "Warning" not in cli("plan").stderr

@@ -26,6 +26,17 @@ class LocalTarget(Target):
                                  bindir=lambda: self.server.bindir,
                                  client_env=self.server.client_env)
 
+    def preflight(self) -> None:
+        """pg_bindir chooses the binaries of a server still to be made; said when the server runs with others."""
+        wanted, info = self.config.target.pg_bindir, self.server.info()
+        if wanted and info and Path(wanted).expanduser().resolve() != Path(info["bindir"]).resolve():
+            import logging
+
+            logging.getLogger(__name__).warning(
+                f"[target] pg_bindir = {wanted!r} is not what the local server runs with ({info['bindir']}): it "
+                "chooses the binaries of a server still to be made; an existing one keeps its own (its data "
+                "directory is of their major version)")
+
     def desired(self) -> list[Resource]:
         return [*self.bucket.resources(), *self.database.resources()]
 
