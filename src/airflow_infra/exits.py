@@ -26,6 +26,18 @@ class _Warnings(logging.Handler):
         click.echo(click.style(f"Warning: {record.getMessage()}", fg="yellow"), err=True)
 
 
+def _usage(exc: click.ClickException) -> str:
+    """click's message, naming the command and where its options are listed."""
+    message = exc.format_message()
+    ctx = getattr(exc, "ctx", None)
+    if not isinstance(exc, click.UsageError) or ctx is None:
+        return message
+    where = ctx.command_path
+    if message.startswith("Got unexpected extra argument"):
+        message = f"{where}: {message.split('(', 1)[-1].rstrip(')')!r} is not an argument it takes"
+    return f"{message} (`{where} --help` lists what it takes)"
+
+
 def run(cli: click.Group, argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     log = logging.getLogger("airflow_infra")
@@ -42,7 +54,7 @@ def run(cli: click.Group, argv: list[str] | None = None) -> None:
             _fail("Interrupted; what finished is in the state, and the next apply carries on.", 130)
         _fail("Aborted.")
     except click.ClickException as exc:  # usage errors exit 1 too: 2 means "changes" for plan
-        _fail(f"Error: {exc.format_message()}")
+        _fail(f"Error: {_usage(exc)}")
     except Exception as exc:
         if debug:
             raise
