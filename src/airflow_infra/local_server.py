@@ -102,7 +102,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _port_in_use(port: int) -> bool:
+def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -487,7 +487,7 @@ class LocalServer:
         with self._locked():
             fresh = not self.has_cluster()
             if fresh:
-                if port is not None and _port_in_use(port):
+                if port is not None and port_in_use(port):
                     raise PortInUse(f"--port {port}: 127.0.0.1:{port} is in use by another program; choose another port")
                 self._initdb(port)
             elif port is not None:
@@ -501,7 +501,7 @@ class LocalServer:
                         f"a PostgreSQL of {self.data} runs as pid {orphan} but its postmaster.pid is gone (removed by "
                         f"hand?): stop it with `kill -INT {orphan}`, then run `airflow-infra local start`; "
                         "nothing was started")
-                if _port_in_use(info["port"]):
+                if port_in_use(info["port"]):
                     raise PortInUse(
                         f"127.0.0.1:{info['port']} is in use by another program, so the local PostgreSQL cannot "
                         "start there: stop that program, or move ours with `airflow-infra local start --port N`"

@@ -4,7 +4,6 @@ registered project (see platform/)."""
 from __future__ import annotations
 
 import hashlib
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -85,7 +84,7 @@ def platform_up(registry: str | Path = "projects.csv", *, on_progress: Callable[
     """Start what is not running (or runs with another configuration) and wait until Airflow is healthy;
     a no-op when all is. On any failure the components started by this call are stopped again."""
     from ..airflow.bundles import bundles
-    from ..local_server import LocalServer
+    from ..local_server import LocalServer, port_in_use
     from ..platform import airflowcfg, metadata
     from ..platform.environment import airflow_executable
     from ..platform.processes import COMPONENTS, Supervisor
@@ -113,7 +112,7 @@ def platform_up(registry: str | Path = "projects.csv", *, on_progress: Callable[
         sup.stop(c)
     todo = [c for c in COMPONENTS if sup.running(c) is None]
     for c, port in (("api-server", settings.port), ("scheduler", settings.port + 1), ("triggerer", settings.port + 2)):
-        if c in todo and _port_taken(port):
+        if c in todo and port_in_use(port):
             raise PlatformError(f"[platform] port: 127.0.0.1:{port} ({c}) is in use by another program; set another "
                                 f"port in [platform] of {registry.parent / 'airflow-infra.toml'} (it takes port, "
                                 "port+1 and port+2); nothing was started")
@@ -135,16 +134,6 @@ def platform_up(registry: str | Path = "projects.csv", *, on_progress: Callable[
     status = platform_status(registry)
     status.started = started
     return status
-
-
-def _port_taken(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
 
 
 def _migrate(airflow: Path, env: dict[str, str], root: Path, digest: str, progress: Callable[[str], None]) -> None:
