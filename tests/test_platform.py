@@ -26,23 +26,6 @@ from gitrepos import git
 from airflow_infra.local_server import free_port
 
 
-def three_free_ports() -> int:
-    """A port whose next two are free too (the platform takes port, port+1, port+2)."""
-    while True:
-        port = free_port()
-        if port < 65000 and all(_free(port + i) for i in (1, 2)):
-            return port
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 class Api:
     """Airflow's REST API v2 as the admin user (a JWT from /auth/token)."""
 
@@ -76,6 +59,7 @@ class Api:
 @dataclass
 class Platform:
     cli: Cli
+    home: Path
     registry: Path
     port: int
     projects: dict[str, Cli]
@@ -115,12 +99,12 @@ def platform(home, airflow_python, tmp_path_factory):
     cli("projects", "add", a, str(root / a), "--path", "dags", "--config", f"{a}/airflow-infra.toml", "--registry", str(registry))
     cli("projects", "add", b, f"file://{root}/{b}.git", "--branch", "main", "--path", "dags", "--config",
         f"{b}/airflow-infra.toml", "--registry", str(registry))
-    port = three_free_ports()
+    port = free_port()
     (root / "airflow-infra.toml").write_text(f'[platform]\nport = {port}\nairflow_bin = "{airflow_python.parent / "airflow"}"\n')
     up = cli("platform", "up", "--registry", str(registry))
     assert "Started: api-server, scheduler, dag-processor, triggerer" in up.stdout
     try:
-        yield Platform(cli, registry, port, projects, [p for c in projects.values() for p in passwords(c)])
+        yield Platform(cli, home, registry, port, projects, [p for c in projects.values() for p in passwords(c)])
     finally:
         cli("platform", "down", expect=None)
 
@@ -167,15 +151,42 @@ def test_up_again_changes_nothing_and_a_killed_scheduler_comes_back(platform):
     assert "Everything was running: no change." in again.stdout
     assert {c["name"]: c["pid"] for c in platform.status()["components"]} == before
 
-    os.killpg(before["scheduler"], signal.SIGKILL)  # killed by hand, children and all
+    logs = platform.cli("platform", "logs", "scheduler").stdout
+    assert "--- airflow-infra platform: starting scheduler at " in logs  # its own log, from its first start
+    assert "COMPONENT 'webserver': one of api-server, scheduler, dag-processor, triggerer" in platform.cli(
+        "platform", "logs", "webserver", expect=1).stderr
+
+    os.kill(before["scheduler"], signal.SIGKILL)  # killed by hand: its main process only, its children live on
     time.sleep(0.5)
     down = platform.status(expect=1)
     assert [c["name"] for c in down["components"] if not c["running"]] == ["scheduler"] and not down["healthy"]
+    assert groups_alive({before["scheduler"]})  # what it left: its LocalExecutor's workers
     back = platform.cli("platform", "up", "--registry", str(platform.registry))
-    assert "Started: scheduler" in back.stdout
+    assert "Started: scheduler" in back.stdout and "scheduler: stopping what is left of it" in back.stderr
+    assert not groups_alive({before["scheduler"]})
+
+    (platform.home / "platform" / "run" / "triggerer.pid").write_text("abc 123 x\n")  # mangled: stale, not a crash
+    assert not [c for c in platform.status(expect=1)["components"] if c["name"] == "triggerer"][0]["running"]
+    os.kill(before["dag-processor"], signal.SIGSTOP)  # hung: answers nothing, so it is not running
+    fixed = platform.cli("platform", "up", "--registry", str(platform.registry))
+    assert "Started: dag-processor, triggerer" in fixed.stdout
+    assert not groups_alive({before["triggerer"], before["dag-processor"]})  # the old ones, found and stopped
     now = platform.status()
-    assert now["healthy"] and {c["name"]: c["pid"] for c in now["components"] if c["name"] != "scheduler"} == {
-        k: v for k, v in before.items() if k != "scheduler"}
+    assert now["healthy"] and [c["pid"] for c in now["components"] if c["name"] == "api-server"] == [
+        before["api-server"]]
+
+
+def groups_alive(pgids: set[int]) -> set[int]:
+    """Those of the process groups that still hold a live process."""
+    alive = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] not in ("Z", "X") and int(fields[2]) in pgids:
+            alive.add(int(fields[2]))
+    return alive
 
 
 def png_colours(path: Path) -> int:
@@ -249,18 +260,9 @@ def test_down_leaves_no_process_and_no_port(platform):
     pids = [c["pid"] for c in platform.status()["components"]]
     done = platform.cli("platform", "down")
     assert done.stdout.strip() == "Stopped: triggerer, dag-processor, scheduler, api-server"
-    groups = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            groups.add(int(fields[2]))
-    assert not groups & set(pids)
-    for port in (platform.port, platform.port + 1, platform.port + 2):
-        with socket.socket() as s:
-            assert s.connect_ex(("127.0.0.1", port)) != 0
+    assert not groups_alive(set(pids))
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", platform.port)) != 0
     stopped = platform.status(expect=1)
     assert not any(c["running"] for c in stopped["components"])
     assert platform.cli("platform", "down").stdout.strip() == "Nothing was running."
@@ -277,7 +279,7 @@ def test_refusals_start_nothing(tmp_path, fresh_home, airflow_python):
     registry = tmp_path / "projects.csv"
     registry.write_text("Project,Repo,URL\n")
     settings = tmp_path / "airflow-infra.toml"
-    port = three_free_ports()
+    port = free_port()
     airflow = airflow_python.parent / "airflow"
 
     def up(text: str) -> str:
@@ -291,10 +293,11 @@ def test_refusals_start_nothing(tmp_path, fresh_home, airflow_python):
     assert f"no local PostgreSQL in {fresh_home}: run `airflow-infra up`" in err
     cli("local", "start")
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", port + 1))
+        taken.bind(("127.0.0.1", port))
         taken.listen()
         err = up(f'port = {port}\nairflow_bin = "{airflow}"\n')
-    assert f"127.0.0.1:{port + 1} (scheduler) is in use by another program" in err and "nothing was started" in err
+    assert f"127.0.0.1:{port} is in use by another program" in err and "nothing was started or stopped" in err
+    assert "[platform] airflow_bin" in up('airflow_bin = ""\n')  # not "unset": that would install Airflow
     settings.write_text('[platform]\nairflow_version = "3.0.99"\n')  # pip cannot find it
     proc = cli("platform", "up", "--registry", str(registry), expect=1)
     assert "installing Apache Airflow into" in proc.stderr.splitlines()[0]  # progress, then the one error line
@@ -304,3 +307,25 @@ def test_refusals_start_nothing(tmp_path, fresh_home, airflow_python):
     platform_dir = fresh_home / "platform"
     assert not (platform_dir / "env").exists() and not list((platform_dir / "envs").glob("airflow-*/bin"))
     assert not list(platform_dir.glob("run/*.pid"))
+
+
+def test_a_percent_in_a_path_reaches_airflow_as_it_is(tmp_path):
+    """Airflow reads airflow.cfg with % interpolation: a path holding % (a directory, a %20 in a URL) used
+    to break every process. As Airflow's parser reads them, the values come back as they were."""
+    import configparser
+    import tomllib
+
+    from airflow_infra.airflow.bundles import render
+    from airflow_infra.platform.airflowcfg import airflow_cfg
+    from airflow_infra.platform.settings import PlatformSettings
+
+    home = tmp_path / "100%pure"
+    bundles = [{"name": "a", "classpath": "x", "kwargs": {"path": str(home / "a%20b")}}]
+    cfg = configparser.ConfigParser()  # BasicInterpolation, as Airflow's
+    cfg.read_string(airflow_cfg(PlatformSettings(), home, home / "projects.csv", bundles))
+    assert json.loads(cfg["dag_processor"]["dag_bundle_config_list"]) == bundles
+    assert json.loads(cfg["secrets"]["backend_kwargs"]) == {"registry": str(home / "projects.csv")}
+    lines = configparser.ConfigParser()
+    lines.read_string(render(bundles, "cfg"))
+    assert json.loads(lines["dag_processor"]["dag_bundle_config_list"]) == bundles
+    assert json.loads(tomllib.loads(render(bundles, "toml"))["dag_processor"]["dag_bundle_config_list"]) == bundles

@@ -18,8 +18,9 @@ def dags():
 
 @dags.command("bundles")
 @registry_option
-@click.option("--format", "fmt", type=click.Choice(["json", "env", "toml"]), default="json", show_default=True,
-              help="json: the list; env: AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST; toml: airflow.cfg lines.")
+@click.option("--format", "fmt", type=click.Choice(["json", "env", "cfg", "toml"]), default="json", show_default=True,
+              help="json: the list; env: AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST; cfg: airflow.cfg lines; "
+                   "toml: the same as TOML.")
 def dags_bundles(registry, fmt):
     """Airflow 3 DAG bundles, one per registered project, for any Airflow 3 deployment."""
     from .commands.platform import dags_bundles as bundles

@@ -27,7 +27,7 @@ def _render(status, as_json: bool) -> None:
     for c in status.components:
         state = f"running, pid {c['pid']}" if c["running"] else "stopped"
         part = (status.health or {}).get(c["name"].replace("-", "_").replace("api_server", "metadatabase")) or {}
-        click.echo(f"  {c['name']:<14} {state:<20} {part.get('status', '')}")
+        click.echo(f"  {c['name']:<14} {state:<20} {part.get('status', '') if c['running'] else ''}")
 
 
 @platform_group.command("up")

@@ -39,10 +39,13 @@ def bundles(registry: str | Path) -> list[dict]:
 
 
 def render(items: list[dict], fmt: str) -> str:
-    """json: the list itself; env: the variable Airflow reads; toml: airflow.cfg's lines."""
+    """json: the list itself; env: the variable Airflow reads; cfg: airflow.cfg's lines (a % doubled: Airflow
+    interpolates); toml: the same setting as TOML (the value a JSON string)."""
     value = json.dumps(items, sort_keys=True)
     if fmt == "json":
         return json.dumps(items, indent=2, sort_keys=True) + "\n"
     if fmt == "env":
         return "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST='" + value.replace("'", "'\\''") + "'\n"
-    return "[dag_processor]\ndag_bundle_config_list = " + value + "\n"
+    if fmt == "cfg":
+        return "[dag_processor]\ndag_bundle_config_list = " + value.replace("%", "%%") + "\n"
+    return "[dag_processor]\ndag_bundle_config_list = " + json.dumps(value) + "\n"

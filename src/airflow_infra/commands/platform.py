@@ -4,6 +4,7 @@ registered project (see platform/)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -60,13 +61,20 @@ def dags_bundles(registry: str | Path, *, fmt: str = "json") -> str:
     return render(bundles(_registry(registry)), fmt)
 
 
+def _running_port(root: Path) -> int | None:
+    """The port the running platform was started with (its settings may have changed since)."""
+    try:
+        return int(json.loads((root / "run" / "settings.json").read_text())["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def platform_status(registry: str | Path = "projects.csv", *, reveal: bool = False) -> PlatformStatus:
     from ..platform.airflowcfg import ADMIN, ADMIN_PASSWORD
     from ..platform.processes import COMPONENTS, Supervisor, health
     from ..platform.settings import load_settings
     from ..secretstores.file import FileSecretStore
 
-    settings = load_settings(Path(registry))
     home = home_dir()
     sup = Supervisor(_root(home))
     comps = []
@@ -74,15 +82,18 @@ def platform_status(registry: str | Path = "projects.csv", *, reveal: bool = Fal
         found = sup.running(c)
         comps.append({"name": c, "running": found is not None, "pid": found.pid if found else None,
                       "log": str(sup.log(c))})
-    answer = health(settings.port) if comps[0]["running"] else None
-    return PlatformStatus(f"http://127.0.0.1:{settings.port}", ADMIN, comps, answer,
+    port = (_running_port(_root(home)) if any(c["running"] for c in comps) else None) or load_settings(
+        Path(registry)).port
+    answer = health(port) if comps[0]["running"] else None
+    return PlatformStatus(f"http://127.0.0.1:{port}", ADMIN, comps, answer,
                           password=FileSecretStore(home).get(ADMIN_PASSWORD) if reveal else None)
 
 
 def platform_up(registry: str | Path = "projects.csv", *, on_progress: Callable[[str], None] | None = None,
                 timeout: float = 300.0) -> PlatformStatus:
-    """Start what is not running (or runs with another configuration) and wait until Airflow is healthy;
-    a no-op when all is. On any failure the components started by this call are stopped again."""
+    """Start what is not running (or runs with another configuration, or hangs) and wait until Airflow is
+    healthy; a no-op when all is. What can be checked is checked before a working platform is touched;
+    on a failure after that, the components started by this call are stopped again."""
     from ..airflow.bundles import bundles
     from ..local_server import LocalServer, port_in_use
     from ..platform import airflowcfg, metadata
@@ -105,42 +116,54 @@ def platform_up(registry: str | Path = "projects.csv", *, on_progress: Callable[
     secrets = airflowcfg.secrets_env(server.secrets, url)
     env = airflowcfg.process_env(airflow, airflow_home, home, secrets)
     digest = hashlib.sha256((cfg + str(airflow) + repr(sorted(secrets.items()))).encode()).hexdigest()[:16]
-    sup = Supervisor(root)
-    stale = [c for c in COMPONENTS if (r := sup.running(c)) is not None and r.digest != digest]
-    for c in stale:  # another configuration (a project added, a new port or version): restarted
-        progress(f"{c}: restarting with the new configuration")
-        sup.stop(c)
-    todo = [c for c in COMPONENTS if sup.running(c) is None]
-    for c, port in (("api-server", settings.port), ("scheduler", settings.port + 1), ("triggerer", settings.port + 2)):
-        if c in todo and port_in_use(port):
-            raise PlatformError(f"[platform] port: 127.0.0.1:{port} ({c}) is in use by another program; set another "
-                                f"port in [platform] of {registry.parent / 'airflow-infra.toml'} (it takes port, "
-                                "port+1 and port+2); nothing was started")
-    (airflow_home / "airflow.cfg").write_text(cfg)
-    airflowcfg.write_passwords(airflow_home, server.secrets.get_or_create(airflowcfg.ADMIN_PASSWORD))
-    _migrate(airflow, env, root, digest, progress)
-    started: list[str] = []
-    try:
-        for c in todo:
-            argv = [str(airflow), c] + (["--host", "127.0.0.1", "--port", str(settings.port)] if c == "api-server" else [])
-            sup.start(c, argv, env, airflow_home, digest)
-            started.append(c)
-            progress(f"{c}: started (log: {sup.log(c)})")
-        _wait_healthy(sup, settings.port, timeout, progress)
-    except BaseException:
-        for c in started:
-            sup.stop(c, timeout=10)
-        raise
+    sup = Supervisor(root, airflow_home)
+    with sup.locked():
+        api = sup.running("api-server")
+        if (api is None or _running_port(root) != settings.port) and port_in_use(settings.port):
+            raise PlatformError(f"[platform] port: 127.0.0.1:{settings.port} is in use by another program; set "
+                                f"another port in [platform] of {registry.parent / 'airflow-infra.toml'}; nothing "
+                                "was started or stopped")
+        for c in COMPONENTS:
+            found = sup.running(c)
+            if found is not None and found.digest != digest:  # a project added, a new port or version
+                progress(f"{c}: restarting with the new configuration")
+                sup.stop(c)
+            elif found is None and sup.leftovers(c):  # hung, or its main process killed and children left
+                progress(f"{c}: stopping what is left of it")
+                sup.stop(c, timeout=10)
+        todo = [c for c in COMPONENTS if sup.running(c) is None]
+        (airflow_home / "airflow.cfg").write_text(cfg)
+        airflowcfg.write_passwords(airflow_home, server.secrets.get_or_create(airflowcfg.ADMIN_PASSWORD))
+        _migrate(airflow, env, root, server, progress)
+        (root / "run" / "settings.json").write_text(json.dumps({"port": settings.port}) + "\n")
+        started: list[str] = []
+        since = time.time()
+        try:
+            for c in todo:
+                argv = [str(airflow), c] + {"api-server": ["--host", "127.0.0.1", "--port", str(settings.port)],
+                                            "scheduler": ["--skip-serve-logs"],
+                                            "triggerer": ["--skip-serve-logs"]}.get(c, [])
+                sup.start(c, argv, env, airflow_home, digest)
+                started.append(c)
+                progress(f"{c}: started (log: {sup.log(c)})")
+            _wait_healthy(sup, settings.port, timeout, progress, since=since if started else 0.0)
+        except BaseException:
+            for c in started:
+                sup.stop(c, timeout=10)
+            raise
     status = platform_status(registry)
     status.started = started
     return status
 
 
-def _migrate(airflow: Path, env: dict[str, str], root: Path, digest: str, progress: Callable[[str], None]) -> None:
-    """`airflow db migrate`, once per Airflow installation and metadata database (not at every up)."""
+def _migrate(airflow: Path, env: dict[str, str], root: Path, server, progress: Callable[[str], None]) -> None:
+    """`airflow db migrate`, when this Airflow installation has not migrated this database: the marker
+    names both, and the database must hold Airflow's schema (one dropped and made again has none)."""
+    from ..platform.metadata import migrated
+
     marker = root / "run" / "migrated"
     key = hashlib.sha256((str(airflow.resolve()) + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]).encode()).hexdigest()
-    if marker.is_file() and marker.read_text().strip() == key:
+    if marker.is_file() and marker.read_text().strip() == key and migrated(server):
         return
     progress("migrating Airflow's metadata database")
     log = root / "logs" / "db-migrate.log"
@@ -148,14 +171,18 @@ def _migrate(airflow: Path, env: dict[str, str], root: Path, digest: str, progre
     with open(log, "w") as out:
         proc = subprocess.run([str(airflow), "db", "migrate"], env=env, stdout=out, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, timeout=900)
+    last = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:] or ["no output"]
     if proc.returncode != 0:
-        last = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:] or ["no output"]
         raise PlatformError(f"`airflow db migrate` failed: {last[0][:300]} (log: {log}); nothing was started")
+    if not migrated(server):
+        raise PlatformError(f"`{airflow} db migrate` made no Airflow schema: is [platform] airflow_bin an Airflow? "
+                            "nothing was started")
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(key + "\n")
 
 
-def _wait_healthy(sup, port: int, timeout: float, progress: Callable[[str], None]) -> None:
+def _wait_healthy(sup, port: int, timeout: float, progress: Callable[[str], None], *, since: float = 0.0) -> None:
+    """Until every part is healthy with a heartbeat after `since` (the restarted ones' own)."""
     from ..platform.processes import COMPONENTS, health, healthy
 
     deadline = time.monotonic() + timeout
@@ -166,7 +193,7 @@ def _wait_healthy(sup, port: int, timeout: float, progress: Callable[[str], None
                 raise PlatformError(f"{c} exited while starting: {sup.tail(c)[:300]!r} (log: {sup.log(c)}); "
                                     "what this run started was stopped")
         answer = health(port)
-        if healthy(answer):
+        if healthy(answer, since=since):
             return
         waiting = "the api-server" if answer is None else ", ".join(
             p for p in ("metadatabase", "scheduler", "triggerer", "dag_processor")
@@ -181,11 +208,12 @@ def _wait_healthy(sup, port: int, timeout: float, progress: Callable[[str], None
 
 
 def platform_down(*, timeout: float = 30.0) -> list[str]:
-    """Stop every component (SIGTERM, SIGKILL after timeout); the names of those that were running."""
+    """Stop every component and what it left (SIGTERM, SIGKILL after timeout); those that were there."""
     from ..platform.processes import COMPONENTS, Supervisor
 
     sup = Supervisor(_root(home_dir()))
-    return [c for c in reversed(COMPONENTS) if sup.stop(c, timeout=timeout)]
+    with sup.locked():
+        return [c for c in reversed(COMPONENTS) if sup.stop(c, timeout=timeout)]
 
 
 def platform_logs(component: str | None = None) -> list[Path]:

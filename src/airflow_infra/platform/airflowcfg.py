@@ -26,13 +26,18 @@ def airflow_cfg(settings: PlatformSettings, airflow_home: Path, registry: Path, 
                  "simple_auth_manager_users": f"{ADMIN}:admin",
                  "simple_auth_manager_passwords_file": str(airflow_home / "passwords.json")},
         "api": {"host": "127.0.0.1", "port": str(settings.port), "base_url": url, "workers": "1"},
-        "dag_processor": {"dag_bundle_config_list": json.dumps(bundles, sort_keys=True), "refresh_interval": "30"},
+        "dag_processor": {"dag_bundle_config_list": json.dumps(bundles, sort_keys=True), "refresh_interval": "30",
+                          # Git bundles' clones: this home's, not /tmp/airflow shared by every home
+                          "dag_bundle_storage_path": str(airflow_home / "dag_bundles")},
         "secrets": {"backend": "airflow_infra.airflow.secrets.AirflowInfraBackend",
                     "backend_kwargs": json.dumps({"registry": str(registry)})},
-        # the scheduler's and triggerer's log servers: beside the api-server, not on Airflow's 8793/8794
-        "logging": {"base_log_folder": str(airflow_home / "logs"), "worker_log_server_port": str(settings.port + 1),
-                    "trigger_log_server_port": str(settings.port + 2)},
+        # task logs are files on this machine, which the api-server reads: no log servers (Airflow would
+        # bind them on every interface)
+        "logging": {"base_log_folder": str(airflow_home / "logs")},
     })
+    for section in cfg.sections():  # Airflow reads airflow.cfg with % interpolation: a % in a path is %%
+        for key, value in cfg[section].items():
+            cfg[section][key] = value.replace("%", "%%")
     out = io.StringIO()
     out.write("# written by `airflow-infra platform up`: changes here are overwritten; see [platform] in "
               "airflow-infra.toml\n")

@@ -36,3 +36,10 @@ def ensure(server: LocalServer) -> str:
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(role, role))
             conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(role, sql.Literal(MARK)))
     return f"postgresql+psycopg://{NAME}:{quote(password, safe='')}@127.0.0.1:{server.port}/{NAME}"
+
+
+def migrated(server: LocalServer) -> bool:
+    """Whether the metadata database holds Airflow's schema (alembic's version table, with a version)."""
+    with server.connect(NAME) as conn:
+        row = conn.execute("SELECT to_regclass('public.alembic_version') IS NOT NULL").fetchone()
+        return bool(row and row[0] and conn.execute("SELECT count(*) FROM alembic_version").fetchone()[0])

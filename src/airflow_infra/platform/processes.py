@@ -1,30 +1,42 @@
 """The platform's four Airflow processes, each in a session of its own (so that it and its children are
 stopped together), with a log file and a pid file ("<pid> <start time> <config digest>"): the start time
 tells a live component from a reused pid after a reboot, the digest one started with another
-configuration (restarted by the next `up`)."""
+configuration (restarted by the next `up`).
+
+A component is running when its main process lives and is not stopped (SIGSTOP: hung, restarted by
+`up`). What a component leaves behind (its children after its main process was killed, a copy whose
+pid file was deleted) is found by its process group or by its environment (AIRFLOW_HOME and its
+command line) and stopped before anything is started again."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
+def _stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat's fields after the command name: [state, ppid, pgrp, ...]; None when gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot; None when it is gone or a zombie."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] in ("Z", "X") else fields[19]
+    fields = _stat(pid)
+    return None if fields is None or fields[0] in ("Z", "X") else fields[19]
 
 
 @dataclass(frozen=True)
@@ -34,21 +46,64 @@ class Running:
 
 
 class Supervisor:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, airflow_home: Path | None = None):
+        self.root = root
         self.run = root / "run"
         self.logs = root / "logs"
+        self.airflow_home = airflow_home or root / "airflow"
 
     def log(self, component: str) -> Path:
         return self.logs / f"{component}.log"
 
-    def running(self, component: str) -> Running | None:
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """One `up` or `down` at a time: two at once would start a component twice."""
+        self.run.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.run / "platform.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _pidfile(self, component: str) -> tuple[int, str, str] | None:
         try:
             pid, started, digest = (self.run / f"{component}.pid").read_text().split()
-        except (OSError, ValueError):
+            return int(pid), started, digest
+        except (OSError, ValueError):  # missing, or not ours in form: stale
             return None
-        if _start_time(int(pid)) != started:
+
+    def running(self, component: str) -> Running | None:
+        found = self._pidfile(component)
+        if found is None or _start_time(found[0]) != found[1]:
             return None
-        return Running(int(pid), digest)
+        stat = _stat(found[0])
+        if stat is None or stat[0] == "T":  # stopped (SIGSTOP): it answers nothing, so it is not running
+            return None
+        return Running(found[0], found[2])
+
+    def leftovers(self, component: str) -> set[int]:
+        """Process groups of this component that are not its running one: the group of a main process
+        killed alone, or a copy started beside it (a pid file deleted), found by AIRFLOW_HOME."""
+        found, live = self._pidfile(component), self.running(component)
+        groups = {found[0]} if found and live is None and _group_alive(found[0]) else set()
+        want = f"AIRFLOW_HOME={self.airflow_home}".encode()
+        names = {component.encode(), component.replace("-", "_").encode()}  # argv, or a process title Airflow set
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                words = (d / "cmdline").read_bytes().replace(b"\0", b" ").split()
+                if not any(w.endswith(b"airflow") and nxt in names for w, nxt in zip(words, words[1:], strict=False)):
+                    continue
+                if want not in (d / "environ").read_bytes().split(b"\0"):
+                    continue
+            except OSError:
+                continue
+            fields = _stat(int(d.name))
+            if fields is not None and (live is None or int(fields[2]) != live.pid):
+                groups.add(int(fields[2]))
+        return groups
 
     def start(self, component: str, argv: list[str], env: dict[str, str], cwd: Path, digest: str) -> int:
         self.run.mkdir(parents=True, exist_ok=True)
@@ -62,32 +117,40 @@ class Supervisor:
         return proc.pid
 
     def stop(self, component: str, *, timeout: float = 30.0) -> bool:
-        """SIGTERM to the component's process group, SIGKILL after timeout; True when one was running."""
-        found = self.running(component)
-        pidfile = self.run / f"{component}.pid"
-        if found is None:
-            pidfile.unlink(missing_ok=True)
-            return False
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
-            try:
-                os.killpg(found.pid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _group_alive(found.pid):
-                _reap(found.pid)
-                time.sleep(0.2)
-            if not _group_alive(found.pid):
-                break
-        pidfile.unlink(missing_ok=True)
-        return True
+        """SIGTERM to the component's process groups (its running one and any it left), SIGKILL after
+        timeout; True when there was one."""
+        groups = self.leftovers(component)
+        live = self.running(component)
+        if live is not None:
+            groups.add(live.pid)
+        for pgid in groups:
+            _stop_group(pgid, timeout)
+        (self.run / f"{component}.pid").unlink(missing_ok=True)
+        return bool(groups)
 
     def tail(self, component: str, lines: int = 1) -> str:
+        """The log's last lines since the platform last started it (never its own banner)."""
         try:
-            text = self.log(component).read_text(errors="replace").strip().splitlines()
+            text = self.log(component).read_text(errors="replace").split("--- airflow-infra platform: starting")[-1]
         except OSError:
             return ""
-        return "\n".join(text[-lines:])
+        return "\n".join([ln for ln in text.strip().splitlines()[1:] if ln.strip()][-lines:]) or "(nothing logged)"
+
+
+def _stop_group(pgid: int, timeout: float) -> None:
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(pgid, sig)
+            if sig == signal.SIGTERM:
+                os.killpg(pgid, signal.SIGCONT)  # a stopped (hung) process handles SIGTERM only once continued
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _group_alive(pgid):
+            _reap(pgid)
+            time.sleep(0.2)
+        if not _group_alive(pgid):
+            return
 
 
 def _reap(pid: int) -> None:
@@ -99,11 +162,8 @@ def _group_alive(pgid: int) -> bool:
     """Whether any live (not zombie) process is left in the group."""
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
-            try:
-                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            fields = _stat(int(d.name))
+            if fields is not None and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
                 return True
     return False
 
@@ -118,6 +178,25 @@ def health(port: int, timeout: float = 3.0) -> dict | None:
         return None
 
 
-def healthy(answer: dict | None) -> bool:
-    parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
-    return answer is not None and all((answer.get(p) or {}).get("status") == "healthy" for p in parts)
+PARTS = {"scheduler": "scheduler", "triggerer": "triggerer", "dag-processor": "dag_processor"}
+
+
+def healthy(answer: dict | None, *, since: float = 0.0) -> bool:
+    """Every part healthy, and each heartbeat newer than `since` (a restarted component's own, not the
+    last one of the process it replaced)."""
+    if answer is None or (answer.get("metadatabase") or {}).get("status") != "healthy":
+        return False
+    for part in PARTS.values():
+        info = answer.get(part) or {}
+        if info.get("status") != "healthy" or (since and _epoch(info.get(f"latest_{part}_heartbeat")) < since):
+            return False
+    return True
+
+
+def _epoch(stamp: str | None) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(stamp)).timestamp()
+    except ValueError:
+        return 0.0
