@@ -13,6 +13,8 @@
   moto beside s3rver                                                          target: <= 2 calls, <= 1.5x
 - backups (bench/backups.py): backup and restore of a 1 GB database and a 10,000-object bucket
   beside pg_dump/pg_restore and boto3 doing what `aws s3 sync` does             target: <= 1.2x
+- the platform (bench/airflow_platform.py): `platform up` beside `airflow standalone`, cold and warm, to
+  both projects' DAGs listed; the sum of RSS; `projects add` to the new DAG listed      target: <= 1.0x
 - DAG import and fleet (bench/dags.py): `dags sync` of 50 repositories beside the seed's clone loop,
   local and 100 ms away; `plan --all` of 100 projects beside one project's plan
 
@@ -65,7 +67,7 @@ def main() -> None:
     ap.add_argument("--projects", type=int, default=50, help="projects for the server-target benchmark")
     ap.add_argument("--db-mb", type=int, default=1024, help="size of the database the backup benchmark copies")
     ap.add_argument("--objects", type=int, default=10_000, help="objects in the bucket the backup benchmark copies")
-    ap.add_argument("--skip", action="append", default=[], choices=["server", "aws", "state", "stores", "backups", "dags"],
+    ap.add_argument("--skip", action="append", default=[], choices=["server", "aws", "state", "stores", "backups", "dags", "platform"],
                     help="leave a slow section out (repeatable)")
     args = ap.parse_args()
     runs = args.runs
@@ -131,6 +133,7 @@ def main() -> None:
         print(f"{label:<48} {secs:>9.3f} {mem:>11}  {note}")
 
     sys.path.insert(0, str(Path(__file__).parent))
+    import airflow_platform
     import aws_target
     import backups
     import dags
@@ -143,7 +146,8 @@ def main() -> None:
                 ("state backends (moto, PostgreSQL)", state_backends.rows),
                 ("stores: moto beside s3rver", lambda: s3_stores.rows(runs)),
                 ("backups (PostgreSQL, moto)", lambda: backups.rows(args.db_mb, args.objects)),
-                ("DAG import and fleet", dags.rows)]
+                ("DAG import and fleet", dags.rows),
+                ("platform (Airflow 3) beside airflow standalone", airflow_platform.rows)]
     for title, section_rows in sections:
         if title.split()[0].lower() in args.skip or (title.startswith("DAG") and "dags" in args.skip):  # the first word
             continue

@@ -204,7 +204,7 @@ def _wait_healthy(sup, port: int, timeout: float, progress: Callable[[str], None
         if time.monotonic() > deadline:
             raise PlatformError(f"Airflow is not healthy after {int(timeout)} s (waiting for {waiting}); logs in "
                                 f"{sup.logs}; what this run started was stopped")
-        time.sleep(1.0)
+        time.sleep(0.25)  # a request a quarter second: nothing next to what the processes do
 
 
 def platform_down(*, timeout: float = 30.0) -> list[str]:

@@ -22,7 +22,9 @@ def airflow_cfg(settings: PlatformSettings, airflow_home: Path, registry: Path, 
     url = f"http://127.0.0.1:{settings.port}"
     cfg = configparser.ConfigParser(interpolation=None)
     cfg.read_dict({
+        # the LocalExecutor starts `parallelism` workers at once (Airflow's default, 32, is 5 GB of them here)
         "core": {"executor": settings.executor, "load_examples": "False", "auth_manager": SIMPLE_AUTH,
+                 "parallelism": str(settings.parallelism or max(4, 2 * (os.cpu_count() or 2))),
                  "simple_auth_manager_users": f"{ADMIN}:admin",
                  "simple_auth_manager_passwords_file": str(airflow_home / "passwords.json")},
         "api": {"host": "127.0.0.1", "port": str(settings.port), "base_url": url, "workers": "1"},

@@ -6,7 +6,8 @@
 - from `projects add` of a third project to its DAG listed (`platform up` restarts what reads the bundles)
 
 Both run the two projects' DAGs from the same DAG bundles (LocalDagBundle), standalone on its SQLite.
-Run: .venv/bin/python bench/platform.py [--airflow .venv-airflow/bin/airflow]
+Run: .venv/bin/python bench/airflow_platform.py [--airflow .venv-airflow/bin/airflow] (or bench/run.py, which
+runs it unless --skip platform). Named so as not to shadow the standard library's `platform`.
 """
 
 from __future__ import annotations
@@ -120,11 +121,19 @@ def standalone(work: Path, env: dict[str, str], airflow: Path, registry: Path, w
     return sa, sa_rss
 
 
+DEFAULT_AIRFLOW = Path(__file__).parent.parent / ".venv-airflow/bin/airflow"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--airflow", default=str(Path(__file__).parent.parent / ".venv-airflow/bin/airflow"))
+    ap.add_argument("--airflow", default=str(DEFAULT_AIRFLOW))
     args = ap.parse_args()
-    airflow = Path(args.airflow).resolve()
+    for label, value, note in rows(Path(args.airflow)):
+        print(f"{label:<62} {value:>8.2f}  {note}")
+
+
+def rows(airflow: Path = DEFAULT_AIRFLOW) -> list[tuple[str, float, str]]:
+    airflow = airflow.resolve()
     from airflow_infra.local_server import free_port
 
     work = Path(tempfile.mkdtemp(prefix="airflow-infra-bench-platform-"))
@@ -135,7 +144,7 @@ def main() -> None:
     def cli(*a: str, cwd: Path = work) -> str:
         return subprocess.run([*CLI, *a], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
 
-    rows = []
+    out: list[tuple[str, float, str]] = []
     names = ["bench_a", "bench_b", "bench_c"]
     try:
         for n in names:
@@ -175,7 +184,7 @@ def main() -> None:
             cli("platform", "down")
 
         sa, sa_rss = standalone(work, env, airflow, registry, want)
-        rows = [
+        out = [
             ("platform up, cold (new metadata database) to 2 DAGs listed", timings["cold"],
              f"standalone {sa['cold']:.1f} s: {timings['cold'] / sa['cold']:.2f}x"),
             ("platform up, warm, to 2 DAGs listed", timings["warm"],
@@ -187,8 +196,7 @@ def main() -> None:
         subprocess.run([*CLI, "platform", "down"], cwd=work, env=env, capture_output=True)
         subprocess.run([*CLI, "local", "stop"], cwd=work, env=env, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
-    for label, value, note in rows:
-        print(f"{label:<62} {value:>8.2f}  {note}")
+    return out
 
 
 if __name__ == "__main__":
