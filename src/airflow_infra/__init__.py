@@ -13,13 +13,14 @@ _COMMANDS = (  # commands.__all__, written out so that `import airflow_infra` im
     "state_list", "state_migrate", "state_restore", "state_show", "state_versions", "up", "FleetResult",
     "dags_install_importer", "dags_sync", "fleet_apply", "fleet_outputs", "fleet_plan", "projects_add", "projects_list",
     "projects_remove", "projects_show", "connections", "connections_push", "doctor", "new", "TerraformImport",
-    "import_terraform", "Restored", "restore",
+    "import_terraform", "Restored", "restore", "rotate", "PlatformStatus", "dags_bundles", "platform_down",
+    "platform_logs", "platform_status", "platform_up",
 )
 _ERRORS = (
     "AirflowInfraError", "ConfigError", "StateError", "StateCorrupt", "StateNotOurs", "StateLocked", "LockMismatch",
     "StateConflict", "StalePlan", "ProviderError", "ForeignResource", "NotYetReachable", "Unreadable",
     "LocalServerError", "BinariesNotFound",
-    "PortInUse", "DataLossRefused", "ConfirmationRequired", "ApplyFailed",
+    "PortInUse", "DataLossRefused", "ConfirmationRequired", "ApplyFailed", "PlatformError", "InstallFailed",
 )
 __all__ = [*_COMMANDS, *_ERRORS]
 

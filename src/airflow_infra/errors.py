@@ -120,3 +120,11 @@ class ConfirmationRequired(AirflowInfraError):
 
 class ApplyFailed(AirflowInfraError):
     pass
+
+
+class PlatformError(AirflowInfraError):
+    """The local Airflow platform could not be brought up (a port taken, a process that died, a migration)."""
+
+
+class InstallFailed(PlatformError):
+    """Airflow's virtualenv could not be made; the one in use, if any, is left as it was."""

@@ -4,7 +4,7 @@ The CLI parses, calls one of these and renders the result; a script can do exact
 does. Options are keyword-only. Every function raises only AirflowInfraError subclasses on purpose.
 core.py: one project; fleet.py: the registry, DAG import and --all; airflow.py: Airflow's side;
 terraform_import.py: from the seed's Terraform; restore.py: backups back into a project; rotate.py:
-new passwords.
+new passwords; platform.py: the local Airflow 3 and its DAG bundles.
 """
 
 from .airflow import connections, connections_push, doctor, new
@@ -47,6 +47,7 @@ from .fleet import (
     projects_remove,
     projects_show,
 )
+from .platform import PlatformStatus, dags_bundles, platform_down, platform_logs, platform_status, platform_up
 from .restore import Restored, restore
 from .rotate import rotate
 from .terraform_import import TerraformImport, import_terraform
@@ -57,5 +58,5 @@ __all__ = [
     "state_list", "state_migrate", "state_restore", "state_show", "state_versions", "up", "FleetResult", "dags_install_importer", "dags_sync",
     "fleet_apply", "fleet_outputs", "fleet_plan", "projects_add", "projects_list", "projects_remove", "projects_show",
     "connections", "connections_push", "doctor", "new", "TerraformImport", "import_terraform", "Restored", "restore",
-    "rotate",
+    "rotate", "PlatformStatus", "dags_bundles", "platform_down", "platform_logs", "platform_status", "platform_up",
 ]

@@ -12,12 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import AirflowInfraError, ConfigError
+from ..errors import ConfigError, PlatformError
 from ..home import home_dir
-
-
-class PlatformError(AirflowInfraError):
-    pass
 
 
 @dataclass

@@ -14,14 +14,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import AirflowInfraError, ConfigError
+from ..errors import ConfigError, InstallFailed
 from .settings import PlatformSettings
 
 PROVIDERS = ("apache-airflow-providers-amazon", "apache-airflow-providers-git")
-
-
-class InstallFailed(AirflowInfraError):
-    pass
 
 
 def ourselves() -> str:
