@@ -63,9 +63,11 @@ def secrets_env(store: FileSecretStore, metadata_url: str) -> dict[str, str]:
 
 
 def process_env(airflow: Path, airflow_home: Path, home: Path, secrets: dict[str, str]) -> dict[str, str]:
-    """The caller's environment without its Airflow settings (the platform's own win), and ours."""
+    """The caller's environment without its Airflow settings (the platform's own win) nor its airflow-infra
+    overrides (each project's config is what its file says, for the secrets backend), and ours."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")) and k != "AIRFLOW_HOME"}
+           if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")) and k != "AIRFLOW_HOME"
+           and not (k.startswith("AIRFLOW_INFRA_") and "__" in k)}
     env.update(AIRFLOW_HOME=str(airflow_home), AIRFLOW_INFRA_HOME=str(home),
                PATH=f"{airflow.parent}{os.pathsep}{env.get('PATH', os.defpath)}", **secrets)
     return env
