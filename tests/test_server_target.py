@@ -296,7 +296,8 @@ def test_two_environments_of_one_project_never_share(server_cli, make_cli, name)
     (prod.dir / "airflow-infra.toml").write_text(
         (cli.dir / "airflow-infra.toml").read_text().replace('environment = "dev"', 'environment = "prod"'))
     proc = prod("plan", expect=1)
-    assert f"'{name}_" in proc.stderr and f"made by project {name}, environment dev, state lineage" in proc.stderr
+    assert f"'{name}_" in proc.stderr and "made by this project's environment 'dev'" in proc.stderr
+    assert "two environments of one project cannot share a server" in proc.stderr and "import" not in proc.stderr
 
 
 TEAM = """
