@@ -15,7 +15,6 @@ one. The fetch is not forced, so rewritten history is reported rather than publi
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import os
 import shutil
@@ -29,6 +28,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .errors import AirflowInfraError
+from .flock import exclusive
 from .names import check_name
 from .registry import Entry
 
@@ -286,14 +286,10 @@ class DagSync:
 
     def run(self, entries: list[Entry], *, jobs: int = 4) -> list[SyncResult]:
         self._prepare()
-        fd = os.open(self.state / "sync.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # one sync at a time per DAG folder
+        with exclusive(self.state / "sync.lock", 0o644):  # one sync at a time per DAG folder
             with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
                 results = list(pool.map(self.sync_one, entries))
             results += self.unpublish_others({e.project for e in entries})
-        finally:
-            os.close(fd)
         return sorted(results, key=lambda r: r.project)
 
 

@@ -9,7 +9,6 @@ unprivileged account (AIRFLOW_INFRA_PG_USER, else "postgres" when it exists, els
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import json
 import logging
@@ -30,6 +29,7 @@ from pathlib import Path
 from . import scram
 from .childenv import minimal_env
 from .errors import BinariesNotFound, LocalServerError, PortInUse
+from .flock import exclusive
 from .home import ensure_dir
 from .pgerrors import translated
 from .pids import pid_alive
@@ -373,12 +373,8 @@ class LocalServer:
     @contextmanager
     def _locked(self):
         ensure_dir(self.home)
-        fd = os.open(self.home / ".postgres.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive(self.home / ".postgres.lock"):
             yield
-        finally:
-            os.close(fd)
 
     def _run(self, args: list[str], account: _Account | None, *, quiet_output: bool = False) -> subprocess.CompletedProcess:
         kwargs: dict = {"cwd": self.dir, "text": True, "stdin": subprocess.DEVNULL}

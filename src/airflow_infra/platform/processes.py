@@ -11,7 +11,6 @@ command line) and stopped before anything is started again."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -21,6 +20,8 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..flock import exclusive
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -59,12 +60,8 @@ class Supervisor:
     def locked(self) -> Iterator[None]:
         """One `up` or `down` at a time: two at once would start a component twice."""
         self.run.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.run / "platform.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive(self.run / "platform.lock"):
             yield
-        finally:
-            os.close(fd)
 
     def _pidfile(self, component: str) -> tuple[int, str, str] | None:
         try:

@@ -6,7 +6,6 @@ neither file can leak it. Writes are read-modify-write under an flock, replaced 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -14,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import AirflowInfraError
+from ..flock import exclusive
 from ..home import ensure_dir
 from . import SecretStore, new_password, usable
 
@@ -26,12 +26,8 @@ class FileSecretStore(SecretStore):
     @contextmanager
     def _locked(self):
         ensure_dir(self.path.parent)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive(self._lock_path):
             yield
-        finally:
-            os.close(fd)
 
     def _load(self) -> dict[str, str]:
         try:
