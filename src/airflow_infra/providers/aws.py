@@ -73,33 +73,39 @@ class SecurityGroupProvider(Provider):
     def _is_ours(perm: dict[str, Any], port: int) -> bool:
         return perm.get("IpProtocol") == "tcp" and perm.get("FromPort") == port and perm.get("ToPort") == port
 
+    @staticmethod
+    def _peers(perm: dict[str, Any]) -> list[str]:
+        """Whom a rule lets in (or out): CIDRs, IPv6 CIDRs, groups and prefix lists."""
+        return ([x["CidrIp"] for x in perm.get("IpRanges", [])] + [x["CidrIpv6"] for x in perm.get("Ipv6Ranges", [])]
+                + [x["GroupId"] for x in perm.get("UserIdGroupPairs", [])]
+                + [x["PrefixListId"] for x in perm.get("PrefixListIds", [])])
+
+    @staticmethod
+    def _ports(perm: dict[str, Any]) -> str:
+        return "all" if perm.get("FromPort") in (None, -1) else f"{perm['FromPort']}-{perm.get('ToPort')}"
+
     @classmethod
     def _ingress(cls, group: dict[str, Any], port: int) -> dict[str, Any]:
         """The database port's CIDRs (IPv4 and IPv6) and groups; every other rule, as text, is an unexpected one."""
         cidrs, sgs, other = set(), set(), set()
         for perm in group.get("IpPermissions", []):
-            sources = ([x["CidrIp"] for x in perm.get("IpRanges", [])] + [x["CidrIpv6"] for x in perm.get("Ipv6Ranges", [])]
-                       + [x["GroupId"] for x in perm.get("UserIdGroupPairs", [])]
-                       + [x["PrefixListId"] for x in perm.get("PrefixListIds", [])])
             if cls._is_ours(perm, port):
                 cidrs |= {x["CidrIp"] for x in perm.get("IpRanges", [])} | {x["CidrIpv6"] for x in perm.get("Ipv6Ranges", [])}
                 sgs |= {x["GroupId"] for x in perm.get("UserIdGroupPairs", [])}
                 other |= {f"tcp {port} from {x['PrefixListId']}" for x in perm.get("PrefixListIds", [])}
             else:
-                ports = "all" if perm.get("FromPort") in (None, -1) else f"{perm['FromPort']}-{perm.get('ToPort')}"
-                other |= {f"{perm.get('IpProtocol')} {ports} from {src}" for src in sources}
+                other |= {f"{perm.get('IpProtocol')} {cls._ports(perm)} from {src}" for src in cls._peers(perm)}
         return {"cidrs": sorted(cidrs), "security_groups": sorted(sgs), "other_rules": sorted(other)}
 
+    @classmethod
+    def _egress(cls, group: dict[str, Any]) -> list[str]:
+        return sorted({f"{perm.get('IpProtocol')} {cls._ports(perm)} to {d}"
+                       for perm in group.get("IpPermissionsEgress", []) for d in cls._peers(perm)})
+
     @staticmethod
-    def _egress(group: dict[str, Any]) -> list[str]:
-        out = set()
-        for perm in group.get("IpPermissionsEgress", []):
-            ports = "all" if perm.get("FromPort") in (None, -1) else f"{perm['FromPort']}-{perm.get('ToPort')}"
-            dests = ([x["CidrIp"] for x in perm.get("IpRanges", [])] + [x["CidrIpv6"] for x in perm.get("Ipv6Ranges", [])]
-                     + [x["GroupId"] for x in perm.get("UserIdGroupPairs", [])]
-                     + [x["PrefixListId"] for x in perm.get("PrefixListIds", [])])
-            out |= {f"{perm.get('IpProtocol')} {ports} to {d}" for d in dests}
-        return sorted(out)
+    def _as_given(perms: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rules as EC2 described them, in the shape its revoke calls take back."""
+        return [{k: v for k, v in perm.items() if v not in (None, [], "")} for perm in perms]
 
     @staticmethod
     def _ranges(cidrs: Iterable[str]) -> dict[str, Any]:
@@ -123,17 +129,19 @@ class SecurityGroupProvider(Provider):
             if group is not None:
                 self.aws.ec2.create_tags(Resources=[group["GroupId"]], Tags=_tags(self.aws.tags))
 
-    def _converge(self, r: Resource, group_id: str, current: dict[str, Any], egress: list[str]) -> None:
+    def _converge(self, r: Resource, group_id: str, current: dict[str, Any], egress: list[str],
+                  group: dict[str, Any] | None = None) -> None:
+        """group: as described just before, if it was (else described here, once, when rules must go)."""
         want, port = r.attrs["ingress"], r.attrs.get("port", PORT)
-        if egress and "egress" in r.attrs:  # none is declared: each one there goes, as it is
+        revoke_egress = bool(egress) and "egress" in r.attrs  # none is declared: each one there goes, as it is
+        if (revoke_egress or current.get("other_rules")) and group is None:
             group = self.aws.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
-            rules = [{k: v for k, v in perm.items() if v not in (None, [], "")} for perm in group.get("IpPermissionsEgress", [])]
-            if rules:
-                self.aws.ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=rules)
-        if current.get("other_rules"):  # revoked as they are, whatever their shape
-            group = self.aws.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
-            unexpected = [{k: v for k, v in perm.items() if v not in (None, [], "")} for perm in group.get("IpPermissions", [])
-                          if not self._is_ours(perm, port) or perm.get("PrefixListIds")]
+        if revoke_egress and group is not None and group.get("IpPermissionsEgress"):
+            self.aws.ec2.revoke_security_group_egress(GroupId=group_id,
+                                                      IpPermissions=self._as_given(group["IpPermissionsEgress"]))
+        if current.get("other_rules") and group is not None:  # revoked as they are, whatever their shape
+            unexpected = self._as_given(perm for perm in group.get("IpPermissions", [])
+                                        if not self._is_ours(perm, port) or perm.get("PrefixListIds"))
             if unexpected:
                 self.aws.ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=unexpected)
         # revoke what is there and not wanted, then authorize what is wanted and not there
@@ -158,16 +166,16 @@ class SecurityGroupProvider(Provider):
                 egress = ["-1 all to 0.0.0.0/0"]  # a new group allows all egress and no ingress
             else:
                 gid, current, egress = group["GroupId"], self._ingress(group, r.attrs.get("port", PORT)), self._egress(group)
-            self._converge(r, gid, current, egress)
+            self._converge(r, gid, current, egress, group)
         return read_back(self, r)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
         with translated(r.address, "update"):
-            current = prior.attrs["ingress"]
+            current, group = prior.attrs["ingress"], None
             if prior.attrs.get("port", PORT) != r.attrs.get("port", PORT):  # read for the old port: its rule is ours
                 group = self.aws.ec2.describe_security_groups(GroupIds=[prior.attrs["id"]])["SecurityGroups"][0]
                 current = self._ingress(group, r.attrs.get("port", PORT))  # now another's: revoked, the new one made
-            self._converge(r, prior.attrs["id"], current, prior.attrs.get("egress", []))
+            self._converge(r, prior.attrs["id"], current, prior.attrs.get("egress", []), group)
             if not prior.attrs.get("tagged"):  # adopted (import-terraform): ours from now on
                 self.aws.ec2.create_tags(Resources=[prior.attrs["id"]], Tags=_tags(self.aws.tags))
         return read_back(self, r)
