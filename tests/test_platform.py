@@ -329,3 +329,20 @@ def test_a_percent_in_a_path_reaches_airflow_as_it_is(tmp_path):
     lines.read_string(render(bundles, "cfg"))
     assert json.loads(lines["dag_processor"]["dag_bundle_config_list"]) == bundles
     assert json.loads(tomllib.loads(render(bundles, "toml"))["dag_processor"]["dag_bundle_config_list"]) == bundles
+
+
+def test_up_and_down_take_turns(tmp_path, fresh_home):
+    """One `up` or `down` at a time (two `up` at once started a second triggerer no pid file named): while
+    the platform's lock is held, `down` waits; it goes on when the lock is let go."""
+    import subprocess
+    import sys
+
+    from airflow_infra.platform.processes import Supervisor
+
+    cli = Cli(tmp_path, fresh_home)
+    with Supervisor(fresh_home / "platform").locked():
+        waiting = subprocess.Popen([sys.executable, "-m", "airflow_infra", "platform", "down"], env=cli.env(),
+                                   stdout=subprocess.PIPE, text=True)
+        with pytest.raises(subprocess.TimeoutExpired):
+            waiting.wait(timeout=3)
+    assert waiting.communicate(timeout=60)[0].strip() == "Nothing was running." and waiting.returncode == 0

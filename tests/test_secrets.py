@@ -295,3 +295,23 @@ def test_a_secrets_manager_password_an_older_release_kept_moves(server_cli, name
             r["attrs"].pop("password_secret", None)
     after = _moved_and_kept(cli, path, doc, before)
     assert _logs_in(after, "etl") and _logs_in(after, "reader")
+
+
+def test_processes_asking_for_one_new_secret_at_once_all_get_the_same(tmp_path):
+    """The file store's lock: eight processes creating the same secret at the same instant must all get
+    one value (without it, a read-modify-write race hands out passwords that the last writer then loses)."""
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "home"
+    home.mkdir()
+    start = time.time() + 1.5
+    code = ("import sys, time\nfrom pathlib import Path\nfrom airflow_infra.secretstores.file import FileSecretStore\n"
+            "time.sleep(max(0, float(sys.argv[2]) - time.time()))\n"
+            "store = FileSecretStore(Path(sys.argv[1]))\n"
+            "print(' '.join(store.get_or_create(f'race/{i}') for i in range(5)))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(home), str(start)], stdout=subprocess.PIPE, text=True)
+             for _ in range(8)]
+    seen = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert len(seen) == 1 and len(next(iter(seen)).split()) == 5, seen
