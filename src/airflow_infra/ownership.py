@@ -14,6 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 MANAGED_BY = "airflow-infra"
+
+
+def project_tags(project: str, environment: str) -> dict[str, str]:
+    """The tags that name a project's things where a state lineage is not theirs to carry (its secrets,
+    its Airflow connections' secrets); markers add the lineage (Owner.tags)."""
+    return {"ManagedBy": MANAGED_BY, "Project": project, "Environment": environment}
 _MARKER = re.compile(r"managed by airflow-infra: project (?P<p>\S+), environment (?P<e>\S+), state lineage (?P<l>\S+)")
 _LEGACY = re.compile(r"(?:managed by airflow-infra: )?project (?P<p>\S+)(?: \((?P<e>[^)]*)\))?\s*$")
 
@@ -28,8 +34,7 @@ class Owner:
         return f"managed by airflow-infra: project {self.project}, environment {self.environment}, state lineage {self.lineage}"
 
     def tags(self) -> dict[str, str]:
-        return {"ManagedBy": MANAGED_BY, "Project": self.project, "Environment": self.environment,
-                "Lineage": str(self.lineage)}
+        return {**project_tags(self.project, self.environment), "Lineage": str(self.lineage)}
 
     def describe(self) -> str:
         lineage = f", state lineage {self.lineage[:8]}…" if self.lineage else " (an older release's marker)"

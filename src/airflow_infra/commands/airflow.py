@@ -43,6 +43,7 @@ def connections_push(project: Project, *, to: str, prefix: str = "airflow/connec
         raise AirflowInfraError("no connections yet: run `airflow-infra apply` first")
     if to == "aws-secrets-manager":
         from ..airflow.push import push_secrets_manager
+        from ..ownership import project_tags
         from ..state.base import transaction
 
         p, sc = project.config.project, project.config.secrets
@@ -50,7 +51,7 @@ def connections_push(project: Project, *, to: str, prefix: str = "airflow/connec
             state = project.claim(txn.state)
             done, arns = push_secrets_manager(
                 conns, variables, prefix=prefix, variables_prefix=variables_prefix, region=region or sc.region,
-                tags={"ManagedBy": "airflow-infra", "Project": p.name, "Environment": p.environment},
+                tags=project_tags(p.name, p.environment),
                 kms_key_id=sc.kms_key_id)
             if {**state.pushed, **arns} != state.pushed:
                 txn.commit(lambda s: replace(project.claim(s), pushed={**s.pushed, **arns}))

@@ -91,6 +91,7 @@ def make_store(config, home: Path):
         return StateSecretStore(passphrase_env=config.secrets.passphrase_env, kms_key_id=config.secrets.kms_key_id,
                                 region=config.secrets.region)
     if kind == "aws-secrets-manager":
+        from ..ownership import project_tags
         from .aws import AwsSecretsManagerStore
 
         p = config.project
@@ -98,7 +99,7 @@ def make_store(config, home: Path):
                                       prefix=f"{config.secrets.prefix.rstrip('/')}/",
                                       current=f"{p.name}/{p.environment}/",
                                       legacy_prefix=f"{config.secrets.prefix.rstrip('/')}/{p.name}/{p.environment}/",
-                                      tags={"ManagedBy": "airflow-infra", "Project": p.name, "Environment": p.environment},
+                                      tags=project_tags(p.name, p.environment),
                                       kms_key_id=config.secrets.kms_key_id)
     from .file import FileSecretStore
 

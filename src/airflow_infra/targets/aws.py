@@ -16,6 +16,7 @@ from urllib.parse import quote
 from ..config import Config
 from ..errors import ConfigError, NotYetReachable, Unreadable
 from ..outputs import shaped
+from ..ownership import project_tags
 from ..providers.base import Provider
 from ..rdsca import bundle_path, ca_bundle
 from ..resources import Ref, Resource
@@ -23,6 +24,11 @@ from ..state.base import State
 from .base import Target
 from .bucket import S3Workfiles
 from .database import DsnServer
+
+
+def _chosen(value: Any, default: Any) -> Any:
+    """The config's value, or the environment's default where it names none."""
+    return default if value is None else value
 
 
 class AwsTarget(Target):
@@ -41,7 +47,7 @@ class AwsTarget(Target):
             raise ConfigError(f"--skip-final-snapshot: only for environment = \"dev\" (this is {p.environment!r}); "
                               "the final snapshot is what makes a destroy undoable")
         self.identifier = rds.identifier or f"{p.name}-{p.environment}".replace("_", "-")
-        self.tags = {"ManagedBy": "airflow-infra", "Project": p.name, "Environment": p.environment}
+        self.tags = project_tags(p.name, p.environment)
         self.options: dict[str, Any] = {"encrypt_storage": encrypt_storage, "skip_final_snapshot": skip_final_snapshot,
                                         "on_progress": on_progress}
         self._clients: dict[str, Any] = {}
@@ -171,6 +177,7 @@ class AwsTarget(Target):
 
         c, rds = self.config, self.config.aws.rds
         ident = self.identifier
+        hardened = c.project.environment != "dev"  # the defaults outside dev: safer and dearer
         # one address per major version: an upgrade makes the new group before the old one goes
         pg, pg_address = f"{ident}-pg{rds.engine_major}", f"aws_db_parameter_group.pg{rds.engine_major}"
         subnet_group = rds.db_subnet_group or ident
@@ -184,8 +191,7 @@ class AwsTarget(Target):
         ]
         if not rds.db_subnet_group:
             infra.append(Resource("aws_db_subnet_group", "main", {"name": ident, "subnet_ids": sorted(rds.subnet_ids)}))
-        interval = rds.monitoring_interval if rds.monitoring_interval is not None else (
-            0 if c.project.environment == "dev" else 60)
+        interval = _chosen(rds.monitoring_interval, 60 if hardened else 0)
         if interval:
             infra.append(Resource("aws_iam_role", "monitoring", {
                 "name": f"{ident}-rds-monitoring"[:64], "service": "monitoring.rds.amazonaws.com",  # IAM's limit
@@ -196,18 +202,15 @@ class AwsTarget(Target):
                 "instance_class": rds.instance_class, "allocated_storage": rds.allocated_storage,
                 "max_allocated_storage": rds.max_allocated_storage, "storage_encrypted": rds.storage_encrypted,
                 "kms_key_id": rds.kms_key_id, "publicly_accessible": rds.publicly_accessible,
-                "deletion_protection": (rds.deletion_protection if rds.deletion_protection is not None
-                                        else c.project.environment != "dev"),
+                "deletion_protection": _chosen(rds.deletion_protection, hardened),
                 "backup_retention_days": rds.backup_retention_days,
-                "multi_az": rds.multi_az if rds.multi_az is not None else c.project.environment != "dev",
+                "multi_az": _chosen(rds.multi_az, hardened),
                 "copy_tags_to_snapshot": True, "db_subnet_group": subnet_group, "parameter_group": pg,
                 "master_password_managed": True, "tagged": True, "other_security_groups": [],
                 "auto_minor_version_upgrade": rds.auto_minor_version_upgrade, "log_exports": sorted(set(rds.log_exports)),
                 "monitoring_interval": interval, "port": rds.port,
-                "performance_insights": (rds.performance_insights if rds.performance_insights is not None
-                                         else c.project.environment != "dev"),
-                "apply_immediately": (rds.apply_immediately if rds.apply_immediately is not None
-                                      else c.project.environment == "dev"),
+                "performance_insights": _chosen(rds.performance_insights, hardened),
+                "apply_immediately": _chosen(rds.apply_immediately, not hardened),
                 "monitoring_role_arn": Ref("aws_iam_role.monitoring", "arn") if interval else None,
                 "security_group_id": Ref("aws_security_group.db", "id"),
             }, ("aws_security_group.db", pg_address, *(() if rds.db_subnet_group else ("aws_db_subnet_group.main",)),

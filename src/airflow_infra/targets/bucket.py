@@ -9,7 +9,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
-from ..ownership import Owner
+from ..ownership import Owner, project_tags
 from ..providers.base import Provider
 from ..resources import Resource
 from ..state.base import State
@@ -66,7 +66,7 @@ class S3Workfiles:
         if b.prefix:
             return [Resource("s3_prefix", "workfiles", {"bucket": c.bucket_name, "prefix": b.prefix,
                                                         "region": c.bucket_region, "marked": True})]
-        tags = {"ManagedBy": "airflow-infra", "Project": c.project.name, "Environment": c.project.environment}
+        tags = project_tags(c.project.name, c.project.environment)
         logging = {"logging": {"bucket": b.access_log_bucket, "prefix": f"{c.bucket_name}/"} if b.access_log_bucket
                    else None} if c.target.kind == "aws" else {}
         return [Resource("s3_bucket", "workfiles", {"marked": True,
