@@ -27,17 +27,18 @@ SCHEMA_RE = r"^[a-z_][a-z0-9_]{0,62}$"
 ENV_PREFIX = "AIRFLOW_INFRA_"
 
 
-def _no_control(value: Any) -> Any:
-    """Every string that becomes a name, key or path: no control character (NUL, a newline, ...)."""
+def no_control_characters(value: Any) -> Any:
+    """Every string that becomes a name, key or path: no control character (NUL, a newline, ...); a
+    pydantic validator for every field of a section, here and in [platform]."""
     if isinstance(value, str) and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise ValueError(f"{value!r} holds a control character")
     if isinstance(value, list):
         for v in value:
-            _no_control(v)
+            no_control_characters(v)
     if isinstance(value, dict):
         for k, v in value.items():
-            _no_control(k)
-            _no_control(v)
+            no_control_characters(k)
+            no_control_characters(v)
     return value
 
 
@@ -48,7 +49,7 @@ class _Section(BaseModel):
     @field_validator("*")
     @classmethod
     def _check_text(cls, value: Any) -> Any:
-        return _no_control(value)
+        return no_control_characters(value)
 
 
 class ProjectConfig(_Section):

@@ -31,8 +31,9 @@ def check_name(name: str, *, source: str = "--name") -> str:
             f"{source}: {name!r} is not a valid project name: it must match {NAME_RE} "
             "(an importable Python name: lower case, starts with a letter)"
         )
-    if reserved(name):
-        raise ConfigError(f"{source}: {name!r} is not a valid project name: {reserved(name)}")
+    why = reserved(name)
+    if why:
+        raise ConfigError(f"{source}: {name!r} is not a valid project name: {why}")
     return name
 
 

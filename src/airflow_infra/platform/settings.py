@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..config import no_control_characters
 from ..errors import ConfigError
 
 TESTED_AIRFLOW = "3.3.2"  # the version the platform's tests run
@@ -24,11 +26,16 @@ class PlatformSettings(BaseModel):
     # an existing Airflow 3 installation's `airflow` instead of the managed one
     airflow_bin: str | None = Field(default=None, min_length=1)
 
+    @field_validator("*")
+    @classmethod
+    def _check_text(cls, value: Any) -> Any:
+        return no_control_characters(value)
+
     @field_validator("extra_requirements")
     @classmethod
     def _check_requirements(cls, reqs: list[str]) -> list[str]:
         for r in reqs:
-            if not r.strip() or r.lstrip().startswith("-") or any(ord(ch) < 32 for ch in r):
+            if not r.strip() or r.lstrip().startswith("-"):
                 raise ValueError(f"{r!r} is not a requirement (a name with an optional version, e.g. 'pandas>=2')")
         return reqs
 
