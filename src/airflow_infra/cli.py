@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from .cli_dags import dags
+from .cli_dags import dags, registry_option
 from .cli_platform import platform_group
 from .durations import Seconds, lock_timeout_first
 from .exits import run
@@ -349,8 +349,6 @@ def projects():
     """The projects registry (the seed's projects.csv: Project,Repo,URL[,Branch,Path,Config])."""
 
 
-registry_option = click.option("--registry", default="projects.csv", metavar="FILE", show_default=True,
-                               help="The projects registry.")
 
 
 @projects.command("list")

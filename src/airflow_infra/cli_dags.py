@@ -7,8 +7,11 @@ import sys
 
 import click
 
-registry_option = click.option("--registry", default="projects.csv", metavar="FILE", show_default=True,
-                               help="The projects registry.")
+
+def registry_option(f=None, *, text: str = "The projects registry."):
+    """--registry, for every command that reads projects.csv (cli.py's and the platform's too)."""
+    option = click.option("--registry", default="projects.csv", metavar="FILE", show_default=True, help=text)
+    return option(f) if f is not None else option
 
 
 @click.group()

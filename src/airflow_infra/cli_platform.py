@@ -9,8 +9,9 @@ import sys
 
 import click
 
-registry_option = click.option("--registry", default="projects.csv", metavar="FILE", show_default=True,
-                               help="The projects registry; [platform] is read from the airflow-infra.toml beside it.")
+from .cli_dags import registry_option as registry_choice
+
+registry_option = registry_choice(text="The projects registry; [platform] is read from the airflow-infra.toml beside it.")
 
 
 @click.group("platform")
