@@ -24,6 +24,7 @@ from conftest import Cli, connect_as
 from gitrepos import git
 
 from airflow_infra.local_server import free_port
+from airflow_infra.secretstores.file import FileSecretStore
 
 
 class Api:
@@ -298,6 +299,15 @@ def test_refusals_start_nothing(tmp_path, fresh_home, airflow_python):
         err = up(f'port = {port}\nairflow_bin = "{airflow}"\n')
     assert f"127.0.0.1:{port} is in use by another program" in err and "nothing was started or stopped" in err
     assert "[platform] airflow_bin" in up('airflow_bin = ""\n')  # not "unset": that would install Airflow
+    # an "Airflow" whose migration fails saying the database's URL: the error keeps its words, not the password
+    loud = tmp_path / "loud-airflow"
+    loud.write_text('#!/bin/sh\necho "cannot reach $AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"\nexit 1\n')
+    loud.chmod(0o755)
+    settings.write_text(f'[platform]\nport = {port}\nairflow_bin = "{loud}"\n')
+    proc = cli("platform", "up", "--registry", str(registry), expect=1)  # progress, then the error
+    password = FileSecretStore(fresh_home).get("platform/metadata")
+    assert proc.stderr.strip().splitlines()[-1].startswith("Error: `airflow db migrate` failed: cannot reach *** (log: ")
+    assert password and password not in proc.stdout + proc.stderr
     settings.write_text('[platform]\nairflow_version = "3.0.99"\n')  # pip cannot find it
     proc = cli("platform", "up", "--registry", str(registry), expect=1)
     assert "installing Apache Airflow into" in proc.stderr.splitlines()[0]  # progress, then the one error line

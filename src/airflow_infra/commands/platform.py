@@ -130,7 +130,7 @@ def platform_up(registry: str | Path = "projects.csv", *, on_progress: Callable[
         todo = [c for c in COMPONENTS if sup.running(c) is None]
         (airflow_home / "airflow.cfg").write_text(cfg)
         airflowcfg.write_passwords(airflow_home, server.secrets.get_or_create(airflowcfg.ADMIN_PASSWORD))
-        _migrate(airflow, env, root, server, progress)
+        _migrate(airflow, env, secrets, root, server, progress)
         (root / "run" / "settings.json").write_text(json.dumps({"port": settings.port}) + "\n")
         started: list[str] = []
         since = time.time()
@@ -142,7 +142,7 @@ def platform_up(registry: str | Path = "projects.csv", *, on_progress: Callable[
                 sup.start(c, argv, env, airflow_home, digest)
                 started.append(c)
                 progress(f"{c}: started (log: {sup.log(c)})")
-            _wait_healthy(sup, settings.port, timeout, progress, since=since if started else 0.0)
+            _wait_healthy(sup, secrets, settings.port, timeout, progress, since=since if started else 0.0)
         except BaseException:
             for c in started:
                 sup.stop(c, timeout=10)
@@ -152,7 +152,8 @@ def platform_up(registry: str | Path = "projects.csv", *, on_progress: Callable[
     return status
 
 
-def _migrate(airflow: Path, env: dict[str, str], root: Path, server, progress: Callable[[str], None]) -> None:
+def _migrate(airflow: Path, env: dict[str, str], secrets: dict[str, str], root: Path, server,
+             progress: Callable[[str], None]) -> None:
     """`airflow db migrate`, when this Airflow installation has not migrated this database: the marker
     names both, and the database must hold Airflow's schema (one dropped and made again has none)."""
     from ..platform.metadata import migrated
@@ -169,7 +170,8 @@ def _migrate(airflow: Path, env: dict[str, str], root: Path, server, progress: C
                               stdin=subprocess.DEVNULL, timeout=900)
     last = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:] or ["no output"]
     if proc.returncode != 0:
-        raise PlatformError(f"`airflow db migrate` failed: {last[0][:300]} (log: {log}); nothing was started")
+        raise PlatformError(f"`airflow db migrate` failed: {_redacted(last[0], secrets)[:300]} (log: {log}); nothing "
+                            "was started")
     if not migrated(server):
         raise PlatformError(f"`{airflow} db migrate` made no Airflow schema: is [platform] airflow_bin an Airflow? "
                             "nothing was started")
@@ -177,7 +179,20 @@ def _migrate(airflow: Path, env: dict[str, str], root: Path, server, progress: C
     marker.write_text(key + "\n")
 
 
-def _wait_healthy(sup, port: int, timeout: float, progress: Callable[[str], None], *, since: float = 0.0) -> None:
+def _redacted(text: str, secrets: dict[str, str]) -> str:
+    """text (a process's last words, for an error) without a secret the processes were given (secrets_env),
+    nor the metadata password inside the database's URL."""
+    from urllib.parse import unquote, urlsplit
+
+    password = urlsplit(secrets.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")).password
+    hidden = {v for v in secrets.values() if v} | ({password, unquote(password)} if password else set())
+    for s in sorted(hidden, key=len, reverse=True):
+        text = text.replace(s, "***")
+    return text
+
+
+def _wait_healthy(sup, secrets: dict[str, str], port: int, timeout: float, progress: Callable[[str], None], *,
+                  since: float = 0.0) -> None:
     """Until every part is healthy with a heartbeat after `since` (the restarted ones' own)."""
     from ..platform.processes import COMPONENTS, health, healthy
 
@@ -186,7 +201,7 @@ def _wait_healthy(sup, port: int, timeout: float, progress: Callable[[str], None
     while True:
         for c in COMPONENTS:
             if sup.running(c) is None:
-                raise PlatformError(f"{c} exited while starting: {sup.tail(c)[:300]!r} (log: {sup.log(c)}); "
+                raise PlatformError(f"{c} exited while starting: {_redacted(sup.tail(c), secrets)[:300]!r} (log: {sup.log(c)}); "
                                     "what this run started was stopped")
         answer = health(port)
         if healthy(answer, since=since):
