@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 
 from airflow_infra.errors import (
+    LeaseLost,
     LockMismatch,
     StateConflict,
     StateCorrupt,
@@ -84,6 +85,26 @@ class StateBackendContract:
         assert backend.lock_info() is None
         backend.lock(LockInfo.new("destroy", "p"))
 
+    @pytest.fixture
+    def twin(self, backend):
+        """A second run's view of the same state (another object, as another process would have)."""
+        raise NotImplementedError
+
+    def test_a_run_whose_lock_was_force_unlocked_writes_nothing(self, backend, twin):
+        """A run stopped while holding the lock, force-unlocked, and a second run taking the lock: the first,
+        going on, cannot write (DESIGN 5.8), whatever its lease says."""
+        with transaction(backend, "apply") as first:
+            first.commit(lambda s: s.with_resource(Resource("t", "a", {"x": 1})))
+            twin.unlock(first.lock.ID)  # force-unlock from another run
+            with transaction(twin, "apply") as second:
+                with pytest.raises(LeaseLost, match="the lock was taken from this run"):
+                    first.commit(lambda s: s.with_resource(Resource("t", "b", {"x": 2})))
+                assert sorted(twin.read().resources) == ["t.a"] and twin.read().serial == 1
+                second.commit(lambda s: s.with_resource(Resource("t", "c", {"x": 3})))
+        got = twin.read()
+        assert got.serial == 2 and sorted(got.resources) == ["t.a", "t.c"]
+        assert twin.lock_info() is None  # the first run's way out released nothing of the second's
+
     def test_import_state_only_into_an_empty_backend(self, backend):
         s = replace(State().with_resource(Resource("t", "a", {"x": 1})), serial=7)
         backend.import_state(s)
@@ -144,6 +165,19 @@ class TestLocalStateBackend(StateBackendContract):
     def backend(self, tmp_path):
         return LocalStateBackend(tmp_path / ".airflow-infra" / "state.json")
 
+    @pytest.fixture
+    def twin(self, backend):
+        return LocalStateBackend(backend.path)
+
+    def test_a_lock_file_of_the_wrong_shape_is_named_and_force_unlocked(self, backend):
+        backend.lock_path.parent.mkdir(parents=True)
+        for text in ("[]", '{"ID": 5}', '{"ID": "x", "pid": "abc"}', '{"ID": "x", "Created": 3}', "null", '"x"'):
+            backend.lock_path.write_text(text)
+            with pytest.raises(StateLocked, match="force-unlock unreadable-") as exc:
+                backend.lock(LockInfo.new("apply", "p"))
+            backend.unlock(exc.value.holder.ID)
+            assert backend.lock_info() is None
+
     def test_corrupt_state_is_reported_and_kept(self, backend):
         backend.path.parent.mkdir(parents=True)
         backend.path.write_text("{not json")
@@ -177,7 +211,7 @@ class TestLocalStateBackend(StateBackendContract):
             (backend.path.parent / name).write_text("keep")
         backend.write(replace(State(), serial=1))
         backend.lock(LockInfo.new("apply", "p"))
-        assert sorted(p.name for p in backend.path.parent.iterdir()) == sorted([*others, "state.json", "state.lock"])
+        assert sorted(p.name for p in backend.path.parent.iterdir()) == sorted([*others, "state.guard", "state.json", "state.lock"])
 
     def test_an_empty_lock_file_is_reported_and_force_unlocked(self, backend):
         backend.path.parent.mkdir(parents=True)
@@ -235,6 +269,12 @@ class TestPostgresStateBackend(StateBackendContract):
         import uuid
 
         b = PostgresStateBackend(state_dsn, project="p" + uuid.uuid4().hex[:8], environment="dev")
+        yield b
+        b.close()
+
+    @pytest.fixture
+    def twin(self, backend, state_dsn):
+        b = PostgresStateBackend(state_dsn, project=backend.project, environment="dev")
         yield b
         b.close()
 
@@ -321,6 +361,15 @@ class _S3Contract(StateBackendContract):
 
         b = S3StateBackend(bucket=s3_state, key=f"p{uuid.uuid4().hex[:8]}/dev/airflow-infra.json", region="us-east-1",
                            lock=self.MODE, dynamodb_table="terraform-" + s3_state, lease_seconds=3)
+        yield b
+        b.close()
+
+    @pytest.fixture
+    def twin(self, backend):
+        from airflow_infra.state.s3 import S3StateBackend
+
+        b = S3StateBackend(bucket=backend.bucket, key=backend.key, region="us-east-1", lock=self.MODE,
+                           dynamodb_table=f"terraform-{backend.bucket}", lease_seconds=3)
         yield b
         b.close()
 

@@ -14,6 +14,9 @@ Contract (every backend passes tests/test_state_contract.py):
 - a state written by a newer release (its version above STATE_VERSION) raises StateTooNew.
 - import_state(state) writes a whole state, serial and lineage kept, into a backend that holds
   none (state migrate); StateConflict when one is there.
+- every write fences: a backend that took a lock checks, atomically with the write, that its lock is
+  still the current one; after force-unlock or a take-over the old holder's write (and its next
+  check_held) raises LeaseLost (lock_taken's words) and nothing is written.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from .. import __version__
-from ..errors import LockMismatch, StateConflict, StateCorrupt, StateError, StateNotOurs, StateTooNew
+from ..errors import LeaseLost, LockMismatch, StateConflict, StateCorrupt, StateError, StateNotOurs, StateTooNew
 from ..resources import Resource
 
 STATE_VERSION = 1
@@ -179,8 +182,15 @@ class LockInfo:
     def from_doc(cls, doc: dict[str, Any]) -> LockInfo:
         """A lock as stored: ours, or Terraform's (0.12 to 1.x); fields we do not know are left out."""
         known = {f.name for f in fields(cls)}
-        return cls(**{"ID": "", "Operation": "", "Who": "", "Version": "", "Created": "", "Path": "",
-                      **{k: v for k, v in doc.items() if k in known}})
+        if not isinstance(doc, dict) or not isinstance(doc.get("ID"), str) or not doc["ID"]:
+            raise ValueError("not a lock: no ID")
+        kept = {k: v for k, v in doc.items() if k in known}
+        for k, v in kept.items():  # a lock changed by hand: wrong types are "not a lock", never a crash later
+            if k == "pid" and not (v is None or (isinstance(v, int) and not isinstance(v, bool))):
+                raise ValueError(f"not a lock: pid {v!r}")
+            if k != "pid" and not (isinstance(v, str) or (v is None and k == "host")):
+                raise ValueError(f"not a lock: {k} {v!r}")
+        return cls(**{"ID": "", "Operation": "", "Who": "", "Version": "", "Created": "", "Path": "", **kept})
 
     @property
     def by_terraform(self) -> bool:
@@ -258,6 +268,14 @@ def check_successor(stored: State, new: State, where: str) -> None:
         now = "nothing stored" if first else f"stored serial {stored.serial}, lineage {stored.lineage}"
         raise StateConflict(f"{where}: state changed underneath this run ({now}; writing serial {new.serial}, "
                             f"lineage {new.lineage})")
+
+
+def lock_taken(where: str, lock_id: str, now: LockInfo | None) -> LeaseLost:
+    """The fence's words, the same on every backend: this run's lock is gone (force-unlock, a take-over),
+    so it writes and does nothing more."""
+    held = f"held by {now.Who} (lock ID {now.ID})" if now is not None else "not held by anyone"
+    return LeaseLost(f"{where}: the lock was taken from this run (its lock {lock_id} was force-unlocked or taken "
+                     f"over; the state is now {held}): this run writes and does nothing more; run the command again")
 
 
 def check_holder(holder: LockInfo | None, lock_id: str, where: str) -> None:

@@ -4,18 +4,28 @@ Every write keeps the state it replaces as state.json.backup (a hard link to the
 copy costs no I/O and is never partial). The lock file is written whole under a temporary name
 and linked into place, so a reader never sees a partial lock; a crashed holder leaves it behind,
 which is reported as stale (its pid is gone) and removed by force-unlock with its ID.
+
+Fencing: taking, releasing and force-unlocking the lock and every write of the state happen under
+an flock on state.guard, and a write by a run that took the lock first checks that the lock file
+still names its lock ID: after force-unlock (and another run's lock) the old holder writes nothing.
 """
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import StateConflict, StateCorrupt, StateError, StateLocked
 from ..pids import dead_leftovers, own_temp
-from .base import LockInfo, State, StateVersion, check_holder, check_successor, parse_state
+from .base import LockInfo, State, StateVersion, check_holder, check_successor, lock_taken, parse_state
+
+GUARD_WAIT = 10.0  # seconds: the guard is held for one file operation; longer means its holder is stopped
 
 
 def _fsync_dir(path: Path) -> None:
@@ -40,7 +50,38 @@ class LocalStateBackend:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.stem + ".lock")
         self.backup_path = self.path.with_name(self.path.name + ".backup")
+        self.guard_path = self.path.with_name(self.path.stem + ".guard")
         self.location = str(self.path)
+        self._held: str | None = None  # the ID of the lock this object took, while it holds it
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """The lock's and the state's changes one at a time (see the module's docstring)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.guard_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            deadline = time.monotonic() + GUARD_WAIT
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StateLocked(f"{self.guard_path}: another process has held it for {GUARD_WAIT:g} s "
+                                          "(a run stopped while writing the state?); try again once it goes on or "
+                                          "ends") from None
+                    time.sleep(0.01)
+            yield
+        finally:
+            os.close(fd)
+
+    def _fence(self) -> None:
+        """LeaseLost when this object took the lock and the lock file no longer names it."""
+        if self._held is None:
+            return
+        now = self.lock_info()
+        if now is None or self._held != now.ID:
+            raise lock_taken(str(self.lock_path), self._held, now)
 
     def _tmp(self, of: Path) -> Path:
         return own_temp(of, ".tmp")
@@ -74,8 +115,10 @@ class LocalStateBackend:
         return self._parse(self.path)
 
     def write(self, state: State) -> None:
-        check_successor(self.read(), state, str(self.path))
-        self._replace(state)
+        with self._guard():
+            self._fence()
+            check_successor(self.read(), state, str(self.path))
+            self._replace(state)
 
     def _replace(self, state: State) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,9 +139,11 @@ class LocalStateBackend:
         _fsync_dir(self.path.parent)
 
     def import_state(self, state: State) -> None:
-        if self.path.exists():
-            raise StateConflict(f"{self.path}: a state is there already; nothing was overwritten")
-        self._replace(state)
+        with self._guard():
+            self._fence()
+            if self.path.exists():
+                raise StateConflict(f"{self.path}: a state is there already; nothing was overwritten")
+            self._replace(state)
 
     def _kept(self) -> list[tuple[Path, State]]:
         out = []
@@ -117,7 +162,9 @@ class LocalStateBackend:
         return next((st for _, st in self._kept() if st.serial == serial), None)
 
     def overwrite(self, state: State) -> None:
-        self._replace(state)
+        with self._guard():
+            self._fence()
+            self._replace(state)
 
     def lock_info(self) -> LockInfo | None:
         try:
@@ -143,7 +190,9 @@ class LocalStateBackend:
             _write_whole(tmp, info.to_json())
             while True:
                 try:
-                    os.link(tmp, self.lock_path)  # fails when a lock is there: the lock's atomic test-and-set
+                    with self._guard():
+                        os.link(tmp, self.lock_path)  # fails when a lock is there: the lock's atomic test-and-set
+                    self._held = info.ID
                     return
                 except FileExistsError:
                     holder = self.lock_info()
@@ -160,11 +209,15 @@ class LocalStateBackend:
         return holder.held_message()
 
     def check_held(self) -> None:
-        """A lock file has no lease: it is held until unlocked (or force-unlocked)."""
+        """A lock file has no lease: it is held until unlocked, or force-unlocked (LeaseLost then)."""
+        self._fence()
 
     def close(self) -> None:
         """Nothing is held open between calls."""
 
     def unlock(self, lock_id: str) -> None:
-        check_holder(self.lock_info(), lock_id, str(self.lock_path))
-        self.lock_path.unlink()
+        with self._guard():
+            check_holder(self.lock_info(), lock_id, str(self.lock_path))
+            self.lock_path.unlink()
+        if self._held == lock_id:
+            self._held = None

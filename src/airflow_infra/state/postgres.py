@@ -8,6 +8,10 @@ pg_try_advisory_lock on a key derived from project/environment, held by a connec
 own for as long as the lock is held: if the holder dies, the server releases it, so a crashed
 run never leaves a stale lock. The lock row only makes the holder's LockInfo visible; it counts
 only while its advisory lock is held. Writes are conditional on the stored serial and lineage.
+
+Fencing: a run that holds the lock writes through its lock's own session, in a transaction that
+first reads its lock row FOR UPDATE: after force-unlock (which ends that session) or another run's
+lock, the write fails and nothing is written; check_held asks the same before every step.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
 from ..pgerrors import checked_dsn, translated
-from .base import LockInfo, State, StateVersion, check_holder, parse_state
+from .base import LockInfo, State, StateVersion, check_holder, lock_taken, parse_state
 
 if TYPE_CHECKING:
     import psycopg
@@ -41,6 +46,10 @@ CREATE TABLE IF NOT EXISTS airflow_infra_lock (
 """
 
 
+class _Taken(Exception):
+    """Our lock row names another lock (or none): the lock was taken from this run."""
+
+
 class PostgresStateBackend:
     KEEP = 100  # previous states kept per project and environment
     def __init__(self, dsn: str, *, project: str, environment: str, dsn_env: str = "the DSN"):
@@ -51,6 +60,7 @@ class PostgresStateBackend:
         digest = hashlib.sha256(f"airflow-infra/{project}/{environment}".encode()).digest()
         self._key = int.from_bytes(digest[:8], "big", signed=True)
         self._holder: psycopg.Connection[Any] | None = None  # the connection holding our advisory lock
+        self._held: str | None = None  # our lock's ID while we hold it (or held it: then writes are refused)
         self._ready = False
         self._mutex = threading.Lock()
 
@@ -125,7 +135,7 @@ class PostgresStateBackend:
     def overwrite(self, state: State) -> None:
         from psycopg.types.json import Jsonb
 
-        with self._connect() as conn, conn.transaction():
+        with self._writing() as conn:
             conn.execute(
                 "INSERT INTO airflow_infra_state_history (project, environment, serial, lineage, state, written_at) "
                 "SELECT project, environment, serial, lineage, state, updated_at FROM airflow_infra_state "
@@ -136,39 +146,66 @@ class PostgresStateBackend:
                 "state = excluded.state, updated_at = now()",
                 (*self._where(), state.serial, state.lineage, Jsonb(json.loads(state.to_json()))))
 
+    @contextmanager
+    def _writing(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection in a transaction to write in: when this object took the lock, its lock's own
+        session, with the lock row read FOR UPDATE and checked to be ours (LeaseLost otherwise)."""
+        import psycopg
+
+        if self._held is None:
+            with self._connect() as plain, plain.transaction():
+                yield plain
+            return
+        with self._mutex:
+            conn = self._holder
+            try:
+                if conn is None or conn.closed:
+                    raise psycopg.OperationalError("the lock's session is closed")
+                with conn.transaction():
+                    row = conn.execute("SELECT info->>'ID' FROM airflow_infra_lock WHERE project = %s AND "
+                                       "environment = %s FOR UPDATE", self._where()).fetchone()
+                    if row is None or row[0] != self._held:
+                        raise _Taken()
+                    yield conn
+            except (psycopg.OperationalError, _Taken):
+                raise lock_taken(self.location, self._held, self._lock_info_or_none()) from None
+
+    def _lock_info_or_none(self) -> LockInfo | None:
+        try:
+            return self.lock_info()
+        except StateError:
+            return None
+
     def write(self, state: State) -> None:
         from psycopg.types.json import Jsonb
 
         doc = Jsonb(json.loads(state.to_json()))
-        with self._connect() as conn:
-            with conn.transaction():
-                # The state being replaced goes to the history first (same transaction).
-                conn.execute(
-                    "INSERT INTO airflow_infra_state_history (project, environment, serial, lineage, state, written_at) "
-                    "SELECT project, environment, serial, lineage, state, updated_at FROM airflow_infra_state "
-                    "WHERE project = %s AND environment = %s AND serial = %s AND lineage = %s ON CONFLICT DO NOTHING",
-                    (*self._where(), state.serial - 1, state.lineage))
-                cur = conn.execute(
-                    "UPDATE airflow_infra_state SET serial = %s, state = %s, updated_at = now() "
-                    "WHERE project = %s AND environment = %s AND serial = %s AND lineage = %s",
-                    (state.serial, doc, *self._where(), state.serial - 1, state.lineage))
-                if cur.rowcount == 1:
-                    conn.execute(
-                        "DELETE FROM airflow_infra_state_history WHERE project = %s AND environment = %s AND "
-                        "(lineage, serial) NOT IN (SELECT lineage, serial FROM airflow_infra_state_history "
-                        "WHERE project = %s AND environment = %s ORDER BY written_at DESC LIMIT %s)",
-                        (*self._where(), *self._where(), self.KEEP))
+        with self._writing() as conn:
+            # The state being replaced goes to the history first (same transaction).
+            conn.execute(
+                "INSERT INTO airflow_infra_state_history (project, environment, serial, lineage, state, written_at) "
+                "SELECT project, environment, serial, lineage, state, updated_at FROM airflow_infra_state "
+                "WHERE project = %s AND environment = %s AND serial = %s AND lineage = %s ON CONFLICT DO NOTHING",
+                (*self._where(), state.serial - 1, state.lineage))
+            cur = conn.execute(
+                "UPDATE airflow_infra_state SET serial = %s, state = %s, updated_at = now() "
+                "WHERE project = %s AND environment = %s AND serial = %s AND lineage = %s",
+                (state.serial, doc, *self._where(), state.serial - 1, state.lineage))
             if cur.rowcount == 1:
-                return
-            if state.serial == 1:
+                conn.execute(
+                    "DELETE FROM airflow_infra_state_history WHERE project = %s AND environment = %s AND "
+                    "(lineage, serial) NOT IN (SELECT lineage, serial FROM airflow_infra_state_history "
+                    "WHERE project = %s AND environment = %s ORDER BY written_at DESC LIMIT %s)",
+                    (*self._where(), *self._where(), self.KEEP))
+            elif state.serial == 1:
                 cur = conn.execute(
                     "INSERT INTO airflow_infra_state (project, environment, serial, lineage, state) "
                     "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                     (*self._where(), state.serial, state.lineage, doc))
-                if cur.rowcount == 1:
-                    return
-            row = conn.execute("SELECT serial, lineage FROM airflow_infra_state WHERE project = %s AND environment = %s",
-                               self._where()).fetchone()
+            if cur.rowcount == 1:
+                return
+            row = conn.execute("SELECT serial, lineage FROM airflow_infra_state WHERE project = %s AND "
+                               "environment = %s", self._where()).fetchone()
         stored = f"stored serial {row[0]}, lineage {row[1]}" if row else "nothing stored"
         raise StateConflict(f"{self.location}: state changed underneath this run ({stored}; writing serial "
                             f"{state.serial}, lineage {state.lineage})")
@@ -176,7 +213,7 @@ class PostgresStateBackend:
     def import_state(self, state: State) -> None:
         from psycopg.types.json import Jsonb
 
-        with self._connect() as conn:
+        with self._writing() as conn:
             cur = conn.execute(
                 "INSERT INTO airflow_infra_state (project, environment, serial, lineage, state) "
                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
@@ -185,7 +222,7 @@ class PostgresStateBackend:
             raise StateConflict(f"{self.location}: a state is there already; nothing was overwritten")
 
     # -- lock ------------------------------------------------------------------------------
-    _HELD = """SELECT l.info FROM airflow_infra_lock l
+    _HELD = """SELECT l.info, l.backend_pid FROM airflow_infra_lock l
                WHERE l.project = %s AND l.environment = %s AND EXISTS (
                    SELECT 1 FROM pg_locks p WHERE p.locktype = 'advisory' AND p.granted AND p.objsubid = 1
                      AND p.pid = l.backend_pid
@@ -194,7 +231,13 @@ class PostgresStateBackend:
     def lock_info(self) -> LockInfo | None:
         with self._connect() as conn:
             row = conn.execute(self._HELD, (*self._where(), self._key)).fetchone()
-        return LockInfo.from_doc(row[0]) if row else None
+        if row is None:
+            return None
+        try:
+            return LockInfo.from_doc(row[0])
+        except ValueError:  # a row changed by hand: named by its session, which force-unlock then ends
+            return LockInfo(ID=f"unreadable-{row[1]}", Operation="unknown", Who="unknown (the lock row is not a "
+                            "lock)", Version="", Created="", Path=self.location, pid=0, host="")
 
     def lock(self, info: LockInfo) -> None:
         from psycopg.types.json import Jsonb
@@ -216,10 +259,15 @@ class PostgresStateBackend:
                 "VALUES (%s, %s, %s, pg_backend_pid()) ON CONFLICT (project, environment) "
                 "DO UPDATE SET info = excluded.info, backend_pid = excluded.backend_pid",
                 (*self._where(), Jsonb(json.loads(info.to_json()))))
-            self._holder = conn
+            self._holder, self._held = conn, info.ID
 
     def check_held(self) -> None:
-        """The lock is the holder's session's: held while the session lives (no lease to run out)."""
+        """The lock is the holder's session's: held while the session lives and its row names our lock
+        (force-unlock ends the session): LeaseLost otherwise."""
+        if self._held is None:
+            return
+        with self._writing():
+            pass
 
     def close(self) -> None:
         """Close this process's connections, without unlocking first: as a crash would (the server
@@ -232,17 +280,19 @@ class PostgresStateBackend:
     def unlock(self, lock_id: str) -> None:
         check_holder(self.lock_info(), lock_id, str(self.location))
         with self._mutex:
-            if self._holder is not None:
+            if self._holder is not None and self._held == lock_id:
                 self._holder.execute("DELETE FROM airflow_infra_lock WHERE project = %s AND environment = %s",
                                      self._where())
                 self._holder.close()  # ends the session: the advisory lock goes with it
-                self._holder = None
+                self._holder, self._held = None, None
                 return
         # force-unlock of another process's lock: end the session that holds it (that lock's only: it
         # may have changed hands since it was checked)
+        which = "backend_pid::text = %s" if lock_id.startswith("unreadable-") else "info->>'ID' = %s"
+        key = lock_id.removeprefix("unreadable-")
         with self._connect() as conn:
             conn.execute(
                 "SELECT pg_terminate_backend(backend_pid) FROM airflow_infra_lock WHERE project = %s AND environment = %s "
-                "AND info->>'ID' = %s", (*self._where(), lock_id))
-            conn.execute("DELETE FROM airflow_infra_lock WHERE project = %s AND environment = %s AND info->>'ID' = %s",
-                         (*self._where(), lock_id))
+                f"AND {which}", (*self._where(), key))
+            conn.execute(f"DELETE FROM airflow_infra_lock WHERE project = %s AND environment = %s AND {which}",
+                         (*self._where(), key))

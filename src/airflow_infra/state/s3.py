@@ -48,7 +48,7 @@ from ..errors import (
     StateTooNew,
 )
 from ..s3stores import unsupported_answer, version_pages
-from .base import LockInfo, State, StateVersion, check_successor, parse_state
+from .base import LockInfo, State, StateVersion, check_successor, lock_taken, parse_state
 
 PROBE_KEY = ".airflow-infra-probe"  # one small object per state bucket: conditional writes are tried on it
 _PROBED: dict[tuple[str, str], bool] = {}  # (endpoint, bucket) -> honours If-None-Match and If-Match (per process)
@@ -98,10 +98,10 @@ def _holder(raw: str, what: str) -> dict[str, Any]:
     `force-unlock` takes (the delete stays conditional on what was read)."""
     try:
         doc = json.loads(raw)
-        if isinstance(doc, dict) and isinstance(doc.get("ID"), str):
-            if not isinstance(doc.get("expires", ""), str):
-                doc = {k: v for k, v in doc.items() if k != "expires"}
-            return doc
+        LockInfo.from_doc(doc)  # ValueError when it is not a lock (a field of the wrong type, no ID)
+        if not isinstance(doc.get("expires", ""), str):
+            doc = {k: v for k, v in doc.items() if k != "expires"}
+        return dict(doc)
     except ValueError:
         pass
     return {"ID": f"unreadable-{hashlib.md5(raw.encode()).hexdigest()[:12]}", "Operation": "unknown",
@@ -412,6 +412,10 @@ class S3StateBackend:
             raise
         except Exception as exc:
             if isinstance(exc, _Conflict) or error_code(exc) in _CONFLICT:
+                if self._held is not None and not force and lock_id is None:
+                    now = self.lock_info()
+                    if now is None or self._held.get("ID") != now.ID:
+                        raise lock_taken(self.location, str(self._held.get("ID")), now) from None
                 raise StateConflict(f"{self.location}: the state changed underneath this run (it is no longer what "
                                     "this run read): another writer got there first; nothing was overwritten") from None
             raise _fail(self.location, exc, bucket=self.bucket) from None
@@ -564,7 +568,7 @@ class S3StateBackend:
                                 "state could be fenced (the process was stopped?): nothing was written; run again")
             try:
                 state = self.read()
-            except (StateCorrupt, StateConflict):
+            except (StateCorrupt, StateConflict, StateNotOurs, StateTooNew):
                 return  # no writer goes on from a state it cannot read (each parses what it read first)
             try:
                 self._put(state, lock_id=lock_id)
@@ -606,7 +610,12 @@ class S3StateBackend:
 
     def unlock(self, lock_id: str) -> None:
         found = False
+        mine = self._held is not None and self._held.get("ID") == lock_id
         try:
+            if not mine and self.lock_info() is not None:
+                # force-unlock: fence first (the state rewritten naming no lock), so that the holder's next
+                # conditional write fails whether or not it still thinks its lease holds
+                self._fence(f"force-unlocked:{lock_id}", until=_clock() + 60)
             for lk in self._locks:
                 current = lk.get()
                 if current is None:
