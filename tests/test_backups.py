@@ -288,3 +288,52 @@ def test_what_is_written_after_the_backup_is_never_deleted(moto_endpoint, s3, tm
     with pytest.raises(ProviderError, match="received new objects"):
         provider.delete(r, Observed(r.attrs), force=True)
     assert [v["Key"] for v in s3.list_object_versions(Bucket=bucket)["Versions"]] == ["late.csv"]
+
+
+def test_a_restore_runs_what_the_project_wrote_with_no_more_than_its_owner_may(cli, superuser, name):
+    """A function the etl user planted in a CHECK constraint runs while the dump's rows are loaded: it
+    tries RESET ROLE and ALTER ROLE ... SUPERUSER. The restore's session is the etl role's own, so it
+    can reach nothing beyond the owner role (DESIGN 5.7)."""
+    cli("up")
+    out = cli.outputs()
+    with connect_as(out, "etl") as etl:
+        etl.execute("CREATE TABLE staging.seen (who text, super boolean)")
+        etl.execute(f"""CREATE FUNCTION staging.planted(x int) RETURNS boolean LANGUAGE plpgsql AS $$
+            BEGIN
+                EXECUTE 'RESET ROLE';
+                INSERT INTO staging.seen SELECT session_user, rolsuper FROM pg_roles WHERE rolname = session_user;
+                BEGIN
+                    EXECUTE 'ALTER ROLE {name}_etl SUPERUSER';
+                EXCEPTION WHEN OTHERS THEN NULL;
+                END;
+                RETURN true;
+            END $$""")
+        etl.execute("CREATE TABLE raw.t (id int CHECK (staging.planted(id)))")
+        etl.execute("INSERT INTO raw.t SELECT g FROM generate_series(1, 3) g")
+        etl.execute("TRUNCATE staging.seen")
+    dump = next(b for b in _backups(cli("destroy", "--auto-approve", "--force-delete-data").stdout)
+                if b.endswith(".dump"))
+    cli("up")
+    cli("restore", dump)
+    with superuser(name) as conn:
+        assert conn.execute("SELECT count(*) FROM raw.t").fetchone()[0] == 3
+        seen = conn.execute("SELECT DISTINCT who, super FROM staging.seen").fetchall()
+        assert seen == [(f"{name}_etl", False)]  # the planted code ran, in the etl role's own session
+        assert conn.execute("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = %s",
+                            (f"{name}_etl",)).fetchone() == (False, False)
+
+
+def test_a_restore_into_roles_that_carry_more_than_the_owner_is_refused(cli, superuser, name):
+    cli("up")
+    out = cli.outputs()
+    with connect_as(out, "etl") as etl:
+        etl.execute("CREATE TABLE raw.t (id int)")
+    dump = next(b for b in _backups(cli("destroy", "--auto-approve", "--force-delete-data").stdout)
+                if b.endswith(".dump"))
+    cli("up")
+    with superuser() as conn:
+        conn.execute(f"GRANT pg_write_server_files TO {name}_etl")
+    refused = cli("restore", dump, expect=1)
+    assert "pg_write_server_files" in refused.stderr and "nothing was restored" in refused.stderr
+    with superuser(name) as conn:
+        assert conn.execute("SELECT to_regclass('raw.t')").fetchone()[0] is None

@@ -21,7 +21,8 @@ from typing import Any
 
 from .. import scram
 from ..backups import backup_dir, stamp, written_whole
-from ..errors import ConfigError, ForeignResource, ProviderError, Unreadable
+from ..childenv import minimal_env, passfile
+from ..errors import ConfigError, ForeignResource, ProviderError, SecretMissing, Unreadable
 from ..ownership import Owner, judge
 from ..pgerrors import translated
 from ..resources import Observed, Resource
@@ -66,13 +67,18 @@ def _refuse_foreign(address: str, what: str, found: Observed | None) -> None:
         raise ForeignResource(f"{address}: {what} exists, {found.whose}: it is never taken over silently")
 
 
+def etl_role(project: str) -> str:
+    """The project's loading role: what Airflow writes with, and what a restore replays a dump as."""
+    return f"{project}_etl"
+
+
 def database_resources(name: str, schemas: list[str], *, environment: str, database: str | None = None,
                        private_server: bool = False) -> list[Resource]:
     """The project's roles, database (named `database`, default the project's name) and schemas:
     the same on every target. A login role's password is kept under role_ref, and `password`
     wants it to be the one the role logs in with. On a private server (RoleProvider's) no role
     may connect to the server's other databases."""
-    owner, etl, reader = f"{name}_owner", f"{name}_etl", f"{name}_reader"
+    owner, etl, reader = f"{name}_owner", etl_role(name), f"{name}_reader"
     database = database or name
     roles = ("postgres_role.owner", "postgres_role.etl", "postgres_role.reader")
     out = [
@@ -253,32 +259,51 @@ class PgAdmin:
                     extensions = conn.execute("SELECT e.extname FROM pg_extension e JOIN pg_namespace n ON "
                                               "n.oid = e.extnamespace WHERE n.nspname = %s", (schema,)).fetchall()
                 args += [f"--extension={name}" for (name,) in extensions]
-            proc = subprocess.run(args, env=self._client_env(), capture_output=True, text=True, timeout=3600)
+            with passfile(self._client_env()) as env:
+                proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=3600)
             if proc.returncode != 0:
                 raise ProviderError(f"pg_dump of {dbname} failed, nothing was deleted: {proc.stderr.strip()}")
         return out
 
-    def pg_restore(self, dump: str, dbname: str, *, role: str, clean: bool = False) -> None:
+    def pg_restore(self, dump: str, dbname: str, *, role: str, login: tuple[str, str], clean: bool = False) -> None:
         """Load a dump into dbname, every object made as role (the project's owner) and given our
-        grants by its default privileges; schemas that exist already are kept, not made again."""
-        bindir, env = self._bindir(), self._client_env()
-        listing = subprocess.run([str(bindir / "pg_restore"), "--list", dump], env=env, capture_output=True,
+        grants by its default privileges; schemas that exist already are kept, not made again.
+
+        Least privilege (DESIGN 5.7): what the dump holds (functions, triggers, constraints, defaults
+        the project's roles wrote) is replayed in a session that logs in as login (the etl role, with
+        its own password), never the admin's: SET ROLE, RESET ROLE or SECURITY DEFINER code can then
+        reach only roles that session is a member of, which are checked to be role and nothing that
+        carries more (no SUPERUSER, CREATEROLE, CREATEDB, REPLICATION, BYPASSRLS, no pg_* role); and a
+        session cannot change its authenticated user without being a superuser. Only extensions a
+        database owner may not make itself (untrusted ones) are made by the admin, first."""
+        bindir = self._bindir()
+        user, password = login
+        self._check_least_privilege(user, role)
+        listing = subprocess.run([str(bindir / "pg_restore"), "--list", dump], env=minimal_env(), capture_output=True,
                                  text=True, timeout=600)
         if listing.returncode != 0:
             raise ProviderError(f"{dump}: not a dump pg_restore can read: {listing.stderr.strip()}")
         with self.session(dbname) as conn:
             existing = {row[0] for row in conn.execute("SELECT nspname FROM pg_namespace")}
             extensions = {row[0] for row in conn.execute("SELECT extname FROM pg_extension")}
+            trusted = {row[0] for row in conn.execute("SELECT DISTINCT name FROM pg_available_extension_versions "
+                                                      "WHERE trusted")}
         keep = [line for line in listing.stdout.splitlines()
                 if not ((m := re.match(r"^\d+; \d+ \d+ (SCHEMA|COMMENT) - (?:SCHEMA )?(\S+) ", line))
                         and m.group(2) in existing)]
-        # Extensions are made by the admin (most may not be made by a plain role), the rest as role.
+
         def extension(line: str) -> str | None:
             m = re.match(r"^\d+; \d+ \d+ (?:EXTENSION - |COMMENT - EXTENSION )(\S+)(?:\s|$)", line)
             return m.group(1) if m else None
 
-        new_extensions = [ln for ln in keep if extension(ln) and extension(ln) not in extensions]
-        for part, as_role in ((new_extensions, False), ([ln for ln in keep if not extension(ln)], True)):
+        def by_admin(line: str) -> bool:  # an untrusted extension that is not there yet
+            name = extension(line)
+            return name is not None and name not in trusted and name not in extensions
+
+        admin_part = [ln for ln in keep if by_admin(ln)]
+        role_part = [ln for ln in keep if not by_admin(ln) and extension(ln) not in extensions]
+        as_login = {**self._client_env(), "PGUSER": user, "PGPASSWORD": password}
+        for part, env, as_role in ((admin_part, self._client_env(), False), (role_part, as_login, True)):
             if not any(ln and not ln.startswith(";") for ln in part):
                 continue
             with tempfile.NamedTemporaryFile("w", suffix=".list") as toc:
@@ -290,11 +315,28 @@ class PgAdmin:
                     args.insert(2, f"--role={role}")
                     if clean:  # never for extensions: dropping one would take its users' columns along
                         args[1:1] = ["--clean", "--if-exists"]
-                proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=3600)
+                with passfile(env) as child_env:
+                    proc = subprocess.run(args, env=child_env, capture_output=True, text=True, timeout=3600)
             if proc.returncode != 0:
                 lines = proc.stderr.strip().splitlines()
                 reason = next((ln for ln in lines if "ERROR" in ln or "error:" in ln), lines[-1] if lines else "")
                 raise ProviderError(f"restore of {dump} into {dbname} failed, nothing more was restored: {reason}")
+
+    def _check_least_privilege(self, user: str, role: str) -> None:
+        """ProviderError unless user (the session a restore runs in) reaches no more than role does and
+        role carries nothing beyond a plain role's: the bounds pg_restore's session is kept within."""
+        with self.session() as conn:
+            rows = conn.execute(
+                """SELECT r.rolname FROM pg_roles r
+                   WHERE (pg_has_role(%(user)s, r.oid, 'MEMBER') AND r.rolname NOT IN (%(user)s, %(role)s))
+                      OR (r.rolname IN (%(user)s, %(role)s) AND (r.rolsuper OR r.rolcreaterole OR r.rolcreatedb
+                          OR r.rolreplication OR r.rolbypassrls))
+                   ORDER BY 1""", {"user": user, "role": role}).fetchall()
+        if rows:
+            raise ProviderError(
+                f"restore refused: it runs as {user}, which must carry no more than {role} does, but {user} or "
+                f"{role} holds {', '.join(r[0] for r in rows)} (a superuser or CREATEROLE-like attribute, or another "
+                "role's membership): run `airflow-infra plan` and apply to repair that drift first; nothing was restored")
 
 
 # Every kind of object a user can make in a schema, counted per kind: all of it is data (a schema of
@@ -787,7 +829,12 @@ class DatabaseProvider(Provider):
     def restore(self, r: Resource, source: str, *, replace: bool = False) -> tuple[int, list[str]]:
         """Load a dump (of a database or a schema) into the database; replace: drop what the dump
         holds first (the caller has backed it up)."""
-        self.admin.pg_restore(source, r.attrs["name"], role=r.attrs["owner"], clean=replace)
+        etl = etl_role(self.owner.project)
+        password = self.admin.secrets.get(role_ref(self.owner.project, self.owner.environment, etl))
+        if not password:
+            raise SecretMissing(f"restore runs as {etl}, whose password is not in the secret store: run "
+                                "`airflow-infra apply` to set one; nothing was restored")
+        self.admin.pg_restore(source, r.attrs["name"], role=r.attrs["owner"], login=(etl, password), clean=replace)
         return 1, []
 
 
