@@ -408,19 +408,52 @@ def load_config(
     if isinstance(bundle, str) and bundle and "://" not in bundle and not Path(bundle).expanduser().is_absolute():
         # the project's file, wherever the command runs from (outputs and connections name it)
         rds["ca_bundle"] = str((Path(project_dir) / bundle).resolve())
+    section = data.get("bucket")
+    for key in ("path", "backup"):  # the project's directories, wherever the command runs from
+        value = section.get(key) if isinstance(section, dict) else None
+        if isinstance(section, dict) and isinstance(value, str) and value and not value.startswith("s3://"):
+            expanded = Path(value).expanduser()
+            section[key] = str(expanded if expanded.is_absolute() else Path(project_dir).resolve() / expanded)
     return validate_config(data, str(path), origins)
 
 
 def validate_config(data: Mapping, source: str, origins: Mapping[str, str] | None = None) -> Config:
     """The merged settings as a Config; ConfigError naming the key on bad input and where it was set:
     source, or what origins says set it (an environment variable, --var, --var-file)."""
+    def setter(loc: str) -> str:
+        return next((o for k, o in sorted((origins or {}).items(), key=lambda kv: -len(kv[0]))
+                     if loc == k or loc.startswith(k + ".")), None) or source
+
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         loc = ".".join(str(p) for p in exc.errors()[0]["loc"] if not isinstance(p, int))
-        setter = next((o for k, o in sorted((origins or {}).items(), key=lambda kv: -len(kv[0]))
-                       if loc == k or loc.startswith(k + ".")), None)
-        raise ConfigError(_describe(exc, setter or source)) from None
+        raise ConfigError(_describe(exc, setter(loc))) from None
+    for section, keys in _UNUSED[config.target.kind].items():
+        given = data.get(section)
+        if not isinstance(given, Mapping):
+            continue
+        for key in sorted(given):
+            if keys == "*" or key in keys:
+                where = section if keys == "*" else f"{section}.{key}"
+                raise ConfigError(f"{setter(where)}: [{section}] {'' if keys == '*' else key + ' '}is not used by the "
+                                  f"{config.target.kind} target ([target] kind = \"{config.target.kind}\"): remove "
+                                  "it, or choose the target that uses it (kind = \"server\" or \"aws\")")
+    if config.target.kind == "local" and (config.bucket.backup or "").startswith("s3://"):
+        raise ConfigError(f"{setter('bucket.backup')}: bucket.backup: the local target keeps its backups in a "
+                          f"directory, not in {config.bucket.backup!r}: name a directory")
+    return config
+
+
+# Settings a target kind never reads: set, they would be silently ignored (a user believing the bucket
+# encrypted, or under a prefix), so they are refused. "*": the whole section.
+_UNUSED: dict[str, dict[str, frozenset[str] | str]] = {
+    "local": {"bucket": frozenset({"name", "region", "prefix", "endpoint_url", "addressing_style", "sse", "kms_key_id",
+                                   "tls_only", "noncurrent_days", "tmp_expire_days", "access_log_bucket"}),
+              "database": frozenset({"admin_dsn_env", "host", "port"}), "aws": "*"},
+    "server": {"bucket": frozenset({"path"})},
+    "aws": {"bucket": frozenset({"path"})},
+}
 
 
 def _dotted_keys(table: Mapping, prefix: str = "") -> list[str]:

@@ -42,6 +42,18 @@ class Project:
         """The state as this project's (StateError when it records another project or environment)."""
         return state.claimed(self.config.project.name, self.config.project.environment)
 
+    def check_locations(self) -> None:
+        """The containment rule (locations.py): ConfigError when two of the project's places overlap."""
+        from ..locations import check
+
+        check(self.config, self.dir, self.home)
+
+    @property
+    def backup_dir(self) -> Path:
+        from ..locations import backup_dir
+
+        return backup_dir(self.config, self.home)
+
     def target(self, **options):
         """options: lock_timeout (--lock-timeout: database lock waits too), and the aws target's
         apply/destroy flags (encrypt_storage, skip_final_snapshot, on_progress)."""
@@ -83,6 +95,7 @@ def plan(project: Project, *, destroy: bool = False):
     """Refresh and diff; writes nothing. Returns a Plan."""
     from ..engine.plan import make_plan
 
+    project.check_locations()
     state = project.claim(project.backend().read())
     target = project.target()
     target.secrets.load(state)  # a store that keeps its values in the state: whether each is there is drift
@@ -113,6 +126,7 @@ def _run(project: Project, operation: str, *, saved=None, confirm=None, force_de
          lock_timeout: float = 0.0, on_event=None, **target_options):
     from ..state.base import transaction
 
+    project.check_locations()
     backend, target = project.backend(), project.target(lock_timeout=lock_timeout, **target_options)
     try:
         with transaction(backend, operation, timeout=lock_timeout) as txn:
@@ -147,7 +161,7 @@ def _run_in(txn, project: Project, target, operation: str, *, saved, confirm, fo
     if confirm is not None and p.has_changes and not confirm(p):
         return p, None
     target.secrets.bind(txn.commit)
-    result = apply_plan(p, txn, providers, backup_dir=project.home / "backups",
+    result = apply_plan(p, txn, providers, backup_dir=project.backup_dir,
                         force_delete_data=force_delete_data, on_event=on_event)
     if operation == "destroy":
         _forget_pushed(txn, project)

@@ -40,6 +40,7 @@ def restore(project: Project, source: str, *, force_delete_data: bool = False, l
     from ..resources import Observed
     from ..state.base import transaction
 
+    project.check_locations()
     types = _kind(source)
     if not source.startswith("s3://"):
         if not Path(source).is_file():
@@ -59,7 +60,7 @@ def restore(project: Project, source: str, *, force_delete_data: bool = False, l
                 if not force_delete_data:
                     raise DataLossRefused(f"{r.address} holds {holds}: restore goes into an empty one; pass "
                                           "--force-delete-data to back that up and replace it")
-                backups.append(str(provider.backup(r, Observed(r.attrs), project.home / "backups")))
+                backups.append(str(provider.backup(r, Observed(r.attrs), project.backup_dir)))
             try:
                 items, skipped = provider.restore(r, source, replace=bool(holds))
             except AirflowInfraError as exc:

@@ -19,8 +19,18 @@ MARKER = ".airflow-infra-bucket"
 
 
 def _objects(path: Path) -> int:
-    """Files in the bucket, its own marker not counted."""
-    return sum(1 for root, _, files in os.walk(path) for f in files if not (f == MARKER and root == str(path)))
+    """Entries in the bucket (files, folders, links, empty ones too: each is something a user made, and
+    a folder left behind would make a plain rmdir fail half-way through a destroy), its marker not counted."""
+    return sum(len(dirs) + sum(not (f == MARKER and root == str(path)) for f in files)
+               for root, dirs, files in os.walk(path))
+
+
+def _nested_bucket(path: Path) -> Path | None:
+    """A bucket directory of another project inside path (its marker below the top); None."""
+    for root, _, files in os.walk(path):
+        if MARKER in files and root != str(path):
+            return Path(root)
+    return None
 
 
 def _enclosing_bucket(path: Path) -> str | None:
@@ -99,11 +109,17 @@ class LocalBucketProvider(Provider):
     def holds_data(self, r: Resource, observed: Observed) -> str | None:
         path = Path(r.attrs["path"])
         n = _objects(path) if path.is_dir() else 0
-        return f"{n} object{'s' if n != 1 else ''}" if n else None
+        return f"{n} entr{'ies' if n != 1 else 'y'} (files, folders, links)" if n else None
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> Path:
         """A .tar.gz of the directory (its marker left out), written whole under a temporary name."""
         path = Path(r.attrs["path"])
+        nested = _nested_bucket(path)
+        if nested is not None:
+            found = Owner.from_marker((nested / MARKER).read_text(errors="replace"))
+            whose = found.describe() if found else "another project"
+            raise ProviderError(f"{r.address}: {nested} is the bucket of {whose}, inside {path}: its files are not "
+                                "this project's to delete; nothing was deleted")
         final = backup_dir(dest) / f"{path.name}-{stamp()}.tar.gz"
         with written_whole(final) as tmp, tarfile.open(tmp, "w:gz") as tar:
             for entry in sorted(path.iterdir()):

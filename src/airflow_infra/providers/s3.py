@@ -109,6 +109,9 @@ def _judge_policy(policy: dict[str, Any]) -> tuple[bool, list[str]]:
     return ours, sorted(others)
 
 
+PREFIX_MARKER = ".airflow-infra"  # <prefix>.airflow-infra: the object that says whose a prefix is
+
+
 class S3BucketProvider(Provider):
     type = "s3_bucket"
     force_new = frozenset({"name", "region"})
@@ -352,6 +355,7 @@ class S3BucketProvider(Provider):
         written last, lists them with sizes and checksums. Returns the manifest's address."""
         name = f"{bucket}-{stamp()}{MANIFEST_SUFFIX}"
         target = self.backup_to or str(dest)
+        self._refuse_nested(r, bucket, prefix, besides)
         if target.startswith("s3://"):
             dbucket, _, dprefix = target[5:].partition("/")
             base = dprefix.strip("/")
@@ -396,6 +400,27 @@ class S3BucketProvider(Provider):
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> str:
         return self._backup(r, r.attrs["name"], "", dest)
+
+    def _refuse_nested(self, r: Resource, bucket: str, prefix: str, besides: str | None) -> None:
+        """ProviderError when another project's prefix marker lies inside what is about to be backed up
+        and emptied: only what our own marker covers is ours to delete (DESIGN 5.6)."""
+        with translated(r.address, "read"):
+            for v in self._versions(bucket, prefix):
+                key = v["Key"]
+                if (key != besides and key.endswith("/" + PREFIX_MARKER) and not v["DeleteMarker"]
+                        and v.get("IsLatest", True)):
+                    raise ProviderError(f"{r.address}: s3://{bucket}/{key} marks a prefix of {self._whose(bucket, key)} "
+                                        f"inside s3://{bucket}/{prefix}: its objects are not this project's to "
+                                        "delete; destroy that project first (or remove its marker on purpose); "
+                                        "nothing was deleted")
+
+    def _whose(self, bucket: str, marker_key: str) -> str:
+        try:
+            body = self.s3.get_object(Bucket=bucket, Key=marker_key)["Body"].read(4096)
+        except Exception:
+            return "another project"
+        found = Owner.from_marker(body.decode(errors="replace"))
+        return found.describe() if found else "another project"
 
     def _place(self, r: Resource) -> tuple[str, str, str | None]:
         """(bucket, prefix, our marker's key): a bucket of its own has no prefix and no marker object."""
@@ -515,18 +540,59 @@ class S3PrefixProvider(S3BucketProvider):
         return r.attrs["bucket"], r.attrs["prefix"], self._marker(r)
 
     def _marker(self, r: Resource) -> str:
-        return f"{r.attrs['prefix']}.airflow-infra"
+        return f"{r.attrs['prefix']}{PREFIX_MARKER}"
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
+        """A prefix follows the rules of a bucket (DESIGN 5.6): ours by its marker; unmarked and holding
+        anything, foreign (`import` adopts it on purpose); inside a bucket or prefix another marker
+        claims, foreign whoever marked it."""
+        bucket, prefix = r.attrs["bucket"], r.attrs["prefix"]
+        attrs = {"bucket": bucket, "prefix": prefix, "region": r.attrs["region"]}
         try:
-            body = self.s3.get_object(Bucket=r.attrs["bucket"], Key=self._marker(r))["Body"].read(4096)
+            body: bytes | None = self.s3.get_object(Bucket=bucket, Key=self._marker(r))["Body"].read(4096)
         except Exception as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+            code = error_code(exc)
+            if code == "NoSuchBucket":
                 return None
-            raise translate(r.address, "read", exc) from None
-        v = judge(self.owner, Owner.from_marker(body.decode(errors="replace")), recorded=prior is not None)
-        return Observed({"bucket": r.attrs["bucket"], "prefix": r.attrs["prefix"], "region": r.attrs["region"],
-                         "marked": v.marked}, foreign=not v.ours, whose=v.whose)
+            if code not in ("404", "NoSuchKey", "NotFound"):
+                raise translate(r.address, "read", exc) from None
+            body = None
+        with translated(r.address, "read"):
+            around = self._claimed_above(bucket, prefix)
+            if around is not None:
+                return Observed({**attrs, "marked": False}, foreign=True, whose=f"inside {around}")
+            if body is None:
+                if prior is None and self._count(r, bucket, prefix) is not None:
+                    return Observed({**attrs, "marked": False}, foreign=True,
+                                    whose="not made by airflow-infra, and it holds objects")
+                if prior is None:
+                    return None
+        found = Owner.from_marker(body.decode(errors="replace")) if body is not None else None
+        v = judge(self.owner, found, recorded=prior is not None)
+        return Observed({**attrs, "marked": v.marked}, foreign=not v.ours, whose=v.whose)
+
+    def _claimed_above(self, bucket: str, prefix: str) -> str | None:
+        """The bucket or enclosing prefix whose marker claims prefix's place, in words; None. One call per
+        level: the bucket's tags, then each enclosing prefix's marker."""
+        try:
+            tags = {t["Key"]: t["Value"] for t in self.s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+        except Exception:  # no tags, or a store that keeps none: no bucket-level claim to see
+            tags = {}
+        owner = Owner.from_tags(tags)
+        if owner is not None:
+            return f"the bucket {bucket!r}, made by {owner.describe()}"
+        parts = prefix.rstrip("/").split("/")
+        for depth in range(1, len(parts)):
+            above = "/".join(parts[:depth]) + "/"
+            try:
+                body = self.s3.get_object(Bucket=bucket, Key=above + PREFIX_MARKER)["Body"].read(4096)
+            except Exception as exc:
+                if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                    continue
+                raise
+            found = Owner.from_marker(body.decode(errors="replace"))
+            return f"s3://{bucket}/{above}, {'made by ' + found.describe() if found else 'marked by airflow-infra'}"
+        return None
 
     def mark(self, r: Resource) -> None:
         self.s3.put_object(Bucket=r.attrs["bucket"], Key=self._marker(r), Body=(self.owner.marker() + "\n").encode())

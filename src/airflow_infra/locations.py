@@ -1,0 +1,137 @@
+"""Where a project keeps data and state, and the one containment rule over all of it (DESIGN 5.6).
+
+Every place that holds data or state is a Location: the bucket (a directory, an S3 bucket or a prefix
+of one), the backup location, the state (its file and the lock, backup and temporary files beside
+it, or its S3 key and the names the S3 backend keeps beside it), the local server's data directory
+and the secret store. Before any plan, apply, destroy or restore, check() resolves them (links
+followed, prefixes normalised) and refuses, in one line naming both, any two that must not overlap:
+
+- a backup location and a bucket, either inside (or equal to) the other: destroy would delete the
+  backups it has just written, or back a bucket up into itself;
+- the state, the home's data directory, secret store or backups inside (or equal to) the bucket:
+  destroy --force-delete-data would empty them with it;
+- a bucket around the home's data directory, secret store or backups (the same, from above);
+- a directory of ours (the state, backups) inside any local bucket, which another project's
+  destroy may empty (known from the bucket's marker).
+
+Whose a bucket or prefix is, and whether it holds someone's objects, is the providers' part
+(ownership markers, read on refresh); this module needs no network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .config import Config
+
+BUCKET_MARKER = ".airflow-infra-bucket"  # a local bucket's marker file (providers/localdir.py)
+
+
+@dataclass(frozen=True)
+class Location:
+    what: str   # words for messages: the setting and where it points
+    store: str  # "file", or "s3:<endpoint>/<bucket>"
+    path: str   # file: an absolute, resolved path; s3: a key prefix ("" = the whole bucket)
+
+    def within(self, other: Location) -> bool:
+        """Inside other, or the same place."""
+        if self.store != other.store:
+            return False
+        if self.store == "file":
+            return self.path == other.path or self.path.startswith(other.path.rstrip("/") + "/")
+        return self.path.startswith(other.path)
+
+    def overlaps(self, other: Location) -> bool:
+        return self.within(other) or other.within(self)
+
+
+def _file(what: str, path: str | Path) -> Location:
+    resolved = Path(path).expanduser().resolve()  # links followed: two spellings of one place are one place
+    return Location(f"{what} {resolved}", "file", str(resolved))
+
+
+def _s3(what: str, bucket: str, prefix: str, endpoint: str | None) -> Location:
+    return Location(f"{what} s3://{bucket}/{prefix}", f"s3:{endpoint or ''}/{bucket}", prefix)
+
+
+def s3_url(what: str, url: str, endpoint: str | None) -> Location:
+    """s3://bucket/prefix, the prefix normalised as [bucket] prefix is ("a//b" and "a/b/" are "a/b/")."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    parts = [p for p in prefix.split("/") if p]
+    return _s3(what, bucket, "/".join(parts) + "/" if parts else "", endpoint)
+
+
+def backup_dir(config: Config, home: Path) -> Path:
+    """Where database dumps and local bucket archives go: [bucket] backup when it is a directory
+    (already resolved against the project's directory by load_config), else the home's backups/."""
+    backup = config.bucket.backup
+    if backup and not backup.startswith("s3://"):
+        return Path(backup).expanduser()
+    return home / "backups"
+
+
+def project_locations(config: Config, project_dir: Path, home: Path) -> tuple[Location, list[Location], list[Location]]:
+    """(the bucket, the backup locations, the places of the state and of the home that hold data)."""
+    b = config.bucket
+    endpoint = b.endpoint_url
+    if config.target.kind == "local":
+        bucket = _file("the bucket", b.path or home / "buckets" / config.project.name)
+    else:
+        bucket = _s3("the bucket", config.bucket_name, b.prefix, endpoint)
+    backups = [_file("the backup location", backup_dir(config, home))]
+    if b.backup and b.backup.startswith("s3://"):
+        backups.append(s3_url("the backup location ([bucket] backup)", b.backup, endpoint))
+    elif b.backup:
+        backups[0] = _file("the backup location ([bucket] backup)", backup_dir(config, home))
+    kept = [_file("the local server's data directory", home / "postgres"),
+            _file("the secret store", home / "secrets.json")]
+    st = config.state
+    if st.backend == "local":
+        kept.append(_file("the state ([state] path)", (project_dir / st.path).parent))
+    elif st.backend == "s3" and st.bucket:
+        key = st.key or f"{config.project.name}/{config.project.environment}/airflow-infra.json"
+        # the same endpoint as the bucket's only when boto3's chain gives both theirs: compared by name
+        kept.append(_s3("the state ([state] key)", st.bucket, key, endpoint if config.target.kind != "local" else None))
+    return bucket, backups, kept
+
+
+def _marked_parent(loc: Location) -> Path | None:
+    """The local bucket directory loc lies in (its marker there, or in a parent); None."""
+    path = Path(loc.path)
+    for parent in (path, *path.parents):
+        if (parent / BUCKET_MARKER).is_file():
+            return parent
+    return None
+
+
+def check(config: Config, project_dir: Path, home: Path) -> None:
+    """ConfigError naming both places when two of the project's locations overlap where they must
+    not (see the module's docstring). Nothing is read but the local file system's names and markers."""
+    bucket, backups, kept = project_locations(config, project_dir, home)
+
+    def refuse(a: Location, b: Location, why: str) -> None:
+        raise ConfigError(f"{a.what} lies {'in' if a.within(b) else 'around'} {b.what}: {why}; nothing was changed")
+
+    for backup in backups:
+        if backup.overlaps(bucket):
+            refuse(backup, bucket, "destroy --force-delete-data would write its backup into what it then deletes: "
+                   "set [bucket] backup to a place outside the bucket")
+    for place in kept:
+        if place.within(bucket):
+            refuse(place, bucket, "destroy --force-delete-data would empty it with the bucket: move one of them")
+        if bucket.store == "file" and bucket.within(place):
+            refuse(bucket, place, "a bucket lives in a directory of its own, never among the files airflow-infra "
+                   "keeps: set [bucket] path elsewhere")
+    for loc in [*backups, *kept]:
+        if loc.store != "file" or loc.within(bucket):
+            continue
+        found = _marked_parent(loc)
+        if found is not None and str(found) != bucket.path:
+            raise ConfigError(f"{loc.what} lies in the bucket directory {found} (its marker {BUCKET_MARKER} says "
+                              "so): that bucket's destroy would empty it; move it outside every bucket; nothing was "
+                              "changed")
