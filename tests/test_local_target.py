@@ -155,7 +155,7 @@ def test_bucket_with_objects_is_archived_before_delete(cli, name):
     (bucket / "in").mkdir()
     (bucket / "in" / "data.csv").write_text("a,b\n1,2\n")
     refused = cli("destroy", "--auto-approve", expect=1)
-    assert "local_bucket.workfiles holds 1 entry" in refused.stderr
+    assert "local_bucket.workfiles holds 2 entries" in refused.stderr
     assert (bucket / "in" / "data.csv").exists()
     done = cli("destroy", "--auto-approve", "--force-delete-data")
     archive = next(line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.endswith(".tar.gz"))

@@ -13,6 +13,7 @@ reference); delete(ref). A role's reference names its project, environment and r
 
 from __future__ import annotations
 
+import re
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -22,10 +23,16 @@ from typing import Any
 MASK = "<sensitive>"  # how a secret is shown when it is not revealed
 
 
+# What every secret airflow-infra makes looks like: secrets.token_urlsafe(32) (43 characters), a
+# Fernet key (44, base64 with "="). Anything else in a store (blank, the mask pasted back, "null",
+# "None", "********", a word typed by hand) was never generated here and is never used as one.
+GENERATED_RE = re.compile(r"[A-Za-z0-9_=-]{32,}")
+
+
 def usable(value: object) -> str | None:
-    """value as a password, or None: blank, or the mask a masked listing wrote where the password
-    was (pasted back by hand), is no password; a store holding one is missing it."""
-    return value if isinstance(value, str) and value.strip() and value != MASK else None
+    """value as a secret, or None: only a value of the shape airflow-infra generates is one; a store
+    holding anything else under a reference is missing it (apply sets a new one)."""
+    return value if isinstance(value, str) and GENERATED_RE.fullmatch(value) else None
 
 
 def role_ref(project: str, environment: str, role: str) -> str:
