@@ -464,9 +464,12 @@ class LocalServer:
         return _service_account()
 
     def _write_info(self, info: dict) -> None:
+        if self.info_path.is_dir() and not self.info_path.is_symlink():
+            raise LocalServerError(f"{self.info_path} is a directory, not the server's cache file: move it aside "
+                                   "(the next command writes the file again from the cluster); nothing was changed")
         tmp = self.info_path.with_name(f".{self.info_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(info, sort_keys=True, indent=2) + "\n")
-        os.replace(tmp, self.info_path)
+        os.replace(tmp, self.info_path)  # replaces a link itself, never writes through it
 
     def set_port(self, port: int) -> None:
         info = self.info()
@@ -480,6 +483,14 @@ class LocalServer:
 
     def start(self, *, port: int | None = None) -> dict:
         """Initialise (only when there is no cluster) and start the server; a no-op when it runs."""
+        # pg_ctl starts the server through /bin/sh with the data directory and log file in double quotes,
+        # where these characters are not themselves: such a path is refused before anything is made
+        unsafe = sorted({ch for ch in f"{self.data}{self.log_path}" if ch in '"$`\\\n'})
+        if unsafe:
+            raise LocalServerError(
+                f"AIRFLOW_INFRA_HOME {self.home}: the local PostgreSQL cannot live under a path holding "
+                f"{' '.join(repr(c) for c in unsafe)} (pg_ctl hands it to a shell): choose a home without them; "
+                "no server was made or started")
         with self._locked():
             fresh = not self.has_cluster()
             if fresh:

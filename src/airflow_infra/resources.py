@@ -68,8 +68,16 @@ class Resource:
 
     @classmethod
     def from_json(cls, data: Mapping) -> Resource:
+        """ValueError (a corrupt state) for anything but a resource's shape: attrs an object, type, name
+        and each dependency a string."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("attrs"), Mapping):
+            raise ValueError("a resource without an attrs object")
+        kind, name, deps = data.get("type"), data.get("name"), data.get("depends_on", [])
+        if not (isinstance(kind, str) and isinstance(name, str) and isinstance(deps, list)
+                and all(isinstance(d, str) for d in deps) and all(isinstance(k, str) for k in data["attrs"])):
+            raise ValueError(f"resource {name!r} of type {kind!r} is not a resource (type, name, depends_on)")
         attrs = {k: _from_json(v) for k, v in data["attrs"].items()}
-        return cls(data["type"], data["name"], attrs, tuple(data.get("depends_on", ())))
+        return cls(kind, name, attrs, tuple(deps))
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,11 @@ def load(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: 
     if not project_dir.is_dir():
         raise ConfigError(f"-C {project_dir}: not a directory")
     config = load_config(project_dir, vars=vars, var_files=var_files)
-    return Project(project_dir, config, home_dir() if create_home else existing_home())
+    home = home_dir()
+    if create_home and home.exists() and not home.is_dir():
+        raise ConfigError(f"AIRFLOW_INFRA_HOME={home}: not a directory; set AIRFLOW_INFRA_HOME to a directory (or "
+                          "a path where one can be made)")
+    return Project(project_dir, config, home if create_home else existing_home())
 
 
 def plan(project: Project, *, destroy: bool = False):
@@ -108,7 +112,10 @@ def plan(project: Project, *, destroy: bool = False):
 
 
 def save_plan(p, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(p.to_json(), sort_keys=True, indent=2) + "\n")
+    try:
+        Path(path).write_text(json.dumps(p.to_json(), sort_keys=True, indent=2) + "\n")
+    except OSError as exc:
+        raise ConfigError(f"--out {path}: cannot write the plan there ({exc.strerror}); nothing was changed") from None
 
 
 def load_plan(path: str | Path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,13 +32,28 @@ class FileSecretStore(SecretStore):
 
     def _load(self) -> dict[str, str]:
         try:
-            mode = self.path.stat().st_mode & 0o777
-            if mode != 0o600:  # readable by others: fixed, and said (nothing silent)
-                os.chmod(self.path, 0o600)
-                logging.getLogger(__name__).warning(f"{self.path}: the secret store had mode {mode:04o}; it was set to 0600")
-            data = json.loads(self.path.read_text())
+            # never through a link: a link to someone else's file would be read, chmodded and replaced
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             return {}
+        except OSError as exc:
+            if self.path.is_symlink():
+                raise AirflowInfraError(f"{self.path}: the secret store is a symbolic link (to {os.readlink(self.path)}): "
+                                        "airflow-infra never reads, chmods or writes a secret store through a link; "
+                                        "put the file itself there") from None
+            raise AirflowInfraError(f"{self.path}: cannot read the secret store ({exc.strerror})") from None
+        try:
+            with os.fdopen(fd) as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise AirflowInfraError(f"{self.path}: the secret store is not a file; it was left as it is: move "
+                                            "it aside and run `airflow-infra apply` to set new passwords")
+                mode = st.st_mode & 0o777
+                if mode != 0o600:  # readable by others: fixed, and said (nothing silent)
+                    os.fchmod(f.fileno(), 0o600)
+                    logging.getLogger(__name__).warning(f"{self.path}: the secret store had mode {mode:04o}; it was "
+                                                        "set to 0600")
+                data = json.loads(f.read())
         except (OSError, ValueError) as exc:
             raise AirflowInfraError(f"{self.path}: cannot read the secret store ({type(exc).__name__}); it was left "
                                     "as it is: repair it, or move it aside and run `airflow-infra apply` to set new "
@@ -51,9 +67,10 @@ class FileSecretStore(SecretStore):
         return usable(data.get(ref))  # a blank or mangled value is missing
 
     def _save(self, data: dict[str, str]) -> None:
-        target = self.path.resolve()  # a secrets.json that is a link (to a safer disk) stays one
+        target = self.path  # _load refused a link: the file is replaced in place
         tmp = target.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        tmp.unlink(missing_ok=True)  # a leftover, or a link someone put there: never written through
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         os.fchmod(fd, 0o600)  # a leftover .tmp keeps the mode it had
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, sort_keys=True, indent=2)
