@@ -58,9 +58,9 @@ def assert_no_surprise(proc) -> None:
 @pytest.fixture(scope="module")
 def damaged_project(tmp_path_factory):
     """A project up on a server of its own (postmaster.pid is damaged too: never the session's)."""
-    from airflow_infra.local_server import LocalServer
-
     import tempfile
+
+    from airflow_infra.local_server import LocalServer
 
     home = Path(tempfile.mkdtemp(prefix="airflow-infra-damaged-"))  # a home the server's account can reach
     cli = Cli(tmp_path_factory.mktemp("damaged") / "damaged_files", home)
