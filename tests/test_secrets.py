@@ -85,7 +85,8 @@ def test_a_deleted_secret_is_drift_and_never_printed_as_nothing(server_cli, name
     old = cli.outputs()
     store = _secrets(cli.home)
     del store[f"{name}/dev/{name}_etl"]
-    store[f"{name}/dev/{name}_reader"] = "not-the-password"
+    other = "n0t-the-password-but-one-of-its-shape-xxxxx"  # generated-looking, not the role's
+    store[f"{name}/dev/{name}_reader"] = other
     (cli.home / "secrets.json").write_text(json.dumps(store))
     plan = cli("plan", "--detailed-exitcode", expect=2).stdout
     assert 'postgres_role.etl: password changed "stored" -> "missing from the secret store"' in plan
@@ -100,7 +101,7 @@ def test_a_deleted_secret_is_drift_and_never_printed_as_nothing(server_cli, name
     cli("apply", "--auto-approve")
     cli("plan", "--detailed-exitcode")
     new = cli.outputs()
-    assert new["etl_password"] != old["etl_password"] and new["reader_password"] == "not-the-password"
+    assert new["etl_password"] != old["etl_password"] and new["reader_password"] == other
     assert _logs_in(new, "etl") and _logs_in(new, "reader") and not _logs_in(old, "etl")
 
 
