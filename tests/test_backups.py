@@ -337,3 +337,38 @@ def test_a_restore_into_roles_that_carry_more_than_the_owner_is_refused(cli, sup
     assert "pg_write_server_files" in refused.stderr and "nothing was restored" in refused.stderr
     with superuser(name) as conn:
         assert conn.execute("SELECT to_regclass('raw.t')").fetchone()[0] is None
+
+
+def test_no_password_in_the_environment_of_pg_dump_or_pg_restore(server_cli, name, admin_dsn, tmp_path):
+    """DESIGN 5.5: pg_dump and pg_restore read their password from a passfile of the run's own (0600,
+    gone after), never PGPASSWORD: a wrapper first on PATH records what each was given."""
+    import shutil
+
+    wrappers = tmp_path / "bin"
+    wrappers.mkdir()
+    for program in ("pg_dump", "pg_restore"):
+        real = shutil.which(program)
+        script = wrappers / program
+        script.write_text(f"#!/bin/sh\nenv > {tmp_path}/{program}.$$.env\n"
+                          f"[ -n \"$PGPASSFILE\" ] && stat -c %a \"$PGPASSFILE\" >> {tmp_path}/{program}.$$.env\n"
+                          f"exec {real} \"$@\"\n")
+        script.chmod(0o755)
+    path = f"{wrappers}:{os.environ['PATH']}"
+    cli = server_cli("tls_only = false")
+    cli("apply", "--auto-approve")
+    out = cli.outputs()
+    with connect_as(out, "etl") as etl:
+        etl.execute("CREATE TABLE raw.t AS SELECT 1 AS id")
+    done = cli("destroy", "--auto-approve", "--force-delete-data", PATH=path)
+    dump = next(b for b in _backups(done.stdout) if b.endswith(".dump"))
+    cli("apply", "--auto-approve")
+    cli("restore", dump, PATH=path)
+    seen = sorted(tmp_path.glob("pg_*.env"))
+    assert {p.name.split(".")[0] for p in seen} == {"pg_dump", "pg_restore"}
+    admin_password = admin_dsn.split(":")[2].split("@")[0]
+    for recorded in seen:
+        text = recorded.read_text()
+        assert "PGPASSWORD" not in text and admin_password not in text and out["etl_password"] not in text
+        passfile = next((ln.split("=", 1)[1] for ln in text.splitlines() if ln.startswith("PGPASSFILE=")), None)
+        if passfile:  # pg_restore --list reads no server: it gets no password at all
+            assert text.splitlines()[-1] == "600" and not os.path.exists(passfile)
