@@ -168,3 +168,18 @@ def test_a_state_key_under_the_projects_own_prefix_is_refused(make_cli, moto_end
         f.write(f'[state]\nbackend = "s3"\nbucket = "{shared}"\nkey = "team/state.json"\n')
     line = _one_line(cli("plan", expect=1).stderr)
     assert "the state ([state] key)" in line and f"s3://{shared}/team/" in line
+
+
+def test_a_postgres_state_inside_the_projects_own_database_is_refused(cli):
+    import json
+
+    _local(cli, "")
+    cli("up")
+    port = json.loads((cli.home / "postgres" / "server.json").read_text())["port"]
+    with open(cli.dir / "airflow-infra.toml", "a") as f:
+        f.write('[state]\nbackend = "postgres"\n')
+    dsn = f"postgresql://someone:s3cr3tPw@localhost:{port}/{cli.dir.name}"
+    line = _one_line(cli("plan", expect=1, AIRFLOW_INFRA_STATE_DSN=dsn).stderr)
+    assert "the state ([state] dsn_env)" in line and "the project's database" in line and "s3cr3tPw" not in line
+    other = f"postgresql://someone:s3cr3tPw@localhost:{port}/postgres"
+    assert "the project's database" not in cli("plan", expect=None, AIRFLOW_INFRA_STATE_DSN=other).stderr

@@ -12,7 +12,8 @@ followed, prefixes normalised) and refuses, in one line naming both, any two tha
   destroy --force-delete-data would empty them with it;
 - a bucket around the home's data directory, secret store or backups (the same, from above);
 - a directory of ours (the state, backups) inside any local bucket, which another project's
-  destroy may empty (known from the bucket's marker).
+  destroy may empty (known from the bucket's marker);
+- a PostgreSQL state inside the project's own database, which destroy drops.
 
 Whose a bucket or prefix is, and whether it holds someone's objects, is the providers' part
 (ownership markers, read on refresh); this module needs no network.
@@ -75,6 +76,41 @@ def backup_dir(config: Config, home: Path) -> Path:
     return home / "backups"
 
 
+def _pg(what: str, dsn: str | None, dbname: str | None = None) -> Location | None:
+    """A PostgreSQL database as a location ("pg:host:port", the database's name as its path); None
+    when the DSN is not there or cannot be read (its own command says so)."""
+    if not dsn:
+        return None
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        info = conninfo_to_dict(dsn)
+    except Exception:  # a malformed DSN is reported, without its text, where it is used
+        return None
+    host = str(info.get("host") or "localhost")
+    host = "127.0.0.1" if host in ("localhost", "::1") else host
+    db = dbname or str(info.get("dbname") or info.get("user") or "")
+    return Location(f"{what} (database {db!r} on {host}:{info.get('port') or 5432})",
+                    f"pg:{host}:{info.get('port') or 5432}", db + "/")
+
+
+def _database(config: Config, home: Path) -> Location | None:
+    """The project's database, where it can be told without a connection (not on aws: its endpoint is
+    RDS's to give)."""
+    import json
+    import os
+
+    if config.target.kind == "local":
+        try:
+            port = json.loads((home / "postgres" / "server.json").read_text())["port"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # no server yet: no state can be kept in it either
+        return _pg("the project's database", f"host=127.0.0.1 port={port}", config.database_name)
+    if config.target.kind == "server":
+        return _pg("the project's database", os.environ.get(config.database.admin_dsn_env), config.database_name)
+    return None
+
+
 def project_locations(config: Config, project_dir: Path, home: Path) -> tuple[Location, list[Location], list[Location]]:
     """(the bucket, the backup locations, the places of the state and of the home that hold data)."""
     b = config.bucket
@@ -97,6 +133,12 @@ def project_locations(config: Config, project_dir: Path, home: Path) -> tuple[Lo
         key = st.key or f"{config.project.name}/{config.project.environment}/airflow-infra.json"
         # the same endpoint as the bucket's only when boto3's chain gives both theirs: compared by name
         kept.append(_s3("the state ([state] key)", st.bucket, key, endpoint if config.target.kind != "local" else None))
+    elif st.backend == "postgres":
+        import os
+
+        state_db = _pg("the state ([state] dsn_env)", os.environ.get(st.dsn_env))
+        if state_db is not None:
+            kept.append(state_db)
     return bucket, backups, kept
 
 
@@ -117,6 +159,11 @@ def check(config: Config, project_dir: Path, home: Path) -> None:
     def refuse(a: Location, b: Location, why: str) -> None:
         raise ConfigError(f"{a.what} lies {'in' if a.within(b) else 'around'} {b.what}: {why}; nothing was changed")
 
+    database = _database(config, home)
+    for place in kept:
+        if database is not None and place.within(database):
+            refuse(place, database, "destroy would drop it with the project's database: keep the state in a "
+                   "database of its own")
     for backup in backups:
         if backup.overlaps(bucket):
             refuse(backup, bucket, "destroy --force-delete-data would write its backup into what it then deletes: "
