@@ -183,3 +183,16 @@ def test_a_postgres_state_inside_the_projects_own_database_is_refused(cli):
     assert "the state ([state] dsn_env)" in line and "the project's database" in line and "s3cr3tPw" not in line
     other = f"postgresql://someone:s3cr3tPw@localhost:{port}/postgres"
     assert "the project's database" not in cli("plan", expect=None, AIRFLOW_INFRA_STATE_DSN=other).stderr
+
+
+def test_a_backup_into_another_projects_prefix_is_refused(make_cli, moto_endpoint, admin_dsn, s3, shared):
+    b = _server(make_cli(), f'name = "{shared}"\nprefix = "team/b"\ntls_only = false')
+    b("apply", "--auto-approve")
+    a = _server(make_cli(), f'name = "{shared}"\nprefix = "team/a"\ntls_only = false\n'
+                            f'backup = "s3://{shared}/team/b/backups"')
+    a("apply", "--auto-approve")
+    s3.put_object(Bucket=shared, Key="team/a/rows.csv", Body=b"a's rows")
+    line = _one_line(a("destroy", "--auto-approve", "--force-delete-data", expect=1).stderr)
+    assert f"lies inside s3://{shared}/team/b/, made by project {b.dir.name}" in line and "nothing was deleted" in line
+    assert s3.get_object(Bucket=shared, Key="team/a/rows.csv")["Body"].read() == b"a's rows"
+    assert "Contents" not in s3.list_objects_v2(Bucket=shared, Prefix="team/b/backups")

@@ -362,6 +362,11 @@ class S3BucketProvider(Provider):
             if dbucket == bucket and (base + "/").startswith(prefix):
                 raise ProviderError(f"{r.address}: [bucket] backup = {target!r} lies inside what is about to be "
                                     "emptied: choose another bucket or prefix; nothing was deleted")
+            with translated(r.address, "backup"):
+                claimed = self._claimed_above(dbucket, base + "/" if base else "", inclusive=True)
+            if claimed is not None:  # another project's destroy would empty it, backups and all
+                raise ProviderError(f"{r.address}: [bucket] backup = {target!r} lies inside {claimed}: choose a "
+                                    "bucket or prefix no project's marker claims; nothing was deleted")
         with translated(r.address, "backup"):
             versions = [v for v in self._versions(bucket, prefix) if v["Key"] != besides]
             if target.startswith("s3://"):
@@ -400,6 +405,29 @@ class S3BucketProvider(Provider):
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> str:
         return self._backup(r, r.attrs["name"], "", dest)
+
+    def _claimed_above(self, bucket: str, prefix: str, *, inclusive: bool = False) -> str | None:
+        """The bucket or enclosing prefix whose marker claims prefix's place (inclusive: prefix's own
+        marker too), in words; None. One call per level: the bucket's tags, then each prefix's marker."""
+        try:
+            tags = {t["Key"]: t["Value"] for t in self.s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+        except Exception:  # no tags, or a store that keeps none: no bucket-level claim to see
+            tags = {}
+        owner = Owner.from_tags(tags)
+        if owner is not None:
+            return f"the bucket {bucket!r}, made by {owner.describe()}"
+        parts = prefix.rstrip("/").split("/") if prefix else []
+        for depth in range(1, len(parts) + (1 if inclusive else 0)):
+            above = "/".join(parts[:depth]) + "/"
+            try:
+                body = self.s3.get_object(Bucket=bucket, Key=above + PREFIX_MARKER)["Body"].read(4096)
+            except Exception as exc:
+                if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                    continue
+                raise
+            found = Owner.from_marker(body.decode(errors="replace"))
+            return f"s3://{bucket}/{above}, {'made by ' + found.describe() if found else 'marked by airflow-infra'}"
+        return None
 
     def _refuse_nested(self, r: Resource, bucket: str, prefix: str, besides: str | None) -> None:
         """ProviderError when another project's prefix marker lies inside what is about to be backed up
@@ -571,28 +599,6 @@ class S3PrefixProvider(S3BucketProvider):
         v = judge(self.owner, found, recorded=prior is not None)
         return Observed({**attrs, "marked": v.marked}, foreign=not v.ours, whose=v.whose)
 
-    def _claimed_above(self, bucket: str, prefix: str) -> str | None:
-        """The bucket or enclosing prefix whose marker claims prefix's place, in words; None. One call per
-        level: the bucket's tags, then each enclosing prefix's marker."""
-        try:
-            tags = {t["Key"]: t["Value"] for t in self.s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
-        except Exception:  # no tags, or a store that keeps none: no bucket-level claim to see
-            tags = {}
-        owner = Owner.from_tags(tags)
-        if owner is not None:
-            return f"the bucket {bucket!r}, made by {owner.describe()}"
-        parts = prefix.rstrip("/").split("/")
-        for depth in range(1, len(parts)):
-            above = "/".join(parts[:depth]) + "/"
-            try:
-                body = self.s3.get_object(Bucket=bucket, Key=above + PREFIX_MARKER)["Body"].read(4096)
-            except Exception as exc:
-                if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                    continue
-                raise
-            found = Owner.from_marker(body.decode(errors="replace"))
-            return f"s3://{bucket}/{above}, {'made by ' + found.describe() if found else 'marked by airflow-infra'}"
-        return None
 
     def mark(self, r: Resource) -> None:
         self.s3.put_object(Bucket=r.attrs["bucket"], Key=self._marker(r), Body=(self.owner.marker() + "\n").encode())
