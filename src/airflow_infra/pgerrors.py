@@ -20,6 +20,10 @@ def reason(exc: BaseException, *, connecting: bool = False) -> str:
     if connecting and isinstance(exc, psycopg.ProgrammingError) and getattr(exc, "sqlstate", None) is None:
         return ("the connection string is malformed (a password holding %, spaces or quotes must be "
                 "percent-encoded in a URI, or quoted in key=value form)")
+    ended = (getattr(exc, "sqlstate", None) or "").startswith("57P")  # admin_shutdown, crash_shutdown, ...
+    if ended or "server closed the connection" in str(exc):  # libpq's "... unexpectedly": what it means here
+        return ("the server ended this run's session (it restarted, or another run dropped the database or "
+                "ended the session); nothing more was done in it: run the command again")
     diag = getattr(exc, "diag", None)
     primary = diag.message_primary if diag is not None else None
     if primary:

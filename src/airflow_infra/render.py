@@ -87,7 +87,8 @@ def event(phase: str, change, seconds: float, detail: str | None = None) -> None
     elif phase == "done":
         click.echo(f"{change.address}: {done} complete after {seconds:.1f}s")
     else:
-        click.echo(click.style(f"{change.address}: {done} failed after {seconds:.1f}s", fg="red"), err=True)
+        # progress, beside "complete after": stderr keeps the one line that says what failed and why
+        click.echo(click.style(f"{change.address}: {done} failed after {seconds:.1f}s", fg="red"))
 
 
 def progress(message: str) -> None:

@@ -1,0 +1,58 @@
+"""The sequences the fault-injection harness (test_fault_harness.py) found, shrunk, kept as regression
+tests: each failed on the main of 2026-12-07 and passes now."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+
+def test_a_bucket_at_the_homes_backups_never_takes_its_backups_along(cli):
+    """configure(paths=('HOME/backups', None)); destroy(force=True): the backups went with the bucket."""
+    (cli.dir / "airflow-infra.toml").write_text(f'[project]\nname = "{cli.dir.name}"\n[bucket]\n'
+                                                f'path = "{cli.home}/backups"\n')
+    refused = cli("up", expect=1)
+    assert "the backup location" in refused.stderr and refused.stderr.count("\n") == 1
+    assert not (cli.dir / ".airflow-infra" / "state.json").exists()
+
+
+def test_a_run_stopped_and_force_unlocked_writes_nothing_when_it_goes_on(cli):
+    """pause(delay, second='apply'): the stopped run, resumed after force-unlock and another run, adopted
+    what the other made and wrote its state; a failed step printed a line of its own on stderr too."""
+    cli("up")
+    cli("destroy", "--auto-approve")
+    lock = cli.dir / ".airflow-infra" / "state.lock"
+    first = cli.popen("apply", "--auto-approve")
+    deadline = time.monotonic() + 60
+    while not (lock.exists() and lock.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    first.send_signal(signal.SIGSTOP)
+    try:
+        cli("force-unlock", json.loads(lock.read_text())["ID"])
+        cli("apply", "--auto-approve")
+        serial = cli.state()["serial"]
+    finally:
+        first.send_signal(signal.SIGCONT)
+    out, err = first.communicate(timeout=120)
+    assert cli.state()["serial"] == serial  # whatever the resumed run did, it wrote no state
+    if first.returncode != 0:
+        assert "the lock was taken from this run" in err and err.count("\n") == 1, err
+    cli("plan", "--detailed-exitcode")
+
+
+def test_a_session_the_server_ended_is_said_without_libpqs_unexpectedly(superuser, server):
+    """A paused run resumed after another dropped its database: libpq's "server closed the connection
+    unexpectedly" ended in a line that read like our catch-all's."""
+    from airflow_infra.errors import ProviderError
+    from airflow_infra.pgerrors import translated
+
+    conn = server.connect("postgres")
+    pid = conn.info.backend_pid
+    with superuser() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(ProviderError) as exc, translated("postgres_database.main: read"):
+        conn.execute("SELECT 1")
+    assert "unexpected" not in str(exc.value) and "run the command again" in str(exc.value)
