@@ -78,6 +78,7 @@ def damaged_project(tmp_path_factory):
 FILES = {
     "state": lambda cli: cli.dir / ".airflow-infra" / "state.json",
     "lock": lambda cli: cli.dir / ".airflow-infra" / "state.lock",
+    "guard": lambda cli: cli.dir / ".airflow-infra" / "state.guard",
     "server.json": lambda cli: cli.home / "postgres" / "server.json",
     "secrets.json": lambda cli: cli.home / "secrets.json",
     "postmaster.pid": lambda cli: cli.home / "postgres" / "data" / "postmaster.pid",
@@ -94,6 +95,8 @@ def test_no_damaged_file_ends_in_an_unexpected_error(damaged_project, which, how
     damage(path, how)
     try:
         assert_no_surprise(cli("plan", expect=None))
+        if which in ("lock", "guard"):  # what takes the lock: apply (with nothing to change)
+            assert_no_surprise(cli("apply", "--auto-approve", expect=None))
         lock = cli("state", "lock", "--json", expect=None)
         if which == "lock" and how not in ("missing",) and lock.returncode == 0 and lock.stdout.strip() not in ("", "null"):
             lock_id = json.loads(lock.stdout)["ID"]  # whatever is there, force-unlock takes its ID
@@ -103,7 +106,7 @@ def test_no_damaged_file_ends_in_an_unexpected_error(damaged_project, which, how
             restore(path, saved)
         else:
             restore(path, None)
-    if which not in ("state", "lock", "secrets.json"):  # a lost secret store is drift the next apply repairs
+    if which not in ("state", "lock", "guard", "secrets.json"):  # a lost secret store is drift the next apply repairs
         assert (cli.dir / ".airflow-infra" / "state.json").read_bytes() == state_before
 
 

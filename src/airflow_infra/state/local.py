@@ -58,7 +58,11 @@ class LocalStateBackend:
     def _guard(self) -> Iterator[None]:
         """The lock's and the state's changes one at a time (see the module's docstring)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.guard_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fd = os.open(self.guard_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise StateError(f"{self.guard_path}: cannot open the state's guard file ({exc.strerror}): it must be a "
+                             "file of airflow-infra's (remove what is there); nothing was changed") from None
         try:
             deadline = time.monotonic() + GUARD_WAIT
             while True:
