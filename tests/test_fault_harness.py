@@ -30,6 +30,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, seed, settings
 from hypothesis import strategies as st
@@ -141,11 +142,13 @@ class FaultHarness(RuleBasedStateMachine):
                                                "('postgres','template0','template1')")]
                 roles = [r[0] for r in c.execute("SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND "
                                                  "rolname NOT IN ('airflow_infra','it_admin','it_state')")]
+                # IF EXISTS: a killed run's last statement (a DROP DATABASE) may still finish on the server
                 for db in dbs if keep is None else [d for d in dbs if d.startswith(keep)]:
-                    c.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
+                    c.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
                 for role in roles if keep is None else [r for r in roles if r.startswith(keep + "_")]:
-                    c.execute(f'DROP OWNED BY "{role}" CASCADE')
-                    c.execute(f'DROP ROLE "{role}"')
+                    with contextlib.suppress(psycopg.errors.UndefinedObject):
+                        c.execute(f'DROP OWNED BY "{role}" CASCADE')
+                    c.execute(f'DROP ROLE IF EXISTS "{role}"')
         store = self.w.home / "secrets.json"
         superuser = json.loads(store.read_text()).get("local/superuser") if store.exists() else None
         if superuser is None:
