@@ -349,7 +349,7 @@ def test_no_password_in_the_environment_of_pg_dump_or_pg_restore(server_cli, nam
         real = shutil.which(program)
         script = wrappers / program
         script.write_text(f"#!/bin/sh\nenv > {tmp_path}/{program}.$$.env\n"
-                          f"[ -n \"$PGPASSFILE\" ] && stat -c %a \"$PGPASSFILE\" >> {tmp_path}/{program}.$$.env\n"
+                          f"[ -n \"$PGPASSFILE\" ] && stat -L -c %a \"$PGPASSFILE\" >> {tmp_path}/{program}.$$.env\n"
                           f"exec {real} \"$@\"\n")
         script.chmod(0o755)
     path = f"{wrappers}:{os.environ['PATH']}"
@@ -370,4 +370,39 @@ def test_no_password_in_the_environment_of_pg_dump_or_pg_restore(server_cli, nam
         assert "PGPASSWORD" not in text and admin_password not in text and out["etl_password"] not in text
         passfile = next((ln.split("=", 1)[1] for ln in text.splitlines() if ln.startswith("PGPASSFILE=")), None)
         if passfile:  # pg_restore --list reads no server: it gets no password at all
-            assert text.splitlines()[-1] == "600" and not os.path.exists(passfile)
+            # a file in memory the child inherited (0600), on no disk: nothing left behind however it ends
+            assert passfile.startswith("/proc/self/fd/") and text.splitlines()[-1] == "600"
+
+
+def test_no_text_of_a_dump_runs_in_the_admins_session(cli, superuser, server, name, tmp_path):
+    """An untrusted extension is made by the admin, with a statement of airflow-infra's own: a dump whose
+    extension entry was changed by hand (to ALTER ROLE ... SUPERUSER) is refused, and nothing runs."""
+    cli("up")
+    scratch = f"{name}_craft"
+    with superuser() as conn:
+        conn.execute(f"CREATE DATABASE {scratch}")
+    with superuser(scratch) as conn:
+        conn.execute("CREATE EXTENSION dblink")
+    dump = tmp_path / "craft.dump"
+    subprocess.run([str(server.bindir / "pg_dump"), "-Fc", f"--file={dump}", f"--dbname={scratch}"],
+                   env=server.client_env(), check=True)
+    with superuser() as conn:
+        conn.execute(f"DROP DATABASE {scratch}")
+    data = dump.read_bytes()
+    for old, new in [(b"CREATE EXTENSION IF NOT EXISTS dblink WITH SCHEMA public;", f"ALTER ROLE {name}_etl SUPERUSER;"),
+                     (b"COMMENT ON EXTENSION dblink IS ", "SELECT 1;")]:
+        assert old in data
+        data = data.replace(old, new.encode().ljust(len(old)))
+    evil = tmp_path / "evil.dump"
+    evil.write_bytes(data)
+    refused = cli("restore", str(evil), expect=1)
+    assert "not the statement pg_dump writes" in refused.stderr and refused.stderr.count("\n") == 1
+    with superuser(name) as conn:
+        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (f"{name}_etl",)).fetchone() == (False,)
+        assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'dblink'").fetchone() == (0,)
+
+    honest = tmp_path / "honest.dump"  # the dump as pg_dump wrote it: the extension comes back
+    honest.write_bytes(dump.read_bytes())
+    cli("restore", str(honest))
+    with superuser(name) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'dblink'").fetchone() == (1,)

@@ -8,7 +8,6 @@ or AWS keys that the server's account could then read from /proc/<pid>/environ.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,18 +19,20 @@ def minimal_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def passfile(env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """env with its PGPASSWORD moved into a passfile of this run's own (0600, removed after): a
-    child's environment is readable in /proc/<pid>/environ and lands in crash reports; libpq reads
-    PGPASSFILE instead (https://www.postgresql.org/docs/current/libpq-pgpass.html)."""
+def passfile(env: dict[str, str]) -> Iterator[tuple[dict[str, str], tuple[int, ...]]]:
+    """(env with its PGPASSWORD moved into a passfile, the descriptors the child must inherit): a
+    child's environment is readable in /proc/<pid>/environ and lands in crash reports. The passfile
+    is an anonymous file in memory (memfd, 0600) that the child reads as /proc/self/fd/N: nothing is
+    on any disk, and it is gone with the last process that holds it, however that process ends."""
     password = env.get("PGPASSWORD")
     if password is None:
-        yield env
+        yield env, ()
         return
     escaped = password.replace("\\", "\\\\").replace(":", "\\:")
-    with tempfile.TemporaryDirectory(prefix="airflow-infra-pgpass-") as folder:  # 0700, ours alone
-        path = os.path.join(folder, "pgpass")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(f"*:*:*:*:{escaped}\n")
-        yield {**{k: v for k, v in env.items() if k != "PGPASSWORD"}, "PGPASSFILE": path}
+    fd = os.memfd_create("airflow-infra-pgpass", 0)  # no MFD_CLOEXEC: the child inherits it (pass_fds)
+    try:
+        os.fchmod(fd, 0o600)  # libpq ignores a passfile others may read
+        os.write(fd, f"*:*:*:*:{escaped}\n".encode())
+        yield {**{k: v for k, v in env.items() if k != "PGPASSWORD"}, "PGPASSFILE": f"/proc/self/fd/{fd}"}, (fd,)
+    finally:
+        os.close(fd)

@@ -259,8 +259,8 @@ class PgAdmin:
                     extensions = conn.execute("SELECT e.extname FROM pg_extension e JOIN pg_namespace n ON "
                                               "n.oid = e.extnamespace WHERE n.nspname = %s", (schema,)).fetchall()
                 args += [f"--extension={name}" for (name,) in extensions]
-            with passfile(self._client_env()) as env:
-                proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=3600)
+            with passfile(self._client_env()) as (env, fds):
+                proc = subprocess.run(args, env=env, pass_fds=fds, capture_output=True, text=True, timeout=3600)
             if proc.returncode != 0:
                 raise ProviderError(f"pg_dump of {dbname} failed, nothing was deleted: {proc.stderr.strip()}")
         return out
@@ -275,7 +275,8 @@ class PgAdmin:
         reach only roles that session is a member of, which are checked to be role and nothing that
         carries more (no SUPERUSER, CREATEROLE, CREATEDB, REPLICATION, BYPASSRLS, no pg_* role); and a
         session cannot change its authenticated user without being a superuser. Only extensions a
-        database owner may not make itself (untrusted ones) are made by the admin, first."""
+        database owner may not make itself (untrusted ones) are made by the admin, first, each with a
+        statement of our own (_create_extension): no text of the dump ever runs in the admin's session."""
         bindir = self._bindir()
         user, password = login
         self._check_least_privilege(user, role)
@@ -300,27 +301,52 @@ class PgAdmin:
             name = extension(line)
             return name is not None and name not in trusted and name not in extensions
 
-        admin_part = [ln for ln in keep if by_admin(ln)]
+        for line in keep:  # the admin runs statements of its own, never one taken from the dump
+            if by_admin(line) and " EXTENSION - " in line:
+                self._create_extension(dump, line, dbname, bindir)
         role_part = [ln for ln in keep if not by_admin(ln) and extension(ln) not in extensions]
+        if not any(ln and not ln.startswith(";") for ln in role_part):
+            return
         as_login = {**self._client_env(), "PGUSER": user, "PGPASSWORD": password}
-        for part, env, as_role in ((admin_part, self._client_env(), False), (role_part, as_login, True)):
-            if not any(ln and not ln.startswith(";") for ln in part):
-                continue
-            with tempfile.NamedTemporaryFile("w", suffix=".list") as toc:
-                toc.write("\n".join(part) + "\n")
-                toc.flush()
-                args = [str(bindir / "pg_restore"), f"--dbname={dbname}", "--no-owner", "--no-acl",
-                        "--exit-on-error", "--single-transaction", f"--use-list={toc.name}", dump]
-                if as_role:
-                    args.insert(2, f"--role={role}")
-                    if clean:  # never for extensions: dropping one would take its users' columns along
-                        args[1:1] = ["--clean", "--if-exists"]
-                with passfile(env) as child_env:
-                    proc = subprocess.run(args, env=child_env, capture_output=True, text=True, timeout=3600)
-            if proc.returncode != 0:
-                lines = proc.stderr.strip().splitlines()
-                reason = next((ln for ln in lines if "ERROR" in ln or "error:" in ln), lines[-1] if lines else "")
-                raise ProviderError(f"restore of {dump} into {dbname} failed, nothing more was restored: {reason}")
+        with tempfile.NamedTemporaryFile("w", suffix=".list") as toc:
+            toc.write("\n".join(role_part) + "\n")
+            toc.flush()
+            args = [str(bindir / "pg_restore"), f"--dbname={dbname}", f"--role={role}", "--no-owner", "--no-acl",
+                    "--exit-on-error", "--single-transaction", f"--use-list={toc.name}", dump]
+            if clean:  # extensions are left alone: dropping one would take its users' columns along
+                args[1:1] = ["--clean", "--if-exists"]
+            with passfile(as_login) as (child_env, fds):
+                proc = subprocess.run(args, env=child_env, pass_fds=fds, capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            lines = proc.stderr.strip().splitlines()
+            reason = next((ln for ln in lines if "ERROR" in ln or "error:" in ln), lines[-1] if lines else "")
+            raise ProviderError(f"restore of {dump} into {dbname} failed, nothing more was restored: {reason}")
+
+    _CREATE_EXTENSION = re.compile(r'CREATE EXTENSION IF NOT EXISTS ("?)([\w-]+)\1 WITH SCHEMA ("?)(\w+)\3;')
+
+    def _create_extension(self, dump: str, line: str, dbname: str, bindir: Path) -> None:
+        """An untrusted extension the dump holds, made by the admin with a statement of our own: the
+        entry's SQL is only read (pg_restore writes it as text, connecting nowhere) for the schema it
+        names, and anything but the one statement pg_dump writes for an extension is refused."""
+        from psycopg import sql
+
+        with tempfile.NamedTemporaryFile("w", suffix=".list") as toc:
+            toc.write(line + "\n")
+            toc.flush()
+            text = subprocess.run([str(bindir / "pg_restore"), "--file=-", f"--use-list={toc.name}", dump],
+                                  env=minimal_env(), capture_output=True, text=True, timeout=600).stdout
+        # pg_restore's own frame around the entry: comments, its session settings, psql's \restrict lines
+        statements = [ln for ln in text.splitlines()
+                      if ln.strip() and not ln.startswith(("--", "SET ", "SELECT pg_catalog.set_config(", "\\"))]
+        found = self._CREATE_EXTENSION.fullmatch(statements[0]) if len(statements) == 1 else None
+        listed = line.split(" EXTENSION - ", 1)[1].split()[0]
+        if found is None or found.group(2) != listed:
+            raise ProviderError(f"{dump}: its entry for extension {listed!r} is not the statement pg_dump writes for "
+                                "one (CREATE EXTENSION IF NOT EXISTS ... WITH SCHEMA ...); a dump changed by hand is "
+                                "not restored; nothing was restored")
+        with translated(f"restore of {dump}: CREATE EXTENSION {listed}"), self.session(dbname) as conn:
+            conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}").format(
+                sql.Identifier(listed), sql.Identifier(found.group(4))))
 
     def _check_least_privilege(self, user: str, role: str) -> None:
         """ProviderError unless user (the session a restore runs in) reaches no more than role does and
