@@ -178,9 +178,16 @@ def test_a_postgres_state_inside_the_projects_own_database_is_refused(cli):
     port = json.loads((cli.home / "postgres" / "server.json").read_text())["port"]
     with open(cli.dir / "airflow-infra.toml", "a") as f:
         f.write('[state]\nbackend = "postgres"\n')
-    dsn = f"postgresql://someone:s3cr3tPw@localhost:{port}/{cli.dir.name}"
-    line = _one_line(cli("plan", expect=1, AIRFLOW_INFRA_STATE_DSN=dsn).stderr)
-    assert "the state ([state] dsn_env)" in line and "the project's database" in line and "s3cr3tPw" not in line
+    import socket
+
+    for host in ("localhost", "LOCALHOST", "127.1", "0.0.0.0", "[::ffff:127.0.0.1]", socket.gethostname()):
+        dsn = f"postgresql://someone:s3cr3tPw@{host}:{port}/{cli.dir.name}"
+        line = _one_line(cli("plan", expect=1, AIRFLOW_INFRA_STATE_DSN=dsn).stderr)
+        assert "the state ([state] dsn_env)" in line and "the project's database" in line and "s3cr3tPw" not in line
+    # nor moved there: state migrate follows the same rule
+    (cli.dir / "airflow-infra.toml").write_text(LOCAL.format(name=cli.dir.name, extra=""))
+    moved = cli("state", "migrate", "--to", "postgres", expect=1, AIRFLOW_INFRA_STATE_DSN=dsn)
+    assert "the project's database" in _one_line(moved.stderr)
     other = f"postgresql://someone:s3cr3tPw@localhost:{port}/postgres"
     assert "the project's database" not in cli("plan", expect=None, AIRFLOW_INFRA_STATE_DSN=other).stderr
 
@@ -196,3 +203,11 @@ def test_a_backup_into_another_projects_prefix_is_refused(make_cli, moto_endpoin
     assert f"lies inside s3://{shared}/team/b/, made by project {b.dir.name}" in line and "nothing was deleted" in line
     assert s3.get_object(Bucket=shared, Key="team/a/rows.csv")["Body"].read() == b"a's rows"
     assert "Contents" not in s3.list_objects_v2(Bucket=shared, Prefix="team/b/backups")
+
+
+def test_import_follows_the_containment_rule(cli):
+    """Adopting a place is making it ours: `import` of the home as a bucket is refused like a plan."""
+    _local(cli, f'path = "{cli.home}"')
+    line = _one_line(cli("import", "local_bucket.workfiles", str(cli.home), expect=1).stderr)
+    assert "the bucket" in line and "nothing was changed" in line
+    assert not (cli.home / ".airflow-infra-bucket").exists()

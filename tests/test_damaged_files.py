@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import Cli
 
-DAMAGES = ["missing", "empty", "folder", "link", "wrong shape", "wrong types", "truncated"]
+DAMAGES = ["missing", "empty", "folder", "link", "dangling link", "fifo", "wrong shape", "wrong types", "huge numbers",
+           "not text", "truncated"]
 
 
 def damage(path: Path, how: str) -> None:
@@ -27,6 +28,15 @@ def damage(path: Path, how: str) -> None:
         path.mkdir()
     elif how == "link":
         path.symlink_to("/etc/hostname")
+    elif how == "dangling link":
+        path.symlink_to("/nonexistent/airflow-infra")
+    elif how == "fifo":
+        os.mkfifo(path)
+    elif how == "huge numbers":
+        doc = json.loads(original) if original.strip().startswith(b"{") else {"pid": 1}
+        path.write_text("{" + ", ".join(f'"{k}": {"1e999" if i % 2 else 10**20}' for i, k in enumerate(doc)) + "}")
+    elif how == "not text":
+        path.write_bytes(b"\xff\xfe{" + original[:20])
     elif how == "wrong shape":
         path.write_text('["a", "list", "not", "an", "object"]')
     elif how == "wrong types":
@@ -79,6 +89,7 @@ FILES = {
     "state": lambda cli: cli.dir / ".airflow-infra" / "state.json",
     "lock": lambda cli: cli.dir / ".airflow-infra" / "state.lock",
     "guard": lambda cli: cli.dir / ".airflow-infra" / "state.guard",
+    "state backup": lambda cli: cli.dir / ".airflow-infra" / "state.json.backup",
     "server.json": lambda cli: cli.home / "postgres" / "server.json",
     "secrets.json": lambda cli: cli.home / "secrets.json",
     "postmaster.pid": lambda cli: cli.home / "postgres" / "data" / "postmaster.pid",
@@ -95,8 +106,9 @@ def test_no_damaged_file_ends_in_an_unexpected_error(damaged_project, which, how
     damage(path, how)
     try:
         assert_no_surprise(cli("plan", expect=None))
-        if which in ("lock", "guard"):  # what takes the lock: apply (with nothing to change)
+        if which in ("lock", "guard", "state backup"):  # what takes the lock and writes the state
             assert_no_surprise(cli("apply", "--auto-approve", expect=None))
+            assert_no_surprise(cli("state", "restore", str(json.loads(state_before)["serial"] - 1), expect=None))
         lock = cli("state", "lock", "--json", expect=None)
         if which == "lock" and how not in ("missing",) and lock.returncode == 0 and lock.stdout.strip() not in ("", "null"):
             lock_id = json.loads(lock.stdout)["ID"]  # whatever is there, force-unlock takes its ID
@@ -106,7 +118,7 @@ def test_no_damaged_file_ends_in_an_unexpected_error(damaged_project, which, how
             restore(path, saved)
         else:
             restore(path, None)
-    if which not in ("state", "lock", "guard", "secrets.json"):  # a lost secret store is drift the next apply repairs
+    if which not in ("state", "lock", "guard", "state backup", "secrets.json"):  # a lost secret store is drift the next apply repairs
         assert (cli.dir / ".airflow-infra" / "state.json").read_bytes() == state_before
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from . import scram
 from .childenv import minimal_env
 from .errors import BinariesNotFound, LocalServerError, PortInUse
+from .files import read_text
 from .flock import exclusive
 from .home import ensure_dir
 from .pgerrors import translated
@@ -236,7 +237,7 @@ class LocalServer:
 
     def _read_info(self) -> dict | None:
         try:
-            doc = json.loads(self.info_path.read_text())
+            doc = json.loads(read_text(self.info_path))
         except (OSError, ValueError):
             return None
         port = doc.get("port") if isinstance(doc, dict) else None
@@ -316,7 +317,7 @@ class LocalServer:
         port = None
         for name in ("postgresql.conf", "postgresql.auto.conf"):
             try:
-                text = (self.data / name).read_text()
+                text = read_text(self.data / name)
             except OSError:
                 continue
             for m in re.finditer(r"^\s*port\s*=\s*'?(\d+)'?", text, re.M):
@@ -341,7 +342,7 @@ class LocalServer:
 
     def _pidfile_field(self, n: int) -> int | None:
         try:
-            return int((self.data / "postmaster.pid").read_text().split("\n")[n])
+            return int(read_text(self.data / "postmaster.pid").split("\n")[n])
         except (OSError, ValueError, IndexError):
             return None
 
@@ -554,7 +555,7 @@ class LocalServer:
         gone_since = None
         while time.monotonic() < deadline:
             try:
-                lines = (self.data / "postmaster.pid").read_text().split("\n")
+                lines = read_text(self.data / "postmaster.pid").split("\n")
                 if len(lines) > 7 and lines[7].strip() == "ready":
                     return
             except FileNotFoundError:

@@ -21,11 +21,13 @@ Whose a bucket or prefix is, and whether it holds someone's objects, is the prov
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError
+from .files import read_text
 
 if TYPE_CHECKING:
     from .config import Config
@@ -87,11 +89,34 @@ def _pg(what: str, dsn: str | None, dbname: str | None = None) -> Location | Non
         info = conninfo_to_dict(dsn)
     except Exception:  # a malformed DSN is reported, without its text, where it is used
         return None
-    host = str(info.get("host") or "localhost")
-    host = "127.0.0.1" if host in ("localhost", "::1") else host
+    host = str(info.get("hostaddr") or info.get("host") or "localhost").split(",")[0]
+    port = str(info.get("port") or 5432).split(",")[0]
     db = dbname or str(info.get("dbname") or info.get("user") or "")
-    return Location(f"{what} (database {db!r} on {host}:{info.get('port') or 5432})",
-                    f"pg:{host}:{info.get('port') or 5432}", db + "/")
+    return Location(f"{what} (database {db!r} on {host}:{port})", f"pg:{_machine(host)}:{port}", db + "/")
+
+
+def _machine(host: str) -> str:
+    """Which machine host names, as far as this one can tell: "this machine" for a Unix socket, any
+    spelling of a loopback address (127.1, ::ffff:127.0.0.1, LOCALHOST), 0.0.0.0 and this machine's
+    own names and addresses; else the addresses it resolves to (the name itself when it resolves to
+    none): two spellings of one server are one place."""
+    import ipaddress
+    import socket
+
+    if not host or host.startswith("/") or host.startswith("@"):
+        return "this machine"
+    try:
+        found = {str(a[4][0]) for a in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return host.lower()
+    own: set[str] = set()
+    with contextlib.suppress(OSError, UnicodeError):
+        own = {str(a[4][0]) for a in socket.getaddrinfo(socket.gethostname(), None)}
+    addresses = {ipaddress.ip_address(a.split("%")[0]) for a in found}
+    mapped = {a.ipv4_mapped or a if isinstance(a, ipaddress.IPv6Address) else a for a in addresses}
+    if any(a.is_loopback or a.is_unspecified for a in mapped) or found & own:
+        return "this machine"
+    return ",".join(sorted(str(a) for a in mapped))
 
 
 def _database(config: Config, home: Path) -> Location | None:
@@ -102,7 +127,7 @@ def _database(config: Config, home: Path) -> Location | None:
 
     if config.target.kind == "local":
         try:
-            port = json.loads((home / "postgres" / "server.json").read_text())["port"]
+            port = json.loads(read_text(home / "postgres" / "server.json"))["port"]
         except (OSError, ValueError, KeyError, TypeError):
             return None  # no server yet: no state can be kept in it either
         return _pg("the project's database", f"host=127.0.0.1 port={port}", config.database_name)
@@ -171,9 +196,9 @@ def check(config: Config, project_dir: Path, home: Path) -> None:
     for place in kept:
         if place.within(bucket):
             refuse(place, bucket, "destroy --force-delete-data would empty it with the bucket: move one of them")
-        if bucket.store == "file" and bucket.within(place):
-            refuse(bucket, place, "a bucket lives in a directory of its own, never among the files airflow-infra "
-                   "keeps: set [bucket] path elsewhere")
+        if bucket.within(place):
+            refuse(bucket, place, "a bucket lives in a place of its own, never among what airflow-infra keeps "
+                   "(destroy would empty that with it): put the bucket elsewhere")
     for loc in [*backups, *kept]:
         if loc.store != "file" or loc.within(bucket):
             continue

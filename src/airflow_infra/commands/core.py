@@ -243,6 +243,7 @@ def import_resource(project: Project, address: str, resource_id: str, *, lock_ti
     from ..resources import Observed, Resource
     from ..state.base import transaction
 
+    project.check_locations()  # adopting a place is making it ours: the same rule as a plan's
     target = project.target(lock_timeout=lock_timeout)
     try:
         desired = {r.address: r for r in target.desired()}
@@ -375,8 +376,12 @@ def state_migrate(project: Project, *, to_backend: str, dsn_env: str | None = No
         state_cfg = StateConfig(**settings)
     except ValidationError as exc:
         raise ConfigError(f"--to {to_backend!r}: {exc.errors()[0]['msg']}") from None
+    moved = project.config.model_copy(update={"state": state_cfg})
+    from ..locations import check
+
+    check(moved, project.dir, project.home)  # the state's new place follows the containment rule too
     source = project.backend()
-    dest = get_backend(project.config.model_copy(update={"state": state_cfg}), project.dir)
+    dest = get_backend(moved, project.dir)
     if dest.location == source.location:
         raise ConfigError(f"--to: the state is already at {dest.location}")
     with transaction(source, "migrate", timeout=lock_timeout) as txn, \

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..backups import backup_dir, stamp, written_whole
 from ..errors import ForeignResource, ProviderError
+from ..files import read_text
 from ..ownership import Owner, judge
 from ..resources import Observed, Resource
 from .base import Provider
@@ -37,7 +38,7 @@ def _enclosing_bucket(path: Path) -> str | None:
     """The bucket directory path lies inside (a marker in one of its parents), in words; None."""
     for parent in path.parents:
         try:
-            text = (parent / MARKER).read_text(errors="replace")
+            text = read_text(parent / MARKER)
         except OSError:
             continue
         owner = Owner.from_marker(text)
@@ -60,7 +61,7 @@ class LocalBucketProvider(Provider):
         if not path.is_dir():
             return None
         try:
-            found = Owner.from_marker((path / MARKER).read_text(errors="replace"))
+            found = Owner.from_marker(read_text(path / MARKER))
         except OSError:
             found = None
         v = judge(self.owner, found, recorded=prior is not None)
@@ -116,7 +117,7 @@ class LocalBucketProvider(Provider):
         path = Path(r.attrs["path"])
         nested = _nested_bucket(path)
         if nested is not None:
-            found = Owner.from_marker((nested / MARKER).read_text(errors="replace"))
+            found = Owner.from_marker(read_text(nested / MARKER))
             whose = found.describe() if found else "another project"
             raise ProviderError(f"{r.address}: {nested} is the bucket of {whose}, inside {path}: its files are not "
                                 "this project's to delete; nothing was deleted")

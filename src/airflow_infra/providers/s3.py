@@ -30,6 +30,7 @@ from ..backups import (
     written_whole,
 )
 from ..errors import ForeignResource, ProviderError
+from ..files import read_text
 from ..ownership import Owner, judge
 from ..resources import Observed, Resource
 from ..s3stores import unsupported_answer, version_pages
@@ -524,7 +525,7 @@ class S3BucketProvider(Provider):
                     return self.s3.get_object(Bucket=sbucket, Key=f"{base}/{v['Object']}".lstrip("/"))["Body"]
             else:
                 path = Path(source).expanduser()
-                doc = json.loads(path.read_text())
+                doc = json.loads(read_text(path))
 
                 def read(v: dict[str, Any]) -> Any:
                     copy = path.parent / v["Object"]

@@ -33,7 +33,7 @@ class FileSecretStore(SecretStore):
     def _load(self) -> dict[str, str]:
         try:
             # never through a link: a link to someone else's file would be read, chmodded and replaced
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO there never blocks us
         except FileNotFoundError:
             return {}
         except OSError as exc:

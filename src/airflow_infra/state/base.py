@@ -186,7 +186,7 @@ class LockInfo:
             raise ValueError("not a lock: no ID")
         kept = {k: v for k, v in doc.items() if k in known}
         for k, v in kept.items():  # a lock changed by hand: wrong types are "not a lock", never a crash later
-            if k == "pid" and not (v is None or (isinstance(v, int) and not isinstance(v, bool))):
+            if k == "pid" and not (v is None or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31)):
                 raise ValueError(f"not a lock: pid {v!r}")
             if k != "pid" and not (isinstance(v, str) or (v is None and k == "host")):
                 raise ValueError(f"not a lock: {k} {v!r}")
@@ -255,7 +255,7 @@ def parse_state(text: str, where: str, *, what: str = "state", hint: str = "") -
         raise StateNotOurs(f"{where}: {exc}") from None
     except StateCorrupt as exc:
         raise StateCorrupt(f"{where}: {exc}") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise StateCorrupt(f"{where}: {what} is corrupt ({type(exc).__name__}: {exc}); it was left as it is"
                            + (f": {hint}" if hint else "")) from None
 

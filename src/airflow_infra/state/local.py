@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import StateConflict, StateCorrupt, StateError, StateLocked
+from ..files import read_text
 from ..pids import dead_leftovers, own_temp
 from .base import LockInfo, State, StateVersion, check_holder, check_successor, lock_taken, parse_state
 
@@ -98,7 +99,7 @@ class LocalStateBackend:
 
     def _parse(self, path: Path) -> State:
         try:
-            text = path.read_text()
+            text = read_text(path)
         except FileNotFoundError:
             raise StateCorrupt(f"{path}: no such file") from None
         except OSError as exc:
@@ -109,8 +110,8 @@ class LocalStateBackend:
 
     def _backup_serial(self) -> str:
         try:
-            return str(State.from_json(self.backup_path.read_text()).serial)
-        except (OSError, ValueError, KeyError, TypeError):
+            return str(State.from_json(read_text(self.backup_path)).serial)
+        except (OSError, ValueError, KeyError, TypeError, OverflowError, StateError):
             return "SERIAL"
 
     def read(self) -> State:
@@ -125,6 +126,14 @@ class LocalStateBackend:
             self._replace(state)
 
     def _replace(self, state: State) -> None:
+        try:
+            self._replace_files(state)
+        except OSError as exc:
+            where = exc.filename2 or exc.filename or self.path
+            raise StateError(f"{where}: cannot write the state there ({exc.strerror}); the state was left as it "
+                             "was: put right what is in that place (a folder or link where a file belongs?)") from None
+
+    def _replace_files(self, state: State) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clean_leftovers()
         tmp = self._tmp(self.path)
@@ -172,19 +181,20 @@ class LocalStateBackend:
 
     def lock_info(self) -> LockInfo | None:
         try:
-            text = self.lock_path.read_text()
+            return LockInfo.from_doc(json.loads(read_text(self.lock_path, follow=False)))
         except FileNotFoundError:
             return None
-        except OSError as exc:
-            raise StateCorrupt(f"{self.lock_path}: lock file is unreadable ({exc.strerror})") from None
-        try:
-            return LockInfo.from_doc(json.loads(text))
-        except (ValueError, TypeError):
-            # Only an older release or a hand could leave this (ours are linked into place whole):
-            # give it an ID of its own, so that force-unlock can remove it like any other lock.
-            st = os.stat(self.lock_path)
+        except (OSError, ValueError, TypeError):
+            # Only an older release or a hand could leave this (ours are linked into place whole): empty,
+            # partial, not a lock's shape, a link, a folder. It gets an ID of its own, so that
+            # force-unlock can remove it like any other lock.
+            try:
+                st = os.lstat(self.lock_path)
+            except FileNotFoundError:
+                return None
             return LockInfo(ID=f"unreadable-{st.st_ino}", Operation="unknown", Who="unknown (the lock file is "
-                            "empty or partial)", Version="", Created="", Path=str(self.lock_path), pid=0, host="")
+                            "empty, partial or not a lock)", Version="", Created="", Path=str(self.lock_path),
+                            pid=0, host="")
 
     def lock(self, info: LockInfo) -> None:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,7 +202,7 @@ class LocalStateBackend:
         tmp = self._tmp(self.lock_path)
         try:
             _write_whole(tmp, info.to_json())
-            while True:
+            for _ in range(100):  # a lock released between our link and read: try again, a bounded number of times
                 try:
                     with self._guard():
                         os.link(tmp, self.lock_path)  # fails when a lock is there: the lock's atomic test-and-set
@@ -203,12 +213,14 @@ class LocalStateBackend:
                     if holder is None:  # released between our link and read: try once more
                         continue
                     raise StateLocked(self._describe(holder), holder=holder) from None
+            raise StateLocked(f"{self.lock_path}: the lock kept changing hands while this run tried to take it; "
+                              "try again")
         finally:
             tmp.unlink(missing_ok=True)
 
     def _describe(self, holder: LockInfo) -> str:
         if holder.ID.startswith("unreadable-"):
-            return (f"{self.lock_path} is empty or partial (left by a run killed while taking the lock?): "
+            return (f"{self.lock_path} is not a lock airflow-infra wrote (empty, partial, or changed by hand): "
                     f"`airflow-infra force-unlock {holder.ID}` removes it once no other run is going on")
         return holder.held_message()
 
@@ -222,6 +234,13 @@ class LocalStateBackend:
     def unlock(self, lock_id: str) -> None:
         with self._guard():
             check_holder(self.lock_info(), lock_id, str(self.lock_path))
-            self.lock_path.unlink()
+            try:
+                if self.lock_path.is_dir() and not self.lock_path.is_symlink():
+                    self.lock_path.rmdir()  # a folder made by hand in the lock's place: only an empty one
+                else:
+                    self.lock_path.unlink()
+            except OSError as exc:
+                raise StateError(f"{self.lock_path}: cannot remove it ({exc.strerror}); remove it by hand once no "
+                                 "run is going on") from None
         if self._held == lock_id:
             self._held = None
