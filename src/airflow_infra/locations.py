@@ -184,7 +184,8 @@ def check(config: Config, project_dir: Path, home: Path) -> None:
     def refuse(a: Location, b: Location, why: str) -> None:
         raise ConfigError(f"{a.what} lies {'in' if a.within(b) else 'around'} {b.what}: {why}; nothing was changed")
 
-    database = _database(config, home)
+    # the project's database matters only beside a state kept in PostgreSQL (a name lookup otherwise saved)
+    database = _database(config, home) if any(p.store.startswith("pg:") for p in kept) else None
     for place in kept:
         if database is not None and place.within(database):
             refuse(place, database, "destroy would drop it with the project's database: keep the state in a "
