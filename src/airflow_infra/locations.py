@@ -16,7 +16,7 @@ followed, prefixes normalised) and refuses, in one line naming both, any two tha
 - a PostgreSQL state inside the project's own database, which destroy drops.
 
 Whose a bucket or prefix is, and whether it holds someone's objects, is the providers' part
-(ownership markers, read on refresh); this module needs no network.
+(ownership markers, read on refresh); this module asks no server.
 """
 
 from __future__ import annotations
@@ -178,7 +178,8 @@ def _marked_parent(loc: Location) -> Path | None:
 
 def check(config: Config, project_dir: Path, home: Path) -> None:
     """ConfigError naming both places when two of the project's locations overlap where they must
-    not (see the module's docstring). Nothing is read but the local file system's names and markers."""
+    not (see the module's docstring). Nothing is asked of a server: only the local file system's names
+    and markers are read (and, beside a PostgreSQL state, the database hosts' addresses looked up)."""
     bucket, backups, kept = project_locations(config, project_dir, home)
 
     def refuse(a: Location, b: Location, why: str) -> None:
