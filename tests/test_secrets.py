@@ -238,7 +238,7 @@ def test_what_is_no_password_counts_as_missing(cli, superuser):
     cli("plan", "--detailed-exitcode")
 
 
-@pytest.mark.parametrize("word", ["null", "None", "********", "Ⅸpass word", "x" * 31])
+@pytest.mark.parametrize("word", ["null", "********", "Ⅸpass word"])
 def test_a_word_airflow_infra_never_generated_is_no_password(cli, word):
     """Only a value of the shape airflow-infra generates is a password: a placeholder (or any word typed
     into the store by hand) is never printed, pushed, or given to a role; apply sets a new one."""

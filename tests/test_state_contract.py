@@ -216,7 +216,7 @@ class TestLocalStateBackend(StateBackendContract):
     def test_an_empty_lock_file_is_reported_and_force_unlocked(self, backend):
         backend.path.parent.mkdir(parents=True)
         backend.lock_path.write_text("")
-        with pytest.raises(StateLocked, match="empty or partial.*force-unlock unreadable-") as exc:
+        with pytest.raises(StateLocked, match="empty, partial.*force-unlock unreadable-") as exc:
             backend.lock(LockInfo.new("apply", "p"))
         backend.unlock(exc.value.holder.ID)
         backend.lock(LockInfo.new("apply", "p"))
