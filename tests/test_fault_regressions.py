@@ -56,3 +56,28 @@ def test_a_session_the_server_ended_is_said_without_libpqs_unexpectedly(superuse
     with pytest.raises(ProviderError) as exc, translated("postgres_database.main: read"):
         conn.execute("SELECT 1")
     assert "unexpected" not in str(exc.value) and "run the command again" in str(exc.value)
+
+
+def test_a_run_stopped_holding_the_secret_stores_lock_blocks_nobody_for_ever(cli, tmp_path):
+    """pause(...) then the next example's `up` hung: a run stopped inside the secret store's read-modify-write
+    held its file lock, and every later run waited on it without bound (DESIGN 5.3: every wait is bounded)."""
+    import subprocess
+    import sys
+
+    cli("up")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from airflow_infra.flock import exclusive\n"
+        f"with exclusive(Path({str(cli.home)!r}) / '.secrets.lock'):\n"
+        "    print('held', flush=True); time.sleep(120)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        holder.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        refused = cli("rotate", expect=1)
+        assert time.monotonic() - started < 60
+        assert "the secret store's lock" in refused.stderr and refused.stderr.count("\n") == 1
+    finally:
+        holder.send_signal(signal.SIGCONT)
+        holder.kill()
+        holder.wait()
+    cli("rotate")

@@ -19,7 +19,7 @@ _COMMANDS = (  # commands.__all__, written out so that `import airflow_infra` im
 _ERRORS = (
     "AirflowInfraError", "ConfigError", "StateError", "StateCorrupt", "StateNotOurs", "StateLocked", "LockMismatch",
     "StateConflict", "StalePlan", "ProviderError", "ForeignResource", "NotYetReachable", "Unreadable",
-    "LocalServerError", "BinariesNotFound",
+    "LeaseLost", "LockTimeout", "LocalServerError", "BinariesNotFound",
     "PortInUse", "DataLossRefused", "ConfirmationRequired", "ApplyFailed", "PlatformError", "InstallFailed",
 )
 __all__ = [*_COMMANDS, *_ERRORS]

@@ -20,6 +20,7 @@ never carry a secret.
     │   ├── ForeignResource    exists, but was not made by airflow-infra
     │   ├── NotYetReachable    its server does not exist yet (an RDS instance to be created): it is absent
     │   └── Unreadable         its server exists but cannot be asked yet: it is taken to be as the state says
+    ├── LockTimeout            a file lock of this machine's (secret store, local server) not free within its bound
     ├── LocalServerError       the managed local PostgreSQL
     │   ├── BinariesNotFound
     │   └── PortInUse
@@ -91,6 +92,10 @@ class NotYetReachable(ProviderError):
 
 
 class Unreadable(ProviderError):
+    pass
+
+
+class LockTimeout(AirflowInfraError):
     pass
 
 

@@ -374,7 +374,8 @@ class LocalServer:
     @contextmanager
     def _locked(self):
         ensure_dir(self.home)
-        with exclusive(self.home / ".postgres.lock"):
+        # held for a start (initdb included) or a stop: three minutes' wait means its holder is stopped
+        with exclusive(self.home / ".postgres.lock", timeout=180, what="the local server's lock"):
             yield
 
     def _run(self, args: list[str], account: _Account | None, *, quiet_output: bool = False) -> subprocess.CompletedProcess:

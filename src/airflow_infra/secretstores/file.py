@@ -27,7 +27,8 @@ class FileSecretStore(SecretStore):
     @contextmanager
     def _locked(self):
         ensure_dir(self.path.parent)
-        with exclusive(self._lock_path):
+        # each holder keeps it for one read-modify-write of a small file: ten seconds mean it is stopped
+        with exclusive(self._lock_path, timeout=10, what="the secret store's lock"):
             yield
 
     def _load(self) -> dict[str, str]:
