@@ -1,4 +1,5 @@
-"""Benchmark of the state backends: lock acquire + release latency and a no-op plan (local target),
+"""Benchmark of the state backends: lock acquire + release latency, a one-commit transaction (its write
+fenced: checked against the lock it was made under) and a no-op plan (local target),
 for each backend: local file; S3 with an S3 lock, a DynamoDB lock and both (moto in server mode);
 PostgreSQL."""
 
@@ -19,7 +20,7 @@ def rows(runs: int = 20) -> list[tuple[str, float, str]]:
 
     from airflow_infra.config import load_config
     from airflow_infra.state import get_backend
-    from airflow_infra.state.base import LockInfo
+    from airflow_infra.state.base import LockInfo, transaction
     from airflow_infra.state.s3 import bootstrap
 
     out = []
@@ -54,6 +55,14 @@ def rows(runs: int = 20) -> list[tuple[str, float, str]]:
             if hasattr(backend, "_stop"):
                 backend._stop.set()
             out.append((f"lock + unlock, {label}", statistics.median(times), f"{statistics.median(times) * 1000:.2f} ms"))
+            commits = []  # a transaction of one commit: lock, read, the fenced write (its lock checked), unlock
+            for _ in range(runs):
+                start = time.perf_counter()
+                with transaction(backend, "bench") as txn:
+                    txn.commit(lambda s: s)
+                commits.append(time.perf_counter() - start)
+            out.append((f"lock + read + fenced write + unlock, {label}", statistics.median(commits),
+                        f"{statistics.median(commits) * 1000:.2f} ms"))
             plans = []
             for _ in range(5):
                 start = time.perf_counter()
