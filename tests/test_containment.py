@@ -158,7 +158,7 @@ def test_destroy_never_empties_a_prefix_another_project_marked_inside(make_cli, 
     a("import", "s3_prefix.workfiles", shared)
     a("apply", "--auto-approve", expect=None)
     line = a("destroy", "--auto-approve", "--force-delete-data", expect=1).stderr
-    assert f"team/b/.airflow-infra marks a prefix of project {b.dir.name}" in line and "nothing was deleted" in line
+    assert f"team/b/.airflow-infra marks a prefix made by project {b.dir.name}" in line and "nothing was deleted" in line
     assert s3.get_object(Bucket=shared, Key="team/b/rows.csv")["Body"].read() == b"b's rows"
 
 
@@ -211,3 +211,14 @@ def test_import_follows_the_containment_rule(cli):
     line = _one_line(cli("import", "local_bucket.workfiles", str(cli.home), expect=1).stderr)
     assert "the bucket" in line and "nothing was changed" in line
     assert not (cli.home / ".airflow-infra-bucket").exists()
+
+
+def test_a_prefix_destroyed_and_made_again_is_ours_again(make_cli, moto_endpoint, admin_dsn, s3, shared):
+    """What a plain destroy leaves of a prefix on a versioned bucket (its marker's old version and a delete
+    marker) is not someone's objects: `up` makes it again."""
+    s3.put_bucket_versioning(Bucket=shared, VersioningConfiguration={"Status": "Enabled"})
+    cli = _server(make_cli(), f'name = "{shared}"\nprefix = "team"\ntls_only = false')
+    cli("apply", "--auto-approve")
+    cli("destroy", "--auto-approve")  # leaves the marker's old version under a delete marker
+    cli("apply", "--auto-approve")
+    assert s3.get_object(Bucket=shared, Key="team/.airflow-infra")["Body"].read()

@@ -18,7 +18,11 @@ from .errors import LockTimeout
 def exclusive(path: Path, mode: int = 0o600, *, timeout: float | None = None, what: str = "") -> Iterator[None]:
     """timeout: seconds to wait at most (None: as long as it takes), then LockTimeout naming path and
     what it guards: a holder stopped (SIGSTOP, a closed lid) never blocks another run for ever."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
+    try:  # never through a link: a lock file is ours, where it is
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, mode)
+    except OSError as exc:
+        raise LockTimeout(f"{path}: cannot open this lock file ({exc.strerror}): it must be a file of "
+                          "airflow-infra's (remove what is there); nothing was changed") from None
     try:
         if timeout is None:
             fcntl.flock(fd, fcntl.LOCK_EX)

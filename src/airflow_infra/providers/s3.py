@@ -420,14 +420,9 @@ class S3BucketProvider(Provider):
         parts = prefix.rstrip("/").split("/") if prefix else []
         for depth in range(1, len(parts) + (1 if inclusive else 0)):
             above = "/".join(parts[:depth]) + "/"
-            try:
-                body = self.s3.get_object(Bucket=bucket, Key=above + PREFIX_MARKER)["Body"].read(4096)
-            except Exception as exc:
-                if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                    continue
-                raise
-            found = Owner.from_marker(body.decode(errors="replace"))
-            return f"s3://{bucket}/{above}, {'made by ' + found.describe() if found else 'marked by airflow-infra'}"
+            whose = self._whose(bucket, above + PREFIX_MARKER)
+            if whose is not None:
+                return f"s3://{bucket}/{above}, {whose}"
         return None
 
     def _refuse_nested(self, r: Resource, bucket: str, prefix: str, besides: str | None) -> None:
@@ -438,18 +433,23 @@ class S3BucketProvider(Provider):
                 key = v["Key"]
                 if (key != besides and key.endswith("/" + PREFIX_MARKER) and not v["DeleteMarker"]
                         and v.get("IsLatest", True)):
-                    raise ProviderError(f"{r.address}: s3://{bucket}/{key} marks a prefix of {self._whose(bucket, key)} "
+                    raise ProviderError(f"{r.address}: s3://{bucket}/{key} marks a prefix "
+                                        f"{self._whose(bucket, key) or 'of another project'} "
                                         f"inside s3://{bucket}/{prefix}: its objects are not this project's to "
                                         "delete; destroy that project first (or remove its marker on purpose); "
                                         "nothing was deleted")
 
-    def _whose(self, bucket: str, marker_key: str) -> str:
+    def _whose(self, bucket: str, marker_key: str) -> str | None:
+        """Whose the prefix marker at marker_key says it is, in words ("made by project ..."); None when
+        there is no such object."""
         try:
             body = self.s3.get_object(Bucket=bucket, Key=marker_key)["Body"].read(4096)
-        except Exception:
-            return "another project"
+        except Exception as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
         found = Owner.from_marker(body.decode(errors="replace"))
-        return found.describe() if found else "another project"
+        return f"made by {found.describe()}" if found else "marked by airflow-infra"
 
     def _place(self, r: Resource) -> tuple[str, str, str | None]:
         """(bucket, prefix, our marker's key): a bucket of its own has no prefix and no marker object."""
@@ -591,7 +591,8 @@ class S3PrefixProvider(S3BucketProvider):
             if around is not None:
                 return Observed({**attrs, "marked": False}, foreign=True, whose=f"inside {around}")
             if body is None:
-                if prior is None and self._count(r, bucket, prefix) is not None:
+                # our marker's old versions (what a plain destroy leaves on a versioned bucket) are no one's data
+                if prior is None and self._count(r, bucket, prefix, besides=self._marker(r)) is not None:
                     return Observed({**attrs, "marked": False}, foreign=True,
                                     whose="not made by airflow-infra, and it holds objects")
                 if prior is None:
@@ -599,7 +600,6 @@ class S3PrefixProvider(S3BucketProvider):
         found = Owner.from_marker(body.decode(errors="replace")) if body is not None else None
         v = judge(self.owner, found, recorded=prior is not None)
         return Observed({**attrs, "marked": v.marked}, foreign=not v.ours, whose=v.whose)
-
 
     def mark(self, r: Resource) -> None:
         self.s3.put_object(Bucket=r.attrs["bucket"], Key=self._marker(r), Body=(self.owner.marker() + "\n").encode())

@@ -12,17 +12,15 @@ still names its lock ID: after force-unlock (and another run's lock) the old hol
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import json
 import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from ..errors import StateConflict, StateCorrupt, StateError, StateLocked
 from ..files import read_text
+from ..flock import exclusive
 from ..pids import dead_leftovers, own_temp
 from .base import LockInfo, State, StateVersion, check_holder, check_successor, lock_taken, parse_state
 
@@ -55,30 +53,11 @@ class LocalStateBackend:
         self.location = str(self.path)
         self._held: str | None = None  # the ID of the lock this object took, while it holds it
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
+    def _guard(self) -> AbstractContextManager[None]:
         """The lock's and the state's changes one at a time (see the module's docstring)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(self.guard_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        except OSError as exc:
-            raise StateError(f"{self.guard_path}: cannot open the state's guard file ({exc.strerror}): it must be a "
-                             "file of airflow-infra's (remove what is there); nothing was changed") from None
-        try:
-            deadline = time.monotonic() + GUARD_WAIT
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise StateLocked(f"{self.guard_path}: another process has held it for {GUARD_WAIT:g} s "
-                                          "(a run stopped while writing the state?); try again once it goes on or "
-                                          "ends") from None
-                    time.sleep(0.01)
-            yield
-        finally:
-            os.close(fd)
+        return exclusive(self.guard_path, timeout=GUARD_WAIT, what="the state's guard (a run stopped while "
+                         "writing the state keeps it)")
 
     def _fence(self) -> None:
         """LeaseLost when this object took the lock and the lock file no longer names it."""
