@@ -81,3 +81,25 @@ def test_a_run_stopped_holding_the_secret_stores_lock_blocks_nobody_for_ever(cli
         holder.kill()
         holder.wait()
     cli("rotate")
+
+
+def test_a_backup_waits_for_a_tables_lock_no_longer_than_the_lock_timeout(cli):
+    """pause(p='s', second='destroy'): the destroy's pg_dump waited without bound on a table a stopped run
+    held locked (DESIGN 5.3: database lock waits included)."""
+    from conftest import connect_as
+
+    cli("up")
+    out = cli.outputs()
+    with connect_as(out, "etl") as etl:
+        etl.execute("CREATE TABLE raw.t AS SELECT 1 AS id")
+    with connect_as(out, "etl") as holder:
+        holder.autocommit = False
+        holder.execute("LOCK TABLE raw.t IN ACCESS EXCLUSIVE MODE")  # held, as by a run that is stopped
+        started = time.monotonic()
+        refused = cli("--lock-timeout", "2s", "destroy", "--auto-approve", "--force-delete-data", expect=1)
+        assert time.monotonic() - started < 30
+        assert "timeout" in refused.stderr and "nothing was deleted" in refused.stderr
+        assert refused.stderr.count("\n") == 1
+        holder.rollback()
+    with connect_as(out, "etl") as etl:
+        assert etl.execute("SELECT count(*) FROM raw.t").fetchone()[0] == 1
