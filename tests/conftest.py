@@ -439,3 +439,16 @@ def terraform(terraform_bin, shared, tmp_path):
         return Terraform(terraform_bin, tmp_path / key.replace("/", "_"), shared, key)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def git_daemon():
+    """One `git daemon` for the session, serving every test's repositories over git://."""
+    import gitrepos
+
+    gitrepos.DAEMON = gitrepos.Daemon()
+    try:
+        yield gitrepos.DAEMON
+    finally:
+        gitrepos.DAEMON.stop()
+        gitrepos.DAEMON = None

@@ -25,7 +25,38 @@ with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz=
 '''
 
 
-EXT_ALLOWED = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "protocol.ext.allow", "GIT_CONFIG_VALUE_0": "always"}
+class Daemon:
+    """`git daemon` on 127.0.0.1: repositories reached over git://, as a remote server is (a fetch
+    through a transport, not a read in place)."""
+
+    def __init__(self) -> None:
+        import socket
+        import time
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen(["git", "daemon", "--export-all", "--base-path=/", "--reuseaddr",
+                                      "--listen=127.0.0.1", f"--port={self.port}", "--informative-errors"],
+                                     env={**os.environ, **GIT_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline and self.proc.poll() is None, "git daemon did not start"
+                time.sleep(0.05)
+
+    def url(self, path: Path) -> str:
+        return f"git://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+DAEMON: Daemon | None = None  # started by the git_daemon fixture
 
 
 class Repo:
@@ -45,9 +76,9 @@ class Repo:
 
     @property
     def transport_url(self) -> str:
-        """The same repository through git's ext:: transport, as a remote server is reached (a
-        fetch, not a read in place); needs protocol.ext.allow (see EXT_ALLOWED)."""
-        return f"ext::git %s {self.remote}"
+        """The same repository through `git daemon` (the git_daemon fixture must be running)."""
+        assert DAEMON is not None, "use the git_daemon fixture"
+        return DAEMON.url(self.remote)
 
 
     def commit(self, files: dict[str, str | None], message: str = "change", *, symlinks: dict[str, str] | None = None) -> str:

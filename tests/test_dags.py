@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gitrepos import EXT_ALLOWED, Repo, dag_source, git
+from gitrepos import Repo, dag_source, git
 
 SEED_CSV = "Project,Repo,URL\nredb,REDB-Workflows,https://github.com/stlrda/REDB-Workflows\n"
 
@@ -45,11 +45,10 @@ def register(registry: Path, *repos: Repo, remote: bool = False, **extra) -> Non
 
 
 @pytest.fixture(params=["local", "remote"])
-def source(request, monkeypatch) -> bool:
-    """True for a remote repository (mirrored by a bare clone), False for a local one (read in place)."""
+def source(request) -> bool:
+    """True for a remote repository (git://, mirrored by a bare clone), False for a local one (read in place)."""
     if request.param == "remote":
-        for k, v in EXT_ALLOWED.items():
-            monkeypatch.setenv(k, v)
+        request.getfixturevalue("git_daemon")
     return request.param == "remote"
 
 

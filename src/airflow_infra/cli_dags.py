@@ -38,12 +38,14 @@ def dags_bundles(registry, fmt):
 @click.option("--check", is_flag=True, help="Compile (and load in a DagBag, where Airflow is importable) before publishing.")
 @click.option("--recheck", is_flag=True, help="--check the published revisions again too (done by itself when "
                                                "the Airflow they passed with changed).")
+@click.option("--timeout", type=click.FloatRange(1, 3600), default=300, show_default=True, metavar="SECONDS",
+              help="The longest one git call (a clone, a fetch) may take; a server that hangs fails its project only.")
 @click.option("--json", "as_json", is_flag=True)
-def dags_sync(registry, dags_folder, jobs, check, recheck, as_json):
+def dags_sync(registry, dags_folder, jobs, check, recheck, timeout, as_json):
     """Clone or fetch each project's repository and publish it at DIR/<Project>, atomically."""
     from . import commands, render
 
-    results = commands.dags_sync(registry, dags_folder, jobs=jobs, check=check, recheck=recheck)
+    results = commands.dags_sync(registry, dags_folder, jobs=jobs, check=check, recheck=recheck, timeout=timeout)
     render.dags_sync(results, as_json)
     sys.exit(1 if any(r.result == "failed" for r in results) else 0)
 

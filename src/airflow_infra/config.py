@@ -89,7 +89,7 @@ class DatabaseConfig(_Section):
     def _check_schemas(cls, schemas: list[str]) -> list[str]:
         seen: set[str] = set()
         for s in schemas:
-            if not re.match(SCHEMA_RE, s):
+            if not re.fullmatch(SCHEMA_RE, s):
                 raise ValueError(f"schema name {s!r} must match {SCHEMA_RE}")
             if s.startswith("pg_") or s in ("information_schema", "public"):
                 raise ValueError(f"schema name {s!r} is reserved (pg_*, information_schema, public)")
@@ -128,7 +128,7 @@ class BucketConfig(_Section):
     def _check_bucket_name(cls, name: str | None) -> str | None:
         if name is None:
             return name
-        if not re.match(BUCKET_RE, name) or ".." in name or re.match(r"^\d+\.\d+\.\d+\.\d+$", name):
+        if not re.fullmatch(BUCKET_RE, name) or ".." in name or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
             raise ValueError(f"{name!r} is not a valid S3 bucket name: 3-63 characters of a-z, 0-9, '.' and '-', "
                              "starting and ending with a letter or digit, not an IP address")
         return name
@@ -138,7 +138,7 @@ class BucketConfig(_Section):
     def _check_prefix(cls, prefix: str) -> str:
         if prefix.startswith("/") or ".." in prefix.split("/"):
             raise ValueError(f"prefix {prefix!r} must be relative, without '..'")
-        if not re.match(SAFE_KEY_RE, prefix):
+        if not re.fullmatch(SAFE_KEY_RE, prefix):
             raise ValueError(f"prefix {prefix!r}: only letters, digits and !-_.*'()/ (S3's safe characters)")
         return prefix.strip("/") + "/" if prefix.strip("/") else ""
 
@@ -166,7 +166,7 @@ class StateConfig(_Section):
     @field_validator("key")
     @classmethod
     def _check_key(cls, key: str | None) -> str | None:
-        if key is not None and not re.match(SAFE_KEY_RE, key):
+        if key is not None and not re.fullmatch(SAFE_KEY_RE, key):
             raise ValueError(f"key {key!r}: only letters, digits and !-_.*'()/ (S3's safe characters)")
         # names the S3 backend keeps beside a state: another state there would be overwritten by them
         if key is not None and (key.rsplit("/", 1)[-1] == ".airflow-infra-probe" or key.endswith((".lock", "-md5"))
@@ -234,7 +234,7 @@ class RdsConfig(_Section):
     @classmethod
     def _check_parameters(cls, parameters: dict[str, str | int | bool]) -> dict[str, str | int | bool]:
         for k in parameters:
-            if not re.match(r"^[a-z][a-z0-9_.]*$", k):
+            if not re.fullmatch(r"[a-z][a-z0-9_.]*", k):
                 raise ValueError(f"{k!r} is not a PostgreSQL parameter name (lower case, digits, '_' and '.')")
         return parameters
 

@@ -15,18 +15,20 @@ one. The fetch is not forced, so rewritten history is reported rather than publi
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from . import gitcmd, gittree
 from .errors import AirflowInfraError
 from .flock import exclusive
 from .names import check_name
@@ -41,7 +43,7 @@ class SyncResult:
     project: str
     old: str | None
     new: str | None
-    result: str          # published | unchanged | unpublished | failed
+    result: str  # published | unchanged | unpublished | failed
     error: str = ""
     seconds: float = 0.0
 
@@ -53,15 +55,6 @@ class SyncError(AirflowInfraError):
     pass
 
 
-def _git(*args: str, cwd: Path | None = None, timeout: float = 600) -> str:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
-    proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        raise SyncError(lines[-1] if lines else f"git {args[0]} failed")
-    return proc.stdout.strip()
-
-
 def _local_repository(url: str) -> Path | None:
     """The directory of a git repository on this machine (a path or a file:// URL), else None."""
     if url.startswith("file://"):
@@ -71,6 +64,51 @@ def _local_repository(url: str) -> Path | None:
     else:
         path = Path(url).expanduser()
     return path if (path / "HEAD").is_file() or (path / ".git").exists() else None
+
+
+def _rev(repo: Path, ref: str) -> str | None:
+    try:
+        return gitcmd.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=repo)
+    except gitcmd.GitError:
+        return None
+
+
+def _ancestor(repo: Path, old: str, new: str) -> bool:
+    try:
+        gitcmd.run("merge-base", "--is-ancestor", old, new, cwd=repo, what="merge-base")
+        return True
+    except gitcmd.GitError:
+        return False
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file of ours atomically, readable by this account only."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def private_files() -> Iterator[None]:
+    """What is made meanwhile (by us, git, or the check) is this account's only: umask 077."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def make_private(root: Path) -> None:
+    """Take group and other permissions off everything under root (a tree an older version wrote)."""
+    for d, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = os.path.join(d, name)
+            mode = os.lstat(path).st_mode
+            if mode & 0o077 and not os.path.islink(path):
+                os.chmod(path, mode & 0o7700)
+    os.chmod(root, os.stat(root).st_mode & 0o7700)
 
 
 def _published(link: Path) -> str | None:
@@ -106,7 +144,9 @@ def _check_dagbag(tree: Path) -> None:
     if importlib.util.find_spec("airflow") is None:
         return
     env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    proc = subprocess.run([sys.executable, "-c", _DAGBAG, str(tree)], capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", _DAGBAG, str(tree)], capture_output=True, text=True, timeout=600, env=env
+    )
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         raise SyncError(f"DagBag import errors: {lines[-1] if lines else 'see airflow logs'}")
@@ -123,8 +163,11 @@ def _airflow_version() -> str:
 
 
 class DagSync:
-    def __init__(self, dags_folder: str | Path, *, check: bool = False, recheck: bool = False):
+    def __init__(
+        self, dags_folder: str | Path, *, check: bool = False, recheck: bool = False, timeout: float = gitcmd.DEADLINE
+    ):
         self.dir = Path(dags_folder).resolve()
+        self.timeout = timeout
         self.state = self.dir / STATE
         self.check = check or recheck
         self.recheck = recheck
@@ -136,7 +179,7 @@ class DagSync:
     def _run_checks(self, tree: Path, project: str, sha: str) -> None:
         _check_python(tree)
         _check_dagbag(tree)
-        self._checked(project, sha).write_text(_airflow_version() + "\n")
+        _write_private(self._checked(project, sha), _airflow_version() + "\n")
 
     def _needs_recheck(self, project: str, sha: str) -> bool:
         """A published revision is checked again when asked, or when the Airflow it passed with changed."""
@@ -146,48 +189,72 @@ class DagSync:
         return self.recheck or not record.is_file() or record.read_text().strip() != _airflow_version()
 
     def _prepare(self) -> None:
+        fresh = not self.state.exists()
         for d in (self.dir, self.state / "repos", self.state / "revisions"):
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private = self.state / "private"
+        if not fresh and not private.exists():  # written by a version that left it readable to others
+            make_private(self.state)
+        private.touch(mode=0o600)
         ignore = self.dir / ".airflowignore"
         lines = ignore.read_text().splitlines() if ignore.exists() else []
         if IGNORE_LINE not in lines:
-            ignore.write_text("\n".join([*lines, IGNORE_LINE]) + "\n")
+            _write_private(ignore, "\n".join([*lines, IGNORE_LINE]) + "\n")
 
     def _fetch(self, e: Entry) -> tuple[str, Path]:
         """The commit of the project's branch, and the repository to export it from: a local
         repository is read in place (no copy to make), any other is mirrored by a bare clone."""
         ref = f"refs/heads/{e.ref}" if e.ref else "HEAD"  # a bare clone's HEAD is the default branch
+        why = gitcmd.check_transport(e.clone_url)
+        if why:
+            raise SyncError(f"URL: {why}")
         local = _local_repository(e.clone_url)
         if local is not None:
-            sha = _git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=local)
+            sha = gitcmd.run("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=local, timeout=self.timeout)
             self._check_fast_forward(e.project, sha, local)
             return sha, local
+        remote = gitcmd.Remote.parse(e.clone_url)
         repo = self.state / "repos" / f"{e.project}.git"
         if not (repo / "HEAD").exists():
             tmp = repo.with_name(f".{repo.name}.{os.getpid()}.tmp")
             shutil.rmtree(tmp, ignore_errors=True)
-            _git("clone", "--bare", "--quiet", "--", e.clone_url, str(tmp))
+            gitcmd.run("clone", "--bare", "--quiet", "--", remote.url, str(tmp), remote=remote, timeout=self.timeout)
             os.replace(tmp, repo)  # freshly cloned: nothing to fetch
-        else:
-            branch = e.ref or _git("symbolic-ref", "--short", "HEAD", cwd=repo)
-            # Not forced: a branch whose history was rewritten is refused, not published.
-            _git("fetch", "--quiet", "--no-tags", "origin", f"refs/heads/{branch}:refs/heads/{branch}", cwd=repo)
-        return _git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=repo), repo
+            return gitcmd.run("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=repo), repo
+        # the registry's URL, without credentials (a mirror made by an older version may hold them)
+        gitcmd.run("remote", "set-url", "origin", remote.url, cwd=repo)
+        branch = e.ref or gitcmd.run("symbolic-ref", "--short", "HEAD", cwd=repo)
+        gitcmd.run(
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "origin",
+            f"refs/heads/{branch}",
+            cwd=repo,
+            remote=remote,
+            timeout=self.timeout,
+            what="fetch",
+        )
+        new = gitcmd.run("rev-parse", "--verify", "FETCH_HEAD^{commit}", cwd=repo)
+        last = _rev(repo, f"refs/heads/{branch}")
+        if last and last != new and not _ancestor(repo, last, new):  # the mirror is never forced
+            raise SyncError(
+                f"the branch's history was rewritten ({last[:12]} is not an ancestor of {new[:12]}): not published"
+            )
+        gitcmd.run("update-ref", f"refs/heads/{branch}", new, cwd=repo)
+        return new, repo
 
     def _check_fast_forward(self, project: str, sha: str, repo: Path) -> None:
-        """What the mirror's non-forced fetch does, for a repository read in place: the commit last
-        seen must be an ancestor of the new one, or the history was rewritten and nothing is published."""
+        """What the mirror's check does, for a repository read in place: the commit last seen must be
+        an ancestor of the new one, or the history was rewritten and nothing is published."""
         seen = self.state / "repos" / f"{project}.seen"
         last = seen.read_text().strip() if seen.exists() else None
-        if last and last != sha:
-            ancestor = subprocess.run(["git", "merge-base", "--is-ancestor", last, sha], cwd=repo, capture_output=True)
-            if ancestor.returncode != 0:
-                raise SyncError(f"the branch's history was rewritten ({last[:12]} is not an ancestor of {sha[:12]}): "
-                                "not published")
+        if last and last != sha and not _ancestor(repo, last, sha):
+            raise SyncError(
+                f"the branch's history was rewritten ({last[:12]} is not an ancestor of {sha[:12]}): not published"
+            )
         if last != sha:
-            tmp = seen.with_name(f".{seen.name}.{os.getpid()}.tmp")
-            tmp.write_text(sha + "\n")
-            os.replace(tmp, seen)
+            _write_private(seen, sha + "\n")
 
     def _export(self, e: Entry, sha: str, repo: Path) -> Path:
         """The revision's tree (its Path subfolder) beside the published one; links out are refused."""
@@ -197,25 +264,13 @@ class DagSync:
             return final
         tmp = revisions / f".{sha}.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        tmp.mkdir(parents=True, mode=0o700)
         spec = f"{sha}:{e.path}" if e.path else sha
-        proc = subprocess.Popen(["git", "archive", "--format=tar", spec], cwd=repo, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
         try:
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-                # The "data" filter refuses absolute links, links out of the tree and special files.
-                tar.extractall(tmp, filter="data")
-        except tarfile.FilterError as exc:
+            gittree.write(repo, spec, tmp)
+        except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise SyncError(f"refused: {exc}") from None
-        finally:
-            assert proc.stdout is not None and proc.stderr is not None  # both PIPE
-            proc.stdout.close()
-            err = proc.stderr.read().decode().strip()
-            proc.wait()
-        if proc.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise SyncError(err.splitlines()[-1] if err else "git archive failed")
+            raise
         try:
             if self.check:
                 self._run_checks(tmp, e.project, sha)
@@ -269,7 +324,7 @@ class DagSync:
             return SyncResult(e.project, old, sha, "published", seconds=time.monotonic() - start)
         except (SyncError, AirflowInfraError) as exc:
             return SyncResult(e.project, old, old, "failed", str(exc), time.monotonic() - start)
-        except (OSError, subprocess.SubprocessError) as exc:
+        except Exception as exc:  # one project's trouble, whatever it is, never stops another's
             return SyncResult(e.project, old, old, "failed", f"{type(exc).__name__}: {exc}", time.monotonic() - start)
 
     def unpublish_others(self, keep: set[str]) -> list[SyncResult]:
@@ -285,8 +340,12 @@ class DagSync:
         return out
 
     def run(self, entries: list[Entry], *, jobs: int = 4) -> list[SyncResult]:
+        with private_files():
+            return self._run(entries, jobs)
+
+    def _run(self, entries: list[Entry], jobs: int) -> list[SyncResult]:
         self._prepare()
-        with exclusive(self.state / "sync.lock", 0o644):  # one sync at a time per DAG folder
+        with exclusive(self.state / "sync.lock"):  # one sync at a time per DAG folder
             with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
                 results = list(pool.map(self.sync_one, entries))
             results += self.unpublish_others({e.project for e in entries})
@@ -335,14 +394,14 @@ with DAG(
 '''
 
 
-def install_importer(dags_folder: str | Path, *, registry: str | Path, schedule: str = "*/5 * * * *",
-                     jobs: int = 4, check: bool = True) -> Path:
+def install_importer(
+    dags_folder: str | Path, *, registry: str | Path, schedule: str = "*/5 * * * *", jobs: int = 4, check: bool = True
+) -> Path:
     folder = Path(dags_folder).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / "import_dags.py"
-    text = IMPORTER.format(registry=str(Path(registry).resolve()), dags_folder=str(folder), schedule=schedule,
-                           jobs=jobs, check=check)
-    tmp = path.with_name(".import_dags.py.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    text = IMPORTER.format(
+        registry=str(Path(registry).resolve()), dags_folder=str(folder), schedule=schedule, jobs=jobs, check=check
+    )
+    _write_private(path, text)
     return path

@@ -26,7 +26,7 @@ def project_name(project_dir: Path, name: str | None = None) -> str:
 
 
 def check_name(name: str, *, source: str = "--name") -> str:
-    if not re.match(NAME_RE, name):
+    if not re.fullmatch(NAME_RE, name):
         raise ConfigError(
             f"{source}: {name!r} is not a valid project name: it must match {NAME_RE} "
             "(an importable Python name: lower case, starts with a letter)"

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import ConfigError
+from .gitcmd import Remote, check_transport
 from .names import check_name
 
 REQUIRED = ("Project", "Repo", "URL")
@@ -42,6 +43,12 @@ def source(url: str) -> tuple[str, str]:
         if found:
             return found["repo"], found["branch"]
     return url, ""
+
+
+def shown(url: str) -> str:
+    """url with the password it holds (https://user:token@host/...) as ***."""
+    remote = Remote.parse(url)
+    return remote.redact(url) if remote.password else url
 
 
 def _clonable(url: str) -> bool:
@@ -68,7 +75,8 @@ class Entry:
         return self.branch or source(self.url)[1]
 
     def to_json(self) -> dict:
-        return {**asdict(self), "branch": self.ref, "clone_url": self.clone_url}
+        """The row, with a password a URL holds shown as ***."""
+        return {**asdict(self), "url": shown(self.url), "branch": self.ref, "clone_url": shown(self.clone_url)}
 
 
 def _check_path(value: str, where: str) -> str:
@@ -86,12 +94,15 @@ def _check(entries: list[Entry], source: str, lines: list[int] | None = None) ->
         if not e.url:
             raise ConfigError(f"{where}: URL is empty")
         if not _clonable(e.clone_url):
-            raise ConfigError(f"{where}: URL {e.url!r} is a web page git cannot clone: give the repository's URL, "
+            raise ConfigError(f"{where}: URL {shown(e.url)!r} is a web page git cannot clone: give the repository's URL, "
                               "or its /tree/<branch> page")
+        why = check_transport(e.clone_url)
+        if why:
+            raise ConfigError(f"{where}: URL {shown(e.url)!r}: {why}")
         if e.project in names:
             raise ConfigError(f"{where}: project {e.project!r} is listed twice")
         if e.url in urls:
-            raise ConfigError(f"{where}: URL {e.url!r} is listed twice")
+            raise ConfigError(f"{where}: URL {shown(e.url)!r} is listed twice")
         _check_path(e.path, f"{where}: Path")
         names.add(e.project)
         urls.add(e.url)

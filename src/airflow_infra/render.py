@@ -314,9 +314,11 @@ def restored(done: Any, backup: str) -> str:
 
 
 def projects(entries: list, as_json: bool) -> None:
+    from .registry import shown
+
     if as_json:
         click.echo(json.dumps([e.to_json() for e in entries], indent=2))
-    lines([] if as_json else [f"{e.project}\t{e.url}" + (f"\t{e.ref}" if e.ref else "") for e in entries])
+    lines([] if as_json else [f"{e.project}\t{shown(e.url)}" + (f"\t{e.ref}" if e.ref else "") for e in entries])
 
 
 def lines(items: Sequence[str]) -> None:

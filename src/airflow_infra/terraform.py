@@ -142,7 +142,7 @@ def render_adoption_config(seed: SeedInfrastructure, *, name: str | None, enviro
         raise ConfigError(f"--name: {seed.source} names no database on the instance: pass the project's name")
     source = "--name" if name else f"the instance's database {seed.database!r}"
     name = name or seed.database or ""
-    if not re.match(NAME_RE, name):
+    if not re.fullmatch(NAME_RE, name):
         raise ConfigError(f"{source}: {name!r} is not a valid project name (must match {NAME_RE}); pass --name")
     major = str(db.get("engine_version") or "").split(".")[0]
     if not re.fullmatch(r"\d{2}", major):

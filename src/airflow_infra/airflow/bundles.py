@@ -1,13 +1,16 @@
 """Airflow 3 DAG bundles for the registry's projects: one per project, so that Airflow itself
 versions and refreshes each. A working tree on this machine (a plain path) is a LocalDagBundle (edits
 show at the next parse, as a developer expects); any other repository (a remote, a file:// URL, a bare
-one) is a GitDagBundle on its URL and branch (apache-airflow-providers-git), cloned by Airflow. Path narrows either to the DAGs' folder."""
+one) is a GitDagBundle on its URL and branch (apache-airflow-providers-git), cloned by Airflow. Path narrows either to the DAGs' folder.
+Credentials in a repository URL never reach airflow.cfg: the bundle names the connection `<project>_git`,
+which the secrets backend serves from the registry (GitHook hands them to git through a credential helper)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from ..gitcmd import Remote
 from ..registry import Entry, read
 
 LOCAL = "airflow.dag_processing.bundles.local.LocalDagBundle"
@@ -24,11 +27,27 @@ def local_directory(url: str) -> Path | None:
     return path.resolve() if path.is_dir() and not bare else None
 
 
+def git_conn_id(project: str) -> str:
+    """The connection holding the credentials a project's repository URL carries."""
+    return f"{project}_git"
+
+
+def git_connection(e: Entry) -> dict | None:
+    """Airflow's JSON form of that connection (conn_type git), or None when the URL carries none."""
+    remote = Remote.parse(e.clone_url)
+    if not (remote.username or remote.password) or local_directory(e.clone_url) is not None:
+        return None
+    return {"conn_type": "git", "host": remote.url, "login": remote.username, "password": remote.password}
+
+
 def bundle(e: Entry) -> dict:
     here = local_directory(e.clone_url)
     if here is not None:
         return {"name": e.project, "classpath": LOCAL, "kwargs": {"path": str(here / e.path if e.path else here)}}
-    kwargs: dict = {"repo_url": e.clone_url, "tracking_ref": e.ref or "main"}
+    remote = Remote.parse(e.clone_url)
+    kwargs: dict = {"repo_url": remote.url, "tracking_ref": e.ref or "main"}
+    if remote.username or remote.password:  # never in airflow.cfg: a connection the secrets backend serves
+        kwargs["git_conn_id"] = git_conn_id(e.project)
     if e.path:
         kwargs["subdir"] = e.path
     return {"name": e.project, "classpath": GIT, "kwargs": kwargs}

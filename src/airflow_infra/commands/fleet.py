@@ -40,13 +40,13 @@ def projects_remove(registry: str | Path, project: str):
 
 
 def dags_sync(registry: str | Path, dags_folder: str | Path, *, jobs: int = 4, check: bool = False,
-              recheck: bool = False):
+              recheck: bool = False, timeout: float = 300.0):
     """Publish every registered project's DAGs at dags_folder/<Project>; a list of SyncResult. With check,
     a published revision is checked again when the Airflow it passed with changed; with recheck, always."""
     from .. import registry as reg
     from ..dagsync import DagSync
 
-    return DagSync(dags_folder, check=check, recheck=recheck).run(reg.read(registry), jobs=jobs)
+    return DagSync(dags_folder, check=check, recheck=recheck, timeout=timeout).run(reg.read(registry), jobs=jobs)
 
 
 def dags_install_importer(dags_folder: str | Path, *, registry: str | Path, schedule: str = "*/5 * * * *",
