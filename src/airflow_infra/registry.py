@@ -85,7 +85,7 @@ def _check_path(value: str, where: str) -> str:
     return value
 
 
-def _check(entries: list[Entry], source: str, lines: list[int] | None = None) -> list[Entry]:
+def check_rows(entries: list[Entry], source: str, lines: list[int] | None = None) -> list[Entry]:
     names: set[str] = set()
     urls: set[str] = set()
     for i, e in zip(lines or range(2, len(entries) + 2), entries, strict=True):
@@ -171,13 +171,50 @@ def read(path: str | Path) -> list[Entry]:
         entries.append(Entry(row["Project"], row["Repo"], row["URL"], row.get("Branch", ""), row.get("Path", ""),
                              row.get("Config", "")))
         lines.append(line)
-    return _check(entries, str(path), lines)
+    return check_rows(entries, str(path), lines)
+
+
+def read_each(path: str | Path) -> tuple[list[Entry], list[str]]:
+    """The registry, row by row, for a reader that must go on (the secrets backend): the rows that read,
+    and one line per row that does not (a project listed twice loses every row). A file that cannot be
+    read at all, or whose header is wrong, gives no row."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+        lines = text.splitlines()
+        header = _header(path, next(csv.reader([lines[0]]))) if lines else _rows(path, text)[0][1]
+    except (ConfigError, OSError, UnicodeDecodeError, csv.Error, IndexError) as exc:
+        return [], [str(exc) if isinstance(exc, ConfigError) else f"{path}: cannot read: {exc}"]
+    entries: list[tuple[int, Entry]] = []
+    errors: list[str] = []
+    for i, line in enumerate(lines[1:], start=2):
+        try:
+            [fields] = list(csv.reader([line])) or [[]]
+            if not any(f.strip() for f in fields):
+                continue
+            if len(fields) != len(header) or any(len(f) > FIELD_LIMIT for f in fields):
+                raise ConfigError(f"{path}: line {i}: {len(fields)} fields, the header names {len(header)}")
+            row = dict(zip(header, (f.strip() for f in fields), strict=True))
+            e = Entry(row["Project"], row["Repo"], row["URL"], row.get("Branch", ""), row.get("Path", ""),
+                      row.get("Config", ""))
+            check_rows([e], str(path), [i])
+            entries.append((i, e))
+        except (ConfigError, csv.Error, ValueError) as exc:
+            errors.append(str(exc) if isinstance(exc, ConfigError) else f"{path}: line {i}: not CSV ({exc})")
+    for key in ("project", "url"):
+        seen = [getattr(e, key) for _, e in entries]
+        twice = {v for v in seen if seen.count(v) > 1}
+        for i, e in entries:
+            if getattr(e, key) in twice:
+                errors.append(f"{path}: line {i}: {key} {shown(getattr(e, key))!r} is listed twice: no row of it is read")
+        entries = [(i, e) for i, e in entries if getattr(e, key) not in twice]
+    return [e for _, e in entries], errors
 
 
 def write(path: str | Path, entries: list[Entry]) -> None:
     """Write atomically, with the optional columns only when an entry uses them."""
     path = Path(path)
-    _check(entries, str(path))
+    check_rows(entries, str(path))
     columns = list(REQUIRED) + [c for c in OPTIONAL if any(getattr(e, c.lower()) for e in entries)]
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as f:

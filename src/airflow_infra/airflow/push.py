@@ -14,17 +14,47 @@ from ..errors import AirflowInfraError
 from .connections import Connection
 
 
+def _not_ours(sm, name: str, tags: dict[str, str]) -> str | None:
+    """Why the existing secret name is not this project's to write or delete (None: it is, or it is not
+    there). Ours: it carries the project's ManagedBy, Project and Environment tags."""
+    from ..aws_clients import error_code
+
+    try:
+        found = {t["Key"]: t["Value"] for t in sm.describe_secret(SecretId=name).get("Tags", [])}
+    except Exception as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+    if all(found.get(k) == v for k, v in tags.items() if k in ("ManagedBy", "Project", "Environment")):
+        return None
+    if found.get("ManagedBy") == "airflow-infra" and found.get("Project"):
+        return (f"Secrets Manager secret {name} belongs to project {found['Project']} "
+                f"({found.get('Environment', '?')}), not to {tags.get('Project')} ({tags.get('Environment')})")
+    return f"Secrets Manager secret {name} exists and was not made by airflow-infra for project {tags.get('Project')}"
+
+
 def push_secrets_manager(conns: list[Connection], variables: dict[str, str], *, prefix: str, variables_prefix: str,
-                         region: str, tags: dict[str, str] | None = None, kms_key_id: str | None = None,
+                         region: str, tags: dict[str, str], kms_key_id: str | None = None,
                          ) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """([(name, created|updated|unchanged)], {name: ARN}): tagged like the project's other secrets,
-    encrypted with kms_key_id when given."""
+    encrypted with kms_key_id when given. A secret there that is not this project's (another project's
+    tags, or none) is never overwritten: that is refused before anything is written."""
     from ..aws_clients import aws_client, error_code, translate
 
     sm = aws_client("secretsmanager", region=region)
     items = [(f"{prefix.rstrip('/')}/{c.conn_id}", json.dumps(c.fields(show_secrets=True), sort_keys=True)) for c in conns]
     items += [(f"{variables_prefix.rstrip('/')}/{k}", v) for k, v in sorted(variables.items())]
-    tagged = [{"Key": k, "Value": v} for k, v in sorted((tags or {"ManagedBy": "airflow-infra"}).items())]
+    tagged = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+    try:
+        for name, _ in items:
+            why = _not_ours(sm, name, tags)
+            if why:
+                raise AirflowInfraError(f"{why}: nothing was pushed (choose another id in [airflow] of the "
+                                        "project's airflow-infra.toml, or another --prefix)")
+    except AirflowInfraError:
+        raise
+    except Exception as exc:
+        raise translate("Secrets Manager", "read", exc, error=AirflowInfraError) from None
     done, arns = [], {}
     for name, value in items:
         try:
@@ -50,17 +80,24 @@ def push_secrets_manager(conns: list[Connection], variables: dict[str, str], *, 
     return done, arns
 
 
-def delete_pushed(names: list[str], *, region: str) -> None:
-    """Schedule the deletion of pushed secrets, with AWS's recovery window (7 days): never forced."""
+def delete_pushed(names: list[str], *, region: str, tags: dict[str, str]) -> list[str]:
+    """Schedule the deletion of pushed secrets, with AWS's recovery window (7 days): never forced, and never
+    one that is not this project's (its tags say another's, or none). The names left alone, each said why."""
     from ..aws_clients import aws_client, error_code, translate
 
     sm = aws_client("secretsmanager", region=region)
+    left = []
     for name in names:
         try:
+            why = _not_ours(sm, name, tags)
+            if why:
+                left.append(why)
+                continue
             sm.delete_secret(SecretId=name, RecoveryWindowInDays=7)
         except Exception as exc:
             if error_code(exc) not in ("ResourceNotFoundException", "InvalidRequestException"):  # gone, or going
                 raise translate(f"Secrets Manager secret {name}", "delete", exc, error=AirflowInfraError) from None
+    return left
 
 
 def push_airflow(conns: list[Connection], variables: dict[str, str], *, airflow_bin: str = "airflow") -> list[tuple[str, str]]:

@@ -1,63 +1,132 @@
 """A secrets backend for Airflow 3 (`[secrets] backend = airflow_infra.airflow.secrets.AirflowInfraBackend`,
 `backend_kwargs = {"registry": "/path/to/projects.csv"}`): every registered project's connections and
 variables (the ids `airflow-infra connections` gives) read from the project's state and secret store at
-lookup time. No password is copied into Airflow's database, and a `rotate` holds from the next lookup.
+lookup time (catalog.py). No password is copied into Airflow's database.
 
-A project is found by its registry row's Config, else by an airflow-infra.toml in a repository on this
-machine. Importable only where Airflow is (Airflow's processes, in the platform's environment).
+Names are the projects': a name one project claims is served under that project only, a name two claim
+to nobody. Where the backend can tell which DAG asks — in a task, by the task's own bundle; while a DAG
+file is parsed, by the file on the call stack — a project's names go to that project's DAGs only, and
+another project's are refused with AirflowSecretsBackendAccessDenied (so Airflow does not go on to ask
+the api-server, which would serve them). Where it cannot (the api-server answering the execution API,
+a trigger), it serves every project's names: Airflow gives every task every connection its servers can
+read, and tasks run as the platform's own account. See the README's "Isolation between projects".
+
+Importable only where Airflow is (Airflow's processes, in the platform's environment).
 """
 
 from __future__ import annotations
 
 import json
-import logging
+import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from airflow.secrets.base_secrets import BaseSecretsBackend  # type: ignore[import-not-found]
 
-log = logging.getLogger(__name__)
+from .catalog import Catalog
+
+try:  # Airflow >= 3.2: an answer the dispatcher does not look past
+    from airflow.sdk.exceptions import AirflowSecretsBackendAccessDenied as _Denied  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - older Airflow: the task sees a failed lookup
+    _Denied = PermissionError
+
+NO_PROJECT = ""  # a DAG that is not a registered project's: it gets no project's names
 
 
-def project_dirs(registry: str | Path) -> list[Path]:
-    from ..registry import config_dir, read
-    from .bundles import local_directory
+def _bundle_storage() -> Path:
+    try:
+        from airflow.configuration import conf  # type: ignore[import-not-found]
 
-    out = []
-    for e in read(registry):
-        d = config_dir(registry, e) or local_directory(e.clone_url)
-        if d is not None and (d / "airflow-infra.toml").is_file():
-            out.append(d)
-    return out
+        configured = conf.get("dag_processor", "dag_bundle_storage_path", fallback=None)
+    except Exception:
+        configured = None
+    return Path(configured) if configured else Path(tempfile.gettempdir(), "airflow", "dag_bundles")
 
 
-def lookup(registry: str | Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """({conn_id: Airflow's JSON form}, {variable: value}) of every registered project with outputs."""
-    from ..airflow.connections import build
-    from ..commands import load, outputs
+def _in_a_dag_process() -> bool:
+    """A task, a DAG file's parse or a trigger: a process that talks to its supervisor, runs DAG code."""
+    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    return getattr(runner, "SUPERVISOR_COMMS", None) is not None
 
-    conns: dict[str, dict[str, Any]] = {}
-    variables: dict[str, str] = {}
-    for d in project_dirs(registry):
-        try:
-            project = load(d)
-            found, values = build(project.config, outputs(project, reveal=True))
-        except Exception as exc:  # one project's trouble never hides the others' connections
-            log.warning("airflow-infra: %s: %s", d, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            continue
-        conns.update({c.conn_id: c.fields(show_secrets=True) for c in found})
-        variables.update(values)
-    return conns, variables
+
+def _task_bundle() -> str | None:
+    """The bundle of the task instance running in this process, when there is one."""
+    try:
+        from airflow.sdk.definitions._internal.contextmanager import _CURRENT_CONTEXT  # type: ignore[import-not-found]
+
+        ti = _CURRENT_CONTEXT[-1]["ti"] if _CURRENT_CONTEXT else None
+        return str(ti.bundle_instance.name) if ti is not None else None
+    except Exception:
+        return None
+
+
+def _project_of(path: str, projects: dict[str, list[Path]], storage: Path) -> str | None:
+    """The project whose DAG files hold path: its working tree, its git bundle's clones, or its revision
+    published by `dags sync`."""
+    try:
+        real = Path(os.path.realpath(path))
+    except (OSError, ValueError):
+        return None
+    parts = real.parts
+    if ".airflow-infra" in parts:
+        i = parts.index(".airflow-infra")
+        if parts[i + 1:i + 2] == ("revisions",) and len(parts) > i + 2 and parts[i + 2] in projects:
+            return parts[i + 2]
+    for name, roots in projects.items():
+        for root in [*roots, storage / name]:
+            if real.is_relative_to(root):
+                return name
+    return None
+
+
+def asking_project(catalog: Catalog) -> str | None:
+    """Which project's DAG asks: a project's name, NO_PROJECT (a DAG of no project), or None (not known:
+    a server component, a trigger)."""
+    if not _in_a_dag_process():
+        return None
+    projects = catalog.roots()
+    bundle = _task_bundle()
+    if bundle in projects:
+        return bundle
+    storage = _bundle_storage()
+    frame = sys._getframe(1)
+    while frame is not None:  # the innermost DAG file on the stack: the one asking
+        found = _project_of(frame.f_code.co_filename, projects, storage)
+        if found is not None:
+            return found
+        frame = frame.f_back  # type: ignore[assignment]
+    return NO_PROJECT if bundle is not None else None
 
 
 class AirflowInfraBackend(BaseSecretsBackend):
     def __init__(self, registry: str, **kwargs: Any):
         super().__init__(**kwargs)
-        self.registry = registry
+        self.catalog = Catalog(registry)
+
+    def _check(self, kind: str, name: str, owner: str) -> None:
+        asker = asking_project(self.catalog)
+        if asker is not None and asker != owner:
+            who = f"project {asker}" if asker else "a DAG of no registered project"
+            raise _Denied(f"{kind} {name!r} belongs to project {owner}: {who} may not read it")
 
     def get_conn_value(self, conn_id: str, team_name: str | None = None) -> str | None:
-        conn = lookup(self.registry)[0].get(conn_id)
-        return json.dumps(conn) if conn is not None else None
+        from ..claims import CONNECTION
+
+        owner = self.catalog.owner(CONNECTION, conn_id)  # checked before anything of the owner's is read
+        if owner is None:
+            return None
+        self._check("connection", conn_id, owner)
+        found = self.catalog.connection(conn_id)
+        return json.dumps(found[1]) if found is not None else None
 
     def get_variable(self, key: str, team_name: str | None = None) -> str | None:
-        return lookup(self.registry)[1].get(key)
+        from ..claims import VARIABLE
+
+        owner = self.catalog.owner(VARIABLE, key)
+        if owner is None:
+            return None
+        self._check("variable", key, owner)
+        found = self.catalog.variable(key)
+        return found[1] if found is not None else None

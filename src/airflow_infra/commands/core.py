@@ -181,12 +181,15 @@ def _forget_pushed(txn, project: Project) -> None:
     from dataclasses import replace
 
     from ..airflow.push import delete_pushed
+    from ..ownership import project_tags
 
     names = sorted(txn.state.pushed)
     if not names:
         return
     txn.check_held()
-    delete_pushed(names, region=project.config.secrets.region)
+    p = project.config.project
+    for why in delete_pushed(names, region=project.config.secrets.region, tags=project_tags(p.name, p.environment)):
+        logging.getLogger(__name__).warning(f"{why}: not deleted")
     txn.commit(lambda s: replace(s, pushed={}))
     logging.getLogger(__name__).warning(f"the connection secrets `connections push` wrote are scheduled for deletion "
                                         f"(recoverable for 7 days): {', '.join(names)}")

@@ -29,8 +29,15 @@ def projects_show(registry: str | Path, project: str):
 def projects_add(registry: str | Path, *, project: str, url: str, repo: str = "", branch: str = "", path: str = "",
                  config: str = ""):
     from .. import registry as reg
+    from ..claims import claims
 
-    return reg.add(registry, reg.Entry(project, repo or project, url, branch, path, config))
+    entry = reg.Entry(project, repo or project, url, branch, path, config)
+    entries = reg.read(registry) if Path(registry).exists() else []
+    reg.check_rows([*entries, entry], str(registry))  # the row itself first: its own one-line errors
+    clash = claims(registry, [*entries, entry]).conflicts(project)
+    if clash:  # the second claim is refused, and nothing is written
+        raise ConfigError(f"{registry}: {clash[0]}; {project} was not added")
+    return reg.add(registry, entry)
 
 
 def projects_remove(registry: str | Path, project: str):
@@ -85,10 +92,15 @@ def _fleet(registry: str | Path, work: Callable[[str, Project], FleetResult], *,
     from concurrent.futures import ThreadPoolExecutor
 
     from .. import registry as reg
+    from ..claims import claims
 
-    entries = [e for e in reg.read(registry) if e.config]
+    entries = reg.read(registry)
+    refused = claims(registry, entries).refused()
+    entries = [e for e in entries if e.config]
 
     def one(e) -> FleetResult:
+        if e.project in refused:  # a name an earlier row's project claims: not this project's to use
+            return FleetResult(e.project, error=f"{registry}: {refused[e.project]}")
         directory = reg.config_dir(registry, e)
         assert directory is not None  # only entries with a Config are here
         if not (directory / "airflow-infra.toml").is_file():
