@@ -452,3 +452,16 @@ def git_daemon():
     finally:
         gitrepos.DAEMON.stop()
         gitrepos.DAEMON = None
+
+
+def readable_by_others(root: Path) -> list[str]:
+    """What under root another account could read or enter (links aside: their mode means nothing)."""
+    import stat
+
+    out = []
+    for d, dirs, files in os.walk(root):
+        for p in [Path(d), *(Path(d) / n for n in dirs + files)]:
+            mode = p.lstat().st_mode
+            if not stat.S_ISLNK(mode) and mode & 0o077:
+                out.append(f"{p} {oct(mode)}")
+    return sorted(set(out))

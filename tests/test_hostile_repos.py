@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import stat
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import readable_by_others
 from gitrepos import GIT_ENV, Repo, dag_source, git
 
 
@@ -64,17 +64,6 @@ def registry(path: Path, rows: list[tuple[str, str]], **columns: str) -> Path:
     path.write_text(f"Project,Repo,URL{',' + extra if extra else ''}\n" + "".join(
         f"{n},{n}-Workflows,{u}{',' + ','.join(columns.values()) if columns else ''}\n" for n, u in rows))
     return path
-
-
-def private(root: Path) -> list[str]:
-    """What under root another account could read or enter."""
-    out = []
-    for d, dirs, files in os.walk(root):
-        for p in [Path(d), *(Path(d) / n for n in dirs + files)]:
-            mode = p.lstat().st_mode
-            if not stat.S_ISLNK(mode) and mode & 0o077:
-                out.append(f"{p} {oct(mode)}")
-    return sorted(set(out))
 
 
 @pytest.fixture
@@ -285,5 +274,5 @@ def test_everything_sync_writes_is_this_accounts_only(tmp_path, good, git_daemon
         cli("dags", "install-importer", "--registry", str(reg), "--dags-folder", str(dags))
     finally:
         os.umask(old)
-    assert private(dags) == []
+    assert readable_by_others(dags) == []
     assert os.stat(dags / "remote" / "scripts" / "run.sh").st_mode & 0o700 == 0o700

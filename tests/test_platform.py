@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import Cli, connect_as
+from conftest import Cli, connect_as, readable_by_others
 from gitrepos import git
 
 from airflow_infra.local_server import free_port
@@ -42,13 +42,18 @@ class Api:
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read())
 
+    def xcom(self, dag_id: str, task_id: str) -> object:
+        """What the task of the last run returned."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{self.last_run}/taskInstances/{task_id}/xcomEntries/return_value"
+        return self.call("GET", path)["value"]
+
     def dag_ids(self) -> set[str]:
         return {d["dag_id"] for d in self.call("GET", "/api/v2/dags")["dags"]}
 
     def run(self, dag_id: str, timeout: float = 240) -> tuple[str, list[tuple[str, str]]]:
         """Unpause, trigger, wait: (the run's state, [(task, state)])."""
         self.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-        run = self.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})["dag_run_id"]
+        run = self.last_run = self.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})["dag_run_id"]
         deadline = time.monotonic() + timeout
         while (state := self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run}")["state"]) not in ("success", "failed"):
             assert time.monotonic() < deadline, f"{dag_id} still {state} after {timeout} s"
@@ -82,6 +87,30 @@ def passwords(project: Cli) -> list[str]:
     return [out[k]["value"] for k in ("etl_password", "reader_password")]
 
 
+PROBE = """import os
+
+import pendulum
+from airflow.sdk import DAG, BaseHook, Variable, task
+
+with DAG("{A}_probe", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False):
+
+    @task
+    def probe() -> dict:
+        def attempt(look):
+            try:
+                look()
+                return "served"
+            except Exception as exc:
+                return f"{type(exc).__name__}: {exc}"
+
+        return {"env": dict(os.environ), "own": BaseHook.get_connection("{A}_postgres").login,
+                "other_conn": attempt(lambda: BaseHook.get_connection("{B}_postgres")),
+                "other_var": attempt(lambda: Variable.get("{B}_workfiles_url"))}
+
+    probe()
+"""
+
+
 @pytest.fixture(scope="module")
 def platform(home, airflow_python, tmp_path_factory):
     root = tmp_path_factory.mktemp("platform")
@@ -92,6 +121,7 @@ def platform(home, airflow_python, tmp_path_factory):
         cli("new", n, str(root / n))
         projects[n] = Cli(root / n, home)
         projects[n]("up")
+    (root / a / "dags" / f"{a}_probe.py").write_text(PROBE.replace("{A}", a).replace("{B}", b))
     git("init", "--quiet", "--initial-branch=main", str(root / b), cwd=root)  # B lives in a repository Airflow clones
     git("add", "-A", cwd=root / b)
     git("commit", "--quiet", "-m", "first", cwd=root / b)
@@ -177,6 +207,76 @@ def test_up_again_changes_nothing_and_a_killed_scheduler_comes_back(platform):
         before["api-server"]]
 
 
+PLATFORM_KEYS = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC",
+                 "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY")
+
+
+def test_a_task_holds_no_platform_key_and_no_other_projects_secret(platform):
+    api = platform.api()
+    a, b = list(platform.projects)
+    deadline = time.monotonic() + 120
+    while f"{a}_probe" not in api.dag_ids():
+        assert time.monotonic() < deadline, f"DAGs listed: {api.dag_ids()}"
+        time.sleep(1)
+    assert api.run(f"{a}_probe") == ("success", [("probe", "success")])
+    found = api.xcom(f"{a}_probe", "probe")
+    assert isinstance(found, dict) and found["own"] == f"{a}_etl"  # its own project's connection: served
+    assert f"belongs to project {b}: project {a} may not read it" in found["other_conn"]
+    assert f"belongs to project {b}: project {a} may not read it" in found["other_var"]
+    keys = [platform.home / "platform" / "airflow" / "passwords.json"]
+    store = FileSecretStore(platform.home)
+    secrets = [store.get(k) for k in ("platform/fernet", "platform/jwt", "platform/session", "platform/metadata")]
+    assert all(secrets) and keys[0].is_file()
+    env = found["env"]
+    blocked = "airflow-db-not-allowed:///"  # what Airflow's task runner puts there itself
+    assert not [k for k in PLATFORM_KEYS if env.get(k, blocked) != blocked]
+    assert not [k for k, v in env.items() if any(s in v for s in secrets if s)]
+    other = passwords(platform.projects[b])
+    assert not [k for k, v in env.items() if any(p in v for p in other)]
+
+
+def test_every_file_of_the_platform_is_its_accounts_only(platform):
+    found = readable_by_others(platform.home / "platform")
+    assert found == [], found[:20]
+    logs = list((platform.home / "platform" / "airflow" / "logs").rglob("*.log"))
+    assert logs  # task logs are there, and private too
+
+
+def test_a_component_whose_pid_file_was_lost_is_found_and_stopped(platform):
+    before = {c["name"]: c["pid"] for c in platform.status()["components"]}
+    (platform.home / "platform" / "run" / "api-server.pid").unlink()  # the api-server rewrites its title and environ
+    assert [c["name"] for c in platform.status(expect=1)["components"] if not c["running"]] == ["api-server"]
+    back = platform.cli("platform", "up", "--registry", str(platform.registry))
+    assert "api-server: stopping what is left of it" in back.stderr and "Started: api-server" in back.stdout
+    assert not groups_alive({before["api-server"]})
+    (platform.home / "platform" / "run" / "scheduler.pid").unlink()
+    down = platform.cli("platform", "down")
+    assert "scheduler" in down.stdout and not groups_alive(set(before.values()))
+    platform.cli("platform", "up", "--registry", str(platform.registry))
+    assert platform.status()["healthy"]
+
+
+def test_ctrl_c_during_up_says_what_state_the_platform_is_in(platform):
+    before = {c["name"]: c["pid"] for c in platform.status()["components"]}
+    os.killpg(before["triggerer"], signal.SIGKILL)
+    up = platform.cli.popen("platform", "up", "--registry", str(platform.registry))
+    assert up.stderr is not None
+    lines = []
+    for line in up.stderr:
+        lines.append(line)
+        if line.startswith("triggerer: started"):
+            break
+    up.send_signal(signal.SIGINT)
+    out, err = up.communicate(timeout=120)
+    assert up.returncode == 130, lines + [err]
+    assert err.strip().splitlines()[-1] == (
+        "Interrupted: the platform is partly up (api-server, scheduler, dag-processor running; triggerer stopped): "
+        "`airflow-infra platform up` starts the rest, `airflow-infra platform down` stops it all")
+    assert "apply" not in err
+    assert [c["name"] for c in platform.status(expect=1)["components"] if not c["running"]] == ["triggerer"]
+    assert "Started: triggerer" in platform.cli("platform", "up", "--registry", str(platform.registry)).stdout
+
+
 def groups_alive(pgids: set[int]) -> set[int]:
     """Those of the process groups that still hold a live process."""
     alive = set()
@@ -254,7 +354,8 @@ def test_dags_bundles_are_read_by_another_airflows_dag_processor(platform, airfl
     script = f"export {line.strip()}\n{airflow} dag-processor --num-runs 2\n{airflow} dags list -o json"
     proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=600)
     listed = {d["dag_id"] for d in json.loads(proc.stdout.strip().splitlines()[-1])}
-    assert listed == {f"{n}_example_elt" for n in platform.projects}, proc.stderr[-2000:]
+    a = next(iter(platform.projects))
+    assert listed == {f"{n}_example_elt" for n in platform.projects} | {f"{a}_probe"}, proc.stderr[-2000:]
 
 
 def test_down_leaves_no_process_and_no_port(platform):

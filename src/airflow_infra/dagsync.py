@@ -15,14 +15,12 @@ one. The fetch is not forced, so rewritten history is reported rather than publi
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import gitcmd, gittree
 from .errors import AirflowInfraError
+from .files import make_private, private_files, write_private
 from .flock import exclusive
 from .names import check_name
 from .registry import Entry
@@ -79,36 +78,6 @@ def _ancestor(repo: Path, old: str, new: str) -> bool:
         return True
     except gitcmd.GitError:
         return False
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file of ours atomically, readable by this account only."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def private_files() -> Iterator[None]:
-    """What is made meanwhile (by us, git, or the check) is this account's only: umask 077."""
-    old = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def make_private(root: Path) -> None:
-    """Take group and other permissions off everything under root (a tree an older version wrote)."""
-    for d, dirs, files in os.walk(root):
-        for name in [*dirs, *files]:
-            path = os.path.join(d, name)
-            mode = os.lstat(path).st_mode
-            if mode & 0o077 and not os.path.islink(path):
-                os.chmod(path, mode & 0o7700)
-    os.chmod(root, os.stat(root).st_mode & 0o7700)
 
 
 def _published(link: Path) -> str | None:
@@ -179,7 +148,7 @@ class DagSync:
     def _run_checks(self, tree: Path, project: str, sha: str) -> None:
         _check_python(tree)
         _check_dagbag(tree)
-        _write_private(self._checked(project, sha), _airflow_version() + "\n")
+        write_private(self._checked(project, sha), _airflow_version() + "\n")
 
     def _needs_recheck(self, project: str, sha: str) -> bool:
         """A published revision is checked again when asked, or when the Airflow it passed with changed."""
@@ -199,7 +168,7 @@ class DagSync:
         ignore = self.dir / ".airflowignore"
         lines = ignore.read_text().splitlines() if ignore.exists() else []
         if IGNORE_LINE not in lines:
-            _write_private(ignore, "\n".join([*lines, IGNORE_LINE]) + "\n")
+            write_private(ignore, "\n".join([*lines, IGNORE_LINE]) + "\n")
 
     def _fetch(self, e: Entry) -> tuple[str, Path]:
         """The commit of the project's branch, and the repository to export it from: a local
@@ -254,7 +223,7 @@ class DagSync:
                 f"the branch's history was rewritten ({last[:12]} is not an ancestor of {sha[:12]}): not published"
             )
         if last != sha:
-            _write_private(seen, sha + "\n")
+            write_private(seen, sha + "\n")
 
     def _export(self, e: Entry, sha: str, repo: Path) -> Path:
         """The revision's tree (its Path subfolder) beside the published one; links out are refused."""
@@ -403,5 +372,5 @@ def install_importer(
     text = IMPORTER.format(
         registry=str(Path(registry).resolve()), dags_folder=str(folder), schedule=schedule, jobs=jobs, check=check
     )
-    _write_private(path, text)
+    write_private(path, text)
     return path

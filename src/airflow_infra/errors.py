@@ -133,3 +133,7 @@ class PlatformError(AirflowInfraError):
 
 class InstallFailed(PlatformError):
     """Airflow's virtualenv could not be made; the one in use, if any, is left as it was."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what it left behind said in one line (exit status 130)."""

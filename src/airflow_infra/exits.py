@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from .errors import AirflowInfraError
+from .errors import AirflowInfraError, Interrupted
 
 
 def _fail(message: str, status: int = 1) -> None:
@@ -49,7 +49,11 @@ def run(cli: click.Group, argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="airflow-infra", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Interrupted as exc:  # a command that knows what Ctrl-C left says so
+        _fail(str(exc), 130)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C into Abort
+        if isinstance(exc.__context__, Interrupted):
+            _fail(str(exc.__context__), 130)
         if isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):
             _fail("Interrupted; what finished is in the state, and the next apply carries on.", 130)
         _fail("Aborted.")

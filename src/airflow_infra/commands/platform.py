@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -12,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, PlatformError
+from ..errors import ConfigError, Interrupted, PlatformError
+from ..files import write_private
 from ..home import home_dir
 
 
@@ -89,12 +91,9 @@ def platform_up(registry: str | Path = "projects.csv", *, on_progress: Callable[
                 timeout: float = 300.0) -> PlatformStatus:
     """Start what is not running (or runs with another configuration, or hangs) and wait until Airflow is
     healthy; a no-op when all is. What can be checked is checked before a working platform is touched;
-    on a failure after that, the components started by this call are stopped again."""
-    from ..airflow.bundles import bundles
-    from ..local_server import LocalServer, port_in_use
-    from ..platform import airflowcfg, metadata
-    from ..platform.environment import airflow_executable
-    from ..platform.processes import COMPONENTS, Supervisor
+    on a failure after that, the components started by this call are stopped again. Ctrl-C says what
+    state it left the platform in (Interrupted)."""
+    from ..files import make_private
     from ..platform.settings import load_settings
 
     progress = on_progress or (lambda message: None)
@@ -102,12 +101,55 @@ def platform_up(registry: str | Path = "projects.csv", *, on_progress: Callable[
     settings = load_settings(registry)
     home = home_dir()
     root = _root(home)
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not (root / ".private").exists():  # a tree an older version left readable to other accounts
+        make_private(root)
+        write_private(root / ".private", "every file here is this account's only\n")
+    _say_conflicts(registry, progress)
+    try:
+        return _up(registry, settings, root, home, progress, timeout)
+    except KeyboardInterrupt:
+        raise Interrupted(_interrupted(root)) from None
+
+
+def _say_conflicts(registry: Path, progress: Callable[[str], None]) -> None:
+    """Names two projects claim: the secrets backend serves them to nobody; said before Airflow starts."""
+    from ..claims import claims
+    from ..registry import read
+
+    for line in claims(registry, read(registry)).conflicts():
+        progress(f"warning: {registry}: {line}: served to nobody")
+
+
+def _interrupted(root: Path) -> str:
+    """What Ctrl-C left: which components run, which do not, and what to do."""
+    from ..platform.processes import COMPONENTS, Supervisor
+
+    sup = Supervisor(root)
+    up = [c for c in COMPONENTS if sup.running(c) is not None]
+    down = [c for c in COMPONENTS if c not in up]
+    if not up:
+        return ("Interrupted: the platform is stopped (what this run started was stopped again); "
+                "`airflow-infra platform up` starts it")
+    if not down:
+        return "Interrupted: every component was running already and still is; nothing was changed"
+    return (f"Interrupted: the platform is partly up ({', '.join(up)} running; {', '.join(down)} stopped): "
+            "`airflow-infra platform up` starts the rest, `airflow-infra platform down` stops it all")
+
+
+def _up(registry: Path, settings, root: Path, home: Path, progress: Callable[[str], None],
+        timeout: float) -> PlatformStatus:
+    from ..airflow.bundles import bundles
+    from ..local_server import LocalServer, port_in_use
+    from ..platform import airflowcfg, metadata
+    from ..platform.environment import airflow_executable
+    from ..platform.processes import COMPONENTS, Supervisor
+
     airflow = airflow_executable(settings, root, progress)
     server = LocalServer(home)
     url = metadata.ensure(server)
     airflow_home = root / "airflow"
-    airflow_home.mkdir(exist_ok=True)
+    airflow_home.mkdir(exist_ok=True, mode=0o700)
     cfg = airflowcfg.airflow_cfg(settings, airflow_home, registry, bundles(registry))
     secrets = airflowcfg.secrets_env(server.secrets, url)
     env = airflowcfg.process_env(airflow, airflow_home, home, secrets)
@@ -115,7 +157,8 @@ def platform_up(registry: str | Path = "projects.csv", *, on_progress: Callable[
     sup = Supervisor(root, airflow_home)
     with sup.locked():
         api = sup.running("api-server")
-        if (api is None or _running_port(root) != settings.port) and port_in_use(settings.port):
+        ours = api is None and bool(sup.leftovers("api-server"))  # a copy whose pid file was lost holds the port
+        if (api is None or _running_port(root) != settings.port) and port_in_use(settings.port) and not ours:
             raise PlatformError(f"[platform] port: 127.0.0.1:{settings.port} is in use by another program; set "
                                 f"another port in [platform] of {registry.parent / 'airflow-infra.toml'}; nothing "
                                 "was started or stopped")
@@ -128,10 +171,10 @@ def platform_up(registry: str | Path = "projects.csv", *, on_progress: Callable[
                 progress(f"{c}: stopping what is left of it")
                 sup.stop(c, timeout=10)
         todo = [c for c in COMPONENTS if sup.running(c) is None]
-        (airflow_home / "airflow.cfg").write_text(cfg)
+        write_private(airflow_home / "airflow.cfg", cfg)
         airflowcfg.write_passwords(airflow_home, server.secrets.get_or_create(airflowcfg.ADMIN_PASSWORD))
         _migrate(airflow, env, secrets, root, server, progress)
-        (root / "run" / "settings.json").write_text(json.dumps({"port": settings.port}) + "\n")
+        write_private(root / "run" / "settings.json", json.dumps({"port": settings.port}) + "\n")
         started: list[str] = []
         since = time.time()
         try:
@@ -139,7 +182,7 @@ def platform_up(registry: str | Path = "projects.csv", *, on_progress: Callable[
                 argv = [str(airflow), c] + {"api-server": ["--host", "127.0.0.1", "--port", str(settings.port)],
                                             "scheduler": ["--skip-serve-logs"],
                                             "triggerer": ["--skip-serve-logs"]}.get(c, [])
-                sup.start(c, argv, env, airflow_home, digest)
+                sup.start(c, argv, airflowcfg.component_env(c, env), airflow_home, digest)
                 started.append(c)
                 progress(f"{c}: started (log: {sup.log(c)})")
             _wait_healthy(sup, secrets, settings.port, timeout, progress, since=since if started else 0.0)
@@ -164,10 +207,10 @@ def _migrate(airflow: Path, env: dict[str, str], secrets: dict[str, str], root: 
         return
     progress("migrating Airflow's metadata database")
     log = root / "logs" / "db-migrate.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as out:
+    log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as out:
         proc = subprocess.run([str(airflow), "db", "migrate"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, timeout=900)
+                              stdin=subprocess.DEVNULL, timeout=900, umask=0o077)
     last = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:] or ["no output"]
     if proc.returncode != 0:
         raise PlatformError(f"`airflow db migrate` failed: {_redacted(last[0], secrets)[:300]} (log: {log}); nothing "
@@ -175,8 +218,8 @@ def _migrate(airflow: Path, env: dict[str, str], secrets: dict[str, str], root: 
     if not migrated(server):
         raise PlatformError(f"`{airflow} db migrate` made no Airflow schema: is [platform] airflow_bin an Airflow? "
                             "nothing was started")
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(key + "\n")
+    marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(marker, key + "\n")
 
 
 def _redacted(text: str, secrets: dict[str, str]) -> str:

@@ -1,6 +1,8 @@
-"""What the platform tells Airflow: airflow.cfg in its AIRFLOW_HOME (no secret in it), and the processes'
-environment, which carries the secrets (the metadata database's URL, the JWT and session keys, the
-Fernet key) from the home's secret store into the processes only."""
+"""What the platform tells Airflow: airflow.cfg in its AIRFLOW_HOME (no secret in it, no credential of a
+repository either: bundles name a connection for those), and each component's environment, which carries
+the secrets it needs (the metadata database's URL, the JWT and session keys, the Fernet key) from the
+home's secret store into that component only. Tasks get none of them (executor.py). Every file Airflow
+writes (logs, task logs, clones) is this account's only: umask 077, and task logs made 0600."""
 
 from __future__ import annotations
 
@@ -10,12 +12,15 @@ import json
 import os
 from pathlib import Path
 
+from ..files import write_private
 from ..secretstores.file import FileSecretStore
 from .settings import PlatformSettings
 
 ADMIN = "admin"
 ADMIN_PASSWORD = "platform/admin"
 SIMPLE_AUTH = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+EXECUTORS = {"LocalExecutor": "airflow_infra.platform.executor.LocalExecutor"}  # its workers hold no key
+SESSION_KEY = "AIRFLOW__API__SECRET_KEY"  # signs the UI's sessions: the api-server's alone
 
 
 def airflow_cfg(settings: PlatformSettings, airflow_home: Path, registry: Path, bundles: list[dict]) -> str:
@@ -23,7 +28,7 @@ def airflow_cfg(settings: PlatformSettings, airflow_home: Path, registry: Path, 
     cfg = configparser.ConfigParser(interpolation=None)
     cfg.read_dict({
         # the LocalExecutor starts `parallelism` workers at once (Airflow's default, 32, is 5 GB of them here)
-        "core": {"executor": settings.executor, "load_examples": "False", "auth_manager": SIMPLE_AUTH,
+        "core": {"executor": EXECUTORS[settings.executor], "load_examples": "False", "auth_manager": SIMPLE_AUTH,
                  "parallelism": str(settings.parallelism or max(4, 2 * (os.cpu_count() or 2))),
                  "simple_auth_manager_users": f"{ADMIN}:admin",
                  "simple_auth_manager_passwords_file": str(airflow_home / "passwords.json")},
@@ -35,7 +40,8 @@ def airflow_cfg(settings: PlatformSettings, airflow_home: Path, registry: Path, 
                     "backend_kwargs": json.dumps({"registry": str(registry)})},
         # task logs are files on this machine, which the api-server reads: no log servers (Airflow would
         # bind them on every interface)
-        "logging": {"base_log_folder": str(airflow_home / "logs")},
+        "logging": {"base_log_folder": str(airflow_home / "logs"), "file_task_handler_new_file_permissions": "0o600",
+                    "file_task_handler_new_folder_permissions": "0o700"},
     })
     for section in cfg.sections():  # Airflow reads airflow.cfg with % interpolation: a % in a path is %%
         for key, value in cfg[section].items():
@@ -58,8 +64,13 @@ def secrets_env(store: FileSecretStore, metadata_url: str) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata_url.replace("+psycopg:", "+psycopg_async:", 1),
         "AIRFLOW__CORE__FERNET_KEY": store.get("platform/fernet") or "",
         "AIRFLOW__API_AUTH__JWT_SECRET": store.get_or_create("platform/jwt"),
-        "AIRFLOW__API__SECRET_KEY": store.get_or_create("platform/session"),
+        SESSION_KEY: store.get_or_create("platform/session"),
     }
+
+
+def component_env(component: str, env: dict[str, str]) -> dict[str, str]:
+    """What one component is given: the session key only to the api-server, which signs the UI's sessions."""
+    return env if component == "api-server" else {k: v for k, v in env.items() if k != SESSION_KEY}
 
 
 def process_env(airflow: Path, airflow_home: Path, home: Path, secrets: dict[str, str]) -> dict[str, str]:
@@ -75,8 +86,4 @@ def process_env(airflow: Path, airflow_home: Path, home: Path, secrets: dict[str
 
 def write_passwords(airflow_home: Path, password: str) -> None:
     """The simple auth manager's own password file (0600): the one secret Airflow reads from a file."""
-    path = airflow_home / "passwords.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({ADMIN: password}, f)
-    os.chmod(path, 0o600)
+    write_private(airflow_home / "passwords.json", json.dumps({ADMIN: password}))

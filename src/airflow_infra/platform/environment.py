@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ConfigError, InstallFailed
+from ..files import write_private
 from .settings import PlatformSettings
 
 PROVIDERS = ("apache-airflow-providers-amazon", "apache-airflow-providers-git")
@@ -63,14 +64,16 @@ def airflow_executable(settings: PlatformSettings, root: Path, on_progress: Call
 
 def _install(env: Path, reqs: list[str], on_progress: Callable[[str], None]) -> None:
     shutil.rmtree(env, ignore_errors=True)  # an install cut short: ours, never used (no .installed)
-    env.parent.mkdir(parents=True, exist_ok=True)
+    env.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     log = env.parent / f"{env.name}.log"
     on_progress(f"installing Apache Airflow into {env} (once; log: {log})")
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, capture_output=True, timeout=300)
-        with open(log, "w") as out:
+        # umask 077: the virtualenv is this account's only, as everything under the platform's root
+        subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, capture_output=True, timeout=300,
+                       umask=0o077)
+        with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as out:
             proc = subprocess.Popen([str(env / "bin" / "pip"), "install", "--disable-pip-version-check", *reqs],
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, umask=0o077)
             assert proc.stdout is not None
             for line in proc.stdout:
                 out.write(line)
@@ -85,4 +88,4 @@ def _install(env: Path, reqs: list[str], on_progress: Callable[[str], None]) -> 
         lines = [ln for ln in log.read_text().splitlines() if ln.startswith("ERROR")] or ["pip failed"]
         reason = lines[0].split(" (from versions:")[0][:300]  # pip lists every version there is
         raise InstallFailed(f"installing Airflow failed: {reason} (full log: {log}); nothing was started")
-    (env / ".installed").write_text(json.dumps(reqs) + "\n")
+    write_private(env / ".installed", json.dumps(reqs) + "\n")

@@ -3,14 +3,17 @@ stopped together), with a log file and a pid file ("<pid> <start time> <config d
 tells a live component from a reused pid after a reboot, the digest one started with another
 configuration (restarted by the next `up`).
 
-A component is running when its main process lives and is not stopped (SIGSTOP: hung, restarted by
-`up`). What a component leaves behind (its children after its main process was killed, a copy whose
-pid file was deleted) is found by its process group or by its environment (AIRFLOW_HOME and its
-command line) and stopped before anything is started again."""
+Each component is started holding a lock of its own (run/<component>.lock, flocked, its descriptor
+inherited): the kernel says which processes hold it, whatever they do to their title or environment
+(the api-server rewrites both). A component is running when its main process lives and is not stopped
+(SIGSTOP: hung, restarted by `up`). What a component leaves behind — its children after its main process
+was killed, a copy whose pid file was deleted — holds the lock still: it is found by it and stopped
+before anything is started again. Logs and run files are this account's only."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -21,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import PlatformError
+from ..files import write_private
 from ..flock import exclusive
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -59,7 +64,7 @@ class Supervisor:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """One `up` or `down` at a time: two at once would start a component twice."""
-        self.run.mkdir(parents=True, exist_ok=True)
+        self.run.mkdir(parents=True, exist_ok=True, mode=0o700)
         with exclusive(self.run / "platform.lock"):
             yield
 
@@ -79,38 +84,69 @@ class Supervisor:
             return None
         return Running(found[0], found[2])
 
-    def leftovers(self, component: str) -> set[int]:
-        """Process groups of this component that are not its running one: the group of a main process
-        killed alone, or a copy started beside it (a pid file deleted), found by AIRFLOW_HOME."""
-        found, live = self._pidfile(component), self.running(component)
-        groups = {found[0]} if found and live is None and _group_alive(found[0]) else set()
-        want = f"AIRFLOW_HOME={self.airflow_home}".encode()
-        names = {component.encode(), component.replace("-", "_").encode()}  # argv, or a process title Airflow set
+    def _lock(self, component: str) -> Path:
+        return self.run / f"{component}.lock"
+
+    def holders(self, component: str) -> set[int]:
+        """The processes that hold the component's lock: it, its children, and any copy of it."""
+        try:
+            st = os.stat(self._lock(component))
+        except OSError:
+            return set()
+        want, out = (st.st_dev, st.st_ino), set()
         for d in Path("/proc").iterdir():
             if not d.name.isdigit():
                 continue
             try:
-                words = (d / "cmdline").read_bytes().replace(b"\0", b" ").split()
-                if not any(w.endswith(b"airflow") and nxt in names for w, nxt in zip(words, words[1:], strict=False)):
-                    continue
-                if want not in (d / "environ").read_bytes().split(b"\0"):
-                    continue
-            except OSError:
+                fds = list((d / "fd").iterdir())
+            except OSError:  # gone, or not ours to read
                 continue
-            fields = _stat(int(d.name))
-            if fields is not None and (live is None or int(fields[2]) != live.pid):
-                groups.add(int(fields[2]))
-        return groups
+            for fd in fds:
+                try:
+                    found = os.stat(fd)
+                except OSError:
+                    continue
+                if (found.st_dev, found.st_ino) == want:
+                    out.add(int(d.name))
+                    break
+        return out
+
+    def _held_groups(self, component: str) -> dict[int, int]:
+        """{process group: session} of the live processes that hold the component's lock."""
+        out = {}
+        for pid in self.holders(component):
+            fields = _stat(pid)  # [state, ppid, pgrp, session, ...]
+            if fields is not None and fields[0] not in ("Z", "X"):
+                out[int(fields[2])] = int(fields[3])
+        return out
+
+    def leftovers(self, component: str) -> set[int]:
+        """Process groups of this component that are not of its running one: the group of a main process
+        killed alone, or a copy started beside it (a pid file deleted), found by the lock they hold. A
+        running one's tasks have groups of their own, in its session: they are not leftovers."""
+        found, live = self._pidfile(component), self.running(component)
+        groups = {found[0]} if found and live is None and _group_alive(found[0]) else set()
+        return groups | {g for g, session in self._held_groups(component).items() if live is None or session != live.pid}
 
     def start(self, component: str, argv: list[str], env: dict[str, str], cwd: Path, digest: str) -> int:
-        self.run.mkdir(parents=True, exist_ok=True)
-        self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.log(component), "ab") as log:
-            log.write(f"\n--- airflow-infra platform: starting {component} at {time.ctime()} ---\n".encode())
-            log.flush()
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    cwd=cwd, start_new_session=True)
-        (self.run / f"{component}.pid").write_text(f"{proc.pid} {_start_time(proc.pid)} {digest}\n")
+        for d in (self.run, self.logs):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self._lock(component), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            try:  # held: a copy is still there (the caller stops leftovers first, so this is a race lost)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise PlatformError(f"{component}: another copy holds {self._lock(component)}; run "
+                                    "`airflow-infra platform down`, then `up`") from None
+            log = os.open(self.log(component), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(log, "ab") as out:
+                out.write(f"\n--- airflow-infra platform: starting {component} at {time.ctime()} ---\n".encode())
+                out.flush()
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                        cwd=cwd, start_new_session=True, pass_fds=(fd,), umask=0o077)
+        finally:
+            os.close(fd)  # the component holds the lock now, for as long as it or a child lives
+        write_private(self.run / f"{component}.pid", f"{proc.pid} {_start_time(proc.pid)} {digest}\n")
         return proc.pid
 
     def stop(self, component: str, *, timeout: float = 30.0) -> bool:
@@ -118,8 +154,8 @@ class Supervisor:
         timeout; True when there was one."""
         groups = self.leftovers(component)
         live = self.running(component)
-        if live is not None:
-            groups.add(live.pid)
+        if live is not None:  # it, and the groups its tasks run in
+            groups |= {live.pid} | {g for g, session in self._held_groups(component).items() if session == live.pid}
         for pgid in groups:
             _stop_group(pgid, timeout)
         (self.run / f"{component}.pid").unlink(missing_ok=True)
