@@ -37,17 +37,18 @@ def import_terraform(tfstate: str | Path, project_dir: str | Path = ".", *, name
     from ..config import validate_config
     from ..resources import Resource
     from ..state.base import State, transaction
-    from ..terraform import read_seed_state, render_adoption_config
+    from ..terraform import printable, read_seed_state, render_adoption_config
 
     project_dir = Path(project_dir).resolve()
     config_path = project_dir / CONFIG_FILE
     if config_path.exists():
         raise ConfigError(f"{config_path}: already exists; import-terraform writes a new one (move it away first)")
-    seed = read_seed_state(tfstate, module=module)
+    seed = read_seed_state(tfstate, module=module)  # all checked before anything is looked up or written
+    src = printable(str(tfstate))  # in messages: one line, whatever the file's name
     name, text = render_adoption_config(seed, name=name, environment=environment, region=region,
                                         allow_security_groups=list(allow_security_groups),
                                         allow_cidrs=list(allow_cidrs), connect_through=connect_through)
-    project = Project(project_dir, validate_config(tomllib.loads(text), f"{CONFIG_FILE} (for {tfstate})"), home_dir())
+    project = Project(project_dir, validate_config(tomllib.loads(text), f"{CONFIG_FILE} (for {src})"), home_dir())
     target = project.target()
     try:
         desired = {r.address: r for r in target.desired()}
@@ -57,11 +58,11 @@ def import_terraform(tfstate: str | Path, project_dir: str | Path = ".", *, name
             r = desired[address].resolved(lambda a: adopted[a].attrs if a in adopted else None, unknown=None)
             found = providers[r.type].read(r, None)
             if found is None:
-                raise AirflowInfraError(f"{tfstate}: {r.type} {r.attrs.get('name') or r.attrs.get('identifier')!r} is in "
+                raise AirflowInfraError(f"{src}: {r.type} {r.attrs.get('name') or r.attrs.get('identifier')!r} is in "
                                         f"the Terraform state but not in AWS ({project.config.region}): nothing adopted")
             adopted[address] = Resource(r.type, r.name, dict(found.attrs), r.depends_on)
         if seed.security_group_id and adopted["aws_security_group.db"].attrs["id"] != seed.security_group_id:
-            raise AirflowInfraError(f"{tfstate}: security group {seed.security_group_name!r} is "
+            raise AirflowInfraError(f"{src}: security group {seed.security_group_name!r} is "
                                     f"{adopted['aws_security_group.db'].attrs['id']} in AWS, not {seed.security_group_id}")
         db = desired.get("postgres_database.main")
         if db is not None and seed.database == db.attrs["name"]:
