@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
-from gitrepos import EXT_ALLOWED, Repo, dag_source  # noqa: E402
+from gitrepos import Daemon, Repo, dag_source  # noqa: E402
 
 CLI = [sys.executable, "-m", "airflow_infra"]
 
@@ -25,12 +26,63 @@ def _run(cmd, env=None) -> float:
     return time.perf_counter() - start
 
 
+class SlowProxy:
+    """A TCP proxy to `git daemon` that waits `latency` seconds before each connection goes through: a
+    stand-in for a network round trip, the same for the seed's loop and for the sync."""
+
+    def __init__(self, daemon: Daemon, latency: float):
+        import socket
+        import threading
+
+        self.daemon, self.latency = daemon, latency
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+
+            def serve(client: socket.socket = client) -> None:
+                time.sleep(self.latency)
+                upstream = socket.create_connection(("127.0.0.1", self.daemon.port))
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+            threading.Thread(target=serve, daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:
+        import socket
+
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def url(self, path: Path) -> str:
+        return f"git://127.0.0.1:{self.port}{path}"
+
+
 def sync_rows(n: int = 50, *, latency: float = 0.0) -> list[tuple[str, float, str]]:
-    """With latency, every remote is reached through git's ext:: transport after a sleep: a stand-in
-    for a network round trip, the same for the seed's loop and for the sync."""
+    """With latency, every remote is reached over git:// through a proxy that waits before each
+    connection (SlowProxy)."""
     tmp = Path(tempfile.mkdtemp(prefix="airflow-infra-bench-dags-"))
-    env = {**os.environ, **EXT_ALLOWED}
+    env = dict(os.environ)
     where = f", remotes {latency * 1000:.0f} ms away" if latency else ", local remotes"
+    daemon = Daemon() if latency else None
+    proxy = SlowProxy(daemon, latency) if daemon else None
     try:
         repos = []
         for i in range(n):
@@ -41,7 +93,7 @@ def sync_rows(n: int = 50, *, latency: float = 0.0) -> list[tuple[str, float, st
             repos.append(r)
         reg = tmp / "projects.csv"
         def url(r):
-            return f"ext::sh -c sleep% {latency};% %S% {r.remote}" if latency else r.url
+            return proxy.url(r.remote) if proxy else r.url
 
         reg.write_text("Project,Repo,URL\n" + "".join(f"{r.name},{r.name},{url(r)}\n" for r in repos))
 
@@ -61,6 +113,8 @@ def sync_rows(n: int = 50, *, latency: float = 0.0) -> list[tuple[str, float, st
             out.append((f"dags sync, no change, --jobs {jobs}", again, "target <= 2 s"))
         return out
     finally:
+        if daemon:
+            daemon.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
