@@ -105,6 +105,10 @@ def attacks(outside: Path) -> dict:
         return tree(repo, [("40000", comp, level), ("120000", "a", blob(repo, comp.encode())), ("40000", "a", through),
                            ("120000", "escape", blob(repo, escape.encode())), ("40000", "escape", payload)])
 
+    def loop(repo):  # inside the tree, but a walk that follows links never ends (Airflow's does)
+        inner = tree(repo, [("120000", "again", blob(repo, b"..")), ("100644", "x.py", blob(repo, b"X = 1\n"))])
+        return tree(repo, [("40000", "sub", inner)])
+
     def dotdot_name(repo):
         return tree(repo, [("100644", "..", blob(repo, b"X = 1\n"))])
 
@@ -112,7 +116,7 @@ def attacks(outside: Path) -> dict:
         return tree(repo, [("120000", "abs", blob(repo, str(outside).encode()))])
 
     return {"duplicate_link_then_folder": duplicate_link_then_folder, "duplicate_file": duplicate_file,
-            "link_chain": link_chain, "long_chain": long_chain, "dotdot_name": dotdot_name,
+            "link_chain": link_chain, "long_chain": long_chain, "dotdot_name": dotdot_name, "loop": loop,
             "absolute_link": absolute_link}
 
 
@@ -137,12 +141,12 @@ def test_a_crafted_tree_is_refused_and_writes_nothing_outside(tmp_path, good, at
 def test_links_inside_the_tree_are_kept(tmp_path, good):
     r = Repo(tmp_path, "linked")
     r.commit({"dags/shared/util.py": "U = 1\n", "dags/x.py": dag_source("linked_x")}, "first",
-             symlinks={"dags/util.py": "shared/util.py", "dags/here": "."})
+             symlinks={"dags/util.py": "shared/util.py", "dags/lib": "shared"})
     reg = registry(tmp_path / "projects.csv", [("linked", r.url)])
     dags = tmp_path / "dags"
     assert sync(reg, dags, expect=0)["linked"]["result"] == "published"
     assert (dags / "linked" / "dags" / "util.py").read_text() == "U = 1\n"
-    assert os.readlink(dags / "linked" / "dags" / "here") == "."
+    assert os.readlink(dags / "linked" / "dags" / "lib") == "shared"
 
 
 def test_a_missing_path_fails_its_project_only(tmp_path, good):

@@ -8,7 +8,8 @@ No archive is extracted: a tar parser resolves links on the filesystem as it wri
   or a file where a folder is, is refused);
 - a link is resolved against the tree's own listing, as the kernel would resolve it once written (its
   target relative to its folder, '..' after a link leaving from the link's target, at most 40 links):
-  a link that is absolute or resolves above the tree is refused, before anything is written;
+  a link that is absolute or resolves above the tree is refused, before anything is written, and so is one
+  to a folder above itself (Airflow walks DAG folders following links: a loop would stop every project's);
 - every write goes through a folder opened with O_NOFOLLOW relative to the one above it, and every file
   is created with O_EXCL|O_NOFOLLOW: no write can follow a link, whatever the tree holds.
 Files are 0600 (0700 when executable), folders 0700: the DAG folder is this account's alone.
@@ -110,8 +111,11 @@ def check(entries: list[tuple[str, str, tuple[str, ...]]], targets: dict[str, by
                 )
     links = {parts: targets[oid].decode("utf-8", "surrogateescape") for mode, oid, parts in entries if mode == "120000"}
     for parts, target in links.items():
-        if target.startswith("/") or resolve(parts, links) is None:
+        leads = None if target.startswith("/") else resolve(parts, links)
+        if leads is None:
             raise TreeRefused(f"refused: the link {'/'.join(parts)!r} -> {target!r} leads outside the tree")
+        if parts[: len(leads)] == leads:  # a folder above the link: a walk that follows links never ends
+            raise TreeRefused(f"refused: the link {'/'.join(parts)!r} -> {target!r} leads to a folder above it (a loop)")
 
 
 class _Blobs:
