@@ -109,6 +109,14 @@ def attacks(outside: Path) -> dict:
         inner = tree(repo, [("120000", "again", blob(repo, b"..")), ("100644", "x.py", blob(repo, b"X = 1\n"))])
         return tree(repo, [("40000", "sub", inner)])
 
+    def folder_link(repo):  # inside, but Airflow refuses a DAG folder in which a folder is reached twice
+        inner = tree(repo, [("100644", "x.py", blob(repo, b"X = 1\n"))])
+        return tree(repo, [("40000", "sub", inner), ("120000", "alias", blob(repo, b"sub"))])
+
+    def bomb(repo):  # a few kilobytes naming one folder of 1,000 files 200 times: 200,000 files
+        files = tree(repo, [("100644", f"f{i:04d}.py", blob(repo, b"")) for i in range(1000)])
+        return tree(repo, [("40000", f"d{i:03d}", files) for i in range(200)])
+
     def dotdot_name(repo):
         return tree(repo, [("100644", "..", blob(repo, b"X = 1\n"))])
 
@@ -117,6 +125,7 @@ def attacks(outside: Path) -> dict:
 
     return {"duplicate_link_then_folder": duplicate_link_then_folder, "duplicate_file": duplicate_file,
             "link_chain": link_chain, "long_chain": long_chain, "dotdot_name": dotdot_name, "loop": loop,
+            "folder_link": folder_link, "bomb": bomb,
             "absolute_link": absolute_link}
 
 
@@ -141,12 +150,12 @@ def test_a_crafted_tree_is_refused_and_writes_nothing_outside(tmp_path, good, at
 def test_links_inside_the_tree_are_kept(tmp_path, good):
     r = Repo(tmp_path, "linked")
     r.commit({"dags/shared/util.py": "U = 1\n", "dags/x.py": dag_source("linked_x")}, "first",
-             symlinks={"dags/util.py": "shared/util.py", "dags/lib": "shared"})
+             symlinks={"dags/util.py": "shared/util.py", "dags/again.py": "util.py"})
     reg = registry(tmp_path / "projects.csv", [("linked", r.url)])
     dags = tmp_path / "dags"
     assert sync(reg, dags, expect=0)["linked"]["result"] == "published"
     assert (dags / "linked" / "dags" / "util.py").read_text() == "U = 1\n"
-    assert os.readlink(dags / "linked" / "dags" / "lib") == "shared"
+    assert os.readlink(dags / "linked" / "dags" / "again.py") == "util.py"
 
 
 def test_a_missing_path_fails_its_project_only(tmp_path, good):
@@ -160,17 +169,61 @@ def test_a_missing_path_fails_its_project_only(tmp_path, good):
     assert results["good"]["result"] == "published"
 
 
-@pytest.mark.parametrize("url", ["fd::3", "ext::sh -c touch% /tmp/airflow-infra-ext-pwned", "http://127.0.0.1:9/x.git"])
-def test_a_transport_git_must_not_use_is_refused_when_the_registry_is_read(tmp_path, good, url):
+@pytest.mark.parametrize("url", ["fd::3", "ext::sh -c touch% /tmp/airflow-infra-ext-pwned", "http://127.0.0.1:9/x.git",
+                                 "HTTPS://127.0.0.1:9/x.git"])
+def test_a_transport_git_must_not_use_fails_its_project_only_and_is_never_added(tmp_path, good, url):
     reg = registry(tmp_path / "projects.csv", [("good", good.url), ("bad", url)])
     start = time.monotonic()
-    proc = cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(tmp_path / "dags"), expect=1)
+    results = sync(reg, tmp_path / "dags", expect=1)
     assert time.monotonic() - start < 30
-    [line] = proc.stderr.strip().splitlines()
-    assert f"{reg}: line 3: URL" in line and "is not allowed (allowed: https, ssh, git, file" in line
-    assert not (tmp_path / "dags").exists() and not Path("/tmp/airflow-infra-ext-pwned").exists()
+    assert results["good"]["result"] == "published"
+    assert results["bad"]["result"] == "failed" and "is not allowed (allowed: https, ssh, git, file" in results["bad"]["error"]
+    assert not Path("/tmp/airflow-infra-ext-pwned").exists()
     refused = cli("projects", "add", "bad2", url, "--registry", str(tmp_path / "other.csv"), expect=1)
-    assert "is not allowed" in refused.stderr and not (tmp_path / "other.csv").exists()
+    [line] = refused.stderr.strip().splitlines()
+    assert "line 2: URL" in line and "is not allowed" in line and not (tmp_path / "other.csv").exists()
+
+
+@pytest.mark.parametrize(("column", "value", "said"), [
+    ("Branch", "main:refs/heads/evil", "is not a branch name"), ("Branch", "--upload-pack=x", "is not a branch name"),
+    ("Path", "./dags", "without '.' or '..' parts"), ("URL", "~nosuchuser-xyz/repo", "is not a URL git can use"),
+    ("URL", "https://u:pw@example.com:99999/o/r.git", "is not a URL git can use"),
+    ("Config", "x\u2028aa", "control or line-separating character")])
+def test_a_row_git_would_misread_is_refused_in_one_line(tmp_path, good, column, value, said):
+    row = {"Project": "odd", "Repo": "odd", "URL": good.url, "Branch": "", "Path": "", "Config": "", column: value}
+    reg = tmp_path / "projects.csv"
+    reg.write_text("Project,Repo,URL,Branch,Path,Config\n" + ",".join(row.values()) + "\n")
+    proc = cli("projects", "list", "--registry", str(reg), expect=1)
+    [line] = proc.stderr.strip().splitlines()
+    assert "line 2" in line and said in line and "unexpected" not in line and "pw@" not in line
+
+
+def test_a_blob_git_cannot_hand_out_fails_at_the_deadline(tmp_path, good):
+    r = Repo(tmp_path, "stuck")
+    r.commit({"dags/s.py": dag_source("stuck_s")}, "first")
+    oid = git("rev-parse", "HEAD:dags/s.py", cwd=r.work)
+    loose = r.work / ".git" / "objects" / oid[:2] / oid[2:]
+    loose.unlink()
+    os.mkfifo(loose)  # git opens it to read the blob and waits for ever
+    reg = registry(tmp_path / "projects.csv", [("stuck", str(r.work)), ("good", good.url)])
+    start = time.monotonic()
+    results = sync(reg, tmp_path / "dags", "--timeout", "3", expect=1)
+    assert time.monotonic() - start < 60
+    assert results["stuck"]["result"] == "failed" and "gave no answer within 3 s" in results["stuck"]["error"]
+    assert results["good"]["result"] == "published"
+
+
+def test_a_tree_of_many_folders_needs_few_descriptors(tmp_path):
+    import resource
+
+    r = Repo(tmp_path, "wide")
+    r.commit({f"dags/pkg{i:04d}/__init__.py": "" for i in range(600)}, "first")
+    reg = registry(tmp_path / "projects.csv", [("wide", r.url)])
+    proc = subprocess.run([sys.executable, "-m", "airflow_infra", "dags", "sync", "--registry", str(reg), "--dags-folder",
+                           str(tmp_path / "dags"), "--json"], capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128)))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(list((tmp_path / "dags" / "wide" / "dags").iterdir())) == 600
 
 
 def test_git_itself_refuses_a_transport_outside_the_allow_list(tmp_path):
@@ -280,3 +333,17 @@ def test_everything_sync_writes_is_this_accounts_only(tmp_path, good, git_daemon
         os.umask(old)
     assert readable_by_others(dags) == []
     assert os.stat(dags / "remote" / "scripts" / "run.sh").st_mode & 0o700 == 0o700
+
+
+@pytest.mark.parametrize("url", ["https://user:p%2fSECRETPW@example.invalid/o/r.git",
+                                 "https://user:%53ECRETPW@example.invalid/o/r.git",
+                                 "https://ghp_SECRETPW1234@github.com/o/r.git",
+                                 "ssh://git:SECRETPW@example.invalid/o/r.git"])
+def test_credentials_are_never_shown_whatever_their_encoding(tmp_path, url):
+    reg = tmp_path / "projects.csv"
+    cli("projects", "add", "priv", url, "--registry", str(reg))
+    said = cli("projects", "list", "--registry", str(reg)).stdout + cli("projects", "list", "--json", "--registry",
+                                                                           str(reg)).stdout
+    said += cli("projects", "show", "priv", "--registry", str(reg)).stdout
+    said += cli("projects", "add", "again", url, "--registry", str(reg), expect=1).stderr  # "listed twice" names it
+    assert "SECRETPW" not in said and "ECRETPW" not in said and "***" in said

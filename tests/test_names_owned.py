@@ -135,3 +135,39 @@ def test_a_secret_of_another_project_is_never_overwritten_or_deleted(make_cli, m
     gone = own("destroy", "--auto-approve")
     assert f"Secrets Manager secret {mine} belongs to project {v}" in gone.stderr and "not deleted" in gone.stderr
     assert not sm.describe_secret(SecretId=mine).get("DeletedDate")
+
+
+def test_the_connection_a_urls_credentials_make_is_its_rows_own(make_cli, tmp_path):
+    """A row whose URL holds credentials claims `<project>_git` by itself (no Config needed); another
+    project's config naming it makes it no one's."""
+    other = make_cli()
+    other("up")
+    reg = tmp_path / "projects.csv"
+    reg.write_text("Project,Repo,URL,Config\naa,aa,https://aauser:AATOKEN@github.com/org/aa.git,\n")
+    catalog = Catalog(reg, say=lambda m: None)
+    assert catalog.connection("aa_git") == ("aa", {"conn_type": "git", "host": "https://github.com/org/aa.git",
+                                                   "login": "aauser", "password": "AATOKEN"})
+    with_conn_id(other, "aa_git")
+    reg.write_text(reg.read_text() + f"{other.dir.name},x,{other.dir},{other.dir}/airflow-infra.toml\n")
+    assert catalog.connection("aa_git") is None
+    assert Catalog(reg, say=lambda m: None).owner("connection id", "aa_git") is None
+
+
+def test_a_dag_file_is_its_projects_by_the_innermost_folder_that_holds_it(tmp_path, airflow_python):
+    """A working tree holding `.airflow-infra/revisions/<other>/` is still its own project's, and so is a
+    bundle's clone of it; only Airflow's own DAG folder's revisions are `dags sync`'s."""
+    script = f"""
+import json
+from pathlib import Path
+from airflow_infra.airflow.secrets import _project_of
+root = Path({str(tmp_path)!r})
+roots = sorted([(root / "evil", "evil"), (root / "aa", "aa"), (root / "storage" / "evil", "evil"),
+                (root / "storage" / "aa", "aa"), (root / "dags" / ".airflow-infra" / "revisions" / "aa", "aa")],
+               key=lambda r: len(r[0].parts), reverse=True)
+print(json.dumps([_project_of(str(root / p), roots) for p in (
+    "evil/.airflow-infra/revisions/aa/dag.py", "storage/evil/tracking_repo/.airflow-infra/revisions/aa/dag.py",
+    "dags/.airflow-infra/revisions/aa/abc/dag.py", "aa/dags/x.py", "elsewhere/x.py")]))
+"""
+    out = subprocess.run([str(airflow_python), "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == ["evil", "evil", "aa", "aa", None]

@@ -25,15 +25,19 @@ DATABASE = "database"
 RESERVED = {(DATABASE, "local airflow_platform"): "the platform's metadata database"}
 
 
-def names(config, entry: Entry | None = None) -> set[tuple[str, str]]:
-    """(namespace, name) of everything the project puts where other projects are."""
+def row_names(entry: Entry) -> set[tuple[str, str]]:
+    """What a registry row claims by itself: the connection holding its URL's credentials."""
     from .airflow.bundles import git_conn_id, git_connection
+
+    return {(CONNECTION, git_conn_id(entry.project))} if git_connection(entry) is not None else set()
+
+
+def names(config) -> set[tuple[str, str]]:
+    """(namespace, name) of everything the project's config puts where other projects are."""
     from .airflow.connections import connection_ids
 
     p = config.project.name
     out = {(CONNECTION, c) for c in connection_ids(config)} | {(VARIABLE, f"{p}_workfiles_url")}
-    if entry is not None and git_connection(entry) is not None:
-        out.add((CONNECTION, git_conn_id(p)))
     kind = config.target.kind
     if kind == "local":  # one server per home: every local project's database is on it
         out.add((DATABASE, f"local {config.database_name}"))
@@ -99,6 +103,7 @@ def claims(registry: str | Path, entries: list[Entry]) -> Claims:
 
     found = Claims()
     for e in entries:
+        found.add(e.project, row_names(e))
         d = project_dir(registry, e)
         if d is None:
             continue
@@ -112,5 +117,5 @@ def claims(registry: str | Path, entries: list[Entry]) -> Claims:
                                            f"registry {e.project!r}")
             continue
         found.configs[e.project] = config
-        found.add(e.project, names(config, e))
+        found.add(e.project, names(config))
     return found

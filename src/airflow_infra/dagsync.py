@@ -236,7 +236,7 @@ class DagSync:
         tmp.mkdir(parents=True, mode=0o700)
         spec = f"{sha}:{e.path}" if e.path else sha
         try:
-            gittree.write(repo, spec, tmp)
+            gittree.write(repo, spec, tmp, timeout=self.timeout)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

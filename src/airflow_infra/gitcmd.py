@@ -19,7 +19,7 @@ import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from .errors import AirflowInfraError
 
@@ -68,15 +68,11 @@ class Remote:
         return cls(clean, unquote(parts.username or ""), unquote(parts.password or ""))
 
     def redact(self, text: str) -> str:
-        for secret in {self.password, _quoted(self.password)} - {""}:
-            text = text.replace(secret, "***")
+        """text without the credentials, as given or percent-encoded (either case)."""
+        for secret in sorted({self.password, self.username} - {""}, key=len, reverse=True):
+            for form in {secret, quote(secret, safe=""), quote(secret, safe="").lower()}:
+                text = re.sub(re.escape(form), "***", text, flags=re.IGNORECASE) if "%" in form else text.replace(form, "***")
         return text
-
-
-def _quoted(s: str) -> str:
-    from urllib.parse import quote
-
-    return quote(s, safe="")
 
 
 def transport(url: str) -> str:
@@ -84,7 +80,7 @@ def transport(url: str) -> str:
     if "::" in url.split("/", 1)[0]:  # git's <transport>::<address> form (ext::, fd::, a remote helper)
         return url.split("::", 1)[0] + "::"
     if "://" in url:
-        return url.split("://", 1)[0].lower()
+        return url.split("://", 1)[0]  # as git reads it: HTTPS is no transport of its
     if _SCP_LIKE.match(url):
         return "ssh"
     return "file"

@@ -46,9 +46,17 @@ def source(url: str) -> tuple[str, str]:
 
 
 def shown(url: str) -> str:
-    """url with the password it holds (https://user:token@host/...) as ***."""
-    remote = Remote.parse(url)
-    return remote.redact(url) if remote.password else url
+    """url with the credentials it holds as ***: all of an https URL's user part (a token is often the
+    user name), an ssh URL's password (its user is a login name). Raw text, whatever its encoding."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not at:
+        return url
+    login = userinfo.split(":", 1)[0] + (":***" if ":" in userinfo else "")
+    return f"{scheme}://{login if scheme.lower() == 'ssh' else '***'}@{host}{slash}{path}"
 
 
 def _clonable(url: str) -> bool:
@@ -80,25 +88,51 @@ class Entry:
 
 
 def _check_path(value: str, where: str) -> str:
-    if value and (os.path.isabs(value) or ".." in Path(value).parts):
-        raise ConfigError(f"{where}: {value!r} must be a relative path inside the repository, without '..'")
+    if value and (os.path.isabs(value) or any(p in ("", ".", "..") for p in value.rstrip("/").split("/"))):
+        raise ConfigError(f"{where}: {value!r} must be a relative folder of the repository, without '.' or '..' parts")
     return value
 
 
-def check_rows(entries: list[Entry], source: str, lines: list[int] | None = None) -> list[Entry]:
+# A branch git would take as a branch and nothing else: no option (-x), no refspec (a:b), no range (..),
+# none of the characters git refuses in a ref name.
+_BRANCH = re.compile(r"(?!-)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/+-]+(?<![./])(?<!\.lock)")
+
+
+def _check_url(e: Entry, where: str, *, transports: bool) -> None:
+    if not e.url:
+        raise ConfigError(f"{where}: URL is empty")
+    try:  # a port out of range, a ~user that does not exist: this row's error, not every command's
+        Remote.parse(e.clone_url)
+        if e.clone_url.startswith("~"):
+            Path(e.clone_url).expanduser()
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(f"{where}: URL {shown(e.url)!r} is not a URL git can use ({exc})") from None
+    if not _clonable(e.clone_url):
+        raise ConfigError(f"{where}: URL {shown(e.url)!r} is a web page git cannot clone: give the repository's URL, "
+                          "or its /tree/<branch> page")
+    why = check_transport(e.clone_url) if transports else None
+    if why:
+        raise ConfigError(f"{where}: URL {shown(e.url)!r}: {why}")
+
+
+def check_rows(entries: list[Entry], source: str, lines: list[int] | None = None, *,
+               transports: bool = True) -> list[Entry]:
+    """Each row's own rules, and no project or URL twice. transports=False leaves a URL git may not use
+    to the commands that use it (`dags sync` fails that project alone): a registry an older version
+    accepted stays readable."""
     names: set[str] = set()
     urls: set[str] = set()
     for i, e in zip(lines or range(2, len(entries) + 2), entries, strict=True):
         where = f"{source}: line {i}"
         check_name(e.project, source=f"{where}: Project")
-        if not e.url:
-            raise ConfigError(f"{where}: URL is empty")
-        if not _clonable(e.clone_url):
-            raise ConfigError(f"{where}: URL {shown(e.url)!r} is a web page git cannot clone: give the repository's URL, "
-                              "or its /tree/<branch> page")
-        why = check_transport(e.clone_url)
-        if why:
-            raise ConfigError(f"{where}: URL {shown(e.url)!r}: {why}")
+        for column, value in (("Repo", e.repo), ("URL", e.url), ("Branch", e.branch), ("Path", e.path),
+                              ("Config", e.config)):
+            if not value.isprintable():
+                raise ConfigError(f"{where}: {column} holds a control or line-separating character")
+        _check_url(e, where, transports=transports)
+        if e.ref and not _BRANCH.fullmatch(e.ref):
+            raise ConfigError(f"{where}: Branch {e.ref!r} is not a branch name (letters, digits and ._/+-, not "
+                              "starting with '-', no '..', ':' or spaces)")
         if e.project in names:
             raise ConfigError(f"{where}: project {e.project!r} is listed twice")
         if e.url in urls:
@@ -171,36 +205,56 @@ def read(path: str | Path) -> list[Entry]:
         entries.append(Entry(row["Project"], row["Repo"], row["URL"], row.get("Branch", ""), row.get("Path", ""),
                              row.get("Config", "")))
         lines.append(line)
-    return check_rows(entries, str(path), lines)
+    return check_rows(entries, str(path), lines, transports=False)
 
 
 def read_each(path: str | Path) -> tuple[list[Entry], list[str]]:
     """The registry, row by row, for a reader that must go on (the secrets backend): the rows that read,
-    and one line per row that does not (a project listed twice loses every row). A file that cannot be
-    read at all, or whose header is wrong, gives no row."""
+    and one line per row that does not (a project listed twice loses every row). Rows are split as read()
+    splits them, by the csv module, so both readers see the same rows. A file that cannot be read at all,
+    or whose header is wrong, gives no row."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
-        lines = text.splitlines()
-        header = _header(path, next(csv.reader([lines[0]]))) if lines else _rows(path, text)[0][1]
-    except (ConfigError, OSError, UnicodeDecodeError, csv.Error, IndexError) as exc:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        first = next(reader, None)
+        if first is None:
+            raise ConfigError(f"{path}: empty; the first line names the columns: {','.join(REQUIRED)}")
+        header = _header(path, first)
+    except (ConfigError, OSError, UnicodeDecodeError, csv.Error) as exc:
         return [], [str(exc) if isinstance(exc, ConfigError) else f"{path}: cannot read: {exc}"]
     entries: list[tuple[int, Entry]] = []
     errors: list[str] = []
-    for i, line in enumerate(lines[1:], start=2):
+    last = reader.line_num
+    while True:
+        start = last + 1
         try:
-            [fields] = list(csv.reader([line])) or [[]]
+            fields = next(reader, None)
+        except csv.Error as exc:  # the csv module cannot go on past this
+            errors.append(f"{path}: line {start}: not CSV ({exc}); the rows after it are not read")
+            break
+        if fields is None:
+            break
+        last = reader.line_num
+        try:
             if not any(f.strip() for f in fields):
                 continue
+            if start != last or any("\n" in f or "\r" in f for f in fields):
+                raise ConfigError(f"{path}: line {start}: a field holds a line break (one row per line)")
             if len(fields) != len(header) or any(len(f) > FIELD_LIMIT for f in fields):
-                raise ConfigError(f"{path}: line {i}: {len(fields)} fields, the header names {len(header)}")
+                raise ConfigError(f"{path}: line {start}: {len(fields)} fields, the header names {len(header)}")
             row = dict(zip(header, (f.strip() for f in fields), strict=True))
             e = Entry(row["Project"], row["Repo"], row["URL"], row.get("Branch", ""), row.get("Path", ""),
                       row.get("Config", ""))
-            check_rows([e], str(path), [i])
-            entries.append((i, e))
-        except (ConfigError, csv.Error, ValueError) as exc:
-            errors.append(str(exc) if isinstance(exc, ConfigError) else f"{path}: line {i}: not CSV ({exc})")
+            check_rows([e], str(path), [start])
+            entries.append((start, e))
+        except ConfigError as exc:
+            errors.append(str(exc))
+    return _once(path, entries, errors), errors
+
+
+def _once(path: Path, entries: list[tuple[int, Entry]], errors: list[str]) -> list[Entry]:
+    """The entries whose project and URL no other row has; one error per row dropped."""
     for key in ("project", "url"):
         seen = [getattr(e, key) for _, e in entries]
         twice = {v for v in seen if seen.count(v) > 1}
@@ -208,13 +262,13 @@ def read_each(path: str | Path) -> tuple[list[Entry], list[str]]:
             if getattr(e, key) in twice:
                 errors.append(f"{path}: line {i}: {key} {shown(getattr(e, key))!r} is listed twice: no row of it is read")
         entries = [(i, e) for i, e in entries if getattr(e, key) not in twice]
-    return [e for _, e in entries], errors
+    return [e for _, e in entries]
 
 
 def write(path: str | Path, entries: list[Entry]) -> None:
     """Write atomically, with the optional columns only when an entry uses them."""
     path = Path(path)
-    check_rows(entries, str(path))
+    check_rows(entries, str(path), transports=False)
     columns = list(REQUIRED) + [c for c in OPTIONAL if any(getattr(e, c.lower()) for e in entries)]
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as f:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..gitcmd import Remote
+from ..gitcmd import Remote, check_transport
 from ..registry import Entry, read
 
 LOCAL = "airflow.dag_processing.bundles.local.LocalDagBundle"
@@ -54,7 +54,17 @@ def bundle(e: Entry) -> dict:
 
 
 def bundles(registry: str | Path) -> list[dict]:
-    return [bundle(e) for e in read(registry)]
+    """One bundle per project whose URL git may use; one that git may not is left out, said in a warning."""
+    import logging
+
+    out = []
+    for e in read(registry):
+        why = check_transport(e.clone_url)
+        if why:
+            logging.getLogger(__name__).warning(f"{registry}: project {e.project}: {why}: it has no DAG bundle")
+            continue
+        out.append(bundle(e))
+    return out
 
 
 def render(items: list[dict], fmt: str) -> str:

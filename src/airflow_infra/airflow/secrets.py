@@ -35,14 +35,17 @@ except ImportError:  # pragma: no cover - older Airflow: the task sees a failed 
 NO_PROJECT = ""  # a DAG that is not a registered project's: it gets no project's names
 
 
-def _bundle_storage() -> Path:
+def _airflow_paths() -> tuple[Path, Path | None]:
+    """(where git bundles are cloned, the DAG folder `dags sync` publishes into), as this Airflow says."""
     try:
         from airflow.configuration import conf  # type: ignore[import-not-found]
 
-        configured = conf.get("dag_processor", "dag_bundle_storage_path", fallback=None)
+        storage = conf.get("dag_processor", "dag_bundle_storage_path", fallback=None)
+        dags = conf.get("core", "dags_folder", fallback=None)
     except Exception:
-        configured = None
-    return Path(configured) if configured else Path(tempfile.gettempdir(), "airflow", "dag_bundles")
+        storage = dags = None
+    return (Path(storage) if storage else Path(tempfile.gettempdir(), "airflow", "dag_bundles"),
+            Path(os.path.realpath(dags)) if dags else None)
 
 
 def _in_a_dag_process() -> bool:
@@ -62,23 +65,26 @@ def _task_bundle() -> str | None:
         return None
 
 
-def _project_of(path: str, projects: dict[str, list[Path]], storage: Path) -> str | None:
-    """The project whose DAG files hold path: its working tree, its git bundle's clones, or its revision
-    published by `dags sync`."""
+def _roots(catalog: Catalog) -> list[tuple[Path, str]]:
+    """(folder, project) of every place a project's DAG files are, longest first: its working tree, its
+    git bundle's clones, its revisions published by `dags sync` into Airflow's own DAG folder."""
+    storage, dags = _airflow_paths()
+    out = []
+    for name, trees in catalog.roots().items():
+        out += [(t, name) for t in trees] + [(storage / name, name)]
+        if dags is not None:
+            out.append((dags / ".airflow-infra" / "revisions" / name, name))
+    return sorted(out, key=lambda r: len(r[0].parts), reverse=True)
+
+
+def _project_of(path: str, roots: list[tuple[Path, str]]) -> str | None:
+    """The project whose DAG files hold path: the innermost of the folders that hold it (a project's
+    working tree may hold anything, another project's name in a folder's name included)."""
     try:
         real = Path(os.path.realpath(path))
     except (OSError, ValueError):
         return None
-    parts = real.parts
-    if ".airflow-infra" in parts:
-        i = parts.index(".airflow-infra")
-        if parts[i + 1:i + 2] == ("revisions",) and len(parts) > i + 2 and parts[i + 2] in projects:
-            return parts[i + 2]
-    for name, roots in projects.items():
-        for root in [*roots, storage / name]:
-            if real.is_relative_to(root):
-                return name
-    return None
+    return next((name for root, name in roots if real.is_relative_to(root)), None)
 
 
 def asking_project(catalog: Catalog) -> str | None:
@@ -86,14 +92,13 @@ def asking_project(catalog: Catalog) -> str | None:
     a server component, a trigger)."""
     if not _in_a_dag_process():
         return None
-    projects = catalog.roots()
+    roots = _roots(catalog)
     bundle = _task_bundle()
-    if bundle in projects:
+    if bundle in {name for _, name in roots}:
         return bundle
-    storage = _bundle_storage()
     frame = sys._getframe(1)
     while frame is not None:  # the innermost DAG file on the stack: the one asking
-        found = _project_of(frame.f_code.co_filename, projects, storage)
+        found = _project_of(frame.f_code.co_filename, roots)
         if found is not None:
             return found
         frame = frame.f_back  # type: ignore[assignment]

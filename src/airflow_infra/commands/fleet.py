@@ -33,7 +33,8 @@ def projects_add(registry: str | Path, *, project: str, url: str, repo: str = ""
 
     entry = reg.Entry(project, repo or project, url, branch, path, config)
     entries = reg.read(registry) if Path(registry).exists() else []
-    reg.check_rows([*entries, entry], str(registry))  # the row itself first: its own one-line errors
+    reg.check_rows([*entries, entry], str(registry), transports=False)  # the row first: its own one-line errors
+    reg.check_rows([entry], str(registry), [len(entries) + 2])  # and a new row's URL must be one git may use
     clash = claims(registry, [*entries, entry]).conflicts(project)
     if clash:  # the second claim is refused, and nothing is written
         raise ConfigError(f"{registry}: {clash[0]}; {project} was not added")
