@@ -89,10 +89,12 @@ def _published(link: Path) -> str | None:
 
 def _check_python(tree: Path) -> None:
     for py in sorted(tree.rglob("*.py")):
+        if not py.is_file():  # a folder named x.py, a link to nothing: nothing to compile
+            continue
         try:
             compile(py.read_bytes(), str(py), "exec")
-        except (SyntaxError, ValueError) as exc:
-            raise SyncError(f"{py.relative_to(tree)} does not compile: {exc}") from None
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            raise SyncError(f"{py.relative_to(tree)} does not compile: {type(exc).__name__}: {exc}") from None
 
 
 _DAGBAG = """
