@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import AirflowInfraError
-from .gitcmd import DEADLINE, GitError, environment, kill_group, run
+from .gitcmd import DEADLINE, environment, kill_group
 
 MAX_LINKS = 40  # the kernel's own limit on links followed in one path
 MAX_ENTRIES = 100_000  # files and links in one revision: DAG repositories hold hundreds
@@ -106,14 +106,6 @@ def listing(repo: Path, spec: str, *, timeout: float = DEADLINE) -> list[tuple[s
     """[(mode, blob id, path parts)] of the tree at spec ('<commit>' or '<commit>:<folder>')."""
     if ":" not in spec:
         spec += "^{tree}"
-    try:
-        kind = run("cat-file", "-t", spec, cwd=repo, what="cat-file", timeout=timeout)
-    except GitError:
-        kind = ""
-    if kind != "tree":
-        commit, _, folder = spec.partition(":")
-        raise TreeRefused(f"Path {folder!r} is not a folder of the repository at {commit[:12]}" if folder else
-                          f"{commit[:12]} is not a commit of the repository")
     proc = subprocess.Popen(["git", "ls-tree", "-r", "-z", "-l", "--full-tree", spec], cwd=repo, env=environment(),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -137,8 +129,10 @@ def listing(repo: Path, spec: str, *, timeout: float = DEADLINE) -> list[tuple[s
                     raise TreeRefused(f"refused: the tree holds more than {MAX_ENTRIES:,} files or "
                                       f"{MAX_BYTES // 2**30} GiB (a repository of DAGs holds far less)")
         proc.wait()
-    if proc.returncode != 0:
-        raise TreeRefused(f"git ls-tree failed on {spec}")
+    if proc.returncode != 0:  # what spec names is not a tree: no such commit, or Path a file or nothing
+        commit, _, folder = spec.partition(":")
+        raise TreeRefused(f"Path {folder!r} is not a folder of the repository at {commit[:12]}" if folder else
+                          f"{commit[:12]} is not a commit of the repository")
     return out
 
 
