@@ -29,8 +29,9 @@ CLI = [sys.executable, "-m", "airflow_infra"]
 
 
 def _get(port: int, path: str, token: str | None = None) -> dict | None:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
-                                 headers={"Authorization": f"Bearer {token}"} if token else {})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"} if token else {}
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as r:
             found: dict = json.loads(r.read())
@@ -40,9 +41,12 @@ def _get(port: int, path: str, token: str | None = None) -> dict | None:
 
 
 def _token(port: int, password: str) -> str | None:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/auth/token", method="POST",
-                                 data=json.dumps({"username": "admin", "password": password}).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/auth/token",
+        method="POST",
+        data=json.dumps({"username": "admin", "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as r:
             return str(json.loads(r.read())["access_token"])
@@ -84,16 +88,22 @@ def standalone(work: Path, env: dict[str, str], airflow: Path, registry: Path, w
     sa_home = work / "standalone"
     sa_home.mkdir()
     sa_port = free_port()
-    bundles = subprocess.run([*CLI, "dags", "bundles"], cwd=work, env=env, check=True, capture_output=True,
-                             text=True).stdout
-    sa_env = {**env, "AIRFLOW_HOME": str(sa_home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-              "AIRFLOW__API__PORT": str(sa_port), "AIRFLOW__API__HOST": "127.0.0.1",
-              "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(json.loads(bundles)),
-              "AIRFLOW__SECRETS__BACKEND": "airflow_infra.airflow.secrets.AirflowInfraBackend",
-              "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps({"registry": str(registry)}),
-              "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-              "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-              "PATH": f"{airflow.parent}:{env['PATH']}"}
+    bundles = subprocess.run(
+        [*CLI, "dags", "bundles"], cwd=work, env=env, check=True, capture_output=True, text=True
+    ).stdout
+    sa_env = {
+        **env,
+        "AIRFLOW_HOME": str(sa_home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__API__PORT": str(sa_port),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(json.loads(bundles)),
+        "AIRFLOW__SECRETS__BACKEND": "airflow_infra.airflow.secrets.AirflowInfraBackend",
+        "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps({"registry": str(registry)}),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        "PATH": f"{airflow.parent}:{env['PATH']}",
+    }
     passwords = sa_home / "simple_auth_manager_passwords.json.generated"
 
     def theirs() -> str | None:
@@ -105,8 +115,14 @@ def standalone(work: Path, env: dict[str, str], airflow: Path, registry: Path, w
     sa, sa_rss = {}, 0.0
     for label in ("cold", "warm"):
         start = time.perf_counter()
-        proc = subprocess.Popen([str(airflow), "standalone"], cwd=sa_home, env=sa_env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(airflow), "standalone"],
+            cwd=sa_home,
+            env=sa_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         until_listed(sa_port, theirs, want)
         sa[label] = time.perf_counter() - start
         if label == "cold":
@@ -158,8 +174,13 @@ def rows(airflow: Path = DEFAULT_AIRFLOW) -> list[tuple[str, float, str]]:
         want = {f"{n}_example_elt" for n in names[:2]}
 
         def ours() -> str | None:
-            found = subprocess.run([*CLI, "platform", "status", "--json", "--show-secrets"], cwd=work, env=env,
-                                   capture_output=True, text=True).stdout
+            found = subprocess.run(
+                [*CLI, "platform", "status", "--json", "--show-secrets"],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+            ).stdout
             return json.loads(found).get("password") if found else None
 
         timings = {}
@@ -170,13 +191,26 @@ def rows(airflow: Path = DEFAULT_AIRFLOW) -> list[tuple[str, float, str]]:
             timings[label] = time.perf_counter() - start
             if label == "cold":
                 time.sleep(20)  # settled: the first parse and heartbeats done
-                pids = {c["pid"] for c in json.loads(subprocess.run(
-                    [*CLI, "platform", "status", "--json"], cwd=work, env=env, capture_output=True, text=True).stdout)[
-                    "components"]}
+                pids = {
+                    c["pid"]
+                    for c in json.loads(
+                        subprocess.run(
+                            [*CLI, "platform", "status", "--json"], cwd=work, env=env, capture_output=True, text=True
+                        ).stdout
+                    )["components"]
+                }
                 ours_rss = rss_mb(pids)
                 start = time.perf_counter()
-                cli("projects", "add", names[2], str(work / names[2]), "--path", "dags", "--config",
-                    f"{names[2]}/airflow-infra.toml")
+                cli(
+                    "projects",
+                    "add",
+                    names[2],
+                    str(work / names[2]),
+                    "--path",
+                    "dags",
+                    "--config",
+                    f"{names[2]}/airflow-infra.toml",
+                )
                 subprocess.run([*CLI, "platform", "up"], cwd=work, env=env, check=True, capture_output=True)
                 until_listed(port, ours, {f"{names[2]}_example_elt"})
                 added = time.perf_counter() - start
@@ -185,10 +219,16 @@ def rows(airflow: Path = DEFAULT_AIRFLOW) -> list[tuple[str, float, str]]:
 
         sa, sa_rss = standalone(work, env, airflow, registry, want)
         out = [
-            ("platform up, cold (new metadata database) to 2 DAGs listed", timings["cold"],
-             f"standalone {sa['cold']:.1f} s: {timings['cold'] / sa['cold']:.2f}x"),
-            ("platform up, warm, to 2 DAGs listed", timings["warm"],
-             f"standalone {sa['warm']:.1f} s: {timings['warm'] / sa['warm']:.2f}x"),
+            (
+                "platform up, cold (new metadata database) to 2 DAGs listed",
+                timings["cold"],
+                f"standalone {sa['cold']:.1f} s: {timings['cold'] / sa['cold']:.2f}x",
+            ),
+            (
+                "platform up, warm, to 2 DAGs listed",
+                timings["warm"],
+                f"standalone {sa['warm']:.1f} s: {timings['warm'] / sa['warm']:.2f}x",
+            ),
             ("memory: sum of RSS, MB", ours_rss, f"standalone {sa_rss:.0f} MB: {ours_rss / sa_rss:.2f}x"),
             ("projects add + platform up to the new DAG listed", added, ""),
         ]

@@ -40,27 +40,36 @@ def rows() -> list[tuple[str, float, str]]:
     with moto_and_postgres("airflow-infra-bench-aws-") as (tmp, server):
         ec2 = boto3.client("ec2", region_name="us-east-1")
         vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
-        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24", AvailabilityZone=f"us-east-1{az}")["Subnet"]["SubnetId"]
-                   for i, az in enumerate("ab")]
+        subnets = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24", AvailabilityZone=f"us-east-1{az}")["Subnet"][
+                "SubnetId"
+            ]
+            for i, az in enumerate("ab")
+        ]
         workers = ec2.create_security_group(GroupName="workers", Description="w", VpcId=vpc)["GroupId"]
         d = tmp / "bench_aws"
         d.mkdir()
         tls = RdsTls(server, tmp)
         tls.serve(RdsTls.ENDPOINTS)
-        (d / "airflow-infra.toml").write_text(CONFIG.format(subnets=json.dumps(subnets), workers=workers, port=server.port,
-                                                            bundle=tls.bundle))
+        (d / "airflow-infra.toml").write_text(
+            CONFIG.format(subnets=json.dumps(subnets), workers=workers, port=server.port, bundle=tls.bundle)
+        )
         with contextlib.suppress(ai.AirflowInfraError):  # the master user is not on the local server yet
             ai.apply(ai.load(d))
         db = boto3.client("rds", region_name="us-east-1").describe_db_instances()["DBInstances"][0]
-        secret = json.loads(boto3.client("secretsmanager", region_name="us-east-1").get_secret_value(
-            SecretId=db["MasterUserSecret"]["SecretArn"])["SecretString"])
+        secret = json.loads(
+            boto3.client("secretsmanager", region_name="us-east-1").get_secret_value(
+                SecretId=db["MasterUserSecret"]["SecretArn"]
+            )["SecretString"]
+        )
         with server.connect() as conn:
             conn.execute(f"CREATE ROLE {secret['username']} LOGIN CREATEDB CREATEROLE PASSWORD '{secret['password']}'")
         ai.apply(ai.load(d))
 
         calls: collections.Counter = collections.Counter()
         aws._shared_session().events.register(
-            "before-call", lambda event_name, **kw: calls.update([event_name.split(".")[1]]))
+            "before-call", lambda event_name, **kw: calls.update([event_name.split(".")[1]])
+        )
         times = []
         for _ in range(5):
             calls.clear()
@@ -69,8 +78,13 @@ def rows() -> list[tuple[str, float, str]]:
             times.append(time.perf_counter() - start)
             assert not plan.has_changes, [c.address for c in plan.changes]
         times.sort()
-        out.append(("no-op plan, one aws project (in process)", times[len(times) // 2],
-                    ", ".join(f"{svc} {n}" for svc, n in sorted(calls.items())) + f"; {sum(calls.values())} calls"))
+        out.append(
+            (
+                "no-op plan, one aws project (in process)",
+                times[len(times) // 2],
+                ", ".join(f"{svc} {n}" for svc, n in sorted(calls.items())) + f"; {sum(calls.values())} calls",
+            )
+        )
         os.environ.pop("AWS_ENDPOINT_URL_S3", None)
     return out
 

@@ -39,16 +39,21 @@ def _database_rows(tmp: Path, server, db_mb: int) -> list[tuple[str, float, str]
     with server.connect(db.attrs["name"]) as conn:
         # about 250 bytes a row on disk
         rows = db_mb * 1024 * 1024 // 250
-        conn.execute(f"CREATE TABLE raw.big AS SELECT g AS id, md5(g::text) || repeat('x', 180) AS payload "
-                     f"FROM generate_series(1, {rows}) g")
+        conn.execute(
+            f"CREATE TABLE raw.big AS SELECT g AS id, md5(g::text) || repeat('x', 180) AS payload "
+            f"FROM generate_series(1, {rows}) g"
+        )
         conn.execute(f"ALTER TABLE raw.big OWNER TO {db.attrs['owner']}")
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
     env = minimal_env(**{k: v for k, v in server.client_env().items() if k.startswith("PG")})
     bindir = server.bindir
 
     def bare_dump() -> None:
-        subprocess.run([str(bindir / "pg_dump"), "-Fc", f"--file={tmp / 'bare.dump'}", f"--dbname={db.attrs['name']}"],
-                       env=env, check=True)
+        subprocess.run(
+            [str(bindir / "pg_dump"), "-Fc", f"--file={tmp / 'bare.dump'}", f"--dbname={db.attrs['name']}"],
+            env=env,
+            check=True,
+        )
 
     def fresh(name: str) -> None:
         with server.connect() as conn:
@@ -57,20 +62,32 @@ def _database_rows(tmp: Path, server, db_mb: int) -> list[tuple[str, float, str]
 
     bare_backup = _timed(bare_dump)
     fresh("bench_bare_restore")
-    bare_restore = _timed(lambda: subprocess.run(
-        [str(bindir / "pg_restore"), "--dbname=bench_bare_restore", str(tmp / "bare.dump")], env=env, check=True))
+    bare_restore = _timed(
+        lambda: subprocess.run(
+            [str(bindir / "pg_restore"), "--dbname=bench_bare_restore", str(tmp / "bare.dump")], env=env, check=True
+        )
+    )
     dumps: list[Path] = []
     ours_backup = _timed(lambda: dumps.append(provider.backup(db, Observed(db.attrs), tmp / "backups")))
     fresh("bench_our_restore")
-    ours_restore = _timed(lambda: target.database.admin().pg_restore(str(dumps[0]), "bench_our_restore", role=db.attrs["owner"]))
+    ours_restore = _timed(
+        lambda: target.database.admin().pg_restore(str(dumps[0]), "bench_our_restore", role=db.attrs["owner"])
+    )
     target.close()
     mb = size / 1024 / 1024
     return [
         (f"pg_dump -Fc, {mb:.0f} MB database", bare_backup, f"{mb / bare_backup:.0f} MB/s"),
-        ("our backup (pg_dump, whole, renamed)", ours_backup, f"{ours_backup / bare_backup:.2f}x pg_dump (target <= 1.2x)"),
+        (
+            "our backup (pg_dump, whole, renamed)",
+            ours_backup,
+            f"{ours_backup / bare_backup:.2f}x pg_dump (target <= 1.2x)",
+        ),
         ("pg_restore into an empty database", bare_restore, f"{mb / bare_restore:.0f} MB/s"),
-        ("our restore (as the owner, one transaction)", ours_restore,
-         f"{ours_restore / bare_restore:.2f}x pg_restore (target <= 1.2x)"),
+        (
+            "our restore (as the owner, one transaction)",
+            ours_restore,
+            f"{ours_restore / bare_restore:.2f}x pg_restore (target <= 1.2x)",
+        ),
     ]
 
 
@@ -93,8 +110,11 @@ def _bucket_rows(tmp: Path, objects: int) -> list[tuple[str, float, str]]:
         list(pool.map(lambda k: s3.put_object(Bucket="bench-src", Key=k, Body=body), keys))
 
     def sync(fn) -> None:  # aws s3 sync's way: list, then 10 transfers at a time
-        listed = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="bench-src")
-                  for o in page.get("Contents", [])]
+        listed = [
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket="bench-src")
+            for o in page.get("Contents", [])
+        ]
         with ThreadPoolExecutor(10) as pool:
             list(pool.map(fn, listed))
 
@@ -106,12 +126,24 @@ def _bucket_rows(tmp: Path, objects: int) -> list[tuple[str, float, str]]:
         s3.download_file("bench-src", k, str(path))
 
     bare_to_dir = _timed(lambda: sync(download))
-    bare_copy = _timed(lambda: sync(lambda k: s3.copy_object(Bucket="bench-vault", Key=f"bare/{k}",
-                                                             CopySource={"Bucket": "bench-src", "Key": k})))
+    bare_copy = _timed(
+        lambda: sync(
+            lambda k: s3.copy_object(
+                Bucket="bench-vault", Key=f"bare/{k}", CopySource={"Bucket": "bench-src", "Key": k}
+            )
+        )
+    )
     files = [p for p in bare_dir.rglob("*") if p.is_file()]
-    bare_upload = _timed(lambda: list(ThreadPoolExecutor(10).map(
-        lambda p: s3.put_object(Bucket="bench-bare-restore", Key=str(p.relative_to(bare_dir)), Body=p.read_bytes()),
-        files)))
+    bare_upload = _timed(
+        lambda: list(
+            ThreadPoolExecutor(10).map(
+                lambda p: s3.put_object(
+                    Bucket="bench-bare-restore", Key=str(p.relative_to(bare_dir)), Body=p.read_bytes()
+                ),
+                files,
+            )
+        )
+    )
 
     r = Resource("s3_bucket", "workfiles", {"name": "bench-src"})
     to_dir = S3BucketProvider(lambda: s3, Owner("bench", "dev", "bench"))
@@ -124,7 +156,11 @@ def _bucket_rows(tmp: Path, objects: int) -> list[tuple[str, float, str]]:
     n = f"{objects:,} objects"
     return [
         (f"boto3 sync-style download, {n}", bare_to_dir, ""),
-        ("our backup to a directory (every version)", ours_to_dir, f"{ours_to_dir / bare_to_dir:.2f}x (target <= 1.2x)"),
+        (
+            "our backup to a directory (every version)",
+            ours_to_dir,
+            f"{ours_to_dir / bare_to_dir:.2f}x (target <= 1.2x)",
+        ),
         (f"boto3 sync-style server-side copy, {n}", bare_copy, ""),
         ("our backup to another bucket", ours_copy, f"{ours_copy / bare_copy:.2f}x (target <= 1.2x)"),
         (f"boto3 sync-style upload, {n}", bare_upload, ""),

@@ -92,6 +92,7 @@ def sync_rows(n: int = 50, *, latency: float = 0.0) -> list[tuple[str, float, st
             r.commit(files, "first")
             repos.append(r)
         reg = tmp / "projects.csv"
+
         def url(r):
             return proxy.url(r.remote) if proxy else r.url
 
@@ -133,12 +134,18 @@ def fleet_rows(n: int = 100) -> list[tuple[str, float, str]]:
             rows.append(f"fleet_{i:03d},x,file:///x{i}.git,fleet_{i:03d}/airflow-infra.toml")
         reg = tmp / "projects.csv"
         reg.write_text("\n".join(rows) + "\n")
-        subprocess.run([*CLI, "apply", "--all", "--auto-approve", "--registry", str(reg)], check=True,
-                       stdout=subprocess.DEVNULL, env=env)
+        subprocess.run(
+            [*CLI, "apply", "--all", "--auto-approve", "--registry", str(reg)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env=env,
+        )
         one = min(_run([*CLI, "-C", str(tmp / "fleet_000"), "plan"], env=env) for _ in range(3))
         every = min(_run([*CLI, "plan", "--all", "--registry", str(reg)], env=env) for _ in range(2))
-        return [("plan, one project (no-op)", one, ""),
-                (f"plan --all, {n} projects (no-op)", every, f"{every / one:.1f}x one project's plan (target <= 10x)")]
+        return [
+            ("plan, one project (no-op)", one, ""),
+            (f"plan --all, {n} projects (no-op)", every, f"{every / one:.1f}x one project's plan (target <= 10x)"),
+        ]
     finally:
         LocalServer(tmp / "home").stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -67,8 +67,13 @@ def main() -> None:
     ap.add_argument("--projects", type=int, default=50, help="projects for the server-target benchmark")
     ap.add_argument("--db-mb", type=int, default=1024, help="size of the database the backup benchmark copies")
     ap.add_argument("--objects", type=int, default=10_000, help="objects in the bucket the backup benchmark copies")
-    ap.add_argument("--skip", action="append", default=[], choices=["server", "aws", "state", "stores", "backups", "dags", "platform"],
-                    help="leave a slow section out (repeatable)")
+    ap.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["server", "aws", "state", "stores", "backups", "dags", "platform"],
+        help="leave a slow section out (repeatable)",
+    )
     args = ap.parse_args()
     runs = args.runs
 
@@ -98,8 +103,12 @@ def main() -> None:
             script.write_text(bare_script(bindir, work, port))
             os.chmod(script, 0o755)
             bare_times.append(timed(["bash", str(script)], cwd=work, user=account.uid if account else None)[0])
-            subprocess.run([str(bindir / "pg_ctl"), "-D", str(work / "data"), "-m", "immediate", "-s", "stop"],
-                           user=account.uid if account else None, cwd=work, check=True)
+            subprocess.run(
+                [str(bindir / "pg_ctl"), "-D", str(work / "data"), "-m", "immediate", "-s", "stop"],
+                user=account.uid if account else None,
+                cwd=work,
+                check=True,
+            )
 
             home = tmp / f"home{i}"
             project = tmp / f"proj{i}" / "bench_first"
@@ -110,7 +119,9 @@ def main() -> None:
                 LocalServer(home).stop()
         bare, up = statistics.median(bare_times), statistics.median(up_times)
         rows.append(("bare script: initdb + pg_ctl start + createdb", bare, None, ""))
-        rows.append(("up from nothing (first server start)", up, None, f"{up / bare:.2f}x bare script (target <= 1.3x)"))
+        rows.append(
+            ("up from nothing (first server start)", up, None, f"{up / bare:.2f}x bare script (target <= 1.3x)")
+        )
 
         # The last home's server is still running: a second project, then no-op plans.
         env = {**os.environ, "AIRFLOW_INFRA_HOME": str(home)}
@@ -141,13 +152,15 @@ def main() -> None:
     import server_target
     import state_backends
 
-    sections = [("server target (PostgreSQL + moto)", lambda: server_target.rows(args.projects)),
-                ("aws target (moto, PostgreSQL through connect_through)", aws_target.rows),
-                ("state backends (moto, PostgreSQL)", state_backends.rows),
-                ("stores: moto beside s3rver", lambda: s3_stores.rows(runs)),
-                ("backups (PostgreSQL, moto)", lambda: backups.rows(args.db_mb, args.objects)),
-                ("DAG import and fleet", dags.rows),
-                ("platform (Airflow 3) beside airflow standalone", airflow_platform.rows)]
+    sections = [
+        ("server target (PostgreSQL + moto)", lambda: server_target.rows(args.projects)),
+        ("aws target (moto, PostgreSQL through connect_through)", aws_target.rows),
+        ("state backends (moto, PostgreSQL)", state_backends.rows),
+        ("stores: moto beside s3rver", lambda: s3_stores.rows(runs)),
+        ("backups (PostgreSQL, moto)", lambda: backups.rows(args.db_mb, args.objects)),
+        ("DAG import and fleet", dags.rows),
+        ("platform (Airflow 3) beside airflow standalone", airflow_platform.rows),
+    ]
     for title, section_rows in sections:
         if title.split()[0].lower() in args.skip or (title.startswith("DAG") and "dags" in args.skip):  # the first word
             continue

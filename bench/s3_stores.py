@@ -36,8 +36,20 @@ def _s3rver(data: Path) -> tuple[subprocess.Popen, str]:
     from airflow_infra.local_server import free_port
 
     port = free_port()
-    proc = subprocess.Popen([str(ROOT / ".s3rver/node_modules/.bin/s3rver"), "-d", str(data), "-a", "127.0.0.1",
-                             "-p", str(port), "-s", "--no-vhost-buckets"], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            str(ROOT / ".s3rver/node_modules/.bin/s3rver"),
+            "-d",
+            str(data),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-s",
+            "--no-vhost-buckets",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
         if time.monotonic() > deadline or proc.poll() is not None:
@@ -53,14 +65,24 @@ def _probe_calls(endpoint: str, lock: str) -> list[int]:
 
     os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
     try:
-        s3mod.bootstrap(bucket="bench-probe", region="us-east-1", lock="dynamodb", dynamodb_table="bench-probe-locks",
-                        confirm=lambda changes: True)
+        s3mod.bootstrap(
+            bucket="bench-probe",
+            region="us-east-1",
+            lock="dynamodb",
+            dynamodb_table="bench-probe-locks",
+            confirm=lambda changes: True,
+        )
         counts = []
         for fresh in (True, True, False):
             if fresh:
                 s3mod.forget_probes()
-            backend = s3mod.S3StateBackend(bucket="bench-probe", key="p/dev/airflow-infra.json", region="us-east-1",
-                                           lock=lock, dynamodb_table="bench-probe-locks")
+            backend = s3mod.S3StateBackend(
+                bucket="bench-probe",
+                key="p/dev/airflow-infra.json",
+                region="us-east-1",
+                lock=lock,
+                dynamodb_table="bench-probe-locks",
+            )
             calls: list[str] = []
             backend.s3.meta.events.register("before-call.s3", lambda model, calls=calls, **kw: calls.append(model.name))
             backend.read()
@@ -85,28 +107,47 @@ def rows(runs: int = 5) -> list[tuple[str, float, str]]:
                 # new bucket makes the probe object: one more). s3rver ignores them: lock = dynamodb.
                 lock = "s3" if label == "moto" else "dynamodb"
                 first, later, alone = _probe_calls(endpoint, lock)
-                out.append((f"probe: S3 calls it adds, {label} (lock {lock})", 0.0,
-                            f"{later - alone} per process (target <= 2); {first - alone} the first time on a bucket"))
+                out.append(
+                    (
+                        f"probe: S3 calls it adds, {label} (lock {lock})",
+                        0.0,
+                        f"{later - alone} per process (target <= 2); {first - alone} the first time on a bucket",
+                    )
+                )
             password = secrets.token_urlsafe(16)
             with server.connect() as conn:
                 conn.execute(f"CREATE ROLE bench_admin LOGIN CREATEDB CREATEROLE PASSWORD '{password}'")
-            env = {**os.environ, "AIRFLOW_INFRA_ADMIN_DSN": f"postgresql://bench_admin:{password}@127.0.0.1:{server.port}/postgres"}
+            env = {
+                **os.environ,
+                "AIRFLOW_INFRA_ADMIN_DSN": f"postgresql://bench_admin:{password}@127.0.0.1:{server.port}/postgres",
+            }
             medians = {}
             for label, endpoint in stores.items():
                 d = tmp / f"on_{label}"
                 d.mkdir()
                 (d / "airflow-infra.toml").write_text(SERVER.format(name=f"bench_{label}", endpoint=endpoint))
-                subprocess.run([*CLI, "-C", str(d), "apply", "--auto-approve"], env=env, check=True, stdout=subprocess.DEVNULL)
+                subprocess.run(
+                    [*CLI, "-C", str(d), "apply", "--auto-approve"], env=env, check=True, stdout=subprocess.DEVNULL
+                )
                 times = []
                 for _ in range(runs):
                     start = time.perf_counter()
-                    subprocess.run([*CLI, "-C", str(d), "plan", "--detailed-exitcode"], env=env, check=True,
-                                   stdout=subprocess.DEVNULL)
+                    subprocess.run(
+                        [*CLI, "-C", str(d), "plan", "--detailed-exitcode"],
+                        env=env,
+                        check=True,
+                        stdout=subprocess.DEVNULL,
+                    )
                     times.append(time.perf_counter() - start)
                 medians[label] = statistics.median(times)
             out.append(("no-op plan (CLI), server target, bucket on moto", medians["moto"], ""))
-            out.append(("no-op plan (CLI), server target, bucket on s3rver", medians["s3rver"],
-                        f"{medians['s3rver'] / medians['moto']:.2f}x moto (target <= 1.5x)"))
+            out.append(
+                (
+                    "no-op plan (CLI), server target, bucket on s3rver",
+                    medians["s3rver"],
+                    f"{medians['s3rver'] / medians['moto']:.2f}x moto (target <= 1.5x)",
+                )
+            )
         finally:
             proc.terminate()
             proc.wait(10)

@@ -25,8 +25,13 @@ def moto_and_postgres(prefix: str):
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # AWS's managed policies exist, as in AWS
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     moto.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-           "AWS_DEFAULT_REGION": "us-east-1", "AIRFLOW_INFRA_HOME": str(tmp / "home")}
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AIRFLOW_INFRA_HOME": str(tmp / "home"),
+    }
     saved = dict(os.environ)
     os.environ.update(env)
     server = LocalServer(tmp / "home")

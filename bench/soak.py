@@ -31,16 +31,34 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict:
     """One pytest session on the harness; its counts, and what failed (the first assertion's line)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         report = Path(f.name)
-    env = {**os.environ, "AIRFLOW_INFRA_SOAK_SEED": str(seed), "AIRFLOW_INFRA_SOAK_EXAMPLES": str(args.examples),
-           "AIRFLOW_INFRA_SOAK_STEPS": str(args.steps), "AIRFLOW_INFRA_SOAK_REPORT": str(report)}
+    env = {
+        **os.environ,
+        "AIRFLOW_INFRA_SOAK_SEED": str(seed),
+        "AIRFLOW_INFRA_SOAK_EXAMPLES": str(args.examples),
+        "AIRFLOW_INFRA_SOAK_STEPS": str(args.steps),
+        "AIRFLOW_INFRA_SOAK_REPORT": str(report),
+    }
     if args.strict:
         env["AIRFLOW_INFRA_SOAK_KNOWN"] = ""
     if args.out:
         env["AIRFLOW_INFRA_SOAK_TRACE"] = str(Path(args.out) / f"seed-{seed}-transcripts")
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                           str(ROOT / "tests" / "test_fault_harness.py")], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            str(ROOT / "tests" / "test_fault_harness.py"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     try:
         stats = json.loads(report.read_text() or "{}")
     except (OSError, ValueError):
@@ -64,8 +82,11 @@ def table(rows: list[dict]) -> str:
     total = {"seed": "total", **{c: sum(r[c] for r in rows) for c in COLUMNS[1:]}}
     widths = {c: max(len(c), *(len(str(r[c])) for r in [*rows, total])) for c in COLUMNS}
     line = lambda r: "  ".join(str(r[c]).rjust(widths[c]) for c in COLUMNS)  # noqa: E731
-    out = [line({c: c for c in COLUMNS}), *(line(r) + ("  " + r["first"] if r["first"] else "") for r in rows),
-           line(total)]
+    out = [
+        line({c: c for c in COLUMNS}),
+        *(line(r) + ("  " + r["first"] if r["first"] else "") for r in rows),
+        line(total),
+    ]
     known: dict[str, int] = {}
     for r in rows:
         for k, v in r["known_by_name"].items():
@@ -90,8 +111,12 @@ def main() -> int:
     with ThreadPoolExecutor(args.jobs) as pool:
         for row in pool.map(lambda s: one_seed(s, args), seeds):
             rows.append(row)
-            print(f"seed {row['seed']}: {row['sequences']} sequences, {row['steps']} steps, "
-                  f"{'VIOLATION ' + row['first'] if row['violations'] else 'ok'}", file=sys.stderr, flush=True)
+            print(
+                f"seed {row['seed']}: {row['sequences']} sequences, {row['steps']} steps, "
+                f"{'VIOLATION ' + row['first'] if row['violations'] else 'ok'}",
+                file=sys.stderr,
+                flush=True,
+            )
     print(table(rows))
     return 1 if any(r["violations"] for r in rows) else 0
 

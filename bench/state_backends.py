@@ -42,7 +42,9 @@ def rows(runs: int = 20) -> list[tuple[str, float, str]]:
             d = tmp / label.replace(",", "").replace(" ", "_")
             d.mkdir()
             backend_name = label.split(",")[0]
-            (d / "airflow-infra.toml").write_text(f'[project]\nname = "bench_{d.name}"\n[state]\nbackend = "{backend_name}"{extra}\n')
+            (d / "airflow-infra.toml").write_text(
+                f'[project]\nname = "bench_{d.name}"\n[state]\nbackend = "{backend_name}"{extra}\n'
+            )
             subprocess.run([*CLI, "-C", str(d), "up"], check=True, stdout=subprocess.DEVNULL)
             backend = get_backend(load_config(d), d)
             times = []
@@ -54,19 +56,28 @@ def rows(runs: int = 20) -> list[tuple[str, float, str]]:
                 times.append(time.perf_counter() - start)
             if hasattr(backend, "_stop"):
                 backend._stop.set()
-            out.append((f"lock + unlock, {label}", statistics.median(times), f"{statistics.median(times) * 1000:.2f} ms"))
+            out.append(
+                (f"lock + unlock, {label}", statistics.median(times), f"{statistics.median(times) * 1000:.2f} ms")
+            )
             commits = []  # a transaction of one commit: lock, read, the fenced write (its lock checked), unlock
             for _ in range(runs):
                 start = time.perf_counter()
                 with transaction(backend, "bench") as txn:
                     txn.commit(lambda s: s)
                 commits.append(time.perf_counter() - start)
-            out.append((f"lock + read + fenced write + unlock, {label}", statistics.median(commits),
-                        f"{statistics.median(commits) * 1000:.2f} ms"))
+            out.append(
+                (
+                    f"lock + read + fenced write + unlock, {label}",
+                    statistics.median(commits),
+                    f"{statistics.median(commits) * 1000:.2f} ms",
+                )
+            )
             plans = []
             for _ in range(5):
                 start = time.perf_counter()
-                subprocess.run([*CLI, "-C", str(d), "plan", "--detailed-exitcode"], check=True, stdout=subprocess.DEVNULL)
+                subprocess.run(
+                    [*CLI, "-C", str(d), "plan", "--detailed-exitcode"], check=True, stdout=subprocess.DEVNULL
+                )
                 plans.append(time.perf_counter() - start)
             out.append((f"no-op plan (CLI), {label}", statistics.median(plans), ""))
     return out

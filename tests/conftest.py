@@ -32,8 +32,9 @@ def on_terminal(args: list[str], env: dict, answer: str) -> tuple[str, int]:
     import pty
 
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "airflow_infra", *args], env=env,
-                            stdin=follower, stdout=follower, stderr=follower)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_infra", *args], env=env, stdin=follower, stdout=follower, stderr=follower
+    )
     os.close(follower)
     seen = b""
     while b"Only 'yes' will be accepted" not in seen:
@@ -92,14 +93,24 @@ class Cli:
         return env
 
     def popen(self, *args: str, **env) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "airflow_infra", "-C", str(self.dir), *args],
-                                env=self.env(**env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "airflow_infra", "-C", str(self.dir), *args],
+            env=self.env(**env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def __call__(self, *args: str, expect: int | None = 0, **env) -> subprocess.CompletedProcess:
-        proc = subprocess.run([sys.executable, "-m", "airflow_infra", "-C", str(self.dir), *args],
-                              env=self.env(**env), stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "airflow_infra", "-C", str(self.dir), *args],
+            env=self.env(**env),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if expect is not None:
             assert proc.returncode == expect, f"exit {proc.returncode} for {args}:\n{proc.stdout}\n{proc.stderr}"
         return proc
@@ -109,8 +120,13 @@ class Cli:
         import pty
 
         leader, follower = pty.openpty()
-        proc = subprocess.Popen([sys.executable, "-m", "airflow_infra", "-C", str(self.dir), *args],
-                                env=self.env(**env), stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow_infra", "-C", str(self.dir), *args],
+            env=self.env(**env),
+            stdin=subprocess.DEVNULL,
+            stdout=follower,
+            stderr=subprocess.PIPE,
+        )
         os.close(follower)
         out = b""
         try:
@@ -170,9 +186,15 @@ def make_cli(tmp_path, home):
 def connect_as(outputs: dict, who: str, dbname: str | None = None):
     import psycopg
 
-    return psycopg.connect(host=outputs["postgres_host"], port=outputs["postgres_port"],
-                           user=outputs[f"{who}_user"], password=outputs[f"{who}_password"],
-                           dbname=dbname or outputs["postgres_database"], autocommit=True, connect_timeout=10)
+    return psycopg.connect(
+        host=outputs["postgres_host"],
+        port=outputs["postgres_port"],
+        user=outputs[f"{who}_user"],
+        password=outputs[f"{who}_password"],
+        dbname=dbname or outputs["postgres_database"],
+        autocommit=True,
+        connect_timeout=10,
+    )
 
 
 # the state writes of a first apply of the local target's 8 resources: one per resource, and one
@@ -194,10 +216,14 @@ def moto_endpoint():
     port = free_port()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     # s3rver's one account (moto takes any): one set of credentials serves both stores
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "S3RVER",
-           "AWS_SECRET_ACCESS_KEY": "S3RVER", "AWS_DEFAULT_REGION": "us-east-1",
-           # AWS's managed IAM policies exist, as in AWS (RDS enhanced monitoring's role attaches one)
-           "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "S3RVER",
+        "AWS_SECRET_ACCESS_KEY": "S3RVER",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        # AWS's managed IAM policies exist, as in AWS (RDS enhanced monitoring's role attaches one)
+        "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+    }
     with pytest.MonkeyPatch.context() as patch:
         for k, v in env.items():
             patch.setenv(k, v)
@@ -219,8 +245,11 @@ def s3rver_endpoint(moto_endpoint, tmp_path_factory):
     assert binary.exists(), f"{binary} is missing: run the README's test command, which installs s3rver there"
     port = free_port()
     data = tmp_path_factory.mktemp("s3rver")
-    proc = subprocess.Popen([str(binary), "-d", str(data), "-a", "127.0.0.1", "-p", str(port), "-s",
-                             "--no-vhost-buckets"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(binary), "-d", str(data), "-a", "127.0.0.1", "-p", str(port), "-s", "--no-vhost-buckets"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     import socket
     import time
@@ -271,27 +300,45 @@ class RdsTls:
         self.server = server
         self.ca_key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "airflow-infra tests RDS CA")])
-        self.ca = self._valid(x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                              .public_key(self.ca_key.public_key())
-                              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True))
+        self.ca = self._valid(
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.ca_key.public_key())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        )
         self.bundle = where / "rds-test-bundle.pem"
         self.bundle.write_bytes(self.ca.public_bytes(serialization.Encoding.PEM))
 
     def _valid(self, builder: x509.CertificateBuilder) -> x509.Certificate:
         now = datetime.datetime.now(datetime.UTC)
-        return (builder.serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-                .not_valid_after(now + datetime.timedelta(days=1)).sign(self.ca_key, hashes.SHA256()))
+        return (
+            builder.serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(self.ca_key, hashes.SHA256())
+        )
 
     def serve(self, *names: str) -> None:
         """Give the server a certificate for `names` (and turn TLS on)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = self._valid(x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-                           .issuer_name(self.ca.subject).public_key(key.public_key())
-                           .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False))
+        cert = self._valid(
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(self.ca.subject)
+            .public_key(key.public_key())
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        )
         data = self.server.data
-        for file, blob in (("rds-test.crt", cert.public_bytes(serialization.Encoding.PEM)),
-                           ("rds-test.key", key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                              serialization.NoEncryption()))):
+        for file, blob in (
+            ("rds-test.crt", cert.public_bytes(serialization.Encoding.PEM)),
+            (
+                "rds-test.key",
+                key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                ),
+            ),
+        ):
             (data / file).write_bytes(blob)
             os.chmod(data / file, 0o600)
             os.chown(data / file, data.stat().st_uid, data.stat().st_gid)  # the server's account reads it
@@ -336,7 +383,9 @@ def s3(moto_endpoint):
 def airflow_python(tmp_path_factory) -> Iterator[Path]:
     """A real Apache Airflow 3 with airflow-infra installed beside it, in .venv-airflow (the README's test
     command makes it: Airflow pins its own dependencies, so it lives apart from .venv)."""
-    py = Path(os.environ.get("AIRFLOW_INFRA_TEST_AIRFLOW_PYTHON", Path(__file__).parent.parent / ".venv-airflow/bin/python"))
+    py = Path(
+        os.environ.get("AIRFLOW_INFRA_TEST_AIRFLOW_PYTHON", Path(__file__).parent.parent / ".venv-airflow/bin/python")
+    )
     assert py.exists(), f"{py} is missing: run the README's test command, which installs Airflow there"
     home = tmp_path_factory.mktemp("airflow-home")
     with pytest.MonkeyPatch.context() as env:
@@ -364,8 +413,12 @@ def network(moto_endpoint):
 
     ec2 = boto3.client("ec2", region_name="us-east-1")
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"us-east-1{az}")["Subnet"]["SubnetId"]
-               for i, az in enumerate("ab")]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"us-east-1{az}")["Subnet"][
+            "SubnetId"
+        ]
+        for i, az in enumerate("ab")
+    ]
     workers = ec2.create_security_group(GroupName="airflow-workers", Description="w", VpcId=vpc)["GroupId"]
     return {"vpc": vpc, "subnets": subnets, "workers": workers}
 
@@ -376,8 +429,11 @@ def give_master_user(identifier: str, superuser) -> None:
 
     rds = boto3.client("rds", region_name="us-east-1")
     db = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
-    secret = json.loads(boto3.client("secretsmanager", region_name="us-east-1").get_secret_value(
-        SecretId=db["MasterUserSecret"]["SecretArn"])["SecretString"])
+    secret = json.loads(
+        boto3.client("secretsmanager", region_name="us-east-1").get_secret_value(
+            SecretId=db["MasterUserSecret"]["SecretArn"]
+        )["SecretString"]
+    )
     with superuser() as conn:
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (secret["username"],)).fetchone()
         verb = "ALTER" if exists else "CREATE"

@@ -6,8 +6,14 @@ import os
 import subprocess
 from pathlib import Path
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid", "GIT_COMMITTER_NAME": "Test",
-           "GIT_COMMITTER_EMAIL": "test@example.invalid", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "HOME": "/nonexistent",
+}
 
 
 def git(*args: str, cwd: Path) -> str:
@@ -36,9 +42,21 @@ class Daemon:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.proc = subprocess.Popen(["git", "daemon", "--export-all", "--base-path=/", "--reuseaddr",
-                                      "--listen=127.0.0.1", f"--port={self.port}", "--informative-errors"],
-                                     env={**os.environ, **GIT_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [
+                "git",
+                "daemon",
+                "--export-all",
+                "--base-path=/",
+                "--reuseaddr",
+                "--listen=127.0.0.1",
+                f"--port={self.port}",
+                "--informative-errors",
+            ],
+            env={**os.environ, **GIT_ENV},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -80,8 +98,9 @@ class Repo:
         assert DAEMON is not None, "use the git_daemon fixture"
         return DAEMON.url(self.remote)
 
-
-    def commit(self, files: dict[str, str | None], message: str = "change", *, symlinks: dict[str, str] | None = None) -> str:
+    def commit(
+        self, files: dict[str, str | None], message: str = "change", *, symlinks: dict[str, str] | None = None
+    ) -> str:
         for rel, text in files.items():
             path = self.work / rel
             if text is None:

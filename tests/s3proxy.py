@@ -31,14 +31,16 @@ def _query_params(body: bytes | None) -> dict[str, str]:
 class S3Proxy:
     def __init__(self, upstream: str):
         self.upstream = urlsplit(upstream)
-        self.not_implemented: set[str] = set()   # subresources, e.g. "ownershipControls"
-        self.abort_next = 0                      # this many requests get 409 OperationAborted
+        self.not_implemented: set[str] = set()  # subresources, e.g. "ownershipControls"
+        self.abort_next = 0  # this many requests get 409 OperationAborted
         self.requests: list[str] = []
-        self.calls: list[dict[str, str]] = []   # each request's Query-protocol parameters (RDS, EC2, IAM; {} for S3)
-        self.drop_headers: set[str] = set()     # e.g. {"If-None-Match"}: a store that ignores them
+        self.calls: list[dict[str, str]] = []  # each request's Query-protocol parameters (RDS, EC2, IAM; {} for S3)
+        self.drop_headers: set[str] = set()  # e.g. {"If-None-Match"}: a store that ignores them
         self.reject_actions: dict[str, tuple[str, str]] = {}  # Query action -> (error code, message), as 400
-        self.reject_times: dict[str, int] = {}  # Query action -> how many times reject_actions applies (default: always)
-        self.rewrite: dict[str, tuple[bytes, bytes]] = {}     # Query action -> (old, new) in its responses
+        self.reject_times: dict[
+            str, int
+        ] = {}  # Query action -> how many times reject_actions applies (default: always)
+        self.rewrite: dict[str, tuple[bytes, bytes]] = {}  # Query action -> (old, new) in its responses
         self.refuse_deletes = False  # DeleteObjects answers 200 with an AccessDenied error per key (Object Lock)
         self.hold: set[str] = set()  # requests on these subresources wait for release (a kill lands meanwhile)
         self.held = threading.Event()
@@ -46,7 +48,6 @@ class S3Proxy:
         proxy = self
 
         class Handler(_QuietHandler):
-
             def _error(self, status: int, code: str):
                 body = f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>{code}</Message></Error>".encode()
                 self.send_response(status)
@@ -66,8 +67,10 @@ class S3Proxy:
                     if action in proxy.reject_times:
                         proxy.reject_times[action] -= 1
                     code, message = proxy.reject_actions[action]
-                    xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
-                           "</Error><RequestId>1</RequestId></ErrorResponse>").encode()
+                    xml = (
+                        f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
+                        "</Error><RequestId>1</RequestId></ErrorResponse>"
+                    ).encode()
                     self.send_response(400)
                     self.send_header("Content-Type", "text/xml")
                     self.send_header("Content-Length", str(len(xml)))
@@ -77,9 +80,16 @@ class S3Proxy:
                     import re
 
                     keys = re.findall(rb"<Key>(.*?)</Key>", body or b"")
-                    xml = b"<DeleteResult>" + b"".join(
-                        b"<Error><Key>" + k + b"</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
-                        for k in keys) + b"</DeleteResult>"
+                    xml = (
+                        b"<DeleteResult>"
+                        + b"".join(
+                            b"<Error><Key>"
+                            + k
+                            + b"</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+                            for k in keys
+                        )
+                        + b"</DeleteResult>"
+                    )
                     self.send_response(200)
                     self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", str(len(xml)))

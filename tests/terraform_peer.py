@@ -34,21 +34,34 @@ class Terraform:
         self.bucket, self.table = shared["bucket"], shared["table"]
         workdir.mkdir(parents=True)
         (workdir / "main.tf").write_text(BACKEND.format(key=key, **shared))
-        self.env = {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0",
-                    "HOME": str(workdir)}
+        self.env = {
+            **os.environ,
+            "CHECKPOINT_DISABLE": "1",
+            "TF_IN_AUTOMATION": "1",
+            "TF_INPUT": "0",
+            "HOME": str(workdir),
+        }
         self("init", "-no-color")
 
     def __call__(self, *args: str, expect: int | None = 0) -> subprocess.CompletedProcess:
-        proc = subprocess.run([str(self.binary), *args], cwd=self.dir, env=self.env, capture_output=True, text=True,
-                              timeout=120)
+        proc = subprocess.run(
+            [str(self.binary), *args], cwd=self.dir, env=self.env, capture_output=True, text=True, timeout=120
+        )
         if expect is not None:
             assert proc.returncode == expect, proc.stdout + proc.stderr
         return proc
 
     def holding_the_lock(self) -> subprocess.Popen:
         """`terraform console`: it holds the state lock until its input closes."""
-        proc = subprocess.Popen([str(self.binary), "console", "-no-color"], cwd=self.dir, env=self.env,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            [str(self.binary), "console", "-no-color"],
+            cwd=self.dir,
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

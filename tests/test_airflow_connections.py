@@ -22,8 +22,13 @@ def airflow_db(airflow_python, tmp_path_factory):
 
 def airflow_get(airflow_db, conn_id: str, env_extra: dict | None = None) -> dict:
     airflow, env = airflow_db
-    proc = subprocess.run([airflow, "connections", "get", conn_id, "-o", "json"], env={**env, **(env_extra or {})},
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [airflow, "connections", "get", conn_id, "-o", "json"],
+        env={**env, **(env_extra or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])[0]
 
@@ -36,11 +41,20 @@ def test_files_are_accepted_by_airflow_connections_import(cli, name, airflow_db)
         cli("connections", "--format", fmt, "--output", str(path))
         assert path.stat().st_mode & 0o777 == 0o600
         airflow, env = airflow_db
-        subprocess.run([airflow, "connections", "import", "--overwrite", str(path)], env=env, check=True,
-                       capture_output=True, timeout=300)
+        subprocess.run(
+            [airflow, "connections", "import", "--overwrite", str(path)],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
         got = airflow_get(airflow_db, f"{name}_postgres")
         assert (got["host"], int(got["port"]), got["login"], got["schema"]) == (
-            out["postgres_host"], out["postgres_port"], out["etl_user"], out["postgres_database"]), fmt
+            out["postgres_host"],
+            out["postgres_port"],
+            out["etl_user"],
+            out["postgres_database"],
+        ), fmt
         assert got["password"] == out["etl_password"]
         bucket = airflow_get(airflow_db, f"{name}_workbucket")
         assert bucket["conn_type"] == "fs" and bucket["extra_dejson"] == {"path": out["bucket_path"]}
@@ -50,8 +64,13 @@ def test_files_are_accepted_by_airflow_connections_import(cli, name, airflow_db)
     cli("connections", "--format", "env", "--output", str(env_file))
     airflow, env = airflow_db
     script = f"set -a; . {env_file}; set +a; {airflow} connections get {name}_postgres -o json"
-    proc = subprocess.run(["bash", "-c", script], env={**env, "AIRFLOW_HOME": str(cli.dir / "no-db")},
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        ["bash", "-c", script],
+        env={**env, "AIRFLOW_HOME": str(cli.dir / "no-db")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     got = json.loads(proc.stdout.strip().splitlines()[-1])[0]
     assert (got["host"], got["login"], got["password"]) == (out["postgres_host"], out["etl_user"], out["etl_password"])
     variables = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
@@ -72,7 +91,9 @@ def test_no_secret_without_show_secrets(cli):
 def test_seed_connection_ids_are_kept(cli, name):
     cli("init")
     toml = cli.dir / "airflow-infra.toml"
-    toml.write_text(toml.read_text() + '\n[airflow]\npostgres_conn_id = "redb_postgres"\nbucket_conn_id = "redb-workbucket"\n')
+    toml.write_text(
+        toml.read_text() + '\n[airflow]\npostgres_conn_id = "redb_postgres"\nbucket_conn_id = "redb-workbucket"\n'
+    )
     cli("apply", "--auto-approve")
     conns = json.loads(cli.tty("connections", "--format", "json").stdout)
     assert set(conns) == {"redb_postgres", "redb-workbucket"}
@@ -92,13 +113,22 @@ def test_push_to_secrets_manager(cli, name, moto_endpoint, airflow_python):
     sm = boto3.client("secretsmanager", region_name="us-east-1")
     body = json.loads(sm.get_secret_value(SecretId=f"airflow/connections/{name}_postgres")["SecretString"])
     out = cli.outputs()
-    assert body == {"conn_type": "postgres", "host": out["postgres_host"], "port": out["postgres_port"],
-                    "schema": out["postgres_database"], "login": out["etl_user"], "password": out["etl_password"]}
+    assert body == {
+        "conn_type": "postgres",
+        "host": out["postgres_host"],
+        "port": out["postgres_port"],
+        "schema": out["postgres_database"],
+        "login": out["etl_user"],
+        "password": out["etl_password"],
+    }
     assert sm.get_secret_value(SecretId=f"airflow/variables/{name}_workfiles_url")["SecretString"] == out["bucket_url"]
     assert out["etl_password"] not in first + again
     secret = sm.describe_secret(SecretId=f"airflow/connections/{name}_postgres")  # tagged like the project's others
-    assert {t["Key"]: t["Value"] for t in secret["Tags"]} == {"ManagedBy": "airflow-infra", "Project": name,
-                                                              "Environment": "dev"}
+    assert {t["Key"]: t["Value"] for t in secret["Tags"]} == {
+        "ManagedBy": "airflow-infra",
+        "Project": name,
+        "Environment": "dev",
+    }
     assert cli.state()["pushed"][f"airflow/connections/{name}_postgres"] == secret["ARN"]  # recorded, for destroy
 
     # read back as Airflow reads them: the amazon provider's SecretsManagerBackend
@@ -112,8 +142,14 @@ print(json.dumps([c.conn_type, c.host, c.port, c.schema, c.login, c.password, b.
     proc = subprocess.run([str(airflow_python), "-c", read], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
-        "postgres", out["postgres_host"], out["postgres_port"], out["postgres_database"], out["etl_user"],
-        out["etl_password"], out["bucket_url"]]
+        "postgres",
+        out["postgres_host"],
+        out["postgres_port"],
+        out["postgres_database"],
+        out["etl_user"],
+        out["etl_password"],
+        out["bucket_url"],
+    ]
 
     gone = cli("destroy", "--auto-approve")  # the pushed secrets go with the project (recoverable for 7 days)
     assert "scheduled for deletion" in gone.stderr and f"airflow/connections/{name}_postgres" in gone.stderr
@@ -125,7 +161,9 @@ print(json.dumps([c.conn_type, c.host, c.port, c.schema, c.login, c.password, b.
 def test_push_to_a_local_airflow(cli, name, airflow_db):
     airflow, env = airflow_db
     cli("up")
-    pushed = cli("connections", "push", "--to", "airflow", "--airflow-bin", airflow, AIRFLOW_HOME=env["AIRFLOW_HOME"]).stdout
+    pushed = cli(
+        "connections", "push", "--to", "airflow", "--airflow-bin", airflow, AIRFLOW_HOME=env["AIRFLOW_HOME"]
+    ).stdout
     assert f"{name}_postgres: imported" in pushed
     assert airflow_get(airflow_db, f"{name}_postgres")["login"] == f"{name}_etl"
 
@@ -151,8 +189,15 @@ def test_new_project_runs_its_example_dag_in_airflow(tmp_path, home, airflow_db)
     env = {**os.environ, "AIRFLOW_INFRA_HOME": str(home)}
 
     def ai(*args, cwd=tmp_path, check=True):
-        return subprocess.run([sys.executable, "-m", "airflow_infra", *args], cwd=cwd, env=env, capture_output=True,
-                              text=True, timeout=300, check=check)
+        return subprocess.run(
+            [sys.executable, "-m", "airflow_infra", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=check,
+        )
 
     bad = ai("new", "211dashboard", check=False)
     assert bad.returncode == 1 and "not a valid project name" in bad.stderr
@@ -172,9 +217,15 @@ def test_new_project_runs_its_example_dag_in_airflow(tmp_path, home, airflow_db)
     assert subprocess.run(["git", "check-ignore", "-q", "dags/x.py"], cwd=repo).returncode == 1
 
     airflow, af_env = airflow_db
-    run = (f"set -a; . ./.airflow.env; set +a; {airflow} dags test {name}_example_elt")
-    proc = subprocess.run(["bash", "-c", run], cwd=repo, capture_output=True, text=True, timeout=600,
-                          env={**af_env, "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags")})
+    run = f"set -a; . ./.airflow.env; set +a; {airflow} dags test {name}_example_elt"
+    proc = subprocess.run(
+        ["bash", "-c", run],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**af_env, "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags")},
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = {k: v["value"] for k, v in json.loads(ai("output", "--json", "--show-secrets", cwd=repo).stdout).items()}
     with psycopg.connect(out["postgres_uri"]) as conn:
@@ -182,9 +233,18 @@ def test_new_project_runs_its_example_dag_in_airflow(tmp_path, home, airflow_db)
     assert rows == [("IL", 2, 2777846), ("MO", 3, 927116)]
     assert (Path(out["bucket_path"]) / "incoming" / "cities.csv").exists()
 
-    check = subprocess.run([str(Path(airflow).parent / "python"), "-c",
-                            "import sys; sys.path.insert(0, 'tests'); import test_dags; test_dags.test_dags_load()"],
-                           cwd=repo, capture_output=True, text=True, timeout=300, env=af_env)
+    check = subprocess.run(
+        [
+            str(Path(airflow).parent / "python"),
+            "-c",
+            "import sys; sys.path.insert(0, 'tests'); import test_dags; test_dags.test_dags_load()",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=af_env,
+    )
     assert check.returncode == 0, check.stderr
 
 

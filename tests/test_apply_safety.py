@@ -96,7 +96,9 @@ def test_apply_killed_midway_converges(cli, blocked_reader, superuser, name):
     state = _state(cli)
     assert len(state["resources"]) == 8
     with superuser() as conn:  # no duplicate, no orphan: exactly our three roles and one database
-        roles = conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s ORDER BY 1", (f"{name}\\_%",)).fetchall()
+        roles = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE %s ORDER BY 1", (f"{name}\\_%",)
+        ).fetchall()
         assert [r[0] for r in roles] == [f"{name}_etl", f"{name}_owner", f"{name}_reader"]
 
 
@@ -136,8 +138,10 @@ def test_eight_applies_racing_on_postgres_state(cli, state_dsn):
     cli("init")
     toml = cli.dir / "airflow-infra.toml"
     toml.write_text(toml.read_text().replace('backend = "local"', 'backend = "postgres"'))
-    racers = [cli.popen("--lock-timeout", "120", "apply", "--auto-approve", AIRFLOW_INFRA_STATE_DSN=state_dsn)
-              for _ in range(8)]
+    racers = [
+        cli.popen("--lock-timeout", "120", "apply", "--auto-approve", AIRFLOW_INFRA_STATE_DSN=state_dsn)
+        for _ in range(8)
+    ]
     outcomes = [(p.wait(180), p.stdout.read()) for p in racers]
     assert all(code == 0 for code, _ in outcomes), [p.stderr.read() for p in racers]
     assert sum("Apply complete!" in out for _, out in outcomes) == 1  # one applied, seven found nothing to do
@@ -148,7 +152,9 @@ def test_eight_applies_racing_on_postgres_state(cli, state_dsn):
     import psycopg
 
     with psycopg.connect(state_dsn) as conn:
-        serial = conn.execute("SELECT serial FROM airflow_infra_state WHERE project = %s", (cli.dir.name,)).fetchone()[0]
+        serial = conn.execute("SELECT serial FROM airflow_infra_state WHERE project = %s", (cli.dir.name,)).fetchone()[
+            0
+        ]
     assert serial == WRITES_OF_UP  # by the one apply that had work
 
 
@@ -165,9 +171,14 @@ def test_state_migrate_local_to_postgres_and_back(cli, state_dsn):
     assert "already at" in again.stderr
     cli("state", "migrate", "--to", "local", "--path", "back/state.json", AIRFLOW_INFRA_STATE_DSN=state_dsn)
     after = json.loads((cli.dir / "back" / "state.json").read_text())
-    assert (after["lineage"], after["serial"], after["resources"]) == (before["lineage"], before["serial"], before["resources"])
-    refused = cli("state", "migrate", "--to", "local", "--path", "back/state.json", AIRFLOW_INFRA_STATE_DSN=state_dsn,
-                  expect=1)
+    assert (after["lineage"], after["serial"], after["resources"]) == (
+        before["lineage"],
+        before["serial"],
+        before["resources"],
+    )
+    refused = cli(
+        "state", "migrate", "--to", "local", "--path", "back/state.json", AIRFLOW_INFRA_STATE_DSN=state_dsn, expect=1
+    )
     assert "a state is there already" in refused.stderr
 
 
@@ -258,7 +269,11 @@ def test_state_migrate_through_every_backend(cli, state_bucket, state_dsn):
     cli("plan", "--detailed-exitcode", AIRFLOW_INFRA_STATE_DSN=state_dsn)
     cli("state", "migrate", "--to", "local", "--path", "again/state.json", AIRFLOW_INFRA_STATE_DSN=state_dsn)
     after = json.loads((cli.dir / "again" / "state.json").read_text())
-    assert (after["lineage"], after["serial"], after["resources"]) == (before["lineage"], before["serial"], before["resources"])
+    assert (after["lineage"], after["serial"], after["resources"]) == (
+        before["lineage"],
+        before["serial"],
+        before["resources"],
+    )
 
 
 def make_lock_table(state_bucket: str, key: str) -> None:
@@ -266,9 +281,11 @@ def make_lock_table(state_bucket: str, key: str) -> None:
     import boto3
 
     boto3.client("dynamodb", region_name="us-east-1").create_table(
-        TableName=f"tf-locks-{state_bucket}", BillingMode="PAY_PER_REQUEST",
+        TableName=f"tf-locks-{state_bucket}",
+        BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}])
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+    )
 
 
 def test_lock_table_with_the_wrong_key_is_refused(cli, state_bucket, moto_endpoint):
@@ -293,8 +310,14 @@ def test_bad_s3_state_inputs(cli, state_bucket, s3):
     cli("init")
     use_s3_state(cli, state_bucket, "s3")
     cli("backend", "bootstrap")
-    no_creds = cli("plan", expect=1, AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="",
-                   AWS_SHARED_CREDENTIALS_FILE="/nonexistent", AWS_CONFIG_FILE="/nonexistent")
+    no_creds = cli(
+        "plan",
+        expect=1,
+        AWS_ACCESS_KEY_ID="",
+        AWS_SECRET_ACCESS_KEY="",
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+        AWS_CONFIG_FILE="/nonexistent",
+    )
     assert "no AWS credentials" in no_creds.stderr and no_creds.stderr.count("\n") == 1
     key = f"{cli.dir.name}/dev/airflow-infra.json"
     s3.put_object(Bucket=state_bucket, Key=key, Body=b'{"serial": 3, "linea')
@@ -307,8 +330,9 @@ def test_bad_s3_state_inputs(cli, state_bucket, s3):
 
 def _waiting_create_roles(superuser) -> int:
     with superuser() as conn:
-        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                            "AND query LIKE 'CREATE ROLE%'").fetchone()[0]
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'CREATE ROLE%'"
+        ).fetchone()[0]
 
 
 def test_a_paused_holder_writes_and_makes_nothing_after_its_lease(cli, state_bucket, blocked_reader, superuser, s3):
@@ -334,14 +358,20 @@ def test_a_paused_holder_writes_and_makes_nothing_after_its_lease(cli, state_buc
     err = a.stderr.read()
     assert "lease on the state lock ran out" in err and "Apply complete" not in a.stdout.read()
     key = f"{cli.dir.name}/dev/airflow-infra.json"
-    versions = sorted((v for v in s3.list_object_versions(Bucket=state_bucket, Prefix=key)["Versions"]
-                       if v["Key"] == key), key=lambda v: v["LastModified"])
-    locks = [json.loads(s3.get_object(Bucket=state_bucket, Key=key, VersionId=v["VersionId"])["Body"].read())["lock"]
-             for v in versions]
+    versions = sorted(
+        (v for v in s3.list_object_versions(Bucket=state_bucket, Prefix=key)["Versions"] if v["Key"] == key),
+        key=lambda v: v["LastModified"],
+    )
+    locks = [
+        json.loads(s3.get_object(Bucket=state_bucket, Key=key, VersionId=v["VersionId"])["Body"].read())["lock"]
+        for v in versions
+    ]
     b_lock = locks[-1]
-    assert b_lock != a_lock and a_lock not in locks[locks.index(b_lock):]  # B's fence, then only B's writes
+    assert b_lock != a_lock and a_lock not in locks[locks.index(b_lock) :]  # B's fence, then only B's writes
     with superuser() as conn:
-        roles = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (f"{cli.dir.name}_%",))}
+        roles = {
+            r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (f"{cli.dir.name}_%",))
+        }
     assert roles == {f"{cli.dir.name}_{r}" for r in ("owner", "etl", "reader")}
     cli("plan", "--detailed-exitcode")
     assert "not locked" in cli("state", "lock").stdout
@@ -414,8 +444,16 @@ def test_a_terraform_state_at_the_key_is_refused_and_left_alone(cli, state_bucke
     use_s3_state(cli, state_bucket, "s3")
     cli("backend", "bootstrap")
     key = f"{cli.dir.name}/dev/airflow-infra.json"
-    theirs = json.dumps({"version": 4, "terraform_version": "0.12.29", "serial": 1,
-                         "lineage": "7f1e9b9c-0000-4000-8000-000000000000", "outputs": {}, "resources": []}).encode()
+    theirs = json.dumps(
+        {
+            "version": 4,
+            "terraform_version": "0.12.29",
+            "serial": 1,
+            "lineage": "7f1e9b9c-0000-4000-8000-000000000000",
+            "outputs": {},
+            "resources": [],
+        }
+    ).encode()
     s3.put_object(Bucket=state_bucket, Key=key, Body=theirs)
     for args in (("plan",), ("apply", "--auto-approve")):
         refused = cli(*args, expect=1)

@@ -35,10 +35,18 @@ ca_bundle = "{bundle}"
 @pytest.fixture
 def aws_cli(cli, name, network, server, rds_tls):
     def write(extra: str = ""):
-        (cli.dir / "airflow-infra.toml").write_text(AWS.format(
-            name=name, subnets=json.dumps(network["subnets"]), workers=network["workers"], port=server.port, extra=extra,
-            bundle=rds_tls.bundle))
+        (cli.dir / "airflow-infra.toml").write_text(
+            AWS.format(
+                name=name,
+                subnets=json.dumps(network["subnets"]),
+                workers=network["workers"],
+                port=server.port,
+                extra=extra,
+                bundle=rds_tls.bundle,
+            )
+        )
         return cli
+
     return write
 
 
@@ -46,8 +54,14 @@ def airflow_dsn(conn: dict) -> str:
     """The libpq DSN Airflow's PostgresHook makes of a connection (its extra is passed as libpq keywords)."""
     from psycopg.conninfo import make_conninfo
 
-    return make_conninfo(host=conn["host"], port=conn["port"], dbname=conn["schema"], user=conn["login"],
-                         password=conn["password"], **conn["extra"])
+    return make_conninfo(
+        host=conn["host"],
+        port=conn["port"],
+        dbname=conn["schema"],
+        user=conn["login"],
+        password=conn["password"],
+        **conn["extra"],
+    )
 
 
 def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, network, superuser, server, rds_tls):
@@ -68,31 +82,51 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     assert db["CopyTagsToSnapshot"] and db["BackupRetentionPeriod"] == 7 and db["MasterUserSecret"]["SecretArn"]
     assert db["MasterUsername"] == "airflow_infra_admin"  # not a default admin name (RDS.25)
     assert (db["DBInstanceClass"], db["AllocatedStorage"], db["MaxAllocatedStorage"], db["MultiAZ"]) == (
-        "db.t4g.micro", 20, 100, True)  # prod: Multi-AZ (FSBP RDS.5)
-    rule = boto3.client("s3", region_name="us-east-1").get_bucket_encryption(
-        Bucket=f"{ident}-workfiles")["ServerSideEncryptionConfiguration"]["Rules"][0]
+        "db.t4g.micro",
+        20,
+        100,
+        True,
+    )  # prod: Multi-AZ (FSBP RDS.5)
+    rule = boto3.client("s3", region_name="us-east-1").get_bucket_encryption(Bucket=f"{ident}-workfiles")[
+        "ServerSideEncryptionConfiguration"
+    ]["Rules"][0]
     assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"  # prod: KMS (S3.17)
     assert db["DBSubnetGroup"]["DBSubnetGroupName"] == ident
     assert sorted(s["SubnetIdentifier"] for s in db["DBSubnetGroup"]["Subnets"]) == sorted(network["subnets"])
     [pg] = rds.describe_db_parameter_groups(DBParameterGroupName=f"{ident}-pg16")["DBParameterGroups"]
     assert pg["DBParameterGroupFamily"] == "postgres16"
-    params = {p["ParameterName"]: p["ParameterValue"]
-              for p in rds.describe_db_parameters(DBParameterGroupName=f"{ident}-pg16", Source="user")["Parameters"]}
-    assert params == {"rds.force_ssl": "1", "password_encryption": "scram-sha-256", "log_connections": "1",
-                      "log_disconnections": "1", "work_mem": "65536"}  # FSBP's, and the config's own
+    params = {
+        p["ParameterName"]: p["ParameterValue"]
+        for p in rds.describe_db_parameters(DBParameterGroupName=f"{ident}-pg16", Source="user")["Parameters"]
+    }
+    assert params == {
+        "rds.force_ssl": "1",
+        "password_encryption": "scram-sha-256",
+        "log_connections": "1",
+        "log_disconnections": "1",
+        "work_mem": "65536",
+    }  # FSBP's, and the config's own
     assert db["AutoMinorVersionUpgrade"] and db["EnabledCloudwatchLogsExports"] == ["postgresql", "upgrade"]
     iam = boto3.client("iam", region_name="us-east-1")
     monitoring = iam.get_role(RoleName=f"{ident}-rds-monitoring")["Role"]  # enhanced monitoring (RDS.6), its own role
     assert db["MonitoringInterval"] == 60 and db["MonitoringRoleArn"] == monitoring["Arn"]
-    assert [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=f"{ident}-rds-monitoring")[
-        "AttachedPolicies"]] == ["AmazonRDSEnhancedMonitoringRole"]
+    assert [
+        p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=f"{ident}-rds-monitoring")["AttachedPolicies"]
+    ] == ["AmazonRDSEnhancedMonitoringRole"]
     assert db["DBParameterGroups"][0]["DBParameterGroupName"] == f"{ident}-pg16"
-    [sg] = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"{ident}-postgres"]}])["SecurityGroups"]
-    assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"]) for p in sg["IpPermissions"]] == [
-        (5432, [network["workers"]], [])]
+    [sg] = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"{ident}-postgres"]}])[
+        "SecurityGroups"
+    ]
+    assert [
+        (p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"]) for p in sg["IpPermissions"]
+    ] == [(5432, [network["workers"]], [])]
     assert sg["IpPermissionsEgress"] == []  # the database opens no connections
-    assert {t["Key"]: t["Value"] for t in db["TagList"]} == {"ManagedBy": "airflow-infra", "Project": name,
-                                                             "Environment": "prod", "Lineage": cli.state()["lineage"]}
+    assert {t["Key"]: t["Value"] for t in db["TagList"]} == {
+        "ManagedBy": "airflow-infra",
+        "Project": name,
+        "Environment": "prod",
+        "Lineage": cli.state()["lineage"],
+    }
     out = {k: v["value"] for k, v in json.loads(cli("output", "--json", "--show-secrets").stdout).items()}
     assert out["postgres_host"] == db["Endpoint"]["Address"] and out["postgres_sslrootcert"] == str(rds_tls.bundle)
     assert out["postgres_uri"].endswith(f"?sslmode=verify-full&sslrootcert={quote(str(rds_tls.bundle))}")
@@ -114,27 +148,49 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
         assert "does not match host name" in last and out["etl_password"] not in last
     finally:
         rds_tls.serve(rds_tls.ENDPOINTS)
-    secrets = {s["Name"]: s for s in boto3.client("secretsmanager", region_name="us-east-1").list_secrets()["SecretList"]}
+    secrets = {
+        s["Name"]: s for s in boto3.client("secretsmanager", region_name="us-east-1").list_secrets()["SecretList"]
+    }
     etl_secret = secrets[f"airflow-infra/{name}/prod/{name}_etl"]  # role passwords live in Secrets Manager
     assert {t["Key"]: t["Value"] for t in etl_secret["Tags"]} == {
-        "ManagedBy": "airflow-infra", "Project": name, "Environment": "prod"}
+        "ManagedBy": "airflow-infra",
+        "Project": name,
+        "Environment": "prod",
+    }
     [etl_role] = [r for r in cli.state()["resources"] if (r["type"], r["name"]) == ("postgres_role", "etl")]
     assert etl_role["attrs"]["password_secret"] == etl_secret["ARN"] == out["etl_password_secret"]  # the state: the ARN
     assert out["etl_password"] not in cli.dir.joinpath(".airflow-infra", "state.json").read_text()
 
     # drift by hand on what matters for security
-    rds.modify_db_instance(DBInstanceIdentifier=ident, PubliclyAccessible=True, ApplyImmediately=True,
-                           VpcSecurityGroupIds=[sg["GroupId"], network["workers"]])
-    ec2.authorize_security_group_ingress(GroupId=sg["GroupId"], IpPermissions=[
-        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
-        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
-    rds.modify_db_parameter_group(DBParameterGroupName=f"{ident}-pg16", Parameters=[
-        {"ParameterName": "rds.force_ssl", "ParameterValue": "0", "ApplyMethod": "immediate"}])
-    rds.modify_db_instance(DBInstanceIdentifier=ident, AutoMinorVersionUpgrade=False, ApplyImmediately=True, MultiAZ=False,
-                           MonitoringInterval=0,
-                           CloudwatchLogsExportConfiguration={"DisableLogTypes": ["postgresql", "upgrade"]})
-    ec2.authorize_security_group_egress(GroupId=sg["GroupId"], IpPermissions=[
-        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    rds.modify_db_instance(
+        DBInstanceIdentifier=ident,
+        PubliclyAccessible=True,
+        ApplyImmediately=True,
+        VpcSecurityGroupIds=[sg["GroupId"], network["workers"]],
+    )
+    ec2.authorize_security_group_ingress(
+        GroupId=sg["GroupId"],
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]},
+        ],
+    )
+    rds.modify_db_parameter_group(
+        DBParameterGroupName=f"{ident}-pg16",
+        Parameters=[{"ParameterName": "rds.force_ssl", "ParameterValue": "0", "ApplyMethod": "immediate"}],
+    )
+    rds.modify_db_instance(
+        DBInstanceIdentifier=ident,
+        AutoMinorVersionUpgrade=False,
+        ApplyImmediately=True,
+        MultiAZ=False,
+        MonitoringInterval=0,
+        CloudwatchLogsExportConfiguration={"DisableLogTypes": ["postgresql", "upgrade"]},
+    )
+    ec2.authorize_security_group_egress(
+        GroupId=sg["GroupId"],
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
     plan = cli("plan", "--detailed-exitcode", expect=2).stdout
     assert 'aws_security_group.db: egress changed [] -> ["tcp 443-443 to 0.0.0.0/0"]' in plan
     assert "aws_db_parameter_group.pg16: parameters changed" in plan and "rds.force_ssl is not 1" in plan
@@ -148,26 +204,44 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     assert f'aws_db_instance.main: other_security_groups changed [] -> ["{network["workers"]}"]' in plan  # by hand
     cli("apply", "--auto-approve")
     db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
-    assert not db["PubliclyAccessible"] and [g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]] == [sg["GroupId"]]
-    assert db["AutoMinorVersionUpgrade"] and db["EnabledCloudwatchLogsExports"] == ["postgresql", "upgrade"] and db["MultiAZ"]
+    assert not db["PubliclyAccessible"] and [g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]] == [
+        sg["GroupId"]
+    ]
+    assert (
+        db["AutoMinorVersionUpgrade"]
+        and db["EnabledCloudwatchLogsExports"] == ["postgresql", "upgrade"]
+        and db["MultiAZ"]
+    )
     assert db["MonitoringInterval"] == 60
-    assert {p["ParameterName"]: p["ParameterValue"] for p in rds.describe_db_parameters(
-        DBParameterGroupName=f"{ident}-pg16", Source="user")["Parameters"]}["rds.force_ssl"] == "1"
+    assert {
+        p["ParameterName"]: p["ParameterValue"]
+        for p in rds.describe_db_parameters(DBParameterGroupName=f"{ident}-pg16", Source="user")["Parameters"]
+    }["rds.force_ssl"] == "1"
     [sg] = ec2.describe_security_groups(GroupIds=[sg["GroupId"]])["SecurityGroups"]
-    assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"], p.get("Ipv6Ranges", []))
-            for p in sg["IpPermissions"]] == [(5432, [network["workers"]], [], [])]
+    assert [
+        (p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"], p.get("Ipv6Ranges", []))
+        for p in sg["IpPermissions"]
+    ] == [(5432, [network["workers"]], [], [])]
     assert sg["IpPermissionsEgress"] == []
     cli("plan", "--detailed-exitcode")
 
     # a major upgrade: the new version's parameter group first, the instance moved onto it, the old group last
     toml = cli.dir / "airflow-infra.toml"
-    toml.write_text(toml.read_text().replace("deletion_protection = true", 'deletion_protection = true\nengine_major = "17"'))
+    toml.write_text(
+        toml.read_text().replace("deletion_protection = true", 'deletion_protection = true\nengine_major = "17"')
+    )
     actions = {c["address"]: c["action"] for c in json.loads(cli("plan", "--json").stdout)["changes"]}
-    assert actions == {"aws_db_parameter_group.pg17": "create", "aws_db_instance.main": "update",
-                       "aws_db_parameter_group.pg16": "delete"}
+    assert actions == {
+        "aws_db_parameter_group.pg17": "create",
+        "aws_db_instance.main": "update",
+        "aws_db_parameter_group.pg16": "delete",
+    }
     cli("apply", "--auto-approve")
     db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
-    assert db["EngineVersion"].split(".")[0] == "17" and db["DBParameterGroups"][0]["DBParameterGroupName"] == f"{ident}-pg17"
+    assert (
+        db["EngineVersion"].split(".")[0] == "17"
+        and db["DBParameterGroups"][0]["DBParameterGroupName"] == f"{ident}-pg17"
+    )
     groups = [g["DBParameterGroupName"] for g in rds.describe_db_parameter_groups()["DBParameterGroups"]]
     assert f"{ident}-pg17" in groups and f"{ident}-pg16" not in groups
     toml.write_text(toml.read_text().replace('engine_major = "17"', 'engine_major = "16"'))
@@ -184,7 +258,10 @@ def test_rds_with_safe_defaults_drift_and_protected_destroy(aws_cli, name, netwo
     with superuser(name) as conn:
         assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = 'raw'").fetchone()
     cli.dir.joinpath("airflow-infra.toml").write_text(
-        cli.dir.joinpath("airflow-infra.toml").read_text().replace("deletion_protection = true", "deletion_protection = false"))
+        cli.dir.joinpath("airflow-infra.toml")
+        .read_text()
+        .replace("deletion_protection = true", "deletion_protection = false")
+    )
     cli("apply", "--auto-approve")
     cli("destroy", "--auto-approve", "--force-delete-data")
     snaps = [s["DBSnapshotIdentifier"] for s in rds.describe_db_snapshots()["DBSnapshots"]]
@@ -196,10 +273,14 @@ def test_bad_aws_inputs(aws_cli, network, moto_endpoint):
     proc = cli("plan", expect=1)
     assert "allow_public_cidr = true" in proc.stderr and proc.stderr.count("\n") == 1
     ec2 = boto3.client("ec2", region_name="us-east-1")
-    one_az = ec2.create_subnet(VpcId=network["vpc"], CidrBlock="10.20.9.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    one_az = ec2.create_subnet(VpcId=network["vpc"], CidrBlock="10.20.9.0/24", AvailabilityZone="us-east-1a")["Subnet"][
+        "SubnetId"
+    ]
     cli = aws_cli("")
     toml = cli.dir / "airflow-infra.toml"
-    toml.write_text(toml.read_text().replace(json.dumps(network["subnets"]), json.dumps([network["subnets"][0], one_az])))
+    toml.write_text(
+        toml.read_text().replace(json.dumps(network["subnets"]), json.dumps([network["subnets"][0], one_az]))
+    )
     proc = cli("plan", expect=1)
     assert "all in one availability zone" in proc.stderr
     assert not (cli.dir / ".airflow-infra" / "state.json").exists()
@@ -215,8 +296,13 @@ def test_more_bad_aws_inputs_are_one_line(aws_cli, moto_endpoint):
     toml = cli.dir / "airflow-infra.toml"
     toml.write_text(toml.read_text().replace('region = "us-east-1"\n', ""))
     assert "[target] region: required" in one_line(cli("plan", expect=None, AWS_DEFAULT_REGION="", AWS_REGION=""))
-    no_credentials = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-                      "AWS_CONFIG_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"}
+    no_credentials = {
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
     assert "no AWS credentials" in one_line(cli("plan", expect=None, **no_credentials))
     assert "the profile 'nobody'" in one_line(cli("plan", expect=None, AWS_PROFILE="nobody", **no_credentials))
     assert "instance_class" in one_line(aws_cli('instance_class = "t4g.micro"')("plan", expect=None))
@@ -255,7 +341,9 @@ def test_the_rds_ca_bundle_is_fetched_once_and_pinned(aws_cli, rds_tls, moto_end
         assert "not a PEM bundle of certificates" in one_line(plan_with(f'ca_bundle = "{url}/junk.pem"', None))
         assert "cannot fetch" in one_line(plan_with(f'ca_bundle = "{url}/missing.pem"', None))
         # a presigned URL's query is a credential: never shown, never in the kept file's name
-        err = one_line(plan_with(f'ca_bundle = "{url}/global-bundle.pem?token=s3cr3t"\nca_bundle_sha256 = "{"0" * 64}"', None))
+        err = one_line(
+            plan_with(f'ca_bundle = "{url}/global-bundle.pem?token=s3cr3t"\nca_bundle_sha256 = "{"0" * 64}"', None)
+        )
         assert "s3cr3t" not in err and f"{url}/global-bundle.pem has SHA-256" in err
         plan_with(f'ca_bundle = "{url}/global-bundle.pem?token=s3cr3t"', 0)
         assert not [p for p in (aws_cli("").home / "certs").iterdir() if "s3cr3t" in p.name]
@@ -283,8 +371,10 @@ def test_instance_class_rds_rejects_is_one_line(aws_cli, moto_endpoint):
 
     with S3Proxy(moto_endpoint) as aws:
         aws.reject_actions["CreateDBInstance"] = (
-            "InvalidParameterCombination", "RDS does not support creating a DB instance with the following combination: "
-            "DBInstanceClass=db.m1.giant, Engine=postgres, EngineVersion=16.4, LicenseModel=postgresql-license.")
+            "InvalidParameterCombination",
+            "RDS does not support creating a DB instance with the following combination: "
+            "DBInstanceClass=db.m1.giant, Engine=postgres, EngineVersion=16.4, LicenseModel=postgresql-license.",
+        )
         cli = aws_cli('instance_class = "db.m1.giant"')
         proc = cli("apply", "--auto-approve", expect=1, AWS_ENDPOINT_URL=aws.url)
     err = proc.stderr.strip().splitlines()[-1]  # above it: the progress line of the failed step
@@ -294,13 +384,28 @@ def test_instance_class_rds_rejects_is_one_line(aws_cli, moto_endpoint):
 
 def test_worker_policy_grants_exactly_the_project_bucket(aws_cli, name, superuser):
     iam = boto3.client("iam", region_name="us-east-1")
-    iam.create_role(RoleName=f"workers-{name}", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    iam.create_role(
+        RoleName=f"workers-{name}", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+    )
     # the organisation's log bucket (FSBP S3.9), which lets S3's log delivery write
     s3, logs = boto3.client("s3", region_name="us-east-1"), f"{name.replace('_', '-')}-org-logs"
     s3.create_bucket(Bucket=logs)
-    s3.put_bucket_policy(Bucket=logs, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
-         "Resource": f"arn:aws:s3:::{logs}/*"}]}))
+    s3.put_bucket_policy(
+        Bucket=logs,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "logging.s3.amazonaws.com"},
+                        "Action": "s3:PutObject",
+                        "Resource": f"arn:aws:s3:::{logs}/*",
+                    }
+                ],
+            }
+        ),
+    )
     cli = aws_cli(f'[aws.iam]\nattach_to_role = "workers-{name}"')
     toml = cli.dir / "airflow-infra.toml"
     toml.write_text(toml.read_text().replace("[bucket]\n", f'[bucket]\naccess_log_bucket = "{logs}"\n'))
@@ -309,7 +414,10 @@ def test_worker_policy_grants_exactly_the_project_bucket(aws_cli, name, superuse
     give_master_user(ident, superuser)
     cli("apply", "--auto-approve")
     bucket = f"{name.replace('_', '-')}-prod-workfiles"
-    assert s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"] == {"TargetBucket": logs, "TargetPrefix": f"{bucket}/"}
+    assert s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"] == {
+        "TargetBucket": logs,
+        "TargetPrefix": f"{bucket}/",
+    }
     s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus={})  # turned off by hand
     off = cli("plan", "--detailed-exitcode", expect=2).stdout
     assert "s3_bucket.workfiles: logging changed" in off and "keeps no server access logs" in off
@@ -320,16 +428,31 @@ def test_worker_policy_grants_exactly_the_project_bucket(aws_cli, name, superuse
     attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=f"workers-{name}")["AttachedPolicies"]]
     assert attached == [arn]
     doc = out["worker_policy_json"]
-    assert doc["Statement"][0] == {"Sid": "ListProjectObjects", "Effect": "Allow", "Action": "s3:ListBucket",
-                                   "Resource": f"arn:aws:s3:::{bucket}"}
+    assert doc["Statement"][0] == {
+        "Sid": "ListProjectObjects",
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": f"arn:aws:s3:::{bucket}",
+    }
     assert doc["Statement"][1]["Action"] == ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
     assert doc["Statement"][1]["Resource"] == f"arn:aws:s3:::{bucket}/*"
     iam.detach_role_policy(RoleName=f"workers-{name}", PolicyArn=arn)  # drift: detached by hand
-    iam.put_role_policy(RoleName=f"workers-{name}", PolicyName="everything", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
-    org = iam.create_policy(PolicyName=f"org-reads-{name}", PolicyDocument=json.dumps(  # IAM's names ignore case
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "S3:GetObject",
-                                                 "Resource": "arn:aws:s3:::*/*"}]}))["Policy"]["Arn"]
+    iam.put_role_policy(
+        RoleName=f"workers-{name}",
+        PolicyName="everything",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        ),
+    )
+    org = iam.create_policy(
+        PolicyName=f"org-reads-{name}",
+        PolicyDocument=json.dumps(  # IAM's names ignore case
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "S3:GetObject", "Resource": "arn:aws:s3:::*/*"}],
+            }
+        ),
+    )["Policy"]["Arn"]
     iam.attach_role_policy(RoleName=f"workers-{name}", PolicyArn=org)
     plan = cli("plan", "--detailed-exitcode", expect=2).stdout
     assert "attached_to changed" in plan
@@ -347,13 +470,17 @@ def test_a_monitoring_role_rds_does_not_see_yet_is_waited_for(aws_cli, name, mot
     cli = aws_cli("")
     ident = f"{name}-prod".replace("_", "-")
     with S3Proxy(moto_endpoint) as aws:
-        aws.reject_actions["CreateDBInstance"] = ("InvalidParameterCombination", "IAM role ARN value is invalid or "
-                                                  "does not include the required permissions for: ENHANCED_MONITORING")
+        aws.reject_actions["CreateDBInstance"] = (
+            "InvalidParameterCombination",
+            "IAM role ARN value is invalid or does not include the required permissions for: ENHANCED_MONITORING",
+        )
         aws.reject_times["CreateDBInstance"] = 2
         done = cli("apply", "--auto-approve", expect=None, AWS_ENDPOINT_URL=aws.url)
         assert "RDS does not see the monitoring role yet" in done.stdout + done.stderr
         assert aws.reject_times["CreateDBInstance"] == 0
-    db = boto3.client("rds", region_name="us-east-1").describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+    db = boto3.client("rds", region_name="us-east-1").describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][
+        0
+    ]
     assert db["MonitoringInterval"] == 60
 
 
@@ -361,9 +488,17 @@ def test_a_monitoring_role_not_ours_is_never_taken(aws_cli, name, moto_endpoint)
     """A role of the planned name made by someone else (no marker): a conflict, left as it is."""
     iam = boto3.client("iam", region_name="us-east-1")
     ident = f"{name}-prod".replace("_", "-")
-    iam.create_role(RoleName=f"{ident}-rds-monitoring", AssumeRolePolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                                                 "Action": "sts:AssumeRole"}]}))
+    iam.create_role(
+        RoleName=f"{ident}-rds-monitoring",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )
     refused = aws_cli("")("apply", "--auto-approve", expect=1)
     assert "aws_iam_role.monitoring" in refused.stderr and "not made by airflow-infra" in refused.stderr
     assert iam.list_attached_role_policies(RoleName=f"{ident}-rds-monitoring")["AttachedPolicies"] == []
@@ -374,8 +509,9 @@ def test_a_monitoring_role_not_ours_is_never_taken(aws_cli, name, moto_endpoint)
 def test_a_parameter_group_not_ours_is_never_written(aws_cli, name, moto_endpoint):
     rds = boto3.client("rds", region_name="us-east-1")
     ident = f"{name}-prod".replace("_", "-")
-    rds.create_db_parameter_group(DBParameterGroupName=f"{ident}-pg16", DBParameterGroupFamily="postgres16",
-                                  Description="the DBA's")
+    rds.create_db_parameter_group(
+        DBParameterGroupName=f"{ident}-pg16", DBParameterGroupFamily="postgres16", Description="the DBA's"
+    )
     refused = aws_cli("")("apply", "--auto-approve", expect=1)
     assert "aws_db_parameter_group.pg16" in refused.stderr and "not made by airflow-infra" in refused.stderr
     assert rds.describe_db_parameters(DBParameterGroupName=f"{ident}-pg16", Source="user")["Parameters"] == []
@@ -395,19 +531,25 @@ def test_dev_destroy_without_final_snapshot(aws_cli, name, superuser):
     db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
     assert not db["DeletionProtection"] and not db["MultiAZ"]  # dev: cheaper, and no warning for it
     assert not db.get("MonitoringInterval")
-    rule = boto3.client("s3", region_name="us-east-1").get_bucket_encryption(
-        Bucket=f"{ident}-workfiles")["ServerSideEncryptionConfiguration"]["Rules"][0]
+    rule = boto3.client("s3", region_name="us-east-1").get_bucket_encryption(Bucket=f"{ident}-workfiles")[
+        "ServerSideEncryptionConfiguration"
+    ]["Rules"][0]
     assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert "one availability zone" not in cli("plan").stdout
     [sg] = boto3.client("ec2", region_name="us-east-1").describe_security_groups(
-        Filters=[{"Name": "group-name", "Values": [f"{ident}-postgres"]}])["SecurityGroups"]
-    assert db["Endpoint"]["Port"] == 6543 and [(p["FromPort"], p["ToPort"]) for p in sg["IpPermissions"]] == [(6543, 6543)]
+        Filters=[{"Name": "group-name", "Values": [f"{ident}-postgres"]}]
+    )["SecurityGroups"]
+    assert db["Endpoint"]["Port"] == 6543 and [(p["FromPort"], p["ToPort"]) for p in sg["IpPermissions"]] == [
+        (6543, 6543)
+    ]
     assert cli.outputs()["postgres_port"] == 6543  # not the engine's default port (RDS.23)
     done = cli("destroy", "--auto-approve", "--force-delete-data", "--skip-final-snapshot").stdout
     assert "no final snapshot: --skip-final-snapshot" in done and "final snapshot final-" not in done
     assert not [d for d in rds.describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"] == ident]
     snaps = [s["DBSnapshotIdentifier"] for s in rds.describe_db_snapshots()["DBSnapshots"]]
-    assert not any(s.startswith(f"final-{ident}-") for s in snaps) and any(s.startswith(f"backup-{ident}-") for s in snaps)
+    assert not any(s.startswith(f"final-{ident}-") for s in snaps) and any(
+        s.startswith(f"backup-{ident}-") for s in snaps
+    )
 
 
 def test_performance_insights_and_the_maintenance_window_outside_dev(aws_cli, name, superuser, moto_endpoint):
@@ -425,39 +567,52 @@ def test_performance_insights_and_the_maintenance_window_outside_dev(aws_cli, na
     give_master_user(ident, superuser)
     cli("apply", "--auto-approve")
     with S3Proxy(moto_endpoint) as aws:  # Performance Insights turned off by hand (moto does not keep it: the proxy)
-        aws.rewrite["DescribeDBInstances"] = (b"<DBInstanceStatus>", b"<PerformanceInsightsEnabled>false"
-                                              b"</PerformanceInsightsEnabled><DBInstanceStatus>")
-        plan = cli("plan", "--detailed-exitcode", "--out", str(cli.dir / "pi.plan"), expect=2, AWS_ENDPOINT_URL=aws.url).stdout
+        aws.rewrite["DescribeDBInstances"] = (
+            b"<DBInstanceStatus>",
+            b"<PerformanceInsightsEnabled>false</PerformanceInsightsEnabled><DBInstanceStatus>",
+        )
+        plan = cli(
+            "plan", "--detailed-exitcode", "--out", str(cli.dir / "pi.plan"), expect=2, AWS_ENDPOINT_URL=aws.url
+        ).stdout
         assert "performance_insights changed true -> false" in plan and "has no Performance Insights" in plan
     with S3Proxy(moto_endpoint) as aws:  # the saved plan applied: on again
         cli("apply", str(cli.dir / "pi.plan"), AWS_ENDPOINT_URL=aws.url)
         [modify] = [c for c in aws.calls if c.get("Action") == "ModifyDBInstance"]
     assert (modify["EnablePerformanceInsights"], modify["ApplyImmediately"]) == ("true", "true")
     toml = cli.dir / "airflow-infra.toml"
-    toml.write_text(toml.read_text() + 'instance_class = "db.t4g.small"\nallocated_storage = 30\ndeletion_protection = false\n')
+    toml.write_text(
+        toml.read_text() + 'instance_class = "db.t4g.small"\nallocated_storage = 30\ndeletion_protection = false\n'
+    )
     plan = cli("plan").stdout
     assert "in the next maintenance window unless [aws.rds] apply_immediately = true" in plan
     with S3Proxy(moto_endpoint) as aws:
         cli("apply", "--auto-approve", AWS_ENDPOINT_URL=aws.url)
-        modify = [{k: v for k, v in c.items() if k not in ("Action", "Version", "DBInstanceIdentifier")}
-                  for c in aws.calls if c.get("Action") == "ModifyDBInstance"]
-    assert modify == [{"ApplyImmediately": "false", "DBInstanceClass": "db.t4g.small", "AllocatedStorage": "30"},
-                      {"ApplyImmediately": "true", "DeletionProtection": "false"}]
+        modify = [
+            {k: v for k, v in c.items() if k not in ("Action", "Version", "DBInstanceIdentifier")}
+            for c in aws.calls
+            if c.get("Action") == "ModifyDBInstance"
+        ]
+    assert modify == [
+        {"ApplyImmediately": "false", "DBInstanceClass": "db.t4g.small", "AllocatedStorage": "30"},
+        {"ApplyImmediately": "true", "DeletionProtection": "false"},
+    ]
     with S3Proxy(moto_endpoint) as aws:  # as RDS answers until the window: the old class, the new one pending
         aws.rewrite["DescribeDBInstances"] = (
             b"<DBInstanceClass>db.t4g.small</DBInstanceClass>",
             b"<DBInstanceClass>db.t4g.micro</DBInstanceClass><PendingModifiedValues><DBInstanceClass>db.t4g.small"
-            b"</DBInstanceClass></PendingModifiedValues>")
+            b"</DBInstanceClass></PendingModifiedValues>",
+        )
         plan = cli("plan", "--detailed-exitcode", AWS_ENDPOINT_URL=aws.url).stdout
     assert f"RDS instance {ident}: instance_class changed, waiting for the maintenance window" in plan
-    toml.write_text(toml.read_text() + 'port = 6543\n')  # RDS restarts for a port at once: so says the plan
+    toml.write_text(toml.read_text() + "port = 6543\n")  # RDS restarts for a port at once: so says the plan
     assert "a restart now (RDS restarts for it whatever apply_immediately says)" in cli("plan").stdout
     with S3Proxy(moto_endpoint) as aws:
         cli("apply", "--auto-approve", AWS_ENDPOINT_URL=aws.url)
         modify = [c for c in aws.calls if c.get("Action") == "ModifyDBInstance"]
     assert [(c["ApplyImmediately"], c.get("DBPortNumber")) for c in modify] == [("true", "6543")]
     [sg] = boto3.client("ec2", region_name="us-east-1").describe_security_groups(
-        Filters=[{"Name": "group-name", "Values": [f"{ident}-postgres"]}])["SecurityGroups"]
+        Filters=[{"Name": "group-name", "Values": [f"{ident}-postgres"]}]
+    )["SecurityGroups"]
     assert [(p["FromPort"], p["ToPort"]) for p in sg["IpPermissions"]] == [(6543, 6543)]  # in the same apply
     # (moto keeps the instance's port as it was made: DBPortNumber is not applied there, so no plan after it)
 

@@ -27,10 +27,13 @@ def _definitions(conn) -> dict:
     return {
         "rows": conn.execute("SELECT count(*), sum(id) FROM raw.events").fetchone(),
         "views": conn.execute("SELECT viewname, definition FROM pg_views WHERE schemaname = 'analytics'").fetchall(),
-        "functions": conn.execute("SELECT proname, pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n "
-                                  "ON n.oid = p.pronamespace WHERE nspname = 'staging'").fetchall(),
-        "sequences": conn.execute("SELECT sequencename, last_value FROM pg_sequences WHERE schemaname <> 'pg_catalog' "
-                                  "ORDER BY 1").fetchall(),
+        "functions": conn.execute(
+            "SELECT proname, pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n "
+            "ON n.oid = p.pronamespace WHERE nspname = 'staging'"
+        ).fetchall(),
+        "sequences": conn.execute(
+            "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname <> 'pg_catalog' ORDER BY 1"
+        ).fetchall(),
     }
 
 
@@ -125,8 +128,11 @@ def test_seed_bucket_versions_and_odd_keys_round_trip(make_cli, moto_endpoint, a
         page = s3.list_object_versions(Bucket=b)
         out: dict = {}
         for v in sorted(page.get("Versions", []) + page.get("DeleteMarkers", []), key=lambda v: v["LastModified"]):
-            body = (None if "Size" not in v else
-                    s3.get_object(Bucket=b, Key=v["Key"], VersionId=v["VersionId"])["Body"].read())
+            body = (
+                None
+                if "Size" not in v
+                else s3.get_object(Bucket=b, Key=v["Key"], VersionId=v["VersionId"])["Body"].read()
+            )
             out.setdefault(v["Key"], []).append(hashlib.sha256(body).hexdigest() if body is not None else "marker")
         return out
 
@@ -152,9 +158,13 @@ def test_a_killed_backup_leaves_nothing_named_like_a_complete_one(cli):
         (bucket / f"f{i}.bin").write_bytes(os.urandom(2000))
     backups = cli.home / "backups"
     before = set(backups.iterdir()) if backups.exists() else set()
-    proc = subprocess.Popen([sys.executable, "-m", "airflow_infra", "-C", str(cli.dir), "destroy", "--auto-approve",
-                             "--force-delete-data"], env=cli.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_infra", "-C", str(cli.dir), "destroy", "--auto-approve", "--force-delete-data"],
+        env=cli.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while not any(p.name.endswith(".partial") for p in (backups.iterdir() if backups.exists() else [])):
         assert time.monotonic() < deadline and proc.poll() is None, "the backup never started"
@@ -171,8 +181,9 @@ def test_a_killed_backup_leaves_nothing_named_like_a_complete_one(cli):
     assert Path(archive).stat().st_size > 3000 * 2000
 
 
-def test_a_delete_the_store_refuses_stops_the_destroy_with_the_bucket_intact(make_cli, moto_endpoint, admin_dsn, s3,
-                                                                              tmp_path):
+def test_a_delete_the_store_refuses_stops_the_destroy_with_the_bucket_intact(
+    make_cli, moto_endpoint, admin_dsn, s3, tmp_path
+):
     """Every per-key error of DeleteObjects is checked: the bucket stays, whole and in the state."""
     from s3proxy import S3Proxy
 
@@ -310,16 +321,18 @@ def test_a_restore_runs_what_the_project_wrote_with_no_more_than_its_owner_may(c
         etl.execute("CREATE TABLE raw.t (id int CHECK (staging.planted(id)))")
         etl.execute("INSERT INTO raw.t SELECT g FROM generate_series(1, 3) g")
         etl.execute("TRUNCATE staging.seen")
-    dump = next(b for b in _backups(cli("destroy", "--auto-approve", "--force-delete-data").stdout)
-                if b.endswith(".dump"))
+    dump = next(
+        b for b in _backups(cli("destroy", "--auto-approve", "--force-delete-data").stdout) if b.endswith(".dump")
+    )
     cli("up")
     cli("restore", dump)
     with superuser(name) as conn:
         assert conn.execute("SELECT count(*) FROM raw.t").fetchone()[0] == 3
         seen = conn.execute("SELECT DISTINCT who, super FROM staging.seen").fetchall()
         assert seen == [(f"{name}_etl", False)]  # the planted code ran, in the etl role's own session
-        assert conn.execute("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = %s",
-                            (f"{name}_etl",)).fetchone() == (False, False)
+        assert conn.execute(
+            "SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = %s", (f"{name}_etl",)
+        ).fetchone() == (False, False)
 
 
 def test_a_restore_into_roles_that_carry_more_than_the_owner_is_refused(cli, superuser, name):
@@ -327,8 +340,9 @@ def test_a_restore_into_roles_that_carry_more_than_the_owner_is_refused(cli, sup
     out = cli.outputs()
     with connect_as(out, "etl") as etl:
         etl.execute("CREATE TABLE raw.t (id int)")
-    dump = next(b for b in _backups(cli("destroy", "--auto-approve", "--force-delete-data").stdout)
-                if b.endswith(".dump"))
+    dump = next(
+        b for b in _backups(cli("destroy", "--auto-approve", "--force-delete-data").stdout) if b.endswith(".dump")
+    )
     cli("up")
     with superuser() as conn:
         conn.execute(f"GRANT pg_write_server_files TO {name}_etl")
@@ -348,9 +362,11 @@ def test_no_password_in_the_environment_of_pg_dump_or_pg_restore(server_cli, nam
     for program in ("pg_dump", "pg_restore"):
         real = shutil.which(program)
         script = wrappers / program
-        script.write_text(f"#!/bin/sh\nenv > {tmp_path}/{program}.$$.env\n"
-                          f"[ -n \"$PGPASSFILE\" ] && stat -L -c %a \"$PGPASSFILE\" >> {tmp_path}/{program}.$$.env\n"
-                          f"exec {real} \"$@\"\n")
+        script.write_text(
+            f"#!/bin/sh\nenv > {tmp_path}/{program}.$$.env\n"
+            f'[ -n "$PGPASSFILE" ] && stat -L -c %a "$PGPASSFILE" >> {tmp_path}/{program}.$$.env\n'
+            f'exec {real} "$@"\n'
+        )
         script.chmod(0o755)
     path = f"{wrappers}:{os.environ['PATH']}"
     cli = server_cli("tls_only = false")
@@ -384,13 +400,18 @@ def test_no_text_of_a_dump_runs_in_the_admins_session(cli, superuser, server, na
     with superuser(scratch) as conn:
         conn.execute("CREATE EXTENSION dblink")
     dump = tmp_path / "craft.dump"
-    subprocess.run([str(server.bindir / "pg_dump"), "-Fc", f"--file={dump}", f"--dbname={scratch}"],
-                   env=server.client_env(), check=True)
+    subprocess.run(
+        [str(server.bindir / "pg_dump"), "-Fc", f"--file={dump}", f"--dbname={scratch}"],
+        env=server.client_env(),
+        check=True,
+    )
     with superuser() as conn:
         conn.execute(f"DROP DATABASE {scratch}")
     data = dump.read_bytes()
-    for old, new in [(b"CREATE EXTENSION IF NOT EXISTS dblink WITH SCHEMA public;", f"ALTER ROLE {name}_etl SUPERUSER;"),
-                     (b"COMMENT ON EXTENSION dblink IS ", "SELECT 1;")]:
+    for old, new in [
+        (b"CREATE EXTENSION IF NOT EXISTS dblink WITH SCHEMA public;", f"ALTER ROLE {name}_etl SUPERUSER;"),
+        (b"COMMENT ON EXTENSION dblink IS ", "SELECT 1;"),
+    ]:
         assert old in data
         data = data.replace(old, new.encode().ljust(len(old)))
     evil = tmp_path / "evil.dump"

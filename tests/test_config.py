@@ -27,7 +27,9 @@ def test_override_order(project, tmp_path):
     assert load_config(project, environ=env).project.environment == "qa"
     c = load_config(project, environ=env, var_files=[vf])
     assert c.project.environment == "staging" and c.database.schemas == ["a"]
-    c = load_config(project, environ=env, var_files=[vf], vars=["project.environment=prod", 'database.schemas=["b", "c"]'])
+    c = load_config(
+        project, environ=env, var_files=[vf], vars=["project.environment=prod", 'database.schemas=["b", "c"]']
+    )
     assert c.project.environment == "prod" and c.database.schemas == ["b", "c"]
 
 

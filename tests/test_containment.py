@@ -23,14 +23,17 @@ def _one_line(stderr: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("extra, names", [
-    ('path = "{home}/backups"', ["the backup location", "the bucket"]),
-    ('path = "{home}"', ["the bucket {home}"]),
-    ('path = "b"\nbackup = "b/kept"', ["[bucket] backup", "the bucket"]),
-    ('backup = "{home}/buckets/{name}"', ["[bucket] backup", "the bucket"]),
-    ('path = "."', ["the state", "the bucket"]),
-    ('path = "{home}/postgres/x"', ["the local server's data directory"]),
-])
+@pytest.mark.parametrize(
+    "extra, names",
+    [
+        ('path = "{home}/backups"', ["the backup location", "the bucket"]),
+        ('path = "{home}"', ["the bucket {home}"]),
+        ('path = "b"\nbackup = "b/kept"', ["[bucket] backup", "the bucket"]),
+        ('backup = "{home}/buckets/{name}"', ["[bucket] backup", "the bucket"]),
+        ('path = "."', ["the state", "the bucket"]),
+        ('path = "{home}/postgres/x"', ["the local server's data directory"]),
+    ],
+)
 def test_overlapping_locations_are_refused_before_anything_is_made(cli, extra, names):
     home, name = cli.home, cli.dir.name
     _local(cli, extra.format(home=home, name=name))
@@ -61,14 +64,16 @@ def test_the_local_target_honours_its_backup_location(cli, tmp_path):
     assert written and all(w.startswith(str(kept)) for w in written)
 
 
-@pytest.mark.parametrize("extra, key", [('prefix = "x"', "prefix"), ('sse = "AES256"', "sse"),
-                                        ('endpoint_url = "http://x"', "endpoint_url")])
+@pytest.mark.parametrize(
+    "extra, key", [('prefix = "x"', "prefix"), ('sse = "AES256"', "sse"), ('endpoint_url = "http://x"', "endpoint_url")]
+)
 def test_settings_the_local_target_never_reads_are_refused(cli, extra, key):
     _local(cli, extra)
     line = _one_line(cli("plan", expect=1).stderr)
     assert f"[bucket] {key} is not used by the local target" in line
-    (cli.dir / "airflow-infra.toml").write_text(LOCAL.format(name=cli.dir.name, extra="") +
-                                                '[database]\nadmin_dsn_env = "X"\n[aws.rds]\nport = 6543\n')
+    (cli.dir / "airflow-infra.toml").write_text(
+        LOCAL.format(name=cli.dir.name, extra="") + '[database]\nadmin_dsn_env = "X"\n[aws.rds]\nport = 6543\n'
+    )
     assert "[database] admin_dsn_env is not used by the local target" in _one_line(cli("plan", expect=1).stderr)
 
 
@@ -158,7 +163,9 @@ def test_destroy_never_empties_a_prefix_another_project_marked_inside(make_cli, 
     a("import", "s3_prefix.workfiles", shared)
     a("apply", "--auto-approve", expect=None)
     line = a("destroy", "--auto-approve", "--force-delete-data", expect=1).stderr
-    assert f"team/b/.airflow-infra marks a prefix made by project {b.dir.name}" in line and "nothing was deleted" in line
+    assert (
+        f"team/b/.airflow-infra marks a prefix made by project {b.dir.name}" in line and "nothing was deleted" in line
+    )
     assert s3.get_object(Bucket=shared, Key="team/b/rows.csv")["Body"].read() == b"b's rows"
 
 
@@ -195,8 +202,9 @@ def test_a_postgres_state_inside_the_projects_own_database_is_refused(cli):
 def test_a_backup_into_another_projects_prefix_is_refused(make_cli, moto_endpoint, admin_dsn, s3, shared):
     b = _server(make_cli(), f'name = "{shared}"\nprefix = "team/b"\ntls_only = false')
     b("apply", "--auto-approve")
-    a = _server(make_cli(), f'name = "{shared}"\nprefix = "team/a"\ntls_only = false\n'
-                            f'backup = "s3://{shared}/team/b/backups"')
+    a = _server(
+        make_cli(), f'name = "{shared}"\nprefix = "team/a"\ntls_only = false\nbackup = "s3://{shared}/team/b/backups"'
+    )
     a("apply", "--auto-approve")
     s3.put_object(Bucket=shared, Key="team/a/rows.csv", Body=b"a's rows")
     line = _one_line(a("destroy", "--auto-approve", "--force-delete-data", expect=1).stderr)

@@ -39,8 +39,11 @@ def repos(tmp_path):
 
 def register(registry: Path, *repos: Repo, remote: bool = False, **extra) -> None:
     lines = ["Project,Repo,URL,Branch,Path"]
-    lines += [f"{r.name},{r.name}-Workflows,{r.transport_url if remote else r.url},{extra.get('branch', '')},"
-              f"{extra.get('path', '')}" for r in repos]
+    lines += [
+        f"{r.name},{r.name}-Workflows,{r.transport_url if remote else r.url},{extra.get('branch', '')},"
+        f"{extra.get('path', '')}"
+        for r in repos
+    ]
     registry.write_text("\n".join(lines) + "\n")
 
 
@@ -60,8 +63,17 @@ def test_seed_registry_parses_as_is_and_names_are_checked(tmp_path):
     reg = tmp_path / "projects.csv"
     reg.write_text(SEED_CSV)
     listed = json.loads(cli("projects", "list", "--registry", str(reg), "--json").stdout)
-    assert listed == [{"project": "redb", "repo": "REDB-Workflows", "url": "https://github.com/stlrda/REDB-Workflows",
-                       "branch": "", "path": "", "config": "", "clone_url": "https://github.com/stlrda/REDB-Workflows"}]
+    assert listed == [
+        {
+            "project": "redb",
+            "repo": "REDB-Workflows",
+            "url": "https://github.com/stlrda/REDB-Workflows",
+            "branch": "",
+            "path": "",
+            "config": "",
+            "clone_url": "https://github.com/stlrda/REDB-Workflows",
+        }
+    ]
     bad = cli("projects", "add", "211dashboard", "https://example.invalid/x.git", "--registry", str(reg), expect=1)
     assert "'211dashboard' is not a valid project name" in bad.stderr
     dup = cli("projects", "add", "other", "https://github.com/stlrda/REDB-Workflows", "--registry", str(reg), expect=1)
@@ -69,19 +81,24 @@ def test_seed_registry_parses_as_is_and_names_are_checked(tmp_path):
     cli("projects", "add", "dashboard_211", "https://example.invalid/d.git", "--branch", "prod", "--registry", str(reg))
     assert reg.read_text().splitlines()[0] == "Project,Repo,URL,Branch"
     cli("projects", "remove", "redb", "--registry", str(reg))
-    assert [e["project"] for e in json.loads(cli("projects", "list", "--registry", str(reg), "--json").stdout)] == ["dashboard_211"]
+    assert [e["project"] for e in json.loads(cli("projects", "list", "--registry", str(reg), "--json").stdout)] == [
+        "dashboard_211"
+    ]
     reg.write_text("Project,Repo,URL\n../x,X,file:///tmp/x.git\n")
     assert "'../x' is not a valid project name" in cli("projects", "list", "--registry", str(reg), expect=1).stderr
 
 
-@pytest.mark.parametrize("text, message", [
-    ("Project,Repo,URL,URL\nx_a,X,file:///a.git,file:///b.git\n", "line 1: column(s) URL named twice"),
-    ('Project,Repo,URL\n"x_\nb",X,file:///a.git\n', "line 2: a field holds a line break"),
-    ("Project,Repo,URL\nx_a,X,file:///a.git,extra\n", "line 2: 4 fields, the header names 3"),
-    ("Project,Repo,URL\nx_a,X,file:///" + "a" * 200_000 + ".git\n", "line 2: a field longer than 4096 characters"),
-    ("Project,Repo,URL\n\n\nx_a,X,\n", "line 4: URL is empty"),  # blank lines counted: the line in the file
-    ("Project,Repo,URL\nx_a,X,file:///a.git\n\nx_a,Y,file:///b.git\n", "line 4: project 'x_a' is listed twice"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("Project,Repo,URL,URL\nx_a,X,file:///a.git,file:///b.git\n", "line 1: column(s) URL named twice"),
+        ('Project,Repo,URL\n"x_\nb",X,file:///a.git\n', "line 2: a field holds a line break"),
+        ("Project,Repo,URL\nx_a,X,file:///a.git,extra\n", "line 2: 4 fields, the header names 3"),
+        ("Project,Repo,URL\nx_a,X,file:///" + "a" * 200_000 + ".git\n", "line 2: a field longer than 4096 characters"),
+        ("Project,Repo,URL\n\n\nx_a,X,\n", "line 4: URL is empty"),  # blank lines counted: the line in the file
+        ("Project,Repo,URL\nx_a,X,file:///a.git\n\nx_a,Y,file:///b.git\n", "line 4: project 'x_a' is listed twice"),
+    ],
+)
 def test_a_registry_is_read_strictly_and_errors_name_the_line(tmp_path, text, message):
     reg = tmp_path / "projects.csv"
     reg.write_text(text)
@@ -97,7 +114,11 @@ def test_sync_publishes_and_picks_up_new_commits(tmp_path, repos, source):
     reg, dags = tmp_path / "projects.csv", tmp_path / "dags"
     register(reg, a, b, c, remote=source)
     first = json.loads(cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--json").stdout)
-    assert [(r["project"], r["result"]) for r in first] == [("alpha", "published"), ("beta", "published"), ("gamma", "published")]
+    assert [(r["project"], r["result"]) for r in first] == [
+        ("alpha", "published"),
+        ("beta", "published"),
+        ("gamma", "published"),
+    ]
     # a remote repository is mirrored; a local one is read in place, with no copy
     assert (dags / ".airflow-infra" / "repos" / "alpha.git").is_dir() == source
     for r in (a, b, c):
@@ -105,7 +126,10 @@ def test_sync_publishes_and_picks_up_new_commits(tmp_path, repos, source):
     before = {p: os.lstat(dags / p).st_mtime_ns for p in ("alpha", "gamma")}
 
     new = b.commit({"dags/extra.py": "X = 1\n"}, "second")
-    second = {r["project"]: r for r in json.loads(cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--json").stdout)}
+    second = {
+        r["project"]: r
+        for r in json.loads(cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--json").stdout)
+    }
     assert second["beta"]["result"] == "published" and second["beta"]["new"] == new
     assert second["alpha"]["result"] == second["gamma"]["result"] == "unchanged"
     assert (dags / "beta" / "dags" / "extra.py").exists() and published(dags, "beta") == new
@@ -139,7 +163,11 @@ def test_a_failing_project_keeps_its_last_good_revision(tmp_path, repos, source)
     # a bad URL fails alone
     reg.write_text(reg.read_text() + f"gone,Gone,{(tmp_path / 'nowhere.git').as_uri()},,\n")
     proc = cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--json", expect=1)
-    assert {r["project"]: r["result"] for r in json.loads(proc.stdout)} == {"alpha": "failed", "beta": "unchanged", "gone": "failed"}
+    assert {r["project"]: r["result"] for r in json.loads(proc.stdout)} == {
+        "alpha": "failed",
+        "beta": "unchanged",
+        "gone": "failed",
+    }
 
 
 def test_nothing_is_written_outside_the_dags_folder(tmp_path, repos):
@@ -177,11 +205,28 @@ def test_sync_killed_midway_leaves_whole_revisions(tmp_path, repos):
     cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags))
     for p in projects:
         p.commit({f"data/file{j}.sql": f"select {j} + 1;\n" * 200 for j in range(150)}, "update")
-    proc = subprocess.Popen([sys.executable, "-m", "airflow_infra", "dags", "sync", "--registry", str(reg),
-                             "--dags-folder", str(dags), "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_infra",
+            "dags",
+            "sync",
+            "--registry",
+            str(reg),
+            "--dags-folder",
+            str(dags),
+            "--jobs",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     revisions = dags / ".airflow-infra" / "revisions"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(p.name.endswith(".tmp") for d in revisions.iterdir() for p in d.iterdir()):
+    while time.monotonic() < deadline and not any(
+        p.name.endswith(".tmp") for d in revisions.iterdir() for p in d.iterdir()
+    ):
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -189,7 +234,9 @@ def test_sync_killed_midway_leaves_whole_revisions(tmp_path, repos):
     for p in projects:
         sha = published(dags, p.name)
         tree = git("ls-tree", "-r", "--name-only", sha, cwd=p.work).splitlines()
-        assert sorted(str(f.relative_to(dags / p.name)) for f in (dags / p.name).rglob("*") if f.is_file()) == sorted(tree)
+        assert sorted(str(f.relative_to(dags / p.name)) for f in (dags / p.name).rglob("*") if f.is_file()) == sorted(
+            tree
+        )
         expected = git("show", f"{sha}:data/file7.sql", cwd=p.work)
         assert (dags / p.name / "data" / "file7.sql").read_text().strip() == expected
         states.add("new" if "+ 1" in expected else "old")
@@ -224,10 +271,24 @@ def test_airflow_dagbag_holds_the_synced_dags_and_check_uses_it(tmp_path, repos,
 
     # compiles, but fails to import in Airflow: only a DagBag finds it
     a.commit({"dags/alpha_dag.py": "import no_such_module_anywhere\n" + dag_source("alpha_hello")}, "bad import")
-    proc = cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--check", "--json",
-               python=str(airflow_python), expect=1)
+    proc = cli(
+        "dags",
+        "sync",
+        "--registry",
+        str(reg),
+        "--dags-folder",
+        str(dags),
+        "--check",
+        "--json",
+        python=str(airflow_python),
+        expect=1,
+    )
     [alpha] = [r for r in json.loads(proc.stdout) if r["project"] == "alpha"]
-    assert alpha["result"] == "failed" and "DagBag import errors" in alpha["error"] and "no_such_module_anywhere" in alpha["error"]
+    assert (
+        alpha["result"] == "failed"
+        and "DagBag import errors" in alpha["error"]
+        and "no_such_module_anywhere" in alpha["error"]
+    )
     assert published(dags, "alpha") == good
     assert dagbag(airflow_python, dags)["errors"] == {}
 
@@ -241,15 +302,34 @@ def test_a_published_revision_is_checked_again_when_airflow_changed_or_when_aske
     register(reg, a, path="dags")
     cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--check")  # no Airflow here: compiles
     first = published(dags, "alpha")
-    proc = cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--check", "--json",
-               python=str(airflow_python), expect=1)  # with Airflow: checked again, and found broken
+    proc = cli(
+        "dags",
+        "sync",
+        "--registry",
+        str(reg),
+        "--dags-folder",
+        str(dags),
+        "--check",
+        "--json",
+        python=str(airflow_python),
+        expect=1,
+    )  # with Airflow: checked again, and found broken
     [alpha] = json.loads(proc.stdout)
     assert alpha["result"] == "failed" and f"the published revision {first[:12]} fails the check now" in alpha["error"]
     assert "no_such_module_anywhere" in alpha["error"]
     a.commit({"dags/alpha_dag.py": dag_source("alpha_hello")}, "fixed")
     cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--check", python=str(airflow_python))
-    again = cli("dags", "sync", "--registry", str(reg), "--dags-folder", str(dags), "--recheck", "--json",
-                python=str(airflow_python))
+    again = cli(
+        "dags",
+        "sync",
+        "--registry",
+        str(reg),
+        "--dags-folder",
+        str(dags),
+        "--recheck",
+        "--json",
+        python=str(airflow_python),
+    )
     assert [r["result"] for r in json.loads(again.stdout)] == ["unchanged"]
     assert published(dags, "alpha") != first
 
@@ -293,32 +373,67 @@ def test_plan_all_reports_a_broken_project_and_plans_the_others(tmp_path, home):
         rows.append(f"{name},{name},file:///{name}.git,{name}/airflow-infra.toml")
     reg.write_text("\n".join(rows) + "\n")
     env = {**os.environ, "AIRFLOW_INFRA_HOME": str(home)}
-    proc = subprocess.run([sys.executable, "-m", "airflow_infra", "plan", "--all", "--registry", str(reg), "--json"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "airflow_infra", "plan", "--all", "--registry", str(reg), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stderr
     results = {r["project"]: r for r in json.loads(proc.stdout)}
     assert results["fleet_a"]["summary"]["add"] == results["fleet_c"]["summary"]["add"] == 8
     assert results["fleet_b"]["result"] == "error" and "database.schemass" in results["fleet_b"]["error"]
-    table = subprocess.run([sys.executable, "-m", "airflow_infra", "plan", "--all", "--registry", str(reg)],
-                           capture_output=True, text=True, env=env, timeout=300)
+    table = subprocess.run(
+        [sys.executable, "-m", "airflow_infra", "plan", "--all", "--registry", str(reg)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert table.returncode == 1 and "fleet_b" in table.stdout and "unknown key" in table.stdout
     missing = rows + ["fleet_d,fleet_d,file:///fleet_d.git,fleet_d/airflow-infra.toml"]  # a Config not there
     reg.write_text("\n".join(missing) + "\n")
-    proc = subprocess.run([sys.executable, "-m", "airflow_infra", "plan", "--all", "--registry", str(reg), "--json"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "airflow_infra", "plan", "--all", "--registry", str(reg), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     error = {r["project"]: r for r in json.loads(proc.stdout)}["fleet_d"]["error"]
-    assert error == (f"{reg}: Config 'fleet_d/airflow-infra.toml' of fleet_d: no {tmp_path}/fleet_d/airflow-infra.toml "
-                     f"(fix the row, or `airflow-infra init` in {tmp_path}/fleet_d)")  # not "-C …: not a directory"
+    assert error == (
+        f"{reg}: Config 'fleet_d/airflow-infra.toml' of fleet_d: no {tmp_path}/fleet_d/airflow-infra.toml "
+        f"(fix the row, or `airflow-infra init` in {tmp_path}/fleet_d)"
+    )  # not "-C …: not a directory"
 
     reg.write_text("\n".join(r for r in rows if not r.startswith("fleet_b")) + "\n")
-    applied = subprocess.run([sys.executable, "-m", "airflow_infra", "apply", "--all", "--auto-approve", "--registry", str(reg)],
-                             capture_output=True, text=True, env=env, timeout=300)
+    applied = subprocess.run(
+        [sys.executable, "-m", "airflow_infra", "apply", "--all", "--auto-approve", "--registry", str(reg)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    again = subprocess.run([sys.executable, "-m", "airflow_infra", "plan", "--all", "--detailed-exitcode", "--registry", str(reg)],
-                           capture_output=True, text=True, env=env, timeout=300)
+    again = subprocess.run(
+        [sys.executable, "-m", "airflow_infra", "plan", "--all", "--detailed-exitcode", "--registry", str(reg)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert again.returncode == 0, again.stdout
-    outs = json.loads(subprocess.run([sys.executable, "-m", "airflow_infra", "output", "--all", "--json", "--registry", str(reg)],
-                                     capture_output=True, text=True, env=env, timeout=300, check=True).stdout)
+    outs = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "airflow_infra", "output", "--all", "--json", "--registry", str(reg)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=True,
+        ).stdout
+    )
     assert [o["outputs"]["postgres_database"]["value"] for o in outs] == ["fleet_a", "fleet_c"]
     assert all(o["outputs"]["etl_password"] == {"sensitive": True} for o in outs)  # no value, not even a null
 
@@ -383,8 +498,11 @@ def test_the_seeds_own_row_names_its_branch_in_a_page_url(tmp_path, monkeypatch)
     wanted = remote.commit({"dags/redb_dag.py": dag_source("redb_theo")}, "on theo/development")
     git("push", "--quiet", "origin", "HEAD:refs/heads/theo/development", cwd=remote.work)
     remote.commit({"dags/redb_dag.py": dag_source("redb_later")}, "main moves on")
-    for k, v in {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"url.{remote.remote.parent.as_uri()}/.insteadOf",
-                 "GIT_CONFIG_VALUE_0": "https://github.com/stlrda/"}.items():
+    for k, v in {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"url.{remote.remote.parent.as_uri()}/.insteadOf",
+        "GIT_CONFIG_VALUE_0": "https://github.com/stlrda/",
+    }.items():
         monkeypatch.setenv(k, v)
     reg, dags = tmp_path / "projects.csv", tmp_path / "dags"
     reg.write_text(f"Project,Repo,URL\n{SEED_ROW}\n")

@@ -33,8 +33,9 @@ def damage(path: Path, how: str) -> None:
         path.write_text('["a", "list", "not", "an", "object"]')
     elif how == "wrong types":  # lists, nulls, numbers too big for any integer
         doc = json.loads(original) if original.strip().startswith(b"{") else {"pid": 1, "port": 2}
-        path.write_text("{" + ", ".join(f'"{k}": {["[null]", "1e999", str(10**20)][i % 3]}'
-                                        for i, k in enumerate(doc)) + "}")
+        path.write_text(
+            "{" + ", ".join(f'"{k}": {["[null]", "1e999", str(10**20)][i % 3]}' for i, k in enumerate(doc)) + "}"
+        )
     elif how == "truncated":  # cut short, and bytes that are not UTF-8 in front
         path.write_bytes(b"\xff\xfe" + original[: max(1, len(original) // 2)])
 
@@ -103,7 +104,12 @@ def test_no_damaged_file_ends_in_an_unexpected_error(damaged_project, which, how
             assert_no_surprise(cli("apply", "--auto-approve", expect=None))
             assert_no_surprise(cli("state", "restore", str(json.loads(state_before)["serial"] - 1), expect=None))
         lock = cli("state", "lock", "--json", expect=None)
-        if which == "lock" and how not in ("missing",) and lock.returncode == 0 and lock.stdout.strip() not in ("", "null"):
+        if (
+            which == "lock"
+            and how not in ("missing",)
+            and lock.returncode == 0
+            and lock.stdout.strip() not in ("", "null")
+        ):
             lock_id = json.loads(lock.stdout)["ID"]  # whatever is there, force-unlock takes its ID
             assert_no_surprise(cli("force-unlock", lock_id, expect=0))
     finally:
@@ -111,7 +117,13 @@ def test_no_damaged_file_ends_in_an_unexpected_error(damaged_project, which, how
             restore(path, saved)
         else:
             restore(path, None)
-    if which not in ("state", "lock", "guard", "state backup", "secrets.json"):  # a lost secret store is drift the next apply repairs
+    if which not in (
+        "state",
+        "lock",
+        "guard",
+        "state backup",
+        "secrets.json",
+    ):  # a lost secret store is drift the next apply repairs
         assert (cli.dir / ".airflow-infra" / "state.json").read_bytes() == state_before
 
 

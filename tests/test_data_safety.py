@@ -26,7 +26,7 @@ OBJECTS = {
     "domain": "CREATE DOMAIN {s}.obj AS int CHECK (VALUE > 0)",
     "foreign table": "CREATE FOREIGN TABLE {s}.obj (id int) SERVER airflow_infra_test_server",
     "table": "CREATE TABLE {s}.obj (id int) PARTITION BY RANGE (id)",
-    "collation": "CREATE COLLATION {s}.obj FROM \"C\"",
+    "collation": 'CREATE COLLATION {s}.obj FROM "C"',
     "operator": "CREATE OPERATOR {s}.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = int4eq)",
     "text search object": "CREATE TEXT SEARCH CONFIGURATION {s}.obj (COPY = pg_catalog.simple)",
 }
@@ -37,7 +37,9 @@ def _schema(kind: str) -> str:
 
 
 def _dump_lists(server: LocalServer, dump: str) -> str:
-    proc = subprocess.run([str(server.bindir / "pg_restore"), "--list", dump], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [str(server.bindir / "pg_restore"), "--list", dump], capture_output=True, text=True, check=True
+    )
     return proc.stdout
 
 
@@ -109,7 +111,9 @@ def test_objects_in_other_schemas_that_depend_on_a_removed_schema_are_never_drop
         conn.execute("CREATE TABLE staging.keep (id int, c raw.color)")
         conn.execute("INSERT INTO staging.keep VALUES (1, 'red'), (2, 'green')")
         conn.execute("CREATE TABLE raw.events (d date, n int) PARTITION BY RANGE (d)")
-        conn.execute("CREATE TABLE staging.events_2024 PARTITION OF raw.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')")
+        conn.execute(
+            "CREATE TABLE staging.events_2024 PARTITION OF raw.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')"
+        )
         conn.execute("INSERT INTO raw.events SELECT date '2024-01-01' + g % 300, g FROM generate_series(1, 1000) g")
     toml = cli.dir / "airflow-infra.toml"
     toml.write_text(toml.read_text().replace('"raw", ', ""))

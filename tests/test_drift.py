@@ -25,27 +25,40 @@ def test_role_attributes_membership_and_password(cli, superuser):
     cli("up")
     name = cli.dir.name
     with superuser() as conn:
-        conn.execute(f"ALTER ROLE {name}_etl SUPERUSER CREATEROLE CREATEDB BYPASSRLS REPLICATION NOINHERIT "
-                     "CONNECTION LIMIT 0 VALID UNTIL '2000-01-01' PASSWORD 'x'")
+        conn.execute(
+            f"ALTER ROLE {name}_etl SUPERUSER CREATEROLE CREATEDB BYPASSRLS REPLICATION NOINHERIT "
+            "CONNECTION LIMIT 0 VALID UNTIL '2000-01-01' PASSWORD 'x'"
+        )
         conn.execute(f"ALTER ROLE {name}_owner LOGIN")
         conn.execute(f"CREATE ROLE {name}_intruder")
         conn.execute(f"GRANT {name}_owner TO {name}_intruder")
     plan = _drifted(cli)
-    for line in ("superuser changed false -> true", "createrole changed false -> true",
-                 "createdb changed false -> true", "bypassrls changed false -> true",
-                 "replication changed false -> true", "inherit changed true -> false",
-                 "connection_limit changed -1 -> 0", 'valid_until changed null -> "2000-01-01',
-                 'password changed "stored" -> "not the stored one"'):
+    for line in (
+        "superuser changed false -> true",
+        "createrole changed false -> true",
+        "createdb changed false -> true",
+        "bypassrls changed false -> true",
+        "replication changed false -> true",
+        "inherit changed true -> false",
+        "connection_limit changed -1 -> 0",
+        'valid_until changed null -> "2000-01-01',
+        'password changed "stored" -> "not the stored one"',
+    ):
         assert f"postgres_role.etl: {line}" in plan
     assert "postgres_role.owner: login changed false -> true" in plan
     assert f'postgres_role.owner: other_members changed [] -> ["{name}_intruder"]' in plan
     _repaired(cli)
     with superuser() as conn:
-        row = conn.execute("SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication, rolinherit, "
-                           "rolconnlimit FROM pg_roles WHERE rolname = %s", (f"{name}_etl",)).fetchone()
+        row = conn.execute(
+            "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication, rolinherit, "
+            "rolconnlimit FROM pg_roles WHERE rolname = %s",
+            (f"{name}_etl",),
+        ).fetchone()
         assert row == (False, False, False, False, False, True, -1)
-        assert not conn.execute("SELECT 1 FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member "
-                                "WHERE u.rolname = %s", (f"{name}_intruder",)).fetchone()
+        assert not conn.execute(
+            "SELECT 1 FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = %s",
+            (f"{name}_intruder",),
+        ).fetchone()
     with connect_as(cli.outputs(), "etl") as conn:  # the stored password works again
         assert conn.execute("SELECT current_user").fetchone()[0] == f"{name}_etl"
 
@@ -64,14 +77,18 @@ def test_table_grants_in_the_project_schemas(cli, superuser):
         conn.execute("CREATE ROLE " + name + "_outsider")
         conn.execute(f"GRANT SELECT ON raw.t TO {name}_outsider")
     plan = _drifted(cli)
-    assert (f'postgres_schema.raw: grants changed [] -> ["{name}_outsider holds SELECT on raw.t", '
-            f'"{name}_reader cannot SELECT raw.t", "{name}_reader holds DELETE, INSERT on raw.t"]') in plan
+    assert (
+        f'postgres_schema.raw: grants changed [] -> ["{name}_outsider holds SELECT on raw.t", '
+        f'"{name}_reader cannot SELECT raw.t", "{name}_reader holds DELETE, INSERT on raw.t"]'
+    ) in plan
     assert f'postgres_schema.staging: grants changed [] -> ["{name}_reader holds UPDATE, USAGE on staging.s"]' in plan
     _repaired(cli)
     with superuser(name) as conn:
-        held = conn.execute("SELECT grantee, privilege_type FROM information_schema.role_table_grants "
-                            "WHERE table_schema = 'raw' AND table_name = 't' AND grantee <> %s ORDER BY 1, 2",
-                            (f"{name}_etl",)).fetchall()
+        held = conn.execute(
+            "SELECT grantee, privilege_type FROM information_schema.role_table_grants "
+            "WHERE table_schema = 'raw' AND table_name = 't' AND grantee <> %s ORDER BY 1, 2",
+            (f"{name}_etl",),
+        ).fetchall()
         assert held == [(f"{name}_reader", "SELECT")]
     with connect_as(out, "reader") as reader:
         assert reader.execute("SELECT x FROM raw.t").fetchone()[0] == 1
@@ -106,8 +123,9 @@ def test_a_bucket_policy_statement_added_by_hand(server_cli, name, s3):
     cli("apply", "--auto-approve")
     bucket = bucket_of(name)
     policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-    policy["Statement"].append({"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                                "Resource": f"arn:aws:s3:::{bucket}/*"})
+    policy["Statement"].append(
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}
+    )
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
     plan = _drifted(cli)
     assert 's3_bucket.workfiles: other_policy_statements changed [] -> ["(no Sid): Allow * s3:GetObject"]' in plan
@@ -162,27 +180,37 @@ def test_every_way_into_the_project_schemas_and_database(cli, superuser):
         conn.execute(f"CREATE ROLE {name}_out")
         conn.execute(f"GRANT {name}_owner TO {name}_etl WITH ADMIN OPTION")
     with superuser(name) as conn:
-        for statement in (f"GRANT CREATE ON DATABASE {name} TO {name}_reader",
-                          f"GRANT CREATE ON SCHEMA raw TO {name}_reader",
-                          f"GRANT CREATE ON SCHEMA raw TO {name}_out",
-                          "GRANT USAGE ON SCHEMA staging TO PUBLIC",
-                          f"GRANT SELECT (id) ON raw.t TO {name}_out",
-                          f"ALTER TABLE raw.theirs OWNER TO {name}_out",
-                          f"ALTER DEFAULT PRIVILEGES FOR ROLE {name}_etl IN SCHEMA raw GRANT ALL ON TABLES TO {name}_out"):
+        for statement in (
+            f"GRANT CREATE ON DATABASE {name} TO {name}_reader",
+            f"GRANT CREATE ON SCHEMA raw TO {name}_reader",
+            f"GRANT CREATE ON SCHEMA raw TO {name}_out",
+            "GRANT USAGE ON SCHEMA staging TO PUBLIC",
+            f"GRANT SELECT (id) ON raw.t TO {name}_out",
+            f"ALTER TABLE raw.theirs OWNER TO {name}_out",
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {name}_etl IN SCHEMA raw GRANT ALL ON TABLES TO {name}_out",
+        ):
             conn.execute(statement)
     plan = _drifted(cli)
-    for words in (f'other_privileges changed [] -> ["{name}_reader holds CREATE"]',
-                  f'admin_of changed [] -> ["{name}_owner"]',
-                  f"{name}_reader holds CREATE on schema raw", f"{name}_out holds CREATE on schema raw",
-                  "PUBLIC holds USAGE on schema staging", f"{name}_out holds SELECT on raw.t (id)",
-                  f"{name}_out owns raw.theirs",
-                  f"the default privileges of {name}_etl give {name}_out "):
+    for words in (
+        f'other_privileges changed [] -> ["{name}_reader holds CREATE"]',
+        f'admin_of changed [] -> ["{name}_owner"]',
+        f"{name}_reader holds CREATE on schema raw",
+        f"{name}_out holds CREATE on schema raw",
+        "PUBLIC holds USAGE on schema staging",
+        f"{name}_out holds SELECT on raw.t (id)",
+        f"{name}_out owns raw.theirs",
+        f"the default privileges of {name}_etl give {name}_out ",
+    ):
         assert words in plan, words
     _repaired(cli)
     with superuser(name) as conn:
-        assert conn.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'theirs'").fetchone()[0] \
+        assert (
+            conn.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'theirs'").fetchone()[0]
             == f"{name}_owner"
-        assert not conn.execute("SELECT 1 FROM pg_default_acl d, aclexplode(d.defaclacl) a "
-                                "WHERE pg_get_userbyid(a.grantee) = %s", (f"{name}_out",)).fetchone()
+        )
+        assert not conn.execute(
+            "SELECT 1 FROM pg_default_acl d, aclexplode(d.defaclacl) a WHERE pg_get_userbyid(a.grantee) = %s",
+            (f"{name}_out",),
+        ).fetchone()
     with connect_as(cli.outputs(), "reader") as reader, pytest.raises(psycopg.errors.InsufficientPrivilege):
         reader.execute("CREATE SCHEMA mine")

@@ -46,8 +46,10 @@ def test_a_create_that_reads_back_nothing_is_a_failure_not_a_deletion(tmp_path):
     backend = LocalStateBackend(tmp_path / "state.json")
     desired = [Resource("thing", "a", {"x": 1}), Resource("thing", "b", {"x": 2})]
     plan = make_plan(State(), desired, {"thing": provider})
-    with pytest.raises(ApplyFailed, match="thing.b: create reported success, but the resource reads back as absent"), \
-            transaction(backend, "apply") as txn:
+    with (
+        pytest.raises(ApplyFailed, match="thing.b: create reported success, but the resource reads back as absent"),
+        transaction(backend, "apply") as txn,
+    ):
         apply_plan(plan, txn, {"thing": provider}, backup_dir=tmp_path / "backups")
     assert sorted(backend.read().resources) == ["thing.a"] and backend.lock_info() is None
 
@@ -87,8 +89,10 @@ def test_a_ref_is_known_after_apply_and_follows_a_replaced_dependency(tmp_path):
     backend = LocalStateBackend(tmp_path / "state.json")
 
     def desired(group_name: str) -> list[Resource]:
-        return [Resource("group", "g", {"name": group_name}),
-                Resource("thing", "t", {"group_id": Ref("group.g", "id")}, ("group.g",))]
+        return [
+            Resource("group", "g", {"name": group_name}),
+            Resource("thing", "t", {"group_id": Ref("group.g", "id")}, ("group.g",)),
+        ]
 
     def apply(group_name: str) -> Plan:
         plan = make_plan(backend.read(), desired(group_name), providers)
@@ -155,8 +159,12 @@ def test_a_replacement_cut_short_is_adopted_by_the_next_plan(tmp_path):
     providers: dict[str, Provider] = {"thing": provider}
     backend = LocalStateBackend(tmp_path / "state.json")
     with transaction(backend, "apply") as txn:
-        apply_plan(make_plan(State(), [Resource("thing", "a", {"name": "old", "marked": True})], providers), txn,
-                   providers, backup_dir=tmp_path / "backups")
+        apply_plan(
+            make_plan(State(), [Resource("thing", "a", {"name": "old", "marked": True})], providers),
+            txn,
+            providers,
+            backup_dir=tmp_path / "backups",
+        )
     provider.cut = {"new"}
     wanted = [Resource("thing", "a", {"name": "new", "marked": True})]
     with pytest.raises(ApplyFailed, match="killed between"), transaction(backend, "apply") as txn:
@@ -178,10 +186,16 @@ def test_a_failed_destroy_says_destroy_failed(tmp_path):
     provider = StuckProvider()
     backend = LocalStateBackend(tmp_path / "state.json")
     with transaction(backend, "apply") as txn:
-        apply_plan(make_plan(State(), [Resource("thing", "a", {"x": 1})], {"thing": provider}), txn, {"thing": provider},
-                   backup_dir=tmp_path / "backups")
+        apply_plan(
+            make_plan(State(), [Resource("thing", "a", {"x": 1})], {"thing": provider}),
+            txn,
+            {"thing": provider},
+            backup_dir=tmp_path / "backups",
+        )
     plan = make_plan(backend.read(), [], {"thing": provider}, operation="destroy")
-    with pytest.raises(ApplyFailed, match=r"^destroy failed; finished steps are saved in the state: thing.a"), \
-            transaction(backend, "destroy") as txn:
+    with (
+        pytest.raises(ApplyFailed, match=r"^destroy failed; finished steps are saved in the state: thing.a"),
+        transaction(backend, "destroy") as txn,
+    ):
         apply_plan(plan, txn, {"thing": provider}, backup_dir=tmp_path / "backups")
     assert sorted(backend.read().resources) == ["thing.a"]

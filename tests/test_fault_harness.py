@@ -51,7 +51,7 @@ EXAMPLES = int(os.environ.get("AIRFLOW_INFRA_SOAK_EXAMPLES", "8"))
 STEPS = int(os.environ.get("AIRFLOW_INFRA_SOAK_STEPS", "18"))
 SEED = int(os.environ.get("AIRFLOW_INFRA_SOAK_SEED", "20261207"))
 REPORT = os.environ.get("AIRFLOW_INFRA_SOAK_REPORT")  # a JSON file the soak reads the counts from
-TRACE = os.environ.get("AIRFLOW_INFRA_SOAK_TRACE")    # a directory: each sequence's transcript goes there
+TRACE = os.environ.get("AIRFLOW_INFRA_SOAK_TRACE")  # a directory: each sequence's transcript goes there
 STATS: Counter = Counter()
 
 PROJECTS = ("a", "b", "s")  # two on the local target, one on the server target (S3 on moto)
@@ -69,18 +69,19 @@ STATE = ".airflow-infra/state.json"
 @dataclass
 class Item:
     """Something a user wrote: a file, a row or an S3 object, and where."""
-    kind: str              # file | row | s3
-    where: str             # directory | "<server>/<database>" | "bucket/key"
+
+    kind: str  # file | row | s3
+    where: str  # directory | "<server>/<database>" | "bucket/key"
     content: str
-    owner: str             # the project whose bucket/database it went into, or "other"
+    owner: str  # the project whose bucket/database it went into, or "other"
     seen: list[str] = field(default_factory=list)  # where it was found at the last check
 
 
 @dataclass
 class World:
     home: Path
-    local: LocalServer     # the harness home's server (projects a, b)
-    session: LocalServer   # the session's server (project s, through it_admin)
+    local: LocalServer  # the harness home's server (projects a, b)
+    session: LocalServer  # the session's server (project s, through it_admin)
     root: Path
     endpoint: str
 
@@ -123,25 +124,34 @@ class FaultHarness(RuleBasedStateMachine):
         self.root.mkdir(parents=True)
         self.items: list[Item] = []
         self.transcript: list[str] = []
-        self.backups: list[str] = []          # every "Backup written:" path
+        self.backups: list[str] = []  # every "Backup written:" path
         self.serials: dict[str, dict[str, int]] = {p: {} for p in PROJECTS}
         self.passwords: set[str] = set()
         self.places_used: dict[str, set[str]] = {p: set() for p in PROJECTS}  # every bucket place per project
         self.cfg: dict[str, dict] = {}
         self._archives: dict[tuple, set[str]] = {}  # cache: backup file -> contents / row values it holds
         self._located: dict[str, set[str]] = {}
-        self.gone: set[str] = set()     # backups that vanished (counted once)
-        self.gone_in_bucket = False     # one of them lay inside a bucket (the known defect)
+        self.gone: set[str] = set()  # backups that vanished (counted once)
+        self.gone_in_bucket = False  # one of them lay inside a bucket (the known defect)
 
     # -- the world -------------------------------------------------------------------------------------------
     def reset_world(self) -> None:
         """Leave nothing of the previous example: databases, roles, buckets, backups, secrets."""
         for server, keep in ((self.w.local, None), (self.w.session, "fhs")):
             with server.connect() as c:
-                dbs = [r[0] for r in c.execute("SELECT datname FROM pg_database WHERE datname NOT IN "
-                                               "('postgres','template0','template1')")]
-                roles = [r[0] for r in c.execute("SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND "
-                                                 "rolname NOT IN ('airflow_infra','it_admin','it_state')")]
+                dbs = [
+                    r[0]
+                    for r in c.execute(
+                        "SELECT datname FROM pg_database WHERE datname NOT IN ('postgres','template0','template1')"
+                    )
+                ]
+                roles = [
+                    r[0]
+                    for r in c.execute(
+                        "SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND "
+                        "rolname NOT IN ('airflow_infra','it_admin','it_state')"
+                    )
+                ]
                 # IF EXISTS: a killed run's last statement (a DROP DATABASE) may still finish on the server
                 for db in dbs if keep is None else [d for d in dbs if d.startswith(keep)]:
                     c.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
@@ -231,14 +241,27 @@ class FaultHarness(RuleBasedStateMachine):
         return [sys.executable, "-m", "airflow_infra", "-C", str(self.dir(p)), *args]
 
     def popen(self, p: str, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(self.argv(p, *args), env=self.env(), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        return subprocess.Popen(
+            self.argv(p, *args),
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
 
     def run(self, p: str, *args: str, ok: tuple[int, ...] = (0,), timeout: float = 60) -> subprocess.CompletedProcess:
         before = self.others(p)
         try:
-            proc = subprocess.run(self.argv(p, *args), env=self.env(), stdin=subprocess.DEVNULL,
-                                  capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(
+                self.argv(p, *args),
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
         except subprocess.TimeoutExpired:  # §5.3: every wait is bounded by --lock-timeout
             self.fail(f"{args} still ran after {timeout} s")
         written = len(self.backups)
@@ -267,8 +290,9 @@ class FaultHarness(RuleBasedStateMachine):
         the backups of p's data go."""
         want = self.cfg[p]["backup"]
         # a database dump is a file pg_restore reads: with an s3:// backup location it stays in HOME/backups
-        if want and any(not overlap(b, self.place(want, p)) and not (b.endswith(".dump") and want.startswith("s3://"))
-                        for b in new):
+        if want and any(
+            not overlap(b, self.place(want, p)) and not (b.endswith(".dump") and want.startswith("s3://")) for b in new
+        ):
             why = f"(§5.4) proj_{p}'s backups {new} are not under [bucket] backup = {self.place(want, p)}"
             self.fail(why) if p == "s" else self.known_or_fail("local-ignores-backup", why)
 
@@ -280,9 +304,14 @@ class FaultHarness(RuleBasedStateMachine):
         return "\n".join(self.transcript).replace(str(self.root), ".").replace(str(self.w.home), "HOME")
 
     # -- rules ------------------------------------------------------------------------------------------------
-    @initialize(paths=st.tuples(*[st.sampled_from(LOCAL_PATHS)] * 2), backup=st.sampled_from(BACKUPS),
-                s3place=st.sampled_from(S3_PLACES), order=st.permutations(PROJECTS),
-                foreign=st.sampled_from(FOREIGN), local_backup=st.sampled_from([None, "bk", "d3/bk"]))
+    @initialize(
+        paths=st.tuples(*[st.sampled_from(LOCAL_PATHS)] * 2),
+        backup=st.sampled_from(BACKUPS),
+        s3place=st.sampled_from(S3_PLACES),
+        order=st.permutations(PROJECTS),
+        foreign=st.sampled_from(FOREIGN),
+        local_backup=st.sampled_from([None, "bk", "d3/bk"]),
+    )
     def configure(self, paths, backup, s3place, order, foreign, local_backup):
         """Three projects configured from the pool and brought up in some order: where users start."""
         for p, path in zip("ab", paths, strict=True):
@@ -316,7 +345,9 @@ class FaultHarness(RuleBasedStateMachine):
     def rotate(self, p):
         self.run(p, "rotate")
 
-    @rule(p=st.sampled_from(PROJECTS), i=st.integers(0, 7), force=st.booleans(), into=st.sampled_from([None, *PROJECTS]))
+    @rule(
+        p=st.sampled_from(PROJECTS), i=st.integers(0, 7), force=st.booleans(), into=st.sampled_from([None, *PROJECTS])
+    )
     def restore(self, p, i, force, into):
         if self.backups:
             extra = (["--force-delete-data"] if force else []) + (["--into", str(self.dir(into))] if into else [])
@@ -342,12 +373,18 @@ class FaultHarness(RuleBasedStateMachine):
         found = re.search(r"force-unlock (\S+?)`", proc.stderr) or re.search(r'"ID": "([^"]+)"', proc.stdout)
         return found.group(1) if found else None
 
-    @rule(p=st.sampled_from(PROJECTS), cmd=st.sampled_from(["apply", "destroy", "up"]),
-          delay=st.sampled_from([0.3, 0.4, 0.45, 0.5, 0.6, 0.8]))
+    @rule(
+        p=st.sampled_from(PROJECTS),
+        cmd=st.sampled_from(["apply", "destroy", "up"]),
+        delay=st.sampled_from([0.3, 0.4, 0.45, 0.5, 0.6, 0.8]),
+    )
     def kill(self, p, cmd, delay):
         """SIGKILL a run at a random moment: what it leaves must be completed or refused, never lost."""
-        args = {"apply": ["apply", "--auto-approve"], "destroy": ["destroy", "--auto-approve", "--force-delete-data"],
-                "up": ["up"]}[cmd]
+        args = {
+            "apply": ["apply", "--auto-approve"],
+            "destroy": ["destroy", "--auto-approve", "--force-delete-data"],
+            "up": ["up"],
+        }[cmd]
         proc = self.popen(p, *args)
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)
@@ -356,8 +393,11 @@ class FaultHarness(RuleBasedStateMachine):
         self.backups += [ln.split(": ", 1)[1] for ln in out.splitlines() if ln.startswith("Backup written: ")]
         STATS["kills"] += 1
 
-    @rule(p=st.sampled_from(PROJECTS), delay=st.sampled_from([0.35, 0.45, 0.55, 0.7]),
-          second=st.sampled_from(["apply", "destroy", "rotate"]))
+    @rule(
+        p=st.sampled_from(PROJECTS),
+        delay=st.sampled_from([0.35, 0.45, 0.55, 0.7]),
+        second=st.sampled_from(["apply", "destroy", "rotate"]),
+    )
     def pause(self, p, delay, second):
         """SIGSTOP an apply, force-unlock its lock, run another command, SIGCONT: the stale holder must not
         write (§5.3: a take-over fences)."""
@@ -372,8 +412,11 @@ class FaultHarness(RuleBasedStateMachine):
         except (OSError, ValueError):
             holder = {}
         taken = holder.get("pid") == proc.pid
-        args = {"apply": ["apply", "--auto-approve"], "destroy": ["destroy", "--auto-approve", "--force-delete-data"],
-                "rotate": ["rotate"]}[second]
+        args = {
+            "apply": ["apply", "--auto-approve"],
+            "destroy": ["destroy", "--auto-approve", "--force-delete-data"],
+            "rotate": ["rotate"],
+        }[second]
         try:
             if taken:  # refused (exit 1) when the stopped run holds the state's guard mid-write: then it keeps the lock
                 taken = self.run(p, "force-unlock", holder["ID"], ok=(0, 1)).returncode == 0
@@ -405,14 +448,21 @@ class FaultHarness(RuleBasedStateMachine):
             return
         values = [f"row-{self.n}-{secrets.token_hex(4)}" for _ in range(n)]
         try:
-            with psycopg.connect(host="127.0.0.1", port=server.port, user=f"fh{p}_etl", password=pw, dbname=f"fh{p}",
-                                 connect_timeout=5, autocommit=True) as c:
+            with psycopg.connect(
+                host="127.0.0.1",
+                port=server.port,
+                user=f"fh{p}_etl",
+                password=pw,
+                dbname=f"fh{p}",
+                connect_timeout=5,
+                autocommit=True,
+            ) as c:
                 c.execute("CREATE TABLE IF NOT EXISTS raw.user_rows (v text)")
                 for v in values:
                     c.execute("INSERT INTO raw.user_rows VALUES (%s)", (v,))
         except psycopg.Error:
             return
-        self.transcript.append(f"psql -U fh{p}_etl fh{p} -c \"INSERT INTO raw.user_rows ...\"  # {n} rows")
+        self.transcript.append(f'psql -U fh{p}_etl fh{p} -c "INSERT INTO raw.user_rows ..."  # {n} rows')
         self.items += [Item("row", f"{'session' if p == 's' else 'local'}/fh{p}", v, p) for v in values]
 
     def write_object(self, p, sub):
@@ -440,7 +490,7 @@ class FaultHarness(RuleBasedStateMachine):
         """Someone else's data in a place of the pool: no project may take it without a backup."""
         content = f"other-{self.n}-{secrets.token_hex(6)}"
         if place.startswith("s3://"):
-            key = place[len("s3://fh-shared/"):] + "/" + content
+            key = place[len("s3://fh-shared/") :] + "/" + content
             self.s3().put_object(Bucket=SHARED, Key=key, Body=content.encode())
             self.items.append(Item("s3", f"{SHARED}/{key}", content, "other"))
         else:
@@ -450,8 +500,12 @@ class FaultHarness(RuleBasedStateMachine):
             self.items.append(Item("file", str(d / content), content, "other"))
         self.transcript.append(f"echo {content} > {place}/{content}")
 
-    @rule(p=st.sampled_from(PROJECTS), what=st.sampled_from(["state-garbage", "state-delete", "lock-empty",
-                                                             "secret-mangle", "secret-delete", "secrets-file-delete"]))
+    @rule(
+        p=st.sampled_from(PROJECTS),
+        what=st.sampled_from(
+            ["state-garbage", "state-delete", "lock-empty", "secret-mangle", "secret-delete", "secrets-file-delete"]
+        ),
+    )
     def break_by_hand(self, p, what):
         state, store = self.dir(p) / STATE, self.w.home / "secrets.json"
         self.transcript.append(f"# by hand: {what} of proj_{p}")
@@ -473,8 +527,12 @@ class FaultHarness(RuleBasedStateMachine):
         elif what == "secrets-file-delete":
             store.unlink(missing_ok=True)
 
-    @rule(p=st.sampled_from(PROJECTS), path=st.sampled_from(LOCAL_PATHS), s3place=st.sampled_from(S3_PLACES),
-          backup=st.sampled_from(BACKUPS))
+    @rule(
+        p=st.sampled_from(PROJECTS),
+        path=st.sampled_from(LOCAL_PATHS),
+        s3place=st.sampled_from(S3_PLACES),
+        backup=st.sampled_from(BACKUPS),
+    )
     def reconfigure(self, p, path, s3place, backup):
         """The user edits [bucket]: a new place replaces the bucket (data only with the flag and a backup)."""
         if p == "s":
@@ -527,8 +585,11 @@ class FaultHarness(RuleBasedStateMachine):
     def lost(self, item: Item) -> None:
         where = item.where if item.kind != "s3" else "s3://" + item.where
         others = {pl for q, used in self.places_used.items() if q != item.owner for pl in used}
-        if self.gone_in_bucket or (item.seen and item.seen != ["live"] and all(
-                any(overlap(b, pl) for q in PROJECTS for pl in self.places_used[q]) for b in item.seen)):
+        if self.gone_in_bucket or (
+            item.seen
+            and item.seen != ["live"]
+            and all(any(overlap(b, pl) for q in PROJECTS for pl in self.places_used[q]) for b in item.seen)
+        ):
             self.known_or_fail("backup-inside-bucket", f"(a) {item} vanished: its only backups lay in a bucket")
         elif any(overlap(where.rsplit("/", 1)[0], pl) for pl in others):
             self.known_or_fail("overlapping-buckets", f"(a) {item} vanished: its place overlaps another project's")
@@ -583,8 +644,12 @@ class FaultHarness(RuleBasedStateMachine):
         out: set[str] = set()
         try:
             if f.name.endswith(".dump"):
-                text = subprocess.run([str(self.w.local.bindir / "pg_restore"), "-f", "-", str(f)],
-                                      capture_output=True, text=True, timeout=60).stdout
+                text = subprocess.run(
+                    [str(self.w.local.bindir / "pg_restore"), "-f", "-", str(f)],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                ).stdout
                 return set(re.findall(r"row-\d+-[0-9a-f]{8}", text))
             if f.name.endswith(".manifest.json"):
                 for v in json.loads(f.read_text()).get("versions", []):
@@ -638,8 +703,11 @@ class FaultHarness(RuleBasedStateMachine):
 
     def refresh_passwords(self) -> None:
         with contextlib.suppress(OSError, ValueError):
-            self.passwords |= {v for v in json.loads((self.w.home / "secrets.json").read_text()).values()
-                               if isinstance(v, str) and len(v) >= 16}
+            self.passwords |= {
+                v
+                for v in json.loads((self.w.home / "secrets.json").read_text()).values()
+                if isinstance(v, str) and len(v) >= 16
+            }
 
     def others(self, p: str) -> dict:
         """(b) what a command on p must leave alone: the other projects' state folders, markers, secrets, roles."""
@@ -660,8 +728,9 @@ class FaultHarness(RuleBasedStateMachine):
                 snap[f"secret {q} {role}"] = self.secret(f"fh{q}/dev/fh{q}_{role}")
             server = self.w.session if q == "s" else self.w.local
             with server.connect() as c:
-                snap[f"roles {q}"] = c.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolname LIKE %s "
-                                               "ORDER BY 1", (f"fh{q}\\_%",)).fetchall()
+                snap[f"roles {q}"] = c.execute(
+                    "SELECT rolname, rolpassword FROM pg_authid WHERE rolname LIKE %s ORDER BY 1", (f"fh{q}\\_%",)
+                ).fetchall()
         return snap
 
     def check_others(self, p: str, before: dict) -> None:
@@ -688,9 +757,18 @@ def test_fault_harness(harness_home, capsys):
     WORLD = harness_home
     started = time.monotonic()
     try:
-        run_state_machine_as_test(seed(SEED)(FaultHarness), settings=settings(
-            max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None, derandomize=False,
-            suppress_health_check=list(HealthCheck), report_multiple_bugs=False))
+        run_state_machine_as_test(
+            seed(SEED)(FaultHarness),
+            settings=settings(
+                max_examples=EXAMPLES,
+                stateful_step_count=STEPS,
+                deadline=None,
+                database=None,
+                derandomize=False,
+                suppress_health_check=list(HealthCheck),
+                report_multiple_bugs=False,
+            ),
+        )
     finally:
         STATS["seconds"] = round(time.monotonic() - started)
         with capsys.disabled():  # the figures of this run in the CI log, past pytest's capture

@@ -12,8 +12,9 @@ import pytest
 
 def test_a_bucket_at_the_homes_backups_never_takes_its_backups_along(cli):
     """configure(paths=('HOME/backups', None)); destroy(force=True): the backups went with the bucket."""
-    (cli.dir / "airflow-infra.toml").write_text(f'[project]\nname = "{cli.dir.name}"\n[bucket]\n'
-                                                f'path = "{cli.home}/backups"\n')
+    (cli.dir / "airflow-infra.toml").write_text(
+        f'[project]\nname = "{cli.dir.name}"\n[bucket]\npath = "{cli.home}/backups"\n'
+    )
     refused = cli("up", expect=1)
     assert "the backup location" in refused.stderr and refused.stderr.count("\n") == 1
     assert not (cli.dir / ".airflow-infra" / "state.json").exists()
@@ -65,10 +66,19 @@ def test_a_run_stopped_holding_the_secret_stores_lock_blocks_nobody_for_ever(cli
     import sys
 
     cli("up")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from airflow_infra.flock import exclusive\n"
-        f"with exclusive(Path({str(cli.home)!r}) / '.secrets.lock'):\n"
-        "    print('held', flush=True); time.sleep(120)")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from pathlib import Path; from airflow_infra.flock import exclusive\n"
+                f"with exclusive(Path({str(cli.home)!r}) / '.secrets.lock'):\n"
+                "    print('held', flush=True); time.sleep(120)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         holder.send_signal(signal.SIGSTOP)

@@ -22,11 +22,30 @@ BASE = {
     "state": {"backend": "local", "path": ".airflow-infra/state.json"},
     "secrets": {"store": "file", "max_age_days": 90},
     "airflow": {"postgres_conn_id": "fuzzed_pg"},
-    "aws": {"rds": {"port": 6543, "allowed_cidrs": ["10.0.0.0/8"], "parameters": {"work_mem": 65536}},
-            "iam": {"attach_to_role": "workers"}},
+    "aws": {
+        "rds": {"port": 6543, "allowed_cidrs": ["10.0.0.0/8"], "parameters": {"work_mem": 65536}},
+        "iam": {"attach_to_role": "workers"},
+    },
 }
-ODD_TEXT = ["", " ", "\x00", "a\nb", "\t", "é" * 5, "x" * 70_000, "../../etc", "; drop table x", "${HOME}", "pg_x",
-            "0.0.0.0/0", "Robert'); --", "\u202e", "C:\\\\x", "%s%s", "null"]
+ODD_TEXT = [
+    "",
+    " ",
+    "\x00",
+    "a\nb",
+    "\t",
+    "é" * 5,
+    "x" * 70_000,
+    "../../etc",
+    "; drop table x",
+    "${HOME}",
+    "pg_x",
+    "0.0.0.0/0",
+    "Robert'); --",
+    "\u202e",
+    "C:\\\\x",
+    "%s%s",
+    "null",
+]
 
 
 def value(rng: random.Random, depth: int = 0):
@@ -80,10 +99,11 @@ def bent(rng: random.Random) -> str:
         else:
             doc[section] = value(rng)
     text = render({k: v for k, v in doc.items() if isinstance(v, dict)}) + "".join(
-        f"{json.dumps(k)} = {toml(v)}\n" for k, v in doc.items() if not isinstance(v, dict))
+        f"{json.dumps(k)} = {toml(v)}\n" for k, v in doc.items() if not isinstance(v, dict)
+    )
     if rng.random() < 0.1:  # broken TOML too
         cut = rng.randrange(len(text))
-        text = text[:cut] + rng.choice(["[", "\"", "=", "\x00", "]]"]) + text[cut:]
+        text = text[:cut] + rng.choice(["[", '"', "=", "\x00", "]]"]) + text[cut:]
     return text
 
 
@@ -107,11 +127,45 @@ def test_300_bent_configurations_load_or_fail_in_one_line(tmp_path, home):
     assert failures > 250  # bent, nearly all are refused: the fuzzing reached the checks
 
 
-COMMANDS = [["plan"], ["apply"], ["destroy"], ["output"], ["state", "show"], ["state", "restore"], ["connections"],
-            ["projects", "add"], ["projects", "show"], ["dags", "sync"], ["dags", "bundles"], ["platform", "status"],
-            ["local", "start"], ["rotate"], ["import"], ["force-unlock"], ["import-terraform"], ["new"], ["init"]]
-FLAGS = ["--lock-timeout", "--var", "--var-file", "--registry", "--format", "--json", "--out", "--jobs", "--port",
-         "--show-secrets", "--detailed-exitcode", "--to", "--dags-folder", "--branch", "--path", "-C"]
+COMMANDS = [
+    ["plan"],
+    ["apply"],
+    ["destroy"],
+    ["output"],
+    ["state", "show"],
+    ["state", "restore"],
+    ["connections"],
+    ["projects", "add"],
+    ["projects", "show"],
+    ["dags", "sync"],
+    ["dags", "bundles"],
+    ["platform", "status"],
+    ["local", "start"],
+    ["rotate"],
+    ["import"],
+    ["force-unlock"],
+    ["import-terraform"],
+    ["new"],
+    ["init"],
+]
+FLAGS = [
+    "--lock-timeout",
+    "--var",
+    "--var-file",
+    "--registry",
+    "--format",
+    "--json",
+    "--out",
+    "--jobs",
+    "--port",
+    "--show-secrets",
+    "--detailed-exitcode",
+    "--to",
+    "--dags-folder",
+    "--branch",
+    "--path",
+    "-C",
+]
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -125,8 +179,21 @@ def test_300_argument_lists_end_in_success_or_one_line(tmp_path, home, capsys, m
         for _ in range(rng.randrange(0, 4)):
             argv.insert(rng.randrange(len(argv) + 1), rng.choice(FLAGS))
             if rng.random() < 0.7:
-                argv.append(rng.choice([*(t for t in ODD_TEXT if ".." not in t), "-5", "nan", "30s", "x=y", "project.name=Bad", "json",
-                                        "/nonexistent/file", str(tmp_path / "airflow-infra.toml")]))
+                argv.append(
+                    rng.choice(
+                        [
+                            *(t for t in ODD_TEXT if ".." not in t),
+                            "-5",
+                            "nan",
+                            "30s",
+                            "x=y",
+                            "project.name=Bad",
+                            "json",
+                            "/nonexistent/file",
+                            str(tmp_path / "airflow-infra.toml"),
+                        ]
+                    )
+                )
         code: object = 0
         try:
             main(["--lock-timeout", "0", *argv] if rng.random() < 0.5 else argv)

@@ -32,22 +32,40 @@ def sync(reg: Path, dags: Path, *extra: str, expect: int | None = None) -> dict[
 
 
 def blob(repo: Path, data: bytes) -> str:
-    return subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, input=data, capture_output=True,
-                          check=True).stdout.decode().strip()
+    return (
+        subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, input=data, capture_output=True, check=True)
+        .stdout.decode()
+        .strip()
+    )
 
 
 def tree(repo: Path, entries: list[tuple[str, str, str]]) -> str:
     """A tree object exactly as given, duplicates and order included (git mktree would check it)."""
     raw = b"".join(f"{mode} {name}".encode() + b"\0" + bytes.fromhex(oid) for mode, name, oid in entries)
-    return subprocess.run(["git", "hash-object", "-w", "-t", "tree", "--literally", "--stdin"], cwd=repo, input=raw,
-                          capture_output=True, check=True).stdout.decode().strip()
+    return (
+        subprocess.run(
+            ["git", "hash-object", "-w", "-t", "tree", "--literally", "--stdin"],
+            cwd=repo,
+            input=raw,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
 
 
 def publish_tree(r: Repo, root_tree: str) -> str:
     """Make root_tree the next commit of r's main branch, in its bare remote."""
     env = {**os.environ, **GIT_ENV}
-    commit = subprocess.run(["git", "commit-tree", root_tree, "-m", "crafted"], cwd=r.remote, env=env,
-                            capture_output=True, text=True, check=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "commit-tree", root_tree, "-m", "crafted"],
+        cwd=r.remote,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     git("update-ref", "refs/heads/main", commit, cwd=r.remote)
     return commit
 
@@ -61,8 +79,10 @@ def crafted(tmp_path: Path, name: str, build) -> Repo:
 
 def registry(path: Path, rows: list[tuple[str, str]], **columns: str) -> Path:
     extra = ",".join(columns)
-    path.write_text(f"Project,Repo,URL{',' + extra if extra else ''}\n" + "".join(
-        f"{n},{n}-Workflows,{u}{',' + ','.join(columns.values()) if columns else ''}\n" for n, u in rows))
+    path.write_text(
+        f"Project,Repo,URL{',' + extra if extra else ''}\n"
+        + "".join(f"{n},{n}-Workflows,{u}{',' + ','.join(columns.values()) if columns else ''}\n" for n, u in rows)
+    )
     return path
 
 
@@ -87,23 +107,38 @@ def attacks(outside: Path) -> dict:
         return tree(repo, [("100644", "a.py", blob(repo, b"A = 1\n")), ("100644", "a.py", blob(repo, b"A = 2\n"))])
 
     def link_chain(repo):  # each link inside on its own, the chain leads out: s -> ., t -> s/.., u -> t/<up>
-        return tree(repo, [("120000", "s", blob(repo, b".")), ("120000", "t", blob(repo, b"s/..")),
-                           ("100644", "x.py", blob(repo, b"X = 1\n"))])
+        return tree(
+            repo,
+            [
+                ("120000", "s", blob(repo, b".")),
+                ("120000", "t", blob(repo, b"s/..")),
+                ("100644", "x.py", blob(repo, b"X = 1\n")),
+            ],
+        )
 
     def long_chain(repo):  # CVE-2025-4517: names twice (a link, then a folder), through links whose real
         # path passes PATH_MAX, so that a parser's realpath gives up before it sees the escape
         comp, steps = "d" * 247, "bcdefghijklmnop"
         level = tree(repo, [("100644", "keep", blob(repo, b""))])
         for step in reversed(steps):  # the real folders, each with a one-letter link to the next
-            level = tree(repo, sorted([("40000", comp, level), ("120000", step, blob(repo, comp.encode()))],
-                                      key=lambda e: e[1]))
+            level = tree(
+                repo, sorted([("40000", comp, level), ("120000", step, blob(repo, comp.encode()))], key=lambda e: e[1])
+            )
         through = tree(repo, [("120000", "l" * 254, blob(repo, b"../" * (len(steps) + 1)))])
         for step in reversed(steps):  # the same folders named by their links: a/b/c/.../p/lll
             through = tree(repo, [("40000", step, through)])
         escape = "a/" + "/".join(steps) + "/" + "l" * 254 + "/" + up
         payload = tree(repo, [("100644", "evil.py", blob(repo, b"PWNED = 1\n"))])
-        return tree(repo, [("40000", comp, level), ("120000", "a", blob(repo, comp.encode())), ("40000", "a", through),
-                           ("120000", "escape", blob(repo, escape.encode())), ("40000", "escape", payload)])
+        return tree(
+            repo,
+            [
+                ("40000", comp, level),
+                ("120000", "a", blob(repo, comp.encode())),
+                ("40000", "a", through),
+                ("120000", "escape", blob(repo, escape.encode())),
+                ("40000", "escape", payload),
+            ],
+        )
 
     def loop(repo):  # inside the tree, but a walk that follows links never ends (Airflow's does)
         inner = tree(repo, [("120000", "again", blob(repo, b"..")), ("100644", "x.py", blob(repo, b"X = 1\n"))])
@@ -123,10 +158,17 @@ def attacks(outside: Path) -> dict:
     def absolute_link(repo):
         return tree(repo, [("120000", "abs", blob(repo, str(outside).encode()))])
 
-    return {"duplicate_link_then_folder": duplicate_link_then_folder, "duplicate_file": duplicate_file,
-            "link_chain": link_chain, "long_chain": long_chain, "dotdot_name": dotdot_name, "loop": loop,
-            "folder_link": folder_link, "bomb": bomb,
-            "absolute_link": absolute_link}
+    return {
+        "duplicate_link_then_folder": duplicate_link_then_folder,
+        "duplicate_file": duplicate_file,
+        "link_chain": link_chain,
+        "long_chain": long_chain,
+        "dotdot_name": dotdot_name,
+        "loop": loop,
+        "folder_link": folder_link,
+        "bomb": bomb,
+        "absolute_link": absolute_link,
+    }
 
 
 @pytest.mark.parametrize("attack", sorted(attacks(Path("/x"))))
@@ -135,22 +177,30 @@ def test_a_crafted_tree_is_refused_and_writes_nothing_outside(tmp_path, good, at
     outside = tmp_path / "outside"
     outside.mkdir()
     evil = crafted(tmp_path, "evil", attacks(outside)[attack])
-    reg = registry(tmp_path / "projects.csv", [("evil", git_daemon.url(evil.remote) if source == "remote" else evil.url),
-                                               ("good", good.url)])
+    reg = registry(
+        tmp_path / "projects.csv",
+        [("evil", git_daemon.url(evil.remote) if source == "remote" else evil.url), ("good", good.url)],
+    )
     dags = tmp_path / "dags"
     results = sync(reg, dags, expect=1)
     assert results["evil"]["result"] == "failed" and "refused" in results["evil"]["error"], results["evil"]
     assert results["good"]["result"] == "published"
     assert list(outside.iterdir()) == []
     assert not os.path.lexists(dags / "evil")
-    assert not [p for p in (dags / ".airflow-infra" / "revisions" / "evil").rglob("*")] if (
-        dags / ".airflow-infra" / "revisions" / "evil").exists() else True
+    assert (
+        not [p for p in (dags / ".airflow-infra" / "revisions" / "evil").rglob("*")]
+        if (dags / ".airflow-infra" / "revisions" / "evil").exists()
+        else True
+    )
 
 
 def test_links_inside_the_tree_are_kept(tmp_path, good):
     r = Repo(tmp_path, "linked")
-    r.commit({"dags/shared/util.py": "U = 1\n", "dags/x.py": dag_source("linked_x")}, "first",
-             symlinks={"dags/util.py": "shared/util.py", "dags/again.py": "util.py"})
+    r.commit(
+        {"dags/shared/util.py": "U = 1\n", "dags/x.py": dag_source("linked_x")},
+        "first",
+        symlinks={"dags/util.py": "shared/util.py", "dags/again.py": "util.py"},
+    )
     reg = registry(tmp_path / "projects.csv", [("linked", r.url)])
     dags = tmp_path / "dags"
     assert sync(reg, dags, expect=0)["linked"]["result"] == "published"
@@ -169,26 +219,42 @@ def test_a_missing_path_fails_its_project_only(tmp_path, good):
     assert results["good"]["result"] == "published"
 
 
-@pytest.mark.parametrize("url", ["fd::3", "ext::sh -c touch% /tmp/airflow-infra-ext-pwned", "http://127.0.0.1:9/x.git",
-                                 "HTTPS://127.0.0.1:9/x.git"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "fd::3",
+        "ext::sh -c touch% /tmp/airflow-infra-ext-pwned",
+        "http://127.0.0.1:9/x.git",
+        "HTTPS://127.0.0.1:9/x.git",
+    ],
+)
 def test_a_transport_git_must_not_use_fails_its_project_only_and_is_never_added(tmp_path, good, url):
     reg = registry(tmp_path / "projects.csv", [("good", good.url), ("bad", url)])
     start = time.monotonic()
     results = sync(reg, tmp_path / "dags", expect=1)
     assert time.monotonic() - start < 30
     assert results["good"]["result"] == "published"
-    assert results["bad"]["result"] == "failed" and "is not allowed (allowed: https, ssh, git, file" in results["bad"]["error"]
+    assert (
+        results["bad"]["result"] == "failed"
+        and "is not allowed (allowed: https, ssh, git, file" in results["bad"]["error"]
+    )
     assert not Path("/tmp/airflow-infra-ext-pwned").exists()
     refused = cli("projects", "add", "bad2", url, "--registry", str(tmp_path / "other.csv"), expect=1)
     [line] = refused.stderr.strip().splitlines()
     assert "line 2: URL" in line and "is not allowed" in line and not (tmp_path / "other.csv").exists()
 
 
-@pytest.mark.parametrize(("column", "value", "said"), [
-    ("Branch", "main:refs/heads/evil", "is not a branch name"), ("Branch", "--upload-pack=x", "is not a branch name"),
-    ("Path", "./dags", "without '.' or '..' parts"), ("URL", "~nosuchuser-xyz/repo", "is not a URL git can use"),
-    ("URL", "https://u:pw@example.com:99999/o/r.git", "is not a URL git can use"),
-    ("Config", "x\u2028aa", "control or line-separating character")])
+@pytest.mark.parametrize(
+    ("column", "value", "said"),
+    [
+        ("Branch", "main:refs/heads/evil", "is not a branch name"),
+        ("Branch", "--upload-pack=x", "is not a branch name"),
+        ("Path", "./dags", "without '.' or '..' parts"),
+        ("URL", "~nosuchuser-xyz/repo", "is not a URL git can use"),
+        ("URL", "https://u:pw@example.com:99999/o/r.git", "is not a URL git can use"),
+        ("Config", "x\u2028aa", "control or line-separating character"),
+    ],
+)
 def test_a_row_git_would_misread_is_refused_in_one_line(tmp_path, good, column, value, said):
     row = {"Project": "odd", "Repo": "odd", "URL": good.url, "Branch": "", "Path": "", "Config": "", column: value}
     reg = tmp_path / "projects.csv"
@@ -219,9 +285,24 @@ def test_a_tree_of_many_folders_needs_few_descriptors(tmp_path):
     r = Repo(tmp_path, "wide")
     r.commit({f"dags/pkg{i:04d}/__init__.py": "" for i in range(600)}, "first")
     reg = registry(tmp_path / "projects.csv", [("wide", r.url)])
-    proc = subprocess.run([sys.executable, "-m", "airflow_infra", "dags", "sync", "--registry", str(reg), "--dags-folder",
-                           str(tmp_path / "dags"), "--json"], capture_output=True, text=True, timeout=300,
-                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128)))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "airflow_infra",
+            "dags",
+            "sync",
+            "--registry",
+            str(reg),
+            "--dags-folder",
+            str(tmp_path / "dags"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128)),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert len(list((tmp_path / "dags" / "wide" / "dags").iterdir())) == 600
 
@@ -269,7 +350,9 @@ def test_a_hung_server_fails_its_project_within_the_bound(tmp_path, good, silent
     assert results["hung"]["result"] == "failed" and "gave no answer within 3 s" in results["hung"]["error"]
     assert results["good"]["result"] == "published"
     dags = tmp_path / "dags"  # the lock is free again: a second sync runs at once
-    assert sync(registry(tmp_path / "projects.csv", [("good", good.url)]), dags, expect=0)["good"]["result"] == "unchanged"
+    assert (
+        sync(registry(tmp_path / "projects.csv", [("good", good.url)]), dags, expect=0)["good"]["result"] == "unchanged"
+    )
 
 
 def test_rewritten_history_of_a_remote_is_said_as_such(tmp_path, git_daemon):
@@ -298,8 +381,10 @@ def test_credentials_in_a_url_reach_no_file_no_output_and_no_argv(tmp_path, git_
     assert {r["project"]: r["result"] for r in json.loads(proc.stdout)} == {"private": "published", "good": "published"}
     texts = [p.read_bytes() for p in dags.rglob("*") if p.is_file() and not p.is_symlink()]
     assert texts and not [t for t in texts if token.encode() in t]
-    shown = cli("projects", "list", "--registry", str(reg)).stdout + cli("projects", "show", "private", "--registry",
-                                                                         str(reg)).stdout
+    shown = (
+        cli("projects", "list", "--registry", str(reg)).stdout
+        + cli("projects", "show", "private", "--registry", str(reg)).stdout
+    )
     assert token not in shown and "***" in shown
     bundles = cli("dags", "bundles", "--registry", str(reg), "--format", "cfg").stdout
     assert token not in bundles and "private_git" in bundles
@@ -311,8 +396,15 @@ def test_a_credential_helper_hands_git_the_urls_credentials():
 
     remote = gitcmd.Remote.parse("https://someone:p%40ss-w0rd@git.example.invalid/team/repo.git")
     assert remote.url == "https://git.example.invalid/team/repo.git"
-    answer = subprocess.run(["git", "credential", "fill"], input="protocol=https\nhost=git.example.invalid\n\n",
-                            env=gitcmd.environment(remote), capture_output=True, text=True, timeout=30, check=True).stdout
+    answer = subprocess.run(
+        ["git", "credential", "fill"],
+        input="protocol=https\nhost=git.example.invalid\n\n",
+        env=gitcmd.environment(remote),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     assert "username=someone\n" in answer and "password=p@ss-w0rd\n" in answer
 
 
@@ -335,15 +427,22 @@ def test_everything_sync_writes_is_this_accounts_only(tmp_path, good, git_daemon
     assert os.stat(dags / "remote" / "scripts" / "run.sh").st_mode & 0o700 == 0o700
 
 
-@pytest.mark.parametrize("url", ["https://user:p%2fSECRETPW@example.invalid/o/r.git",
-                                 "https://user:%53ECRETPW@example.invalid/o/r.git",
-                                 "https://ghp_SECRETPW1234@github.com/o/r.git",
-                                 "ssh://git:SECRETPW@example.invalid/o/r.git"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:p%2fSECRETPW@example.invalid/o/r.git",
+        "https://user:%53ECRETPW@example.invalid/o/r.git",
+        "https://ghp_SECRETPW1234@github.com/o/r.git",
+        "ssh://git:SECRETPW@example.invalid/o/r.git",
+    ],
+)
 def test_credentials_are_never_shown_whatever_their_encoding(tmp_path, url):
     reg = tmp_path / "projects.csv"
     cli("projects", "add", "priv", url, "--registry", str(reg))
-    said = cli("projects", "list", "--registry", str(reg)).stdout + cli("projects", "list", "--json", "--registry",
-                                                                           str(reg)).stdout
+    said = (
+        cli("projects", "list", "--registry", str(reg)).stdout
+        + cli("projects", "list", "--json", "--registry", str(reg)).stdout
+    )
     said += cli("projects", "show", "priv", "--registry", str(reg)).stdout
     said += cli("projects", "add", "again", url, "--registry", str(reg), expect=1).stderr  # "listed twice" names it
     assert "SECRETPW" not in said and "ECRETPW" not in said and "***" in said

@@ -27,8 +27,10 @@ def _postmasters(data) -> list[int]:
     for p in os.listdir("/proc"):
         if p.isdigit():
             try:
-                if (os.readlink(f"/proc/{p}/cwd") == str(data.resolve())
-                        and Path(f"/proc/{p}/comm").read_text().strip() == "postgres"):
+                if (
+                    os.readlink(f"/proc/{p}/cwd") == str(data.resolve())
+                    and Path(f"/proc/{p}/comm").read_text().strip() == "postgres"
+                ):
                     pids.append(int(p))
             except OSError:
                 pass
@@ -69,8 +71,11 @@ DAMAGE = {
     "emptied": lambda p: p.write_text(""),
     "corrupt": lambda p: p.write_text('{"port": "not a port", '),
     # valid, but not what the cluster says: trusted, it would point every client at the wrong port
-    "wrong": lambda p: p.write_text(json.dumps({**json.loads(p.read_text() or "{}"), "port": 54999,
-                                                "bindir": "/nonexistent", "account": "nosuchuser"})),
+    "wrong": lambda p: p.write_text(
+        json.dumps(
+            {**json.loads(p.read_text() or "{}"), "port": 54999, "bindir": "/nonexistent", "account": "nosuchuser"}
+        )
+    ),
 }
 
 
@@ -81,8 +86,12 @@ def test_damaged_server_json_keeps_the_cluster(project, damage, running):
     port = server.port
     if not running:
         cli("local", "stop")
-    for command in (("plan", "--detailed-exitcode"), ("apply", "--auto-approve"), ("local", "status"),
-                    ("local", "start")):
+    for command in (
+        ("plan", "--detailed-exitcode"),
+        ("apply", "--auto-approve"),
+        ("local", "status"),
+        ("local", "start"),
+    ):
         DAMAGE[damage](server.info_path)
         proc = cli(*command)
         assert "deleted" not in proc.stdout, proc.stdout
@@ -169,8 +178,10 @@ def test_a_non_empty_data_directory_without_a_cluster_is_refused(fresh_home, tmp
 def test_an_interrupted_initdb_leaves_nothing_that_looks_like_a_cluster(fresh_home, tmp_path):
     """initdb writes into data.initdb and renames it when complete: kill it and start again."""
     server = LocalServer(fresh_home)
-    code = ("import sys; from pathlib import Path; from airflow_infra.local_server import LocalServer; "
-            "LocalServer(Path(sys.argv[1])).start()")
+    code = (
+        "import sys; from pathlib import Path; from airflow_infra.local_server import LocalServer; "
+        "LocalServer(Path(sys.argv[1])).start()"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code, str(fresh_home)], start_new_session=True)
     staging = server.dir / "data.initdb"
     for _ in range(2000):
@@ -190,9 +201,13 @@ def test_server_environment_holds_none_of_the_callers_secrets(fresh_home, tmp_pa
     d = tmp_path / "envcheck"
     d.mkdir()
     cli = Cli(d, fresh_home)
-    cli("local", "start", AWS_SECRET_ACCESS_KEY="caller-aws-secret-123",
+    cli(
+        "local",
+        "start",
+        AWS_SECRET_ACCESS_KEY="caller-aws-secret-123",
         AIRFLOW_INFRA_ADMIN_DSN="postgresql://admin:caller-dsn-secret-456@db/postgres",
-        PGPASSWORD="caller-pg-secret-789")
+        PGPASSWORD="caller-pg-secret-789",
+    )
     pid = LocalServer(fresh_home).running_pid()
     environ = Path(f"/proc/{pid}/environ").read_bytes()
     for secret in (b"caller-aws-secret-123", b"caller-dsn-secret-456", b"caller-pg-secret-789"):
@@ -237,11 +252,15 @@ def test_the_service_unit_starts_and_stops_the_server_as_systemd_would(fresh_hom
     assert env == {"AIRFLOW_INFRA_HOME": str(fresh_home)}
     server = LocalServer(fresh_home)
     for step, running in (("ExecStart", True), ("ExecStop", False)):
-        subprocess.run(shlex.split(lines[step]), env={"PATH": os.environ["PATH"], **env}, check=True,
-                       capture_output=True, timeout=300)
+        subprocess.run(
+            shlex.split(lines[step]),
+            env={"PATH": os.environ["PATH"], **env},
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
         assert (server.running_pid() is not None) is running
     if not Path("/run/systemd/system").is_dir():  # this machine: no systemd running
-        proc = cli("local", "install-service", "--scope", "user", expect=1,
-                   XDG_CONFIG_HOME=str(tmp_path / "config"))
+        proc = cli("local", "install-service", "--scope", "user", expect=1, XDG_CONFIG_HOME=str(tmp_path / "config"))
         assert proc.stderr.startswith("Error: systemd does not run on this machine") and proc.stderr.count("\n") == 1
         assert not (tmp_path / "config").exists()

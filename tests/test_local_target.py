@@ -25,8 +25,12 @@ def test_up_gives_working_roles_and_grants(cli, make_cli, name):
     with connect_as(out, "reader") as reader:
         for schema in out["schemas"]:
             assert reader.execute(f"SELECT count(*) FROM {schema}.t").fetchone()[0] == 2
-        for stmt in ("INSERT INTO raw.t VALUES (3)", "CREATE TABLE raw.mine (id int)", "DROP TABLE raw.t",
-                     "CREATE TABLE public.mine (id int)"):
+        for stmt in (
+            "INSERT INTO raw.t VALUES (3)",
+            "CREATE TABLE raw.mine (id int)",
+            "DROP TABLE raw.t",
+            "CREATE TABLE public.mine (id int)",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 reader.execute(stmt)
 
@@ -61,17 +65,29 @@ def test_noop_plan_new_schema_and_drift(cli, superuser, name):
     cli("apply", "--auto-approve")
     cli("plan", "--detailed-exitcode")
     with connect_as(cli.outputs(), "reader") as reader:  # the same password works again
-        assert reader.execute("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'marts'").fetchone()[0] == 1
+        assert (
+            reader.execute("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'marts'").fetchone()[0]
+            == 1
+        )
 
 
 def test_no_secret_in_files_or_plain_output(cli):
-    texts = [cli("up").stdout, cli("plan").stdout, cli("apply", "--auto-approve").stdout, cli("output").stdout,
-             cli("output", "--json").stdout, cli("state", "show", "postgres_role.etl").stdout]
+    texts = [
+        cli("up").stdout,
+        cli("plan").stdout,
+        cli("apply", "--auto-approve").stdout,
+        cli("output").stdout,
+        cli("output", "--json").stdout,
+        cli("state", "show", "postgres_role.etl").stdout,
+    ]
     out = cli.outputs()
     secrets = [out["etl_password"], out["reader_password"]]
     assert all(len(s) >= 32 for s in secrets)
-    texts += [(cli.dir / "airflow-infra.toml").read_text(), (cli.dir / ".airflow-infra" / "state.json").read_text(),
-              (cli.home / "postgres" / "server.log").read_text()]
+    texts += [
+        (cli.dir / "airflow-infra.toml").read_text(),
+        (cli.dir / ".airflow-infra" / "state.json").read_text(),
+        (cli.home / "postgres" / "server.log").read_text(),
+    ]
     for secret in secrets:
         for text in texts:
             assert secret not in text
@@ -92,8 +108,18 @@ def test_state_list_show_and_outputs_shape(cli, name):
     shown = json.loads(cli("state", "show", "postgres_database.main").stdout)
     assert shown["attrs"]["name"] == name and shown["attrs"]["public_access"] is False
     out = json.loads(cli("output", "--json", "--show-secrets").stdout)
-    for key in ("bucket_url", "postgres_host", "postgres_port", "postgres_database", "etl_user", "etl_password",
-                "reader_user", "reader_password", "schemas", "postgres_uri"):
+    for key in (
+        "bucket_url",
+        "postgres_host",
+        "postgres_port",
+        "postgres_database",
+        "etl_user",
+        "etl_password",
+        "reader_user",
+        "reader_password",
+        "schemas",
+        "postgres_uri",
+    ):
         assert set(out[key]) == {"value", "sensitive"}
     assert {k for k, v in out.items() if v["sensitive"]} == {"etl_password", "reader_password", "postgres_uri"}
     with psycopg.connect(out["postgres_uri"]["value"]) as conn:
@@ -140,7 +166,9 @@ def test_destroy_refuses_data_then_backs_up(cli, superuser, name, server):
     import subprocess
 
     full = next(b for b in backups if b.endswith(".dump") and "-raw-" not in b)
-    listing = subprocess.run([str(server.bindir / "pg_restore"), "--list", full], capture_output=True, text=True, check=True)
+    listing = subprocess.run(
+        [str(server.bindir / "pg_restore"), "--list", full], capture_output=True, text=True, check=True
+    )
     assert "TABLE DATA raw events" in listing.stdout
     with superuser() as conn:
         assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (name,)).fetchone()[0] == 0
@@ -199,8 +227,13 @@ def test_plan_imports_only_what_the_local_target_needs(cli):
 
     cli("up")
     for args, absent in ((("--help",), ("pydantic", "psycopg", "boto3")), (("plan",), ("boto3", "botocore", "rich"))):
-        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "airflow_infra", "-C", str(cli.dir), *args],
-                              env=cli.env(), capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "airflow_infra", "-C", str(cli.dir), *args],
+            env=cli.env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
         assert "click" in imported
         assert not imported & set(absent), (args, imported & set(absent))
@@ -223,8 +256,13 @@ def test_admin_sessions_are_pooled_and_bounded(server):
     from airflow_infra.providers.postgres import POOL, PgAdmin
     from airflow_infra.secretstores.file import FileSecretStore as SecretStore
 
-    admin = PgAdmin(server.connect, server="test-pool", secrets=SecretStore(server.home),
-                    bindir=lambda: server.bindir, client_env=dict)
+    admin = PgAdmin(
+        server.connect,
+        server="test-pool",
+        secrets=SecretStore(server.home),
+        bindir=lambda: server.bindir,
+        client_env=dict,
+    )
     with admin.session() as a:
         pid = a.info.backend_pid
     with admin.session() as b:
@@ -234,7 +272,9 @@ def test_admin_sessions_are_pooled_and_bounded(server):
         POOL.give(("test-pool", f"db{i}"), conn)
     assert sum(not c.closed for c in held) == POOL.MAX_IDLE
     with server.connect() as conn:
-        count = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchone()[0]
+        count = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchone()[
+            0
+        ]
     assert count < 30
     for i in range(20):
         POOL.close(("test-pool", f"db{i}"))
@@ -275,7 +315,9 @@ def test_state_versions_and_restore(cli, make_cli):
 
     # another project's state, copied in as the backup, is never restored over a corrupt one
     other("up")
-    (cli.dir / ".airflow-infra" / "state.json.backup").write_bytes((other.dir / ".airflow-infra" / "state.json").read_bytes())
+    (cli.dir / ".airflow-infra" / "state.json.backup").write_bytes(
+        (other.dir / ".airflow-infra" / "state.json").read_bytes()
+    )
     (cli.dir / ".airflow-infra" / "state.json").write_text("{")
     theirs = json.loads(other("state", "versions", "--json").stdout)[0]["serial"]
     refused = cli("state", "restore", str(theirs), expect=1)

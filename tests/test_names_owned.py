@@ -19,8 +19,14 @@ from airflow_infra.airflow.catalog import Catalog
 def run(*args: str, expect: int | None = 0, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
     import os
 
-    proc = subprocess.run([sys.executable, "-m", "airflow_infra", *args], capture_output=True, text=True, timeout=300,
-                          cwd=cwd, env={**os.environ, **env})
+    proc = subprocess.run(
+        [sys.executable, "-m", "airflow_infra", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env={**os.environ, **env},
+    )
     if expect is not None:
         assert proc.returncode == expect, f"exit {proc.returncode} for {args}:\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -50,19 +56,43 @@ def test_a_second_claim_on_a_connection_id_is_refused_by_projects_add_and_the_fl
     victim, thief = pair
     with_conn_id(thief, f"{victim.dir.name}_postgres")
     reg = tmp_path / "projects.csv"
-    run("projects", "add", victim.dir.name, str(victim.dir), "--config", f"{victim.dir}/airflow-infra.toml",
-        "--registry", str(reg), AIRFLOW_INFRA_HOME=str(home))
+    run(
+        "projects",
+        "add",
+        victim.dir.name,
+        str(victim.dir),
+        "--config",
+        f"{victim.dir}/airflow-infra.toml",
+        "--registry",
+        str(reg),
+        AIRFLOW_INFRA_HOME=str(home),
+    )
     before = reg.read_text()
-    refused = run("projects", "add", thief.dir.name, str(thief.dir), "--config", f"{thief.dir}/airflow-infra.toml",
-                  "--registry", str(reg), expect=1, AIRFLOW_INFRA_HOME=str(home))
+    refused = run(
+        "projects",
+        "add",
+        thief.dir.name,
+        str(thief.dir),
+        "--config",
+        f"{thief.dir}/airflow-infra.toml",
+        "--registry",
+        str(reg),
+        expect=1,
+        AIRFLOW_INFRA_HOME=str(home),
+    )
     [line] = refused.stderr.strip().splitlines()
-    assert (f"connection id '{victim.dir.name}_postgres' is claimed by projects {victim.dir.name} and "
-            f"{thief.dir.name}") in line and f"{thief.dir.name} was not added" in line
+    assert (
+        f"connection id '{victim.dir.name}_postgres' is claimed by projects {victim.dir.name} and {thief.dir.name}"
+    ) in line and f"{thief.dir.name} was not added" in line
     assert reg.read_text() == before
 
     register(reg, victim, thief)  # written by hand: the fleet refuses the later row, plans the first
-    results = {r["project"]: r for r in json.loads(run("plan", "--all", "--json", "--registry", str(reg), expect=1,
-                                                       AIRFLOW_INFRA_HOME=str(home)).stdout)}
+    results = {
+        r["project"]: r
+        for r in json.loads(
+            run("plan", "--all", "--json", "--registry", str(reg), expect=1, AIRFLOW_INFRA_HOME=str(home)).stdout
+        )
+    }
     assert results[victim.dir.name]["result"] == "ok"
     assert results[thief.dir.name]["result"] == "error" and "is claimed by projects" in results[thief.dir.name]["error"]
 
@@ -104,7 +134,9 @@ def test_a_name_ending_in_a_newline_is_refused_and_the_registry_stays_readable(t
     run("projects", "add", "alpha", str(tmp_path), "--registry", str(reg))
     refused = run("projects", "add", "beta\n", str(tmp_path / "b"), "--registry", str(reg), expect=1)
     assert "is not a valid project name" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
-    assert [e["project"] for e in json.loads(run("projects", "list", "--json", "--registry", str(reg)).stdout)] == ["alpha"]
+    assert [e["project"] for e in json.loads(run("projects", "list", "--json", "--registry", str(reg)).stdout)] == [
+        "alpha"
+    ]
 
 
 def test_a_secret_of_another_project_is_never_overwritten_or_deleted(make_cli, moto_endpoint):
@@ -124,7 +156,9 @@ def test_a_secret_of_another_project_is_never_overwritten_or_deleted(make_cli, m
     [line] = refused.stderr.strip().splitlines()
     assert f"Secrets Manager secret {name} belongs to project {v} (dev)" in line and "nothing was pushed" in line
     assert sm.get_secret_value(SecretId=name)["SecretString"] == original
-    assert not sm.list_secrets(Filters=[{"Key": "name", "Values": [f"airflow/variables/{thief.dir.name}"]}])["SecretList"]
+    assert not sm.list_secrets(Filters=[{"Key": "name", "Values": [f"airflow/variables/{thief.dir.name}"]}])[
+        "SecretList"
+    ]
 
     # a secret the thief pushed as its own, whose tags now name the victim: its destroy leaves it
     own = make_cli()
@@ -145,8 +179,10 @@ def test_the_connection_a_urls_credentials_make_is_its_rows_own(make_cli, tmp_pa
     reg = tmp_path / "projects.csv"
     reg.write_text("Project,Repo,URL,Config\naa,aa,https://aauser:AATOKEN@github.com/org/aa.git,\n")
     catalog = Catalog(reg, say=lambda m: None)
-    assert catalog.connection("aa_git") == ("aa", {"conn_type": "git", "host": "https://github.com/org/aa.git",
-                                                   "login": "aauser", "password": "AATOKEN"})
+    assert catalog.connection("aa_git") == (
+        "aa",
+        {"conn_type": "git", "host": "https://github.com/org/aa.git", "login": "aauser", "password": "AATOKEN"},
+    )
     with_conn_id(other, "aa_git")
     reg.write_text(reg.read_text() + f"{other.dir.name},x,{other.dir},{other.dir}/airflow-infra.toml\n")
     assert catalog.connection("aa_git") is None

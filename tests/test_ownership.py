@@ -35,8 +35,12 @@ def test_a_copied_project_folder_is_refused(make_cli, tmp_path):
     config.write_text(config.read_text().replace(a.dir.name, "copy_of_a"))
     b = Cli(copy, a.home)
     before = (copy / ".airflow-infra" / "state.json").read_text()
-    for args in (("plan",), ("apply", "--auto-approve"), ("destroy", "--auto-approve", "--force-delete-data"),
-                 ("output",)):
+    for args in (
+        ("plan",),
+        ("apply", "--auto-approve"),
+        ("destroy", "--auto-approve", "--force-delete-data"),
+        ("output",),
+    ):
         proc = b(*args, expect=1)
         assert f"the state belongs to project {a.dir.name}, environment dev, not to project copy_of_a" in proc.stderr
         assert proc.stderr.count("\n") == 1
@@ -73,10 +77,12 @@ def test_an_older_releases_marker_is_rewritten_for_a_recorded_resource(cli, supe
     assert "~ postgres_role.reader" in plan and "marked: false -> true" in plan
     cli("apply", "--auto-approve")
     with superuser() as conn:
-        comment = conn.execute("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s",
-                               (f"{name}_reader",)).fetchone()[0]
-    assert comment == (f"managed by airflow-infra: project {name}, environment dev, "
-                       f"state lineage {cli.state()['lineage']}")
+        comment = conn.execute(
+            "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s", (f"{name}_reader",)
+        ).fetchone()[0]
+    assert comment == (
+        f"managed by airflow-infra: project {name}, environment dev, state lineage {cli.state()['lineage']}"
+    )
     cli("plan", "--detailed-exitcode")
 
 
@@ -90,9 +96,19 @@ def test_a_pending_create_adopts_only_what_it_names(make_cli, superuser):
         conn.execute(f"CREATE ROLE {name}_etl LOGIN PASSWORD 'theirs'")
     try:
         (b.dir / ".airflow-infra").mkdir()
-        (b.dir / ".airflow-infra" / "state.json").write_text(json.dumps({
-            "version": 1, "serial": 1, "lineage": "11111111-2222-3333-4444-555555555555", "resources": [],
-            "project": name, "environment": "dev", "pending": {"postgres_role.etl": "someone_else"}}))
+        (b.dir / ".airflow-infra" / "state.json").write_text(
+            json.dumps(
+                {
+                    "version": 1,
+                    "serial": 1,
+                    "lineage": "11111111-2222-3333-4444-555555555555",
+                    "resources": [],
+                    "project": name,
+                    "environment": "dev",
+                    "pending": {"postgres_role.etl": "someone_else"},
+                }
+            )
+        )
         refused = b("plan", expect=1)
         assert f"Conflict: postgres_role.etl: '{name}_etl' exists, not made by airflow-infra" in refused.stdout
         assert "Nothing else to change" not in refused.stdout and "+ postgres_role.owner" in refused.stdout

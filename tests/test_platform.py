@@ -36,9 +36,15 @@ class Api:
         self.token = self.call("POST", "/auth/token", {"username": "admin", "password": password})["access_token"]
 
     def call(self, method: str, path: str, body: dict | None = None) -> dict:
-        req = urllib.request.Request(self.base + path, method=method, data=None if body is None else json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json",
-                                              **({"Authorization": f"Bearer {self.token}"} if self.token else {})})
+        req = urllib.request.Request(
+            self.base + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {self.token}"} if self.token else {}),
+            },
+        )
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read())
 
@@ -72,10 +78,14 @@ class Platform:
     first_passwords: list[str]
 
     def status(self, expect: int | None = 0) -> dict:
-        return json.loads(self.cli("platform", "status", "--json", "--registry", str(self.registry), expect=expect).stdout)
+        return json.loads(
+            self.cli("platform", "status", "--json", "--registry", str(self.registry), expect=expect).stdout
+        )
 
     def status_with_password(self) -> str:
-        found = json.loads(self.cli("platform", "status", "--json", "--show-secrets", "--registry", str(self.registry)).stdout)
+        found = json.loads(
+            self.cli("platform", "status", "--json", "--show-secrets", "--registry", str(self.registry)).stdout
+        )
         return str(found["password"])
 
     def api(self) -> Api:
@@ -127,11 +137,36 @@ def platform(home, airflow_python, tmp_path_factory):
     git("commit", "--quiet", "-m", "first", cwd=root / b)
     git("clone", "--quiet", "--bare", str(root / b), str(root / f"{b}.git"), cwd=root)
     registry = root / "projects.csv"
-    cli("projects", "add", a, str(root / a), "--path", "dags", "--config", f"{a}/airflow-infra.toml", "--registry", str(registry))
-    cli("projects", "add", b, f"file://{root}/{b}.git", "--branch", "main", "--path", "dags", "--config",
-        f"{b}/airflow-infra.toml", "--registry", str(registry))
+    cli(
+        "projects",
+        "add",
+        a,
+        str(root / a),
+        "--path",
+        "dags",
+        "--config",
+        f"{a}/airflow-infra.toml",
+        "--registry",
+        str(registry),
+    )
+    cli(
+        "projects",
+        "add",
+        b,
+        f"file://{root}/{b}.git",
+        "--branch",
+        "main",
+        "--path",
+        "dags",
+        "--config",
+        f"{b}/airflow-infra.toml",
+        "--registry",
+        str(registry),
+    )
     port = free_port()
-    (root / "airflow-infra.toml").write_text(f'[platform]\nport = {port}\nairflow_bin = "{airflow_python.parent / "airflow"}"\n')
+    (root / "airflow-infra.toml").write_text(
+        f'[platform]\nport = {port}\nairflow_bin = "{airflow_python.parent / "airflow"}"\n'
+    )
     up = cli("platform", "up", "--registry", str(registry))
     assert "Started: api-server, scheduler, dag-processor, triggerer" in up.stdout
     try:
@@ -148,8 +183,10 @@ def test_both_projects_run_with_connections_from_the_secrets_backend(platform, s
         assert time.monotonic() < deadline, f"DAGs listed: {api.dag_ids()}"
         time.sleep(1)
     for n, project in platform.projects.items():
-        assert api.run(f"{n}_example_elt") == ("success", [("extract", "success"), ("load", "success"),
-                                                           ("transform", "success")])
+        assert api.run(f"{n}_example_elt") == (
+            "success",
+            [("extract", "success"), ("load", "success"), ("transform", "success")],
+        )
         with connect_as(project.outputs(), "etl") as conn:  # the rows are in this project's own database
             assert conn.execute("SELECT sum(cities) FROM analytics.cities_by_state").fetchone()[0] > 0
     with superuser("airflow_platform") as conn:  # nothing was copied into Airflow
@@ -164,10 +201,15 @@ def test_both_projects_run_with_connections_from_the_secrets_backend(platform, s
 def test_no_password_in_airflows_database_logs_or_files(platform, superuser, home):
     secrets = platform.first_passwords + [p for c in platform.projects.values() for p in passwords(c)]
     with superuser("airflow_platform") as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT quote_ident(table_name) FROM information_schema.tables WHERE table_schema = 'public'")]
-        dump = "\n".join(conn.execute(f"SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM {t} t").fetchone()[0]
-                         for t in tables)
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT quote_ident(table_name) FROM information_schema.tables WHERE table_schema = 'public'"
+            )
+        ]
+        dump = "\n".join(
+            conn.execute(f"SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM {t} t").fetchone()[0] for t in tables
+        )
     assert len(tables) > 20 and "_example_elt" in dump  # the whole metadata database, with the runs in it
     files = [p for p in (home / "platform").rglob("*") if p.is_file() and "envs" not in p.parts]
     assert any(p.name == "airflow.cfg" for p in files) and any(p.suffix == ".log" for p in files)
@@ -184,8 +226,10 @@ def test_up_again_changes_nothing_and_a_killed_scheduler_comes_back(platform):
 
     logs = platform.cli("platform", "logs", "scheduler").stdout
     assert "--- airflow-infra platform: starting scheduler at " in logs  # its own log, from its first start
-    assert "COMPONENT 'webserver': one of api-server, scheduler, dag-processor, triggerer" in platform.cli(
-        "platform", "logs", "webserver", expect=1).stderr
+    assert (
+        "COMPONENT 'webserver': one of api-server, scheduler, dag-processor, triggerer"
+        in platform.cli("platform", "logs", "webserver", expect=1).stderr
+    )
 
     os.kill(before["scheduler"], signal.SIGKILL)  # killed by hand: its main process only, its children live on
     time.sleep(0.5)
@@ -204,11 +248,17 @@ def test_up_again_changes_nothing_and_a_killed_scheduler_comes_back(platform):
     assert not groups_alive({before["triggerer"], before["dag-processor"]})  # the old ones, found and stopped
     now = platform.status()
     assert now["healthy"] and [c["pid"] for c in now["components"] if c["name"] == "api-server"] == [
-        before["api-server"]]
+        before["api-server"]
+    ]
 
 
-PLATFORM_KEYS = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC",
-                 "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY")
+PLATFORM_KEYS = (
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
+)
 
 
 def test_a_task_holds_no_platform_key_and_no_other_projects_secret(platform):
@@ -271,7 +321,8 @@ def test_ctrl_c_during_up_says_what_state_the_platform_is_in(platform):
     assert up.returncode == 130, lines + [err]
     assert err.strip().splitlines()[-1] == (
         "Interrupted: the platform is partly up (api-server, scheduler, dag-processor running; triggerer stopped): "
-        "`airflow-infra platform up` starts the rest, `airflow-infra platform down` stops it all")
+        "`airflow-infra platform up` starts the rest, `airflow-infra platform down` stops it all"
+    )
     assert "apply" not in err
     assert [c["name"] for c in platform.status(expect=1)["components"] if not c["running"]] == ["triggerer"]
     assert "Started: triggerer" in platform.cli("platform", "up", "--registry", str(platform.registry)).stdout
@@ -297,9 +348,9 @@ def png_colours(path: Path) -> int:
 
     data, pos, idat = path.read_bytes(), 8, b""
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
         if kind == b"IDAT":
-            idat += data[pos + 8:pos + 8 + length]
+            idat += data[pos + 8 : pos + 8 + length]
         pos += 12 + length
     return len(set(zlib.decompress(idat)))
 
@@ -390,7 +441,9 @@ def test_refusals_start_nothing(tmp_path, fresh_home, airflow_python):
 
     assert "[platform] prot: Extra inputs are not permitted" in up("prot = 1\n")
     assert "[platform] port: Input should be a valid integer" in up("port = true\n")
-    assert "[platform] airflow_bin: /nonexistent/airflow is not an executable file" in up('airflow_bin = "/nonexistent/airflow"\n')
+    assert "[platform] airflow_bin: /nonexistent/airflow is not an executable file" in up(
+        'airflow_bin = "/nonexistent/airflow"\n'
+    )
     err = up(f'port = {port}\nairflow_bin = "{airflow}"\n')
     assert f"no local PostgreSQL in {fresh_home}: run `airflow-infra up`" in err
     cli("local", "start")
@@ -407,14 +460,18 @@ def test_refusals_start_nothing(tmp_path, fresh_home, airflow_python):
     settings.write_text(f'[platform]\nport = {port}\nairflow_bin = "{loud}"\n')
     proc = cli("platform", "up", "--registry", str(registry), expect=1)  # progress, then the error
     password = FileSecretStore(fresh_home).get("platform/metadata")
-    assert proc.stderr.strip().splitlines()[-1].startswith("Error: `airflow db migrate` failed: cannot reach *** (log: ")
+    assert (
+        proc.stderr.strip().splitlines()[-1].startswith("Error: `airflow db migrate` failed: cannot reach *** (log: ")
+    )
     assert password and password not in proc.stdout + proc.stderr
     settings.write_text('[platform]\nairflow_version = "3.0.99"\n')  # pip cannot find it
     proc = cli("platform", "up", "--registry", str(registry), expect=1)
     assert "installing Apache Airflow into" in proc.stderr.splitlines()[0]  # progress, then the one error line
     err = proc.stderr.strip().splitlines()[-1]
-    assert err.startswith("Error: installing Airflow failed: ERROR: Could not find a version that satisfies the "
-                          "requirement apache-airflow==3.0.99 (full log: ") and err.endswith("nothing was started")
+    assert err.startswith(
+        "Error: installing Airflow failed: ERROR: Could not find a version that satisfies the "
+        "requirement apache-airflow==3.0.99 (full log: "
+    ) and err.endswith("nothing was started")
     platform_dir = fresh_home / "platform"
     assert not (platform_dir / "env").exists() and not list((platform_dir / "envs").glob("airflow-*/bin"))
     assert not list(platform_dir.glob("run/*.pid"))
@@ -452,8 +509,12 @@ def test_up_and_down_take_turns(tmp_path, fresh_home):
 
     cli = Cli(tmp_path, fresh_home)
     with Supervisor(fresh_home / "platform").locked():
-        waiting = subprocess.Popen([sys.executable, "-m", "airflow_infra", "platform", "down"], env=cli.env(),
-                                   stdout=subprocess.PIPE, text=True)
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "airflow_infra", "platform", "down"],
+            env=cli.env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         with pytest.raises(subprocess.TimeoutExpired):
             waiting.wait(timeout=3)
     assert waiting.communicate(timeout=60)[0].strip() == "Nothing was running." and waiting.returncode == 0

@@ -78,8 +78,10 @@ def _cleanup(w: World) -> None:
 
 
 LOCAL = '[project]\nname = "{name}"\n[database]\nschemas = ["raw"]\n'
-SERVER = ('[project]\nname = "{name}"\n[target]\nkind = "server"\n[bucket]\ntls_only = false\n{extra}\n'
-          '[database]\nschemas = ["raw"]\n')
+SERVER = (
+    '[project]\nname = "{name}"\n[target]\nkind = "server"\n[bucket]\ntls_only = false\n{extra}\n'
+    '[database]\nschemas = ["raw"]\n'
+)
 
 
 def _superuser(w: World):
@@ -115,37 +117,64 @@ def _wait_for_sessions_to_end(w: World) -> None:
 
     with _superuser(w)() as c:
         for _ in range(500):
-            if not c.execute("SELECT 1 FROM pg_stat_activity WHERE datname <> 'postgres' AND usesysid = "
-                             "(SELECT oid FROM pg_roles WHERE rolname = current_user)").fetchone():
+            if not c.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE datname <> 'postgres' AND usesysid = "
+                "(SELECT oid FROM pg_roles WHERE rolname = current_user)"
+            ).fetchone():
                 break
             time.sleep(0.01)
 
 
 # every attribute of each that matters, changed by hand (DESIGN.md §5.4: drift on everything we manage)
 _nologin = _by_hand('ALTER ROLE "{name}" NOLOGIN')
-ROLE_DRIFT = [_nologin, _by_hand('ALTER ROLE "{name}" CREATEDB CREATEROLE'),
-              _by_hand('ALTER ROLE "{name}" CONNECTION LIMIT 0 VALID UNTIL \'2001-01-01\''),
-              _by_hand('ALTER ROLE "{name}" PASSWORD \'not-the-stored-one\''),
-              _by_hand('DROP ROLE IF EXISTS "{name}_x"', 'CREATE ROLE "{name}_x"', 'GRANT "{name}" TO "{name}_x"')]
-DATABASE_DRIFT = [_by_hand('GRANT CONNECT ON DATABASE "{name}" TO PUBLIC'),
-                  _by_hand("GRANT CREATE ON SCHEMA public TO PUBLIC", db="{name}")]
-SCHEMA_DRIFT = [_by_hand('REVOKE USAGE ON SCHEMA "{name}" FROM "{reader}"'),
-                _by_hand('CREATE TABLE "{name}".t (x int)', 'ALTER TABLE "{name}".t OWNER TO "{owner}"',
-                         'GRANT INSERT ON "{name}".t TO "{reader}", PUBLIC')]
+ROLE_DRIFT = [
+    _nologin,
+    _by_hand('ALTER ROLE "{name}" CREATEDB CREATEROLE'),
+    _by_hand("ALTER ROLE \"{name}\" CONNECTION LIMIT 0 VALID UNTIL '2001-01-01'"),
+    _by_hand("ALTER ROLE \"{name}\" PASSWORD 'not-the-stored-one'"),
+    _by_hand('DROP ROLE IF EXISTS "{name}_x"', 'CREATE ROLE "{name}_x"', 'GRANT "{name}" TO "{name}_x"'),
+]
+DATABASE_DRIFT = [
+    _by_hand('GRANT CONNECT ON DATABASE "{name}" TO PUBLIC'),
+    _by_hand("GRANT CREATE ON SCHEMA public TO PUBLIC", db="{name}"),
+]
+SCHEMA_DRIFT = [
+    _by_hand('REVOKE USAGE ON SCHEMA "{name}" FROM "{reader}"'),
+    _by_hand(
+        'CREATE TABLE "{name}".t (x int)',
+        'ALTER TABLE "{name}".t OWNER TO "{owner}"',
+        'GRANT INSERT ON "{name}".t TO "{reader}", PUBLIC',
+    ),
+]
 
 
 def _suspend(w: World) -> None:
-    w.target.bucket_client().put_bucket_versioning(Bucket=w.resource.attrs["name"],  # type: ignore[attr-defined]
-                                        VersioningConfiguration={"Status": "Suspended"})
+    w.target.bucket_client().put_bucket_versioning(
+        Bucket=w.resource.attrs["name"],  # type: ignore[attr-defined]
+        VersioningConfiguration={"Status": "Suspended"},
+    )
 
 
 def _public_statement(w: World) -> None:
     import json
 
     bucket = w.resource.attrs["name"]
-    w.target.bucket_client().put_bucket_policy(Bucket=bucket, Policy=json.dumps(  # type: ignore[attr-defined]
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                                                 "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+    w.target.bucket_client().put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps(  # type: ignore[attr-defined]
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": "s3:GetObject",
+                        "Resource": f"arn:aws:s3:::{bucket}/*",
+                    }
+                ],
+            }
+        ),
+    )
 
 
 def _revoke_ingress(w: World) -> None:
@@ -156,19 +185,22 @@ def _revoke_ingress(w: World) -> None:
     ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=group["IpPermissions"])
 
 
-
 def _shorter_backups(w: World) -> None:
     import boto3
 
     boto3.client("rds", region_name="us-east-1").modify_db_instance(
-        DBInstanceIdentifier=w.resource.attrs["identifier"], BackupRetentionPeriod=1, ApplyImmediately=True)
+        DBInstanceIdentifier=w.resource.attrs["identifier"], BackupRetentionPeriod=1, ApplyImmediately=True
+    )
 
 
 # case -> (config, address, the changes made by hand that a refresh must see and update repair)
 CASES: dict[str, tuple[str, str, list[Callable[[World], None]]]] = {
     "local/local_bucket": ("local", "local_bucket.workfiles", [_chmod]),
-    "local/postgres_role": ("local", "postgres_role.etl",
-                            [*ROLE_DRIFT, _by_hand('GRANT CONNECT ON DATABASE template1 TO "{name}"')]),
+    "local/postgres_role": (
+        "local",
+        "postgres_role.etl",
+        [*ROLE_DRIFT, _by_hand('GRANT CONNECT ON DATABASE template1 TO "{name}"')],
+    ),
     "local/postgres_database": ("local", "postgres_database.main", DATABASE_DRIFT),
     "local/postgres_schema": ("local", "postgres_schema.raw", SCHEMA_DRIFT),
     "server/s3_bucket": ("server", "s3_bucket.workfiles", [_suspend, _public_statement]),
@@ -184,8 +216,10 @@ CASES: dict[str, tuple[str, str, list[Callable[[World], None]]]] = {
     "aws/aws_db_parameter_group": ("aws", "aws_db_parameter_group.pg16", []),
     "aws/aws_iam_policy": ("aws", "aws_iam_policy.workers", []),
 }
-AWS = ('[project]\nname = "{name}"\n[target]\nkind = "aws"\nregion = "us-east-1"\n[bucket]\ntls_only = false\n'
-       '[database]\nschemas = ["raw"]\n[aws.rds]\nsubnet_ids = SUBNETS\nallowed_security_groups = ["WORKERS"]\n')
+AWS = (
+    '[project]\nname = "{name}"\n[target]\nkind = "aws"\nregion = "us-east-1"\n[bucket]\ntls_only = false\n'
+    '[database]\nschemas = ["raw"]\n[aws.rds]\nsubnet_ids = SUBNETS\nallowed_security_groups = ["WORKERS"]\n'
+)
 
 
 def _make_world(request, tmp_path, home):
@@ -229,8 +263,9 @@ def updatable(request, tmp_path, home):
 
 
 def _plan_is_empty(w: World, made: Observed) -> None:
-    state = State(serial=1).with_resource(Resource(w.resource.type, w.resource.name, dict(made.attrs),
-                                                   w.resource.depends_on))
+    state = State(serial=1).with_resource(
+        Resource(w.resource.type, w.resource.name, dict(made.attrs), w.resource.depends_on)
+    )
     plan = make_plan(state, [w.resource], {w.resource.type: w.provider})
     assert not plan.changes and not plan.drift, (plan.changes, plan.drift)
 
@@ -287,19 +322,29 @@ def _unreachable(w: World) -> Provider:
         from airflow_infra.providers.aws import _Aws
 
         def dead_client(service: str):
-            return boto3.client(service, region_name="us-east-1", endpoint_url="http://127.0.0.1:1",
-                                config=__import__("botocore.config").config.Config(retries={"max_attempts": 1},
-                                                                                   connect_timeout=2))
+            return boto3.client(
+                service,
+                region_name="us-east-1",
+                endpoint_url="http://127.0.0.1:1",
+                config=__import__("botocore.config").config.Config(retries={"max_attempts": 1}, connect_timeout=2),
+            )
 
         return kind(_Aws(dead_client, Owner("p", "dev", "l")))  # type: ignore[call-arg]
     if w.resource.type.startswith("s3_"):
-        dead = boto3.client("s3", region_name="us-east-1", endpoint_url="http://127.0.0.1:1",
-                            config=__import__("botocore.config").config.Config(retries={"max_attempts": 1},
-                                                                               connect_timeout=2))
+        dead = boto3.client(
+            "s3",
+            region_name="us-east-1",
+            endpoint_url="http://127.0.0.1:1",
+            config=__import__("botocore.config").config.Config(retries={"max_attempts": 1}, connect_timeout=2),
+        )
         return kind(lambda: dead, Owner("p", "dev", "l"))  # type: ignore[call-arg]
-    admin = PgAdmin(lambda dbname: psycopg.connect(host="127.0.0.1", port=1, dbname=dbname, connect_timeout=2),
-                    server="unreachable", secrets=FileSecretStore(Path(os.environ["AIRFLOW_INFRA_HOME"])),
-                    bindir=Path, client_env=dict)
+    admin = PgAdmin(
+        lambda dbname: psycopg.connect(host="127.0.0.1", port=1, dbname=dbname, connect_timeout=2),
+        server="unreachable",
+        secrets=FileSecretStore(Path(os.environ["AIRFLOW_INFRA_HOME"])),
+        bindir=Path,
+        client_env=dict,
+    )
     return kind(admin, Owner("p", "dev", "l"))  # type: ignore[call-arg]
 
 
@@ -394,8 +439,9 @@ def _unmark(w: World) -> None:
         _by_hand('COMMENT ON SCHEMA "{name}" IS NULL')(w)
 
 
-UNMARKABLE = sorted(c for c in CASES if CASES[c][1].split(".")[0] in ("local_bucket", "s3_bucket", "postgres_role",
-                                                                        "postgres_schema"))
+UNMARKABLE = sorted(
+    c for c in CASES if CASES[c][1].split(".")[0] in ("local_bucket", "s3_bucket", "postgres_role", "postgres_schema")
+)
 
 
 @pytest.fixture(params=UNMARKABLE)

@@ -16,7 +16,9 @@ from conftest import bucket_of
 
 
 def client(store: str):
-    return boto3.client("s3", endpoint_url=store, region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
+    return boto3.client(
+        "s3", endpoint_url=store, region_name="us-east-1", config=Config(s3={"addressing_style": "path"})
+    )
 
 
 def on(store: str, extra: str = "") -> str:
@@ -40,7 +42,15 @@ def test_the_server_target_converges_on_every_store(server_cli, name, store, s3r
     warning = f"Warning: bucket {bucket_of(name)}: the store does not support"
     if store == s3rver_endpoint:
         assert plan.stdout.count(warning) == 1, plan.stdout
-        for setting in ("encryption", "lifecycle", "ownership", "public_access_block", "tags", "tls_only", "versioning"):
+        for setting in (
+            "encryption",
+            "lifecycle",
+            "ownership",
+            "public_access_block",
+            "tags",
+            "tls_only",
+            "versioning",
+        ):
             assert setting in plan.stdout.split(warning)[1].splitlines()[0]
     else:
         assert warning not in plan.stdout
@@ -52,7 +62,9 @@ def test_the_server_target_converges_on_every_store(server_cli, name, store, s3r
     assert "s3_bucket.workfiles holds 1 object version" in refused.stderr
     assert s3.get_object(Bucket=bucket_of(name), Key="in/data.csv")["Body"].read() == b"v1"
     done = cli("destroy", "--auto-approve", "--force-delete-data")
-    where = next(line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.startswith(f"Backup written: {backup}"))
+    where = next(
+        line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.startswith(f"Backup written: {backup}")
+    )
     [version] = json.loads(Path(where).read_text())["versions"]
     assert version["Key"] == "in/data.csv" and (backup / version["Object"]).read_bytes() == b"v1"
     assert bucket_of(name) not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
@@ -97,18 +109,26 @@ def test_two_applies_on_one_state_key_lose_no_update(server_cli, make_cli, name,
     for i in range(20):
         for cli, who in ((a, "a"), (b, "b")):
             (cli.dir / "airflow-infra.toml").write_text(
-                config.replace('schemas = ["raw", "analytics"]', f'schemas = ["raw", "analytics", "{who}{i}"]'))
+                config.replace('schemas = ["raw", "analytics"]', f'schemas = ["raw", "analytics", "{who}{i}"]')
+            )
         racing = [cli.popen("--lock-timeout", "60", "apply", "--auto-approve", **env) for cli in (a, b)]
         for proc in racing:
             out, err = proc.communicate(timeout=300)
             assert proc.returncode == 0, out + err
-        stored = json.loads(client(s3rver_endpoint).get_object(
-            Bucket=f"{name.replace('_', '-')}-states", Key=f"{name}/dev/airflow-infra.json")["Body"].read())
+        stored = json.loads(
+            client(s3rver_endpoint)
+            .get_object(Bucket=f"{name.replace('_', '-')}-states", Key=f"{name}/dev/airflow-infra.json")["Body"]
+            .read()
+        )
         recorded = sorted(r["attrs"]["name"] for r in stored["resources"] if r["type"] == "postgres_schema")
         with superuser(name) as conn:
-            exists = sorted(n for (n,) in conn.execute(
-                "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' "
-                "AND nspname <> 'public'"))
+            exists = sorted(
+                n
+                for (n,) in conn.execute(
+                    "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' "
+                    "AND nspname <> 'public'"
+                )
+            )
         assert recorded == exists, f"run {i}"
 
 

@@ -91,9 +91,12 @@ def test_a_deleted_secret_is_drift_and_never_printed_as_nothing(server_cli, name
     plan = cli("plan", "--detailed-exitcode", expect=2).stdout
     assert 'postgres_role.etl: password changed "stored" -> "missing from the secret store"' in plan
     assert 'postgres_role.reader: password changed "stored" -> "not the stored one"' in plan
-    for args in (("output", "etl_password", "--show-secrets"), ("output", "--json", "--show-secrets"),
-                 ("connections", "--output", str(tmp_path / "c.json"), "--format", "json"),
-                 ("connections", "push", "--to", "aws-secrets-manager")):
+    for args in (
+        ("output", "etl_password", "--show-secrets"),
+        ("output", "--json", "--show-secrets"),
+        ("connections", "--output", str(tmp_path / "c.json"), "--format", "json"),
+        ("connections", "push", "--to", "aws-secrets-manager"),
+    ):
         refused = cli(*args, expect=1)
         assert f"the password of role {name}_etl is missing from the secret store" in refused.stderr
         assert refused.stderr.count("\n") == 1 and "null" not in refused.stdout
@@ -144,13 +147,22 @@ def test_passwords_are_masked_on_a_terminal_and_never_written_masked(cli, tmp_pa
     assert "3 sensitive outputs not shown" in listed.stderr
     target = tmp_path / "conns.env"
     with open(target, "w") as f:  # `airflow-infra connections > conns.env`
-        refused = subprocess.run([sys.executable, "-m", "airflow_infra", "-C", str(cli.dir), "connections"],
-                                 env=cli.env(), stdout=f, stderr=subprocess.PIPE, text=True)
+        refused = subprocess.run(
+            [sys.executable, "-m", "airflow_infra", "-C", str(cli.dir), "connections"],
+            env=cli.env(),
+            stdout=f,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     assert refused.returncode == 1 and "--output FILE" in refused.stderr
     assert target.read_text() == ""
     with open(target, "w") as f:
-        subprocess.run([sys.executable, "-m", "airflow_infra", "-C", str(cli.dir), "connections", "--show-secrets"],
-                       env=cli.env(), stdout=f, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "airflow_infra", "-C", str(cli.dir), "connections", "--show-secrets"],
+            env=cli.env(),
+            stdout=f,
+            check=True,
+        )
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert cli.outputs()["etl_password"] in target.read_text() and "<sensitive>" not in target.read_text()
 
@@ -164,8 +176,10 @@ def test_a_mangled_secret_in_the_state_store_is_drift(server_cli, name, state_ds
     env = {"AIRFLOW_INFRA_STATE_DSN": state_dsn, "AIRFLOW_INFRA_PASSPHRASE": "correct horse"}
     cli("apply", "--auto-approve", **env)
     with psycopg.connect(state_dsn, autocommit=True) as conn:
-        conn.execute("UPDATE airflow_infra_state SET state = jsonb_set(state, %s, '\"v1:garbage\"') WHERE project = %s",
-                     (["secrets", f"{name}/dev/{name}_etl"], name))
+        conn.execute(
+            "UPDATE airflow_infra_state SET state = jsonb_set(state, %s, '\"v1:garbage\"') WHERE project = %s",
+            (["secrets", f"{name}/dev/{name}_etl"], name),
+        )
     plan = cli("plan", "--detailed-exitcode", expect=2, **env).stdout
     assert 'postgres_role.etl: password changed "stored" -> "missing from the secret store"' in plan
     cli("apply", "--auto-approve", **env)
@@ -231,7 +245,9 @@ def test_what_is_no_password_counts_as_missing(cli, superuser):
     import hashlib
 
     with superuser() as conn:
-        conn.execute(f"ALTER ROLE {name}_etl PASSWORD 'md5{hashlib.md5((password + name + '_etl').encode()).hexdigest()}'")
+        conn.execute(
+            f"ALTER ROLE {name}_etl PASSWORD 'md5{hashlib.md5((password + name + '_etl').encode()).hexdigest()}'"
+        )
     assert 'postgres_role.etl: password changed "stored" -> "not the stored one"' in cli("plan").stdout
     cli("apply", "--auto-approve")
     assert _logs_in(cli.outputs(), "etl")
@@ -296,8 +312,10 @@ def test_a_secrets_manager_password_an_older_release_kept_moves(server_cli, name
         if r["attrs"].get("password_ref"):
             role = r["attrs"]["name"]
             old_ref = f"server/127.0.0.1:{port}/{role}"
-            sm.create_secret(Name=f"airflow-infra/{name}/dev/server/127.0.0.1-{port}/{role}",
-                             SecretString=before["etl_password" if role.endswith("_etl") else "reader_password"])
+            sm.create_secret(
+                Name=f"airflow-infra/{name}/dev/server/127.0.0.1-{port}/{role}",
+                SecretString=before["etl_password" if role.endswith("_etl") else "reader_password"],
+            )
             sm.delete_secret(SecretId=f"airflow-infra/{name}/dev/{role}", ForceDeleteWithoutRecovery=True)
             r["attrs"]["password_ref"] = old_ref
             r["attrs"].pop("password_secret", None)
@@ -315,11 +333,15 @@ def test_processes_asking_for_one_new_secret_at_once_all_get_the_same(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     start = time.time() + 1.5
-    code = ("import sys, time\nfrom pathlib import Path\nfrom airflow_infra.secretstores.file import FileSecretStore\n"
-            "time.sleep(max(0, float(sys.argv[2]) - time.time()))\n"
-            "store = FileSecretStore(Path(sys.argv[1]))\n"
-            "print(' '.join(store.get_or_create(f'race/{i}') for i in range(5)))\n")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(home), str(start)], stdout=subprocess.PIPE, text=True)
-             for _ in range(8)]
+    code = (
+        "import sys, time\nfrom pathlib import Path\nfrom airflow_infra.secretstores.file import FileSecretStore\n"
+        "time.sleep(max(0, float(sys.argv[2]) - time.time()))\n"
+        "store = FileSecretStore(Path(sys.argv[1]))\n"
+        "print(' '.join(store.get_or_create(f'race/{i}') for i in range(5)))\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(home), str(start)], stdout=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
     seen = {p.communicate(timeout=60)[0].strip() for p in procs}
     assert len(seen) == 1 and len(next(iter(seen)).split()) == 5, seen

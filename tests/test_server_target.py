@@ -19,8 +19,15 @@ def test_bucket_is_made_properly_and_outputs(server_cli, name, s3, moto_endpoint
     rule = s3.get_bucket_encryption(Bucket=b)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     pab = s3.get_public_access_block(Bucket=b)["PublicAccessBlockConfiguration"]
-    assert pab == {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
-    assert s3.get_bucket_ownership_controls(Bucket=b)["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert pab == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert s3.get_bucket_ownership_controls(Bucket=b)["OwnershipControls"]["Rules"] == [
+        {"ObjectOwnership": "BucketOwnerEnforced"}
+    ]
     policy = json.loads(s3.get_bucket_policy(Bucket=b)["Policy"])
     [deny] = policy["Statement"]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
@@ -29,7 +36,12 @@ def test_bucket_is_made_properly_and_outputs(server_cli, name, s3, moto_endpoint
     assert rules["airflow-infra-expire-noncurrent"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 14
     assert rules["airflow-infra-expire-tmp"]["Expiration"]["Days"] == 3
     tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=b)["TagSet"]}
-    assert tags == {"ManagedBy": "airflow-infra", "Project": name, "Environment": "dev", "Lineage": cli.state()["lineage"]}
+    assert tags == {
+        "ManagedBy": "airflow-infra",
+        "Project": name,
+        "Environment": "dev",
+        "Lineage": cli.state()["lineage"],
+    }
 
     out = cli.outputs()
     assert out["bucket_url"] == f"s3://{b}/" and out["bucket_name"] == b and out["bucket_region"] == "us-east-1"
@@ -40,7 +52,11 @@ def test_bucket_is_made_properly_and_outputs(server_cli, name, s3, moto_endpoint
         assert reader.execute("SELECT count(*) FROM raw.t").fetchone()[0] == 0
     cli("plan", "--detailed-exitcode")
     texts = cli("plan").stdout + (cli.dir / ".airflow-infra" / "state.json").read_text() + cli("output").stdout
-    for secret in (out["etl_password"], out["reader_password"], cli.env()["AIRFLOW_INFRA_ADMIN_DSN"].split(":")[2].split("@")[0]):
+    for secret in (
+        out["etl_password"],
+        out["reader_password"],
+        cli.env()["AIRFLOW_INFRA_ADMIN_DSN"].split(":")[2].split("@")[0],
+    ):
         assert secret not in texts
 
 
@@ -93,11 +109,17 @@ def test_non_empty_bucket_is_backed_up_before_it_is_emptied(server_cli, name, s3
     assert s3.get_object(Bucket=b, Key="in/data.csv")["Body"].read() == b"v2"
 
     done = cli("destroy", "--auto-approve", "--force-delete-data")
-    where = next(line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.startswith(f"Backup written: {backup}"))
+    where = next(
+        line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.startswith(f"Backup written: {backup}")
+    )
     assert where.endswith(".manifest.json")
     manifest = json.loads(Path(where).read_text())["versions"]
     assert sorted((m["Key"], m["DeleteMarker"]) for m in manifest) == [
-        ("gone.txt", False), ("gone.txt", True), ("in/data.csv", False), ("in/data.csv", False)]
+        ("gone.txt", False),
+        ("gone.txt", True),
+        ("in/data.csv", False),
+        ("in/data.csv", False),
+    ]
     contents = sorted((backup / m["Object"]).read_bytes() for m in manifest if m["Key"] == "in/data.csv")
     assert contents == [b"v1", b"v2"]
     assert b not in [x["Name"] for x in s3.list_buckets()["Buckets"]]
@@ -211,8 +233,9 @@ def test_a_store_without_some_settings_is_told_plainly(server_cli, name, moto_en
         applied = cli("apply", "--auto-approve")
         assert "Apply complete!" in applied.stdout
         plan = cli("plan", "--detailed-exitcode")
-        assert (f"Warning: bucket {bucket_of(name)}: the store does not support lifecycle, ownership; "
-                "left as they are") in plan.stdout
+        assert (
+            f"Warning: bucket {bucket_of(name)}: the store does not support lifecycle, ownership; left as they are"
+        ) in plan.stdout
         assert cli.outputs()["bucket_endpoint_url"] == store.url
     assert s3.get_bucket_versioning(Bucket=bucket_of(name))["Status"] == "Enabled"
 
@@ -294,7 +317,8 @@ def test_two_environments_of_one_project_never_share(server_cli, make_cli, name)
     cli("apply", "--auto-approve")
     prod = make_cli()  # another checkout, with its own state: the same project, environment prod
     (prod.dir / "airflow-infra.toml").write_text(
-        (cli.dir / "airflow-infra.toml").read_text().replace('environment = "dev"', 'environment = "prod"'))
+        (cli.dir / "airflow-infra.toml").read_text().replace('environment = "dev"', 'environment = "prod"')
+    )
     proc = prod("plan", expect=1)
     assert f"'{name}_" in proc.stderr and "made by this project's environment 'dev'" in proc.stderr
     assert "two environments of one project cannot share a server" in proc.stderr and "import" not in proc.stderr
@@ -320,7 +344,9 @@ def test_team_secrets_in_the_state(server_cli, make_cli, name, state_dsn, tmp_pa
     a("apply", "--auto-approve", **env)
     out_a = {k: v["value"] for k, v in json.loads(a("output", "--json", "--show-secrets", **env).stdout).items()}
     with psycopg.connect(state_dsn) as conn:
-        stored = json.dumps(conn.execute("SELECT state FROM airflow_infra_state WHERE project = %s", (name,)).fetchone()[0])
+        stored = json.dumps(
+            conn.execute("SELECT state FROM airflow_infra_state WHERE project = %s", (name,)).fetchone()[0]
+        )
     assert out_a["etl_password"] not in stored and out_a["reader_password"] not in stored
     assert stored.count('"v1:') == 2
     assert out_a["etl_password"] not in (a.home / "secrets.json").read_text()  # only the local server's own
@@ -339,7 +365,9 @@ def test_team_secrets_in_the_state(server_cli, make_cli, name, state_dsn, tmp_pa
         b("plan", "--detailed-exitcode", **no_pass)
         refused = b("output", "--show-secrets", expect=1, **no_pass)
         assert "AIRFLOW_INFRA_PASSPHRASE is not set" in refused.stderr and refused.stderr.count("\n") == 1
-        wrong = b("output", "--show-secrets", expect=1, AIRFLOW_INFRA_STATE_DSN=state_dsn, AIRFLOW_INFRA_PASSPHRASE="nope")
+        wrong = b(
+            "output", "--show-secrets", expect=1, AIRFLOW_INFRA_STATE_DSN=state_dsn, AIRFLOW_INFRA_PASSPHRASE="nope"
+        )
         assert "does not decrypt" in wrong.stderr
         assert b("output", **no_pass).stdout.count("<sensitive>") == 3
     finally:
@@ -353,15 +381,21 @@ def test_secrets_in_aws_secrets_manager(server_cli, name, state_dsn):
     toml = cli.dir / "airflow-infra.toml"
     toml.write_text(toml.read_text() + TEAM.format(store="aws-secrets-manager"))
     cli("apply", "--auto-approve", AIRFLOW_INFRA_STATE_DSN=state_dsn)
-    out = {k: v["value"] for k, v in json.loads(cli("output", "--json", "--show-secrets",
-                                                    AIRFLOW_INFRA_STATE_DSN=state_dsn).stdout).items()}
+    out = {
+        k: v["value"]
+        for k, v in json.loads(
+            cli("output", "--json", "--show-secrets", AIRFLOW_INFRA_STATE_DSN=state_dsn).stdout
+        ).items()
+    }
     sm = boto3.client("secretsmanager", region_name="us-east-1")
     names = [s["Name"] for s in sm.list_secrets()["SecretList"] if s["Name"].startswith(f"airflow-infra/{name}/dev/")]
     assert len(names) == 2
     values = sorted(sm.get_secret_value(SecretId=n)["SecretString"] for n in names)
     assert values == sorted([out["etl_password"], out["reader_password"]])
     with psycopg.connect(state_dsn) as conn:
-        stored = json.dumps(conn.execute("SELECT state FROM airflow_infra_state WHERE project = %s", (name,)).fetchone()[0])
+        stored = json.dumps(
+            conn.execute("SELECT state FROM airflow_infra_state WHERE project = %s", (name,)).fetchone()[0]
+        )
     assert all(v not in stored for v in values)
     with connect_as(out, "reader") as reader:
         assert reader.execute("SELECT 1").fetchone()[0] == 1
@@ -386,9 +420,25 @@ def test_role_secrets_kept_right_in_secrets_manager(server_cli, name, state_dsn)
     etl, reader = f"airflow-infra/{name}/dev/{name}_etl", f"airflow-infra/{name}/dev/{name}_reader"
     assert sm.describe_secret(SecretId=etl)["KmsKeyId"] == key
     password = sm.get_secret_value(SecretId=etl)["SecretString"]
-    sm.put_resource_policy(SecretId=etl, ResourcePolicy=json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}))
-    sm.update_secret(SecretId=reader, KmsKeyId=boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"])
+    sm.put_resource_policy(
+        SecretId=etl,
+        ResourcePolicy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": "*"},
+                        "Action": "secretsmanager:GetSecretValue",
+                        "Resource": "*",
+                    }
+                ],
+            }
+        ),
+    )
+    sm.update_secret(
+        SecretId=reader, KmsKeyId=boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
+    )
     plan = cli("plan", "--detailed-exitcode", expect=2, **env).stdout
     assert "it has a resource policy that allows everyone (Principal *)" in plan and "not [secrets] kms_key_id" in plan
     cli("apply", "--auto-approve", **env)
@@ -430,10 +480,19 @@ def test_connections_on_s3(server_cli, name, moto_endpoint):
     cli("apply", "--auto-approve")
     conns = json.loads(cli.tty("connections", "--format", "json").stdout)
     bucket = conns[f"{name}_workbucket"]
-    assert bucket == {"conn_type": "aws", "extra": {"region_name": "us-east-1", "endpoint_url": moto_endpoint,
-                                                     "service_config": {"s3": {"bucket_name": f"{name.replace('_', '-')}-shared"}}}}
+    assert bucket == {
+        "conn_type": "aws",
+        "extra": {
+            "region_name": "us-east-1",
+            "endpoint_url": moto_endpoint,
+            "service_config": {"s3": {"bucket_name": f"{name.replace('_', '-')}-shared"}},
+        },
+    }
     env = cli.tty("connections", "--format", "env").stdout
-    assert f"AIRFLOW_VAR_{name.upper()}_WORKFILES_URL='s3://{name}_workbucket@{name.replace('_', '-')}-shared/projects/x/'" in env
+    assert (
+        f"AIRFLOW_VAR_{name.upper()}_WORKFILES_URL='s3://{name}_workbucket@{name.replace('_', '-')}-shared/projects/x/'"
+        in env
+    )
     assert conns[f"{name}_postgres"]["password"] == "<sensitive>"
 
 

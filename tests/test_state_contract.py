@@ -211,7 +211,9 @@ class TestLocalStateBackend(StateBackendContract):
             (backend.path.parent / name).write_text("keep")
         backend.write(replace(State(), serial=1))
         backend.lock(LockInfo.new("apply", "p"))
-        assert sorted(p.name for p in backend.path.parent.iterdir()) == sorted([*others, "state.guard", "state.json", "state.lock"])
+        assert sorted(p.name for p in backend.path.parent.iterdir()) == sorted(
+            [*others, "state.guard", "state.json", "state.lock"]
+        )
 
     def test_an_empty_lock_file_is_reported_and_force_unlocked(self, backend):
         backend.path.parent.mkdir(parents=True)
@@ -282,9 +284,11 @@ class TestPostgresStateBackend(StateBackendContract):
         import subprocess
         import sys
 
-        code = (f"from airflow_infra.state.postgres import PostgresStateBackend as B; from airflow_infra.state.base import LockInfo;"
-                f"b = B({state_dsn!r}, project={backend.project!r}, environment='dev'); b.lock(LockInfo.new('apply', 'x'));"
-                "print('locked', flush=True); import time; time.sleep(60)")
+        code = (
+            f"from airflow_infra.state.postgres import PostgresStateBackend as B; from airflow_infra.state.base import LockInfo;"
+            f"b = B({state_dsn!r}, project={backend.project!r}, environment='dev'); b.lock(LockInfo.new('apply', 'x'));"
+            "print('locked', flush=True); import time; time.sleep(60)"
+        )
         holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
         assert holder.stdout.readline().strip() == "locked"
         info = backend.lock_info()
@@ -321,9 +325,11 @@ class TestPostgresStateBackend(StateBackendContract):
         import subprocess
         import sys
 
-        code = (f"from airflow_infra.state.postgres import PostgresStateBackend as B; from airflow_infra.state.base import LockInfo;"
-                f"b = B({state_dsn!r}, project={backend.project!r}, environment='dev'); b.lock(LockInfo.new('apply', 'x'));"
-                "print('locked', flush=True); import time; time.sleep(60)")
+        code = (
+            f"from airflow_infra.state.postgres import PostgresStateBackend as B; from airflow_infra.state.base import LockInfo;"
+            f"b = B({state_dsn!r}, project={backend.project!r}, environment='dev'); b.lock(LockInfo.new('apply', 'x'));"
+            "print('locked', flush=True); import time; time.sleep(60)"
+        )
         holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
         try:
             assert holder.stdout.readline().strip() == "locked"
@@ -359,8 +365,14 @@ class _S3Contract(StateBackendContract):
 
         from airflow_infra.state.s3 import S3StateBackend
 
-        b = S3StateBackend(bucket=s3_state, key=f"p{uuid.uuid4().hex[:8]}/dev/airflow-infra.json", region="us-east-1",
-                           lock=self.MODE, dynamodb_table="terraform-" + s3_state, lease_seconds=3)
+        b = S3StateBackend(
+            bucket=s3_state,
+            key=f"p{uuid.uuid4().hex[:8]}/dev/airflow-infra.json",
+            region="us-east-1",
+            lock=self.MODE,
+            dynamodb_table="terraform-" + s3_state,
+            lease_seconds=3,
+        )
         yield b
         b.close()
 
@@ -368,8 +380,14 @@ class _S3Contract(StateBackendContract):
     def twin(self, backend):
         from airflow_infra.state.s3 import S3StateBackend
 
-        b = S3StateBackend(bucket=backend.bucket, key=backend.key, region="us-east-1", lock=self.MODE,
-                           dynamodb_table=f"terraform-{backend.bucket}", lease_seconds=3)
+        b = S3StateBackend(
+            bucket=backend.bucket,
+            key=backend.key,
+            region="us-east-1",
+            lock=self.MODE,
+            dynamodb_table=f"terraform-{backend.bucket}",
+            lease_seconds=3,
+        )
         yield b
         b.close()
 
@@ -387,7 +405,8 @@ class _S3Contract(StateBackendContract):
         page = s3.list_object_versions(Bucket=backend.bucket, Prefix=s3mod.PROBE_KEY)
         assert len(page.get("Versions", [])) == 1 and page.get("DeleteMarkers", []) == []
         assert [o["Key"] for o in s3.list_objects_v2(Bucket=backend.bucket)["Contents"] if "probe" in o["Key"]] == [
-            s3mod.PROBE_KEY]
+            s3mod.PROBE_KEY
+        ]
 
     def test_an_unreadable_lock_is_named_and_force_unlocked(self, backend):
         """A lock nobody can read (cut short, changed by hand) gets an ID that force-unlock takes."""
@@ -396,10 +415,12 @@ class _S3Contract(StateBackendContract):
         if self.MODE == "dynamodb":
             boto3.client("dynamodb", region_name="us-east-1").put_item(
                 TableName=f"terraform-{backend.bucket}",
-                Item={"LockID": {"S": f"{backend.bucket}/{backend.key}"}, "Info": {"S": "[1, 2"}})
+                Item={"LockID": {"S": f"{backend.bucket}/{backend.key}"}, "Info": {"S": "[1, 2"}},
+            )
         else:
-            boto3.client("s3", region_name="us-east-1").put_object(Bucket=backend.bucket, Key=f"{backend.key}.lock",
-                                                                   Body=b'{"expires": 5}')
+            boto3.client("s3", region_name="us-east-1").put_object(
+                Bucket=backend.bucket, Key=f"{backend.key}.lock", Body=b'{"expires": 5}'
+            )
         with pytest.raises(StateLocked, match="nobody can read it: `airflow-infra force-unlock unreadable-") as locked:
             backend.lock(LockInfo.new("apply", "p"))
         backend.unlock(locked.value.holder.ID)
@@ -421,17 +442,31 @@ class _S3Contract(StateBackendContract):
 
         from airflow_infra.state.s3 import S3StateBackend
 
-        crashed = S3StateBackend(bucket=backend.bucket, key=backend.key, region="us-east-1", lock=self.MODE,
-                                 dynamodb_table=f"terraform-{backend.bucket}", lease_seconds=1)
+        crashed = S3StateBackend(
+            bucket=backend.bucket,
+            key=backend.key,
+            region="us-east-1",
+            lock=self.MODE,
+            dynamodb_table=f"terraform-{backend.bucket}",
+            lease_seconds=1,
+        )
         crashed.lock(LockInfo.new("apply", "p"))
         crashed.close()  # it stops renewing, as a killed process would
         with pytest.raises(StateLocked, match="lease runs until"):
             backend.lock(LockInfo.new("apply", "p"))
         time.sleep(1.5)
         winners = []
-        others = [S3StateBackend(bucket=backend.bucket, key=backend.key, region="us-east-1", lock=self.MODE,
-                                 dynamodb_table=f"terraform-{backend.bucket}", lease_seconds=30)
-                  for _ in range(4)]
+        others = [
+            S3StateBackend(
+                bucket=backend.bucket,
+                key=backend.key,
+                region="us-east-1",
+                lock=self.MODE,
+                dynamodb_table=f"terraform-{backend.bucket}",
+                lease_seconds=30,
+            )
+            for _ in range(4)
+        ]
 
         def take(b):
             try:
@@ -453,8 +488,14 @@ class _S3Contract(StateBackendContract):
         from airflow_infra.state.s3 import S3StateBackend
 
         backend.write(replace(State(), serial=1))
-        slow = S3StateBackend(bucket=backend.bucket, key=backend.key, region="us-east-1", lock=self.MODE,
-                              dynamodb_table=f"terraform-{backend.bucket}", lease_seconds=30)
+        slow = S3StateBackend(
+            bucket=backend.bucket,
+            key=backend.key,
+            region="us-east-1",
+            lock=self.MODE,
+            dynamodb_table=f"terraform-{backend.bucket}",
+            lease_seconds=30,
+        )
         stale = slow.read()
         backend.write(replace(stale, serial=2))  # someone else moved on
         with pytest.raises(StateConflict, match="another writer got there first"):
@@ -477,8 +518,11 @@ class TestS3StateBackendDynamoLock(_S3Contract):
         from airflow_infra.state.s3 import _Digest
 
         backend.write(one := replace(State(), serial=1))
-        _Digest(boto3.client("dynamodb", region_name="us-east-1"), f"terraform-{backend.bucket}",
-                f"{backend.bucket}/{backend.key}").set(one.to_json().encode(), one)
+        _Digest(
+            boto3.client("dynamodb", region_name="us-east-1"),
+            f"terraform-{backend.bucket}",
+            f"{backend.bucket}/{backend.key}",
+        ).set(one.to_json().encode(), one)
         assert backend.read() == one
         backend.write(two := replace(one, serial=2))
         assert backend.read() == two
@@ -519,8 +563,13 @@ class TestS3StateBackendWithoutConditionalWrites(_S3Contract):
         backend.lock(info := LockInfo.new("apply", "p"))
         backend.write(replace(State(), serial=1))
         item = boto3.client("dynamodb", region_name="us-east-1").get_item(
-            TableName=f"terraform-{backend.bucket}", Key={"LockID": {"S": f"{backend.bucket}/{backend.key}-md5"}})["Item"]
-        stored = boto3.client("s3", region_name="us-east-1").get_object(Bucket=backend.bucket, Key=backend.key)["Body"].read()
+            TableName=f"terraform-{backend.bucket}", Key={"LockID": {"S": f"{backend.bucket}/{backend.key}-md5"}}
+        )["Item"]
+        stored = (
+            boto3.client("s3", region_name="us-east-1")
+            .get_object(Bucket=backend.bucket, Key=backend.key)["Body"]
+            .read()
+        )
         assert item["Digest"]["S"] == hashlib.md5(stored).hexdigest() and item["Serial"]["N"] == "1"
         backend.unlock(info.ID)
 
@@ -533,9 +582,15 @@ class TestS3StateBackendWithoutConditionalWrites(_S3Contract):
 
         backend.write(one := replace(State().with_resource(Resource("t", "a", {"x": 1})), serial=1))
         boto3.client("dynamodb", region_name="us-east-1").delete_item(
-            TableName=f"terraform-{backend.bucket}", Key={"LockID": {"S": f"{backend.bucket}/{backend.key}-md5"}})
-        other = S3StateBackend(bucket=backend.bucket, key=backend.key, region="us-east-1", lock=self.MODE,
-                               dynamodb_table=f"terraform-{backend.bucket}")
+            TableName=f"terraform-{backend.bucket}", Key={"LockID": {"S": f"{backend.bucket}/{backend.key}-md5"}}
+        )
+        other = S3StateBackend(
+            bucket=backend.bucket,
+            key=backend.key,
+            region="us-east-1",
+            lock=self.MODE,
+            dynamodb_table=f"terraform-{backend.bucket}",
+        )
         with pytest.raises(StateConflict, match="a state is there already"):
             other.import_state(replace(State(), serial=7))
         assert backend.read() == one
@@ -549,14 +604,18 @@ class TestS3StateBackendWithoutConditionalWrites(_S3Contract):
         from airflow_infra.state.s3 import _Digest
 
         s3 = boto3.client("s3", region_name="us-east-1")
-        digests = _Digest(boto3.client("dynamodb", region_name="us-east-1"), f"terraform-{backend.bucket}",
-                          f"{backend.bucket}/{backend.key}")
+        digests = _Digest(
+            boto3.client("dynamodb", region_name="us-east-1"),
+            f"terraform-{backend.bucket}",
+            f"{backend.bucket}/{backend.key}",
+        )
         backend.write(one := replace(State(), serial=1))
         backend.write(two := replace(one, serial=2))
         three = replace(two.with_resource(Resource("t", "a", {"x": 3})), serial=3)
         body = three.to_json().encode()  # what a writer killed after its commit left: its own copy, and the digest
-        s3.put_object(Bucket=backend.bucket, Key=f"{backend.key}.states/{3:010d}-{hashlib.md5(body).hexdigest()}.json",
-                      Body=body)
+        s3.put_object(
+            Bucket=backend.bucket, Key=f"{backend.key}.states/{3:010d}-{hashlib.md5(body).hexdigest()}.json", Body=body
+        )
         assert digests.swap(hashlib.md5(two.to_json().encode()).hexdigest(), body, three)
         assert backend.read() == three
         backend.write(four := replace(three, serial=4))
@@ -570,8 +629,9 @@ class TestS3StateBackendWithoutConditionalWrites(_S3Contract):
         with pytest.raises(StateCorrupt, match="names state serial 4.*kept whole"):
             backend.read()
         s3.put_object(Bucket=backend.bucket, Key=named, Body=four.to_json().encode())
-        terraform = json.dumps({"version": 4, "terraform_version": "0.12.29", "serial": 1, "lineage": "x",
-                                "outputs": {}, "resources": []}).encode()
+        terraform = json.dumps(
+            {"version": 4, "terraform_version": "0.12.29", "serial": 1, "lineage": "x", "outputs": {}, "resources": []}
+        ).encode()
         s3.put_object(Bucket=backend.bucket, Key=backend.key, Body=terraform)  # Terraform's state at our key
         with pytest.raises(StateNotOurs, match="holds a Terraform state"):
             backend.read()
@@ -602,12 +662,19 @@ def test_terraform_lock_item_shape_and_store_without_conditional_writes(s3_state
 
     from airflow_infra.state.s3 import S3StateBackend
 
-    b = S3StateBackend(bucket=s3_state, key="tf/dev/airflow-infra.json", region="us-east-1", lock="dynamodb",
-                       dynamodb_table="terraform-" + s3_state, lease_seconds=30)
+    b = S3StateBackend(
+        bucket=s3_state,
+        key="tf/dev/airflow-infra.json",
+        region="us-east-1",
+        lock="dynamodb",
+        dynamodb_table="terraform-" + s3_state,
+        lease_seconds=30,
+    )
     info = LockInfo.new("apply", b.location)
     b.lock(info)
     item = boto3.client("dynamodb", region_name="us-east-1").get_item(
-        TableName="terraform-" + s3_state, Key={"LockID": {"S": f"{s3_state}/tf/dev/airflow-infra.json"}})["Item"]
+        TableName="terraform-" + s3_state, Key={"LockID": {"S": f"{s3_state}/tf/dev/airflow-infra.json"}}
+    )["Item"]
     assert json.loads(item["Info"]["S"])["ID"] == info.ID
     b.unlock(info.ID)
     b.close()

@@ -19,8 +19,9 @@ from airflow_infra.state.s3 import S3StateBackend
 
 
 def ours(shared: dict, key: str, **kw) -> S3StateBackend:
-    return S3StateBackend(bucket=shared["bucket"], key=key, region="us-east-1", lock="dynamodb",
-                          dynamodb_table=shared["table"], **kw)
+    return S3StateBackend(
+        bucket=shared["bucket"], key=key, region="us-east-1", lock="dynamodb", dynamodb_table=shared["table"], **kw
+    )
 
 
 def test_terraform_s_lock_is_named_waited_on_and_shown(terraform, shared, cli):
@@ -38,7 +39,8 @@ def test_terraform_s_lock_is_named_waited_on_and_shown(terraform, shared, cli):
         assert f"terraform force-unlock {locked.value.holder.ID}" in message
         (cli.dir / "airflow-infra.toml").write_text(
             f'[project]\nname = "crime_data"\n[state]\nbackend = "s3"\nbucket = "{shared["bucket"]}"\nkey = "{key}"\n'
-            f'lock = "dynamodb"\ndynamodb_table = "{shared["table"]}"\n')
+            f'lock = "dynamodb"\ndynamodb_table = "{shared["table"]}"\n'
+        )
         shown = cli("state", "lock").stdout
         assert "locked by Terraform 0.12.29" in shown and locked.value.holder.ID in shown
         # a Terraform run that is gone leaves its lock: our force-unlock removes it
@@ -99,7 +101,8 @@ def test_a_state_terraform_wrote_at_our_key_is_refused_and_named(terraform, shar
         backend.read()
     (cli.dir / "airflow-infra.toml").write_text(
         f'[project]\nname = "crime_data"\n[state]\nbackend = "s3"\nbucket = "{shared["bucket"]}"\nkey = "{key}"\n'
-        f'lock = "dynamodb"\ndynamodb_table = "{shared["table"]}"\n')
+        f'lock = "dynamodb"\ndynamodb_table = "{shared["table"]}"\n'
+    )
     for refused in (cli("plan", expect=1), cli("state", "restore", "1", expect=1)):  # never restored over it either
         assert "holds a Terraform state (Terraform 0.12.29)" in refused.stderr
     assert s3.get_object(Bucket=shared["bucket"], Key=key)["Body"].read() == before
@@ -114,7 +117,8 @@ def test_an_s3_lock_beside_a_named_terraform_table_takes_both(terraform, shared,
     try:
         (cli.dir / "airflow-infra.toml").write_text(
             f'[project]\nname = "crime_data"\n[state]\nbackend = "s3"\nbucket = "{shared["bucket"]}"\nkey = "{key}"\n'
-            f'lock = "s3"\ndynamodb_table = "{shared["table"]}"\n')
+            f'lock = "s3"\ndynamodb_table = "{shared["table"]}"\n'
+        )
         assert "locked by Terraform 0.12.29" in cli("state", "lock").stdout
         refused = cli("--lock-timeout", "1", "state", "migrate", "--to", "local", expect=1)
         assert "locked by Terraform 0.12.29" in refused.stderr

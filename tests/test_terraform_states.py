@@ -27,24 +27,76 @@ def valid_state() -> dict:
     sg = "sg-0123456789abcdef0"
     arn = "arn:aws:rds:eu-west-1:123456789012:db:crime-db"
     return {
-        "version": 4, "terraform_version": "1.5.7", "serial": 3, "lineage": "3f0c3f8e-5e4e-7a49-0d5c-5d5b3c1f2a10",
-        "outputs": {}, "check_results": None,
+        "version": 4,
+        "terraform_version": "1.5.7",
+        "serial": 3,
+        "lineage": "3f0c3f8e-5e4e-7a49-0d5c-5d5b3c1f2a10",
+        "outputs": {},
+        "check_results": None,
         "resources": [
-            _tf_resource("aws_s3_bucket", "airflow_workbucket", {
-                "bucket": "crime-workbucket", "region": "eu-west-1", "acl": "private", "bucket_prefix": None,
-                "versioning": [{"enabled": False, "mfa_delete": False}], "tags": {"Project": "Airflow"}}),
-            _tf_resource("aws_security_group", "db_security_group", {
-                "id": sg, "name": "crime-db-sg", "description": "Allow all inbound traffic", "timeouts": None,
-                "ingress": [{"cidr_blocks": ["0.0.0.0/0"] if p != 5432 else ["10.0.0.0/16"], "description": "",
-                             "from_port": p, "ipv6_cidr_blocks": [], "prefix_list_ids": [], "protocol": "tcp",
-                             "security_groups": [], "self": False, "to_port": p} for p in (22, 5432)]}),
-            _tf_resource("aws_db_instance", "db_database", {
-                "identifier": "crime-db", "id": "crime-db", "arn": arn, "engine": "postgres", "engine_version": "11.5",
-                "name": "crime", "username": "admin", "password": "seed-tfvars-pa55word", "db_subnet_group_name": "platform",
-                "instance_class": "db.t3.micro", "allocated_storage": 20, "max_allocated_storage": 0,
-                "backup_retention_period": 7, "multi_az": False, "performance_insights_enabled": False, "kms_key_id": "",
-                "port": 5432, "final_snapshot_identifier": None, "vpc_security_group_ids": [sg]},
-                deps=("aws_security_group.db_security_group",), sensitive=("password",)),
+            _tf_resource(
+                "aws_s3_bucket",
+                "airflow_workbucket",
+                {
+                    "bucket": "crime-workbucket",
+                    "region": "eu-west-1",
+                    "acl": "private",
+                    "bucket_prefix": None,
+                    "versioning": [{"enabled": False, "mfa_delete": False}],
+                    "tags": {"Project": "Airflow"},
+                },
+            ),
+            _tf_resource(
+                "aws_security_group",
+                "db_security_group",
+                {
+                    "id": sg,
+                    "name": "crime-db-sg",
+                    "description": "Allow all inbound traffic",
+                    "timeouts": None,
+                    "ingress": [
+                        {
+                            "cidr_blocks": ["0.0.0.0/0"] if p != 5432 else ["10.0.0.0/16"],
+                            "description": "",
+                            "from_port": p,
+                            "ipv6_cidr_blocks": [],
+                            "prefix_list_ids": [],
+                            "protocol": "tcp",
+                            "security_groups": [],
+                            "self": False,
+                            "to_port": p,
+                        }
+                        for p in (22, 5432)
+                    ],
+                },
+            ),
+            _tf_resource(
+                "aws_db_instance",
+                "db_database",
+                {
+                    "identifier": "crime-db",
+                    "id": "crime-db",
+                    "arn": arn,
+                    "engine": "postgres",
+                    "engine_version": "11.5",
+                    "name": "crime",
+                    "username": "admin",
+                    "password": "seed-tfvars-pa55word",
+                    "db_subnet_group_name": "platform",
+                    "instance_class": "db.t3.micro",
+                    "allocated_storage": 20,
+                    "max_allocated_storage": 0,
+                    "backup_retention_period": 7,
+                    "multi_az": False,
+                    "performance_insights_enabled": False,
+                    "kms_key_id": "",
+                    "port": 5432,
+                    "final_snapshot_identifier": None,
+                    "vpc_security_group_ids": [sg],
+                },
+                deps=("aws_security_group.db_security_group",),
+                sensitive=("password",),
+            ),
         ],
     }
 
@@ -85,10 +137,12 @@ def refused(tmp_path) -> Callable[..., str]:
 
 def edit(change: Callable[[dict], object]) -> Callable[[], str]:
     """The valid state with one change (a function that edits it in place) as JSON text."""
+
     def text() -> str:
         doc = valid_state()
         change(doc)
         return json.dumps(doc, indent=2)
+
     return text
 
 
@@ -104,22 +158,39 @@ def _deep(levels: int) -> str:
 HOSTILE: dict[str, tuple[Callable[[], str | bytes], tuple[str, ...]]] = {
     # the shape of the document
     "top level a list": (lambda: json.dumps([valid_state()]), ("the top level:", "must be an object")),
-    "resources an object": (edit(lambda d: d.update(resources={"db": d["resources"][2]})),
-                            ("resources:", "must be a list of resource objects")),
+    "resources an object": (
+        edit(lambda d: d.update(resources={"db": d["resources"][2]})),
+        ("resources:", "must be a list of resource objects"),
+    ),
     "resources missing": (edit(lambda d: d.pop("resources")), ("resources: missing", "must be a list")),
-    "a resource a string": (edit(lambda d: d["resources"].__setitem__(1, "aws_security_group.db_security_group")),
-                            ("resources[1]:", '"aws_security_group.db_security_group" is not allowed', "must be an object")),
-    "instances missing": (edit(lambda d: d["resources"][2].pop("instances")),
-                          ("resources[2].instances: missing", "must be a list of instance objects")),
-    "instances a string": (edit(lambda d: d["resources"][0].update(instances="one")),
-                           ("resources[0].instances:", "must be a list of instance objects")),
-    "an instance a string": (edit(lambda d: d["resources"][0].update(instances=["one"])),
-                             ("resources[0].instances[0]:", "must be an object")),
-    "attributes a list": (edit(lambda d: d["resources"][0]["instances"][0].update(attributes=[["bucket", "x"]])),
-                          (f"{BUCKET_AT}:", "must be an object of the resource's attributes")),
-    "mode a number": (edit(lambda d: d["resources"][0].update(mode=1)), ("resources[0].mode: 1 is not allowed", '"managed"')),
-    "type with a newline": (edit(lambda d: d["resources"][0].update(type="aws_s3_bucket\n")),
-                            ("resources[0].type:", r'"aws_s3_bucket\n" is not allowed', "resource type")),
+    "a resource a string": (
+        edit(lambda d: d["resources"].__setitem__(1, "aws_security_group.db_security_group")),
+        ("resources[1]:", '"aws_security_group.db_security_group" is not allowed', "must be an object"),
+    ),
+    "instances missing": (
+        edit(lambda d: d["resources"][2].pop("instances")),
+        ("resources[2].instances: missing", "must be a list of instance objects"),
+    ),
+    "instances a string": (
+        edit(lambda d: d["resources"][0].update(instances="one")),
+        ("resources[0].instances:", "must be a list of instance objects"),
+    ),
+    "an instance a string": (
+        edit(lambda d: d["resources"][0].update(instances=["one"])),
+        ("resources[0].instances[0]:", "must be an object"),
+    ),
+    "attributes a list": (
+        edit(lambda d: d["resources"][0]["instances"][0].update(attributes=[["bucket", "x"]])),
+        (f"{BUCKET_AT}:", "must be an object of the resource's attributes"),
+    ),
+    "mode a number": (
+        edit(lambda d: d["resources"][0].update(mode=1)),
+        ("resources[0].mode: 1 is not allowed", '"managed"'),
+    ),
+    "type with a newline": (
+        edit(lambda d: d["resources"][0].update(type="aws_s3_bucket\n")),
+        ("resources[0].type:", r'"aws_s3_bucket\n" is not allowed', "resource type"),
+    ),
     "module a number": (edit(lambda d: d["resources"][0].update(module=1)), ("resources[0].module:", "module address")),
     # the format version
     "version 3": (edit(lambda d: d.update(version=3)), ("version: state format version 3", "reads version 4")),
@@ -127,45 +198,80 @@ HOSTILE: dict[str, tuple[Callable[[], str | bytes], tuple[str, ...]]] = {
     "version true": (edit(lambda d: d.update(version=True)), ("version: state format version true",)),
     "version 4.0": (edit(lambda d: d.update(version=4.0)), ("version: state format version 4.0",)),
     # each attribute used, with its type and what it must look like
-    "port a list": (edit(lambda d: _attrs(d, 2).update(port=["5432"])),
-                    (f"{DB_AT}.port:", '["5432"] is not allowed', "must be an integer")),
-    "identifier with a trailing newline": (edit(lambda d: _attrs(d, 2).update(identifier="crime-db\n")),
-                                           (f"{DB_AT}.identifier:", r'"crime-db\n" is not allowed', "RDS instance identifier")),
+    "port a list": (
+        edit(lambda d: _attrs(d, 2).update(port=["5432"])),
+        (f"{DB_AT}.port:", '["5432"] is not allowed', "must be an integer"),
+    ),
+    "identifier with a trailing newline": (
+        edit(lambda d: _attrs(d, 2).update(identifier="crime-db\n")),
+        (f"{DB_AT}.identifier:", r'"crime-db\n" is not allowed', "RDS instance identifier"),
+    ),
     "identifier missing": (edit(lambda d: _attrs(d, 2).pop("identifier")), (f"{DB_AT}.identifier: missing",)),
     "arn a number": (edit(lambda d: _attrs(d, 2).update(arn=5)), (f"{DB_AT}.arn: 5 is not allowed", "ARN")),
     "database name a list": (edit(lambda d: _attrs(d, 2).update(name=["crime"])), (f"{DB_AT}.name:", "database name")),
-    "backup retention a string": (edit(lambda d: _attrs(d, 2).update(backup_retention_period="7")),
-                                  (f'{DB_AT}.backup_retention_period: "7" is not allowed', "integer from 0 to 35")),
-    "multi_az a string": (edit(lambda d: _attrs(d, 2).update(multi_az="false")), (f'{DB_AT}.multi_az: "false"', "true, false")),
-    "engine mysql": (edit(lambda d: _attrs(d, 2).update(engine="mysql")), (f'{DB_AT}.engine: "mysql" is not allowed', "postgres")),
-    "instance class missing": (edit(lambda d: _attrs(d, 2).pop("instance_class")), (f"{DB_AT}.instance_class: missing",)),
-    "bucket with a NUL": (edit(lambda d: _attrs(d, 0).update(bucket="crime-\x00workbucket")),
-                          (f"{BUCKET_AT}.bucket:", "S3 bucket name")),
+    "backup retention a string": (
+        edit(lambda d: _attrs(d, 2).update(backup_retention_period="7")),
+        (f'{DB_AT}.backup_retention_period: "7" is not allowed', "integer from 0 to 35"),
+    ),
+    "multi_az a string": (
+        edit(lambda d: _attrs(d, 2).update(multi_az="false")),
+        (f'{DB_AT}.multi_az: "false"', "true, false"),
+    ),
+    "engine mysql": (
+        edit(lambda d: _attrs(d, 2).update(engine="mysql")),
+        (f'{DB_AT}.engine: "mysql" is not allowed', "postgres"),
+    ),
+    "instance class missing": (
+        edit(lambda d: _attrs(d, 2).pop("instance_class")),
+        (f"{DB_AT}.instance_class: missing",),
+    ),
+    "bucket with a NUL": (
+        edit(lambda d: _attrs(d, 0).update(bucket="crime-\x00workbucket")),
+        (f"{BUCKET_AT}.bucket:", "S3 bucket name"),
+    ),
     "ingress a string": (edit(lambda d: _attrs(d, 1).update(ingress="all")), (f"{SG_AT}.ingress:", "must be a list")),
-    "an ingress rule a string": (edit(lambda d: _attrs(d, 1).update(ingress=["tcp 5432"])),
-                                 (f"{SG_AT}.ingress[0]:", "must be an object")),
-    "from_port a string": (edit(lambda d: _attrs(d, 1)["ingress"][1].update(from_port="5432")),
-                           (f'{SG_AT}.ingress[1].from_port: "5432" is not allowed', "integer")),
-    "a CIDR a number": (edit(lambda d: _attrs(d, 1)["ingress"][1].update(cidr_blocks=["10.0.0.0/16", 10])),
-                        (f"{SG_AT}.ingress[1].cidr_blocks[1]: 10 is not allowed", "CIDR")),
-    "a security group id with a newline": (edit(lambda d: _attrs(d, 1)["ingress"][1].update(security_groups=["sg-1\n"])),
-                                           (f"{SG_AT}.ingress[1].security_groups[0]:", "security group id")),
+    "an ingress rule a string": (
+        edit(lambda d: _attrs(d, 1).update(ingress=["tcp 5432"])),
+        (f"{SG_AT}.ingress[0]:", "must be an object"),
+    ),
+    "from_port a string": (
+        edit(lambda d: _attrs(d, 1)["ingress"][1].update(from_port="5432")),
+        (f'{SG_AT}.ingress[1].from_port: "5432" is not allowed', "integer"),
+    ),
+    "a CIDR a number": (
+        edit(lambda d: _attrs(d, 1)["ingress"][1].update(cidr_blocks=["10.0.0.0/16", 10])),
+        (f"{SG_AT}.ingress[1].cidr_blocks[1]: 10 is not allowed", "CIDR"),
+    ),
+    "a security group id with a newline": (
+        edit(lambda d: _attrs(d, 1)["ingress"][1].update(security_groups=["sg-1\n"])),
+        (f"{SG_AT}.ingress[1].security_groups[0]:", "security group id"),
+    ),
     # what JSON itself lets through
-    "NaN": (lambda: json.dumps(valid_state()).replace('"allocated_storage": 20', '"allocated_storage": NaN'),
-            (f"{DB_AT}.allocated_storage: NaN is not allowed",)),
-    "Infinity where nothing reads it": (lambda: json.dumps(valid_state()).replace('"serial": 3', '"serial": -Infinity'),
-                                        ("serial: -Infinity is not allowed",)),
-    "a 5000-digit number": (lambda: json.dumps(valid_state()).replace('"allocated_storage": 20',
-                                                                      '"allocated_storage": ' + "9" * 5000),
-                            (f"{DB_AT}.allocated_storage:", "5000 digits")),
-    "a duplicate key": (lambda: json.dumps(valid_state()).replace('"identifier": "crime-db"',
-                                                                  '"identifier": "crime-db", "identifier": "other-db"'),
-                        (f'{DB_AT}: key "identifier" given twice',)),
+    "NaN": (
+        lambda: json.dumps(valid_state()).replace('"allocated_storage": 20', '"allocated_storage": NaN'),
+        (f"{DB_AT}.allocated_storage: NaN is not allowed",),
+    ),
+    "Infinity where nothing reads it": (
+        lambda: json.dumps(valid_state()).replace('"serial": 3', '"serial": -Infinity'),
+        ("serial: -Infinity is not allowed",),
+    ),
+    "a 5000-digit number": (
+        lambda: json.dumps(valid_state()).replace('"allocated_storage": 20', '"allocated_storage": ' + "9" * 5000),
+        (f"{DB_AT}.allocated_storage:", "5000 digits"),
+    ),
+    "a duplicate key": (
+        lambda: json.dumps(valid_state()).replace(
+            '"identifier": "crime-db"', '"identifier": "crime-db", "identifier": "other-db"'
+        ),
+        (f'{DB_AT}: key "identifier" given twice',),
+    ),
     "100000-deep nesting": (lambda: _deep(100_000), ("outputs[0][0]", "nested more than 64 levels")),
     "100-deep nesting": (lambda: _deep(100), ("outputs[0][0]", "nested more than 64 levels")),
     "a 70 MiB file": (lambda: json.dumps(valid_state()) + " " * (70 * 2**20), ("70.0 MiB", "at most 64 MiB")),
-    "invalid UTF-8": (lambda: json.dumps(valid_state()).replace("crime-db-sg", "crim\u00e9-db-sg").encode("latin-1"),
-                      ("not UTF-8", "byte 0xe9", "line 1, column")),
+    "invalid UTF-8": (
+        lambda: json.dumps(valid_state()).replace("crime-db-sg", "crim\u00e9-db-sg").encode("latin-1"),
+        ("not UTF-8", "byte 0xe9", "line 1, column"),
+    ),
     "not JSON": (lambda: json.dumps(valid_state(), indent=2)[:300], ("not JSON", "line 1")),
 }
 
@@ -184,11 +290,16 @@ def test_the_valid_state_the_hostile_ones_are_made_from_is_read(tmp_path):
     path.write_text(json.dumps(valid_state(), indent=2))
     seed = read_seed_state(path)
     assert (seed.bucket, seed.region, seed.security_group_id, seed.database) == (
-        "crime-workbucket", "eu-west-1", "sg-0123456789abcdef0", "crime")
+        "crime-workbucket",
+        "eu-west-1",
+        "sg-0123456789abcdef0",
+        "crime",
+    )
     assert seed.allowed_cidrs == ["10.0.0.0/16"] and seed.dropped_rules == ["tcp 22-22 from 0.0.0.0/0"]
     assert "password" not in seed.instance
-    name, text = render_adoption_config(seed, name=None, environment="prod", allow_security_groups=[], allow_cidrs=[],
-                                        connect_through=None, region=None)
+    name, text = render_adoption_config(
+        seed, name=None, environment="prod", allow_security_groups=[], allow_cidrs=[], connect_through=None, region=None
+    )
     assert name == "crime" and 'identifier = "crime-db"' in text and 'instance_class = "db.t3.micro"' in text
 
 
@@ -208,5 +319,7 @@ def test_the_size_limit_is_checked_before_the_file_is_read_whole(tmp_path):
 
     if not Path("/dev/zero").exists():
         pytest.skip("no /dev/zero")
-    with pytest.raises(ConfigError, match="/dev/zero: more than 64 MiB; import-terraform reads state files of at most 64 MiB"):
+    with pytest.raises(
+        ConfigError, match="/dev/zero: more than 64 MiB; import-terraform reads state files of at most 64 MiB"
+    ):
         read_seed_state("/dev/zero")

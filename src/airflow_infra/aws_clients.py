@@ -28,11 +28,13 @@ class _Conditions(standard.StandardRetryConditions):
     def __init__(self, max_attempts: int):
         super().__init__(max_attempts=max_attempts)
         self._aborted = standard.TransientRetryableChecker(
-            transient_error_codes=["OperationAborted"], transient_status_codes=[], transient_exception_cls=())
+            transient_error_codes=["OperationAborted"], transient_status_codes=[], transient_exception_cls=()
+        )
 
     def is_retryable(self, context) -> bool:
         return super().is_retryable(context) or (
-            self._max_attempts_checker.is_retryable(context) and self._aborted.is_retryable(context))
+            self._max_attempts_checker.is_retryable(context) and self._aborted.is_retryable(context)
+        )
 
 
 def _use_standard_retries_with_aborted(client) -> None:
@@ -69,8 +71,10 @@ def aws_client(service: str, *, region: str, endpoint_url: str | None = None, ad
         try:
             client = _shared_session().client(service, endpoint_url=endpoint_url, config=config)
         except botocore.exceptions.ProfileNotFound as exc:
-            raise ConfigError(f"AWS_PROFILE: the profile {exc.kwargs.get('profile')!r} is not in the AWS config "
-                              "files (aws configure --profile NAME makes it)") from None
+            raise ConfigError(
+                f"AWS_PROFILE: the profile {exc.kwargs.get('profile')!r} is not in the AWS config "
+                "files (aws configure --profile NAME makes it)"
+            ) from None
         if service == "s3":
             from .s3stores import check_setting_bodies
 
@@ -114,14 +118,17 @@ HINTS = {
 }
 
 
-def translate(address: str, step: str, exc: BaseException, *,
-              error: type[AirflowInfraError] = ProviderError) -> AirflowInfraError:
+def translate(
+    address: str, step: str, exc: BaseException, *, error: type[AirflowInfraError] = ProviderError
+) -> AirflowInfraError:
     """The one botocore boundary: one line naming what failed and, where there is one, what to do;
     never the request (it may carry data). error: the class of ours it becomes."""
     what = f"{address}: {step} failed"
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return error(f"{what}: no AWS credentials (set them the usual boto3 way: "
-                     "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role)")
+        return error(
+            f"{what}: no AWS credentials (set them the usual boto3 way: "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role)"
+        )
     if isinstance(exc, botocore.exceptions.EndpointConnectionError):
         return error(f"{what}: cannot reach the endpoint {exc.kwargs.get('endpoint_url')}")
     if isinstance(exc, botocore.exceptions.ClientError):

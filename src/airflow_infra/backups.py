@@ -76,8 +76,14 @@ def is_bucket_backup(where: str) -> bool:
 
 
 def manifest_doc(bucket: str, prefix: str, versions: list[dict[str, Any]]) -> dict:
-    return {"format": MANIFEST_FORMAT, "version": 1, "bucket": bucket, "prefix": prefix,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"), "versions": versions}
+    return {
+        "format": MANIFEST_FORMAT,
+        "version": 1,
+        "bucket": bucket,
+        "prefix": prefix,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": versions,
+    }
 
 
 def check_manifest(doc: Any, where: str) -> dict:

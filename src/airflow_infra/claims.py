@@ -81,10 +81,11 @@ class Claims:
             if (namespace, name) in RESERVED:
                 out.append(f"{namespace} {shown!r} of project {projects[0]} is {RESERVED[namespace, name]}")
             elif len(projects) > 1:
-                out.append(f"{namespace} {shown!r} is claimed by projects {' and '.join(projects)}: "
-                           "it belongs to neither until one of them names another")
+                out.append(
+                    f"{namespace} {shown!r} is claimed by projects {' and '.join(projects)}: "
+                    "it belongs to neither until one of them names another"
+                )
         return out
-
 
     def refused(self) -> dict[str, str]:
         """{project: why} for each project that claims a name an earlier row claims (or a reserved one):
@@ -113,8 +114,9 @@ def claims(registry: str | Path, entries: list[Entry]) -> Claims:
             found.unreadable[e.project] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             continue
         if config.project.name != e.project:
-            found.unreadable[e.project] = (f"{d / 'airflow-infra.toml'} names project {config.project.name!r}, the "
-                                           f"registry {e.project!r}")
+            found.unreadable[e.project] = (
+                f"{d / 'airflow-infra.toml'} names project {config.project.name!r}, the registry {e.project!r}"
+            )
             continue
         found.configs[e.project] = config
         found.add(e.project, names(config))

@@ -49,10 +49,17 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-C", "directory", default=".", metavar="DIR", help="Project directory (default: the current one).")
-@click.option("--var", "vars", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. project.environment=prod.")
+@click.option(
+    "--var", "vars", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. project.environment=prod."
+)
 @click.option("--var-file", "var_files", multiple=True, metavar="FILE", help="A TOML file of config overrides.")
-@click.option("--lock-timeout", type=Seconds(), default=0.0, metavar="SECONDS",
-              help="Wait this long for the state lock (30, 30s, 5m).")
+@click.option(
+    "--lock-timeout",
+    type=Seconds(),
+    default=0.0,
+    metavar="SECONDS",
+    help="Wait this long for the state lock (30, 30s, 5m).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="airflow-infra")
 @click.pass_context
@@ -66,9 +73,11 @@ def cli(ctx, directory, vars, var_files, lock_timeout, debug):
 
 def fleet_options(f):
     """--all over the registry's projects that have a Config, in parallel."""
-    for option in (click.option("--jobs", type=click.IntRange(1, 64), default=4, help="With --all: projects at a time."),
-                   click.option("--registry", default="projects.csv", metavar="FILE", help="With --all: the registry."),
-                   click.option("--all", "all_projects", is_flag=True, help="Every project in the registry with a Config.")):
+    for option in (
+        click.option("--jobs", type=click.IntRange(1, 64), default=4, help="With --all: projects at a time."),
+        click.option("--registry", default="projects.csv", metavar="FILE", help="With --all: the registry."),
+        click.option("--all", "all_projects", is_flag=True, help="Every project in the registry with a Config."),
+    ):
         f = option(f)
     return f
 
@@ -85,8 +94,9 @@ def init(c: Ctx, name):
 @pass_ctx
 def up(c: Ctx):
     """Init (if needed), apply without asking, and print the outputs."""
-    project, plan, result = commands.up(c.directory, vars=c.vars, var_files=c.var_files,
-                                        lock_timeout=c.lock_timeout, on_event=render.event)
+    project, plan, result = commands.up(
+        c.directory, vars=c.vars, var_files=c.var_files, lock_timeout=c.lock_timeout, on_event=render.event
+    )
     render.up(plan, result, commands.outputs(project, reveal=False))
 
 
@@ -116,8 +126,11 @@ def plan(c: Ctx, detailed_exitcode, as_json, out, destroy, all_projects, registr
 @click.argument("planfile", required=False)
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force-delete-data", is_flag=True, help="Allow deleting what holds data, after a backup.")
-@click.option("--encrypt-storage", is_flag=True,
-              help="aws: encrypt an unencrypted RDS instance by a snapshot-copy-restore (stop writers first).")
+@click.option(
+    "--encrypt-storage",
+    is_flag=True,
+    help="aws: encrypt an unencrypted RDS instance by a snapshot-copy-restore (stop writers first).",
+)
 @fleet_options
 @pass_ctx
 def apply(c: Ctx, planfile, auto_approve, force_delete_data, encrypt_storage, all_projects, registry, jobs):
@@ -127,31 +140,51 @@ def apply(c: Ctx, planfile, auto_approve, force_delete_data, encrypt_storage, al
             raise click.UsageError("--encrypt-storage is for one project at a time, not with --all")
         # without --auto-approve every project is planned, shown and confirmed first (when one has changes: only
         # then is a terminal needed); each applies its reviewed plan
-        confirm = None if auto_approve else render.confirm(False, "apply these projects' plans", render.fleet_review,
-                                                           early=False)
+        confirm = (
+            None
+            if auto_approve
+            else render.confirm(False, "apply these projects' plans", render.fleet_review, early=False)
+        )
         results = commands.fleet_apply(registry, confirm=confirm, jobs=jobs, lock_timeout=c.lock_timeout)
         render.fleet(results)  # None: cancelled
         render.fleet_exit(results)
     # A saved plan was reviewed when it was made: applying it does not ask again (as Terraform).
     confirm = None if planfile else render.confirm(auto_approve, "apply these actions", render.plan_review)
     saved = commands.load_plan(planfile) if planfile else None
-    p, result = commands.apply(c.project(), plan=saved, confirm=confirm, force_delete_data=force_delete_data,
-                               lock_timeout=c.lock_timeout, on_event=render.event, encrypt_storage=encrypt_storage,
-                               on_progress=render.progress)
+    p, result = commands.apply(
+        c.project(),
+        plan=saved,
+        confirm=confirm,
+        force_delete_data=force_delete_data,
+        lock_timeout=c.lock_timeout,
+        on_event=render.event,
+        encrypt_storage=encrypt_storage,
+        on_progress=render.progress,
+    )
     render.finished(p, result, "apply")
 
 
 @cli.command()
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--force-delete-data", is_flag=True, help="Delete the bucket's objects and the database's tables, after a backup.")
-@click.option("--skip-final-snapshot", is_flag=True, help="aws, environment \"dev\" only: no final snapshot of the RDS instance.")
+@click.option(
+    "--force-delete-data", is_flag=True, help="Delete the bucket's objects and the database's tables, after a backup."
+)
+@click.option(
+    "--skip-final-snapshot", is_flag=True, help='aws, environment "dev" only: no final snapshot of the RDS instance.'
+)
 @pass_ctx
 def destroy(c: Ctx, auto_approve, force_delete_data, skip_final_snapshot):
     """Destroy everything in the state, in reverse order."""
     confirm = render.confirm(auto_approve, "destroy all these resources", render.plan_review)
-    p, result = commands.destroy(c.project(), confirm=confirm, force_delete_data=force_delete_data,
-                                 lock_timeout=c.lock_timeout, on_event=render.event,
-                                 skip_final_snapshot=skip_final_snapshot, on_progress=render.progress)
+    p, result = commands.destroy(
+        c.project(),
+        confirm=confirm,
+        force_delete_data=force_delete_data,
+        lock_timeout=c.lock_timeout,
+        on_event=render.event,
+        skip_final_snapshot=skip_final_snapshot,
+        on_progress=render.progress,
+    )
     render.finished(p, result, "destroy")
 
 
@@ -218,19 +251,35 @@ def state_restore(c: Ctx, serial):
 
 
 @state.command("migrate")
-@click.option("--to", "to_backend", type=click.Choice(["local", "postgres", "s3"]), required=True, help="The backend to copy the state into.")
+@click.option(
+    "--to",
+    "to_backend",
+    type=click.Choice(["local", "postgres", "s3"]),
+    required=True,
+    help="The backend to copy the state into.",
+)
 @click.option("--dsn-env", help="postgres: the environment variable holding the DSN (default AIRFLOW_INFRA_STATE_DSN).")
 @click.option("--path", help="local: the state file, relative to the project directory.")
 @pass_ctx
 def state_migrate(c: Ctx, to_backend, dsn_env, path):
     """Copy the state into another backend, lineage and serial kept."""
-    render.state_migrated(commands.state_migrate(c.project(), to_backend=to_backend, dsn_env=dsn_env, path=path,
-                                                 lock_timeout=c.lock_timeout), to_backend)
+    render.state_migrated(
+        commands.state_migrate(
+            c.project(), to_backend=to_backend, dsn_env=dsn_env, path=path, lock_timeout=c.lock_timeout
+        ),
+        to_backend,
+    )
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--format", "fmt", type=click.Choice(["env", "json", "yaml", "uri"]), default="env", show_default=True,
-              help="env: AIRFLOW_CONN_* lines to source; json/yaml: for `airflow connections import`; uri: conn_id=URI lines.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["env", "json", "yaml", "uri"]),
+    default="env",
+    show_default=True,
+    help="env: AIRFLOW_CONN_* lines to source; json/yaml: for `airflow connections import`; uri: conn_id=URI lines.",
+)
 @click.option("--output", metavar="FILE", help="Write to FILE (mode 0600, secrets included) instead of stdout.")
 @click.option("--show-secrets", is_flag=True, help="Print passwords on stdout.")
 @click.pass_context
@@ -244,14 +293,24 @@ def connections(ctx, fmt, output, show_secrets):
 
 @connections.command("push")
 @click.option("--to", "to", type=click.Choice(["aws-secrets-manager", "airflow"]), required=True)
-@click.option("--prefix", default="airflow/connections", show_default=True, help="aws-secrets-manager: connections prefix.")
+@click.option(
+    "--prefix", default="airflow/connections", show_default=True, help="aws-secrets-manager: connections prefix."
+)
 @click.option("--variables-prefix", default="airflow/variables", show_default=True)
 @click.option("--airflow-bin", default="airflow", show_default=True, help="airflow: the command to run.")
 @pass_ctx
 def connections_push(c: Ctx, to, prefix, variables_prefix, airflow_bin):
     """Write the connections where Airflow reads them (idempotent)."""
-    render.pairs(commands.connections_push(c.project(), to=to, prefix=prefix, variables_prefix=variables_prefix,
-                                           airflow_bin=airflow_bin, lock_timeout=c.lock_timeout))
+    render.pairs(
+        commands.connections_push(
+            c.project(),
+            to=to,
+            prefix=prefix,
+            variables_prefix=variables_prefix,
+            airflow_bin=airflow_bin,
+            lock_timeout=c.lock_timeout,
+        )
+    )
 
 
 @cli.command()
@@ -269,8 +328,15 @@ def new(name, directory):
 @pass_ctx
 def rotate(c: Ctx, roles, push, airflow_bin):
     """Set a new password for the etl and/or reader role (default both); the old one stops working."""
-    render.pairs(commands.rotate(c.project(), tuple(roles) or ("etl", "reader"), lock_timeout=c.lock_timeout,
-                                 push=push, airflow_bin=airflow_bin))
+    render.pairs(
+        commands.rotate(
+            c.project(),
+            tuple(roles) or ("etl", "reader"),
+            lock_timeout=c.lock_timeout,
+            push=push,
+            airflow_bin=airflow_bin,
+        )
+    )
 
 
 @cli.command()
@@ -310,17 +376,33 @@ def import_(c: Ctx, address, resource_id):
 @click.option("--environment", default="prod", show_default=True)
 @click.option("--module", help="The module holding the seed's resources, e.g. module.airflow_infrastructure.")
 @click.option("--region", help="Default: the region in the instance's ARN.")
-@click.option("--allow-security-group", "allow_sgs", multiple=True, metavar="SG_ID",
-              help="The Airflow workers' security group (repeatable): the only ones let through to 5432.")
-@click.option("--allow-cidr", "allow_cidrs", multiple=True, metavar="CIDR", help="A network let through to 5432 (repeatable).")
+@click.option(
+    "--allow-security-group",
+    "allow_sgs",
+    multiple=True,
+    metavar="SG_ID",
+    help="The Airflow workers' security group (repeatable): the only ones let through to 5432.",
+)
+@click.option(
+    "--allow-cidr", "allow_cidrs", multiple=True, metavar="CIDR", help="A network let through to 5432 (repeatable)."
+)
 @click.option("--connect-through", metavar="HOST:PORT", help="A tunnel to the instance for the in-database setup.")
 @pass_ctx
 def import_terraform(c: Ctx, tfstate, name, environment, module, region, allow_sgs, allow_cidrs, connect_through):
     """Adopt what the seed's Terraform module made (its state: a file or s3://BUCKET/KEY): write airflow-infra.toml
     and take the bucket, security group and RDS instance into the state, changing nothing in AWS."""
-    done = commands.import_terraform(tfstate, c.directory, name=name, environment=environment, module=module,
-                                     region=region, allow_security_groups=allow_sgs, allow_cidrs=allow_cidrs,
-                                     connect_through=connect_through, lock_timeout=c.lock_timeout)
+    done = commands.import_terraform(
+        tfstate,
+        c.directory,
+        name=name,
+        environment=environment,
+        module=module,
+        region=region,
+        allow_security_groups=allow_sgs,
+        allow_cidrs=allow_cidrs,
+        connect_through=connect_through,
+        lock_timeout=c.lock_timeout,
+    )
     click.echo(render.terraform_import(done))
 
 
@@ -347,8 +429,6 @@ def force_unlock(c: Ctx, lock_id):
 @cli.group()
 def projects():
     """The projects registry (the seed's projects.csv: Project,Repo,URL[,Branch,Path,Config])."""
-
-
 
 
 @projects.command("list")

@@ -21,9 +21,15 @@ def dags():
 
 @dags.command("bundles")
 @registry_option
-@click.option("--format", "fmt", type=click.Choice(["json", "env", "cfg", "toml"]), default="json", show_default=True,
-              help="json: the list; env: AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST; cfg: airflow.cfg lines; "
-                   "toml: the same as TOML.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "env", "cfg", "toml"]),
+    default="json",
+    show_default=True,
+    help="json: the list; env: AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST; cfg: airflow.cfg lines; "
+    "toml: the same as TOML.",
+)
 def dags_bundles(registry, fmt):
     """Airflow 3 DAG bundles, one per registered project, for any Airflow 3 deployment."""
     from .commands.platform import dags_bundles as bundles
@@ -35,11 +41,22 @@ def dags_bundles(registry, fmt):
 @registry_option
 @click.option("--dags-folder", required=True, metavar="DIR", help="Airflow's DAG folder.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True, help="Projects at a time.")
-@click.option("--check", is_flag=True, help="Compile (and load in a DagBag, where Airflow is importable) before publishing.")
-@click.option("--recheck", is_flag=True, help="--check the published revisions again too (done by itself when "
-                                               "the Airflow they passed with changed).")
-@click.option("--timeout", type=click.FloatRange(1, 3600), default=300, show_default=True, metavar="SECONDS",
-              help="The longest one git call (a clone, a fetch) may take; a server that hangs fails its project only.")
+@click.option(
+    "--check", is_flag=True, help="Compile (and load in a DagBag, where Airflow is importable) before publishing."
+)
+@click.option(
+    "--recheck",
+    is_flag=True,
+    help="--check the published revisions again too (done by itself when the Airflow they passed with changed).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1, 3600),
+    default=300,
+    show_default=True,
+    metavar="SECONDS",
+    help="The longest one git call (a clone, a fetch) may take; a server that hangs fails its project only.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def dags_sync(registry, dags_folder, jobs, check, recheck, timeout, as_json):
     """Clone or fetch each project's repository and publish it at DIR/<Project>, atomically."""
@@ -60,5 +77,7 @@ def dags_install_importer(registry, dags_folder, schedule, jobs, no_check):
     """Write the import_dags DAG, which runs `dags sync` on a schedule."""
     from . import commands
 
-    path = commands.dags_install_importer(dags_folder, registry=registry, schedule=schedule, jobs=jobs, check=not no_check)
+    path = commands.dags_install_importer(
+        dags_folder, registry=registry, schedule=schedule, jobs=jobs, check=not no_check
+    )
     click.echo(f"Wrote {path}")

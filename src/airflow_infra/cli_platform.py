@@ -11,7 +11,9 @@ import click
 
 from .cli_dags import registry_option as registry_choice
 
-registry_option = registry_choice(text="The projects registry; [platform] is read from the airflow-infra.toml beside it.")
+registry_option = registry_choice(
+    text="The projects registry; [platform] is read from the airflow-infra.toml beside it."
+)
 
 
 @click.group("platform")
@@ -23,8 +25,11 @@ def _render(status, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(status.to_json(), indent=2))
         return
-    click.echo(f"Airflow: {status.url}  user: {status.user}" + (f"  password: {status.password}" if status.password else "")
-               + ("" if status.healthy else "  (not healthy)"))
+    click.echo(
+        f"Airflow: {status.url}  user: {status.user}"
+        + (f"  password: {status.password}" if status.password else "")
+        + ("" if status.healthy else "  (not healthy)")
+    )
     for c in status.components:
         state = f"running, pid {c['pid']}" if c["running"] else "stopped"
         part = (status.health or {}).get(c["name"].replace("-", "_").replace("api_server", "metadatabase")) or {}

@@ -69,7 +69,7 @@ class TargetConfig(_Section):
     # local: a directory + the managed local PostgreSQL; server: any S3-compatible store + an existing
     # PostgreSQL; aws: S3 + an RDS instance of the project's own
     kind: Literal["local", "server", "aws"] = "local"
-    region: str | None = None   # aws: required here or in AWS_REGION / AWS_DEFAULT_REGION
+    region: str | None = None  # aws: required here or in AWS_REGION / AWS_DEFAULT_REGION
     # Where the local PostgreSQL binaries are; default: the system's, else the pgserver wheel's.
     pg_bindir: str | None = None
 
@@ -108,17 +108,19 @@ class BucketConfig(_Section):
     path: str | None = None
     # server target: an S3 bucket; default "<name with - for _>-<environment>-workfiles"
     name: str | None = None
-    region: str | None = None            # default: [target] region on aws, else us-east-1
-    prefix: str = ""                     # non-empty: the project lives under this prefix of a shared bucket
-    endpoint_url: str | None = None      # default: the boto3 chain (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)
+    region: str | None = None  # default: [target] region on aws, else us-east-1
+    prefix: str = ""  # non-empty: the project lives under this prefix of a shared bucket
+    endpoint_url: str | None = None  # default: the boto3 chain (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
-    sse: Literal["AES256", "aws:kms"] | None = None   # default: aws:kms on the aws target outside dev (S3.17), else AES256
+    sse: Literal["AES256", "aws:kms"] | None = (
+        None  # default: aws:kms on the aws target outside dev (S3.17), else AES256
+    )
     kms_key_id: str | None = None
     # deny every request not made over TLS (a bucket policy); false only for a store reached over plain http
     tls_only: bool = True
     noncurrent_days: int = Field(default=30, ge=1)
-    tmp_expire_days: int | None = Field(default=None, ge=1)   # expire objects under tmp/ after N days
-    backup: str | None = None            # where --force-delete-data copies objects first: s3://bucket/prefix or a directory
+    tmp_expire_days: int | None = Field(default=None, ge=1)  # expire objects under tmp/ after N days
+    backup: str | None = None  # where --force-delete-data copies objects first: s3://bucket/prefix or a directory
     # aws: the bucket server access logs go to (FSBP S3.9), one the organisation keeps, which lets
     # logging.s3.amazonaws.com write (a policy); the logs go under "<bucket>/"
     access_log_bucket: str | None = None
@@ -129,8 +131,10 @@ class BucketConfig(_Section):
         if name is None:
             return name
         if not re.fullmatch(BUCKET_RE, name) or ".." in name or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
-            raise ValueError(f"{name!r} is not a valid S3 bucket name: 3-63 characters of a-z, 0-9, '.' and '-', "
-                             "starting and ending with a letter or digit, not an IP address")
+            raise ValueError(
+                f"{name!r} is not a valid S3 bucket name: 3-63 characters of a-z, 0-9, '.' and '-', "
+                "starting and ending with a letter or digit, not an IP address"
+            )
         return name
 
     @field_validator("prefix")
@@ -151,7 +155,7 @@ class StateConfig(_Section):
     dsn_env: str = Field(default="AIRFLOW_INFRA_STATE_DSN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     # s3: credentials and endpoints only from boto3's chain
     bucket: str | None = None
-    key: str | None = None                 # default "<name>/<environment>/airflow-infra.json"
+    key: str | None = None  # default "<name>/<environment>/airflow-infra.json"
     region: str = "us-east-1"
     lock: Literal["s3", "dynamodb", "both"] = "s3"
     dynamodb_table: str = "terraform"
@@ -169,10 +173,16 @@ class StateConfig(_Section):
         if key is not None and not re.fullmatch(SAFE_KEY_RE, key):
             raise ValueError(f"key {key!r}: only letters, digits and !-_.*'()/ (S3's safe characters)")
         # names the S3 backend keeps beside a state: another state there would be overwritten by them
-        if key is not None and (key.rsplit("/", 1)[-1] == ".airflow-infra-probe" or key.endswith((".lock", "-md5"))
-                                or ".states/" in key or ".kept/" in key):
-            raise ValueError(f"key {key!r} is a name the S3 backend keeps for itself (.airflow-infra-probe, "
-                             "<key>.lock, <key>-md5 in the lock table, <key>.states/, <key>.kept/): choose another")
+        if key is not None and (
+            key.rsplit("/", 1)[-1] == ".airflow-infra-probe"
+            or key.endswith((".lock", "-md5"))
+            or ".states/" in key
+            or ".kept/" in key
+        ):
+            raise ValueError(
+                f"key {key!r} is a name the S3 backend keeps for itself (.airflow-infra-probe, "
+                "<key>.lock, <key>-md5 in the lock table, <key>.states/, <key>.kept/): choose another"
+            )
         return key
 
 
@@ -187,28 +197,28 @@ class RdsConfig(_Section):
     identifier: str | None = Field(default=None, pattern=r"^[a-zA-Z][a-zA-Z0-9-]{0,61}[a-zA-Z0-9]$")
     # an existing DB subnet group to use instead of one of our own made from subnet_ids
     db_subnet_group: str | None = None
-    security_group_name: str | None = None     # default "<identifier>-postgres"
+    security_group_name: str | None = None  # default "<identifier>-postgres"
     instance_class: str = Field(default="db.t4g.micro", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")  # RDS checks the rest
-    engine_major: str = Field(default="16", pattern=r"^\d{2}$")   # the major only: minor upgrades are AWS's
+    engine_major: str = Field(default="16", pattern=r"^\d{2}$")  # the major only: minor upgrades are AWS's
     allocated_storage: int = Field(default=20, ge=20)
-    max_allocated_storage: int = Field(default=100, ge=0)   # 0: no storage autoscaling
+    max_allocated_storage: int = Field(default=100, ge=0)  # 0: no storage autoscaling
     backup_retention_days: int = Field(default=7, ge=1, le=35)
-    multi_az: bool | None = None                # default: true unless environment = "dev" (FSBP RDS.5)
-    deletion_protection: bool | None = None     # default: true unless environment = "dev"
+    multi_az: bool | None = None  # default: true unless environment = "dev" (FSBP RDS.5)
+    deletion_protection: bool | None = None  # default: true unless environment = "dev"
     publicly_accessible: bool = False
     storage_encrypted: bool = True
     kms_key_id: str | None = None
     subnet_ids: list[str] = Field(default_factory=list)
-    allowed_security_groups: list[str] = Field(default_factory=list)   # the Airflow workers
+    allowed_security_groups: list[str] = Field(default_factory=list)  # the Airflow workers
     allowed_cidrs: list[str] = Field(default_factory=list)
-    allow_public_cidr: bool = False   # 0.0.0.0/0 in allowed_cidrs only with this set
+    allow_public_cidr: bool = False  # 0.0.0.0/0 in allowed_cidrs only with this set
     connect_through: str | None = Field(default=None, pattern=r"^[^:\s]+:\d{1,5}$")  # host:port of a tunnel
     # the authorities RDS certificates are verified against (sslmode=verify-full): a file or a URL, fetched
     # once into the home; default AWS's global bundle (see rdsca.py). ca_bundle_sha256 pins its content
     ca_bundle: str | None = None
     ca_bundle_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
-    port: int = Field(default=5432, ge=1150, le=65535)   # FSBP RDS.23 asks for another than the engine's default
-    auto_minor_version_upgrade: bool = True     # FSBP RDS.13
+    port: int = Field(default=5432, ge=1150, le=65535)  # FSBP RDS.23 asks for another than the engine's default
+    auto_minor_version_upgrade: bool = True  # FSBP RDS.13
     # changes of class, storage and Multi-AZ now, or in the instance's next maintenance window. Default: now
     # for environment = "dev" only. Security settings, a major version upgrade and a new port always apply now
     apply_immediately: bool | None = None
@@ -218,7 +228,9 @@ class RdsConfig(_Section):
     # Performance Insights, 7 days (AWS's free retention), encrypted with kms_key_id or AWS's key for RDS.
     # Default: on unless environment = "dev"
     performance_insights: bool | None = None
-    log_exports: list[Literal["postgresql", "upgrade"]] = Field(default=["postgresql", "upgrade"])  # RDS.9; [] turns off
+    log_exports: list[Literal["postgresql", "upgrade"]] = Field(
+        default=["postgresql", "upgrade"]
+    )  # RDS.9; [] turns off
     # more settings of the parameter group, beside (or over) ours: rds.force_ssl = 1, password_encryption =
     # scram-sha-256, log_connections = 1, log_disconnections = 1
     parameters: dict[str, str | int | bool] = Field(default_factory=dict)
@@ -250,13 +262,14 @@ class RdsConfig(_Section):
                 raise ValueError(f"{c!r} is not a CIDR like 10.0.0.0/16") from None
         return cidrs
 
-
     @model_validator(mode="after")
     def _public_only_on_purpose(self):
         import ipaddress
 
         if any(ipaddress.ip_network(c).prefixlen == 0 for c in self.allowed_cidrs) and not self.allow_public_cidr:
-            raise ValueError("a /0 CIDR opens PostgreSQL to the whole internet: set allow_public_cidr = true to mean it")
+            raise ValueError(
+                "a /0 CIDR opens PostgreSQL to the whole internet: set allow_public_cidr = true to mean it"
+            )
         return self
 
 
@@ -273,13 +286,15 @@ class AwsConfig(_Section):
 class SecretsConfig(_Section):
     # file: AIRFLOW_INFRA_HOME/secrets.json (one machine); state: encrypted inside the state (teams);
     # aws-secrets-manager: a secret per role
-    store: Literal["file", "state", "aws-secrets-manager"] | None = None   # default: aws-secrets-manager on aws, else file
+    store: Literal["file", "state", "aws-secrets-manager"] | None = (
+        None  # default: aws-secrets-manager on aws, else file
+    )
     passphrase_env: str = Field(default="AIRFLOW_INFRA_PASSPHRASE", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     # state: wrap the state's data key with this AWS KMS key instead of deriving a key from a passphrase
     kms_key_id: str | None = None
     region: str = "us-east-1"
-    prefix: str = "airflow-infra"     # aws-secrets-manager: secrets are <prefix>/<name>/<environment>/<ref>
-    max_age_days: int = Field(default=90, ge=0)   # doctor fails a role secret older than this (SecretsManager.4)
+    prefix: str = "airflow-infra"  # aws-secrets-manager: secrets are <prefix>/<name>/<environment>/<ref>
+    max_age_days: int = Field(default=90, ge=0)  # doctor fails a role secret older than this (SecretsManager.4)
 
 
 class Config(_Section):
@@ -390,7 +405,7 @@ def load_config(
     environ = os.environ if environ is None else environ
     for key in sorted(environ):
         if key.startswith(ENV_PREFIX) and "__" in key:
-            dotted = key[len(ENV_PREFIX):].lower().replace("__", ".")
+            dotted = key[len(ENV_PREFIX) :].lower().replace("__", ".")
             _set_dotted(data, dotted, _parse_value(environ[key]), f"environment variable {key}")
             origins[dotted] = f"environment variable {key}"
     for vf in var_files:
@@ -420,9 +435,19 @@ def load_config(
 def validate_config(data: Mapping, source: str, origins: Mapping[str, str] | None = None) -> Config:
     """The merged settings as a Config; ConfigError naming the key on bad input and where it was set:
     source, or what origins says set it (an environment variable, --var, --var-file)."""
+
     def setter(loc: str) -> str:
-        return next((o for k, o in sorted((origins or {}).items(), key=lambda kv: -len(kv[0]))
-                     if loc == k or loc.startswith(k + ".")), None) or source
+        return (
+            next(
+                (
+                    o
+                    for k, o in sorted((origins or {}).items(), key=lambda kv: -len(kv[0]))
+                    if loc == k or loc.startswith(k + ".")
+                ),
+                None,
+            )
+            or source
+        )
 
     try:
         config = Config.model_validate(data)
@@ -436,21 +461,41 @@ def validate_config(data: Mapping, source: str, origins: Mapping[str, str] | Non
         for key in sorted(given):
             if keys == "*" or key in keys:
                 where = section if keys == "*" else f"{section}.{key}"
-                raise ConfigError(f"{setter(where)}: [{section}] {'' if keys == '*' else key + ' '}is not used by the "
-                                  f"{config.target.kind} target ([target] kind = \"{config.target.kind}\"): remove "
-                                  "it, or choose the target that uses it (kind = \"server\" or \"aws\")")
+                raise ConfigError(
+                    f"{setter(where)}: [{section}] {'' if keys == '*' else key + ' '}is not used by the "
+                    f'{config.target.kind} target ([target] kind = "{config.target.kind}"): remove '
+                    'it, or choose the target that uses it (kind = "server" or "aws")'
+                )
     if config.target.kind == "local" and (config.bucket.backup or "").startswith("s3://"):
-        raise ConfigError(f"{setter('bucket.backup')}: bucket.backup: the local target keeps its backups in a "
-                          f"directory, not in {config.bucket.backup!r}: name a directory")
+        raise ConfigError(
+            f"{setter('bucket.backup')}: bucket.backup: the local target keeps its backups in a "
+            f"directory, not in {config.bucket.backup!r}: name a directory"
+        )
     return config
 
 
 # Settings a target kind never reads: set, they would be silently ignored (a user believing the bucket
 # encrypted, or under a prefix), so they are refused. "*": the whole section.
 _UNUSED: dict[str, dict[str, frozenset[str] | str]] = {
-    "local": {"bucket": frozenset({"name", "region", "prefix", "endpoint_url", "addressing_style", "sse", "kms_key_id",
-                                   "tls_only", "noncurrent_days", "tmp_expire_days", "access_log_bucket"}),
-              "database": frozenset({"admin_dsn_env", "host", "port"}), "aws": "*"},
+    "local": {
+        "bucket": frozenset(
+            {
+                "name",
+                "region",
+                "prefix",
+                "endpoint_url",
+                "addressing_style",
+                "sse",
+                "kms_key_id",
+                "tls_only",
+                "noncurrent_days",
+                "tmp_expire_days",
+                "access_log_bucket",
+            }
+        ),
+        "database": frozenset({"admin_dsn_env", "host", "port"}),
+        "aws": "*",
+    },
     "server": {"bucket": frozenset({"path"})},
     "aws": {"bucket": frozenset({"path"})},
 }

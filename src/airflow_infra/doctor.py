@@ -22,12 +22,22 @@ def _postgres(o: dict) -> Check:
 
     try:
         tls = {k: o[f"postgres_{k}"] for k in ("sslmode", "sslrootcert") if o.get(f"postgres_{k}")}  # as Airflow's
-        with psycopg.connect(host=o["postgres_host"], port=o["postgres_port"], dbname=o["postgres_database"],
-                             user=o["etl_user"], password=o["etl_password"], connect_timeout=10, **tls) as conn:
+        with psycopg.connect(
+            host=o["postgres_host"],
+            port=o["postgres_port"],
+            dbname=o["postgres_database"],
+            user=o["etl_user"],
+            password=o["etl_password"],
+            connect_timeout=10,
+            **tls,
+        ) as conn:
             row = conn.execute("SELECT current_user").fetchone()
             user = row[0] if row else "?"
-        return Check("postgres (etl user)", True, f"connected to {o['postgres_host']}:{o['postgres_port']}/"
-                                                  f"{o['postgres_database']} as {user}")
+        return Check(
+            "postgres (etl user)",
+            True,
+            f"connected to {o['postgres_host']}:{o['postgres_port']}/{o['postgres_database']} as {user}",
+        )
     except psycopg.Error as exc:
         return Check("postgres (etl user)", False, reason(exc, connecting=True))
 
@@ -46,22 +56,41 @@ def _local_bucket(path: str) -> Check:
 def _ages(ages: dict[str, float], max_days: int) -> Check:
     old = {role: days for role, days in sorted(ages.items()) if days > max_days}
     if old:
-        return Check("password age", False, "; ".join(f"{role}: {days:.0f} days old" for role, days in old.items())
-                     + f" (more than [secrets] max_age_days = {max_days}): `airflow-infra rotate` gives new ones")
-    return Check("password age", True, ", ".join(f"{role}: {days:.0f} days" for role, days in sorted(ages.items()))
-                 + f" (at most {max_days})")
+        return Check(
+            "password age",
+            False,
+            "; ".join(f"{role}: {days:.0f} days old" for role, days in old.items())
+            + f" (more than [secrets] max_age_days = {max_days}): `airflow-infra rotate` gives new ones",
+        )
+    return Check(
+        "password age",
+        True,
+        ", ".join(f"{role}: {days:.0f} days" for role, days in sorted(ages.items())) + f" (at most {max_days})",
+    )
 
 
-def run(outputs: dict[str, dict], *, s3=None, secret_ages: dict[str, float] | None = None,
-        max_age_days: int = 90, local_stopped: bool = False) -> list[Check]:
+def run(
+    outputs: dict[str, dict],
+    *,
+    s3=None,
+    secret_ages: dict[str, float] | None = None,
+    max_age_days: int = 90,
+    local_stopped: bool = False,
+) -> list[Check]:
     """secret_ages: role -> days since its password last changed, where the store keeps that;
     local_stopped: the project's server is the local one, and it is not running."""
     o = {k: v["value"] for k, v in outputs.items()}
     if "postgres_database" not in o:
         return [Check("state", False, "nothing applied yet: run `airflow-infra apply`")]
     if local_stopped:  # no connection to try: what to do instead
-        checks = [Check("postgres (etl user)", False, "the local PostgreSQL is not running: `airflow-infra local start` "
-                                                      "starts it (so does any plan or apply)")]
+        checks = [
+            Check(
+                "postgres (etl user)",
+                False,
+                "the local PostgreSQL is not running: `airflow-infra local start` "
+                "starts it (so does any plan or apply)",
+            )
+        ]
     else:
         checks = [_postgres(o)]
     if secret_ages:
@@ -82,5 +111,9 @@ def run(outputs: dict[str, dict], *, s3=None, secret_ages: dict[str, float] | No
             s3.delete_object(Bucket=o["bucket_name"], Key=key, **version)
             checks.append(Check("bucket (list, put, delete)", True, o["bucket_url"]))
         except Exception as exc:
-            checks.append(Check("bucket (list, put, delete)", False, f"{o['bucket_url']}: {error_code(exc) or type(exc).__name__}"))
+            checks.append(
+                Check(
+                    "bucket (list, put, delete)", False, f"{o['bucket_url']}: {error_code(exc) or type(exc).__name__}"
+                )
+            )
     return checks

@@ -21,8 +21,10 @@ def exclusive(path: Path, mode: int = 0o600, *, timeout: float | None = None, wh
     try:  # never through a link: a lock file is ours, where it is
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, mode)
     except OSError as exc:
-        raise LockTimeout(f"{path}: cannot open this lock file ({exc.strerror}): it must be a file of "
-                          "airflow-infra's (remove what is there); nothing was changed") from None
+        raise LockTimeout(
+            f"{path}: cannot open this lock file ({exc.strerror}): it must be a file of "
+            "airflow-infra's (remove what is there); nothing was changed"
+        ) from None
     try:
         if timeout is None:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -34,9 +36,11 @@ def exclusive(path: Path, mode: int = 0o600, *, timeout: float | None = None, wh
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
-                        raise LockTimeout(f"{path}: another process has held {what or 'it'} for {timeout:g} s (a run "
-                                          "that is stopped, or still busy?); try again once it goes on or ends; "
-                                          "nothing was changed") from None
+                        raise LockTimeout(
+                            f"{path}: another process has held {what or 'it'} for {timeout:g} s (a run "
+                            "that is stopped, or still busy?); try again once it goes on or ends; "
+                            "nothing was changed"
+                        ) from None
                     time.sleep(0.02)
         yield
     finally:

@@ -71,7 +71,11 @@ class Remote:
         """text without the credentials, as given or percent-encoded (either case)."""
         for secret in sorted({self.password, self.username} - {""}, key=len, reverse=True):
             for form in {secret, quote(secret, safe=""), quote(secret, safe="").lower()}:
-                text = re.sub(re.escape(form), "***", text, flags=re.IGNORECASE) if "%" in form else text.replace(form, "***")
+                text = (
+                    re.sub(re.escape(form), "***", text, flags=re.IGNORECASE)
+                    if "%" in form
+                    else text.replace(form, "***")
+                )
         return text
 
 

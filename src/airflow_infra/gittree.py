@@ -106,9 +106,15 @@ def listing(repo: Path, spec: str, *, timeout: float = DEADLINE) -> list[tuple[s
     """[(mode, blob id, path parts)] of the tree at spec ('<commit>' or '<commit>:<folder>')."""
     if ":" not in spec:
         spec += "^{tree}"
-    proc = subprocess.Popen(["git", "ls-tree", "-r", "-z", "-l", "--full-tree", spec], cwd=repo, env=environment(),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        ["git", "ls-tree", "-r", "-z", "-l", "--full-tree", spec],
+        cwd=repo,
+        env=environment(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     assert proc.stdout is not None
     out: list[tuple[str, str, tuple[str, ...]]] = []
     total, rest = 0, b""
@@ -126,13 +132,18 @@ def listing(repo: Path, spec: str, *, timeout: float = DEADLINE) -> list[tuple[s
                 total += int(size)
                 out.append((mode, oid, _parts(path)))
                 if len(out) > MAX_ENTRIES or total > MAX_BYTES:
-                    raise TreeRefused(f"refused: the tree holds more than {MAX_ENTRIES:,} files or "
-                                      f"{MAX_BYTES // 2**30} GiB (a repository of DAGs holds far less)")
+                    raise TreeRefused(
+                        f"refused: the tree holds more than {MAX_ENTRIES:,} files or "
+                        f"{MAX_BYTES // 2**30} GiB (a repository of DAGs holds far less)"
+                    )
         proc.wait()
     if proc.returncode != 0:  # what spec names is not a tree: no such commit, or Path a file or nothing
         commit, _, folder = spec.partition(":")
-        raise TreeRefused(f"Path {folder!r} is not a folder of the repository at {commit[:12]}" if folder else
-                          f"{commit[:12]} is not a commit of the repository")
+        raise TreeRefused(
+            f"Path {folder!r} is not a folder of the repository at {commit[:12]}"
+            if folder
+            else f"{commit[:12]} is not a commit of the repository"
+        )
     return out
 
 
@@ -154,17 +165,25 @@ def check(entries: list[tuple[str, str, tuple[str, ...]]], targets: dict[str, by
         if leads is None:
             raise TreeRefused(f"refused: the link {_shown(parts)} -> {target!r} leads outside the tree")
         if leads in folders or leads == ():  # Airflow's walk refuses a folder it reaches twice
-            raise TreeRefused(f"refused: the link {_shown(parts)} -> {target!r} leads to a folder (Airflow "
-                              "refuses a DAG folder in which a folder is reached twice)")
+            raise TreeRefused(
+                f"refused: the link {_shown(parts)} -> {target!r} leads to a folder (Airflow "
+                "refuses a DAG folder in which a folder is reached twice)"
+            )
 
 
 class _Blobs:
     """Blobs read through one `git cat-file --batch`, each handed out as it is read (never all in memory)."""
 
     def __init__(self, repo: Path):
-        self.proc = subprocess.Popen(["git", "cat-file", "--batch"], cwd=repo, env=environment(),
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            ["git", "cat-file", "--batch"],
+            cwd=repo,
+            env=environment(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -222,8 +241,12 @@ def _write(entries, targets: dict[str, bytes], blobs: _Blobs, dest: Path) -> Non
             if mode == "120000":
                 os.symlink(targets[oid], parts[-1], dir_fd=parent)
                 continue
-            fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                         0o700 if mode == "100755" else 0o600, dir_fd=parent)
+            fd = os.open(
+                parts[-1],
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                0o700 if mode == "100755" else 0o600,
+                dir_fd=parent,
+            )
             with os.fdopen(fd, "wb") as f:
                 blobs.copy(oid, f.write)
     except OSError as exc:

@@ -37,6 +37,8 @@ def existing_home() -> Path:
 
         var = os.environ.get("AIRFLOW_INFRA_HOME")
         where = f"AIRFLOW_INFRA_HOME={var}" if var else f"the home {home} (AIRFLOW_INFRA_HOME is not set)"
-        raise ConfigError(f"{where}: no such directory, so nothing was made there yet; `airflow-infra up`, `init` "
-                          "or `local start` makes it (or set AIRFLOW_INFRA_HOME to the home you meant)")
+        raise ConfigError(
+            f"{where}: no such directory, so nothing was made there yet; `airflow-infra up`, `init` "
+            "or `local start` makes it (or set AIRFLOW_INFRA_HOME to the home you meant)"
+        )
     return home

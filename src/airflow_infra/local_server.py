@@ -59,7 +59,10 @@ def _candidates() -> list[Path]:
                 candidates.append(Path(out))
         except (OSError, subprocess.SubprocessError):
             pass
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0)
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+    )
     candidates += [Path(p) for p in reversed(versions)]
     # pgserver's wheel carries a full PostgreSQL; find it without importing the package.
     import importlib.util
@@ -88,8 +91,9 @@ def find_bindir(configured: str | None = None) -> Path:
 
 
 def server_version(bindir: Path) -> str:
-    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False,
-                         env=minimal_env()).stdout
+    out = subprocess.run(
+        [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False, env=minimal_env()
+    ).stdout
     return m.group(1) if (m := re.search(r"\(PostgreSQL\) (\d+(?:\.\d+)*)", out)) else out.strip()
 
 
@@ -125,7 +129,7 @@ def _service_account() -> _Account | None:
     if os.geteuid() != 0:
         return None
     wanted = os.environ.get("AIRFLOW_INFRA_PG_USER")
-    for name in ([wanted] if wanted else ["postgres", "nobody"]):
+    for name in [wanted] if wanted else ["postgres", "nobody"]:
         try:
             pw = pwd.getpwnam(name)
             return _Account(pw.pw_uid, pw.pw_gid, name)
@@ -163,8 +167,10 @@ _SETTINGS_MARK = "# written by airflow-infra"
 
 def _settings(port: int) -> str:
     """What makes the server ours: loopback only, no Unix socket, SCRAM passwords."""
-    return (f"\n{_SETTINGS_MARK}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
-            f"port = {port}\npassword_encryption = 'scram-sha-256'\n")
+    return (
+        f"\n{_SETTINGS_MARK}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
+        f"port = {port}\npassword_encryption = 'scram-sha-256'\n"
+    )
 
 
 def _postmaster_without_pidfile(data: Path) -> int | None:
@@ -241,8 +247,13 @@ class LocalServer:
         except (OSError, ValueError):
             return None
         port = doc.get("port") if isinstance(doc, dict) else None
-        if (isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536
-                and isinstance(doc.get("bindir"), str) and isinstance(doc.get("account"), (str, type(None)))):
+        if (
+            isinstance(port, int)
+            and not isinstance(port, bool)
+            and 0 < port < 65536
+            and isinstance(doc.get("bindir"), str)
+            and isinstance(doc.get("account"), (str, type(None)))
+        ):
             return doc
         return None
 
@@ -282,7 +293,11 @@ class LocalServer:
         self._write_info(info)
         logging.getLogger(__name__).warning(
             "%s was missing, unreadable or disagreed with the cluster: rebuilt from the data directory "
-            "(PostgreSQL %s, port %s)", self.info_path, major, port)
+            "(PostgreSQL %s, port %s)",
+            self.info_path,
+            major,
+            port,
+        )
         return info
 
     def _bindir_for(self, major: str) -> Path:
@@ -378,7 +393,9 @@ class LocalServer:
         with exclusive(self.home / ".postgres.lock", timeout=180, what="the local server's lock"):
             yield
 
-    def _run(self, args: list[str], account: _Account | None, *, quiet_output: bool = False) -> subprocess.CompletedProcess:
+    def _run(
+        self, args: list[str], account: _Account | None, *, quiet_output: bool = False
+    ) -> subprocess.CompletedProcess:
         kwargs: dict = {"cwd": self.dir, "text": True, "stdin": subprocess.DEVNULL}
         if account is not None:
             kwargs.update(user=account.uid, group=account.gid, extra_groups=[])
@@ -429,8 +446,22 @@ class LocalServer:
             os.chown(pwfile, account.uid, account.gid)
         try:
             # --no-sync: the files are flushed by _sync_in_background() while the server starts.
-            proc = self._run([str(bindir / "initdb"), "-D", str(into), "-U", SUPERUSER, "--no-sync",
-                              "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C"], account)
+            proc = self._run(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(into),
+                    "-U",
+                    SUPERUSER,
+                    "--no-sync",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ],
+                account,
+            )
         finally:
             pwfile.unlink(missing_ok=True)
         if proc.returncode != 0:
@@ -440,8 +471,14 @@ class LocalServer:
             f.write(_settings(port))
         if not direct:
             os.rename(into, self.data)
-        self._write_info({"port": port, "bindir": str(bindir), "version": server_version(bindir),
-                          "account": account.name if account else None})
+        self._write_info(
+            {
+                "port": port,
+                "bindir": str(bindir),
+                "version": server_version(bindir),
+                "account": account.name if account else None,
+            }
+        )
 
     def _private_copy(self, bindir: Path) -> Path:
         """Copy a PostgreSQL installation under home; the pgserver wheel's binaries find their
@@ -467,8 +504,10 @@ class LocalServer:
 
     def _write_info(self, info: dict) -> None:
         if self.info_path.is_dir() and not self.info_path.is_symlink():
-            raise LocalServerError(f"{self.info_path} is a directory, not the server's cache file: move it aside "
-                                   "(the next command writes the file again from the cluster); nothing was changed")
+            raise LocalServerError(
+                f"{self.info_path} is a directory, not the server's cache file: move it aside "
+                "(the next command writes the file again from the cluster); nothing was changed"
+            )
         tmp = self.info_path.with_name(f".{self.info_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(info, sort_keys=True, indent=2) + "\n")
         os.replace(tmp, self.info_path)  # replaces a link itself, never writes through it
@@ -478,7 +517,9 @@ class LocalServer:
         if info is None or info["port"] == port:
             return
         if self.running_pid() is not None:
-            raise LocalServerError(f"the local server is running on port {info['port']}: `airflow-infra local stop` first")
+            raise LocalServerError(
+                f"the local server is running on port {info['port']}: `airflow-infra local stop` first"
+            )
         with open(self.data / "postgresql.conf", "a") as f:
             f.write(f"port = {port}\n")
         self._write_info({**info, "port": port})
@@ -492,12 +533,15 @@ class LocalServer:
             raise LocalServerError(
                 f"AIRFLOW_INFRA_HOME {self.home}: the local PostgreSQL cannot live under a path holding "
                 f"{' '.join(repr(c) for c in unsafe)} (pg_ctl hands it to a shell): choose a home without them; "
-                "no server was made or started")
+                "no server was made or started"
+            )
         with self._locked():
             fresh = not self.has_cluster()
             if fresh:
                 if port is not None and port_in_use(port):
-                    raise PortInUse(f"--port {port}: 127.0.0.1:{port} is in use by another program; choose another port")
+                    raise PortInUse(
+                        f"--port {port}: 127.0.0.1:{port} is in use by another program; choose another port"
+                    )
                 self._initdb(port)
             elif port is not None:
                 self.set_port(port)
@@ -509,7 +553,8 @@ class LocalServer:
                     raise LocalServerError(
                         f"a PostgreSQL of {self.data} runs as pid {orphan} but its postmaster.pid is gone (removed by "
                         f"hand?): stop it with `kill -INT {orphan}`, then run `airflow-infra local start`; "
-                        "nothing was started")
+                        "nothing was started"
+                    )
                 if port_in_use(info["port"]):
                     raise PortInUse(
                         f"127.0.0.1:{info['port']} is in use by another program, so the local PostgreSQL cannot "
@@ -517,8 +562,19 @@ class LocalServer:
                     )
                 account = self._account(info)
                 # No -w: pg_ctl polls at 100 ms; _wait_ready polls postmaster.pid at 10 ms.
-                proc = self._run([str(Path(info["bindir"]) / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_path),
-                                  "-s", "start"], account, quiet_output=True)
+                proc = self._run(
+                    [
+                        str(Path(info["bindir"]) / "pg_ctl"),
+                        "-D",
+                        str(self.data),
+                        "-l",
+                        str(self.log_path),
+                        "-s",
+                        "start",
+                    ],
+                    account,
+                    quiet_output=True,
+                )
                 if proc.returncode != 0:
                     self._fail_start()
                 if fresh:
@@ -598,35 +654,51 @@ class LocalServer:
             account = self._account(info)
             bindir = Path(info["bindir"])
             if self.running_pid() is not None:
-                proc = self._run([str(bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-s", "stop"],
-                                 account)
+                proc = self._run(
+                    [str(bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-s", "stop"], account
+                )
                 if proc.returncode != 0:
-                    raise LocalServerError(f"the superuser's password is missing from {self.secrets.path}, and the "
-                                           f"server could not be stopped to set a new one: {proc.stderr.strip()}")
+                    raise LocalServerError(
+                        f"the superuser's password is missing from {self.secrets.path}, and the "
+                        f"server could not be stopped to set a new one: {proc.stderr.strip()}"
+                    )
             password = new_password()
             statement = f"ALTER ROLE {SUPERUSER} PASSWORD '{scram.verifier(password)}'\n"
             kwargs: dict = {"user": account.uid, "group": account.gid, "extra_groups": []} if account else {}
-            proc = subprocess.run([str(bindir / "postgres"), "--single", "-D", str(self.data), "postgres"],
-                                  input=statement, capture_output=True, text=True, cwd=self.dir, env=minimal_env(),
-                                  timeout=120, check=False, **kwargs)
+            proc = subprocess.run(
+                [str(bindir / "postgres"), "--single", "-D", str(self.data), "postgres"],
+                input=statement,
+                capture_output=True,
+                text=True,
+                cwd=self.dir,
+                env=minimal_env(),
+                timeout=120,
+                check=False,
+                **kwargs,
+            )
             if proc.returncode != 0 or "ERROR" in proc.stderr:
                 # the server's own words, never the STATEMENT line (it holds the new verifier)
                 said = [ln for ln in proc.stderr.splitlines() if "ERROR" in ln or "FATAL" in ln][-1:]
-                raise LocalServerError(f"the superuser's password is missing from {self.secrets.path}, and setting a "
-                                       f"new one failed: {' '.join(said) or 'postgres --single exited with an error'}")
+                raise LocalServerError(
+                    f"the superuser's password is missing from {self.secrets.path}, and setting a "
+                    f"new one failed: {' '.join(said) or 'postgres --single exited with an error'}"
+                )
             self.secrets.put(SUPERUSER_REF, password)
         logging.getLogger(__name__).warning(
             f"the local PostgreSQL's superuser password was missing from {self.secrets.path}, or not the server's: "
             "a new one was set (the server was restarted for it); run `airflow-infra apply`, which sets the project "
-            "roles' passwords where they are missing too")
+            "roles' passwords where they are missing too"
+        )
         self.start()
 
     def stop(self) -> dict:
         with self._locked():
             if self.running_pid() is not None:
                 info = self._info()
-                proc = self._run([str(Path(info["bindir"]) / "pg_ctl"), "-D", str(self.data), "-m", "fast",
-                                  "-w", "-s", "stop"], self._account(info))
+                proc = self._run(
+                    [str(Path(info["bindir"]) / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-s", "stop"],
+                    self._account(info),
+                )
                 if proc.returncode != 0:
                     raise LocalServerError(f"pg_ctl stop failed: {proc.stderr.strip()}")
         return self.status()
@@ -637,8 +709,15 @@ class LocalServer:
         import psycopg
 
         def attempt():
-            return psycopg.connect(host="127.0.0.1", port=self.port, user=SUPERUSER, dbname=dbname,
-                                   password=self.secrets.get(SUPERUSER_REF), connect_timeout=10, autocommit=True)
+            return psycopg.connect(
+                host="127.0.0.1",
+                port=self.port,
+                user=SUPERUSER,
+                dbname=dbname,
+                password=self.secrets.get(SUPERUSER_REF),
+                connect_timeout=10,
+                autocommit=True,
+            )
 
         def works() -> bool:
             try:
@@ -658,11 +737,18 @@ class LocalServer:
                 if f'password authentication failed for user "{SUPERUSER}"' in str(exc):
                     self._reset_superuser(works)
         self.start()
-        with translated(f"cannot connect to the local PostgreSQL on 127.0.0.1:{self.port} (`airflow-infra local "
-                        "status` says more)", error=LocalServerError, connecting=True):
+        with translated(
+            f"cannot connect to the local PostgreSQL on 127.0.0.1:{self.port} (`airflow-infra local status` says more)",
+            error=LocalServerError,
+            connecting=True,
+        ):
             return attempt()
 
     def client_env(self) -> dict[str, str]:
         """Environment for pg_dump and friends: the password travels here, never in argv."""
-        return minimal_env(PGHOST="127.0.0.1", PGPORT=str(self.port), PGUSER=SUPERUSER,
-                           PGPASSWORD=self.secrets.get(SUPERUSER_REF) or "")
+        return minimal_env(
+            PGHOST="127.0.0.1",
+            PGPORT=str(self.port),
+            PGUSER=SUPERUSER,
+            PGPASSWORD=self.secrets.get(SUPERUSER_REF) or "",
+        )

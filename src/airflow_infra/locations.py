@@ -37,9 +37,9 @@ BUCKET_MARKER = ".airflow-infra-bucket"  # a local bucket's marker file (provide
 
 @dataclass(frozen=True)
 class Location:
-    what: str   # words for messages: the setting and where it points
+    what: str  # words for messages: the setting and where it points
     store: str  # "file", or "s3:<endpoint>/<bucket>"
-    path: str   # file: an absolute, resolved path; s3: a key prefix ("" = the whole bucket)
+    path: str  # file: an absolute, resolved path; s3: a key prefix ("" = the whole bucket)
 
     def within(self, other: Location) -> bool:
         """Inside other, or the same place."""
@@ -149,8 +149,10 @@ def project_locations(config: Config, project_dir: Path, home: Path) -> tuple[Lo
         backups.append(s3_url("the backup location ([bucket] backup)", b.backup, endpoint))
     elif b.backup:
         backups[0] = _file("the backup location ([bucket] backup)", backup_dir(config, home))
-    kept = [_file("the local server's data directory", home / "postgres"),
-            _file("the secret store", home / "secrets.json")]
+    kept = [
+        _file("the local server's data directory", home / "postgres"),
+        _file("the secret store", home / "secrets.json"),
+    ]
     st = config.state
     if st.backend == "local":
         kept.append(_file("the state ([state] path)", (project_dir / st.path).parent))
@@ -189,23 +191,36 @@ def check(config: Config, project_dir: Path, home: Path) -> None:
     database = _database(config, home) if any(p.store.startswith("pg:") for p in kept) else None
     for place in kept:
         if database is not None and place.within(database):
-            refuse(place, database, "destroy would drop it with the project's database: keep the state in a "
-                   "database of its own")
+            refuse(
+                place,
+                database,
+                "destroy would drop it with the project's database: keep the state in a database of its own",
+            )
     for backup in backups:
         if backup.overlaps(bucket):
-            refuse(backup, bucket, "destroy --force-delete-data would write its backup into what it then deletes: "
-                   "set [bucket] backup to a place outside the bucket")
+            refuse(
+                backup,
+                bucket,
+                "destroy --force-delete-data would write its backup into what it then deletes: "
+                "set [bucket] backup to a place outside the bucket",
+            )
     for place in kept:
         if place.within(bucket):
             refuse(place, bucket, "destroy --force-delete-data would empty it with the bucket: move one of them")
         if bucket.within(place):
-            refuse(bucket, place, "a bucket lives in a place of its own, never among what airflow-infra keeps "
-                   "(destroy would empty that with it): put the bucket elsewhere")
+            refuse(
+                bucket,
+                place,
+                "a bucket lives in a place of its own, never among what airflow-infra keeps "
+                "(destroy would empty that with it): put the bucket elsewhere",
+            )
     for loc in [*backups, *kept]:
         if loc.store != "file" or loc.within(bucket):
             continue
         found = _marked_parent(loc)
         if found is not None and str(found) != bucket.path:
-            raise ConfigError(f"{loc.what} lies in the bucket directory {found} (its marker {BUCKET_MARKER} says "
-                              "so): that bucket's destroy would empty it; move it outside every bucket; nothing was "
-                              "changed")
+            raise ConfigError(
+                f"{loc.what} lies in the bucket directory {found} (its marker {BUCKET_MARKER} says "
+                "so): that bucket's destroy would empty it; move it outside every bucket; nothing was "
+                "changed"
+            )

@@ -11,8 +11,10 @@ from .state.base import State
 
 
 def _missing(role: Any) -> SecretMissing:
-    return SecretMissing(f"the password of role {role.attrs['name']} is missing from the secret store "
-                         f"({role.attrs['password_ref']}): run `airflow-infra apply` to set a new one")
+    return SecretMissing(
+        f"the password of role {role.attrs['name']} is missing from the secret store "
+        f"({role.attrs['password_ref']}): run `airflow-infra apply` to set a new one"
+    )
 
 
 def _password(secrets: SecretStore, role: Any) -> str:
@@ -28,12 +30,17 @@ def check_passwords(state: State, secrets: SecretStore) -> None:
     """SecretMissing unless the store holds every login role's password (asked without reading it:
     a listing that masks them must not hide that one is gone)."""
     for role in state.resources.values():
-        if role.type == "postgres_role" and role.attrs.get("password_ref") and not secrets.holds(role.attrs["password_ref"]):
+        if (
+            role.type == "postgres_role"
+            and role.attrs.get("password_ref")
+            and not secrets.holds(role.attrs["password_ref"])
+        ):
             raise _missing(role)
 
 
-def database_outputs(state: State, secrets: SecretStore, *, host: str, port: int | None,
-                     reveal: bool = True) -> dict[str, tuple[Any, bool]]:
+def database_outputs(
+    state: State, secrets: SecretStore, *, host: str, port: int | None, reveal: bool = True
+) -> dict[str, tuple[Any, bool]]:
     """{name: (value, sensitive)} for the project's database, or {} before it exists. Without reveal,
     sensitive values are None and the secret store is not asked (it may need a passphrase); with
     it, a password missing from the store is SecretMissing."""

@@ -20,6 +20,8 @@ def project_tags(project: str, environment: str) -> dict[str, str]:
     """The tags that name a project's things where a state lineage is not theirs to carry (its secrets,
     its Airflow connections' secrets); markers add the lineage (Owner.tags)."""
     return {"ManagedBy": MANAGED_BY, "Project": project, "Environment": environment}
+
+
 _MARKER = re.compile(r"managed by airflow-infra: project (?P<p>\S+), environment (?P<e>\S+), state lineage (?P<l>\S+)")
 _LEGACY = re.compile(r"(?:managed by airflow-infra: )?project (?P<p>\S+)(?: \((?P<e>[^)]*)\))?\s*$")
 
@@ -92,6 +94,8 @@ SIBLING = "made by this project's environment"
 
 
 def sibling_advice(environment: str) -> str:
-    return (f"two environments of one project cannot share a server or bucket (the names of its roles, "
-            f"database and bucket carry no environment): give environment {environment!r} a server of its own "
-            "(another [target] or AIRFLOW_INFRA_HOME)")
+    return (
+        f"two environments of one project cannot share a server or bucket (the names of its roles, "
+        f"database and bucket carry no environment): give environment {environment!r} a server of its own "
+        "(another [target] or AIRFLOW_INFRA_HOME)"
+    )

@@ -18,12 +18,16 @@ def reason(exc: BaseException, *, connecting: bool = False) -> str:
     import psycopg
 
     if connecting and isinstance(exc, psycopg.ProgrammingError) and getattr(exc, "sqlstate", None) is None:
-        return ("the connection string is malformed (a password holding %, spaces or quotes must be "
-                "percent-encoded in a URI, or quoted in key=value form)")
+        return (
+            "the connection string is malformed (a password holding %, spaces or quotes must be "
+            "percent-encoded in a URI, or quoted in key=value form)"
+        )
     ended = (getattr(exc, "sqlstate", None) or "").startswith("57P")  # admin_shutdown, crash_shutdown, ...
     if ended or "server closed the connection" in str(exc):  # libpq's "... unexpectedly": what it means here
-        return ("the server ended this run's session (it restarted, or another run dropped the database or "
-                "ended the session); nothing more was done in it: run the command again")
+        return (
+            "the server ended this run's session (it restarted, or another run dropped the database or "
+            "ended the session); nothing more was done in it: run the command again"
+        )
     diag = getattr(exc, "diag", None)
     primary = diag.message_primary if diag is not None else None
     if primary:
@@ -50,13 +54,17 @@ def checked_dsn(dsn: str, where: str) -> str:
         info = conninfo_to_dict(dsn)
     host, port = str(info.get("host") or ""), str(info.get("port") or "5432")
     if "@" in host or not all(p.strip().isdigit() for p in port.split(",")):
-        raise ConfigError(f"{where}: the connection string's host or port is malformed (an @ in the password must "
-                          "be percent-encoded as %40)")
+        raise ConfigError(
+            f"{where}: the connection string's host or port is malformed (an @ in the password must "
+            "be percent-encoded as %40)"
+        )
     return dsn
 
 
 @contextmanager
-def translated(what: str, *, error: type[AirflowInfraError] = ProviderError, connecting: bool = False) -> Iterator[None]:
+def translated(
+    what: str, *, error: type[AirflowInfraError] = ProviderError, connecting: bool = False
+) -> Iterator[None]:
     """psycopg errors inside become error(f"{what}: {reason}"); ours pass as they are."""
     import psycopg
 

@@ -30,7 +30,7 @@ def dead_leftovers(directory: Path, suffix: str, name: str = "*") -> list[Path]:
     """This host's temporary files of `name` (any, by default) in directory whose process is gone."""
     out = []
     for p in directory.glob(f".{name}.{HOST}.*{suffix}"):
-        pid = p.name[:-len(suffix)].rsplit(".", 1)[-1]
+        pid = p.name[: -len(suffix)].rsplit(".", 1)[-1]
         if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             out.append(p)
     return out

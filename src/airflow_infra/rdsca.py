@@ -49,8 +49,10 @@ def ca_bundle(source: str | None, sha256: str | None, home: Path) -> Path:
         with urllib.request.urlopen(source, timeout=30) as answer:  # noqa: S310 - https or the user's own URL
             data = answer.read(LIMIT + 1)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{key}: cannot fetch {shown} ({getattr(exc, 'reason', exc)}); "
-                          "download it and name the file in [aws.rds] ca_bundle") from None
+        raise ConfigError(
+            f"{key}: cannot fetch {shown} ({getattr(exc, 'reason', exc)}); "
+            "download it and name the file in [aws.rds] ca_bundle"
+        ) from None
     if len(data) > LIMIT:
         raise ConfigError(f"{key}: {shown} is larger than {LIMIT // 1_000_000} MB: not a bundle of certificates")
     _check(data, sha256, shown)

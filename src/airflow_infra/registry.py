@@ -28,9 +28,13 @@ OPTIONAL = ("Branch", "Path", "Config")
 # A repository's page naming a branch (which may hold "/"): GitHub's /tree/, GitLab's /-/tree/,
 # Bitbucket's /src/; the repository's URL is what comes before, without a trailing .git.
 _PAGES = (
-    re.compile(r"^(?P<repo>https?://(?:www\.)?github\.com/[^/]+/[^/]+?)(?:\.git)?/tree/(?P<branch>[^?#]+?)/?(?:[?#].*)?$"),
+    re.compile(
+        r"^(?P<repo>https?://(?:www\.)?github\.com/[^/]+/[^/]+?)(?:\.git)?/tree/(?P<branch>[^?#]+?)/?(?:[?#].*)?$"
+    ),
     re.compile(r"^(?P<repo>https?://[^/]+/.+?)(?:\.git)?/-/tree/(?P<branch>[^?#]+?)/?(?:[?#].*)?$"),
-    re.compile(r"^(?P<repo>https?://(?:www\.)?bitbucket\.org/[^/]+/[^/]+?)(?:\.git)?/src/(?P<branch>[^?#]+?)/?(?:[?#].*)?$"),
+    re.compile(
+        r"^(?P<repo>https?://(?:www\.)?bitbucket\.org/[^/]+/[^/]+?)(?:\.git)?/src/(?P<branch>[^?#]+?)/?(?:[?#].*)?$"
+    ),
 )
 # Hosts whose repositories are exactly owner/name: a longer path is a page git cannot clone.
 _TWO_PARTS = re.compile(r"^https?://(?:www\.)?(?:github\.com|bitbucket\.org)/(?P<path>[^?#]*)")
@@ -108,15 +112,18 @@ def _check_url(e: Entry, where: str, *, transports: bool) -> None:
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(f"{where}: URL {shown(e.url)!r} is not a URL git can use ({exc})") from None
     if not _clonable(e.clone_url):
-        raise ConfigError(f"{where}: URL {shown(e.url)!r} is a web page git cannot clone: give the repository's URL, "
-                          "or its /tree/<branch> page")
+        raise ConfigError(
+            f"{where}: URL {shown(e.url)!r} is a web page git cannot clone: give the repository's URL, "
+            "or its /tree/<branch> page"
+        )
     why = check_transport(e.clone_url) if transports else None
     if why:
         raise ConfigError(f"{where}: URL {shown(e.url)!r}: {why}")
 
 
-def check_rows(entries: list[Entry], source: str, lines: list[int] | None = None, *,
-               transports: bool = True) -> list[Entry]:
+def check_rows(
+    entries: list[Entry], source: str, lines: list[int] | None = None, *, transports: bool = True
+) -> list[Entry]:
     """Each row's own rules, and no project or URL twice. transports=False leaves a URL git may not use
     to the commands that use it (`dags sync` fails that project alone): a registry an older version
     accepted stays readable."""
@@ -125,14 +132,21 @@ def check_rows(entries: list[Entry], source: str, lines: list[int] | None = None
     for i, e in zip(lines or range(2, len(entries) + 2), entries, strict=True):
         where = f"{source}: line {i}"
         check_name(e.project, source=f"{where}: Project")
-        for column, value in (("Repo", e.repo), ("URL", e.url), ("Branch", e.branch), ("Path", e.path),
-                              ("Config", e.config)):
+        for column, value in (
+            ("Repo", e.repo),
+            ("URL", e.url),
+            ("Branch", e.branch),
+            ("Path", e.path),
+            ("Config", e.config),
+        ):
             if not value.isprintable():
                 raise ConfigError(f"{where}: {column} holds a control or line-separating character")
         _check_url(e, where, transports=transports)
         if e.ref and not _BRANCH.fullmatch(e.ref):
-            raise ConfigError(f"{where}: Branch {e.ref!r} is not a branch name (letters, digits and ._/+-, not "
-                              "starting with '-', no '..', ':' or spaces)")
+            raise ConfigError(
+                f"{where}: Branch {e.ref!r} is not a branch name (letters, digits and ._/+-, not "
+                "starting with '-', no '..', ':' or spaces)"
+            )
         if e.project in names:
             raise ConfigError(f"{where}: project {e.project!r} is listed twice")
         if e.url in urls:
@@ -199,11 +213,20 @@ def read(path: str | Path) -> list[Entry]:
         if not any(f.strip() for f in fields):
             continue
         if len(fields) != len(header):
-            raise ConfigError(f"{path}: line {line}: {len(fields)} fields, the header names {len(header)} "
-                              f"({','.join(header)})")
+            raise ConfigError(
+                f"{path}: line {line}: {len(fields)} fields, the header names {len(header)} ({','.join(header)})"
+            )
         row = dict(zip(header, (f.strip() for f in fields), strict=True))
-        entries.append(Entry(row["Project"], row["Repo"], row["URL"], row.get("Branch", ""), row.get("Path", ""),
-                             row.get("Config", "")))
+        entries.append(
+            Entry(
+                row["Project"],
+                row["Repo"],
+                row["URL"],
+                row.get("Branch", ""),
+                row.get("Path", ""),
+                row.get("Config", ""),
+            )
+        )
         lines.append(line)
     return check_rows(entries, str(path), lines, transports=False)
 
@@ -244,8 +267,14 @@ def read_each(path: str | Path) -> tuple[list[Entry], list[str]]:
             if len(fields) != len(header) or any(len(f) > FIELD_LIMIT for f in fields):
                 raise ConfigError(f"{path}: line {start}: {len(fields)} fields, the header names {len(header)}")
             row = dict(zip(header, (f.strip() for f in fields), strict=True))
-            e = Entry(row["Project"], row["Repo"], row["URL"], row.get("Branch", ""), row.get("Path", ""),
-                      row.get("Config", ""))
+            e = Entry(
+                row["Project"],
+                row["Repo"],
+                row["URL"],
+                row.get("Branch", ""),
+                row.get("Path", ""),
+                row.get("Config", ""),
+            )
             check_rows([e], str(path), [start])
             entries.append((start, e))
         except ConfigError as exc:
@@ -260,7 +289,9 @@ def _once(path: Path, entries: list[tuple[int, Entry]], errors: list[str]) -> li
         twice = {v for v in seen if seen.count(v) > 1}
         for i, e in entries:
             if getattr(e, key) in twice:
-                errors.append(f"{path}: line {i}: {key} {shown(getattr(e, key))!r} is listed twice: no row of it is read")
+                errors.append(
+                    f"{path}: line {i}: {key} {shown(getattr(e, key))!r} is listed twice: no row of it is read"
+                )
         entries = [(i, e) for i, e in entries if getattr(e, key) not in twice]
     return [e for _, e in entries]
 
@@ -289,7 +320,9 @@ def remove(path: str | Path, project: str) -> list[Entry]:
     entries = read(path)
     kept = [e for e in entries if e.project != project]
     if len(kept) == len(entries):
-        raise ConfigError(f"{path}: no project {project!r} (projects: {', '.join(e.project for e in entries) or 'none'})")
+        raise ConfigError(
+            f"{path}: no project {project!r} (projects: {', '.join(e.project for e in entries) or 'none'})"
+        )
     write(path, kept)
     return kept
 

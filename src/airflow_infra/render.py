@@ -17,8 +17,13 @@ from .resources import Ref
 from .secretstores import MASK
 
 COLOUR = {CREATE: "green", UPDATE: "yellow", REPLACE: "magenta", DELETE: "red", ADOPT: "cyan"}
-VERB = {CREATE: "created", UPDATE: "updated in place", REPLACE: "replaced", DELETE: "destroyed",
-        ADOPT: "adopted (it exists, made by airflow-infra, but was not in the state)"}
+VERB = {
+    CREATE: "created",
+    UPDATE: "updated in place",
+    REPLACE: "replaced",
+    DELETE: "destroyed",
+    ADOPT: "adopted (it exists, made by airflow-infra, but was not in the state)",
+}
 
 
 def _v(value: Any) -> str:
@@ -31,7 +36,9 @@ def _drift_lines(plan: Plan) -> list[str]:
         if d.deleted:
             lines.append(f"  {d.address} has been deleted")
         else:
-            lines += [f"  {d.address}: {k} changed {_v(old)} -> {_v(new)}" for k, (old, new) in sorted(d.changes.items())]
+            lines += [
+                f"  {d.address}: {k} changed {_v(old)} -> {_v(new)}" for k, (old, new) in sorted(d.changes.items())
+            ]
     return [*lines, ""]
 
 
@@ -47,8 +54,11 @@ def _change_lines(c) -> list[str]:
     elif c.action == CREATE:
         lines += [f"        {k}: {_v(v)}" for k, v in sorted(c.resource.attrs.items())]
     if c.holds_data:
-        lines.append(click.style(f"        ! holds {c.holds_data}: deleted only with --force-delete-data, after a backup",
-                                 fg="red"))
+        lines.append(
+            click.style(
+                f"        ! holds {c.holds_data}: deleted only with --force-delete-data, after a backup", fg="red"
+            )
+        )
     return lines
 
 
@@ -77,8 +87,13 @@ def plan_text(plan: Plan) -> str:
 
 
 def event(phase: str, change, seconds: float, detail: str | None = None) -> None:
-    words = {CREATE: ("Creating", "Creation"), UPDATE: ("Modifying", "Modifications"),
-             REPLACE: ("Replacing", "Replacement"), DELETE: ("Destroying", "Destruction"), ADOPT: ("Adopting", "Adoption")}
+    words = {
+        CREATE: ("Creating", "Creation"),
+        UPDATE: ("Modifying", "Modifications"),
+        REPLACE: ("Replacing", "Replacement"),
+        DELETE: ("Destroying", "Destruction"),
+        ADOPT: ("Adopting", "Adoption"),
+    }
     doing, done = words[change.action]
     if phase == "backup":
         click.echo(f"Backup written: {detail}")
@@ -126,8 +141,10 @@ def refuse_masked_file(output: str | None, show_secrets: bool) -> None:
     """Connections are masked only for a person: into a file or a pipe (`> conns.env`, `| tee`) the
     masked passwords would go, and a later import would write them over working ones."""
     if not (output or show_secrets or sys.stdout.isatty()):
-        raise click.UsageError("stdout is not a terminal, and the passwords would go there masked: pass --output FILE "
-                               "(written with mode 0600, passwords included) or --show-secrets")
+        raise click.UsageError(
+            "stdout is not a terminal, and the passwords would go there masked: pass --output FILE "
+            "(written with mode 0600, passwords included) or --show-secrets"
+        )
 
 
 def connections(text: str, output: str | None, show_secrets: bool) -> None:
@@ -135,8 +152,9 @@ def connections(text: str, output: str | None, show_secrets: bool) -> None:
         secret_stdout()
     click.echo(f"Wrote {output} (mode 0600)." if output else text, nl=bool(output))
     if not (output or show_secrets):
-        click.echo("Note: passwords are masked: --show-secrets prints them, --output FILE writes them (mode 0600)",
-                   err=True)
+        click.echo(
+            "Note: passwords are masked: --show-secrets prints them, --output FILE writes them (mode 0600)", err=True
+        )
 
 
 def stdout_is_file() -> bool:
@@ -188,8 +206,12 @@ def summary(plan: Plan, result: Any, verb: str) -> str:
         return f"{verb.capitalize()} cancelled."
     counts = plan.counts()
     adopted = f", {counts['adopt']} adopted" if counts["adopt"] else ""  # an apply that only adopts says so
-    return click.style(f"{verb.capitalize()} complete! Resources: {counts['add']} added, {counts['change']} changed, "
-                       f"{counts['destroy']} destroyed{adopted}.", fg="green", bold=True)
+    return click.style(
+        f"{verb.capitalize()} complete! Resources: {counts['add']} added, {counts['change']} changed, "
+        f"{counts['destroy']} destroyed{adopted}.",
+        fg="green",
+        bold=True,
+    )
 
 
 # -- tables: rich is imported only by the commands that print one --------------------------------
@@ -216,8 +238,15 @@ def fleet(results: list | None, as_json: bool = False) -> None:
     rows = []
     for r in results:
         counts = r.plan.counts() if r.plan is not None else {}
-        result = (f"[red]error: {r.error}[/red]" if r.error else
-                  "applied" if r.applied else "changes" if r.plan is not None and r.plan.has_changes else "no changes")
+        result = (
+            f"[red]error: {r.error}[/red]"
+            if r.error
+            else "applied"
+            if r.applied
+            else "changes"
+            if r.plan is not None and r.plan.has_changes
+            else "no changes"
+        )
         rows.append((r.project, *(str(counts.get(k, "")) for k in ("add", "change", "destroy")), result))
     _table("project", "add", "change", "destroy", "result", rows=rows)
 
@@ -233,18 +262,24 @@ def fleet_outputs(results: list, as_json: bool, show_secrets: bool) -> None:
 
 def doctor(checks: list) -> int:
     """The checks as a table; the exit status (1 when one failed)."""
-    _table("check", "result", fold="detail",
-           rows=[(ch.name, "[green]passed[/]" if ch.ok else "[red]failed[/]", ch.detail) for ch in checks])
+    _table(
+        "check",
+        "result",
+        fold="detail",
+        rows=[(ch.name, "[green]passed[/]" if ch.ok else "[red]failed[/]", ch.detail) for ch in checks],
+    )
     return 0 if all(ch.ok for ch in checks) else 1
 
 
 def state_restored(serial: int, restored: Any) -> None:
-    click.echo(f"Restored state serial {serial} as serial {restored.serial} ({len(restored.resources)} resources). "
-               "Run `airflow-infra plan` to see how the world differs from it.")
+    click.echo(
+        f"Restored state serial {serial} as serial {restored.serial} ({len(restored.resources)} resources). "
+        "Run `airflow-infra plan` to see how the world differs from it."
+    )
 
 
 def state_migrated(where: str, backend: str) -> None:
-    click.echo(f"Copied the state to {where}. Now set [state] backend = \"{backend}\" in airflow-infra.toml.")
+    click.echo(f'Copied the state to {where}. Now set [state] backend = "{backend}" in airflow-infra.toml.')
 
 
 def up(plan: Plan, result: Any, outs: dict[str, dict]) -> None:
@@ -273,8 +308,10 @@ def local_status(s: dict, as_json: bool = False) -> str:
         return "Local PostgreSQL: not initialised (any command that needs it starts it)."
     state_word = click.style("running", fg="green") if s["running"] else click.style("stopped", fg="yellow")
     pid = f", pid {s['pid']}" if s["running"] else ""
-    return (f"Local PostgreSQL {s['version']}: {state_word} on {s['host']}:{s['port']}{pid}\n"
-            f"  data: {s['data_dir']}\n  binaries: {s['bindir']}\n  log: {s['log']}")
+    return (
+        f"Local PostgreSQL {s['version']}: {state_word} on {s['host']}:{s['port']}{pid}\n"
+        f"  data: {s['data_dir']}\n  binaries: {s['bindir']}\n  log: {s['log']}"
+    )
 
 
 def lock(info: Any, as_json: bool) -> str:
@@ -288,12 +325,17 @@ def state_versions(versions: list, as_json: bool) -> str:
         return json.dumps([asdict(v) for v in versions], sort_keys=True, indent=2)
     lines = []
     if not any(v.current for v in versions):
-        lines.append("The current state cannot be read (corrupt, or written by a newer release); "
-                     "`airflow-infra state restore SERIAL` brings back one of these:" if versions else
-                     "No state is kept.")
+        lines.append(
+            "The current state cannot be read (corrupt, or written by a newer release); "
+            "`airflow-infra state restore SERIAL` brings back one of these:"
+            if versions
+            else "No state is kept."
+        )
     for v in versions:
         mark = "current" if v.current else ""
-        lines.append(f"serial {v.serial:<6} {v.written}  {v.resources:>3} resources  lineage {v.lineage}  {mark}".rstrip())
+        lines.append(
+            f"serial {v.serial:<6} {v.written}  {v.resources:>3} resources  lineage {v.lineage}  {mark}".rstrip()
+        )
     return "\n".join(lines)
 
 
@@ -368,8 +410,11 @@ def finished(plan: Plan, result: Any, verb: str) -> None:
 
 
 def bootstrapped(done: list[str] | None) -> None:
-    lines(["Bootstrap cancelled: the bucket was left as it is."] if done is None
-          else done or ["Nothing to do: the backend is ready."])
+    lines(
+        ["Bootstrap cancelled: the bucket was left as it is."]
+        if done is None
+        else done or ["Nothing to do: the backend is ready."]
+    )
     if done is None:
         sys.exit(1)
 

@@ -57,8 +57,11 @@ class Resource:
         for k, v in self.attrs.items():
             if isinstance(v, Ref):
                 found = attrs_of(v.address)
-                v = found[v.attr] if found is not None and found.get(v.attr) is not None else (
-                    v if unknown is Ref else unknown)
+                v = (
+                    found[v.attr]
+                    if found is not None and found.get(v.attr) is not None
+                    else (v if unknown is Ref else unknown)
+                )
             out[k] = v
         return Resource(self.type, self.name, out, self.depends_on)
 
@@ -73,8 +76,13 @@ class Resource:
         if not isinstance(data, Mapping) or not isinstance(data.get("attrs"), Mapping):
             raise ValueError("a resource without an attrs object")
         kind, name, deps = data.get("type"), data.get("name"), data.get("depends_on", [])
-        if not (isinstance(kind, str) and isinstance(name, str) and isinstance(deps, list)
-                and all(isinstance(d, str) for d in deps) and all(isinstance(k, str) for k in data["attrs"])):
+        if not (
+            isinstance(kind, str)
+            and isinstance(name, str)
+            and isinstance(deps, list)
+            and all(isinstance(d, str) for d in deps)
+            and all(isinstance(k, str) for k in data["attrs"])
+        ):
             raise ValueError(f"resource {name!r} of type {kind!r} is not a resource (type, name, depends_on)")
         attrs = {k: _from_json(v) for k, v in data["attrs"].items()}
         return cls(kind, name, attrs, tuple(deps))

@@ -20,8 +20,15 @@ _NOT_LACKING_400 = ("KMS.", "InvalidBucketName", "InvalidAccessKeyId", "ExpiredT
 
 # the settings getters; a store that does not know the subresource answers as to a plain GET of the
 # bucket: a listing (s3rver's GET ?versioning), which botocore would read as "never turned on"
-_GETTERS = {"GetBucketVersioning", "GetBucketEncryption", "GetPublicAccessBlock", "GetBucketOwnershipControls",
-            "GetBucketLifecycleConfiguration", "GetBucketTagging", "GetBucketPolicy"}
+_GETTERS = {
+    "GetBucketVersioning",
+    "GetBucketEncryption",
+    "GetPublicAccessBlock",
+    "GetBucketOwnershipControls",
+    "GetBucketLifecycleConfiguration",
+    "GetBucketTagging",
+    "GetBucketPolicy",
+}
 _LISTINGS = (b"ListBucketResult", b"ListVersionsResult")
 
 
@@ -38,7 +45,7 @@ def check_setting_bodies(client: Any) -> None:
             return
         body = http_response.content or b""
         start = body.find(b"<", body.find(b"?>") + 1 if body.startswith(b"<?xml") else 0)
-        if body[start + 1:].startswith(_LISTINGS):
+        if body[start + 1 :].startswith(_LISTINGS):
             raise NotASetting(f"{model.name}: the store answered with a bucket listing")
 
     client.meta.events.register("after-call.s3", check)
@@ -63,8 +70,13 @@ def _iso(when: Any) -> str:
     return when.isoformat() if hasattr(when, "isoformat") else str(when or "")
 
 
-def version_pages(s3: Any, bucket: str, prefix: str = "", *, unversioned: set[str] | None = None,
-                  ) -> Iterator[tuple[list[dict[str, Any]], bool]]:
+def version_pages(
+    s3: Any,
+    bucket: str,
+    prefix: str = "",
+    *,
+    unversioned: set[str] | None = None,
+) -> Iterator[tuple[list[dict[str, Any]], bool]]:
     """Each page of a bucket's versions and delete markers (under prefix, oldest pages first as the
     store lists them), and whether more pages follow. unversioned: buckets known to have no
     ListObjectVersions; one found so is added."""
@@ -79,20 +91,36 @@ def version_pages(s3: Any, bucket: str, prefix: str = "", *, unversioned: set[st
                 unversioned.add(bucket)
         else:
             for page in itertools.chain([first] if first is not None else [], pages):
-                yield [*map(_version, page.get("Versions", [])), *map(_marker, page.get("DeleteMarkers", []))], \
-                    bool(page.get("IsTruncated"))
+                yield (
+                    [*map(_version, page.get("Versions", [])), *map(_marker, page.get("DeleteMarkers", []))],
+                    bool(page.get("IsTruncated")),
+                )
             return
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        yield [{**_version(o), "VersionId": "null", "IsLatest": True} for o in page.get("Contents", [])], \
-            bool(page.get("IsTruncated"))
+        yield (
+            [{**_version(o), "VersionId": "null", "IsLatest": True} for o in page.get("Contents", [])],
+            bool(page.get("IsTruncated")),
+        )
 
 
 def _version(v: dict[str, Any]) -> dict[str, Any]:
-    return {"Key": v["Key"], "VersionId": v.get("VersionId") or "null", "IsLatest": v.get("IsLatest", False),
-            "DeleteMarker": False, "Size": v.get("Size", 0), "ETag": v.get("ETag", ""),
-            "LastModified": _iso(v.get("LastModified"))}
+    return {
+        "Key": v["Key"],
+        "VersionId": v.get("VersionId") or "null",
+        "IsLatest": v.get("IsLatest", False),
+        "DeleteMarker": False,
+        "Size": v.get("Size", 0),
+        "ETag": v.get("ETag", ""),
+        "LastModified": _iso(v.get("LastModified")),
+    }
 
 
 def _marker(m: dict[str, Any]) -> dict[str, Any]:
-    return {"Key": m["Key"], "VersionId": m.get("VersionId") or "null", "IsLatest": m.get("IsLatest", False),
-            "DeleteMarker": True, "Size": 0, "LastModified": _iso(m.get("LastModified"))}
+    return {
+        "Key": m["Key"],
+        "VersionId": m.get("VersionId") or "null",
+        "IsLatest": m.get("IsLatest", False),
+        "DeleteMarker": True,
+        "Size": 0,
+        "LastModified": _iso(m.get("LastModified")),
+    }

@@ -21,9 +21,18 @@ def saslprep(password: str) -> str:
         return password
     mapped = "".join(" " if stringprep.in_table_c12(ch) else ch for ch in password if not stringprep.in_table_b1(ch))
     out = unicodedata.normalize("NFKC", mapped)
-    prohibited = (stringprep.in_table_c12, stringprep.in_table_c21_c22, stringprep.in_table_c3, stringprep.in_table_c4,
-                  stringprep.in_table_c5, stringprep.in_table_c6, stringprep.in_table_c7, stringprep.in_table_c8,
-                  stringprep.in_table_c9, stringprep.in_table_a1)
+    prohibited = (
+        stringprep.in_table_c12,
+        stringprep.in_table_c21_c22,
+        stringprep.in_table_c3,
+        stringprep.in_table_c4,
+        stringprep.in_table_c5,
+        stringprep.in_table_c6,
+        stringprep.in_table_c7,
+        stringprep.in_table_c8,
+        stringprep.in_table_c9,
+        stringprep.in_table_a1,
+    )
     if not out or any(test(ch) for ch in out for test in prohibited):
         return password
     return out
@@ -57,7 +66,8 @@ def matches(stored: str | None, password: str) -> bool:
         if method != "SCRAM-SHA-256":
             return False
         want = _keys(saslprep(password), base64.b64decode(salt), int(iterations))
-        return hmac.compare_digest(want[0], base64.b64decode(stored_key)) and \
-            hmac.compare_digest(want[1], base64.b64decode(server_key))
+        return hmac.compare_digest(want[0], base64.b64decode(stored_key)) and hmac.compare_digest(
+            want[1], base64.b64decode(server_key)
+        )
     except ValueError:
         return False

@@ -26,15 +26,18 @@ class Service:
     name: str
     path: Path
     text: str
-    scope: str          # "system" or "user"
+    scope: str  # "system" or "user"
     installed: bool = False
 
 
 def unit(home: Path, *, scope: str | None = None) -> Service:
     scope = scope or ("system" if os.geteuid() == 0 else "user")
     name = f"airflow-infra-local-{hashlib.sha256(str(home).encode()).hexdigest()[:8]}.service"  # one per home
-    base = (Path("/etc/systemd/system") if scope == "system"
-            else Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "systemd" / "user")
+    base = (
+        Path("/etc/systemd/system")
+        if scope == "system"
+        else Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "systemd" / "user"
+    )
     run = shlex.join([sys.executable, "-m", "airflow_infra"])
     text = f"""[Unit]
 Description=airflow-infra's local PostgreSQL ({home})
@@ -59,9 +62,11 @@ def install(service: Service) -> Service:
     """Write the unit, then enable and start it; refused where systemd does not run."""
     systemctl = shutil.which("systemctl")
     if systemctl is None or not Path("/run/systemd/system").is_dir():
-        raise AirflowInfraError("systemd does not run on this machine (no /run/systemd/system): nothing was "
-                                "written; `airflow-infra local install-service --print` shows the unit to install "
-                                "with the init system there is")
+        raise AirflowInfraError(
+            "systemd does not run on this machine (no /run/systemd/system): nothing was "
+            "written; `airflow-infra local install-service --print` shows the unit to install "
+            "with the init system there is"
+        )
     service.path.parent.mkdir(parents=True, exist_ok=True)
     tmp = service.path.with_name(f".{service.name}.tmp")
     tmp.write_text(service.text)

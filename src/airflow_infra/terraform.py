@@ -28,9 +28,11 @@ from .errors import ConfigError
 from .names import NAME_RE
 
 # the seed module's resources, by role: (type, name in the module)
-SEED = {"bucket": ("aws_s3_bucket", "airflow_workbucket"),
-        "security_group": ("aws_security_group", "db_security_group"),
-        "instance": ("aws_db_instance", "db_database")}
+SEED = {
+    "bucket": ("aws_s3_bucket", "airflow_workbucket"),
+    "security_group": ("aws_security_group", "db_security_group"),
+    "instance": ("aws_db_instance", "db_database"),
+}
 PORT = 5432
 
 
@@ -39,16 +41,16 @@ class SeedInfrastructure:
     """What the seed module made, as its Terraform state describes it."""
 
     source: str
-    region: str | None          # from the instance's ARN or the bucket; --region when neither says
+    region: str | None  # from the instance's ARN or the bucket; --region when neither says
     bucket: str
     bucket_region: str | None
     security_group_name: str
     security_group_id: str
     instance: dict[str, Any]
     allowed_security_groups: list[str] = field(default_factory=list)
-    allowed_cidrs: list[str] = field(default_factory=list)   # on 5432, not /0
-    dropped_rules: list[str] = field(default_factory=list)    # what the narrowed group no longer allows
-    instance_at: str = ""       # the JSON path of the instance's attributes in the state, for messages
+    allowed_cidrs: list[str] = field(default_factory=list)  # on 5432, not /0
+    dropped_rules: list[str] = field(default_factory=list)  # what the narrowed group no longer allows
+    instance_at: str = ""  # the JSON path of the instance's attributes in the state, for messages
 
     @property
     def database(self) -> str | None:
@@ -57,9 +59,9 @@ class SeedInfrastructure:
 
 # -- reading the JSON text: bounded, and refusing what JSON lets through but no state holds -----------
 
-MAX_BYTES = 64 * 2**20   # a state of thousands of resources is a few MiB: more is no state of the seed's
-MAX_DEPTH = 64           # Terraform's states nest about a dozen levels
-MAX_DIGITS = 64          # no attribute holds a longer number (Python itself refuses past 4300 digits)
+MAX_BYTES = 64 * 2**20  # a state of thousands of resources is a few MiB: more is no state of the seed's
+MAX_DEPTH = 64  # Terraform's states nest about a dozen levels
+MAX_DIGITS = 64  # no attribute holds a longer number (Python itself refuses past 4300 digits)
 
 
 def printable(text: str) -> str:
@@ -97,13 +99,18 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _integer(text: str) -> int | _Refused:
     digits = len(text.lstrip("-"))
-    return int(text) if digits <= MAX_DIGITS else _Refused(f"a number of {digits} digits",
-                                                           f"a state's numbers have at most {MAX_DIGITS} digits")
+    return (
+        int(text)
+        if digits <= MAX_DIGITS
+        else _Refused(f"a number of {digits} digits", f"a state's numbers have at most {MAX_DIGITS} digits")
+    )
 
 
 def _float(text: str) -> float | _Refused:
     value = float(text)  # 1e999 is inf: refused like Infinity
-    return value if math.isfinite(value) else _Refused(text, "JSON has no infinite numbers (Terraform never writes them)")
+    return (
+        value if math.isfinite(value) else _Refused(text, "JSON has no infinite numbers (Terraform never writes them)")
+    )
 
 
 def _constant(name: str) -> _Refused:
@@ -133,7 +140,7 @@ def _shown(value: Any) -> str:
 
 def _too_deep(src: str, where: str) -> str:
     if len(where) > 80:  # 64 levels of [0]: the start says where
-        where = where[:where.rfind("[", 0, 77)] + "..."
+        where = where[: where.rfind("[", 0, 77)] + "..."
     return f"{src}: {where}: nested more than {MAX_DEPTH} levels deep; Terraform's states nest about a dozen"
 
 
@@ -184,8 +191,10 @@ def _check_tree(doc: Any, src: str) -> None:
             if depth > MAX_DEPTH:
                 raise ConfigError(_too_deep(src, where(place)))
             if isinstance(value, _Duplicated):
-                raise ConfigError(f"{src}: {where(place)}: key {_shown(value.key)} given twice; readers differ on "
-                                  "which one counts (Terraform writes each key once)")
+                raise ConfigError(
+                    f"{src}: {where(place)}: key {_shown(value.key)} given twice; readers differ on "
+                    "which one counts (Terraform writes each key once)"
+                )
             todo.extend((v, depth + 1, (place, k)) for k, v in value.items())
         elif isinstance(value, list):
             if depth > MAX_DEPTH:
@@ -220,7 +229,9 @@ def _read_s3(url: str) -> tuple[bytes, int | None]:
 
     bucket, _, key = url[5:].partition("/")
     try:
-        obj = aws_client("s3", region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1")).get_object(Bucket=bucket, Key=key)
+        obj = aws_client("s3", region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1")).get_object(
+            Bucket=bucket, Key=key
+        )
         size = obj.get("ContentLength")
         size = size if isinstance(size, int) else None
         if size is not None and size > MAX_BYTES:
@@ -239,16 +250,20 @@ def _parse(data: bytes, src: str) -> Any:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - data.rfind(b"\n", 0, exc.start)
-        raise ConfigError(f"{src}: not UTF-8 (byte 0x{data[exc.start]:02x} at line {line}, column {column}); "
-                          "Terraform writes its states in UTF-8") from None
+        raise ConfigError(
+            f"{src}: not UTF-8 (byte 0x{data[exc.start]:02x} at line {line}, column {column}); "
+            "Terraform writes its states in UTF-8"
+        ) from None
     try:
-        doc = json.loads(text, object_pairs_hook=_object, parse_int=_integer, parse_float=_float,
-                         parse_constant=_constant)
+        doc = json.loads(
+            text, object_pairs_hook=_object, parse_int=_integer, parse_float=_float, parse_constant=_constant
+        )
     except RecursionError:  # the C decoder's own bound: it unwound cleanly
         raise ConfigError(_too_deep(src, _deep_path(text))) from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{src}: not JSON ({exc.msg}: line {exc.lineno}, column {exc.colno}); is this a "
-                          "Terraform state?") from None
+        raise ConfigError(
+            f"{src}: not JSON ({exc.msg}: line {exc.lineno}, column {exc.colno}); is this a Terraform state?"
+        ) from None
     except ValueError as exc:
         raise ConfigError(f"{src}: not JSON ({printable(str(exc))}); is this a Terraform state?") from None
     _check_tree(doc, src)
@@ -256,6 +271,7 @@ def _parse(data: bytes, src: str) -> Any:
 
 
 # -- the state's structure and the attributes used: strict models, one line per refusal --------------
+
 
 @dataclass(frozen=True)
 class _Check:
@@ -274,9 +290,14 @@ class _Check:
 
 def _text(pattern: str, allowed: str, *, null: bool = False, empty: bool = False) -> PlainValidator:
     """A string that fully matches pattern: re.fullmatch, as re.match with $ lets a trailing newline through."""
+
     def ok(v: Any) -> bool:
-        return ((null and v is None) or (empty and v == "")
-                or (type(v) is str and re.fullmatch(pattern, v, re.ASCII) is not None))  # ASCII: \d is 0-9 only
+        return (
+            (null and v is None)
+            or (empty and v == "")
+            or (type(v) is str and re.fullmatch(pattern, v, re.ASCII) is not None)
+        )  # ASCII: \d is 0-9 only
+
     besides = ['""'] * empty + ["null"] * null
     return PlainValidator(_Check(ok, allowed + (f", or {' or '.join(besides)}" if besides else "")))
 
@@ -284,6 +305,7 @@ def _text(pattern: str, allowed: str, *, null: bool = False, empty: bool = False
 def _int(low: int, high: int, *, null: bool = False) -> PlainValidator:
     def ok(v: Any) -> bool:  # type() is int: true is no number, 4.0 and "4" none either
         return (null and v is None) or (type(v) is int and low <= v <= high)
+
     return PlainValidator(_Check(ok, f"an integer from {low} to {high}" + (", or null" if null else "")))
 
 
@@ -293,8 +315,13 @@ def _bool() -> PlainValidator:
 
 def _list(allowed: str, *, null: bool = False) -> BeforeValidator:
     """A JSON array; its items are checked by the item type, each where it is."""
-    return BeforeValidator(_Check(lambda v: type(v) is list or (null and v is None), allowed + (", or null" if null else ""),
-                                  null_is_empty=null))
+    return BeforeValidator(
+        _Check(
+            lambda v: type(v) is list or (null and v is None),
+            allowed + (", or null" if null else ""),
+            null_is_empty=null,
+        )
+    )
 
 
 def _cidr(version: int) -> PlainValidator:
@@ -305,11 +332,14 @@ def _cidr(version: int) -> PlainValidator:
             return ipaddress.ip_network(v).version == version
         except ValueError:  # not a network, or host bits set: the config refuses that too
             return False
-    return PlainValidator(_Check(ok, f"an IPv{version} CIDR such as {'10.0.0.0/16' if version == 4 else '2001:db8::/32'}"))
+
+    return PlainValidator(
+        _Check(ok, f"an IPv{version} CIDR such as {'10.0.0.0/16' if version == 4 else '2001:db8::/32'}")
+    )
 
 
-_IDENT = r"[A-Za-z_][A-Za-z0-9_-]*"                  # Terraform's names: resource types and names
-_INDEX = r'\[(?:\d+|"(?:[^"\\\x00-\x1f]|\\.)*")\]'    # count's [0] or for_each's ["key"]
+_IDENT = r"[A-Za-z_][A-Za-z0-9_-]*"  # Terraform's names: resource types and names
+_INDEX = r'\[(?:\d+|"(?:[^"\\\x00-\x1f]|\\.)*")\]'  # count's [0] or for_each's ["key"]
 _MODULE = rf"module\.{_IDENT}(?:{_INDEX})?(?:\.module\.{_IDENT}(?:{_INDEX})?)*"
 _REGION = r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}"
 _PARTITION = r"arn:aws(?:-[a-z]+)*"
@@ -335,8 +365,10 @@ class _Strict(BaseModel):
 
 class _Instance(_Strict):
     allowed = "an object (one instance of the resource)"
-    attributes: Annotated[dict[str, Any] | None, PlainValidator(_Check(
-        lambda v: v is None or type(v) is dict, "an object of the resource's attributes"))] = None
+    attributes: Annotated[
+        dict[str, Any] | None,
+        PlainValidator(_Check(lambda v: v is None or type(v) is dict, "an object of the resource's attributes")),
+    ] = None
 
 
 class _Resource(_Strict):
@@ -344,7 +376,9 @@ class _Resource(_Strict):
     mode: Annotated[str, _text("managed|data", '"managed" or "data"')]
     type: Annotated[str, _text(_IDENT, "a Terraform resource type such as aws_db_instance")]
     name: Annotated[str, _text(_IDENT, "a Terraform name such as db_database")]
-    module: Annotated[str | None, _text(_MODULE, 'a module address such as module.airflow or module.db["a"]', null=True)] = None
+    module: Annotated[
+        str | None, _text(_MODULE, 'a module address such as module.airflow or module.db["a"]', null=True)
+    ] = None
     instances: Annotated[list[_Instance], _list("a list of instance objects")]
 
 
@@ -355,29 +389,47 @@ class _State(_Strict):
 
 
 class _BucketAttributes(_Strict):
-    bucket: Annotated[str, _text(r"(?!\d+\.\d+\.\d+\.\d+\Z)(?!.*\.\.)(?=.{3,63}\Z)[a-z0-9][a-z0-9.-]*[a-z0-9]",
-                                 "an S3 bucket name: 3-63 characters of a-z, 0-9, '.' and '-', starting and ending "
-                                 "with a letter or digit, not an IP address")]
+    bucket: Annotated[
+        str,
+        _text(
+            r"(?!\d+\.\d+\.\d+\.\d+\Z)(?!.*\.\.)(?=.{3,63}\Z)[a-z0-9][a-z0-9.-]*[a-z0-9]",
+            "an S3 bucket name: 3-63 characters of a-z, 0-9, '.' and '-', starting and ending "
+            "with a letter or digit, not an IP address",
+        ),
+    ]
     region: Annotated[str | None, _text(_REGION, "an AWS region such as eu-west-1", null=True, empty=True)] = None
 
 
 class _Rule(_Strict):
     allowed = "an object (an ingress rule: protocol, from_port, to_port, cidr_blocks, ...)"
-    protocol: Annotated[str | None, _text(r"-1|[a-z0-9]{1,16}", 'a protocol such as "tcp", "6" or "-1"', null=True)] = None
+    protocol: Annotated[str | None, _text(r"-1|[a-z0-9]{1,16}", 'a protocol such as "tcp", "6" or "-1"', null=True)] = (
+        None
+    )
     from_port: Annotated[int | None, _int(-1, 65535, null=True)] = None
     to_port: Annotated[int | None, _int(-1, 65535, null=True)] = None
-    cidr_blocks: Annotated[list[Annotated[str, _cidr(4)]], _list("a list of IPv4 CIDRs", null=True)] = Field(default_factory=list)
+    cidr_blocks: Annotated[list[Annotated[str, _cidr(4)]], _list("a list of IPv4 CIDRs", null=True)] = Field(
+        default_factory=list
+    )
     ipv6_cidr_blocks: Annotated[list[Annotated[str, _cidr(6)]], _list("a list of IPv6 CIDRs", null=True)] = Field(
-        default_factory=list)
-    security_groups: Annotated[list[Annotated[str, _text(rf"(?:\d{{12}}/)?{_SG_ID}", "a security group id such as "
-                                                          "sg-0123456789abcdef0")]],
-                               _list("a list of security group ids", null=True)] = Field(default_factory=list)
+        default_factory=list
+    )
+    security_groups: Annotated[
+        list[Annotated[str, _text(rf"(?:\d{{12}}/)?{_SG_ID}", "a security group id such as sg-0123456789abcdef0")]],
+        _list("a list of security group ids", null=True),
+    ] = Field(default_factory=list)
 
 
 class _GroupAttributes(_Strict):
-    name: Annotated[str, _text(r"[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{1,255}", "a security group name: 1-255 letters, "
-                               "digits, spaces and ._-:/()#,@[]+=&;{}!$*")]
-    id: Annotated[str | None, _text(_SG_ID, "a security group id such as sg-0123456789abcdef0", null=True, empty=True)] = None
+    name: Annotated[
+        str,
+        _text(
+            r"[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{1,255}",
+            "a security group name: 1-255 letters, digits, spaces and ._-:/()#,@[]+=&;{}!$*",
+        ),
+    ]
+    id: Annotated[
+        str | None, _text(_SG_ID, "a security group id such as sg-0123456789abcdef0", null=True, empty=True)
+    ] = None
     ingress: Annotated[list[_Rule], _list("a list of ingress rule objects", null=True)] = Field(default_factory=list)
 
 
@@ -386,32 +438,65 @@ _DB_NAME = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
 
 class _InstanceAttributes(_Strict):
     # the master password is not among them: it is never read
-    identifier: Annotated[str, _text(r"(?=.{1,63}\Z)[A-Za-z](?:-?[A-Za-z0-9])*", "an RDS instance identifier: 1-63 "
-                                     "letters, digits and single hyphens, starting with a letter, not ending with a hyphen")]
+    identifier: Annotated[
+        str,
+        _text(
+            r"(?=.{1,63}\Z)[A-Za-z](?:-?[A-Za-z0-9])*",
+            "an RDS instance identifier: 1-63 "
+            "letters, digits and single hyphens, starting with a letter, not ending with a hyphen",
+        ),
+    ]
     engine: Annotated[str, _text("postgres", '"postgres" (airflow-infra manages PostgreSQL)')]
-    engine_version: Annotated[str | None, _text(r"\d{1,3}(?:\.\d{1,5}){0,3}(?:-[a-z0-9.]{1,40})?",
-                                                "a version such as 16.3", null=True)] = None
-    arn: Annotated[str | None, _text(rf"{_PARTITION}:rds:{_REGION}:\d{{12}}:db:[A-Za-z][A-Za-z0-9-]{{0,62}}",
-                                     "an RDS instance ARN such as arn:aws:rds:eu-west-1:123456789012:db:airflow-db",
-                                     null=True, empty=True)] = None
-    db_name: Annotated[str | None, _text(_DB_NAME, "a database name (a letter or _, then letters, digits and _)",
-                                         null=True, empty=True)] = None
-    name: Annotated[str | None, _text(_DB_NAME, "a database name (a letter or _, then letters, digits and _)",
-                                      null=True, empty=True)] = None   # db_name before AWS provider 5
-    username: Annotated[str | None, _text(r"[A-Za-z][A-Za-z0-9_]{0,62}", "a user name (a letter, then letters, digits "
-                                          "and _)", null=True, empty=True)] = None
-    db_subnet_group_name: Annotated[str, _text(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,254}", "a DB subnet group name: 1-255 "
-                                               "letters, digits, spaces, '.', '_' and '-'")]
-    instance_class: Annotated[str | None, _text(r"db\.[a-z0-9]+\.[a-z0-9]+", "an instance class such as db.t4g.micro",
-                                                null=True)] = None
+    engine_version: Annotated[
+        str | None, _text(r"\d{1,3}(?:\.\d{1,5}){0,3}(?:-[a-z0-9.]{1,40})?", "a version such as 16.3", null=True)
+    ] = None
+    arn: Annotated[
+        str | None,
+        _text(
+            rf"{_PARTITION}:rds:{_REGION}:\d{{12}}:db:[A-Za-z][A-Za-z0-9-]{{0,62}}",
+            "an RDS instance ARN such as arn:aws:rds:eu-west-1:123456789012:db:airflow-db",
+            null=True,
+            empty=True,
+        ),
+    ] = None
+    db_name: Annotated[
+        str | None,
+        _text(_DB_NAME, "a database name (a letter or _, then letters, digits and _)", null=True, empty=True),
+    ] = None
+    name: Annotated[
+        str | None,
+        _text(_DB_NAME, "a database name (a letter or _, then letters, digits and _)", null=True, empty=True),
+    ] = None  # db_name before AWS provider 5
+    username: Annotated[
+        str | None,
+        _text(
+            r"[A-Za-z][A-Za-z0-9_]{0,62}", "a user name (a letter, then letters, digits and _)", null=True, empty=True
+        ),
+    ] = None
+    db_subnet_group_name: Annotated[
+        str,
+        _text(
+            r"[A-Za-z0-9][A-Za-z0-9._ -]{0,254}",
+            "a DB subnet group name: 1-255 letters, digits, spaces, '.', '_' and '-'",
+        ),
+    ]
+    instance_class: Annotated[
+        str | None, _text(r"db\.[a-z0-9]+\.[a-z0-9]+", "an instance class such as db.t4g.micro", null=True)
+    ] = None
     allocated_storage: Annotated[int | None, _int(20, 65536, null=True)] = None
     max_allocated_storage: Annotated[int | None, _int(0, 65536, null=True)] = None
     backup_retention_period: Annotated[int | None, _int(0, 35, null=True)] = None
     multi_az: Annotated[bool | None, _bool()] = None
     performance_insights_enabled: Annotated[bool | None, _bool()] = None
-    kms_key_id: Annotated[str | None, _text(rf"{_PARTITION}:kms:{_REGION}:\d{{12}}:(?:key|alias)/[A-Za-z0-9/_-]{{1,256}}",
-                                            "a KMS key ARN such as arn:aws:kms:eu-west-1:123456789012:key/...",
-                                            null=True, empty=True)] = None
+    kms_key_id: Annotated[
+        str | None,
+        _text(
+            rf"{_PARTITION}:kms:{_REGION}:\d{{12}}:(?:key|alias)/[A-Za-z0-9/_-]{{1,256}}",
+            "a KMS key ARN such as arn:aws:kms:eu-west-1:123456789012:key/...",
+            null=True,
+            empty=True,
+        ),
+    ] = None
     port: Annotated[int | None, _int(1150, 65535, null=True)] = None
 
 
@@ -426,20 +511,29 @@ def _validated(model: type[_M], data: Any, src: str, at: str = "") -> _M:
         err = exc.errors(include_url=False)[0]
         ctx = err.get("ctx") or {}
         if err["type"] == "absent":
-            raise ConfigError(f"{src}: {_jpath(at, [*err['loc'], ctx['key']])}: missing; it must be {ctx['allowed']}") from None
+            raise ConfigError(
+                f"{src}: {_jpath(at, [*err['loc'], ctx['key']])}: missing; it must be {ctx['allowed']}"
+            ) from None
         where, shown = _jpath(at, err["loc"]), _shown(err["input"])
         if err["type"] == "state_version":
-            raise ConfigError(f"{src}: {where}: state format version {shown}; import-terraform reads version 4 (Terraform "
-                              "0.12 and later: `terraform state pull` with a current Terraform writes it)") from None
-        allowed = ctx["allowed"] if err["type"] == "not_allowed" else printable(err["msg"])  # pydantic's own: not expected
+            raise ConfigError(
+                f"{src}: {where}: state format version {shown}; import-terraform reads version 4 (Terraform "
+                "0.12 and later: `terraform state pull` with a current Terraform writes it)"
+            ) from None
+        allowed = (
+            ctx["allowed"] if err["type"] == "not_allowed" else printable(err["msg"])
+        )  # pydantic's own: not expected
         raise ConfigError(f"{src}: {where}: {shown} is not allowed; it must be {allowed}") from None
 
 
 def _attributes(state: _State, role: str, src: str, module: str | None) -> tuple[dict[str, Any], str]:
     """The attributes of the seed's resource in role, and their JSON path."""
     rtype, rname = SEED[role]
-    found = [(i, r) for i, r in enumerate(state.resources) if r.mode == "managed" and r.type == rtype
-             and (module is None or r.module == module)]
+    found = [
+        (i, r)
+        for i, r in enumerate(state.resources)
+        if r.mode == "managed" and r.type == rtype and (module is None or r.module == module)
+    ]
     named = [(i, r) for i, r in found if r.name == rname]
     pick = named or found
     where = f" in {printable(module)}" if module else ""
@@ -450,8 +544,10 @@ def _attributes(state: _State, role: str, src: str, module: str | None) -> tuple
         raise ConfigError(f"{src}: resources: several {rtype} resources ({mods}): name the module with --module")
     i, resource = pick[0]
     if len(resource.instances) != 1:
-        raise ConfigError(f"{src}: resources[{i}].instances: {rtype}.{resource.name} has {len(resource.instances)} "
-                          "instances; import-terraform takes one (no count or for_each)")
+        raise ConfigError(
+            f"{src}: resources[{i}].instances: {rtype}.{resource.name} has {len(resource.instances)} "
+            "instances; import-terraform takes one (no count or for_each)"
+        )
     at = f"resources[{i}].instances[0].attributes"
     attributes = resource.instances[0].attributes
     if attributes is None:
@@ -490,20 +586,34 @@ def read_seed_state(path: str | Path, *, module: str | None = None) -> SeedInfra
             else:
                 dropped.append(f"{rule.protocol} {ports[0]}-{ports[1]} from {group}")
     return SeedInfrastructure(
-        source=str(path), region=_region_of(db.arn) or bucket.region or None, bucket=bucket.bucket,
-        bucket_region=bucket.region or None, security_group_name=sg.name, security_group_id=sg.id or "",
+        source=str(path),
+        region=_region_of(db.arn) or bucket.region or None,
+        bucket=bucket.bucket,
+        bucket_region=bucket.region or None,
+        security_group_name=sg.name,
+        security_group_id=sg.id or "",
         instance=db.model_dump(),  # what was checked, and only that: the password never was
-        allowed_security_groups=sorted(allowed_sgs), allowed_cidrs=sorted(allowed_cidrs), dropped_rules=dropped,
-        instance_at=db_at)
+        allowed_security_groups=sorted(allowed_sgs),
+        allowed_cidrs=sorted(allowed_cidrs),
+        dropped_rules=dropped,
+        instance_at=db_at,
+    )
 
 
 def _toml(value: Any) -> str:
     return json.dumps(value)  # strings, numbers, booleans and lists of strings: JSON is valid TOML here
 
 
-def render_adoption_config(seed: SeedInfrastructure, *, name: str | None, environment: str,
-                           allow_security_groups: list[str], allow_cidrs: list[str],
-                           connect_through: str | None, region: str | None) -> tuple[str, str]:
+def render_adoption_config(
+    seed: SeedInfrastructure,
+    *,
+    name: str | None,
+    environment: str,
+    allow_security_groups: list[str],
+    allow_cidrs: list[str],
+    connect_through: str | None,
+    region: str | None,
+) -> tuple[str, str]:
     """(project name, airflow-infra.toml text) that describes what exists, hardened where that
     changes nothing that must be replaced: the first plan then holds only hardening changes."""
     db, src = seed.instance, printable(seed.source)
@@ -515,11 +625,15 @@ def render_adoption_config(seed: SeedInfrastructure, *, name: str | None, enviro
         raise ConfigError(f"{source}: {name!r} is not a valid project name (must match {NAME_RE}); pass --name")
     major = str(db.get("engine_version") or "").split(".")[0]
     if not re.fullmatch(r"\d{2}", major):
-        raise ConfigError(f"{src}: {_jpath(seed.instance_at, ['engine_version'])}: {_shown(db.get('engine_version'))}: "
-                          "airflow-infra manages PostgreSQL 10 and later; upgrade the instance first")
+        raise ConfigError(
+            f"{src}: {_jpath(seed.instance_at, ['engine_version'])}: {_shown(db.get('engine_version'))}: "
+            "airflow-infra manages PostgreSQL 10 and later; upgrade the instance first"
+        )
     if not db.get("instance_class"):  # the reader lets it be absent (nothing else needs it); the config cannot
-        raise ConfigError(f"{src}: {_jpath(seed.instance_at, ['instance_class'])}: missing; it must be an instance "
-                          "class such as db.t4g.micro")
+        raise ConfigError(
+            f"{src}: {_jpath(seed.instance_at, ['instance_class'])}: missing; it must be an instance "
+            "class such as db.t4g.micro"
+        )
     region = region or seed.region
     if not region:
         raise ConfigError(f"--region: {src} says no region (the instance's ARN, the bucket): pass --region")
@@ -529,38 +643,52 @@ def render_adoption_config(seed: SeedInfrastructure, *, name: str | None, enviro
         # the file's name escaped: a newline in it would end the comment and start TOML of its own
         f"# written by `airflow-infra import-terraform {printable(Path(seed.source).name)}`: it describes what the seed's",
         "# Terraform made, hardened where nothing has to be replaced; review it, then `airflow-infra plan`.",
-        "[project]", f"name = {_toml(name)}", f"environment = {_toml(environment)}", "",
-        "[target]", 'kind = "aws"', f"region = {_toml(region)}", "",
+        "[project]",
+        f"name = {_toml(name)}",
+        f"environment = {_toml(environment)}",
+        "",
+        "[target]",
+        'kind = "aws"',
+        f"region = {_toml(region)}",
+        "",
         "[database]",
     ]
     if seed.database and seed.database != name:
         lines.append(f"name = {_toml(seed.database)}")
-    lines += ["schemas = []            # the seed's tables are in public; add schemas here as you need them", "",
-              "[bucket]", f"name = {_toml(seed.bucket)}"]
+    lines += [
+        "schemas = []            # the seed's tables are in public; add schemas here as you need them",
+        "",
+        "[bucket]",
+        f"name = {_toml(seed.bucket)}",
+    ]
     if seed.bucket_region and seed.bucket_region != region:
         lines.append(f"region = {_toml(seed.bucket_region)}")
-    lines += ["", "[airflow]               # the connection ids the seed's projects used",
-              f"postgres_conn_id = {_toml(name + '_postgres')}", f"bucket_conn_id = {_toml(name + '-workbucket')}", "",
-              "[aws.rds]",
-              f"identifier = {_toml(db['identifier'])}",
-              f"db_subnet_group = {_toml(db['db_subnet_group_name'])}   # the existing one, not managed here",
-              f"security_group_name = {_toml(seed.security_group_name)}",
-              f"instance_class = {_toml(db.get('instance_class'))}",
-              f"engine_major = {_toml(major)}",
-              f"allocated_storage = {_toml(db.get('allocated_storage') or 20)}",
-              f"max_allocated_storage = {_toml(db.get('max_allocated_storage') or 0)}",
-              f"backup_retention_days = {_toml(max(1, db.get('backup_retention_period') or 7))}",
-              f"multi_az = {_toml(bool(db.get('multi_az')))}",
-              # as the instance has it: Performance Insights depends on its class and engine version
-              f"performance_insights = {_toml(bool(db.get('performance_insights_enabled')))}",
-              "deletion_protection = true",
-              "publicly_accessible = false",
-              "# storage_encrypted = true (the default): an unencrypted instance is encrypted only by",
-              "# `airflow-infra apply --encrypt-storage` (a snapshot-copy-restore; stop writers first)"]
+    lines += [
+        "",
+        "[airflow]               # the connection ids the seed's projects used",
+        f"postgres_conn_id = {_toml(name + '_postgres')}",
+        f"bucket_conn_id = {_toml(name + '-workbucket')}",
+        "",
+        "[aws.rds]",
+        f"identifier = {_toml(db['identifier'])}",
+        f"db_subnet_group = {_toml(db['db_subnet_group_name'])}   # the existing one, not managed here",
+        f"security_group_name = {_toml(seed.security_group_name)}",
+        f"instance_class = {_toml(db.get('instance_class'))}",
+        f"engine_major = {_toml(major)}",
+        f"allocated_storage = {_toml(db.get('allocated_storage') or 20)}",
+        f"max_allocated_storage = {_toml(db.get('max_allocated_storage') or 0)}",
+        f"backup_retention_days = {_toml(max(1, db.get('backup_retention_period') or 7))}",
+        f"multi_az = {_toml(bool(db.get('multi_az')))}",
+        # as the instance has it: Performance Insights depends on its class and engine version
+        f"performance_insights = {_toml(bool(db.get('performance_insights_enabled')))}",
+        "deletion_protection = true",
+        "publicly_accessible = false",
+        "# storage_encrypted = true (the default): an unencrypted instance is encrypted only by",
+        "# `airflow-infra apply --encrypt-storage` (a snapshot-copy-restore; stop writers first)",
+    ]
     if db.get("kms_key_id"):
         lines.append(f"kms_key_id = {_toml(db['kms_key_id'])}")
-    lines += [f"allowed_security_groups = {_toml(groups)}   # the Airflow workers",
-              f"allowed_cidrs = {_toml(cidrs)}"]
+    lines += [f"allowed_security_groups = {_toml(groups)}   # the Airflow workers", f"allowed_cidrs = {_toml(cidrs)}"]
     if connect_through:
         lines.append(f"connect_through = {_toml(connect_through)}")
     return name, "\n".join(lines) + "\n"

@@ -32,9 +32,15 @@ class Connection:
     extra: dict | None = None
 
     def fields(self, *, show_secrets: bool) -> dict[str, Any]:
-        d = {"conn_type": self.conn_type, "host": self.host, "port": self.port, "schema": self.schema,
-             "login": self.login, "password": self.password if show_secrets or self.password is None else MASK,
-             "extra": self.extra}
+        d = {
+            "conn_type": self.conn_type,
+            "host": self.host,
+            "port": self.port,
+            "schema": self.schema,
+            "login": self.login,
+            "password": self.password if show_secrets or self.password is None else MASK,
+            "extra": self.extra,
+        }
         return {k: v for k, v in d.items() if v is not None}
 
     def uri(self, *, show_secrets: bool) -> str:
@@ -61,23 +67,34 @@ def build(config, outputs: dict[str, dict]) -> tuple[list[Connection], dict[str,
     pg_id, bucket_id = connection_ids(config)
     conns = []
     if "etl_user" in o:
-        conns.append(Connection(pg_id, "postgres", host=o["postgres_host"], port=o["postgres_port"],
-                                schema=o["postgres_database"], login=o["etl_user"],
-                                password=o.get("etl_password") or MASK,  # not revealed: shown masked
-                                extra={k: o[f"postgres_{k}"] for k in ("sslmode", "sslrootcert")
-                                       if o.get(f"postgres_{k}")} or None))
+        conns.append(
+            Connection(
+                pg_id,
+                "postgres",
+                host=o["postgres_host"],
+                port=o["postgres_port"],
+                schema=o["postgres_database"],
+                login=o["etl_user"],
+                password=o.get("etl_password") or MASK,  # not revealed: shown masked
+                extra={k: o[f"postgres_{k}"] for k in ("sslmode", "sslrootcert") if o.get(f"postgres_{k}")} or None,
+            )
+        )
     else:  # adopted by import-terraform: the etl role comes with the first apply
         import logging
 
-        logging.getLogger(__name__).warning(f"connection {pg_id}: the project's etl role does not exist yet; "
-                                            "the first `airflow-infra apply` makes it")
+        logging.getLogger(__name__).warning(
+            f"connection {pg_id}: the project's etl role does not exist yet; the first `airflow-infra apply` makes it"
+        )
     variables: dict[str, str] = {}
     name = config.project.name
     if "bucket_path" in o:  # the local target: a directory
         conns.append(Connection(bucket_id, "fs", extra={"path": o["bucket_path"]}))
         variables[f"{name}_workfiles_url"] = o["bucket_url"]
     elif "bucket_name" in o:
-        extra: dict[str, Any] = {"region_name": o["bucket_region"], "service_config": {"s3": {"bucket_name": o["bucket_name"]}}}
+        extra: dict[str, Any] = {
+            "region_name": o["bucket_region"],
+            "service_config": {"s3": {"bucket_name": o["bucket_name"]}},
+        }
         if o.get("bucket_endpoint_url"):
             extra["endpoint_url"] = o["bucket_endpoint_url"]
         conns.append(Connection(bucket_id, "aws", extra=extra))
@@ -88,7 +105,9 @@ def build(config, outputs: dict[str, dict]) -> tuple[list[Connection], dict[str,
 
 def render(conns: list[Connection], variables: dict[str, str], fmt: str, *, show_secrets: bool) -> str:
     if fmt == "json":
-        return json.dumps({c.conn_id: c.fields(show_secrets=show_secrets) for c in conns}, indent=2, sort_keys=True) + "\n"
+        return (
+            json.dumps({c.conn_id: c.fields(show_secrets=show_secrets) for c in conns}, indent=2, sort_keys=True) + "\n"
+        )
     if fmt == "yaml":
         lines = []
         for c in conns:  # a small, fixed shape: YAML written by hand is JSON-compatible values under keys
@@ -103,8 +122,10 @@ def render(conns: list[Connection], variables: dict[str, str], fmt: str, *, show
         if not c.conn_id.replace("_", "").isalnum():
             from ..errors import ConfigError
 
-            raise ConfigError(f"connection id {c.conn_id!r} cannot be an environment variable's name "
-                              "(Airflow looks up AIRFLOW_CONN_<ID>): use --format json or yaml and `airflow connections import`")
+            raise ConfigError(
+                f"connection id {c.conn_id!r} cannot be an environment variable's name "
+                "(Airflow looks up AIRFLOW_CONN_<ID>): use --format json or yaml and `airflow connections import`"
+            )
         doc = json.dumps(c.fields(show_secrets=show_secrets), sort_keys=True).replace("'", "'\\''")
         out.append(f"AIRFLOW_CONN_{c.conn_id.upper().replace('-', '_')}='{doc}'")
     out += [f"AIRFLOW_VAR_{k.upper()}='{v}'" for k, v in sorted(variables.items())]

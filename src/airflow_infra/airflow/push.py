@@ -28,29 +28,42 @@ def _not_ours(sm, name: str, tags: dict[str, str]) -> str | None:
     if all(found.get(k) == v for k, v in tags.items() if k in ("ManagedBy", "Project", "Environment")):
         return None
     if found.get("ManagedBy") == "airflow-infra" and found.get("Project"):
-        return (f"Secrets Manager secret {name} belongs to project {found['Project']} "
-                f"({found.get('Environment', '?')}), not to {tags.get('Project')} ({tags.get('Environment')})")
+        return (
+            f"Secrets Manager secret {name} belongs to project {found['Project']} "
+            f"({found.get('Environment', '?')}), not to {tags.get('Project')} ({tags.get('Environment')})"
+        )
     return f"Secrets Manager secret {name} exists and was not made by airflow-infra for project {tags.get('Project')}"
 
 
-def push_secrets_manager(conns: list[Connection], variables: dict[str, str], *, prefix: str, variables_prefix: str,
-                         region: str, tags: dict[str, str], kms_key_id: str | None = None,
-                         ) -> tuple[list[tuple[str, str]], dict[str, str]]:
+def push_secrets_manager(
+    conns: list[Connection],
+    variables: dict[str, str],
+    *,
+    prefix: str,
+    variables_prefix: str,
+    region: str,
+    tags: dict[str, str],
+    kms_key_id: str | None = None,
+) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """([(name, created|updated|unchanged)], {name: ARN}): tagged like the project's other secrets,
     encrypted with kms_key_id when given. A secret there that is not this project's (another project's
     tags, or none) is never overwritten: that is refused before anything is written."""
     from ..aws_clients import aws_client, error_code, translate
 
     sm = aws_client("secretsmanager", region=region)
-    items = [(f"{prefix.rstrip('/')}/{c.conn_id}", json.dumps(c.fields(show_secrets=True), sort_keys=True)) for c in conns]
+    items = [
+        (f"{prefix.rstrip('/')}/{c.conn_id}", json.dumps(c.fields(show_secrets=True), sort_keys=True)) for c in conns
+    ]
     items += [(f"{variables_prefix.rstrip('/')}/{k}", v) for k, v in sorted(variables.items())]
     tagged = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
     try:
         for name, _ in items:
             why = _not_ours(sm, name, tags)
             if why:
-                raise AirflowInfraError(f"{why}: nothing was pushed (choose another id in [airflow] of the "
-                                        "project's airflow-infra.toml, or another --prefix)")
+                raise AirflowInfraError(
+                    f"{why}: nothing was pushed (choose another id in [airflow] of the "
+                    "project's airflow-infra.toml, or another --prefix)"
+                )
     except AirflowInfraError:
         raise
     except Exception as exc:
@@ -100,10 +113,14 @@ def delete_pushed(names: list[str], *, region: str, tags: dict[str, str]) -> lis
     return left
 
 
-def push_airflow(conns: list[Connection], variables: dict[str, str], *, airflow_bin: str = "airflow") -> list[tuple[str, str]]:
+def push_airflow(
+    conns: list[Connection], variables: dict[str, str], *, airflow_bin: str = "airflow"
+) -> list[tuple[str, str]]:
     exe = shutil.which(airflow_bin)
     if exe is None:
-        raise AirflowInfraError(f"--to airflow: no `{airflow_bin}` command here (install Airflow, or pass --airflow-bin)")
+        raise AirflowInfraError(
+            f"--to airflow: no `{airflow_bin}` command here (install Airflow, or pass --airflow-bin)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "connections.json")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)

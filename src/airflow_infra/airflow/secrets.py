@@ -44,8 +44,10 @@ def _airflow_paths() -> tuple[Path, Path | None]:
         dags = conf.get("core", "dags_folder", fallback=None)
     except Exception:
         storage = dags = None
-    return (Path(storage) if storage else Path(tempfile.gettempdir(), "airflow", "dag_bundles"),
-            Path(os.path.realpath(dags)) if dags else None)
+    return (
+        Path(storage) if storage else Path(tempfile.gettempdir(), "airflow", "dag_bundles"),
+        Path(os.path.realpath(dags)) if dags else None,
+    )
 
 
 def _in_a_dag_process() -> bool:

@@ -8,7 +8,9 @@ from ..errors import AirflowInfraError
 from .core import Project, outputs
 
 
-def connections(project: Project, *, fmt: str = "env", show_secrets: bool = False, output: str | Path | None = None) -> str:
+def connections(
+    project: Project, *, fmt: str = "env", show_secrets: bool = False, output: str | Path | None = None
+) -> str:
     """The project's connections and variables in Airflow's format fmt (env, json, yaml, uri). Written to
     output (created with mode 0600, secrets included) when given, else returned (secrets only with show_secrets)."""
     from ..airflow.connections import build, render
@@ -29,9 +31,16 @@ def connections(project: Project, *, fmt: str = "env", show_secrets: bool = Fals
     return text
 
 
-def connections_push(project: Project, *, to: str, prefix: str = "airflow/connections",
-                     variables_prefix: str = "airflow/variables", region: str | None = None,
-                     airflow_bin: str = "airflow", lock_timeout: float = 0.0) -> list[tuple[str, str]]:
+def connections_push(
+    project: Project,
+    *,
+    to: str,
+    prefix: str = "airflow/connections",
+    variables_prefix: str = "airflow/variables",
+    region: str | None = None,
+    airflow_bin: str = "airflow",
+    lock_timeout: float = 0.0,
+) -> list[tuple[str, str]]:
     """Push the connections (and variables) where Airflow reads them; [(name, created|updated|unchanged)].
     Secrets Manager secrets are recorded in the state, under its lock, so that destroy removes them."""
     from dataclasses import replace
@@ -50,9 +59,14 @@ def connections_push(project: Project, *, to: str, prefix: str = "airflow/connec
         with transaction(project.backend(), "connections push", timeout=lock_timeout) as txn:
             state = project.claim(txn.state)
             done, arns = push_secrets_manager(
-                conns, variables, prefix=prefix, variables_prefix=variables_prefix, region=region or sc.region,
+                conns,
+                variables,
+                prefix=prefix,
+                variables_prefix=variables_prefix,
+                region=region or sc.region,
                 tags=project_tags(p.name, p.environment),
-                kms_key_id=sc.kms_key_id)
+                kms_key_id=sc.kms_key_id,
+            )
             if {**state.pushed, **arns} != state.pushed:
                 txn.commit(lambda s: replace(project.claim(s), pushed={**s.pushed, **arns}))
             return done
@@ -70,11 +84,19 @@ def doctor(project: Project):
     target = project.target()
     p = project.config.project
     try:
-        ages = {role: days for role in ("etl", "reader")
-                if (days := target.secrets.age_days(role_ref(p.name, p.environment, f"{p.name}_{role}"))) is not None}
+        ages = {
+            role: days
+            for role in ("etl", "reader")
+            if (days := target.secrets.age_days(role_ref(p.name, p.environment, f"{p.name}_{role}"))) is not None
+        }
         stopped = project.config.target.kind == "local" and local_server().running_pid() is None
-        return run(outputs(project, reveal=True), s3=target.bucket_client(), secret_ages=ages,
-                   max_age_days=project.config.secrets.max_age_days, local_stopped=stopped)
+        return run(
+            outputs(project, reveal=True),
+            s3=target.bucket_client(),
+            secret_ages=ages,
+            max_age_days=project.config.secrets.max_age_days,
+            local_stopped=stopped,
+        )
     finally:
         target.close()
 

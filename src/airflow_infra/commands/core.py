@@ -78,8 +78,13 @@ def init(project_dir: str | Path = ".", *, name: str | None = None, environment:
     return path
 
 
-def load(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: Sequence[str | Path] = (),
-         create_home: bool = False) -> Project:
+def load(
+    project_dir: str | Path = ".",
+    *,
+    vars: Sequence[str] = (),
+    var_files: Sequence[str | Path] = (),
+    create_home: bool = False,
+) -> Project:
     """The project in project_dir. The home must exist unless create_home (what `up` does)."""
     from ..config import load_config
     from ..home import existing_home
@@ -90,8 +95,10 @@ def load(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: 
     config = load_config(project_dir, vars=vars, var_files=var_files)
     home = home_dir()
     if create_home and home.exists() and not home.is_dir():
-        raise ConfigError(f"AIRFLOW_INFRA_HOME={home}: not a directory; set AIRFLOW_INFRA_HOME to a directory (or "
-                          "a path where one can be made)")
+        raise ConfigError(
+            f"AIRFLOW_INFRA_HOME={home}: not a directory; set AIRFLOW_INFRA_HOME to a directory (or "
+            "a path where one can be made)"
+        )
     return Project(project_dir, config, home if create_home else existing_home())
 
 
@@ -105,8 +112,12 @@ def plan(project: Project, *, destroy: bool = False):
     target.secrets.load(state)  # a store that keeps its values in the state: whether each is there is drift
     try:
         target.preflight()
-        return make_plan(state, [] if destroy else target.desired(), target.providers(state.lineage),
-                         operation="destroy" if destroy else "apply")
+        return make_plan(
+            state,
+            [] if destroy else target.desired(),
+            target.providers(state.lineage),
+            operation="destroy" if destroy else "apply",
+        )
     finally:
         target.close()
 
@@ -129,16 +140,33 @@ def load_plan(path: str | Path):
         raise ConfigError(f"{path}: not a plan file saved by `airflow-infra plan --out` ({exc})") from None
 
 
-def _run(project: Project, operation: str, *, saved=None, confirm=None, force_delete_data=False,
-         lock_timeout: float = 0.0, on_event=None, **target_options):
+def _run(
+    project: Project,
+    operation: str,
+    *,
+    saved=None,
+    confirm=None,
+    force_delete_data=False,
+    lock_timeout: float = 0.0,
+    on_event=None,
+    **target_options,
+):
     from ..state.base import transaction
 
     project.check_locations()
     backend, target = project.backend(), project.target(lock_timeout=lock_timeout, **target_options)
     try:
         with transaction(backend, operation, timeout=lock_timeout) as txn:
-            return _run_in(txn, project, target, operation, saved=saved, confirm=confirm,
-                           force_delete_data=force_delete_data, on_event=on_event)
+            return _run_in(
+                txn,
+                project,
+                target,
+                operation,
+                saved=saved,
+                confirm=confirm,
+                force_delete_data=force_delete_data,
+                on_event=on_event,
+            )
     finally:
         target.close()
 
@@ -168,8 +196,9 @@ def _run_in(txn, project: Project, target, operation: str, *, saved, confirm, fo
     if confirm is not None and p.has_changes and not confirm(p):
         return p, None
     target.secrets.bind(txn.commit)
-    result = apply_plan(p, txn, providers, backup_dir=project.backup_dir,
-                        force_delete_data=force_delete_data, on_event=on_event)
+    result = apply_plan(
+        p, txn, providers, backup_dir=project.backup_dir, force_delete_data=force_delete_data, on_event=on_event
+    )
     if operation == "destroy":
         _forget_pushed(txn, project)
     return p, result
@@ -191,13 +220,23 @@ def _forget_pushed(txn, project: Project) -> None:
     for why in delete_pushed(names, region=project.config.secrets.region, tags=project_tags(p.name, p.environment)):
         logging.getLogger(__name__).warning(f"{why}: not deleted")
     txn.commit(lambda s: replace(s, pushed={}))
-    logging.getLogger(__name__).warning(f"the connection secrets `connections push` wrote are scheduled for deletion "
-                                        f"(recoverable for 7 days): {', '.join(names)}")
+    logging.getLogger(__name__).warning(
+        f"the connection secrets `connections push` wrote are scheduled for deletion "
+        f"(recoverable for 7 days): {', '.join(names)}"
+    )
 
 
-def apply(project: Project, *, plan=None, confirm: Callable | None = None, force_delete_data: bool = False,
-          lock_timeout: float = 0.0, on_event=None, encrypt_storage: bool = False,
-          on_progress: Callable[[str], None] | None = None):
+def apply(
+    project: Project,
+    *,
+    plan=None,
+    confirm: Callable | None = None,
+    force_delete_data: bool = False,
+    lock_timeout: float = 0.0,
+    on_event=None,
+    encrypt_storage: bool = False,
+    on_progress: Callable[[str], None] | None = None,
+):
     """Plan (or take the saved plan) and apply it under the state lock.
 
     confirm(plan) -> bool is asked before anything changes; None means approved.
@@ -205,24 +244,53 @@ def apply(project: Project, *, plan=None, confirm: Callable | None = None, force
     on_progress(message) hears about long waits (an RDS instance becoming available).
     Returns (plan, ApplyResult), the result None when confirm declined.
     """
-    return _run(project, "apply", saved=plan, confirm=confirm, force_delete_data=force_delete_data,
-                lock_timeout=lock_timeout, on_event=on_event, encrypt_storage=encrypt_storage, on_progress=on_progress)
+    return _run(
+        project,
+        "apply",
+        saved=plan,
+        confirm=confirm,
+        force_delete_data=force_delete_data,
+        lock_timeout=lock_timeout,
+        on_event=on_event,
+        encrypt_storage=encrypt_storage,
+        on_progress=on_progress,
+    )
 
 
-def destroy(project: Project, *, confirm: Callable | None = None, force_delete_data: bool = False,
-            lock_timeout: float = 0.0, on_event=None, skip_final_snapshot: bool = False,
-            on_progress: Callable[[str], None] | None = None):
+def destroy(
+    project: Project,
+    *,
+    confirm: Callable | None = None,
+    force_delete_data: bool = False,
+    lock_timeout: float = 0.0,
+    on_event=None,
+    skip_final_snapshot: bool = False,
+    on_progress: Callable[[str], None] | None = None,
+):
     """Delete every resource in the state, in reverse dependency order.
 
     skip_final_snapshot (aws, environment "dev" only): delete the RDS instance without a final snapshot.
     """
-    return _run(project, "destroy", confirm=confirm, force_delete_data=force_delete_data,
-                lock_timeout=lock_timeout, on_event=on_event, skip_final_snapshot=skip_final_snapshot,
-                on_progress=on_progress)
+    return _run(
+        project,
+        "destroy",
+        confirm=confirm,
+        force_delete_data=force_delete_data,
+        lock_timeout=lock_timeout,
+        on_event=on_event,
+        skip_final_snapshot=skip_final_snapshot,
+        on_progress=on_progress,
+    )
 
 
-def up(project_dir: str | Path = ".", *, vars: Sequence[str] = (), var_files: Sequence[str | Path] = (),
-       lock_timeout: float = 0.0, on_event=None):
+def up(
+    project_dir: str | Path = ".",
+    *,
+    vars: Sequence[str] = (),
+    var_files: Sequence[str | Path] = (),
+    lock_timeout: float = 0.0,
+    on_event=None,
+):
     """init (when no config exists) + apply without asking. Returns (project, plan, result)."""
     if not (Path(project_dir) / CONFIG_FILE).exists():
         name = project_name(Path(project_dir))  # checked before anything is made
@@ -251,11 +319,15 @@ def import_resource(project: Project, address: str, resource_id: str, *, lock_ti
     try:
         desired = {r.address: r for r in target.desired()}
         if address not in desired:
-            raise AirflowInfraError(f"ADDRESS {address!r} is not in the configuration (addresses: {', '.join(sorted(desired))})")
+            raise AirflowInfraError(
+                f"ADDRESS {address!r} is not in the configuration (addresses: {', '.join(sorted(desired))})"
+            )
         r = desired[address]
         if import_id(r) != resource_id:
-            raise AirflowInfraError(f"ID {resource_id!r} is not what the configuration names {address} "
-                                    f"({import_id(r)!r}): change airflow-infra.toml first, so that apply would not replace it")
+            raise AirflowInfraError(
+                f"ID {resource_id!r} is not what the configuration names {address} "
+                f"({import_id(r)!r}): change airflow-infra.toml first, so that apply would not replace it"
+            )
         with transaction(project.backend(), "import", timeout=lock_timeout) as txn:
             state = project.claim(txn.state)
             if address in state.resources:
@@ -329,8 +401,10 @@ def state_restore(project: Project, serial: int, *, lock_timeout: float = 0.0):
             current = None  # what restore is for: the corrupt one is kept as a version
         old = backend.read_version(serial)
         if old is None:
-            raise StateError(f"SERIAL {serial}: no such state is kept in {backend.location} "
-                             "(`airflow-infra state versions` lists those that are)")
+            raise StateError(
+                f"SERIAL {serial}: no such state is kept in {backend.location} "
+                "(`airflow-infra state versions` lists those that are)"
+            )
         _check_is_this_projects(project, old, serial)
         if current is None:
             # Past the corrupt state too (at most one past the newest readable one), so that a plan
@@ -340,8 +414,10 @@ def state_restore(project: Project, serial: int, *, lock_timeout: float = 0.0):
             backend.overwrite(restored)
             return restored
         if current.serial > 0 and old.lineage != current.lineage:
-            raise StateConflict(f"SERIAL {serial}: that state is of lineage {old.lineage}, not the current "
-                                f"lineage {current.lineage} (another project's or an earlier start's); nothing was restored")
+            raise StateConflict(
+                f"SERIAL {serial}: that state is of lineage {old.lineage}, not the current "
+                f"lineage {current.lineage} (another project's or an earlier start's); nothing was restored"
+            )
         return txn.commit(lambda s: replace(old, serial=s.serial, lineage=s.lineage))
 
 
@@ -352,17 +428,27 @@ def _check_is_this_projects(project: Project, old, serial: int) -> None:
     from ..providers.postgres import database_resources
 
     # the names every target gives the project's database and roles, from the one place that says them
-    expected = {r.address: r.attrs["name"] for r in database_resources(
-        project.config.project.name, [], environment=project.config.project.environment, database=project.config.database_name)}
+    expected = {
+        r.address: r.attrs["name"]
+        for r in database_resources(
+            project.config.project.name,
+            [],
+            environment=project.config.project.environment,
+            database=project.config.database_name,
+        )
+    }
     for address, want in sorted(expected.items()):
         r = old.resources.get(address)
         if r is not None and r.attrs.get("name") != want:
-            raise StateError(f"SERIAL {serial}: that state's {address} is {r.attrs.get('name')!r}, this project's is "
-                             f"{want!r}: it is another project's state; nothing was restored")
+            raise StateError(
+                f"SERIAL {serial}: that state's {address} is {r.attrs.get('name')!r}, this project's is "
+                f"{want!r}: it is another project's state; nothing was restored"
+            )
 
 
-def state_migrate(project: Project, *, to_backend: str, dsn_env: str | None = None, path: str | None = None,
-                  lock_timeout: float = 0.0) -> str:
+def state_migrate(
+    project: Project, *, to_backend: str, dsn_env: str | None = None, path: str | None = None, lock_timeout: float = 0.0
+) -> str:
     """Copy the state from the configured backend into another, keeping lineage, serial and resources.
     The destination must hold no state yet. Returns the destination's location; the config is left to
     the user (set [state] backend to the destination afterwards)."""
@@ -373,8 +459,12 @@ def state_migrate(project: Project, *, to_backend: str, dsn_env: str | None = No
     from ..state.base import transaction
 
     # The destination's other settings ([state] bucket, key, lock, ...) come from the config.
-    settings = {**project.config.state.model_dump(exclude_unset=True), "backend": to_backend,
-                **({"dsn_env": dsn_env} if dsn_env else {}), **({"path": path} if path else {})}
+    settings = {
+        **project.config.state.model_dump(exclude_unset=True),
+        "backend": to_backend,
+        **({"dsn_env": dsn_env} if dsn_env else {}),
+        **({"path": path} if path else {}),
+    }
     try:
         state_cfg = StateConfig(**settings)
     except ValidationError as exc:
@@ -387,8 +477,10 @@ def state_migrate(project: Project, *, to_backend: str, dsn_env: str | None = No
     dest = get_backend(moved, project.dir)
     if dest.location == source.location:
         raise ConfigError(f"--to: the state is already at {dest.location}")
-    with transaction(source, "migrate", timeout=lock_timeout) as txn, \
-            transaction(dest, "migrate", timeout=lock_timeout, read=False):
+    with (
+        transaction(source, "migrate", timeout=lock_timeout) as txn,
+        transaction(dest, "migrate", timeout=lock_timeout, read=False),
+    ):
         dest.import_state(txn.state)
         return dest.location
 
@@ -404,7 +496,9 @@ def backend_bootstrap(project: Project, *, confirm: Callable[[list[str]], bool] 
         raise ConfigError("[state] bucket: set the state bucket's name first")
     from ..state.s3 import bootstrap
 
-    return bootstrap(bucket=st.bucket, region=st.region, lock=st.locks, dynamodb_table=st.dynamodb_table, confirm=confirm)
+    return bootstrap(
+        bucket=st.bucket, region=st.region, lock=st.locks, dynamodb_table=st.dynamodb_table, confirm=confirm
+    )
 
 
 def lock_info(project: Project):

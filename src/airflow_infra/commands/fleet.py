@@ -13,6 +13,7 @@ from .core import Project, apply, load, outputs, plan
 if TYPE_CHECKING:
     from ..engine.plan import Plan
 
+
 def projects_list(registry: str | Path):
     from .. import registry as reg
 
@@ -26,8 +27,9 @@ def projects_show(registry: str | Path, project: str):
     return entries[project]
 
 
-def projects_add(registry: str | Path, *, project: str, url: str, repo: str = "", branch: str = "", path: str = "",
-                 config: str = ""):
+def projects_add(
+    registry: str | Path, *, project: str, url: str, repo: str = "", branch: str = "", path: str = "", config: str = ""
+):
     from .. import registry as reg
     from ..claims import claims
 
@@ -47,8 +49,15 @@ def projects_remove(registry: str | Path, project: str):
     return reg.remove(registry, project)
 
 
-def dags_sync(registry: str | Path, dags_folder: str | Path, *, jobs: int = 4, check: bool = False,
-              recheck: bool = False, timeout: float = 300.0):
+def dags_sync(
+    registry: str | Path,
+    dags_folder: str | Path,
+    *,
+    jobs: int = 4,
+    check: bool = False,
+    recheck: bool = False,
+    timeout: float = 300.0,
+):
     """Publish every registered project's DAGs at dags_folder/<Project>; a list of SyncResult. With check,
     a published revision is checked again when the Airflow it passed with changed; with recheck, always."""
     from .. import registry as reg
@@ -57,8 +66,9 @@ def dags_sync(registry: str | Path, dags_folder: str | Path, *, jobs: int = 4, c
     return DagSync(dags_folder, check=check, recheck=recheck, timeout=timeout).run(reg.read(registry), jobs=jobs)
 
 
-def dags_install_importer(dags_folder: str | Path, *, registry: str | Path, schedule: str = "*/5 * * * *",
-                          jobs: int = 4, check: bool = True) -> Path:
+def dags_install_importer(
+    dags_folder: str | Path, *, registry: str | Path, schedule: str = "*/5 * * * *", jobs: int = 4, check: bool = True
+) -> Path:
     from ..dagsync import install_importer
 
     reg_path = Path(registry)
@@ -70,21 +80,25 @@ def dags_install_importer(dags_folder: str | Path, *, registry: str | Path, sche
 @dataclass
 class FleetResult:
     project: str
-    plan: Plan | None = None          # the Plan, when planning worked
+    plan: Plan | None = None  # the Plan, when planning worked
     outputs: dict | None = None
     error: str = ""
     applied: bool = False
 
     def to_json(self, *, show_secrets: bool = False) -> dict:
-        doc: dict = {"project": self.project, "result": "error" if self.error else ("applied" if self.applied else "ok")}
+        doc: dict = {
+            "project": self.project,
+            "result": "error" if self.error else ("applied" if self.applied else "ok"),
+        }
         if self.error:
             doc["error"] = self.error
         if self.plan is not None:
             doc["summary"] = self.plan.counts()
             doc["changes"] = self.plan.has_changes
         if self.outputs is not None:
-            doc["outputs"] = {k: (o if show_secrets or not o["sensitive"] else {"sensitive": True})
-                              for k, o in self.outputs.items()}
+            doc["outputs"] = {
+                k: (o if show_secrets or not o["sensitive"] else {"sensitive": True}) for k, o in self.outputs.items()
+            }
         return doc
 
 
@@ -105,9 +119,12 @@ def _fleet(registry: str | Path, work: Callable[[str, Project], FleetResult], *,
         directory = reg.config_dir(registry, e)
         assert directory is not None  # only entries with a Config are here
         if not (directory / "airflow-infra.toml").is_file():
-            return FleetResult(e.project, error=f"{registry}: Config {e.config!r} of {e.project}: no "
-                                                f"{directory / 'airflow-infra.toml'} (fix the row, or "
-                                                f"`airflow-infra init` in {directory})")
+            return FleetResult(
+                e.project,
+                error=f"{registry}: Config {e.config!r} of {e.project}: no "
+                f"{directory / 'airflow-infra.toml'} (fix the row, or "
+                f"`airflow-infra init` in {directory})",
+            )
         try:
             return work(e.project, load(directory))
         except AirflowInfraError as exc:
@@ -123,9 +140,14 @@ def fleet_plan(registry: str | Path, *, jobs: int = 4) -> list[FleetResult]:
     return _fleet(registry, lambda name, p: FleetResult(name, plan=plan(p)), jobs=jobs)
 
 
-def fleet_apply(registry: str | Path, *, plans: dict[str, Plan] | None = None,
-                confirm: Callable[[list[FleetResult]], bool] | None = None, jobs: int = 4,
-                lock_timeout: float = 0.0) -> list[FleetResult] | None:
+def fleet_apply(
+    registry: str | Path,
+    *,
+    plans: dict[str, Plan] | None = None,
+    confirm: Callable[[list[FleetResult]], bool] | None = None,
+    jobs: int = 4,
+    lock_timeout: float = 0.0,
+) -> list[FleetResult] | None:
     """Apply every project. With plans (the reviewed ones), each project applies its own plan (a changed
     state refuses it), and a project without one is not applied at all: nobody reviewed it. With
     confirm (and no plans), every project is planned first and confirm(results) -> bool asked, as a

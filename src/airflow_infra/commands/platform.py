@@ -34,8 +34,14 @@ class PlatformStatus:
         return all(c["running"] for c in self.components) and healthy(self.health)
 
     def to_json(self) -> dict[str, Any]:
-        out = {"url": self.url, "user": self.user, "healthy": self.healthy, "components": self.components,
-               "health": self.health, "started": self.started}
+        out = {
+            "url": self.url,
+            "user": self.user,
+            "healthy": self.healthy,
+            "components": self.components,
+            "health": self.health,
+            "started": self.started,
+        }
         if self.password is not None:
             out["password"] = self.password
         return out
@@ -78,17 +84,25 @@ def platform_status(registry: str | Path = "projects.csv", *, reveal: bool = Fal
     comps = []
     for c in COMPONENTS:
         found = sup.running(c)
-        comps.append({"name": c, "running": found is not None, "pid": found.pid if found else None,
-                      "log": str(sup.log(c))})
+        comps.append(
+            {"name": c, "running": found is not None, "pid": found.pid if found else None, "log": str(sup.log(c))}
+        )
     port = (_running_port(_root(home)) if any(c["running"] for c in comps) else None) or load_settings(
-        Path(registry)).port
+        Path(registry)
+    ).port
     answer = health(port) if comps[0]["running"] else None
-    return PlatformStatus(f"http://127.0.0.1:{port}", ADMIN, comps, answer,
-                          password=FileSecretStore(home).get(ADMIN_PASSWORD) if reveal else None)
+    return PlatformStatus(
+        f"http://127.0.0.1:{port}",
+        ADMIN,
+        comps,
+        answer,
+        password=FileSecretStore(home).get(ADMIN_PASSWORD) if reveal else None,
+    )
 
 
-def platform_up(registry: str | Path = "projects.csv", *, on_progress: Callable[[str], None] | None = None,
-                timeout: float = 300.0) -> PlatformStatus:
+def platform_up(
+    registry: str | Path = "projects.csv", *, on_progress: Callable[[str], None] | None = None, timeout: float = 300.0
+) -> PlatformStatus:
     """Start what is not running (or runs with another configuration, or hangs) and wait until Airflow is
     healthy; a no-op when all is. What can be checked is checked before a working platform is touched;
     on a failure after that, the components started by this call are stopped again. Ctrl-C says what
@@ -129,16 +143,21 @@ def _interrupted(root: Path) -> str:
     up = [c for c in COMPONENTS if sup.running(c) is not None]
     down = [c for c in COMPONENTS if c not in up]
     if not up:
-        return ("Interrupted: the platform is stopped (what this run started was stopped again); "
-                "`airflow-infra platform up` starts it")
+        return (
+            "Interrupted: the platform is stopped (what this run started was stopped again); "
+            "`airflow-infra platform up` starts it"
+        )
     if not down:
         return "Interrupted: every component was running already and still is; nothing was changed"
-    return (f"Interrupted: the platform is partly up ({', '.join(up)} running; {', '.join(down)} stopped): "
-            "`airflow-infra platform up` starts the rest, `airflow-infra platform down` stops it all")
+    return (
+        f"Interrupted: the platform is partly up ({', '.join(up)} running; {', '.join(down)} stopped): "
+        "`airflow-infra platform up` starts the rest, `airflow-infra platform down` stops it all"
+    )
 
 
-def _up(registry: Path, settings, root: Path, home: Path, progress: Callable[[str], None],
-        timeout: float) -> PlatformStatus:
+def _up(
+    registry: Path, settings, root: Path, home: Path, progress: Callable[[str], None], timeout: float
+) -> PlatformStatus:
     from ..airflow.bundles import bundles
     from ..local_server import LocalServer, port_in_use
     from ..platform import airflowcfg, metadata
@@ -159,9 +178,11 @@ def _up(registry: Path, settings, root: Path, home: Path, progress: Callable[[st
         api = sup.running("api-server")
         ours = api is None and bool(sup.leftovers("api-server"))  # a copy whose pid file was lost holds the port
         if (api is None or _running_port(root) != settings.port) and port_in_use(settings.port) and not ours:
-            raise PlatformError(f"[platform] port: 127.0.0.1:{settings.port} is in use by another program; set "
-                                f"another port in [platform] of {registry.parent / 'airflow-infra.toml'}; nothing "
-                                "was started or stopped")
+            raise PlatformError(
+                f"[platform] port: 127.0.0.1:{settings.port} is in use by another program; set "
+                f"another port in [platform] of {registry.parent / 'airflow-infra.toml'}; nothing "
+                "was started or stopped"
+            )
         for c in COMPONENTS:
             found = sup.running(c)
             if found is not None and found.digest != digest:  # a project added, a new port or version
@@ -179,9 +200,11 @@ def _up(registry: Path, settings, root: Path, home: Path, progress: Callable[[st
         since = time.time()
         try:
             for c in todo:
-                argv = [str(airflow), c] + {"api-server": ["--host", "127.0.0.1", "--port", str(settings.port)],
-                                            "scheduler": ["--skip-serve-logs"],
-                                            "triggerer": ["--skip-serve-logs"]}.get(c, [])
+                argv = [str(airflow), c] + {
+                    "api-server": ["--host", "127.0.0.1", "--port", str(settings.port)],
+                    "scheduler": ["--skip-serve-logs"],
+                    "triggerer": ["--skip-serve-logs"],
+                }.get(c, [])
                 sup.start(c, argv, airflowcfg.component_env(c, env), airflow_home, digest)
                 started.append(c)
                 progress(f"{c}: started (log: {sup.log(c)})")
@@ -195,8 +218,9 @@ def _up(registry: Path, settings, root: Path, home: Path, progress: Callable[[st
     return status
 
 
-def _migrate(airflow: Path, env: dict[str, str], secrets: dict[str, str], root: Path, server,
-             progress: Callable[[str], None]) -> None:
+def _migrate(
+    airflow: Path, env: dict[str, str], secrets: dict[str, str], root: Path, server, progress: Callable[[str], None]
+) -> None:
     """`airflow db migrate`, when this Airflow installation has not migrated this database: the marker
     names both, and the database must hold Airflow's schema (one dropped and made again has none)."""
     from ..platform.metadata import migrated
@@ -209,15 +233,24 @@ def _migrate(airflow: Path, env: dict[str, str], secrets: dict[str, str], root: 
     log = root / "logs" / "db-migrate.log"
     log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as out:
-        proc = subprocess.run([str(airflow), "db", "migrate"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, timeout=900, umask=0o077)
+        proc = subprocess.run(
+            [str(airflow), "db", "migrate"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            timeout=900,
+            umask=0o077,
+        )
     last = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:] or ["no output"]
     if proc.returncode != 0:
-        raise PlatformError(f"`airflow db migrate` failed: {_redacted(last[0], secrets)[:300]} (log: {log}); nothing "
-                            "was started")
+        raise PlatformError(
+            f"`airflow db migrate` failed: {_redacted(last[0], secrets)[:300]} (log: {log}); nothing was started"
+        )
     if not migrated(server):
-        raise PlatformError(f"`{airflow} db migrate` made no Airflow schema: is [platform] airflow_bin an Airflow? "
-                            "nothing was started")
+        raise PlatformError(
+            f"`{airflow} db migrate` made no Airflow schema: is [platform] airflow_bin an Airflow? nothing was started"
+        )
     marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_private(marker, key + "\n")
 
@@ -234,8 +267,9 @@ def _redacted(text: str, secrets: dict[str, str]) -> str:
     return text
 
 
-def _wait_healthy(sup, secrets: dict[str, str], port: int, timeout: float, progress: Callable[[str], None], *,
-                  since: float = 0.0) -> None:
+def _wait_healthy(
+    sup, secrets: dict[str, str], port: int, timeout: float, progress: Callable[[str], None], *, since: float = 0.0
+) -> None:
     """Until every part is healthy with a heartbeat after `since` (the restarted ones' own)."""
     from ..platform.processes import COMPONENTS, health, healthy
 
@@ -244,20 +278,30 @@ def _wait_healthy(sup, secrets: dict[str, str], port: int, timeout: float, progr
     while True:
         for c in COMPONENTS:
             if sup.running(c) is None:
-                raise PlatformError(f"{c} exited while starting: {_redacted(sup.tail(c), secrets)[:300]!r} (log: {sup.log(c)}); "
-                                    "what this run started was stopped")
+                raise PlatformError(
+                    f"{c} exited while starting: {_redacted(sup.tail(c), secrets)[:300]!r} (log: {sup.log(c)}); "
+                    "what this run started was stopped"
+                )
         answer = health(port)
         if healthy(answer, since=since):
             return
-        waiting = "the api-server" if answer is None else ", ".join(
-            p for p in ("metadatabase", "scheduler", "triggerer", "dag_processor")
-            if (answer.get(p) or {}).get("status") != "healthy")
+        waiting = (
+            "the api-server"
+            if answer is None
+            else ", ".join(
+                p
+                for p in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+                if (answer.get(p) or {}).get("status") != "healthy"
+            )
+        )
         if waiting != told:
             progress(f"waiting for {waiting}")
             told = waiting
         if time.monotonic() > deadline:
-            raise PlatformError(f"Airflow is not healthy after {int(timeout)} s (waiting for {waiting}); logs in "
-                                f"{sup.logs}; what this run started was stopped")
+            raise PlatformError(
+                f"Airflow is not healthy after {int(timeout)} s (waiting for {waiting}); logs in "
+                f"{sup.logs}; what this run started was stopped"
+            )
         time.sleep(0.25)  # a request a quarter second: nothing next to what the processes do
 
 

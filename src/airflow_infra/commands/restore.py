@@ -17,9 +17,9 @@ from .core import Project
 
 @dataclass
 class Restored:
-    address: str        # what was restored into
-    source: str         # the backup
-    items: int          # files or object versions written (1 for a dump)
+    address: str  # what was restored into
+    source: str  # the backup
+    items: int  # files or object versions written (1 for a dump)
     backups: list[str]  # what was there before, backed up first (with force_delete_data)
     skipped: list[str]  # members of the backup not restored, each with why (a link out of the bucket)
 
@@ -32,8 +32,10 @@ def _kind(source: str) -> tuple[str, ...]:
         return ("local_bucket",)
     if is_bucket_backup(source):
         return ("s3_bucket", "s3_prefix")
-    raise ConfigError(f"BACKUP {source!r}: not a backup airflow-infra writes (a .dump, a .tar.gz or a "
-                      "*.manifest.json, as printed by `destroy --force-delete-data`)")
+    raise ConfigError(
+        f"BACKUP {source!r}: not a backup airflow-infra writes (a .dump, a .tar.gz or a "
+        "*.manifest.json, as printed by `destroy --force-delete-data`)"
+    )
 
 
 def restore(project: Project, source: str, *, force_delete_data: bool = False, lock_timeout: float = 0.0) -> Restored:
@@ -51,15 +53,19 @@ def restore(project: Project, source: str, *, force_delete_data: bool = False, l
         with transaction(project.backend(), "restore", timeout=lock_timeout) as txn:
             r = next((r for r in txn.state.resources.values() if r.type in types), None)
             if r is None:
-                raise StateError(f"{project.dir}: the project has no {' or '.join(types)} in its state to restore "
-                                 "into: run `airflow-infra up` (or apply) first")
+                raise StateError(
+                    f"{project.dir}: the project has no {' or '.join(types)} in its state to restore "
+                    "into: run `airflow-infra up` (or apply) first"
+                )
             provider = target.providers(project.claim(txn.state).lineage)[r.type]
             holds = provider.holds_data(r, Observed(r.attrs))
             backups = []
             if holds:
                 if not force_delete_data:
-                    raise DataLossRefused(f"{r.address} holds {holds}: restore goes into an empty one; pass "
-                                          "--force-delete-data to back that up and replace it")
+                    raise DataLossRefused(
+                        f"{r.address} holds {holds}: restore goes into an empty one; pass "
+                        "--force-delete-data to back that up and replace it"
+                    )
                 backups.append(str(provider.backup(r, Observed(r.attrs), project.backup_dir)))
             try:
                 items, skipped = provider.restore(r, source, replace=bool(holds))

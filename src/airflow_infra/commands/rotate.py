@@ -8,8 +8,14 @@ from .core import Project
 ROLES = ("etl", "reader")
 
 
-def rotate(project: Project, roles: tuple[str, ...] = ROLES, *, lock_timeout: float = 0.0, push: str | None = None,
-           airflow_bin: str = "airflow") -> list[tuple[str, str]]:
+def rotate(
+    project: Project,
+    roles: tuple[str, ...] = ROLES,
+    *,
+    lock_timeout: float = 0.0,
+    push: str | None = None,
+    airflow_bin: str = "airflow",
+) -> list[tuple[str, str]]:
     """Set a new password for each of roles ("etl", "reader"), under the state lock, each stored
     before the role gets it. push ("aws-secrets-manager" or "airflow") then writes Airflow's
     connections with the new password in the same run. Returns [(what, what happened)]."""

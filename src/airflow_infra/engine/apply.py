@@ -56,7 +56,8 @@ def _graph(plan: Plan) -> dict[str, set[str]]:
             # X depended on c's resource and X is deleted or moved off it: X goes first.
             for other in plan.changes:
                 if other.address != c.address and c.address in (
-                        other.resource.depends_on if other.action == DELETE else used_before.get(other.address, ())):
+                    other.resource.depends_on if other.action == DELETE else used_before.get(other.address, ())
+                ):
                     graph[c.address].add(other.address)
         else:
             graph[c.address] |= {d for d in c.resource.depends_on if d in by_addr and by_addr[d].action != DELETE}
@@ -66,13 +67,16 @@ def _graph(plan: Plan) -> dict[str, set[str]]:
 def _converged(change: Change, obs: Observed | None) -> Observed:
     """A create or update must read back what it made: None would be recorded as "deleted"."""
     if obs is None:
-        raise ProviderError(f"{change.address}: {change.action} reported success, but the resource reads back "
-                            "as absent; it was not recorded as made: run plan to see what is there")
+        raise ProviderError(
+            f"{change.address}: {change.action} reported success, but the resource reads back "
+            "as absent; it was not recorded as made: run plan to see what is there"
+        )
     return obs
 
 
-def _run(change: Change, provider: Provider, force: bool, covered: bool = False,
-         txn: Transaction | None = None) -> Observed | None:
+def _run(
+    change: Change, provider: Provider, force: bool, covered: bool = False, txn: Transaction | None = None
+) -> Observed | None:
     """covered: a DELETE whose container is deleted in the same plan (a schema in a database that
     goes): the container's delete takes it, and its backup holds it. A REPLACE records the old one's
     delete before the create (txn), so that a kill between them leaves a pending create, not a
@@ -154,15 +158,17 @@ def apply_plan(
     txn.rebase(replace(plan.refreshed, serial=stored.serial, lineage=plan.lineage, secrets=stored.secrets))
     if plan.state_outdated:
         txn.commit(lambda s: s)  # record the refresh (e.g. resources deleted by hand) first
-    applied, failures = _walk(plan, providers, txn, force_delete_data=force_delete_data,
-                              parallelism=parallelism, emit=emit)
+    applied, failures = _walk(
+        plan, providers, txn, force_delete_data=force_delete_data, parallelism=parallelism, emit=emit
+    )
     if failures:
         raise ApplyFailed(f"{plan.operation} failed; finished steps are saved in the state: " + "; ".join(failures))
     return ApplyResult(txn.state, backups, applied)
 
 
-def _backups(losing: list[Change], providers: Mapping[str, Provider], backup_dir: Path,
-             emit: Event) -> list[Path | str]:
+def _backups(
+    losing: list[Change], providers: Mapping[str, Provider], backup_dir: Path, emit: Event
+) -> list[Path | str]:
     backups: list[Path | str] = []
     for c in losing:
         p = providers[c.resource.type]
@@ -173,7 +179,9 @@ def _backups(losing: list[Change], providers: Mapping[str, Provider], backup_dir
         except AirflowInfraError:
             raise
         except Exception as exc:
-            raise ProviderError(f"{c.address}: backup failed, nothing was deleted: {type(exc).__name__}: {exc}") from exc
+            raise ProviderError(
+                f"{c.address}: backup failed, nothing was deleted: {type(exc).__name__}: {exc}"
+            ) from exc
         emit("backup", c, time.monotonic() - started, str(backups[-1]))
     return backups
 
@@ -182,13 +190,26 @@ def _covered(plan: Plan, providers: Mapping[str, Provider]) -> set[str]:
     """DELETEs whose container goes in the same plan (see _run's covered)."""
     by_addr = {c.address: c for c in plan.changes}
     deleting = {c.address for c in plan.changes if c.action == DELETE}
-    return {c.address for c in plan.changes if c.action == DELETE and any(
-        d in deleting and by_addr[d].resource.type in providers[c.resource.type].deleted_with
-        for d in c.resource.depends_on)}
+    return {
+        c.address
+        for c in plan.changes
+        if c.action == DELETE
+        and any(
+            d in deleting and by_addr[d].resource.type in providers[c.resource.type].deleted_with
+            for d in c.resource.depends_on
+        )
+    }
 
 
-def _walk(plan: Plan, providers: Mapping[str, Provider], txn: Transaction, *, force_delete_data: bool,
-          parallelism: int, emit: Event) -> tuple[list[str], list[str]]:
+def _walk(
+    plan: Plan,
+    providers: Mapping[str, Provider],
+    txn: Transaction,
+    *,
+    force_delete_data: bool,
+    parallelism: int,
+    emit: Event,
+) -> tuple[list[str], list[str]]:
     """Run the changes along the dependency graph, recording each as it finishes; after the first
     failure nothing new starts. Returns (applied, failures)."""
     by_addr = {c.address: c for c in plan.changes}
@@ -206,8 +227,9 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], txn: Transaction, *, fo
                 ready += sorter.get_ready()
                 starting: list[str] = []
                 for address in list(ready):
-                    if by_addr[address].holds_data and (any(rc.holds_data for rc, _ in running.values())
-                                                        or any(by_addr[a].holds_data for a in starting)):
+                    if by_addr[address].holds_data and (
+                        any(rc.holds_data for rc, _ in running.values()) or any(by_addr[a].holds_data for a in starting)
+                    ):
                         continue  # one deletion of data at a time: a failure stops before the next
                     starting.append(address)
                 try:
@@ -221,8 +243,9 @@ def _walk(plan: Plan, providers: Mapping[str, Provider], txn: Transaction, *, fo
                     ready.remove(address)
                     c = _resolved(by_addr[address], txn.state)
                     emit("start", c, 0.0)
-                    running[pool.submit(_run, c, providers[c.resource.type], force_delete_data,
-                                        address in covered, txn)] = (c, time.monotonic())
+                    running[
+                        pool.submit(_run, c, providers[c.resource.type], force_delete_data, address in covered, txn)
+                    ] = (c, time.monotonic())
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -249,8 +272,11 @@ def _intend(changes: list[Change], providers: Mapping[str, Provider], txn: Trans
     (DESIGN.md §5.2): a kill after a call and before its resource is recorded (or marked) leaves
     something the next plan adopts, never something it refuses as foreign. A provider whose create
     marks in the same step needs none."""
-    creates = {c.address: name_of(c.resource) for c in changes
-               if c.action in (CREATE, REPLACE) and not providers[c.resource.type].marks_atomically}
+    creates = {
+        c.address: name_of(c.resource)
+        for c in changes
+        if c.action in (CREATE, REPLACE) and not providers[c.resource.type].marks_atomically
+    }
     if any(txn.state.pending.get(a) != n for a, n in creates.items()):
         txn.commit(lambda s: s.with_pending(creates))
 
@@ -286,6 +312,8 @@ def _record(c: Change, fut: Future[Observed | None], txn: Transaction) -> str | 
             made = Resource(r.type, r.name, dict(obs.attrs), r.depends_on)
             txn.commit(lambda s: s.with_resource(made).done(c.address))
     except StateError as exc:  # e.g. the lease ran out while the step ran: what it did is not recorded
-        return (f"{c.address}: {c.action} finished but was not recorded ({exc}); the next plan finds it as it is "
-                "(what we make carries this project's marker)")
+        return (
+            f"{c.address}: {c.action} finished but was not recorded ({exc}); the next plan finds it as it is "
+            "(what we make carries this project's marker)"
+        )
     return None

@@ -26,11 +26,11 @@ SYMBOL = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", DELETE: "-", ADOPT: "<="}
 class Change:
     address: str
     action: str
-    resource: Resource                    # desired (create/update/replace/adopt) or as in state (delete)
-    before: Mapping[str, Any] | None      # attrs as refreshed; None for create
+    resource: Resource  # desired (create/update/replace/adopt) or as in state (delete)
+    before: Mapping[str, Any] | None  # attrs as refreshed; None for create
     changed: tuple[str, ...] = ()
-    forces: tuple[str, ...] = ()          # fields forcing replacement
-    holds_data: str | None = None         # what a delete/replace would lose
+    forces: tuple[str, ...] = ()  # fields forcing replacement
+    holds_data: str | None = None  # what a delete/replace would lose
     notes: Mapping[str, str] = field(default_factory=dict)  # field -> what changing it means (the provider's words)
 
     def to_json(self) -> dict[str, Any]:
@@ -47,8 +47,16 @@ class Change:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Change:
-        return cls(d["address"], d["action"], Resource.from_json(d["resource"]), d["before"],
-                   tuple(d["changed"]), tuple(d["forces_replacement"]), d["holds_data"], d.get("notes", {}))
+        return cls(
+            d["address"],
+            d["action"],
+            Resource.from_json(d["resource"]),
+            d["before"],
+            tuple(d["changed"]),
+            tuple(d["forces_replacement"]),
+            d["holds_data"],
+            d.get("notes", {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -60,19 +68,22 @@ class Drift:
     changes: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"address": self.address, "deleted": self.deleted,
-                "changes": {k: list(v) for k, v in self.changes.items()}}
+        return {
+            "address": self.address,
+            "deleted": self.deleted,
+            "changes": {k: list(v) for k, v in self.changes.items()},
+        }
 
 
 @dataclass(frozen=True)
 class Plan:
-    operation: str                # "apply" or "destroy"
+    operation: str  # "apply" or "destroy"
     lineage: str
-    serial: int                   # of the state the plan was made from
-    refreshed: State              # the state as it really is, before any change
+    serial: int  # of the state the plan was made from
+    refreshed: State  # the state as it really is, before any change
     changes: tuple[Change, ...]
     drift: tuple[Drift, ...]
-    state_outdated: bool          # refreshed differs from stored: apply records the refresh first
+    state_outdated: bool  # refreshed differs from stored: apply records the refresh first
     warnings: tuple[str, ...] = ()  # e.g. settings a store does not support
     conflicts: tuple[str, ...] = ()  # what exists and is not this project's: apply refuses while there are any
 
@@ -84,9 +95,10 @@ class Plan:
         """ForeignResource naming every conflict, when there is any: nothing may be applied then."""
         if self.conflicts:
             n = len(self.conflicts)
-            raise ForeignResource(f"{n} resource{'s' if n > 1 else ''} of the configuration exist{'' if n > 1 else 's'} "
-                                  f"and {'are' if n > 1 else 'is'} not this project's; nothing was changed: "
-                                  + "; ".join(self.conflicts))
+            raise ForeignResource(
+                f"{n} resource{'s' if n > 1 else ''} of the configuration exist{'' if n > 1 else 's'} "
+                f"and {'are' if n > 1 else 'is'} not this project's; nothing was changed: " + "; ".join(self.conflicts)
+            )
 
     def counts(self) -> dict[str, int]:
         add = sum(c.action in (CREATE, REPLACE) for c in self.changes)
@@ -115,11 +127,14 @@ class Plan:
         if d.get("format_version") != PLAN_FORMAT:
             raise ValueError(f"plan format {d.get('format_version')!r} is not {PLAN_FORMAT}")
         return cls(
-            operation=d["operation"], lineage=d["lineage"], serial=d["serial"],
+            operation=d["operation"],
+            lineage=d["lineage"],
+            serial=d["serial"],
             refreshed=State.from_json(json.dumps(d["refreshed"])),
             changes=tuple(Change.from_json(c) for c in d["changes"]),
-            drift=tuple(Drift(x["address"], x["deleted"], {k: tuple(v) for k, v in x["changes"].items()})
-                        for x in d["drift"]),
+            drift=tuple(
+                Drift(x["address"], x["deleted"], {k: tuple(v) for k, v in x["changes"].items()}) for x in d["drift"]
+            ),
             state_outdated=d["state_outdated"],
             warnings=tuple(d.get("warnings", ())),
             conflicts=tuple(d.get("conflicts", ())),
@@ -155,8 +170,12 @@ def _for_read(r: Resource, want: Resource | None, known: Mapping[str, Mapping[st
     if want is None or not want.refs():
         return r
     resolved = want.resolved(known.get, unknown=None)
-    return Resource(r.type, r.name, {**r.attrs, **{k: resolved.attrs[k] for k, v in want.attrs.items()
-                                                     if isinstance(v, Ref)}}, r.depends_on)
+    return Resource(
+        r.type,
+        r.name,
+        {**r.attrs, **{k: resolved.attrs[k] for k, v in want.attrs.items() if isinstance(v, Ref)}},
+        r.depends_on,
+    )
 
 
 def import_id(r: Resource) -> str:
@@ -184,16 +203,18 @@ def _conflict(r: Resource, obs: Observed, recorded: bool, environment: str = "")
     return f"{what}; to take it over on purpose: airflow-infra import {r.address} {import_id(r)}"
 
 
-def _refresh(state: State, wanted: Mapping[str, Resource], providers: Mapping[str, Provider],
-             parallelism: int) -> tuple[dict[str, Resource], set[str], list[Drift], list[str]]:
+def _refresh(
+    state: State, wanted: Mapping[str, Resource], providers: Mapping[str, Provider], parallelism: int
+) -> tuple[dict[str, Resource], set[str], list[Drift], list[str]]:
     """Read every resource in state and every wanted one not in it: (refreshed, adopted, drift,
     conflicts); what is not this project's is a conflict, never refreshed nor adopted. A wanted
     one with a pending create in the state is read as recorded (ours even without its marker: the
     create was cut short before it could write one) and, when found, adopted."""
-    to_read: list[tuple[Resource, Observed | None]] = [
-        (r, Observed(r.attrs)) for r in state.resources.values()
-    ] + [(r, Observed(r.attrs) if state.pending.get(a) == name_of(r) else None)
-         for a, r in wanted.items() if a not in state.resources]
+    to_read: list[tuple[Resource, Observed | None]] = [(r, Observed(r.attrs)) for r in state.resources.values()] + [
+        (r, Observed(r.attrs) if state.pending.get(a) == name_of(r) else None)
+        for a, r in wanted.items()
+        if a not in state.resources
+    ]
 
     # Reads are independent; a few threads hide the round trips without loading the server. A
     # resource with Refs is read after the rest, with their values.
@@ -205,8 +226,13 @@ def _refresh(state: State, wanted: Mapping[str, Resource], providers: Mapping[st
         for wave in ([i for i in to_read if not with_refs(i)], [i for i in to_read if with_refs(i)]):
             known = {a: obs.attrs for a, obs in found.items() if obs is not None}
             reads = [(_for_read(r, wanted.get(r.address), known), prior) for r, prior in wave]
-            found.update(zip((r.address for r, _ in wave),
-                             pool.map(lambda item: _read(providers[item[0].type], *item), reads), strict=True))
+            found.update(
+                zip(
+                    (r.address for r, _ in wave),
+                    pool.map(lambda item: _read(providers[item[0].type], *item), reads),
+                    strict=True,
+                )
+            )
 
     drift: list[Drift] = []
     refreshed: dict[str, Resource] = {}
@@ -256,8 +282,12 @@ def _change(r: Resource, prior_r: Resource | None, adopted: bool, provider: Prov
     return None
 
 
-def _diff(wanted: Mapping[str, Resource], refreshed: Mapping[str, Resource], adopted: set[str],
-          providers: Mapping[str, Provider]) -> list[Change]:
+def _diff(
+    wanted: Mapping[str, Resource],
+    refreshed: Mapping[str, Resource],
+    adopted: set[str],
+    providers: Mapping[str, Provider],
+) -> list[Change]:
     """Resources with Refs last: a Ref resolves to the refreshed value unless its resource is made
     or replaced by this plan (then it stays a Ref, known after apply)."""
     by_addr: dict[str, Change | None] = {}
@@ -308,11 +338,15 @@ def make_plan(
             changes.remove(c)
     conflicts.sort()
 
-    warnings = tuple(w for a in sorted(refreshed)
-                     for w in providers[refreshed[a].type].warnings(Observed(refreshed[a].attrs)))
+    warnings = tuple(
+        w for a in sorted(refreshed) for w in providers[refreshed[a].type].warnings(Observed(refreshed[a].attrs))
+    )
     # a pending create stays pending until its resource is recorded; one that never happened is over
-    refreshed_state = replace(state, resources={a: r for a, r in refreshed.items() if a not in adopted},
-                              pending={a: n for a, n in state.pending.items() if a in adopted})
+    refreshed_state = replace(
+        state,
+        resources={a: r for a, r in refreshed.items() if a not in adopted},
+        pending={a: n for a, n in state.pending.items() if a in adopted},
+    )
     return Plan(
         operation=operation,
         lineage=state.lineage,

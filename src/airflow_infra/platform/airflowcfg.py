@@ -26,29 +26,44 @@ SESSION_KEY = "AIRFLOW__API__SECRET_KEY"  # signs the UI's sessions: the api-ser
 def airflow_cfg(settings: PlatformSettings, airflow_home: Path, registry: Path, bundles: list[dict]) -> str:
     url = f"http://127.0.0.1:{settings.port}"
     cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read_dict({
-        # the LocalExecutor starts `parallelism` workers at once (Airflow's default, 32, is 5 GB of them here)
-        "core": {"executor": EXECUTORS[settings.executor], "load_examples": "False", "auth_manager": SIMPLE_AUTH,
-                 "parallelism": str(settings.parallelism or max(4, 2 * (os.cpu_count() or 2))),
-                 "simple_auth_manager_users": f"{ADMIN}:admin",
-                 "simple_auth_manager_passwords_file": str(airflow_home / "passwords.json")},
-        "api": {"host": "127.0.0.1", "port": str(settings.port), "base_url": url, "workers": "1"},
-        "dag_processor": {"dag_bundle_config_list": json.dumps(bundles, sort_keys=True), "refresh_interval": "30",
-                          # Git bundles' clones: this home's, not /tmp/airflow shared by every home
-                          "dag_bundle_storage_path": str(airflow_home / "dag_bundles")},
-        "secrets": {"backend": "airflow_infra.airflow.secrets.AirflowInfraBackend",
-                    "backend_kwargs": json.dumps({"registry": str(registry)})},
-        # task logs are files on this machine, which the api-server reads: no log servers (Airflow would
-        # bind them on every interface)
-        "logging": {"base_log_folder": str(airflow_home / "logs"), "file_task_handler_new_file_permissions": "0o600",
-                    "file_task_handler_new_folder_permissions": "0o700"},
-    })
+    cfg.read_dict(
+        {
+            # the LocalExecutor starts `parallelism` workers at once (Airflow's default, 32, is 5 GB of them here)
+            "core": {
+                "executor": EXECUTORS[settings.executor],
+                "load_examples": "False",
+                "auth_manager": SIMPLE_AUTH,
+                "parallelism": str(settings.parallelism or max(4, 2 * (os.cpu_count() or 2))),
+                "simple_auth_manager_users": f"{ADMIN}:admin",
+                "simple_auth_manager_passwords_file": str(airflow_home / "passwords.json"),
+            },
+            "api": {"host": "127.0.0.1", "port": str(settings.port), "base_url": url, "workers": "1"},
+            "dag_processor": {
+                "dag_bundle_config_list": json.dumps(bundles, sort_keys=True),
+                "refresh_interval": "30",
+                # Git bundles' clones: this home's, not /tmp/airflow shared by every home
+                "dag_bundle_storage_path": str(airflow_home / "dag_bundles"),
+            },
+            "secrets": {
+                "backend": "airflow_infra.airflow.secrets.AirflowInfraBackend",
+                "backend_kwargs": json.dumps({"registry": str(registry)}),
+            },
+            # task logs are files on this machine, which the api-server reads: no log servers (Airflow would
+            # bind them on every interface)
+            "logging": {
+                "base_log_folder": str(airflow_home / "logs"),
+                "file_task_handler_new_file_permissions": "0o600",
+                "file_task_handler_new_folder_permissions": "0o700",
+            },
+        }
+    )
     for section in cfg.sections():  # Airflow reads airflow.cfg with % interpolation: a % in a path is %%
         for key, value in cfg[section].items():
             cfg[section][key] = value.replace("%", "%%")
     out = io.StringIO()
-    out.write("# written by `airflow-infra platform up`: changes here are overwritten; see [platform] in "
-              "airflow-infra.toml\n")
+    out.write(
+        "# written by `airflow-infra platform up`: changes here are overwritten; see [platform] in airflow-infra.toml\n"
+    )
     cfg.write(out)
     return out.getvalue()
 
@@ -76,11 +91,19 @@ def component_env(component: str, env: dict[str, str]) -> dict[str, str]:
 def process_env(airflow: Path, airflow_home: Path, home: Path, secrets: dict[str, str]) -> dict[str, str]:
     """The caller's environment without its Airflow settings (the platform's own win) nor its airflow-infra
     overrides (each project's config is what its file says, for the secrets backend), and ours."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")) and k != "AIRFLOW_HOME"
-           and not (k.startswith("AIRFLOW_INFRA_") and "__" in k)}
-    env.update(AIRFLOW_HOME=str(airflow_home), AIRFLOW_INFRA_HOME=str(home),
-               PATH=f"{airflow.parent}{os.pathsep}{env.get('PATH', os.defpath)}", **secrets)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))
+        and k != "AIRFLOW_HOME"
+        and not (k.startswith("AIRFLOW_INFRA_") and "__" in k)
+    }
+    env.update(
+        AIRFLOW_HOME=str(airflow_home),
+        AIRFLOW_INFRA_HOME=str(home),
+        PATH=f"{airflow.parent}{os.pathsep}{env.get('PATH', os.defpath)}",
+        **secrets,
+    )
     return env
 
 

@@ -69,11 +69,17 @@ def _install(env: Path, reqs: list[str], on_progress: Callable[[str], None]) -> 
     on_progress(f"installing Apache Airflow into {env} (once; log: {log})")
     try:
         # umask 077: the virtualenv is this account's only, as everything under the platform's root
-        subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, capture_output=True, timeout=300,
-                       umask=0o077)
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(env)], check=True, capture_output=True, timeout=300, umask=0o077
+        )
         with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as out:
-            proc = subprocess.Popen([str(env / "bin" / "pip"), "install", "--disable-pip-version-check", *reqs],
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, umask=0o077)
+            proc = subprocess.Popen(
+                [str(env / "bin" / "pip"), "install", "--disable-pip-version-check", *reqs],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                umask=0o077,
+            )
             assert proc.stdout is not None
             for line in proc.stdout:
                 out.write(line)

@@ -19,16 +19,21 @@ def ensure(server: LocalServer) -> str:
     from psycopg import sql
 
     if not server.has_cluster():
-        raise LocalServerError(f"no local PostgreSQL in {server.home}: run `airflow-infra up` in a project (or "
-                               "`airflow-infra local start`) first")
+        raise LocalServerError(
+            f"no local PostgreSQL in {server.home}: run `airflow-infra up` in a project (or "
+            "`airflow-infra local start`) first"
+        )
     server.start()
     password = server.secrets.get_or_create(PASSWORD)
     with server.connect() as conn:
-        row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
-                           (NAME,)).fetchone()
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (NAME,)
+        ).fetchone()
         if row is not None and row[0] != MARK:
-            raise LocalServerError(f"the local PostgreSQL has a database {NAME!r} not made by airflow-infra; "
-                                   "rename or drop it, then run `airflow-infra platform up` again")
+            raise LocalServerError(
+                f"the local PostgreSQL has a database {NAME!r} not made by airflow-infra; "
+                "rename or drop it, then run `airflow-infra platform up` again"
+            )
         role = sql.Identifier(NAME)
         verb = "ALTER" if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (NAME,)).fetchone() else "CREATE"
         conn.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))

@@ -126,7 +126,9 @@ class Supervisor:
         running one's tasks have groups of their own, in its session: they are not leftovers."""
         found, live = self._pidfile(component), self.running(component)
         groups = {found[0]} if found and live is None and _group_alive(found[0]) else set()
-        return groups | {g for g, session in self._held_groups(component).items() if live is None or session != live.pid}
+        return groups | {
+            g for g, session in self._held_groups(component).items() if live is None or session != live.pid
+        }
 
     def start(self, component: str, argv: list[str], env: dict[str, str], cwd: Path, digest: str) -> int:
         for d in (self.run, self.logs):
@@ -136,14 +138,25 @@ class Supervisor:
             try:  # held: a copy is still there (the caller stops leftovers first, so this is a race lost)
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise PlatformError(f"{component}: another copy holds {self._lock(component)}; run "
-                                    "`airflow-infra platform down`, then `up`") from None
+                raise PlatformError(
+                    f"{component}: another copy holds {self._lock(component)}; run "
+                    "`airflow-infra platform down`, then `up`"
+                ) from None
             log = os.open(self.log(component), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
             with os.fdopen(log, "ab") as out:
                 out.write(f"\n--- airflow-infra platform: starting {component} at {time.ctime()} ---\n".encode())
                 out.flush()
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                        cwd=cwd, start_new_session=True, pass_fds=(fd,), umask=0o077)
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=cwd,
+                    start_new_session=True,
+                    pass_fds=(fd,),
+                    umask=0o077,
+                )
         finally:
             os.close(fd)  # the component holds the lock now, for as long as it or a child lives
         write_private(self.run / f"{component}.pid", f"{proc.pid} {_start_time(proc.pid)} {digest}\n")

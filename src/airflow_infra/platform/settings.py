@@ -18,11 +18,13 @@ TESTED_AIRFLOW = "3.3.2"  # the version the platform's tests run
 class PlatformSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    port: int = Field(default=8080, ge=1024, le=65535)   # the api-server's, on 127.0.0.1 only
+    port: int = Field(default=8080, ge=1024, le=65535)  # the api-server's, on 127.0.0.1 only
     airflow_version: str = Field(default=TESTED_AIRFLOW, pattern=r"^3\.\d+\.\d+$")
     executor: str = Field(default="LocalExecutor", pattern=r"^LocalExecutor$")  # the only one without more servers
-    extra_requirements: list[str] = Field(default_factory=list)   # pip requirements, e.g. providers the DAGs use
-    parallelism: int = Field(default=0, ge=0, le=512)   # tasks at once (LocalExecutor workers); 0: 2 per core, 4 at least
+    extra_requirements: list[str] = Field(default_factory=list)  # pip requirements, e.g. providers the DAGs use
+    parallelism: int = Field(
+        default=0, ge=0, le=512
+    )  # tasks at once (LocalExecutor workers); 0: 2 per core, 4 at least
     # an existing Airflow 3 installation's `airflow` instead of the managed one
     airflow_bin: str | None = Field(default=None, min_length=1)
 

@@ -102,8 +102,11 @@ def converged(r: Resource, done: Observed, keys: Iterable[str], *, who: str = "a
     grantor's grant): an update must never report what it did not do."""
     left = sorted(k for k in keys if k in r.attrs and done.attrs.get(k) != r.attrs[k])
     if left:
-        raise ProviderError(f"{r.address}: the admin could not put this right ("
-                            + "; ".join(f"{k} is {done.attrs.get(k)!r}" for k in left) + f"): {who} must")
+        raise ProviderError(
+            f"{r.address}: the admin could not put this right ("
+            + "; ".join(f"{k} is {done.attrs.get(k)!r}" for k in left)
+            + f"): {who} must"
+        )
     return done
 
 
@@ -112,6 +115,8 @@ def read_back(provider: Provider, r: Resource, prior: Observed | None = None) ->
     did not converge, never "deleted" (the engine would drop it from the state)."""
     obs = provider.read(r, prior)
     if obs is None:
-        raise ProviderError(f"{r.address}: reads back as absent right after it was written; "
-                            "it was not recorded: run plan to see what is there")
+        raise ProviderError(
+            f"{r.address}: reads back as absent right after it was written; "
+            "it was not recorded: run plan to see what is there"
+        )
     return Observed(obs.attrs)

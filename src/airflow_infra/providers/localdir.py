@@ -22,8 +22,9 @@ MARKER = ".airflow-infra-bucket"
 def _objects(path: Path) -> int:
     """Entries in the bucket (files, folders, links, empty ones too: each is something a user made, and
     a folder left behind would make a plain rmdir fail half-way through a destroy), its marker not counted."""
-    return sum(len(dirs) + sum(not (f == MARKER and root == str(path)) for f in files)
-               for root, dirs, files in os.walk(path))
+    return sum(
+        len(dirs) + sum(not (f == MARKER and root == str(path)) for f in files) for root, dirs, files in os.walk(path)
+    )
 
 
 def _nested_bucket(path: Path) -> Path | None:
@@ -68,15 +69,19 @@ class LocalBucketProvider(Provider):
         if not v.ours and found is None and not (path / MARKER).exists() and _objects(path) == 0:
             v = judge(self.owner, None, recorded=True)  # empty and unmarked: taking it loses nothing
         # private: only the owner may enter it (the workfiles are nobody else's to read)
-        return Observed({"path": str(path), "private": path.stat().st_mode & 0o077 == 0, "marked": v.marked},
-                        foreign=not v.ours, whose=v.whose)
+        return Observed(
+            {"path": str(path), "private": path.stat().st_mode & 0o077 == 0, "marked": v.marked},
+            foreign=not v.ours,
+            whose=v.whose,
+        )
 
     def create(self, r: Resource) -> Observed:
         path = Path(r.attrs["path"])
         existing = self.read(r, None)
         if existing is not None and existing.foreign:
-            raise ForeignResource(f"{r.address}: directory {path} exists, {existing.whose}: it is never taken over "
-                                  "silently")
+            raise ForeignResource(
+                f"{r.address}: directory {path} exists, {existing.whose}: it is never taken over silently"
+            )
         self.mark(r)
         return Observed({"path": str(path), "private": True, "marked": True})
 
@@ -119,8 +124,10 @@ class LocalBucketProvider(Provider):
         if nested is not None:
             found = Owner.from_marker(read_text(nested / MARKER))
             whose = found.describe() if found else "another project"
-            raise ProviderError(f"{r.address}: {nested} is the bucket of {whose}, inside {path}: its files are not "
-                                "this project's to delete; nothing was deleted")
+            raise ProviderError(
+                f"{r.address}: {nested} is the bucket of {whose}, inside {path}: its files are not "
+                "this project's to delete; nothing was deleted"
+            )
         final = backup_dir(dest) / f"{path.name}-{stamp()}.tar.gz"
         with written_whole(final) as tmp, tarfile.open(tmp, "w:gz") as tar:
             for entry in sorted(path.iterdir()):

@@ -84,10 +84,13 @@ def findings(conn: Any, r: Any) -> list[Finding]:
         held = ", ".join(sorted(set(privileges) - allowed))
         if not held:
             continue
-        words = {"object": f"{who} holds {held} on {s}.{what}", "column": f"{who} holds {held} on {s}.{what}",
-                 "schema": f"{who} holds {held} on schema {s}",
-                 "default": f"the default privileges of {what} give {who} {held} on new "
-                            f"{_OBJECTS.get(objtype, objtype).lower()} in {s}"}[kind]
+        words = {
+            "object": f"{who} holds {held} on {s}.{what}",
+            "column": f"{who} holds {held} on {s}.{what}",
+            "schema": f"{who} holds {held} on schema {s}",
+            "default": f"the default privileges of {what} give {who} {held} on new "
+            f"{_OBJECTS.get(objtype, objtype).lower()} in {s}",
+        }[kind]
         out.append(Finding(kind, what, objtype, who, tuple(sorted(set(privileges) - allowed)), words))
     return out
 
@@ -112,14 +115,25 @@ def repair(cur: Any, r: Any, found: list[Finding]) -> None:
             name = f.what.split(" (", 1)[0]  # a column's privileges go with REVOKE ALL on its table
             cur.execute(sql.SQL("REVOKE ALL ON {}.{} FROM {}").format(s, sql.Identifier(name), grantee(f.who)))
         elif f.kind == "schema":
-            cur.execute(sql.SQL("REVOKE {} ON SCHEMA {} FROM {}").format(
-                sql.SQL(", ").join(sql.SQL(p) for p in f.privileges), s, grantee(f.who)))
+            cur.execute(
+                sql.SQL("REVOKE {} ON SCHEMA {} FROM {}").format(
+                    sql.SQL(", ").join(sql.SQL(p) for p in f.privileges), s, grantee(f.who)
+                )
+            )
         elif f.kind == "owner":
-            cur.execute(sql.SQL("ALTER " + _ALTER[f.objtype] + " {}.{} OWNER TO {}").format(
-                s, sql.Identifier(f.what), sql.Identifier(r.attrs["owner"])))
+            cur.execute(
+                sql.SQL("ALTER " + _ALTER[f.objtype] + " {}.{} OWNER TO {}").format(
+                    s, sql.Identifier(f.what), sql.Identifier(r.attrs["owner"])
+                )
+            )
         elif f.kind == "default" and f.objtype in _OBJECTS:
-            cur.execute(sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} REVOKE ALL ON " + _OBJECTS[f.objtype]
-                                + " FROM {}").format(sql.Identifier(f.what), s, grantee(f.who)))
+            cur.execute(
+                sql.SQL(
+                    "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} REVOKE ALL ON "
+                    + _OBJECTS[f.objtype]
+                    + " FROM {}"
+                ).format(sql.Identifier(f.what), s, grantee(f.who))
+            )
     if r.attrs["readers"]:  # what they hold beyond SELECT goes; SELECT is given again by the caller
         readers = sql.SQL(", ").join(sql.Identifier(x) for x in r.attrs["readers"])
         cur.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(s, readers))

@@ -47,11 +47,27 @@ _SERVER_ACL = threading.Lock()  # see RoleProvider._keep_out
 
 # What every project role is besides its login: no power over the server or other roles, and nobody
 # outside the project a member of it. Each is read and repaired (drift by hand: ALTER ROLE ... SUPERUSER).
-ROLE_ATTRIBUTES: dict[str, Any] = {"superuser": False, "createdb": False, "createrole": False, "replication": False,
-                                   "bypassrls": False, "inherit": True, "connection_limit": -1, "valid_until": None,
-                                   "other_members": [], "admin_of": []}
-_FLAGS = {"superuser": "SUPERUSER", "createdb": "CREATEDB", "createrole": "CREATEROLE", "replication": "REPLICATION",
-          "bypassrls": "BYPASSRLS", "inherit": "INHERIT", "login": "LOGIN"}
+ROLE_ATTRIBUTES: dict[str, Any] = {
+    "superuser": False,
+    "createdb": False,
+    "createrole": False,
+    "replication": False,
+    "bypassrls": False,
+    "inherit": True,
+    "connection_limit": -1,
+    "valid_until": None,
+    "other_members": [],
+    "admin_of": [],
+}
+_FLAGS = {
+    "superuser": "SUPERUSER",
+    "createdb": "CREATEDB",
+    "createrole": "CREATEROLE",
+    "replication": "REPLICATION",
+    "bypassrls": "BYPASSRLS",
+    "inherit": "INHERIT",
+    "login": "LOGIN",
+}
 
 
 def _give_password(cur: Any, name: str, password: str) -> None:
@@ -72,8 +88,9 @@ def etl_role(project: str) -> str:
     return f"{project}_etl"
 
 
-def database_resources(name: str, schemas: list[str], *, environment: str, database: str | None = None,
-                       private_server: bool = False) -> list[Resource]:
+def database_resources(
+    name: str, schemas: list[str], *, environment: str, database: str | None = None, private_server: bool = False
+) -> list[Resource]:
     """The project's roles, database (named `database`, default the project's name) and schemas:
     the same on every target. A login role's password is kept under role_ref, and `password`
     wants it to be the one the role logs in with. On a private server (RoleProvider's) no role
@@ -82,26 +99,74 @@ def database_resources(name: str, schemas: list[str], *, environment: str, datab
     database = database or name
     roles = ("postgres_role.owner", "postgres_role.etl", "postgres_role.reader")
     out = [
-        Resource("postgres_role", "owner", {"name": owner, "login": False, "member_of": [], "password_ref": None,
-                                            **ROLE_ATTRIBUTES, "marked": True}),
-        Resource("postgres_role", "etl", {"name": etl, "login": True, "member_of": [owner],
-                                          "password_ref": role_ref(name, environment, etl), "password": STORED,
-                                          "password_secret_findings": [], **ROLE_ATTRIBUTES, "marked": True},
-                 ("postgres_role.owner",)),
-        Resource("postgres_role", "reader", {"name": reader, "login": True, "member_of": [],
-                                             "password_ref": role_ref(name, environment, reader),
-                                             "password": STORED, "password_secret_findings": [], **ROLE_ATTRIBUTES,
-                                             "marked": True}),
-        Resource("postgres_database", "main", {"name": database, "owner": owner, "connect": sorted([etl, reader]),
-                                               "public_access": False, "public_create": [], "other_privileges": [],
-                                               "marked": True}, roles),
+        Resource(
+            "postgres_role",
+            "owner",
+            {"name": owner, "login": False, "member_of": [], "password_ref": None, **ROLE_ATTRIBUTES, "marked": True},
+        ),
+        Resource(
+            "postgres_role",
+            "etl",
+            {
+                "name": etl,
+                "login": True,
+                "member_of": [owner],
+                "password_ref": role_ref(name, environment, etl),
+                "password": STORED,
+                "password_secret_findings": [],
+                **ROLE_ATTRIBUTES,
+                "marked": True,
+            },
+            ("postgres_role.owner",),
+        ),
+        Resource(
+            "postgres_role",
+            "reader",
+            {
+                "name": reader,
+                "login": True,
+                "member_of": [],
+                "password_ref": role_ref(name, environment, reader),
+                "password": STORED,
+                "password_secret_findings": [],
+                **ROLE_ATTRIBUTES,
+                "marked": True,
+            },
+        ),
+        Resource(
+            "postgres_database",
+            "main",
+            {
+                "name": database,
+                "owner": owner,
+                "connect": sorted([etl, reader]),
+                "public_access": False,
+                "public_create": [],
+                "other_privileges": [],
+                "marked": True,
+            },
+            roles,
+        ),
     ]
     if private_server:
         out[:3] = [Resource(r.type, r.name, {**r.attrs, "other_databases": []}, r.depends_on) for r in out[:3]]
     for s in schemas:
-        out.append(Resource("postgres_schema", s, {"name": s, "database": database, "owner": owner, "readers": [reader],
-                                                   "default_select": sorted([etl, owner]), "grants": [], "marked": True},
-                            ("postgres_database.main", *roles)))
+        out.append(
+            Resource(
+                "postgres_schema",
+                s,
+                {
+                    "name": s,
+                    "database": database,
+                    "owner": owner,
+                    "readers": [reader],
+                    "default_select": sorted([etl, owner]),
+                    "grants": [],
+                    "marked": True,
+                },
+                ("postgres_database.main", *roles),
+            )
+        )
     return out
 
 
@@ -160,8 +225,16 @@ IDLE_IN_TRANSACTION = 10  # seconds; see PgAdmin.lock_timeout
 class PgAdmin:
     """Admin sessions on one server (pooled), and pg_dump."""
 
-    def __init__(self, connect: Callable[[str], Any], *, server: str, secrets: SecretStore,
-                 bindir: Callable[[], Path], client_env: Callable[[], dict[str, str]], lock_timeout: float = 0.0) -> None:
+    def __init__(
+        self,
+        connect: Callable[[str], Any],
+        *,
+        server: str,
+        secrets: SecretStore,
+        bindir: Callable[[], Path],
+        client_env: Callable[[], dict[str, str]],
+        lock_timeout: float = 0.0,
+    ) -> None:
         self._connect = connect
         # Every wait on a database lock ends within the command's --lock-timeout (60 s without one:
         # 0 means "do not wait for the state lock", not "fail on a moment's wait for autovacuum"). A
@@ -184,9 +257,11 @@ class PgAdmin:
         conn = POOL.take(key)
         if conn is None:
             conn = self._connect(dbname)
-            conn.execute("SELECT set_config('lock_timeout', %s, false), "
-                         "set_config('idle_in_transaction_session_timeout', %s, false)",
-                         (f"{int(min(self.lock_timeout, 86400) * 1000)}ms", f"{IDLE_IN_TRANSACTION * 1000}ms"))
+            conn.execute(
+                "SELECT set_config('lock_timeout', %s, false), "
+                "set_config('idle_in_transaction_session_timeout', %s, false)",
+                (f"{int(min(self.lock_timeout, 86400) * 1000)}ms", f"{IDLE_IN_TRANSACTION * 1000}ms"),
+            )
         try:
             yield conn
         finally:
@@ -199,8 +274,10 @@ class PgAdmin:
                 "SELECT rolsuper, rolcreatedb, rolcreaterole, current_user FROM pg_roles WHERE rolname = current_user"
             ).fetchone()
         if not (row[0] or (row[1] and row[2])):
-            raise ProviderError(f"the admin role {row[3]!r} needs CREATEDB and CREATEROLE (or SUPERUSER) "
-                                "to make the project's database and roles")
+            raise ProviderError(
+                f"the admin role {row[3]!r} needs CREATEDB and CREATEROLE (or SUPERUSER) "
+                "to make the project's database and roles"
+            )
         self._superuser = bool(row[0])
 
     @property
@@ -254,19 +331,29 @@ class PgAdmin:
         with written_whole(out) as tmp:
             # its wait for each table's lock bounded like our own sessions' (DESIGN 5.3): a run stopped
             # holding a table never makes a backup wait for ever (pg_dump sets lock_timeout = 0 itself)
-            args = [str(self._bindir() / "pg_dump"), "--format=custom", f"--file={tmp}", f"--dbname={dbname}",
-                    f"--lock-wait-timeout={int(min(self.lock_timeout, 86400) * 1000)}"]
+            args = [
+                str(self._bindir() / "pg_dump"),
+                "--format=custom",
+                f"--file={tmp}",
+                f"--dbname={dbname}",
+                f"--lock-wait-timeout={int(min(self.lock_timeout, 86400) * 1000)}",
+            ]
             if schema:
                 args.append(f"--schema={schema}")
                 with self.session(dbname) as conn:
-                    extensions = conn.execute("SELECT e.extname FROM pg_extension e JOIN pg_namespace n ON "
-                                              "n.oid = e.extnamespace WHERE n.nspname = %s", (schema,)).fetchall()
+                    extensions = conn.execute(
+                        "SELECT e.extname FROM pg_extension e JOIN pg_namespace n ON "
+                        "n.oid = e.extnamespace WHERE n.nspname = %s",
+                        (schema,),
+                    ).fetchall()
                 args += [f"--extension={name}" for (name,) in extensions]
             with passfile(self._client_env()) as (env, fds):
                 proc = subprocess.run(args, env=env, pass_fds=fds, capture_output=True, text=True, timeout=3600)
             if proc.returncode != 0:
-                raise ProviderError(f"pg_dump of {dbname} failed, nothing was deleted: "
-                                    + "; ".join(ln.strip() for ln in proc.stderr.splitlines() if ln.strip()))
+                raise ProviderError(
+                    f"pg_dump of {dbname} failed, nothing was deleted: "
+                    + "; ".join(ln.strip() for ln in proc.stderr.splitlines() if ln.strip())
+                )
         return out
 
     def pg_restore(self, dump: str, dbname: str, *, role: str, login: tuple[str, str], clean: bool = False) -> None:
@@ -284,18 +371,25 @@ class PgAdmin:
         bindir = self._bindir()
         user, password = login
         self._check_least_privilege(user, role)
-        listing = subprocess.run([str(bindir / "pg_restore"), "--list", dump], env=minimal_env(), capture_output=True,
-                                 text=True, timeout=600)
+        listing = subprocess.run(
+            [str(bindir / "pg_restore"), "--list", dump], env=minimal_env(), capture_output=True, text=True, timeout=600
+        )
         if listing.returncode != 0:
             raise ProviderError(f"{dump}: not a dump pg_restore can read: {listing.stderr.strip()}")
         with self.session(dbname) as conn:
             existing = {row[0] for row in conn.execute("SELECT nspname FROM pg_namespace")}
             extensions = {row[0] for row in conn.execute("SELECT extname FROM pg_extension")}
-            trusted = {row[0] for row in conn.execute("SELECT DISTINCT name FROM pg_available_extension_versions "
-                                                      "WHERE trusted")}
-        keep = [line for line in listing.stdout.splitlines()
-                if not ((m := re.match(r"^\d+; \d+ \d+ (SCHEMA|COMMENT) - (?:SCHEMA )?(\S+) ", line))
-                        and m.group(2) in existing)]
+            trusted = {
+                row[0]
+                for row in conn.execute("SELECT DISTINCT name FROM pg_available_extension_versions WHERE trusted")
+            }
+        keep = [
+            line
+            for line in listing.stdout.splitlines()
+            if not (
+                (m := re.match(r"^\d+; \d+ \d+ (SCHEMA|COMMENT) - (?:SCHEMA )?(\S+) ", line)) and m.group(2) in existing
+            )
+        ]
 
         def extension(line: str) -> str | None:
             m = re.match(r"^\d+; \d+ \d+ (?:EXTENSION - |COMMENT - EXTENSION )(\S+)(?:\s|$)", line)
@@ -315,8 +409,17 @@ class PgAdmin:
         with tempfile.NamedTemporaryFile("w", suffix=".list") as toc:
             toc.write("\n".join(role_part) + "\n")
             toc.flush()
-            args = [str(bindir / "pg_restore"), f"--dbname={dbname}", f"--role={role}", "--no-owner", "--no-acl",
-                    "--exit-on-error", "--single-transaction", f"--use-list={toc.name}", dump]
+            args = [
+                str(bindir / "pg_restore"),
+                f"--dbname={dbname}",
+                f"--role={role}",
+                "--no-owner",
+                "--no-acl",
+                "--exit-on-error",
+                "--single-transaction",
+                f"--use-list={toc.name}",
+                dump,
+            ]
             if clean:  # extensions are left alone: dropping one would take its users' columns along
                 args[1:1] = ["--clean", "--if-exists"]
             with passfile(as_login) as (child_env, fds):
@@ -337,20 +440,33 @@ class PgAdmin:
         with tempfile.NamedTemporaryFile("w", suffix=".list") as toc:
             toc.write(line + "\n")
             toc.flush()
-            text = subprocess.run([str(bindir / "pg_restore"), "--file=-", f"--use-list={toc.name}", dump],
-                                  env=minimal_env(), capture_output=True, text=True, timeout=600).stdout
+            text = subprocess.run(
+                [str(bindir / "pg_restore"), "--file=-", f"--use-list={toc.name}", dump],
+                env=minimal_env(),
+                capture_output=True,
+                text=True,
+                timeout=600,
+            ).stdout
         # pg_restore's own frame around the entry: comments, its session settings, psql's \restrict lines
-        statements = [ln for ln in text.splitlines()
-                      if ln.strip() and not ln.startswith(("--", "SET ", "SELECT pg_catalog.set_config(", "\\"))]
+        statements = [
+            ln
+            for ln in text.splitlines()
+            if ln.strip() and not ln.startswith(("--", "SET ", "SELECT pg_catalog.set_config(", "\\"))
+        ]
         found = self._CREATE_EXTENSION.fullmatch(statements[0]) if len(statements) == 1 else None
         listed = line.split(" EXTENSION - ", 1)[1].split()[0]
         if found is None or found.group(2) != listed:
-            raise ProviderError(f"{dump}: its entry for extension {listed!r} is not the statement pg_dump writes for "
-                                "one (CREATE EXTENSION IF NOT EXISTS ... WITH SCHEMA ...); a dump changed by hand is "
-                                "not restored; nothing was restored")
+            raise ProviderError(
+                f"{dump}: its entry for extension {listed!r} is not the statement pg_dump writes for "
+                "one (CREATE EXTENSION IF NOT EXISTS ... WITH SCHEMA ...); a dump changed by hand is "
+                "not restored; nothing was restored"
+            )
         with translated(f"restore of {dump}: CREATE EXTENSION {listed}"), self.session(dbname) as conn:
-            conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}").format(
-                sql.Identifier(listed), sql.Identifier(found.group(4))))
+            conn.execute(
+                sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}").format(
+                    sql.Identifier(listed), sql.Identifier(found.group(4))
+                )
+            )
 
     def _check_least_privilege(self, user: str, role: str) -> None:
         """ProviderError unless user (the session a restore runs in) reaches no more than role does and
@@ -361,12 +477,15 @@ class PgAdmin:
                    WHERE (pg_has_role(%(user)s, r.oid, 'MEMBER') AND r.rolname NOT IN (%(user)s, %(role)s))
                       OR (r.rolname IN (%(user)s, %(role)s) AND (r.rolsuper OR r.rolcreaterole OR r.rolcreatedb
                           OR r.rolreplication OR r.rolbypassrls))
-                   ORDER BY 1""", {"user": user, "role": role}).fetchall()
+                   ORDER BY 1""",
+                {"user": user, "role": role},
+            ).fetchall()
         if rows:
             raise ProviderError(
                 f"restore refused: it runs as {user}, which must carry no more than {role} does, but {user} or "
                 f"{role} holds {', '.join(r[0] for r in rows)} (a superuser or CREATEROLE-like attribute, or another "
-                "role's membership): run `airflow-infra plan` and apply to repair that drift first; nothing was restored")
+                "role's membership): run `airflow-infra plan` and apply to repair that drift first; nothing was restored"
+            )
 
 
 # Every kind of object a user can make in a schema, counted per kind: all of it is data (a schema of
@@ -501,9 +620,11 @@ class RoleProvider(Provider):
     type = "postgres_role"
     force_new = frozenset({"name"})
     marks_atomically = True  # CREATE ROLE and its COMMENT in one transaction
-    notes = {"password": "the stored password is set (a new one when none is stored); Airflow's connections "
-                         "need it again: `airflow-infra connections push`",
-             "password_ref": "the password moves to where this release keeps it"}
+    notes = {
+        "password": "the stored password is set (a new one when none is stored); Airflow's connections "
+        "need it again: `airflow-infra connections push`",
+        "password_ref": "the password moves to where this release keeps it",
+    }
 
     def __init__(self, admin: PgAdmin, owner: Owner, *, private_server: bool = False):
         """private_server: the server is ours (the local target's), so no project role may connect
@@ -534,16 +655,23 @@ class RoleProvider(Provider):
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         with _translate(r.address, "read"):
-            row = self.admin.query(self.ROLE_SQL, {"name": r.attrs["name"], "ours": self._project_roles(),
-                                                   "private": self.private_server})
+            row = self.admin.query(
+                self.ROLE_SQL, {"name": r.attrs["name"], "ours": self._project_roles(), "private": self.private_server}
+            )
         if row is None:
             return None
         login, comment, member_of, *flags, connlimit, valid_until, others, admin_of, databases = row
         attrs: dict[str, Any] = {
-            "name": r.attrs["name"], "login": login, "member_of": list(member_of),
-            "password_ref": r.attrs.get("password_ref"), **dict(zip(list(_FLAGS)[:6], flags, strict=True)),
-            "connection_limit": connlimit, "valid_until": valid_until, "other_members": list(others),
-            "admin_of": list(admin_of)}
+            "name": r.attrs["name"],
+            "login": login,
+            "member_of": list(member_of),
+            "password_ref": r.attrs.get("password_ref"),
+            **dict(zip(list(_FLAGS)[:6], flags, strict=True)),
+            "connection_limit": connlimit,
+            "valid_until": valid_until,
+            "other_members": list(others),
+            "admin_of": list(admin_of),
+        }
         if self.private_server:
             attrs["other_databases"] = list(databases)
         if r.attrs.get("password_ref"):
@@ -610,7 +738,9 @@ class RoleProvider(Provider):
         name = _ident(r.attrs["name"])
         made = {**ROLE_ATTRIBUTES, "login": False, **current}
         cur.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(name, sql.Literal(self.owner.marker())))
-        clauses = [("" if r.attrs[k] else "NO") + word for k, word in _FLAGS.items() if k in r.attrs and made[k] != r.attrs[k]]
+        clauses = [
+            ("" if r.attrs[k] else "NO") + word for k, word in _FLAGS.items() if k in r.attrs and made[k] != r.attrs[k]
+        ]
         if made["connection_limit"] != r.attrs.get("connection_limit", -1):
             clauses.append(f"CONNECTION LIMIT {int(r.attrs.get('connection_limit', -1))}")
         if made["valid_until"] is not None:
@@ -639,8 +769,9 @@ class RoleProvider(Provider):
         for attempt in range(20):  # another process's apply may be at it too
             try:
                 with _SERVER_ACL:
-                    self.admin.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC, {}").format(
-                        dbs, _ident(r.attrs["name"])))
+                    self.admin.execute(
+                        sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC, {}").format(dbs, _ident(r.attrs["name"]))
+                    )
                 return
             except psycopg.errors.InternalError:
                 if attempt == 19:
@@ -657,8 +788,9 @@ class RoleProvider(Provider):
             password, moved_from = self._stored_password(r, None) if r.attrs.get("password_ref") else (None, None)
         # all-or-nothing: role, marker, password, grants
         with _translate(r.address, "create"), self.admin.session() as conn, conn.transaction(), conn.cursor() as cur:
-            row = cur.execute("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s",
-                              (name,)).fetchone()
+            row = cur.execute(
+                "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s", (name,)
+            ).fetchone()
             if row is not None and found is None:  # made by someone else since it was read
                 _refuse_foreign(r.address, f"role {name!r}", _observed(self.owner, {}, row[0], None))
             if row is None:
@@ -677,8 +809,9 @@ class RoleProvider(Provider):
         if r.attrs.get("password_ref") and prior.attrs.get("password_secret_findings"):
             with _translate(r.address, "update"):
                 self.admin.secrets.repair(r.attrs["password_ref"])
-        if r.attrs.get("password_ref") and (prior.attrs.get("password") != STORED
-                                            or prior.attrs.get("password_ref") != r.attrs["password_ref"]):
+        if r.attrs.get("password_ref") and (
+            prior.attrs.get("password") != STORED or prior.attrs.get("password_ref") != r.attrs["password_ref"]
+        ):
             with _translate(r.address, "update"):
                 password, moved_from = self._stored_password(r, prior)
         with _translate(r.address, "update"), self.admin.session() as conn, conn.transaction(), conn.cursor() as cur:
@@ -701,8 +834,9 @@ class RoleProvider(Provider):
         from psycopg import sql
 
         with _translate(r.address, "import"):
-            self.admin.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(_ident(r.attrs["name"]),
-                                                                          sql.Literal(self.owner.marker())))
+            self.admin.execute(
+                sql.SQL("COMMENT ON ROLE {} IS {}").format(_ident(r.attrs["name"]), sql.Literal(self.owner.marker()))
+            )
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         from psycopg import sql
@@ -713,7 +847,6 @@ class RoleProvider(Provider):
             self.admin.secrets.delete(r.attrs["password_ref"])
 
 
-
 class DatabaseProvider(Provider):
     """The project's database. CREATE DATABASE cannot run in a transaction, so "ours" is judged
     by its owner: a database owned by our marked owner role is ours."""
@@ -721,8 +854,10 @@ class DatabaseProvider(Provider):
     type = "postgres_database"
     force_new = frozenset({"name"})
     marks_atomically = True  # made owned by the marked owner role, which says whose it is
-    notes = {"owner": "the previous owner keeps USAGE and CREATE on schema public, and its tables",
-             "public_access": "PUBLIC loses CONNECT and its rights on schema public"}
+    notes = {
+        "owner": "the previous owner keeps USAGE and CREATE on schema public, and its tables",
+        "public_access": "PUBLIC loses CONNECT and its rights on schema public",
+    }
 
     def __init__(self, admin: PgAdmin, owner: Owner):
         self.admin = admin
@@ -737,24 +872,38 @@ class DatabaseProvider(Provider):
                                 WHERE a.privilege_type = 'CONNECT' AND a.grantee NOT IN (d.datdba, 0) ORDER BY 1),
                           d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0),
                           array(SELECT DISTINCT pg_get_userbyid(a.grantee) || ' holds ' || a.privilege_type
-                                  FROM aclexplode(d.datacl) a WHERE """ + self.BEYOND + """ ORDER BY 1),
+                                  FROM aclexplode(d.datacl) a WHERE """
+                + self.BEYOND
+                + """ ORDER BY 1),
                           has_database_privilege(d.oid, 'CONNECT')
                    FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba WHERE d.datname = %s""",
-                (r.attrs["name"],))
+                (r.attrs["name"],),
+            )
             if row is None:
                 return None
             owner, owner_comment, comment, connect, public, others, may_connect = row
             # CREATE DATABASE and its COMMENT cannot share a transaction: before the COMMENT, our marked owner says it
-            found = _observed(self.owner, {"name": r.attrs["name"], "owner": owner, "connect": list(connect),
-                                           "public_access": public, "other_privileges": list(others)},
-                              comment or owner_comment, prior)
+            found = _observed(
+                self.owner,
+                {
+                    "name": r.attrs["name"],
+                    "owner": owner,
+                    "connect": list(connect),
+                    "public_access": public,
+                    "other_privileges": list(others),
+                },
+                comment or owner_comment,
+                prior,
+            )
             if found.foreign:
                 return found  # not ours to look inside (nor, maybe, to connect to)
             if not may_connect:
                 # (its owner changed by hand, say): unknown until update gives it back to our owner role
                 return Observed({**found.attrs, "public_create": None})
             with self.admin.session(r.attrs["name"]) as conn:
-                public_create = conn.execute(self.PUBLIC_CREATE_SQL, ([r.attrs["owner"], *r.attrs["connect"]],)).fetchone()[0]
+                public_create = conn.execute(
+                    self.PUBLIC_CREATE_SQL, ([r.attrs["owner"], *r.attrs["connect"]],)
+                ).fetchone()[0]
         return Observed({**found.attrs, "public_create": list(public_create)})
 
     # A database privilege held beyond what the project's roles need (CONNECT, TEMPORARY) by anyone
@@ -775,29 +924,43 @@ class DatabaseProvider(Provider):
             conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db, _ident(r.attrs["owner"])))
             conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(db, sql.Literal(self.owner.marker())))
             conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
-            beyond = [row[0] for row in conn.execute(
-                "SELECT DISTINCT pg_get_userbyid(a.grantee) FROM pg_database d, aclexplode(d.datacl) a "
-                "WHERE d.datname = %s AND " + self.BEYOND, (r.attrs["name"],))]
+            beyond = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT DISTINCT pg_get_userbyid(a.grantee) FROM pg_database d, aclexplode(d.datacl) a "
+                    "WHERE d.datname = %s AND " + self.BEYOND,
+                    (r.attrs["name"],),
+                )
+            ]
             if beyond:  # CREATE (a schema of one's own) is the owner's alone
                 conn.execute(sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(db, _idents(sorted(beyond))))
             extra = set(current.attrs.get("connect", [])) - set(r.attrs["connect"]) if current else set()
             if extra:
                 conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(db, _idents(sorted(extra))))
-            conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, _idents(r.attrs["connect"])))
+            conn.execute(
+                sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, _idents(r.attrs["connect"]))
+            )
         # Inside the database: nobody may use the public schema, not even its owner (nor the etl user
         # through it) to make tables there...
         with self.admin.session(r.attrs["name"]) as conn, conn.transaction():
-            public = conn.execute("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'public'").fetchone()
+            public = conn.execute(
+                "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'public'"
+            ).fetchone()
             if public is not None:  # (dropped by hand: nothing to keep anyone out of)
                 conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
-                holders = {public[0], r.attrs["owner"], *r.attrs["connect"],
-                           *((current.attrs.get("public_create") or []) if current else [])}
+                holders = {
+                    public[0],
+                    r.attrs["owner"],
+                    *r.attrs["connect"],
+                    *((current.attrs.get("public_create") or []) if current else []),
+                }
                 conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(_idents(sorted(holders))))
         previous = current.attrs.get("owner") if current else None
         if previous and previous != r.attrs["owner"]:
             # ...except an adopted database's previous owner, which still owns the tables there
-            self.admin.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(_ident(previous)),
-                               dbname=r.attrs["name"])
+            self.admin.execute(
+                sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(_ident(previous)), dbname=r.attrs["name"]
+            )
 
     def create(self, r: Resource) -> Observed:
         from psycopg import sql
@@ -806,8 +969,11 @@ class DatabaseProvider(Provider):
             existing = self.read(r, None)
             _refuse_foreign(r.address, f"database {r.attrs['name']!r}", existing)
             if existing is None:
-                self.admin.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
-                    _ident(r.attrs["name"]), _ident(r.attrs["owner"])))
+                self.admin.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
+                        _ident(r.attrs["name"]), _ident(r.attrs["owner"])
+                    )
+                )
             self._converge(r, existing)
         return read_back(self, r)
 
@@ -820,8 +986,11 @@ class DatabaseProvider(Provider):
         from psycopg import sql
 
         with _translate(r.address, "import"):
-            self.admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(_ident(r.attrs["name"]),
-                                                                              sql.Literal(self.owner.marker())))
+            self.admin.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                    _ident(r.attrs["name"]), sql.Literal(self.owner.marker())
+                )
+            )
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         import psycopg
@@ -829,7 +998,8 @@ class DatabaseProvider(Provider):
 
         self.admin.close_db(r.attrs["name"])
         stmt = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)" if force else "DROP DATABASE IF EXISTS {}").format(
-            _ident(r.attrs["name"]))
+            _ident(r.attrs["name"])
+        )
         with _translate(r.address, "delete"):
             for attempt in range(50):
                 try:
@@ -848,9 +1018,11 @@ class DatabaseProvider(Provider):
             if not self.admin.database_exists(name):
                 return None
             with self.admin.session(name) as conn:
-                rows = conn.execute(_OBJECTS_SQL.format(
-                    where=_USER_SCHEMAS,
-                    extra="UNION ALL SELECT 'large object' FROM pg_largeobject_metadata")).fetchall()
+                rows = conn.execute(
+                    _OBJECTS_SQL.format(
+                        where=_USER_SCHEMAS, extra="UNION ALL SELECT 'large object' FROM pg_largeobject_metadata"
+                    )
+                ).fetchall()
         return _describe_objects(rows)
 
     def backup(self, r: Resource, observed: Observed, dest: Path) -> Path:
@@ -862,8 +1034,10 @@ class DatabaseProvider(Provider):
         etl = etl_role(self.owner.project)
         password = self.admin.secrets.get(role_ref(self.owner.project, self.owner.environment, etl))
         if not password:
-            raise SecretMissing(f"restore runs as {etl}, whose password is not in the secret store: run "
-                                "`airflow-infra apply` to set one; nothing was restored")
+            raise SecretMissing(
+                f"restore runs as {etl}, whose password is not in the secret store: run "
+                "`airflow-infra apply` to set one; nothing was restored"
+            )
         self.admin.pg_restore(source, r.attrs["name"], role=r.attrs["owner"], login=(etl, password), clean=replace)
         return 1, []
 
@@ -886,8 +1060,9 @@ class SchemaProvider(Provider):
         """A session in the schema's database, or None when the database is gone; Unreadable when
         the admin may not connect to it (someone else's database of that name: a conflict of its own)."""
         db = r.attrs["database"]
-        row = self.admin.query("SELECT has_database_privilege(datname, 'CONNECT') FROM pg_database WHERE datname = %s",
-                               (db,))
+        row = self.admin.query(
+            "SELECT has_database_privilege(datname, 'CONNECT') FROM pg_database WHERE datname = %s", (db,)
+        )
         if row is None:
             yield None
             return
@@ -904,7 +1079,9 @@ class SchemaProvider(Provider):
                       array(SELECT DISTINCT pg_get_userbyid(d.defaclrole) FROM pg_default_acl d, aclexplode(d.defaclacl) a
                             WHERE d.defaclnamespace = n.oid AND d.defaclobjtype = 'r' AND a.privilege_type = 'SELECT'
                               AND pg_get_userbyid(a.grantee) = ANY(%s) ORDER BY 1)
-               FROM pg_namespace n WHERE n.nspname = %s""", (list(r.attrs["readers"]), r.attrs["name"])).fetchone()
+               FROM pg_namespace n WHERE n.nspname = %s""",
+            (list(r.attrs["readers"]), r.attrs["name"]),
+        ).fetchone()
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         with _translate(r.address, "read"), self._session(r) as conn:
@@ -912,9 +1089,18 @@ class SchemaProvider(Provider):
             if row is None:
                 return None
             owner, comment, readers, default_select = row
-            found = _observed(self.owner, {"name": r.attrs["name"], "database": r.attrs["database"], "owner": owner,
-                                           "readers": list(readers), "default_select": list(default_select)},
-                              comment, prior)
+            found = _observed(
+                self.owner,
+                {
+                    "name": r.attrs["name"],
+                    "database": r.attrs["database"],
+                    "owner": owner,
+                    "readers": list(readers),
+                    "default_select": list(default_select),
+                },
+                comment,
+                prior,
+            )
             if found.foreign:
                 return found
             return Observed({**found.attrs, "grants": pggrants.words(pggrants.findings(conn, r))})
@@ -935,8 +1121,11 @@ class SchemaProvider(Provider):
             cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, readers))
             cur.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(s, readers))
             for role in r.attrs["default_select"]:
-                cur.execute(sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}")
-                            .format(_ident(role), s, readers))
+                cur.execute(
+                    sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}").format(
+                        _ident(role), s, readers
+                    )
+                )
 
     def create(self, r: Resource) -> Observed:
         from psycopg import sql
@@ -946,17 +1135,27 @@ class SchemaProvider(Provider):
                 raise ProviderError(f"{r.address}: database {r.attrs['database']!r} does not exist")
             with conn.transaction(), conn.cursor() as cur:  # all-or-nothing
                 row = self._query(conn, r)
-                _refuse_foreign(r.address, f"schema {r.attrs['name']!r}",
-                                None if row is None else _observed(self.owner, {}, row[1], None))
+                _refuse_foreign(
+                    r.address,
+                    f"schema {r.attrs['name']!r}",
+                    None if row is None else _observed(self.owner, {}, row[1], None),
+                )
                 if row is None:
-                    cur.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
-                        _ident(r.attrs["name"]), _ident(r.attrs["owner"])))
+                    cur.execute(
+                        sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                            _ident(r.attrs["name"]), _ident(r.attrs["owner"])
+                        )
+                    )
                 self._converge(cur, r, None)
         return read_back(self, r)
 
     def update(self, r: Resource, prior: Observed) -> Observed:
-        with (_translate(r.address, "update"), self.admin.session(r.attrs["database"]) as conn, conn.transaction(),
-              conn.cursor() as cur):
+        with (
+            _translate(r.address, "update"),
+            self.admin.session(r.attrs["database"]) as conn,
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
             self._converge(cur, r, prior)
         return converged(r, read_back(self, r), ("grants",), who="a superuser, or the objects' owners,")
 
@@ -975,7 +1174,8 @@ class SchemaProvider(Provider):
                         raise ProviderError(
                             f"{r.address}: objects in other schemas depend on schema {r.attrs['name']!r} and "
                             f"would be dropped with it ({', '.join(outside)}); their data is in no backup of "
-                            "this schema: drop or change them first; nothing was deleted")
+                            "this schema: drop or change them first; nothing was deleted"
+                        )
                     conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(_ident(r.attrs["name"])))
             else:
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {}").format(_ident(r.attrs["name"])))
@@ -984,8 +1184,9 @@ class SchemaProvider(Provider):
         from psycopg import sql
 
         with _translate(r.address, "import"), self.admin.session(r.attrs["database"]) as conn:
-            conn.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(_ident(r.attrs["name"]),
-                                                                      sql.Literal(self.owner.marker())))
+            conn.execute(
+                sql.SQL("COMMENT ON SCHEMA {} IS {}").format(_ident(r.attrs["name"]), sql.Literal(self.owner.marker()))
+            )
 
     @staticmethod
     def _outside_dependents(conn: Any, r: Resource) -> list[str]:

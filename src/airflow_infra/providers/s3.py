@@ -53,8 +53,15 @@ MISSING = {  # the "not configured" answer of each getter
 OPTIONAL = ("logging",)  # read only for a bucket whose desired settings name it (the aws target's)
 
 
-def desired_settings(*, sse: str, kms_key_id: str | None, noncurrent_days: int, tmp_expire_days: int | None,
-                     tags: dict[str, str], tls_only: bool = True) -> dict[str, Any]:
+def desired_settings(
+    *,
+    sse: str,
+    kms_key_id: str | None,
+    noncurrent_days: int,
+    tmp_expire_days: int | None,
+    tags: dict[str, str],
+    tls_only: bool = True,
+) -> dict[str, Any]:
     return {
         "versioning": "Enabled",
         "encryption": {"sse": sse, "kms_key_id": kms_key_id},
@@ -62,21 +69,39 @@ def desired_settings(*, sse: str, kms_key_id: str | None, noncurrent_days: int, 
         "ownership": "BucketOwnerEnforced",
         "tls_only": tls_only,
         "other_policy_statements": [],
-        "lifecycle": {"abort_multipart_days": 7, "noncurrent_days": noncurrent_days, "tmp_expire_days": tmp_expire_days},
+        "lifecycle": {
+            "abort_multipart_days": 7,
+            "noncurrent_days": noncurrent_days,
+            "tmp_expire_days": tmp_expire_days,
+        },
         "tags": dict(sorted(tags.items())),
     }
 
 
 def _lifecycle_rules(lc: dict[str, Any]) -> list[dict[str, Any]]:
     rules = [
-        {"ID": "airflow-infra-abort-multipart", "Status": "Enabled", "Filter": {"Prefix": ""},
-         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": lc["abort_multipart_days"]}},
-        {"ID": "airflow-infra-expire-noncurrent", "Status": "Enabled", "Filter": {"Prefix": ""},
-         "NoncurrentVersionExpiration": {"NoncurrentDays": lc["noncurrent_days"]}},
+        {
+            "ID": "airflow-infra-abort-multipart",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": lc["abort_multipart_days"]},
+        },
+        {
+            "ID": "airflow-infra-expire-noncurrent",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": lc["noncurrent_days"]},
+        },
     ]
     if lc.get("tmp_expire_days"):
-        rules.append({"ID": "airflow-infra-expire-tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"},
-                      "Expiration": {"Days": lc["tmp_expire_days"]}})
+        rules.append(
+            {
+                "ID": "airflow-infra-expire-tmp",
+                "Status": "Enabled",
+                "Filter": {"Prefix": "tmp/"},
+                "Expiration": {"Days": lc["tmp_expire_days"]},
+            }
+        )
     return rules
 
 
@@ -85,14 +110,23 @@ def _lifecycle_summary(rules: list[dict[str, Any]]) -> dict[str, Any]:
     abort = by_id.get("airflow-infra-abort-multipart", {}).get("AbortIncompleteMultipartUpload", {})
     noncurrent = by_id.get("airflow-infra-expire-noncurrent", {}).get("NoncurrentVersionExpiration", {})
     tmp = by_id.get("airflow-infra-expire-tmp", {}).get("Expiration", {})
-    return {"abort_multipart_days": abort.get("DaysAfterInitiation"), "noncurrent_days": noncurrent.get("NoncurrentDays"),
-            "tmp_expire_days": tmp.get("Days")}
+    return {
+        "abort_multipart_days": abort.get("DaysAfterInitiation"),
+        "noncurrent_days": noncurrent.get("NoncurrentDays"),
+        "tmp_expire_days": tmp.get("Days"),
+    }
 
 
 def _tls_statement(bucket: str) -> dict[str, Any]:
     arn = f"arn:aws:s3:::{bucket}"
-    return {"Sid": POLICY_SID, "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-            "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+    return {
+        "Sid": POLICY_SID,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [arn, f"{arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
 
 
 def _judge_policy(policy: dict[str, Any]) -> tuple[bool, list[str]]:
@@ -158,8 +192,14 @@ class S3BucketProvider(Provider):
         raise AssertionError(setting)
 
     def _absent_value(self, setting: str) -> Any:
-        return {"encryption": None, "public_access_block": {f: False for f in PAB_FLAGS}, "ownership": None,
-                "tls_only": {"Statement": []}, "lifecycle": _lifecycle_summary([]), "tags": {}}[setting]
+        return {
+            "encryption": None,
+            "public_access_block": {f: False for f in PAB_FLAGS},
+            "ownership": None,
+            "tls_only": {"Statement": []},
+            "lifecycle": _lifecycle_summary([]),
+            "tags": {},
+        }[setting]
 
     def _read_setting(self, bucket: str, setting: str) -> tuple[Any, bool]:
         """(value, unsupported?); raises _Gone when the bucket does not exist. A setting this store
@@ -241,8 +281,10 @@ class S3BucketProvider(Provider):
     def warnings(self, observed: Observed) -> list[str]:
         out = []
         if observed.attrs.get("unsupported"):
-            out.append(f"bucket {observed.attrs['name']}: the store does not support "
-                       f"{', '.join(observed.attrs['unsupported'])}; left as they are")
+            out.append(
+                f"bucket {observed.attrs['name']}: the store does not support "
+                f"{', '.join(observed.attrs['unsupported'])}; left as they are"
+            )
         if "logging" in observed.attrs and self.owner.environment != "dev":  # the aws target's bucket, outside dev
             if not observed.attrs["logging"]:
                 out.append(f"bucket {observed.attrs['name']} keeps no server access logs ([bucket] access_log_bucket)")
@@ -259,20 +301,29 @@ class S3BucketProvider(Provider):
             default = {"SSEAlgorithm": value["sse"]}
             if value.get("kms_key_id"):
                 default["KMSMasterKeyID"] = value["kms_key_id"]
-            s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": value["sse"] == "aws:kms"}]})
+            s3.put_bucket_encryption(
+                Bucket=bucket,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [
+                        {"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": value["sse"] == "aws:kms"}
+                    ]
+                },
+            )
         elif setting == "public_access_block":
             s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=dict(value))
         elif setting == "ownership":
             s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": value}]})
         elif setting == "tls_only":  # the policy is ours alone: our statement, or none
             if value:
-                s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(
-                    {"Version": "2012-10-17", "Statement": [_tls_statement(bucket)]}))
+                s3.put_bucket_policy(
+                    Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [_tls_statement(bucket)]})
+                )
             else:
                 s3.delete_bucket_policy(Bucket=bucket)
         elif setting == "lifecycle":
-            s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": _lifecycle_rules(value)})
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=bucket, LifecycleConfiguration={"Rules": _lifecycle_rules(value)}
+            )
         elif setting == "logging":
             on = {"LoggingEnabled": {"TargetBucket": value["bucket"], "TargetPrefix": value["prefix"]}} if value else {}
             s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus=on)
@@ -283,11 +334,22 @@ class S3BucketProvider(Provider):
     def _converge(self, r: Resource, current: dict[str, Any] | None) -> list[str]:
         unsupported = set((current or {}).get("unsupported", []))
         # Tags first: they are our marker. Ownership before the policy; the PAB before the policy too.
-        for setting in ("tags", "ownership", "public_access_block", "encryption", "versioning", "tls_only", "lifecycle",
-                        *(s for s in OPTIONAL if s in r.attrs)):
-            if setting in unsupported or (current is not None and current.get(setting) == r.attrs[setting]
-                                          and (setting != "tags" or current.get("marked"))
-                                          and (setting != "tls_only" or not current.get("other_policy_statements"))):
+        for setting in (
+            "tags",
+            "ownership",
+            "public_access_block",
+            "encryption",
+            "versioning",
+            "tls_only",
+            "lifecycle",
+            *(s for s in OPTIONAL if s in r.attrs),
+        ):
+            if setting in unsupported or (
+                current is not None
+                and current.get(setting) == r.attrs[setting]
+                and (setting != "tags" or current.get("marked"))
+                and (setting != "tls_only" or not current.get("other_policy_statements"))
+            ):
                 continue
             try:
                 self._put(r.attrs["name"], setting, r.attrs[setting])
@@ -303,16 +365,20 @@ class S3BucketProvider(Provider):
         bucket, region = r.attrs["name"], r.attrs["region"]
         existing = self.read(r, None)
         if existing is not None and existing.foreign:
-            raise ForeignResource(f"{r.address}: bucket {bucket!r} exists, {existing.whose}: choose another [bucket] "
-                                  "name, or take it over on purpose with `airflow-infra import`")
+            raise ForeignResource(
+                f"{r.address}: bucket {bucket!r} exists, {existing.whose}: choose another [bucket] "
+                "name, or take it over on purpose with `airflow-infra import`"
+            )
         if existing is None:
             kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
             try:
                 self.s3.create_bucket(Bucket=bucket, **kwargs)
             except Exception as exc:  # only CreateBucket's own answer says the name is someone else's
                 if error_code(exc) == "BucketAlreadyExists":
-                    raise ProviderError(f"{r.address}: the bucket name {bucket!r} is taken by another account: "
-                                        "choose another [bucket] name") from None
+                    raise ProviderError(
+                        f"{r.address}: the bucket name {bucket!r} is taken by another account: "
+                        "choose another [bucket] name"
+                    ) from None
                 raise translate(r.address, "create", exc) from None
         try:
             self._converge(r, None if existing is None else dict(existing.attrs))
@@ -322,7 +388,6 @@ class S3BucketProvider(Provider):
                     self.s3.delete_bucket(Bucket=bucket)
             raise translate(r.address, "create", exc) from None
         return read_back(self, r, Observed(dict(r.attrs)))  # ours now, also where the store keeps no tags to say so
-
 
     def update(self, r: Resource, prior: Observed) -> Observed:
         with translated(r.address, "update"):
@@ -361,13 +426,17 @@ class S3BucketProvider(Provider):
             dbucket, _, dprefix = target[5:].partition("/")
             base = dprefix.strip("/")
             if dbucket == bucket and (base + "/").startswith(prefix):
-                raise ProviderError(f"{r.address}: [bucket] backup = {target!r} lies inside what is about to be "
-                                    "emptied: choose another bucket or prefix; nothing was deleted")
+                raise ProviderError(
+                    f"{r.address}: [bucket] backup = {target!r} lies inside what is about to be "
+                    "emptied: choose another bucket or prefix; nothing was deleted"
+                )
             with translated(r.address, "backup"):
                 claimed = self._claimed_above(dbucket, base + "/" if base else "", inclusive=True)
             if claimed is not None:  # another project's destroy would empty it, backups and all
-                raise ProviderError(f"{r.address}: [bucket] backup = {target!r} lies inside {claimed}: choose a "
-                                    "bucket or prefix no project's marker claims; nothing was deleted")
+                raise ProviderError(
+                    f"{r.address}: [bucket] backup = {target!r} lies inside {claimed}: choose a "
+                    "bucket or prefix no project's marker claims; nothing was deleted"
+                )
         with translated(r.address, "backup"):
             versions = [v for v in self._versions(bucket, prefix) if v["Key"] != besides]
             if target.startswith("s3://"):
@@ -375,8 +444,11 @@ class S3BucketProvider(Provider):
                 def keep(v: dict[str, Any]) -> None:
                     v["Object"] = object_name(bucket, v)
                     # a server-side copy; ETags are not compared: with SSE-KMS they are not the MD5
-                    self.s3.copy_object(Bucket=dbucket, Key=f"{base}/{v['Object']}".lstrip("/"),
-                                        CopySource={"Bucket": bucket, "Key": v["Key"], **_source_version(v)})
+                    self.s3.copy_object(
+                        Bucket=dbucket,
+                        Key=f"{base}/{v['Object']}".lstrip("/"),
+                        CopySource={"Bucket": bucket, "Key": v["Key"], **_source_version(v)},
+                    )
             else:
                 root = backup_dir(Path(target).expanduser())
                 (root / "objects").mkdir(mode=0o700, exist_ok=True)
@@ -431,13 +503,19 @@ class S3BucketProvider(Provider):
         with translated(r.address, "read"):
             for v in self._versions(bucket, prefix):
                 key = v["Key"]
-                if (key != besides and key.endswith("/" + PREFIX_MARKER) and not v["DeleteMarker"]
-                        and v.get("IsLatest", True)):
-                    raise ProviderError(f"{r.address}: s3://{bucket}/{key} marks a prefix "
-                                        f"{self._whose(bucket, key) or 'of another project'} "
-                                        f"inside s3://{bucket}/{prefix}: its objects are not this project's to "
-                                        "delete; destroy that project first (or remove its marker on purpose); "
-                                        "nothing was deleted")
+                if (
+                    key != besides
+                    and key.endswith("/" + PREFIX_MARKER)
+                    and not v["DeleteMarker"]
+                    and v.get("IsLatest", True)
+                ):
+                    raise ProviderError(
+                        f"{r.address}: s3://{bucket}/{key} marks a prefix "
+                        f"{self._whose(bucket, key) or 'of another project'} "
+                        f"inside s3://{bucket}/{prefix}: its objects are not this project's to "
+                        "delete; destroy that project first (or remove its marker on purpose); "
+                        "nothing was deleted"
+                    )
 
     def _whose(self, bucket: str, marker_key: str) -> str | None:
         """Whose the prefix marker at marker_key says it is, in words ("made by project ..."); None when
@@ -468,9 +546,11 @@ class S3BucketProvider(Provider):
             errors = self.s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True}).get("Errors", [])
             if errors:
                 e = errors[0]
-                raise ProviderError(f"{r.address}: {len(errors)} object version(s) could not be deleted, e.g. "
-                                    f"{e.get('Key')!r}: {e.get('Code')}: {e.get('Message', '')}; the bucket is "
-                                    "left with what remains, recorded as it was")
+                raise ProviderError(
+                    f"{r.address}: {len(errors)} object version(s) could not be deleted, e.g. "
+                    f"{e.get('Key')!r}: {e.get('Code')}: {e.get('Message', '')}; the bucket is "
+                    "left with what remains, recorded as it was"
+                )
             batch.clear()
 
         for v in self._versions(bucket, prefix):
@@ -493,7 +573,7 @@ class S3BucketProvider(Provider):
 
         def replay(versions: list[dict[str, Any]]) -> int:
             for v in versions:  # one key's history, in order
-                key = prefix + v["Key"][len(doc.get("prefix", "")):]
+                key = prefix + v["Key"][len(doc.get("prefix", "")) :]
                 if v["DeleteMarker"]:
                     self.s3.delete_object(Bucket=bucket, Key=key)
                     continue
@@ -536,6 +616,7 @@ class S3BucketProvider(Provider):
                     if v.get("Sha256") and digest.hexdigest() != v["Sha256"]:
                         raise ProviderError(f"{source}: the copy of {v['Key']!r} does not match its checksum")
                     return open(copy, "rb")
+
         return check_manifest(doc, source), read
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
@@ -551,8 +632,10 @@ class S3BucketProvider(Provider):
                 return
             if error_code(exc) == "BucketNotEmpty":
                 if force:
-                    raise ProviderError(f"{r.address}: bucket {bucket!r} received new objects while it was emptied; "
-                                        "nothing more was deleted: stop what writes there and run again") from None
+                    raise ProviderError(
+                        f"{r.address}: bucket {bucket!r} received new objects while it was emptied; "
+                        "nothing more was deleted: stop what writes there and run again"
+                    ) from None
                 raise ProviderError(f"{r.address}: bucket {bucket!r} is not empty: pass --force-delete-data") from None
             raise translate(r.address, "delete", exc) from None
 
@@ -593,8 +676,11 @@ class S3PrefixProvider(S3BucketProvider):
             if body is None:
                 # our marker's old versions (what a plain destroy leaves on a versioned bucket) are no one's data
                 if prior is None and self._count(r, bucket, prefix, besides=self._marker(r)) is not None:
-                    return Observed({**attrs, "marked": False}, foreign=True,
-                                    whose="not made by airflow-infra, and it holds objects")
+                    return Observed(
+                        {**attrs, "marked": False},
+                        foreign=True,
+                        whose="not made by airflow-infra, and it holds objects",
+                    )
                 if prior is None:
                     return None
         found = Owner.from_marker(body.decode(errors="replace")) if body is not None else None
@@ -610,14 +696,18 @@ class S3PrefixProvider(S3BucketProvider):
     def create(self, r: Resource) -> Observed:
         existing = self.read(r, None)
         if existing is not None and existing.foreign:
-            raise ForeignResource(f"{r.address}: s3://{r.attrs['bucket']}/{r.attrs['prefix']} exists, {existing.whose}: "
-                                  "choose another [bucket] prefix, or take it over on purpose with `airflow-infra import`")
+            raise ForeignResource(
+                f"{r.address}: s3://{r.attrs['bucket']}/{r.attrs['prefix']} exists, {existing.whose}: "
+                "choose another [bucket] prefix, or take it over on purpose with `airflow-infra import`"
+            )
         try:
             self.mark(r)
         except Exception as exc:
             if error_code(exc) == "NoSuchBucket":
-                raise ProviderError(f"{r.address}: the shared bucket {r.attrs['bucket']!r} does not exist: create it "
-                                    "first, or leave [bucket] prefix empty to have a bucket of the project's own") from None
+                raise ProviderError(
+                    f"{r.address}: the shared bucket {r.attrs['bucket']!r} does not exist: create it "
+                    "first, or leave [bucket] prefix empty to have a bucket of the project's own"
+                ) from None
             raise translate(r.address, "create", exc) from None
         return Observed(dict(r.attrs))
 
@@ -639,9 +729,11 @@ class S3PrefixProvider(S3BucketProvider):
                 self._empty(r, bucket, prefix, besides=self._marker(r))
                 left = [v for v in self._versions(bucket, prefix) if v["Key"] != self._marker(r)]
                 if left:
-                    raise ProviderError(f"{r.address}: s3://{bucket}/{prefix} received new objects while it was "
-                                        f"emptied ({left[0]['Key']!r}, ...); they were kept: stop what writes there "
-                                        "and run again")
+                    raise ProviderError(
+                        f"{r.address}: s3://{bucket}/{prefix} received new objects while it was "
+                        f"emptied ({left[0]['Key']!r}, ...); they were kept: stop what writes there "
+                        "and run again"
+                    )
                 for v in self._versions(bucket, self._marker(r)):
                     if v["Key"] == self._marker(r):  # every version of it, by id: no delete marker left
                         self.s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])

@@ -95,19 +95,24 @@ def make_store(config, home: Path):
     if kind == "state":
         from .state import StateSecretStore
 
-        return StateSecretStore(passphrase_env=config.secrets.passphrase_env, kms_key_id=config.secrets.kms_key_id,
-                                region=config.secrets.region)
+        return StateSecretStore(
+            passphrase_env=config.secrets.passphrase_env,
+            kms_key_id=config.secrets.kms_key_id,
+            region=config.secrets.region,
+        )
     if kind == "aws-secrets-manager":
         from ..ownership import project_tags
         from .aws import AwsSecretsManagerStore
 
         p = config.project
-        return AwsSecretsManagerStore(region=config.region if config.target.kind == "aws" else config.secrets.region,
-                                      prefix=f"{config.secrets.prefix.rstrip('/')}/",
-                                      current=f"{p.name}/{p.environment}/",
-                                      legacy_prefix=f"{config.secrets.prefix.rstrip('/')}/{p.name}/{p.environment}/",
-                                      tags=project_tags(p.name, p.environment),
-                                      kms_key_id=config.secrets.kms_key_id)
+        return AwsSecretsManagerStore(
+            region=config.region if config.target.kind == "aws" else config.secrets.region,
+            prefix=f"{config.secrets.prefix.rstrip('/')}/",
+            current=f"{p.name}/{p.environment}/",
+            legacy_prefix=f"{config.secrets.prefix.rstrip('/')}/{p.name}/{p.environment}/",
+            tags=project_tags(p.name, p.environment),
+            kms_key_id=config.secrets.kms_key_id,
+        )
     from .file import FileSecretStore
 
     return FileSecretStore(home)

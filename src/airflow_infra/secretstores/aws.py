@@ -15,8 +15,16 @@ from . import SecretStore, new_password, usable
 
 
 class AwsSecretsManagerStore(SecretStore):
-    def __init__(self, *, region: str, prefix: str, tags: dict[str, str] | None = None, current: str = "",
-                 legacy_prefix: str | None = None, kms_key_id: str | None = None):
+    def __init__(
+        self,
+        *,
+        region: str,
+        prefix: str,
+        tags: dict[str, str] | None = None,
+        current: str = "",
+        legacy_prefix: str | None = None,
+        kms_key_id: str | None = None,
+    ):
         """current: how this project's references start (project/environment/); a reference that does
         not (an older release's, e.g. aws/<instance>/<role>) is named under legacy_prefix, where that
         release kept it, so that apply can move it."""
@@ -47,7 +55,10 @@ class AwsSecretsManagerStore(SecretStore):
             if v.get("Name") in wanted:
                 self._values[wanted[v["Name"]]], self._arns[wanted[v["Name"]]] = usable(v.get("SecretString")), v["ARN"]
         for e in found.get("Errors", []):  # missing, or scheduled for deletion: none to use
-            if e.get("SecretId") in wanted and e.get("ErrorCode") in ("ResourceNotFoundException", "InvalidRequestException"):
+            if e.get("SecretId") in wanted and e.get("ErrorCode") in (
+                "ResourceNotFoundException",
+                "InvalidRequestException",
+            ):
                 self._values[wanted[e["SecretId"]]] = None
 
     def get(self, ref: str, *, restore: bool = False) -> str | None:
@@ -86,14 +97,16 @@ class AwsSecretsManagerStore(SecretStore):
         if self.get(ref, restore=True) is None:
             try:
                 key = {"KmsKeyId": self.kms_key_id} if self.kms_key_id else {}
-                self._arns[ref] = self.sm.create_secret(Name=self.name(ref), SecretString=value, Tags=self.tags,
-                                                        **key)["ARN"]
+                self._arns[ref] = self.sm.create_secret(Name=self.name(ref), SecretString=value, Tags=self.tags, **key)[
+                    "ARN"
+                ]
                 self._values[ref] = value
                 return
             except Exception as exc:
                 if error_code(exc) != "ResourceExistsException":
-                    raise translate(f"Secrets Manager secret {self.name(ref)}", "create", exc,
-                                    error=AirflowInfraError) from None
+                    raise translate(
+                        f"Secrets Manager secret {self.name(ref)}", "create", exc, error=AirflowInfraError
+                    ) from None
         try:
             self._arns[ref] = self.sm.put_secret_value(SecretId=self.name(ref), SecretString=value)["ARN"]
             self._values[ref] = value
@@ -114,8 +127,10 @@ class AwsSecretsManagerStore(SecretStore):
         if self.kms_key_id and not self._same_key(secret.get("KmsKeyId")):
             out.append(f"encrypted with {secret.get('KmsKeyId') or 'the AWS-managed key'}, not [secrets] kms_key_id")
         if policy:  # ours carry none: who may read a role's password is said by IAM policies, not here
-            out.append("it has a resource policy" + (" that allows everyone (Principal *)"
-                                                     if _open_to_everyone(json.loads(policy)) else ""))
+            out.append(
+                "it has a resource policy"
+                + (" that allows everyone (Principal *)" if _open_to_everyone(json.loads(policy)) else "")
+            )
         return out
 
     def age_days(self, ref: str) -> float | None:
@@ -127,7 +142,9 @@ class AwsSecretsManagerStore(SecretStore):
             if error_code(exc) == "ResourceNotFoundException":
                 return None
             raise translate(f"Secrets Manager secret {self.name(ref)}", "read", exc, error=AirflowInfraError) from None
-        current = [v["CreatedDate"] for v in versions if "AWSCURRENT" in v.get("VersionStages", []) and v.get("CreatedDate")]
+        current = [
+            v["CreatedDate"] for v in versions if "AWSCURRENT" in v.get("VersionStages", []) and v.get("CreatedDate")
+        ]
         return (datetime.now(UTC) - current[0]).total_seconds() / 86400 if current else None
 
     def _key(self, key: str) -> str:
@@ -161,7 +178,9 @@ class AwsSecretsManagerStore(SecretStore):
             try:
                 self._arns[ref] = self.sm.describe_secret(SecretId=self.name(ref))["ARN"]
             except Exception as exc:
-                raise translate(f"Secrets Manager secret {self.name(ref)}", "describe", exc, error=AirflowInfraError) from None
+                raise translate(
+                    f"Secrets Manager secret {self.name(ref)}", "describe", exc, error=AirflowInfraError
+                ) from None
         return self._arns[ref]
 
     def delete(self, ref: str) -> None:
@@ -170,7 +189,9 @@ class AwsSecretsManagerStore(SecretStore):
             self.sm.delete_secret(SecretId=self.name(ref), RecoveryWindowInDays=7)
         except Exception as exc:
             if error_code(exc) != "ResourceNotFoundException":
-                raise translate(f"Secrets Manager secret {self.name(ref)}", "delete", exc, error=AirflowInfraError) from None
+                raise translate(
+                    f"Secrets Manager secret {self.name(ref)}", "delete", exc, error=AirflowInfraError
+                ) from None
 
 
 def _open_to_everyone(policy: dict[str, Any]) -> bool:

@@ -39,29 +39,38 @@ class FileSecretStore(SecretStore):
             return {}
         except OSError as exc:
             if self.path.is_symlink():
-                raise AirflowInfraError(f"{self.path}: the secret store is a symbolic link (to {os.readlink(self.path)}): "
-                                        "airflow-infra never reads, chmods or writes a secret store through a link; "
-                                        "put the file itself there") from None
+                raise AirflowInfraError(
+                    f"{self.path}: the secret store is a symbolic link (to {os.readlink(self.path)}): "
+                    "airflow-infra never reads, chmods or writes a secret store through a link; "
+                    "put the file itself there"
+                ) from None
             raise AirflowInfraError(f"{self.path}: cannot read the secret store ({exc.strerror})") from None
         try:
             with os.fdopen(fd) as f:
                 st = os.fstat(f.fileno())
                 if not stat.S_ISREG(st.st_mode):
-                    raise AirflowInfraError(f"{self.path}: the secret store is not a file; it was left as it is: move "
-                                            "it aside and run `airflow-infra apply` to set new passwords")
+                    raise AirflowInfraError(
+                        f"{self.path}: the secret store is not a file; it was left as it is: move "
+                        "it aside and run `airflow-infra apply` to set new passwords"
+                    )
                 mode = st.st_mode & 0o777
                 if mode != 0o600:  # readable by others: fixed, and said (nothing silent)
                     os.fchmod(f.fileno(), 0o600)
-                    logging.getLogger(__name__).warning(f"{self.path}: the secret store had mode {mode:04o}; it was "
-                                                        "set to 0600")
+                    logging.getLogger(__name__).warning(
+                        f"{self.path}: the secret store had mode {mode:04o}; it was set to 0600"
+                    )
                 data = json.loads(f.read())
         except (OSError, ValueError) as exc:
-            raise AirflowInfraError(f"{self.path}: cannot read the secret store ({type(exc).__name__}); it was left "
-                                    "as it is: repair it, or move it aside and run `airflow-infra apply` to set new "
-                                    "passwords") from None
+            raise AirflowInfraError(
+                f"{self.path}: cannot read the secret store ({type(exc).__name__}); it was left "
+                "as it is: repair it, or move it aside and run `airflow-infra apply` to set new "
+                "passwords"
+            ) from None
         if not isinstance(data, dict):
-            raise AirflowInfraError(f"{self.path}: the secret store is not a JSON object; it was left as it is: repair "
-                                    "it, or move it aside and run `airflow-infra apply` to set new passwords")
+            raise AirflowInfraError(
+                f"{self.path}: the secret store is not a JSON object; it was left as it is: repair "
+                "it, or move it aside and run `airflow-infra apply` to set new passwords"
+            )
         return data
 
     def _value(self, data: dict[str, str], ref: str) -> str | None:

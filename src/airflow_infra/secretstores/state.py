@@ -56,8 +56,10 @@ class StateSecretStore(SecretStore):
             except ConfigError:
                 raise
             except Exception as exc:
-                raise ConfigError(f"[secrets] kms_key_id: KMS could not {'unwrap' if KMS_KEY in self._values else 'make'} "
-                                  f"the state's data key: {error_code(exc) or type(exc).__name__}") from None
+                raise ConfigError(
+                    f"[secrets] kms_key_id: KMS could not {'unwrap' if KMS_KEY in self._values else 'make'} "
+                    f"the state's data key: {error_code(exc) or type(exc).__name__}"
+                ) from None
         return self._data_key
 
     def _keep(self, ref: str, token: str) -> None:
@@ -71,8 +73,10 @@ class StateSecretStore(SecretStore):
             return self._kms_data_key()
         passphrase = os.environ.get(self._env)
         if not passphrase:
-            raise ConfigError(f"[secrets] passphrase_env: the environment variable {self._env} is not set; it holds "
-                              "the passphrase that decrypts the secrets kept in the state")
+            raise ConfigError(
+                f"[secrets] passphrase_env: the environment variable {self._env} is not set; it holds "
+                "the passphrase that decrypts the secrets kept in the state"
+            )
         return hashlib.scrypt(passphrase.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
 
     def _encrypt(self, ref: str, value: str) -> str:

@@ -18,15 +18,18 @@ def get_backend(config: Config, project_dir: Path) -> StateBackend:
     if config.state.backend == "postgres":
         from .postgres import PostgresStateBackend
 
-        return PostgresStateBackend.from_env(config.state.dsn_env, project=config.project.name,
-                                             environment=config.project.environment)
+        return PostgresStateBackend.from_env(
+            config.state.dsn_env, project=config.project.name, environment=config.project.environment
+        )
     if config.state.backend == "s3":
         st = config.state
         if not st.bucket:
             from ..errors import ConfigError
 
-            raise ConfigError("[state] bucket: backend = \"s3\" needs the state bucket's name "
-                              "(`airflow-infra backend bootstrap` makes it)")
+            raise ConfigError(
+                '[state] bucket: backend = "s3" needs the state bucket\'s name '
+                "(`airflow-infra backend bootstrap` makes it)"
+            )
         try:
             from .s3 import S3StateBackend
         except ImportError:
@@ -34,8 +37,14 @@ def get_backend(config: Config, project_dir: Path) -> StateBackend:
 
             raise ConfigError("[state] backend = \"s3\" needs boto3: pip install 'airflow-infra[s3]'") from None
         key = st.key or f"{config.project.name}/{config.project.environment}/airflow-infra.json"
-        return S3StateBackend(bucket=st.bucket, key=key, region=st.region, lock=st.locks,
-                              dynamodb_table=st.dynamodb_table, lease_seconds=st.lease_seconds)
+        return S3StateBackend(
+            bucket=st.bucket,
+            key=key,
+            region=st.region,
+            lock=st.locks,
+            dynamodb_table=st.dynamodb_table,
+            lease_seconds=st.lease_seconds,
+        )
     from .local import LocalStateBackend
 
     return LocalStateBackend(Path(project_dir) / config.state.path)

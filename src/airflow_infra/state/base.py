@@ -97,19 +97,28 @@ class State:
             raise StateNotOurs(
                 f"holds a Terraform state (Terraform {doc['terraform_version']}), not airflow-infra's; it was left as "
                 "it is: give airflow-infra a key of its own ([state] key), and take over what that state manages "
-                "with `airflow-infra import-terraform`")
+                "with `airflow-infra import-terraform`"
+            )
         if int(doc["version"]) > STATE_VERSION:
             raise StateTooNew(
                 f"state version {doc['version']} was written by a newer airflow-infra (this release reads up to "
-                f"version {STATE_VERSION}): upgrade airflow-infra; the state was left as it is")
+                f"version {STATE_VERSION}): upgrade airflow-infra; the state was left as it is"
+            )
         resources = {}
         for item in doc["resources"]:
             r = Resource.from_json(item)
             resources[r.address] = r
-        return cls(serial=int(doc["serial"]), lineage=str(doc["lineage"]), resources=resources, version=int(doc["version"]),
-                   secrets=dict(doc.get("secrets", {})), project=doc.get("project"), environment=doc.get("environment"),
-                   pending={str(a): str(n) for a, n in dict(doc.get("pending", {})).items()},
-                   pushed={str(a): str(n) for a, n in dict(doc.get("pushed", {})).items()})
+        return cls(
+            serial=int(doc["serial"]),
+            lineage=str(doc["lineage"]),
+            resources=resources,
+            version=int(doc["version"]),
+            secrets=dict(doc.get("secrets", {})),
+            project=doc.get("project"),
+            environment=doc.get("environment"),
+            pending={str(a): str(n) for a, n in dict(doc.get("pending", {})).items()},
+            pushed={str(a): str(n) for a, n in dict(doc.get("pushed", {})).items()},
+        )
 
     def claimed(self, project: str, environment: str) -> State:
         """This state as the given project's: StateError when it records another project or
@@ -119,7 +128,8 @@ class State:
         if (self.project, self.environment) != (project, environment):
             raise StateError(
                 f"the state belongs to project {self.project}, environment {self.environment}, not to project "
-                f"{project}, environment {environment}: a state copied from another project? Nothing was changed")
+                f"{project}, environment {environment}: a state copied from another project? Nothing was changed"
+            )
         return self
 
 
@@ -131,7 +141,7 @@ class StateVersion:
     lineage: str
     resources: int
     written: str  # ISO 8601, UTC
-    where: str    # a file, an S3 object version, a history row
+    where: str  # a file, an S3 object version, a history row
     current: bool = False  # the state read() returns (none is, when that one cannot be read)
 
     @classmethod
@@ -140,8 +150,14 @@ class StateVersion:
             written = datetime.fromisoformat(written)
         elif not isinstance(written, datetime):
             written = datetime.fromtimestamp(written, UTC)
-        return cls(state.serial, state.lineage, len(state.resources),
-                   written.astimezone(UTC).isoformat(timespec="seconds"), where, current)
+        return cls(
+            state.serial,
+            state.lineage,
+            len(state.resources),
+            written.astimezone(UTC).isoformat(timespec="seconds"),
+            where,
+            current,
+        )
 
 
 @dataclass(frozen=True)
@@ -201,8 +217,10 @@ class LockInfo:
 
     def describe(self) -> str:
         if self.by_terraform:
-            return (f"state is locked by Terraform {self.Version}, {self.Who}, {self.Operation}, since {self.Created} "
-                    f"(lock ID {self.ID})")
+            return (
+                f"state is locked by Terraform {self.Version}, {self.Who}, {self.Operation}, since {self.Created} "
+                f"(lock ID {self.ID})"
+            )
         return f"state is locked by {self.Who} since {self.Created} ({self.Operation}, lock ID {self.ID})"
 
     def held_message(self, *, expires: datetime | None = None) -> str:
@@ -217,8 +235,10 @@ class LockInfo:
         if self.ID.startswith("unreadable-"):
             return message + f"; nobody can read it: `airflow-infra force-unlock {self.ID}` removes it"
         if self.by_terraform:  # Terraform's locks have no lease: only a person can tell it is stale
-            return (message + "; wait for it with --lock-timeout SECONDS; if no Terraform run holds it any more, "
-                    f"`airflow-infra force-unlock {self.ID}` (or `terraform force-unlock {self.ID}`) removes it")
+            return (
+                message + "; wait for it with --lock-timeout SECONDS; if no Terraform run holds it any more, "
+                f"`airflow-infra force-unlock {self.ID}` (or `terraform force-unlock {self.ID}`) removes it"
+            )
         if self.host == socket.gethostname() and self.pid is not None and not pid_alive(self.pid):
             gone = f"its process {self.pid} on this host is gone"
         elif expires is not None and expires < datetime.now(UTC):
@@ -237,11 +257,11 @@ class StateBackend(Protocol):
     def unlock(self, lock_id: str) -> None: ...
     def lock_info(self) -> LockInfo | None: ...
     def import_state(self, state: State) -> None: ...
-    def versions(self) -> list[StateVersion]: ...            # newest first, the current state included
+    def versions(self) -> list[StateVersion]: ...  # newest first, the current state included
     def read_version(self, serial: int) -> State | None: ...  # a kept state; None when not kept
-    def overwrite(self, state: State) -> None: ...             # unconditional: only `state restore`, over a corrupt state
-    def close(self) -> None: ...                               # let go of connections/heartbeats, not the lock
-    def check_held(self) -> None: ...                          # LeaseLost when this run's lease may have run out
+    def overwrite(self, state: State) -> None: ...  # unconditional: only `state restore`, over a corrupt state
+    def close(self) -> None: ...  # let go of connections/heartbeats, not the lock
+    def check_held(self) -> None: ...  # LeaseLost when this run's lease may have run out
 
 
 def parse_state(text: str, where: str, *, what: str = "state", hint: str = "") -> State:
@@ -256,26 +276,33 @@ def parse_state(text: str, where: str, *, what: str = "state", hint: str = "") -
     except StateCorrupt as exc:
         raise StateCorrupt(f"{where}: {exc}") from None
     except (ValueError, KeyError, TypeError, OverflowError) as exc:
-        raise StateCorrupt(f"{where}: {what} is corrupt ({type(exc).__name__}: {exc}); it was left as it is"
-                           + (f": {hint}" if hint else "")) from None
+        raise StateCorrupt(
+            f"{where}: {what} is corrupt ({type(exc).__name__}: {exc}); it was left as it is"
+            + (f": {hint}" if hint else "")
+        ) from None
 
 
 def check_successor(stored: State, new: State, where: str) -> None:
     """The one rule every backend's write keeps: the first state written is serial 1; each later one
     is the stored serial + 1, of the same lineage. StateConflict otherwise."""
     first = stored.serial == 0 and not stored.resources
-    if (first and new.serial != 1) or (not first and (new.lineage != stored.lineage or new.serial != stored.serial + 1)):
+    if (first and new.serial != 1) or (
+        not first and (new.lineage != stored.lineage or new.serial != stored.serial + 1)
+    ):
         now = "nothing stored" if first else f"stored serial {stored.serial}, lineage {stored.lineage}"
-        raise StateConflict(f"{where}: state changed underneath this run ({now}; writing serial {new.serial}, "
-                            f"lineage {new.lineage})")
+        raise StateConflict(
+            f"{where}: state changed underneath this run ({now}; writing serial {new.serial}, lineage {new.lineage})"
+        )
 
 
 def lock_taken(where: str, lock_id: str, now: LockInfo | None) -> LeaseLost:
     """The fence's words, the same on every backend: this run's lock is gone (force-unlock, a take-over),
     so it writes and does nothing more."""
     held = f"held by {now.Who} (lock ID {now.ID})" if now is not None else "not held by anyone"
-    return LeaseLost(f"{where}: the lock was taken from this run (its lock {lock_id} was force-unlocked or taken "
-                     f"over; the state is now {held}): this run writes and does nothing more; run the command again")
+    return LeaseLost(
+        f"{where}: the lock was taken from this run (its lock {lock_id} was force-unlocked or taken "
+        f"over; the state is now {held}): this run writes and does nothing more; run the command again"
+    )
 
 
 def check_holder(holder: LockInfo | None, lock_id: str, where: str) -> None:
@@ -342,7 +369,9 @@ class Transaction:
 
 
 @contextmanager
-def transaction(backend: StateBackend, operation: str, *, timeout: float = 0.0, read: bool = True) -> Iterator[Transaction]:
+def transaction(
+    backend: StateBackend, operation: str, *, timeout: float = 0.0, read: bool = True
+) -> Iterator[Transaction]:
     """Lock -> read -> commit... -> unlock, the unlock on every way out. read=False leaves the first
     read to the caller (`state restore` reads a state that may be corrupt)."""
     lock = acquire(backend, operation, backend.location, timeout)

@@ -56,8 +56,11 @@ class LocalStateBackend:
     def _guard(self) -> AbstractContextManager[None]:
         """The lock's and the state's changes one at a time (see the module's docstring)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        return exclusive(self.guard_path, timeout=GUARD_WAIT, what="the state's guard (a run stopped while "
-                         "writing the state keeps it)")
+        return exclusive(
+            self.guard_path,
+            timeout=GUARD_WAIT,
+            what="the state's guard (a run stopped while writing the state keeps it)",
+        )
 
     def _fence(self) -> None:
         """LeaseLost when this object took the lock and the lock file no longer names it."""
@@ -83,8 +86,11 @@ class LocalStateBackend:
             raise StateCorrupt(f"{path}: no such file") from None
         except OSError as exc:
             raise StateCorrupt(f"{path}: cannot read state: {exc.strerror}") from None
-        hint = (f"`airflow-infra state restore {self._backup_serial()}` brings back the previous one"
-                if self.backup_path.exists() and path != self.backup_path else "restore it from version control")
+        hint = (
+            f"`airflow-infra state restore {self._backup_serial()}` brings back the previous one"
+            if self.backup_path.exists() and path != self.backup_path
+            else "restore it from version control"
+        )
         return parse_state(text, str(path), hint=hint)
 
     def _backup_serial(self) -> str:
@@ -109,8 +115,10 @@ class LocalStateBackend:
             self._replace_files(state)
         except OSError as exc:
             where = exc.filename2 or exc.filename or self.path
-            raise StateError(f"{where}: cannot write the state there ({exc.strerror}); the state was left as it "
-                             "was: put right what is in that place (a folder or link where a file belongs?)") from None
+            raise StateError(
+                f"{where}: cannot write the state there ({exc.strerror}); the state was left as it "
+                "was: put right what is in that place (a folder or link where a file belongs?)"
+            ) from None
 
     def _replace_files(self, state: State) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,8 +155,10 @@ class LocalStateBackend:
         return out
 
     def versions(self) -> list[StateVersion]:
-        return [StateVersion.of(st, str(path), os.stat(path).st_mtime, current=path == self.path)
-                for path, st in self._kept()]
+        return [
+            StateVersion.of(st, str(path), os.stat(path).st_mtime, current=path == self.path)
+            for path, st in self._kept()
+        ]
 
     def read_version(self, serial: int) -> State | None:
         return next((st for _, st in self._kept() if st.serial == serial), None)
@@ -171,9 +181,16 @@ class LocalStateBackend:
                 st = os.lstat(self.lock_path)
             except FileNotFoundError:
                 return None
-            return LockInfo(ID=f"unreadable-{st.st_ino}", Operation="unknown", Who="unknown (the lock file is "
-                            "empty, partial or not a lock)", Version="", Created="", Path=str(self.lock_path),
-                            pid=0, host="")
+            return LockInfo(
+                ID=f"unreadable-{st.st_ino}",
+                Operation="unknown",
+                Who="unknown (the lock file is empty, partial or not a lock)",
+                Version="",
+                Created="",
+                Path=str(self.lock_path),
+                pid=0,
+                host="",
+            )
 
     def lock(self, info: LockInfo) -> None:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,15 +209,18 @@ class LocalStateBackend:
                     if holder is None:  # released between our link and read: try once more
                         continue
                     raise StateLocked(self._describe(holder), holder=holder) from None
-            raise StateLocked(f"{self.lock_path}: the lock kept changing hands while this run tried to take it; "
-                              "try again")
+            raise StateLocked(
+                f"{self.lock_path}: the lock kept changing hands while this run tried to take it; try again"
+            )
         finally:
             tmp.unlink(missing_ok=True)
 
     def _describe(self, holder: LockInfo) -> str:
         if holder.ID.startswith("unreadable-"):
-            return (f"{self.lock_path} is not a lock airflow-infra wrote (empty, partial, or changed by hand): "
-                    f"`airflow-infra force-unlock {holder.ID}` removes it once no other run is going on")
+            return (
+                f"{self.lock_path} is not a lock airflow-infra wrote (empty, partial, or changed by hand): "
+                f"`airflow-infra force-unlock {holder.ID}` removes it once no other run is going on"
+            )
         return holder.held_message()
 
     def check_held(self) -> None:
@@ -219,7 +239,8 @@ class LocalStateBackend:
                 else:
                     self.lock_path.unlink()
             except OSError as exc:
-                raise StateError(f"{self.lock_path}: cannot remove it ({exc.strerror}); remove it by hand once no "
-                                 "run is going on") from None
+                raise StateError(
+                    f"{self.lock_path}: cannot remove it ({exc.strerror}); remove it by hand once no run is going on"
+                ) from None
         if self._held == lock_id:
             self._held = None

@@ -52,6 +52,7 @@ class _Taken(Exception):
 
 class PostgresStateBackend:
     KEEP = 100  # previous states kept per project and environment
+
     def __init__(self, dsn: str, *, project: str, environment: str, dsn_env: str = "the DSN"):
         self._dsn = dsn
         self.project, self.environment = project, environment
@@ -68,8 +69,10 @@ class PostgresStateBackend:
     def from_env(cls, dsn_env: str, *, project: str, environment: str) -> PostgresStateBackend:
         dsn = os.environ.get(dsn_env)
         if not dsn:
-            raise ConfigError(f"[state] dsn_env: the environment variable {dsn_env} is not set; it must hold the "
-                              "connection string of the PostgreSQL database that keeps the state")
+            raise ConfigError(
+                f"[state] dsn_env: the environment variable {dsn_env} is not set; it must hold the "
+                "connection string of the PostgreSQL database that keeps the state"
+            )
         return cls(dsn, project=project, environment=environment, dsn_env=dsn_env)
 
     def _connect(self) -> psycopg.Connection[Any]:
@@ -91,14 +94,18 @@ class PostgresStateBackend:
     # -- state -----------------------------------------------------------------------------
     def read(self) -> State:
         with self._connect() as conn:
-            row = conn.execute("SELECT serial, lineage, state FROM airflow_infra_state WHERE project = %s AND "
-                               "environment = %s", self._where()).fetchone()
+            row = conn.execute(
+                "SELECT serial, lineage, state FROM airflow_infra_state WHERE project = %s AND environment = %s",
+                self._where(),
+            ).fetchone()
         if row is None:
             return State()
         serial, lineage, doc = row
         state = self._parse(doc)
         if state.serial != serial or state.lineage != lineage:
-            raise StateCorrupt(f"{self.location}: the stored state disagrees with its row's serial/lineage; left as it is")
+            raise StateCorrupt(
+                f"{self.location}: the stored state disagrees with its row's serial/lineage; left as it is"
+            )
         return state
 
     def _parse(self, doc: Any) -> State:
@@ -122,8 +129,10 @@ class PostgresStateBackend:
                 continue  # not a version anyone can restore
 
     def versions(self) -> list[StateVersion]:
-        return [StateVersion.of(st, f"{self.location} ({kind}, serial {st.serial})", at, current=kind == "current")
-                for st, at, kind in self._kept()]
+        return [
+            StateVersion.of(st, f"{self.location} ({kind}, serial {st.serial})", at, current=kind == "current")
+            for st, at, kind in self._kept()
+        ]
 
     def read_version(self, serial: int) -> State | None:
         kept = list(self._kept())
@@ -139,12 +148,15 @@ class PostgresStateBackend:
             conn.execute(
                 "INSERT INTO airflow_infra_state_history (project, environment, serial, lineage, state, written_at) "
                 "SELECT project, environment, serial, lineage, state, updated_at FROM airflow_infra_state "
-                "WHERE project = %s AND environment = %s ON CONFLICT DO NOTHING", self._where())
+                "WHERE project = %s AND environment = %s ON CONFLICT DO NOTHING",
+                self._where(),
+            )
             conn.execute(
                 "INSERT INTO airflow_infra_state (project, environment, serial, lineage, state) VALUES (%s, %s, %s, %s, %s) "
                 "ON CONFLICT (project, environment) DO UPDATE SET serial = excluded.serial, lineage = excluded.lineage, "
                 "state = excluded.state, updated_at = now()",
-                (*self._where(), state.serial, state.lineage, Jsonb(json.loads(state.to_json()))))
+                (*self._where(), state.serial, state.lineage, Jsonb(json.loads(state.to_json()))),
+            )
 
     @contextmanager
     def _writing(self) -> Iterator[psycopg.Connection[Any]]:
@@ -162,8 +174,10 @@ class PostgresStateBackend:
                 if conn is None or conn.closed:
                     raise psycopg.OperationalError("the lock's session is closed")
                 with conn.transaction():
-                    row = conn.execute("SELECT info->>'ID' FROM airflow_infra_lock WHERE project = %s AND "
-                                       "environment = %s FOR UPDATE", self._where()).fetchone()
+                    row = conn.execute(
+                        "SELECT info->>'ID' FROM airflow_infra_lock WHERE project = %s AND environment = %s FOR UPDATE",
+                        self._where(),
+                    ).fetchone()
                     if row is None or row[0] != self._held:
                         raise _Taken()
                     yield conn
@@ -186,29 +200,36 @@ class PostgresStateBackend:
                 "INSERT INTO airflow_infra_state_history (project, environment, serial, lineage, state, written_at) "
                 "SELECT project, environment, serial, lineage, state, updated_at FROM airflow_infra_state "
                 "WHERE project = %s AND environment = %s AND serial = %s AND lineage = %s ON CONFLICT DO NOTHING",
-                (*self._where(), state.serial - 1, state.lineage))
+                (*self._where(), state.serial - 1, state.lineage),
+            )
             cur = conn.execute(
                 "UPDATE airflow_infra_state SET serial = %s, state = %s, updated_at = now() "
                 "WHERE project = %s AND environment = %s AND serial = %s AND lineage = %s",
-                (state.serial, doc, *self._where(), state.serial - 1, state.lineage))
+                (state.serial, doc, *self._where(), state.serial - 1, state.lineage),
+            )
             if cur.rowcount == 1:
                 conn.execute(
                     "DELETE FROM airflow_infra_state_history WHERE project = %s AND environment = %s AND "
                     "(lineage, serial) NOT IN (SELECT lineage, serial FROM airflow_infra_state_history "
                     "WHERE project = %s AND environment = %s ORDER BY written_at DESC LIMIT %s)",
-                    (*self._where(), *self._where(), self.KEEP))
+                    (*self._where(), *self._where(), self.KEEP),
+                )
             elif state.serial == 1:
                 cur = conn.execute(
                     "INSERT INTO airflow_infra_state (project, environment, serial, lineage, state) "
                     "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    (*self._where(), state.serial, state.lineage, doc))
+                    (*self._where(), state.serial, state.lineage, doc),
+                )
             if cur.rowcount == 1:
                 return
-            row = conn.execute("SELECT serial, lineage FROM airflow_infra_state WHERE project = %s AND "
-                               "environment = %s", self._where()).fetchone()
+            row = conn.execute(
+                "SELECT serial, lineage FROM airflow_infra_state WHERE project = %s AND environment = %s", self._where()
+            ).fetchone()
         stored = f"stored serial {row[0]}, lineage {row[1]}" if row else "nothing stored"
-        raise StateConflict(f"{self.location}: state changed underneath this run ({stored}; writing serial "
-                            f"{state.serial}, lineage {state.lineage})")
+        raise StateConflict(
+            f"{self.location}: state changed underneath this run ({stored}; writing serial "
+            f"{state.serial}, lineage {state.lineage})"
+        )
 
     def import_state(self, state: State) -> None:
         from psycopg.types.json import Jsonb
@@ -217,7 +238,8 @@ class PostgresStateBackend:
             cur = conn.execute(
                 "INSERT INTO airflow_infra_state (project, environment, serial, lineage, state) "
                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (*self._where(), state.serial, state.lineage, Jsonb(json.loads(state.to_json()))))
+                (*self._where(), state.serial, state.lineage, Jsonb(json.loads(state.to_json()))),
+            )
         if cur.rowcount != 1:
             raise StateConflict(f"{self.location}: a state is there already; nothing was overwritten")
 
@@ -236,8 +258,16 @@ class PostgresStateBackend:
         try:
             return LockInfo.from_doc(row[0])
         except ValueError:  # a row changed by hand: named by its session, which force-unlock then ends
-            return LockInfo(ID=f"unreadable-{row[1]}", Operation="unknown", Who="unknown (the lock row is not a "
-                            "lock)", Version="", Created="", Path=self.location, pid=0, host="")
+            return LockInfo(
+                ID=f"unreadable-{row[1]}",
+                Operation="unknown",
+                Who="unknown (the lock row is not a lock)",
+                Version="",
+                Created="",
+                Path=self.location,
+                pid=0,
+                host="",
+            )
 
     def lock(self, info: LockInfo) -> None:
         from psycopg.types.json import Jsonb
@@ -258,7 +288,8 @@ class PostgresStateBackend:
                 "INSERT INTO airflow_infra_lock (project, environment, info, backend_pid) "
                 "VALUES (%s, %s, %s, pg_backend_pid()) ON CONFLICT (project, environment) "
                 "DO UPDATE SET info = excluded.info, backend_pid = excluded.backend_pid",
-                (*self._where(), Jsonb(json.loads(info.to_json()))))
+                (*self._where(), Jsonb(json.loads(info.to_json()))),
+            )
             self._holder, self._held = conn, info.ID
 
     def check_held(self) -> None:
@@ -281,8 +312,9 @@ class PostgresStateBackend:
         check_holder(self.lock_info(), lock_id, str(self.location))
         with self._mutex:
             if self._holder is not None and self._held == lock_id:
-                self._holder.execute("DELETE FROM airflow_infra_lock WHERE project = %s AND environment = %s",
-                                     self._where())
+                self._holder.execute(
+                    "DELETE FROM airflow_infra_lock WHERE project = %s AND environment = %s", self._where()
+                )
                 self._holder.close()  # ends the session: the advisory lock goes with it
                 self._holder, self._held = None, None
                 return
@@ -293,6 +325,10 @@ class PostgresStateBackend:
         with self._connect() as conn:
             conn.execute(
                 "SELECT pg_terminate_backend(backend_pid) FROM airflow_infra_lock WHERE project = %s AND environment = %s "
-                f"AND {which}", (*self._where(), key))
-            conn.execute(f"DELETE FROM airflow_infra_lock WHERE project = %s AND environment = %s AND {which}",
-                         (*self._where(), key))
+                f"AND {which}",
+                (*self._where(), key),
+            )
+            conn.execute(
+                f"DELETE FROM airflow_infra_lock WHERE project = %s AND environment = %s AND {which}",
+                (*self._where(), key),
+            )

@@ -75,10 +75,14 @@ def _clock() -> float:
 def _fail(location: str, exc: Exception, *, bucket: str) -> StateError:
     code = error_code(exc)
     if code == "NoSuchBucket":
-        return StateError(f"{location}: the state bucket {bucket!r} does not exist: run `airflow-infra backend bootstrap`")
+        return StateError(
+            f"{location}: the state bucket {bucket!r} does not exist: run `airflow-infra backend bootstrap`"
+        )
     if code in ("AccessDenied", "403"):
-        return StateError(f"{location}: access denied by the store: the credentials need s3:GetObject/PutObject/DeleteObject "
-                          f"on {bucket}")
+        return StateError(
+            f"{location}: access denied by the store: the credentials need s3:GetObject/PutObject/DeleteObject "
+            f"on {bucket}"
+        )
     if code == "ResourceNotFoundException":
         return StateError(f"{location}: the DynamoDB lock table does not exist: run `airflow-infra backend bootstrap`")
     err = translate(location, "state access", exc, error=StateError)
@@ -104,8 +108,16 @@ def _holder(raw: str, what: str) -> dict[str, Any]:
         return dict(doc)
     except ValueError:
         pass
-    return {"ID": f"unreadable-{hashlib.md5(raw.encode()).hexdigest()[:12]}", "Operation": "unknown",
-            "Who": f"unknown ({what} cannot be read)", "Version": "", "Created": "", "Path": "", "pid": 0, "host": ""}
+    return {
+        "ID": f"unreadable-{hashlib.md5(raw.encode()).hexdigest()[:12]}",
+        "Operation": "unknown",
+        "Who": f"unknown ({what} cannot be read)",
+        "Version": "",
+        "Created": "",
+        "Path": "",
+        "pid": 0,
+        "host": "",
+    }
 
 
 class _Conflict(Exception):
@@ -130,8 +142,9 @@ class _S3Lock:
         """Create (replacing None) or replace the object whose ETag is replacing; False when someone else won."""
         cond = {"IfMatch": replacing} if replacing else {"IfNoneMatch": "*"}
         try:
-            resp = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=json.dumps(doc).encode(),
-                                      ContentType="application/json", **cond)
+            resp = self.s3.put_object(
+                Bucket=self.bucket, Key=self.key, Body=json.dumps(doc).encode(), ContentType="application/json", **cond
+            )
         except Exception as exc:
             if error_code(exc) in (*_CONFLICT, "NoSuchKey"):
                 return False
@@ -156,7 +169,9 @@ class _DynamoLock:
         self._info: str | None = None
 
     def get(self) -> tuple[dict[str, Any], str] | None:
-        item = self.ddb.get_item(TableName=self.table, Key={"LockID": {"S": self.lock_id}}, ConsistentRead=True).get("Item")
+        item = self.ddb.get_item(TableName=self.table, Key={"LockID": {"S": self.lock_id}}, ConsistentRead=True).get(
+            "Item"
+        )
         if not item or "Info" not in item:
             return None
         raw = item["Info"].get("S", "")
@@ -164,8 +179,11 @@ class _DynamoLock:
 
     def put(self, doc: dict[str, Any], *, replacing: str | None) -> bool:
         info = json.dumps(doc, sort_keys=True)
-        cond = ({"ConditionExpression": "Info = :old", "ExpressionAttributeValues": {":old": {"S": replacing}}}
-                if replacing else {"ConditionExpression": "attribute_not_exists(LockID)"})
+        cond = (
+            {"ConditionExpression": "Info = :old", "ExpressionAttributeValues": {":old": {"S": replacing}}}
+            if replacing
+            else {"ConditionExpression": "attribute_not_exists(LockID)"}
+        )
         try:
             self.ddb.put_item(TableName=self.table, Item={"LockID": {"S": self.lock_id}, "Info": {"S": info}}, **cond)
         except Exception as exc:
@@ -180,8 +198,12 @@ class _DynamoLock:
 
     def delete(self, token: str) -> None:
         try:
-            self.ddb.delete_item(TableName=self.table, Key={"LockID": {"S": self.lock_id}},
-                                 ConditionExpression="Info = :old", ExpressionAttributeValues={":old": {"S": token}})
+            self.ddb.delete_item(
+                TableName=self.table,
+                Key={"LockID": {"S": self.lock_id}},
+                ConditionExpression="Info = :old",
+                ExpressionAttributeValues={":old": {"S": token}},
+            )
         except Exception as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
@@ -205,19 +227,36 @@ class _Digest:
     def set(self, body: bytes, state: State) -> None:
         """Whatever it holds: a write made on a store found to honour conditional writes, where an
         older digest (from when it did not) would otherwise name a state no longer current."""
-        self.ddb.update_item(TableName=self.table, Key=self.key, UpdateExpression="SET Digest = :d, Serial = :s, "
-                             "Lineage = :l", ExpressionAttributeValues={":d": {"S": hashlib.md5(body).hexdigest()},
-                                                                        ":s": {"N": str(state.serial)},
-                                                                        ":l": {"S": state.lineage}})
+        self.ddb.update_item(
+            TableName=self.table,
+            Key=self.key,
+            UpdateExpression="SET Digest = :d, Serial = :s, Lineage = :l",
+            ExpressionAttributeValues={
+                ":d": {"S": hashlib.md5(body).hexdigest()},
+                ":s": {"N": str(state.serial)},
+                ":l": {"S": state.lineage},
+            },
+        )
 
     def swap(self, old: str | None, body: bytes, state: State) -> bool:
-        cond: dict[str, Any] = ({"ConditionExpression": "Digest = :old", "ExpressionAttributeValues": {":old": {"S": old}}}
-                                if old is not None else {"ConditionExpression": "attribute_not_exists(Digest)"})
-        values = {":d": {"S": hashlib.md5(body).hexdigest()}, ":s": {"N": str(state.serial)}, ":l": {"S": state.lineage}}
+        cond: dict[str, Any] = (
+            {"ConditionExpression": "Digest = :old", "ExpressionAttributeValues": {":old": {"S": old}}}
+            if old is not None
+            else {"ConditionExpression": "attribute_not_exists(Digest)"}
+        )
+        values = {
+            ":d": {"S": hashlib.md5(body).hexdigest()},
+            ":s": {"N": str(state.serial)},
+            ":l": {"S": state.lineage},
+        }
         cond["ExpressionAttributeValues"] = {**cond.get("ExpressionAttributeValues", {}), **values}
         try:
-            self.ddb.update_item(TableName=self.table, Key=self.key, UpdateExpression="SET Digest = :d, Serial = :s, "
-                                 "Lineage = :l", **cond)
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=self.key,
+                UpdateExpression="SET Digest = :d, Serial = :s, Lineage = :l",
+                **cond,
+            )
         except Exception as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
@@ -226,8 +265,16 @@ class _Digest:
 
 
 class S3StateBackend:
-    def __init__(self, *, bucket: str, key: str, region: str, lock: str = "s3", dynamodb_table: str = "terraform",
-                 lease_seconds: int = 300):
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        key: str,
+        region: str,
+        lock: str = "s3",
+        dynamodb_table: str = "terraform",
+        lease_seconds: int = 300,
+    ):
         from ..aws_clients import aws_client
 
         self.bucket, self.key, self.mode, self.lease = bucket, key, lock, lease_seconds
@@ -286,10 +333,12 @@ class S3StateBackend:
         except Exception as exc:
             if error_code(exc) not in ("NoSuchKey", "404"):
                 raise _fail(self.location, exc, bucket=self.bucket) from None
-        raise StateCorrupt(f"{self.location}: the lock table {self.dynamodb_table!r} names state serial {serial} (MD5 "
-                           f"{digest}), which is neither the state object nor kept whole beside it: changed by hand? "
-                           "It was left as it is: `airflow-infra state versions` lists the states kept, "
-                           "`state restore SERIAL` writes one back")
+        raise StateCorrupt(
+            f"{self.location}: the lock table {self.dynamodb_table!r} names state serial {serial} (MD5 "
+            f"{digest}), which is neither the state object nor kept whole beside it: changed by hand? "
+            "It was left as it is: `airflow-infra state versions` lists the states kept, "
+            "`state restore SERIAL` writes one back"
+        )
 
     def _check_key_is_ours(self) -> None:
         try:
@@ -305,7 +354,9 @@ class S3StateBackend:
         try:
             text = body.decode()
         except UnicodeDecodeError as exc:
-            raise StateCorrupt(f"{self.location}: the state object is corrupt ({exc.reason}); it was left as it is") from None
+            raise StateCorrupt(
+                f"{self.location}: the state object is corrupt ({exc.reason}); it was left as it is"
+            ) from None
         return parse_state(text, self.location, what="the state object")
 
     def _object_versions(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -318,8 +369,11 @@ class S3StateBackend:
             seen = self._digests.get() if self._digests is not None else None
             for page, _ in version_pages(self.s3, self.bucket, self.key):
                 out += [v for v in page if v["Key"] == self.key and not v["DeleteMarker"]]
-                out += [{**v, "IsLatest": False} for v in page
-                        if v["Key"].startswith((self._kept_prefix, f"{self.key}.states/"))]
+                out += [
+                    {**v, "IsLatest": False}
+                    for v in page
+                    if v["Key"].startswith((self._kept_prefix, f"{self.key}.states/"))
+                ]
         except Exception as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
         if seen is not None:
@@ -376,9 +430,17 @@ class S3StateBackend:
                 continue  # not a version anyone can restore
 
     def versions(self) -> list[StateVersion]:
-        return [StateVersion.of(st, f"{self.location}?versionId={v['VersionId']}" if v["Key"] == self.key
-                                else f"s3://{self.bucket}/{v['Key']}", v["LastModified"],
-                                current=bool(v.get("IsLatest"))) for v, st in self._kept()]
+        return [
+            StateVersion.of(
+                st,
+                f"{self.location}?versionId={v['VersionId']}"
+                if v["Key"] == self.key
+                else f"s3://{self.bucket}/{v['Key']}",
+                v["LastModified"],
+                current=bool(v.get("IsLatest")),
+            )
+            for v, st in self._kept()
+        ]
 
     def read_version(self, serial: int) -> State | None:
         return next((st for _, st in self._kept() if st.serial == serial), None)
@@ -404,8 +466,14 @@ class S3StateBackend:
             else:
                 cond = {} if force else {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"}
                 self._keep_copy()
-                resp = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body,
-                                          ContentType="application/json", ServerSideEncryption="AES256", **cond)
+                resp = self.s3.put_object(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    Body=body,
+                    ContentType="application/json",
+                    ServerSideEncryption="AES256",
+                    **cond,
+                )
                 if self._seen is not None and self._digests is not None:
                     self._digests.set(body, state)  # a digest from when the store ignored conditions: kept true
         except StateError:
@@ -416,8 +484,10 @@ class S3StateBackend:
                     now = self.lock_info()
                     if now is None or self._held.get("ID") != now.ID:
                         raise lock_taken(self.location, str(self._held.get("ID")), now) from None
-                raise StateConflict(f"{self.location}: the state changed underneath this run (it is no longer what "
-                                    "this run read): another writer got there first; nothing was overwritten") from None
+                raise StateConflict(
+                    f"{self.location}: the state changed underneath this run (it is no longer what "
+                    "this run read): another writer got there first; nothing was overwritten"
+                ) from None
             raise _fail(self.location, exc, bucket=self.bucket) from None
         self._etag, self._stored, self._known = resp["ETag"], True, state
         if self._cas_in_table:
@@ -431,12 +501,18 @@ class S3StateBackend:
         if not force:  # the copy below is unconditional: what is at the key now must be ours (or nothing)
             self._check_key_is_ours()
         digest = hashlib.md5(body).hexdigest()
-        self.s3.put_object(Bucket=self.bucket, Key=self._state_key(state.serial, digest), Body=body,
-                           ContentType="application/json", ServerSideEncryption="AES256")
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=self._state_key(state.serial, digest),
+            Body=body,
+            ContentType="application/json",
+            ServerSideEncryption="AES256",
+        )
         if not self._digests.swap(seen[0] if seen else None, body, state):
             raise _Conflict()
-        copied: dict[str, Any] = self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body,
-                                                    ContentType="application/json", ServerSideEncryption="AES256")
+        copied: dict[str, Any] = self.s3.put_object(
+            Bucket=self.bucket, Key=self.key, Body=body, ContentType="application/json", ServerSideEncryption="AES256"
+        )
         return copied
 
     def check_held(self) -> None:
@@ -444,9 +520,11 @@ class S3StateBackend:
             return  # not locked by this run (state migrate's import, say): nothing to lose
         margin = self.lease / 10  # time for the step's first call to reach the store
         if self._lost.is_set() or _clock() > self._valid_until - margin:
-            raise LeaseLost(f"{self.location}: this run's lease on the state lock ran out (the process was stopped "
-                            "or could not renew it), so another run may hold the lock now: this run does and writes "
-                            "nothing more; run the command again")
+            raise LeaseLost(
+                f"{self.location}: this run's lease on the state lock ran out (the process was stopped "
+                "or could not renew it), so another run may hold the lock now: this run does and writes "
+                "nothing more; run the command again"
+            )
 
     def write(self, state: State) -> None:
         self.check_held()
@@ -471,15 +549,21 @@ class S3StateBackend:
         if _PROBED[self._store]:
             return
         if self.mode != "dynamodb":
-            raise StateError(f"{self.location}: this store ignores conditional writes (If-None-Match, If-Match), so "
-                             f"an S3 lock would not be safe: set [state] lock = \"dynamodb\" (compare-and-swap then "
-                             "goes through the lock table too), or use backend = \"postgres\"")
+            raise StateError(
+                f"{self.location}: this store ignores conditional writes (If-None-Match, If-Match), so "
+                f'an S3 lock would not be safe: set [state] lock = "dynamodb" (compare-and-swap then '
+                'goes through the lock table too), or use backend = "postgres"'
+            )
         self._cas_in_table = True
 
     def _honours_conditions(self) -> bool:
-        put = {"Bucket": self.bucket, "Key": PROBE_KEY, "ServerSideEncryption": "AES256",
-               "Body": b"airflow-infra tries conditional writes on this "
-               b"object (a store that ignores them is never trusted with a lock); it may be deleted\n"}
+        put = {
+            "Bucket": self.bucket,
+            "Key": PROBE_KEY,
+            "ServerSideEncryption": "AES256",
+            "Body": b"airflow-infra tries conditional writes on this "
+            b"object (a store that ignores them is never trusted with a lock); it may be deleted\n",
+        }
         try:
             try:
                 self.s3.put_object(**put, IfNoneMatch="*")  # made by the first probe of the bucket; refused after
@@ -501,8 +585,11 @@ class S3StateBackend:
     def _doc(self, info: LockInfo) -> dict[str, Any]:
         """The lock as stored: Terraform's LockInfo (Path as Terraform writes it, "<bucket>/<key>"), our
         pid and host, and the lease's end."""
-        return {**asdict(info), "Path": f"{self.bucket}/{self.key}",
-                "expires": (_now() + timedelta(seconds=self.lease)).isoformat(timespec="milliseconds")}
+        return {
+            **asdict(info),
+            "Path": f"{self.bucket}/{self.key}",
+            "expires": (_now() + timedelta(seconds=self.lease)).isoformat(timespec="milliseconds"),
+        }
 
     def lock(self, info: LockInfo) -> None:
         self._probe()
@@ -564,8 +651,10 @@ class S3StateBackend:
         made only while our own new lease surely holds (until, on _clock())."""
         for _ in range(10):  # the previous holder may still be writing: go on from what it wrote
             if _clock() > until:
-                raise LeaseLost(f"{self.location}: the lease on the lock this run took over ran out before the "
-                                "state could be fenced (the process was stopped?): nothing was written; run again")
+                raise LeaseLost(
+                    f"{self.location}: the lease on the lock this run took over ran out before the "
+                    "state could be fenced (the process was stopped?): nothing was written; run again"
+                )
             try:
                 state = self.read()
             except (StateCorrupt, StateConflict, StateNotOurs, StateTooNew):
@@ -579,7 +668,10 @@ class S3StateBackend:
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(max(0.2, self.lease / 3)):
-            doc = {**(self._held or {}), "expires": (_now() + timedelta(seconds=self.lease)).isoformat(timespec="milliseconds")}
+            doc = {
+                **(self._held or {}),
+                "expires": (_now() + timedelta(seconds=self.lease)).isoformat(timespec="milliseconds"),
+            }
             sent = _clock()
             if sent > self._valid_until:
                 self._lost.set()  # ran out while we were stopped: whatever the store says, never renew it back
@@ -621,8 +713,10 @@ class S3StateBackend:
                 if current is None:
                     continue
                 if current[0].get("ID") != lock_id:
-                    raise LockMismatch(f"lock ID {lock_id!r} does not match the current lock ({current[0].get('ID')}); "
-                                       "nothing was unlocked")
+                    raise LockMismatch(
+                        f"lock ID {lock_id!r} does not match the current lock ({current[0].get('ID')}); "
+                        "nothing was unlocked"
+                    )
                 lk.delete(current[1])  # conditional: only the lock we looked at
                 found = True
         except (LockMismatch, StateError):
@@ -637,8 +731,9 @@ class S3StateBackend:
             raise LockMismatch(f"{self.location}: state is not locked")
 
 
-def bootstrap(*, bucket: str, region: str, lock: str, dynamodb_table: str,
-              confirm: Callable[[list[str]], bool] | None = None) -> list[str] | None:
+def bootstrap(
+    *, bucket: str, region: str, lock: str, dynamodb_table: str, confirm: Callable[[list[str]], bool] | None = None
+) -> list[str] | None:
     """Make the state bucket (versioning, SSE, public-access block) and the lock table when missing;
     a second run changes nothing. An existing bucket (often shared, with Terraform's states in it)
     is changed only after confirm(the changes) says yes (None: no confirmation, nothing changed on
@@ -654,14 +749,17 @@ def bootstrap(*, bucket: str, region: str, lock: str, dynamodb_table: str,
             return None
         for _, _, change in changes:
             change()
-        done = ([f"created bucket {bucket}"] if made else []) + [text for setting, text, _ in changes
-                                                                 if setting not in lacking]
+        done = ([f"created bucket {bucket}"] if made else []) + [
+            text for setting, text, _ in changes if setting not in lacking
+        ]
         done += [f"the store does not support {setting} on bucket {bucket}; left as it is" for setting in lacking]
         if lock in ("dynamodb", "both"):
             done += _bootstrap_table(aws_client("dynamodb", region=region), dynamodb_table)
         if lock != "dynamodb" and not S3StateBackend(bucket=bucket, key=PROBE_KEY, region=region)._honours_conditions():
-            done.append('this store ignores conditional writes, so its S3 lock will be refused: set [state] '
-                        'lock = "dynamodb" (compare-and-swap then goes through the lock table too)')
+            done.append(
+                "this store ignores conditional writes, so its S3 lock will be refused: set [state] "
+                'lock = "dynamodb" (compare-and-swap then goes through the lock table too)'
+            )
     except AirflowInfraError:
         raise
     except Exception as exc:
@@ -686,16 +784,32 @@ _FLAGS = {f: True for f in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicP
 
 def _bootstrap_changes(s3: Any, bucket: str) -> tuple[list[tuple[str, str, Callable[[], Any]]], list[str]]:
     """([(setting, what would change, the call that changes it)], [settings the store lacks])."""
-    wanted: list[tuple[str, Callable[[], Any], Callable[[], Any], str | None]] = [  # setting, read, write, "not set" code
-        ("versioning", lambda: s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled",
-         lambda: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}), None),
-        ("default encryption", lambda: bool(s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]),
-         lambda: s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
-             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}),
-         "ServerSideEncryptionConfigurationNotFoundError"),
-        ("public access block", lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == _FLAGS,
-         lambda: s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=_FLAGS),
-         "NoSuchPublicAccessBlockConfiguration"),
+    wanted: list[
+        tuple[str, Callable[[], Any], Callable[[], Any], str | None]
+    ] = [  # setting, read, write, "not set" code
+        (
+            "versioning",
+            lambda: s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled",
+            lambda: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}),
+            None,
+        ),
+        (
+            "default encryption",
+            lambda: bool(s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]),
+            lambda: s3.put_bucket_encryption(
+                Bucket=bucket,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                },
+            ),
+            "ServerSideEncryptionConfigurationNotFoundError",
+        ),
+        (
+            "public access block",
+            lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == _FLAGS,
+            lambda: s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=_FLAGS),
+            "NoSuchPublicAccessBlockConfiguration",
+        ),
     ]
     changes, lacking = [], []
     for setting, read, write, unset in wanted:
@@ -720,6 +834,7 @@ def _or_lacking(write: Callable[[], Any], setting: str, lacking: list[str]) -> C
             if not unsupported_answer(exc, put=True):
                 raise
             lacking.append(setting)
+
     return run
 
 
@@ -729,12 +844,17 @@ def _bootstrap_table(ddb: Any, table_name: str) -> list[str]:
     except Exception as exc:
         if error_code(exc) != "ResourceNotFoundException":
             raise
-        ddb.create_table(TableName=table_name, BillingMode="PAY_PER_REQUEST",
-                         AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
-                         KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}])
+        ddb.create_table(
+            TableName=table_name,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+        )
         ddb.get_waiter("table_exists").wait(TableName=table_name)
         return [f"created lock table {table_name}"]
     if table["KeySchema"] != [{"AttributeName": "LockID", "KeyType": "HASH"}]:
-        raise ConfigError(f"[state] dynamodb_table: {table_name!r} exists but its key is not LockID (string, "
-                          "partition key), the shape Terraform's lock table has")
+        raise ConfigError(
+            f"[state] dynamodb_table: {table_name!r} exists but its key is not LockID (string, "
+            "partition key), the shape Terraform's lock table has"
+        )
     return []

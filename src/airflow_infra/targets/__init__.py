@@ -24,7 +24,9 @@ def get_target(config: Config, home: Path, *, lock_timeout: float = 0.0, **optio
     module, _, name = REGISTRY[config.target.kind].partition(":")
     cls: type[Target] = getattr(importlib.import_module(module), name)
     takes = cls.OPTIONS
-    unknown = sorted(k for k, v in options.items() if v and k not in takes and k != "on_progress")  # a callback: optional
+    unknown = sorted(
+        k for k, v in options.items() if v and k not in takes and k != "on_progress"
+    )  # a callback: optional
     if unknown:
         flag = "--" + unknown[0].replace("_", "-")
         raise ConfigError(f'{flag}: not for [target] kind = "{config.target.kind}" (only "aws")')

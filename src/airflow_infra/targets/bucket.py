@@ -22,8 +22,13 @@ class LocalWorkfiles:
 
     def resources(self) -> list[Resource]:
         path = self.config.bucket.path or str(self.home / "buckets" / self.config.project.name)
-        return [Resource("local_bucket", "workfiles", {"path": str(Path(path).expanduser().resolve()), "private": True,
-                                                       "marked": True})]
+        return [
+            Resource(
+                "local_bucket",
+                "workfiles",
+                {"path": str(Path(path).expanduser().resolve()), "private": True, "marked": True},
+            )
+        ]
 
     def providers(self, owner: Owner) -> list[Provider]:
         from ..providers.localdir import LocalBucketProvider
@@ -34,7 +39,10 @@ class LocalWorkfiles:
         bucket = state.resources.get("local_bucket.workfiles")
         if bucket is None:
             return {}
-        return {"bucket_url": (Path(bucket.attrs["path"]).as_uri(), False), "bucket_path": (bucket.attrs["path"], False)}
+        return {
+            "bucket_url": (Path(bucket.attrs["path"]).as_uri(), False),
+            "bucket_path": (bucket.attrs["path"], False),
+        }
 
 
 class S3Workfiles:
@@ -44,8 +52,9 @@ class S3Workfiles:
         self.config = config
         self._s3: Any = None
         if len(config.bucket_name) > 63:
-            raise ConfigError(f"[bucket] name: the default {config.bucket_name!r} is longer than 63 characters: "
-                              "set [bucket] name")
+            raise ConfigError(
+                f"[bucket] name: the default {config.bucket_name!r} is longer than 63 characters: set [bucket] name"
+            )
 
     def client(self) -> Any:
         # Made once, by providers(), before any reader thread starts.
@@ -53,10 +62,13 @@ class S3Workfiles:
             try:
                 from ..aws_clients import s3_client
             except ImportError:
-                raise ConfigError(f'[target] kind = "{self.config.target.kind}" needs boto3: '
-                                  "pip install 'airflow-infra[s3]'") from None
+                raise ConfigError(
+                    f"[target] kind = \"{self.config.target.kind}\" needs boto3: pip install 'airflow-infra[s3]'"
+                ) from None
             c, b = self.config, self.config.bucket
-            self._s3 = s3_client(region=c.bucket_region, endpoint_url=b.endpoint_url, addressing_style=b.addressing_style)
+            self._s3 = s3_client(
+                region=c.bucket_region, endpoint_url=b.endpoint_url, addressing_style=b.addressing_style
+            )
         return self._s3
 
     def resources(self) -> list[Resource]:
@@ -64,22 +76,49 @@ class S3Workfiles:
 
         c, b = self.config, self.config.bucket
         if b.prefix:
-            return [Resource("s3_prefix", "workfiles", {"bucket": c.bucket_name, "prefix": b.prefix,
-                                                        "region": c.bucket_region, "marked": True})]
+            return [
+                Resource(
+                    "s3_prefix",
+                    "workfiles",
+                    {"bucket": c.bucket_name, "prefix": b.prefix, "region": c.bucket_region, "marked": True},
+                )
+            ]
         tags = project_tags(c.project.name, c.project.environment)
-        logging = {"logging": {"bucket": b.access_log_bucket, "prefix": f"{c.bucket_name}/"} if b.access_log_bucket
-                   else None} if c.target.kind == "aws" else {}
-        return [Resource("s3_bucket", "workfiles", {"marked": True,
-            "name": c.bucket_name, "region": c.bucket_region, **logging,
-            **desired_settings(sse=c.bucket_sse, kms_key_id=b.kms_key_id, noncurrent_days=b.noncurrent_days,
-                               tmp_expire_days=b.tmp_expire_days, tags=tags, tls_only=b.tls_only)})]
+        logging = (
+            {"logging": {"bucket": b.access_log_bucket, "prefix": f"{c.bucket_name}/"} if b.access_log_bucket else None}
+            if c.target.kind == "aws"
+            else {}
+        )
+        return [
+            Resource(
+                "s3_bucket",
+                "workfiles",
+                {
+                    "marked": True,
+                    "name": c.bucket_name,
+                    "region": c.bucket_region,
+                    **logging,
+                    **desired_settings(
+                        sse=c.bucket_sse,
+                        kms_key_id=b.kms_key_id,
+                        noncurrent_days=b.noncurrent_days,
+                        tmp_expire_days=b.tmp_expire_days,
+                        tags=tags,
+                        tls_only=b.tls_only,
+                    ),
+                },
+            )
+        ]
 
     def providers(self, owner: Owner) -> list[Provider]:
         from ..providers.s3 import S3BucketProvider, S3PrefixProvider
 
         self.client()
         backup = self.config.bucket.backup
-        return [S3BucketProvider(self.client, owner, backup_to=backup), S3PrefixProvider(self.client, owner, backup_to=backup)]
+        return [
+            S3BucketProvider(self.client, owner, backup_to=backup),
+            S3PrefixProvider(self.client, owner, backup_to=backup),
+        ]
 
     def outputs(self, state: State) -> dict[str, tuple[Any, bool]]:
         c = self.config
@@ -88,8 +127,10 @@ class S3Workfiles:
             return {}
         name = bucket.attrs.get("name") or bucket.attrs["bucket"]
         out: dict[str, tuple[Any, bool]] = {
-            "bucket_url": (f"s3://{name}/{bucket.attrs.get('prefix', '')}", False), "bucket_name": (name, False),
-            "bucket_region": (c.bucket_region, False)}
+            "bucket_url": (f"s3://{name}/{bucket.attrs.get('prefix', '')}", False),
+            "bucket_name": (name, False),
+            "bucket_region": (c.bucket_region, False),
+        }
         endpoint = c.bucket.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if endpoint:
             out["bucket_endpoint_url"] = (endpoint, False)

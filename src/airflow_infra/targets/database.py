@@ -27,10 +27,19 @@ class Database:
     session pool's key); depends_on is
     what every PostgreSQL resource waits for (the RDS instance)."""
 
-    def __init__(self, config: Config, secrets: SecretStore, *, connect: Callable[[str], Any],
-                 server_key: Callable[[], str], bindir: Callable[[], Path],
-                 client_env: Callable[[], dict[str, str]], depends_on: Sequence[str] = (), lock_timeout: float = 0.0,
-                 private_server: bool = False):
+    def __init__(
+        self,
+        config: Config,
+        secrets: SecretStore,
+        *,
+        connect: Callable[[str], Any],
+        server_key: Callable[[], str],
+        bindir: Callable[[], Path],
+        client_env: Callable[[], dict[str, str]],
+        depends_on: Sequence[str] = (),
+        lock_timeout: float = 0.0,
+        private_server: bool = False,
+    ):
         """private_server: the server is ours alone (the local one): project roles are kept out of
         its other databases too."""
         self.config = config
@@ -46,27 +55,43 @@ class Database:
 
     def admin(self) -> PgAdmin:
         if self._admin is None:
-            self._admin = PgAdmin(self._connect, server=self._server_key(), secrets=self.secrets, bindir=self._bindir,
-                                  client_env=self._client_env, lock_timeout=self.lock_timeout)
+            self._admin = PgAdmin(
+                self._connect,
+                server=self._server_key(),
+                secrets=self.secrets,
+                bindir=self._bindir,
+                client_env=self._client_env,
+                lock_timeout=self.lock_timeout,
+            )
         return self._admin
 
     def resources(self) -> list[Resource]:
         c = self.config
-        return [Resource(r.type, r.name, r.attrs, (*r.depends_on, *self._depends_on))
-                for r in database_resources(c.project.name, c.database.schemas, environment=c.project.environment,
-                                            private_server=self.private_server,
-                                            database=c.database_name)]
+        return [
+            Resource(r.type, r.name, r.attrs, (*r.depends_on, *self._depends_on))
+            for r in database_resources(
+                c.project.name,
+                c.database.schemas,
+                environment=c.project.environment,
+                private_server=self.private_server,
+                database=c.database_name,
+            )
+        ]
 
     def providers(self, owner: Owner) -> list[Provider]:
         admin = self.admin()  # sessions open on first use: the server may not exist yet
         self.secrets.prefetch([r.attrs["password_ref"] for r in self.resources() if r.attrs.get("password_ref")])
-        return [RoleProvider(admin, owner, private_server=self.private_server), DatabaseProvider(admin, owner),
-                SchemaProvider(admin, owner)]
+        return [
+            RoleProvider(admin, owner, private_server=self.private_server),
+            DatabaseProvider(admin, owner),
+            SchemaProvider(admin, owner),
+        ]
 
     def outputs(self, state: State, *, host: str, port: int | None, reveal: bool) -> dict[str, tuple[Any, bool]]:
         c = self.config
-        return database_outputs(state, self.secrets, host=c.database.host or host, port=c.database.port or port,
-                                reveal=reveal)
+        return database_outputs(
+            state, self.secrets, host=c.database.host or host, port=c.database.port or port, reveal=reveal
+        )
 
     def close(self) -> None:
         if self._admin is not None:
@@ -79,8 +104,16 @@ class DsnServer:
     variable); label names the server. stale() says whether a failed connect may be the DSN's
     fault (read earlier, the password changed since): then forget() and one more try."""
 
-    def __init__(self, dsn: Callable[[], str], *, name: str, label: str, pg_bindir: str | None,
-                 stale: Callable[[], bool] = lambda: False, forget: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        dsn: Callable[[], str],
+        *,
+        name: str,
+        label: str,
+        pg_bindir: str | None,
+        stale: Callable[[], bool] = lambda: False,
+        forget: Callable[[], None] = lambda: None,
+    ):
         self.dsn = dsn
         self.name = name
         self.label = label
@@ -132,12 +165,33 @@ class DsnServer:
     def client_env(self) -> dict[str, str]:
         from ..childenv import minimal_env
 
-        keys = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "sslmode": "PGSSLMODE",
-                "sslrootcert": "PGSSLROOTCERT", "hostaddr": "PGHOSTADDR"}
+        keys = {
+            "host": "PGHOST",
+            "port": "PGPORT",
+            "user": "PGUSER",
+            "password": "PGPASSWORD",
+            "sslmode": "PGSSLMODE",
+            "sslrootcert": "PGSSLROOTCERT",
+            "hostaddr": "PGHOSTADDR",
+        }
         return minimal_env(**{keys[k]: str(v) for k, v in self._parts().items() if k in keys})
 
-    def database(self, config: Config, secrets: SecretStore, *, server_key: Callable[[], str] | None = None,
-                 depends_on: Sequence[str] = (), lock_timeout: float = 0.0) -> Database:
-        return Database(config, secrets, connect=self.connect, server_key=server_key or self.key,
-                        bindir=self.bindir, client_env=self.client_env, depends_on=depends_on,
-                        lock_timeout=lock_timeout)
+    def database(
+        self,
+        config: Config,
+        secrets: SecretStore,
+        *,
+        server_key: Callable[[], str] | None = None,
+        depends_on: Sequence[str] = (),
+        lock_timeout: float = 0.0,
+    ) -> Database:
+        return Database(
+            config,
+            secrets,
+            connect=self.connect,
+            server_key=server_key or self.key,
+            bindir=self.bindir,
+            client_env=self.client_env,
+            depends_on=depends_on,
+            lock_timeout=lock_timeout,
+        )

@@ -21,10 +21,16 @@ class LocalTarget(Target):
         super().__init__(config, home, lock_timeout=lock_timeout)
         self.server = LocalServer(home, pg_bindir=config.target.pg_bindir)
         self.bucket = LocalWorkfiles(config, home)
-        self.database = Database(config, self.secrets, connect=self.server.connect, server_key=lambda: f"local:{home}", lock_timeout=lock_timeout,
-                                 private_server=True,
-                                 bindir=lambda: self.server.bindir,
-                                 client_env=self.server.client_env)
+        self.database = Database(
+            config,
+            self.secrets,
+            connect=self.server.connect,
+            server_key=lambda: f"local:{home}",
+            lock_timeout=lock_timeout,
+            private_server=True,
+            bindir=lambda: self.server.bindir,
+            client_env=self.server.client_env,
+        )
 
     def preflight(self) -> None:
         """pg_bindir chooses the binaries of a server still to be made; said when the server runs with others."""
@@ -35,7 +41,8 @@ class LocalTarget(Target):
             logging.getLogger(__name__).warning(
                 f"[target] pg_bindir = {wanted!r} is not what the local server runs with ({info['bindir']}): it "
                 "chooses the binaries of a server still to be made; an existing one keeps its own (its data "
-                "directory is of their major version)")
+                "directory is of their major version)"
+            )
 
     def desired(self) -> list[Resource]:
         return [*self.bucket.resources(), *self.database.resources()]

@@ -27,16 +27,19 @@ class ServerTarget(Target):
         super().__init__(config, home, lock_timeout=lock_timeout)
         env = config.database.admin_dsn_env
         self.bucket = S3Workfiles(config)
-        self.server = DsnServer(self._dsn, name=env, label=f"the PostgreSQL server of {env}",
-                                pg_bindir=config.target.pg_bindir)
+        self.server = DsnServer(
+            self._dsn, name=env, label=f"the PostgreSQL server of {env}", pg_bindir=config.target.pg_bindir
+        )
         self.database = self.server.database(config, self.secrets, lock_timeout=self.lock_timeout)
 
     def _dsn(self) -> str:
         env = self.config.database.admin_dsn_env
         dsn = os.environ.get(env)
         if not dsn:
-            raise ConfigError(f"[database] admin_dsn_env: the environment variable {env} is not set; it must hold the "
-                              "admin connection string of the PostgreSQL server (e.g. postgresql://admin@db:5432/postgres)")
+            raise ConfigError(
+                f"[database] admin_dsn_env: the environment variable {env} is not set; it must hold the "
+                "admin connection string of the PostgreSQL server (e.g. postgresql://admin@db:5432/postgres)"
+            )
         return checked_dsn(dsn, env)
 
     def desired(self) -> list[Resource]:

@@ -15,12 +15,18 @@ def _connect():
     import psycopg
 
     c = BaseHook.get_connection(f"{PROJECT}_postgres")
-    return psycopg.connect(host=c.host, port=c.port, dbname=c.schema, user=c.login, password=c.password,
-                           **(c.extra_dejson or {}))
+    return psycopg.connect(
+        host=c.host, port=c.port, dbname=c.schema, user=c.login, password=c.password, **(c.extra_dejson or {})
+    )
 
 
-with DAG(f"{PROJECT}_example_elt", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False,
-         tags=["example", PROJECT]):
+with DAG(
+    f"{PROJECT}_example_elt",
+    schedule=None,
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["example", PROJECT],
+):
 
     @task
     def extract() -> str:
