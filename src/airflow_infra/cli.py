@@ -112,14 +112,13 @@ def plan(c: Ctx, detailed_exitcode, as_json, out, destroy, all_projects, registr
     if all_projects:
         results = commands.fleet_plan(registry, jobs=jobs)
         render.fleet(results, as_json)
-        render.fleet_exit(results, detailed_exitcode)
-        return
+        return render.fleet_status(results, detailed_exitcode)
     p = commands.plan(c.project(), destroy=destroy)
     if out:
         commands.save_plan(p, out)
     render.plan(p, as_json, out)
     p.refuse_conflicts()
-    sys.exit(2 if detailed_exitcode and p.has_changes else 0)
+    return 2 if detailed_exitcode and p.has_changes else 0
 
 
 @cli.command()
@@ -147,7 +146,7 @@ def apply(c: Ctx, planfile, auto_approve, force_delete_data, encrypt_storage, al
         )
         results = commands.fleet_apply(registry, confirm=confirm, jobs=jobs, lock_timeout=c.lock_timeout)
         render.fleet(results)  # None: cancelled
-        render.fleet_exit(results)
+        return render.fleet_status(results)
     # A saved plan was reviewed when it was made: applying it does not ask again (as Terraform).
     confirm = None if planfile else render.confirm(auto_approve, "apply these actions", render.plan_review)
     saved = commands.load_plan(planfile) if planfile else None
@@ -161,7 +160,7 @@ def apply(c: Ctx, planfile, auto_approve, force_delete_data, encrypt_storage, al
         encrypt_storage=encrypt_storage,
         on_progress=render.progress,
     )
-    render.finished(p, result, "apply")
+    return render.finished(p, result, "apply")
 
 
 @cli.command()
@@ -185,7 +184,7 @@ def destroy(c: Ctx, auto_approve, force_delete_data, skip_final_snapshot):
         skip_final_snapshot=skip_final_snapshot,
         on_progress=render.progress,
     )
-    render.finished(p, result, "destroy")
+    return render.finished(p, result, "destroy")
 
 
 @cli.command()
@@ -199,7 +198,7 @@ def output(c: Ctx, name, as_json, show_secrets, all_projects, registry, jobs):
     if all_projects:
         results = commands.fleet_outputs(registry, jobs=jobs, reveal=show_secrets)
         render.fleet_outputs(results, as_json, show_secrets)
-        render.fleet_exit(results)
+        return render.fleet_status(results)
     elif name:
         render.output_value(commands.output(c.project(), name, reveal=show_secrets), as_json)
     else:
@@ -343,7 +342,7 @@ def rotate(c: Ctx, roles, push, airflow_bin):
 @pass_ctx
 def doctor(c: Ctx):
     """Check from here that each connection works (postgres as the etl user; the bucket)."""
-    sys.exit(render.doctor(commands.doctor(c.project())))
+    return render.doctor(commands.doctor(c.project()))
 
 
 @cli.group()
@@ -357,7 +356,7 @@ def backend():
 def backend_bootstrap(c: Ctx, auto_approve):
     """Make the state bucket and lock table that [state] names (idempotent)."""
     confirm = render.confirm(auto_approve, "change the existing bucket", render.bucket_changes, early=False)
-    render.bootstrapped(commands.backend_bootstrap(c.project(), confirm=confirm))
+    return render.bootstrapped(commands.backend_bootstrap(c.project(), confirm=confirm))
 
 
 @cli.command("import")

@@ -3,8 +3,6 @@ DAG folders, and the DAG bundles an Airflow 3 deployment reads. Thin, as cli.py;
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 
@@ -64,7 +62,7 @@ def dags_sync(registry, dags_folder, jobs, check, recheck, timeout, as_json):
 
     results = commands.dags_sync(registry, dags_folder, jobs=jobs, check=check, recheck=recheck, timeout=timeout)
     render.dags_sync(results, as_json)
-    sys.exit(1 if any(r.result == "failed" for r in results) else 0)
+    return 1 if any(r.result == "failed" for r in results) else 0
 
 
 @dags.command("install-importer")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import click
 
@@ -59,7 +58,7 @@ def platform_status(registry, as_json, show_secrets):
 
     found = status(registry, reveal=show_secrets)
     _render(found, as_json)
-    sys.exit(0 if found.healthy else 1)
+    return 0 if found.healthy else 1
 
 
 @platform_group.command("logs")
@@ -72,7 +71,7 @@ def platform_logs(component, follow):
     paths = [str(p) for p in logs(component)]
     if not paths:
         raise click.ClickException("no logs yet: run `airflow-infra platform up` first")
-    sys.exit(subprocess.call(["tail", "-n", "+1", *(["-F"] if follow else []), *paths]))
+    return subprocess.call(["tail", "-n", "+1", *(["-F"] if follow else []), *paths])
 
 
 @platform_group.command("down")

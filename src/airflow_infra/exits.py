@@ -45,8 +45,8 @@ def run(cli: click.Group, argv: list[str] | None = None) -> None:
         log.addHandler(_Warnings(logging.WARNING))
         log.propagate = False
     debug = "--debug" in argv
-    try:
-        cli.main(args=argv, prog_name="airflow-infra", standalone_mode=False)
+    try:  # a command returns its exit status (None: 0); this is the one place that exits with it
+        status = cli.main(args=argv, prog_name="airflow-infra", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except Interrupted as exc:  # a command that knows what Ctrl-C left says so
@@ -65,3 +65,4 @@ def run(cli: click.Group, argv: list[str] | None = None) -> None:
         if isinstance(exc, AirflowInfraError):
             _fail(click.style("Error: ", fg="red", bold=True) + str(exc))
         _fail(f"Error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+    sys.exit(status if isinstance(status, int) else 0)

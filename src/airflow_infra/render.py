@@ -393,30 +393,28 @@ def confirm(auto_approve: bool, what: str, show: Callable[[Any], None], *, early
     return ask
 
 
-def fleet_exit(results: list | None, detailed_exitcode: bool = False) -> None:
+def fleet_status(results: list | None, detailed_exitcode: bool = False) -> int:
     """Exit status across projects: 1 if any failed or the review was declined (None), else (with
     --detailed-exitcode) 2 if any has changes."""
     if results is None:
-        sys.exit(1)
+        return 1
     changes = detailed_exitcode and any(r.plan is not None and r.plan.has_changes for r in results)
-    sys.exit(1 if any(r.error for r in results) else 2 if changes else 0)
+    return 1 if any(r.error for r in results) else 2 if changes else 0
 
 
-def finished(plan: Plan, result: Any, verb: str) -> None:
-    """The last line of an apply or destroy; exit 1 when it was declined at the prompt."""
+def finished(plan: Plan, result: Any, verb: str) -> int:
+    """The last line of an apply or destroy; the exit status: 1 when it was declined at the prompt."""
     click.echo(summary(plan, result, verb))
-    if plan.has_changes and result is None:
-        sys.exit(1)
+    return 1 if plan.has_changes and result is None else 0
 
 
-def bootstrapped(done: list[str] | None) -> None:
+def bootstrapped(done: list[str] | None) -> int:
     lines(
         ["Bootstrap cancelled: the bucket was left as it is."]
         if done is None
         else done or ["Nothing to do: the backend is ready."]
     )
-    if done is None:
-        sys.exit(1)
+    return 1 if done is None else 0
 
 
 def bucket_changes(changes: list[str]) -> None:
