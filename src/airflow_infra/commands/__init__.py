@@ -7,6 +7,7 @@ terraform_import.py: from the seed's Terraform; restore.py: backups back into a 
 new passwords; platform.py: the local Airflow 3 and its DAG bundles.
 """
 
+from .._api import COMMANDS
 from .airflow import connections, connections_push, doctor, new
 from .core import (
     Project,
@@ -52,55 +53,4 @@ from .restore import Restored, restore
 from .rotate import rotate
 from .terraform_import import TerraformImport, import_terraform
 
-__all__ = [
-    "Project",
-    "apply",
-    "backend_bootstrap",
-    "destroy",
-    "force_unlock",
-    "import_resource",
-    "init",
-    "load",
-    "load_plan",
-    "local_install_service",
-    "local_server",
-    "local_start",
-    "local_status",
-    "local_stop",
-    "lock_info",
-    "output",
-    "outputs",
-    "plan",
-    "save_plan",
-    "state_list",
-    "state_migrate",
-    "state_restore",
-    "state_show",
-    "state_versions",
-    "up",
-    "FleetResult",
-    "dags_install_importer",
-    "dags_sync",
-    "fleet_apply",
-    "fleet_outputs",
-    "fleet_plan",
-    "projects_add",
-    "projects_list",
-    "projects_remove",
-    "projects_show",
-    "connections",
-    "connections_push",
-    "doctor",
-    "new",
-    "TerraformImport",
-    "import_terraform",
-    "Restored",
-    "restore",
-    "rotate",
-    "PlatformStatus",
-    "dags_bundles",
-    "platform_down",
-    "platform_logs",
-    "platform_status",
-    "platform_up",
-]
+__all__ = list(COMMANDS)  # test_public_api checks that each is defined here
