@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from ..errors import AirflowInfraError, ForeignResource, NotYetReachable, ProviderError, StateError, Unreadable
@@ -18,14 +19,26 @@ from ..resources import Observed, Ref, Resource
 from ..state.base import State
 
 PLAN_FORMAT = 1
-CREATE, UPDATE, REPLACE, DELETE, ADOPT = "create", "update", "replace", "delete", "adopt"
+
+
+class Action(StrEnum):
+    """What a plan does to one resource (a str: plan JSON and saved plans carry the value)."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    ADOPT = "adopt"  # take an existing resource into the state (import)
+
+
+CREATE, UPDATE, REPLACE, DELETE, ADOPT = Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE, Action.ADOPT
 SYMBOL = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", DELETE: "-", ADOPT: "<="}
 
 
 @dataclass(frozen=True)
 class Change:
     address: str
-    action: str
+    action: Action
     resource: Resource  # desired (create/update/replace/adopt) or as in state (delete)
     before: Mapping[str, Any] | None  # attrs as refreshed; None for create
     changed: tuple[str, ...] = ()
@@ -36,7 +49,7 @@ class Change:
     def to_json(self) -> dict[str, Any]:
         return {
             "address": self.address,
-            "action": self.action,
+            "action": self.action.value,
             "resource": self.resource.to_json(),
             "before": None if self.before is None else dict(self.before),
             "changed": list(self.changed),
@@ -49,7 +62,7 @@ class Change:
     def from_json(cls, d: Mapping[str, Any]) -> Change:
         return cls(
             d["address"],
-            d["action"],
+            Action(d["action"]),
             Resource.from_json(d["resource"]),
             d["before"],
             tuple(d["changed"]),
