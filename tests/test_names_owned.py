@@ -207,3 +207,42 @@ print(json.dumps([_project_of(str(root / p), roots) for p in (
     out = subprocess.run([str(airflow_python), "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == ["evil", "evil", "aa", "aa", None]
+
+
+def test_a_database_a_name_spelled_otherwise_or_another_projects_config_is_a_second_claim(pair, tmp_path, home):
+    victim, thief = pair
+    v, t = victim.dir.name, thief.dir.name
+    reg = tmp_path / "projects.csv"
+    env = {"AIRFLOW_INFRA_HOME": str(home)}
+    run(
+        "projects",
+        "add",
+        v,
+        str(victim.dir),
+        "--config",
+        f"{victim.dir}/airflow-infra.toml",
+        "--registry",
+        str(reg),
+        **env,
+    )
+    toml = thief.dir / "airflow-infra.toml"
+    original = toml.read_text()
+
+    def refused(extra: str, config: Path = toml) -> str:
+        toml.write_text(original + extra)
+        proc = run(
+            "projects", "add", t, str(thief.dir), "--config", str(config), "--registry", str(reg), expect=1, **env
+        )
+        [line] = proc.stderr.strip().splitlines()
+        return line
+
+    toml.write_text(original.replace("[database]\n", f'[database]\nname = "{v}"\n'))
+    original = toml.read_text()
+    assert f"database '{v}' is claimed by projects {v} and {t}" in refused("")
+    toml.write_text(original.replace(f'name = "{v}"\n', "", 1) if "[database]" in original else original)
+    original = toml.read_text()
+    upper = f"{v.upper()}_POSTGRES"  # one name for Airflow's environment backend: AIRFLOW_CONN_<ID>
+    assert f"is claimed by projects {v} and {t}" in refused(f'\n[airflow]\nbucket_conn_id = "{upper}"\n')
+    line = refused("", config=victim.dir / "airflow-infra.toml")  # the victim's own config under the thief's row
+    assert f"names project '{v}', the registry '{t}'" in line
+    assert [e["project"] for e in json.loads(run("projects", "list", "--json", "--registry", str(reg)).stdout)] == [v]

@@ -46,6 +46,12 @@ def names(config) -> set[tuple[str, str]]:
     return out
 
 
+def _key(namespace: str, name: str) -> tuple[str, str]:
+    """Connection ids and variables as Airflow's environment backend reads them (AIRFLOW_CONN_<ID>,
+    AIRFLOW_VAR_<KEY>, upper case): `B_postgres` and `b_postgres` are one name there."""
+    return (namespace, name.upper()) if namespace in (CONNECTION, VARIABLE) else (namespace, name)
+
+
 def project_dir(registry: str | Path, entry: Entry) -> Path | None:
     """Where the entry's airflow-infra.toml is: its Config, else the working tree its URL names."""
     from .airflow.bundles import local_directory
@@ -59,17 +65,23 @@ class Claims:
     """Who claims what among a registry's projects; projects whose config cannot be read claim nothing."""
 
     owners: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
+    spelled: dict[tuple[str, str], str] = field(default_factory=dict)  # a key as its first claim wrote it
     configs: dict[str, object] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
+    mismatched: dict[str, str] = field(default_factory=dict)  # a row whose Config is another project's
 
     def add(self, project: str, claimed: set[tuple[str, str]]) -> None:
-        for key in sorted(claimed):
-            self.owners[key].append(project)
+        for namespace, name in sorted(claimed):
+            key = _key(namespace, name)
+            self.spelled.setdefault(key, name)
+            if project not in self.owners[key]:
+                self.owners[key].append(project)
 
     def owner(self, namespace: str, name: str) -> str | None:
         """The one project that claims name, or None (no one, or more than one)."""
-        found = self.owners.get((namespace, name), [])
-        return found[0] if len(found) == 1 and (namespace, name) not in RESERVED else None
+        key = _key(namespace, name)
+        found = self.owners.get(key, [])
+        return found[0] if len(found) == 1 and key not in RESERVED else None
 
     def conflicts(self, project: str | None = None) -> list[str]:
         """One line per name claimed twice or reserved for the platform (those of project, when given)."""
@@ -77,7 +89,7 @@ class Claims:
         for (namespace, name), projects in sorted(self.owners.items()):
             if project is not None and project not in projects:
                 continue
-            shown = name.split(" ")[-1]
+            shown = self.spelled.get((namespace, name), name).split(" ")[-1]
             if (namespace, name) in RESERVED:
                 out.append(f"{namespace} {shown!r} of project {projects[0]} is {RESERVED[namespace, name]}")
             elif len(projects) > 1:
@@ -90,7 +102,7 @@ class Claims:
     def refused(self) -> dict[str, str]:
         """{project: why} for each project that claims a name an earlier row claims (or a reserved one):
         the first claim stands, the later ones are refused."""
-        out: dict[str, str] = {}
+        out: dict[str, str] = dict(self.mismatched)
         for (namespace, name), projects in sorted(self.owners.items()):
             later = projects if (namespace, name) in RESERVED else projects[1:]
             for project in later:
@@ -114,7 +126,7 @@ def claims(registry: str | Path, entries: list[Entry]) -> Claims:
             found.unreadable[e.project] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             continue
         if config.project.name != e.project:
-            found.unreadable[e.project] = (
+            found.mismatched[e.project] = found.unreadable[e.project] = (
                 f"{d / 'airflow-infra.toml'} names project {config.project.name!r}, the registry {e.project!r}"
             )
             continue

@@ -75,7 +75,7 @@ def fleet_options(f):
     """--all over the registry's projects that have a Config, in parallel."""
     for option in (
         click.option("--jobs", type=click.IntRange(1, 64), default=4, help="With --all: projects at a time."),
-        click.option("--registry", default="projects.csv", metavar="FILE", help="With --all: the registry."),
+        registry_option(text="With --all: the registry."),
         click.option("--all", "all_projects", is_flag=True, help="Every project in the registry with a Config."),
     ):
         f = option(f)
