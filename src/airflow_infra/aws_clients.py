@@ -1,6 +1,12 @@
 """boto3 at our boundary: clients from the standard credential and endpoint chain, retries through
 botocore's standard mode (plus S3's 409 OperationAborted), and error translation.
 
+The boundary (after httpx's map_httpcore_exceptions): `with aws(address, step):` around AWS calls turns
+botocore's errors into ours, one line each naming what failed: a kind callers catch (NotFound, Conflict,
+PreconditionFailed, AccessDenied, Unsupported, Throttled, from the table KINDS by error code or HTTP
+status) or AwsError for any other answer. Anything that is not botocore's passes unchanged: a bug stays
+a bug. Callers write `except NotFound`, not `error_code(e) == ...`.
+
 Imported only by targets that talk to AWS or an S3-compatible store, so that the local target
 never loads boto3. Credentials and endpoints come only from boto3's chain (environment, profile,
 role; AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3), or an endpoint_url the config names.
@@ -9,6 +15,7 @@ role; AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3), or an endpoint_url the config name
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import boto3
@@ -85,6 +92,111 @@ def aws_client(service: str, *, region: str, endpoint_url: str | None = None, ad
 
 def s3_client(*, region: str, endpoint_url: str | None = None, addressing_style: str = "auto"):
     return aws_client("s3", region=region, endpoint_url=endpoint_url, addressing_style=addressing_style)
+
+
+class AwsError(AirflowInfraError):
+    """An answer of AWS (or an S3-compatible store) that was not what the call wanted, in one line."""
+
+    code: str | None = None  # the answer's error code (or HTTP status), for what a kind leaves open
+
+
+class NotFound(AwsError):
+    pass
+
+
+class Conflict(AwsError):
+    """The resource's state refuses the call: it exists, is not empty, is being deleted, or changed."""
+
+
+class PreconditionFailed(AwsError):
+    """A conditional write lost: what it was conditioned on is no longer so."""
+
+
+class AccessDenied(AwsError):
+    pass
+
+
+class Unsupported(AwsError):
+    """This store does not do that (an S3-compatible store without a feature of S3's)."""
+
+
+class Throttled(AwsError):
+    pass
+
+
+KINDS: dict[type[AwsError], tuple[str, ...]] = {
+    NotFound: (
+        "404",
+        "NotFound",
+        "NoSuchKey",
+        "NoSuchBucket",
+        "NoSuchVersion",
+        "NoSuchUpload",
+        "NoSuchEntity",
+        "ResourceNotFoundException",
+        "DBInstanceNotFound",
+        "DBInstanceNotFoundFault",
+        "DBSubnetGroupNotFoundFault",
+        "DBParameterGroupNotFound",
+        "DBSnapshotNotFound",
+        "InvalidGroup.NotFound",
+        "NoSuchTagSet",
+        "NoSuchBucketPolicy",
+        "NoSuchPublicAccessBlockConfiguration",
+        "NoSuchLifecycleConfiguration",
+        "ServerSideEncryptionConfigurationNotFoundError",
+        "OwnershipControlsNotFoundError",
+        "ObjectLockConfigurationNotFoundError",
+        "ReplicationConfigurationNotFoundError",
+    ),
+    Conflict: (
+        "409",
+        "BucketAlreadyExists",
+        "BucketAlreadyOwnedByYou",
+        "BucketNotEmpty",
+        "OperationAborted",
+        "ConditionalRequestConflict",
+        "ResourceExistsException",
+        "EntityAlreadyExists",
+        "DBInstanceAlreadyExists",
+        "InvalidDBInstanceState",
+        "InvalidRequestException",
+    ),
+    PreconditionFailed: ("412", "PreconditionFailed", "ConditionalCheckFailedException"),
+    AccessDenied: ("403", "AccessDenied", "AccessDeniedException", "AllAccessDisabled", "UnauthorizedOperation"),
+    Unsupported: ("501", "NotImplemented", "XNotImplemented"),
+    Throttled: (
+        "429",
+        "503",
+        "Throttling",
+        "ThrottlingException",
+        "SlowDown",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+    ),
+}
+_KIND_OF = {code: kind for kind, codes in KINDS.items() for code in codes}
+
+
+@contextmanager
+def aws(address: str, step: str) -> Iterator[None]:
+    """The boundary around a block of AWS calls (see the module's docstring)."""
+    try:
+        yield
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise ours(address, step, exc) from None
+
+
+def ours(address: str, step: str, exc: BaseException) -> AwsError:
+    """botocore's exc as the kind of ours its code names (AwsError when none), its message one line."""
+    code = error_code(exc)
+    status = None
+    if isinstance(exc, botocore.exceptions.ClientError):
+        status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+    kind = _KIND_OF.get(code or "") or _KIND_OF.get(status or "") or AwsError
+    found = kind(str(translate(address, step, exc)))
+    found.code = code or status
+    return found
 
 
 def error_code(exc: BaseException) -> str | None:

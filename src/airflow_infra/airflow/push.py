@@ -17,14 +17,13 @@ from .connections import Connection
 def _not_ours(sm, name: str, tags: dict[str, str]) -> str | None:
     """Why the existing secret name is not this project's to write or delete (None: it is, or it is not
     there). Ours: it carries the project's ManagedBy, Project and Environment tags."""
-    from ..aws_clients import error_code
+    from ..aws_clients import NotFound, aws
 
     try:
-        found = {t["Key"]: t["Value"] for t in sm.describe_secret(SecretId=name).get("Tags", [])}
-    except Exception as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise
+        with aws(f"Secrets Manager secret {name}", "read"):
+            found = {t["Key"]: t["Value"] for t in sm.describe_secret(SecretId=name).get("Tags", [])}
+    except NotFound:
+        return None
     if all(found.get(k) == v for k, v in tags.items() if k in ("ManagedBy", "Project", "Environment")):
         return None
     if found.get("ManagedBy") == "airflow-infra" and found.get("Project"):
@@ -48,7 +47,7 @@ def push_secrets_manager(
     """([(name, created|updated|unchanged)], {name: ARN}): tagged like the project's other secrets,
     encrypted with kms_key_id when given. A secret there that is not this project's (another project's
     tags, or none) is never overwritten: that is refused before anything is written."""
-    from ..aws_clients import aws_client, error_code, translate
+    from ..aws_clients import NotFound, aws, aws_client
 
     sm = aws_client("secretsmanager", region=region)
     items = [
@@ -56,26 +55,20 @@ def push_secrets_manager(
     ]
     items += [(f"{variables_prefix.rstrip('/')}/{k}", v) for k, v in sorted(variables.items())]
     tagged = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
-    try:
-        for name, _ in items:
-            why = _not_ours(sm, name, tags)
-            if why:
-                raise AirflowInfraError(
-                    f"{why}: nothing was pushed (choose another id in [airflow] of the "
-                    "project's airflow-infra.toml, or another --prefix)"
-                )
-    except AirflowInfraError:
-        raise
-    except Exception as exc:
-        raise translate("Secrets Manager", "read", exc, error=AirflowInfraError) from None
+    for name, _ in items:
+        why = _not_ours(sm, name, tags)
+        if why:
+            raise AirflowInfraError(
+                f"{why}: nothing was pushed (choose another id in [airflow] of the "
+                "project's airflow-infra.toml, or another --prefix)"
+            )
     done, arns = [], {}
     for name, value in items:
-        try:
+        with aws(f"Secrets Manager secret {name}", "write"):
             try:
-                found = sm.get_secret_value(SecretId=name)
-            except Exception as exc:
-                if error_code(exc) != "ResourceNotFoundException":
-                    raise
+                with aws(f"Secrets Manager secret {name}", "read"):
+                    found = sm.get_secret_value(SecretId=name)
+            except NotFound:
                 key = {"KmsKeyId": kms_key_id} if kms_key_id else {}
                 arns[name] = sm.create_secret(Name=name, SecretString=value, Tags=tagged, **key)["ARN"]
                 done.append((name, "created"))
@@ -86,30 +79,29 @@ def push_secrets_manager(
             else:
                 sm.put_secret_value(SecretId=name, SecretString=value)
                 done.append((name, "updated"))
-        except AirflowInfraError:
-            raise
-        except Exception as exc:
-            raise translate(f"Secrets Manager secret {name}", "write", exc, error=AirflowInfraError) from None
     return done, arns
 
 
 def delete_pushed(names: list[str], *, region: str, tags: dict[str, str]) -> list[str]:
     """Schedule the deletion of pushed secrets, with AWS's recovery window (7 days): never forced, and never
     one that is not this project's (its tags say another's, or none). The names left alone, each said why."""
-    from ..aws_clients import aws_client, error_code, translate
+    from ..aws_clients import Conflict, NotFound, aws, aws_client
 
     sm = aws_client("secretsmanager", region=region)
     left = []
     for name in names:
+        why = _not_ours(sm, name, tags)
+        if why:
+            left.append(why)
+            continue
         try:
-            why = _not_ours(sm, name, tags)
-            if why:
-                left.append(why)
-                continue
-            sm.delete_secret(SecretId=name, RecoveryWindowInDays=7)
-        except Exception as exc:
-            if error_code(exc) not in ("ResourceNotFoundException", "InvalidRequestException"):  # gone, or going
-                raise translate(f"Secrets Manager secret {name}", "delete", exc, error=AirflowInfraError) from None
+            with aws(f"Secrets Manager secret {name}", "delete"):
+                sm.delete_secret(SecretId=name, RecoveryWindowInDays=7)
+        except NotFound:
+            pass  # gone already
+        except Conflict as exc:
+            if exc.code != "InvalidRequestException":  # InvalidRequestException: already scheduled for deletion
+                raise
     return left
 
 

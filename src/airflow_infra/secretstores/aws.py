@@ -9,8 +9,7 @@ import json
 import re
 from typing import Any
 
-from ..aws_clients import aws_client, error_code, translate
-from ..errors import AirflowInfraError
+from ..aws_clients import AwsError, Conflict, NotFound, aws, aws_client
 from . import SecretStore, new_password, usable
 
 
@@ -48,8 +47,9 @@ class AwsSecretsManagerStore(SecretStore):
         if not wanted:
             return
         try:
-            found = self.sm.batch_get_secret_value(SecretIdList=sorted(wanted))
-        except Exception:
+            with aws("Secrets Manager", "batch read"):
+                found = self.sm.batch_get_secret_value(SecretIdList=sorted(wanted))
+        except AwsError:  # no permission for it (or no such call on this endpoint): each is read later
             return
         for v in found.get("SecretValues", []):
             if v.get("Name") in wanted:
@@ -66,23 +66,25 @@ class AwsSecretsManagerStore(SecretStore):
         never from what this run read before."""
         if ref in self._values and not restore:
             return self._values[ref]
+        name = self.name(ref)
         try:
-            found = self.sm.get_secret_value(SecretId=self.name(ref))
-            self._arns[ref] = found["ARN"]
-            self._values[ref] = usable(found.get("SecretString"))
-            return self._values[ref]
-        except Exception as exc:
-            code = error_code(exc)
-            if code == "ResourceNotFoundException":
-                self._values[ref] = None
+            with aws(f"Secrets Manager secret {name}", "read"):
+                found = self.sm.get_secret_value(SecretId=name)
+        except NotFound:
+            self._values[ref] = None
+            return None
+        except Conflict as exc:
+            if exc.code != "InvalidRequestException":
+                raise
+            if not restore:  # scheduled for deletion (its role was destroyed)
                 return None
-            if code == "InvalidRequestException":  # scheduled for deletion (its role was destroyed)
-                if not restore:
-                    return None
-                self.sm.restore_secret(SecretId=self.name(ref))
-                self._values.pop(ref, None)
-                return self.get(ref)
-            raise translate(f"Secrets Manager secret {self.name(ref)}", "read", exc, error=AirflowInfraError) from None
+            with aws(f"Secrets Manager secret {name}", "restore"):
+                self.sm.restore_secret(SecretId=name)
+            self._values.pop(ref, None)
+            return self.get(ref)
+        self._arns[ref] = found["ARN"]
+        self._values[ref] = usable(found.get("SecretString"))
+        return self._values[ref]
 
     def get_or_create(self, ref: str) -> str:
         existing = self.get(ref, restore=True)  # a role made again gets its old secret back
@@ -95,33 +97,27 @@ class AwsSecretsManagerStore(SecretStore):
     def put(self, ref: str, value: str) -> None:
         """A new value: the old one stays as AWSPREVIOUS (Secrets Manager moves the stage)."""
         if self.get(ref, restore=True) is None:
+            key = {"KmsKeyId": self.kms_key_id} if self.kms_key_id else {}
             try:
-                key = {"KmsKeyId": self.kms_key_id} if self.kms_key_id else {}
-                self._arns[ref] = self.sm.create_secret(Name=self.name(ref), SecretString=value, Tags=self.tags, **key)[
-                    "ARN"
-                ]
-                self._values[ref] = value
+                with aws(f"Secrets Manager secret {self.name(ref)}", "create"):
+                    made = self.sm.create_secret(Name=self.name(ref), SecretString=value, Tags=self.tags, **key)
+                self._arns[ref], self._values[ref] = made["ARN"], value
                 return
-            except Exception as exc:
-                if error_code(exc) != "ResourceExistsException":
-                    raise translate(
-                        f"Secrets Manager secret {self.name(ref)}", "create", exc, error=AirflowInfraError
-                    ) from None
-        try:
+            except Conflict as exc:  # made meanwhile: written below, as an existing one is
+                if exc.code != "ResourceExistsException":
+                    raise
+        with aws(f"Secrets Manager secret {self.name(ref)}", "write"):
             self._arns[ref] = self.sm.put_secret_value(SecretId=self.name(ref), SecretString=value)["ARN"]
-            self._values[ref] = value
-        except Exception as exc:
-            raise translate(f"Secrets Manager secret {self.name(ref)}", "write", exc, error=AirflowInfraError) from None
+        self._values[ref] = value
 
     def findings(self, ref: str) -> list[str]:
         name, out = self.name(ref), []
         try:
-            secret = self.sm.describe_secret(SecretId=name)
-            policy = self.sm.get_resource_policy(SecretId=name).get("ResourcePolicy")
-        except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return []  # no secret at all: the role's password says so (missing)
-            raise translate(f"Secrets Manager secret {name}", "read", exc, error=AirflowInfraError) from None
+            with aws(f"Secrets Manager secret {name}", "read"):
+                secret = self.sm.describe_secret(SecretId=name)
+                policy = self.sm.get_resource_policy(SecretId=name).get("ResourcePolicy")
+        except NotFound:
+            return []  # no secret at all: the role's password says so (missing)
         if secret.get("DeletedDate"):
             out.append("scheduled for deletion")
         if self.kms_key_id and not self._same_key(secret.get("KmsKeyId")):
@@ -137,11 +133,10 @@ class AwsSecretsManagerStore(SecretStore):
         from datetime import UTC, datetime
 
         try:  # the current value's own date: a description, tag or key change moves LastChangedDate, not it
-            versions = self.sm.list_secret_version_ids(SecretId=self.name(ref))["Versions"]
-        except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return None
-            raise translate(f"Secrets Manager secret {self.name(ref)}", "read", exc, error=AirflowInfraError) from None
+            with aws(f"Secrets Manager secret {self.name(ref)}", "read"):
+                versions = self.sm.list_secret_version_ids(SecretId=self.name(ref))["Versions"]
+        except NotFound:
+            return None
         current = [
             v["CreatedDate"] for v in versions if "AWSCURRENT" in v.get("VersionStages", []) and v.get("CreatedDate")
         ]
@@ -163,35 +158,27 @@ class AwsSecretsManagerStore(SecretStore):
     def repair(self, ref: str) -> None:
         name = self.name(ref)
         found = self.findings(ref)
-        try:
+        with aws(f"Secrets Manager secret {name}", "repair"):
             if "scheduled for deletion" in found:
                 self.sm.restore_secret(SecretId=name)
             if any(f.startswith("encrypted with") for f in found):
                 self.sm.update_secret(SecretId=name, KmsKeyId=self.kms_key_id)
             if any(f.startswith("it has a resource policy") for f in found):
                 self.sm.delete_resource_policy(SecretId=name)  # ours carry none: access is the roles' IAM policies
-        except Exception as exc:
-            raise translate(f"Secrets Manager secret {name}", "repair", exc, error=AirflowInfraError) from None
 
     def locate(self, ref: str) -> str:
         if ref not in self._arns:
-            try:
+            with aws(f"Secrets Manager secret {self.name(ref)}", "describe"):
                 self._arns[ref] = self.sm.describe_secret(SecretId=self.name(ref))["ARN"]
-            except Exception as exc:
-                raise translate(
-                    f"Secrets Manager secret {self.name(ref)}", "describe", exc, error=AirflowInfraError
-                ) from None
         return self._arns[ref]
 
     def delete(self, ref: str) -> None:
         self._values.pop(ref, None)
         try:
-            self.sm.delete_secret(SecretId=self.name(ref), RecoveryWindowInDays=7)
-        except Exception as exc:
-            if error_code(exc) != "ResourceNotFoundException":
-                raise translate(
-                    f"Secrets Manager secret {self.name(ref)}", "delete", exc, error=AirflowInfraError
-                ) from None
+            with aws(f"Secrets Manager secret {self.name(ref)}", "delete"):
+                self.sm.delete_secret(SecretId=self.name(ref), RecoveryWindowInDays=7)
+        except NotFound:
+            pass  # gone already
 
 
 def _open_to_everyone(policy: dict[str, Any]) -> bool:
