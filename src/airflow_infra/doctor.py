@@ -98,22 +98,21 @@ def run(
     if "bucket_path" in o:
         checks.append(_local_bucket(o["bucket_path"]))
     elif "bucket_name" in o and s3 is not None:
-        from .aws_clients import error_code
+        from .aws_clients import AwsError, aws
 
         prefix = o["bucket_url"].split("/", 3)[3] if o["bucket_url"].count("/") >= 3 else ""
         key = f"{prefix}.airflow-infra-doctor-{uuid.uuid4().hex}"
         try:
-            s3.list_objects_v2(Bucket=o["bucket_name"], Prefix=prefix, MaxKeys=1)
-            put = s3.put_object(Bucket=o["bucket_name"], Key=key, Body=b"probe")
-            # By its version: a plain delete in a versioned bucket would leave the probe behind a
-            # delete marker, and the bucket no longer empty.
-            version = {"VersionId": put["VersionId"]} if put.get("VersionId") else {}
-            s3.delete_object(Bucket=o["bucket_name"], Key=key, **version)
+            with aws(o["bucket_url"], "probe"):
+                s3.list_objects_v2(Bucket=o["bucket_name"], Prefix=prefix, MaxKeys=1)
+                put = s3.put_object(Bucket=o["bucket_name"], Key=key, Body=b"probe")
+                # By its version: a plain delete in a versioned bucket would leave the probe behind a
+                # delete marker, and the bucket no longer empty.
+                version = {"VersionId": put["VersionId"]} if put.get("VersionId") else {}
+                s3.delete_object(Bucket=o["bucket_name"], Key=key, **version)
             checks.append(Check("bucket (list, put, delete)", True, o["bucket_url"]))
-        except Exception as exc:
+        except AwsError as exc:  # a check that failed is the doctor's answer, not an error
             checks.append(
-                Check(
-                    "bucket (list, put, delete)", False, f"{o['bucket_url']}: {error_code(exc) or type(exc).__name__}"
-                )
+                Check("bucket (list, put, delete)", False, f"{o['bucket_url']}: {exc.code or type(exc).__name__}")
             )
     return checks

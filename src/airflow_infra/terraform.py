@@ -225,23 +225,24 @@ def _read(path: str | Path, src: str) -> bytes:
 
 
 def _read_s3(url: str) -> tuple[bytes, int | None]:
-    from .aws_clients import aws_client, error_code, translate
+    from .aws_clients import AwsError, NotFound, aws, aws_client
 
     bucket, _, key = url[5:].partition("/")
     try:
-        obj = aws_client("s3", region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1")).get_object(
-            Bucket=bucket, Key=key
-        )
-        size = obj.get("ContentLength")
-        size = size if isinstance(size, int) else None
-        if size is not None and size > MAX_BYTES:
-            obj["Body"].close()
-            return b"", size
-        return obj["Body"].read(MAX_BYTES + 1), size
-    except Exception as exc:
-        if error_code(exc) in ("NoSuchKey", "NoSuchBucket", "404"):
-            raise FileNotFoundError(url) from None
-        raise ConfigError(str(translate(url, "read", exc))) from None
+        with aws(url, "read"):
+            obj = aws_client("s3", region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1")).get_object(
+                Bucket=bucket, Key=key
+            )
+            size = obj.get("ContentLength")
+            size = size if isinstance(size, int) else None
+            if size is not None and size > MAX_BYTES:
+                obj["Body"].close()
+                return b"", size
+            return obj["Body"].read(MAX_BYTES + 1), size
+    except NotFound:
+        raise FileNotFoundError(url) from None
+    except AwsError as exc:  # the file named on the command line: its error
+        raise ConfigError(str(exc)) from None
 
 
 def _parse(data: bytes, src: str) -> Any:

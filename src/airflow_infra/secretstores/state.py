@@ -41,24 +41,23 @@ class StateSecretStore(SecretStore):
     def _kms_data_key(self) -> bytes:
         """The state's data key, unwrapped by KMS; made (and kept in the state, wrapped) on first use."""
         if self._data_key is None:
-            from ..aws_clients import aws_client, error_code
+            from ..aws_clients import AwsError, aws, aws_client
 
             kms = aws_client("kms", region=self._region)
             try:
-                if KMS_KEY in self._values:
-                    blob = base64.b64decode(self._values[KMS_KEY])
-                    self._data_key = kms.decrypt(CiphertextBlob=blob, KeyId=self._kms_key_id)["Plaintext"]
-                else:
-                    made = kms.generate_data_key(KeyId=self._kms_key_id, KeySpec="AES_256")
-                    wrapped = base64.b64encode(made["CiphertextBlob"]).decode()
-                    self._keep(KMS_KEY, wrapped)
-                    self._data_key = made["Plaintext"]
-            except ConfigError:
-                raise
-            except Exception as exc:
+                with aws("KMS", "data key"):
+                    if KMS_KEY in self._values:
+                        blob = base64.b64decode(self._values[KMS_KEY])
+                        self._data_key = kms.decrypt(CiphertextBlob=blob, KeyId=self._kms_key_id)["Plaintext"]
+                    else:
+                        made = kms.generate_data_key(KeyId=self._kms_key_id, KeySpec="AES_256")
+                        wrapped = base64.b64encode(made["CiphertextBlob"]).decode()
+                        self._keep(KMS_KEY, wrapped)
+                        self._data_key = made["Plaintext"]
+            except (AwsError, ValueError) as exc:  # the config names the key (ValueError: a wrapped key not base64)
                 raise ConfigError(
                     f"[secrets] kms_key_id: KMS could not {'unwrap' if KMS_KEY in self._values else 'make'} "
-                    f"the state's data key: {error_code(exc) or type(exc).__name__}"
+                    f"the state's data key: {exc.code or type(exc).__name__}"
                 ) from None
         return self._data_key
 

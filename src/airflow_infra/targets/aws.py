@@ -103,12 +103,13 @@ class AwsTarget(Target):
         if self._vpc is None and self.config.aws.rds.db_subnet_group:
             self._vpc = self._existing_subnet_group()["VpcId"]
         if self._vpc is None:
-            from ..aws_clients import translate
+            from ..aws_clients import AwsError, aws
 
             try:
-                subnets = self.client("ec2").describe_subnets(SubnetIds=self.config.aws.rds.subnet_ids)["Subnets"]
-            except Exception as exc:
-                raise ConfigError(str(translate("[aws.rds] subnet_ids", "lookup", exc))) from None
+                with aws("[aws.rds] subnet_ids", "lookup"):
+                    subnets = self.client("ec2").describe_subnets(SubnetIds=self.config.aws.rds.subnet_ids)["Subnets"]
+            except AwsError as exc:  # the config names them: its error
+                raise ConfigError(str(exc)) from None
             if len({s["AvailabilityZone"] for s in subnets}) < 2:
                 raise ConfigError(
                     "[aws.rds] subnet_ids: the subnets are all in one availability zone; RDS needs them in two at least"
@@ -120,15 +121,16 @@ class AwsTarget(Target):
         return self._vpc
 
     def _existing_subnet_group(self) -> dict[str, Any]:
-        from ..aws_clients import error_code, translate
+        from ..aws_clients import AwsError, NotFound, aws
 
         name = self.config.aws.rds.db_subnet_group
         try:
-            groups = self.client("rds").describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"]
-        except Exception as exc:
-            if error_code(exc) != "DBSubnetGroupNotFoundFault":
-                raise ConfigError(str(translate("[aws.rds] db_subnet_group", "lookup", exc))) from None
+            with aws("[aws.rds] db_subnet_group", "lookup"):
+                groups = self.client("rds").describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"]
+        except NotFound:
             groups = []
+        except AwsError as exc:  # the config names it: its error
+            raise ConfigError(str(exc)) from None
         if not groups:
             raise ConfigError(f"[aws.rds] db_subnet_group: no DB subnet group {name!r} in {self.config.region}")
         found: dict[str, Any] = groups[0]
@@ -136,16 +138,15 @@ class AwsTarget(Target):
 
     # -- the admin connection: the instance's master user ---------------------------------------
     def _instance(self) -> dict[str, Any]:
-        try:
-            db: dict[str, Any] = self.client("rds").describe_db_instances(DBInstanceIdentifier=self.identifier)[
-                "DBInstances"
-            ][0]
-        except Exception as exc:
-            from ..aws_clients import error_code
+        from ..aws_clients import NotFound, aws
 
-            if error_code(exc) == "DBInstanceNotFound":
-                raise NotYetReachable(f"the RDS instance {self.identifier} does not exist yet") from None
-            raise
+        try:
+            with aws(f"RDS instance {self.identifier}", "describe"):
+                db: dict[str, Any] = self.client("rds").describe_db_instances(DBInstanceIdentifier=self.identifier)[
+                    "DBInstances"
+                ][0]
+        except NotFound:
+            raise NotYetReachable(f"the RDS instance {self.identifier} does not exist yet") from None
         if not db.get("Endpoint"):
             raise NotYetReachable(f"the RDS instance {self.identifier} is not available yet")
         if not db.get("MasterUserSecret"):  # adopted from Terraform: apply turns ManageMasterUserPassword on
