@@ -94,7 +94,7 @@ def s3_client(*, region: str, endpoint_url: str | None = None, addressing_style:
     return aws_client("s3", region=region, endpoint_url=endpoint_url, addressing_style=addressing_style)
 
 
-class AwsError(AirflowInfraError):
+class AwsError(ProviderError):
     """An answer of AWS (or an S3-compatible store) that was not what the call wanted, in one line."""
 
     code: str | None = None  # the answer's error code (or HTTP status), for what a kind leaves open
@@ -206,17 +206,14 @@ def error_code(exc: BaseException) -> str | None:
 
 
 @contextmanager
-def translated(address: str, step: str, *, ignore: tuple[str, ...] = ()):
-    """The boundary around a block of AWS calls: our own errors pass as they are, an error whose code
-    is in ignore is dropped (deleting what is already gone), any other becomes one ProviderError line."""
+def translated(address: str, step: str, *, ignore: tuple[str, ...] = ()) -> Iterator[None]:
+    """aws(), and an answer whose code is in ignore dropped (deleting what is already gone)."""
     try:
-        yield
-    except AirflowInfraError:
-        raise
-    except Exception as exc:
-        if error_code(exc) in ignore:
-            return
-        raise translate(address, step, exc) from None
+        with aws(address, step):
+            yield
+    except AwsError as exc:
+        if exc.code not in ignore:
+            raise
 
 
 # What to do about the error codes any AWS call can meet, whatever the service.

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..aws_clients import error_code, translate, translated
+from ..aws_clients import AwsError, NotFound, aws, translated
 from ..errors import ForeignResource, ProviderError
 from ..ownership import Owner, Verdict, judge
 from ..resources import Observed, Resource
@@ -282,11 +282,10 @@ class _RdsGroup(Provider):
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         try:
-            groups = self._describe(r.attrs["name"])[self.LIST]
-        except Exception as exc:
-            if error_code(exc) == self.NOT_FOUND:
-                return None
-            raise translate(r.address, "read", exc) from None
+            with aws(r.address, "read"):
+                groups = self._describe(r.attrs["name"])[self.LIST]
+        except NotFound:
+            return None
         if not groups:  # moto lists none
             return None
         if prior is not None:  # recorded: ours (its tags are asked only of one not recorded yet)
@@ -537,14 +536,13 @@ class DbInstanceProvider(Provider):
 
     def describe(self, identifier: str) -> dict[str, Any] | None:
         try:
-            found: dict[str, Any] = self.aws.rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][
-                0
-            ]
+            with aws(f"RDS instance {identifier}", "describe"):
+                found: dict[str, Any] = self.aws.rds.describe_db_instances(DBInstanceIdentifier=identifier)[
+                    "DBInstances"
+                ][0]
             return found
-        except Exception as exc:
-            if error_code(exc) == "DBInstanceNotFound":
-                return None
-            raise
+        except NotFound:
+            return None
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         with translated(r.address, "read"):
@@ -632,18 +630,18 @@ class DbInstanceProvider(Provider):
 
         self._poll(f"RDS instance {identifier}", status, until)
 
-    def _until_role_usable(self, call: Callable[[], Any], tries: int = 12) -> Any:
+    def _until_role_usable(self, address: str, step: str, call: Callable[[], Any], tries: int = 12) -> Any:
         """call, again while RDS does not yet see a monitoring role just made (IAM takes seconds to
         propagate): InvalidParameterCombination naming ENHANCED_MONITORING."""
         for attempt in range(tries):
             try:
-                return call()
-            except Exception as exc:
-                message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", ""))
+                with aws(address, step):
+                    return call()
+            except AwsError as exc:
                 if (
-                    error_code(exc) != "InvalidParameterCombination"
-                    or "MONITORING" not in message.upper()
-                    or attempt == tries - 1
+                    exc.code != "InvalidParameterCombination"
+                    or "MONITORING" not in str(exc).upper()
+                    or (attempt == tries - 1)
                 ):
                     raise
                 self._progress("RDS does not see the monitoring role yet (IAM propagates it); trying again")
@@ -692,7 +690,7 @@ class DbInstanceProvider(Provider):
                     kwargs["MaxAllocatedStorage"] = a["max_allocated_storage"]
                 if a.get("kms_key_id"):
                     kwargs["KmsKeyId"] = a["kms_key_id"]
-                self._until_role_usable(lambda: self.aws.rds.create_db_instance(**kwargs))
+                self._until_role_usable(r.address, "create", lambda: self.aws.rds.create_db_instance(**kwargs))
             self._wait(a["identifier"])  # an interrupted wait: the next apply finds the instance and waits again
         return read_back(self, r)
 
@@ -755,9 +753,11 @@ class DbInstanceProvider(Provider):
                 self.aws.rds.modify_db_instance(DBInstanceIdentifier=a["identifier"], ApplyImmediately=False, **later)
             if changes:
                 self._until_role_usable(
+                    r.address,
+                    "update",
                     lambda: self.aws.rds.modify_db_instance(
                         DBInstanceIdentifier=a["identifier"], ApplyImmediately=True, **changes
-                    )
+                    ),
                 )
                 self._wait(a["identifier"])
             if not p.get("tagged"):  # adopted (import-terraform): ours from now on
@@ -914,12 +914,11 @@ class IamRoleProvider(Provider):
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         try:
-            role = self.aws.iam.get_role(RoleName=r.attrs["name"])["Role"]
-            attached = self.aws.iam.list_attached_role_policies(RoleName=r.attrs["name"])["AttachedPolicies"]
-        except Exception as exc:
-            if error_code(exc) == "NoSuchEntity":
-                return None
-            raise translate(r.address, "read", exc) from None
+            with aws(r.address, "read"):
+                role = self.aws.iam.get_role(RoleName=r.attrs["name"])["Role"]
+                attached = self.aws.iam.list_attached_role_policies(RoleName=r.attrs["name"])["AttachedPolicies"]
+        except NotFound:
+            return None
         trust = _document(role.get("AssumeRolePolicyDocument") or {})
         # every principal it trusts, whatever its kind: another account added beside the service is drift
         services = sorted(
@@ -1075,19 +1074,20 @@ class IamPolicyProvider(Provider):
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
         try:
-            # the ARN recorded when it was made; else worked out (STS: inside the boundary too)
-            arn = (
-                prior.attrs.get("arn") if prior and prior.attrs.get("name") == r.attrs["name"] else None
-            ) or self._arn(r.attrs["name"])
-            policy = self.aws.iam.get_policy(PolicyArn=arn)["Policy"]
-            doc = self.aws.iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"][
-                "Document"
-            ]
-            roles = sorted(x["RoleName"] for x in self.aws.iam.list_entities_for_policy(PolicyArn=arn)["PolicyRoles"])
-        except Exception as exc:
-            if error_code(exc) == "NoSuchEntity":
-                return None
-            raise translate(r.address, "read", exc) from None
+            with aws(r.address, "read"):
+                # the ARN recorded when it was made; else worked out (STS: inside the boundary too)
+                arn = (
+                    prior.attrs.get("arn") if prior and prior.attrs.get("name") == r.attrs["name"] else None
+                ) or self._arn(r.attrs["name"])
+                policy = self.aws.iam.get_policy(PolicyArn=arn)["Policy"]
+                doc = self.aws.iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])[
+                    "PolicyVersion"
+                ]["Document"]
+                roles = sorted(
+                    x["RoleName"] for x in self.aws.iam.list_entities_for_policy(PolicyArn=arn)["PolicyRoles"]
+                )
+        except NotFound:
+            return None
         doc = _document(doc)
         with translated(r.address, "read"):
             broader = [g for role in r.attrs.get("attached_to", []) for g in self._broader(role)]
@@ -1099,32 +1099,33 @@ class IamPolicyProvider(Provider):
     def _broader(self, role: str) -> list[str]:
         """What else lets the role at S3 beyond the project's bucket: an inline policy allowing s3:* or *
         on every resource, or an AWS-managed policy that does."""
-        out = []
         try:
-            for name in self.aws.iam.list_role_policies(RoleName=role)["PolicyNames"]:
-                doc = _document(self.aws.iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
-                if _grants_all_of_s3(doc):
-                    out.append(f"role {role}: its inline policy {name} allows S3 on every bucket")
-            for attached in self.aws.iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
-                arn = attached["PolicyArn"]
-                if attached["PolicyName"] in _BROAD_MANAGED:
-                    broad = True
-                elif ":aws:policy/" in arn or attached["PolicyName"].startswith("airflow-infra-"):
-                    broad = False  # another AWS-managed one, or a project's own
-                else:  # the organisation's own: read it
-                    version = self.aws.iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
-                    broad = _grants_all_of_s3(
-                        _document(
-                            self.aws.iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"][
-                                "Document"
-                            ]
-                        )
+            with aws(f"IAM role {role}", "read"):
+                return self._broader_grants(role)
+        except NotFound:  # the role is gone: nothing it grants
+            return []
+
+    def _broader_grants(self, role: str) -> list[str]:
+        out = []
+        for name in self.aws.iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            doc = _document(self.aws.iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
+            if _grants_all_of_s3(doc):
+                out.append(f"role {role}: its inline policy {name} allows S3 on every bucket")
+        for attached in self.aws.iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+            arn = attached["PolicyArn"]
+            if attached["PolicyName"] in _BROAD_MANAGED:
+                broad = True
+            elif ":aws:policy/" in arn or attached["PolicyName"].startswith("airflow-infra-"):
+                broad = False  # another AWS-managed one, or a project's own
+            else:  # the organisation's own: read it
+                version = self.aws.iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+                broad = _grants_all_of_s3(
+                    _document(
+                        self.aws.iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
                     )
-                if broad:
-                    out.append(f"role {role}: the attached policy {attached['PolicyName']} allows S3 on every bucket")
-        except Exception as exc:
-            if error_code(exc) != "NoSuchEntity":
-                raise
+                )
+            if broad:
+                out.append(f"role {role}: the attached policy {attached['PolicyName']} allows S3 on every bucket")
         return out
 
     def warnings(self, observed: Observed) -> list[str]:

@@ -57,7 +57,7 @@ class StateSecretStore(SecretStore):
             except (AwsError, ValueError) as exc:  # the config names the key (ValueError: a wrapped key not base64)
                 raise ConfigError(
                     f"[secrets] kms_key_id: KMS could not {'unwrap' if KMS_KEY in self._values else 'make'} "
-                    f"the state's data key: {exc.code or type(exc).__name__}"
+                    f"the state's data key: {getattr(exc, 'code', None) or type(exc).__name__}"
                 ) from None
         return self._data_key
 
