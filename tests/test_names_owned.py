@@ -244,5 +244,5 @@ def test_a_database_a_name_spelled_otherwise_or_another_projects_config_is_a_sec
     upper = f"{v.upper()}_POSTGRES"  # one name for Airflow's environment backend: AIRFLOW_CONN_<ID>
     assert f"is claimed by projects {v} and {t}" in refused(f'\n[airflow]\nbucket_conn_id = "{upper}"\n')
     line = refused("", config=victim.dir / "airflow-infra.toml")  # the victim's own config under the thief's row
-    assert f"names project '{v}', the registry '{t}'" in line
+    assert f"is claimed by projects {v} and {t}" in line
     assert [e["project"] for e in json.loads(run("projects", "list", "--json", "--registry", str(reg)).stdout)] == [v]

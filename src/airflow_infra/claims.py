@@ -68,7 +68,6 @@ class Claims:
     spelled: dict[tuple[str, str], str] = field(default_factory=dict)  # a key as its first claim wrote it
     configs: dict[str, object] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
-    mismatched: dict[str, str] = field(default_factory=dict)  # a row whose Config is another project's
 
     def add(self, project: str, claimed: set[tuple[str, str]]) -> None:
         for namespace, name in sorted(claimed):
@@ -102,7 +101,7 @@ class Claims:
     def refused(self) -> dict[str, str]:
         """{project: why} for each project that claims a name an earlier row claims (or a reserved one):
         the first claim stands, the later ones are refused."""
-        out: dict[str, str] = dict(self.mismatched)
+        out: dict[str, str] = {}
         for (namespace, name), projects in sorted(self.owners.items()):
             later = projects if (namespace, name) in RESERVED else projects[1:]
             for project in later:
@@ -124,11 +123,6 @@ def claims(registry: str | Path, entries: list[Entry]) -> Claims:
             config = load_config(d)
         except Exception as exc:  # one project's broken config costs its own names only
             found.unreadable[e.project] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            continue
-        if config.project.name != e.project:
-            found.mismatched[e.project] = found.unreadable[e.project] = (
-                f"{d / 'airflow-infra.toml'} names project {config.project.name!r}, the registry {e.project!r}"
-            )
             continue
         found.configs[e.project] = config
         found.add(e.project, names(config))

@@ -37,8 +37,7 @@ def projects_add(
     entries = reg.read(registry) if Path(registry).exists() else []
     reg.check_rows([*entries, entry], str(registry), transports=False)  # the row first: its own one-line errors
     reg.check_rows([entry], str(registry), [len(entries) + 2])  # and a new row's URL must be one git may use
-    found = claims(registry, [*entries, entry])
-    clash = found.conflicts(project) or ([found.mismatched[project]] if project in found.mismatched else [])
+    clash = claims(registry, [*entries, entry]).conflicts(project)
     if clash:  # the second claim is refused, and nothing is written
         raise ConfigError(f"{registry}: {clash[0]}; {project} was not added")
     return reg.add(registry, entry)
