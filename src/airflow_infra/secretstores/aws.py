@@ -179,6 +179,9 @@ class AwsSecretsManagerStore(SecretStore):
                 self.sm.delete_secret(SecretId=self.name(ref), RecoveryWindowInDays=7)
         except NotFound:
             pass  # gone already
+        except Conflict as exc:
+            if exc.code != "InvalidRequestException":  # InvalidRequestException: scheduled for deletion already
+                raise
 
 
 def _open_to_everyone(policy: dict[str, Any]) -> bool:
