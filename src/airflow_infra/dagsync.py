@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import gitcmd, gittree
 from .errors import AirflowInfraError
-from .files import make_private, private_files, write_private
+from .files import make_private_once, private_files, write_private
 from .flock import exclusive
 from .names import check_name
 from .registry import Entry
@@ -160,13 +160,9 @@ class DagSync:
         return self.recheck or not record.is_file() or record.read_text().strip() != _airflow_version()
 
     def _prepare(self) -> None:
-        fresh = not self.state.exists()
         for d in (self.dir, self.state / "repos", self.state / "revisions"):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        private = self.state / "private"
-        if not fresh and not private.exists():  # written by a version that left it readable to others
-            make_private(self.state)
-        private.touch(mode=0o600)
+        make_private_once(self.state)
         ignore = self.dir / ".airflowignore"
         lines = ignore.read_text().splitlines() if ignore.exists() else []
         if IGNORE_LINE not in lines:

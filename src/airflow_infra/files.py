@@ -55,3 +55,12 @@ def make_private(root: Path) -> None:
             if mode & 0o077 and not stat.S_ISLNK(mode):
                 os.chmod(path, mode & 0o7700)
     os.chmod(root, os.stat(root).st_mode & 0o7700)
+
+
+def make_private_once(root: Path) -> None:
+    """make_private(root) unless its marker says it was done: a tree an older version left readable to
+    other accounts is tightened at its first use by this one, and not walked again."""
+    marker = root / ".private"
+    if not marker.exists():
+        make_private(root)
+        write_private(marker, "every file here is this account's only\n")

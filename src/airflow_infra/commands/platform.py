@@ -107,7 +107,7 @@ def platform_up(
     healthy; a no-op when all is. What can be checked is checked before a working platform is touched;
     on a failure after that, the components started by this call are stopped again. Ctrl-C says what
     state it left the platform in (Interrupted)."""
-    from ..files import make_private
+    from ..files import make_private_once
     from ..platform.settings import load_settings
 
     progress = on_progress or (lambda message: None)
@@ -116,9 +116,7 @@ def platform_up(
     home = home_dir()
     root = _root(home)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not (root / ".private").exists():  # a tree an older version left readable to other accounts
-        make_private(root)
-        write_private(root / ".private", "every file here is this account's only\n")
+    make_private_once(root)
     _say_conflicts(registry, progress)
     try:
         return _up(registry, settings, root, home, progress, timeout)
