@@ -29,7 +29,8 @@ class Catalog:
         self.registry = Path(registry)
         self.say = say
 
-    def _claims(self):
+    def read(self) -> tuple[dict[str, Any], Any]:
+        """({project: its registry row}, Claims) as the files say now: one read serves one lookup."""
         from ..claims import claims
         from ..registry import read_each
 
@@ -43,15 +44,15 @@ class Catalog:
             self.say(f"{self.registry}: {line}: served to nobody")
         return {e.project: e for e in entries}, found
 
-    def owner(self, namespace: str, name: str) -> str | None:
-        return self._claims()[1].owner(namespace, name)
+    def owner(self, namespace: str, name: str, read: tuple | None = None) -> str | None:
+        return (read or self.read())[1].owner(namespace, name)
 
-    def connection(self, conn_id: str) -> tuple[str, dict[str, Any]] | None:
+    def connection(self, conn_id: str, read: tuple | None = None) -> tuple[str, dict[str, Any]] | None:
         """(the owning project, Airflow's JSON form) of conn_id, or None when no one project owns it."""
         from ..claims import CONNECTION
         from .bundles import git_conn_id, git_connection
 
-        entries, found = self._claims()
+        entries, found = read or self.read()
         owner = found.owner(CONNECTION, conn_id)
         if owner is None:
             return None
@@ -60,10 +61,10 @@ class Catalog:
         conns, _ = self._built(owner, entries)
         return (owner, conns[conn_id]) if conn_id in conns else None
 
-    def variable(self, key: str) -> tuple[str, str] | None:
+    def variable(self, key: str, read: tuple | None = None) -> tuple[str, str] | None:
         from ..claims import VARIABLE
 
-        entries, found = self._claims()
+        entries, found = read or self.read()
         owner = found.owner(VARIABLE, key)
         if owner is None:
             return None
@@ -86,12 +87,12 @@ class Catalog:
             return {}, {}
         return {c.conn_id: c.fields(show_secrets=True) for c in conns}, variables
 
-    def roots(self) -> dict[str, list[Path]]:
+    def roots(self, read: tuple | None = None) -> dict[str, list[Path]]:
         """Where each project's DAG files are on this machine, when a working tree: {project: [folders]}."""
         from .bundles import local_directory
 
         out: dict[str, list[Path]] = {}
-        entries, _ = self._claims()
+        entries, _ = read or self.read()
         for name, e in entries.items():
             here = local_directory(e.clone_url)
             out[name] = [here] if here is not None else []

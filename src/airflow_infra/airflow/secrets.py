@@ -67,12 +67,12 @@ def _task_bundle() -> str | None:
         return None
 
 
-def _roots(catalog: Catalog) -> list[tuple[Path, str]]:
+def _roots(catalog: Catalog, read: tuple) -> list[tuple[Path, str]]:
     """(folder, project) of every place a project's DAG files are, longest first: its working tree, its
     git bundle's clones, its revisions published by `dags sync` into Airflow's own DAG folder."""
     storage, dags = _airflow_paths()
     out = []
-    for name, trees in catalog.roots().items():
+    for name, trees in catalog.roots(read).items():
         out += [(t, name) for t in trees] + [(storage / name, name)]
         if dags is not None:
             out.append((dags / ".airflow-infra" / "revisions" / name, name))
@@ -89,12 +89,12 @@ def _project_of(path: str, roots: list[tuple[Path, str]]) -> str | None:
     return next((name for root, name in roots if real.is_relative_to(root)), None)
 
 
-def asking_project(catalog: Catalog) -> str | None:
+def asking_project(catalog: Catalog, read: tuple) -> str | None:
     """Which project's DAG asks: a project's name, NO_PROJECT (a DAG of no project), or None (not known:
     a server component, a trigger)."""
     if not _in_a_dag_process():
         return None
-    roots = _roots(catalog)
+    roots = _roots(catalog, read)
     bundle = _task_bundle()
     if bundle in {name for _, name in roots}:
         return bundle
@@ -112,8 +112,8 @@ class AirflowInfraBackend(BaseSecretsBackend):
         super().__init__(**kwargs)
         self.catalog = Catalog(registry)
 
-    def _check(self, kind: str, name: str, owner: str) -> None:
-        asker = asking_project(self.catalog)
+    def _check(self, kind: str, name: str, owner: str, read: tuple) -> None:
+        asker = asking_project(self.catalog, read)
         if asker is not None and asker != owner:
             who = f"project {asker}" if asker else "a DAG of no registered project"
             raise _Denied(f"{kind} {name!r} belongs to project {owner}: {who} may not read it")
@@ -121,19 +121,21 @@ class AirflowInfraBackend(BaseSecretsBackend):
     def get_conn_value(self, conn_id: str, team_name: str | None = None) -> str | None:
         from ..claims import CONNECTION
 
-        owner = self.catalog.owner(CONNECTION, conn_id)  # checked before anything of the owner's is read
+        read = self.catalog.read()  # one read of the registry and configs for the whole lookup
+        owner = self.catalog.owner(CONNECTION, conn_id, read)  # checked before anything of the owner's is read
         if owner is None:
             return None
-        self._check("connection", conn_id, owner)
-        found = self.catalog.connection(conn_id)
+        self._check("connection", conn_id, owner, read)
+        found = self.catalog.connection(conn_id, read)
         return json.dumps(found[1]) if found is not None else None
 
     def get_variable(self, key: str, team_name: str | None = None) -> str | None:
         from ..claims import VARIABLE
 
-        owner = self.catalog.owner(VARIABLE, key)
+        read = self.catalog.read()
+        owner = self.catalog.owner(VARIABLE, key, read)
         if owner is None:
             return None
-        self._check("variable", key, owner)
-        found = self.catalog.variable(key)
+        self._check("variable", key, owner, read)
+        found = self.catalog.variable(key, read)
         return found[1] if found is not None else None
