@@ -160,26 +160,50 @@ def check_rows(
 FIELD_LIMIT = 4096  # no URL, path or name is longer; a larger field is a broken file
 
 
-def _rows(path: Path, text: str) -> list[tuple[int, list[str]]]:
-    """(line, fields) of each row, the header first."""
+def _rows(path: Path, text: str) -> tuple[list[tuple[int, list[str], str]], str]:
+    """([(line, fields, what is wrong with the row or "")], the header first; what stopped the csv module,
+    naming its line, or ""): one row per line, no field huge. No row after such a stop is read."""
     reader = csv.reader(io.StringIO(text, newline=""))
-    rows: list[tuple[int, list[str]]] = []
+    rows: list[tuple[int, list[str], str]] = []
     last = 0
     try:
         for fields in reader:
             start, last = last + 1, reader.line_num
+            wrong = ""
             if start != last or any("\n" in f or "\r" in f for f in fields):
-                raise ConfigError(f"{path}: line {start}: a field holds a line break (one row per line)")
-            if any(len(f) > FIELD_LIMIT for f in fields):
-                raise ConfigError(f"{path}: line {start}: a field longer than {FIELD_LIMIT} characters")
-            rows.append((start, fields))
+                wrong = f"{path}: line {start}: a field holds a line break (one row per line)"
+            elif any(len(f) > FIELD_LIMIT for f in fields):
+                wrong = f"{path}: line {start}: a field longer than {FIELD_LIMIT} characters"
+            rows.append((start, fields, wrong))
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):  # the csv module's own limit, far above ours
-            raise ConfigError(f"{path}: line {reader.line_num}: a field longer than {FIELD_LIMIT} characters") from None
-        raise ConfigError(f"{path}: line {reader.line_num}: not CSV ({exc})") from None
+            return rows, f"{path}: line {reader.line_num}: a field longer than {FIELD_LIMIT} characters"
+        return rows, f"{path}: line {reader.line_num}: not CSV ({exc})"
+    return rows, ""
+
+
+def _header_of(path: Path, rows: list[tuple[int, list[str], str]]) -> list[str]:
     if not rows:
         raise ConfigError(f"{path}: empty; the first line names the columns: {','.join(REQUIRED)}")
-    return rows
+    if rows[0][2]:
+        raise ConfigError(rows[0][2])
+    return _header(path, rows[0][1])
+
+
+def _entry(path: Path, header: list[str], line: int, fields: list[str], wrong: str) -> Entry | None:
+    """The row as an Entry (None for a blank one), or a ConfigError naming its line."""
+    if wrong:
+        raise ConfigError(wrong)
+    if not any(f.strip() for f in fields):
+        return None
+    if len(fields) != len(header):
+        raise ConfigError(
+            f"{path}: line {line}: {len(fields)} fields, the header names {len(header)} ({','.join(header)})"
+        )
+    row = dict(zip(header, (f.strip() for f in fields), strict=True))
+    return Entry(
+        row["Project"], row["Repo"], row["URL"], row.get("Branch", ""), row.get("Path", ""), row.get("Config", "")
+    )
 
 
 def _header(path: Path, fields: list[str]) -> list[str]:
@@ -206,77 +230,37 @@ def read(path: str | Path) -> list[Entry]:
         raise ConfigError(f"{path}: registry not found (create it with `airflow-infra projects add`)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    rows = _rows(path, text)
-    header = _header(path, rows[0][1])
+    rows, stopped = _rows(path, text)
+    if stopped:
+        raise ConfigError(stopped)
+    header = _header_of(path, rows)
     entries, lines = [], []
-    for line, fields in rows[1:]:
-        if not any(f.strip() for f in fields):
-            continue
-        if len(fields) != len(header):
-            raise ConfigError(
-                f"{path}: line {line}: {len(fields)} fields, the header names {len(header)} ({','.join(header)})"
-            )
-        row = dict(zip(header, (f.strip() for f in fields), strict=True))
-        entries.append(
-            Entry(
-                row["Project"],
-                row["Repo"],
-                row["URL"],
-                row.get("Branch", ""),
-                row.get("Path", ""),
-                row.get("Config", ""),
-            )
-        )
-        lines.append(line)
+    for line, fields, wrong in rows[1:]:
+        e = _entry(path, header, line, fields, wrong)
+        if e is not None:
+            entries.append(e)
+            lines.append(line)
     return check_rows(entries, str(path), lines, transports=False)
 
 
 def read_each(path: str | Path) -> tuple[list[Entry], list[str]]:
     """The registry, row by row, for a reader that must go on (the secrets backend): the rows that read,
-    and one line per row that does not (a project listed twice loses every row). Rows are split as read()
-    splits them, by the csv module, so both readers see the same rows. A file that cannot be read at all,
-    or whose header is wrong, gives no row."""
+    and one line per row that does not (a project listed twice loses every row). Rows are split and read
+    as read() reads them (_rows, _entry): both readers see the same rows. A file that cannot be read at all,
+    that is not CSV, or whose header is wrong, gives no row."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-        reader = csv.reader(io.StringIO(text, newline=""))
-        first = next(reader, None)
-        if first is None:
-            raise ConfigError(f"{path}: empty; the first line names the columns: {','.join(REQUIRED)}")
-        header = _header(path, first)
-    except (ConfigError, OSError, UnicodeDecodeError, csv.Error) as exc:
+        rows, stopped = _rows(path, path.read_text(encoding="utf-8-sig"))
+        header = _header_of(path, rows)
+    except (ConfigError, OSError, UnicodeDecodeError) as exc:
         return [], [str(exc) if isinstance(exc, ConfigError) else f"{path}: cannot read: {exc}"]
     entries: list[tuple[int, Entry]] = []
-    errors: list[str] = []
-    last = reader.line_num
-    while True:
-        start = last + 1
+    errors: list[str] = [f"{stopped}; the rows after it are not read"] if stopped else []
+    for line, fields, wrong in rows[1:]:
         try:
-            fields = next(reader, None)
-        except csv.Error as exc:  # the csv module cannot go on past this
-            errors.append(f"{path}: line {start}: not CSV ({exc}); the rows after it are not read")
-            break
-        if fields is None:
-            break
-        last = reader.line_num
-        try:
-            if not any(f.strip() for f in fields):
-                continue
-            if start != last or any("\n" in f or "\r" in f for f in fields):
-                raise ConfigError(f"{path}: line {start}: a field holds a line break (one row per line)")
-            if len(fields) != len(header) or any(len(f) > FIELD_LIMIT for f in fields):
-                raise ConfigError(f"{path}: line {start}: {len(fields)} fields, the header names {len(header)}")
-            row = dict(zip(header, (f.strip() for f in fields), strict=True))
-            e = Entry(
-                row["Project"],
-                row["Repo"],
-                row["URL"],
-                row.get("Branch", ""),
-                row.get("Path", ""),
-                row.get("Config", ""),
-            )
-            check_rows([e], str(path), [start])
-            entries.append((start, e))
+            e = _entry(path, header, line, fields, wrong)
+            if e is not None:
+                entries.append((line, check_rows([e], str(path), [line])[0]))
         except ConfigError as exc:
             errors.append(str(exc))
     return _once(path, entries, errors), errors
