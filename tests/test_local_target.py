@@ -139,6 +139,22 @@ def test_saved_plan_applies_once_and_refuses_when_stale(cli):
     assert again.stderr.count("\n") == 1
 
 
+def test_a_saved_plan_naming_no_action_of_ours_is_refused_and_changes_nothing(cli):
+    """Plan actions are an enum: a hand-edited saved plan whose action is none of them (before, apply ended
+    in "unexpected KeyError") is refused in one line as a malformed plan file, and nothing is applied."""
+    import json
+
+    cli("init")
+    planfile = cli.dir / "tfplan.json"
+    cli("plan", "--out", str(planfile))
+    doc = json.loads(planfile.read_text())
+    doc["changes"][0]["action"] = "obliterate"
+    planfile.write_text(json.dumps(doc))
+    refused = cli("apply", str(planfile), expect=1)
+    assert refused.stderr.count("\n") == 1 and str(planfile) in refused.stderr and "Traceback" not in refused.stderr
+    assert not (cli.dir / ".airflow-infra" / "state.json").exists()
+
+
 def test_apply_and_destroy_refuse_without_terminal(cli):
     cli("init")
     for args in (("apply",), ("destroy",)):
