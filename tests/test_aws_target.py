@@ -382,6 +382,21 @@ def test_instance_class_rds_rejects_is_one_line(aws_cli, moto_endpoint):
     assert "aws_db_instance.main: create failed: InvalidParameterCombination" in err and "db.m1.giant" in err
 
 
+@pytest.mark.parametrize("action", ["DescribeDBInstances", "GetRole", "DescribeSecurityGroups"])
+def test_a_read_aws_denies_is_never_taken_for_absent(aws_cli, moto_endpoint, action):
+    """The boundary: AccessDenied is not NotFound. A provider whose read is refused must not plan a create
+    over what may be another's resource: plan stops in one line naming the refusal."""
+    from s3proxy import S3Proxy
+
+    cli = aws_cli("")
+    with S3Proxy(moto_endpoint) as aws:
+        aws.reject_actions[action] = ("AccessDenied", f"User is not authorized to perform: {action}")
+        proc = cli("plan", expect=1, AWS_ENDPOINT_URL=aws.url)
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and "failed: AccessDenied" in line and "Traceback" not in proc.stderr
+    assert "will be created" not in proc.stdout and not (cli.dir / ".airflow-infra" / "state.json").exists()
+
+
 def test_worker_policy_grants_exactly_the_project_bucket(aws_cli, name, superuser):
     iam = boto3.client("iam", region_name="us-east-1")
     iam.create_role(
