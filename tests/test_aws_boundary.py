@@ -3,11 +3,24 @@ line naming what failed; a bug passes unchanged. Against moto in server mode."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from pathlib import Path
 
 import pytest
 
-from airflow_infra.aws_clients import AccessDenied, AwsError, Conflict, NotFound, aws, aws_client
+import airflow_infra
+from airflow_infra.aws_clients import (
+    AccessDenied,
+    AwsError,
+    BucketNotEmpty,
+    Conflict,
+    NoSuchBucket,
+    NotConfigured,
+    NotFound,
+    aws,
+    aws_client,
+)
 from airflow_infra.errors import AirflowInfraError
 
 
@@ -39,3 +52,41 @@ def test_a_bug_inside_the_boundary_stays_a_bug():
 
     with pytest.raises(TypeError), aws("anything", "read"):
         broken()
+
+
+def test_every_client_made_here_raises_our_kinds_itself(moto_endpoint):
+    s3 = aws_client("s3", region="us-east-1")
+    missing = f"gone-{uuid.uuid4().hex[:12]}"
+    with pytest.raises(NoSuchBucket) as bucket:  # no aws() block: the client is the boundary
+        s3.get_object(Bucket=missing, Key="k")
+    assert str(bucket.value).startswith("s3: GetObject failed: NoSuchBucket")
+    assert isinstance(bucket.value, NotFound) and not bucket.value.addressed
+
+    pages = s3.get_paginator("list_object_versions").paginate(Bucket=missing)
+    with pytest.raises(NoSuchBucket), aws(f"s3://{missing}", "list"):
+        list(pages)  # the error comes while iterating, still ours
+
+    with pytest.raises(NoSuchBucket) as named, aws(f"s3://{missing}/k", "read"):
+        s3.get_object(Bucket=missing, Key="k")
+    assert str(named.value).startswith(f"s3://{missing}/k: read failed: NoSuchBucket")
+
+    bucket_name = f"b-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket_name)
+    with pytest.raises(NotConfigured):  # a setting never set is a kind of its own, not a missing bucket
+        s3.get_bucket_tagging(Bucket=bucket_name)
+    s3.put_object(Bucket=bucket_name, Key="k", Body=b"x")
+    with pytest.raises(BucketNotEmpty):
+        s3.delete_bucket(Bucket=bucket_name)
+    assert s3.get_object(Bucket=bucket_name, Key="k")["Body"].read() == b"x"
+
+
+def test_no_module_but_the_boundary_reads_botocore_errors():
+    """Callers catch our kinds; only aws_clients.py knows botocore's exceptions and error codes."""
+    root = Path(airflow_infra.__file__).parent
+    readers = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if p.name != "aws_clients.py"
+        and re.search(r"ClientError|botocore\.exceptions|error_code\(|\[\"Error\"\]", p.read_text())
+    ]
+    assert readers == []

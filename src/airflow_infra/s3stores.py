@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
-from .aws_clients import error_code
+from .aws_clients import AwsError, Unsupported
 
 NOT_IMPLEMENTED = {"NotImplemented", "XNotImplemented", "501"}
 _NOT_LACKING_400 = ("KMS.", "InvalidBucketName", "InvalidAccessKeyId", "ExpiredToken", "InvalidArgument")
@@ -32,8 +32,10 @@ _GETTERS = {
 _LISTINGS = (b"ListBucketResult", b"ListVersionsResult")
 
 
-class NotASetting(ValueError):
+class NotASetting(Unsupported):
     """A 200 whose body is not the setting asked for."""
+
+    detail = "the store answered with a bucket listing"
 
 
 def check_setting_bodies(client: Any) -> None:
@@ -46,7 +48,7 @@ def check_setting_bodies(client: Any) -> None:
         body = http_response.content or b""
         start = body.find(b"<", body.find(b"?>") + 1 if body.startswith(b"<?xml") else 0)
         if body[start + 1 :].startswith(_LISTINGS):
-            raise NotASetting(f"{model.name}: the store answered with a bucket listing")
+            raise NotASetting(f"{model.name}: {NotASetting.detail}")
 
     client.meta.events.register("after-call.s3", check)
 
@@ -57,8 +59,9 @@ def unsupported_answer(exc: BaseException, *, put: bool = False) -> bool:
     bad credentials and missing buckets are not."""
     if isinstance(exc, NotASetting):
         return True
-    code = error_code(exc)
-    status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if not isinstance(exc, AwsError):
+        return False
+    code, status = exc.code, exc.status
     if code in NOT_IMPLEMENTED or code == "MethodNotAllowed" or status in (405, 501):
         return True
     if status == 400:
@@ -84,7 +87,7 @@ def version_pages(
         pages = iter(s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix))
         try:
             first = next(pages, None)
-        except Exception as exc:
+        except AwsError as exc:
             if not unsupported_answer(exc):
                 raise
             if unversioned is not None:

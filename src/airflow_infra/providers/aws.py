@@ -241,7 +241,7 @@ class SecurityGroupProvider(Provider):
         return read_back(self, r)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
-        with translated(r.address, "delete", ignore=("InvalidGroup.NotFound", "InvalidGroupId.NotFound")):
+        with translated(r.address, "delete", ignore=(NotFound,)):
             self.aws.ec2.delete_security_group(GroupId=r.attrs["id"])
 
     def warnings(self, observed: Observed) -> list[str]:
@@ -257,7 +257,6 @@ class _RdsGroup(Provider):
     """What a DB subnet group and a DB parameter group share: found by name, made when missing,
     deleted by name; no data in them."""
 
-    NOT_FOUND: str
     LIST: str  # the describe call's result key
     ARN: str  # its ARN's key in a described group
 
@@ -310,14 +309,14 @@ class _RdsGroup(Provider):
         return read_back(self, r)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
-        with translated(r.address, "delete", ignore=(self.NOT_FOUND,)):
+        with translated(r.address, "delete", ignore=(NotFound,)):
             self._delete(r.attrs["name"])
 
 
 class SubnetGroupProvider(_RdsGroup):
     type = "aws_db_subnet_group"
     force_new = frozenset({"name"})
-    NOT_FOUND, LIST, ARN = "DBSubnetGroupNotFoundFault", "DBSubnetGroups", "DBSubnetGroupArn"
+    LIST, ARN = "DBSubnetGroups", "DBSubnetGroupArn"
 
     def _describe(self, name: str) -> dict[str, Any]:
         found: dict[str, Any] = self.aws.rds.describe_db_subnet_groups(DBSubnetGroupName=name)
@@ -368,7 +367,7 @@ class ParameterGroupProvider(_RdsGroup):
 
     type = "aws_db_parameter_group"
     force_new = frozenset({"name", "family"})
-    NOT_FOUND, LIST, ARN = "DBParameterGroupNotFound", "DBParameterGroups", "DBParameterGroupArn"
+    LIST, ARN = "DBParameterGroups", "DBParameterGroupArn"
     notes = {
         "parameters": "ours apply at once; others at the instance's next reboot (airflow-infra reboots nothing); "
         "one taken out of [aws.rds.parameters] keeps its value in AWS until reset there"
@@ -992,7 +991,7 @@ class IamRoleProvider(Provider):
             self.aws.iam.tag_role(RoleName=r.attrs["name"], Tags=_tags(self.aws.tags))
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
-        with translated(r.address, "delete", ignore=("NoSuchEntity",)):
+        with translated(r.address, "delete", ignore=(NotFound,)):
             for p in self.aws.iam.list_attached_role_policies(RoleName=r.attrs["name"])["AttachedPolicies"]:
                 self.aws.iam.detach_role_policy(RoleName=r.attrs["name"], PolicyArn=p["PolicyArn"])
             for name in self.aws.iam.list_role_policies(RoleName=r.attrs["name"])["PolicyNames"]:  # added by hand
@@ -1174,7 +1173,7 @@ class IamPolicyProvider(Provider):
         return read_back(self, r)
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
-        with translated(r.address, "delete", ignore=("NoSuchEntity",)):
+        with translated(r.address, "delete", ignore=(NotFound,)):
             arn = self._arn(r.attrs["name"])
             for role in self.aws.iam.list_entities_for_policy(PolicyArn=arn)["PolicyRoles"]:
                 self.aws.iam.detach_role_policy(RoleName=role["RoleName"], PolicyArn=arn)

@@ -18,7 +18,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..aws_clients import error_code, translate, translated
+from ..aws_clients import (
+    AccessDenied,
+    AwsError,
+    BucketNotEmpty,
+    BucketTaken,
+    NoSuchBucket,
+    NotConfigured,
+    NotFound,
+    aws,
+    translated,
+)
 from ..backups import (
     MANIFEST_SUFFIX,
     backup_dir,
@@ -42,14 +52,6 @@ _STREAM_ABOVE = 64 << 20  # a restored version larger than this is uploaded in p
 POLICY_SID = "AirflowInfraDenyInsecureTransport"
 PAB_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 _NOT_A_SETTING = (KeyError, IndexError, TypeError, ValueError)  # a 200 whose body is not the setting asked for
-MISSING = {  # the "not configured" answer of each getter
-    "encryption": "ServerSideEncryptionConfigurationNotFoundError",
-    "public_access_block": "NoSuchPublicAccessBlockConfiguration",
-    "ownership": "OwnershipControlsNotFoundError",
-    "tls_only": "NoSuchBucketPolicy",
-    "lifecycle": "NoSuchLifecycleConfiguration",
-    "tags": "NoSuchTagSet",
-}
 OPTIONAL = ("logging",)  # read only for a bucket whose desired settings name it (the aws target's)
 
 
@@ -210,12 +212,11 @@ class S3BucketProvider(Provider):
             return self._get(bucket, setting), False
         except _NOT_A_SETTING:
             return self._lacks(bucket, setting)
-        except Exception as exc:
-            code = error_code(exc)
-            if code == "NoSuchBucket":
-                raise _Gone() from None
-            if code is not None and code == MISSING.get(setting):
-                return self._absent_value(setting), False
+        except NoSuchBucket:
+            raise _Gone() from None
+        except NotConfigured:
+            return self._absent_value(setting), False
+        except AwsError as exc:
             if unsupported_answer(exc):
                 return self._lacks(bucket, setting)
             raise
@@ -223,10 +224,8 @@ class S3BucketProvider(Provider):
     def _exists(self, bucket: str) -> None:
         try:
             self.s3.head_bucket(Bucket=bucket)
-        except Exception as exc:
-            if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
-                raise _Gone() from None
-            raise
+        except NotFound:
+            raise _Gone() from None
 
     def _lacks(self, bucket: str, setting: str) -> tuple[None, bool]:
         """Remember, for this run, that the store does not keep setting on bucket."""
@@ -238,17 +237,17 @@ class S3BucketProvider(Provider):
         if prior is not None:  # found unsupported by an earlier run: a store that took no PUT of it still takes none
             self._unsupported.setdefault(bucket, set()).update(prior.attrs.get("unsupported", []))
         try:
-            settings = (*self.SETTINGS, *(s for s in OPTIONAL if s in r.attrs))
-            if self._unsupported.get(bucket, set()) >= set(settings):
-                self._exists(bucket)  # no setting left to ask: whether the bucket is there at all
-            with ThreadPoolExecutor(max_workers=len(settings)) as pool:
-                results = dict(zip(settings, pool.map(lambda s: self._read_setting(bucket, s), settings), strict=True))
+            with aws(r.address, "read"):
+                settings = (*self.SETTINGS, *(s for s in OPTIONAL if s in r.attrs))
+                if self._unsupported.get(bucket, set()) >= set(settings):
+                    self._exists(bucket)  # no setting left to ask: whether the bucket is there at all
+                with ThreadPoolExecutor(max_workers=len(settings)) as pool:
+                    read = pool.map(lambda s: self._read_setting(bucket, s), settings)
+                    results = dict(zip(settings, read, strict=True))
         except _Gone:
             return None
-        except Exception as exc:
-            if error_code(exc) in ("AccessDenied", "403", "AllAccessDisabled"):
-                return Observed({"name": bucket}, foreign=True, whose="of another account (access denied)")
-            raise translate(r.address, "read", exc) from None
+        except AccessDenied:
+            return Observed({"name": bucket}, foreign=True, whose="of another account (access denied)")
         attrs: dict[str, Any] = {"name": bucket, "region": r.attrs["region"]}
         unsupported = []
         for setting, (value, missing) in results.items():
@@ -353,7 +352,7 @@ class S3BucketProvider(Provider):
                 continue
             try:
                 self._put(r.attrs["name"], setting, r.attrs[setting])
-            except Exception as exc:
+            except AwsError as exc:
                 if unsupported_answer(exc, put=True):
                     unsupported.add(setting)
                     self._lacks(r.attrs["name"], setting)
@@ -372,21 +371,20 @@ class S3BucketProvider(Provider):
         if existing is None:
             kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
             try:
-                self.s3.create_bucket(Bucket=bucket, **kwargs)
-            except Exception as exc:  # only CreateBucket's own answer says the name is someone else's
-                if error_code(exc) == "BucketAlreadyExists":
-                    raise ProviderError(
-                        f"{r.address}: the bucket name {bucket!r} is taken by another account: "
-                        "choose another [bucket] name"
-                    ) from None
-                raise translate(r.address, "create", exc) from None
+                with aws(r.address, "create"):
+                    self.s3.create_bucket(Bucket=bucket, **kwargs)
+            except BucketTaken:  # only CreateBucket's own answer says the name is someone else's
+                raise ProviderError(
+                    f"{r.address}: the bucket name {bucket!r} is taken by another account: choose another [bucket] name"
+                ) from None
         try:
-            self._converge(r, None if existing is None else dict(existing.attrs))
-        except Exception as exc:
-            if existing is None:  # all-or-nothing: an empty bucket we just made goes again
-                with contextlib.suppress(Exception):
+            with aws(r.address, "create"):
+                self._converge(r, None if existing is None else dict(existing.attrs))
+        except Exception:  # a cleanup edge: all-or-nothing, whatever stopped it
+            if existing is None:  # an empty bucket we just made goes again
+                with contextlib.suppress(AwsError):
                     self.s3.delete_bucket(Bucket=bucket)
-            raise translate(r.address, "create", exc) from None
+            raise
         return read_back(self, r, Observed(dict(r.attrs)))  # ours now, also where the store keeps no tags to say so
 
     def update(self, r: Resource, prior: Observed) -> Observed:
@@ -402,11 +400,10 @@ class S3BucketProvider(Provider):
     def _count(self, r: Resource, bucket: str, prefix: str, *, besides: str | None = None) -> str | None:
         """What a delete would lose, from the first page of versions: "N object versions" or None."""
         try:
-            page, more = next(version_pages(self.s3, bucket, prefix, unversioned=self._unversioned), ([], False))
-        except Exception as exc:
-            if error_code(exc) == "NoSuchBucket":
-                return None
-            raise translate(r.address, "read", exc) from None
+            with aws(r.address, "read"):
+                page, more = next(version_pages(self.s3, bucket, prefix, unversioned=self._unversioned), ([], False))
+        except NoSuchBucket:
+            return None
         n = sum(v["Key"] != besides for v in page)
         if not n:
             return None
@@ -484,7 +481,7 @@ class S3BucketProvider(Provider):
         marker too), in words; None. One call per level: the bucket's tags, then each prefix's marker."""
         try:
             tags = {t["Key"]: t["Value"] for t in self.s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
-        except Exception:  # no tags, or a store that keeps none: no bucket-level claim to see
+        except (AwsError, *_NOT_A_SETTING):  # no tags, or a store that keeps none: no bucket-level claim to see
             tags = {}
         owner = Owner.from_tags(tags)
         if owner is not None:
@@ -522,10 +519,10 @@ class S3BucketProvider(Provider):
         there is no such object."""
         try:
             body = self.s3.get_object(Bucket=bucket, Key=marker_key)["Body"].read(4096)
-        except Exception as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                return None
+        except NoSuchBucket:
             raise
+        except NotFound:
+            return None
         found = Owner.from_marker(body.decode(errors="replace"))
         return f"made by {found.describe()}" if found else "marked by airflow-infra"
 
@@ -622,22 +619,19 @@ class S3BucketProvider(Provider):
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         bucket = r.attrs["name"]
         try:
-            if force:
-                self._empty(r, bucket, "")
-            self.s3.delete_bucket(Bucket=bucket)  # fails while anything is left: never deletes data unforced
-        except ProviderError:
-            raise
-        except Exception as exc:
-            if error_code(exc) == "NoSuchBucket":
-                return
-            if error_code(exc) == "BucketNotEmpty":
+            with aws(r.address, "delete"):
                 if force:
-                    raise ProviderError(
-                        f"{r.address}: bucket {bucket!r} received new objects while it was emptied; "
-                        "nothing more was deleted: stop what writes there and run again"
-                    ) from None
-                raise ProviderError(f"{r.address}: bucket {bucket!r} is not empty: pass --force-delete-data") from None
-            raise translate(r.address, "delete", exc) from None
+                    self._empty(r, bucket, "")
+                self.s3.delete_bucket(Bucket=bucket)  # fails while anything is left: never deletes data unforced
+        except (NoSuchBucket, _Gone):
+            return
+        except BucketNotEmpty:
+            if force:
+                raise ProviderError(
+                    f"{r.address}: bucket {bucket!r} received new objects while it was emptied; "
+                    "nothing more was deleted: stop what writes there and run again"
+                ) from None
+            raise ProviderError(f"{r.address}: bucket {bucket!r} is not empty: pass --force-delete-data") from None
 
 
 class S3PrefixProvider(S3BucketProvider):
@@ -661,13 +655,11 @@ class S3PrefixProvider(S3BucketProvider):
         bucket, prefix = r.attrs["bucket"], r.attrs["prefix"]
         attrs = {"bucket": bucket, "prefix": prefix, "region": r.attrs["region"]}
         try:
-            body: bytes | None = self.s3.get_object(Bucket=bucket, Key=self._marker(r))["Body"].read(4096)
-        except Exception as exc:
-            code = error_code(exc)
-            if code == "NoSuchBucket":
-                return None
-            if code not in ("404", "NoSuchKey", "NotFound"):
-                raise translate(r.address, "read", exc) from None
+            with aws(r.address, "read"):
+                body: bytes | None = self.s3.get_object(Bucket=bucket, Key=self._marker(r))["Body"].read(4096)
+        except NoSuchBucket:
+            return None
+        except NotFound:
             body = None
         with translated(r.address, "read"):
             around = self._claimed_above(bucket, prefix)
@@ -701,14 +693,13 @@ class S3PrefixProvider(S3BucketProvider):
                 "choose another [bucket] prefix, or take it over on purpose with `airflow-infra import`"
             )
         try:
-            self.mark(r)
-        except Exception as exc:
-            if error_code(exc) == "NoSuchBucket":
-                raise ProviderError(
-                    f"{r.address}: the shared bucket {r.attrs['bucket']!r} does not exist: create it "
-                    "first, or leave [bucket] prefix empty to have a bucket of the project's own"
-                ) from None
-            raise translate(r.address, "create", exc) from None
+            with aws(r.address, "create"):
+                self.mark(r)
+        except NoSuchBucket:
+            raise ProviderError(
+                f"{r.address}: the shared bucket {r.attrs['bucket']!r} does not exist: create it "
+                "first, or leave [bucket] prefix empty to have a bucket of the project's own"
+            ) from None
         return Observed(dict(r.attrs))
 
     def update(self, r: Resource, prior: Observed) -> Observed:
@@ -725,26 +716,26 @@ class S3PrefixProvider(S3BucketProvider):
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
         bucket, prefix = r.attrs["bucket"], r.attrs["prefix"]
         try:
-            if force:
-                self._empty(r, bucket, prefix, besides=self._marker(r))
-                left = [v for v in self._versions(bucket, prefix) if v["Key"] != self._marker(r)]
-                if left:
-                    raise ProviderError(
-                        f"{r.address}: s3://{bucket}/{prefix} received new objects while it was "
-                        f"emptied ({left[0]['Key']!r}, ...); they were kept: stop what writes there "
-                        "and run again"
-                    )
-                for v in self._versions(bucket, self._marker(r)):
-                    if v["Key"] == self._marker(r):  # every version of it, by id: no delete marker left
-                        self.s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
-            else:
-                self.s3.delete_object(Bucket=bucket, Key=self._marker(r))
-        except ProviderError:
-            raise
-        except Exception as exc:
-            if error_code(exc) == "NoSuchBucket":
-                return
-            raise translate(r.address, "delete", exc) from None
+            with aws(r.address, "delete"):
+                self._delete_prefix(r, bucket, prefix, force=force)
+        except (NoSuchBucket, _Gone):
+            return
+
+    def _delete_prefix(self, r: Resource, bucket: str, prefix: str, *, force: bool) -> None:
+        if force:
+            self._empty(r, bucket, prefix, besides=self._marker(r))
+            left = [v for v in self._versions(bucket, prefix) if v["Key"] != self._marker(r)]
+            if left:
+                raise ProviderError(
+                    f"{r.address}: s3://{bucket}/{prefix} received new objects while it was "
+                    f"emptied ({left[0]['Key']!r}, ...); they were kept: stop what writes there "
+                    "and run again"
+                )
+            for v in self._versions(bucket, self._marker(r)):
+                if v["Key"] == self._marker(r):  # every version of it, by id: no delete marker left
+                    self.s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+        else:
+            self.s3.delete_object(Bucket=bucket, Key=self._marker(r))
 
 
 def _source_version(v: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -34,9 +35,16 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..aws_clients import error_code, translate
+from ..aws_clients import (
+    AccessDenied,
+    AwsError,
+    Conflict,
+    NoSuchBucket,
+    NotConfigured,
+    NotFound,
+    PreconditionFailed,
+)
 from ..errors import (
-    AirflowInfraError,
     ConfigError,
     LeaseLost,
     LockMismatch,
@@ -53,7 +61,7 @@ from .base import LockInfo, State, StateVersion, check_successor, lock_taken, pa
 PROBE_KEY = ".airflow-infra-probe"  # one small object per state bucket: conditional writes are tried on it
 _PROBED: dict[tuple[str, str], bool] = {}  # (endpoint, bucket) -> honours If-None-Match and If-Match (per process)
 _VERSIONED: dict[tuple[str, str], bool] = {}  # (endpoint, bucket) -> keeps versions itself (asked at the first write)
-_CONFLICT = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+_LOST = (PreconditionFailed, Conflict)  # a conditional write that lost (S3 says 412, or 409 while another is in flight)
 
 
 def forget_probes() -> None:
@@ -72,22 +80,19 @@ def _clock() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic()
 
 
-def _fail(location: str, exc: Exception, *, bucket: str) -> StateError:
-    code = error_code(exc)
-    if code == "NoSuchBucket":
+def _fail(location: str, exc: AwsError, *, bucket: str) -> StateError:
+    if isinstance(exc, NoSuchBucket):
         return StateError(
             f"{location}: the state bucket {bucket!r} does not exist: run `airflow-infra backend bootstrap`"
         )
-    if code in ("AccessDenied", "403"):
+    if isinstance(exc, AccessDenied):
         return StateError(
             f"{location}: access denied by the store: the credentials need s3:GetObject/PutObject/DeleteObject "
             f"on {bucket}"
         )
-    if code == "ResourceNotFoundException":
+    if isinstance(exc, NotFound) and exc.service == "dynamodb":  # the only thing a DynamoDB call misses: its table
         return StateError(f"{location}: the DynamoDB lock table does not exist: run `airflow-infra backend bootstrap`")
-    err = translate(location, "state access", exc, error=StateError)
-    assert isinstance(err, StateError)
-    return err
+    return StateError(f"{location}: state access failed: {exc.detail}")
 
 
 def _expires(holder: dict[str, Any]) -> datetime | None:
@@ -132,10 +137,10 @@ class _S3Lock:
     def get(self) -> tuple[dict[str, Any], str] | None:
         try:
             obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)
-        except Exception as exc:
-            if error_code(exc) in ("NoSuchKey", "404"):
-                return None
+        except NoSuchBucket:
             raise
+        except NotFound:
+            return None
         return _holder(obj["Body"].read().decode(errors="replace"), f"the lock object {self.key!r}"), obj["ETag"]
 
     def put(self, doc: dict[str, Any], *, replacing: str | None) -> bool:
@@ -145,10 +150,10 @@ class _S3Lock:
             resp = self.s3.put_object(
                 Bucket=self.bucket, Key=self.key, Body=json.dumps(doc).encode(), ContentType="application/json", **cond
             )
-        except Exception as exc:
-            if error_code(exc) in (*_CONFLICT, "NoSuchKey"):
-                return False
+        except NoSuchBucket:
             raise
+        except (*_LOST, NotFound):  # NotFound: replacing one deleted meanwhile
+            return False
         self._etag = resp["ETag"]
         return True
 
@@ -158,9 +163,10 @@ class _S3Lock:
     def delete(self, etag: str) -> None:
         try:
             self.s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
-        except Exception as exc:
-            if error_code(exc) not in ("NoSuchKey", "404"):
-                raise
+        except NoSuchBucket:
+            raise
+        except NotFound:
+            pass
 
 
 class _DynamoLock:
@@ -186,10 +192,8 @@ class _DynamoLock:
         )
         try:
             self.ddb.put_item(TableName=self.table, Item={"LockID": {"S": self.lock_id}, "Info": {"S": info}}, **cond)
-        except Exception as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
+        except PreconditionFailed:
+            return False
         self._info = info
         return True
 
@@ -197,16 +201,13 @@ class _DynamoLock:
         return self._info is not None and self.put(doc, replacing=self._info)
 
     def delete(self, token: str) -> None:
-        try:
+        with contextlib.suppress(PreconditionFailed):
             self.ddb.delete_item(
                 TableName=self.table,
                 Key={"LockID": {"S": self.lock_id}},
                 ConditionExpression="Info = :old",
                 ExpressionAttributeValues={":old": {"S": token}},
             )
-        except Exception as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
 
 
 class _Digest:
@@ -257,10 +258,8 @@ class _Digest:
                 UpdateExpression="SET Digest = :d, Serial = :s, Lineage = :l",
                 **cond,
             )
-        except Exception as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
+        except PreconditionFailed:
+            return False
         return True
 
 
@@ -306,13 +305,15 @@ class S3StateBackend:
         try:
             obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)
             body: bytes | None = obj["Body"].read()
-        except Exception as exc:
-            if error_code(exc) not in ("NoSuchKey", "404"):
-                raise _fail(self.location, exc, bucket=self.bucket) from None
+        except NoSuchBucket as exc:
+            raise _fail(self.location, exc, bucket=self.bucket) from None
+        except NotFound:
             obj, body = None, None
+        except AwsError as exc:
+            raise _fail(self.location, exc, bucket=self.bucket) from None
         try:
             seen = self._digests.get() if self._digests is not None else None
-        except Exception as exc:
+        except AwsError as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
         if seen is not None and seen[0] != hashlib.md5(body or b"").hexdigest():
             # the object is not the state the digest names: a write cut short before its copy to the key,
@@ -330,9 +331,11 @@ class S3StateBackend:
             body: bytes = self.s3.get_object(Bucket=self.bucket, Key=self._state_key(serial, digest))["Body"].read()
             if hashlib.md5(body).hexdigest() == digest:
                 return body
-        except Exception as exc:
-            if error_code(exc) not in ("NoSuchKey", "404"):
+        except NotFound as exc:
+            if isinstance(exc, NoSuchBucket):
                 raise _fail(self.location, exc, bucket=self.bucket) from None
+        except AwsError as exc:
+            raise _fail(self.location, exc, bucket=self.bucket) from None
         raise StateCorrupt(
             f"{self.location}: the lock table {self.dynamodb_table!r} names state serial {serial} (MD5 "
             f"{digest}), which is neither the state object nor kept whole beside it: changed by hand? "
@@ -343,9 +346,10 @@ class S3StateBackend:
     def _check_key_is_ours(self) -> None:
         try:
             self._parse(self.s3.get_object(Bucket=self.bucket, Key=self.key)["Body"].read())
-        except Exception as exc:
-            if error_code(exc) not in ("NoSuchKey", "404"):
-                raise
+        except NoSuchBucket:
+            raise
+        except NotFound:
+            pass
 
     def _state_key(self, serial: int, digest: str) -> str:
         return f"{self.key}.states/{serial:010d}-{digest}.json"
@@ -374,7 +378,7 @@ class S3StateBackend:
                     for v in page
                     if v["Key"].startswith((self._kept_prefix, f"{self.key}.states/"))
                 ]
-        except Exception as exc:
+        except AwsError as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
         if seen is not None:
             named = self._state_key(seen[1], seen[0])
@@ -399,7 +403,7 @@ class S3StateBackend:
         if _VERSIONED.get(self._store) is None:
             try:
                 status = self.s3.get_bucket_versioning(Bucket=self.bucket).get("Status")
-            except Exception as exc:
+            except AwsError as exc:
                 if not unsupported_answer(exc):
                     raise
                 status = None
@@ -409,17 +413,16 @@ class S3StateBackend:
         name = f"{self._kept_prefix}{_now().strftime('%Y%m%dT%H%M%S.%fZ')}.json"
         try:
             self.s3.copy_object(Bucket=self.bucket, Key=name, CopySource={"Bucket": self.bucket, "Key": self.key})
-        except Exception as exc:
-            if error_code(exc) not in ("NoSuchKey", "404"):  # nothing stored yet: nothing to keep
-                raise
+        except NoSuchBucket:
+            raise
+        except NotFound:
+            pass  # nothing stored yet: nothing to keep
 
     def _get_version(self, v: dict[str, Any]) -> State:
         try:
             which = {} if v["VersionId"] == "null" else {"VersionId": v["VersionId"]}
             return self._parse(self.s3.get_object(Bucket=self.bucket, Key=v["Key"], **which)["Body"].read())
-        except StateError:
-            raise
-        except Exception as exc:
+        except AwsError as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
 
     def _kept(self) -> Iterator[tuple[dict[str, Any], State]]:
@@ -476,18 +479,16 @@ class S3StateBackend:
                 )
                 if self._seen is not None and self._digests is not None:
                     self._digests.set(body, state)  # a digest from when the store ignored conditions: kept true
-        except StateError:
-            raise
-        except Exception as exc:
-            if isinstance(exc, _Conflict) or error_code(exc) in _CONFLICT:
-                if self._held is not None and not force and lock_id is None:
-                    now = self.lock_info()
-                    if now is None or self._held.get("ID") != now.ID:
-                        raise lock_taken(self.location, str(self._held.get("ID")), now) from None
-                raise StateConflict(
-                    f"{self.location}: the state changed underneath this run (it is no longer what "
-                    "this run read): another writer got there first; nothing was overwritten"
-                ) from None
+        except (_Conflict, *_LOST):
+            if self._held is not None and not force and lock_id is None:
+                now = self.lock_info()
+                if now is None or self._held.get("ID") != now.ID:
+                    raise lock_taken(self.location, str(self._held.get("ID")), now) from None
+            raise StateConflict(
+                f"{self.location}: the state changed underneath this run (it is no longer what "
+                "this run read): another writer got there first; nothing was overwritten"
+            ) from None
+        except AwsError as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
         self._etag, self._stored, self._known = resp["ETag"], True, state
         if self._cas_in_table:
@@ -569,16 +570,16 @@ class S3StateBackend:
                 self.s3.put_object(**put, IfNoneMatch="*")  # made by the first probe of the bucket; refused after
                 self.s3.put_object(**put, IfNoneMatch="*")  # now it exists
                 return False
-            except Exception as exc:
-                if error_code(exc) not in _CONFLICT:
-                    raise
+            except _LOST:
+                pass
             try:
                 self.s3.put_object(**put, IfMatch='"' + "0" * 32 + '"')  # an ETag it never has
                 return False
-            except Exception as exc:
-                if error_code(exc) not in (*_CONFLICT, "NoSuchKey", "404"):
-                    raise
-        except Exception as exc:
+            except NoSuchBucket:
+                raise
+            except (*_LOST, NotFound):
+                pass
+        except AwsError as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
         return True
 
@@ -603,9 +604,7 @@ class S3StateBackend:
             if took_over:
                 try:
                     self._fence(info.ID, until=started + self.lease - self.lease / 10)
-                except StateError:
-                    raise
-                except Exception as exc:
+                except AwsError as exc:
                     raise _fail(self.location, exc, bucket=self.bucket) from None
         except BaseException:
             for lk in taken:
@@ -637,7 +636,7 @@ class S3StateBackend:
                 # Its holder stopped renewing (crashed, or stopped): take it over, conditionally on what we saw.
                 if lk.put(doc, replacing=token):
                     return True
-        except Exception as exc:
+        except AwsError as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
         if holder is None:
             raise StateLocked(f"{self.location}: the lock changed hands while it was being taken; try again")
@@ -678,8 +677,11 @@ class S3StateBackend:
                 return
             try:
                 ok = all(lk.renew(doc) for lk in self._locks)
-            except Exception:
+            except AwsError:
                 continue  # a passing network error: try again before the lease runs out
+            except BaseException:
+                self._lost.set()  # a bug: this run writes nothing more, and the thread's error is printed
+                raise
             if not ok:
                 self._lost.set()
                 return
@@ -692,7 +694,7 @@ class S3StateBackend:
                 current = lk.get()
                 if current:
                     return LockInfo.from_doc(current[0])
-        except Exception as exc:
+        except AwsError as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
         return None
 
@@ -719,9 +721,7 @@ class S3StateBackend:
                     )
                 lk.delete(current[1])  # conditional: only the lock we looked at
                 found = True
-        except (LockMismatch, StateError):
-            raise
-        except Exception as exc:
+        except AwsError as exc:
             raise _fail(self.location, exc, bucket=self.bucket) from None
         finally:
             if self._held is not None and self._held.get("ID") == lock_id:
@@ -760,9 +760,7 @@ def bootstrap(
                 "this store ignores conditional writes, so its S3 lock will be refused: set [state] "
                 'lock = "dynamodb" (compare-and-swap then goes through the lock table too)'
             )
-    except AirflowInfraError:
-        raise
-    except Exception as exc:
+    except AwsError as exc:
         raise _fail(f"s3://{bucket}", exc, bucket=bucket) from None
     return done
 
@@ -771,9 +769,8 @@ def _bootstrap_made_bucket(s3: Any, bucket: str, region: str) -> bool:
     try:
         s3.head_bucket(Bucket=bucket)
         return False
-    except Exception as exc:
-        if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
-            raise
+    except NotFound:
+        pass
     kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     s3.create_bucket(Bucket=bucket, **kwargs)
     return True
@@ -784,14 +781,11 @@ _FLAGS = {f: True for f in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicP
 
 def _bootstrap_changes(s3: Any, bucket: str) -> tuple[list[tuple[str, str, Callable[[], Any]]], list[str]]:
     """([(setting, what would change, the call that changes it)], [settings the store lacks])."""
-    wanted: list[
-        tuple[str, Callable[[], Any], Callable[[], Any], str | None]
-    ] = [  # setting, read, write, "not set" code
+    wanted: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [  # setting, read (NotFound: unset), write
         (
             "versioning",
             lambda: s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled",
             lambda: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}),
-            None,
         ),
         (
             "default encryption",
@@ -802,26 +796,25 @@ def _bootstrap_changes(s3: Any, bucket: str) -> tuple[list[tuple[str, str, Calla
                     "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
                 },
             ),
-            "ServerSideEncryptionConfigurationNotFoundError",
         ),
         (
             "public access block",
             lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == _FLAGS,
             lambda: s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=_FLAGS),
-            "NoSuchPublicAccessBlockConfiguration",
         ),
     ]
     changes, lacking = [], []
-    for setting, read, write, unset in wanted:
+    for setting, read, write in wanted:
         try:
             if read():
                 continue
-        except Exception as exc:
-            if unsupported_answer(exc):
-                lacking.append(setting)
-                continue
-            if error_code(exc) != unset:
+        except NotConfigured:
+            pass
+        except AwsError as exc:
+            if not unsupported_answer(exc):
                 raise
+            lacking.append(setting)
+            continue
         changes.append((setting, f"enable {setting} on bucket {bucket}", _or_lacking(write, setting, lacking)))
     return changes, lacking
 
@@ -830,7 +823,7 @@ def _or_lacking(write: Callable[[], Any], setting: str, lacking: list[str]) -> C
     def run() -> None:
         try:
             write()
-        except Exception as exc:
+        except AwsError as exc:
             if not unsupported_answer(exc, put=True):
                 raise
             lacking.append(setting)
@@ -841,9 +834,7 @@ def _or_lacking(write: Callable[[], Any], setting: str, lacking: list[str]) -> C
 def _bootstrap_table(ddb: Any, table_name: str) -> list[str]:
     try:
         table = ddb.describe_table(TableName=table_name)["Table"]
-    except Exception as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise
+    except NotFound:
         ddb.create_table(
             TableName=table_name,
             BillingMode="PAY_PER_REQUEST",
