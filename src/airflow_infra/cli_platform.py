@@ -4,7 +4,6 @@ adds the group."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import click
 
@@ -67,11 +66,14 @@ def platform_status(registry, as_json, show_secrets):
 def platform_logs(component, follow):
     """Print a component's log (default: all of them)."""
     from .commands.platform import platform_logs as logs
+    from .platform.logs import texts
 
-    paths = [str(p) for p in logs(component)]
+    paths = logs(component)
     if not paths:
         raise click.ClickException("no logs yet: run `airflow-infra platform up` first")
-    return subprocess.call(["tail", "-n", "+1", *(["-F"] if follow else []), *paths])
+    for text in texts(paths, follow=follow):
+        click.echo(text, nl=False)
+    return 0
 
 
 @platform_group.command("down")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from . import gitcmd, gittree
+from . import children, gitcmd, gittree
 from .errors import AirflowInfraError
 from .files import make_private_once, private_files, write_private
 from .flock import exclusive
@@ -115,12 +114,14 @@ def _check_dagbag(tree: Path) -> None:
     if importlib.util.find_spec("airflow") is None:
         return
     env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    proc = subprocess.run(
-        [sys.executable, "-c", _DAGBAG, str(tree)], capture_output=True, text=True, timeout=600, env=env
+    children.run(
+        [sys.executable, "-c", _DAGBAG, str(tree)],
+        what="DagBag import",
+        env=env,
+        timeout=600,
+        error=SyncError,
+        reason=lambda p: "errors: " + (children.last_line(p.stderr) or "see airflow logs"),
     )
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        raise SyncError(f"DagBag import errors: {lines[-1] if lines else 'see airflow logs'}")
 
 
 def _airflow_version() -> str:

@@ -7,7 +7,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .pgerrors import reason
+from .errors import ProviderError
+from .pgerrors import translated
 
 
 @dataclass(frozen=True)
@@ -22,24 +23,28 @@ def _postgres(o: dict) -> Check:
 
     try:
         tls = {k: o[f"postgres_{k}"] for k in ("sslmode", "sslrootcert") if o.get(f"postgres_{k}")}  # as Airflow's
-        with psycopg.connect(
-            host=o["postgres_host"],
-            port=o["postgres_port"],
-            dbname=o["postgres_database"],
-            user=o["etl_user"],
-            password=o["etl_password"],
-            connect_timeout=10,
-            **tls,
-        ) as conn:
+        where = f"{o['postgres_host']}:{o['postgres_port']}/{o['postgres_database']}"
+        with (
+            translated(where, connecting=True),
+            psycopg.connect(
+                host=o["postgres_host"],
+                port=o["postgres_port"],
+                dbname=o["postgres_database"],
+                user=o["etl_user"],
+                password=o["etl_password"],
+                connect_timeout=10,
+                **tls,
+            ) as conn,
+        ):
             row = conn.execute("SELECT current_user").fetchone()
             user = row[0] if row else "?"
         return Check(
             "postgres (etl user)",
             True,
-            f"connected to {o['postgres_host']}:{o['postgres_port']}/{o['postgres_database']} as {user}",
+            f"connected to {where} as {user}",
         )
-    except psycopg.Error as exc:
-        return Check("postgres (etl user)", False, reason(exc, connecting=True))
+    except ProviderError as exc:
+        return Check("postgres (etl user)", False, str(exc))
 
 
 def _local_bucket(path: str) -> Check:

@@ -9,6 +9,7 @@ unprivileged account (AIRFLOW_INFRA_PG_USER, else "postgres" when it exists, els
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
@@ -26,13 +27,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import scram
-from .childenv import minimal_env
+from . import children, scram
+from .children import minimal_env
 from .errors import BinariesNotFound, LocalServerError, PortInUse
 from .files import read_text
 from .flock import exclusive
 from .home import ensure_dir
-from .pgerrors import translated
+from .pgerrors import password_refused, refusal, translated
 from .pids import pid_alive
 from .secretstores.file import FileSecretStore
 
@@ -53,12 +54,10 @@ def _candidates() -> list[Path]:
         candidates.append(Path(on_path).resolve().parent)
     pg_config = shutil.which("pg_config")
     if pg_config:
-        try:
-            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10).stdout.strip()
-            if out:
-                candidates.append(Path(out))
-        except (OSError, subprocess.SubprocessError):
-            pass
+        with contextlib.suppress(LocalServerError):
+            out = children.run([pg_config, "--bindir"], what="pg_config", timeout=10, error=LocalServerError)
+            if out.stdout.strip():
+                candidates.append(Path(out.stdout.strip()))
     versions = sorted(
         glob.glob("/usr/lib/postgresql/*/bin"),
         key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
@@ -91,8 +90,8 @@ def find_bindir(configured: str | None = None) -> Path:
 
 
 def server_version(bindir: Path) -> str:
-    out = subprocess.run(
-        [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False, env=minimal_env()
+    out = children.run(
+        [bindir / "postgres", "--version"], what="postgres --version", timeout=30, check=False, error=LocalServerError
     ).stdout
     return m.group(1) if (m := re.search(r"\(PostgreSQL\) (\d+(?:\.\d+)*)", out)) else out.strip()
 
@@ -396,15 +395,13 @@ class LocalServer:
     def _run(
         self, args: list[str], account: _Account | None, *, quiet_output: bool = False
     ) -> subprocess.CompletedProcess:
-        kwargs: dict = {"cwd": self.dir, "text": True, "stdin": subprocess.DEVNULL}
+        kwargs: dict = {"cwd": self.dir}
         if account is not None:
             kwargs.update(user=account.uid, group=account.gid, extra_groups=[])
         # pg_ctl start leaves the postmaster holding inherited pipes: never capture its output.
         if quiet_output:
-            kwargs.update(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        else:
-            kwargs.update(capture_output=True)
-        return subprocess.run(args, env=minimal_env(), timeout=120, **kwargs, check=False)
+            kwargs.update(stdout=subprocess.DEVNULL)
+        return children.run(args, what=Path(args[0]).name, timeout=120, check=False, error=LocalServerError, **kwargs)
 
     def _initdb(self, port: int | None) -> None:
         """A new cluster, made beside the data directory and renamed into place when complete, so
@@ -665,15 +662,14 @@ class LocalServer:
             password = new_password()
             statement = f"ALTER ROLE {SUPERUSER} PASSWORD '{scram.verifier(password)}'\n"
             kwargs: dict = {"user": account.uid, "group": account.gid, "extra_groups": []} if account else {}
-            proc = subprocess.run(
-                [str(bindir / "postgres"), "--single", "-D", str(self.data), "postgres"],
+            proc = children.run(
+                [bindir / "postgres", "--single", "-D", self.data, "postgres"],
+                what="postgres --single",
                 input=statement,
-                capture_output=True,
-                text=True,
                 cwd=self.dir,
-                env=minimal_env(),
                 timeout=120,
                 check=False,
+                error=LocalServerError,
                 **kwargs,
             )
             if proc.returncode != 0 or "ERROR" in proc.stderr:
@@ -720,22 +716,17 @@ class LocalServer:
             )
 
         def works() -> bool:
-            try:
-                attempt().close()
-                return True
-            except psycopg.OperationalError:
-                return False
+            return refusal(attempt) is None
 
         if self.has_cluster() and self.secrets.get(SUPERUSER_REF) is None:
             self._reset_superuser(works)
         if self.info() is not None and self.running_pid() is not None:
-            try:
+            why = refusal(attempt)
+            if why is None:
                 return attempt()
-            except psycopg.OperationalError as exc:
-                # No SQLSTATE on a failed connection: the server's words (our cluster's are in C). Any
-                # other failure: shutting down, or just started: start() below waits for it.
-                if f'password authentication failed for user "{SUPERUSER}"' in str(exc):
-                    self._reset_superuser(works)
+            # Any other refusal: shutting down, or just started: start() below waits for it.
+            if password_refused(why):
+                self._reset_superuser(works)
         self.start()
         with translated(
             f"cannot connect to the local PostgreSQL on 127.0.0.1:{self.port} (`airflow-infra local status` says more)",

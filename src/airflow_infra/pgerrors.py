@@ -3,15 +3,20 @@
 Every psycopg call that can fail on a user's input or a server's answer runs inside
 ``translated(what, ...)``: a psycopg error becomes one line of our own hierarchy naming what
 failed. A DSN that cannot be parsed is never quoted back: psycopg's message quotes the part it
-stumbled on, which may be the password.
+stumbled on, which may be the password. No other module catches psycopg's errors: a probe asks
+``refusal()``, a step that may meet a passing conflict runs through ``retried()``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from .errors import AirflowInfraError, ProviderError
+
+T = TypeVar("T")
 
 
 def reason(exc: BaseException, *, connecting: bool = False) -> str:
@@ -74,3 +79,36 @@ def translated(
         raise
     except psycopg.Error as exc:
         raise error(f"{what}: {reason(exc, connecting=connecting)}") from None
+
+
+def refusal(connect: Callable[[], Any]) -> str | None:
+    """None when connect() gives a connection (closed at once); else why the server refused it, in
+    one line (a failed connection has no SQLSTATE: libpq gives the server's words only)."""
+    import psycopg
+
+    try:
+        connect().close()
+    except psycopg.OperationalError as exc:
+        return str(exc)
+    return None
+
+
+def password_refused(why: str | None) -> bool:
+    """Whether a refusal() says the password was wrong (a login refused after authentication, for
+    want of CONNECT or a free connection, had the right one)."""
+    return why is not None and "password authentication failed" in why
+
+
+def retried(step: Callable[[], T], *, sqlstates: tuple[str, ...], attempts: int, pause: float) -> T:
+    """step(), run again while it fails with one of sqlstates (a passing conflict with another
+    session), up to attempts times; the last failure is raised."""
+    import psycopg
+
+    for attempt in range(attempts):
+        try:
+            return step()
+        except psycopg.Error as exc:
+            if exc.sqlstate not in sqlstates or attempt == attempts - 1:
+                raise
+            time.sleep(pause)
+    raise AssertionError("unreachable")

@@ -13,11 +13,11 @@ import hashlib
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import children
 from .errors import AirflowInfraError
 
 
@@ -73,8 +73,14 @@ def install(service: Service) -> Service:
     os.replace(tmp, service.path)
     scope = ["--user"] if service.scope == "user" else []
     for args in (["daemon-reload"], ["enable", "--now", service.name]):
-        proc = subprocess.run([systemctl, *scope, *args], capture_output=True, text=True, timeout=300)
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-            raise AirflowInfraError(f"systemctl {' '.join(scope + args)}: {last} (the unit is at {service.path})")
+        children.run(
+            [systemctl, *scope, *args],
+            what=f"systemctl {' '.join(scope + args)}",
+            env=dict(os.environ),  # systemctl --user finds the user's manager through XDG_RUNTIME_DIR, DBUS_*
+            timeout=300,
+            error=AirflowInfraError,
+            reason=lambda p: (
+                (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1] + f" (the unit is at {service.path})"
+            ),
+        )
     return Service(service.name, service.path, service.text, service.scope, installed=True)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 
+from .. import children
 from ..errors import AirflowInfraError
 from .connections import Connection
 
@@ -125,7 +125,12 @@ def push_airflow(
 
 
 def _run(args: list[str]) -> None:
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
-        raise AirflowInfraError(f"`airflow {' '.join(args[1:3])}` failed: {lines[-1] if lines else proc.returncode}")
+    # Airflow's own environment (AIRFLOW_HOME, its config): the connections go where it keeps them
+    children.run(
+        args,
+        what=f"`airflow {' '.join(args[1:3])}`",
+        env=dict(os.environ),
+        timeout=300,
+        error=AirflowInfraError,
+        reason=lambda p: children.last_line(p.stderr or p.stdout) or str(p.returncode),
+    )

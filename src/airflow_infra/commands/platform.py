@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import children
 from ..errors import ConfigError, Interrupted, PlatformError
 from ..files import write_private
 from ..home import home_dir
@@ -231,13 +231,14 @@ def _migrate(
     log = root / "logs" / "db-migrate.log"
     log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as out:
-        proc = subprocess.run(
-            [str(airflow), "db", "migrate"],
+        proc = children.run(
+            [airflow, "db", "migrate"],
+            what="airflow db migrate",
             env=env,
             stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
             timeout=900,
+            check=False,
+            error=PlatformError,
             umask=0o077,
         )
     last = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:] or ["no output"]

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import children
 from ..errors import ConfigError, InstallFailed
 from ..files import write_private
 from .settings import PlatformSettings
@@ -69,8 +70,13 @@ def _install(env: Path, reqs: list[str], on_progress: Callable[[str], None]) -> 
     on_progress(f"installing Apache Airflow into {env} (once; log: {log})")
     try:
         # umask 077: the virtualenv is this account's only, as everything under the platform's root
-        subprocess.run(
-            [sys.executable, "-m", "venv", str(env)], check=True, capture_output=True, timeout=300, umask=0o077
+        children.run(
+            [sys.executable, "-m", "venv", env],
+            what=f"making the virtualenv {env}",
+            env=dict(os.environ),
+            timeout=300,
+            error=InstallFailed,
+            umask=0o077,
         )
         with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as out:
             proc = subprocess.Popen(

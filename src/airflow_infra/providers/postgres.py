@@ -10,21 +10,19 @@ and state lineage: ownership.py), so that a refresh can tell our own half-record
 from __future__ import annotations
 
 import re
-import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from .. import scram
+from .. import children, scram
 from ..backups import backup_dir, stamp, written_whole
-from ..childenv import minimal_env, passfile
+from ..children import passfile
 from ..errors import ConfigError, ForeignResource, ProviderError, SecretMissing, Unreadable
 from ..ownership import Owner, judge
-from ..pgerrors import translated
+from ..pgerrors import password_refused, refusal, retried, translated
 from ..resources import Observed, Resource
 from ..secretstores import SecretStore, role_ref
 from . import pggrants
@@ -305,12 +303,7 @@ class PgAdmin:
         with self.session() as conn:
             params = conn.info.get_parameters()  # never holds the admin's password
         params.update(user=user, password=password, dbname="postgres", connect_timeout="10")
-        try:
-            psycopg.connect(**params).close()
-        except psycopg.OperationalError as exc:
-            # no SQLSTATE on a failed connection: libpq gives the server's words only
-            return "password authentication failed" not in str(exc)
-        return True
+        return not password_refused(refusal(lambda: psycopg.connect(**params)))
 
     def database_exists(self, dbname: str) -> bool:
         return self.query("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)) is not None
@@ -348,11 +341,15 @@ class PgAdmin:
                     ).fetchall()
                 args += [f"--extension={name}" for (name,) in extensions]
             with passfile(self._client_env()) as (env, fds):
-                proc = subprocess.run(args, env=env, pass_fds=fds, capture_output=True, text=True, timeout=3600)
-            if proc.returncode != 0:
-                raise ProviderError(
-                    f"pg_dump of {dbname} failed, nothing was deleted: "
-                    + "; ".join(ln.strip() for ln in proc.stderr.splitlines() if ln.strip())
+                children.run(
+                    args,
+                    what=f"pg_dump of {dbname}",
+                    env=env,
+                    pass_fds=fds,
+                    timeout=3600,
+                    reason=lambda p: (
+                        "nothing was deleted: " + "; ".join(ln.strip() for ln in p.stderr.splitlines() if ln.strip())
+                    ),
                 )
         return out
 
@@ -371,9 +368,7 @@ class PgAdmin:
         bindir = self._bindir()
         user, password = login
         self._check_least_privilege(user, role)
-        listing = subprocess.run(
-            [str(bindir / "pg_restore"), "--list", dump], env=minimal_env(), capture_output=True, text=True, timeout=600
-        )
+        listing = children.run([bindir / "pg_restore", "--list", dump], what=dump, timeout=600, check=False)
         if listing.returncode != 0:
             raise ProviderError(f"{dump}: not a dump pg_restore can read: {listing.stderr.strip()}")
         with self.session(dbname) as conn:
@@ -423,7 +418,9 @@ class PgAdmin:
             if clean:  # extensions are left alone: dropping one would take its users' columns along
                 args[1:1] = ["--clean", "--if-exists"]
             with passfile(as_login) as (child_env, fds):
-                proc = subprocess.run(args, env=child_env, pass_fds=fds, capture_output=True, text=True, timeout=3600)
+                proc = children.run(
+                    args, what=f"restore of {dump}", env=child_env, pass_fds=fds, timeout=3600, check=False
+                )
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines()
             reason = next((ln for ln in lines if "ERROR" in ln or "error:" in ln), lines[-1] if lines else "")
@@ -440,12 +437,8 @@ class PgAdmin:
         with tempfile.NamedTemporaryFile("w", suffix=".list") as toc:
             toc.write(line + "\n")
             toc.flush()
-            text = subprocess.run(
-                [str(bindir / "pg_restore"), "--file=-", f"--use-list={toc.name}", dump],
-                env=minimal_env(),
-                capture_output=True,
-                text=True,
-                timeout=600,
+            text = children.run(
+                [bindir / "pg_restore", "--file=-", f"--use-list={toc.name}", dump], what=dump, timeout=600, check=False
             ).stdout
         # pg_restore's own frame around the entry: comments, its session settings, psql's \restrict lines
         statements = [
@@ -760,23 +753,19 @@ class RoleProvider(Provider):
         """On a private server: no CONNECT on its other databases, for PUBLIC or the role. Outside
         the role's transaction and one at a time: each changes one shared catalog row, which two
         open transactions cannot both update ("tuple concurrently updated")."""
-        import psycopg
         from psycopg import sql
 
         if not self.private_server or current.get("other_databases") == []:
             return
         dbs = _idents(["postgres", "template1"])
-        for attempt in range(20):  # another process's apply may be at it too
-            try:
-                with _SERVER_ACL:
-                    self.admin.execute(
-                        sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC, {}").format(dbs, _ident(r.attrs["name"]))
-                    )
-                return
-            except psycopg.errors.InternalError:
-                if attempt == 19:
-                    raise
-                time.sleep(0.05)
+        revoke = sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC, {}").format(dbs, _ident(r.attrs["name"]))
+
+        def step() -> None:
+            with _SERVER_ACL:
+                self.admin.execute(revoke)
+
+        # XX000 "tuple concurrently updated": another process's apply is at the same ACL
+        retried(step, sqlstates=("XX000",), attempts=20, pause=0.05)
 
     def create(self, r: Resource) -> Observed:
         from psycopg import sql
@@ -993,7 +982,6 @@ class DatabaseProvider(Provider):
             )
 
     def delete(self, r: Resource, prior: Observed, *, force: bool = False) -> None:
-        import psycopg
         from psycopg import sql
 
         self.admin.close_db(r.attrs["name"])
@@ -1001,16 +989,9 @@ class DatabaseProvider(Provider):
             _ident(r.attrs["name"])
         )
         with _translate(r.address, "delete"):
-            for attempt in range(50):
-                try:
-                    self.admin.execute(stmt)
-                    return
-                except psycopg.errors.InsufficientPrivilege:
-                    # WITH (FORCE) as a non-superuser admin cannot end a superuser's session, an
-                    # autovacuum worker's among them: those are brief, so try again for a while
-                    if not force or attempt == 49:
-                        raise
-                    time.sleep(0.1)
+            # WITH (FORCE) as a non-superuser admin cannot end a superuser's session (42501), an
+            # autovacuum worker's among them: those are brief, so try again for a while
+            retried(lambda: self.admin.execute(stmt), sqlstates=("42501",) if force else (), attempts=50, pause=0.1)
 
     def holds_data(self, r: Resource, observed: Observed) -> str | None:
         name = r.attrs["name"]

@@ -163,7 +163,7 @@ class DsnServer:
         return Path(pg_dump).parent
 
     def client_env(self) -> dict[str, str]:
-        from ..childenv import minimal_env
+        from ..children import minimal_env
 
         keys = {
             "host": "PGHOST",
