@@ -1,51 +1,25 @@
-"""The S3 state backend: the state object written with compare-and-swap, and leased locks.
-
-- State: `<key>`, SSE-encrypted, written with If-Match on the ETag last read (If-None-Match: * for
-  the first write), so a writer that lost its lock can never overwrite newer state.
-- Lock "s3": an object `<key>.lock` created with If-None-Match: *, holding LockInfo and `expires`.
-- Lock "dynamodb": Terraform's shape, an item LockID = "<bucket>/<key>" with an Info JSON attribute,
-  written with a conditional put, so an existing Terraform lock table serves as it is.
-- Leases: the holder renews `expires` (a conditional write on what it wrote last) every third of
-  the lease; a lock whose lease ran out may be taken over, conditionally, so two waiters never both win.
-- Fencing: before every step and every write the holder checks its lease on a clock that runs on
-  while the process is stopped (CLOCK_BOOTTIME: SIGSTOP, a closed lid), and stops when it may have
-  run out. A take-over first rewrites the state object naming the new lock's ID (its ETag changes),
-  so a stale holder's conditional write fails even if its clock check was passed just before it
-  stopped. Each write names the lock it was made under ("lock").
-- Stores differ (s3rver ignores If-None-Match and If-Match): a probe, once per bucket and process,
-  checks both on a fixed object (PROBE_KEY; two calls once it exists, each refused by an honest
-  store, so nothing is written). On a store that ignores them the S3 lock is refused; with the
-  DynamoDB lock, compare-and-swap moves into the lock table: Terraform's "<bucket>/<key>-md5" item
-  holds the state's MD5 (Terraform's Digest), serial and lineage. A write puts its state under a
-  name of its own (<key>.states/<serial>-<md5>.json, never overwritten), then moves the digest,
-  conditionally on the one it read (the commit), then copies it to <key>. A reader trusts the
-  digest: where <key> differs (a write cut short before its copy, or a stopped holder's late copy
-  after a take-over), the state the digest names is read. A lost update is then impossible too.
-"""
+"""The S3 state backend: the state object written with compare-and-swap, leased locks, fencing
+(see the package's docstring). Above 450 lines: one class, whose reads, writes and locks share
+the ETag and lease they fence with."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from ..aws_clients import (
+from ...aws_clients import (
     AccessDenied,
     AwsError,
-    Conflict,
     NoSuchBucket,
-    NotConfigured,
     NotFound,
-    PreconditionFailed,
 )
-from ..errors import (
-    ConfigError,
+from ...errors import (
     LeaseLost,
     LockMismatch,
     StateConflict,
@@ -55,23 +29,19 @@ from ..errors import (
     StateNotOurs,
     StateTooNew,
 )
-from ..s3stores import unsupported_answer, version_pages
-from .base import LockInfo, State, StateVersion, check_successor, lock_taken, parse_state
+from ...s3stores import unsupported_answer, version_pages
+from ..base import LockInfo, State, StateVersion, check_successor, lock_taken, parse_state
+from .locks import _LOST, _Conflict, _Digest, _DynamoLock, _expires, _now, _S3Lock
 
 PROBE_KEY = ".airflow-infra-probe"  # one small object per state bucket: conditional writes are tried on it
 _PROBED: dict[tuple[str, str], bool] = {}  # (endpoint, bucket) -> honours If-None-Match and If-Match (per process)
 _VERSIONED: dict[tuple[str, str], bool] = {}  # (endpoint, bucket) -> keeps versions itself (asked at the first write)
-_LOST = (PreconditionFailed, Conflict)  # a conditional write that lost (S3 says 412, or 409 while another is in flight)
 
 
 def forget_probes() -> None:
     """Probe each bucket again (its store may have changed: another endpoint, a proxy)."""
     _PROBED.clear()
     _VERSIONED.clear()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _clock() -> float:
@@ -95,174 +65,6 @@ def _fail(location: str, exc: AwsError, *, bucket: str) -> StateError:
     return StateError(f"{location}: state access failed: {exc.detail}")
 
 
-def _expires(holder: dict[str, Any]) -> datetime | None:
-    try:
-        return datetime.fromisoformat(holder["expires"]) if "expires" in holder else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _holder(raw: str, what: str) -> dict[str, Any]:
-    """A lock as stored; one nobody can read (cut short, changed by hand) gets an ID of its own, which
-    `force-unlock` takes (the delete stays conditional on what was read)."""
-    try:
-        doc = json.loads(raw)
-        LockInfo.from_doc(doc)  # ValueError when it is not a lock (a field of the wrong type, no ID)
-        if not isinstance(doc.get("expires", ""), str):
-            doc = {k: v for k, v in doc.items() if k != "expires"}
-        return dict(doc)
-    except ValueError:
-        pass
-    return {
-        "ID": f"unreadable-{hashlib.md5(raw.encode()).hexdigest()[:12]}",
-        "Operation": "unknown",
-        "Who": f"unknown ({what} cannot be read)",
-        "Version": "",
-        "Created": "",
-        "Path": "",
-        "pid": 0,
-        "host": "",
-    }
-
-
-class _Conflict(Exception):
-    """A compare-and-swap lost to another writer."""
-
-
-class _S3Lock:
-    def __init__(self, s3: Any, bucket: str, key: str):
-        self.s3, self.bucket, self.key = s3, bucket, f"{key}.lock"
-        self._etag: str | None = None
-
-    def get(self) -> tuple[dict[str, Any], str] | None:
-        try:
-            obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)
-        except NoSuchBucket:
-            raise
-        except NotFound:
-            return None
-        return _holder(obj["Body"].read().decode(errors="replace"), f"the lock object {self.key!r}"), obj["ETag"]
-
-    def put(self, doc: dict[str, Any], *, replacing: str | None) -> bool:
-        """Create (replacing None) or replace the object whose ETag is replacing; False when someone else won."""
-        cond = {"IfMatch": replacing} if replacing else {"IfNoneMatch": "*"}
-        try:
-            resp = self.s3.put_object(
-                Bucket=self.bucket, Key=self.key, Body=json.dumps(doc).encode(), ContentType="application/json", **cond
-            )
-        except NoSuchBucket:
-            raise
-        except (*_LOST, NotFound):  # NotFound: replacing one deleted meanwhile
-            return False
-        self._etag = resp["ETag"]
-        return True
-
-    def renew(self, doc: dict[str, Any]) -> bool:
-        return self._etag is not None and self.put(doc, replacing=self._etag)
-
-    def delete(self, etag: str) -> None:
-        try:
-            self.s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
-        except NoSuchBucket:
-            raise
-        except NotFound:
-            pass
-
-
-class _DynamoLock:
-    def __init__(self, ddb: Any, table: str, lock_id: str):
-        self.ddb, self.table, self.lock_id = ddb, table, lock_id
-        self._info: str | None = None
-
-    def get(self) -> tuple[dict[str, Any], str] | None:
-        item = self.ddb.get_item(TableName=self.table, Key={"LockID": {"S": self.lock_id}}, ConsistentRead=True).get(
-            "Item"
-        )
-        if not item or "Info" not in item:
-            return None
-        raw = item["Info"].get("S", "")
-        return _holder(raw, f"the lock item {self.lock_id!r} in {self.table}"), raw
-
-    def put(self, doc: dict[str, Any], *, replacing: str | None) -> bool:
-        info = json.dumps(doc, sort_keys=True)
-        cond = (
-            {"ConditionExpression": "Info = :old", "ExpressionAttributeValues": {":old": {"S": replacing}}}
-            if replacing
-            else {"ConditionExpression": "attribute_not_exists(LockID)"}
-        )
-        try:
-            self.ddb.put_item(TableName=self.table, Item={"LockID": {"S": self.lock_id}, "Info": {"S": info}}, **cond)
-        except PreconditionFailed:
-            return False
-        self._info = info
-        return True
-
-    def renew(self, doc: dict[str, Any]) -> bool:
-        return self._info is not None and self.put(doc, replacing=self._info)
-
-    def delete(self, token: str) -> None:
-        with contextlib.suppress(PreconditionFailed):
-            self.ddb.delete_item(
-                TableName=self.table,
-                Key={"LockID": {"S": self.lock_id}},
-                ConditionExpression="Info = :old",
-                ExpressionAttributeValues={":old": {"S": token}},
-            )
-
-
-class _Digest:
-    """Compare-and-swap kept in the lock table for a store that ignores conditional writes: the item
-    "<bucket>/<key>-md5" (where Terraform keeps its Digest) holds the MD5 of the current state, its
-    serial and lineage. Moving it from the digest a writer read to its own is the write's commit:
-    of two writers from one state, one fails."""
-
-    def __init__(self, ddb: Any, table: str, lock_id: str):
-        self.ddb, self.table, self.key = ddb, table, {"LockID": {"S": f"{lock_id}-md5"}}
-
-    def get(self) -> tuple[str, int] | None:
-        item = self.ddb.get_item(TableName=self.table, Key=self.key, ConsistentRead=True).get("Item")
-        if not item or "Digest" not in item:
-            return None
-        return item["Digest"]["S"], int(item.get("Serial", {}).get("N", "0"))
-
-    def set(self, body: bytes, state: State) -> None:
-        """Whatever it holds: a write made on a store found to honour conditional writes, where an
-        older digest (from when it did not) would otherwise name a state no longer current."""
-        self.ddb.update_item(
-            TableName=self.table,
-            Key=self.key,
-            UpdateExpression="SET Digest = :d, Serial = :s, Lineage = :l",
-            ExpressionAttributeValues={
-                ":d": {"S": hashlib.md5(body).hexdigest()},
-                ":s": {"N": str(state.serial)},
-                ":l": {"S": state.lineage},
-            },
-        )
-
-    def swap(self, old: str | None, body: bytes, state: State) -> bool:
-        cond: dict[str, Any] = (
-            {"ConditionExpression": "Digest = :old", "ExpressionAttributeValues": {":old": {"S": old}}}
-            if old is not None
-            else {"ConditionExpression": "attribute_not_exists(Digest)"}
-        )
-        values = {
-            ":d": {"S": hashlib.md5(body).hexdigest()},
-            ":s": {"N": str(state.serial)},
-            ":l": {"S": state.lineage},
-        }
-        cond["ExpressionAttributeValues"] = {**cond.get("ExpressionAttributeValues", {}), **values}
-        try:
-            self.ddb.update_item(
-                TableName=self.table,
-                Key=self.key,
-                UpdateExpression="SET Digest = :d, Serial = :s, Lineage = :l",
-                **cond,
-            )
-        except PreconditionFailed:
-            return False
-        return True
-
-
 class S3StateBackend:
     def __init__(
         self,
@@ -274,7 +76,7 @@ class S3StateBackend:
         dynamodb_table: str = "terraform",
         lease_seconds: int = 300,
     ):
-        from ..aws_clients import aws_client
+        from ...aws_clients import aws_client
 
         self.bucket, self.key, self.mode, self.lease = bucket, key, lock, lease_seconds
         self.location = f"s3://{bucket}/{key}"
@@ -729,123 +531,3 @@ class S3StateBackend:
                 self._held = None
         if not found:
             raise LockMismatch(f"{self.location}: state is not locked")
-
-
-def bootstrap(
-    *, bucket: str, region: str, lock: str, dynamodb_table: str, confirm: Callable[[list[str]], bool] | None = None
-) -> list[str] | None:
-    """Make the state bucket (versioning, SSE, public-access block) and the lock table when missing;
-    a second run changes nothing. An existing bucket (often shared, with Terraform's states in it)
-    is changed only after confirm(the changes) says yes (None: no confirmation, nothing changed on
-    it). Settings the store lacks are left alone, named in the list. Returns what it did (None:
-    declined); a store's error is one StateError line."""
-    from ..aws_clients import aws_client
-
-    try:
-        s3 = aws_client("s3", region=region)
-        made = _bootstrap_made_bucket(s3, bucket, region)
-        changes, lacking = _bootstrap_changes(s3, bucket)
-        if changes and not made and (confirm is None or not confirm([text for _, text, _ in changes])):
-            return None
-        for _, _, change in changes:
-            change()
-        done = ([f"created bucket {bucket}"] if made else []) + [
-            text for setting, text, _ in changes if setting not in lacking
-        ]
-        done += [f"the store does not support {setting} on bucket {bucket}; left as it is" for setting in lacking]
-        if lock in ("dynamodb", "both"):
-            done += _bootstrap_table(aws_client("dynamodb", region=region), dynamodb_table)
-        if lock != "dynamodb" and not S3StateBackend(bucket=bucket, key=PROBE_KEY, region=region)._honours_conditions():
-            done.append(
-                "this store ignores conditional writes, so its S3 lock will be refused: set [state] "
-                'lock = "dynamodb" (compare-and-swap then goes through the lock table too)'
-            )
-    except AwsError as exc:
-        raise _fail(f"s3://{bucket}", exc, bucket=bucket) from None
-    return done
-
-
-def _bootstrap_made_bucket(s3: Any, bucket: str, region: str) -> bool:
-    try:
-        s3.head_bucket(Bucket=bucket)
-        return False
-    except NotFound:
-        pass
-    kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
-    s3.create_bucket(Bucket=bucket, **kwargs)
-    return True
-
-
-_FLAGS = {f: True for f in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")}
-
-
-def _bootstrap_changes(s3: Any, bucket: str) -> tuple[list[tuple[str, str, Callable[[], Any]]], list[str]]:
-    """([(setting, what would change, the call that changes it)], [settings the store lacks])."""
-    wanted: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [  # setting, read (NotFound: unset), write
-        (
-            "versioning",
-            lambda: s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled",
-            lambda: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}),
-        ),
-        (
-            "default encryption",
-            lambda: bool(s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]),
-            lambda: s3.put_bucket_encryption(
-                Bucket=bucket,
-                ServerSideEncryptionConfiguration={
-                    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-                },
-            ),
-        ),
-        (
-            "public access block",
-            lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == _FLAGS,
-            lambda: s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=_FLAGS),
-        ),
-    ]
-    changes, lacking = [], []
-    for setting, read, write in wanted:
-        try:
-            if read():
-                continue
-        except NotConfigured:
-            pass
-        except AwsError as exc:
-            if not unsupported_answer(exc):
-                raise
-            lacking.append(setting)
-            continue
-        changes.append((setting, f"enable {setting} on bucket {bucket}", _or_lacking(write, setting, lacking)))
-    return changes, lacking
-
-
-def _or_lacking(write: Callable[[], Any], setting: str, lacking: list[str]) -> Callable[[], Any]:
-    def run() -> None:
-        try:
-            write()
-        except AwsError as exc:
-            if not unsupported_answer(exc, put=True):
-                raise
-            lacking.append(setting)
-
-    return run
-
-
-def _bootstrap_table(ddb: Any, table_name: str) -> list[str]:
-    try:
-        table = ddb.describe_table(TableName=table_name)["Table"]
-    except NotFound:
-        ddb.create_table(
-            TableName=table_name,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
-        )
-        ddb.get_waiter("table_exists").wait(TableName=table_name)
-        return [f"created lock table {table_name}"]
-    if table["KeySchema"] != [{"AttributeName": "LockID", "KeyType": "HASH"}]:
-        raise ConfigError(
-            f"[state] dynamodb_table: {table_name!r} exists but its key is not LockID (string, "
-            "partition key), the shape Terraform's lock table has"
-        )
-    return []
