@@ -1,7 +1,8 @@
 """The secret-store contract, one suite over every store (fsspec's abstract test suite, for our stores):
 the home's file, the state's encrypted secrets, AWS Secrets Manager (moto in server mode). Each store
-supplies how to make it and how to open it again over the same backing; a store of the package without
-an entry here fails the suite."""
+supplies how to make it and how to open it again over the same backing. The suite runs over the
+registry (plugins.SECRET_STORES): a registered store without fixtures here fails it, and so does a store
+of the package that is not registered."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_infra.plugins import SECRET_STORES
 from airflow_infra.secretstores import GENERATED_RE, SecretStore, new_password
 from airflow_infra.state.base import State
 
@@ -61,11 +63,13 @@ def _aws(request: pytest.FixtureRequest) -> Iterator[Backing]:
     )
 
 
-STORES = {"FileSecretStore": _file, "StateSecretStore": _state, "AwsSecretsManagerStore": _aws}
+STORES = {"file": _file, "state": _state, "aws-secrets-manager": _aws}  # by their names in plugins.SECRET_STORES
 
 
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=SECRET_STORES.names)
 def backing(request, monkeypatch) -> Iterator[Backing]:
+    if request.param not in STORES:
+        pytest.fail(f"the registered secret store {request.param!r} has no contract fixtures in this file")
     make = STORES[request.param]
     args = {"_state": (monkeypatch,), "_aws": (request,)}.get(make.__name__, ())
     yield from make(*args)
@@ -79,8 +83,12 @@ def test_every_store_of_the_package_is_in_the_suite():
     def subclasses(cls: type) -> set[type]:
         return {c for s in cls.__subclasses__() for c in {s, *subclasses(s)}}
 
-    ours = {c.__name__ for c in subclasses(SecretStore) if c.__module__.startswith("airflow_infra.")}
-    assert ours and ours <= set(STORES), f"stores without contract fixtures: {sorted(ours - set(STORES))}"
+    ours = {c for c in subclasses(SecretStore) if c.__module__.startswith("airflow_infra.")}
+    registered = {SECRET_STORES.load(name) for name in SECRET_STORES.names}
+    assert ours and ours <= registered, (
+        f"stores not in plugins.SECRET_STORES: {sorted(c.__name__ for c in ours - registered)}"
+    )
+    assert set(STORES) == set(SECRET_STORES.names)
 
 
 def test_a_missing_secret_is_none(backing):

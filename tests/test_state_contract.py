@@ -161,6 +161,8 @@ class StateBackendContract:
 
 
 class TestLocalStateBackend(StateBackendContract):
+    BACKEND = "local"
+
     @pytest.fixture
     def backend(self, tmp_path):
         return LocalStateBackend(tmp_path / ".airflow-infra" / "state.json")
@@ -266,6 +268,8 @@ print(got, bad)
 
 
 class TestPostgresStateBackend(StateBackendContract):
+    BACKEND = "postgres"
+
     @pytest.fixture
     def backend(self, state_dsn, request):
         import uuid
@@ -357,6 +361,8 @@ def s3_state(moto_endpoint):
 
 
 class _S3Contract(StateBackendContract):
+    BACKEND = "s3"
+
     MODE = "s3"
 
     @pytest.fixture
@@ -694,3 +700,17 @@ def test_terraform_lock_item_shape_and_store_without_conditional_writes(s3_state
                 unsafe.lock(LockInfo.new("apply", "x"))
         finally:
             s3mod.forget_probes()
+
+
+def test_every_registered_backend_runs_the_contract():
+    """The suite is derived from plugins.STATE_BACKENDS: a registered backend without a contract class
+    here fails, as does a class for a backend no longer registered."""
+    from airflow_infra.plugins import STATE_BACKENDS
+
+    def subclasses(cls: type) -> set[type]:
+        return {c for s in cls.__subclasses__() for c in {s, *subclasses(s)}}
+
+    suites = {c.BACKEND for c in subclasses(StateBackendContract) if c.__name__.startswith("Test")}
+    assert suites == set(STATE_BACKENDS.names), f"without a suite: {sorted(set(STATE_BACKENDS.names) - suites)}"
+    for name in STATE_BACKENDS.names:
+        assert callable(STATE_BACKENDS.load(name).from_config)

@@ -16,6 +16,7 @@ from .cli_dags import dags, registry_option
 from .cli_platform import platform_group
 from .durations import Seconds, lock_timeout_first
 from .exits import run
+from .plugins import STATE_BACKENDS
 
 
 class _Lazy:
@@ -253,7 +254,7 @@ def state_restore(c: Ctx, serial):
 @click.option(
     "--to",
     "to_backend",
-    type=click.Choice(["local", "postgres", "s3"]),
+    type=click.Choice(STATE_BACKENDS.names),
     required=True,
     help="The backend to copy the state into.",
 )

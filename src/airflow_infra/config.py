@@ -16,12 +16,25 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .names import CONFIG_FILE, NAME_RE, check_name, reserved
+from .plugins import SECRET_STORES, STATE_BACKENDS, TARGETS
+
+# The allowed values come from the plugin registries (plugins.py); a type checker sees plain strings.
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    TargetKind: TypeAlias = str
+    StateBackendName: TypeAlias = str
+    SecretStoreName: TypeAlias = str
+else:
+    TargetKind = Literal[TARGETS.names]
+    StateBackendName = Literal[STATE_BACKENDS.names]
+    SecretStoreName = Literal[SECRET_STORES.names]
 
 SCHEMA_RE = r"^[a-z_][a-z0-9_]{0,62}$"
 ENV_PREFIX = "AIRFLOW_INFRA_"
@@ -68,7 +81,7 @@ class ProjectConfig(_Section):
 class TargetConfig(_Section):
     # local: a directory + the managed local PostgreSQL; server: any S3-compatible store + an existing
     # PostgreSQL; aws: S3 + an RDS instance of the project's own
-    kind: Literal["local", "server", "aws"] = "local"
+    kind: TargetKind = "local"
     region: str | None = None  # aws: required here or in AWS_REGION / AWS_DEFAULT_REGION
     # Where the local PostgreSQL binaries are; default: the system's, else the pgserver wheel's.
     pg_bindir: str | None = None
@@ -148,7 +161,7 @@ class BucketConfig(_Section):
 
 
 class StateConfig(_Section):
-    backend: Literal["local", "postgres", "s3"] = "local"
+    backend: StateBackendName = "local"
     # local: the state file, relative to the project directory
     path: str = ".airflow-infra/state.json"
     # postgres: the environment variable holding the DSN (never the DSN itself)
@@ -286,9 +299,7 @@ class AwsConfig(_Section):
 class SecretsConfig(_Section):
     # file: AIRFLOW_INFRA_HOME/secrets.json (one machine); state: encrypted inside the state (teams);
     # aws-secrets-manager: a secret per role
-    store: Literal["file", "state", "aws-secrets-manager"] | None = (
-        None  # default: aws-secrets-manager on aws, else file
-    )
+    store: SecretStoreName | None = None  # default: aws-secrets-manager on aws, else file
     passphrase_env: str = Field(default="AIRFLOW_INFRA_PASSPHRASE", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     # state: wrap the state's data key with this AWS KMS key instead of deriving a key from a passphrase
     kms_key_id: str | None = None

@@ -13,11 +13,16 @@ reference); delete(ref). A role's reference names its project, environment and r
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Config
+
 import re
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 MASK = "<sensitive>"  # how a secret is shown when it is not revealed
@@ -45,6 +50,11 @@ def new_password() -> str:
 
 
 class SecretStore(ABC):
+    @classmethod
+    @abstractmethod
+    def from_config(cls, config: Config, home: Path) -> SecretStore:
+        """The store as [secrets] configures it, for a project under home."""
+
     @abstractmethod
     def get(self, ref: str) -> str | None: ...
 
@@ -90,29 +100,10 @@ class SecretStore(ABC):
         is used."""
 
 
-def make_store(config, home: Path):
+def make_store(config: Config, home: Path) -> SecretStore:
+    """The store [secrets] store names (default: Secrets Manager on the aws target, else the file)."""
+    from ..plugins import SECRET_STORES
+
     kind = config.secrets.store or ("aws-secrets-manager" if config.target.kind == "aws" else "file")
-    if kind == "state":
-        from .state import StateSecretStore
-
-        return StateSecretStore(
-            passphrase_env=config.secrets.passphrase_env,
-            kms_key_id=config.secrets.kms_key_id,
-            region=config.secrets.region,
-        )
-    if kind == "aws-secrets-manager":
-        from ..ownership import project_tags
-        from .aws import AwsSecretsManagerStore
-
-        p = config.project
-        return AwsSecretsManagerStore(
-            region=config.region if config.target.kind == "aws" else config.secrets.region,
-            prefix=f"{config.secrets.prefix.rstrip('/')}/",
-            current=f"{p.name}/{p.environment}/",
-            legacy_prefix=f"{config.secrets.prefix.rstrip('/')}/{p.name}/{p.environment}/",
-            tags=project_tags(p.name, p.environment),
-            kms_key_id=config.secrets.kms_key_id,
-        )
-    from .file import FileSecretStore
-
-    return FileSecretStore(home)
+    store: SecretStore = SECRET_STORES.load(kind).from_config(config, home)
+    return store

@@ -5,6 +5,12 @@ scheduled for deletion, under another key, or with a resource policy open to eve
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Config
+
 import json
 import re
 from typing import Any
@@ -14,6 +20,20 @@ from . import SecretStore, new_password, usable
 
 
 class AwsSecretsManagerStore(SecretStore):
+    @classmethod
+    def from_config(cls, config: Config, home: Path) -> AwsSecretsManagerStore:
+        from ..ownership import project_tags
+
+        p, s = config.project, config.secrets
+        return cls(
+            region=(config.region or "us-east-1") if config.target.kind == "aws" else s.region,  # as the target
+            prefix=f"{s.prefix.rstrip('/')}/",
+            current=f"{p.name}/{p.environment}/",
+            legacy_prefix=f"{s.prefix.rstrip('/')}/{p.name}/{p.environment}/",
+            tags=project_tags(p.name, p.environment),
+            kms_key_id=s.kms_key_id,
+        )
+
     def __init__(
         self,
         *,

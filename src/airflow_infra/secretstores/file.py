@@ -6,12 +6,17 @@ neither file can leak it. Writes are read-modify-write under an flock, replaced 
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Config
+
 import json
 import logging
 import os
 import stat
 from contextlib import contextmanager
-from pathlib import Path
 
 from ..errors import AirflowInfraError
 from ..flock import exclusive
@@ -20,6 +25,10 @@ from . import SecretStore, new_password, usable
 
 
 class FileSecretStore(SecretStore):
+    @classmethod
+    def from_config(cls, config: Config, home: Path) -> FileSecretStore:
+        return cls(home)
+
     def __init__(self, home: Path):
         self.path = home / "secrets.json"
         self._lock_path = home / ".secrets.lock"

@@ -8,6 +8,12 @@ value is needed (creating a role, `output --show-secrets`) does its absence give
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Config
+
 import base64
 import hashlib
 import os
@@ -23,6 +29,11 @@ KMS_KEY = "_data_key"  # the KMS-wrapped data key, among the state's secrets
 
 
 class StateSecretStore(SecretStore):
+    @classmethod
+    def from_config(cls, config: Config, home: Path) -> StateSecretStore:
+        s = config.secrets
+        return cls(passphrase_env=s.passphrase_env, kms_key_id=s.kms_key_id, region=s.region)
+
     def __init__(self, *, passphrase_env: str, kms_key_id: str | None = None, region: str = "us-east-1"):
         self._env = passphrase_env
         self._kms_key_id, self._region = kms_key_id, region

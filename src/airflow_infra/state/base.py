@@ -21,6 +21,12 @@ Contract (every backend passes tests/test_state_contract.py):
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Config
+
 import getpass
 import json
 import os
@@ -250,6 +256,9 @@ class LockInfo:
 
 class StateBackend(Protocol):
     location: str  # where the state is, for messages and LockInfo.Path
+
+    @classmethod
+    def from_config(cls, config: Config, project_dir: Path) -> StateBackend: ...  # [state] of config
 
     def read(self) -> State: ...
     def write(self, state: State) -> None: ...

@@ -12,6 +12,11 @@ still names its lock ID: after force-unlock (and another run's lock) the old hol
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Config
+
 import glob
 import json
 import os
@@ -45,6 +50,10 @@ def _write_whole(path: Path, text: str) -> None:
 
 
 class LocalStateBackend:
+    @classmethod
+    def from_config(cls, config: Config, project_dir: Path) -> LocalStateBackend:
+        return cls(Path(project_dir) / config.state.path)
+
     def __init__(self, path: Path):
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.stem + ".lock")

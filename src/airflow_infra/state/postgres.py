@@ -31,7 +31,11 @@ from ..pgerrors import checked_dsn, translated
 from .base import LockInfo, State, StateVersion, check_holder, lock_taken, parse_state
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import psycopg
+
+    from ..config import Config
 
 DDL = """
 CREATE TABLE IF NOT EXISTS airflow_infra_state (
@@ -64,6 +68,10 @@ class PostgresStateBackend:
         self._held: str | None = None  # our lock's ID while we hold it (or held it: then writes are refused)
         self._ready = False
         self._mutex = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: Config, project_dir: Path) -> PostgresStateBackend:
+        return cls.from_env(config.state.dsn_env, project=config.project.name, environment=config.project.environment)
 
     @classmethod
     def from_env(cls, dsn_env: str, *, project: str, environment: str) -> PostgresStateBackend:

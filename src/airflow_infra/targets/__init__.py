@@ -1,28 +1,21 @@
-"""Targets: where a project's resources live. A registry of dotted paths, so that a target's
-libraries (boto3 for AWS, say) are imported only when a project uses it."""
+"""Targets: where a project's resources live (plugins.TARGETS lists them, so that a target's
+libraries, boto3 for AWS say, are imported only when a project uses it)."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
+from ..plugins import TARGETS
 from .base import Target
-
-REGISTRY = {
-    "local": "airflow_infra.targets.local:LocalTarget",
-    "server": "airflow_infra.targets.server:ServerTarget",
-    "aws": "airflow_infra.targets.aws:AwsTarget",
-}
 
 
 def get_target(config: Config, home: Path, *, lock_timeout: float = 0.0, **options: Any) -> Target:
     """The target of config's kind; options (apply/destroy flags) only where the target takes them;
     lock_timeout (--lock-timeout) bounds its database lock waits."""
-    module, _, name = REGISTRY[config.target.kind].partition(":")
-    cls: type[Target] = getattr(importlib.import_module(module), name)
+    cls: type[Target] = TARGETS.load(config.target.kind)
     takes = cls.OPTIONS
     unknown = sorted(
         k for k, v in options.items() if v and k not in takes and k != "on_progress"

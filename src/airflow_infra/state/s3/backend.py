@@ -4,6 +4,12 @@ the ETag and lease they fence with."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ...config import Config
+
 import hashlib
 import json
 import threading
@@ -20,6 +26,7 @@ from ...aws_clients import (
     NotFound,
 )
 from ...errors import (
+    ConfigError,
     LeaseLost,
     LockMismatch,
     StateConflict,
@@ -66,6 +73,23 @@ def _fail(location: str, exc: AwsError, *, bucket: str) -> StateError:
 
 
 class S3StateBackend:
+    @classmethod
+    def from_config(cls, config: Config, project_dir: Path) -> S3StateBackend:
+        st = config.state
+        if not st.bucket:
+            raise ConfigError(
+                '[state] bucket: backend = "s3" needs the state bucket\'s name '
+                "(`airflow-infra backend bootstrap` makes it)"
+            )
+        return cls(
+            bucket=st.bucket,
+            key=st.key or f"{config.project.name}/{config.project.environment}/airflow-infra.json",
+            region=st.region,
+            lock=st.locks,
+            dynamodb_table=st.dynamodb_table,
+            lease_seconds=st.lease_seconds,
+        )
+
     def __init__(
         self,
         *,
