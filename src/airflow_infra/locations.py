@@ -83,11 +83,10 @@ def _pg(what: str, dsn: str | None, dbname: str | None = None) -> Location | Non
     when the DSN is not there or cannot be read (its own command says so)."""
     if not dsn:
         return None
-    from psycopg.conninfo import conninfo_to_dict
+    from .pgerrors import conninfo
 
-    try:
-        info = conninfo_to_dict(dsn)
-    except Exception:  # a malformed DSN is reported, without its text, where it is used
+    info = conninfo(dsn)
+    if info is None:  # a malformed DSN is reported, without its text, where it is used
         return None
     host = str(info.get("hostaddr") or info.get("host") or "localhost").split(",")[0]
     port = str(info.get("port") or 5432).split(",")[0]

@@ -112,3 +112,14 @@ def retried(step: Callable[[], T], *, sqlstates: tuple[str, ...], attempts: int,
                 raise
             time.sleep(pause)
     raise AssertionError("unreachable")
+
+
+def conninfo(dsn: str) -> dict[str, Any] | None:
+    """dsn's parts (host, port, dbname, ...); None when it does not parse (its text is never quoted)."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return dict(conninfo_to_dict(dsn))
+    except psycopg.Error:
+        return None

@@ -138,13 +138,12 @@ class DsnServer:
             return self._open(dbname)
 
     def _parts(self) -> dict[str, Any]:
-        from psycopg.conninfo import conninfo_to_dict
+        from ..pgerrors import conninfo
 
-        dsn = self.dsn()
-        try:
-            return conninfo_to_dict(dsn)
-        except Exception:
-            raise ConfigError(f"{self.name}: not a valid PostgreSQL connection string") from None
+        parts = conninfo(self.dsn())
+        if parts is None:
+            raise ConfigError(f"{self.name}: not a valid PostgreSQL connection string")
+        return parts
 
     def address(self) -> tuple[str, int]:
         """(host, port) as the DSN says them."""
