@@ -26,7 +26,7 @@ def _timed(fn) -> float:
 
 def _database_rows(tmp: Path, server, db_mb: int) -> list[tuple[str, float, str]]:
     from airflow_infra import commands
-    from airflow_infra.childenv import minimal_env
+    from airflow_infra.children import minimal_env
     from airflow_infra.resources import Observed
 
     project = tmp / "bench_backup"
