@@ -114,14 +114,16 @@ def _check_dagbag(tree: Path) -> None:
     if importlib.util.find_spec("airflow") is None:
         return
     env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    children.run(
+    proc = children.run(
         [sys.executable, "-c", _DAGBAG, str(tree)],
         what="DagBag import",
         env=env,
         timeout=600,
         error=SyncError,
-        reason=lambda p: "errors: " + (children.last_line(p.stderr) or "see airflow logs"),
+        check=False,
     )
+    if proc.returncode != 0:
+        raise SyncError(f"DagBag import errors: {children.last_line(proc.stderr) or 'see airflow logs'}")
 
 
 def _airflow_version() -> str:

@@ -73,14 +73,10 @@ def install(service: Service) -> Service:
     os.replace(tmp, service.path)
     scope = ["--user"] if service.scope == "user" else []
     for args in (["daemon-reload"], ["enable", "--now", service.name]):
-        children.run(
-            [systemctl, *scope, *args],
-            what=f"systemctl {' '.join(scope + args)}",
-            env=dict(os.environ),  # systemctl --user finds the user's manager through XDG_RUNTIME_DIR, DBUS_*
-            timeout=300,
-            error=AirflowInfraError,
-            reason=lambda p: (
-                (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1] + f" (the unit is at {service.path})"
-            ),
-        )
+        what = f"systemctl {' '.join(scope + args)}"
+        # systemctl --user finds the user's manager through XDG_RUNTIME_DIR and DBUS_*: the caller's environment
+        proc = children.run([systemctl, *scope, *args], what=what, env=dict(os.environ), timeout=300, check=False)
+        if proc.returncode != 0:
+            last = children.last_line(proc.stderr) or f"exit {proc.returncode}"
+            raise AirflowInfraError(f"{what}: {last} (the unit is at {service.path})")
     return Service(service.name, service.path, service.text, service.scope, installed=True)

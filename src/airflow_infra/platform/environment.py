@@ -92,6 +92,9 @@ def _install(env: Path, reqs: list[str], on_progress: Callable[[str], None]) -> 
                 if line.startswith(("Collecting", "Installing", "Successfully")):
                     on_progress(line.strip()[:100])
             status = proc.wait()
+    except InstallFailed:
+        shutil.rmtree(env, ignore_errors=True)
+        raise
     except (OSError, subprocess.SubprocessError) as exc:
         shutil.rmtree(env, ignore_errors=True)
         raise InstallFailed(f"cannot make the platform's virtualenv {env}: {exc}") from None

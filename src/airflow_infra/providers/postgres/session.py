@@ -192,15 +192,11 @@ class PgAdmin:
                     ).fetchall()
                 args += [f"--extension={name}" for (name,) in extensions]
             with passfile(self._client_env()) as (env, fds):
-                children.run(
-                    args,
-                    what=f"pg_dump of {dbname}",
-                    env=env,
-                    pass_fds=fds,
-                    timeout=3600,
-                    reason=lambda p: (
-                        "nothing was deleted: " + "; ".join(ln.strip() for ln in p.stderr.splitlines() if ln.strip())
-                    ),
+                proc = children.run(args, what=f"pg_dump of {dbname}", env=env, pass_fds=fds, timeout=3600, check=False)
+            if proc.returncode != 0:
+                raise ProviderError(
+                    f"pg_dump of {dbname} failed, nothing was deleted: "
+                    + "; ".join(ln.strip() for ln in proc.stderr.splitlines() if ln.strip())
                 )
         return out
 
