@@ -7,6 +7,8 @@ CLI for `--help` does not pay for pydantic or psycopg.
 
 __version__ = "0.1.0"
 
+from typing import Any
+
 from . import errors as _errors
 from ._api import COMMANDS as _COMMANDS
 
@@ -19,7 +21,7 @@ _ERRORS = tuple(
 __all__ = [*_COMMANDS, *_ERRORS]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     import importlib
 
     if name in _COMMANDS:

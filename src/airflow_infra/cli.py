@@ -8,11 +8,11 @@ import importlib
 import json
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cli_dags import dags, registry_option
+from .cli_dags import F, dags, registry_option
 from .cli_platform import platform_group
 from .durations import Seconds, lock_timeout_first
 from .exits import run
@@ -29,8 +29,12 @@ class _Lazy:
         return getattr(importlib.import_module(self._name), attr)
 
 
-commands: Any = _Lazy("airflow_infra.commands")
-render: Any = _Lazy("airflow_infra.render")
+if TYPE_CHECKING:  # the modules themselves, as far as type checkers are concerned
+    from . import commands, render
+    from .commands import Project
+else:
+    commands = _Lazy("airflow_infra.commands")
+    render = _Lazy("airflow_infra.render")
 
 
 @dataclass
@@ -41,7 +45,7 @@ class Ctx:
     lock_timeout: float
     debug: bool
 
-    def project(self, directory: str | None = None):
+    def project(self, directory: str | None = None) -> Project:
         return commands.load(directory or self.directory, vars=self.vars, var_files=self.var_files)
 
 
@@ -64,7 +68,14 @@ pass_ctx = click.make_pass_decorator(Ctx)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="airflow-infra")
 @click.pass_context
-def cli(ctx, directory, vars, var_files, lock_timeout, debug):
+def cli(
+    ctx: click.Context,
+    directory: str,
+    vars: tuple[str, ...],
+    var_files: tuple[str, ...],
+    lock_timeout: float,
+    debug: bool,
+) -> None:
     """Give an Airflow ELT project its infrastructure: a workfiles bucket and a PostgreSQL target.
 
     Start with `airflow-infra up` in a project directory.
@@ -72,7 +83,7 @@ def cli(ctx, directory, vars, var_files, lock_timeout, debug):
     ctx.obj = Ctx(directory, vars, var_files, lock_timeout, debug)
 
 
-def fleet_options(f):
+def fleet_options(f: F) -> F:
     """--all over the registry's projects that have a Config, in parallel."""
     for option in (
         click.option("--jobs", type=click.IntRange(1, 64), default=4, help="With --all: projects at a time."),
@@ -86,14 +97,14 @@ def fleet_options(f):
 @cli.command()
 @click.option("--name", help="Project name (default: the folder's name).")
 @pass_ctx
-def init(c: Ctx, name):
+def init(c: Ctx, name: str | None) -> None:
     """Write airflow-infra.toml for the local target."""
     click.echo(f"Wrote {commands.init(c.directory, name=name)}")
 
 
 @cli.command()
 @pass_ctx
-def up(c: Ctx):
+def up(c: Ctx) -> None:
     """Init (if needed), apply without asking, and print the outputs."""
     project, plan, result = commands.up(
         c.directory, vars=c.vars, var_files=c.var_files, lock_timeout=c.lock_timeout, on_event=render.event
@@ -108,7 +119,16 @@ def up(c: Ctx):
 @click.option("--destroy", is_flag=True, help="Plan the destruction of everything in the state.")
 @fleet_options
 @pass_ctx
-def plan(c: Ctx, detailed_exitcode, as_json, out, destroy, all_projects, registry, jobs):
+def plan(
+    c: Ctx,
+    detailed_exitcode: bool,
+    as_json: bool,
+    out: str | None,
+    destroy: bool,
+    all_projects: bool,
+    registry: str,
+    jobs: int,
+) -> int:
     """Show what apply would change (reads only; writes nothing)."""
     if all_projects:
         results = commands.fleet_plan(registry, jobs=jobs)
@@ -133,7 +153,16 @@ def plan(c: Ctx, detailed_exitcode, as_json, out, destroy, all_projects, registr
 )
 @fleet_options
 @pass_ctx
-def apply(c: Ctx, planfile, auto_approve, force_delete_data, encrypt_storage, all_projects, registry, jobs):
+def apply(
+    c: Ctx,
+    planfile: str | None,
+    auto_approve: bool,
+    force_delete_data: bool,
+    encrypt_storage: bool,
+    all_projects: bool,
+    registry: str,
+    jobs: int,
+) -> int:
     """Apply the configuration (or a plan saved with `plan --out`)."""
     if all_projects:
         if encrypt_storage:
@@ -173,7 +202,7 @@ def apply(c: Ctx, planfile, auto_approve, force_delete_data, encrypt_storage, al
     "--skip-final-snapshot", is_flag=True, help='aws, environment "dev" only: no final snapshot of the RDS instance.'
 )
 @pass_ctx
-def destroy(c: Ctx, auto_approve, force_delete_data, skip_final_snapshot):
+def destroy(c: Ctx, auto_approve: bool, force_delete_data: bool, skip_final_snapshot: bool) -> int:
     """Destroy everything in the state, in reverse order."""
     confirm = render.confirm(auto_approve, "destroy all these resources", render.plan_review)
     p, result = commands.destroy(
@@ -194,7 +223,9 @@ def destroy(c: Ctx, auto_approve, force_delete_data, skip_final_snapshot):
 @click.option("--show-secrets", is_flag=True, help="Show sensitive values.")
 @fleet_options
 @pass_ctx
-def output(c: Ctx, name, as_json, show_secrets, all_projects, registry, jobs):
+def output(
+    c: Ctx, name: str | None, as_json: bool, show_secrets: bool, all_projects: bool, registry: str, jobs: int
+) -> int | None:
     """Show the outputs (sensitive ones only with --show-secrets)."""
     if all_projects:
         results = commands.fleet_outputs(registry, jobs=jobs, reveal=show_secrets)
@@ -204,16 +235,17 @@ def output(c: Ctx, name, as_json, show_secrets, all_projects, registry, jobs):
         render.output_value(commands.output(c.project(), name, reveal=show_secrets), as_json)
     else:
         render.outputs(commands.outputs(c.project(), reveal=show_secrets), as_json, show_secrets)
+    return None  # exit status 0
 
 
 @cli.group()
-def state():
+def state() -> None:
     """Inspect the state."""
 
 
 @state.command("list")
 @pass_ctx
-def state_list(c: Ctx):
+def state_list(c: Ctx) -> None:
     """List the addresses in the state."""
     render.lines(commands.state_list(c.project()))
 
@@ -221,7 +253,7 @@ def state_list(c: Ctx):
 @state.command("show")
 @click.argument("address")
 @pass_ctx
-def state_show(c: Ctx, address):
+def state_show(c: Ctx, address: str) -> None:
     """Show one resource in the state."""
     click.echo(json.dumps(commands.state_show(c.project(), address), sort_keys=True, indent=2))
 
@@ -229,7 +261,7 @@ def state_show(c: Ctx, address):
 @state.command("lock")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def state_lock(c: Ctx, as_json):
+def state_lock(c: Ctx, as_json: bool) -> None:
     """Show the current state lock, if any."""
     click.echo(render.lock(commands.lock_info(c.project()), as_json))
 
@@ -237,7 +269,7 @@ def state_lock(c: Ctx, as_json):
 @state.command("versions")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def state_versions(c: Ctx, as_json):
+def state_versions(c: Ctx, as_json: bool) -> None:
     """List the kept states, the current one first."""
     click.echo(render.state_versions(commands.state_versions(c.project()), as_json))
 
@@ -245,7 +277,7 @@ def state_versions(c: Ctx, as_json):
 @state.command("restore")
 @click.argument("serial", type=click.IntRange(min=1))
 @pass_ctx
-def state_restore(c: Ctx, serial):
+def state_restore(c: Ctx, serial: int) -> None:
     """Bring back a kept state (as a new serial); nothing else changes."""
     render.state_restored(serial, commands.state_restore(c.project(), serial, lock_timeout=c.lock_timeout))
 
@@ -261,7 +293,7 @@ def state_restore(c: Ctx, serial):
 @click.option("--dsn-env", help="postgres: the environment variable holding the DSN (default AIRFLOW_INFRA_STATE_DSN).")
 @click.option("--path", help="local: the state file, relative to the project directory.")
 @pass_ctx
-def state_migrate(c: Ctx, to_backend, dsn_env, path):
+def state_migrate(c: Ctx, to_backend: str, dsn_env: str | None, path: str | None) -> None:
     """Copy the state into another backend, lineage and serial kept."""
     render.state_migrated(
         commands.state_migrate(
@@ -283,7 +315,7 @@ def state_migrate(c: Ctx, to_backend, dsn_env, path):
 @click.option("--output", metavar="FILE", help="Write to FILE (mode 0600, secrets included) instead of stdout.")
 @click.option("--show-secrets", is_flag=True, help="Print passwords on stdout.")
 @click.pass_context
-def connections(ctx, fmt, output, show_secrets):
+def connections(ctx: click.Context, fmt: str, output: str | None, show_secrets: bool) -> None:
     """The project's Airflow connections and variables."""
     if ctx.invoked_subcommand is None:
         render.refuse_masked_file(output, show_secrets)
@@ -299,7 +331,7 @@ def connections(ctx, fmt, output, show_secrets):
 @click.option("--variables-prefix", default="airflow/variables", show_default=True)
 @click.option("--airflow-bin", default="airflow", show_default=True, help="airflow: the command to run.")
 @pass_ctx
-def connections_push(c: Ctx, to, prefix, variables_prefix, airflow_bin):
+def connections_push(c: Ctx, to: str, prefix: str, variables_prefix: str, airflow_bin: str) -> None:
     """Write the connections where Airflow reads them (idempotent)."""
     render.pairs(
         commands.connections_push(
@@ -316,7 +348,7 @@ def connections_push(c: Ctx, to, prefix, variables_prefix, airflow_bin):
 @cli.command()
 @click.argument("name")
 @click.argument("directory", required=False, metavar="[DIR]")
-def new(name, directory):
+def new(name: str, directory: str | None) -> None:
     """Scaffold a workflows repository for project NAME (default DIR: ./NAME)."""
     click.echo("Made {0}. Next: cd {0} && airflow-infra up".format(commands.new(name, directory)))
 
@@ -326,7 +358,7 @@ def new(name, directory):
 @click.option("--push", type=click.Choice(["aws-secrets-manager", "airflow"]), help="Then push Airflow's connections.")
 @click.option("--airflow-bin", default="airflow", show_default=True, help="--push airflow: the command to run.")
 @pass_ctx
-def rotate(c: Ctx, roles, push, airflow_bin):
+def rotate(c: Ctx, roles: tuple[str, ...], push: str | None, airflow_bin: str) -> None:
     """Set a new password for the etl and/or reader role (default both); the old one stops working."""
     render.pairs(
         commands.rotate(
@@ -341,20 +373,20 @@ def rotate(c: Ctx, roles, push, airflow_bin):
 
 @cli.command()
 @pass_ctx
-def doctor(c: Ctx):
+def doctor(c: Ctx) -> int:
     """Check from here that each connection works (postgres as the etl user; the bucket)."""
     return render.doctor(commands.doctor(c.project()))
 
 
 @cli.group()
-def backend():
+def backend() -> None:
     """The state backend."""
 
 
 @backend.command("bootstrap")
 @click.option("--auto-approve", "--yes", is_flag=True, help="Change an existing bucket's settings without asking.")
 @pass_ctx
-def backend_bootstrap(c: Ctx, auto_approve):
+def backend_bootstrap(c: Ctx, auto_approve: bool) -> int:
     """Make the state bucket and lock table that [state] names (idempotent)."""
     confirm = render.confirm(auto_approve, "change the existing bucket", render.bucket_changes, early=False)
     return render.bootstrapped(commands.backend_bootstrap(c.project(), confirm=confirm))
@@ -364,7 +396,7 @@ def backend_bootstrap(c: Ctx, auto_approve):
 @click.argument("address")
 @click.argument("resource_id", metavar="ID")
 @pass_ctx
-def import_(c: Ctx, address, resource_id):
+def import_(c: Ctx, address: str, resource_id: str) -> None:
     """Adopt an existing bucket, database, role or schema into the state at ADDRESS."""
     commands.import_resource(c.project(), address, resource_id, lock_timeout=c.lock_timeout)
     click.echo(f"Imported {resource_id} as {address}. Run `airflow-infra plan` to see what apply would change on it.")
@@ -388,7 +420,17 @@ def import_(c: Ctx, address, resource_id):
 )
 @click.option("--connect-through", metavar="HOST:PORT", help="A tunnel to the instance for the in-database setup.")
 @pass_ctx
-def import_terraform(c: Ctx, tfstate, name, environment, module, region, allow_sgs, allow_cidrs, connect_through):
+def import_terraform(
+    c: Ctx,
+    tfstate: str,
+    name: str | None,
+    environment: str,
+    module: str | None,
+    region: str | None,
+    allow_sgs: tuple[str, ...],
+    allow_cidrs: tuple[str, ...],
+    connect_through: str | None,
+) -> None:
     """Adopt what the seed's Terraform module made (its state: a file or s3://BUCKET/KEY): write airflow-infra.toml
     and take the bucket, security group and RDS instance into the state, changing nothing in AWS."""
     done = commands.import_terraform(
@@ -411,7 +453,7 @@ def import_terraform(c: Ctx, tfstate, name, environment, module, region, allow_s
 @click.option("--into", "into", metavar="PROJECT_DIR", help="The project to restore into (default: -C's).")
 @click.option("--force-delete-data", is_flag=True, help="Replace what is there, after a backup of it.")
 @pass_ctx
-def restore(c: Ctx, backup, into, force_delete_data):
+def restore(c: Ctx, backup: str, into: str | None, force_delete_data: bool) -> None:
     """Put a backup (a .dump, a .tar.gz or a *.manifest.json) back into a project's database or bucket."""
     done = commands.restore(c.project(into), backup, force_delete_data=force_delete_data, lock_timeout=c.lock_timeout)
     click.echo(render.restored(done, backup))
@@ -420,21 +462,21 @@ def restore(c: Ctx, backup, into, force_delete_data):
 @cli.command("force-unlock")
 @click.argument("lock_id")
 @pass_ctx
-def force_unlock(c: Ctx, lock_id):
+def force_unlock(c: Ctx, lock_id: str) -> None:
     """Remove the state lock, only when LOCK_ID matches it."""
     commands.force_unlock(c.project(), lock_id)
     click.echo(f"Lock {lock_id} removed.")
 
 
 @cli.group()
-def projects():
+def projects() -> None:
     """The projects registry (the seed's projects.csv: Project,Repo,URL[,Branch,Path,Config])."""
 
 
 @projects.command("list")
 @registry_option
 @click.option("--json", "as_json", is_flag=True)
-def projects_list(registry, as_json):
+def projects_list(registry: str, as_json: bool) -> None:
     """List the registered projects."""
     render.projects(commands.projects_list(registry), as_json)
 
@@ -442,7 +484,7 @@ def projects_list(registry, as_json):
 @projects.command("show")
 @click.argument("project")
 @registry_option
-def projects_show(project, registry):
+def projects_show(project: str, registry: str) -> None:
     """Show one registered project."""
     click.echo(json.dumps(commands.projects_show(registry, project).to_json(), indent=2))
 
@@ -455,7 +497,7 @@ def projects_show(project, registry):
 @click.option("--branch", default="", help="Branch to publish (default: the repository's default branch).")
 @click.option("--path", default="", help="Folder of the repository holding its DAGs (default: all of it).")
 @click.option("--config", default="", help="The project's airflow-infra.toml, for --all commands.")
-def projects_add(project, url, registry, repo, branch, path, config):
+def projects_add(project: str, url: str, registry: str, repo: str, branch: str, path: str, config: str) -> None:
     """Register a project's workflows repository."""
     commands.projects_add(registry, project=project, url=url, repo=repo, branch=branch, path=path, config=config)
     click.echo(f"Added {project} to {registry}.")
@@ -464,26 +506,26 @@ def projects_add(project, url, registry, repo, branch, path, config):
 @projects.command("remove")
 @click.argument("project")
 @registry_option
-def projects_remove(project, registry):
+def projects_remove(project: str, registry: str) -> None:
     """Remove a project from the registry (the next `dags sync` unpublishes it)."""
     commands.projects_remove(registry, project)
     click.echo(f"Removed {project} from {registry}.")
 
 
 @cli.group()
-def local():
+def local() -> None:
     """The local PostgreSQL server that airflow-infra runs (AIRFLOW_INFRA_HOME/postgres)."""
 
 
 @local.command("start")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (set at first start, or while stopped).")
-def local_start(port):
+def local_start(port: int | None) -> None:
     """Start (initialising on first use) the local PostgreSQL."""
     click.echo(render.local_status(commands.local_start(port=port)))
 
 
 @local.command("stop")
-def local_stop():
+def local_stop() -> None:
     """Stop the local PostgreSQL."""
     click.echo(render.local_status(commands.local_stop()))
 
@@ -491,7 +533,7 @@ def local_stop():
 @local.command("install-service")
 @click.option("--scope", type=click.Choice(["system", "user"]), help="Default: system as root, else user.")
 @click.option("--print", "print_only", is_flag=True, help="Show the systemd unit; install nothing.")
-def local_install_service(scope, print_only):
+def local_install_service(scope: str | None, print_only: bool) -> None:
     """Start the local PostgreSQL at boot and stop it cleanly (a systemd unit)."""
     found = commands.local_install_service(scope=scope, print_only=print_only)
     click.echo(found.text if print_only else f"Installed and started {found.name} ({found.path}).", nl=not print_only)
@@ -499,7 +541,7 @@ def local_install_service(scope, print_only):
 
 @local.command("status")
 @click.option("--json", "as_json", is_flag=True)
-def local_status(as_json):
+def local_status(as_json: bool) -> None:
     """Show whether the local PostgreSQL runs, where, and from which binaries."""
     click.echo(render.local_status(commands.local_status(), as_json))
 

@@ -3,17 +3,26 @@ DAG folders, and the DAG bundles an Airflow 3 deployment reads. Thin, as cli.py;
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
 import click
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def registry_option(f=None, *, text: str = "The projects registry."):
+
+@overload
+def registry_option(f: F, *, text: str = ...) -> F: ...
+@overload
+def registry_option(f: None = None, *, text: str = ...) -> Callable[[F], F]: ...
+def registry_option(f: F | None = None, *, text: str = "The projects registry.") -> F | Callable[[F], F]:
     """--registry, for every command that reads projects.csv (cli.py's and the platform's too)."""
     option = click.option("--registry", default="projects.csv", metavar="FILE", show_default=True, help=text)
     return option(f) if f is not None else option
 
 
 @click.group()
-def dags():
+def dags() -> None:
     """Bring the registered projects' DAGs into Airflow (bundles for Airflow 3, a DAG folder for 2)."""
 
 
@@ -28,7 +37,7 @@ def dags():
     help="json: the list; env: AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST; cfg: airflow.cfg lines; "
     "toml: the same as TOML.",
 )
-def dags_bundles(registry, fmt):
+def dags_bundles(registry: str, fmt: str) -> None:
     """Airflow 3 DAG bundles, one per registered project, for any Airflow 3 deployment."""
     from .commands.platform import dags_bundles as bundles
 
@@ -56,7 +65,9 @@ def dags_bundles(registry, fmt):
     help="The longest one git call (a clone, a fetch) may take; a server that hangs fails its project only.",
 )
 @click.option("--json", "as_json", is_flag=True)
-def dags_sync(registry, dags_folder, jobs, check, recheck, timeout, as_json):
+def dags_sync(
+    registry: str, dags_folder: str, jobs: int, check: bool, recheck: bool, timeout: float, as_json: bool
+) -> int:
     """Clone or fetch each project's repository and publish it at DIR/<Project>, atomically."""
     from . import commands, render
 
@@ -71,7 +82,7 @@ def dags_sync(registry, dags_folder, jobs, check, recheck, timeout, as_json):
 @click.option("--schedule", default="*/5 * * * *", show_default=True, help="Cron schedule of the import_dags DAG.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--no-check", is_flag=True, help="Publish without compiling or loading the DAGs first.")
-def dags_install_importer(registry, dags_folder, schedule, jobs, no_check):
+def dags_install_importer(registry: str, dags_folder: str, schedule: str, jobs: int, no_check: bool) -> None:
     """Write the import_dags DAG, which runs `dags sync` on a schedule."""
     from . import commands
 

@@ -4,10 +4,14 @@ adds the group."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from .cli_dags import registry_option as registry_choice
+
+if TYPE_CHECKING:
+    from .commands.platform import PlatformStatus
 
 registry_option = registry_choice(
     text="The projects registry; [platform] is read from the airflow-infra.toml beside it."
@@ -15,11 +19,11 @@ registry_option = registry_choice(
 
 
 @click.group("platform")
-def platform_group():
+def platform_group() -> None:
     """A local Airflow 3 for every project in the registry (no Docker)."""
 
 
-def _render(status, as_json: bool) -> None:
+def _render(status: PlatformStatus, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(status.to_json(), indent=2))
         return
@@ -37,7 +41,7 @@ def _render(status, as_json: bool) -> None:
 @platform_group.command("up")
 @registry_option
 @click.option("--json", "as_json", is_flag=True)
-def platform_up(registry, as_json):
+def platform_up(registry: str, as_json: bool) -> None:
     """Install Airflow (once), start what is not running, wait until it is healthy."""
     from .commands.platform import platform_up as up
 
@@ -51,7 +55,7 @@ def platform_up(registry, as_json):
 @registry_option
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--show-secrets", is_flag=True, help="Print the admin user's password.")
-def platform_status(registry, as_json, show_secrets):
+def platform_status(registry: str, as_json: bool, show_secrets: bool) -> int:
     """Each process, its pid and health; the URL and the user (exit 1 when not healthy)."""
     from .commands.platform import platform_status as status
 
@@ -63,7 +67,7 @@ def platform_status(registry, as_json, show_secrets):
 @platform_group.command("logs")
 @click.argument("component", required=False)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing what is written.")
-def platform_logs(component, follow):
+def platform_logs(component: str | None, follow: bool) -> int:
     """Print a component's log (default: all of them)."""
     from .commands.platform import platform_logs as logs
     from .platform.logs import texts
@@ -77,7 +81,7 @@ def platform_logs(component, follow):
 
 
 @platform_group.command("down")
-def platform_down():
+def platform_down() -> None:
     """Stop every process (gracefully, then by force after 30 s)."""
     from .commands.platform import platform_down as down
 

@@ -8,49 +8,57 @@ new passwords; platform.py: the local Airflow 3 and its DAG bundles.
 """
 
 from .._api import COMMANDS
-from .airflow import connections, connections_push, doctor, new
-from .core import (
-    Project,
-    apply,
-    backend_bootstrap,
-    destroy,
-    force_unlock,
-    import_resource,
-    init,
-    load,
-    load_plan,
-    local_install_service,
-    local_server,
-    local_start,
-    local_status,
-    local_stop,
-    lock_info,
-    output,
-    outputs,
-    plan,
-    save_plan,
-    state_list,
-    state_migrate,
-    state_restore,
-    state_show,
-    state_versions,
-    up,
-)
-from .fleet import (
-    FleetResult,
-    dags_install_importer,
-    dags_sync,
-    fleet_apply,
-    fleet_outputs,
-    fleet_plan,
-    projects_add,
-    projects_list,
-    projects_remove,
-    projects_show,
-)
-from .platform import PlatformStatus, dags_bundles, platform_down, platform_logs, platform_status, platform_up
-from .restore import Restored, restore
-from .rotate import rotate
-from .terraform_import import TerraformImport, import_terraform
+
+# `name as name`: a re-export that type checkers see (they read no __all__ made at run time)
+from .airflow import connections as connections
+from .airflow import connections_push as connections_push
+from .airflow import doctor as doctor
+from .airflow import new as new
+from .core import Project as Project
+from .core import apply as apply
+from .core import backend_bootstrap as backend_bootstrap
+from .core import destroy as destroy
+from .core import force_unlock as force_unlock
+from .core import import_resource as import_resource
+from .core import init as init
+from .core import load as load
+from .core import load_plan as load_plan
+from .core import local_install_service as local_install_service
+from .core import local_server as local_server
+from .core import local_start as local_start
+from .core import local_status as local_status
+from .core import local_stop as local_stop
+from .core import lock_info as lock_info
+from .core import output as output
+from .core import outputs as outputs
+from .core import plan as plan
+from .core import save_plan as save_plan
+from .core import state_list as state_list
+from .core import state_migrate as state_migrate
+from .core import state_restore as state_restore
+from .core import state_show as state_show
+from .core import state_versions as state_versions
+from .core import up as up
+from .fleet import FleetResult as FleetResult
+from .fleet import dags_install_importer as dags_install_importer
+from .fleet import dags_sync as dags_sync
+from .fleet import fleet_apply as fleet_apply
+from .fleet import fleet_outputs as fleet_outputs
+from .fleet import fleet_plan as fleet_plan
+from .fleet import projects_add as projects_add
+from .fleet import projects_list as projects_list
+from .fleet import projects_remove as projects_remove
+from .fleet import projects_show as projects_show
+from .platform import PlatformStatus as PlatformStatus
+from .platform import dags_bundles as dags_bundles
+from .platform import platform_down as platform_down
+from .platform import platform_logs as platform_logs
+from .platform import platform_status as platform_status
+from .platform import platform_up as platform_up
+from .restore import Restored as Restored
+from .restore import restore as restore
+from .rotate import rotate as rotate
+from .terraform_import import TerraformImport as TerraformImport
+from .terraform_import import import_terraform as import_terraform
 
 __all__ = list(COMMANDS)  # test_public_api checks that each is defined here

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import AirflowInfraError
 from .core import Project, outputs
+
+if TYPE_CHECKING:
+    from ..doctor import Check
 
 
 def connections(
@@ -75,7 +79,7 @@ def connections_push(
     return push_airflow(conns, variables, airflow_bin=airflow_bin)
 
 
-def doctor(project: Project):
+def doctor(project: Project) -> list[Check]:
     """Check from here that the project's connections work; a list of doctor.Check."""
     from ..doctor import run
     from ..secretstores import role_ref

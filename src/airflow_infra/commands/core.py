@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AirflowInfraError, ConfigError, StalePlan, StateError
 from ..home import ensure_dir, home_dir
@@ -20,6 +20,13 @@ from ..names import CONFIG_FILE, project_name
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..engine.apply import ApplyResult, Event
+    from ..engine.plan import Plan
+    from ..local_server import LocalServer
+    from ..resources import Resource
+    from ..service import Service
+    from ..state.base import LockInfo, State, StateBackend, StateVersion, Transaction
+    from ..targets.base import Target
 
 # Heavier modules (the engine, providers, psycopg) are imported inside the functions that need
 # them, so that `airflow-infra --help` and config errors stay fast.
@@ -33,12 +40,12 @@ class Project:
     config: Config  # imported lazily: `--help` stays fast
     home: Path
 
-    def backend(self):
+    def backend(self) -> StateBackend:
         from ..state import get_backend
 
         return get_backend(self.config, self.dir)
 
-    def claim(self, state):
+    def claim(self, state: State) -> State:
         """The state as this project's (StateError when it records another project or environment)."""
         return state.claimed(self.config.project.name, self.config.project.environment)
 
@@ -54,7 +61,7 @@ class Project:
 
         return backup_dir(self.config, self.home)
 
-    def target(self, **options):
+    def target(self, **options: Any) -> Target:
         """options: lock_timeout (--lock-timeout: database lock waits too), and the aws target's
         apply/destroy flags (encrypt_storage, skip_final_snapshot, on_progress)."""
         from ..targets import get_target
@@ -102,7 +109,7 @@ def load(
     return Project(project_dir, config, home if create_home else existing_home())
 
 
-def plan(project: Project, *, destroy: bool = False):
+def plan(project: Project, *, destroy: bool = False) -> Plan:
     """Refresh and diff; writes nothing. Returns a Plan."""
     from ..engine.plan import make_plan
 
@@ -122,14 +129,14 @@ def plan(project: Project, *, destroy: bool = False):
         target.close()
 
 
-def save_plan(p, path: str | Path) -> None:
+def save_plan(p: Plan, path: str | Path) -> None:
     try:
         Path(path).write_text(json.dumps(p.to_json(), sort_keys=True, indent=2) + "\n")
     except OSError as exc:
         raise ConfigError(f"--out {path}: cannot write the plan there ({exc.strerror}); nothing was changed") from None
 
 
-def load_plan(path: str | Path):
+def load_plan(path: str | Path) -> Plan:
     from ..engine.plan import Plan
 
     try:
@@ -144,13 +151,13 @@ def _run(
     project: Project,
     operation: str,
     *,
-    saved=None,
-    confirm=None,
-    force_delete_data=False,
+    saved: Plan | None = None,
+    confirm: Callable[[Plan], bool] | None = None,
+    force_delete_data: bool = False,
     lock_timeout: float = 0.0,
-    on_event=None,
-    **target_options,
-):
+    on_event: Event | None = None,
+    **target_options: Any,
+) -> tuple[Plan, ApplyResult | None]:
     from ..state.base import transaction
 
     project.check_locations()
@@ -171,7 +178,17 @@ def _run(
         target.close()
 
 
-def _run_in(txn, project: Project, target, operation: str, *, saved, confirm, force_delete_data, on_event):
+def _run_in(
+    txn: Transaction,
+    project: Project,
+    target: Target,
+    operation: str,
+    *,
+    saved: Plan | None,
+    confirm: Callable[[Plan], bool] | None,
+    force_delete_data: bool,
+    on_event: Event | None,
+) -> tuple[Plan, ApplyResult | None]:
     from ..engine.apply import ApplyResult, apply_plan, check_data_loss
     from ..engine.plan import make_plan
 
@@ -204,7 +221,7 @@ def _run_in(txn, project: Project, target, operation: str, *, saved, confirm, fo
     return p, result
 
 
-def _forget_pushed(txn, project: Project) -> None:
+def _forget_pushed(txn: Transaction, project: Project) -> None:
     """After a destroy: the connection secrets `connections push` wrote go too (recoverable for 7 days)."""
     import logging
     from dataclasses import replace
@@ -229,14 +246,14 @@ def _forget_pushed(txn, project: Project) -> None:
 def apply(
     project: Project,
     *,
-    plan=None,
-    confirm: Callable | None = None,
+    plan: Plan | None = None,
+    confirm: Callable[[Plan], bool] | None = None,
     force_delete_data: bool = False,
     lock_timeout: float = 0.0,
-    on_event=None,
+    on_event: Event | None = None,
     encrypt_storage: bool = False,
     on_progress: Callable[[str], None] | None = None,
-):
+) -> tuple[Plan, ApplyResult | None]:
     """Plan (or take the saved plan) and apply it under the state lock.
 
     confirm(plan) -> bool is asked before anything changes; None means approved.
@@ -260,13 +277,13 @@ def apply(
 def destroy(
     project: Project,
     *,
-    confirm: Callable | None = None,
+    confirm: Callable[[Plan], bool] | None = None,
     force_delete_data: bool = False,
     lock_timeout: float = 0.0,
-    on_event=None,
+    on_event: Event | None = None,
     skip_final_snapshot: bool = False,
     on_progress: Callable[[str], None] | None = None,
-):
+) -> tuple[Plan, ApplyResult | None]:
     """Delete every resource in the state, in reverse dependency order.
 
     skip_final_snapshot (aws, environment "dev" only): delete the RDS instance without a final snapshot.
@@ -289,8 +306,8 @@ def up(
     vars: Sequence[str] = (),
     var_files: Sequence[str | Path] = (),
     lock_timeout: float = 0.0,
-    on_event=None,
-):
+    on_event: Event | None = None,
+) -> tuple[Project, Plan, ApplyResult | None]:
     """init (when no config exists) + apply without asking. Returns (project, plan, result)."""
     if not (Path(project_dir) / CONFIG_FILE).exists():
         name = project_name(Path(project_dir))  # checked before anything is made
@@ -306,7 +323,7 @@ def up(
     return project, p, result
 
 
-def import_resource(project: Project, address: str, resource_id: str, *, lock_timeout: float = 0.0):
+def import_resource(project: Project, address: str, resource_id: str, *, lock_timeout: float = 0.0) -> Resource:
     """Adopt something that exists (a bucket, a database, a role, a schema) into the state at
     address, after checking that it exists. The next plan shows what apply would change on it."""
     from ..engine.plan import import_id
@@ -344,7 +361,7 @@ def import_resource(project: Project, address: str, resource_id: str, *, lock_ti
         target.close()
 
 
-def outputs(project: Project, *, reveal: bool = True, check_secrets: bool = False) -> dict[str, dict]:
+def outputs(project: Project, *, reveal: bool = True, check_secrets: bool = False) -> dict[str, dict[str, Any]]:
     """{name: {"value": ..., "sensitive": bool}} from the state. With reveal=False the values of
     sensitive outputs are None and no secret store is asked for a value; check_secrets then asks
     whether it holds each (SecretMissing naming the role when not)."""
@@ -358,7 +375,7 @@ def outputs(project: Project, *, reveal: bool = True, check_secrets: bool = Fals
     return target.outputs(state, reveal=reveal)
 
 
-def output(project: Project, name: str, *, reveal: bool = False) -> dict:
+def output(project: Project, name: str, *, reveal: bool = False) -> dict[str, Any]:
     """One output, {"value": ..., "sensitive": bool}; a sensitive one only with reveal."""
     outs = outputs(project, reveal=reveal)
     if name not in outs:
@@ -372,7 +389,7 @@ def state_list(project: Project) -> list[str]:
     return sorted(project.backend().read().resources)
 
 
-def state_show(project: Project, address: str) -> dict:
+def state_show(project: Project, address: str) -> dict[str, Any]:
     state = project.backend().read()
     if address not in state.resources:
         known = ", ".join(sorted(state.resources)) or "none"
@@ -380,12 +397,12 @@ def state_show(project: Project, address: str) -> dict:
     return state.resources[address].to_json()
 
 
-def state_versions(project: Project):
+def state_versions(project: Project) -> list[StateVersion]:
     """The states the backend keeps (the current one first): a list of StateVersion."""
     return project.backend().versions()
 
 
-def state_restore(project: Project, serial: int, *, lock_timeout: float = 0.0):
+def state_restore(project: Project, serial: int, *, lock_timeout: float = 0.0) -> State:
     """Bring back a kept state as a new serial of the current lineage, under the lock. Returns
     the new State. Nothing in the world changes: the next plan shows what differs from it."""
     from dataclasses import replace
@@ -421,7 +438,7 @@ def state_restore(project: Project, serial: int, *, lock_timeout: float = 0.0):
         return txn.commit(lambda s: replace(old, serial=s.serial, lineage=s.lineage))
 
 
-def _check_is_this_projects(project: Project, old, serial: int) -> None:
+def _check_is_this_projects(project: Project, old: State, serial: int) -> None:
     """A kept state names the resources of one project: refuse one whose database or roles are not
     this config's (a state file copied from another project). From the config alone: a restore must
     work while the servers are down."""
@@ -501,7 +518,7 @@ def backend_bootstrap(project: Project, *, confirm: Callable[[list[str]], bool] 
     )
 
 
-def lock_info(project: Project):
+def lock_info(project: Project) -> LockInfo | None:
     return project.backend().lock_info()
 
 
@@ -509,21 +526,21 @@ def force_unlock(project: Project, lock_id: str) -> None:
     project.backend().unlock(lock_id)
 
 
-def local_server(*, pg_bindir: str | None = None):
+def local_server(*, pg_bindir: str | None = None) -> LocalServer:
     from ..local_server import LocalServer
 
     return LocalServer(home_dir(), pg_bindir=pg_bindir)
 
 
-def local_start(*, port: int | None = None, pg_bindir: str | None = None) -> dict:
+def local_start(*, port: int | None = None, pg_bindir: str | None = None) -> dict[str, Any]:
     return local_server(pg_bindir=pg_bindir).start(port=port)
 
 
-def local_stop() -> dict:
+def local_stop() -> dict[str, Any]:
     return local_server().stop()
 
 
-def local_install_service(*, scope: str | None = None, print_only: bool = False):
+def local_install_service(*, scope: str | None = None, print_only: bool = False) -> Service:
     """The systemd unit that starts the local server at boot (service.Service); installed unless print_only."""
     from ..home import existing_home
     from ..service import install, unit
@@ -532,5 +549,5 @@ def local_install_service(*, scope: str | None = None, print_only: bool = False)
     return found if print_only else install(found)
 
 
-def local_status() -> dict:
+def local_status() -> dict[str, Any]:
     return local_server().status()

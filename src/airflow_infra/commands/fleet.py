@@ -5,22 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AirflowInfraError, ConfigError
 from .core import Project, apply, load, outputs, plan
 
 if TYPE_CHECKING:
+    from ..dagsync import SyncResult
     from ..engine.plan import Plan
+    from ..registry import Entry
 
 
-def projects_list(registry: str | Path):
+def projects_list(registry: str | Path) -> list[Entry]:
     from .. import registry as reg
 
     return reg.read(registry)
 
 
-def projects_show(registry: str | Path, project: str):
+def projects_show(registry: str | Path, project: str) -> Entry:
     entries = {e.project: e for e in projects_list(registry)}
     if project not in entries:
         raise AirflowInfraError(f"PROJECT {project!r} is not in {registry} (projects: {', '.join(entries) or 'none'})")
@@ -29,7 +31,7 @@ def projects_show(registry: str | Path, project: str):
 
 def projects_add(
     registry: str | Path, *, project: str, url: str, repo: str = "", branch: str = "", path: str = "", config: str = ""
-):
+) -> list[Entry]:
     from .. import registry as reg
     from ..claims import claims
 
@@ -43,7 +45,7 @@ def projects_add(
     return reg.add(registry, entry)
 
 
-def projects_remove(registry: str | Path, project: str):
+def projects_remove(registry: str | Path, project: str) -> list[Entry]:
     from .. import registry as reg
 
     return reg.remove(registry, project)
@@ -57,7 +59,7 @@ def dags_sync(
     check: bool = False,
     recheck: bool = False,
     timeout: float = 300.0,
-):
+) -> list[SyncResult]:
     """Publish every registered project's DAGs at dags_folder/<Project>; a list of SyncResult. With check,
     a published revision is checked again when the Airflow it passed with changed; with recheck, always."""
     from .. import registry as reg
@@ -81,12 +83,12 @@ def dags_install_importer(
 class FleetResult:
     project: str
     plan: Plan | None = None  # the Plan, when planning worked
-    outputs: dict | None = None
+    outputs: dict[str, dict[str, Any]] | None = None
     error: str = ""
     applied: bool = False
 
-    def to_json(self, *, show_secrets: bool = False) -> dict:
-        doc: dict = {
+    def to_json(self, *, show_secrets: bool = False) -> dict[str, Any]:
+        doc: dict[str, Any] = {
             "project": self.project,
             "result": "error" if self.error else ("applied" if self.applied else "ok"),
         }
@@ -113,7 +115,7 @@ def _fleet(registry: str | Path, work: Callable[[str, Project], FleetResult], *,
     refused = claims(registry, entries).refused()
     entries = [e for e in entries if e.config]
 
-    def one(e) -> FleetResult:
+    def one(e: Entry) -> FleetResult:
         if e.project in refused:  # a name an earlier row's project claims: not this project's to use
             return FleetResult(e.project, error=f"{registry}: {refused[e.project]}")
         directory = reg.config_dir(registry, e)

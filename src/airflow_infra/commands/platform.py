@@ -10,12 +10,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import children
 from ..errors import ConfigError, Interrupted, PlatformError
 from ..files import write_private
 from ..home import home_dir
+
+if TYPE_CHECKING:
+    from ..local_server import LocalServer
+    from ..platform.processes import Supervisor
+    from ..platform.settings import PlatformSettings
 
 
 @dataclass
@@ -23,7 +28,7 @@ class PlatformStatus:
     url: str
     user: str
     components: list[dict[str, Any]]
-    health: dict | None
+    health: dict[str, Any] | None
     started: list[str] = field(default_factory=list)
     password: str | None = None
 
@@ -154,7 +159,7 @@ def _interrupted(root: Path) -> str:
 
 
 def _up(
-    registry: Path, settings, root: Path, home: Path, progress: Callable[[str], None], timeout: float
+    registry: Path, settings: PlatformSettings, root: Path, home: Path, progress: Callable[[str], None], timeout: float
 ) -> PlatformStatus:
     from ..airflow.bundles import bundles
     from ..local_server import LocalServer, port_in_use
@@ -217,7 +222,12 @@ def _up(
 
 
 def _migrate(
-    airflow: Path, env: dict[str, str], secrets: dict[str, str], root: Path, server, progress: Callable[[str], None]
+    airflow: Path,
+    env: dict[str, str],
+    secrets: dict[str, str],
+    root: Path,
+    server: LocalServer,
+    progress: Callable[[str], None],
 ) -> None:
     """`airflow db migrate`, when this Airflow installation has not migrated this database: the marker
     names both, and the database must hold Airflow's schema (one dropped and made again has none)."""
@@ -267,7 +277,13 @@ def _redacted(text: str, secrets: dict[str, str]) -> str:
 
 
 def _wait_healthy(
-    sup, secrets: dict[str, str], port: int, timeout: float, progress: Callable[[str], None], *, since: float = 0.0
+    sup: Supervisor,
+    secrets: dict[str, str],
+    port: int,
+    timeout: float,
+    progress: Callable[[str], None],
+    *,
+    since: float = 0.0,
 ) -> None:
     """Until every part is healthy with a heartbeat after `since` (the restarted ones' own)."""
     from ..platform.processes import COMPONENTS, health, healthy
