@@ -34,7 +34,7 @@ def rows() -> list[tuple[str, float, str]]:
     from conftest import RdsTls  # TLS on the server as RDS has it (the admin session verifies the certificate)
 
     import airflow_infra as ai
-    from airflow_infra import aws_clients as aws
+    from airflow_infra.aws import clients as aws
 
     out = []
     with moto_and_postgres("airflow-infra-bench-aws-") as (tmp, server):

@@ -120,7 +120,7 @@ def sync_rows(n: int = 50, *, latency: float = 0.0) -> list[tuple[str, float, st
 
 
 def fleet_rows(n: int = 100) -> list[tuple[str, float, str]]:
-    from airflow_infra.local_server import LocalServer
+    from airflow_infra.localserver.server import LocalServer
 
     tmp = Path(tempfile.mkdtemp(prefix="airflow-infra-bench-fleet-"))
     os.chmod(tmp, 0o711)

@@ -77,7 +77,7 @@ def main() -> None:
     args = ap.parse_args()
     runs = args.runs
 
-    from airflow_infra.local_server import LocalServer, _service_account, find_bindir, free_port
+    from airflow_infra.localserver.server import LocalServer, _service_account, find_bindir, free_port
 
     rows = []
     base, _ = median([PY, "-c", "pass"], runs * 2)

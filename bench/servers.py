@@ -16,7 +16,7 @@ def moto_and_postgres(prefix: str):
     """Yields (work directory, LocalServer); the environment points boto3 and airflow-infra at them."""
     from moto.server import ThreadedMotoServer
 
-    from airflow_infra.local_server import LocalServer, free_port
+    from airflow_infra.localserver.server import LocalServer, free_port
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     tmp = Path(tempfile.mkdtemp(prefix=prefix))

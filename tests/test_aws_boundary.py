@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import airflow_infra
-from airflow_infra.aws_clients import (
+from airflow_infra.aws.clients import (
     AccessDenied,
     AwsError,
     BucketNotEmpty,

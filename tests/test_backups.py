@@ -1,4 +1,4 @@
-"""Backups are faithful, atomic and restorable (DESIGN.md §5.1).
+"""Backups are faithful, atomic and restorable (invariant 1).
 
 Destroy with --force-delete-data, `up` again, `restore`, and compare: rows, object definitions,
 every object version byte for byte.
@@ -303,7 +303,7 @@ def test_what_is_written_after_the_backup_is_never_deleted(moto_endpoint, s3, tm
 def test_a_restore_runs_what_the_project_wrote_with_no_more_than_its_owner_may(cli, superuser, name):
     """A function the etl user planted in a CHECK constraint runs while the dump's rows are loaded: it
     tries RESET ROLE and ALTER ROLE ... SUPERUSER. The restore's session is the etl role's own, so it
-    can reach nothing beyond the owner role (DESIGN 5.7)."""
+    can reach nothing beyond the owner role (invariant 7)."""
     cli("up")
     out = cli.outputs()
     with connect_as(out, "etl") as etl:
@@ -353,7 +353,7 @@ def test_a_restore_into_roles_that_carry_more_than_the_owner_is_refused(cli, sup
 
 
 def test_no_password_in_the_environment_of_pg_dump_or_pg_restore(server_cli, name, admin_dsn, tmp_path):
-    """DESIGN 5.5: pg_dump and pg_restore read their password from a passfile of the run's own (0600,
+    """invariant 5: pg_dump and pg_restore read their password from a passfile of the run's own (0600,
     gone after), never PGPASSWORD: a wrapper first on PATH records what each was given."""
     import shutil
 

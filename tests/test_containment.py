@@ -1,4 +1,4 @@
-"""The containment rule (DESIGN 5.6): every place that holds data or state is a location; no location
+"""The containment rule (invariant 6): every place that holds data or state is a location; no location
 lies inside or around another that it must not, and a prefix follows the rules of a bucket."""
 
 from __future__ import annotations

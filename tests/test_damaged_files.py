@@ -1,6 +1,6 @@
 """Every file airflow-infra keeps, damaged every way a disk, a crash or a hand can damage it: no input
 ends in "unexpected ..." (an exception the CLI did not expect is a bug), every failure is one line,
-and nothing is changed behind the damage (DESIGN 5.4)."""
+and nothing is changed behind the damage (invariant 4)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def damaged_project(tmp_path_factory):
     """A project up on a server of its own (postmaster.pid is damaged too: never the session's)."""
     import tempfile
 
-    from airflow_infra.local_server import LocalServer
+    from airflow_infra.localserver.server import LocalServer
 
     home = Path(tempfile.mkdtemp(prefix="airflow-infra-damaged-"))  # a home the server's account can reach
     cli = Cli(tmp_path_factory.mktemp("damaged") / "damaged_files", home)

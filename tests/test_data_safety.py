@@ -1,4 +1,4 @@
-"""Everything that holds data counts as data (DESIGN.md §5.1): not only tables.
+"""Everything that holds data counts as data (invariant 1): not only tables.
 
 A schema or database holding only views, functions, sequences, types, foreign tables ... is
 refused by destroy and by schema removal without --force-delete-data; with it, the backup comes
@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from airflow_infra.local_server import LocalServer
+from airflow_infra.localserver.server import LocalServer
 
 # kind as the plan names it -> statements made in schema {s} (by the superuser)
 OBJECTS = {

@@ -1,4 +1,4 @@
-"""Drift on everything we manage (DESIGN.md §5.4): what a hand changes behind the tool's back that
+"""Drift on everything we manage (invariant 4): what a hand changes behind the tool's back that
 matters for security shows under "Changed outside airflow-infra", and apply puts it back."""
 
 from __future__ import annotations

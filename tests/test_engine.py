@@ -80,8 +80,8 @@ class GroupProvider(DictProvider):
 def test_a_ref_is_known_after_apply_and_follows_a_replaced_dependency(tmp_path):
     """The engine resolves a Ref from what the dependency reads back, and keeps it unknown while
     this very plan makes (or remakes) the dependency; the saved plan keeps it as a Ref."""
+    from airflow_infra.cli.render import plan_text
     from airflow_infra.engine.plan import Plan
-    from airflow_infra.render import plan_text
     from airflow_infra.resources import Ref
 
     groups, things = GroupProvider(), DictProvider()
@@ -153,7 +153,7 @@ class MarkedProvider(DictProvider):
 
 
 def test_a_replacement_cut_short_is_adopted_by_the_next_plan(tmp_path):
-    """DESIGN.md §5.2 on the replace path: the old one's delete is recorded before the new one's create,
+    """invariant 2 on the replace path: the old one's delete is recorded before the new one's create,
     whose name is pending, so what a kill leaves unmarked is adopted, never refused as foreign."""
     provider = MarkedProvider()
     providers: dict[str, Provider] = {"thing": provider}

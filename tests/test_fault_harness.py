@@ -1,4 +1,4 @@
-"""Fault-injection harness (DESIGN.md §5): a Hypothesis state machine drives three projects through the CLI
+"""Fault-injection harness (the invariants of docs/architecture.md): a Hypothesis state machine drives three projects through the CLI
 (up, plan, apply, destroy, rotate, restore, state restore, force-unlock), kills and pauses runs, and changes
 things by hand the way users do; after every step it checks, from outside, that nothing the user wrote
 vanished without a complete backup, that no other project was touched, that serials only grow, that no
@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from airflow_infra.local_server import LocalServer
+from airflow_infra.localserver.server import LocalServer
 
 # Violations whose cause is a known product defect are counted (STATS["known:<name>"]) instead of failing.
 # Empty this set as fixes land: every check is then strict.

@@ -61,7 +61,7 @@ def test_a_session_the_server_ended_is_said_without_libpqs_unexpectedly(superuse
 
 def test_a_run_stopped_holding_the_secret_stores_lock_blocks_nobody_for_ever(cli, tmp_path):
     """pause(...) then the next example's `up` hung: a run stopped inside the secret store's read-modify-write
-    held its file lock, and every later run waited on it without bound (DESIGN 5.3: every wait is bounded)."""
+    held its file lock, and every later run waited on it without bound (invariant 3: every wait is bounded)."""
     import subprocess
     import sys
 
@@ -95,7 +95,7 @@ def test_a_run_stopped_holding_the_secret_stores_lock_blocks_nobody_for_ever(cli
 
 def test_a_backup_waits_for_a_tables_lock_no_longer_than_the_lock_timeout(cli):
     """pause(p='s', second='destroy'): the destroy's pg_dump waited without bound on a table a stopped run
-    held locked (DESIGN 5.3: database lock waits included)."""
+    held locked (invariant 3: database lock waits included)."""
     from conftest import connect_as
 
     cli("up")

@@ -12,7 +12,7 @@ import random
 import pytest
 
 import airflow_infra as ai
-from airflow_infra.cli import main
+from airflow_infra.cli.app import main
 
 BASE = {
     "project": {"name": "fuzzed", "environment": "dev"},

@@ -308,7 +308,7 @@ def test_a_tree_of_many_folders_needs_few_descriptors(tmp_path):
 
 
 def test_git_itself_refuses_a_transport_outside_the_allow_list(tmp_path):
-    from airflow_infra import gitcmd
+    from airflow_infra.dags import gitcmd
 
     for url in ("fd::3", "ext::sh -c id"):
         with pytest.raises(gitcmd.GitError, match="not allowed"):
@@ -392,7 +392,7 @@ def test_credentials_in_a_url_reach_no_file_no_output_and_no_argv(tmp_path, git_
 
 def test_a_credential_helper_hands_git_the_urls_credentials():
     """What git asks for an https remote is answered from the helper's environment, not from a file."""
-    from airflow_infra import gitcmd
+    from airflow_infra.dags import gitcmd
 
     remote = gitcmd.Remote.parse("https://someone:p%40ss-w0rd@git.example.invalid/team/repo.git")
     assert remote.url == "https://git.example.invalid/team/repo.git"

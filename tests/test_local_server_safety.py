@@ -1,4 +1,4 @@
-"""The local server's data directory is never removed or re-initialised (DESIGN.md §5.1).
+"""The local server's data directory is never removed or re-initialised (invariant 1).
 
 Each test has a home and a server of its own: it damages the server's bookkeeping (server.json,
 postmaster.pid) and checks that every row written before is still there, that no second server
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import Cli, connect_as
 
-from airflow_infra.local_server import LocalServer
+from airflow_infra.localserver.server import LocalServer
 
 
 def _postmasters(data) -> list[int]:
@@ -179,7 +179,7 @@ def test_an_interrupted_initdb_leaves_nothing_that_looks_like_a_cluster(fresh_ho
     """initdb writes into data.initdb and renames it when complete: kill it and start again."""
     server = LocalServer(fresh_home)
     code = (
-        "import sys; from pathlib import Path; from airflow_infra.local_server import LocalServer; "
+        "import sys; from pathlib import Path; from airflow_infra.localserver.server import LocalServer; "
         "LocalServer(Path(sys.argv[1])).start()"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(fresh_home)], start_new_session=True)

@@ -311,10 +311,10 @@ def test_state_versions_and_restore(cli, make_cli):
     cli("plan", "--out", saved)
     (cli.dir / ".airflow-infra" / "state.json").write_text('{"version": 1, "serial": ')  # damaged
     corrupt = cli("plan", expect=1)
-    assert f"state restore {current['serial'] - 1}" in corrupt.stderr
+    assert f"state rollback {current['serial'] - 1}" in corrupt.stderr
     listed = cli("state", "versions").stdout
     assert "cannot be read" in listed and not any(line.endswith("current") for line in listed.splitlines())
-    restored = cli("state", "restore", str(previous["serial"]))
+    restored = cli("state", "rollback", str(previous["serial"]))
     assert f"Restored state serial {previous['serial']}" in restored.stdout
     assert "postgres_schema.marts" not in cli("state", "list").stdout
     # the restored serial is past the bad one: the plan saved from it is stale

@@ -1,4 +1,4 @@
-"""Only ours (DESIGN.md §5): what another project, environment or state made is never taken over,
+"""Only ours (the invariants of docs/architecture.md): what another project, environment or state made is never taken over,
 and plan lists every such conflict at once, with the import line that takes one on purpose."""
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ SERVER = (
 
 def _superuser(w: World):
     """A superuser session on the session's server, for changes made by hand."""
-    from airflow_infra.local_server import LocalServer
+    from airflow_infra.localserver.server import LocalServer
 
     return LocalServer(Path(os.environ["AIRFLOW_INFRA_HOME"])).connect
 
@@ -125,7 +125,7 @@ def _wait_for_sessions_to_end(w: World) -> None:
             time.sleep(0.01)
 
 
-# every attribute of each that matters, changed by hand (DESIGN.md §5.4: drift on everything we manage)
+# every attribute of each that matters, changed by hand (invariant 4: drift on everything we manage)
 _nologin = _by_hand('ALTER ROLE "{name}" NOLOGIN')
 ROLE_DRIFT = [
     _nologin,

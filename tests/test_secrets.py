@@ -1,4 +1,4 @@
-"""Secrets never go missing silently (DESIGN.md §5.4, §5.5): a password's reference names its project,
+"""Secrets never go missing silently (invariants 4 and 5): a password's reference names its project,
 environment and role only; a password missing from the store, or one the role no longer logs in with,
 is drift that apply repairs; outputs and connections never print or write a null, an empty or a masked
 value as the password."""

@@ -1,7 +1,7 @@
 """The secret-store contract, one suite over every store (fsspec's abstract test suite, for our stores):
 the home's file, the state's encrypted secrets, AWS Secrets Manager (moto in server mode). Each store
 supplies how to make it and how to open it again over the same backing. The suite runs over the
-registry (plugins.SECRET_STORES): a registered store without fixtures here fails it, and so does a store
+table of stores (plugins.SECRET_STORES): a registered store without fixtures here fails it, and so does a store
 of the package that is not registered."""
 
 from __future__ import annotations

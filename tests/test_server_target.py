@@ -217,7 +217,7 @@ def test_admin_dsn_missing_or_underprivileged(server_cli, name, superuser, serve
 
 
 def test_unreachable_endpoint(server_cli):
-    from airflow_infra.local_server import free_port
+    from airflow_infra.localserver.server import free_port
 
     cli = server_cli()
     proc = cli("plan", expect=1, AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}")
@@ -263,7 +263,7 @@ def test_a_store_without_tagging_adopts_nothing_without_import(server_cli, name,
 def test_operation_aborted_is_retried_by_botocore(moto_endpoint, s3, name):
     from s3proxy import S3Proxy
 
-    from airflow_infra.aws_clients import s3_client
+    from airflow_infra.aws.clients import s3_client
 
     s3.create_bucket(Bucket=f"{name}-aborts")
     with S3Proxy(moto_endpoint) as store:

@@ -92,7 +92,7 @@ class StateBackendContract:
 
     def test_a_run_whose_lock_was_force_unlocked_writes_nothing(self, backend, twin):
         """A run stopped while holding the lock, force-unlocked, and a second run taking the lock: the first,
-        going on, cannot write (DESIGN 5.8), whatever its lease says."""
+        going on, cannot write (invariant 8), whatever its lease says."""
         with transaction(backend, "apply") as first:
             first.commit(lambda s: s.with_resource(Resource("t", "a", {"x": 1})))
             twin.unlock(first.lock.ID)  # force-unlock from another run
@@ -195,7 +195,7 @@ class TestLocalStateBackend(StateBackendContract):
         backend.write(replace(s, serial=2))
         assert State.from_json(backend.backup_path.read_text()).serial == 1
         backend.path.write_text("{truncated")
-        with pytest.raises(StateCorrupt, match="state restore 1"):
+        with pytest.raises(StateCorrupt, match="state rollback 1"):
             backend.read()
 
     def test_leftover_temporary_files_are_cleaned(self, backend):
@@ -648,7 +648,7 @@ class TestS3StateBackendWithoutConditionalWrites(_S3Contract):
         assert backend.read() == four
 
         digests.swap(hashlib.md5(four.to_json().encode()).hexdigest(), b"nobody kept this", replace(four, serial=9))
-        with pytest.raises(StateCorrupt, match="names state serial 9.*state restore SERIAL"):
+        with pytest.raises(StateCorrupt, match="names state serial 9.*state rollback SERIAL"):
             backend.read()
         backend.overwrite(replace(backend.read_version(4), serial=10))  # what `state restore 4` does
         assert backend.read().serial == 10

@@ -25,6 +25,7 @@ COMMANDS = (
     "state_list",
     "state_migrate",
     "state_restore",
+    "state_rollback",
     "state_show",
     "state_versions",
     "up",

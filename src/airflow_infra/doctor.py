@@ -103,7 +103,7 @@ def run(
     if "bucket_path" in o:
         checks.append(_local_bucket(o["bucket_path"]))
     elif "bucket_name" in o and s3 is not None:
-        from .aws_clients import AwsError, aws
+        from .aws.clients import AwsError, aws
 
         prefix = o["bucket_url"].split("/", 3)[3] if o["bucket_url"].count("/") >= 3 else ""
         key = f"{prefix}.airflow-infra-doctor-{uuid.uuid4().hex}"

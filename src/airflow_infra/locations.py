@@ -1,4 +1,4 @@
-"""Where a project keeps data and state, and the one containment rule over all of it (DESIGN 5.6).
+"""Where a project keeps data and state, and the one containment rule over all of it (invariant 6, docs/architecture.md).
 
 Every place that holds data or state is a Location: the bucket (a directory, an S3 bucket or a prefix
 of one), the backup location, the state (its file and the lock, backup and temporary files beside

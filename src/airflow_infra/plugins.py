@@ -1,4 +1,4 @@
-"""One registry per plugin family: the name a config or the CLI uses, and where its class lives
+"""One table per plugin family: the name a config or the CLI uses, and where its class lives
 ("module:Class", imported only when a project uses it, so that the local target never loads boto3).
 
 The config's allowed values, the CLI's choices and the contract suites (tests/test_*_contract.py) are

@@ -18,8 +18,8 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .dags.gitcmd import Remote, check_transport
 from .errors import ConfigError
-from .gitcmd import Remote, check_transport
 from .names import check_name
 
 REQUIRED = ("Project", "Repo", "URL")

@@ -225,7 +225,7 @@ def _read(path: str | Path, src: str) -> bytes:
 
 
 def _read_s3(url: str) -> tuple[bytes, int | None]:
-    from .aws_clients import AwsError, NotFound, aws, aws_client
+    from .aws.clients import AwsError, NotFound, aws, aws_client
 
     bucket, _, key = url[5:].partition("/")
     try:

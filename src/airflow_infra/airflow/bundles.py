@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..gitcmd import Remote, check_transport
+from ..dags.gitcmd import Remote, check_transport
 from ..registry import Entry, read
 
 LOCAL = "airflow.dag_processing.bundles.local.LocalDagBundle"

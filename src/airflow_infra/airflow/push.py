@@ -17,7 +17,7 @@ from .connections import Connection
 def _not_ours(sm, name: str, tags: dict[str, str]) -> str | None:
     """Why the existing secret name is not this project's to write or delete (None: it is, or it is not
     there). Ours: it carries the project's ManagedBy, Project and Environment tags."""
-    from ..aws_clients import NotFound, aws
+    from ..aws.clients import NotFound, aws
 
     try:
         with aws(f"Secrets Manager secret {name}", "read"):
@@ -47,7 +47,7 @@ def push_secrets_manager(
     """([(name, created|updated|unchanged)], {name: ARN}): tagged like the project's other secrets,
     encrypted with kms_key_id when given. A secret there that is not this project's (another project's
     tags, or none) is never overwritten: that is refused before anything is written."""
-    from ..aws_clients import NotFound, aws, aws_client
+    from ..aws.clients import NotFound, aws, aws_client
 
     sm = aws_client("secretsmanager", region=region)
     items = [
@@ -85,7 +85,7 @@ def push_secrets_manager(
 def delete_pushed(names: list[str], *, region: str, tags: dict[str, str]) -> list[str]:
     """Schedule the deletion of pushed secrets, with AWS's recovery window (7 days): never forced, and never
     one that is not this project's (its tags say another's, or none). The names left alone, each said why."""
-    from ..aws_clients import Conflict, NotFound, aws, aws_client
+    from ..aws.clients import Conflict, NotFound, aws, aws_client
 
     sm = aws_client("secretsmanager", region=region)
     left = []

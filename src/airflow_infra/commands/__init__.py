@@ -2,7 +2,8 @@
 
 The CLI parses, calls one of these and renders the result; a script can do exactly what the CLI
 does. Options are keyword-only. Every function raises only AirflowInfraError subclasses on purpose.
-core.py: one project; fleet.py: the registry, DAG import and --all; airflow.py: Airflow's side;
+project.py: one project; state.py: its state; local.py: the local server; fleet.py: the registry, DAG
+import and --all; airflow.py: Airflow's side;
 terraform_import.py: from the seed's Terraform; restore.py: backups back into a project; rotate.py:
 new passwords; platform.py: the local Airflow 3 and its DAG bundles.
 """
@@ -14,31 +15,6 @@ from .airflow import connections as connections
 from .airflow import connections_push as connections_push
 from .airflow import doctor as doctor
 from .airflow import new as new
-from .core import Project as Project
-from .core import apply as apply
-from .core import backend_bootstrap as backend_bootstrap
-from .core import destroy as destroy
-from .core import force_unlock as force_unlock
-from .core import import_resource as import_resource
-from .core import init as init
-from .core import load as load
-from .core import load_plan as load_plan
-from .core import local_install_service as local_install_service
-from .core import local_server as local_server
-from .core import local_start as local_start
-from .core import local_status as local_status
-from .core import local_stop as local_stop
-from .core import lock_info as lock_info
-from .core import output as output
-from .core import outputs as outputs
-from .core import plan as plan
-from .core import save_plan as save_plan
-from .core import state_list as state_list
-from .core import state_migrate as state_migrate
-from .core import state_restore as state_restore
-from .core import state_show as state_show
-from .core import state_versions as state_versions
-from .core import up as up
 from .fleet import FleetResult as FleetResult
 from .fleet import dags_install_importer as dags_install_importer
 from .fleet import dags_sync as dags_sync
@@ -49,15 +25,41 @@ from .fleet import projects_add as projects_add
 from .fleet import projects_list as projects_list
 from .fleet import projects_remove as projects_remove
 from .fleet import projects_show as projects_show
+from .local import local_install_service as local_install_service
+from .local import local_server as local_server
+from .local import local_start as local_start
+from .local import local_status as local_status
+from .local import local_stop as local_stop
 from .platform import PlatformStatus as PlatformStatus
 from .platform import dags_bundles as dags_bundles
 from .platform import platform_down as platform_down
 from .platform import platform_logs as platform_logs
 from .platform import platform_status as platform_status
 from .platform import platform_up as platform_up
+from .project import Project as Project
+from .project import apply as apply
+from .project import destroy as destroy
+from .project import import_resource as import_resource
+from .project import init as init
+from .project import load as load
+from .project import load_plan as load_plan
+from .project import output as output
+from .project import outputs as outputs
+from .project import plan as plan
+from .project import save_plan as save_plan
+from .project import up as up
 from .restore import Restored as Restored
 from .restore import restore as restore
 from .rotate import rotate as rotate
+from .state import backend_bootstrap as backend_bootstrap
+from .state import force_unlock as force_unlock
+from .state import lock_info as lock_info
+from .state import state_list as state_list
+from .state import state_migrate as state_migrate
+from .state import state_restore as state_restore
+from .state import state_rollback as state_rollback
+from .state import state_show as state_show
+from .state import state_versions as state_versions
 from .terraform_import import TerraformImport as TerraformImport
 from .terraform_import import import_terraform as import_terraform
 

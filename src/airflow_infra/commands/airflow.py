@@ -6,20 +6,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import AirflowInfraError
-from .core import Project, outputs
+from .project import Project, outputs
 
 if TYPE_CHECKING:
     from ..doctor import Check
 
 
-def connections(
-    project: Project, *, fmt: str = "env", show_secrets: bool = False, output: str | Path | None = None
-) -> str:
+def connections(project: Project, *, fmt: str = "env", reveal: bool = False, output: str | Path | None = None) -> str:
     """The project's connections and variables in Airflow's format fmt (env, json, yaml, uri). Written to
-    output (created with mode 0600, secrets included) when given, else returned (secrets only with show_secrets)."""
+    output (created with mode 0600, secrets included) when given, else returned (secrets only with reveal)."""
     from ..airflow.connections import build, render
 
-    reveal = show_secrets or output is not None
+    reveal = reveal or output is not None
     conns, variables = build(project.config, outputs(project, reveal=reveal, check_secrets=True))
     if not conns:
         raise AirflowInfraError("no connections yet: run `airflow-infra apply` first")
@@ -83,7 +81,7 @@ def doctor(project: Project) -> list[Check]:
     """Check from here that the project's connections work; a list of doctor.Check."""
     from ..doctor import run
     from ..secretstores import role_ref
-    from .core import local_server
+    from .local import local_server
 
     target = project.target()
     p = project.config.project

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AirflowInfraError, ConfigError
-from .core import Project, apply, load, outputs, plan
+from .project import Project, apply, load, outputs, plan
 
 if TYPE_CHECKING:
-    from ..dagsync import SyncResult
+    from ..dags.sync import SyncResult
     from ..engine.plan import Plan
     from ..registry import Entry
 
@@ -63,7 +63,7 @@ def dags_sync(
     """Publish every registered project's DAGs at dags_folder/<Project>; a list of SyncResult. With check,
     a published revision is checked again when the Airflow it passed with changed; with recheck, always."""
     from .. import registry as reg
-    from ..dagsync import DagSync
+    from ..dags.sync import DagSync
 
     return DagSync(dags_folder, check=check, recheck=recheck, timeout=timeout).run(reg.read(registry), jobs=jobs)
 
@@ -71,7 +71,7 @@ def dags_sync(
 def dags_install_importer(
     dags_folder: str | Path, *, registry: str | Path, schedule: str = "*/5 * * * *", jobs: int = 4, check: bool = True
 ) -> Path:
-    from ..dagsync import install_importer
+    from ..dags.sync import install_importer
 
     reg_path = Path(registry)
     if not reg_path.exists():

@@ -18,7 +18,7 @@ from ..files import write_private
 from ..home import home_dir
 
 if TYPE_CHECKING:
-    from ..local_server import LocalServer
+    from ..localserver.server import LocalServer
     from ..platform.processes import Supervisor
     from ..platform.settings import PlatformSettings
 
@@ -162,7 +162,7 @@ def _up(
     registry: Path, settings: PlatformSettings, root: Path, home: Path, progress: Callable[[str], None], timeout: float
 ) -> PlatformStatus:
     from ..airflow.bundles import bundles
-    from ..local_server import LocalServer, port_in_use
+    from ..localserver.server import LocalServer, port_in_use
     from ..platform import airflowcfg, metadata
     from ..platform.environment import airflow_executable
     from ..platform.processes import COMPONENTS, Supervisor

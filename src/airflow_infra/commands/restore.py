@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..backups import is_bucket_backup
 from ..errors import AirflowInfraError, ConfigError, DataLossRefused, StateError
-from .core import Project
+from .project import Project
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import AirflowInfraError
-from .core import Project
+from .project import Project
 
 ROLES = ("etl", "reader")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import AirflowInfraError, ConfigError
 from ..home import home_dir
 from ..names import CONFIG_FILE
-from .core import Project
+from .project import Project
 
 # what the seed's bucket, security group and instance become here
 ADOPTED = ("s3_bucket.workfiles", "aws_security_group.db", "aws_db_instance.main")

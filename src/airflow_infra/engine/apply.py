@@ -269,7 +269,7 @@ def _walk(
 
 def _intend(changes: list[Change], providers: Mapping[str, Provider], txn: Transaction) -> None:
     """Record the names of the creates about to start in the state, in one write, before the calls
-    (DESIGN.md §5.2): a kill after a call and before its resource is recorded (or marked) leaves
+    (invariant 2, docs/architecture.md): a kill after a call and before its resource is recorded (or marked) leaves
     something the next plan adopts, never something it refuses as foreign. A provider whose create
     marks in the same step needs none."""
     creates = {

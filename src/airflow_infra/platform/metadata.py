@@ -7,7 +7,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from ..errors import LocalServerError
-from ..local_server import LocalServer
+from ..localserver.server import LocalServer
 
 NAME = "airflow_platform"
 MARK = "airflow-infra platform: Airflow's metadata database"

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..aws_clients import (
+from ..aws.clients import (
     AccessDenied,
     AwsError,
     BucketNotEmpty,
@@ -29,6 +29,7 @@ from ..aws_clients import (
     aws,
     translated,
 )
+from ..aws.s3stores import unsupported_answer, version_pages
 from ..backups import (
     MANIFEST_SUFFIX,
     backup_dir,
@@ -43,7 +44,6 @@ from ..errors import ForeignResource, ProviderError
 from ..files import read_text
 from ..ownership import Owner, judge
 from ..resources import Observed, Resource
-from ..s3stores import unsupported_answer, version_pages
 from .base import Provider, read_back
 
 TRANSFERS = 10  # object copies at a time in backups and restores, as `aws s3 sync` makes
@@ -496,7 +496,7 @@ class S3BucketProvider(Provider):
 
     def _refuse_nested(self, r: Resource, bucket: str, prefix: str, besides: str | None) -> None:
         """ProviderError when another project's prefix marker lies inside what is about to be backed up
-        and emptied: only what our own marker covers is ours to delete (DESIGN 5.6)."""
+        and emptied: only what our own marker covers is ours to delete (invariant 6, docs/architecture.md)."""
         with translated(r.address, "read"):
             for v in self._versions(bucket, prefix):
                 key = v["Key"]
@@ -649,7 +649,7 @@ class S3PrefixProvider(S3BucketProvider):
         return f"{r.attrs['prefix']}{PREFIX_MARKER}"
 
     def read(self, r: Resource, prior: Observed | None) -> Observed | None:
-        """A prefix follows the rules of a bucket (DESIGN 5.6): ours by its marker; unmarked and holding
+        """A prefix follows the rules of a bucket (invariant 6, docs/architecture.md): ours by its marker; unmarked and holding
         anything, foreign (`import` adopts it on purpose); inside a bucket or prefix another marker
         claims, foreign whoever marked it."""
         bucket, prefix = r.attrs["bucket"], r.attrs["prefix"]

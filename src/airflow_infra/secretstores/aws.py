@@ -15,7 +15,7 @@ import json
 import re
 from typing import Any
 
-from ..aws_clients import AwsError, Conflict, NotFound, aws, aws_client
+from ..aws.clients import AwsError, Conflict, NotFound, aws, aws_client
 from . import SecretStore, new_password, usable
 
 

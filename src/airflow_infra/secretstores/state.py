@@ -52,7 +52,7 @@ class StateSecretStore(SecretStore):
     def _kms_data_key(self) -> bytes:
         """The state's data key, unwrapped by KMS; made (and kept in the state, wrapped) on first use."""
         if self._data_key is None:
-            from ..aws_clients import AwsError, aws, aws_client
+            from ..aws.clients import AwsError, aws, aws_client
 
             kms = aws_client("kms", region=self._region)
             try:

@@ -10,7 +10,7 @@ Contract (every backend passes tests/test_state_contract.py):
 - every write keeps the state it replaces: versions() lists the current state and those kept
   (newest first; those it cannot parse left out), read_version(serial) returns one of them, None
   when it is not kept. overwrite(state) writes without the serial/lineage check (the corrupt
-  state it replaces is kept like any other): only `state restore`, under the lock, uses it.
+  state it replaces is kept like any other): only `state rollback`, under the lock, uses it.
 - a state written by a newer release (its version above STATE_VERSION) raises StateTooNew.
 - import_state(state) writes a whole state, serial and lineage kept, into a backend that holds
   none (state migrate); StateConflict when one is there.
@@ -141,7 +141,7 @@ class State:
 
 @dataclass(frozen=True)
 class StateVersion:
-    """One kept state: what `state versions` lists and `state restore SERIAL` brings back."""
+    """One kept state: what `state versions` lists and `state rollback SERIAL` brings back."""
 
     serial: int
     lineage: str
@@ -268,7 +268,7 @@ class StateBackend(Protocol):
     def import_state(self, state: State) -> None: ...
     def versions(self) -> list[StateVersion]: ...  # newest first, the current state included
     def read_version(self, serial: int) -> State | None: ...  # a kept state; None when not kept
-    def overwrite(self, state: State) -> None: ...  # unconditional: only `state restore`, over a corrupt state
+    def overwrite(self, state: State) -> None: ...  # unconditional: only `state rollback`, over a corrupt state
     def close(self) -> None: ...  # let go of connections/heartbeats, not the lock
     def check_held(self) -> None: ...  # LeaseLost when this run's lease may have run out
 
@@ -382,7 +382,7 @@ def transaction(
     backend: StateBackend, operation: str, *, timeout: float = 0.0, read: bool = True
 ) -> Iterator[Transaction]:
     """Lock -> read -> commit... -> unlock, the unlock on every way out. read=False leaves the first
-    read to the caller (`state restore` reads a state that may be corrupt)."""
+    read to the caller (`state rollback` reads a state that may be corrupt)."""
     lock = acquire(backend, operation, backend.location, timeout)
     try:
         yield Transaction(backend, lock, read=read)

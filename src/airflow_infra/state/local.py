@@ -96,7 +96,7 @@ class LocalStateBackend:
         except OSError as exc:
             raise StateCorrupt(f"{path}: cannot read state: {exc.strerror}") from None
         hint = (
-            f"`airflow-infra state restore {self._backup_serial()}` brings back the previous one"
+            f"`airflow-infra state rollback {self._backup_serial()}` brings back the previous one"
             if self.backup_path.exists() and path != self.backup_path
             else "restore it from version control"
         )

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..aws.rdsca import bundle_path, ca_bundle
 from ..config import Config
 from ..errors import ConfigError, NotYetReachable, Unreadable
 from ..outputs import shaped
 from ..ownership import project_tags
 from ..providers.base import Provider
-from ..rdsca import bundle_path, ca_bundle
 from ..resources import Ref, Resource
 from ..state.base import State
 from .base import Target
@@ -92,7 +92,7 @@ class AwsTarget(Target):
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            from ..aws_clients import aws_client
+            from ..aws.clients import aws_client
 
             self._clients[service] = aws_client(service, region=self.config.region or "us-east-1")
         return self._clients[service]
@@ -103,7 +103,7 @@ class AwsTarget(Target):
         if self._vpc is None and self.config.aws.rds.db_subnet_group:
             self._vpc = self._existing_subnet_group()["VpcId"]
         if self._vpc is None:
-            from ..aws_clients import AwsError, aws
+            from ..aws.clients import AwsError, aws
 
             try:
                 with aws("[aws.rds] subnet_ids", "lookup"):
@@ -121,7 +121,7 @@ class AwsTarget(Target):
         return self._vpc
 
     def _existing_subnet_group(self) -> dict[str, Any]:
-        from ..aws_clients import AwsError, NotFound, aws
+        from ..aws.clients import AwsError, NotFound, aws
 
         name = self.config.aws.rds.db_subnet_group
         try:
@@ -138,7 +138,7 @@ class AwsTarget(Target):
 
     # -- the admin connection: the instance's master user ---------------------------------------
     def _instance(self) -> dict[str, Any]:
-        from ..aws_clients import NotFound, aws
+        from ..aws.clients import NotFound, aws
 
         try:
             with aws(f"RDS instance {self.identifier}", "describe"):

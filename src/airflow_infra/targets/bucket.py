@@ -60,7 +60,7 @@ class S3Workfiles:
         # Made once, by providers(), before any reader thread starts.
         if self._s3 is None:
             try:
-                from ..aws_clients import s3_client
+                from ..aws.clients import s3_client
             except ImportError:
                 raise ConfigError(
                     f"[target] kind = \"{self.config.target.kind}\" needs boto3: pip install 'airflow-infra[s3]'"

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..local_server import LocalServer
+from ..localserver.server import LocalServer
 from ..outputs import shaped
 from ..providers.base import Provider
 from ..resources import Resource

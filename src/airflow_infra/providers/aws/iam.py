@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ...aws_clients import NotFound, aws, translated
+from ...aws.clients import NotFound, aws, translated
 from ...resources import Observed, Resource
 from ..base import Provider, read_back
 from .common import _Aws, _refuse_foreign, _tags

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ...aws_clients import NotFound, translated
+from ...aws.clients import NotFound, translated
 from ...resources import Observed, Resource
 from ..base import Provider, read_back
 from .common import PORT, _Aws, _refuse_foreign, _tags

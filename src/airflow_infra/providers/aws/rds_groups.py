@@ -6,7 +6,7 @@ from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
-from ...aws_clients import NotFound, aws, translated
+from ...aws.clients import NotFound, aws, translated
 from ...resources import Observed, Resource
 from ..base import Provider, read_back
 from .common import _Aws, _tags

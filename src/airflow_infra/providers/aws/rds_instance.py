@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ...aws_clients import AwsError, NotFound, aws, translated
+from ...aws.clients import AwsError, NotFound, aws, translated
 from ...errors import ProviderError
 from ...resources import Observed, Resource
 from ..base import Provider, read_back

@@ -173,7 +173,7 @@ class PgAdmin:
         extensions installed in it too (pg_dump --schema alone leaves them out)."""
         out = backup_dir(dest) / f"{dbname}{'-' + schema if schema else ''}-{stamp()}.dump"
         with written_whole(out) as tmp:
-            # its wait for each table's lock bounded like our own sessions' (DESIGN 5.3): a run stopped
+            # its wait for each table's lock bounded like our own sessions' (invariant 3, docs/architecture.md): a run stopped
             # holding a table never makes a backup wait for ever (pg_dump sets lock_timeout = 0 itself)
             args = [
                 str(self._bindir() / "pg_dump"),
@@ -204,7 +204,7 @@ class PgAdmin:
         """Load a dump into dbname, every object made as role (the project's owner) and given our
         grants by its default privileges; schemas that exist already are kept, not made again.
 
-        Least privilege (DESIGN 5.7): what the dump holds (functions, triggers, constraints, defaults
+        Least privilege (invariant 7, docs/architecture.md): what the dump holds (functions, triggers, constraints, defaults
         the project's roles wrote) is replayed in a session that logs in as login (the etl role, with
         its own password), never the admin's: SET ROLE, RESET ROLE or SECURITY DEFINER code can then
         reach only roles that session is a member of, which are checked to be role and nothing that

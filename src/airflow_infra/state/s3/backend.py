@@ -19,12 +19,13 @@ from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
-from ...aws_clients import (
+from ...aws.clients import (
     AccessDenied,
     AwsError,
     NoSuchBucket,
     NotFound,
 )
+from ...aws.s3stores import unsupported_answer, version_pages
 from ...errors import (
     ConfigError,
     LeaseLost,
@@ -36,7 +37,6 @@ from ...errors import (
     StateNotOurs,
     StateTooNew,
 )
-from ...s3stores import unsupported_answer, version_pages
 from ..base import LockInfo, State, StateVersion, check_successor, lock_taken, parse_state
 from .locks import _LOST, _Conflict, _Digest, _DynamoLock, _expires, _now, _S3Lock
 
@@ -100,7 +100,7 @@ class S3StateBackend:
         dynamodb_table: str = "terraform",
         lease_seconds: int = 300,
     ):
-        from ...aws_clients import aws_client
+        from ...aws.clients import aws_client
 
         self.bucket, self.key, self.mode, self.lease = bucket, key, lock, lease_seconds
         self.location = f"s3://{bucket}/{key}"
@@ -166,7 +166,7 @@ class S3StateBackend:
             f"{self.location}: the lock table {self.dynamodb_table!r} names state serial {serial} (MD5 "
             f"{digest}), which is neither the state object nor kept whole beside it: changed by hand? "
             "It was left as it is: `airflow-infra state versions` lists the states kept, "
-            "`state restore SERIAL` writes one back"
+            "`state rollback SERIAL` writes one back"
         )
 
     def _check_key_is_ours(self) -> None:
@@ -225,7 +225,7 @@ class S3StateBackend:
 
     def _keep_copy(self) -> None:
         """On a store that keeps no versions: copy the state about to be replaced beside it (what
-        `state versions` and `state restore` then find), named by the time, so copies sort by age."""
+        `state versions` and `state rollback` then find), named by the time, so copies sort by age."""
         if _VERSIONED.get(self._store) is None:
             try:
                 status = self.s3.get_bucket_versioning(Bucket=self.bucket).get("Status")

@@ -6,15 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ...aws_clients import (
+from ...aws.clients import (
     AwsError,
     NotConfigured,
     NotFound,
 )
+from ...aws.s3stores import unsupported_answer
 from ...errors import (
     ConfigError,
 )
-from ...s3stores import unsupported_answer
 from .backend import PROBE_KEY, S3StateBackend, _fail
 
 
@@ -26,7 +26,7 @@ def bootstrap(
     is changed only after confirm(the changes) says yes (None: no confirmation, nothing changed on
     it). Settings the store lacks are left alone, named in the list. Returns what it did (None:
     declined); a store's error is one StateError line."""
-    from ...aws_clients import aws_client
+    from ...aws.clients import aws_client
 
     try:
         s3 = aws_client("s3", region=region)

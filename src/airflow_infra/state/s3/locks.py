@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from ...aws_clients import (
+from ...aws.clients import (
     Conflict,
     NoSuchBucket,
     NotFound,

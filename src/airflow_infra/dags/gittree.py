@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import AirflowInfraError
+from ..errors import AirflowInfraError
 from .gitcmd import DEADLINE, environment, kill_group
 
 MAX_LINKS = 40  # the kernel's own limit on links followed in one path

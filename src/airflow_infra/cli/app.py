@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cli_dags import F, dags, registry_option
-from .cli_platform import platform_group
-from .durations import Seconds, lock_timeout_first
+from ..durations import Seconds, lock_timeout_first
+from ..plugins import STATE_BACKENDS
+from .dags import F, dags, registry_option
 from .exits import run
-from .plugins import STATE_BACKENDS
+from .platform import platform_group
 
 
 class _Lazy:
@@ -30,11 +30,12 @@ class _Lazy:
 
 
 if TYPE_CHECKING:  # the modules themselves, as far as type checkers are concerned
-    from . import commands, render
-    from .commands import Project
+    from .. import commands
+    from ..commands import Project
+    from . import render
 else:
     commands = _Lazy("airflow_infra.commands")
-    render = _Lazy("airflow_infra.render")
+    render = _Lazy("airflow_infra.cli.render")
 
 
 @dataclass
@@ -274,12 +275,16 @@ def state_versions(c: Ctx, as_json: bool) -> None:
     click.echo(render.state_versions(commands.state_versions(c.project()), as_json))
 
 
-@state.command("restore")
+@state.command("rollback")
 @click.argument("serial", type=click.IntRange(min=1))
 @pass_ctx
-def state_restore(c: Ctx, serial: int) -> None:
+def state_rollback(c: Ctx, serial: int) -> None:
     """Bring back a kept state (as a new serial); nothing else changes."""
-    render.state_restored(serial, commands.state_restore(c.project(), serial, lock_timeout=c.lock_timeout))
+    render.state_restored(serial, commands.state_rollback(c.project(), serial, lock_timeout=c.lock_timeout))
+
+
+# `state restore SERIAL`, its name before 0.x: kept for scripts ("restore" is now only backups')
+state.add_command(click.Command("restore", callback=state_rollback.callback, params=state_rollback.params, hidden=True))
 
 
 @state.command("migrate")
@@ -319,7 +324,7 @@ def connections(ctx: click.Context, fmt: str, output: str | None, show_secrets: 
     """The project's Airflow connections and variables."""
     if ctx.invoked_subcommand is None:
         render.refuse_masked_file(output, show_secrets)
-        text = commands.connections(ctx.obj.project(), fmt=fmt, show_secrets=show_secrets, output=output)
+        text = commands.connections(ctx.obj.project(), fmt=fmt, reveal=show_secrets, output=output)
         render.connections(text, output, show_secrets)
 
 

@@ -1,4 +1,4 @@
-"""The core commands: init, plan, apply, destroy, up, outputs, state, import, backend, local server.
+"""Commands on one project: init, load, plan, apply, destroy, up, import, outputs.
 
 The CLI parses, calls one of these and renders the result; a script can do exactly what the
 CLI does. Options are keyword-only. Every function raises only AirflowInfraError subclasses
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AirflowInfraError, ConfigError, StalePlan, StateError
+from ..errors import AirflowInfraError, ConfigError, StalePlan
 from ..home import ensure_dir, home_dir
 from ..names import CONFIG_FILE, project_name
 
@@ -22,10 +22,8 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..engine.apply import ApplyResult, Event
     from ..engine.plan import Plan
-    from ..local_server import LocalServer
     from ..resources import Resource
-    from ..service import Service
-    from ..state.base import LockInfo, State, StateBackend, StateVersion, Transaction
+    from ..state.base import State, StateBackend, Transaction
     from ..targets.base import Target
 
 # Heavier modules (the engine, providers, psycopg) are imported inside the functions that need
@@ -314,7 +312,7 @@ def up(
         if not vars and not var_files and not any(k.startswith("AIRFLOW_INFRA_TARGET__") for k in os.environ):
             # Surely the local default: start its server (initdb is most of a first `up`)
             # while the config, the engine and psycopg load.
-            from ..local_server import LocalServer
+            from ..localserver.server import LocalServer
 
             LocalServer(home_dir()).start_in_background()
         init(project_dir, name=name)
@@ -361,7 +359,7 @@ def import_resource(project: Project, address: str, resource_id: str, *, lock_ti
         target.close()
 
 
-def outputs(project: Project, *, reveal: bool = True, check_secrets: bool = False) -> dict[str, dict[str, Any]]:
+def outputs(project: Project, *, reveal: bool = False, check_secrets: bool = False) -> dict[str, dict[str, Any]]:
     """{name: {"value": ..., "sensitive": bool}} from the state. With reveal=False the values of
     sensitive outputs are None and no secret store is asked for a value; check_secrets then asks
     whether it holds each (SecretMissing naming the role when not)."""
@@ -383,171 +381,3 @@ def output(project: Project, name: str, *, reveal: bool = False) -> dict[str, An
     if outs[name]["sensitive"] and not reveal:
         raise AirflowInfraError(f"output {name!r} is sensitive: pass --show-secrets to print it")
     return outs[name]
-
-
-def state_list(project: Project) -> list[str]:
-    return sorted(project.backend().read().resources)
-
-
-def state_show(project: Project, address: str) -> dict[str, Any]:
-    state = project.backend().read()
-    if address not in state.resources:
-        known = ", ".join(sorted(state.resources)) or "none"
-        raise AirflowInfraError(f"ADDRESS {address!r} is not in the state (addresses: {known})")
-    return state.resources[address].to_json()
-
-
-def state_versions(project: Project) -> list[StateVersion]:
-    """The states the backend keeps (the current one first): a list of StateVersion."""
-    return project.backend().versions()
-
-
-def state_restore(project: Project, serial: int, *, lock_timeout: float = 0.0) -> State:
-    """Bring back a kept state as a new serial of the current lineage, under the lock. Returns
-    the new State. Nothing in the world changes: the next plan shows what differs from it."""
-    from dataclasses import replace
-
-    from ..errors import StateConflict, StateCorrupt
-    from ..state.base import transaction
-
-    backend = project.backend()
-    with transaction(backend, "state restore", timeout=lock_timeout, read=False) as txn:
-        try:
-            current = txn.state
-        except StateCorrupt:
-            current = None  # what restore is for: the corrupt one is kept as a version
-        old = backend.read_version(serial)
-        if old is None:
-            raise StateError(
-                f"SERIAL {serial}: no such state is kept in {backend.location} "
-                "(`airflow-infra state versions` lists those that are)"
-            )
-        _check_is_this_projects(project, old, serial)
-        if current is None:
-            # Past the corrupt state too (at most one past the newest readable one), so that a plan
-            # saved from that state can never pass for one made from the restored state.
-            newest = max((v.serial for v in backend.versions() if v.lineage == old.lineage), default=serial)
-            restored = replace(old, serial=newest + 2)
-            backend.overwrite(restored)
-            return restored
-        if current.serial > 0 and old.lineage != current.lineage:
-            raise StateConflict(
-                f"SERIAL {serial}: that state is of lineage {old.lineage}, not the current "
-                f"lineage {current.lineage} (another project's or an earlier start's); nothing was restored"
-            )
-        return txn.commit(lambda s: replace(old, serial=s.serial, lineage=s.lineage))
-
-
-def _check_is_this_projects(project: Project, old: State, serial: int) -> None:
-    """A kept state names the resources of one project: refuse one whose database or roles are not
-    this config's (a state file copied from another project). From the config alone: a restore must
-    work while the servers are down."""
-    from ..providers.postgres import database_resources
-
-    # the names every target gives the project's database and roles, from the one place that says them
-    expected = {
-        r.address: r.attrs["name"]
-        for r in database_resources(
-            project.config.project.name,
-            [],
-            environment=project.config.project.environment,
-            database=project.config.database_name,
-        )
-    }
-    for address, want in sorted(expected.items()):
-        r = old.resources.get(address)
-        if r is not None and r.attrs.get("name") != want:
-            raise StateError(
-                f"SERIAL {serial}: that state's {address} is {r.attrs.get('name')!r}, this project's is "
-                f"{want!r}: it is another project's state; nothing was restored"
-            )
-
-
-def state_migrate(
-    project: Project, *, to_backend: str, dsn_env: str | None = None, path: str | None = None, lock_timeout: float = 0.0
-) -> str:
-    """Copy the state from the configured backend into another, keeping lineage, serial and resources.
-    The destination must hold no state yet. Returns the destination's location; the config is left to
-    the user (set [state] backend to the destination afterwards)."""
-    from pydantic import ValidationError
-
-    from ..config import StateConfig
-    from ..state import get_backend
-    from ..state.base import transaction
-
-    # The destination's other settings ([state] bucket, key, lock, ...) come from the config.
-    settings = {
-        **project.config.state.model_dump(exclude_unset=True),
-        "backend": to_backend,
-        **({"dsn_env": dsn_env} if dsn_env else {}),
-        **({"path": path} if path else {}),
-    }
-    try:
-        state_cfg = StateConfig(**settings)
-    except ValidationError as exc:
-        raise ConfigError(f"--to {to_backend!r}: {exc.errors()[0]['msg']}") from None
-    moved = project.config.model_copy(update={"state": state_cfg})
-    from ..locations import check
-
-    check(moved, project.dir, project.home)  # the state's new place follows the containment rule too
-    source = project.backend()
-    dest = get_backend(moved, project.dir)
-    if dest.location == source.location:
-        raise ConfigError(f"--to: the state is already at {dest.location}")
-    with (
-        transaction(source, "migrate", timeout=lock_timeout) as txn,
-        transaction(dest, "migrate", timeout=lock_timeout, read=False),
-    ):
-        dest.import_state(txn.state)
-        return dest.location
-
-
-def backend_bootstrap(project: Project, *, confirm: Callable[[list[str]], bool] | None = None) -> list[str] | None:
-    """Make what [state] needs and nobody should make by hand: for s3, the state bucket (versioning,
-    SSE, public-access block) and, for a DynamoDB lock, the table. Idempotent. Settings of an
-    existing bucket change only when confirm(the changes) says yes; None: declined, nothing done."""
-    st = project.config.state
-    if st.backend != "s3":
-        return []
-    if not st.bucket:
-        raise ConfigError("[state] bucket: set the state bucket's name first")
-    from ..state.s3 import bootstrap
-
-    return bootstrap(
-        bucket=st.bucket, region=st.region, lock=st.locks, dynamodb_table=st.dynamodb_table, confirm=confirm
-    )
-
-
-def lock_info(project: Project) -> LockInfo | None:
-    return project.backend().lock_info()
-
-
-def force_unlock(project: Project, lock_id: str) -> None:
-    project.backend().unlock(lock_id)
-
-
-def local_server(*, pg_bindir: str | None = None) -> LocalServer:
-    from ..local_server import LocalServer
-
-    return LocalServer(home_dir(), pg_bindir=pg_bindir)
-
-
-def local_start(*, port: int | None = None, pg_bindir: str | None = None) -> dict[str, Any]:
-    return local_server(pg_bindir=pg_bindir).start(port=port)
-
-
-def local_stop() -> dict[str, Any]:
-    return local_server().stop()
-
-
-def local_install_service(*, scope: str | None = None, print_only: bool = False) -> Service:
-    """The systemd unit that starts the local server at boot (service.Service); installed unless print_only."""
-    from ..home import existing_home
-    from ..service import install, unit
-
-    found = unit(existing_home() if not print_only else home_dir(), scope=scope)
-    return found if print_only else install(found)
-
-
-def local_status() -> dict[str, Any]:
-    return local_server().status()

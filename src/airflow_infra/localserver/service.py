@@ -17,8 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import children
-from .errors import AirflowInfraError
+from .. import children
+from ..errors import AirflowInfraError
 
 
 @dataclass(frozen=True)

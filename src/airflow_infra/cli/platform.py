@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli_dags import registry_option as registry_choice
+from .dags import registry_option as registry_choice
 
 if TYPE_CHECKING:
-    from .commands.platform import PlatformStatus
+    from ..commands.platform import PlatformStatus
 
 registry_option = registry_choice(
     text="The projects registry; [platform] is read from the airflow-infra.toml beside it."
@@ -43,7 +43,7 @@ def _render(status: PlatformStatus, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def platform_up(registry: str, as_json: bool) -> None:
     """Install Airflow (once), start what is not running, wait until it is healthy."""
-    from .commands.platform import platform_up as up
+    from ..commands.platform import platform_up as up
 
     status = up(registry, on_progress=lambda m: click.echo(m, err=True))
     if not as_json:
@@ -57,7 +57,7 @@ def platform_up(registry: str, as_json: bool) -> None:
 @click.option("--show-secrets", is_flag=True, help="Print the admin user's password.")
 def platform_status(registry: str, as_json: bool, show_secrets: bool) -> int:
     """Each process, its pid and health; the URL and the user (exit 1 when not healthy)."""
-    from .commands.platform import platform_status as status
+    from ..commands.platform import platform_status as status
 
     found = status(registry, reveal=show_secrets)
     _render(found, as_json)
@@ -69,8 +69,8 @@ def platform_status(registry: str, as_json: bool, show_secrets: bool) -> int:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing what is written.")
 def platform_logs(component: str | None, follow: bool) -> int:
     """Print a component's log (default: all of them)."""
-    from .commands.platform import platform_logs as logs
-    from .platform.logs import texts
+    from ..commands.platform import platform_logs as logs
+    from ..platform.logs import texts
 
     paths = logs(component)
     if not paths:
@@ -83,7 +83,7 @@ def platform_logs(component: str | None, follow: bool) -> int:
 @platform_group.command("down")
 def platform_down() -> None:
     """Stop every process (gracefully, then by force after 30 s)."""
-    from .commands.platform import platform_down as down
+    from ..commands.platform import platform_down as down
 
     stopped = down()
     click.echo("Stopped: " + ", ".join(stopped) if stopped else "Nothing was running.")

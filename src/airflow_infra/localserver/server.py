@@ -27,15 +27,15 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import children, scram
-from .children import minimal_env
-from .errors import BinariesNotFound, LocalServerError, PortInUse
-from .files import read_text
-from .flock import exclusive
-from .home import ensure_dir
-from .pgerrors import password_refused, refusal, translated
-from .pids import pid_alive
-from .secretstores.file import FileSecretStore
+from .. import children, scram
+from ..children import minimal_env
+from ..errors import BinariesNotFound, LocalServerError, PortInUse
+from ..files import read_text
+from ..flock import exclusive
+from ..home import ensure_dir
+from ..pgerrors import password_refused, refusal, translated
+from ..pids import pid_alive
+from ..secretstores.file import FileSecretStore
 
 SUPERUSER = "airflow_infra"
 SUPERUSER_REF = "local/superuser"
@@ -642,7 +642,7 @@ class LocalServer:
         ours: set a new password in single-user mode, PostgreSQL's own way back in, and start the
         server again; said, never silent. works() says whether the stored one logs in (another
         process may have set a new one meanwhile)."""
-        from .secretstores import new_password
+        from ..secretstores import new_password
 
         with self._locked():
             if self.secrets.get(SUPERUSER_REF) is not None and works():

@@ -39,7 +39,7 @@ def dags() -> None:
 )
 def dags_bundles(registry: str, fmt: str) -> None:
     """Airflow 3 DAG bundles, one per registered project, for any Airflow 3 deployment."""
-    from .commands.platform import dags_bundles as bundles
+    from ..commands.platform import dags_bundles as bundles
 
     click.echo(bundles(registry, fmt=fmt), nl=False)
 
@@ -69,7 +69,8 @@ def dags_sync(
     registry: str, dags_folder: str, jobs: int, check: bool, recheck: bool, timeout: float, as_json: bool
 ) -> int:
     """Clone or fetch each project's repository and publish it at DIR/<Project>, atomically."""
-    from . import commands, render
+    from .. import commands
+    from . import render
 
     results = commands.dags_sync(registry, dags_folder, jobs=jobs, check=check, recheck=recheck, timeout=timeout)
     render.dags_sync(results, as_json)
@@ -84,7 +85,7 @@ def dags_sync(
 @click.option("--no-check", is_flag=True, help="Publish without compiling or loading the DAGs first.")
 def dags_install_importer(registry: str, dags_folder: str, schedule: str, jobs: int, no_check: bool) -> None:
     """Write the import_dags DAG, which runs `dags sync` on a schedule."""
-    from . import commands
+    from .. import commands
 
     path = commands.dags_install_importer(
         dags_folder, registry=registry, schedule=schedule, jobs=jobs, check=not no_check

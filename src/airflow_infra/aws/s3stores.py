@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
-from .aws_clients import AwsError, Unsupported
+from .clients import AwsError, Unsupported
 
 NOT_IMPLEMENTED = {"NotImplemented", "XNotImplemented", "501"}
 _NOT_LACKING_400 = ("KMS.", "InvalidBucketName", "InvalidAccessKeyId", "ExpiredToken", "InvalidArgument")

@@ -25,12 +25,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from . import children, gitcmd, gittree
-from .errors import AirflowInfraError
-from .files import make_private_once, private_files, write_private
-from .flock import exclusive
-from .names import check_name
-from .registry import Entry
+from .. import children
+from ..errors import AirflowInfraError
+from ..files import make_private_once, private_files, write_private
+from ..flock import exclusive
+from ..names import check_name
+from ..registry import Entry
+from . import gitcmd, gittree
 
 STATE = ".airflow-infra"
 IGNORE_LINE = ".airflow-infra/"
@@ -351,7 +352,7 @@ with DAG(
 
     @task(task_id="sync")
     def sync() -> list[dict]:
-        from airflow_infra.dagsync import DagSync
+        from airflow_infra.dags.sync import DagSync
         from airflow_infra.registry import read
 
         results = DagSync(DAGS_FOLDER, check=CHECK).run(read(REGISTRY), jobs=JOBS)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from .errors import AirflowInfraError
+from ..errors import AirflowInfraError
 
 PROTOCOLS = ("https", "ssh", "git", "file")
 DEADLINE = 300.0  # seconds for one git call: a clone of a large DAG repository fits, a hung server does not

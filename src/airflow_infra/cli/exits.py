@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from .errors import AirflowInfraError, Interrupted
+from ..errors import AirflowInfraError, Interrupted
 
 
 def _fail(message: str, status: int = 1) -> None:

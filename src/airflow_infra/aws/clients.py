@@ -28,7 +28,7 @@ import botocore.config
 import botocore.exceptions
 from botocore.retries import standard
 
-from .errors import ConfigError, ProviderError
+from ..errors import ConfigError, ProviderError
 
 MAX_ATTEMPTS = 8
 

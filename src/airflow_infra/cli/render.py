@@ -11,10 +11,10 @@ from typing import Any
 
 import click
 
-from .engine.plan import ADOPT, CREATE, DELETE, REPLACE, SYMBOL, UPDATE, Plan
-from .errors import ConfirmationRequired
-from .resources import Ref
-from .secretstores import MASK
+from ..engine.plan import ADOPT, CREATE, DELETE, REPLACE, SYMBOL, UPDATE, Change, Plan
+from ..errors import ConfirmationRequired
+from ..resources import Ref
+from ..secretstores import MASK
 
 COLOUR = {CREATE: "green", UPDATE: "yellow", REPLACE: "magenta", DELETE: "red", ADOPT: "cyan"}
 VERB = {
@@ -42,7 +42,7 @@ def _drift_lines(plan: Plan) -> list[str]:
     return [*lines, ""]
 
 
-def _change_lines(c) -> list[str]:
+def _change_lines(c: Change) -> list[str]:
     head = click.style(f"  {SYMBOL[c.action]:>3} {c.address}", fg=COLOUR[c.action], bold=True)
     lines = [f"{head}  will be {VERB[c.action]}"]
     if c.action in (UPDATE, REPLACE):
@@ -86,7 +86,7 @@ def plan_text(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def event(phase: str, change, seconds: float, detail: str | None = None) -> None:
+def event(phase: str, change: Change, seconds: float, detail: str | None = None) -> None:
     words = {
         CREATE: ("Creating", "Creation"),
         UPDATE: ("Modifying", "Modifications"),
@@ -111,7 +111,7 @@ def progress(message: str) -> None:
     click.echo(click.style(f"  ... {message}", dim=True))
 
 
-def outputs_text(outs: dict[str, dict], show_secrets: bool) -> str:
+def outputs_text(outs: dict[str, dict[str, Any]], show_secrets: bool) -> str:
     lines = []
     for name, o in outs.items():
         value = _v(o["value"]) if (show_secrets or not o["sensitive"]) else MASK
@@ -119,14 +119,14 @@ def outputs_text(outs: dict[str, dict], show_secrets: bool) -> str:
     return "\n".join(lines)
 
 
-def output_value(o: dict, as_json: bool) -> None:
+def output_value(o: dict[str, Any], as_json: bool) -> None:
     """One output's value: a string as it is (for `$(airflow-infra output x)`), anything else as JSON."""
     if o["sensitive"]:
         secret_stdout()
     click.echo(json.dumps(o["value"]) if as_json or not isinstance(o["value"], str) else o["value"])
 
 
-def outputs(outs: dict[str, dict], as_json: bool, show_secrets: bool) -> None:
+def outputs(outs: dict[str, dict[str, Any]], as_json: bool, show_secrets: bool) -> None:
     if not outs and not as_json:  # as Terraform: said, not an error (`output NAME` is one)
         click.echo("No outputs: nothing is applied yet (`airflow-infra apply` makes them).", err=True)
         return
@@ -176,19 +176,19 @@ def secret_stdout() -> None:
         os.fchmod(sys.stdout.fileno(), 0o600)
 
 
-def hidden(outs: dict[str, dict]) -> dict[str, dict]:
+def hidden(outs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Terraform's output shape without the sensitive values: a sensitive output has no "value"
     key (never a null anyone could take for the value)."""
     return {k: (o if not o["sensitive"] else {"sensitive": True}) for k, o in outs.items()}
 
 
-def masked_note(outs: dict[str, dict], what: str = "output") -> None:
+def masked_note(outs: dict[str, dict[str, Any]], what: str = "output") -> None:
     n = sum(1 for o in outs.values() if o["sensitive"])
     if n:
         click.echo(f"Note: {n} sensitive {what}{'s' if n > 1 else ''} not shown: --show-secrets shows them", err=True)
 
 
-def outputs_json(outs: dict[str, dict], show_secrets: bool) -> str:
+def outputs_json(outs: dict[str, dict[str, Any]], show_secrets: bool) -> str:
     return json.dumps(outs if show_secrets else hidden(outs), sort_keys=True, indent=2)
 
 
@@ -227,7 +227,7 @@ def _table(*columns: str, rows: Sequence[Sequence[str]], fold: str | None = None
     Console(soft_wrap=True).print(table)
 
 
-def fleet(results: list | None, as_json: bool = False) -> None:
+def fleet(results: list[Any] | None, as_json: bool = False) -> None:
     """Each project's plan counts and result (fleet commands); None: the review was declined."""
     if results is None:
         click.echo("Apply cancelled.")
@@ -251,7 +251,7 @@ def fleet(results: list | None, as_json: bool = False) -> None:
     _table("project", "add", "change", "destroy", "result", rows=rows)
 
 
-def fleet_outputs(results: list, as_json: bool, show_secrets: bool) -> None:
+def fleet_outputs(results: list[Any], as_json: bool, show_secrets: bool) -> None:
     if as_json:
         click.echo(json.dumps([r.to_json(show_secrets=show_secrets) for r in results], sort_keys=True, indent=2))
         return
@@ -260,7 +260,7 @@ def fleet_outputs(results: list, as_json: bool, show_secrets: bool) -> None:
         click.echo(f"error: {r.error}" if r.error else outputs_text(r.outputs or {}, show_secrets))
 
 
-def doctor(checks: list) -> int:
+def doctor(checks: list[Any]) -> int:
     """The checks as a table; the exit status (1 when one failed)."""
     _table(
         "check",
@@ -282,12 +282,12 @@ def state_migrated(where: str, backend: str) -> None:
     click.echo(f'Copied the state to {where}. Now set [state] backend = "{backend}" in airflow-infra.toml.')
 
 
-def up(plan: Plan, result: Any, outs: dict[str, dict]) -> None:
+def up(plan: Plan, result: Any, outs: dict[str, dict[str, Any]]) -> None:
     click.echo(summary(plan, result, "apply"))
     click.echo("\nOutputs:\n" + outputs_text(outs, show_secrets=False))
 
 
-def dags_sync(results: list, as_json: bool) -> None:
+def dags_sync(results: list[Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([r.to_json() for r in results], indent=2))
         return
@@ -301,7 +301,7 @@ def dags_sync(results: list, as_json: bool) -> None:
 
 
 # -- short reports -----------------------------------------------------------------------------
-def local_status(s: dict, as_json: bool = False) -> str:
+def local_status(s: dict[str, Any], as_json: bool = False) -> str:
     if as_json:
         return json.dumps(s, sort_keys=True, indent=2)
     if not s["initialised"]:
@@ -320,14 +320,14 @@ def lock(info: Any, as_json: bool) -> str:
     return info.describe() if info else "The state is not locked."
 
 
-def state_versions(versions: list, as_json: bool) -> str:
+def state_versions(versions: list[Any], as_json: bool) -> str:
     if as_json:
         return json.dumps([asdict(v) for v in versions], sort_keys=True, indent=2)
     lines = []
     if not any(v.current for v in versions):
         lines.append(
             "The current state cannot be read (corrupt, or written by a newer release); "
-            "`airflow-infra state restore SERIAL` brings back one of these:"
+            "`airflow-infra state rollback SERIAL` brings back one of these:"
             if versions
             else "No state is kept."
         )
@@ -355,8 +355,8 @@ def restored(done: Any, backup: str) -> str:
     return "\n".join(lines)
 
 
-def projects(entries: list, as_json: bool) -> None:
-    from .registry import shown
+def projects(entries: list[Any], as_json: bool) -> None:
+    from ..registry import shown
 
     if as_json:
         click.echo(json.dumps([e.to_json() for e in entries], indent=2))
@@ -393,7 +393,7 @@ def confirm(auto_approve: bool, what: str, show: Callable[[Any], None], *, early
     return ask
 
 
-def fleet_status(results: list | None, detailed_exitcode: bool = False) -> int:
+def fleet_status(results: list[Any] | None, detailed_exitcode: bool = False) -> int:
     """Exit status across projects: 1 if any failed or the review was declined (None), else (with
     --detailed-exitcode) 2 if any has changes."""
     if results is None:
@@ -425,6 +425,6 @@ def plan_review(plan: Plan) -> None:
     click.echo(plan_text(plan) + "\n")
 
 
-def fleet_review(results: list) -> None:
+def fleet_review(results: list[Any]) -> None:
     fleet(results)
     click.echo()
