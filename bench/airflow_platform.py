@@ -83,7 +83,7 @@ def rss_mb(pgids: set[int]) -> float:
 def standalone(work: Path, env: dict[str, str], airflow: Path, registry: Path, want: set[str]) -> tuple[dict, float]:
     """`airflow standalone` in an AIRFLOW_HOME of its own (SQLite), with the same bundles and secrets backend:
     ({"cold": s, "warm": s}, the sum of its RSS in MB)."""
-    from airflow_infra.localserver.server import free_port
+    from airflow_infra.localserver.binaries import free_port
 
     sa_home = work / "standalone"
     sa_home.mkdir()
@@ -150,7 +150,7 @@ def main() -> None:
 
 def rows(airflow: Path = DEFAULT_AIRFLOW) -> list[tuple[str, float, str]]:
     airflow = airflow.resolve()
-    from airflow_infra.localserver.server import free_port
+    from airflow_infra.localserver.binaries import free_port
 
     work = Path(tempfile.mkdtemp(prefix="airflow-infra-bench-platform-"))
     os.chmod(work, 0o711)

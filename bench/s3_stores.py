@@ -33,7 +33,7 @@ schemas = ["raw", "staging", "analytics"]
 
 
 def _s3rver(data: Path) -> tuple[subprocess.Popen, str]:
-    from airflow_infra.localserver.server import free_port
+    from airflow_infra.localserver.binaries import free_port
 
     port = free_port()
     proc = subprocess.Popen(

@@ -211,7 +211,7 @@ def moto_endpoint():
 
     from moto.server import ThreadedMotoServer
 
-    from airflow_infra.localserver.server import free_port
+    from airflow_infra.localserver.binaries import free_port
 
     port = free_port()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
@@ -238,7 +238,7 @@ def s3rver_endpoint(moto_endpoint, tmp_path_factory):
     """s3rver, a second S3 implementation nobody here wrote (Node.js, from npm; the README's test
     command installs it into .s3rver): no versioning, tags, policies or conditional writes, and
     405/409/501 where AWS answers. Only S3: DynamoDB stays on moto."""
-    from airflow_infra.localserver.server import free_port
+    from airflow_infra.localserver.binaries import free_port
 
     root = Path(__file__).parent.parent
     binary = Path(os.environ.get("AIRFLOW_INFRA_TEST_S3RVER", root / ".s3rver/node_modules/.bin/s3rver"))

@@ -23,7 +23,7 @@ import pytest
 from conftest import Cli, connect_as, readable_by_others
 from gitrepos import git
 
-from airflow_infra.localserver.server import free_port
+from airflow_infra.localserver.binaries import free_port
 from airflow_infra.secretstores.file import FileSecretStore
 
 

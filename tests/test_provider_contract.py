@@ -480,11 +480,14 @@ def test_a_create_cut_short_before_its_marker_is_adopted_when_pending(unmarkable
 def test_every_registered_provider_runs_the_contract():
     """The suite is derived from plugins.PROVIDERS: a registered provider without a case (or a reason
     in NOT_RUN) fails, and so does a provider class of the package that is not registered."""
-    import airflow_infra.providers.aws
-    import airflow_infra.providers.localdir
-    import airflow_infra.providers.postgres
-    import airflow_infra.providers.s3  # noqa: F401 - every provider class of the package
+    import importlib
+    import pkgutil
+
+    import airflow_infra.providers
     from airflow_infra.plugins import PROVIDERS
+
+    for info in pkgutil.walk_packages(airflow_infra.providers.__path__, "airflow_infra.providers."):
+        importlib.import_module(info.name)  # every provider class of the package, found, not listed
 
     cased = {address.split(".")[0] for _, address, _ in CASES.values()}
     assert cased | set(NOT_RUN) == set(PROVIDERS.names), sorted(set(PROVIDERS.names) - cased - set(NOT_RUN))

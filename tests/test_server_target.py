@@ -217,7 +217,7 @@ def test_admin_dsn_missing_or_underprivileged(server_cli, name, superuser, serve
 
 
 def test_unreachable_endpoint(server_cli):
-    from airflow_infra.localserver.server import free_port
+    from airflow_infra.localserver.binaries import free_port
 
     cli = server_cli()
     proc = cli("plan", expect=1, AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}")

@@ -1,4 +1,5 @@
-"""airflow-infra.toml: pydantic models, the override order, and load_config().
+"""airflow-infra.toml: pydantic models, the override order, and load_config(). Above 450 lines: the
+whole file's schema is one concept, read best in one place.
 
 Overrides, lowest to highest precedence (later wins):
   1. airflow-infra.toml in the project directory

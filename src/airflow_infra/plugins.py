@@ -78,7 +78,7 @@ PROVIDERS = Family(  # by the resource type each manages (Resource.type)
     {
         "local_bucket": "airflow_infra.providers.localdir:LocalBucketProvider",
         "s3_bucket": "airflow_infra.providers.s3:S3BucketProvider",
-        "s3_prefix": "airflow_infra.providers.s3:S3PrefixProvider",
+        "s3_prefix": "airflow_infra.providers.s3prefix:S3PrefixProvider",
         "postgres_role": "airflow_infra.providers.postgres:RoleProvider",
         "postgres_database": "airflow_infra.providers.postgres:DatabaseProvider",
         "postgres_schema": "airflow_infra.providers.postgres:SchemaProvider",

@@ -4,53 +4,18 @@ How a command ends (exit status, the one line on stderr) is exits.py's.
 
 from __future__ import annotations
 
-import importlib
-import json
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..durations import Seconds, lock_timeout_first
-from ..plugins import STATE_BACKENDS
+from .context import Ctx, commands, pass_ctx, render
 from .dags import F, dags, registry_option
 from .exits import run
+from .local import local
 from .platform import platform_group
-
-
-class _Lazy:
-    """A module imported on first use, so that `--help` does not pay for the engine or rich."""
-
-    def __init__(self, name: str):
-        self._name = name
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(importlib.import_module(self._name), attr)
-
-
-if TYPE_CHECKING:  # the modules themselves, as far as type checkers are concerned
-    from .. import commands
-    from ..commands import Project
-    from . import render
-else:
-    commands = _Lazy("airflow_infra.commands")
-    render = _Lazy("airflow_infra.cli.render")
-
-
-@dataclass
-class Ctx:
-    directory: str
-    vars: tuple[str, ...]
-    var_files: tuple[str, ...]
-    lock_timeout: float
-    debug: bool
-
-    def project(self, directory: str | None = None) -> Project:
-        return commands.load(directory or self.directory, vars=self.vars, var_files=self.var_files)
-
-
-pass_ctx = click.make_pass_decorator(Ctx)
+from .projects import projects
+from .state import backend, force_unlock, state
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -239,75 +204,6 @@ def output(
     return None  # exit status 0
 
 
-@cli.group()
-def state() -> None:
-    """Inspect the state."""
-
-
-@state.command("list")
-@pass_ctx
-def state_list(c: Ctx) -> None:
-    """List the addresses in the state."""
-    render.lines(commands.state_list(c.project()))
-
-
-@state.command("show")
-@click.argument("address")
-@pass_ctx
-def state_show(c: Ctx, address: str) -> None:
-    """Show one resource in the state."""
-    click.echo(json.dumps(commands.state_show(c.project(), address), sort_keys=True, indent=2))
-
-
-@state.command("lock")
-@click.option("--json", "as_json", is_flag=True)
-@pass_ctx
-def state_lock(c: Ctx, as_json: bool) -> None:
-    """Show the current state lock, if any."""
-    click.echo(render.lock(commands.lock_info(c.project()), as_json))
-
-
-@state.command("versions")
-@click.option("--json", "as_json", is_flag=True)
-@pass_ctx
-def state_versions(c: Ctx, as_json: bool) -> None:
-    """List the kept states, the current one first."""
-    click.echo(render.state_versions(commands.state_versions(c.project()), as_json))
-
-
-@state.command("rollback")
-@click.argument("serial", type=click.IntRange(min=1))
-@pass_ctx
-def state_rollback(c: Ctx, serial: int) -> None:
-    """Bring back a kept state (as a new serial); nothing else changes."""
-    render.state_restored(serial, commands.state_rollback(c.project(), serial, lock_timeout=c.lock_timeout))
-
-
-# `state restore SERIAL`, its name before 0.x: kept for scripts ("restore" is now only backups')
-state.add_command(click.Command("restore", callback=state_rollback.callback, params=state_rollback.params, hidden=True))
-
-
-@state.command("migrate")
-@click.option(
-    "--to",
-    "to_backend",
-    type=click.Choice(STATE_BACKENDS.names),
-    required=True,
-    help="The backend to copy the state into.",
-)
-@click.option("--dsn-env", help="postgres: the environment variable holding the DSN (default AIRFLOW_INFRA_STATE_DSN).")
-@click.option("--path", help="local: the state file, relative to the project directory.")
-@pass_ctx
-def state_migrate(c: Ctx, to_backend: str, dsn_env: str | None, path: str | None) -> None:
-    """Copy the state into another backend, lineage and serial kept."""
-    render.state_migrated(
-        commands.state_migrate(
-            c.project(), to_backend=to_backend, dsn_env=dsn_env, path=path, lock_timeout=c.lock_timeout
-        ),
-        to_backend,
-    )
-
-
 @cli.group(invoke_without_command=True)
 @click.option(
     "--format",
@@ -383,20 +279,6 @@ def doctor(c: Ctx) -> int:
     return render.doctor(commands.doctor(c.project()))
 
 
-@cli.group()
-def backend() -> None:
-    """The state backend."""
-
-
-@backend.command("bootstrap")
-@click.option("--auto-approve", "--yes", is_flag=True, help="Change an existing bucket's settings without asking.")
-@pass_ctx
-def backend_bootstrap(c: Ctx, auto_approve: bool) -> int:
-    """Make the state bucket and lock table that [state] names (idempotent)."""
-    confirm = render.confirm(auto_approve, "change the existing bucket", render.bucket_changes, early=False)
-    return render.bootstrapped(commands.backend_bootstrap(c.project(), confirm=confirm))
-
-
 @cli.command("import")
 @click.argument("address")
 @click.argument("resource_id", metavar="ID")
@@ -464,95 +346,8 @@ def restore(c: Ctx, backup: str, into: str | None, force_delete_data: bool) -> N
     click.echo(render.restored(done, backup))
 
 
-@cli.command("force-unlock")
-@click.argument("lock_id")
-@pass_ctx
-def force_unlock(c: Ctx, lock_id: str) -> None:
-    """Remove the state lock, only when LOCK_ID matches it."""
-    commands.force_unlock(c.project(), lock_id)
-    click.echo(f"Lock {lock_id} removed.")
-
-
-@cli.group()
-def projects() -> None:
-    """The projects registry (the seed's projects.csv: Project,Repo,URL[,Branch,Path,Config])."""
-
-
-@projects.command("list")
-@registry_option
-@click.option("--json", "as_json", is_flag=True)
-def projects_list(registry: str, as_json: bool) -> None:
-    """List the registered projects."""
-    render.projects(commands.projects_list(registry), as_json)
-
-
-@projects.command("show")
-@click.argument("project")
-@registry_option
-def projects_show(project: str, registry: str) -> None:
-    """Show one registered project."""
-    click.echo(json.dumps(commands.projects_show(registry, project).to_json(), indent=2))
-
-
-@projects.command("add")
-@click.argument("project")
-@click.argument("url")
-@registry_option
-@click.option("--repo", default="", help="The repository's name (default: PROJECT).")
-@click.option("--branch", default="", help="Branch to publish (default: the repository's default branch).")
-@click.option("--path", default="", help="Folder of the repository holding its DAGs (default: all of it).")
-@click.option("--config", default="", help="The project's airflow-infra.toml, for --all commands.")
-def projects_add(project: str, url: str, registry: str, repo: str, branch: str, path: str, config: str) -> None:
-    """Register a project's workflows repository."""
-    commands.projects_add(registry, project=project, url=url, repo=repo, branch=branch, path=path, config=config)
-    click.echo(f"Added {project} to {registry}.")
-
-
-@projects.command("remove")
-@click.argument("project")
-@registry_option
-def projects_remove(project: str, registry: str) -> None:
-    """Remove a project from the registry (the next `dags sync` unpublishes it)."""
-    commands.projects_remove(registry, project)
-    click.echo(f"Removed {project} from {registry}.")
-
-
-@cli.group()
-def local() -> None:
-    """The local PostgreSQL server that airflow-infra runs (AIRFLOW_INFRA_HOME/postgres)."""
-
-
-@local.command("start")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (set at first start, or while stopped).")
-def local_start(port: int | None) -> None:
-    """Start (initialising on first use) the local PostgreSQL."""
-    click.echo(render.local_status(commands.local_start(port=port)))
-
-
-@local.command("stop")
-def local_stop() -> None:
-    """Stop the local PostgreSQL."""
-    click.echo(render.local_status(commands.local_stop()))
-
-
-@local.command("install-service")
-@click.option("--scope", type=click.Choice(["system", "user"]), help="Default: system as root, else user.")
-@click.option("--print", "print_only", is_flag=True, help="Show the systemd unit; install nothing.")
-def local_install_service(scope: str | None, print_only: bool) -> None:
-    """Start the local PostgreSQL at boot and stop it cleanly (a systemd unit)."""
-    found = commands.local_install_service(scope=scope, print_only=print_only)
-    click.echo(found.text if print_only else f"Installed and started {found.name} ({found.path}).", nl=not print_only)
-
-
-@local.command("status")
-@click.option("--json", "as_json", is_flag=True)
-def local_status(as_json: bool) -> None:
-    """Show whether the local PostgreSQL runs, where, and from which binaries."""
-    click.echo(render.local_status(commands.local_status(), as_json))
-
-
-cli.add_command(dags)
-cli.add_command(platform_group)
+for group in (state, backend, force_unlock, projects, local, dags, platform_group):
+    cli.add_command(group)
 
 
 def main(argv: list[str] | None = None) -> None:

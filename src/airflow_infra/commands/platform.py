@@ -162,7 +162,8 @@ def _up(
     registry: Path, settings: PlatformSettings, root: Path, home: Path, progress: Callable[[str], None], timeout: float
 ) -> PlatformStatus:
     from ..airflow.bundles import bundles
-    from ..localserver.server import LocalServer, port_in_use
+    from ..localserver.binaries import port_in_use
+    from ..localserver.server import LocalServer
     from ..platform import airflowcfg, metadata
     from ..platform.environment import airflow_executable
     from ..platform.processes import COMPONENTS, Supervisor

@@ -1,4 +1,6 @@
-"""The managed local PostgreSQL server: find binaries, initdb, start/stop, port, connect.
+"""The managed local PostgreSQL server: initdb, start/stop, port, connect (its programs are found by
+binaries.py, the account it runs as is account.py's). Above 450 lines: one server's lifecycle, whose
+steps share its data directory's lock and the info file they keep true.
 
 One server per AIRFLOW_INFRA_HOME (home/postgres/), holding one database per project. It
 listens on 127.0.0.1 only, on a free port chosen at initdb (never 5432 unless asked: Airflow's
@@ -9,8 +11,6 @@ unprivileged account (AIRFLOW_INFRA_PG_USER, else "postgres" when it exists, els
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import json
 import logging
 import os
@@ -18,13 +18,11 @@ import pwd
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 from .. import children, scram
@@ -36,129 +34,11 @@ from ..home import ensure_dir
 from ..pgerrors import password_refused, refusal, translated
 from ..pids import pid_alive
 from ..secretstores.file import FileSecretStore
+from .account import _Account, _blocked, _make_traversable, _service_account
+from .binaries import _candidates, _has_binaries, _major, find_bindir, free_port, port_in_use, server_version
 
 SUPERUSER = "airflow_infra"
 SUPERUSER_REF = "local/superuser"
-REQUIRED = ("initdb", "pg_ctl", "postgres")
-
-
-def _has_binaries(bindir: Path) -> bool:
-    return all((bindir / b).is_file() and os.access(bindir / b, os.X_OK) for b in REQUIRED)
-
-
-def _candidates() -> list[Path]:
-    """Where PostgreSQL installations may be: PATH, pg_config, Debian's layout, the pgserver wheel."""
-    candidates: list[Path] = []
-    on_path = shutil.which("pg_ctl")
-    if on_path:
-        candidates.append(Path(on_path).resolve().parent)
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        with contextlib.suppress(LocalServerError):
-            out = children.run([pg_config, "--bindir"], what="pg_config", timeout=10, error=LocalServerError)
-            if out.stdout.strip():
-                candidates.append(Path(out.stdout.strip()))
-    versions = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"),
-        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
-    )
-    candidates += [Path(p) for p in reversed(versions)]
-    # pgserver's wheel carries a full PostgreSQL; find it without importing the package.
-    import importlib.util
-
-    spec = importlib.util.find_spec("pgserver")
-    if spec and spec.submodule_search_locations:
-        candidates += [Path(loc) / "pginstall" / "bin" for loc in spec.submodule_search_locations]
-    return candidates
-
-
-def find_bindir(configured: str | None = None) -> Path:
-    """Configured path, else the system's, else the binaries in the pgserver wheel."""
-    if configured:
-        p = Path(configured).expanduser()
-        if _has_binaries(p):
-            return p.resolve()
-        raise BinariesNotFound(f"[target] pg_bindir = {configured!r}: no initdb, pg_ctl and postgres there")
-    for c in _candidates():
-        if _has_binaries(c):
-            return c.resolve()
-    raise BinariesNotFound(
-        "PostgreSQL binaries not found (looked at [target] pg_bindir, PATH, pg_config --bindir, "
-        "/usr/lib/postgresql/*/bin and the pgserver package): run `pip install pgserver` "
-        "or `apt-get install postgresql`, or set [target] pg_bindir"
-    )
-
-
-def server_version(bindir: Path) -> str:
-    out = children.run(
-        [bindir / "postgres", "--version"], what="postgres --version", timeout=30, check=False, error=LocalServerError
-    ).stdout
-    return m.group(1) if (m := re.search(r"\(PostgreSQL\) (\d+(?:\.\d+)*)", out)) else out.strip()
-
-
-def _major(version: str) -> str:
-    return version.split(".")[0]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
-@dataclass(frozen=True)
-class _Account:
-    uid: int
-    gid: int
-    name: str
-
-
-def _service_account() -> _Account | None:
-    """The account the server runs as; None means "as ourselves" (we are not root)."""
-    if os.geteuid() != 0:
-        return None
-    wanted = os.environ.get("AIRFLOW_INFRA_PG_USER")
-    for name in [wanted] if wanted else ["postgres", "nobody"]:
-        try:
-            pw = pwd.getpwnam(name)
-            return _Account(pw.pw_uid, pw.pw_gid, name)
-        except KeyError:
-            continue
-    raise LocalServerError(
-        f"running as root, PostgreSQL needs an unprivileged account and {wanted or 'postgres/nobody'!r} "
-        "does not exist: create one, or set AIRFLOW_INFRA_PG_USER"
-    )
-
-
-def _blocked(d: Path, account: _Account) -> bool:
-    st = d.stat()
-    return not (st.st_uid == account.uid or st.st_mode & 0o001)
-
-
-def _make_traversable(path: Path, account: _Account, home: Path) -> None:
-    """Let the service account reach path: chmod o+x our own directories, refuse on others."""
-    for d in [*reversed(path.parents), path]:
-        if not _blocked(d, account):
-            continue
-        st = d.stat()
-        if d == home or home in d.parents:
-            os.chmod(d, st.st_mode | 0o001)
-            continue
-        raise LocalServerError(
-            f"PostgreSQL runs as {account.name!r} under root and cannot reach {d}: "
-            f"`chmod o+x {d}`, or set AIRFLOW_INFRA_HOME to a directory it can reach"
-        )
-
 
 _RECOVERY = threading.Lock()
 _SETTINGS_MARK = "# written by airflow-infra"

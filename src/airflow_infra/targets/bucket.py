@@ -111,7 +111,8 @@ class S3Workfiles:
         ]
 
     def providers(self, owner: Owner) -> list[Provider]:
-        from ..providers.s3 import S3BucketProvider, S3PrefixProvider
+        from ..providers.s3 import S3BucketProvider
+        from ..providers.s3prefix import S3PrefixProvider
 
         self.client()
         backup = self.config.bucket.backup

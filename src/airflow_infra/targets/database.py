@@ -156,7 +156,7 @@ class DsnServer:
     def bindir(self) -> Path:
         pg_dump = shutil.which("pg_dump")
         if pg_dump is None:
-            from ..localserver.server import find_bindir
+            from ..localserver.binaries import find_bindir
 
             return find_bindir(self._pg_bindir)
         return Path(pg_dump).parent
