@@ -1,4 +1,4 @@
-"""The botocore boundary (aws_clients.aws): an AWS answer becomes a kind of ours that callers catch, in one
+"""The botocore boundary (aws/clients.py): an AWS answer becomes a kind of ours that callers catch, in one
 line naming what failed; a bug passes unchanged. Against moto in server mode."""
 
 from __future__ import annotations
@@ -81,12 +81,12 @@ def test_every_client_made_here_raises_our_kinds_itself(moto_endpoint):
 
 
 def test_no_module_but_the_boundary_reads_botocore_errors():
-    """Callers catch our kinds; only aws_clients.py knows botocore's exceptions and error codes."""
+    """Callers catch our kinds; only aws/clients.py knows botocore's exceptions and error codes."""
     root = Path(airflow_infra.__file__).parent
     readers = [
         str(p.relative_to(root))
         for p in root.rglob("*.py")
-        if p.name != "aws_clients.py"
+        if p.relative_to(root).as_posix() != "aws/clients.py"
         and re.search(r"ClientError|botocore\.exceptions|error_code\(|\[\"Error\"\]", p.read_text())
     ]
     assert readers == []

@@ -11,6 +11,8 @@ COMMANDS = (
     "import_resource",
     "init",
     "load",
+    "open_project",
+    "LoadResult",
     "load_plan",
     "local_install_service",
     "local_server",

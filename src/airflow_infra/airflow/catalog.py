@@ -73,14 +73,14 @@ class Catalog:
 
     def _built(self, project: str, entries) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         from ..claims import project_dir
-        from ..commands import load, outputs
+        from ..commands import open_project, outputs
         from .connections import build
 
         d = project_dir(self.registry, entries[project])
         try:
             if d is None:  # it had claims, so its config was there a moment ago
                 raise FileNotFoundError("its airflow-infra.toml is gone")
-            p = load(d)
+            p = open_project(d)
             conns, variables = build(p.config, outputs(p, reveal=True))
         except Exception as exc:  # one project's trouble never hides the others' names
             self.say(f"project {project} ({d}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")

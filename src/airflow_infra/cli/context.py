@@ -38,7 +38,7 @@ class Ctx:
     debug: bool
 
     def project(self, directory: str | None = None) -> Project:
-        return commands.load(directory or self.directory, vars=self.vars, var_files=self.var_files)
+        return commands.open_project(directory or self.directory, vars=self.vars, var_files=self.var_files)
 
 
 pass_ctx = click.make_pass_decorator(Ctx)

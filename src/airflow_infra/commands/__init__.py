@@ -25,6 +25,7 @@ from .fleet import projects_add as projects_add
 from .fleet import projects_list as projects_list
 from .fleet import projects_remove as projects_remove
 from .fleet import projects_show as projects_show
+from .load import load as load
 from .local import local_install_service as local_install_service
 from .local import local_server as local_server
 from .local import local_start as local_start
@@ -41,8 +42,8 @@ from .project import apply as apply
 from .project import destroy as destroy
 from .project import import_resource as import_resource
 from .project import init as init
-from .project import load as load
 from .project import load_plan as load_plan
+from .project import open_project as open_project
 from .project import output as output
 from .project import outputs as outputs
 from .project import plan as plan

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AirflowInfraError, ConfigError
-from .project import Project, apply, load, outputs, plan
+from .project import Project, apply, open_project, outputs, plan
 
 if TYPE_CHECKING:
     from ..dags.sync import SyncResult
@@ -128,7 +128,7 @@ def _fleet(registry: str | Path, work: Callable[[str, Project], FleetResult], *,
                 f"`airflow-infra init` in {directory})",
             )
         try:
-            return work(e.project, load(directory))
+            return work(e.project, open_project(directory))
         except AirflowInfraError as exc:
             return FleetResult(e.project, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - reported per project, never lost

@@ -83,7 +83,7 @@ def init(project_dir: str | Path = ".", *, name: str | None = None, environment:
     return path
 
 
-def load(
+def open_project(
     project_dir: str | Path = ".",
     *,
     vars: Sequence[str] = (),
@@ -316,7 +316,7 @@ def up(
 
             LocalServer(home_dir()).start_in_background()
         init(project_dir, name=name)
-    project = load(project_dir, vars=vars, var_files=var_files, create_home=True)
+    project = open_project(project_dir, vars=vars, var_files=var_files, create_home=True)
     p, result = apply(project, lock_timeout=lock_timeout, on_event=on_event)
     return project, p, result
 

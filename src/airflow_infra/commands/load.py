@@ -1,0 +1,140 @@
+"""`load`: files in the bucket (or anywhere) into a table of the project's database, exactly once, as
+the project's etl role (loader/ says how)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, overload
+
+from ..errors import ConfigError
+from ..loader.load import FileResult, LoadResult, load_files
+from ..loader.readers import CsvOptions
+from .project import Project, open_project, outputs
+
+__all__ = ["LoadResult", "load"]
+
+
+def _connector(project: Project) -> Callable[[], Any]:
+    """Sessions of the project's etl role (never an admin's), in autocommit: a load's transactions are
+    its own. The password goes to libpq as a parameter, never into a string anyone prints."""
+    import psycopg
+
+    from ..pgerrors import translated
+
+    if project.config.target.kind == "local":
+        from .local import local_server
+
+        local_server().start()  # the local target's server: running (a no-op when it is)
+    outs = {k: v["value"] for k, v in outputs(project, reveal=True).items()}
+    if "etl_user" not in outs:
+        raise ConfigError(f"{project.dir}: the project has no database yet: run `airflow-infra apply` first")
+    params = {
+        "host": outs["postgres_host"],
+        "port": outs["postgres_port"],
+        "dbname": outs["postgres_database"],
+        "user": outs["etl_user"],
+        "password": outs["etl_password"],
+        "connect_timeout": 10,
+        "application_name": "airflow-infra load",
+        **{k: outs[f"postgres_{k}"] for k in ("sslmode", "sslrootcert") if outs.get(f"postgres_{k}")},
+    }
+    where = f"cannot connect to {outs['postgres_database']} as {outs['etl_user']}"
+
+    def connect() -> Any:
+        with translated(where, connecting=True):
+            return psycopg.connect(**params, autocommit=True)
+
+    return connect
+
+
+def _s3(project: Project) -> Callable[[], Any] | None:
+    try:
+        from ..aws.clients import s3_client
+    except ImportError:
+        return None
+    b = project.config.bucket
+    return lambda: s3_client(
+        region=project.config.bucket_region, endpoint_url=b.endpoint_url, addressing_style=b.addressing_style
+    )
+
+
+@overload
+def load(
+    project: str | Path,
+    source: None = None,
+    table: None = None,
+    *,
+    vars: Sequence[str] = (),
+    var_files: Sequence[str | Path] = (),
+    create_home: bool = False,
+) -> Project: ...
+
+
+@overload
+def load(
+    project: Project | str | Path,
+    source: str,
+    table: str,
+    *,
+    format: str | None = None,
+    mode: str = "append",
+    reload: bool = False,
+    jobs: int = 1,
+    delimiter: str = ",",
+    quote: str = '"',
+    null: str = "",
+    header: bool = True,
+    encoding: str = "utf8",
+    on_file: Callable[[FileResult], None] | None = None,
+) -> LoadResult: ...
+
+
+def load(
+    project: Project | str | Path,
+    source: str | None = None,
+    table: str | None = None,
+    *,
+    format: str | None = None,
+    mode: str = "append",
+    reload: bool = False,
+    jobs: int = 1,
+    delimiter: str = ",",
+    quote: str = '"',
+    null: str = "",
+    header: bool = True,
+    encoding: str = "utf8",
+    on_file: Callable[[FileResult], None] | None = None,
+    vars: Sequence[str] = (),
+    var_files: Sequence[str | Path] = (),
+    create_home: bool = False,
+) -> LoadResult | Project:
+    """Load SOURCE (a key, prefix or glob in the project's bucket, an s3:// or file:// URL, or a local
+    path) into TABLE (schema.table), each file once: a file the ledger has is skipped (reload: loaded
+    again). Returns what was loaded and skipped, with rows, bytes and seconds.
+
+    load(project_dir) alone opens the project, as open_project() does: its name before the loader."""
+    if source is None and table is None and not isinstance(project, Project):
+        warnings.warn("load(project_dir) is open_project(project_dir)", DeprecationWarning, stacklevel=2)
+        return open_project(project, vars=vars, var_files=var_files, create_home=create_home)
+    if source is None or table is None:
+        raise ConfigError("load: give both SOURCE and TABLE")
+    p = project if isinstance(project, Project) else open_project(project)
+    from ..loader.sources import resolve
+
+    outs = outputs(p)
+    bucket_url = outs.get("bucket_url", {}).get("value")
+    files = resolve(source, bucket_url=bucket_url, s3_client=_s3(p))
+    options = CsvOptions(delimiter=delimiter, quote=quote, null=null, header=header, encoding=encoding)
+    return load_files(
+        _connector(p),
+        files,
+        table,
+        format=format,
+        mode=mode,
+        reload=reload,
+        jobs=jobs,
+        options=options,
+        on_file=on_file,
+    )

@@ -1,0 +1,80 @@
+"""The ledger: which file (URL and version) went into which table, written in the same transaction as
+the file's rows, so that a file is in a table once or not at all, whatever stops a load.
+
+It lives in the project's database, in the schema airflow_infra, owned by the database's owner role
+(the etl role, a member of it, writes to it). A transaction-scoped advisory lock per table and file
+makes a second loader of the same file wait for the first, then find it recorded and skip it.
+
+Each file goes in in a transaction of its own, whose id the ledger keeps: the rows it inserted carry it
+as their xmin, which is how `--reload` finds and removes a file's earlier rows in append mode (and
+refuses, changing nothing, when some of them were changed or removed since).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCHEMA = "airflow_infra"
+TABLE = f"{SCHEMA}.loads"
+_DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    table_name text NOT NULL,
+    url text NOT NULL,
+    version text NOT NULL,
+    size bigint NOT NULL,
+    checksum text NOT NULL,
+    rows bigint NOT NULL,
+    xact bigint NOT NULL,
+    loaded_at timestamptz NOT NULL DEFAULT now(),
+    loaded_by text NOT NULL DEFAULT current_user,
+    PRIMARY KEY (table_name, url, version)
+);
+COMMENT ON TABLE {TABLE} IS 'airflow-infra load: each file loaded into each table, with its rows';
+"""
+
+
+def ensure(conn: Any) -> None:
+    """The ledger, made by the database's owner role when missing (once, whoever else is at it)."""
+    from psycopg import sql
+
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('airflow-infra ledger', 0))")
+        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE,)).fetchone()[0]
+        if exists:
+            return
+        owner = conn.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
+        ).fetchone()[0]
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
+        conn.execute(_DDL)
+
+
+def lock(conn: Any, table: str, url: str) -> None:
+    """Until the transaction ends: no other loader of url into table goes on."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{table}\n{url}",))
+
+
+def loaded(conn: Any, table: str, url: str, version: str) -> int | None:
+    """The rows the file's version put into table, when it did."""
+    row = conn.execute(
+        f"SELECT rows FROM {TABLE} WHERE table_name = %s AND url = %s AND version = %s", (table, url, version)
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def earlier(conn: Any, table: str, url: str) -> list[tuple[int, int]]:
+    """(rows, transaction id) of each earlier load of url into table, forgotten (in the caller's
+    transaction: kept again if it rolls back)."""
+    rows = conn.execute(
+        f"DELETE FROM {TABLE} WHERE table_name = %s AND url = %s RETURNING rows, xact", (table, url)
+    ).fetchall()
+    return [(int(r), int(x)) for r, x in rows]
+
+
+def record(conn: Any, table: str, url: str, version: str, size: int, checksum: str, rows: int) -> None:
+    conn.execute(
+        f"INSERT INTO {TABLE} (table_name, url, version, size, checksum, rows, xact) "
+        "VALUES (%s, %s, %s, %s, %s, %s, pg_current_xact_id()::text::bigint)",
+        (table, url, version, size, checksum, rows),
+    )

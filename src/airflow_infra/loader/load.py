@@ -1,0 +1,432 @@
+"""A load: files into one table of the project's database, each file in one transaction with its ledger
+row (ledger.py), so that a file is loaded once, whole, or not at all.
+
+The fast path parses the file on this side with Arrow (multi-threaded, typed as the table's columns) and
+sends PostgreSQL's binary COPY format (binary.py): the server parses nothing. Parsing and encoding run in
+a thread of their own while the previous batch is being sent. Without pyarrow, or for a column type the
+encoder lacks, a CSV file goes through PostgreSQL's own CSV parser (COPY ... FORMAT csv) as it is.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError, ProviderError
+from . import ledger
+from .readers import CsvOptions, csv_header, decompressed, format_of
+from .sources import Readable, SourceFile, chunks
+
+MODES = ("append",)
+
+
+class LoadError(ProviderError):
+    """A file that could not be loaded: nothing of it was committed."""
+
+
+@dataclass(frozen=True)
+class FileResult:
+    url: str
+    rows: int
+    bytes: int  # as stored (compressed where it is)
+    seconds: float
+    skipped: bool = False  # loaded before: the ledger says so
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    table: str
+    files: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def loaded(self) -> list[FileResult]:
+        return [f for f in self.files if not f.skipped]
+
+    @property
+    def skipped(self) -> list[FileResult]:
+        return [f for f in self.files if f.skipped]
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.loaded)
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.loaded)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "loaded": len(self.loaded),
+            "skipped": len(self.skipped),
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "files": [
+                {"url": f.url, "rows": f.rows, "bytes": f.bytes, "seconds": round(f.seconds, 3), "skipped": f.skipped}
+                for f in self.files
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # pg_type.typname
+    required: bool  # NOT NULL without a default: a file must have it
+
+
+def split_table(table: str) -> tuple[str, str]:
+    schema, dot, name = table.partition(".")
+    if not dot or not schema or not name or "." in name:
+        raise ConfigError(f"TABLE {table!r}: name it as schema.table")
+    return schema, name
+
+
+def columns(conn: Any, table: str) -> list[Column]:
+    from psycopg import sql
+
+    schema, name = split_table(table)
+    rows = conn.execute(
+        """SELECT a.attname, t.typname, a.attnotnull AND NOT a.atthasdef AND a.attidentity = ''
+           FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+           WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum""",
+        (sql.Identifier(schema, name).as_string(conn),),
+    ).fetchall()
+    if not rows:
+        raise ConfigError(f"TABLE {table!r}: no such table in the project's database (or no access to it)")
+    return [Column(n, t, bool(r)) for n, t, r in rows]
+
+
+def _matched(file: SourceFile, names: list[str], cols: list[Column], table: str) -> list[Column]:
+    """The table's columns in the file's order; a file column the table lacks, or a required column the
+    file lacks, is an error naming it."""
+    by_name = {c.name: c for c in cols}
+    extra = [n for n in names if n not in by_name]
+    if extra:
+        raise LoadError(f"{file.url}: column {extra[0]!r} is not a column of {table}; nothing of it was loaded")
+    missing = [c.name for c in cols if c.required and c.name not in names]
+    if missing:
+        raise LoadError(f"{file.url}: {table}.{missing[0]} is NOT NULL and the file has no such column")
+    return [by_name[n] for n in names]
+
+
+class _Counted:
+    """A file's bytes as stored, counted and checksummed as they are read."""
+
+    def __init__(self, raw: Readable):
+        self._raw, self.bytes, self.crc = raw, 0, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.bytes += len(data)
+        self.crc = zlib.crc32(data, self.crc)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._raw.close()
+
+    @property
+    def closed(self) -> bool:
+        return bool(getattr(self._raw, "closed", False))
+
+
+def _pipelined(produce: Iterator[Any], depth: int = 3) -> Iterator[Any]:
+    """produce's items, made in a thread of their own while the caller sends the previous ones."""
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in produce:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as exc:  # a thread's edge: handed to the caller, raised there
+            q.put(("error", exc))
+
+    t = threading.Thread(target=run, name="airflow-infra-load-encode", daemon=True)
+    t.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
+def _copy_binary(cur: Any, table: str, cols: list[Column], batches: Iterator[Any]) -> int:
+    from psycopg import sql
+
+    from . import binary
+
+    types = [c.type for c in cols]
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+        sql.Identifier(*split_table(table)), sql.SQL(", ").join(sql.Identifier(c.name) for c in cols)
+    )
+    rows = 0
+
+    def encoded() -> Iterator[tuple[int, Any]]:
+        for batch in batches:
+            yield batch.num_rows, binary.encode(batch, types)
+
+    with cur.copy(stmt) as copy:
+        copy.write(binary.HEADER)
+        for n, data in _pipelined(encoded()):
+            copy.write(data)
+            rows += n
+        copy.write(binary.TRAILER)
+    return rows
+
+
+def _copy_arrow(cur: Any, table: str, cols: list[Column], batches: Iterator[Any]) -> int:
+    """Arrow batches into table: binary COPY where every column's type has an encoder, else written as
+    CSV by Arrow for PostgreSQL's parser (numeric, uuid, arrays, ...: the server knows them best)."""
+    from .binary import encodable
+
+    if encodable([c.type for c in cols]):
+        return _copy_binary(cur, table, cols, batches)
+
+    def as_csv() -> Iterator[bytes]:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        for batch in batches:
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(batch, sink, pacsv.WriteOptions(include_header=False))
+            yield sink.getvalue().to_pybytes()
+
+    return _copy_csv(cur, table, cols, _pipelined(as_csv()), CsvOptions())
+
+
+def _copy_csv(
+    cur: Any, table: str, cols: list[Column], body: Iterator[bytes], options: CsvOptions, *, header: bool = False
+) -> int:
+    """CSV for PostgreSQL's own parser; header: body starts with the header line (skipped by the server,
+    and counted, so that the lines its errors name are the file's)."""
+    from psycopg import sql
+
+    stmt = sql.SQL(
+        "COPY {} ({}) FROM STDIN (FORMAT csv, DELIMITER {}, QUOTE {}, NULL {}, ENCODING {}, HEADER {})"
+    ).format(
+        sql.Identifier(*split_table(table)),
+        sql.SQL(", ").join(sql.Identifier(c.name) for c in cols),
+        sql.Literal(options.delimiter),
+        sql.Literal(options.quote),
+        sql.Literal(options.null),
+        sql.Literal(options.encoding),
+        sql.SQL("true" if header else "false"),
+    )
+    with cur.copy(stmt) as copy:
+        for block in body:
+            copy.write(block)
+    return int(cur.rowcount)
+
+
+def _copy_file(
+    conn: Any, file: SourceFile, table: str, cols: list[Column], fmt: str, options: CsvOptions, *, fast: bool
+) -> tuple[int, int, str]:
+    """The file's rows into table in conn's transaction: (rows, bytes as stored, checksum)."""
+    from .binary import ARROW_TYPES, encodable
+
+    with ExitStack() as stack, conn.cursor() as cur:
+        raw = _Counted(file.open())
+        stack.callback(raw.close)
+        if fmt == "parquet":
+            from .readers import parquet_batches, parquet_columns, spooled
+
+            path = spooled(file)
+            names, pf = parquet_columns(path)
+            matched = _matched(file, names, cols, table)
+            rows = _copy_arrow(cur, table, matched, parquet_batches(pf, names))
+            for _ in chunks(raw):  # the checksum of the file as stored
+                pass
+            return rows, raw.bytes, f"crc32:{raw.crc:08x}"
+        stream = stack.enter_context(decompressed(file, raw))
+        if fmt == "jsonl":
+            from .readers import jsonl_batches
+
+            batches = jsonl_batches(stream, {c.name: ARROW_TYPES[c.type] for c in cols if c.type in ARROW_TYPES})
+            first = next(batches, None)
+            if first is None:
+                return 0, raw.bytes, f"crc32:{raw.crc:08x}"
+            # a column no line of the first batch has is left to its default, as a CSV without it would be
+            names = [n for n in first.schema.names if first.column(n).null_count < first.num_rows]
+            matched = _matched(file, names, cols, table)
+
+            def all_batches() -> Iterator[Any]:
+                import pyarrow as pa
+
+                yield first.select(names)
+                for b in batches:  # each batch in the first one's columns; a key first met later: an error
+                    later = [n for n in b.schema.names if n not in names and b.column(n).null_count < b.num_rows]
+                    _matched(file, [*names, *later], cols, table)
+                    if later:
+                        raise LoadError(
+                            f"{file.url}: key {later[0]!r} first has a value after line {first.num_rows:,}, "
+                            "past the lines its columns are taken from; nothing of this file was loaded"
+                        )
+                    yield pa.record_batch(
+                        [b.column(n) if n in b.schema.names else pa.nulls(b.num_rows) for n in names], names=names
+                    )
+
+            rows = _copy_arrow(cur, table, matched, all_batches())
+            return rows, raw.bytes, f"crc32:{raw.crc:08x}"
+        head = b""
+        if options.header:
+            names, head = csv_header(stream, options)
+        else:
+            names = [c.name for c in cols]
+        matched = _matched(file, names, cols, table)
+        if fast and encodable([c.type for c in matched]):
+            from .readers import arrow_csv
+
+            types = {c.name: ARROW_TYPES[c.type] for c in matched}
+            rows = _copy_binary(cur, table, matched, arrow_csv(stream, names, types, options))
+        else:
+            rows = _copy_csv(cur, table, matched, itertools.chain([head], chunks(stream)), options, header=bool(head))
+        return rows, raw.bytes, f"crc32:{raw.crc:08x}"
+
+
+def _remove_earlier(conn: Any, file: SourceFile, table: str) -> None:
+    """Append mode's reload: the rows each earlier load of the file inserted (its transaction's xmin)
+    are deleted first, all or nothing (LoadError when some were changed or deleted since)."""
+    from psycopg import sql
+
+    for rows, xact in ledger.earlier(conn, table, file.url):
+        gone = conn.execute(
+            sql.SQL("DELETE FROM {} WHERE xmin = (%s %% 4294967296)::text::xid").format(
+                sql.Identifier(*split_table(table))
+            ),
+            (xact,),
+        ).rowcount
+        if gone != rows:
+            raise LoadError(
+                f"{file.url}: --reload would remove the {rows:,} rows its earlier load put into {table}, but "
+                f"{gone:,} of them are there unchanged (the others were updated or deleted since); nothing "
+                "was changed: remove them yourself first, or load into a table of its own"
+            )
+
+
+def _pg_detail(exc: BaseException) -> str:
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) or str(exc).splitlines()[0]
+    context = getattr(diag, "context", None) or ""
+    where = context.split("\n")[0]
+    # "COPY t, line 3, column beat: "x"": the line (or row) and column, and the value (said once)
+    if where.startswith("COPY "):
+        where = where.split(", ", 1)[1] if ", " in where else ""
+        at, _, value = where.partition(": ")
+        where = at if value and value in primary else where
+        return f"{where}: {primary}" if where else primary
+    return primary
+
+
+def _one(
+    connect: Callable[[], Any],
+    file: SourceFile,
+    table: str,
+    cols: list[Column],
+    fmt: str,
+    options: CsvOptions,
+    *,
+    reload: bool,
+    fast: bool,
+) -> FileResult:
+    import psycopg
+
+    started = time.monotonic()
+    with connect() as conn:
+        try:
+            with conn.transaction():
+                ledger.lock(conn, table, file.url)
+                before = ledger.loaded(conn, table, file.url, file.version)
+                if before is not None and not reload:
+                    return FileResult(file.url, before, file.size, time.monotonic() - started, skipped=True)
+                if reload:
+                    _remove_earlier(conn, file, table)
+                rows, size, checksum = _copy_file(conn, file, table, cols, fmt, options, fast=fast)
+                ledger.record(conn, table, file.url, file.version, size, checksum, rows)
+        except psycopg.Error as exc:
+            raise LoadError(f"{file.url}: {_pg_detail(exc)}; nothing of this file was loaded") from None
+        except _arrow_errors() as exc:
+            if fmt == "csv" and fast:  # PostgreSQL's own parser says where: the line, the column, the value
+                return _one(connect, file, table, cols, fmt, options, reload=reload, fast=False)
+            raise LoadError(f"{file.url}: {str(exc).splitlines()[0]}; nothing of this file was loaded") from None
+    return FileResult(file.url, rows, size, time.monotonic() - started)
+
+
+def _arrow_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return ()
+    return (pa.ArrowInvalid, pa.ArrowNotImplementedError)
+
+
+def _fast() -> bool:
+    try:
+        import numpy  # noqa: F401
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def load_files(
+    connect: Callable[[], Any],
+    files: list[SourceFile],
+    table: str,
+    *,
+    format: str | None = None,
+    mode: str = "append",
+    reload: bool = False,
+    jobs: int = 1,
+    options: CsvOptions | None = None,
+    on_file: Callable[[FileResult], None] | None = None,
+) -> LoadResult:
+    """Each file into table, in its own transaction with its ledger row; jobs files at a time."""
+    if mode not in MODES:
+        raise ConfigError(f"--mode {mode!r}: one of {', '.join(MODES)}")
+    options = options or CsvOptions()
+    fast = _fast()
+    started = time.monotonic()
+    formats = {f.url: format_of(f, format) for f in files}  # every name judged before anything is loaded
+    if not fast and any(v != "csv" for v in formats.values()):
+        raise ConfigError("loading Parquet or JSON lines needs pyarrow: pip install 'airflow-infra[load]'")
+    with connect() as conn:
+        ledger.ensure(conn)
+        cols = columns(conn, table)
+
+    def run(file: SourceFile) -> FileResult:
+        done = _one(connect, file, table, cols, formats[file.url], options, reload=reload, fast=fast)
+        if on_file is not None:
+            on_file(done)
+        return done
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = list(pool.map(run, files))
+    return LoadResult(table, results, time.monotonic() - started)

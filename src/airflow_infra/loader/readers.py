@@ -1,0 +1,174 @@
+"""A file's rows as Arrow record batches (CSV, Parquet, JSON lines), or, without pyarrow, a CSV file's
+bytes for PostgreSQL's own parser. Compression (gzip, bz2, zstd) is found by extension or magic bytes.
+Everything streams: a batch at a time, whatever the file's size."""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import io
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+from .sources import Readable, SourceFile
+
+FORMATS = ("csv", "parquet", "jsonl")
+BLOCK = 4 << 20  # bytes of CSV parsed at a time
+BATCH = 65536  # rows of Parquet / JSON lines at a time
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\x28\xb5\x2f\xfd": "zstd"}
+_EXT = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd"}
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    delimiter: str = ","
+    quote: str = '"'
+    null: str = ""  # what stands for NULL (unquoted); a quoted empty string is an empty string, as in COPY
+    header: bool = True
+    encoding: str = "utf8"
+
+
+def compression(file: SourceFile, head: bytes) -> str | None:
+    for ext, kind in _EXT.items():
+        if file.name.lower().endswith(ext):
+            return kind
+    return next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), None)
+
+
+def format_of(file: SourceFile, given: str | None) -> str:
+    if given:
+        return given
+    name = file.name.lower()
+    for ext in _EXT:
+        name = name.removesuffix(ext)
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    if name.endswith((".csv", ".tsv", ".txt")):
+        return "csv"
+    raise ConfigError(f"{file.url}: cannot tell its format from its name: pass --format {'|'.join(FORMATS)}")
+
+
+class _Peeked(io.RawIOBase):
+    """A stream whose first bytes were read to look at, given back first."""
+
+    def __init__(self, head: bytes, rest: Readable):
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n], self._head = self._head[:n], self._head[n:]
+            return n
+        data = self._rest.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
+
+
+def decompressed(file: SourceFile, raw: Readable) -> Any:
+    """raw (file's bytes as stored) decompressed, by its extension or magic bytes."""
+    head = raw.read(4)
+    stream = io.BufferedReader(_Peeked(head, raw), buffer_size=1 << 20)
+    kind = compression(file, head)
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=stream)
+    if kind == "bz2":
+        return bz2.BZ2File(stream)
+    if kind == "zstd":
+        try:
+            import zstandard
+        except ImportError:
+            raise ConfigError(f"{file.url}: reading zstd needs zstandard: pip install 'airflow-infra[load]'") from None
+        reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
+        return io.BufferedReader(_Peeked(b"", reader), buffer_size=1 << 20)  # lines, as the other streams
+    return stream
+
+
+def csv_header(stream: Any, options: CsvOptions) -> tuple[list[str], bytes]:
+    """The header's column names and the header line's bytes (what was read of stream)."""
+    line = stream.readline()
+    names = next(csv.reader([line.decode(options.encoding)], delimiter=options.delimiter, quotechar=options.quote))
+    return [n.strip() for n in names], line
+
+
+def arrow_csv(stream: Any, names: list[str], types: dict[str, Any], options: CsvOptions) -> Iterator[Any]:
+    """CSV record batches, each column parsed straight into the Arrow type of the table's column; the
+    header already read (names)."""
+    import pyarrow.csv as pacsv
+
+    reader = pacsv.open_csv(
+        stream,
+        read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK, encoding=options.encoding),
+        parse_options=pacsv.ParseOptions(delimiter=options.delimiter, quote_char=options.quote),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types,
+            include_columns=list(types),
+            null_values=[options.null],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t", "true", "TRUE", "True", "1", "yes", "y", "on"],
+            false_values=["f", "false", "FALSE", "False", "0", "no", "n", "off"],
+        ),
+    )
+    yield from reader
+
+
+def spooled(file: SourceFile) -> Any:
+    """A local path to read file from at random (Parquet's footer is at its end): the file itself when
+    it is local and uncompressed, else a temporary copy on disk (never in memory)."""
+    from urllib.parse import unquote, urlparse
+
+    if file.url.startswith("file://"):
+        with closing(file.open()) as raw:
+            if compression(file, raw.read(4)) is None:
+                return unquote(urlparse(file.url).path)
+    tmp = tempfile.NamedTemporaryFile(prefix="airflow-infra-load-", suffix=".parquet")  # noqa: SIM115
+    with closing(file.open()) as raw, decompressed(file, raw) as stream:
+        shutil.copyfileobj(stream, tmp, 1 << 20)
+    tmp.flush()
+    return tmp
+
+
+def parquet_columns(path: Any) -> tuple[list[str], Any]:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path if isinstance(path, str) else path.name)
+    return pf.schema_arrow.names, pf
+
+
+def parquet_batches(pf: Any, columns: list[str]) -> Iterator[Any]:
+    yield from pf.iter_batches(batch_size=BATCH, columns=columns)
+
+
+def jsonl_batches(stream: Any, types: dict[str, Any]) -> Iterator[Any]:
+    """JSON lines in batches of BATCH lines, each parsed by Arrow; keys the table lacks are reported by
+    the caller from the first batch's names."""
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    # JSON has no dates: they come as text, which the encoder casts (as it does Parquet's text columns);
+    # the table's other columns (numeric, ...) as Arrow infers them
+    schema = pa.schema([(n, pa.large_string() if pa.types.is_temporal(t) else t) for n, t in types.items()])
+    while True:
+        lines = [line for line in (stream.readline() for _ in range(BATCH)) if line]
+        if not lines:
+            return
+        table = pajson.read_json(
+            io.BytesIO(b"".join(lines)),
+            parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer"),
+        )
+        yield from table.to_batches()

@@ -1,0 +1,263 @@
+"""The loader against the real local PostgreSQL: every format and compression gives the rows PostgreSQL's
+own CSV parser gives; a file is loaded once, whole or not at all, whatever stops a load and however many
+loaders run; a bad value is named with its file, line, column and value, and nothing of its file stays."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+import signal
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+from conftest import Cli, connect_as
+
+FAST = """CREATE TABLE {t} (
+  id bigint NOT NULL, n int, s smallint, x double precision, r real, ok boolean, d date,
+  at timestamp, atz timestamptz, note text, code varchar(20), doc jsonb
+)"""
+SLOW = FAST.replace("jsonb\n)", "jsonb, amount numeric(12,3), key uuid\n)")  # numeric, uuid: the server's parser
+TEXTS = ["plain", "", "a,comma", 'a "quote"', "two\nlines", "ünïcødé ✓", "  spaced  ", "tab\there", "NULL"]
+
+
+def rows(n: int, *, slow: bool = False) -> list[dict]:
+    out = []
+    for i in range(n):
+        r = {
+            "id": i,
+            "n": None if i % 7 == 0 else i * 3 - 1000,
+            "s": i % 30000,
+            "x": None if i % 11 == 0 else i / 7,
+            "r": float(i % 100) / 4,
+            "ok": None if i % 5 == 0 else i % 2 == 0,
+            "d": None if i % 13 == 0 else f"20{i % 30:02d}-0{1 + i % 9}-1{i % 9}",
+            "at": f"2021-03-0{1 + i % 9} 1{i % 10}:2{i % 10}:3{i % 10}.{i % 1000:03d}",
+            "atz": None if i % 17 == 0 else f"2022-11-0{1 + i % 9} 0{i % 10}:00:00+00",
+            "note": None if i % 9 == 4 else TEXTS[i % len(TEXTS)],
+            "code": f"c{i % 97}",
+            "doc": json.dumps({"i": i, "t": TEXTS[i % len(TEXTS)]}),
+        }
+        if slow:
+            r["amount"] = None if i % 3 == 0 else f"{i * 1.125:.3f}"
+            r["key"] = str(uuid.UUID(int=i * 7919))
+        out.append(r)
+    return out
+
+
+def _field(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "t" if v else "f"
+    if isinstance(v, str):
+        return '"' + v.replace('"', '""') + '"'
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def write_csv(path: Path, data: list[dict]) -> bytes:
+    cols = list(data[0])
+    text = ",".join(cols) + "\n" + "".join(",".join(_field(r[c]) for c in cols) + "\n" for r in data)
+    path.write_bytes(text.encode())
+    return text.encode()
+
+
+@pytest.fixture(scope="module")
+def project(home):
+    d = Path(tempfile.mkdtemp(prefix="airflow-infra-loader-")) / ("p" + uuid.uuid4().hex[:10])
+    d.mkdir()
+    cli = Cli(d, home)
+    cli("up")
+    out = cli.outputs()
+    cli.bucket = Path(out["bucket_path"])  # type: ignore[attr-defined]
+    cli.out = out  # type: ignore[attr-defined]
+    return cli
+
+
+def table(project: Cli, ddl: str = FAST) -> str:
+    name = "raw.t" + uuid.uuid4().hex[:8]
+    with connect_as(project.out, "etl") as etl:  # type: ignore[attr-defined]
+        etl.execute(ddl.format(t=name))
+    return name
+
+
+def reference(project: Cli, csv_bytes: bytes, ddl: str) -> str:
+    """The rows as PostgreSQL's own CSV parser reads them: what every load must give."""
+    name = table(project, ddl)
+    with (
+        connect_as(project.out, "etl") as etl,  # type: ignore[attr-defined]
+        etl.cursor() as cur,
+        cur.copy(f"COPY {name} FROM STDIN (FORMAT csv, HEADER true)") as copy,
+    ):
+        copy.write(csv_bytes)
+    return name
+
+
+def differ(project: Cli, a: str, b: str) -> int:
+    with connect_as(project.out, "etl") as etl:  # type: ignore[attr-defined]
+        return etl.execute(
+            f"SELECT count(*) FROM ((TABLE {a} EXCEPT ALL TABLE {b}) UNION ALL (TABLE {b} EXCEPT ALL TABLE {a})) d"
+        ).fetchone()[0]
+
+
+def count(project: Cli, t: str) -> int:
+    with connect_as(project.out, "etl") as etl:  # type: ignore[attr-defined]
+        return etl.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+
+
+def ledger(project: Cli, t: str) -> list[tuple]:
+    with connect_as(project.out, "etl") as etl:  # type: ignore[attr-defined]
+        return etl.execute(
+            "SELECT url, rows, loaded_by FROM airflow_infra.loads WHERE table_name = %s ORDER BY url", (t,)
+        ).fetchall()
+
+
+@pytest.mark.parametrize("ddl", [FAST, SLOW], ids=["binary-copy", "server-parsed"])
+def test_every_format_and_compression_gives_the_rows_postgresql_parses(project, ddl):
+    data = rows(3000, slow=ddl is SLOW)
+    folder = project.bucket / ("formats-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    raw = write_csv(folder / "plain.csv", data)
+    (folder / "g.csv.gz").write_bytes(gzip.compress(raw))
+    (folder / "b.csv.bz2").write_bytes(bz2.compress(raw))
+    (folder / "z.csv.zst").write_bytes(zstandard.ZstdCompressor().compress(raw))
+    (folder / "magic.data").write_bytes(gzip.compress(raw))  # gzip found by its magic bytes, CSV by --format
+    (folder / "l.jsonl").write_text("".join(json.dumps(r) + "\n" for r in data))
+    (folder / "l.jsonl.gz").write_bytes(gzip.compress((folder / "l.jsonl").read_bytes()))
+    ref = reference(project, raw, ddl)
+    pq.write_table(pa.Table.from_pylist(data), folder / "p.parquet", row_group_size=1000)  # text cast to each type
+    for name in ("plain.csv", "g.csv.gz", "b.csv.bz2", "z.csv.zst", "magic.data", "l.jsonl", "l.jsonl.gz", "p.parquet"):
+        t = table(project, ddl)
+        fmt = ["--format", "csv"] if name == "magic.data" else []
+        project("load", f"{folder.name}/{name}", t, *fmt)
+        assert count(project, t) == len(data), name
+        assert differ(project, t, ref) == 0, name
+
+
+def test_a_file_is_loaded_once_and_reload_replaces_its_rows(project):
+    t = table(project)
+    folder = project.bucket / ("once-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    for i in range(3):
+        write_csv(folder / f"part-{i}.csv", rows(100 + i))
+    first = json.loads(project("load", f"{folder.name}/", t, "--json").stdout)
+    assert (first["loaded"], first["skipped"], first["rows"]) == (3, 0, 303)
+    again = json.loads(project("load", f"{folder.name}/part-*.csv", t, "--json").stdout)
+    assert (again["loaded"], again["skipped"], again["rows"]) == (0, 3, 0) and count(project, t) == 303
+    assert [r[1] for r in ledger(project, t)] == [100, 101, 102]
+    assert {r[2] for r in ledger(project, t)} == {project.out["etl_user"]}  # the etl role, never an admin
+
+    reloaded = json.loads(project("load", f"{folder.name}/part-1.csv", t, "--reload", "--json").stdout)
+    assert reloaded["loaded"] == 1 and count(project, t) == 303  # its earlier rows removed, then loaded again
+
+    write_csv(folder / "part-1.csv", rows(50))  # rewritten in place: a new version, loaded again
+    changed = json.loads(project("load", f"{folder.name}/", t, "--json").stdout)
+    assert (changed["loaded"], changed["skipped"]) == (1, 2) and count(project, t) == 303 + 50
+
+    with connect_as(project.out, "etl") as etl:
+        etl.execute(f"UPDATE {t} SET note = 'changed' WHERE id = 3")  # one of the file's rows changed since
+    refused = project("load", f"{folder.name}/part-0.csv", t, "--reload", expect=1)
+    assert "were updated or deleted since); nothing was changed" in refused.stderr
+    assert count(project, t) == 353 and len(ledger(project, t)) == 4
+
+    with connect_as(project.out, "reader") as reader:  # what was loaded, the reader reads
+        assert reader.execute(f"SELECT count(*) FROM {t}").fetchone()[0] == 353
+
+
+def test_a_load_killed_at_any_moment_then_run_again_has_the_file_exactly_once(project):
+    folder = project.bucket / ("kill-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    data = rows(150_000)
+    write_csv(folder / "big.csv", data)
+    t = table(project)
+    for delay in (0.2, 0.5, 0.8, 1.2, 1.8):
+        victim = project.popen("load", f"{folder.name}/big.csv", t)
+        time.sleep(delay)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(30)
+        assert count(project, t) in (0, len(data))  # never a part
+    project("load", f"{folder.name}/big.csv", t)
+    assert count(project, t) == len(data) and len(ledger(project, t)) == 1
+
+
+def test_two_loaders_at_once_load_each_of_20_files_once(project):
+    folder = project.bucket / ("race-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    for i in range(20):
+        write_csv(folder / f"f{i:02d}.csv", rows(500 + i))
+    t = table(project)
+    racers = [project.popen("load", f"{folder.name}/*.csv", t, "--jobs", "3", "--json") for _ in range(2)]
+    results = [json.loads(p.communicate(timeout=300)[0]) for p in racers]
+    assert all(p.returncode == 0 for p in racers)
+    assert sum(r["loaded"] for r in results) == 20 and sum(r["skipped"] for r in results) == 20
+    assert count(project, t) == sum(500 + i for i in range(20)) and len(ledger(project, t)) == 20
+
+
+def test_a_bad_value_is_named_and_nothing_of_its_file_is_loaded(project):
+    folder = project.bucket / ("bad-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    good = write_csv(folder / "bad.csv", rows(10)).decode().splitlines()
+    good[3] = good[3].replace(",", ",oops-", 1)  # line 4 (the header is line 1): n is not an integer
+    (folder / "bad.csv").write_text("\n".join(good) + "\n")
+    t = table(project)
+    refused = project("load", f"{folder.name}/bad.csv", t, expect=1)
+    line = refused.stderr.strip().splitlines()[-1]
+    assert "bad.csv: line 4, column n" in line and "oops-" in line and "integer" in line, line
+    assert "nothing of this file was loaded" in line and "Traceback" not in refused.stderr
+    assert count(project, t) == 0 and ledger(project, t) == []
+
+
+def test_columns_are_matched_by_name_and_a_stranger_is_named(project):
+    folder = project.bucket / ("cols-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    (folder / "few.csv").write_text('note,id\n"b",2\n"a",1\n')  # another order, and columns left out: NULL
+    t = table(project)
+    project("load", f"{folder.name}/few.csv", t)
+    with connect_as(project.out, "etl") as etl:
+        assert etl.execute(f"SELECT id, note, n FROM {t} ORDER BY id").fetchall() == [(1, "a", None), (2, "b", None)]
+    (folder / "extra.csv").write_text("id,colour\n1,red\n")
+    refused = project("load", f"{folder.name}/extra.csv", t, expect=1)
+    assert "column 'colour' is not a column of" in refused.stderr
+    (folder / "noid.csv").write_text("note\nx\n")
+    missing = project("load", f"{folder.name}/noid.csv", t, expect=1)
+    assert f"{t}.id is NOT NULL and the file has no such column" in missing.stderr
+    assert count(project, t) == 2
+
+
+def test_bad_arguments_are_one_line_and_change_nothing(project):
+    t = table(project)
+    for args, words in (
+        (["nothing-here/*.csv", t], "no file matches"),
+        (["x.csv", "no_schema"], "name it as schema.table"),
+        (["x.csv", "raw.no_such_table"], "no such table"),
+        (["/etc/hostname", t], "cannot tell its format"),
+    ):
+        if args[0] == "x.csv":
+            (project.bucket / "x.csv").write_text("id\n1\n")
+        refused = project("load", *args, expect=1)
+        assert words in refused.stderr and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert count(project, t) == 0
+
+
+def test_the_library_loads_as_the_cli_does(project, monkeypatch):
+    import airflow_infra as ai
+
+    folder = project.bucket / ("lib-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    write_csv(folder / "a.csv", rows(40))
+    t = table(project)
+    monkeypatch.setenv("AIRFLOW_INFRA_HOME", str(project.home))
+    result = ai.load(ai.open_project(project.dir), f"{folder.name}/a.csv", t)
+    assert (len(result.loaded), result.rows) == (1, 40) and result.bytes == (folder / "a.csv").stat().st_size
+    again = ai.load(project.dir, f"{folder.name}/a.csv", t)  # a path is opened as the project there
+    assert (len(again.loaded), len(again.skipped)) == (0, 1)
+    cli = json.loads(project("load", f"{folder.name}/a.csv", t, "--json").stdout)
+    assert (cli["loaded"], cli["skipped"]) == (0, 1) and count(project, t) == 40
+    with pytest.warns(DeprecationWarning):
+        assert ai.load(project.dir).dir == project.dir.resolve()  # its older meaning: open the project
