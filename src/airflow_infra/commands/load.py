@@ -50,14 +50,21 @@ def _connector(project: Project) -> Callable[[], Any]:
 
 
 def _s3(project: Project) -> Callable[[], Any] | None:
-    try:
-        from ..aws.clients import s3_client
-    except ImportError:
+    """The S3 client a source in S3 is read with: made (boto3 imported) only for one."""
+    import importlib.util
+
+    if importlib.util.find_spec("boto3") is None:
         return None
     b = project.config.bucket
-    return lambda: s3_client(
-        region=project.config.bucket_region, endpoint_url=b.endpoint_url, addressing_style=b.addressing_style
-    )
+
+    def client() -> Any:
+        from ..aws.clients import s3_client
+
+        return s3_client(
+            region=project.config.bucket_region, endpoint_url=b.endpoint_url, addressing_style=b.addressing_style
+        )
+
+    return client
 
 
 @overload
