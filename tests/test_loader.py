@@ -261,3 +261,57 @@ def test_the_library_loads_as_the_cli_does(project, monkeypatch):
     assert (cli["loaded"], cli["skipped"]) == (0, 1) and count(project, t) == 40
     with pytest.warns(DeprecationWarning):
         assert ai.load(project.dir).dir == project.dir.resolve()  # its older meaning: open the project
+
+
+def test_replace_swaps_the_rows_in_one_transaction_and_views_keep_working(project):
+    folder = project.bucket / ("replace-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    write_csv(folder / "a.csv", rows(100))
+    write_csv(folder / "b.csv", rows(30))
+    t = table(project)
+    with connect_as(project.out, "etl") as etl:
+        etl.execute(f"INSERT INTO {t} (id, note) VALUES (-1, 'old')")
+        etl.execute(f"CREATE VIEW {t}_v AS SELECT id, note FROM {t}")
+    done = json.loads(project("load", f"{folder.name}/", t, "--mode", "replace", "--json").stdout)
+    assert done["loaded"] == 2 and count(project, t) == 130
+    with connect_as(project.out, "reader") as reader:
+        assert reader.execute(f"SELECT count(*) FROM {t}_v WHERE id = -1").fetchone()[0] == 0
+        assert reader.execute(f"SELECT count(*) FROM {t}_v").fetchone()[0] == 130
+    same = json.loads(project("load", f"{folder.name}/", t, "--mode", "replace", "--json").stdout)
+    assert (same["loaded"], same["skipped"]) == (0, 2) and count(project, t) == 130  # already these files
+
+    # a reader in the middle of it sees the old rows, then the new ones: never an empty table
+    write_csv(folder / "big.csv", rows(150_000))
+    seen: list[int] = []
+    loader = project.popen("load", f"{folder.name}/big.csv", t, "--mode", "replace")
+    with connect_as(project.out, "reader") as reader:
+        while loader.poll() is None:
+            seen.append(reader.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
+    assert loader.returncode == 0 and set(seen) <= {130, 150_000} and seen
+    assert count(project, t) == 150_000 and [r[0].rsplit("/", 1)[1] for r in ledger(project, t)] == ["big.csv"]
+
+    (folder / "broken.csv").write_text("id,n\n1,2\n2,not-a-number\n")
+    refused = project("load", f"{folder.name}/broken.csv", t, "--mode", "replace", expect=1)
+    assert "line 3, column n" in refused.stderr and "the table was left as it was" in refused.stderr
+    assert count(project, t) == 150_000
+
+
+def test_upsert_inserts_and_updates_on_its_key(project):
+    folder = project.bucket / ("upsert-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    t = table(project)
+    (folder / "day1.csv").write_text('id,note\n1,"updated"\n2,"new"\n')
+    no_index = project("load", f"{folder.name}/day1.csv", t, "--mode", "upsert", "--key", "id", expect=1)
+    assert "no unique index or constraint on exactly (id)" in no_index.stderr
+    with connect_as(project.out, "etl") as etl:
+        etl.execute(f"CREATE UNIQUE INDEX ON {t} (id)")
+        etl.execute(f"INSERT INTO {t} (id, note, code) VALUES (1, 'before', 'kept'), (99, 'untouched', 'x')")
+    project("load", f"{folder.name}/day1.csv", t, "--mode", "upsert", "--key", "id")
+    with connect_as(project.out, "etl") as etl:
+        got = etl.execute(f"SELECT id, note, code FROM {t} ORDER BY id").fetchall()
+    assert got == [(1, "updated", "kept"), (2, "new", None), (99, "untouched", "x")]  # code: not in the file, kept
+    (folder / "dupes.csv").write_text('id,note\n5,"a"\n5,"b"\n')
+    twice = project("load", f"{folder.name}/dupes.csv", t, "--mode", "upsert", "--key", "id", expect=1)
+    assert "the key (id) = (5) is in the file more than once" in twice.stderr
+    assert count(project, t) == 3
+    assert project("load", f"{folder.name}/day1.csv", t, "--key", "id", expect=1).stderr.count("--key") >= 1

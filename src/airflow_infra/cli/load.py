@@ -16,7 +16,15 @@ from .context import Ctx, commands, pass_ctx
 @click.argument("source")
 @click.argument("table")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Default: from each file's name.")
-@click.option("--mode", type=click.Choice(MODES), default="append", show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="append",
+    show_default=True,
+    help="append: add the rows; replace: the table's rows become the files' (one transaction); upsert: "
+    "insert or update on --key.",
+)
+@click.option("--key", "key", metavar="COL[,COL]", help="upsert: the key (a unique index on exactly it).")
 @click.option("--reload", is_flag=True, help="Load files the ledger says were loaded already, again.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Files at a time.")
 @click.option("--delimiter", default=",", show_default=True, help="CSV: the field delimiter.")
@@ -31,6 +39,7 @@ def load(
     table: str,
     fmt: str | None,
     mode: str,
+    key: str | None,
     reload: bool,
     jobs: int,
     delimiter: str,
@@ -60,6 +69,7 @@ def load(
         table,
         format=fmt,
         mode=mode,
+        key=[k.strip() for k in key.split(",")] if key else (),
         reload=reload,
         jobs=jobs,
         delimiter=delimiter,

@@ -87,6 +87,7 @@ def load(
     *,
     format: str | None = None,
     mode: str = "append",
+    key: Sequence[str] = (),
     reload: bool = False,
     jobs: int = 1,
     delimiter: str = ",",
@@ -105,6 +106,7 @@ def load(
     *,
     format: str | None = None,
     mode: str = "append",
+    key: Sequence[str] = (),
     reload: bool = False,
     jobs: int = 1,
     delimiter: str = ",",
@@ -119,7 +121,8 @@ def load(
 ) -> LoadResult | Project:
     """Load SOURCE (a key, prefix or glob in the project's bucket, an s3:// or file:// URL, or a local
     path) into TABLE (schema.table), each file once: a file the ledger has is skipped (reload: loaded
-    again). Returns what was loaded and skipped, with rows, bytes and seconds.
+    again). mode: append, replace (the table's rows become the files', in one transaction) or upsert
+    (on key). Returns what was loaded and skipped, with rows, bytes and seconds.
 
     load(project_dir) alone opens the project, as open_project() does: its name before the loader."""
     if source is None and table is None and not isinstance(project, Project):
@@ -140,6 +143,7 @@ def load(
         table,
         format=format,
         mode=mode,
+        key=list(key) or None,
         reload=reload,
         jobs=jobs,
         options=options,

@@ -78,3 +78,14 @@ def record(conn: Any, table: str, url: str, version: str, size: int, checksum: s
         "VALUES (%s, %s, %s, %s, %s, %s, pg_current_xact_id()::text::bigint)",
         (table, url, version, size, checksum, rows),
     )
+
+
+def held(conn: Any, table: str) -> set[tuple[str, str]]:
+    """(url, version) of every file the ledger has in table."""
+    rows = conn.execute(f"SELECT url, version FROM {TABLE} WHERE table_name = %s", (table,)).fetchall()
+    return {(u, v) for u, v in rows}
+
+
+def forget_table(conn: Any, table: str) -> None:
+    """replace: the table's files are this load's alone from now on."""
+    conn.execute(f"DELETE FROM {TABLE} WHERE table_name = %s", (table,))

@@ -25,7 +25,7 @@ from . import ledger
 from .readers import CsvOptions, csv_header, decompressed, format_of
 from .sources import Readable, SourceFile, chunks
 
-MODES = ("append",)
+MODES = ("append", "replace", "upsert")
 
 
 class LoadError(ProviderError):
@@ -248,8 +248,9 @@ def _copy_csv(
 
 def _copy_file(
     conn: Any, file: SourceFile, table: str, cols: list[Column], fmt: str, options: CsvOptions, *, fast: bool
-) -> tuple[int, int, str]:
-    """The file's rows into table in conn's transaction: (rows, bytes as stored, checksum)."""
+) -> tuple[int, int, str, list[Column]]:
+    """The file's rows into table in conn's transaction: (rows, bytes as stored, checksum, the columns
+    the file gave)."""
     from .binary import ARROW_TYPES, encodable
 
     with ExitStack() as stack, conn.cursor() as cur:
@@ -264,7 +265,7 @@ def _copy_file(
             rows = _copy_arrow(cur, table, matched, parquet_batches(pf, names))
             for _ in chunks(raw):  # the checksum of the file as stored
                 pass
-            return rows, raw.bytes, f"crc32:{raw.crc:08x}"
+            return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
         stream = stack.enter_context(decompressed(file, raw))
         if fmt == "jsonl":
             from .readers import jsonl_batches
@@ -272,7 +273,7 @@ def _copy_file(
             batches = jsonl_batches(stream, {c.name: ARROW_TYPES[c.type] for c in cols if c.type in ARROW_TYPES})
             first = next(batches, None)
             if first is None:
-                return 0, raw.bytes, f"crc32:{raw.crc:08x}"
+                return 0, raw.bytes, f"crc32:{raw.crc:08x}", []
             # a column no line of the first batch has is left to its default, as a CSV without it would be
             names = [n for n in first.schema.names if first.column(n).null_count < first.num_rows]
             matched = _matched(file, names, cols, table)
@@ -294,7 +295,7 @@ def _copy_file(
                     )
 
             rows = _copy_arrow(cur, table, matched, all_batches())
-            return rows, raw.bytes, f"crc32:{raw.crc:08x}"
+            return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
         head = b""
         if options.header:
             names, head = csv_header(stream, options)
@@ -308,7 +309,7 @@ def _copy_file(
             rows = _copy_binary(cur, table, matched, arrow_csv(stream, names, types, options))
         else:
             rows = _copy_csv(cur, table, matched, itertools.chain([head], chunks(stream)), options, header=bool(head))
-        return rows, raw.bytes, f"crc32:{raw.crc:08x}"
+        return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
 
 
 def _remove_earlier(conn: Any, file: SourceFile, table: str) -> None:
@@ -345,6 +346,69 @@ def _pg_detail(exc: BaseException) -> str:
     return primary
 
 
+def _merge(conn: Any, file: SourceFile, table: str, cols: list[Column], key: list[str], staged: str) -> None:
+    """upsert: the staged rows into table, INSERT ... ON CONFLICT (key) DO UPDATE; a key the file holds
+    twice is an error naming it (PostgreSQL would refuse the statement without saying which)."""
+    from psycopg import sql
+
+    keys = sql.SQL(", ").join(sql.Identifier(k) for k in key)
+    twice = conn.execute(
+        sql.SQL("SELECT {k} FROM {s} GROUP BY {k} HAVING count(*) > 1 LIMIT 1").format(
+            k=keys, s=sql.Identifier(*split_table(staged))
+        )
+    ).fetchone()
+    if twice is not None:
+        raise LoadError(
+            f"{file.url}: the key ({', '.join(key)}) = ({', '.join(map(str, twice))}) is in the file more than "
+            "once; nothing of this file was loaded"
+        )
+    names = [c.name for c in cols]
+    updates = [n for n in names if n not in key]
+    conn.execute(
+        sql.SQL("INSERT INTO {t} ({c}) SELECT {c} FROM {s} ON CONFLICT ({k}) DO {action}").format(
+            t=sql.Identifier(*split_table(table)),
+            c=sql.SQL(", ").join(sql.Identifier(n) for n in names),
+            s=sql.Identifier(*split_table(staged)),
+            k=keys,
+            action=sql.SQL("NOTHING")
+            if not updates
+            else sql.SQL("UPDATE SET ")
+            + sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in updates),
+        )
+    )
+
+
+def _into(
+    conn: Any,
+    file: SourceFile,
+    table: str,
+    cols: list[Column],
+    fmt: str,
+    options: CsvOptions,
+    *,
+    fast: bool,
+    key: list[str] | None,
+) -> tuple[int, int, str]:
+    """The file into table (append and replace), or through a staging table merged on key (upsert)."""
+    if key is None:
+        return _copy_file(conn, file, table, cols, fmt, options, fast=fast)[:3]
+    from psycopg import sql
+
+    staged = "pg_temp.airflow_infra_staged"
+    conn.execute("DROP TABLE IF EXISTS pg_temp.airflow_infra_staged")
+    conn.execute(
+        sql.SQL("CREATE TEMP TABLE airflow_infra_staged (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+            sql.Identifier(*split_table(table))
+        )
+    )
+    rows, size, checksum, given = _copy_file(conn, file, staged, cols, fmt, options, fast=fast)
+    missing = [k for k in key if k not in {c.name for c in given}]
+    if missing:
+        raise LoadError(f"{file.url}: has no column {missing[0]!r}, which is upsert's key; nothing of it was loaded")
+    _merge(conn, file, table, given, key, staged)  # a column the file lacks keeps each row's value
+    return rows, size, checksum
+
+
 def _one(
     connect: Callable[[], Any],
     file: SourceFile,
@@ -355,7 +419,9 @@ def _one(
     *,
     reload: bool,
     fast: bool,
+    key: list[str] | None = None,
 ) -> FileResult:
+    """append and upsert: the file in a transaction of its own, with its ledger row."""
     import psycopg
 
     started = time.monotonic()
@@ -366,17 +432,91 @@ def _one(
                 before = ledger.loaded(conn, table, file.url, file.version)
                 if before is not None and not reload:
                     return FileResult(file.url, before, file.size, time.monotonic() - started, skipped=True)
-                if reload:
+                if reload and key is None:
                     _remove_earlier(conn, file, table)
-                rows, size, checksum = _copy_file(conn, file, table, cols, fmt, options, fast=fast)
+                elif reload:
+                    ledger.earlier(conn, table, file.url)  # upserted again: the rows are replaced in place
+                rows, size, checksum = _into(conn, file, table, cols, fmt, options, fast=fast, key=key)
                 ledger.record(conn, table, file.url, file.version, size, checksum, rows)
         except psycopg.Error as exc:
             raise LoadError(f"{file.url}: {_pg_detail(exc)}; nothing of this file was loaded") from None
         except _arrow_errors() as exc:
             if fmt == "csv" and fast:  # PostgreSQL's own parser says where: the line, the column, the value
-                return _one(connect, file, table, cols, fmt, options, reload=reload, fast=False)
+                return _one(connect, file, table, cols, fmt, options, reload=reload, fast=False, key=key)
             raise LoadError(f"{file.url}: {str(exc).splitlines()[0]}; nothing of this file was loaded") from None
     return FileResult(file.url, rows, size, time.monotonic() - started)
+
+
+def _replace(
+    connect: Callable[[], Any],
+    files: list[SourceFile],
+    table: str,
+    cols: list[Column],
+    formats: dict[str, str],
+    options: CsvOptions,
+    *,
+    reload: bool,
+    fast: bool,
+) -> list[FileResult]:
+    """replace: the table's rows become the files' rows in one transaction. Readers see the old rows
+    until it commits, then the new ones (DELETE, not TRUNCATE: no reader's snapshot ever sees the table
+    empty, and views on it keep working). Nothing is done when the ledger says the table holds exactly
+    these files' versions already (reload: it is done anyway)."""
+    import psycopg
+    from psycopg import sql
+
+    started = time.monotonic()
+    with connect() as conn:
+        try:
+            with conn.transaction():
+                ledger.lock(conn, table, "")  # the whole table: one replace at a time
+                held = ledger.held(conn, table)
+                if not reload and held == {(f.url, f.version) for f in files}:
+                    return [
+                        FileResult(f.url, ledger.loaded(conn, table, f.url, f.version) or 0, f.size, 0.0, skipped=True)
+                        for f in files
+                    ]
+                conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(*split_table(table))))
+                ledger.forget_table(conn, table)
+                out = []
+                for f in files:
+                    t0 = time.monotonic()
+                    rows, size, checksum, _ = _copy_file(conn, f, table, cols, formats[f.url], options, fast=fast)
+                    ledger.record(conn, table, f.url, f.version, size, checksum, rows)
+                    out.append(FileResult(f.url, rows, size, time.monotonic() - t0))
+        except psycopg.Error as exc:
+            raise LoadError(f"{table}: {_pg_detail(exc)}; the table was left as it was") from None
+        except _arrow_errors() as exc:
+            if fast:
+                return _replace(connect, files, table, cols, formats, options, reload=reload, fast=False)
+            raise LoadError(f"{table}: {str(exc).splitlines()[0]}; the table was left as it was") from None
+    del started
+    return out
+
+
+def _check_key(conn: Any, table: str, cols: list[Column], key: list[str]) -> None:
+    """upsert's key: columns of the table with a unique index or constraint on exactly them."""
+    names = {c.name for c in cols}
+    unknown = [k for k in key if k not in names]
+    if unknown:
+        raise ConfigError(f"--key {unknown[0]!r}: not a column of {table}")
+    found = conn.execute(
+        """SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indpred IS NULL
+           AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a
+                WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) = %s""",
+        (_quoted(conn, table), sorted(key)),
+    ).fetchone()
+    if found is None:
+        raise ConfigError(
+            f"--key {','.join(key)}: {table} has no unique index or constraint on exactly ({', '.join(key)}), which "
+            f"upsert needs: CREATE UNIQUE INDEX ON {table} ({', '.join(key)})"
+        )
+
+
+def _quoted(conn: Any, table: str) -> str:
+    from psycopg import sql
+
+    return str(sql.Identifier(*split_table(table)).as_string(conn))
 
 
 def _arrow_errors() -> tuple[type[BaseException], ...]:
@@ -409,8 +549,10 @@ def load_files(
     jobs: int = 1,
     options: CsvOptions | None = None,
     on_file: Callable[[FileResult], None] | None = None,
+    key: list[str] | None = None,
 ) -> LoadResult:
-    """Each file into table, in its own transaction with its ledger row; jobs files at a time."""
+    """Each file into table, in its own transaction with its ledger row, jobs files at a time (append,
+    upsert on key); or all of them in one transaction in place of the table's rows (replace)."""
     if mode not in MODES:
         raise ConfigError(f"--mode {mode!r}: one of {', '.join(MODES)}")
     options = options or CsvOptions()
@@ -419,12 +561,22 @@ def load_files(
     formats = {f.url: format_of(f, format) for f in files}  # every name judged before anything is loaded
     if not fast and any(v != "csv" for v in formats.values()):
         raise ConfigError("loading Parquet or JSON lines needs pyarrow: pip install 'airflow-infra[load]'")
+    if (mode == "upsert") != bool(key):
+        raise ConfigError("--key: upsert's key (COL[,COL]), given with --mode upsert and only with it")
     with connect() as conn:
         ledger.ensure(conn)
         cols = columns(conn, table)
+        if key:
+            _check_key(conn, table, cols, key)
+    if mode == "replace":
+        results = _replace(connect, files, table, cols, formats, options, reload=reload, fast=fast)
+        for done in results:
+            if on_file is not None:
+                on_file(done)
+        return LoadResult(table, results, time.monotonic() - started)
 
     def run(file: SourceFile) -> FileResult:
-        done = _one(connect, file, table, cols, formats[file.url], options, reload=reload, fast=fast)
+        done = _one(connect, file, table, cols, formats[file.url], options, reload=reload, fast=fast, key=key)
         if on_file is not None:
             on_file(done)
         return done

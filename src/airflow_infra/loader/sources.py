@@ -154,7 +154,10 @@ def resolve(spec: str, *, bucket_url: str | None, s3_client: Callable[[], Any] |
         files = _s3_files(s3_client(), bucket, prefix + spec.lstrip("/"))
     else:
         root = Path(unquote(urlparse(bucket_url).path))
-        files = _local_files(str(root / spec.lstrip("/")))
+        try:
+            files = _local_files(str(root / spec.lstrip("/")))
+        except ConfigError:
+            raise ConfigError(f"SOURCE {spec!r}: no such file or folder in the project's bucket ({root})") from None
         outside = [f for f in files if not Path(unquote(urlparse(f.url).path)).is_relative_to(root.resolve())]
         if outside:
             raise ConfigError(f"SOURCE {spec!r}: {outside[0].url} is outside the project's bucket")
