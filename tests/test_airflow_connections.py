@@ -232,6 +232,13 @@ def test_new_project_runs_its_example_dag_in_airflow(tmp_path, home, airflow_db)
         rows = conn.execute("SELECT state, cities, population FROM analytics.cities_by_state ORDER BY state").fetchall()
     assert rows == [("IL", 2, 2777846), ("MO", 3, 927116)]
     assert (Path(out["bucket_path"]) / "incoming" / "cities.csv").exists()
+    with psycopg.connect(out["postgres_uri"]) as conn:  # loaded by airflow-infra's operator, once, as the etl role
+        loads = conn.execute("SELECT url, rows, loaded_by FROM airflow_infra.loads WHERE table_name = 'raw.cities'")
+        assert [(u.rsplit("/", 1)[1], r, who) for u, r, who in loads] == [("cities.csv", 5, out["etl_user"])]
+    assets = subprocess.run(
+        [airflow, "assets", "list", "-o", "json"], capture_output=True, text=True, timeout=300, env=af_env, cwd=repo
+    )
+    assert f"airflow-infra://{name}/raw/cities" in assets.stdout, assets.stdout[-2000:] + assets.stderr[-2000:]
 
     check = subprocess.run(
         [

@@ -202,6 +202,12 @@ def _copy_binary(cur: Any, table: str, cols: list[Column], batches: Iterator[Any
     return rows
 
 
+def _encodable(cols: list[Column]) -> bool:
+    from .binary import encodable  # numpy and pyarrow: only where the fast path is taken
+
+    return encodable([c.type for c in cols])
+
+
 def _copy_arrow(cur: Any, table: str, cols: list[Column], batches: Iterator[Any]) -> int:
     """Arrow batches into table: binary COPY where every column's type has an encoder, else written as
     CSV by Arrow for PostgreSQL's parser (numeric, uuid, arrays, ...: the server knows them best)."""
@@ -251,8 +257,6 @@ def _copy_file(
 ) -> tuple[int, int, str, list[Column]]:
     """The file's rows into table in conn's transaction: (rows, bytes as stored, checksum, the columns
     the file gave)."""
-    from .binary import ARROW_TYPES, encodable
-
     with ExitStack() as stack, conn.cursor() as cur:
         raw = _Counted(file.open())
         stack.callback(raw.close)
@@ -268,6 +272,7 @@ def _copy_file(
             return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
         stream = stack.enter_context(decompressed(file, raw))
         if fmt == "jsonl":
+            from .binary import ARROW_TYPES
             from .readers import jsonl_batches
 
             batches = jsonl_batches(stream, {c.name: ARROW_TYPES[c.type] for c in cols if c.type in ARROW_TYPES})
@@ -302,7 +307,8 @@ def _copy_file(
         else:
             names = [c.name for c in cols]
         matched = _matched(file, names, cols, table)
-        if fast and encodable([c.type for c in matched]):
+        if fast and _encodable(matched):
+            from .binary import ARROW_TYPES
             from .readers import arrow_csv
 
             types = {c.name: ARROW_TYPES[c.type] for c in matched}

@@ -1,4 +1,6 @@
-"""Example ELT: a CSV into the workfiles bucket, then into raw with COPY, then an analytics table."""
+"""Example ELT: a CSV into the workfiles bucket, loaded into raw.cities exactly once (airflow-infra's
+loader: a file already loaded is skipped, a retried task never loads twice), then an analytics table.
+The load emits the Asset of raw.cities: a DAG with schedule=[asset(PROJECT, "raw.cities")] runs after it."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, BaseHook, ObjectStoragePath, Variable, task
+
+from airflow_infra.airflow.loading import LoadOperator
 
 PROJECT = "{{name}}"
 REPO = Path(__file__).resolve().parent.parent
@@ -37,21 +41,27 @@ with DAG(
         return str(target)
 
     @task
-    def load(path: str) -> int:
-        """COPY it into raw.cities."""
+    def create_table(path: str) -> str:
+        """The table the file goes into (once)."""
         with _connect() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS raw.cities (name text, state text, population integer)")
-            conn.execute("TRUNCATE raw.cities")
-            with conn.cursor().copy("COPY raw.cities FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
-                copy.write(ObjectStoragePath(path).read_bytes())
-            return conn.execute("SELECT count(*) FROM raw.cities").fetchone()[0]
+        return path
+
+    load = LoadOperator(
+        task_id="load",
+        project=PROJECT,
+        source="incoming/cities.csv",  # a key, prefix or glob in the project's bucket
+        table="raw.cities",
+        mode="replace",  # the table's rows become the file's, in one transaction
+    )
 
     @task
-    def transform(rows: int) -> None:
+    def transform(loaded: dict) -> None:
         """Build analytics.cities_by_state with the SQL in sql/."""
-        if not rows:
-            raise ValueError("raw.cities is empty")
         with _connect() as conn:
+            if not conn.execute("SELECT count(*) FROM raw.cities").fetchone()[0]:
+                raise ValueError(f"raw.cities is empty after {loaded}")
             conn.execute((REPO / "sql" / "analytics_cities.sql").read_text())
 
-    transform(load(extract()))
+    create_table(extract()) >> load
+    transform(load.output)
