@@ -315,3 +315,37 @@ def test_upsert_inserts_and_updates_on_its_key(project):
     assert "the key (id) = (5) is in the file more than once" in twice.stderr
     assert count(project, t) == 3
     assert project("load", f"{folder.name}/day1.csv", t, "--key", "id", expect=1).stderr.count("--key") >= 1
+
+
+def test_from_the_project_bucket_on_every_s3_store_and_from_an_s3_url(server_cli, name, store, s3rver_endpoint):
+    """The server target's bucket on moto and on s3rver (no versions there: the ETag is the version)."""
+    import boto3
+    from botocore.config import Config
+
+    cli = server_cli(f'endpoint_url = "{store}"\naddressing_style = "path"\ntls_only = false\n')
+    cli("up")
+    out = cli.out = cli.outputs()  # type: ignore[attr-defined]
+    t = "raw.s3_" + uuid.uuid4().hex[:8]
+    with connect_as(out, "etl") as etl:
+        etl.execute(FAST.format(t=t))
+    s3 = boto3.client("s3", endpoint_url=store, region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
+    bucket = out["bucket_name"]
+    data = rows(2000)
+    raw = write_csv(Path(tempfile.mkdtemp()) / "x.csv", data)
+    s3.put_object(Bucket=bucket, Key="incoming/2024-01.csv.gz", Body=gzip.compress(raw))
+    s3.put_object(Bucket=bucket, Key="incoming/2024-02.csv", Body=raw)
+    s3.put_object(Bucket=bucket, Key="incoming/notes.txt", Body=b"not matched")
+    env = {"AWS_ENDPOINT_URL": store}
+    first = json.loads(cli("load", "incoming/2024-*.csv*", t, "--json", **env).stdout)
+    assert (first["loaded"], first["rows"]) == (2, 4000)
+    again = json.loads(cli("load", "incoming/2024-*.csv*", t, "--json", **env).stdout)
+    assert (again["loaded"], again["skipped"]) == (0, 2)
+    s3.put_object(Bucket=bucket, Key="incoming/2024-02.csv", Body=raw)  # written again, the same bytes
+    third = json.loads(cli("load", f"s3://{bucket}/incoming/2024-02.csv", t, "--json", **env).stdout)
+    # a versioned bucket (moto) gives the object a new version id: loaded again; s3rver keeps no versions,
+    # and the ETag of the same bytes is the same: the same version, skipped
+    assert third["loaded"] == (0 if store == s3rver_endpoint else 1)
+    with connect_as(out, "etl") as etl:
+        urls = [u for (u,) in etl.execute("SELECT url FROM airflow_infra.loads WHERE table_name = %s", (t,))]
+    assert sorted(u.rsplit("/", 1)[1] for u in urls).count("2024-01.csv.gz") == 1
+    assert count(cli, t) == 2000 * (2 + third["loaded"]) and all(u.startswith(f"s3://{bucket}/") for u in urls)
