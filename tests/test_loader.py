@@ -8,6 +8,7 @@ import bz2
 import gzip
 import json
 import signal
+import subprocess
 import tempfile
 import time
 import uuid
@@ -349,3 +350,35 @@ def test_from_the_project_bucket_on_every_s3_store_and_from_an_s3_url(server_cli
         urls = [u for (u,) in etl.execute("SELECT url FROM airflow_infra.loads WHERE table_name = %s", (t,))]
     assert sorted(u.rsplit("/", 1)[1] for u in urls).count("2024-01.csv.gz") == 1
     assert count(cli, t) == 2000 * (2 + third["loaded"]) and all(u.startswith(f"s3://{bucket}/") for u in urls)
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_pipe_gets_lines(project):
+    import os
+    import pty
+    import sys
+
+    folder = project.bucket / ("bar-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    write_csv(folder / "a.csv", rows(3000))
+    t = table(project)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_infra", "-C", str(project.dir), "load", f"{folder.name}/a.csv", t],
+        env={**project.env(), "COLUMNS": "120"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+    )
+    os.close(follower)
+    err = b""
+    try:
+        while chunk := os.read(leader, 65536):
+            err += chunk
+    except OSError:
+        pass
+    out = proc.communicate(timeout=120)[0].decode()
+    os.close(leader)
+    assert proc.returncode == 0 and "loading 1 file" in err.decode() and "3,000 rows" in err.decode()
+    assert out.startswith("Loaded 1 file(s), 3,000 rows")
+    piped = project("load", f"{folder.name}/a.csv", t, "--reload")
+    assert "loading 1 file" not in piped.stderr and f"{folder.name}/a.csv: 3,000 rows in" in piped.stderr

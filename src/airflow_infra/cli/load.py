@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable
 
 import click
 
-from ..loader.load import MODES, FileResult
+from ..loader.load import MODES, FileResult, LoadResult
 from ..loader.readers import FORMATS
 from .context import Ctx, commands, pass_ctx
 
@@ -58,12 +60,91 @@ def load(
       airflow-infra load 'incoming/*.csv.gz' raw.incidents
     """
 
+    bar = _Bar() if sys.stderr.isatty() and not as_json else None
+
     def said(f: FileResult) -> None:
-        if not as_json:
+        if bar is not None:
+            bar.done(f)
+        elif not as_json:
             what = "skipped (loaded before)" if f.skipped else f"{f.rows:,} rows in {f.seconds:.1f} s"
             click.echo(f"{f.url}: {what}", file=sys.stderr)
 
-    result = commands.load(
+    with bar or contextlib.nullcontext():
+        result = _run(c, source, table, fmt, mode, key, reload, jobs, delimiter, null, no_header, encoding, said, bar)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    rate = result.rows / result.seconds if result.seconds else 0.0
+    click.echo(
+        f"Loaded {len(result.loaded)} file(s), {result.rows:,} rows ({result.bytes / 1e6:,.1f} MB) into {table} "
+        f"in {result.seconds:.1f} s ({rate:,.0f} rows/s); skipped {len(result.skipped)} loaded before."
+    )
+
+
+class _Bar:
+    """A progress bar on the terminal: bytes read of all the files, their speed, the rows so far."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.rows = 0
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TextColumn("{task.fields[rows]:,} rows"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.task = self.progress.add_task("loading", total=None, rows=0)
+
+    def __enter__(self) -> _Bar:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def files(self, n: int, size: int) -> None:
+        self.progress.update(self.task, total=size, description=f"loading {n} file{'s' if n != 1 else ''}")
+
+    def read(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+
+    def done(self, f: FileResult) -> None:
+        self.rows += f.rows if not f.skipped else 0
+        if f.skipped:
+            self.progress.advance(self.task, f.bytes)
+        self.progress.update(self.task, rows=self.rows)
+
+
+def _run(
+    c: Ctx,
+    source: str,
+    table: str,
+    fmt: str | None,
+    mode: str,
+    key: str | None,
+    reload: bool,
+    jobs: int,
+    delimiter: str,
+    null: str,
+    no_header: bool,
+    encoding: str,
+    said: Callable[[FileResult], None],
+    bar: _Bar | None,
+) -> LoadResult:
+    return commands.load(
         c.project(),
         source,
         table,
@@ -77,12 +158,6 @@ def load(
         header=not no_header,
         encoding=encoding,
         on_file=said,
-    )
-    if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
-        return
-    rate = result.rows / result.seconds if result.seconds else 0.0
-    click.echo(
-        f"Loaded {len(result.loaded)} file(s), {result.rows:,} rows ({result.bytes / 1e6:,.1f} MB) into {table} "
-        f"in {result.seconds:.1f} s ({rate:,.0f} rows/s); skipped {len(result.skipped)} loaded before."
+        on_bytes=bar.read if bar is not None else None,
+        on_files=bar.files if bar is not None else None,
     )

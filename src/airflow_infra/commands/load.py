@@ -96,6 +96,8 @@ def load(
     header: bool = True,
     encoding: str = "utf8",
     on_file: Callable[[FileResult], None] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+    on_files: Callable[[int, int], None] | None = None,
 ) -> LoadResult: ...
 
 
@@ -115,6 +117,8 @@ def load(
     header: bool = True,
     encoding: str = "utf8",
     on_file: Callable[[FileResult], None] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+    on_files: Callable[[int, int], None] | None = None,
     vars: Sequence[str] = (),
     var_files: Sequence[str | Path] = (),
     create_home: bool = False,
@@ -137,6 +141,8 @@ def load(
     bucket_url = outs.get("bucket_url", {}).get("value")
     files = resolve(source, bucket_url=bucket_url, s3_client=_s3(p))
     options = CsvOptions(delimiter=delimiter, quote=quote, null=null, header=header, encoding=encoding)
+    if on_files is not None:  # what is about to be read: (files, bytes as stored), for a progress bar
+        on_files(len(files), sum(f.size for f in files))
     return load_files(
         _connector(p),
         files,
@@ -148,4 +154,5 @@ def load(
         jobs=jobs,
         options=options,
         on_file=on_file,
+        on_bytes=on_bytes,
     )

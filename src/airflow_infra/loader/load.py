@@ -120,16 +120,23 @@ def _matched(file: SourceFile, names: list[str], cols: list[Column], table: str)
     return [by_name[n] for n in names]
 
 
+_PROGRESS: threading.local = threading.local()  # the running load's byte callback, per thread
+
+
 class _Counted:
-    """A file's bytes as stored, counted and checksummed as they are read."""
+    """A file's bytes as stored, counted and checksummed as they are read (and reported to the load's
+    on_bytes, for a progress bar)."""
 
     def __init__(self, raw: Readable):
         self._raw, self.bytes, self.crc = raw, 0, 0
+        self._report: Callable[[int], None] | None = getattr(_PROGRESS, "on_bytes", None)
 
     def read(self, n: int = -1) -> bytes:
         data = self._raw.read(n)
         self.bytes += len(data)
         self.crc = zlib.crc32(data, self.crc)
+        if self._report is not None:
+            self._report(len(data))
         return data
 
     def readable(self) -> bool:
@@ -556,6 +563,7 @@ def load_files(
     options: CsvOptions | None = None,
     on_file: Callable[[FileResult], None] | None = None,
     key: list[str] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> LoadResult:
     """Each file into table, in its own transaction with its ledger row, jobs files at a time (append,
     upsert on key); or all of them in one transaction in place of the table's rows (replace)."""
@@ -574,6 +582,7 @@ def load_files(
         cols = columns(conn, table)
         if key:
             _check_key(conn, table, cols, key)
+    _PROGRESS.on_bytes = on_bytes
     if mode == "replace":
         results = _replace(connect, files, table, cols, formats, options, reload=reload, fast=fast)
         for done in results:
@@ -582,6 +591,7 @@ def load_files(
         return LoadResult(table, results, time.monotonic() - started)
 
     def run(file: SourceFile) -> FileResult:
+        _PROGRESS.on_bytes = on_bytes  # this worker thread's
         done = _one(connect, file, table, cols, formats[file.url], options, reload=reload, fast=fast, key=key)
         if on_file is not None:
             on_file(done)
