@@ -51,3 +51,19 @@ def test_import_loads_nothing_heavy_and_ships_its_types():
     from importlib.resources import files
 
     assert files("airflow_infra").joinpath("py.typed").is_file()
+
+
+def test_no_module_but_pgerrors_catches_psycopg_errors():
+    """The psycopg boundary is pgerrors.py alone: other modules catch our errors, never psycopg's."""
+    import re
+    from pathlib import Path
+
+    import airflow_infra
+
+    root = Path(airflow_infra.__file__).parent
+    catching = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if p.name != "pgerrors.py" and re.search(r"except[^:\n]*psycopg\.", p.read_text())
+    ]
+    assert catching == []

@@ -123,3 +123,40 @@ def conninfo(dsn: str) -> dict[str, Any] | None:
         return dict(conninfo_to_dict(dsn))
     except psycopg.Error:
         return None
+
+
+@contextmanager
+def ended(error: Callable[[], BaseException]) -> Iterator[None]:
+    """A session the server or the network ended inside becomes error() (a lock's session: the lock
+    is gone with it)."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.OperationalError:
+        raise error() from None
+
+
+def detail(exc: BaseException) -> str:
+    """What the server said, with where in a COPY: "line 3, column beat: invalid input syntax ..." (the
+    value said once)."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) or str(exc).splitlines()[0]
+    where = (getattr(diag, "context", None) or "").split("\n")[0]
+    if where.startswith("COPY "):  # "COPY t, line 3, column beat: "x""
+        where = where.split(", ", 1)[1] if ", " in where else ""
+        at, _, value = where.partition(": ")
+        where = at if value and value in primary else where
+        return f"{where}: {primary}" if where else primary
+    return str(primary)
+
+
+@contextmanager
+def failing(error: Callable[[str], BaseException]) -> Iterator[None]:
+    """psycopg errors inside become error(detail(exc)): the caller words the line."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise error(detail(exc)) from None

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, ProviderError
+from ..pgerrors import failing
 from . import ledger
 from .readers import CsvOptions, csv_header, decompressed, format_of
 from .sources import Readable, SourceFile, chunks
@@ -345,20 +346,6 @@ def _remove_earlier(conn: Any, file: SourceFile, table: str) -> None:
             )
 
 
-def _pg_detail(exc: BaseException) -> str:
-    diag = getattr(exc, "diag", None)
-    primary = getattr(diag, "message_primary", None) or str(exc).splitlines()[0]
-    context = getattr(diag, "context", None) or ""
-    where = context.split("\n")[0]
-    # "COPY t, line 3, column beat: "x"": the line (or row) and column, and the value (said once)
-    if where.startswith("COPY "):
-        where = where.split(", ", 1)[1] if ", " in where else ""
-        at, _, value = where.partition(": ")
-        where = at if value and value in primary else where
-        return f"{where}: {primary}" if where else primary
-    return primary
-
-
 def _merge(conn: Any, file: SourceFile, table: str, cols: list[Column], key: list[str], staged: str) -> None:
     """upsert: the staged rows into table, INSERT ... ON CONFLICT (key) DO UPDATE; a key the file holds
     twice is an error naming it (PostgreSQL would refuse the statement without saying which)."""
@@ -435,12 +422,14 @@ def _one(
     key: list[str] | None = None,
 ) -> FileResult:
     """append and upsert: the file in a transaction of its own, with its ledger row."""
-    import psycopg
-
     started = time.monotonic()
+
+    def failed(detail: str) -> LoadError:
+        return LoadError(f"{file.url}: {detail}; nothing of this file was loaded")
+
     with connect() as conn:
         try:
-            with conn.transaction():
+            with failing(failed), conn.transaction():
                 ledger.lock(conn, table, file.url)
                 before = ledger.loaded(conn, table, file.url, file.version)
                 if before is not None and not reload:
@@ -451,8 +440,6 @@ def _one(
                     ledger.earlier(conn, table, file.url)  # upserted again: the rows are replaced in place
                 rows, size, checksum = _into(conn, file, table, cols, fmt, options, fast=fast, key=key)
                 ledger.record(conn, table, file.url, file.version, size, checksum, rows)
-        except psycopg.Error as exc:
-            raise LoadError(f"{file.url}: {_pg_detail(exc)}; nothing of this file was loaded") from None
         except _arrow_errors() as exc:
             if fmt == "csv" and fast:  # PostgreSQL's own parser says where: the line, the column, the value
                 return _one(connect, file, table, cols, fmt, options, reload=reload, fast=False, key=key)
@@ -475,13 +462,14 @@ def _replace(
     until it commits, then the new ones (DELETE, not TRUNCATE: no reader's snapshot ever sees the table
     empty, and views on it keep working). Nothing is done when the ledger says the table holds exactly
     these files' versions already (reload: it is done anyway)."""
-    import psycopg
     from psycopg import sql
 
-    started = time.monotonic()
+    def failed(detail: str) -> LoadError:
+        return LoadError(f"{table}: {detail}; the table was left as it was")
+
     with connect() as conn:
         try:
-            with conn.transaction():
+            with failing(failed), conn.transaction():
                 ledger.lock(conn, table, "")  # the whole table: one replace at a time
                 held = ledger.held(conn, table)
                 if not reload and held == {(f.url, f.version) for f in files}:
@@ -497,13 +485,10 @@ def _replace(
                     rows, size, checksum, _ = _copy_file(conn, f, table, cols, formats[f.url], options, fast=fast)
                     ledger.record(conn, table, f.url, f.version, size, checksum, rows)
                     out.append(FileResult(f.url, rows, size, time.monotonic() - t0))
-        except psycopg.Error as exc:
-            raise LoadError(f"{table}: {_pg_detail(exc)}; the table was left as it was") from None
         except _arrow_errors() as exc:
             if fast:
                 return _replace(connect, files, table, cols, formats, options, reload=reload, fast=False)
             raise LoadError(f"{table}: {str(exc).splitlines()[0]}; the table was left as it was") from None
-    del started
     return out
 
 

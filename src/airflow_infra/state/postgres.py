@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, StateConflict, StateCorrupt, StateError, StateLocked, StateTooNew
-from ..pgerrors import checked_dsn, translated
+from ..pgerrors import checked_dsn, ended, translated
 from .base import LockInfo, State, StateVersion, check_holder, lock_taken, parse_state
 
 if TYPE_CHECKING:
@@ -170,7 +170,6 @@ class PostgresStateBackend:
     def _writing(self) -> Iterator[psycopg.Connection[Any]]:
         """A connection in a transaction to write in: when this object took the lock, its lock's own
         session, with the lock row read FOR UPDATE and checked to be ours (LeaseLost otherwise)."""
-        import psycopg
 
         if self._held is None:
             with self._connect() as plain, plain.transaction():
@@ -180,8 +179,8 @@ class PostgresStateBackend:
             conn = self._holder
             try:
                 if conn is None or conn.closed:
-                    raise psycopg.OperationalError("the lock's session is closed")
-                with conn.transaction():
+                    raise _Taken()
+                with ended(_Taken), conn.transaction():
                     row = conn.execute(
                         "SELECT info->>'ID' FROM airflow_infra_lock WHERE project = %s AND environment = %s FOR UPDATE",
                         self._where(),
@@ -189,7 +188,7 @@ class PostgresStateBackend:
                     if row is None or row[0] != self._held:
                         raise _Taken()
                     yield conn
-            except (psycopg.OperationalError, _Taken):
+            except _Taken:
                 raise lock_taken(self.location, self._held, self._lock_info_or_none()) from None
 
     def _lock_info_or_none(self) -> LockInfo | None:
