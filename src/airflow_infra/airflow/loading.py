@@ -39,6 +39,7 @@ def _connect(project: str) -> Any:
         "password": c.password,
         "connect_timeout": 10,
         "application_name": "airflow-infra load",
+        "options": "-c TimeZone=UTC",  # a value without a zone is UTC, whichever path reads it
         **{k: extra[k] for k in ("sslmode", "sslrootcert") if extra.get(k)},
     }
 

@@ -38,6 +38,7 @@ def _connector(project: Project) -> Callable[[], Any]:
         "password": outs["etl_password"],
         "connect_timeout": 10,
         "application_name": "airflow-infra load",
+        "options": "-c TimeZone=UTC",  # a value without a zone is UTC, whichever path reads it
         **{k: outs[f"postgres_{k}"] for k in ("sslmode", "sslrootcert") if outs.get(f"postgres_{k}")},
     }
     where = f"cannot connect to {outs['postgres_database']} as {outs['etl_user']}"

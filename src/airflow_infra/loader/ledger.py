@@ -12,6 +12,7 @@ refuses, changing nothing, when some of them were changed or removed since).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 SCHEMA = "airflow_infra"
@@ -20,6 +21,7 @@ _DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
 CREATE TABLE IF NOT EXISTS {TABLE} (
     table_name text NOT NULL,
+    table_oid oid NOT NULL,
     url text NOT NULL,
     version text NOT NULL,
     size bigint NOT NULL,
@@ -55,12 +57,49 @@ def lock(conn: Any, table: str, url: str) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{table}\n{url}",))
 
 
+@dataclass(frozen=True)
+class Entry:
+    version: str
+    size: int
+    checksum: str
+    rows: int
+    xact: int
+
+
+def entries(conn: Any, table: str, url: str) -> list[Entry]:
+    """What the ledger has of url in table (as it is now: entries of a table dropped and made again
+    under the same name were forgotten by forget_stale)."""
+    rows = conn.execute(
+        f"SELECT version, size, checksum, rows, xact FROM {TABLE} WHERE table_name = %s AND url = %s", (table, url)
+    ).fetchall()
+    return [Entry(v, int(sz), c, int(r), int(x)) for v, sz, c, r, x in rows]
+
+
 def loaded(conn: Any, table: str, url: str, version: str) -> int | None:
     """The rows the file's version put into table, when it did."""
-    row = conn.execute(
-        f"SELECT rows FROM {TABLE} WHERE table_name = %s AND url = %s AND version = %s", (table, url, version)
-    ).fetchone()
-    return None if row is None else int(row[0])
+    return next((e.rows for e in entries(conn, table, url) if e.version == version), None)
+
+
+def forget_stale(conn: Any, table: str) -> None:
+    """Entries of an earlier table of this name (dropped, made again): its rows are gone with it."""
+    conn.execute(
+        f"DELETE FROM {TABLE} WHERE table_name = %s AND table_oid <> to_regclass(%s)::oid",
+        (table, _regclass(conn, table)),
+    )
+
+
+def revise(conn: Any, table: str, url: str, old: str, new: str) -> None:
+    """The same bytes under a new version (touched, copied again): the entry names the new one."""
+    conn.execute(
+        f"UPDATE {TABLE} SET version = %s WHERE table_name = %s AND url = %s AND version = %s", (new, table, url, old)
+    )
+
+
+def _regclass(conn: Any, table: str) -> str:
+    from psycopg import sql
+
+    schema, _, name = table.partition(".")
+    return str(sql.Identifier(schema, name).as_string(conn))
 
 
 def earlier(conn: Any, table: str, url: str) -> list[tuple[int, int]]:
@@ -74,9 +113,9 @@ def earlier(conn: Any, table: str, url: str) -> list[tuple[int, int]]:
 
 def record(conn: Any, table: str, url: str, version: str, size: int, checksum: str, rows: int) -> None:
     conn.execute(
-        f"INSERT INTO {TABLE} (table_name, url, version, size, checksum, rows, xact) "
-        "VALUES (%s, %s, %s, %s, %s, %s, pg_current_xact_id()::text::bigint)",
-        (table, url, version, size, checksum, rows),
+        f"INSERT INTO {TABLE} (table_name, table_oid, url, version, size, checksum, rows, xact) "
+        "VALUES (%s, to_regclass(%s)::oid, %s, %s, %s, %s, %s, pg_current_xact_id()::text::bigint)",
+        (table, _regclass(conn, table), url, version, size, checksum, rows),
     )
 
 

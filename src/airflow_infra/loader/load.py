@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import ConfigError, ProviderError
 from ..pgerrors import failing
 from . import ledger
-from .readers import CsvOptions, csv_header, decompressed, format_of
+from .readers import CsvOptions, Truncated, csv_header, decompressed, format_of
 from .sources import Readable, SourceFile, chunks
 
 MODES = ("append", "replace", "upsert")
@@ -251,7 +251,7 @@ def _copy_csv(
         sql.Literal(options.delimiter),
         sql.Literal(options.quote),
         sql.Literal(options.null),
-        sql.Literal(options.encoding),
+        sql.Literal(options.server_encoding),
         sql.SQL("true" if header else "false"),
     )
     with cur.copy(stmt) as copy:
@@ -312,6 +312,8 @@ def _copy_file(
         head = b""
         if options.header:
             names, head = csv_header(stream, options)
+            if not head:  # an empty file: no rows
+                return 0, raw.bytes, f"crc32:{raw.crc:08x}", []
         else:
             names = [c.name for c in cols]
         matched = _matched(file, names, cols, table)
@@ -326,6 +328,18 @@ def _copy_file(
         return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
 
 
+def _checksum(file: SourceFile) -> str:
+    """The file's checksum as the ledger keeps it (its bytes as stored), read once more."""
+    raw = _Counted(file.open())
+    raw._report = None  # a second read: not progress
+    try:
+        for _ in chunks(raw):
+            pass
+    finally:
+        raw.close()
+    return f"crc32:{raw.crc:08x}"
+
+
 def _remove_earlier(conn: Any, file: SourceFile, table: str) -> None:
     """Append mode's reload: the rows each earlier load of the file inserted (its transaction's xmin)
     are deleted first, all or nothing (LoadError when some were changed or deleted since)."""
@@ -338,11 +352,11 @@ def _remove_earlier(conn: Any, file: SourceFile, table: str) -> None:
             ),
             (xact,),
         ).rowcount
-        if gone != rows:
+        if gone not in (rows, 0):  # 0: they are gone already (the table emptied): nothing to remove
             raise LoadError(
-                f"{file.url}: --reload would remove the {rows:,} rows its earlier load put into {table}, but "
-                f"{gone:,} of them are there unchanged (the others were updated or deleted since); nothing "
-                "was changed: remove them yourself first, or load into a table of its own"
+                f"{file.url}: its earlier load's {rows:,} rows in {table} are to be replaced (--reload, or the "
+                f"file changed), but {gone:,} of them are there unchanged (the others were updated or deleted "
+                "since); nothing was changed: remove them yourself first, or load into a table of its own"
             )
 
 
@@ -431,15 +445,23 @@ def _one(
         try:
             with failing(failed), conn.transaction():
                 ledger.lock(conn, table, file.url)
-                before = ledger.loaded(conn, table, file.url, file.version)
-                if before is not None and not reload:
-                    return FileResult(file.url, before, file.size, time.monotonic() - started, skipped=True)
-                if reload and key is None:
+                had = ledger.entries(conn, table, file.url)
+                this = next((e for e in had if e.version == file.version), None)
+                if this is None and had and not reload:  # a new version: the same bytes (touched, copied)?
+                    same = [e for e in had if e.size == file.size]
+                    this = next((e for e in same if e.checksum == _checksum(file)), None) if same else None
+                    if this is not None:
+                        ledger.revise(conn, table, file.url, this.version, file.version)
+                if this is not None and not reload:
+                    return FileResult(file.url, this.rows, file.size, time.monotonic() - started, skipped=True)
+                if had and key is None:  # reloaded, or changed: its earlier rows go first, all or nothing
                     _remove_earlier(conn, file, table)
-                elif reload:
-                    ledger.earlier(conn, table, file.url)  # upserted again: the rows are replaced in place
+                elif had:
+                    ledger.earlier(conn, table, file.url)  # upserted again: its rows are replaced in place
                 rows, size, checksum = _into(conn, file, table, cols, fmt, options, fast=fast, key=key)
                 ledger.record(conn, table, file.url, file.version, size, checksum, rows)
+        except _FILE_ERRORS as exc:
+            raise LoadError(f"{file.url}: {_unreadable(exc)}; nothing of this file was loaded") from None
         except _arrow_errors() as exc:
             if fmt == "csv" and fast:  # PostgreSQL's own parser says where: the line, the column, the value
                 return _one(connect, file, table, cols, fmt, options, reload=reload, fast=False, key=key)
@@ -485,6 +507,8 @@ def _replace(
                     rows, size, checksum, _ = _copy_file(conn, f, table, cols, formats[f.url], options, fast=fast)
                     ledger.record(conn, table, f.url, f.version, size, checksum, rows)
                     out.append(FileResult(f.url, rows, size, time.monotonic() - t0))
+        except _FILE_ERRORS as exc:
+            raise LoadError(f"{table}: {_unreadable(exc)}; the table was left as it was") from None
         except _arrow_errors() as exc:
             if fast:
                 return _replace(connect, files, table, cols, formats, options, reload=reload, fast=False)
@@ -515,6 +539,19 @@ def _quoted(conn: Any, table: str) -> str:
     from psycopg import sql
 
     return str(sql.Identifier(*split_table(table)).as_string(conn))
+
+
+# what reading a file may meet: cut short (EOFError, Truncated), not what its name says (gzip, bz2, zlib:
+# OSError, zlib.error), not in its encoding (UnicodeDecodeError)
+_FILE_ERRORS = (EOFError, Truncated, OSError, zlib.error, UnicodeDecodeError)
+
+
+def _unreadable(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not {exc.encoding} text at byte {exc.start} (pass --encoding)"
+    if isinstance(exc, EOFError | Truncated):
+        return "the compressed data ends before its end (the file is cut short)"
+    return f"cannot be read: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
 
 
 def _arrow_errors() -> tuple[type[BaseException], ...]:
@@ -560,11 +597,16 @@ def load_files(
     formats = {f.url: format_of(f, format) for f in files}  # every name judged before anything is loaded
     if not fast and any(v != "csv" for v in formats.values()):
         raise ConfigError("loading Parquet or JSON lines needs pyarrow: pip install 'airflow-infra[load]'")
+    if split_table(table)[0] == ledger.SCHEMA:
+        raise ConfigError(
+            f"TABLE {table!r}: the schema {ledger.SCHEMA} holds the ledger; load into a table of your own"
+        )
     if (mode == "upsert") != bool(key):
         raise ConfigError("--key: upsert's key (COL[,COL]), given with --mode upsert and only with it")
     with connect() as conn:
         ledger.ensure(conn)
         cols = columns(conn, table)
+        ledger.forget_stale(conn, table)
         if key:
             _check_key(conn, table, cols, key)
     _PROGRESS.on_bytes = on_bytes

@@ -33,6 +33,48 @@ class CsvOptions:
     header: bool = True
     encoding: str = "utf8"
 
+    def __post_init__(self) -> None:
+        for flag, value in (("--delimiter", self.delimiter), ("--quote", self.quote)):
+            if len(value) != 1 or not value.isascii() or value in "\r\n":
+                raise ConfigError(f"{flag} {value!r}: one ASCII character (not a line break)")
+        if self.delimiter == self.quote or self.delimiter in self.null or "\n" in self.null or "\r" in self.null:
+            raise ConfigError(f"--null {self.null!r}: may hold neither the delimiter nor a line break")
+        pg_encoding(self.encoding)
+
+    @property
+    def server_encoding(self) -> str:
+        return pg_encoding(self.encoding)
+
+
+# Python's codec -> PostgreSQL's name for it: the encodings both sides know
+_ENCODINGS = {
+    "utf_8": "UTF8",
+    "latin_1": "LATIN1",
+    "iso8859_15": "LATIN9",
+    "cp1250": "WIN1250",
+    "cp1251": "WIN1251",
+    "cp1252": "WIN1252",
+    "ascii": "SQL_ASCII",
+    "koi8_r": "KOI8R",
+    "euc_jp": "EUC_JP",
+    "gbk": "GBK",
+    "big5": "BIG5",
+    "shift_jis": "SJIS",
+}
+
+
+def pg_encoding(name: str) -> str:
+    import codecs
+
+    try:
+        codec = codecs.lookup(name).name.replace("-", "_")
+    except LookupError:
+        codec = ""
+    codec = {"utf_8_sig": "utf_8", "iso8859_1": "latin_1"}.get(codec, codec)
+    if codec not in _ENCODINGS:
+        raise ConfigError(f"--encoding {name!r}: one of {', '.join(sorted(_ENCODINGS))} (or their other names)")
+    return _ENCODINGS[codec]
+
 
 def compression(file: SourceFile, head: bytes) -> str | None:
     for ext, kind in _EXT.items():
@@ -89,19 +131,54 @@ def decompressed(file: SourceFile, raw: Readable) -> Any:
     if kind == "bz2":
         return bz2.BZ2File(stream)
     if kind == "zstd":
+        return io.BufferedReader(_Zstd(file, stream), buffer_size=1 << 20)  # lines, as the other streams
+    return stream
+
+
+class Truncated(ValueError):
+    """A compressed file that ends before its data does."""
+
+
+class _Zstd(io.RawIOBase):
+    """zstd frames decompressed one after the other; input that ends inside a frame is Truncated (a
+    stream reader would end quietly there, and a file cut short would load in part)."""
+
+    def __init__(self, file: SourceFile, stream: Any):
         try:
             import zstandard
         except ImportError:
             raise ConfigError(f"{file.url}: reading zstd needs zstandard: pip install 'airflow-infra[load]'") from None
-        reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
-        return io.BufferedReader(_Peeked(b"", reader), buffer_size=1 << 20)  # lines, as the other streams
-    return stream
+        self._new, self._in, self._url = zstandard.ZstdDecompressor().decompressobj, stream, file.url
+        self._d = self._new()
+        self._out = b""
+        self._started = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._out:
+            chunk = self._in.read(1 << 20)
+            if not chunk:
+                if self._started and not self._d.eof:
+                    raise Truncated(f"{self._url}: the zstd data ends inside a frame (the file is cut short)")
+                return 0
+            while chunk:
+                if self._d.eof:  # the next frame
+                    self._d = self._new()
+                self._started = True
+                self._out += self._d.decompress(chunk)
+                chunk = self._d.unused_data if self._d.eof else b""
+        n = min(len(b), len(self._out))
+        b[:n], self._out = self._out[:n], self._out[n:]
+        return n
 
 
 def csv_header(stream: Any, options: CsvOptions) -> tuple[list[str], bytes]:
     """The header's column names and the header line's bytes (what was read of stream)."""
     line = stream.readline()
-    names = next(csv.reader([line.decode(options.encoding)], delimiter=options.delimiter, quotechar=options.quote))
+    text = line.decode(options.encoding).removeprefix("\ufeff")  # a byte-order mark (Excel writes one)
+    names = next(csv.reader([text], delimiter=options.delimiter, quotechar=options.quote), [])
     return [n.strip() for n in names], line
 
 

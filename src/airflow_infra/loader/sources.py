@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import glob as globmod
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,25 +73,44 @@ def _s3_files(s3: Any, bucket: str, spec: str) -> list[SourceFile]:
     where = f"s3://{bucket}/{spec}"
     wild = next((i for i, ch in enumerate(spec) if ch in _GLOB), None)
     listed = spec[:wild] if wild is not None else spec
-    out = []
+    keys = []
     with aws(where, "list"):
         if wild is None:
             try:
-                head = s3.head_object(Bucket=bucket, Key=spec)
+                s3.head_object(Bucket=bucket, Key=spec)
+                keys = [spec]
             except NotFound:
-                head = None
-            if head is not None and not spec.endswith("/"):
-                return [_s3(s3, bucket, spec, head.get("VersionId"), head["ETag"], head["ContentLength"])]
-            listed = spec if spec.endswith("/") or not spec else spec + "/"
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=listed):
-            for o in page.get("Contents", []):
-                key = o["Key"]
-                if key.endswith("/") or key.rsplit("/", 1)[-1].startswith("."):
-                    continue  # folder markers, our own markers (.airflow-infra)
-                if wild is not None and not fnmatch.fnmatchcase(key, spec):
-                    continue
-                out.append(_s3(s3, bucket, key, None, o["ETag"], o["Size"]))
+                listed = spec if spec.endswith("/") or not spec else spec + "/"
+        if not keys:
+            pattern = _segments(spec) if wild is not None else None
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=listed):
+                for o in page.get("Contents", []):
+                    key = o["Key"]
+                    if key.endswith("/") or key.rsplit("/", 1)[-1].startswith("."):
+                        continue  # folder markers, our own markers (.airflow-infra)
+                    if pattern is None or pattern.fullmatch(key):
+                        keys.append(key)
+        out = []
+        for key in keys:  # each object's own version, read by it: a key and a glob name the same version
+            head = s3.head_object(Bucket=bucket, Key=key)
+            out.append(_s3(s3, bucket, key, head.get("VersionId"), head["ETag"], head["ContentLength"]))
     return out
+
+
+def _segments(glob: str) -> re.Pattern[str]:
+    """A glob over keys as over paths: * and ? stay within one /-separated part, ** crosses them."""
+    parts = re.split(r"(\*\*/?|\*|\?)", glob)
+    out = ""
+    for part in parts:
+        if part in ("**", "**/"):
+            out += ".*"
+        elif part == "*":
+            out += "[^/]*"
+        elif part == "?":
+            out += "[^/]"
+        else:
+            out += fnmatch.translate(part)[4:-3] if "[" in part else re.escape(part)
+    return re.compile(out)
 
 
 def _s3(s3: Any, bucket: str, key: str, version: str | None, etag: str, size: int) -> SourceFile:
@@ -101,7 +121,10 @@ def _s3(s3: Any, bucket: str, key: str, version: str | None, etag: str, size: in
             body = s3.get_object(Bucket=bucket, Key=key, **({"VersionId": version} if version else {}))["Body"]
         return _Stream(body, f"s3://{bucket}/{key}")
 
-    return SourceFile(f"s3://{bucket}/{key}", version or etag.strip('"'), size, open_)
+    # the version id where the bucket keeps versions ("null": an object from before versioning), else the ETag
+    return SourceFile(
+        f"s3://{bucket}/{key}", version if version not in (None, "null") else etag.strip('"'), size, open_
+    )
 
 
 class _Stream:
@@ -143,27 +166,35 @@ def resolve(spec: str, *, bucket_url: str | None, s3_client: Callable[[], Any] |
         files = _local_files(unquote(parsed.path))
     elif parsed.scheme:
         raise ConfigError(f"SOURCE {spec!r}: a path, a key in the project's bucket, s3:// or file://")
-    elif os.path.isabs(spec) or spec.startswith(("./", "../", "~")) or Path(spec).exists():
+    elif not spec.strip():
+        raise ConfigError("SOURCE '': name a key, prefix or glob in the project's bucket, a URL or a path")
+    elif os.path.isabs(spec) or spec.startswith(("./", "../", "~")):  # a bare name is a key of the bucket
         files = _local_files(spec)
-    elif bucket_url is None:
-        raise ConfigError(f"SOURCE {spec!r}: the project has no bucket yet (run `airflow-infra apply`)")
-    elif bucket_url.startswith("s3://"):
-        bucket, _, prefix = bucket_url[5:].partition("/")
-        if s3_client is None:
-            raise ConfigError(f"SOURCE {spec!r}: reading from S3 needs boto3: pip install 'airflow-infra[s3]'")
-        files = _s3_files(s3_client(), bucket, prefix + spec.lstrip("/"))
     else:
-        root = Path(unquote(urlparse(bucket_url).path))
-        try:
-            files = _local_files(str(root / spec.lstrip("/")))
-        except ConfigError:
-            raise ConfigError(f"SOURCE {spec!r}: no such file or folder in the project's bucket ({root})") from None
-        outside = [f for f in files if not Path(unquote(urlparse(f.url).path)).is_relative_to(root.resolve())]
-        if outside:
-            raise ConfigError(f"SOURCE {spec!r}: {outside[0].url} is outside the project's bucket")
+        files = _in_bucket(spec, bucket_url, s3_client)
     if not files:
         raise ConfigError(f"SOURCE {spec!r}: no file matches")
     return sorted(files, key=lambda f: f.url)
+
+
+def _in_bucket(spec: str, bucket_url: str | None, s3_client: Callable[[], Any] | None) -> list[SourceFile]:
+    """A key, prefix or glob of the project's bucket; never a file outside it (links, ..)."""
+    if bucket_url is None:
+        raise ConfigError(f"SOURCE {spec!r}: the project has no bucket yet (run `airflow-infra apply`)")
+    if bucket_url.startswith("s3://"):
+        bucket, _, prefix = bucket_url[5:].partition("/")
+        if s3_client is None:
+            raise ConfigError(f"SOURCE {spec!r}: reading from S3 needs boto3: pip install 'airflow-infra[s3]'")
+        return _s3_files(s3_client(), bucket, prefix + spec.lstrip("/"))
+    root = Path(unquote(urlparse(bucket_url).path))
+    try:
+        files = _local_files(str(root / spec.lstrip("/")))
+    except ConfigError:
+        raise ConfigError(f"SOURCE {spec!r}: no such file or folder in the project's bucket ({root})") from None
+    outside = [f for f in files if not Path(unquote(urlparse(f.url).path)).is_relative_to(root.resolve())]
+    if outside:
+        raise ConfigError(f"SOURCE {spec!r}: {outside[0].url} is outside the project's bucket")
+    return files
 
 
 def chunks(stream: Readable, size: int = 1 << 20) -> Iterator[bytes]:
