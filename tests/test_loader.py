@@ -442,3 +442,28 @@ def test_a_byte_order_mark_an_empty_file_and_bad_options(project):
     ):
         refused = project("load", f"{folder.name}/bom.csv", t, "--reload", *args, expect=1)
         assert words in refused.stderr and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("x", "1e400"), ("x", "1e-400"), ("r", "3.5e38"), ("id", "0x1F"), ("at", "2024-01-01T10"), ("n", "1_000")],
+)
+def test_what_postgresql_refuses_is_refused_whatever_parses_it(project, column, value):
+    """Arrow reads more than PostgreSQL does (hex, 1e400 as infinity): the loader takes what PostgreSQL takes."""
+    folder = project.bucket / ("strict-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    (folder / "v.csv").write_text(f"id,{column}\n1,{value}\n" if column != "id" else f"id\n{value}\n")
+    t = table(project)
+    refused = project("load", f"{folder.name}/v.csv", t, expect=1)
+    assert f"line 2, column {column}" in refused.stderr and count(project, t) == 0, refused.stderr
+
+
+def test_what_postgresql_takes_is_taken_whatever_parses_it(project):
+    folder = project.bucket / ("lenient-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    (folder / "v.csv").write_text("id,n,ok,x\n 7 , 42 ,yes,Infinity\n8,-1,TRUE,  1.5e3\n")
+    t = table(project)
+    project("load", f"{folder.name}/v.csv", t)
+    with connect_as(project.out, "etl") as etl:
+        got = etl.execute(f"SELECT id, n, ok, x FROM {t} ORDER BY id").fetchall()
+    assert got == [(7, 42, True, float("inf")), (8, -1, True, 1500.0)]

@@ -51,9 +51,38 @@ def _valid(arr: pa.Array) -> np.ndarray | None:
     return np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
 
 
+# What PostgreSQL's own input functions take, for text cast here (Arrow's casts take more: hex, 1e400 as
+# infinity, a date with an hour and no minutes): text they would refuse goes to the server, which says why.
+_INT = r"^[ \t\n\r]*[+-]?[0-9]+[ \t\n\r]*$"
+_FLOAT = r"(?i)^[ \t\n\r]*[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?|inf|infinity|nan)[ \t\n\r]*$"
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_TIMESTAMP = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
+)
+
+
+def _checked(arr: pa.Array, pattern: str, what: str) -> pa.Array:
+    """Text arr, each value (NULLs aside) as PostgreSQL would take it; ArrowInvalid else."""
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        ok = pc.match_substring_regex(arr, pattern)
+        if pc.any(pc.invert(ok)).as_py():
+            bad = arr.filter(pc.invert(ok))[0].as_py()
+            raise pa.ArrowInvalid(f"{bad!r} is not {what} as PostgreSQL reads it")
+    return arr
+
+
 def _numbers(dtype: str, arrow: pa.DataType) -> Callable[[pa.Array], pa.Array]:
+    floating = dtype.startswith(">f")
+
     def encode(arr: pa.Array) -> pa.Array:
-        arr = arr.cast(arrow)
+        text = pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+        source = arr
+        arr = _checked(arr, _FLOAT if floating else _INT, "a number").cast(arrow)
+        if floating and text:  # out of range: PostgreSQL refuses what Arrow makes infinity or zero of
+            literal_inf = pc.match_substring_regex(source, "(?i)inf")
+            underflow = pc.and_(pc.equal(arr, 0), pc.match_substring_regex(source, "^[^eE]*[1-9]"))
+            if pc.any(pc.and_(pc.is_inf(arr), pc.invert(literal_inf))).as_py() or pc.any(underflow).as_py():
+                raise pa.ArrowInvalid("a number out of range")  # the server's parser says where
         values = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(dtype)
         return _fixed(values.view(np.uint8).reshape(len(arr), -1), _valid(arr))
 
@@ -67,7 +96,7 @@ def _bool(arr: pa.Array) -> pa.Array:
 
 
 def _date(arr: pa.Array) -> pa.Array:
-    arr = arr.cast(pa.date32())
+    arr = _checked(arr, _DATE, "a date").cast(pa.date32())
     days = arr.cast(pa.int32()).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64) - _PG_EPOCH_DAYS
     return _fixed(days.astype(">i4").view(np.uint8).reshape(len(arr), 4), _valid(arr))
 
@@ -76,7 +105,7 @@ def _timestamp(tz: str | None) -> Callable[[pa.Array], pa.Array]:
     def encode(arr: pa.Array) -> pa.Array:
         if pa.types.is_timestamp(arr.type) and (arr.type.tz is None) != (tz is None):
             arr = pa.Array.from_buffers(pa.timestamp(arr.type.unit, tz), len(arr), arr.buffers(), arr.null_count)
-        arr = arr.cast(pa.timestamp("us", tz))
+        arr = _checked(arr, _TIMESTAMP, "a timestamp").cast(pa.timestamp("us", tz))
         us = arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False) - _PG_EPOCH_US
         return _fixed(us.astype(">i8").view(np.uint8).reshape(len(arr), 8), _valid(arr))
 
@@ -120,7 +149,8 @@ ENCODERS: dict[str, Callable[[pa.Array], pa.Array]] = {
     "jsonb": _text(b"\x01"),
 }
 
-# What Arrow reads a CSV column as, for a table column of each type (the CSV parser casts as it reads)
+# What Arrow reads a JSON value as, for a table column of each type; a CSV field: CSV_TYPES (numbers and
+# times as text, which the encoders check against PostgreSQL's syntax and cast)
 ARROW_TYPES: dict[str, pa.DataType] = {
     "int2": pa.int16(),
     "int4": pa.int32(),
@@ -136,6 +166,7 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "json": pa.large_string(),
     "jsonb": pa.large_string(),
 }
+CSV_TYPES = {t: (a if t == "bool" else pa.large_string()) for t, a in ARROW_TYPES.items()}
 
 
 def encodable(types: list[str]) -> bool:

@@ -318,10 +318,10 @@ def _copy_file(
             names = [c.name for c in cols]
         matched = _matched(file, names, cols, table)
         if fast and _encodable(matched):
-            from .binary import ARROW_TYPES
+            from .binary import CSV_TYPES
             from .readers import arrow_csv
 
-            types = {c.name: ARROW_TYPES[c.type] for c in matched}
+            types = {c.name: CSV_TYPES[c.type] for c in matched}
             rows = _copy_binary(cur, table, matched, arrow_csv(stream, names, types, options))
         else:
             rows = _copy_csv(cur, table, matched, itertools.chain([head], chunks(stream)), options, header=bool(head))
