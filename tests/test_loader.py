@@ -467,3 +467,53 @@ def test_what_postgresql_takes_is_taken_whatever_parses_it(project):
     with connect_as(project.out, "etl") as etl:
         got = etl.execute(f"SELECT id, n, ok, x FROM {t} ORDER BY id").fetchall()
     assert got == [(7, 42, True, float("inf")), (8, -1, True, 1500.0)]
+
+
+def test_json_lines_keep_numbers_exact_and_objects_as_json(project):
+    folder = project.bucket / ("json-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    (folder / "a.jsonl").write_text(
+        '{"id": 1, "amount": 12345678901234567.89, "doc": {"a": [1, 2], "b": null}, "note": "x"}\n'
+        '{"id": 2, "amount": 1.10, "doc": [true, "s"], "note": null}\n'
+        '{"id": 3, "amount": 123456789012345678901234567890, "doc": 5}\n'
+    )
+    t = table(project, "CREATE TABLE {t} (id bigint, amount numeric, doc jsonb, note text)")
+    project("load", f"{folder.name}/a.jsonl", t)
+    with connect_as(project.out, "etl") as etl:
+        got = etl.execute(f"SELECT id, amount::text, doc::text, note FROM {t} ORDER BY id").fetchall()
+    assert got == [
+        (1, "12345678901234567.89", '{"a": [1, 2], "b": null}', "x"),
+        (2, "1.10", '[true, "s"]', None),
+        (3, "123456789012345678901234567890", "5", None),
+    ]
+
+
+@pytest.mark.parametrize("numeric", [True, False], ids=["server-parsed", "binary-copy"])
+def test_parquet_durations_are_intervals_and_nanoseconds_are_rounded_to_microseconds(project, numeric):
+    folder = project.bucket / ("pq-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    pq.write_table(
+        pa.table(
+            {
+                "id": pa.array([1, 2], pa.int64()),
+                "took": pa.array([86_405_000_000, None], pa.duration("us")),
+                "at": pa.array([1_700_000_000_123_456_789, 0], pa.timestamp("ns")),
+                "amount": pa.array(["1.50", "2"], pa.string()),
+            }
+        ),
+        folder / "d.parquet",
+    )
+    if numeric:
+        t = table(project, "CREATE TABLE {t} (id bigint, took interval, at timestamp, amount numeric)")
+    else:  # every type the binary encoder has: the interval as text is the server's to read, so not here
+        t = table(project, "CREATE TABLE {t} (id bigint, at timestamp, amount text)")
+        pq.write_table(pq.read_table(folder / "d.parquet").drop_columns(["took"]), folder / "d.parquet")
+    project("load", f"{folder.name}/d.parquet", t)
+    took = "took::text" if numeric else "NULL::text"
+    with connect_as(project.out, "etl") as etl:
+        got = etl.execute(f"SELECT id, {took}, at::text, amount::text FROM {t} ORDER BY id").fetchall()
+    if not numeric:
+        got = [(i, "24:00:05" if i == 1 else None, a, m) for i, _, a, m in got]
+    # PostgreSQL reads 86,405,000,000 microseconds as 24:00:05 (it carries no hours into days), and
+    # rounds nanoseconds to microseconds: on both paths the loader does the same
+    assert got == [(1, "24:00:05", "2023-11-14 22:13:20.123457", "1.50"), (2, None, "1970-01-01 00:00:00", "2")]

@@ -101,11 +101,18 @@ def _date(arr: pa.Array) -> pa.Array:
     return _fixed(days.astype(">i4").view(np.uint8).reshape(len(arr), 4), _valid(arr))
 
 
+def micro(arr: pa.Array) -> pa.Array:
+    """Nanoseconds (Parquet, pandas) to PostgreSQL's microseconds, rounded as its own input rounds them."""
+    if pa.types.is_timestamp(arr.type) and arr.type.unit == "ns":
+        return pc.round_temporal(arr, multiple=1, unit="microsecond").cast(pa.timestamp("us", arr.type.tz))
+    return arr
+
+
 def _timestamp(tz: str | None) -> Callable[[pa.Array], pa.Array]:
     def encode(arr: pa.Array) -> pa.Array:
         if pa.types.is_timestamp(arr.type) and (arr.type.tz is None) != (tz is None):
             arr = pa.Array.from_buffers(pa.timestamp(arr.type.unit, tz), len(arr), arr.buffers(), arr.null_count)
-        arr = _checked(arr, _TIMESTAMP, "a timestamp").cast(pa.timestamp("us", tz))
+        arr = micro(_checked(arr, _TIMESTAMP, "a timestamp")).cast(pa.timestamp("us", tz))
         us = arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False) - _PG_EPOCH_US
         return _fixed(us.astype(">i8").view(np.uint8).reshape(len(arr), 8), _valid(arr))
 

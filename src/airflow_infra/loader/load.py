@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import ConfigError, ProviderError
 from ..pgerrors import failing
 from . import ledger
+from .jsonl import json_as_csv
 from .readers import CsvOptions, Truncated, csv_header, decompressed, format_of
 from .sources import Readable, SourceFile, chunks
 
@@ -230,10 +231,27 @@ def _copy_arrow(cur: Any, table: str, cols: list[Column], batches: Iterator[Any]
 
         for batch in batches:
             sink = pa.BufferOutputStream()
-            pacsv.write_csv(batch, sink, pacsv.WriteOptions(include_header=False))
+            pacsv.write_csv(_as_text(batch), sink, pacsv.WriteOptions(include_header=False))
             yield sink.getvalue().to_pybytes()
 
     return _copy_csv(cur, table, cols, _pipelined(as_csv()), CsvOptions())
+
+
+def _as_text(batch: Any) -> Any:
+    """What Arrow writes as CSV the way PostgreSQL reads it: a duration as an interval (Arrow writes the
+    bare number of its unit, which PostgreSQL would read as seconds)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .binary import micro
+
+    columns = []
+    for col in batch.columns:
+        if pa.types.is_duration(col.type):
+            us = col.cast(pa.duration("us")).cast(pa.int64()).cast(pa.string())
+            col = pc.binary_join_element_wise(us, pa.scalar("microseconds"), " ")
+        columns.append(micro(col))
+    return pa.record_batch(columns, names=batch.schema.names)
 
 
 def _copy_csv(
@@ -279,6 +297,12 @@ def _copy_file(
                 pass
             return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
         stream = stack.enter_context(decompressed(file, raw))
+        if fmt == "jsonl" and (not fast or not _encodable(cols) or any(c.type in ("json", "jsonb") for c in cols)):
+            # numbers exact (not through float64), objects and arrays into json/jsonb as JSON text
+            names, body = json_as_csv(file, stream, lambda n: _matched(file, n, cols, table), LoadError)
+            matched = _matched(file, names, cols, table)
+            rows = _copy_csv(cur, table, matched, body, CsvOptions())
+            return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
         if fmt == "jsonl":
             from .binary import ARROW_TYPES
             from .readers import jsonl_batches
