@@ -81,16 +81,23 @@ def translated(
         raise error(f"{what}: {reason(exc, connecting=connecting)}") from None
 
 
-def refusal(connect: Callable[[], Any]) -> str | None:
-    """None when connect() gives a connection (closed at once); else why the server refused it, in
-    one line (a failed connection has no SQLSTATE: libpq gives the server's words only)."""
+def connected(connect: Callable[[], T]) -> tuple[T | None, str | None]:
+    """(connect()'s connection, None), or (None, why the server refused it, in one line: a failed
+    connection has no SQLSTATE, libpq gives the server's words only)."""
     import psycopg
 
     try:
-        connect().close()
+        return connect(), None
     except psycopg.OperationalError as exc:
-        return str(exc)
-    return None
+        return None, str(exc)
+
+
+def refusal(connect: Callable[[], Any]) -> str | None:
+    """None when connect() gives a connection (closed at once); else why the server refused it."""
+    conn, why = connected(connect)
+    if conn is not None:
+        conn.close()
+    return why
 
 
 def password_refused(why: str | None) -> bool:

@@ -17,8 +17,9 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseHook, BaseOperator, Variable, task  # type: ignore[import-not-found]
 
-from ..loader.load import LoadResult, load_files
+from ..loader.load import load_files
 from ..loader.readers import CsvOptions
+from ..loader.results import LoadResult
 from ..loader.sources import resolve
 
 

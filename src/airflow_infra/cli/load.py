@@ -6,11 +6,14 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
-from ..loader.load import MODES, FileResult, LoadResult
-from ..loader.readers import FORMATS
+from ..loader import FORMATS, MODES
+
+if TYPE_CHECKING:
+    from ..loader.results import FileResult, LoadResult
 from .context import Ctx, commands, pass_ctx
 
 

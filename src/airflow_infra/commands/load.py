@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any, overload
 
 from ..errors import ConfigError
-from ..loader.load import FileResult, LoadResult, load_files
-from ..loader.readers import CsvOptions
+from ..loader.results import FileResult, LoadResult
 from .project import Project, open_project, outputs
 
 __all__ = ["LoadResult", "load"]
@@ -136,6 +135,8 @@ def load(
     if source is None or table is None:
         raise ConfigError("load: give both SOURCE and TABLE")
     p = project if isinstance(project, Project) else open_project(project)
+    from ..loader.load import load_files
+    from ..loader.readers import CsvOptions
     from ..loader.sources import resolve
 
     outs = outputs(p)

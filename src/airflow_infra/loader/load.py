@@ -17,67 +17,20 @@ import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, ProviderError
 from ..pgerrors import failing
-from . import ledger
+from . import MODES, ledger
 from .jsonl import json_as_csv
 from .readers import CsvOptions, Truncated, csv_header, decompressed, format_of
+from .results import FileResult, LoadResult
 from .sources import Readable, SourceFile, chunks
-
-MODES = ("append", "replace", "upsert")
 
 
 class LoadError(ProviderError):
     """A file that could not be loaded: nothing of it was committed."""
-
-
-@dataclass(frozen=True)
-class FileResult:
-    url: str
-    rows: int
-    bytes: int  # as stored (compressed where it is)
-    seconds: float
-    skipped: bool = False  # loaded before: the ledger says so
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    table: str
-    files: list[FileResult] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def loaded(self) -> list[FileResult]:
-        return [f for f in self.files if not f.skipped]
-
-    @property
-    def skipped(self) -> list[FileResult]:
-        return [f for f in self.files if f.skipped]
-
-    @property
-    def rows(self) -> int:
-        return sum(f.rows for f in self.loaded)
-
-    @property
-    def bytes(self) -> int:
-        return sum(f.bytes for f in self.loaded)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "table": self.table,
-            "loaded": len(self.loaded),
-            "skipped": len(self.skipped),
-            "rows": self.rows,
-            "bytes": self.bytes,
-            "seconds": round(self.seconds, 3),
-            "files": [
-                {"url": f.url, "rows": f.rows, "bytes": f.bytes, "seconds": round(f.seconds, 3), "skipped": f.skipped}
-                for f in self.files
-            ],
-        }
 
 
 @dataclass(frozen=True)

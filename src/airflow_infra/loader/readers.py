@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from . import FORMATS
 from .sources import Readable, SourceFile
 
-FORMATS = ("csv", "parquet", "jsonl")
 BLOCK = 1 << 20  # bytes of CSV parsed at a time: memory stays flat, threads stay busy
 BATCH = 16384  # rows of Parquet / JSON lines at a time
 _MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\x28\xb5\x2f\xfd": "zstd"}

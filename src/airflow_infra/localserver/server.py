@@ -31,7 +31,7 @@ from ..errors import BinariesNotFound, LocalServerError, PortInUse
 from ..files import read_text
 from ..flock import exclusive
 from ..home import ensure_dir
-from ..pgerrors import password_refused, refusal, translated
+from ..pgerrors import connected, password_refused, refusal, translated
 from ..pids import pid_alive
 from ..secretstores.file import FileSecretStore
 from .account import _Account, _blocked, _make_traversable, _service_account
@@ -601,9 +601,9 @@ class LocalServer:
         if self.has_cluster() and self.secrets.get(SUPERUSER_REF) is None:
             self._reset_superuser(works)
         if self.info() is not None and self.running_pid() is not None:
-            why = refusal(attempt)
-            if why is None:
-                return attempt()
+            conn, why = connected(attempt)
+            if conn is not None:
+                return conn
             # Any other refusal: shutting down, or just started: start() below waits for it.
             if password_refused(why):
                 self._reset_superuser(works)
