@@ -1,0 +1,258 @@
+"""One file's rows into a table, in the caller's transaction: binary COPY of what Arrow parsed (encoded
+in a thread of its own while the previous batch is sent), or CSV for the server's own parser."""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+from .jsonl import json_as_csv
+from .readers import CsvOptions, csv_header, decompressed
+from .sources import Readable, SourceFile, chunks
+from .table import Column, LoadError, _matched, split_table
+
+_PROGRESS: threading.local = threading.local()  # the running load's byte callback, per thread
+
+
+class _Counted:
+    """A file's bytes as stored, counted and checksummed as they are read (and reported to the load's
+    on_bytes, for a progress bar)."""
+
+    def __init__(self, raw: Readable):
+        self._raw, self.bytes, self.crc = raw, 0, 0
+        self._report: Callable[[int], None] | None = getattr(_PROGRESS, "on_bytes", None)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.bytes += len(data)
+        self.crc = zlib.crc32(data, self.crc)
+        if self._report is not None:
+            self._report(len(data))
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._raw.close()
+
+    @property
+    def closed(self) -> bool:
+        return bool(getattr(self._raw, "closed", False))
+
+
+def _pipelined(produce: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """produce's items, made in a thread of their own while the caller sends the previous ones."""
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in produce:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as exc:  # a thread's edge: handed to the caller, raised there
+            q.put(("error", exc))
+
+    t = threading.Thread(target=run, name="airflow-infra-load-encode", daemon=True)
+    t.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
+def _copy_binary(cur: Any, table: str, cols: list[Column], batches: Iterator[Any]) -> int:
+    from psycopg import sql
+
+    from . import binary
+
+    types = [c.type for c in cols]
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+        sql.Identifier(*split_table(table)), sql.SQL(", ").join(sql.Identifier(c.name) for c in cols)
+    )
+    rows = 0
+
+    def encoded() -> Iterator[tuple[int, Any]]:
+        for batch in batches:
+            yield batch.num_rows, binary.encode(batch, types)
+
+    with cur.copy(stmt) as copy:
+        copy.write(binary.HEADER)
+        for n, data in _pipelined(encoded()):
+            copy.write(data)
+            rows += n
+        copy.write(binary.TRAILER)
+    return rows
+
+
+def _encodable(cols: list[Column]) -> bool:
+    from .binary import encodable  # numpy and pyarrow: only where the fast path is taken
+
+    return encodable([c.type for c in cols])
+
+
+def _copy_arrow(cur: Any, table: str, cols: list[Column], batches: Iterator[Any]) -> int:
+    """Arrow batches into table: binary COPY where every column's type has an encoder, else written as
+    CSV by Arrow for PostgreSQL's parser (numeric, uuid, arrays, ...: the server knows them best)."""
+    from .binary import encodable
+
+    if encodable([c.type for c in cols]):
+        return _copy_binary(cur, table, cols, batches)
+
+    def as_csv() -> Iterator[bytes]:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        for batch in batches:
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(_as_text(batch), sink, pacsv.WriteOptions(include_header=False))
+            yield sink.getvalue().to_pybytes()
+
+    return _copy_csv(cur, table, cols, _pipelined(as_csv()), CsvOptions())
+
+
+def _as_text(batch: Any) -> Any:
+    """What Arrow writes as CSV the way PostgreSQL reads it: a duration as an interval (Arrow writes the
+    bare number of its unit, which PostgreSQL would read as seconds)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .binary import micro
+
+    columns = []
+    for col in batch.columns:
+        if pa.types.is_duration(col.type):
+            us = col.cast(pa.duration("us")).cast(pa.int64()).cast(pa.string())
+            col = pc.binary_join_element_wise(us, pa.scalar("microseconds"), " ")
+        columns.append(micro(col))
+    return pa.record_batch(columns, names=batch.schema.names)
+
+
+def _copy_csv(
+    cur: Any, table: str, cols: list[Column], body: Iterator[bytes], options: CsvOptions, *, header: bool = False
+) -> int:
+    """CSV for PostgreSQL's own parser; header: body starts with the header line (skipped by the server,
+    and counted, so that the lines its errors name are the file's)."""
+    from psycopg import sql
+
+    stmt = sql.SQL(
+        "COPY {} ({}) FROM STDIN (FORMAT csv, DELIMITER {}, QUOTE {}, NULL {}, ENCODING {}, HEADER {})"
+    ).format(
+        sql.Identifier(*split_table(table)),
+        sql.SQL(", ").join(sql.Identifier(c.name) for c in cols),
+        sql.Literal(options.delimiter),
+        sql.Literal(options.quote),
+        sql.Literal(options.null),
+        sql.Literal(options.server_encoding),
+        sql.SQL("true" if header else "false"),
+    )
+    with cur.copy(stmt) as copy:
+        for block in body:
+            copy.write(block)
+    return int(cur.rowcount)
+
+
+def _copy_file(
+    conn: Any, file: SourceFile, table: str, cols: list[Column], fmt: str, options: CsvOptions, *, fast: bool
+) -> tuple[int, int, str, list[Column]]:
+    """The file's rows into table in conn's transaction: (rows, bytes as stored, checksum, the columns
+    the file gave)."""
+    with ExitStack() as stack, conn.cursor() as cur:
+        raw = _Counted(file.open())
+        stack.callback(raw.close)
+        if fmt == "parquet":
+            from .readers import parquet_batches, parquet_columns, spooled
+
+            path = spooled(file)
+            names, pf = parquet_columns(path)
+            matched = _matched(file, names, cols, table)
+            rows = _copy_arrow(cur, table, matched, parquet_batches(pf, names))
+            for _ in chunks(raw):  # the checksum of the file as stored
+                pass
+            return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
+        stream = stack.enter_context(decompressed(file, raw))
+        if fmt == "jsonl" and (not fast or not _encodable(cols) or any(c.type in ("json", "jsonb") for c in cols)):
+            # numbers exact (not through float64), objects and arrays into json/jsonb as JSON text
+            names, body = json_as_csv(file, stream, lambda n: _matched(file, n, cols, table), LoadError)
+            matched = _matched(file, names, cols, table)
+            rows = _copy_csv(cur, table, matched, body, CsvOptions())
+            return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
+        if fmt == "jsonl":
+            from .binary import ARROW_TYPES
+            from .readers import jsonl_batches
+
+            batches = jsonl_batches(stream, {c.name: ARROW_TYPES[c.type] for c in cols if c.type in ARROW_TYPES})
+            first = next(batches, None)
+            if first is None:
+                return 0, raw.bytes, f"crc32:{raw.crc:08x}", []
+            # a column no line of the first batch has is left to its default, as a CSV without it would be
+            names = [n for n in first.schema.names if first.column(n).null_count < first.num_rows]
+            matched = _matched(file, names, cols, table)
+
+            def all_batches() -> Iterator[Any]:
+                import pyarrow as pa
+
+                yield first.select(names)
+                for b in batches:  # each batch in the first one's columns; a key first met later: an error
+                    later = [n for n in b.schema.names if n not in names and b.column(n).null_count < b.num_rows]
+                    _matched(file, [*names, *later], cols, table)
+                    if later:
+                        raise LoadError(
+                            f"{file.url}: key {later[0]!r} first has a value after line {first.num_rows:,}, "
+                            "past the lines its columns are taken from; nothing of this file was loaded"
+                        )
+                    yield pa.record_batch(
+                        [b.column(n) if n in b.schema.names else pa.nulls(b.num_rows) for n in names], names=names
+                    )
+
+            rows = _copy_arrow(cur, table, matched, all_batches())
+            return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
+        head = b""
+        if options.header:
+            names, head = csv_header(stream, options)
+            if not head:  # an empty file: no rows
+                return 0, raw.bytes, f"crc32:{raw.crc:08x}", []
+        else:
+            names = [c.name for c in cols]
+        matched = _matched(file, names, cols, table)
+        if fast and _encodable(matched):
+            from .binary import CSV_TYPES
+            from .readers import arrow_csv
+
+            types = {c.name: CSV_TYPES[c.type] for c in matched}
+            rows = _copy_binary(cur, table, matched, arrow_csv(stream, names, types, options))
+        else:
+            rows = _copy_csv(cur, table, matched, itertools.chain([head], chunks(stream)), options, header=bool(head))
+        return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
+
+
+def _checksum(file: SourceFile) -> str:
+    """The file's checksum as the ledger keeps it (its bytes as stored), read once more."""
+    raw = _Counted(file.open())
+    raw._report = None  # a second read: not progress
+    try:
+        for _ in chunks(raw):
+            pass
+    finally:
+        raw.close()
+    return f"crc32:{raw.crc:08x}"
