@@ -185,10 +185,13 @@ def test_both_projects_run_with_connections_from_the_secrets_backend(platform, s
     for n, project in platform.projects.items():
         assert api.run(f"{n}_example_elt") == (
             "success",
-            [("extract", "success"), ("load", "success"), ("transform", "success")],
+            [("create_table", "success"), ("extract", "success"), ("load", "success"), ("transform", "success")],
         )
         with connect_as(project.outputs(), "etl") as conn:  # the rows are in this project's own database
             assert conn.execute("SELECT sum(cities) FROM analytics.cities_by_state").fetchone()[0] > 0
+            # loaded by the LoadOperator in the platform's worker, once, as the etl role
+            loaded = conn.execute("SELECT rows FROM airflow_infra.loads WHERE table_name = 'raw.cities'").fetchall()
+            assert loaded == [(5,)]
     with superuser("airflow_platform") as conn:  # nothing was copied into Airflow
         assert conn.execute("SELECT count(*) FROM connection").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM variable").fetchone()[0] == 0
