@@ -55,7 +55,7 @@ def rows() -> list[tuple[str, float, str]]:
             CONFIG.format(subnets=json.dumps(subnets), workers=workers, port=server.port, bundle=tls.bundle)
         )
         with contextlib.suppress(ai.AirflowInfraError):  # the master user is not on the local server yet
-            ai.apply(ai.load(d))
+            ai.apply(ai.open_project(d))
         db = boto3.client("rds", region_name="us-east-1").describe_db_instances()["DBInstances"][0]
         secret = json.loads(
             boto3.client("secretsmanager", region_name="us-east-1").get_secret_value(
@@ -64,7 +64,7 @@ def rows() -> list[tuple[str, float, str]]:
         )
         with server.connect() as conn:
             conn.execute(f"CREATE ROLE {secret['username']} LOGIN CREATEDB CREATEROLE PASSWORD '{secret['password']}'")
-        ai.apply(ai.load(d))
+        ai.apply(ai.open_project(d))
 
         calls: collections.Counter = collections.Counter()
         aws._shared_session().events.register(
@@ -74,7 +74,7 @@ def rows() -> list[tuple[str, float, str]]:
         for _ in range(5):
             calls.clear()
             start = time.perf_counter()
-            plan = ai.plan(ai.load(d))
+            plan = ai.plan(ai.open_project(d))
             times.append(time.perf_counter() - start)
             assert not plan.has_changes, [c.address for c in plan.changes]
         times.sort()

@@ -32,7 +32,7 @@ def _database_rows(tmp: Path, server, db_mb: int) -> list[tuple[str, float, str]
     project = tmp / "bench_backup"
     project.mkdir()
     commands.up(project)
-    p = commands.load(project)
+    p = commands.open_project(project)
     target = p.target()
     db = p.backend().read().resources["postgres_database.main"]
     provider = target.providers("bench")["postgres_database"]

@@ -39,7 +39,7 @@ def rows(projects: int = 50) -> list[tuple[str, float, str]]:
         def timed(fn, ds):
             start = time.perf_counter()
             for d in ds:
-                fn(ai.load(d))
+                fn(ai.open_project(d))
             return time.perf_counter() - start
 
         out.append(("plan, 1 project, nothing made yet", timed(ai.plan, dirs[:1]), ""))
@@ -53,7 +53,7 @@ def rows(projects: int = 50) -> list[tuple[str, float, str]]:
         out.append((f"no-op plan, all {projects} projects", t, f"{t / projects:.3f} s each"))
 
         # S3 calls and wall time of one bucket refresh
-        project = ai.load(dirs[0])
+        project = ai.open_project(dirs[0])
         target = project.target()
         provider = target.providers(project.backend().read().lineage)["s3_bucket"]
         [bucket] = [r for r in target.desired() if r.type == "s3_bucket"]

@@ -120,7 +120,7 @@ def test_300_bent_configurations_load_or_fail_in_one_line(tmp_path, home):
         d.mkdir()
         (d / "airflow-infra.toml").write_text(bent(rng), encoding="utf-8")
         try:
-            ai.load(d)
+            ai.open_project(d)
         except ai.AirflowInfraError as exc:
             failures += 1
             one_line_or_nothing(str(exc) + "\n")

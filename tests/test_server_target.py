@@ -145,7 +145,7 @@ def test_bucket_refresh_call_count(server_cli, name):
 
     cli = server_cli()
     cli("apply", "--auto-approve")
-    project = ai.load(cli.dir)
+    project = ai.open_project(cli.dir)
     target = project.target()
     provider = target.providers(cli.state()["lineage"])["s3_bucket"]
     [bucket] = [r for r in target.desired() if r.type == "s3_bucket"]
