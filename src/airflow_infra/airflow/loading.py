@@ -21,6 +21,7 @@ from ..loader.load import load_files
 from ..loader.readers import CsvOptions
 from ..loader.results import LoadResult
 from ..loader.sources import resolve
+from ..loader.table import sessions
 
 
 def asset(project: str, table: str) -> Any:
@@ -32,27 +33,8 @@ def asset(project: str, table: str) -> Any:
 def _connect(project: str) -> Any:
     c = BaseHook.get_connection(f"{project}_postgres")
     extra = c.extra_dejson or {}
-    params = {
-        "host": c.host,
-        "port": c.port,
-        "dbname": c.schema,
-        "user": c.login,
-        "password": c.password,
-        "connect_timeout": 10,
-        "application_name": "airflow-infra load",
-        "options": "-c TimeZone=UTC",  # a value without a zone is UTC, whichever path reads it
-        **{k: extra[k] for k in ("sslmode", "sslrootcert") if extra.get(k)},
-    }
-
-    def connect() -> Any:
-        import psycopg
-
-        from ..pgerrors import translated
-
-        with translated(f"cannot connect to {c.schema} as {c.login}", connecting=True):
-            return psycopg.connect(**params, autocommit=True)
-
-    return connect
+    tls = {k: extra[k] for k in ("sslmode", "sslrootcert") if extra.get(k)}
+    return sessions(host=c.host, port=c.port, dbname=c.schema, user=c.login, password=c.password, tls=tls)
 
 
 def _bucket(project: str) -> tuple[str, Any]:

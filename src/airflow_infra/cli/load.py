@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -13,7 +12,7 @@ import click
 from ..loader import FORMATS, MODES
 
 if TYPE_CHECKING:
-    from ..loader.results import FileResult, LoadResult
+    from ..loader.results import FileResult
 from .context import Ctx, commands, pass_ctx
 
 
@@ -73,7 +72,23 @@ def load(
             click.echo(f"{f.url}: {what}", file=sys.stderr)
 
     with bar or contextlib.nullcontext():
-        result = _run(c, source, table, fmt, mode, key, reload, jobs, delimiter, null, no_header, encoding, said, bar)
+        result = commands.load(
+            c.project(),
+            source,
+            table,
+            format=fmt,
+            mode=mode,
+            key=[k.strip() for k in key.split(",")] if key else (),
+            reload=reload,
+            jobs=jobs,
+            delimiter=delimiter,
+            null=null,
+            header=not no_header,
+            encoding=encoding,
+            on_file=said,
+            on_bytes=bar.read if bar is not None else None,
+            on_files=bar.files if bar is not None else None,
+        )
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
@@ -129,38 +144,3 @@ class _Bar:
         if f.skipped:
             self.progress.advance(self.task, f.bytes)
         self.progress.update(self.task, rows=self.rows)
-
-
-def _run(
-    c: Ctx,
-    source: str,
-    table: str,
-    fmt: str | None,
-    mode: str,
-    key: str | None,
-    reload: bool,
-    jobs: int,
-    delimiter: str,
-    null: str,
-    no_header: bool,
-    encoding: str,
-    said: Callable[[FileResult], None],
-    bar: _Bar | None,
-) -> LoadResult:
-    return commands.load(
-        c.project(),
-        source,
-        table,
-        format=fmt,
-        mode=mode,
-        key=[k.strip() for k in key.split(",")] if key else (),
-        reload=reload,
-        jobs=jobs,
-        delimiter=delimiter,
-        null=null,
-        header=not no_header,
-        encoding=encoding,
-        on_file=said,
-        on_bytes=bar.read if bar is not None else None,
-        on_files=bar.files if bar is not None else None,
-    )

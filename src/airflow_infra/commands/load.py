@@ -15,38 +15,25 @@ from .project import Project, open_project, outputs
 __all__ = ["LoadResult", "load"]
 
 
-def _connector(project: Project) -> Callable[[], Any]:
-    """Sessions of the project's etl role (never an admin's), in autocommit: a load's transactions are
-    its own. The password goes to libpq as a parameter, never into a string anyone prints."""
-    import psycopg
-
-    from ..pgerrors import translated
+def _connector(project: Project, outs: dict[str, Any]) -> Callable[[], Any]:
+    """Sessions of the project's etl role, from its outputs (read with reveal)."""
+    from ..loader.table import sessions
 
     if project.config.target.kind == "local":
         from .local import local_server
 
         local_server().start()  # the local target's server: running (a no-op when it is)
-    outs = {k: v["value"] for k, v in outputs(project, reveal=True).items()}
     if "etl_user" not in outs:
         raise ConfigError(f"{project.dir}: the project has no database yet: run `airflow-infra apply` first")
-    params = {
-        "host": outs["postgres_host"],
-        "port": outs["postgres_port"],
-        "dbname": outs["postgres_database"],
-        "user": outs["etl_user"],
-        "password": outs["etl_password"],
-        "connect_timeout": 10,
-        "application_name": "airflow-infra load",
-        "options": "-c TimeZone=UTC",  # a value without a zone is UTC, whichever path reads it
-        **{k: outs[f"postgres_{k}"] for k in ("sslmode", "sslrootcert") if outs.get(f"postgres_{k}")},
-    }
-    where = f"cannot connect to {outs['postgres_database']} as {outs['etl_user']}"
-
-    def connect() -> Any:
-        with translated(where, connecting=True):
-            return psycopg.connect(**params, autocommit=True)
-
-    return connect
+    tls = {k: outs[f"postgres_{k}"] for k in ("sslmode", "sslrootcert") if outs.get(f"postgres_{k}")}
+    return sessions(
+        host=outs["postgres_host"],
+        port=outs["postgres_port"],
+        dbname=outs["postgres_database"],
+        user=outs["etl_user"],
+        password=outs["etl_password"],
+        tls=tls,
+    )
 
 
 def _s3(project: Project) -> Callable[[], Any] | None:
@@ -139,14 +126,13 @@ def load(
     from ..loader.readers import CsvOptions
     from ..loader.sources import resolve
 
-    outs = outputs(p)
-    bucket_url = outs.get("bucket_url", {}).get("value")
-    files = resolve(source, bucket_url=bucket_url, s3_client=_s3(p))
+    outs = {k: v["value"] for k, v in outputs(p, reveal=True).items()}  # read once: the bucket and the etl role
+    files = resolve(source, bucket_url=outs.get("bucket_url"), s3_client=_s3(p))
     options = CsvOptions(delimiter=delimiter, quote=quote, null=null, header=header, encoding=encoding)
     if on_files is not None:  # what is about to be read: (files, bytes as stored), for a progress bar
         on_files(len(files), sum(f.size for f in files))
     return load_files(
-        _connector(p),
+        _connector(p, outs),
         files,
         table,
         format=format,

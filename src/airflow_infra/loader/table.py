@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,35 @@ class Column:
     name: str
     type: str  # pg_type.typname
     required: bool  # NOT NULL without a default: a file must have it
+
+
+def sessions(
+    *, host: str, port: int | str, dbname: str, user: str, password: str | None, tls: dict[str, str]
+) -> Callable[[], Any]:
+    """Sessions of a project's etl role (never an admin's), in autocommit: a load's transactions are its
+    own, in UTC (a value without a zone means the same on every path). The password goes to libpq as a
+    parameter, never into a string anyone prints."""
+    params: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "dbname": dbname,
+        "user": user,
+        "password": password,
+        "connect_timeout": 10,
+        "application_name": "airflow-infra load",
+        "options": "-c TimeZone=UTC",
+        **tls,
+    }
+
+    def connect() -> Any:
+        import psycopg
+
+        from ..pgerrors import translated
+
+        with translated(f"cannot connect to {dbname} as {user}", connecting=True):
+            return psycopg.connect(**params, autocommit=True)
+
+    return connect
 
 
 def split_table(table: str) -> tuple[str, str]:
