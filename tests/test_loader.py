@@ -509,11 +509,10 @@ def test_parquet_durations_are_intervals_and_nanoseconds_are_rounded_to_microsec
         t = table(project, "CREATE TABLE {t} (id bigint, at timestamp, amount text)")
         pq.write_table(pq.read_table(folder / "d.parquet").drop_columns(["took"]), folder / "d.parquet")
     project("load", f"{folder.name}/d.parquet", t)
-    took = "took::text" if numeric else "NULL::text"
     with connect_as(project.out, "etl") as etl:
-        got = etl.execute(f"SELECT id, {took}, at::text, amount::text FROM {t} ORDER BY id").fetchall()
-    if not numeric:
-        got = [(i, "24:00:05" if i == 1 else None, a, m) for i, _, a, m in got]
-    # PostgreSQL reads 86,405,000,000 microseconds as 24:00:05 (it carries no hours into days), and
-    # rounds nanoseconds to microseconds: on both paths the loader does the same
-    assert got == [(1, "24:00:05", "2023-11-14 22:13:20.123457", "1.50"), (2, None, "1970-01-01 00:00:00", "2")]
+        got = etl.execute(f"SELECT id, at::text, amount::text FROM {t} ORDER BY id").fetchall()
+        took = etl.execute(f"SELECT took::text FROM {t} ORDER BY id").fetchall() if numeric else None
+    # PostgreSQL rounds nanoseconds to microseconds: on both paths the loader does the same
+    assert got == [(1, "2023-11-14 22:13:20.123457", "1.50"), (2, "1970-01-01 00:00:00", "2")]
+    if numeric:  # PostgreSQL reads 86,405,000,000 microseconds as 24:00:05 (it carries no hours into days)
+        assert took == [("24:00:05",), (None,)]
