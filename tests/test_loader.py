@@ -516,3 +516,84 @@ def test_parquet_durations_are_intervals_and_nanoseconds_are_rounded_to_microsec
     assert got == [(1, "2023-11-14 22:13:20.123457", "1.50"), (2, "1970-01-01 00:00:00", "2")]
     if numeric:  # PostgreSQL reads 86,405,000,000 microseconds as 24:00:05 (it carries no hours into days)
         assert took == [("24:00:05",), (None,)]
+
+
+REJECTING = "CREATE TABLE {t} (id int NOT NULL, d date, note text CHECK (note <> 'forbidden'), UNIQUE (id))"
+
+
+def test_bad_rows_are_set_aside_with_their_reasons_and_the_good_rows_loaded(project):
+    """--max-errors N: what PostgreSQL refuses is set aside with its line, column and reason (in the
+    ledger and the reject file); the good rows are loaded, exactly what a clean file of them gives;
+    one bad row more and nothing of the file is loaded; --reload removes the rows it loaded before."""
+    folder = project.bucket / ("rejects-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    lines = ["id,d,note"] + [f'{i},2024-01-{1 + i % 28:02d},"n{i}"' for i in range(1, 3001)]
+    bad = {  # row of lines (the header is 1) -> (the row, column, words of the reason)
+        5: ("4,2024-02-30,x", "d", "out of range"),
+        40: ("x39,2024-01-01,x", "id", "integer"),
+        41: (',2024-01-01,"two\nlines"', "id", "not-null"),  # the file's lines 41-42: one more from here on
+        700: ("699,,forbidden", None, "check constraint"),
+        2500: ("7,2024-01-01,dup", None, "duplicate key"),  # id 7 is on line 8, loaded before it
+    }
+    for at, (text, _, _) in bad.items():
+        lines[at - 1] = text
+    (folder / "mixed.csv").write_text("\n".join(lines) + "\n")
+    good = [ln for i, ln in enumerate(lines, 1) if i > 1 and i not in bad]
+    bad = {at + (at > 41): v for at, v in bad.items()}  # the file's lines
+    ref = reference(project, ("id,d,note\n" + "\n".join(good) + "\n").encode(), REJECTING)
+
+    t = table(project, REJECTING)
+    refused = project("load", f"{folder.name}/mixed.csv", t, "--max-errors", "4", expect=1)
+    assert "more than 4 bad rows" in refused.stderr and "line 5, column d" in refused.stderr, refused.stderr
+    assert count(project, t) == 0 and ledger(project, t) == []
+
+    rejects = Path(tempfile.mkdtemp()) / "rejects.csv"
+    done = json.loads(
+        project("load", f"{folder.name}/mixed.csv", t, "--max-errors", "5", "--reject-file", rejects, "--json").stdout
+    )
+    assert (done["loaded"], done["rows"], done["rejected"]) == (1, len(good), 5)
+    assert differ(project, t, ref) == 0  # the good rows, as PostgreSQL's own COPY of them gives
+    import csv
+
+    written = list(csv.DictReader(rejects.open(newline="")))
+    assert [int(r["line"]) for r in written] == sorted(bad)
+    for r in written:
+        text, column, words = bad[int(r["line"])]
+        assert r["record"] == text and words in r["reason"] and r["column"] == (column or ""), r
+    with connect_as(project.out, "etl") as etl:
+        kept = etl.execute(
+            "SELECT file_line, reason FROM airflow_infra.rejects WHERE table_name = %s ORDER BY file_line", (t,)
+        ).fetchall()
+    assert [k[0] for k in kept] == sorted(bad)
+
+    again = json.loads(project("load", f"{folder.name}/mixed.csv", t, "--max-errors", "5", "--json").stdout)
+    assert (again["skipped"], again["rejected"]) == (1, 5) and count(project, t) == len(good)
+    project("load", f"{folder.name}/mixed.csv", t, "--max-errors", "5", "--reload")
+    assert count(project, t) == len(good) and differ(project, t, ref) == 0  # its earlier rows removed first
+
+    refused = project("load", f"{folder.name}/mixed.csv", t, "--reject-file", rejects, expect=1)
+    assert "--reject-file: given with --max-errors" in refused.stderr
+
+
+def test_parquet_and_json_lines_set_aside_rows_by_row_and_line(project):
+    folder = project.bucket / ("rejects-fmt-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    data = [{"id": i, "note": "forbidden" if i in (10, 777) else f"n{i}"} for i in range(1, 2001)]
+    pq.write_table(pa.Table.from_pylist(data), folder / "p.parquet", row_group_size=500)
+    lines = [json.dumps(r) for r in data]
+    lines[99] = "{not json"  # line 100
+    lines[1499] = json.dumps({"id": "fifteen", "note": "x"})  # line 1500
+    (folder / "l.jsonl").write_text("\n".join(lines) + "\n")
+    for name, expected in (
+        ("p.parquet", [(10, None, "check constraint"), (777, None, "check constraint")]),
+        ("l.jsonl", [(10, 10, "check"), (100, 100, "not JSON"), (777, 777, "check"), (1500, 1500, "integer")]),
+    ):
+        t = table(project, REJECTING)
+        project("load", f"{folder.name}/{name}", t, "--max-errors", "10")
+        with connect_as(project.out, "etl") as etl:
+            kept = etl.execute(
+                "SELECT file_row, file_line, reason FROM airflow_infra.rejects WHERE table_name = %s ORDER BY 1", (t,)
+            ).fetchall()
+        assert [(r, ln) for r, ln, _ in kept] == [(r, ln) for r, ln, _ in expected], name
+        assert all(words in why for (_, _, why), (_, _, words) in zip(kept, expected, strict=True)), kept
+        assert count(project, t) == 2000 - len(expected)

@@ -167,3 +167,38 @@ def failing(error: Callable[[str], BaseException]) -> Iterator[None]:
         yield
     except psycopg.Error as exc:
         raise error(detail(exc)) from None
+
+
+class RowRefused(Exception):
+    """PostgreSQL refused one row of a COPY (a bad value, a constraint): which line of the COPY's data,
+    and what it said. Raised by refused_rows() for a loader that sets such rows aside."""
+
+    def __init__(self, line: int, column: str | None, value: str | None, reason: str):
+        super().__init__(f"line {line}: {reason}")
+        self.line, self.column, self.value, self.reason = line, column, value, reason
+
+
+_ROW_CLASSES = ("22", "23")  # data exception, integrity constraint violation: the row's own fault
+
+
+@contextmanager
+def refused_rows() -> Iterator[None]:
+    """A COPY's error that names a line of its data and is that row's fault becomes RowRefused; any
+    other error goes on as it is (failing() or translated() word it)."""
+    import re
+
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        diag = exc.diag
+        where = (diag.context or "").split("\nCOPY ")[0]
+        # "COPY t, line 3, column c: "value"" or "COPY t, line 3: "the line""
+        m = re.match(r'COPY .*?, line (\d+)(?:, column (.+?))?(?:: "(.*)")?\Z', where, re.S)
+        if m is None or not (exc.sqlstate or "").startswith(_ROW_CLASSES):
+            raise
+        line, column, value = int(m.group(1)), m.group(2), m.group(3)
+        raise RowRefused(
+            line, column or diag.column_name, value if column else None, str(diag.message_primary or exc)
+        ) from None

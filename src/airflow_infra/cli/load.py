@@ -35,6 +35,18 @@ from .context import Ctx, commands, pass_ctx
 @click.option("--null", default="", help="CSV: what stands for NULL (default: an unquoted empty field).")
 @click.option("--no-header", is_flag=True, help="CSV: no header line; the columns are the table's, in order.")
 @click.option("--encoding", default="utf8", show_default=True, help="CSV: the file's encoding.")
+@click.option(
+    "--max-errors",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Bad rows a file may set aside and still load its good rows (one more: nothing of it is loaded).",
+)
+@click.option(
+    "--reject-file",
+    type=click.Path(dir_okay=False, writable=True),
+    help="With --max-errors: write the rows set aside, with their reasons, to this CSV file.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
 @pass_ctx
 def load(
@@ -50,6 +62,8 @@ def load(
     null: str,
     no_header: bool,
     encoding: str,
+    max_errors: int,
+    reject_file: str | None,
     as_json: bool,
 ) -> None:
     """Load SOURCE into TABLE (schema.table) as the project's etl role, each file exactly once.
@@ -69,6 +83,7 @@ def load(
             bar.done(f)
         elif not as_json:
             what = "skipped (loaded before)" if f.skipped else f"{f.rows:,} rows in {f.seconds:.1f} s"
+            what += f", {f.rejected:,} set aside" if f.rejected else ""
             click.echo(f"{f.url}: {what}", file=sys.stderr)
 
     with bar or contextlib.nullcontext():
@@ -85,6 +100,8 @@ def load(
             null=null,
             header=not no_header,
             encoding=encoding,
+            max_errors=max_errors,
+            reject_file=reject_file,
             on_file=said,
             on_bytes=bar.read if bar is not None else None,
             on_files=bar.files if bar is not None else None,
@@ -97,6 +114,9 @@ def load(
         f"Loaded {len(result.loaded)} file(s), {result.rows:,} rows ({result.bytes / 1e6:,.1f} MB) into {table} "
         f"in {result.seconds:.1f} s ({rate:,.0f} rows/s); skipped {len(result.skipped)} loaded before."
     )
+    if result.rejected:
+        where = f"written to {reject_file}" if reject_file else "kept in the table airflow_infra.rejects"
+        click.echo(f"Set aside {result.rejected:,} bad row(s) ({where}).")
 
 
 class _Bar:

@@ -82,6 +82,8 @@ def load(
     null: str = "",
     header: bool = True,
     encoding: str = "utf8",
+    max_errors: int = 0,
+    reject_file: str | Path | None = None,
     on_file: Callable[[FileResult], None] | None = None,
     on_bytes: Callable[[int], None] | None = None,
     on_files: Callable[[int, int], None] | None = None,
@@ -103,6 +105,8 @@ def load(
     null: str = "",
     header: bool = True,
     encoding: str = "utf8",
+    max_errors: int = 0,
+    reject_file: str | Path | None = None,
     on_file: Callable[[FileResult], None] | None = None,
     on_bytes: Callable[[int], None] | None = None,
     on_files: Callable[[int, int], None] | None = None,
@@ -113,7 +117,9 @@ def load(
     """Load SOURCE (a key, prefix or glob in the project's bucket, an s3:// or file:// URL, or a local
     path) into TABLE (schema.table), each file once: a file the ledger has is skipped (reload: loaded
     again). mode: append, replace (the table's rows become the files', in one transaction) or upsert
-    (on key). Returns what was loaded and skipped, with rows, bytes and seconds.
+    (on key). Returns what was loaded and skipped, with rows, bytes and seconds. max_errors: rows
+    PostgreSQL refuses, per file, set aside rather than stopping the file (kept in the ledger's
+    airflow_infra.rejects; reject_file: also written there as CSV).
 
     load(project_dir) alone opens the project, as open_project() does: its name before the loader."""
     if source is None and table is None and not isinstance(project, Project):
@@ -143,4 +149,6 @@ def load(
         options=options,
         on_file=on_file,
         on_bytes=on_bytes,
+        max_errors=max_errors,
+        reject_file=reject_file,
     )

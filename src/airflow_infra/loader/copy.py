@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
 
-from .jsonl import json_as_csv
+from ..pgerrors import RowRefused, refused_rows
+from .jsonl import json_as_csv, json_records
 from .readers import CsvOptions, csv_header, decompressed
+from .rejects import Record, Rejects, arrow_records, csv_records
 from .sources import Readable, SourceFile, chunks
 from .table import Column, LoadError, _matched, split_table
 
@@ -172,12 +174,177 @@ def _copy_csv(
     return int(cur.rowcount)
 
 
+_CHUNK = 16384  # records per savepoint, at most, when rows may be set aside
+_CHUNK_BYTES = 8 << 20
+
+
+def _copy_rejecting(
+    conn: Any, table: str, cols: list[Column], records: Iterator[Record], options: CsvOptions, rejects: Rejects
+) -> int:
+    """records into table, each try in a savepoint. A row is set aside only when PostgreSQL refuses it
+    alone: after a refusal the rows before the line it names are tried, then that row alone (the line
+    is a guess where records span lines: a wrong one costs a try, never a good row). Tries shrink after
+    a refusal and grow again after each success."""
+    from collections import deque
+
+    pending: deque[Record] = deque()
+    plan: list[int] = []  # the next tries' sizes, after a refusal
+    size, rows, more = _CHUNK, 0, True
+
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS airflow_infra_savepoints (x int)")
+
+    def send(part: list[Record]) -> None:
+        with refused_rows(), conn.transaction(), conn.cursor() as cur:
+            _copy_csv(cur, table, cols, iter([b"".join(r.data for r in part)]), options)
+            # the rows carry the savepoint's id, not the transaction's: the ledger keeps it for --reload
+            mark = cur.execute("INSERT INTO airflow_infra_savepoints VALUES (1) RETURNING xmin::text::bigint")
+            rejects.savepoints.append(int(mark.fetchone()[0]))
+
+    while True:
+        held = sum(len(r.data) for r in pending)
+        while more and len(pending) < size and held < _CHUNK_BYTES:
+            r = next(records, None)
+            if r is None:
+                more = False
+            elif r.problem is not None:
+                rejects.add(r, None, None, r.problem)
+            else:
+                pending.append(r)
+                held += len(r.data)
+        if not pending:
+            return rows
+        part = [pending[i] for i in range(min(plan.pop(0) if plan else size, len(pending)))]
+        try:
+            send(part)
+        except RowRefused as refused:
+            if len(part) == 1:  # refused alone: set aside, with what PostgreSQL said of it
+                rejects.add(part[0], refused.column, refused.value, refused.reason)
+                pending.popleft()
+                continue
+            i = _refused_at(part, refused.line)
+            plan = [i, 1] if i else [1]
+            size = max(1, size // 4)
+            continue
+        rows += len(part)
+        for _ in part:
+            pending.popleft()
+        if not plan:
+            size = min(_CHUNK, size * 2)
+
+
+def _refused_at(part: list[Record], line: int) -> int:
+    """Which of part a COPY's error line most likely names. PostgreSQL counts a line break inside
+    quotes as a line once it knows the data's line ending, that is from the second record on (and
+    only the kind of break that ends its lines: \\n, or \\r of \\r\\n)."""
+    crlf = part[0].data.endswith(b"\r\n")
+    at = 0
+    for i, r in enumerate(part):
+        inside = r.data[: -2 if crlf else -1].count(b"\r" if crlf else b"\n") if i else 0
+        at += 1 + inside
+        if line <= at:
+            return i
+    return len(part) // 2  # past the end: halve
+
+
+def _rejecting(
+    conn: Any, file: SourceFile, table: str, cols: list[Column], fmt: str, options: CsvOptions, rejects: Rejects
+) -> tuple[int, int, str, list[Column]]:
+    """_copy_file's slow path: (rows, bytes as stored, checksum, the columns the file gave)."""
+    with ExitStack() as stack:
+        raw = _Counted(file.open())
+        stack.callback(raw.close)
+        stream = stack.enter_context(decompressed(file, raw)) if fmt != "parquet" else None
+        rows, matched = _records_into(conn, file, stream, table, cols, fmt, options, rejects)
+        for _ in chunks(raw):  # the checksum of the file as stored (Parquet: read from its copy)
+            pass
+        return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
+
+
+def _records_into(
+    conn: Any,
+    file: SourceFile,
+    stream: Any,
+    table: str,
+    cols: list[Column],
+    fmt: str,
+    options: CsvOptions,
+    rejects: Rejects,
+) -> tuple[int, list[Column]]:
+    """The file's rows through PostgreSQL's parser, one record at a time where it refuses one (the
+    fast path could not load the file whole): (rows, the columns the file gave)."""
+    if fmt == "parquet":
+        from .readers import parquet_batches, parquet_columns, spooled
+
+        names, pf = parquet_columns(spooled(file))
+        matched = _matched(file, names, cols, table)
+        records = arrow_records(parquet_batches(pf, names))
+        return _copy_rejecting(conn, table, matched, records, CsvOptions(), rejects), matched
+    if fmt == "jsonl":
+        names, records = json_records(file, stream, lambda n: _matched(file, n, cols, table), LoadError, lenient=True)
+        matched = _matched(file, names, cols, table)
+        return _copy_rejecting(conn, table, matched, records, CsvOptions(), rejects), matched
+    first = 1
+    if options.header:
+        names, head = csv_header(stream, options)
+        first += head.count(b"\n")
+    else:
+        names = [c.name for c in cols]
+    matched = _matched(file, names, cols, table)
+    records = csv_records(stream, options.quote, line=first)
+    return _copy_rejecting(conn, table, matched, records, options, rejects), matched
+
+
+def _jsonl_arrow(cur: Any, file: SourceFile, stream: Any, table: str, cols: list[Column]) -> tuple[int, list[Column]]:
+    """JSON lines parsed by Arrow, in batches: (rows, the columns the file gave)."""
+    from .binary import ARROW_TYPES
+    from .readers import jsonl_batches
+
+    batches = jsonl_batches(stream, {c.name: ARROW_TYPES[c.type] for c in cols if c.type in ARROW_TYPES})
+    first = next(batches, None)
+    if first is None:
+        return 0, []
+    # a column no line of the first batch has is left to its default, as a CSV without it would be
+    names = [n for n in first.schema.names if first.column(n).null_count < first.num_rows]
+    matched = _matched(file, names, cols, table)
+
+    def all_batches() -> Iterator[Any]:
+        import pyarrow as pa
+
+        yield first.select(names)
+        for b in batches:  # each batch in the first one's columns; a key first met later: an error
+            later = [n for n in b.schema.names if n not in names and b.column(n).null_count < b.num_rows]
+            _matched(file, [*names, *later], cols, table)
+            if later:
+                raise LoadError(
+                    f"{file.url}: key {later[0]!r} first has a value after line {first.num_rows:,}, "
+                    "past the lines its columns are taken from; nothing of this file was loaded"
+                )
+            yield pa.record_batch(
+                [b.column(n) if n in b.schema.names else pa.nulls(b.num_rows) for n in names], names=names
+            )
+
+    return _copy_arrow(cur, table, matched, all_batches()), matched
+
+
 def _copy_file(
-    conn: Any, file: SourceFile, table: str, cols: list[Column], fmt: str, options: CsvOptions, *, fast: bool
+    conn: Any,
+    file: SourceFile,
+    table: str,
+    cols: list[Column],
+    fmt: str,
+    options: CsvOptions,
+    *,
+    fast: bool,
+    rejects: Rejects | None = None,
 ) -> tuple[int, int, str, list[Column]]:
     """The file's rows into table in conn's transaction: (rows, bytes as stored, checksum, the columns
-    the file gave)."""
+    the file gave). rejects: rows PostgreSQL refuses are set aside there (the slow path), or, on the
+    fast path, the first one raises RowRefused (the caller tries the slow path)."""
+    if rejects is not None and not fast:
+        return _rejecting(conn, file, table, cols, fmt, options, rejects)
     with ExitStack() as stack, conn.cursor() as cur:
+        if rejects is not None:
+            stack.enter_context(refused_rows())
         raw = _Counted(file.open())
         stack.callback(raw.close)
         if fmt == "parquet":
@@ -198,34 +365,7 @@ def _copy_file(
             rows = _copy_csv(cur, table, matched, body, CsvOptions())
             return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
         if fmt == "jsonl":
-            from .binary import ARROW_TYPES
-            from .readers import jsonl_batches
-
-            batches = jsonl_batches(stream, {c.name: ARROW_TYPES[c.type] for c in cols if c.type in ARROW_TYPES})
-            first = next(batches, None)
-            if first is None:
-                return 0, raw.bytes, f"crc32:{raw.crc:08x}", []
-            # a column no line of the first batch has is left to its default, as a CSV without it would be
-            names = [n for n in first.schema.names if first.column(n).null_count < first.num_rows]
-            matched = _matched(file, names, cols, table)
-
-            def all_batches() -> Iterator[Any]:
-                import pyarrow as pa
-
-                yield first.select(names)
-                for b in batches:  # each batch in the first one's columns; a key first met later: an error
-                    later = [n for n in b.schema.names if n not in names and b.column(n).null_count < b.num_rows]
-                    _matched(file, [*names, *later], cols, table)
-                    if later:
-                        raise LoadError(
-                            f"{file.url}: key {later[0]!r} first has a value after line {first.num_rows:,}, "
-                            "past the lines its columns are taken from; nothing of this file was loaded"
-                        )
-                    yield pa.record_batch(
-                        [b.column(n) if n in b.schema.names else pa.nulls(b.num_rows) for n in names], names=names
-                    )
-
-            rows = _copy_arrow(cur, table, matched, all_batches())
+            rows, matched = _jsonl_arrow(cur, file, stream, table, cols)
             return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
         head = b""
         if options.header:

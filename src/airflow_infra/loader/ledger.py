@@ -7,7 +7,8 @@ makes a second loader of the same file wait for the first, then find it recorded
 
 Each file goes in in a transaction of its own, whose id the ledger keeps: the rows it inserted carry it
 as their xmin, which is how `--reload` finds and removes a file's earlier rows in append mode (and
-refuses, changing nothing, when some of them were changed or removed since).
+refuses, changing nothing, when some of them were changed or removed since). Rows that went in inside
+savepoints (--max-errors) carry the savepoints' ids, which the ledger keeps too.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .results import Reject
+
 SCHEMA = "airflow_infra"
 TABLE = f"{SCHEMA}.loads"
+REJECTS = f"{SCHEMA}.rejects"
 _DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -33,6 +37,21 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     PRIMARY KEY (table_name, url, version)
 );
 COMMENT ON TABLE {TABLE} IS 'airflow-infra load: each file loaded into each table, with its rows';
+ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS savepoints bigint[] NOT NULL DEFAULT '{{}}';
+CREATE TABLE IF NOT EXISTS {REJECTS} (
+    table_name text NOT NULL,
+    url text NOT NULL,
+    version text NOT NULL,
+    file_row bigint NOT NULL,
+    file_line bigint,
+    column_name text,
+    value text,
+    reason text NOT NULL,
+    record text NOT NULL,
+    PRIMARY KEY (table_name, url, version, file_row),
+    FOREIGN KEY (table_name, url, version) REFERENCES {TABLE} ON DELETE CASCADE ON UPDATE CASCADE
+);
+COMMENT ON TABLE {REJECTS} IS 'airflow-infra load --max-errors: the rows set aside, with their reasons';
 """
 
 
@@ -42,8 +61,12 @@ def ensure(conn: Any) -> None:
 
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('airflow-infra ledger', 0))")
-        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE,)).fetchone()[0]
-        if exists:
+        exists = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = "
+            "to_regclass(%s) AND attname = 'savepoints')",
+            (REJECTS, TABLE),
+        ).fetchone()[0]
+        if exists:  # (a ledger made before rows were set aside gains what that needs)
             return
         owner = conn.execute(
             "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
@@ -102,21 +125,51 @@ def _regclass(conn: Any, table: str) -> str:
     return str(sql.Identifier(schema, name).as_string(conn))
 
 
-def earlier(conn: Any, table: str, url: str) -> list[tuple[int, int]]:
-    """(rows, transaction id) of each earlier load of url into table, forgotten (in the caller's
-    transaction: kept again if it rolls back)."""
+def earlier(conn: Any, table: str, url: str) -> list[tuple[int, list[int]]]:
+    """(rows, the ids of the transaction and savepoints they went in by) of each earlier load of url into
+    table, forgotten (in the caller's transaction: kept again if it rolls back)."""
     rows = conn.execute(
-        f"DELETE FROM {TABLE} WHERE table_name = %s AND url = %s RETURNING rows, xact", (table, url)
+        f"DELETE FROM {TABLE} WHERE table_name = %s AND url = %s RETURNING rows, xact, savepoints", (table, url)
     ).fetchall()
-    return [(int(r), int(x)) for r, x in rows]
+    return [(int(r), [int(x), *map(int, s)]) for r, x, s in rows]
 
 
-def record(conn: Any, table: str, url: str, version: str, size: int, checksum: str, rows: int) -> None:
+def record(
+    conn: Any,
+    table: str,
+    url: str,
+    version: str,
+    size: int,
+    checksum: str,
+    rows: int,
+    savepoints: list[int] | None = None,
+) -> None:
     conn.execute(
-        f"INSERT INTO {TABLE} (table_name, table_oid, url, version, size, checksum, rows, xact) "
-        "VALUES (%s, to_regclass(%s)::oid, %s, %s, %s, %s, %s, pg_current_xact_id()::text::bigint)",
-        (table, _regclass(conn, table), url, version, size, checksum, rows),
+        f"INSERT INTO {TABLE} (table_name, table_oid, url, version, size, checksum, rows, xact, savepoints) "
+        "VALUES (%s, to_regclass(%s)::oid, %s, %s, %s, %s, %s, pg_current_xact_id()::text::bigint, %s)",
+        (table, _regclass(conn, table), url, version, size, checksum, rows, savepoints or []),
     )
+
+
+def record_rejects(conn: Any, table: str, url: str, version: str, rejects: tuple[Reject, ...]) -> None:
+    """The file's rows set aside, beside its entry (and gone with it: forgotten, reloaded, replaced)."""
+    if not rejects:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO {REJECTS} (table_name, url, version, file_row, file_line, column_name, value, reason, record) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(table, url, version, r.row, r.line, r.column, r.value, r.reason, r.record) for r in rejects],
+        )
+
+
+def rejects_of(conn: Any, table: str, url: str, version: str) -> tuple[Reject, ...]:
+    rows = conn.execute(
+        f"SELECT file_row, file_line, column_name, value, reason, record FROM {REJECTS} "
+        "WHERE table_name = %s AND url = %s AND version = %s ORDER BY file_row",
+        (table, url, version),
+    ).fetchall()
+    return tuple(Reject(url, int(r), None if ln is None else int(ln), c, v, why, rec) for r, ln, c, v, why, rec in rows)
 
 
 def held(conn: Any, table: str) -> set[tuple[str, str]]:

@@ -13,13 +13,15 @@ import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..pgerrors import failing
+from ..pgerrors import RowRefused, failing
 from . import MODES, ledger
 from .copy import _PROGRESS, _checksum, _copy_file
 from .readers import CsvOptions, Truncated, format_of
+from .rejects import RejectFile, Rejects
 from .results import FileResult, LoadResult
 from .sources import SourceFile
 from .table import Column, LoadError, columns, split_table
@@ -30,12 +32,12 @@ def _remove_earlier(conn: Any, file: SourceFile, table: str) -> None:
     are deleted first, all or nothing (LoadError when some were changed or deleted since)."""
     from psycopg import sql
 
-    for rows, xact in ledger.earlier(conn, table, file.url):
+    for rows, xacts in ledger.earlier(conn, table, file.url):
         gone = conn.execute(
-            sql.SQL("DELETE FROM {} WHERE xmin = (%s %% 4294967296)::text::xid").format(
-                sql.Identifier(*split_table(table))
-            ),
-            (xact,),
+            sql.SQL(
+                "DELETE FROM {} WHERE xmin = ANY(ARRAY(SELECT (x %% 4294967296)::text::xid FROM unnest(%s::bigint[]) x))"
+            ).format(sql.Identifier(*split_table(table))),
+            (xacts,),
         ).rowcount
         if gone not in (rows, 0):  # 0: they are gone already (the table emptied): nothing to remove
             raise LoadError(
@@ -87,10 +89,11 @@ def _into(
     *,
     fast: bool,
     key: list[str] | None,
+    rejects: Rejects | None,
 ) -> tuple[int, int, str]:
     """The file into table (append and replace), or through a staging table merged on key (upsert)."""
     if key is None:
-        return _copy_file(conn, file, table, cols, fmt, options, fast=fast)[:3]
+        return _copy_file(conn, file, table, cols, fmt, options, fast=fast, rejects=rejects)[:3]
     from psycopg import sql
 
     staged = "pg_temp.airflow_infra_staged"
@@ -100,7 +103,7 @@ def _into(
             sql.Identifier(*split_table(table))
         )
     )
-    rows, size, checksum, given = _copy_file(conn, file, staged, cols, fmt, options, fast=fast)
+    rows, size, checksum, given = _copy_file(conn, file, staged, cols, fmt, options, fast=fast, rejects=rejects)
     missing = [k for k in key if k not in {c.name for c in given}]
     if missing:
         raise LoadError(f"{file.url}: has no column {missing[0]!r}, which is upsert's key; nothing of it was loaded")
@@ -119,9 +122,12 @@ def _one(
     reload: bool,
     fast: bool,
     key: list[str] | None = None,
+    max_errors: int = 0,
 ) -> FileResult:
-    """append and upsert: the file in a transaction of its own, with its ledger row."""
+    """append and upsert: the file in a transaction of its own, with its ledger row (and the rows set
+    aside, max_errors at most)."""
     started = time.monotonic()
+    rejects = Rejects(file.url, max_errors, options.encoding) if max_errors else None
 
     def failed(detail: str) -> LoadError:
         return LoadError(f"{file.url}: {detail}; nothing of this file was loaded")
@@ -138,20 +144,30 @@ def _one(
                     if this is not None:
                         ledger.revise(conn, table, file.url, this.version, file.version)
                 if this is not None and not reload:
-                    return FileResult(file.url, this.rows, file.size, time.monotonic() - started, skipped=True)
+                    earlier = ledger.rejects_of(conn, table, file.url, file.version)
+                    return FileResult(
+                        file.url, this.rows, file.size, time.monotonic() - started, skipped=True, rejects=earlier
+                    )
                 if had and key is None:  # reloaded, or changed: its earlier rows go first, all or nothing
                     _remove_earlier(conn, file, table)
                 elif had:
                     ledger.earlier(conn, table, file.url)  # upserted again: its rows are replaced in place
-                rows, size, checksum = _into(conn, file, table, cols, fmt, options, fast=fast, key=key)
-                ledger.record(conn, table, file.url, file.version, size, checksum, rows)
+                rows, size, checksum = _into(conn, file, table, cols, fmt, options, fast=fast, key=key, rejects=rejects)
+                ledger.record(
+                    conn, table, file.url, file.version, size, checksum, rows, rejects.savepoints if rejects else None
+                )
+                if rejects is not None:
+                    ledger.record_rejects(conn, table, file.url, file.version, tuple(rejects.rows))
         except _FILE_ERRORS as exc:
             raise LoadError(f"{file.url}: {_unreadable(exc)}; nothing of this file was loaded") from None
-        except _arrow_errors() as exc:
-            if fmt == "csv" and fast:  # PostgreSQL's own parser says where: the line, the column, the value
-                return _one(connect, file, table, cols, fmt, options, reload=reload, fast=False, key=key)
+        except _retried() as exc:
+            # PostgreSQL's own parser says where (the line, the column, the value), or sets the row aside
+            if fast and (fmt == "csv" or rejects is not None):
+                return _one(
+                    connect, file, table, cols, fmt, options, reload=reload, fast=False, key=key, max_errors=max_errors
+                )
             raise LoadError(f"{file.url}: {str(exc).splitlines()[0]}; nothing of this file was loaded") from None
-    return FileResult(file.url, rows, size, time.monotonic() - started)
+    return FileResult(file.url, rows, size, time.monotonic() - started, rejects=tuple(rejects.rows) if rejects else ())
 
 
 def _replace(
@@ -164,6 +180,7 @@ def _replace(
     *,
     reload: bool,
     fast: bool,
+    max_errors: int = 0,
 ) -> list[FileResult]:
     """replace: the table's rows become the files' rows in one transaction. Readers see the old rows
     until it commits, then the new ones (DELETE, not TRUNCATE: no reader's snapshot ever sees the table
@@ -181,7 +198,14 @@ def _replace(
                 held = ledger.held(conn, table)
                 if not reload and held == {(f.url, f.version) for f in files}:
                     return [
-                        FileResult(f.url, ledger.loaded(conn, table, f.url, f.version) or 0, f.size, 0.0, skipped=True)
+                        FileResult(
+                            f.url,
+                            ledger.loaded(conn, table, f.url, f.version) or 0,
+                            f.size,
+                            0.0,
+                            skipped=True,
+                            rejects=ledger.rejects_of(conn, table, f.url, f.version),
+                        )
                         for f in files
                     ]
                 conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(*split_table(table))))
@@ -189,14 +213,21 @@ def _replace(
                 out = []
                 for f in files:
                     t0 = time.monotonic()
-                    rows, size, checksum, _ = _copy_file(conn, f, table, cols, formats[f.url], options, fast=fast)
+                    rejects = Rejects(f.url, max_errors, options.encoding) if max_errors else None
+                    rows, size, checksum, _ = _copy_file(
+                        conn, f, table, cols, formats[f.url], options, fast=fast, rejects=rejects
+                    )
                     ledger.record(conn, table, f.url, f.version, size, checksum, rows)
-                    out.append(FileResult(f.url, rows, size, time.monotonic() - t0))
+                    kept = tuple(rejects.rows) if rejects else ()
+                    ledger.record_rejects(conn, table, f.url, f.version, kept)
+                    out.append(FileResult(f.url, rows, size, time.monotonic() - t0, rejects=kept))
         except _FILE_ERRORS as exc:
             raise LoadError(f"{table}: {_unreadable(exc)}; the table was left as it was") from None
-        except _arrow_errors() as exc:
+        except _retried() as exc:
             if fast:
-                return _replace(connect, files, table, cols, formats, options, reload=reload, fast=False)
+                return _replace(
+                    connect, files, table, cols, formats, options, reload=reload, fast=False, max_errors=max_errors
+                )
             raise LoadError(f"{table}: {str(exc).splitlines()[0]}; the table was left as it was") from None
     return out
 
@@ -247,6 +278,11 @@ def _arrow_errors() -> tuple[type[BaseException], ...]:
     return (pa.ArrowInvalid, pa.ArrowNotImplementedError)
 
 
+def _retried() -> tuple[type[BaseException], ...]:
+    """What the fast path may meet that PostgreSQL's own parser words better, or sets aside."""
+    return (RowRefused, *_arrow_errors())
+
+
 def _fast() -> bool:
     try:
         import numpy  # noqa: F401
@@ -256,6 +292,22 @@ def _fast() -> bool:
     # the system's allocator gives freed batches back; Arrow's own keeps them (tens of MB more at peak)
     pyarrow.set_memory_pool(pyarrow.system_memory_pool())
     return True
+
+
+def _check(table: str, mode: str, key: list[str] | None, max_errors: int, reject_file: object) -> None:
+    """The arguments, before anything is read or written."""
+    if mode not in MODES:
+        raise ConfigError(f"--mode {mode!r}: one of {', '.join(MODES)}")
+    if split_table(table)[0] == ledger.SCHEMA:
+        raise ConfigError(
+            f"TABLE {table!r}: the schema {ledger.SCHEMA} holds the ledger; load into a table of your own"
+        )
+    if (mode == "upsert") != bool(key):
+        raise ConfigError("--key: upsert's key (COL[,COL]), given with --mode upsert and only with it")
+    if max_errors < 0:
+        raise ConfigError(f"--max-errors {max_errors}: 0 or more (bad rows set aside per file)")
+    if reject_file is not None and not max_errors:
+        raise ConfigError("--reject-file: given with --max-errors N (how many bad rows a file may set aside)")
 
 
 def load_files(
@@ -271,23 +323,20 @@ def load_files(
     on_file: Callable[[FileResult], None] | None = None,
     key: list[str] | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    max_errors: int = 0,
+    reject_file: str | Path | None = None,
 ) -> LoadResult:
     """Each file into table, in its own transaction with its ledger row, jobs files at a time (append,
-    upsert on key); or all of them in one transaction in place of the table's rows (replace)."""
-    if mode not in MODES:
-        raise ConfigError(f"--mode {mode!r}: one of {', '.join(MODES)}")
+    upsert on key); or all of them in one transaction in place of the table's rows (replace).
+    max_errors: rows PostgreSQL refuses, per file, set aside (kept in the ledger, written to
+    reject_file) rather than stopping the file."""
+    _check(table, mode, key, max_errors, reject_file)
     options = options or CsvOptions()
     fast = _fast()
     started = time.monotonic()
     formats = {f.url: format_of(f, format) for f in files}  # every name judged before anything is loaded
     if not fast and any(v != "csv" for v in formats.values()):
         raise ConfigError("loading Parquet or JSON lines needs pyarrow: pip install 'airflow-infra[load]'")
-    if split_table(table)[0] == ledger.SCHEMA:
-        raise ConfigError(
-            f"TABLE {table!r}: the schema {ledger.SCHEMA} holds the ledger; load into a table of your own"
-        )
-    if (mode == "upsert") != bool(key):
-        raise ConfigError("--key: upsert's key (COL[,COL]), given with --mode upsert and only with it")
     with connect() as conn:
         ledger.ensure(conn)
         cols = columns(conn, table)
@@ -295,20 +344,42 @@ def load_files(
         if key:
             _check_key(conn, table, cols, key)
     _PROGRESS.on_bytes = on_bytes
-    if mode == "replace":
-        results = _replace(connect, files, table, cols, formats, options, reload=reload, fast=fast)
-        for done in results:
-            if on_file is not None:
-                on_file(done)
-        return LoadResult(table, results, time.monotonic() - started)
+    out = RejectFile(reject_file) if reject_file is not None else None
 
-    def run(file: SourceFile) -> FileResult:
-        _PROGRESS.on_bytes = on_bytes  # this worker thread's
-        done = _one(connect, file, table, cols, formats[file.url], options, reload=reload, fast=fast, key=key)
+    def said(done: FileResult) -> FileResult:
+        if out is not None:
+            out.write(done.rejects)
         if on_file is not None:
             on_file(done)
         return done
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(pool.map(run, files))
-    return LoadResult(table, results, time.monotonic() - started)
+    try:
+        if mode == "replace":
+            results = _replace(
+                connect, files, table, cols, formats, options, reload=reload, fast=fast, max_errors=max_errors
+            )
+            return LoadResult(table, [said(done) for done in results], time.monotonic() - started)
+
+        def run(file: SourceFile) -> FileResult:
+            _PROGRESS.on_bytes = on_bytes  # this worker thread's
+            return said(
+                _one(
+                    connect,
+                    file,
+                    table,
+                    cols,
+                    formats[file.url],
+                    options,
+                    reload=reload,
+                    fast=fast,
+                    key=key,
+                    max_errors=max_errors,
+                )
+            )
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            results = list(pool.map(run, files))
+        return LoadResult(table, results, time.monotonic() - started)
+    finally:
+        if out is not None:
+            out.close()  # the rows of every file that committed, whatever stopped the others

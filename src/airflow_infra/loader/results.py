@@ -7,12 +7,30 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Reject:
+    """A row set aside (--max-errors): where in its file, and why."""
+
+    url: str
+    row: int  # the file's data rows counted from 1
+    line: int | None  # the file's line the row starts on (CSV, JSON lines; None for Parquet)
+    column: str | None
+    value: str | None
+    reason: str
+    record: str  # the row as the file has it (Parquet: as CSV)
+
+
+@dataclass(frozen=True)
 class FileResult:
     url: str
     rows: int
     bytes: int  # as stored (compressed where it is)
     seconds: float
     skipped: bool = False  # loaded before: the ledger says so
+    rejects: tuple[Reject, ...] = ()  # its rows set aside (--max-errors), as the ledger keeps them
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejects)
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,11 @@ class LoadResult:
     def bytes(self) -> int:
         return sum(f.bytes for f in self.loaded)
 
+    @property
+    def rejected(self) -> int:
+        """Rows set aside (--max-errors) in the files loaded now and those loaded before."""
+        return sum(f.rejected for f in self.files)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "table": self.table,
@@ -44,9 +67,17 @@ class LoadResult:
             "skipped": len(self.skipped),
             "rows": self.rows,
             "bytes": self.bytes,
+            "rejected": self.rejected,
             "seconds": round(self.seconds, 3),
             "files": [
-                {"url": f.url, "rows": f.rows, "bytes": f.bytes, "seconds": round(f.seconds, 3), "skipped": f.skipped}
+                {
+                    "url": f.url,
+                    "rows": f.rows,
+                    "bytes": f.bytes,
+                    "seconds": round(f.seconds, 3),
+                    "skipped": f.skipped,
+                    "rejected": f.rejected,
+                }
                 for f in self.files
             ],
         }
