@@ -597,3 +597,65 @@ def test_parquet_and_json_lines_set_aside_rows_by_row_and_line(project):
         assert [(r, ln) for r, ln, _ in kept] == [(r, ln) for r, ln, _ in expected], name
         assert all(words in why for (_, _, why), (_, _, words) in zip(kept, expected, strict=True)), kept
         assert count(project, t) == 2000 - len(expected)
+
+
+def test_create_makes_the_table_from_the_file_for_the_reader_and_only_when_it_loads(project):
+    folder = project.bucket / ("create-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    typed = pa.table(
+        {
+            "id": pa.array([1, 2], pa.int32()),
+            "amount": pa.array([1, 2], pa.decimal128(12, 2)),
+            "at": pa.array([0, 1], pa.timestamp("us", tz="UTC")),
+            "tags": pa.array([["a"], []], pa.list_(pa.string())),
+        }
+    )
+    pq.write_table(typed, folder / "t.parquet")
+    (folder / "c.csv").write_text('id,name,price,day\n1,a,1.5,2024-01-02\n2,"b, c",2.25,2024-02-03\n')
+    (folder / "j.jsonl").write_text('{"id": 1, "doc": {"k": [1, 2]}}\n{"id": 2, "doc": null}\n')
+    expected = {
+        "t.parquet": (
+            [],
+            [("id", "integer"), ("amount", "numeric"), ("at", "timestamp with time zone"), ("tags", "jsonb")],
+        ),
+        "c.csv": (
+            ["--type", "price=numeric(8,2)"],
+            [("id", "bigint"), ("name", "text"), ("price", "numeric"), ("day", "date")],
+        ),
+        "j.jsonl": ([], [("id", "bigint"), ("doc", "jsonb")]),
+    }
+    for name, (args, columns) in expected.items():
+        t = "raw.made_" + uuid.uuid4().hex[:8]
+        done = json.loads(project("load", f"{folder.name}/{name}", t, "--create", *args, "--json").stdout)
+        assert done["created"] and done["rows"] == 2, name
+        with connect_as(project.out, "reader") as reader:  # the reader's default privileges cover it
+            assert reader.execute(f"SELECT count(*) FROM {t}").fetchone()[0] == 2
+            got = reader.execute(
+                "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = %s::regclass "
+                "AND attnum > 0 ORDER BY attnum",
+                (t,),
+            ).fetchall()
+        assert got == columns, name
+        again = json.loads(project("load", f"{folder.name}/{name}", t, "--create", "--reload", "--json").stdout)
+        assert not again["created"] and count(project, t) == 2, name  # it exists: loaded into (again, in place)
+        if name == "t.parquet":
+            with connect_as(project.out, "etl") as etl:
+                assert etl.execute(f"SELECT tags FROM {t} ORDER BY id").fetchall() == [(["a"],), ([],)]
+
+    # types are inferred from the first 10,000 rows: a later value that does not fit loads nothing, and
+    # the table made for it goes again
+    (folder / "late.csv").write_text("n\n" + "".join(f"{i}\n" for i in range(10_000)) + "ten thousand\n")
+    t = "raw.made_" + uuid.uuid4().hex[:8]
+    refused = project("load", f"{folder.name}/late.csv", t, "--create", expect=1)
+    assert "line 10002, column n" in refused.stderr and "bigint" in refused.stderr, refused.stderr
+    with connect_as(project.out, "etl") as etl:
+        assert etl.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0] is None
+    project("load", f"{folder.name}/late.csv", t, "--create", "--type", "n=text")
+    assert count(project, t) == 10_001
+    for args, words in (
+        (["--type", "n=int"], "--type: given with --create"),
+        (["--create", "--type", "n=int; drop table x"], "COL=TYPE"),
+        (["--create", "--type", "nope=int"], "has no column 'nope'"),
+    ):
+        refused = project("load", f"{folder.name}/late.csv", "raw.made_" + uuid.uuid4().hex[:8], *args, expect=1)
+        assert words in refused.stderr and len(refused.stderr.strip().splitlines()) == 1, refused.stderr

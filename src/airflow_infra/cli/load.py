@@ -47,6 +47,19 @@ from .context import Ctx, commands, pass_ctx
     type=click.Path(dir_okay=False, writable=True),
     help="With --max-errors: write the rows set aside, with their reasons, to this CSV file.",
 )
+@click.option(
+    "--create",
+    is_flag=True,
+    help="Make TABLE from the first file's columns when it does not exist (Parquet's types; CSV's and JSON "
+    "lines' inferred from the first 10,000 rows).",
+)
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    metavar="COL=TYPE",
+    help="With --create: a column's PostgreSQL type (amount=numeric(12,2)); repeat for more.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
 @pass_ctx
 def load(
@@ -64,6 +77,8 @@ def load(
     encoding: str,
     max_errors: int,
     reject_file: str | None,
+    create: bool,
+    types: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Load SOURCE into TABLE (schema.table) as the project's etl role, each file exactly once.
@@ -102,6 +117,8 @@ def load(
             encoding=encoding,
             max_errors=max_errors,
             reject_file=reject_file,
+            create=create,
+            types=types,
             on_file=said,
             on_bytes=bar.read if bar is not None else None,
             on_files=bar.files if bar is not None else None,
@@ -110,6 +127,8 @@ def load(
         click.echo(json.dumps(result.to_json(), indent=2))
         return
     rate = result.rows / result.seconds if result.seconds else 0.0
+    if result.created:
+        click.echo(f"Created {table} from {result.files[0].url}'s columns.")
     click.echo(
         f"Loaded {len(result.loaded)} file(s), {result.rows:,} rows ({result.bytes / 1e6:,.1f} MB) into {table} "
         f"in {result.seconds:.1f} s ({rate:,.0f} rows/s); skipped {len(result.skipped)} loaded before."

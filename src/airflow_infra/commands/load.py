@@ -4,7 +4,7 @@ the project's etl role (loader/ says how)."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
 
@@ -84,6 +84,8 @@ def load(
     encoding: str = "utf8",
     max_errors: int = 0,
     reject_file: str | Path | None = None,
+    create: bool = False,
+    types: Mapping[str, str] | Sequence[str] = (),
     on_file: Callable[[FileResult], None] | None = None,
     on_bytes: Callable[[int], None] | None = None,
     on_files: Callable[[int, int], None] | None = None,
@@ -107,6 +109,8 @@ def load(
     encoding: str = "utf8",
     max_errors: int = 0,
     reject_file: str | Path | None = None,
+    create: bool = False,
+    types: Mapping[str, str] | Sequence[str] = (),
     on_file: Callable[[FileResult], None] | None = None,
     on_bytes: Callable[[int], None] | None = None,
     on_files: Callable[[int, int], None] | None = None,
@@ -119,7 +123,8 @@ def load(
     again). mode: append, replace (the table's rows become the files', in one transaction) or upsert
     (on key). Returns what was loaded and skipped, with rows, bytes and seconds. max_errors: rows
     PostgreSQL refuses, per file, set aside rather than stopping the file (kept in the ledger's
-    airflow_infra.rejects; reject_file: also written there as CSV).
+    airflow_infra.rejects; reject_file: also written there as CSV). create: TABLE made from the first
+    file's columns when it does not exist (types: {COL: TYPE} over what the file says).
 
     load(project_dir) alone opens the project, as open_project() does: its name before the loader."""
     if source is None and table is None and not isinstance(project, Project):
@@ -151,4 +156,6 @@ def load(
         on_bytes=on_bytes,
         max_errors=max_errors,
         reject_file=reject_file,
+        create=create,
+        types=types,
     )

@@ -135,7 +135,8 @@ def _copy_arrow(cur: Any, table: str, cols: list[Column], batches: Iterator[Any]
 
 def _as_text(batch: Any) -> Any:
     """What Arrow writes as CSV the way PostgreSQL reads it: a duration as an interval (Arrow writes the
-    bare number of its unit, which PostgreSQL would read as seconds)."""
+    bare number of its unit, which PostgreSQL would read as seconds); lists, structs and maps as JSON
+    (which Arrow's CSV writer cannot write; in Python, value by value: nested columns are rare)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -146,8 +147,25 @@ def _as_text(batch: Any) -> Any:
         if pa.types.is_duration(col.type):
             us = col.cast(pa.duration("us")).cast(pa.int64()).cast(pa.string())
             col = pc.binary_join_element_wise(us, pa.scalar("microseconds"), " ")
+        elif pa.types.is_nested(col.type):
+            col = pa.array([None if v is None else _json(v) for v in col.to_pylist()], pa.string())
         columns.append(micro(col))
     return pa.record_batch(columns, names=batch.schema.names)
+
+
+def _json(v: Any) -> str:
+    import json
+
+    def plain(x: Any) -> Any:
+        if isinstance(x, list) and x and all(isinstance(i, tuple) and len(i) == 2 for i in x):
+            return {str(k): plain(i) for k, i in x}  # a map's entries
+        if isinstance(x, list):
+            return [plain(i) for i in x]
+        if isinstance(x, dict):
+            return {k: plain(i) for k, i in x.items()}
+        return x
+
+    return json.dumps(plain(v), default=str, ensure_ascii=False)
 
 
 def _copy_csv(

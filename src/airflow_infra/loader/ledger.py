@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .results import Reject
+from .table import as_owner
 
 SCHEMA = "airflow_infra"
 TABLE = f"{SCHEMA}.loads"
@@ -57,8 +58,6 @@ COMMENT ON TABLE {REJECTS} IS 'airflow-infra load --max-errors: the rows set asi
 
 def ensure(conn: Any) -> None:
     """The ledger, made by the database's owner role when missing (once, whoever else is at it)."""
-    from psycopg import sql
-
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('airflow-infra ledger', 0))")
         exists = conn.execute(
@@ -68,10 +67,7 @@ def ensure(conn: Any) -> None:
         ).fetchone()[0]
         if exists:  # (a ledger made before rows were set aside gains what that needs)
             return
-        owner = conn.execute(
-            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
-        ).fetchone()[0]
-        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
+        as_owner(conn)
         conn.execute(_DDL)
 
 

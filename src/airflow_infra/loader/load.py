@@ -10,8 +10,7 @@ encoder lacks, a CSV file goes through PostgreSQL's own CSV parser (COPY ... FOR
 from __future__ import annotations
 
 import time
-import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,12 @@ from ..errors import ConfigError
 from ..pgerrors import RowRefused, failing
 from . import MODES, ledger
 from .copy import _PROGRESS, _checksum, _copy_file
-from .readers import CsvOptions, Truncated, format_of
+from .create import drop_if_empty
+from .readers import FILE_ERRORS, CsvOptions, arrow_errors, format_of, unreadable
 from .rejects import RejectFile, Rejects
 from .results import FileResult, LoadResult
 from .sources import SourceFile
-from .table import Column, LoadError, columns, split_table
+from .table import Column, LoadError, columns, quoted, split_table
 
 
 def _remove_earlier(conn: Any, file: SourceFile, table: str) -> None:
@@ -158,8 +158,8 @@ def _one(
                 )
                 if rejects is not None:
                     ledger.record_rejects(conn, table, file.url, file.version, tuple(rejects.rows))
-        except _FILE_ERRORS as exc:
-            raise LoadError(f"{file.url}: {_unreadable(exc)}; nothing of this file was loaded") from None
+        except FILE_ERRORS as exc:
+            raise LoadError(f"{file.url}: {unreadable(exc)}; nothing of this file was loaded") from None
         except _retried() as exc:
             # PostgreSQL's own parser says where (the line, the column, the value), or sets the row aside
             if fast and (fmt == "csv" or rejects is not None):
@@ -221,8 +221,8 @@ def _replace(
                     kept = tuple(rejects.rows) if rejects else ()
                     ledger.record_rejects(conn, table, f.url, f.version, kept)
                     out.append(FileResult(f.url, rows, size, time.monotonic() - t0, rejects=kept))
-        except _FILE_ERRORS as exc:
-            raise LoadError(f"{table}: {_unreadable(exc)}; the table was left as it was") from None
+        except FILE_ERRORS as exc:
+            raise LoadError(f"{table}: {unreadable(exc)}; the table was left as it was") from None
         except _retried() as exc:
             if fast:
                 return _replace(
@@ -242,7 +242,7 @@ def _check_key(conn: Any, table: str, cols: list[Column], key: list[str]) -> Non
         """SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indpred IS NULL
            AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a
                 WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) = %s""",
-        (_quoted(conn, table), sorted(key)),
+        (quoted(conn, table), sorted(key)),
     ).fetchone()
     if found is None:
         raise ConfigError(
@@ -251,36 +251,9 @@ def _check_key(conn: Any, table: str, cols: list[Column], key: list[str]) -> Non
         )
 
 
-def _quoted(conn: Any, table: str) -> str:
-    from psycopg import sql
-
-    return str(sql.Identifier(*split_table(table)).as_string(conn))
-
-
-# what reading a file may meet: cut short (EOFError, Truncated), not what its name says (gzip, bz2, zlib:
-# OSError, zlib.error), not in its encoding (UnicodeDecodeError)
-_FILE_ERRORS = (EOFError, Truncated, OSError, zlib.error, UnicodeDecodeError)
-
-
-def _unreadable(exc: BaseException) -> str:
-    if isinstance(exc, UnicodeDecodeError):
-        return f"not {exc.encoding} text at byte {exc.start} (pass --encoding)"
-    if isinstance(exc, EOFError | Truncated):
-        return "the compressed data ends before its end (the file is cut short)"
-    return f"cannot be read: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-
-
-def _arrow_errors() -> tuple[type[BaseException], ...]:
-    try:
-        import pyarrow as pa
-    except ImportError:
-        return ()
-    return (pa.ArrowInvalid, pa.ArrowNotImplementedError)
-
-
 def _retried() -> tuple[type[BaseException], ...]:
     """What the fast path may meet that PostgreSQL's own parser words better, or sets aside."""
-    return (RowRefused, *_arrow_errors())
+    return (RowRefused, *arrow_errors())
 
 
 def _fast() -> bool:
@@ -325,12 +298,21 @@ def load_files(
     on_bytes: Callable[[int], None] | None = None,
     max_errors: int = 0,
     reject_file: str | Path | None = None,
+    create: bool = False,
+    types: Mapping[str, str] | Iterable[str] = (),
 ) -> LoadResult:
     """Each file into table, in its own transaction with its ledger row, jobs files at a time (append,
     upsert on key); or all of them in one transaction in place of the table's rows (replace).
     max_errors: rows PostgreSQL refuses, per file, set aside (kept in the ledger, written to
-    reject_file) rather than stopping the file."""
+    reject_file) rather than stopping the file. create: the table made from the first file's columns
+    when it does not exist (types: COL -> TYPE over what the file says), dropped again when nothing
+    could be loaded into it."""
     _check(table, mode, key, max_errors, reject_file)
+    if types and not create:
+        raise ConfigError("--type: given with --create (the types of the table it makes)")
+    from .create import declared
+
+    types = declared(types)  # their shape checked before anything is read or made
     options = options or CsvOptions()
     fast = _fast()
     started = time.monotonic()
@@ -339,10 +321,64 @@ def load_files(
         raise ConfigError("loading Parquet or JSON lines needs pyarrow: pip install 'airflow-infra[load]'")
     with connect() as conn:
         ledger.ensure(conn)
+        made = create and _created(conn, files[0], table, formats[files[0].url], options, types)
         cols = columns(conn, table)
         ledger.forget_stale(conn, table)
         if key:
             _check_key(conn, table, cols, key)
+    try:
+        result = _load(
+            connect,
+            files,
+            table,
+            cols,
+            formats,
+            options,
+            mode,
+            reload,
+            jobs,
+            on_file,
+            key,
+            on_bytes,
+            max_errors,
+            reject_file,
+        )
+    except BaseException:
+        if made:  # nothing of it stays but what committed: a table with no rows goes again
+            with connect() as conn:
+                drop_if_empty(conn, table)
+        raise
+    return LoadResult(table, result, time.monotonic() - started, created=made)
+
+
+def _created(
+    conn: Any, first: SourceFile, table: str, fmt: str, options: CsvOptions, types: Mapping[str, str] | Iterable[str]
+) -> bool:
+    """--create: the table made from first's columns, unless it exists (True: made now)."""
+    from .create import create, declared, definition
+
+    if conn.execute("SELECT to_regclass(%s)", (quoted(conn, table),)).fetchone()[0] is not None:
+        return False
+    return create(conn, table, definition(first, fmt, options, declared(types)))
+
+
+def _load(
+    connect: Callable[[], Any],
+    files: list[SourceFile],
+    table: str,
+    cols: list[Column],
+    formats: dict[str, str],
+    options: CsvOptions,
+    mode: str,
+    reload: bool,
+    jobs: int,
+    on_file: Callable[[FileResult], None] | None,
+    key: list[str] | None,
+    on_bytes: Callable[[int], None] | None,
+    max_errors: int,
+    reject_file: str | Path | None,
+) -> list[FileResult]:
+    fast = _fast()
     _PROGRESS.on_bytes = on_bytes
     out = RejectFile(reject_file) if reject_file is not None else None
 
@@ -358,7 +394,7 @@ def load_files(
             results = _replace(
                 connect, files, table, cols, formats, options, reload=reload, fast=fast, max_errors=max_errors
             )
-            return LoadResult(table, [said(done) for done in results], time.monotonic() - started)
+            return [said(done) for done in results]
 
         def run(file: SourceFile) -> FileResult:
             _PROGRESS.on_bytes = on_bytes  # this worker thread's
@@ -378,8 +414,7 @@ def load_files(
             )
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            results = list(pool.map(run, files))
-        return LoadResult(table, results, time.monotonic() - started)
+            return list(pool.map(run, files))
     finally:
         if out is not None:
             out.close()  # the rows of every file that committed, whatever stopped the others

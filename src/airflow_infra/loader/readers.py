@@ -10,6 +10,7 @@ import gzip
 import io
 import shutil
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -250,3 +251,24 @@ def jsonl_batches(stream: Any, types: dict[str, Any]) -> Iterator[Any]:
             parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer"),
         )
         yield from table.to_batches()
+
+
+# what reading a file may meet: cut short (EOFError, Truncated), not what its name says (gzip, bz2, zlib:
+# OSError, zlib.error), not in its encoding (UnicodeDecodeError)
+FILE_ERRORS = (EOFError, Truncated, OSError, zlib.error, UnicodeDecodeError)
+
+
+def unreadable(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not {exc.encoding} text at byte {exc.start} (pass --encoding)"
+    if isinstance(exc, EOFError | Truncated):
+        return "the compressed data ends before its end (the file is cut short)"
+    return f"cannot be read: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+
+
+def arrow_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return ()
+    return (pa.ArrowInvalid, pa.ArrowNotImplementedError)

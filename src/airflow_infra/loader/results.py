@@ -38,6 +38,7 @@ class LoadResult:
     table: str
     files: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
+    created: bool = False  # --create made the table
 
     @property
     def loaded(self) -> list[FileResult]:
@@ -63,6 +64,7 @@ class LoadResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "table": self.table,
+            "created": self.created,
             "loaded": len(self.loaded),
             "skipped": len(self.skipped),
             "rows": self.rows,

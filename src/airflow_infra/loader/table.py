@@ -57,6 +57,24 @@ def split_table(table: str) -> tuple[str, str]:
     return schema, name
 
 
+def quoted(conn: Any, table: str) -> str:
+    """schema.table quoted, for to_regclass()."""
+    from psycopg import sql
+
+    return str(sql.Identifier(*split_table(table)).as_string(conn))
+
+
+def as_owner(conn: Any) -> None:
+    """The rest of the transaction as the database's owner role (the etl role is a member): what it
+    makes, the reader's default privileges cover."""
+    from psycopg import sql
+
+    owner = conn.execute(
+        "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
+    ).fetchone()[0]
+    conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
+
+
 def columns(conn: Any, table: str) -> list[Column]:
     from psycopg import sql
 
