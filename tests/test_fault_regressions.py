@@ -113,3 +113,33 @@ def test_a_backup_waits_for_a_tables_lock_no_longer_than_the_lock_timeout(cli):
         holder.rollback()
     with connect_as(out, "etl") as etl:
         assert etl.execute("SELECT count(*) FROM raw.t").fetchone()[0] == 1
+
+
+def test_a_login_stopped_half_way_keeps_destroy_waiting_no_longer_than_the_lock_timeout(cli):
+    """pause(p='s', second='destroy') after force-unlock: the stopped apply's password probes were logging
+    in; DROP DATABASE ... WITH (FORCE) waited for them (a ProcSignalBarrier, no lock) until the server's
+    authentication_timeout, a minute, past any --lock-timeout."""
+    import socket
+    import struct
+
+    from conftest import connect_as
+
+    cli("up")
+    out = cli.outputs()
+    with connect_as(out, "etl") as etl:
+        etl.execute("CREATE TABLE raw.t AS SELECT 1 AS id")
+    stalled = socket.create_connection(("127.0.0.1", int(out["postgres_port"])))
+    try:  # a startup packet, then silence after the server's password challenge: a client stopped there
+        body = struct.pack("!i", 196608) + f"user\0{out['etl_user']}\0database\0postgres\0\0".encode()
+        stalled.sendall(struct.pack("!i", len(body) + 4) + body)
+        stalled.recv(1)
+        started = time.monotonic()
+        refused = cli("--lock-timeout", "3s", "destroy", "--auto-approve", "--force-delete-data", expect=1)
+        assert time.monotonic() - started < 20, "destroy waited for the stopped login"
+        assert "a client has been logging in" in refused.stderr and "nothing was dropped" in refused.stderr
+        assert refused.stderr.count("\n") == 1, refused.stderr
+        with connect_as(out, "etl") as etl:  # the database and its rows are there
+            assert etl.execute("SELECT count(*) FROM raw.t").fetchone()[0] == 1
+    finally:
+        stalled.close()
+    cli("destroy", "--auto-approve", "--force-delete-data")  # the login gone, destroy goes through

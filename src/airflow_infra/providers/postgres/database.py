@@ -175,6 +175,7 @@ class DatabaseProvider(Provider):
             _ident(r.attrs["name"])
         )
         with _translate(r.address, "delete"):
+            self.admin.wait_for_logins(f"{r.address}: delete of database {r.attrs['name']!r}")
             # WITH (FORCE) as a non-superuser admin cannot end a superuser's session (42501), an
             # autovacuum worker's among them: those are brief, so try again for a while
             retried(lambda: self.admin.execute(stmt), sqlstates=("42501",) if force else (), attempts=50, pause=0.1)

@@ -116,6 +116,38 @@ class PgAdmin:
         finally:
             POOL.give(key, conn)
 
+    # A session still logging in (its client stopped between the startup packet and the password: a
+    # paused run) is not in pg_stat_activity yet but holds a virtual transaction id. DROP DATABASE waits
+    # for every backend of the server to answer a ProcSignalBarrier (PostgreSQL 15+), which such a
+    # backend does only once logged in, or ended by the server's authentication_timeout (1 min by
+    # default): not a lock wait, so lock_timeout does not bound it (invariant 3, docs/architecture.md).
+    _LOGGING_IN = """SELECT l.pid FROM pg_locks l WHERE l.locktype = 'virtualxid' AND l.pid IS NOT NULL
+                     AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = l.pid)"""
+    _STUCK = 1.0  # seconds a login is seen to last before it counts as stopped (one takes milliseconds)
+
+    def wait_for_logins(self, what: str) -> None:
+        """Back once no session has been logging in to the server for _STUCK seconds (logins under way
+        end in milliseconds); ProviderError when one still is after lock_timeout, nothing done."""
+        import time
+
+        started = time.monotonic()
+        seen: dict[int, float] = {}
+        while True:
+            now = time.monotonic()
+            with self.session() as conn:
+                pids = [pid for (pid,) in conn.execute(self._LOGGING_IN).fetchall()]
+            seen = {pid: seen.get(pid, now) for pid in pids}
+            stuck = [pid for pid, since in seen.items() if now - since >= self._STUCK]
+            if not seen or (now - started >= self._STUCK and not stuck):
+                return
+            if stuck and now - started >= self.lock_timeout:
+                raise ProviderError(
+                    f"{what}: a client has been logging in to the server for {now - seen[stuck[0]]:.0f} s (one "
+                    "stopped half-way, such as a paused run) and DROP DATABASE would wait for it until the server "
+                    "ends it (authentication_timeout); nothing was dropped: run the command again in a minute"
+                )
+            time.sleep(0.1)
+
     def check_privileges(self) -> None:
         """ProviderError unless the admin role may make databases and roles."""
         with self.session() as conn:
