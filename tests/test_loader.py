@@ -362,6 +362,16 @@ def test_from_the_project_bucket_on_every_s3_store_and_from_an_s3_url(server_cli
     assert sorted(u.rsplit("/", 1)[1] for u in urls).count("2024-01.csv.gz") == 1
     assert all(u.startswith(f"s3://{bucket}/") for u in urls) and len(urls) == 2
 
+    # and back out: the table into the bucket as Parquet, which loads into a copy of it, the same rows
+    done = json.loads(cli("unload", t, "outgoing/t.parquet", "--json", **env).stdout)
+    assert done["rows"] == 2010 and done["url"] == f"s3://{bucket}/outgoing/t.parquet"
+    copy = "raw.s3_" + uuid.uuid4().hex[:8]
+    with connect_as(out, "etl") as etl:
+        etl.execute(FAST.format(t=copy))
+    cli("load", "outgoing/t.parquet", copy, **env)
+    assert differ(cli, t, copy) == 0
+    assert "exists; --overwrite" in cli("unload", t, "outgoing/t.parquet", expect=1, **env).stderr
+
 
 def test_a_terminal_gets_a_progress_bar_and_a_pipe_gets_lines(project):
     import os
@@ -659,3 +669,43 @@ def test_create_makes_the_table_from_the_file_for_the_reader_and_only_when_it_lo
     ):
         refused = project("load", f"{folder.name}/late.csv", "raw.made_" + uuid.uuid4().hex[:8], *args, expect=1)
         assert words in refused.stderr and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+
+@pytest.mark.parametrize("ddl", [FAST, SLOW], ids=["binary-copy", "server-parsed"])
+def test_unload_writes_what_loads_back_as_the_same_rows(project, ddl):
+    """unload TABLE|QUERY DEST: every format and compression, loaded back into a copy of the table,
+    gives the same rows; DEST appears whole or not at all, is replaced only with --overwrite, and a
+    query changes nothing (READ ONLY)."""
+    data = rows(5000, slow=ddl is SLOW)
+    folder = "unload-" + uuid.uuid4().hex[:6]
+    source = reference(project, write_csv(Path(tempfile.mkdtemp()) / "s.csv", data), ddl)
+    for name in ("t.csv", "t.csv.gz", "t.csv.zst", "t.parquet"):
+        done = json.loads(project("unload", source, f"{folder}/{name}", "--json").stdout)
+        assert done["rows"] == 5000 and (project.bucket / folder / name).stat().st_size == done["bytes"]
+        back = table(project, ddl)
+        project("load", f"{folder}/{name}", back)
+        assert differ(project, source, back) == 0, name
+    query = f"SELECT id, note FROM {source} WHERE id < 10 ORDER BY id"
+    project("unload", query, f"{folder}/few.csv")
+    assert (project.bucket / folder / "few.csv").read_text().splitlines()[0] == "id,note"
+    assert len((project.bucket / folder / "few.csv").read_text().splitlines()) > 10 - 1
+
+    before = (project.bucket / folder / "t.csv").read_bytes()
+    refused = project("unload", query, f"{folder}/t.csv", expect=1)
+    assert "exists; --overwrite to replace it" in refused.stderr
+    assert (project.bucket / folder / "t.csv").read_bytes() == before
+    project("unload", query, f"{folder}/t.csv", "--overwrite")
+    assert (project.bucket / folder / "t.csv").read_bytes() != before
+    for args, words in (
+        ([f"DELETE FROM {source} RETURNING id", f"{folder}/gone.csv"], "read-only transaction"),
+        ([f"SELECT id / 0 FROM {source}", f"{folder}/gone.csv"], "division by zero"),
+        ([source, f"{folder}/gone.txt"], "cannot tell the format"),
+        ([source, "/nonexistent-folder/x.csv"], "its folder"),
+        ([source, f"{folder}/.hidden.csv"], "hidden part"),
+    ):
+        refused = project("unload", *args, expect=1)
+        assert words in refused.stderr and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert count(project, source) == 5000
+    assert sorted(p.name for p in (project.bucket / folder).iterdir()) == sorted(
+        ["t.csv", "t.csv.gz", "t.csv.zst", "t.parquet", "few.csv"]
+    )  # nothing half-written, no temporary file left

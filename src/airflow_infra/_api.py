@@ -13,6 +13,8 @@ COMMANDS = (
     "load",
     "open_project",
     "LoadResult",
+    "unload",
+    "UnloadResult",
     "load_plan",
     "local_install_service",
     "local_server",

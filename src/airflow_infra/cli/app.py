@@ -12,7 +12,7 @@ from ..durations import Seconds, lock_timeout_first
 from .context import Ctx, commands, pass_ctx, render
 from .dags import F, dags, registry_option
 from .exits import run
-from .load import load
+from .load import load, unload
 from .local import local
 from .platform import platform_group
 from .projects import projects
@@ -347,7 +347,7 @@ def restore(c: Ctx, backup: str, into: str | None, force_delete_data: bool) -> N
     click.echo(render.restored(done, backup))
 
 
-for group in (state, backend, force_unlock, projects, local, load, dags, platform_group):
+for group in (state, backend, force_unlock, projects, local, load, unload, dags, platform_group):
     cli.add_command(group)
 
 

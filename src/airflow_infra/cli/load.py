@@ -138,10 +138,47 @@ def load(
         click.echo(f"Set aside {result.rejected:,} bad row(s) ({where}).")
 
 
+@click.command()
+@click.argument("source")
+@click.argument("dest")
+@click.option("--format", "fmt", type=click.Choice(("csv", "parquet")), help="Default: from DEST's name.")
+@click.option("--overwrite", is_flag=True, help="Replace DEST when it exists (else: refused).")
+@click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
+@pass_ctx
+def unload(c: Ctx, source: str, dest: str, fmt: str | None, overwrite: bool, as_json: bool) -> None:
+    """Write SOURCE (a table, schema.table, or a query) to DEST as CSV or Parquet, read-only.
+
+    DEST: a key in the project's bucket (outgoing/incidents.parquet), an s3:// or file:// URL, or a
+    local path; .csv.gz and .csv.zst are compressed. DEST appears whole or not at all.
+
+    \b
+    Example:
+      airflow-infra unload "SELECT * FROM raw.incidents WHERE day >= '2024-01-01'" outgoing/2024.parquet
+    """
+    bar = _Bar("unloading") if sys.stderr.isatty() and not as_json else None
+    with bar or contextlib.nullcontext():
+        result = commands.unload(
+            c.project(),
+            source,
+            dest,
+            format=fmt,
+            overwrite=overwrite,
+            on_bytes=bar.read if bar is not None else None,
+        )
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    rate = result.rows / result.seconds if result.seconds else 0.0
+    click.echo(
+        f"Wrote {result.rows:,} rows ({result.bytes / 1e6:,.1f} MB) to {result.url} in {result.seconds:.1f} s "
+        f"({rate:,.0f} rows/s)."
+    )
+
+
 class _Bar:
     """A progress bar on the terminal: bytes read of all the files, their speed, the rows so far."""
 
-    def __init__(self) -> None:
+    def __init__(self, what: str = "loading") -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -163,7 +200,7 @@ class _Bar:
             console=Console(stderr=True),
             transient=True,
         )
-        self.task = self.progress.add_task("loading", total=None, rows=0)
+        self.task = self.progress.add_task(what, total=None, rows=0)
 
     def __enter__(self) -> _Bar:
         self.progress.__enter__()

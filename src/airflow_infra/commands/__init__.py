@@ -26,7 +26,9 @@ from .fleet import projects_list as projects_list
 from .fleet import projects_remove as projects_remove
 from .fleet import projects_show as projects_show
 from .load import LoadResult as LoadResult
+from .load import UnloadResult as UnloadResult
 from .load import load as load
+from .load import unload as unload
 from .local import local_install_service as local_install_service
 from .local import local_server as local_server
 from .local import local_start as local_start

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any, overload
 
 from ..errors import ConfigError
-from ..loader.results import FileResult, LoadResult
+from ..loader.results import FileResult, LoadResult, UnloadResult
 from .project import Project, open_project, outputs
 
-__all__ = ["LoadResult", "load"]
+__all__ = ["LoadResult", "UnloadResult", "load", "unload"]
 
 
 def _connector(project: Project, outs: dict[str, Any]) -> Callable[[], Any]:
@@ -159,3 +159,25 @@ def load(
         create=create,
         types=types,
     )
+
+
+def unload(
+    project: Project | str | Path,
+    source: str,
+    dest: str,
+    *,
+    format: str | None = None,
+    overwrite: bool = False,
+    on_bytes: Callable[[int], None] | None = None,
+) -> UnloadResult:
+    """SOURCE (a table, schema.table, or a query) into DEST (a key of the project's bucket, an s3:// or
+    file:// URL, or a local path) as CSV (.csv, .csv.gz, .csv.zst) or Parquet, read by the project's etl
+    role in a READ ONLY transaction. DEST is written whole or not at all; one that exists is replaced
+    only with overwrite."""
+    p = project if isinstance(project, Project) else open_project(project)
+    from ..loader.unload import destination
+    from ..loader.unload import unload as unload_rows
+
+    outs = {k: v["value"] for k, v in outputs(p, reveal=True).items()}
+    where = destination(dest, bucket_url=outs.get("bucket_url"), s3_client=_s3(p))
+    return unload_rows(_connector(p, outs), source, where, format=format, overwrite=overwrite, on_bytes=on_bytes)

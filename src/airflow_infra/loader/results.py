@@ -83,3 +83,14 @@ class LoadResult:
                 for f in self.files
             ],
         }
+
+
+@dataclass(frozen=True)
+class UnloadResult:
+    url: str  # where the file is now
+    rows: int
+    bytes: int  # as written (compressed where it is)
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"url": self.url, "rows": self.rows, "bytes": self.bytes, "seconds": round(self.seconds, 3)}
