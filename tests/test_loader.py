@@ -179,20 +179,76 @@ def test_a_file_is_loaded_once_and_reload_replaces_its_rows(project):
         assert reader.execute(f"SELECT count(*) FROM {t}").fetchone()[0] == 252
 
 
-def test_a_load_killed_at_any_moment_then_run_again_has_the_file_exactly_once(project):
+def checksum(project: Cli, t: str) -> tuple[int, str]:
+    with connect_as(project.out, "etl") as etl:  # type: ignore[attr-defined]
+        return etl.execute(f"SELECT count(*), md5(string_agg(r::text, '|' ORDER BY r::text)) FROM {t} r").fetchone()
+
+
+def _until(probe, what: str, seconds: float = 60):
+    deadline = time.monotonic() + seconds
+    while not (found := probe()):
+        assert time.monotonic() < deadline, f"never {what}"
+        time.sleep(0.01)
+    return found
+
+
+@pytest.fixture(scope="module")
+def two_files(project):
+    """Two files in the bucket, and a table they were loaded into once, cleanly."""
     folder = project.bucket / ("kill-" + uuid.uuid4().hex[:6])
     folder.mkdir()
-    data = rows(150_000)
-    write_csv(folder / "big.csv", data)
+    write_csv(folder / "a.csv", rows(100_000))
+    write_csv(folder / "b.csv", rows(50_000))
+    clean = table(project)
+    project("load", f"{folder.name}/", clean)
+    return folder, checksum(project, clean)
+
+
+@pytest.mark.parametrize(
+    "step", ["before-reading", "copy-in-flight", "connection-cut", "before-commit", "after-first-commit"]
+)
+def test_a_load_stopped_at_each_step_then_run_again_equals_one_clean_load(project, two_files, step):
+    """SIGKILL of the loader (or its session ended by the server) at each step of a load of two files:
+    the table holds whole files only, and a rerun gives exactly the rows and checksum of a clean load."""
+    folder, clean = two_files
     t = table(project)
-    for delay in (0.2, 0.5, 0.8, 1.2, 1.8):
-        victim = project.popen("load", f"{folder.name}/big.csv", t)
-        time.sleep(delay)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(30)
-        assert count(project, t) in (0, len(data))  # never a part
-    project("load", f"{folder.name}/big.csv", t)
-    assert count(project, t) == len(data) and len(ledger(project, t)) == 1
+    with connect_as(project.out, "etl") as watcher:
+
+        def loader_backend(where: str = ""):
+            return watcher.execute(
+                "SELECT a.pid FROM pg_stat_activity a LEFT JOIN pg_stat_progress_copy c USING (pid) "
+                f"WHERE a.application_name = 'airflow-infra load' {where}"
+            ).fetchone()
+
+        blocker = connect_as(project.out, "etl")
+        blocker.autocommit = False
+        if step == "before-reading":  # the ledger locked: the loader waits before it reads a byte
+            blocker.execute("LOCK TABLE airflow_infra.loads IN ACCESS EXCLUSIVE MODE")
+        victim = project.popen("load", f"{folder.name}/", t)
+        if step == "before-reading":
+            _until(lambda: loader_backend("AND a.wait_event_type = 'Lock'"), "waiting for the ledger")
+        elif step in ("copy-in-flight", "connection-cut"):
+            _until(lambda: loader_backend("AND c.tuples_processed > 1000"), "copying")
+        elif step == "before-commit":  # its ledger row cannot go in: the file's rows are sent, not committed
+            _until(lambda: loader_backend("AND c.tuples_processed > 1000"), "copying")
+            blocker.execute("LOCK TABLE airflow_infra.loads IN SHARE MODE")
+            _until(lambda: loader_backend("AND a.wait_event_type = 'Lock' AND a.query LIKE 'INSERT INTO%'"), "sent")
+        else:
+            _until(lambda: ledger(project, t), "committed its first file")
+        if step == "connection-cut":
+            (pid,) = loader_backend()
+            watcher.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            out, err = victim.communicate(timeout=60)
+            assert victim.returncode == 1 and "nothing of this file was loaded" in err, err
+            assert "0 other file(s) loaded, 1 not started" in err and err.count("\n") == 1, err
+        else:
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(30)
+        blocker.rollback()
+        blocker.close()
+    assert count(project, t) in (0, 100_000)  # whole files only
+    project("load", f"{folder.name}/", t)
+    assert checksum(project, t) == clean and len(ledger(project, t)) == 2
 
 
 def test_two_loaders_at_once_load_each_of_20_files_once(project):

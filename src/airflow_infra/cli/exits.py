@@ -45,6 +45,9 @@ def run(cli: click.Group, argv: list[str] | None = None) -> None:
         log.addHandler(_Warnings(logging.WARNING))
         log.propagate = False
     debug = "--debug" in argv
+    if not debug:  # psycopg's own notes on what it cleans up after an error we report in our line
+        logging.getLogger("psycopg").addHandler(logging.NullHandler())
+        logging.getLogger("psycopg").propagate = False
     try:  # a command returns its exit status (None: 0); this is the one place that exits with it
         status = cli.main(args=argv, prog_name="airflow-infra", standalone_mode=False)
     except click.exceptions.Exit as exc:

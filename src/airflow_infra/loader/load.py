@@ -9,6 +9,7 @@ encoder lacks, a CSV file goes through PostgreSQL's own CSV parser (COPY ... FOR
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -396,10 +397,14 @@ def _load(
             )
             return [said(done) for done in results]
 
-        def run(file: SourceFile) -> FileResult:
+        stop = threading.Event()
+
+        def run(file: SourceFile) -> FileResult | None:
+            if stop.is_set():  # a file failed: no other is started (those under way finish)
+                return None
             _PROGRESS.on_bytes = on_bytes  # this worker thread's
-            return said(
-                _one(
+            try:
+                done = _one(
                     connect,
                     file,
                     table,
@@ -411,10 +416,24 @@ def _load(
                     key=key,
                     max_errors=max_errors,
                 )
-            )
+            except BaseException:
+                stop.set()
+                raise
+            return said(done)
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            return list(pool.map(run, files))
+            futures = [pool.submit(run, f) for f in files]
+        failures = [e for e in (f.exception() for f in futures) if e is not None]
+        if failures:
+            loaded = sum(1 for f in futures if f.exception() is None and f.result() is not None)
+            started = sum(1 for f in futures if f.exception() is not None or f.result() is not None)
+            if len(files) == 1 or not isinstance(failures[0], LoadError):
+                raise failures[0]
+            raise LoadError(
+                f"{failures[0]} ({loaded} other file(s) loaded, {len(files) - started} not started: run the load "
+                "again for them)"
+            ) from None
+        return [r for r in (f.result() for f in futures) if r is not None]
     finally:
         if out is not None:
             out.close()  # the rows of every file that committed, whatever stopped the others
