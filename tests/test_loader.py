@@ -765,3 +765,41 @@ def test_unload_writes_what_loads_back_as_the_same_rows(project, ddl):
     assert sorted(p.name for p in (project.bucket / folder).iterdir()) == sorted(
         ["t.csv", "t.csv.gz", "t.csv.zst", "t.parquet", "few.csv"]
     )  # nothing half-written, no temporary file left
+
+
+def _peak_rss_mb(project: Cli, *args: str) -> float:
+    """The loader's peak resident memory (its own, from the kernel's accounting of the child)."""
+    import os
+
+    victim = project.popen(*args)
+    _, status, usage = os.wait4(victim.pid, 0)
+    victim.returncode = os.waitstatus_to_exitcode(status)
+    out, err = victim.communicate()
+    assert victim.returncode == 0, err
+    return usage.ru_maxrss / 1024
+
+
+def test_a_2_gb_file_loads_in_the_memory_a_small_one_takes(project):
+    """Files stream: the peak memory of loading 2 GB of CSV (gzip, generated here) is that of 16 MB."""
+    block = "".join(
+        f"{i},{i % 1000},{i / 7},2024-01-0{1 + i % 9} 10:00:00+00,{_field(TEXTS[i % len(TEXTS)])},c{i % 97}\n"
+        for i in range(120_000)
+    ).encode()  # ~8 MB
+    folder = project.bucket / ("big-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    member = gzip.compress(block, compresslevel=1)
+    head = gzip.compress(b"id,n,x,atz,note,code\n" + block, compresslevel=1)
+    (folder / "small.csv.gz").write_bytes(head + member)  # 16 MB of CSV
+    with open(folder / "big.csv.gz", "wb") as f:  # gzip members one after the other: one stream of 2 GB
+        f.write(head)
+        for _ in range(2 * 1024 // 8 - 1):
+            f.write(member)
+    ddl = "CREATE UNLOGGED TABLE {t} (id bigint, n int, x double precision, atz timestamptz, note text, code text)"
+    small, big = table(project, ddl), table(project, ddl)
+    small_mb = _peak_rss_mb(project, "load", f"{folder.name}/small.csv.gz", small)
+    big_mb = _peak_rss_mb(project, "load", f"{folder.name}/big.csv.gz", big)
+    assert count(project, big) == 120_000 * 2 * 1024 // 8
+    assert big_mb < small_mb + 48, (small_mb, big_mb)
+    with connect_as(project.out, "etl") as etl:
+        etl.execute(f"DROP TABLE {big}")
+    (folder / "big.csv.gz").unlink()
