@@ -216,6 +216,10 @@ def test_new_project_runs_its_example_dag_in_airflow(tmp_path, home, airflow_db)
         assert subprocess.run(["git", "check-ignore", "-q", f], cwd=repo).returncode == 0, f
     assert subprocess.run(["git", "check-ignore", "-q", "dags/x.py"], cwd=repo).returncode == 1
 
+    # a second file beside the one the DAG writes: two mapped load tasks, each file loaded once
+    bucket = Path(json.loads(ai("output", "--json", cwd=repo).stdout)["bucket_path"]["value"])
+    (bucket / "incoming").mkdir(parents=True)
+    (bucket / "incoming" / "more.csv").write_text("name,state,population\nPeoria,IL,113150\nJoplin,MO,51762\n")
     airflow, af_env = airflow_db
     run = f"set -a; . ./.airflow.env; set +a; {airflow} dags test {name}_example_elt"
     proc = subprocess.run(
@@ -230,11 +234,12 @@ def test_new_project_runs_its_example_dag_in_airflow(tmp_path, home, airflow_db)
     out = {k: v["value"] for k, v in json.loads(ai("output", "--json", "--show-secrets", cwd=repo).stdout).items()}
     with psycopg.connect(out["postgres_uri"]) as conn:
         rows = conn.execute("SELECT state, cities, population FROM analytics.cities_by_state ORDER BY state").fetchall()
-    assert rows == [("IL", 2, 2777846), ("MO", 3, 927116)]
+    assert rows == [("IL", 3, 2777846 + 113150), ("MO", 4, 927116 + 51762)]
     assert (Path(out["bucket_path"]) / "incoming" / "cities.csv").exists()
     with psycopg.connect(out["postgres_uri"]) as conn:  # loaded by airflow-infra's operator, once, as the etl role
         loads = conn.execute("SELECT url, rows, loaded_by FROM airflow_infra.loads WHERE table_name = 'raw.cities'")
-        assert [(u.rsplit("/", 1)[1], r, who) for u, r, who in loads] == [("cities.csv", 5, out["etl_user"])]
+        got = sorted((u.rsplit("/", 1)[1], r, who) for u, r, who in loads)
+        assert got == [("cities.csv", 5, out["etl_user"]), ("more.csv", 2, out["etl_user"])]
     assets = subprocess.run(
         [airflow, "assets", "list", "-o", "json"], capture_output=True, text=True, timeout=300, env=af_env, cwd=repo
     )

@@ -66,13 +66,28 @@ def load(
     reload: bool = False,
     jobs: int = 1,
     options: CsvOptions | None = None,
+    max_errors: int = 0,
+    create: bool = False,
+    types: dict[str, str] | None = None,
 ) -> LoadResult:
     """SOURCE (a key, prefix or glob in the project's bucket, or an s3:// or file:// URL) into TABLE,
-    each file once, as the project's etl role (the connection Airflow holds)."""
+    each file once, as the project's etl role (the connection Airflow holds). max_errors: bad rows a
+    file may set aside (in airflow_infra.rejects); create: TABLE made from the first file's columns."""
     url, client = _bucket(project)
     files = resolve(source, bucket_url=url, s3_client=client)
     return load_files(
-        _connect(project), files, table, format=format, mode=mode, key=key, reload=reload, jobs=jobs, options=options
+        _connect(project),
+        files,
+        table,
+        format=format,
+        mode=mode,
+        key=key,
+        reload=reload,
+        jobs=jobs,
+        options=options,
+        max_errors=max_errors,
+        create=create,
+        types=types or {},
     )
 
 
@@ -98,17 +113,39 @@ class LoadOperator(BaseOperator):
         mode: str = "append",
         key: list[str] | None = None,
         reload: bool = False,
+        max_errors: int = 0,
+        create: bool = False,
+        types: dict[str, str] | None = None,
         **kwargs: Any,
     ):
         kwargs.setdefault("outlets", [asset(project, table)])
         super().__init__(**kwargs)
         self.project, self.source, self.table = project, source, table
         self.format, self.mode, self.key, self.reload = format, mode, key, reload
+        self.max_errors, self.create, self.types = max_errors, create, types
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """For mapping (.partial(...).expand(source=...)): the table's Asset is the tasks' outlet too
+        (__init__, which sets it, runs only when the tasks are expanded)."""
+        if "outlets" not in kwargs and isinstance(kwargs.get("project"), str) and isinstance(kwargs.get("table"), str):
+            kwargs["outlets"] = [asset(kwargs["project"], kwargs["table"])]
+        return super().partial(**kwargs)
 
     def execute(self, context: Any) -> dict[str, Any]:
         result = load(
-            self.project, self.source, self.table, format=self.format, mode=self.mode, key=self.key, reload=self.reload
+            self.project,
+            self.source,
+            self.table,
+            format=self.format,
+            mode=self.mode,
+            key=self.key,
+            reload=self.reload,
+            max_errors=self.max_errors,
+            create=self.create,
+            types=self.types,
         )
         for f in result.files:
-            self.log.info("%s: %s", f.url, "skipped (loaded before)" if f.skipped else f"{f.rows} rows")
+            said = "skipped (loaded before)" if f.skipped else f"{f.rows} rows"
+            self.log.info("%s: %s%s", f.url, said, f", {f.rejected} set aside" if f.rejected else "")
         return result.to_json()  # the summary alone: no password in XCom

@@ -1,6 +1,7 @@
-"""Example ELT: a CSV into the workfiles bucket, loaded into raw.cities exactly once (airflow-infra's
-loader: a file already loaded is skipped, a retried task never loads twice), then an analytics table.
-The load emits the Asset of raw.cities: a DAG with schedule=[asset(PROJECT, "raw.cities")] runs after it."""
+"""Example ELT: a CSV into the workfiles bucket, then every CSV under incoming/ loaded into raw.cities,
+one mapped task per file, each file exactly once (airflow-infra's loader: a file already loaded is
+skipped, a retried task never loads twice), then an analytics table. The loads emit the Asset of
+raw.cities: a DAG with schedule=[asset(PROJECT, "raw.cities")] runs after them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, BaseHook, ObjectStoragePath, Variable, task
 
-from airflow_infra.airflow.loading import LoadOperator
+from airflow_infra.airflow.loading import LoadOperator, list_files
 
 PROJECT = "{{name}}"
 REPO = Path(__file__).resolve().parent.parent
@@ -47,21 +48,17 @@ with DAG(
             conn.execute("CREATE TABLE IF NOT EXISTS raw.cities (name text, state text, population integer)")
         return path
 
-    load = LoadOperator(
-        task_id="load",
-        project=PROJECT,
-        source="incoming/cities.csv",  # a key, prefix or glob in the project's bucket
-        table="raw.cities",
-        mode="replace",  # the table's rows become the file's, in one transaction
-    )
+    # a key, prefix or glob in the project's bucket: one load task per file it names
+    files = list_files.override(task_id="files")(PROJECT, "incoming/*.csv")
+    load = LoadOperator.partial(task_id="load", project=PROJECT, table="raw.cities").expand(source=files)
 
     @task
-    def transform(loaded: dict) -> None:
+    def transform(loaded: list[dict]) -> None:
         """Build analytics.cities_by_state with the SQL in sql/."""
         with _connect() as conn:
             if not conn.execute("SELECT count(*) FROM raw.cities").fetchone()[0]:
-                raise ValueError(f"raw.cities is empty after {loaded}")
+                raise ValueError(f"raw.cities is empty after {list(loaded)}")
             conn.execute((REPO / "sql" / "analytics_cities.sql").read_text())
 
-    create_table(extract()) >> load
+    create_table(extract()) >> files
     transform(load.output)
