@@ -89,8 +89,9 @@ def _copy_binary(cur: Any, table: str, cols: list[Column], batches: Iterator[Any
     from . import binary
 
     types = [c.type for c in cols]
+    order = binary.layout(types)  # the rows' layout: the COPY names its columns in that order
     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
-        sql.Identifier(*split_table(table)), sql.SQL(", ").join(sql.Identifier(c.name) for c in cols)
+        sql.Identifier(*split_table(table)), sql.SQL(", ").join(sql.Identifier(cols[i].name) for i in order)
     )
     rows = 0
 
