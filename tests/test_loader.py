@@ -803,3 +803,70 @@ def test_a_2_gb_file_loads_in_the_memory_a_small_one_takes(project):
     with connect_as(project.out, "etl") as etl:
         etl.execute(f"DROP TABLE {big}")
     (folder / "big.csv.gz").unlink()
+
+
+def test_what_the_hostile_review_found_in_setting_rows_aside(project):
+    """Each of these lost or changed rows, or left things behind (a review of --max-errors and --create)."""
+    folder = project.bucket / ("review-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    small = "CREATE TABLE {t} (id int, v text)"
+
+    def load(name: str, body: bytes | str, *args: str, expect: int = 0, ddl: str = small):
+        (folder / name).write_bytes(body.encode() if isinstance(body, str) else body)
+        t = table(project, ddl)
+        return t, project("load", f"{folder.name}/{name}", t, *args, expect=expect)
+
+    # a stray quote: PostgreSQL reads the rest of the file as one field; the file fails, not one "row"
+    t, refused = load("quote.csv", 'id,v\n1,5" screen\n2,a\nx,c\n4,d\n', "--max-errors", "1", expect=1)
+    assert "quote.csv: line 2: a quote opened there is never closed" in refused.stderr, refused.stderr
+    assert count(project, t) == 0
+    # a line of \. alone would end PostgreSQL's COPY: set aside on this path, refused on the plain one
+    t, _ = load("marker.csv", "id,v\n1,a\nx,b\n\\.\n5,e\n6,f\n", "--max-errors", "5")
+    assert count(project, t) == 3 and len(ledger(project, t)) == 1 and ledger(project, t)[0][1] == 3
+    slow = "CREATE TABLE {t} (id int, v text, n numeric)"  # numeric: PostgreSQL's own parser, no rows aside
+    t, refused = load("marker2.csv", "id,v\n1,a\n\\.\n5,e\n", expect=1, ddl=slow)
+    assert "line 3: a line of \\. alone" in refused.stderr and count(project, t) == 0
+    # replace, then --reload in append mode: the rows replace loaded (in savepoints) are removed first
+    t, _ = load("r.csv", "id,v\n1,a\nx,b\n3,c\n", "--mode", "replace", "--max-errors", "5")
+    project("load", f"{folder.name}/r.csv", t, "--reload", "--max-errors", "5")
+    assert count(project, t) == 2
+    # lines ending in CR alone: the fast path reads them; setting rows aside says what it needs
+    t, _ = load("cr.csv", "id,v\r1,a\r2,b\r")
+    assert count(project, t) == 2
+    t, refused = load("cr2.csv", "id,v\r1,a\rx,b\r", "--max-errors", "5", expect=1)
+    assert "carriage return alone" in refused.stderr and refused.stderr.count("\n") == 1
+    # year 0000, which PostgreSQL refuses, is refused (or set aside) on the fast path too
+    t, _ = load(
+        "y0.csv", "id,d\n1,0000-01-01\n2,2024-01-01\n", "--max-errors", "1", ddl="CREATE TABLE {t} (id int, d date)"
+    )
+    assert count(project, t) == 1
+    # a byte-order mark is not part of the first field, whichever path reads it
+    t, _ = load("bom.csv", b"\xef\xbb\xbf1,a\nx,b\n3,c\n", "--no-header", "--max-errors", "5")
+    assert count(project, t) == 2
+    # the reject file is never one of the files being loaded
+    (folder / "keep.csv").write_text("id,v\n1,a\nx,b\n")
+    refused = project(
+        "load",
+        f"{folder.name}/keep.csv",
+        table(project, small),
+        "--max-errors",
+        "1",
+        "--reject-file",
+        folder / "keep.csv",
+        expect=1,
+    )
+    assert "is one of the files being loaded" in refused.stderr and "x,b" in (folder / "keep.csv").read_text()
+    # --create: never with upsert on a table it would make; a type is only a type; nothing left behind
+    for args, words in (
+        (["--mode", "upsert", "--key", "id"], "a table made from a file has no unique key"),
+        (["--type", "v=text default current_user"], "--type v=text default current_user"),
+        (["--type", "id=int primary key"], "--type id=int primary key"),
+    ):
+        t = "raw.made_" + uuid.uuid4().hex[:8]
+        refused = project("load", f"{folder.name}/r.csv", t, "--create", *args, expect=1)
+        assert words in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
+        with connect_as(project.out, "etl") as etl:
+            assert etl.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0] is None
+    (folder / "empty.csv").write_text("")
+    t = "raw.made_" + uuid.uuid4().hex[:8]
+    assert "no columns" in project("load", f"{folder.name}/empty.csv", t, "--create", expect=1).stderr

@@ -64,10 +64,9 @@ def _valid(arr: pa.Array) -> np.ndarray | None:
 # infinity, a date with an hour and no minutes): text they would refuse goes to the server, which says why.
 _INT = r"^[ \t\n\r]*[+-]?[0-9]+[ \t\n\r]*$"
 _FLOAT = r"(?i)^[ \t\n\r]*[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?|inf|infinity|nan)[ \t\n\r]*$"
-_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-_TIMESTAMP = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
-)
+_YEAR = "([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"  # not 0000, which PostgreSQL refuses
+_DATE = rf"^{_YEAR}-[0-9]{{2}}-[0-9]{{2}}$"
+_TIMESTAMP = rf"^{_YEAR}-[0-9]{{2}}-[0-9]{{2}}([ T][0-9]{{2}}:[0-9]{{2}}(:[0-9]{{2}}(\.[0-9]+)?)?)?(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?)?$"
 
 
 # the common shapes, checked first (a simple pattern is several times faster): the full one only for the rest
@@ -75,7 +74,7 @@ _PLAIN: dict[str, str | None] = {
     _INT: None,  # digits alone: ascii_is_decimal, ten times faster again
     _FLOAT: r"^-?[0-9]+\.[0-9]+$",
     _DATE: _DATE,
-    _TIMESTAMP: r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$",
+    _TIMESTAMP: rf"^{_YEAR}-[0-9]{{2}}-[0-9]{{2}} [0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}$",
 }
 
 

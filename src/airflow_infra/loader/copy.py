@@ -13,7 +13,7 @@ from typing import Any
 
 from ..pgerrors import RowRefused, refused_rows
 from .jsonl import json_as_csv, json_records
-from .readers import CsvOptions, csv_header, decompressed
+from .readers import CsvOptions, csv_header, decompressed, skip_bom
 from .rejects import Record, Rejects, arrow_records, csv_records
 from .sources import Readable, SourceFile, chunks
 from .table import Column, LoadError, _matched, split_table
@@ -150,6 +150,8 @@ def _as_text(batch: Any) -> Any:
             col = pc.binary_join_element_wise(us, pa.scalar("microseconds"), " ")
         elif pa.types.is_nested(col.type):
             col = pa.array([None if v is None else _json(v) for v in col.to_pylist()], pa.string())
+        elif pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):  # bytea's hex input
+            col = pa.array([None if v is None else "\\x" + v.hex() for v in col.to_pylist()], pa.string())
         columns.append(micro(col))
     return pa.record_batch(columns, names=batch.schema.names)
 
@@ -214,7 +216,9 @@ def _copy_rejecting(
 
     def send(part: list[Record]) -> None:
         with refused_rows(), conn.transaction(), conn.cursor() as cur:
-            _copy_csv(cur, table, cols, iter([b"".join(r.data for r in part)]), options)
+            took = _copy_csv(cur, table, cols, iter([b"".join(r.data for r in part)]), options)
+            if took != len(part):  # (records are split as PostgreSQL splits them: never, unless a bug)
+                raise LoadError(f"{table}: PostgreSQL took {took} rows of {len(part)} sent; nothing was loaded")
             # the rows carry the savepoint's id, not the transaction's: the ledger keeps it for --reload
             mark = cur.execute("INSERT INTO airflow_infra_savepoints VALUES (1) RETURNING xmin::text::bigint")
             rejects.savepoints.append(int(mark.fetchone()[0]))
@@ -273,6 +277,8 @@ def _rejecting(
         raw = _Counted(file.open())
         stack.callback(raw.close)
         stream = stack.enter_context(decompressed(file, raw)) if fmt != "parquet" else None
+        if fmt == "csv":
+            skip_bom(stream, options)
         rows, matched = _records_into(conn, file, stream, table, cols, fmt, options, rejects)
         for _ in chunks(raw):  # the checksum of the file as stored (Parquet: read from its copy)
             pass
@@ -309,7 +315,7 @@ def _records_into(
     else:
         names = [c.name for c in cols]
     matched = _matched(file, names, cols, table)
-    records = csv_records(stream, options.quote, line=first)
+    records = csv_records(stream, options.quote, line=first, url=file.url)
     return _copy_rejecting(conn, table, matched, records, options, rejects), matched
 
 
@@ -377,6 +383,8 @@ def _copy_file(
                 pass
             return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
         stream = stack.enter_context(decompressed(file, raw))
+        if fmt == "csv":
+            skip_bom(stream, options)
         if fmt == "jsonl" and (not fast or not _encodable(cols) or any(c.type in ("json", "jsonb") for c in cols)):
             # numbers exact (not through float64), objects and arrays into json/jsonb as JSON text
             names, body = json_as_csv(file, stream, lambda n: _matched(file, n, cols, table), LoadError)
@@ -401,8 +409,30 @@ def _copy_file(
             types = {c.name: CSV_TYPES[c.type] for c in matched}
             rows = _copy_binary(cur, table, matched, arrow_csv(stream, names, types, options))
         else:
-            rows = _copy_csv(cur, table, matched, itertools.chain([head], chunks(stream)), options, header=bool(head))
+            body = _no_end_marker(chunks(stream), file.url, 1 + head.count(b"\n"))
+            rows = _copy_csv(cur, table, matched, itertools.chain([head], body), options, header=bool(head))
         return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
+
+
+def _no_end_marker(blocks: Iterator[bytes], url: str, line: int) -> Iterator[bytes]:
+    """blocks as they are, unless a line is `\\.` alone: PostgreSQL's COPY takes it for the end of the
+    data and would drop the rows after it without a word (a line inside quotes is refused too). line:
+    the file's line the first block starts on."""
+    consumed = 0  # line breaks in the blocks before this one
+    tail = b"\n"  # the end of what came before (a line starts the data)
+    for block in blocks:
+        seen = tail + block
+        at = min((i for i in (seen.find(b"\n\\.\n"), seen.find(b"\n\\.\r\n")) if i >= 0), default=-1)
+        if at >= 0:
+            start = at + 1 - len(tail)  # where the marker's line starts, in block
+            before = consumed + block[:start].count(b"\n") if start >= 0 else consumed - tail[at + 1 :].count(b"\n")
+            raise LoadError(
+                f"{url}: line {line + before}: a line of \\. alone, which PostgreSQL's COPY takes for the end of "
+                "the data; nothing of this file was loaded"
+            )
+        consumed += block.count(b"\n")
+        tail = seen[-3:]
+        yield block
 
 
 def _checksum(file: SourceFile) -> str:

@@ -62,6 +62,10 @@ def pg_type(t: Any) -> str | None:
         (lambda t: pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_map(t), "jsonb"),
         (pa.types.is_null, "text"),  # every value of the sample empty
     ]
+    if pa.types.is_dictionary(t):  # (pandas' categoricals)
+        return pg_type(t.value_type)
+    if pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return "jsonb"
     if pa.types.is_timestamp(t):
         return "timestamptz" if t.tz else "timestamp"
     if pa.types.is_decimal(t):
@@ -85,8 +89,14 @@ def _csv_schema(file: SourceFile, options: CsvOptions) -> list[tuple[str, Any]]:
     table = pacsv.read_csv(
         io.BytesIO(sample),
         read_options=pacsv.ReadOptions(column_names=names, encoding=options.encoding),
-        parse_options=pacsv.ParseOptions(delimiter=options.delimiter, quote_char=options.quote),
-        convert_options=pacsv.ConvertOptions(null_values=[options.null], strings_can_be_null=True),
+        parse_options=pacsv.ParseOptions(
+            delimiter=options.delimiter,
+            quote_char=options.quote,
+            invalid_row_handler=lambda row: "skip",  # a short or long row: the load says so, or sets it aside
+        ),
+        convert_options=pacsv.ConvertOptions(
+            null_values=[options.null], strings_can_be_null=True, quoted_strings_can_be_null=False
+        ),
     )
     return [(f.name, f.type) for f in table.schema]
 
@@ -96,10 +106,13 @@ def _jsonl_schema(file: SourceFile) -> list[tuple[str, Any]]:
 
     import pyarrow.json as pajson
 
+    from .jsonl import LINES, _decode
+
     with closing(file.open()) as raw, decompressed(file, raw) as stream:
-        sample = b"".join(line for line in itertools.islice(stream, SAMPLE) if line.strip())
+        # the lines the loader takes its columns from; those that are not objects: the load says so
+        sample = b"".join(ln for ln in itertools.islice(stream, LINES) if ln.strip() and isinstance(_decode(ln), dict))
     if not sample:
-        raise LoadError(f"{file.url}: --create: the file has no lines to take its columns from")
+        raise LoadError(f"{file.url}: --create: the file has no JSON object to take its columns from")
     schema = pajson.read_json(io.BytesIO(sample)).schema
     return [(f.name, f.type) for f in schema]
 
@@ -127,6 +140,8 @@ def definition(file: SourceFile, fmt: str, options: CsvOptions, types: dict[str,
     except arrow_errors() as exc:  # the sample is not what its format says
         raise LoadError(f"{file.url}: --create: its columns cannot be read: {str(exc).splitlines()[0]}") from None
     names = [n for n, _ in schema]
+    if not names:
+        raise LoadError(f"{file.url}: --create: the file has no columns to make {file.name}'s table from")
     unnamed = [i for i, n in enumerate(names, 1) if not n]
     if unnamed:
         raise LoadError(f"{file.url}: --create: column {unnamed[0]} has no name in the file")
@@ -147,6 +162,19 @@ def definition(file: SourceFile, fmt: str, options: CsvOptions, types: dict[str,
     return out
 
 
+def _a_type(conn: Any, name: str, typ: str) -> None:
+    """typ names a type, and only a type (not "int primary key" nor "text default ...")."""
+    from ..pgerrors import failing
+
+    def refused(detail: str) -> ConfigError:
+        return ConfigError(f"--type {name}={typ}: {detail}")
+
+    with failing(refused):
+        known = conn.execute("SELECT to_regtype(%s)", (typ,)).fetchone()[0]
+    if known is None:
+        raise ConfigError(f"--type {name}={typ}: not a type PostgreSQL knows")
+
+
 def create(conn: Any, table: str, cols: list[tuple[str, str]]) -> bool:
     """CREATE TABLE as the database's owner role; False when it exists already (made meanwhile by
     another loader: it is loaded into as it is)."""
@@ -161,6 +189,8 @@ def create(conn: Any, table: str, cols: list[tuple[str, str]]) -> bool:
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"create\n{table}",))
         if conn.execute("SELECT to_regclass(%s)", (quoted(conn, table),)).fetchone()[0] is not None:
             return False
+        for name, typ in cols:
+            _a_type(conn, name, typ)
         as_owner(conn)
         conn.execute(
             sql.SQL("CREATE TABLE {} ({})").format(
@@ -171,13 +201,34 @@ def create(conn: Any, table: str, cols: list[tuple[str, str]]) -> bool:
     return True
 
 
+def _in_use_key(table: str) -> str:
+    return f"airflow-infra load into\n{table}"
+
+
+def in_use(conn: Any, table: str) -> None:
+    """Every load holds this (shared, for its session) while it loads: the table a failed --create made
+    is dropped only when no other load holds it (drop_if_empty), and a load that starts after such a
+    drop waits for it, then finds the table gone (and makes it again, with --create)."""
+    conn.execute("SELECT pg_advisory_lock_shared(hashtextextended(%s, 0))", (_in_use_key(table),))
+
+
 def drop_if_empty(conn: Any, table: str) -> None:
-    """The table --create made, dropped again when nothing went into it (its load failed)."""
+    """The table --create made, dropped again when nothing went into it (its load failed) and no other
+    load is using it (in_use). Its own failure never hides the load's: the table is left, empty."""
     from psycopg import sql
 
+    from ..errors import AirflowInfraError
+    from ..pgerrors import failing
+
     ident = sql.Identifier(*split_table(table))
-    with conn.transaction():
-        as_owner(conn)
-        conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(ident))  # no load under way
-        if conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(ident)).fetchone()[0]:
-            conn.execute(sql.SQL("DROP TABLE {}").format(ident))
+    try:
+        with failing(LoadError), conn.transaction():
+            if not conn.execute(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", (_in_use_key(table),)
+            ).fetchone()[0]:
+                return  # another load holds it: it stays
+            as_owner(conn)
+            if conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(ident)).fetchone()[0]:
+                conn.execute(sql.SQL("DROP TABLE {}").format(ident))
+    except AirflowInfraError:
+        pass

@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..pgerrors import RowRefused, failing
 from . import MODES, ledger
 from .copy import _PROGRESS, _checksum, _copy_file
-from .create import drop_if_empty
+from .create import drop_if_empty, in_use
 from .readers import FILE_ERRORS, CsvOptions, arrow_errors, format_of, unreadable
 from .rejects import RejectFile, Rejects
 from .results import FileResult, LoadResult
@@ -100,9 +100,10 @@ def _into(
     staged = "pg_temp.airflow_infra_staged"
     conn.execute("DROP TABLE IF EXISTS pg_temp.airflow_infra_staged")
     conn.execute(
-        sql.SQL("CREATE TEMP TABLE airflow_infra_staged (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
-            sql.Identifier(*split_table(table))
-        )
+        # its CHECK constraints too: a row that breaks one is refused (or set aside) in the COPY, with its line
+        sql.SQL(
+            "CREATE TEMP TABLE airflow_infra_staged (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS) ON COMMIT DROP"
+        ).format(sql.Identifier(*split_table(table)))
     )
     rows, size, checksum, given = _copy_file(conn, file, staged, cols, fmt, options, fast=fast, rejects=rejects)
     missing = [k for k in key if k not in {c.name for c in given}]
@@ -158,7 +159,7 @@ def _one(
                     conn, table, file.url, file.version, size, checksum, rows, rejects.savepoints if rejects else None
                 )
                 if rejects is not None:
-                    ledger.record_rejects(conn, table, file.url, file.version, tuple(rejects.rows))
+                    ledger.record_rejects(conn, table, file.url, file.version, rejects.kept())
         except FILE_ERRORS as exc:
             raise LoadError(f"{file.url}: {unreadable(exc)}; nothing of this file was loaded") from None
         except _retried() as exc:
@@ -168,7 +169,7 @@ def _one(
                     connect, file, table, cols, fmt, options, reload=reload, fast=False, key=key, max_errors=max_errors
                 )
             raise LoadError(f"{file.url}: {str(exc).splitlines()[0]}; nothing of this file was loaded") from None
-    return FileResult(file.url, rows, size, time.monotonic() - started, rejects=tuple(rejects.rows) if rejects else ())
+    return FileResult(file.url, rows, size, time.monotonic() - started, rejects=rejects.kept() if rejects else ())
 
 
 def _replace(
@@ -218,8 +219,10 @@ def _replace(
                     rows, size, checksum, _ = _copy_file(
                         conn, f, table, cols, formats[f.url], options, fast=fast, rejects=rejects
                     )
-                    ledger.record(conn, table, f.url, f.version, size, checksum, rows)
-                    kept = tuple(rejects.rows) if rejects else ()
+                    ledger.record(
+                        conn, table, f.url, f.version, size, checksum, rows, rejects.savepoints if rejects else None
+                    )
+                    kept = rejects.kept() if rejects else ()
                     ledger.record_rejects(conn, table, f.url, f.version, kept)
                     out.append(FileResult(f.url, rows, size, time.monotonic() - t0, rejects=kept))
         except FILE_ERRORS as exc:
@@ -272,10 +275,13 @@ def _check(table: str, mode: str, key: list[str] | None, max_errors: int, reject
     """The arguments, before anything is read or written."""
     if mode not in MODES:
         raise ConfigError(f"--mode {mode!r}: one of {', '.join(MODES)}")
-    if split_table(table)[0] == ledger.SCHEMA:
+    schema = split_table(table)[0]
+    if schema == ledger.SCHEMA:
         raise ConfigError(
             f"TABLE {table!r}: the schema {ledger.SCHEMA} holds the ledger; load into a table of your own"
         )
+    if schema.startswith("pg_") or schema == "information_schema":
+        raise ConfigError(f"TABLE {table!r}: a table of the project's own schemas, not of {schema}")
     if (mode == "upsert") != bool(key):
         raise ConfigError("--key: upsert's key (COL[,COL]), given with --mode upsert and only with it")
     if max_errors < 0:
@@ -320,46 +326,57 @@ def load_files(
     formats = {f.url: format_of(f, format) for f in files}  # every name judged before anything is loaded
     if not fast and any(v != "csv" for v in formats.values()):
         raise ConfigError("loading Parquet or JSON lines needs pyarrow: pip install 'airflow-infra[load]'")
-    with connect() as conn:
+    with connect() as conn:  # held for the whole load: it says the table is in use (create.py)
         ledger.ensure(conn)
-        made = create and _created(conn, files[0], table, formats[files[0].url], options, types)
-        cols = columns(conn, table)
-        ledger.forget_stale(conn, table)
-        if key:
-            _check_key(conn, table, cols, key)
-    try:
-        result = _load(
-            connect,
-            files,
-            table,
-            cols,
-            formats,
-            options,
-            mode,
-            reload,
-            jobs,
-            on_file,
-            key,
-            on_bytes,
-            max_errors,
-            reject_file,
-        )
-    except BaseException:
-        if made:  # nothing of it stays but what committed: a table with no rows goes again
-            with connect() as conn:
+        in_use(conn, table)
+        made = create and _created(conn, files[0], table, formats[files[0].url], options, types, mode)
+        try:
+            cols = columns(conn, table)
+            ledger.forget_stale(conn, table)
+            if key:
+                _check_key(conn, table, cols, key)
+            result = _load(
+                connect,
+                files,
+                table,
+                cols,
+                formats,
+                options,
+                mode,
+                reload,
+                jobs,
+                on_file,
+                key,
+                on_bytes,
+                max_errors,
+                reject_file,
+            )
+        except BaseException:
+            if made:  # nothing of it stays but what committed: a table with no rows goes again
                 drop_if_empty(conn, table)
-        raise
+            raise
     return LoadResult(table, result, time.monotonic() - started, created=made)
 
 
 def _created(
-    conn: Any, first: SourceFile, table: str, fmt: str, options: CsvOptions, types: Mapping[str, str] | Iterable[str]
+    conn: Any,
+    first: SourceFile,
+    table: str,
+    fmt: str,
+    options: CsvOptions,
+    types: Mapping[str, str] | Iterable[str],
+    mode: str,
 ) -> bool:
     """--create: the table made from first's columns, unless it exists (True: made now)."""
     from .create import create, declared, definition
 
     if conn.execute("SELECT to_regclass(%s)", (quoted(conn, table),)).fetchone()[0] is not None:
         return False
+    if mode == "upsert":
+        raise ConfigError(
+            f"--create --mode upsert: {table} does not exist, and a table made from a file has no unique key for "
+            "upsert; make it yourself (with its key), or load with --mode append"
+        )
     return create(conn, table, definition(first, fmt, options, declared(types)))
 
 
@@ -381,7 +398,7 @@ def _load(
 ) -> list[FileResult]:
     fast = _fast()
     _PROGRESS.on_bytes = on_bytes
-    out = RejectFile(reject_file) if reject_file is not None else None
+    out = RejectFile(reject_file, [f.url for f in files]) if reject_file is not None else None
 
     def said(done: FileResult) -> FileResult:
         if out is not None:

@@ -175,10 +175,38 @@ class _Zstd(io.RawIOBase):
         return n
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def skip_bom(stream: Any, options: CsvOptions) -> None:
+    """A UTF-8 byte-order mark (Excel writes one) is not the first field's: skipped, whatever reads on."""
+    if options.server_encoding == "UTF8" and stream.peek(3)[:3] == _BOM:
+        stream.read(3)
+
+
+def _first_line(stream: Any) -> bytes:
+    """The first line, ended by a line feed, a carriage return or both (old Macs wrote CR alone)."""
+    line = b""
+    while chunk := stream.peek(1 << 16):
+        ends = [i for i in (chunk.find(b"\n"), chunk.find(b"\r")) if i >= 0]
+        if ends:
+            n = min(ends) + 1
+            n += chunk[n - 1 : n + 1] == b"\r\n"
+            rest: bytes = stream.read(n)
+            return line + rest
+        line += stream.read(len(chunk))
+        if len(line) > 1 << 20:
+            from .table import LoadError
+
+            raise LoadError("the header line runs past 1 MB (is this a CSV file?); nothing was loaded")
+    return line
+
+
 def csv_header(stream: Any, options: CsvOptions) -> tuple[list[str], bytes]:
     """The header's column names and the header line's bytes (what was read of stream)."""
-    line = stream.readline()
-    text = line.decode(options.encoding).removeprefix("\ufeff")  # a byte-order mark (Excel writes one)
+    skip_bom(stream, options)
+    line = _first_line(stream)
+    text = line.decode(options.encoding).rstrip("\r\n")
     names = next(csv.reader([text], delimiter=options.delimiter, quotechar=options.quote), [])
     return [n.strip() for n in names], line
 

@@ -9,8 +9,6 @@ path is taken only for a file the fast path could not load whole, so a clean fil
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +39,10 @@ class Rejects:
         self.rows: list[Reject] = []
         self.savepoints: list[int] = []  # the ids of the savepoints rows went in by (for --reload)
 
+    def kept(self) -> tuple[Reject, ...]:
+        """The rows set aside, in the file's order."""
+        return tuple(sorted(self.rows, key=lambda r: r.row))
+
     def add(self, record: Record, column: str | None, value: str | None, reason: str) -> None:
         text = record.original or record.data.decode(self.encoding, "replace").rstrip("\r\n")
         text = text.replace("\x00", "\ufffd")  # text in PostgreSQL holds no NUL
@@ -55,30 +57,56 @@ class Rejects:
             )
 
 
-def csv_records(stream: Any, quote: str, *, line: int | None, row: int = 0) -> Iterator[Record]:
+RECORD_LIMIT = 64 << 20  # bytes one record may hold: past it, a quote was never closed
+
+
+def csv_records(stream: Any, quote: str, *, line: int | None, row: int = 0, url: str = "") -> Iterator[Record]:
     """stream's CSV records, a record ending at a line break outside quotes (as PostgreSQL's parser
-    reads them; the quote doubled inside a quoted field counts twice). Blank lines are not rows (the
-    fast path skips them too). line: the file's line the first record starts on (None: count rows)."""
+    reads them: a quote anywhere in a field opens or closes a quoted part; the quote doubled inside a
+    quoted field counts twice). Blank lines are not rows (the fast path skips them too); a line of
+    `\\.` alone, which PostgreSQL's COPY takes for the end of its data, is set aside. A quote never
+    closed is an error naming the line it opened on (PostgreSQL would refuse the whole file), as is a
+    record past RECORD_LIMIT. line: the file's line the first record starts on (None: count rows)."""
     q = quote.encode()
     parts: list[bytes] = []
+    held = 0
     odd = False
     start = line
     for raw in stream:
+        if not parts and b"\r" in raw.rstrip(b"\r\n"):
+            raise LoadError(
+                f"{url}: line {start or row + 1}: its lines end in a carriage return alone (classic Mac); setting "
+                "rows aside (--max-errors) needs line feeds: convert it (tr '\\r' '\\n') or load it without"
+            )
         parts.append(raw)
+        held += len(raw)
         if raw.count(q) % 2:
             odd = not odd
         if odd:
+            if held > RECORD_LIMIT:
+                break
             continue
         data, n = b"".join(parts), len(parts)
         parts.clear()
+        held = 0
         if data.strip(b"\r\n"):
             row += 1
-            yield Record(row, start, data if data.endswith(b"\n") else data + b"\n")
+            end = data if data.endswith(b"\n") else data + b"\n"
+            marker = data.rstrip(b"\r\n") == b"\\."
+            yield Record(
+                row,
+                start,
+                end,
+                problem="a line of \\. alone, which COPY reads as the end of the data" if marker else None,
+            )
         if start is not None:
             start += n
-    if parts:  # a quote never closed: the rest is one record, which PostgreSQL refuses with its reason
-        data = b"".join(parts)
-        yield Record(row + 1, start, data if data.endswith(b"\n") else data + b"\n")
+    if parts:
+        where = f"line {start}" if start is not None else f"row {row + 1}"
+        raise LoadError(
+            f"{url}: {where}: a quote opened there is never closed (or a field runs past {RECORD_LIMIT >> 20} MB); "
+            "PostgreSQL would read the rest of the file as one field; nothing of this file was loaded"
+        )
 
 
 def arrow_records(batches: Iterator[Any]) -> Iterator[Record]:
@@ -107,15 +135,19 @@ class RejectFile:
     committed (the ledger's airflow_infra.rejects keeps them too). Written under a temporary name and
     renamed at the end: a load stopped midway leaves the previous file, or none."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, sources: list[str]):
+        self.path = Path(path).expanduser().resolve()
         if self.path.is_dir():
             raise LoadError(f"--reject-file {path}: is a directory; name a file")
         if not self.path.parent.is_dir():
             raise LoadError(f"--reject-file {path}: its folder {self.path.parent} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        self._tmp = Path(tmp)
-        self._f = os.fdopen(fd, "w", newline="", encoding="utf-8")
+        if self.path.as_uri() in sources:
+            raise LoadError(f"--reject-file {path}: is one of the files being loaded; name another file")
+        self._tmp = self.path.with_name(f".{self.path.name}.airflow-infra-tmp")  # one name: a kill leaves one
+        try:
+            self._f = open(self._tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            raise LoadError(f"--reject-file {path}: cannot be written: {exc.strerror or exc}") from None
         self._w = csv.writer(self._f)
         self._w.writerow(_HEADER)
         self._lock = threading.Lock()
