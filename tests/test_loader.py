@@ -870,3 +870,32 @@ def test_what_the_hostile_review_found_in_setting_rows_aside(project):
     (folder / "empty.csv").write_text("")
     t = "raw.made_" + uuid.uuid4().hex[:8]
     assert "no columns" in project("load", f"{folder.name}/empty.csv", t, "--create", expect=1).stderr
+
+
+@pytest.mark.parametrize("ddl", [FAST, SLOW], ids=["binary-copy", "server-parsed"])
+def test_ignore_extra_columns_leaves_a_files_other_columns_out_on_every_path(project, ddl):
+    data = rows(500, slow=ddl is SLOW)
+    for r in data:
+        r["extra"] = "not, in the table"
+    folder = project.bucket / ("extra-" + uuid.uuid4().hex[:6])
+    folder.mkdir()
+    raw = write_csv(folder / "x.csv", data)
+    (folder / "x.jsonl").write_text("".join(json.dumps(r) + "\n" for r in data))
+    pq.write_table(pa.Table.from_pylist(data), folder / "x.parquet")
+    ref = reference(
+        project,
+        write_csv(Path(tempfile.mkdtemp()) / "r.csv", [{k: v for k, v in r.items() if k != "extra"} for r in data]),
+        ddl,
+    )
+    for name in ("x.csv", "x.jsonl", "x.parquet"):
+        t = table(project, ddl)
+        refused = project("load", f"{folder.name}/{name}", t, expect=1)
+        assert "column 'extra' is not a column of" in refused.stderr and "--ignore-extra-columns" in refused.stderr
+        project("load", f"{folder.name}/{name}", t, "--ignore-extra-columns")
+        assert differ(project, t, ref) == 0, name
+        t = table(project, ddl)  # and when rows are set aside (PostgreSQL's parser, by savepoints)
+        bad = raw.replace(b"\n1,", b"\nx1,", 1) if name == "x.csv" else None
+        if bad is not None:
+            (folder / "bad.csv").write_bytes(bad)
+            project("load", f"{folder.name}/bad.csv", t, "--ignore-extra-columns", "--max-errors", "1")
+            assert count(project, t) == 499

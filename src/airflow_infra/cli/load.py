@@ -36,6 +36,9 @@ from .context import Ctx, commands, pass_ctx
 @click.option("--no-header", is_flag=True, help="CSV: no header line; the columns are the table's, in order.")
 @click.option("--encoding", default="utf8", show_default=True, help="CSV: the file's encoding.")
 @click.option(
+    "--ignore-extra-columns", is_flag=True, help="Leave out a file's columns the table lacks (else: refused)."
+)
+@click.option(
     "--max-errors",
     type=click.IntRange(0),
     default=0,
@@ -75,6 +78,7 @@ def load(
     null: str,
     no_header: bool,
     encoding: str,
+    ignore_extra_columns: bool,
     max_errors: int,
     reject_file: str | None,
     create: bool,
@@ -115,6 +119,7 @@ def load(
             null=null,
             header=not no_header,
             encoding=encoding,
+            ignore_extra_columns=ignore_extra_columns,
             max_errors=max_errors,
             reject_file=reject_file,
             create=create,

@@ -82,6 +82,7 @@ def load(
     null: str = "",
     header: bool = True,
     encoding: str = "utf8",
+    ignore_extra_columns: bool = False,
     max_errors: int = 0,
     reject_file: str | Path | None = None,
     create: bool = False,
@@ -107,6 +108,7 @@ def load(
     null: str = "",
     header: bool = True,
     encoding: str = "utf8",
+    ignore_extra_columns: bool = False,
     max_errors: int = 0,
     reject_file: str | Path | None = None,
     create: bool = False,
@@ -123,7 +125,8 @@ def load(
     again). mode: append, replace (the table's rows become the files', in one transaction) or upsert
     (on key). Returns what was loaded and skipped, with rows, bytes and seconds. max_errors: rows
     PostgreSQL refuses, per file, set aside rather than stopping the file (kept in the ledger's
-    airflow_infra.rejects; reject_file: also written there as CSV). create: TABLE made from the first
+    airflow_infra.rejects; reject_file: also written there as CSV). ignore_extra_columns: a file's column
+    the table lacks is left out (else an error naming it). create: TABLE made from the first
     file's columns when it does not exist (types: {COL: TYPE} over what the file says).
 
     load(project_dir) alone opens the project, as open_project() does: its name before the loader."""
@@ -139,7 +142,9 @@ def load(
 
     outs = {k: v["value"] for k, v in outputs(p, reveal=True).items()}  # read once: the bucket and the etl role
     files = resolve(source, bucket_url=outs.get("bucket_url"), s3_client=_s3(p))
-    options = CsvOptions(delimiter=delimiter, quote=quote, null=null, header=header, encoding=encoding)
+    options = CsvOptions(
+        delimiter=delimiter, quote=quote, null=null, header=header, encoding=encoding, ignore_extra=ignore_extra_columns
+    )
     if on_files is not None:  # what is about to be read: (files, bytes as stored), for a progress bar
         on_files(len(files), sum(f.size for f in files))
     return load_files(

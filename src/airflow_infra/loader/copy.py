@@ -301,11 +301,13 @@ def _records_into(
         from .readers import parquet_batches, parquet_columns, spooled
 
         names, pf = parquet_columns(spooled(file))
-        matched = _matched(file, names, cols, table)
-        records = arrow_records(parquet_batches(pf, names))
+        matched = _matched(file, names, cols, table, options.ignore_extra)
+        records = arrow_records(parquet_batches(pf, [c.name for c in matched]))
         return _copy_rejecting(conn, table, matched, records, CsvOptions(), rejects), matched
     if fmt == "jsonl":
-        names, records = json_records(file, stream, lambda n: _matched(file, n, cols, table), LoadError, lenient=True)
+        names, records = json_records(
+            file, stream, lambda n: _matched(file, n, cols, table), LoadError, lenient=True, known=_known(cols, options)
+        )
         matched = _matched(file, names, cols, table)
         return _copy_rejecting(conn, table, matched, records, CsvOptions(), rejects), matched
     first = 1
@@ -314,12 +316,34 @@ def _records_into(
         first += head.count(b"\n")
     else:
         names = [c.name for c in cols]
-    matched = _matched(file, names, cols, table)
+    matched = _matched(file, names, cols, table, options.ignore_extra)
+    if len(matched) < len(names):  # columns left out: Arrow reads the rest as text, counted by row
+        records = arrow_records(_as_strings(stream, names, matched, options))
+        return _copy_rejecting(conn, table, matched, records, CsvOptions(), rejects), matched
     records = csv_records(stream, options.quote, line=first, url=file.url)
     return _copy_rejecting(conn, table, matched, records, options, rejects), matched
 
 
-def _jsonl_arrow(cur: Any, file: SourceFile, stream: Any, table: str, cols: list[Column]) -> tuple[int, list[Column]]:
+def _known(cols: list[Column], options: CsvOptions) -> set[str] | None:
+    """--ignore-extra-columns: the names kept (the table's), else None (all of them, checked)."""
+    return {c.name for c in cols} if options.ignore_extra else None
+
+
+def _as_strings(stream: Any, names: list[str], matched: list[Column], options: CsvOptions) -> Iterator[Any]:
+    """A CSV's kept columns as Arrow text, exactly as written (NULL and "" told apart), for PostgreSQL to
+    parse: the path for a file with columns left out whose types the binary encoder lacks."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        raise LoadError("--ignore-extra-columns on a CSV needs pyarrow: pip install 'airflow-infra[load]'") from None
+    from .readers import arrow_csv
+
+    return arrow_csv(stream, names, {c.name: pa.large_string() for c in matched}, options)
+
+
+def _jsonl_arrow(
+    cur: Any, file: SourceFile, stream: Any, table: str, cols: list[Column], options: CsvOptions
+) -> tuple[int, list[Column]]:
     """JSON lines parsed by Arrow, in batches: (rows, the columns the file gave)."""
     from .binary import ARROW_TYPES
     from .readers import jsonl_batches
@@ -328,8 +352,11 @@ def _jsonl_arrow(cur: Any, file: SourceFile, stream: Any, table: str, cols: list
     first = next(batches, None)
     if first is None:
         return 0, []
+    known = _known(cols, options)
     # a column no line of the first batch has is left to its default, as a CSV without it would be
-    names = [n for n in first.schema.names if first.column(n).null_count < first.num_rows]
+    names = [
+        n for n in first.schema.names if first.column(n).null_count < first.num_rows and (known is None or n in known)
+    ]
     matched = _matched(file, names, cols, table)
 
     def all_batches() -> Iterator[Any]:
@@ -337,7 +364,11 @@ def _jsonl_arrow(cur: Any, file: SourceFile, stream: Any, table: str, cols: list
 
         yield first.select(names)
         for b in batches:  # each batch in the first one's columns; a key first met later: an error
-            later = [n for n in b.schema.names if n not in names and b.column(n).null_count < b.num_rows]
+            later = [
+                n
+                for n in b.schema.names
+                if n not in names and b.column(n).null_count < b.num_rows and (known is None or n in known)
+            ]
             _matched(file, [*names, *later], cols, table)
             if later:
                 raise LoadError(
@@ -377,8 +408,8 @@ def _copy_file(
 
             path = spooled(file)
             names, pf = parquet_columns(path)
-            matched = _matched(file, names, cols, table)
-            rows = _copy_arrow(cur, table, matched, parquet_batches(pf, names))
+            matched = _matched(file, names, cols, table, options.ignore_extra)
+            rows = _copy_arrow(cur, table, matched, parquet_batches(pf, [c.name for c in matched]))
             for _ in chunks(raw):  # the checksum of the file as stored
                 pass
             return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
@@ -387,12 +418,14 @@ def _copy_file(
             skip_bom(stream, options)
         if fmt == "jsonl" and (not fast or not _encodable(cols) or any(c.type in ("json", "jsonb") for c in cols)):
             # numbers exact (not through float64), objects and arrays into json/jsonb as JSON text
-            names, body = json_as_csv(file, stream, lambda n: _matched(file, n, cols, table), LoadError)
+            names, body = json_as_csv(
+                file, stream, lambda n: _matched(file, n, cols, table), LoadError, _known(cols, options)
+            )
             matched = _matched(file, names, cols, table)
             rows = _copy_csv(cur, table, matched, body, CsvOptions())
             return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
         if fmt == "jsonl":
-            rows, matched = _jsonl_arrow(cur, file, stream, table, cols)
+            rows, matched = _jsonl_arrow(cur, file, stream, table, cols, options)
             return rows, raw.bytes, f"crc32:{raw.crc:08x}", matched
         head = b""
         if options.header:
@@ -401,13 +434,15 @@ def _copy_file(
                 return 0, raw.bytes, f"crc32:{raw.crc:08x}", []
         else:
             names = [c.name for c in cols]
-        matched = _matched(file, names, cols, table)
+        matched = _matched(file, names, cols, table, options.ignore_extra)
         if fast and _encodable(matched):
             from .binary import CSV_TYPES
             from .readers import arrow_csv
 
             types = {c.name: CSV_TYPES[c.type] for c in matched}
             rows = _copy_binary(cur, table, matched, arrow_csv(stream, names, types, options))
+        elif len(matched) < len(names):  # columns left out, types the encoder lacks: Arrow's text, parsed there
+            rows = _copy_arrow(cur, table, matched, _as_strings(stream, names, matched, options))
         else:
             body = _no_end_marker(chunks(stream), file.url, 1 + head.count(b"\n"))
             rows = _copy_csv(cur, table, matched, itertools.chain([head], body), options, header=bool(head))

@@ -51,12 +51,22 @@ def _field(v: Any) -> str:
 class _Lines:
     """JSON lines as CSV records in the columns the first LINES lines give a value."""
 
-    def __init__(self, file: SourceFile, check: Callable[[list[str]], object], error: Callable[[str], Exception]):
+    def __init__(
+        self,
+        file: SourceFile,
+        check: Callable[[list[str]], object],
+        error: Callable[[str], Exception],
+        known: set[str] | None = None,
+    ):
         self.file, self.check, self.error = file, check, error
+        self.keep = known  # the keys kept (None: all)
         self.lenient = False
         self.names: list[str] = []
         self.known: set[str] = set()
         self.row = 0
+
+    def wanted(self, key: str) -> bool:
+        return self.keep is None or key in self.keep
 
     def parsed(self, line: bytes, at: int) -> dict[str, Any] | str:
         doc = _decode(line)
@@ -68,7 +78,7 @@ class _Lines:
         self.row += 1
         original = line.decode("utf-8", "replace").rstrip("\r\n")
         if isinstance(doc, dict):
-            later = [k for k, v in doc.items() if k not in self.known and v is not None]
+            later = [k for k, v in doc.items() if k not in self.known and v is not None and self.wanted(k)]
             if later:
                 self.check([*self.names, *later])
                 doc = f"key {later[0]!r} first has a value past the lines its columns are taken from"
@@ -88,7 +98,7 @@ class _Lines:
             if len(head) == LINES:
                 break
         docs = [doc for _, _, doc in head if isinstance(doc, dict)]
-        self.names = list(dict.fromkeys(k for doc in docs for k, v in doc.items() if v is not None))
+        self.names = list(dict.fromkeys(k for doc in docs for k, v in doc.items() if v is not None and self.wanted(k)))
         self.known = set(self.names)
         yield from (self.record(at, line, doc) for at, line, doc in head)
         for at, line in enumerate(stream, n + 1):
@@ -103,11 +113,12 @@ def json_records(
     error: Callable[[str], Exception],
     *,
     lenient: bool = False,
+    known: set[str] | None = None,
 ) -> tuple[list[str], Iterator[Record]]:
     """(the columns, a CSV record per line); check(names) refuses names the table lacks. A line that is
     not a JSON object, or gives a key no earlier line had: an error, or (lenient) a record whose
     problem says so."""
-    lines = _Lines(file, check, error)
+    lines = _Lines(file, check, error, known)
     lines.lenient = lenient
     records = lines.read(stream)
     first = next(records, None)  # the head read: the columns known
@@ -115,10 +126,15 @@ def json_records(
 
 
 def json_as_csv(
-    file: SourceFile, stream: Any, check: Callable[[list[str]], object], error: Callable[[str], Exception]
+    file: SourceFile,
+    stream: Any,
+    check: Callable[[list[str]], object],
+    error: Callable[[str], Exception],
+    known: set[str] | None = None,
 ) -> tuple[list[str], Iterator[bytes]]:
-    """(the columns, CSV bytes in blocks); check(names) refuses names the table lacks."""
-    names, records = json_records(file, stream, check, error)
+    """(the columns, CSV bytes in blocks); check(names) refuses names the table lacks; known: the keys
+    kept (the others left out), or all."""
+    names, records = json_records(file, stream, check, error, known=known)
 
     def blocks() -> Iterator[bytes]:
         buf: list[bytes] = []

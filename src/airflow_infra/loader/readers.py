@@ -33,6 +33,7 @@ class CsvOptions:
     null: str = ""  # what stands for NULL (unquoted); a quoted empty string is an empty string, as in COPY
     header: bool = True
     encoding: str = "utf8"
+    ignore_extra: bool = False  # (any format) a file's column the table lacks is left out, not an error
 
     def __post_init__(self) -> None:
         for flag, value in (("--delimiter", self.delimiter), ("--quote", self.quote)):

@@ -90,13 +90,18 @@ def columns(conn: Any, table: str) -> list[Column]:
     return [Column(n, t, bool(r)) for n, t, r in rows]
 
 
-def _matched(file: SourceFile, names: list[str], cols: list[Column], table: str) -> list[Column]:
-    """The table's columns in the file's order; a file column the table lacks, or a required column the
-    file lacks, is an error naming it."""
+def _matched(file: SourceFile, names: list[str], cols: list[Column], table: str, ignore: bool = False) -> list[Column]:
+    """The table's columns in the file's order; a file column the table lacks (unless ignored: left out),
+    or a required column the file lacks, is an error naming it."""
     by_name = {c.name: c for c in cols}
     extra = [n for n in names if n not in by_name]
-    if extra:
-        raise LoadError(f"{file.url}: column {extra[0]!r} is not a column of {table}; nothing of it was loaded")
+    if extra and ignore:
+        names = [n for n in names if n in by_name]
+    elif extra:
+        raise LoadError(
+            f"{file.url}: column {extra[0]!r} is not a column of {table} (--ignore-extra-columns leaves such "
+            "columns out); nothing of it was loaded"
+        )
     missing = [c.name for c in cols if c.required and c.name not in names]
     if missing:
         raise LoadError(f"{file.url}: {table}.{missing[0]} is NOT NULL and the file has no such column")
