@@ -12,7 +12,9 @@ Rows measured:
 - airflow-infra load: CSV, CSV.gz and Parquet from the project's bucket, the CSV from S3 (moto)
   targets: CSV and Parquet >= 2.0x, from S3 >= 0.95x of the local bucket, peak RSS <= 128 MB
 - with --peers, those installed of: pandas to_sql and an Airflow insert_rows-style executemany (both
-  on the first 200,000 rows: they are 50-100x slower), DuckDB, Sling, pgloader
+  on the first 200,000 rows: they are 50-100x slower), Sling (`pip install sling-linux-amd64`, or
+  `sling` on PATH) and pgloader (`apt-get install pgloader`), those two on a 200,000-row file of the
+  same generator. DuckDB's postgres extension is downloaded from the internet at first use: not here.
 """
 
 from __future__ import annotations
@@ -190,6 +192,13 @@ def main() -> None:
                     table.append((label + f" (first {slice_rows:,} rows)", "csv", t, rss, slice_rows))
                 except SystemExit as exc:
                     table.append((label + f": not measured ({str(exc)[:60]})", "csv", 0.0, 0.0, 0))
+            small = data(slice_rows)
+            for label, cmd, env in _peers(b, Path(f"{small}.csv")):
+                try:
+                    t, rss = b.run(cmd, env, 1, slice_rows)
+                    table.append((label + f" ({slice_rows:,}-row file)", "csv", t, rss, slice_rows))
+                except SystemExit as exc:
+                    table.append((label + f": not measured ({str(exc)[:60]})", "csv", 0.0, 0.0, 0))
     finally:
         from airflow_infra.localserver.server import LocalServer
 
@@ -208,6 +217,41 @@ def main() -> None:
             continue
         rate = n / secs
         print(f"{label:<58} {fmt:<8} {secs:>8.2f} {rate:>11,.0f} {rate / base_rate:>6.2f} {rss:>7.0f}")
+
+
+def _peers(b: Bench, csv_path: Path) -> list[tuple[str, list[str], dict[str, str]]]:
+    """Sling and pgloader, where installed: (label, command, environment)."""
+    import importlib.util
+
+    out = []
+    url = (
+        f"postgresql://{b.out['etl_user']}:{b.out['etl_password']}@{b.out['postgres_host']}:"
+        f"{b.out['postgres_port']}/{b.out['postgres_database']}"
+    )
+    spec = importlib.util.find_spec("sling_linux_amd64")
+    sling = (
+        str(Path(spec.origin).parent / "bin" / "sling-linux-amd64") if spec and spec.origin else shutil.which("sling")
+    )
+    if sling:
+        os.chmod(sling, 0o755)
+        env = {
+            **os.environ,
+            "PG": url + "?sslmode=disable",
+            "SLING_LOADED_AT_COLUMN": "false",  # (else it adds a column to the table)
+            "SLING_HOME_DIR": str(b.work / "sling"),
+        }
+        cmd = [sling, "run", "--src-stream", csv_path.as_uri(), "--tgt-conn", "PG", "--tgt-object", "raw.t"]
+        out.append(("Sling 1.4 (truncate mode)", [*cmd, "--mode", "truncate"], env))
+    if shutil.which("pgloader"):
+        spec_file = b.work / "pgloader.load"
+        cols = "id, occurred_at, category, description, latitude, longitude, beat, arrest, report_date"
+        spec_file.write_text(
+            f"LOAD CSV FROM '{csv_path}' ({cols}) INTO {url} TARGET TABLE raw.t\n"
+            "WITH skip header = 1, fields optionally enclosed by '\"', fields escaped by double-quote,\n"
+            "     fields terminated by ',';\n"
+        )
+        out.append(("pgloader 3.6 (Debian)", ["pgloader", "--quiet", str(spec_file)], dict(os.environ)))
+    return out
 
 
 def _from_s3(b: Bench, prefix: Path, args: argparse.Namespace) -> tuple[float, float]:
