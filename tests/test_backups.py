@@ -429,3 +429,67 @@ def test_no_text_of_a_dump_runs_in_the_admins_session(cli, superuser, server, na
     cli("restore", str(honest))
     with superuser(name) as conn:
         assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'dblink'").fetchone() == (1,)
+
+
+def test_backup_now_then_restore_gives_the_rows_and_files_of_that_moment(make_cli, moto_endpoint, admin_dsn, tmp_path):
+    """`backup` takes the database and the bucket as they are, changes nothing, and `backup list` shows
+    them (and not another project's); restoring them after rows and objects changed and were deleted
+    gives what was there at the backup, on the local target and on the server target's S3 bucket."""
+    local, other = make_cli(), make_cli()
+    server = make_cli()
+    (server.dir / "airflow-infra.toml").write_text(SERVER.format(name=server.dir.name, backup=tmp_path / "vault"))
+    other("up")
+    other("backup")
+    for cli in (local, server):
+        cli("up") if cli is local else cli("apply", "--auto-approve")
+        out = cli.outputs()
+        with connect_as(out, "etl") as etl:
+            # made as the owner role, as migrations do: a restore over tables the etl role owns itself is
+            # refused by PostgreSQL (the dump's DROPs run as the owner role), a limit of restore's
+            etl.execute(f"SET ROLE {out['postgres_database']}_owner")
+            etl.execute("CREATE TABLE raw.events (id bigserial PRIMARY KEY, note text)")
+            etl.execute("INSERT INTO raw.events (note) SELECT 'n' || g FROM generate_series(1, 500) g")
+            before = _definitions(etl)
+        put, read = _bucket_io(cli, out)
+        put("in/a.csv", b"first")
+        put("b.bin", b"kept")
+
+        done = json.loads(cli("backup", "--json").stdout)
+        dump = next(b for b in done["backups"] if b.endswith(".dump"))
+        bucket_backup = next(b for b in done["backups"] if not b.endswith(".dump"))
+        assert "No changes." in cli("plan").stdout  # a backup changes nothing
+        listed = json.loads(cli("backup", "list", "--json").stdout)
+        assert {b["path"] for b in listed} == set(done["backups"]) and all(b["bytes"] > 0 for b in listed)
+        assert {b["kind"] for b in listed} == {"database", "bucket"}
+
+        with connect_as(out, "etl") as etl:  # changed and deleted since
+            etl.execute("DELETE FROM raw.events WHERE id > 100")
+            etl.execute("UPDATE raw.events SET note = 'changed'")
+        put("in/a.csv", b"second")
+        put("new.txt", b"after the backup")
+
+        cli("restore", dump, "--force-delete-data")
+        cli("restore", bucket_backup, "--force-delete-data")
+        with connect_as(out, "etl") as etl:
+            assert _definitions(etl) == before
+        assert read("in/a.csv") == b"first" and read("b.bin") == b"kept"
+
+
+def _bucket_io(cli, out: dict):
+    """put(key, bytes) and read(key) on the project's bucket: its directory, or its S3 bucket."""
+    if out.get("bucket_path"):
+        root = Path(out["bucket_path"])
+
+        def put(key: str, data: bytes) -> None:
+            (root / key).parent.mkdir(parents=True, exist_ok=True)
+            (root / key).write_bytes(data)
+
+        return put, lambda key: (root / key).read_bytes()
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    bucket = out["bucket_name"]
+    return (
+        lambda key, data: s3.put_object(Bucket=bucket, Key=key, Body=data),
+        lambda key: s3.get_object(Bucket=bucket, Key=key)["Body"].read(),
+    )

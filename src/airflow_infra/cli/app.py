@@ -9,6 +9,7 @@ import sys
 import click
 
 from ..durations import Seconds, lock_timeout_first
+from .backup import backup
 from .context import Ctx, commands, pass_ctx, render
 from .dags import F, dags, registry_option
 from .exits import run
@@ -347,7 +348,7 @@ def restore(c: Ctx, backup: str, into: str | None, force_delete_data: bool) -> N
     click.echo(render.restored(done, backup))
 
 
-for group in (state, backend, force_unlock, projects, local, load, unload, dags, platform_group):
+for group in (state, backend, force_unlock, projects, local, load, unload, backup, dags, platform_group):
     cli.add_command(group)
 
 

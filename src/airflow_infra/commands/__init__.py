@@ -15,6 +15,10 @@ from .airflow import connections as connections
 from .airflow import connections_push as connections_push
 from .airflow import doctor as doctor
 from .airflow import new as new
+from .backup import BackupFile as BackupFile
+from .backup import BackupResult as BackupResult
+from .backup import backup as backup
+from .backup import backup_list as backup_list
 from .fleet import FleetResult as FleetResult
 from .fleet import dags_install_importer as dags_install_importer
 from .fleet import dags_sync as dags_sync
