@@ -83,7 +83,9 @@ def _csv_schema(file: SourceFile, options: CsvOptions) -> list[tuple[str, Any]]:
             names, _ = csv_header(stream, options)
         else:
             raise ConfigError("--create: a CSV file without a header has no column names; make the table first")
-        sample = b"".join(r.data for r in itertools.islice(csv_records(stream, options.quote, line=None), SAMPLE))
+        sample = b"".join(
+            r.data for r in itertools.islice(csv_records(stream, options.quote, line=None, url=file.url), SAMPLE)
+        )
     if not sample:
         return [(n, None) for n in names]
     table = pacsv.read_csv(
