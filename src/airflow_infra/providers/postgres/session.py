@@ -296,6 +296,7 @@ class PgAdmin:
             ]
             if clean:  # extensions are left alone: dropping one would take its users' columns along
                 args[1:1] = ["--clean", "--if-exists"]
+                self._owned_by(role, user, dbname, dump)
             with passfile(as_login) as (child_env, fds):
                 proc = children.run(
                     args, what=f"restore of {dump}", env=child_env, pass_fds=fds, timeout=3600, check=False
@@ -304,6 +305,15 @@ class PgAdmin:
             lines = proc.stderr.strip().splitlines()
             reason = next((ln for ln in lines if "ERROR" in ln or "error:" in ln), lines[-1] if lines else "")
             raise ProviderError(f"restore of {dump} into {dbname} failed, nothing more was restored: {reason}")
+
+    def _owned_by(self, role: str, user: str, dbname: str, dump: str) -> None:
+        """What user (the etl role) made itself in dbname (a DAG's CREATE TABLE) becomes role's (the
+        owner's): a clean restore's DROPs run as role, which is not a member of user (user is one of
+        role), and PostgreSQL would refuse them. Ownership only: user keeps every right through role."""
+        from psycopg import sql
+
+        with translated(f"restore of {dump}: its objects to the owner role"), self.session(dbname) as conn:
+            conn.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(sql.Identifier(user), sql.Identifier(role)))
 
     _CREATE_EXTENSION = re.compile(r'CREATE EXTENSION IF NOT EXISTS ("?)([\w-]+)\1 WITH SCHEMA ("?)(\w+)\3;')
 
