@@ -350,6 +350,7 @@ def load_files(
                 on_bytes,
                 max_errors,
                 reject_file,
+                fast,
             )
         except BaseException:
             if made:  # nothing of it stays but what committed: a table with no rows goes again
@@ -395,8 +396,8 @@ def _load(
     on_bytes: Callable[[int], None] | None,
     max_errors: int,
     reject_file: str | Path | None,
+    fast: bool,
 ) -> list[FileResult]:
-    fast = _fast()
     _PROGRESS.on_bytes = on_bytes
     out = RejectFile(reject_file, [f.url for f in files]) if reject_file is not None else None
 
