@@ -465,10 +465,13 @@ def test_backup_now_then_restore_gives_the_rows_and_files_of_that_moment(make_cl
         put("in/a.csv", b"second")
         put("new.txt", b"after the backup")
 
-        cli("restore", dump, "--force-delete-data")
+        replaced = cli("restore", dump, "--force-delete-data")
+        [first] = _backups(replaced.stdout)  # what was there (the etl role's own table) backed up first
         cli("restore", bucket_backup, "--force-delete-data")
         with connect_as(out, "etl") as etl:
             assert _definitions(etl) == before
+        listing = subprocess.run(["pg_restore", "--list", first], capture_output=True, text=True, check=True)
+        assert "TABLE DATA raw events" in listing.stdout
         with connect_as(out, "reader") as reader:  # the restored table is the owner's: the reader reads it
             assert reader.execute("SELECT count(*) FROM raw.events").fetchone()[0] == 500
         assert read("in/a.csv") == b"first" and read("b.bin") == b"kept"
